@@ -1,0 +1,78 @@
+# corral -- build, test, demo, bench, asan.
+# `make test` and `make demo` are the two commands the README promises; both work as
+# the first command on a fresh Debian 12 machine (scripts/deps.sh installs packages).
+
+CC      ?= cc
+PKGS    := libevent libevent_openssl libpq openssl inih
+WARN    := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 \
+           -Wpointer-arith -Wundef -Wshadow -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+BUILD   ?= build
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -I. $(shell pkg-config --cflags $(PKGS))
+LIBS    = $(shell pkg-config --libs $(PKGS)) -lpthread
+TEST_LIBS = $(LIBS) $(shell pkg-config --libs criterion)
+
+CORE_SRC   := $(wildcard common/*.c pool/*.c proxy/*.c)
+CORE_SRC   := $(filter-out proxy/main.c,$(CORE_SRC))
+UNIT_SRC   := $(wildcard tests/unit/*.c)
+ITEST_SRC  := $(wildcard tests/integration/*.c)
+
+CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/%.o)
+UNIT_OBJ   := $(UNIT_SRC:%.c=$(BUILD)/%.o)
+ITEST_OBJ  := $(ITEST_SRC:%.c=$(BUILD)/%.o)
+
+.PHONY: all deps test unit integration demo bench asan clean format format-check
+
+all: deps bin/corral
+
+deps:
+	@./scripts/deps.sh
+
+bin/corral: $(CORE_OBJ) $(BUILD)/proxy/main.o
+	@mkdir -p bin
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+
+bin/unit-tests: $(CORE_OBJ) $(UNIT_OBJ)
+	@mkdir -p bin
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(TEST_LIBS)
+
+bin/integration-tests: $(ITEST_OBJ)
+	@mkdir -p bin
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(TEST_LIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(CORE_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(ITEST_OBJ:.o=.d) $(BUILD)/proxy/main.d
+
+# Unit tests first, then the integration suite against a throwaway PostgreSQL that
+# tests/integration/run.sh starts and stops; its Criterion summary ends the output.
+test: deps bin/corral bin/unit-tests bin/integration-tests
+	./bin/unit-tests --jobs 2
+	./tests/integration/run.sh ./bin/integration-tests
+
+unit: deps bin/unit-tests
+	./bin/unit-tests --jobs 2
+
+demo: deps bin/corral
+	./scripts/demo.sh
+
+bench: deps bin/corral
+	./tests/bench/run.sh
+
+# ASan + UBSan build of everything, in its own build dir, then the same tests.
+asan:
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	    bin/corral bin/unit-tests bin/integration-tests
+	ASAN_OPTIONS=detect_leaks=1 ./bin/unit-tests --jobs 2
+	ASAN_OPTIONS=detect_leaks=1 ./tests/integration/run.sh ./bin/integration-tests
+
+format:
+	clang-format -i $(wildcard */*.c */*.h tests/*/*.c tests/*/*.h)
+
+format-check:
+	clang-format --dry-run -Werror $(wildcard */*.c */*.h tests/*/*.c tests/*/*.h)
+
+clean:
+	rm -rf build build-asan bin

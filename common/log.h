@@ -1,0 +1,30 @@
+/*
+ * One line per event on stderr, key=value:
+ *   ts=2026-11-27T05:30:00.123Z level=info event=client_login user=bench db=bench
+ * Callers format the key=value part; never pass a password or secret.
+ */
+#ifndef CORRAL_COMMON_LOG_H
+#define CORRAL_COMMON_LOG_H
+
+#include <stdbool.h>
+
+#include "common/macros.h"
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+void log_set_level(enum log_level level);
+/* Parses "debug", "info", "warn" or "error"; false for anything else. */
+bool log_level_parse(const char *name, enum log_level *out) WARN_UNUSED;
+bool log_enabled(enum log_level level);
+void log_msg(enum log_level level, const char *fmt, ...) PRINTF_LIKE(2, 3);
+
+#define log_debug(...)                                 \
+	do {                                           \
+		if (log_enabled(LOG_DEBUG))            \
+			log_msg(LOG_DEBUG, __VA_ARGS__); \
+	} while (0)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+#endif

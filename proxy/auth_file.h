@@ -1,0 +1,43 @@
+/*
+ * The auth file in PgBouncer's userlist format, one user per line:
+ *   "user" "secret"
+ * where secret is a plaintext password, "md5" + md5hex(password || user), or a SCRAM
+ * verifier "SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>".  Lines starting
+ * with ';' or '#' and blank lines are ignored; a doubled quote ("") inside quotes is
+ * a literal quote.
+ */
+#ifndef CORRAL_PROXY_AUTH_FILE_H
+#define CORRAL_PROXY_AUTH_FILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/macros.h"
+#include "proxy/auth_scram.h"
+
+enum secret_kind { SECRET_PLAIN, SECRET_MD5, SECRET_SCRAM };
+
+struct user_secret {
+	char *name;
+	enum secret_kind kind;
+	char *secret;               /* the text as written: password, "md5..." or verifier */
+	/* SCRAM keys: parsed from the verifier (SECRET_SCRAM) or derived once from the
+	 * plaintext password at load time (SECRET_PLAIN) so logins never pay PBKDF2. */
+	bool has_scram;
+	struct scram_secret scram;
+};
+
+struct auth_file {
+	struct user_secret *users;
+	size_t n_users;
+};
+
+/* Loads path; on failure returns false and writes "FILE:LINE: why" into err. */
+bool auth_file_load(const char *path, struct auth_file *out, char *err, size_t errlen) WARN_UNUSED;
+/* Same from a string (for tests); name is used in error messages. */
+bool auth_file_parse(const char *name, const char *text, struct auth_file *out, char *err,
+		     size_t errlen) WARN_UNUSED;
+const struct user_secret *auth_file_find(const struct auth_file *af, const char *user);
+void auth_file_free(struct auth_file *af);
+
+#endif
