@@ -1,0 +1,69 @@
+#include "pool/params.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+const char *const params_reported_names[] = {
+	"application_name", "client_encoding", "DateStyle", "default_transaction_read_only",
+	"in_hot_standby", "integer_datetimes", "IntervalStyle", "is_superuser",
+	"server_encoding", "server_version", "session_authorization",
+	"standard_conforming_strings", "TimeZone",
+};
+const size_t params_reported_count = ARRAY_SIZE(params_reported_names);
+
+/* Parameter names are case-insensitive in PostgreSQL (DateStyle == datestyle). */
+static int find(const struct param_set *ps, const char *name)
+{
+	for (size_t i = 0; i < ps->n; i++)
+		if (strcasecmp(ps->names[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+bool params_set(struct param_set *ps, const char *name, const char *value)
+{
+	int i = find(ps, name);
+	if (i >= 0) {
+		char *v = strdup(value);
+		if (!v)
+			return false;
+		free(ps->values[i]);
+		ps->values[i] = v;
+		return true;
+	}
+	if (ps->n == PARAMS_MAX)
+		return false;
+	char *n = strdup(name), *v = strdup(value);
+	if (!n || !v) {
+		free(n);
+		free(v);
+		return false;
+	}
+	ps->names[ps->n] = n;
+	ps->values[ps->n] = v;
+	ps->n++;
+	return true;
+}
+
+const char *params_get(const struct param_set *ps, const char *name)
+{
+	int i = find(ps, name);
+	return i >= 0 ? ps->values[i] : NULL;
+}
+
+void params_clear(struct param_set *ps)
+{
+	for (size_t i = 0; i < ps->n; i++) {
+		free(ps->names[i]);
+		free(ps->values[i]);
+	}
+	ps->n = 0;
+}
+
+void params_copy(struct param_set *dst, const struct param_set *src)
+{
+	params_clear(dst);
+	for (size_t i = 0; i < src->n; i++)
+		(void)params_set(dst, src->names[i], src->values[i]);
+}

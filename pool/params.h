@@ -1,0 +1,32 @@
+/*
+ * A set of server parameters as reported by ParameterStatus (server_version,
+ * client_encoding, TimeZone, ...).  A pool keeps the set its servers last reported so
+ * a client can be welcomed without waiting for a server login.
+ */
+#ifndef CORRAL_POOL_PARAMS_H
+#define CORRAL_POOL_PARAMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/macros.h"
+
+#define PARAMS_MAX 32
+
+struct param_set {
+	size_t n;
+	char *names[PARAMS_MAX];
+	char *values[PARAMS_MAX];
+};
+
+/* Sets name to value, replacing an earlier value; false when the set is full. */
+bool params_set(struct param_set *ps, const char *name, const char *value);
+const char *params_get(const struct param_set *ps, const char *name);
+void params_copy(struct param_set *dst, const struct param_set *src);
+void params_clear(struct param_set *ps);
+
+/* The parameters PostgreSQL reports at login (GUC_REPORT), in the order it sends them. */
+extern const char *const params_reported_names[];
+extern const size_t params_reported_count;
+
+#endif

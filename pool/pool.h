@@ -1,0 +1,103 @@
+/*
+ * A pool is (database, user): the server connections logged in for it and the
+ * clients queued for one.  pool/ knows nothing of clients: a waiting client is a
+ * struct pool_waiter embedded in the proxy's client, and the pool reports what
+ * happens to it through the hooks the proxy registers (DESIGN.md §2, §6).
+ *
+ * Ownership: the pool owns its servers.  A server handed out by pool_checkout or
+ * the server_ready hook is SV_ACTIVE and used by its owner until the owner gives
+ * it back with pool_release (clean, reusable) or pool_close_server.
+ */
+#ifndef CORRAL_POOL_POOL_H
+#define CORRAL_POOL_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/event.h>
+
+#include "common/clock.h"
+#include "common/list.h"
+#include "pool/config.h"
+#include "pool/params.h"
+#include "pool/server.h"
+
+struct pool_waiter {
+	struct list node;           /* in pool->waiting while queued */
+	usec_t since;
+	bool queued;
+};
+
+struct pool_hooks {
+	/* A queued waiter got server s (now SV_ACTIVE, left the queue). */
+	void (*server_ready)(struct pool_waiter *w, struct server *s);
+	/* A queued waiter is refused and has left the queue (timeout, login failure). */
+	void (*wait_failed)(struct pool_waiter *w, const char *sqlstate, const char *message);
+};
+
+/* What all pools of one worker share. */
+struct pool_env {
+	struct event_base *base;
+	const struct corral_config *cfg;
+	const struct pool_hooks *hooks;
+	struct list pools;
+	struct list dead_servers;   /* SV_CLOSED, freed by reap_ev next loop iteration */
+	struct event *reap_ev;
+	uint64_t next_server_id;
+};
+
+struct pool {
+	struct list node;           /* in env->pools */
+	struct pool_env *env;
+	const struct db_config *db;
+	char *user;                 /* the client-facing user this pool serves */
+	int size;
+	enum pool_mode mode;
+
+	/* libpq login keywords/values, NULL-terminated */
+	const char **login_keys;
+	const char **login_vals;
+	char *login_password;       /* owned copy, if any */
+
+	struct list login, idle, active; /* servers by state */
+	struct list waiting;        /* struct pool_waiter, FIFO */
+	size_t n_login, n_idle, n_active, n_waiting;
+
+	bool have_params;
+	struct param_set params;    /* what the last server login reported */
+	char *last_login_error;     /* NULL after a successful login */
+};
+
+bool pool_env_init(struct pool_env *env, struct event_base *base, const struct corral_config *cfg,
+		   const struct pool_hooks *hooks) WARN_UNUSED;
+/* Closes every server of every pool and frees the pools. */
+void pool_env_shutdown(struct pool_env *env);
+
+/*
+ * The pool for (db, user), created on first use.  password is what server logins
+ * use when the database line has none (the client's plaintext password from the
+ * auth file), or NULL.
+ */
+struct pool *pool_get(struct pool_env *env, const struct db_config *db, const char *user,
+		      const char *password);
+
+/*
+ * An idle server of the pool (now SV_ACTIVE), or NULL after queueing w; a queued w
+ * later gets hooks->server_ready or hooks->wait_failed.  Starts a login if the
+ * pool has room.
+ */
+struct server *pool_checkout(struct pool *pool, struct pool_waiter *w);
+/* Takes w out of the queue (the client went away); harmless if not queued. */
+void pool_dequeue(struct pool *pool, struct pool_waiter *w);
+/* Gives back a clean server (ReadyForQuery 'I' seen, reset done if wanted). */
+void pool_release(struct server *s);
+/* Closes s whatever its state; reason is logged.  s must not be used afterwards. */
+void pool_close_server(struct server *s, const char *reason);
+/* Timeouts of every pool: query_wait_timeout, server_idle_timeout, server_lifetime,
+ * server_connect_timeout. */
+void pool_env_tick(struct pool_env *env, usec_t now);
+
+/* Called by server.c when a login ends; errmsg is libpq's message on failure. */
+void pool_login_done(struct server *s, bool ok, const char *errmsg);
+
+#endif

@@ -1,0 +1,135 @@
+#include "pool/server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
+
+#include "common/log.h"
+#include "pool/pool.h"
+
+static const char *const state_names[] = {
+	[SV_LOGIN] = "login",
+	[SV_IDLE] = "idle",
+	[SV_ACTIVE] = "active",
+	[SV_CLOSED] = "closed",
+};
+
+const char *server_state_name(enum server_state st)
+{
+	return state_names[st];
+}
+
+static void login_step(evutil_socket_t fd, short what, void *arg);
+
+/* Waits for PQsocket to become readable or writable, as PQconnectPoll asked.  The
+ * socket can change between polls (libpq tries the next host), so the event is
+ * re-created whenever the fd differs. */
+static bool wait_socket(struct server *s, short what)
+{
+	int fd = PQsocket(s->conn);
+	if (fd < 0)
+		return false;
+	if (s->login_ev && s->login_fd != fd) {
+		event_free(s->login_ev);
+		s->login_ev = NULL;
+	}
+	if (!s->login_ev) {
+		s->login_ev = event_new(s->pool->env->base, fd, what, login_step, s);
+		if (!s->login_ev)
+			return false;
+		s->login_fd = fd;
+	} else {
+		event_del(s->login_ev);
+		event_assign(s->login_ev, s->pool->env->base, fd, what, login_step, s);
+	}
+	return event_add(s->login_ev, NULL) == 0;
+}
+
+static void record_params(struct server *s)
+{
+	params_clear(&s->params);
+	for (size_t i = 0; i < params_reported_count; i++) {
+		const char *v = PQparameterStatus(s->conn, params_reported_names[i]);
+		if (v)
+			(void)params_set(&s->params, params_reported_names[i], v);
+	}
+}
+
+/* The login is done: from now on bytes are relayed, not interpreted by libpq. */
+static bool attach_bufferevent(struct server *s)
+{
+	struct event_base *base = s->pool->env->base;
+	int fd = PQsocket(s->conn);
+	if (PQsslInUse(s->conn)) {
+		SSL *ssl = PQsslStruct(s->conn, "OpenSSL");
+		/* No BEV_OPT_CLOSE_ON_FREE: libpq owns both the SSL object and the socket. */
+		s->bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_OPEN, 0);
+	} else {
+		s->bev = bufferevent_socket_new(base, fd, 0);
+	}
+	return s->bev != NULL;
+}
+
+static void login_finish(struct server *s, bool ok, const char *errmsg)
+{
+	if (s->login_ev) {
+		event_free(s->login_ev);
+		s->login_ev = NULL;
+	}
+	pool_login_done(s, ok, errmsg);
+}
+
+static void login_step(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	switch (PQconnectPoll(s->conn)) {
+	case PGRES_POLLING_READING:
+		if (!wait_socket(s, EV_READ))
+			login_finish(s, false, "cannot wait for the server socket");
+		return;
+	case PGRES_POLLING_WRITING:
+		if (!wait_socket(s, EV_WRITE))
+			login_finish(s, false, "cannot wait for the server socket");
+		return;
+	case PGRES_POLLING_OK:
+		record_params(s);
+		s->backend_pid = PQbackendPID(s->conn);
+		if (!attach_bufferevent(s)) {
+			login_finish(s, false, "cannot create a bufferevent for the server socket");
+			return;
+		}
+		login_finish(s, true, NULL);
+		return;
+	default:
+		login_finish(s, false, PQerrorMessage(s->conn));
+		return;
+	}
+}
+
+bool server_login_start(struct server *s, const char *const *keys, const char *const *vals)
+{
+	s->conn = PQconnectStartParams(keys, vals, 0);
+	if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD)
+		return false;
+	/* PQconnectStart has already started connect(); poll once it is writable. */
+	return wait_socket(s, EV_WRITE);
+}
+
+void server_teardown(struct server *s)
+{
+	if (s->login_ev) {
+		event_free(s->login_ev);
+		s->login_ev = NULL;
+	}
+	if (s->bev) {
+		bufferevent_free(s->bev);
+		s->bev = NULL;
+	}
+	if (s->conn) {
+		PQfinish(s->conn);
+		s->conn = NULL;
+	}
+	params_clear(&s->params);
+}

@@ -1,0 +1,51 @@
+/*
+ * One server connection: logged in by libpq's non-blocking connect, driven by
+ * libevent events on PQsocket, then handed to a bufferevent for raw relaying
+ * (DESIGN.md §5).  The PGconn is kept so PQfinish sends Terminate at the end.
+ */
+#ifndef CORRAL_POOL_SERVER_H
+#define CORRAL_POOL_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <libpq-fe.h>
+
+#include "common/clock.h"
+#include "common/list.h"
+#include "pool/params.h"
+
+struct pool;
+
+/* Each state is a list in the server's pool (SV_CLOSED: the env's dead list). */
+enum server_state { SV_LOGIN, SV_IDLE, SV_ACTIVE, SV_CLOSED };
+
+struct server {
+	struct list node;
+	enum server_state state;
+	struct pool *pool;
+	uint64_t id;
+
+	PGconn *conn;
+	struct event *login_ev;     /* readiness of PQsocket during login */
+	int login_fd;
+	struct bufferevent *bev;    /* after login */
+
+	usec_t created;
+	usec_t state_since;
+	void *owner;                /* the proxy object using it while SV_ACTIVE */
+	struct param_set params;    /* as this server last reported them */
+	int backend_pid;
+};
+
+/* Starts a login for s (already on its pool's login list).  False: could not start. */
+bool server_login_start(struct server *s, const char *const *keys, const char *const *vals)
+	WARN_UNUSED;
+/* Releases libevent and libpq resources (PQfinish sends Terminate). */
+void server_teardown(struct server *s);
+
+const char *server_state_name(enum server_state st);
+
+#endif

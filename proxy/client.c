@@ -1,0 +1,404 @@
+#include "proxy/client.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <openssl/rand.h>
+
+#include "common/log.h"
+#include "proxy/client_auth.h"
+#include "proxy/server_reset.h"
+#include "proxy/worker.h"
+
+/* PostgreSQL's authentication_timeout default: startup and password in 60 s. */
+#define LOGIN_TIMEOUT_SEC 60
+/* A client that does not read its last error within this is closed anyway. */
+#define CLOSE_FLUSH_TIMEOUT_SEC 5
+/* What a client may send ahead while it waits for a server; reading stops beyond. */
+#define WAITING_READ_LIMIT (64 * 1024)
+
+static const char *const state_names[] = {
+	[CL_STARTUP] = "startup", [CL_AUTH] = "auth",	  [CL_WELCOME_WAIT] = "welcome_wait",
+	[CL_IDLE] = "idle",	  [CL_WAITING] = "waiting", [CL_ACTIVE] = "active",
+	[CL_CLOSING] = "closing", [CL_CLOSED] = "closed",
+};
+
+const char *client_state_name(enum client_state st)
+{
+	return state_names[st];
+}
+
+static void client_read(struct bufferevent *bev, void *arg);
+static void client_write(struct bufferevent *bev, void *arg);
+static void client_event(struct bufferevent *bev, short what, void *arg);
+
+/* ---- ending ------------------------------------------------------------------- */
+
+/* Leaves the queue, and gives the server back (reset first) if it can be reused. */
+static void detach(struct client *c)
+{
+	if (c->waiter.queued)
+		pool_dequeue(c->pool, &c->waiter);
+	struct server *s = c->server;
+	if (!s)
+		return;
+	relay_stop(c);
+	c->server = NULL;
+	struct relay *r = &c->relay;
+	bool between_messages = r->outstanding == 0 && !r->in_copy && r->to_server_remaining == 0 &&
+				r->to_client_remaining == 0;
+	if (between_messages)
+		server_reset_and_release(s, r->tx_status, c->worker->cfg->server_reset_query);
+	else
+		pool_close_server(s, "client left while a query was running");
+}
+
+void client_close(struct client *c, const char *reason)
+{
+	if (c->state == CL_CLOSED)
+		return;
+	struct worker *w = c->worker;
+	detach(c);
+	if (c->bev) {
+		bufferevent_free(c->bev); /* closes the socket */
+		c->bev = NULL;
+	}
+	log_info("event=client_closed client=%llu user=%s db=%s state=%s reason=\"%s\"",
+		 (unsigned long long)c->id, c->user ? c->user : "-", c->database ? c->database : "-",
+		 client_state_name(c->state), reason);
+	c->state = CL_CLOSED;
+	list_del(&c->node);
+	list_append(&w->dead_clients, &c->node);
+	w->n_clients--;
+	event_active(w->reap_ev, 0, 0);
+}
+
+void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...)
+{
+	if (c->state == CL_CLOSING || c->state == CL_CLOSED)
+		return;
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+
+	detach(c);
+	log_info("event=client_error client=%llu user=%s db=%s state=%s sqlstate=%s msg=\"%s\"",
+		 (unsigned long long)c->id, c->user ? c->user : "-", c->database ? c->database : "-",
+		 client_state_name(c->state), sqlstate, msg);
+	pgproto_put_error(bufferevent_get_output(c->bev), "FATAL", sqlstate, msg);
+	c->state = CL_CLOSING;
+	/* Stop listening to it; close once the error is written (client_write). */
+	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	struct timeval tv = { CLOSE_FLUSH_TIMEOUT_SEC, 0 };
+	bufferevent_set_timeouts(c->bev, NULL, &tv);
+	bufferevent_enable(c->bev, EV_WRITE);
+}
+
+void client_free(struct client *c)
+{
+	client_auth_cleanup(c);
+	free(c->user);
+	free(c->database);
+	free(c->application_name);
+	free(c);
+}
+
+/* ---- startup ------------------------------------------------------------------ */
+
+static bool take_startup_params(struct client *c, const struct pg_startup *st)
+{
+	const char *user = pgproto_startup_param(st, "user");
+	if (!user || !user[0]) {
+		client_fail(c, "28000", "no PostgreSQL user name specified in startup packet");
+		return false;
+	}
+	const char *db = pgproto_startup_param(st, "database");
+	const char *app = pgproto_startup_param(st, "application_name");
+	c->user = strdup(user);
+	c->database = strdup(db && db[0] ? db : user);
+	c->application_name = strdup(app ? app : "");
+	if (!c->user || !c->database || !c->application_name) {
+		client_fail(c, "53200", "out of memory");
+		return false;
+	}
+	return true;
+}
+
+/* Protocol 3.x with x > 0 and "_pq_." options: say what we speak, as PostgreSQL does. */
+static void negotiate_version(struct client *c, const struct pg_startup *st)
+{
+	const char *unsupported[PG_MAX_STARTUP_PARAMS];
+	size_t n = 0;
+	for (size_t i = 0; i < st->n_params; i++)
+		if (strncmp(st->names[i], "_pq_.", 5) == 0)
+			unsupported[n++] = st->names[i];
+	if ((st->code & 0xffff) > 0 || n > 0)
+		pgproto_put_negotiate_version(bufferevent_get_output(c->bev), 0, unsupported, n);
+}
+
+/* One startup packet from the input; false when there is nothing more to do now. */
+static bool handle_startup_packet(struct client *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	uint32_t len;
+	const char *why = NULL;
+	enum pg_parse_result pr = pgproto_startup_length(in, &len, &why);
+	if (pr == PG_PARSE_INCOMPLETE)
+		return false;
+	if (pr == PG_PARSE_ERROR) {
+		client_fail(c, "08P01", "%s", why);
+		return false;
+	}
+	if (evbuffer_get_length(in) < len)
+		return false;
+
+	struct pg_startup st;
+	const uint8_t *packet = evbuffer_pullup(in, len);
+	if (!pgproto_parse_startup(packet, len, &st, &why)) {
+		client_fail(c, "08P01", "%s", why);
+		return false;
+	}
+	switch (st.code) {
+	case PG_SSL_REQUEST_CODE:
+	case PG_GSSENC_REQUEST_CODE:
+		evbuffer_drain(in, len);
+		bufferevent_write(c->bev, "N", 1); /* no TLS / GSS yet: plain text goes on */
+		return true;
+	case PG_CANCEL_REQUEST_CODE:
+		evbuffer_drain(in, len);
+		client_close(c, "cancel request (not supported yet)");
+		return false;
+	default:
+		break;
+	}
+	if (st.code >> 16 != 3) {
+		client_fail(c, "0A000", "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
+			    st.code >> 16, st.code & 0xffff);
+		return false;
+	}
+	bool ok = take_startup_params(c, &st);
+	if (ok)
+		negotiate_version(c, &st);
+	evbuffer_drain(in, len);
+	if (ok)
+		client_auth_begin(c);
+	return false;
+}
+
+/* ---- logged in ---------------------------------------------------------------- */
+
+static void welcome(struct client *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	const struct param_set *ps = &c->pool->params;
+	for (size_t i = 0; i < ps->n; i++) {
+		const char *value = ps->values[i];
+		/* The client sees its own application_name, as PostgreSQL would show it. */
+		if (strcmp(ps->names[i], "application_name") == 0)
+			value = c->application_name;
+		pgproto_put_parameter_status(out, ps->names[i], value);
+	}
+	pgproto_put_backend_key(out, c->cancel_pid, c->cancel_key);
+	pgproto_put_ready(out, 'I');
+}
+
+/* c got server s: relay from now on (session mode keeps it until c leaves). */
+static void link_server(struct client *c, struct server *s)
+{
+	bool first = c->state == CL_WELCOME_WAIT;
+	c->server = s;
+	c->state = CL_ACTIVE;
+	if (first)
+		welcome(c);
+	log_debug("event=client_linked client=%llu server=%llu pid=%d", (unsigned long long)c->id,
+		  (unsigned long long)s->id, s->backend_pid);
+	relay_start(c);
+}
+
+static void request_server(struct client *c)
+{
+	struct server *s = pool_checkout(c->pool, &c->waiter);
+	if (s) {
+		link_server(c, s);
+		return;
+	}
+	if (c->state == CL_IDLE)
+		c->state = CL_WAITING;
+	/* Keep noticing a disconnect, but do not buffer much while waiting. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, WAITING_READ_LIMIT);
+}
+
+void client_authenticated(struct client *c)
+{
+	const struct corral_config *cfg = c->worker->cfg;
+	c->db = config_find_db(cfg, c->database);
+	if (!c->db) {
+		client_fail(c, "3D000", "database \"%s\" does not exist", c->database);
+		return;
+	}
+	const char *password = NULL;
+	if (c->secret && c->secret->kind == SECRET_PLAIN)
+		password = c->secret->secret;
+	c->pool = pool_get(&c->worker->pools, c->db, c->user, password);
+	if (!c->pool) {
+		client_fail(c, "53200", "out of memory");
+		return;
+	}
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	log_info("event=client_login client=%llu peer=%s user=%s db=%s app=\"%s\"",
+		 (unsigned long long)c->id, c->peer, c->user, c->database, c->application_name);
+
+	if (!c->pool->have_params) {
+		/* The pool has never logged in: the welcome needs a real server's values. */
+		c->state = CL_WELCOME_WAIT;
+		request_server(c);
+		return;
+	}
+	welcome(c);
+	c->state = CL_IDLE;
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+		request_server(c);
+}
+
+void client_server_lost(struct client *c, const char *reason)
+{
+	struct server *s = c->server;
+	relay_stop(c);
+	c->server = NULL;
+	pool_close_server(s, reason);
+	client_fail(c, "08006", "server connection lost: %s", reason);
+}
+
+/* ---- pool hooks --------------------------------------------------------------- */
+
+static void hook_server_ready(struct pool_waiter *w, struct server *s)
+{
+	link_server(container_of(w, struct client, waiter), s);
+}
+
+static void hook_wait_failed(struct pool_waiter *w, const char *sqlstate, const char *message)
+{
+	client_fail(container_of(w, struct client, waiter), sqlstate, "%s", message);
+}
+
+const struct pool_hooks client_pool_hooks = {
+	.server_ready = hook_server_ready,
+	.wait_failed = hook_wait_failed,
+};
+
+/* ---- callbacks ---------------------------------------------------------------- */
+
+static void client_read(struct bufferevent *bev, void *arg)
+{
+	struct client *c = arg;
+	switch (c->state) {
+	case CL_STARTUP:
+		while (c->state == CL_STARTUP && handle_startup_packet(c))
+			;
+		break;
+	case CL_AUTH:
+		client_auth_read(c);
+		break;
+	case CL_IDLE:
+		request_server(c);
+		break;
+	case CL_ACTIVE:
+		relay_from_client(c);
+		break;
+	case CL_WELCOME_WAIT:
+	case CL_WAITING:
+		break; /* kept in the input buffer until a server is linked */
+	case CL_CLOSING:
+	case CL_CLOSED:
+		evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+		break;
+	}
+}
+
+static void client_write(struct bufferevent *bev, void *arg)
+{
+	struct client *c = arg;
+	if (c->state == CL_CLOSING) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			client_close(c, "closed after error");
+	} else if (c->state == CL_ACTIVE) {
+		relay_client_drained(c);
+	}
+}
+
+static void client_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct client *c = arg;
+	if (what & BEV_EVENT_TIMEOUT)
+		client_close(c, c->state == CL_CLOSING ? "client did not read its error" : "login timeout");
+	else if (what & BEV_EVENT_EOF)
+		client_close(c, "client closed the connection");
+	else
+		client_close(c, "client socket error");
+}
+
+static void format_peer(const struct sockaddr *addr, char *out, size_t outlen)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	if (addr->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+	} else if (addr->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+	}
+	snprintf(out, outlen, "%s:%d", host, port);
+}
+
+void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *addr, int addrlen)
+{
+	struct client *c = calloc(1, sizeof(*c));
+	if (!c) {
+		evutil_closesocket(fd);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->worker = w;
+	c->id = ++w->next_client_id;
+	c->state = CL_STARTUP;
+	c->connected_at = clock_now_usec();
+	list_init(&c->waiter.node);
+	format_peer(addr, c->peer, sizeof(c->peer));
+	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev) {
+		evutil_closesocket(fd);
+		free(c);
+		return;
+	}
+	list_append(&w->clients, &c->node);
+	w->n_clients++;
+
+	/* A proxy-issued cancel key; cancel routing (DESIGN.md §8) uses it later. */
+	uint32_t rnd[2] = { 0, 0 };
+	(void)RAND_bytes((unsigned char *)rnd, sizeof(rnd));
+	c->cancel_pid = (rnd[0] & 0x7fffffff) | 1;
+	c->cancel_key = rnd[1];
+
+	bufferevent_setcb(c->bev, client_read, client_write, client_event, c);
+	bufferevent_set_max_single_read(c->bev, RELAY_MAX_READ);
+	struct timeval tv = { LOGIN_TIMEOUT_SEC, 0 };
+	bufferevent_set_timeouts(c->bev, &tv, NULL);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+
+	if (w->n_clients > (size_t)w->cfg->max_client_conn)
+		client_fail(c, "53300", "no more connections allowed (max_client_conn = %d)",
+			    w->cfg->max_client_conn);
+}

@@ -1,0 +1,84 @@
+/*
+ * A client connection: startup, authentication, then idle / waiting for a server /
+ * relaying (DESIGN.md §4).  Every way a client ends goes through client_fail or
+ * client_close.
+ */
+#ifndef CORRAL_PROXY_CLIENT_H
+#define CORRAL_PROXY_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/bufferevent.h>
+
+#include "common/clock.h"
+#include "common/list.h"
+#include "pool/pool.h"
+#include "proxy/auth_file.h"
+#include "proxy/auth_scram.h"
+#include "proxy/pgproto.h"
+#include "proxy/relay.h"
+
+struct worker;
+
+enum client_state {
+	CL_STARTUP,      /* reading the startup packet (maybe after SSLRequest) */
+	CL_AUTH,         /* password exchange */
+	CL_WELCOME_WAIT, /* authenticated; waiting for the pool's first server login */
+	CL_IDLE,         /* logged in, no server */
+	CL_WAITING,      /* queued for a server */
+	CL_ACTIVE,       /* linked to a server, relaying */
+	CL_CLOSING,      /* flushing a last message, then closed */
+	CL_CLOSED,       /* waiting to be freed */
+};
+
+enum auth_method { AUTH_METHOD_NONE, AUTH_METHOD_MD5, AUTH_METHOD_SCRAM };
+
+struct client {
+	struct list node;            /* worker->clients or worker->dead_clients */
+	struct worker *worker;
+	enum client_state state;
+	uint64_t id;
+	struct bufferevent *bev;
+	char peer[64];
+	usec_t connected_at;
+
+	/* from the startup packet */
+	char *user;
+	char *database;
+	char *application_name;
+
+	/* authentication */
+	enum auth_method auth_method;
+	const struct user_secret *secret; /* NULL: unknown user */
+	uint8_t md5_salt[4];
+	struct scram_exchange scram;
+
+	/* after login */
+	const struct db_config *db;
+	struct pool *pool;
+	struct pool_waiter waiter;
+	struct server *server;       /* linked server while CL_ACTIVE */
+	struct relay relay;
+	uint32_t cancel_pid, cancel_key;
+};
+
+void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *addr, int addrlen);
+/* Sends a FATAL ErrorResponse, then closes once it is flushed (or after a grace
+ * period if the client does not read).  Logs reason. */
+void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...) PRINTF_LIKE(3, 4);
+/* Closes without a message (the client left or the socket failed). */
+void client_close(struct client *c, const char *reason);
+/* Authentication finished successfully: pick the pool and welcome the client. */
+void client_authenticated(struct client *c);
+/* The linked server's side of the relay failed or ended. */
+void client_server_lost(struct client *c, const char *reason);
+/* Frees a closed client (the worker's reaper). */
+void client_free(struct client *c);
+
+const char *client_state_name(enum client_state st);
+
+/* Pool hooks (pool/pool.h) for waiters embedded in clients. */
+extern const struct pool_hooks client_pool_hooks;
+
+#endif

@@ -1,0 +1,181 @@
+#include "proxy/client_auth.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <openssl/rand.h>
+
+#include "common/log.h"
+#include "proxy/auth_md5.h"
+#include "proxy/client.h"
+#include "proxy/worker.h"
+
+/* A password message is small; PostgreSQL caps it likewise (PG_MAX_AUTH_TOKEN_LENGTH). */
+#define MAX_PASSWORD_MESSAGE 65535
+
+static const char scram_mechanisms[] = "SCRAM-SHA-256\0"; /* list ends with an empty name */
+
+static void auth_failed(struct client *c)
+{
+	client_fail(c, "28P01", "password authentication failed for user \"%s\"", c->user);
+}
+
+static void auth_ok(struct client *c)
+{
+	client_auth_cleanup(c);
+	pgproto_put_auth(bufferevent_get_output(c->bev), PG_AUTH_OK, NULL, 0);
+	client_authenticated(c);
+}
+
+static void begin_scram(struct client *c)
+{
+	c->auth_method = AUTH_METHOD_SCRAM;
+	const struct scram_secret *secret = c->secret && c->secret->has_scram ? &c->secret->scram : NULL;
+	scram_exchange_init(&c->scram, secret, c->user);
+	pgproto_put_auth(bufferevent_get_output(c->bev), PG_AUTH_SASL, scram_mechanisms,
+			 sizeof(scram_mechanisms));
+}
+
+void client_auth_begin(struct client *c)
+{
+	const struct corral_config *cfg = c->worker->cfg;
+	c->secret = auth_file_find(c->worker->auth, c->user);
+	c->state = CL_AUTH;
+
+	switch (cfg->auth_type) {
+	case AUTH_TRUST:
+		auth_ok(c);
+		return;
+	case AUTH_MD5:
+		/* As PostgreSQL: a user whose stored secret is a SCRAM verifier uses SCRAM. */
+		if (c->secret && c->secret->kind == SECRET_SCRAM) {
+			begin_scram(c);
+			return;
+		}
+		c->auth_method = AUTH_METHOD_MD5;
+		if (RAND_bytes(c->md5_salt, sizeof(c->md5_salt)) != 1) {
+			client_fail(c, "XX000", "could not generate random salt");
+			return;
+		}
+		pgproto_put_auth(bufferevent_get_output(c->bev), PG_AUTH_MD5, c->md5_salt,
+				 sizeof(c->md5_salt));
+		return;
+	case AUTH_SCRAM_SHA_256:
+		/* A user with only an md5 secret cannot do SCRAM; PostgreSQL fails them too. */
+		begin_scram(c);
+		return;
+	}
+}
+
+static void handle_md5(struct client *c, struct pg_reader *r)
+{
+	const char *response = pg_read_string(r);
+	if (r->bad || r->p != r->end) {
+		client_fail(c, "08P01", "invalid password packet");
+		return;
+	}
+	const struct user_secret *sec = c->secret;
+	bool ok = sec && sec->kind != SECRET_SCRAM &&
+		  md5_check_response(sec->secret, sec->kind == SECRET_MD5, c->user, c->md5_salt,
+				     response);
+	if (ok)
+		auth_ok(c);
+	else
+		auth_failed(c);
+}
+
+static void handle_scram_first(struct client *c, struct pg_reader *r)
+{
+	const char *mech = pg_read_string(r);
+	uint32_t len = pg_read_int32(r);
+	if (r->bad) {
+		client_fail(c, "08P01", "malformed SASLInitialResponse message");
+		return;
+	}
+	if (strcmp(mech, "SCRAM-SHA-256") != 0) {
+		client_fail(c, "08P01", "client selected an invalid SASL authentication mechanism");
+		return;
+	}
+	const uint8_t *data = len == UINT32_MAX ? NULL : pg_read_bytes(r, len);
+	if (!data || r->p != r->end) {
+		client_fail(c, "08P01", "malformed SASLInitialResponse message");
+		return;
+	}
+	char *server_first = NULL;
+	if (!scram_handle_client_first(&c->scram, (const char *)data, len, NULL, &server_first)) {
+		client_fail(c, "08P01", "malformed SCRAM message");
+		return;
+	}
+	pgproto_put_auth(bufferevent_get_output(c->bev), PG_AUTH_SASL_CONTINUE, server_first,
+			 strlen(server_first));
+	free(server_first);
+}
+
+static void handle_scram_final(struct client *c, struct pg_reader *r)
+{
+	size_t len = (size_t)(r->end - r->p);
+	char *server_final = NULL;
+	switch (scram_handle_client_final(&c->scram, (const char *)r->p, len, &server_final)) {
+	case SCRAM_OK:
+		pgproto_put_auth(bufferevent_get_output(c->bev), PG_AUTH_SASL_FINAL, server_final,
+				 strlen(server_final));
+		free(server_final);
+		auth_ok(c);
+		return;
+	case SCRAM_WRONG_PROOF:
+		auth_failed(c);
+		return;
+	case SCRAM_MALFORMED:
+		client_fail(c, "08P01", "malformed SCRAM message");
+		return;
+	}
+}
+
+void client_auth_read(struct client *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	char type;
+	uint32_t len;
+	enum pg_parse_result pr = pgproto_peek_header(in, &type, &len);
+	if (pr == PG_PARSE_INCOMPLETE)
+		return;
+	if (pr == PG_PARSE_ERROR || type != 'p') {
+		client_fail(c, "08P01", "expected password response, got message type %d", type);
+		return;
+	}
+	if (len > MAX_PASSWORD_MESSAGE) {
+		client_fail(c, "08P01", "invalid password packet size");
+		return;
+	}
+	if (evbuffer_get_length(in) < (size_t)len + 1)
+		return;
+	/* Take the message out first: finishing auth may go on to read what follows. */
+	size_t body_len = len - 4;
+	uint8_t *body = malloc(body_len ? body_len : 1);
+	if (!body) {
+		client_fail(c, "53200", "out of memory");
+		return;
+	}
+	evbuffer_drain(in, PG_HEADER_LEN);
+	evbuffer_remove(in, body, body_len);
+	struct pg_reader r;
+	pg_reader_init(&r, body, body_len);
+
+	if (c->auth_method == AUTH_METHOD_MD5)
+		handle_md5(c, &r);
+	else if (c->scram.step == SCRAM_WANT_CLIENT_FIRST)
+		handle_scram_first(c, &r);
+	else if (c->scram.step == SCRAM_WANT_CLIENT_FINAL)
+		handle_scram_final(c, &r);
+	else
+		client_fail(c, "08P01", "unexpected password message");
+	free(body);
+}
+
+void client_auth_cleanup(struct client *c)
+{
+	if (c->auth_method == AUTH_METHOD_SCRAM)
+		scram_exchange_free(&c->scram);
+	c->auth_method = AUTH_METHOD_NONE;
+}

@@ -1,0 +1,133 @@
+/*
+ * corral: a PostgreSQL connection-pooling proxy for serverless workloads.
+ *   corral -c conf/corral.ini      run in the foreground, log to stderr
+ *   corral -t -c conf/corral.ini   check the configuration and exit
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "common/log.h"
+#include "pool/config.h"
+#include "proxy/auth_file.h"
+#include "proxy/worker.h"
+
+#define CORRAL_VERSION "0.1.0"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: corral [-t] -c FILE\n"
+		"PostgreSQL connection-pooling proxy for serverless workloads.\n\n"
+		"  -c, --config FILE  configuration file (INI), e.g. conf/corral.ini\n"
+		"  -t, --test         check the configuration and auth file, then exit\n"
+		"  -h, --help         show this help\n"
+		"  -V, --version      show the version\n\n"
+		"SIGINT or SIGTERM stops corral.\n");
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	log_info("event=shutdown signal=%d", (int)sig);
+	worker_stop(arg);
+}
+
+static int run(const struct corral_config *cfg, const struct auth_file *auth)
+{
+	struct worker w;
+	int rc = 1;
+	struct event *sigint = NULL, *sigterm = NULL;
+	if (!worker_init(&w, 0, cfg, auth))
+		goto out;
+	sigint = evsignal_new(w.base, SIGINT, on_signal, &w);
+	sigterm = evsignal_new(w.base, SIGTERM, on_signal, &w);
+	if (!sigint || !sigterm || evsignal_add(sigint, NULL) || evsignal_add(sigterm, NULL))
+		goto out;
+	log_info("event=listening addr=%s port=%d workers=1 pool_mode=%s auth_type=%s databases=%zu",
+		 cfg->listen_addr, cfg->listen_port, pool_mode_name(cfg->pool_mode),
+		 auth_type_name(cfg->auth_type), cfg->n_dbs);
+	worker_run(&w);
+	rc = 0;
+out:
+	if (sigint)
+		event_free(sigint);
+	if (sigterm)
+		event_free(sigterm);
+	worker_shutdown(&w);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "test", no_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = NULL;
+	bool check_only = false;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "c:thV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			check_only = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("corral %s\n", CORRAL_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!path || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	char err[1024];
+	struct corral_config cfg;
+	if (!config_load(path, &cfg, err, sizeof(err))) {
+		fprintf(stderr, "corral: %s\n", err);
+		return 1;
+	}
+	enum log_level level;
+	if (log_level_parse(cfg.log_level, &level))
+		log_set_level(level);
+	struct auth_file auth = { 0 };
+	if (cfg.auth_file && cfg.auth_file[0] &&
+	    !auth_file_load(cfg.auth_file, &auth, err, sizeof(err))) {
+		fprintf(stderr, "corral: %s\n", err);
+		config_free(&cfg);
+		return 1;
+	}
+	if (cfg.auth_type != AUTH_TRUST && auth.n_users == 0)
+		log_warn("event=config_warning msg=\"auth_type %s but no users in auth_file\"",
+			 auth_type_name(cfg.auth_type));
+	if (cfg.workers > 1)
+		log_warn("event=config_warning msg=\"workers = %d: this build runs one worker\"",
+			 cfg.workers);
+
+	int rc = 0;
+	if (check_only)
+		printf("corral: configuration %s is valid\n", path);
+	else {
+		signal(SIGPIPE, SIG_IGN);
+		rc = run(&cfg, &auth);
+	}
+	auth_file_free(&auth);
+	config_free(&cfg);
+	return rc;
+}

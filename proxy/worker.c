@@ -1,0 +1,137 @@
+#include "proxy/worker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "proxy/client.h"
+
+/* Timeouts are checked on this tick; it bounds how late a timeout can fire. */
+#define TICK_USEC 200000
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
+		      int addrlen, void *arg)
+{
+	client_accept(arg, fd, addr, addrlen);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	/* EMFILE and friends: log and go on; the listener keeps accepting later. */
+	log_warn("event=accept_error errno=%d error=\"%s\"", errno, strerror(errno));
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	pool_env_tick(&w->pools, clock_now_usec());
+}
+
+static void reap_clients(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct list *it, *tmp;
+	list_for_each_safe(it, tmp, &w->dead_clients)
+	{
+		struct client *c = list_entry(it, struct client, node);
+		list_del(&c->node);
+		client_free(c);
+	}
+}
+
+static bool listen_on(struct worker *w)
+{
+	const struct corral_config *cfg = w->cfg;
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	socklen_t sslen;
+	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, cfg->listen_addr, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons((uint16_t)cfg->listen_port);
+		sslen = sizeof(*in4);
+	} else if (inet_pton(AF_INET6, cfg->listen_addr, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)cfg->listen_port);
+		sslen = sizeof(*in6);
+	} else {
+		log_error("event=listen_failed addr=%s error=\"not an IP address\"", cfg->listen_addr);
+		return false;
+	}
+	/* SO_REUSEPORT: each worker binds its own listener and the kernel spreads
+	 * connections (DESIGN.md §3). */
+	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
+			 LEV_OPT_CLOSE_ON_EXEC;
+	w->listener = evconnlistener_new_bind(w->base, on_accept, w, flags, 1024,
+					      (struct sockaddr *)&ss, (int)sslen);
+	if (!w->listener) {
+		log_error("event=listen_failed addr=%s port=%d error=\"%s\"", cfg->listen_addr,
+			  cfg->listen_port, strerror(errno));
+		return false;
+	}
+	evconnlistener_set_error_cb(w->listener, on_accept_error);
+	return true;
+}
+
+bool worker_init(struct worker *w, int id, const struct corral_config *cfg,
+		 const struct auth_file *auth)
+{
+	memset(w, 0, sizeof(*w));
+	w->id = id;
+	w->cfg = cfg;
+	w->auth = auth;
+	list_init(&w->clients);
+	list_init(&w->dead_clients);
+
+	struct event_config *ec = event_config_new();
+	if (!ec)
+		return false;
+	event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+	w->base = event_base_new_with_config(ec);
+	event_config_free(ec);
+	if (!w->base)
+		return false;
+	if (!pool_env_init(&w->pools, w->base, cfg, &client_pool_hooks))
+		return false;
+	w->reap_ev = event_new(w->base, -1, 0, reap_clients, w);
+	w->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
+	if (!w->reap_ev || !w->tick_ev)
+		return false;
+	struct timeval tick = { 0, TICK_USEC };
+	if (event_add(w->tick_ev, &tick) != 0)
+		return false;
+	return listen_on(w);
+}
+
+void worker_run(struct worker *w)
+{
+	event_base_dispatch(w->base);
+}
+
+void worker_stop(struct worker *w)
+{
+	event_base_loopbreak(w->base);
+}
+
+void worker_shutdown(struct worker *w)
+{
+	if (w->listener)
+		evconnlistener_free(w->listener);
+	w->listener = NULL;
+	struct list *it, *tmp;
+	list_for_each_safe(it, tmp, &w->clients)
+		client_close(list_entry(it, struct client, node), "shutting down");
+	if (w->base)
+		pool_env_shutdown(&w->pools);
+	reap_clients(-1, 0, w);
+	if (w->reap_ev)
+		event_free(w->reap_ev);
+	if (w->tick_ev)
+		event_free(w->tick_ev);
+	if (w->base)
+		event_base_free(w->base);
+	w->base = NULL;
+}
