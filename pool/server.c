@@ -119,6 +119,10 @@ bool server_login_start(struct server *s, const char *const *keys, const char *c
 
 void server_teardown(struct server *s)
 {
+	if (s->job) {
+		s->job_free(s->job);
+		s->job = NULL;
+	}
 	if (s->login_ev) {
 		event_free(s->login_ev);
 		s->login_ev = NULL;

@@ -36,6 +36,10 @@ struct server {
 	usec_t created;
 	usec_t state_since;
 	void *owner;                /* the proxy object using it while SV_ACTIVE */
+	/* Work the owner has in flight on this server (a reset), freed with the server
+	 * if it is torn down first (shutdown, connection lost). */
+	void *job;
+	void (*job_free)(void *job);
 	struct param_set params;    /* as this server last reported them */
 	int backend_pid;
 };

@@ -32,7 +32,10 @@ struct auth_file {
 	size_t n_users;
 };
 
-/* Loads path; on failure returns false and writes "FILE:LINE: why" into err. */
+/*
+ * Loads path; on failure returns false, leaves *out empty (safe to free) and writes
+ * "FILE:LINE: why" into err.  The first bad line is the one reported.
+ */
 bool auth_file_load(const char *path, struct auth_file *out, char *err, size_t errlen) WARN_UNUSED;
 /* Same from a string (for tests); name is used in error messages. */
 bool auth_file_parse(const char *name, const char *text, struct auth_file *out, char *err,

@@ -13,6 +13,8 @@
 
 #define MD5_PASSWD_LEN 35 /* "md5" + 32 hex digits */
 
+/* True when s is "md5" + 32 hex digits: a stored hash rather than a password. */
+bool md5_is_hash(const char *s) WARN_UNUSED;
 /* out = "md5" + md5hex(password || user), NUL-terminated (36 bytes). */
 void md5_password_hash(const char *password, const char *user, char out[MD5_PASSWD_LEN + 1]);
 /* out = "md5" + md5hex(hash_hex_part || salt), from a stored "md5..." hash. */

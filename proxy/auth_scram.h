@@ -40,6 +40,7 @@ struct scram_exchange {
 	char *client_first_bare;
 	char *server_first;
 	char *nonce;                /* client nonce + server nonce */
+	char cbind_flag;            /* gs2 flag of client-first, 'n' or 'y': fixes final's c= */
 };
 
 /*

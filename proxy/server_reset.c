@@ -25,6 +25,7 @@ static void finish(struct reset_job *job, const char *failure)
 {
 	struct server *s = job->server;
 	bool ok = !failure && !job->failed && job->last_status == 'I';
+	s->job = NULL;
 	free(job);
 	bufferevent_set_timeouts(s->bev, NULL, NULL);
 	bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
@@ -87,6 +88,8 @@ void server_reset_and_release(struct server *s, char tx_status, const char *rese
 		return;
 	}
 	job->server = s;
+	s->job = job;
+	s->job_free = free;
 	struct evbuffer *out = bufferevent_get_output(s->bev);
 	if (rollback) {
 		pgproto_put_query(out, "ROLLBACK");

@@ -1,0 +1,819 @@
+/*
+ * conf/corral.ini -> struct corral_config.
+ *
+ * inih does the INI grammar; this file does everything inih leaves open.  Debian's
+ * libinih (55) is built without INI_HANDLER_LINENO, with 200-byte lines, inline
+ * comments for ';' only and Python-style continuation lines, so we feed it through
+ * our own line reader, which:
+ *   - counts lines, so every error can say FILE:LINE: KEY;
+ *   - strips ';' and '#' comments that follow whitespace (inih knows only ';');
+ *   - left-trims each line, so an indented key is a key and not a continuation of
+ *     the previous value;
+ *   - checks [section] headers itself, because inih never reports an empty section;
+ *   - refuses a line that does not fit inih's buffer rather than letting inih split
+ *     it into two lines silently.
+ * Only the first error is reported: later ones are often consequences of it.
+ */
+#include "pool/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+#define MAX_WORKERS 256
+#define MAX_POOL_SIZE 10000
+#define MAX_CLIENT_CONN 1000000
+/* PostgreSQL's own limit (MaxAllocSize - 1); below 1 KB ordinary queries would fail. */
+#define MIN_PACKET_SIZE 1024
+#define MAX_PACKET_SIZE 1073741823
+/* About 31 years: far beyond any sensible timeout, and still exact in microseconds. */
+#define MAX_SECONDS 1000000000
+/* Fraction digits past this are ignored; libevent timers have microseconds. */
+#define MAX_FRACTION_DIGITS 9
+
+static const char *const pool_mode_names[] = {
+	[POOL_MODE_SESSION] = "session",
+	[POOL_MODE_TRANSACTION] = "transaction",
+	[POOL_MODE_STATEMENT] = "statement",
+};
+
+static const char *const auth_type_names[] = {
+	[AUTH_TRUST] = "trust",
+	[AUTH_MD5] = "md5",
+	[AUTH_SCRAM_SHA_256] = "scram-sha-256",
+};
+
+struct load_ctx;
+
+/* One key of [corral]: how to parse it and where it goes in struct corral_config. */
+struct key_spec {
+	const char *name;
+	bool (*parse)(struct load_ctx *ctx, const struct key_spec *spec, const char *value);
+	size_t offset;
+	int min, max; /* integers only */
+};
+
+static bool parse_int_key(struct load_ctx *ctx, const struct key_spec *spec, const char *value);
+static bool parse_seconds_key(struct load_ctx *ctx, const struct key_spec *spec,
+			      const char *value);
+static bool parse_positive_seconds_key(struct load_ctx *ctx, const struct key_spec *spec,
+				       const char *value);
+static bool parse_string_key(struct load_ctx *ctx, const struct key_spec *spec, const char *value);
+static bool parse_nonempty_key(struct load_ctx *ctx, const struct key_spec *spec,
+			       const char *value);
+static bool parse_address_key(struct load_ctx *ctx, const struct key_spec *spec,
+			      const char *value);
+static bool parse_auth_type_key(struct load_ctx *ctx, const struct key_spec *spec,
+				const char *value);
+static bool parse_pool_mode_key(struct load_ctx *ctx, const struct key_spec *spec,
+				const char *value);
+static bool parse_log_level_key(struct load_ctx *ctx, const struct key_spec *spec,
+				const char *value);
+
+#define FIELD(f) offsetof(struct corral_config, f)
+
+static const struct key_spec corral_keys[] = {
+	{ "listen_addr", parse_address_key, FIELD(listen_addr), 0, 0 },
+	{ "listen_port", parse_int_key, FIELD(listen_port), 1, 65535 },
+	{ "workers", parse_int_key, FIELD(workers), 1, MAX_WORKERS },
+	{ "auth_type", parse_auth_type_key, FIELD(auth_type), 0, 0 },
+	{ "auth_file", parse_nonempty_key, FIELD(auth_file), 0, 0 },
+	{ "pool_mode", parse_pool_mode_key, FIELD(pool_mode), 0, 0 },
+	{ "default_pool_size", parse_int_key, FIELD(default_pool_size), 1, MAX_POOL_SIZE },
+	{ "max_client_conn", parse_int_key, FIELD(max_client_conn), 1, MAX_CLIENT_CONN },
+	{ "query_wait_timeout", parse_seconds_key, FIELD(query_wait_timeout), 0, 0 },
+	{ "server_reset_query", parse_string_key, FIELD(server_reset_query), 0, 0 },
+	{ "server_connect_timeout", parse_positive_seconds_key, FIELD(server_connect_timeout),
+	  0, 0 },
+	{ "server_idle_timeout", parse_seconds_key, FIELD(server_idle_timeout), 0, 0 },
+	{ "server_lifetime", parse_seconds_key, FIELD(server_lifetime), 0, 0 },
+	{ "max_packet_size", parse_int_key, FIELD(max_packet_size),
+	  MIN_PACKET_SIZE, MAX_PACKET_SIZE },
+	{ "log_level", parse_log_level_key, FIELD(log_level), 0, 0 },
+};
+
+struct load_ctx {
+	struct corral_config *cfg;
+	const char *path;
+	FILE *file;
+	char *buf; /* getline()'s buffer, reused for every line */
+	size_t cap;
+	int lineno; /* the line inih is working on: the reader returned it last */
+	int seen[ARRAY_SIZE(corral_keys)]; /* line each [corral] key was set on, 0 = not yet */
+	PQconninfoOption *libpq_options;   /* PQconndefaults(), fetched at the first database */
+	char *err;
+	size_t errlen;
+	bool failed;
+	int err_line;
+};
+
+static void append(char *buf, size_t len, size_t *off, const char *fmt, ...) PRINTF_LIKE(4, 5);
+
+static void append(char *buf, size_t len, size_t *off, const char *fmt, ...)
+{
+	if (*off >= len)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf + *off, len - *off, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*off += (size_t)n;
+}
+
+static void fail_line(struct load_ctx *ctx, int line, const char *key, const char *fmt, ...)
+	PRINTF_LIKE(4, 5);
+
+/* Records "FILE:LINE: KEY: why" (line 0: no LINE, key NULL: no KEY); first error wins. */
+static void fail_line(struct load_ctx *ctx, int line, const char *key, const char *fmt, ...)
+{
+	if (ctx->failed)
+		return;
+	ctx->failed = true;
+	ctx->err_line = line;
+	if (!ctx->err || ctx->errlen == 0)
+		return;
+	size_t off = 0;
+	ctx->err[0] = '\0';
+	if (line > 0)
+		append(ctx->err, ctx->errlen, &off, "%s:%d: ", ctx->path, line);
+	else
+		append(ctx->err, ctx->errlen, &off, "%s: ", ctx->path);
+	if (key)
+		append(ctx->err, ctx->errlen, &off, "%s: ", key);
+	if (off >= ctx->errlen)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(ctx->err + off, ctx->errlen - off, fmt, ap);
+	va_end(ap);
+}
+
+#define fail(ctx, key, ...) fail_line((ctx), (ctx)->lineno, (key), __VA_ARGS__)
+
+static void *field(struct load_ctx *ctx, const struct key_spec *spec)
+{
+	return (char *)ctx->cfg + spec->offset;
+}
+
+/* Decimal digits only: no sign, no blanks, no junk; false past max. */
+static bool parse_int(const char *s, int min, int max, int *out)
+{
+	if (*s == '\0')
+		return false;
+	int64_t v = 0;
+	for (; *s; s++) {
+		if (!isdigit((unsigned char)*s))
+			return false;
+		v = v * 10 + (*s - '0');
+		if (v > max)
+			return false;
+	}
+	if (v < min)
+		return false;
+	*out = (int)v;
+	return true;
+}
+
+/*
+ * Non-negative decimal seconds ("120", "0.5", ".25").  Hand-written rather than
+ * strtod() because strtod also takes hex, exponents, "inf" and "nan", and reads the
+ * decimal point from the locale.
+ */
+static bool parse_seconds(const char *s, double *out)
+{
+	int64_t whole = 0, frac = 0, scale = 1;
+	bool digits = false;
+	for (; isdigit((unsigned char)*s); s++, digits = true) {
+		whole = whole * 10 + (*s - '0');
+		if (whole > MAX_SECONDS)
+			return false;
+	}
+	if (*s == '.') {
+		int n = 0;
+		for (s++; isdigit((unsigned char)*s); s++, n++, digits = true) {
+			if (n < MAX_FRACTION_DIGITS) {
+				frac = frac * 10 + (*s - '0');
+				scale *= 10;
+			}
+		}
+	}
+	if (!digits || *s != '\0')
+		return false;
+	/* Dividing exact integers keeps "0.3" equal to the literal 0.3. */
+	double v = (double)whole + (double)frac / (double)scale;
+	if (v > MAX_SECONDS)
+		return false;
+	*out = v;
+	return true;
+}
+
+static int find_name(const char *const *names, size_t n, const char *value)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strcasecmp(value, names[i]) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+static bool parse_int_key(struct load_ctx *ctx, const struct key_spec *spec, const char *value)
+{
+	if (parse_int(value, spec->min, spec->max, field(ctx, spec)))
+		return true;
+	fail(ctx, spec->name, "must be an integer between %d and %d, got \"%s\"", spec->min,
+	     spec->max, value);
+	return false;
+}
+
+static bool parse_seconds_key(struct load_ctx *ctx, const struct key_spec *spec, const char *value)
+{
+	if (parse_seconds(value, field(ctx, spec)))
+		return true;
+	fail(ctx, spec->name,
+	     "must be a number of seconds between 0 and %d (e.g. 120 or 0.5), got \"%s\"",
+	     MAX_SECONDS, value);
+	return false;
+}
+
+/* For timeouts where 0 could only mean "fail at once", which nobody wants. */
+static bool parse_positive_seconds_key(struct load_ctx *ctx, const struct key_spec *spec,
+				       const char *value)
+{
+	double v;
+	if (parse_seconds(value, &v) && v > 0) {
+		*(double *)field(ctx, spec) = v;
+		return true;
+	}
+	fail(ctx, spec->name,
+	     "must be a number of seconds greater than 0 and at most %d (e.g. 15 or 0.5), "
+	     "got \"%s\"",
+	     MAX_SECONDS, value);
+	return false;
+}
+
+static bool parse_string_key(struct load_ctx *ctx, const struct key_spec *spec, const char *value)
+{
+	char **slot = field(ctx, spec);
+	char *copy = strdup(value);
+	if (!copy) {
+		fail(ctx, spec->name, "out of memory");
+		return false;
+	}
+	free(*slot);
+	*slot = copy;
+	return true;
+}
+
+static bool parse_nonempty_key(struct load_ctx *ctx, const struct key_spec *spec, const char *value)
+{
+	if (*value == '\0') {
+		fail(ctx, spec->name, "must not be empty");
+		return false;
+	}
+	return parse_string_key(ctx, spec, value);
+}
+
+/* The listener binds a numeric address (no name lookup); say so here, with a line. */
+static bool parse_address_key(struct load_ctx *ctx, const struct key_spec *spec, const char *value)
+{
+	unsigned char addr[sizeof(struct in6_addr)];
+	if (inet_pton(AF_INET, value, addr) == 1 || inet_pton(AF_INET6, value, addr) == 1)
+		return parse_string_key(ctx, spec, value);
+	fail(ctx, spec->name, "must be an IPv4 or IPv6 address, got \"%s\"", value);
+	return false;
+}
+
+static bool parse_auth_type_key(struct load_ctx *ctx, const struct key_spec *spec,
+				const char *value)
+{
+	int i = find_name(auth_type_names, ARRAY_SIZE(auth_type_names), value);
+	if (i < 0) {
+		fail(ctx, spec->name, "must be one of trust, md5, scram-sha-256, got \"%s\"", value);
+		return false;
+	}
+	ctx->cfg->auth_type = (enum auth_type)i;
+	return true;
+}
+
+static bool parse_pool_mode_key(struct load_ctx *ctx, const struct key_spec *spec,
+				const char *value)
+{
+	int i = find_name(pool_mode_names, ARRAY_SIZE(pool_mode_names), value);
+	if (i < 0) {
+		fail(ctx, spec->name, "must be one of session, transaction, statement, got \"%s\"",
+		     value);
+		return false;
+	}
+	ctx->cfg->pool_mode = (enum pool_mode)i;
+	return true;
+}
+
+/* Stored lower-cased so readers can compare it and hand it to log_level_parse(). */
+static bool parse_log_level_key(struct load_ctx *ctx, const struct key_spec *spec,
+				const char *value)
+{
+	enum log_level level;
+	if (!log_level_parse(value, &level)) {
+		fail(ctx, spec->name, "must be one of debug, info, warn, error, got \"%s\"", value);
+		return false;
+	}
+	if (!parse_string_key(ctx, spec, value))
+		return false;
+	for (char *p = ctx->cfg->log_level; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return true;
+}
+
+/* The line a [corral] key was set on; 0 when it was left at its default. */
+static int key_line(const struct load_ctx *ctx, const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(corral_keys); i++) {
+		if (strcmp(name, corral_keys[i].name) == 0)
+			return ctx->seen[i];
+	}
+	return 0;
+}
+
+static void set_corral_key(struct load_ctx *ctx, const char *name, const char *value)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(corral_keys); i++) {
+		if (strcmp(name, corral_keys[i].name) != 0)
+			continue;
+		if (ctx->seen[i]) {
+			fail(ctx, name, "set twice (first on line %d)", ctx->seen[i]);
+			return;
+		}
+		ctx->seen[i] = ctx->lineno;
+		(void)corral_keys[i].parse(ctx, &corral_keys[i], value);
+		return;
+	}
+	fail(ctx, name, "unknown key in [corral]");
+}
+
+static void db_free(struct db_config *db)
+{
+	free(db->name);
+	for (size_t i = 0; i < db->n_conn; i++) {
+		free(db->conn_keys[i]);
+		free(db->conn_vals[i]);
+	}
+	free(db->conn_keys);
+	free(db->conn_vals);
+	memset(db, 0, sizeof(*db));
+}
+
+/* Appends one keyword/value pair (copied), keeping both arrays NULL-terminated. */
+static bool db_add_conn(struct db_config *db, const char *key, const char *val) WARN_UNUSED;
+
+static bool db_add_conn(struct db_config *db, const char *key, const char *val)
+{
+	size_t n = db->n_conn;
+	char **keys = realloc(db->conn_keys, (n + 2) * sizeof(*keys));
+	if (!keys)
+		return false;
+	keys[n] = NULL;
+	db->conn_keys = keys;
+	char **vals = realloc(db->conn_vals, (n + 2) * sizeof(*vals));
+	if (!vals)
+		return false;
+	vals[n] = NULL;
+	db->conn_vals = vals;
+	char *k = strdup(key);
+	char *v = strdup(val);
+	if (!k || !v) {
+		free(k);
+		free(v);
+		return false;
+	}
+	keys[n] = k;
+	vals[n] = v;
+	keys[n + 1] = vals[n + 1] = NULL;
+	db->n_conn = n + 1;
+	return true;
+}
+
+static bool db_has_conn(const struct db_config *db, const char *key)
+{
+	for (size_t i = 0; i < db->n_conn; i++) {
+		if (strcmp(db->conn_keys[i], key) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool is_libpq_keyword(struct load_ctx *ctx, const char *key, bool *known)
+{
+	if (!ctx->libpq_options) {
+		ctx->libpq_options = PQconndefaults();
+		if (!ctx->libpq_options)
+			return false;
+	}
+	*known = false;
+	for (const PQconninfoOption *o = ctx->libpq_options; o->keyword; o++) {
+		if (strcmp(o->keyword, key) == 0) {
+			*known = true;
+			break;
+		}
+	}
+	return true;
+}
+
+/* One keyword=value of a database line, after unquoting; corral's keys are taken out. */
+static bool db_set(struct load_ctx *ctx, struct db_config *db, const char *key, const char *val)
+{
+	bool twice;
+	if (strcmp(key, "pool_size") == 0)
+		twice = db->pool_size >= 0;
+	else if (strcmp(key, "pool_mode") == 0)
+		twice = db->pool_mode >= 0;
+	else
+		twice = db_has_conn(db, key);
+	if (twice) {
+		fail(ctx, db->name, "\"%s\" given twice", key);
+		return false;
+	}
+	if (strcmp(key, "pool_size") == 0) {
+		if (parse_int(val, 1, MAX_POOL_SIZE, &db->pool_size))
+			return true;
+		fail(ctx, db->name, "pool_size must be an integer between 1 and %d, got \"%s\"",
+		     MAX_POOL_SIZE, val);
+		return false;
+	}
+	if (strcmp(key, "pool_mode") == 0) {
+		db->pool_mode = find_name(pool_mode_names, ARRAY_SIZE(pool_mode_names), val);
+		if (db->pool_mode >= 0)
+			return true;
+		fail(ctx, db->name,
+		     "pool_mode must be one of session, transaction, statement, got \"%s\"", val);
+		return false;
+	}
+	bool known;
+	if (!is_libpq_keyword(ctx, key, &known) || (known && !db_add_conn(db, key, val))) {
+		fail(ctx, db->name, "out of memory");
+		return false;
+	}
+	if (!known)
+		fail(ctx, db->name, "unknown connection keyword \"%s\" (not one libpq knows)", key);
+	return known;
+}
+
+static char *skip_space(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	return s;
+}
+
+/*
+ * Splits a libpq conninfo string the way libpq's conninfo_parse() does: blanks
+ * around '=' are allowed, a value is either bare (ends at a blank) or in single
+ * quotes, and a backslash escapes the next character in both.  Unquoting happens in
+ * place in text.  Values are never echoed in messages: one may be a password.
+ */
+static bool parse_conninfo(struct load_ctx *ctx, struct db_config *db, char *text)
+{
+	char *cp = skip_space(text);
+	while (*cp) {
+		char *key = cp;
+		size_t key_len = strcspn(cp, "= \t\r\n\v\f");
+		cp = skip_space(cp + key_len);
+		if (*cp != '=' || key_len == 0) {
+			key[key_len] = '\0';
+			if (key_len == 0)
+				fail(ctx, db->name, "expected a keyword before \"=\"");
+			else
+				fail(ctx, db->name, "expected \"=\" after \"%s\"", key);
+			return false;
+		}
+		cp = skip_space(cp + 1);
+		key[key_len] = '\0';
+
+		char *val = cp, *out = cp;
+		if (*cp == '\'') {
+			for (cp++; *cp != '\'';) {
+				if (*cp == '\\')
+					cp++;
+				if (*cp == '\0') {
+					fail(ctx, db->name, "unterminated quoted value for \"%s\"", key);
+					return false;
+				}
+				*out++ = *cp++;
+			}
+			cp++;
+		} else {
+			while (*cp && !isspace((unsigned char)*cp)) {
+				/* As in libpq, a backslash at the very end is dropped. */
+				if (*cp == '\\' && *++cp == '\0')
+					break;
+				*out++ = *cp++;
+			}
+			/* Step past the blank before out may overwrite it. */
+			if (*cp)
+				cp++;
+		}
+		*out = '\0';
+		if (!db_set(ctx, db, key, val))
+			return false;
+		cp = skip_space(cp);
+	}
+	return true;
+}
+
+static void point_at_credentials(struct db_config *db)
+{
+	for (size_t i = 0; i < db->n_conn; i++) {
+		if (strcmp(db->conn_keys[i], "user") == 0)
+			db->user = db->conn_vals[i];
+		else if (strcmp(db->conn_keys[i], "password") == 0)
+			db->password = db->conn_vals[i];
+	}
+}
+
+/* Fills *db from one [databases] line; on failure the caller frees it. */
+static bool parse_database(struct load_ctx *ctx, struct db_config *db, const char *name,
+			   const char *value)
+{
+	db->pool_size = -1;
+	db->pool_mode = -1;
+	db->line = ctx->lineno;
+	db->name = strdup(name);
+	char *text = strdup(value);
+	if (!db->name || !text) {
+		free(text);
+		fail(ctx, name, "out of memory");
+		return false;
+	}
+	bool ok = parse_conninfo(ctx, db, text);
+	free(text);
+	if (!ok)
+		return false;
+	/* The server database defaults to the name clients ask for. */
+	if (!db_has_conn(db, "dbname") && !db_add_conn(db, "dbname", db->name)) {
+		fail(ctx, name, "out of memory");
+		return false;
+	}
+	point_at_credentials(db);
+	return true;
+}
+
+static void add_database(struct load_ctx *ctx, const char *name, const char *value)
+{
+	struct corral_config *cfg = ctx->cfg;
+	if (*name == '\0') {
+		fail(ctx, NULL, "a database entry needs a name before \"=\"");
+		return;
+	}
+	if (strcmp(name, "*") == 0) {
+		fail(ctx, name, "wildcard database entries are not supported yet; "
+				"list each database by name");
+		return;
+	}
+	const struct db_config *old = config_find_db(cfg, name);
+	if (old) {
+		fail(ctx, name, "database defined twice (first on line %d)", old->line);
+		return;
+	}
+	struct db_config *dbs = realloc(cfg->dbs, (cfg->n_dbs + 1) * sizeof(*dbs));
+	if (!dbs) {
+		fail(ctx, name, "out of memory");
+		return;
+	}
+	cfg->dbs = dbs;
+	struct db_config *db = &dbs[cfg->n_dbs];
+	memset(db, 0, sizeof(*db));
+	if (parse_database(ctx, db, name, value))
+		cfg->n_dbs++;
+	else
+		db_free(db);
+}
+
+static int on_entry(void *user, const char *section, const char *name, const char *value)
+{
+	struct load_ctx *ctx = user;
+	/* After the first error inih keeps going; the rest would only add noise. */
+	if (ctx->failed)
+		return 1;
+	if (!value)
+		fail(ctx, name, "has no value");
+	else if (strcmp(section, "corral") == 0)
+		set_corral_key(ctx, name, value);
+	else if (strcmp(section, "databases") == 0)
+		add_database(ctx, name, value);
+	else if (*section == '\0')
+		fail(ctx, name, "comes before any section; put it under [corral]");
+	else
+		fail(ctx, name, "in unknown section [%s]", section);
+	return !ctx->failed;
+}
+
+static char *rstrip(char *s)
+{
+	size_t n = strlen(s);
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
+/* Cuts comments and surrounding blanks; a ';' or '#' only starts one after a blank. */
+static char *clean_line(char *s, bool first)
+{
+	if (first && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
+		s += 3;
+	s = skip_space(s);
+	if (*s == ';' || *s == '#')
+		*s = '\0';
+	for (char *p = s; *p; p++) {
+		if ((*p == ';' || *p == '#') && p > s && isspace((unsigned char)p[-1])) {
+			*p = '\0';
+			break;
+		}
+	}
+	return rstrip(s);
+}
+
+static void check_section(struct load_ctx *ctx, const char *line)
+{
+	const char *end = strchr(line, ']');
+	if (!end) {
+		fail(ctx, NULL, "section header without a closing ']'");
+		return;
+	}
+	if (end[1] != '\0') {
+		fail(ctx, NULL, "unexpected text after ']'");
+		return;
+	}
+	static const char *const known[] = { "corral", "databases" };
+	size_t len = (size_t)(end - line - 1);
+	for (size_t i = 0; i < ARRAY_SIZE(known); i++) {
+		if (strlen(known[i]) == len && memcmp(line + 1, known[i], len) == 0)
+			return;
+	}
+	fail(ctx, NULL, "[%.*s]: unknown section (corral knows [corral] and [databases])",
+	     (int)len, line + 1);
+}
+
+/* inih's ini_reader (an fgets() look-alike); see the comment at the top. */
+static char *read_line(char *str, int num, void *stream)
+{
+	struct load_ctx *ctx = stream;
+	if (num < 1)
+		return NULL;
+	errno = 0;
+	ssize_t n = getline(&ctx->buf, &ctx->cap, ctx->file);
+	if (n < 0) {
+		int e = errno;
+		if (ferror(ctx->file))
+			fail_line(ctx, 0, NULL, "cannot read: %s", strerror(e));
+		return NULL;
+	}
+	ctx->lineno++;
+	const char *s = "";
+	if (memchr(ctx->buf, '\0', (size_t)n))
+		fail(ctx, NULL, "line contains a NUL byte");
+	else
+		s = clean_line(ctx->buf, ctx->lineno == 1);
+	if (*s == '[')
+		check_section(ctx, s);
+	size_t len = strlen(s);
+	if (len >= (size_t)num) {
+		fail(ctx, NULL, "line is %zu characters long; inih reads at most %d", len, num - 1);
+		s = "";
+		len = 0;
+	}
+	memcpy(str, s, len + 1);
+	return str;
+}
+
+static bool set_defaults(struct load_ctx *ctx, const char *path)
+{
+	struct corral_config *cfg = ctx->cfg;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	cfg->workers = cpus < 1 ? 1 : cpus > MAX_WORKERS ? MAX_WORKERS : (int)cpus;
+	cfg->listen_port = 6432;
+	cfg->auth_type = AUTH_SCRAM_SHA_256;
+	cfg->pool_mode = POOL_MODE_SESSION;
+	cfg->default_pool_size = 20;
+	cfg->max_client_conn = 10000;
+	cfg->max_packet_size = MAX_PACKET_SIZE;
+	cfg->query_wait_timeout = 120;
+	cfg->server_connect_timeout = 15;
+	cfg->server_idle_timeout = 600;
+	cfg->server_lifetime = 3600;
+	cfg->path = strdup(path);
+	cfg->listen_addr = strdup("127.0.0.1");
+	cfg->server_reset_query = strdup("DISCARD ALL");
+	cfg->log_level = strdup("info");
+	if (cfg->path && cfg->listen_addr && cfg->server_reset_query && cfg->log_level)
+		return true;
+	fail_line(ctx, 0, NULL, "out of memory");
+	return false;
+}
+
+/* Rules that involve more than one key, checked once the whole file is read. */
+static void check_whole(struct load_ctx *ctx)
+{
+	struct corral_config *cfg = ctx->cfg;
+	if (cfg->auth_type != AUTH_TRUST && !cfg->auth_file)
+		fail_line(ctx, key_line(ctx, "auth_type"), "auth_file",
+			  "required with auth_type = %s (it holds the users' secrets)",
+			  auth_type_name(cfg->auth_type));
+}
+
+static void parse_file(struct load_ctx *ctx)
+{
+	ctx->file = fopen(ctx->path, "r");
+	if (!ctx->file) {
+		int e = errno;
+		fail_line(ctx, 0, NULL, "cannot open: %s", strerror(e));
+		return;
+	}
+	int rc = ini_parse_stream(read_line, ctx, on_entry, ctx);
+	fclose(ctx->file);
+	ctx->file = NULL;
+	free(ctx->buf);
+	ctx->buf = NULL;
+	PQconninfoFree(ctx->libpq_options);
+	ctx->libpq_options = NULL;
+	if (rc == -2) {
+		fail_line(ctx, 0, NULL, "out of memory");
+	} else if (rc > 0 && (!ctx->failed || rc < ctx->err_line)) {
+		/* inih found a line that is neither "[section]" nor "key = value". */
+		ctx->failed = false;
+		fail_line(ctx, rc, NULL, "expected \"[section]\" or \"key = value\"");
+	}
+}
+
+bool config_load(const char *path, struct corral_config *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	if (err && errlen > 0)
+		err[0] = '\0';
+	struct load_ctx ctx = { .cfg = out, .path = path, .err = err, .errlen = errlen };
+	if (set_defaults(&ctx, path))
+		parse_file(&ctx);
+	if (!ctx.failed)
+		check_whole(&ctx);
+	if (ctx.failed) {
+		config_free(out);
+		return false;
+	}
+	return true;
+}
+
+void config_free(struct corral_config *cfg)
+{
+	free(cfg->path);
+	free(cfg->listen_addr);
+	free(cfg->auth_file);
+	free(cfg->server_reset_query);
+	free(cfg->log_level);
+	for (size_t i = 0; i < cfg->n_dbs; i++)
+		db_free(&cfg->dbs[i]);
+	free(cfg->dbs);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+const struct db_config *config_find_db(const struct corral_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_dbs; i++) {
+		if (strcmp(cfg->dbs[i].name, name) == 0)
+			return &cfg->dbs[i];
+	}
+	return NULL;
+}
+
+int config_pool_size(const struct corral_config *cfg, const struct db_config *db)
+{
+	return db && db->pool_size >= 0 ? db->pool_size : cfg->default_pool_size;
+}
+
+enum pool_mode config_pool_mode(const struct corral_config *cfg, const struct db_config *db)
+{
+	return db && db->pool_mode >= 0 ? (enum pool_mode)db->pool_mode : cfg->pool_mode;
+}
+
+const char *pool_mode_name(enum pool_mode mode)
+{
+	if ((size_t)mode < ARRAY_SIZE(pool_mode_names))
+		return pool_mode_names[mode];
+	return "unknown";
+}
+
+const char *auth_type_name(enum auth_type type)
+{
+	if ((size_t)type < ARRAY_SIZE(auth_type_names))
+		return auth_type_names[type];
+	return "unknown";
+}

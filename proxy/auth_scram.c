@@ -1,0 +1,573 @@
+/*
+ * SCRAM-SHA-256 server side, following PostgreSQL's src/backend/libpq/auth-scram.c
+ * check for check, so that any client PostgreSQL accepts is accepted here and
+ * anything it rejects as malformed is rejected too.  Every byte of the client's
+ * messages is untrusted: lengths are capped, NULs refused, attributes required in
+ * order, base64 decoded strictly into fixed-size buffers.
+ */
+#include "proxy/auth_scram.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "common/log.h"
+
+/* Real messages are under 200 bytes; anything near this is an attack or a bug. */
+#define SCRAM_MAX_MESSAGE_LEN 2048
+/* PostgreSQL's SCRAM_RAW_NONCE_LEN and SCRAM_DEFAULT_SALT_LEN. */
+#define SCRAM_RAW_NONCE_LEN 18
+#define SCRAM_SALT_LEN 16
+
+#define B64_LEN(n) ((((n) + 2) / 3) * 4)
+
+static const char b64_alphabet[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* out must hold B64_LEN(len) + 1 bytes. */
+static void b64_encode(const uint8_t *in, size_t len, char *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16;
+		if (i + 1 < len)
+			v |= (uint32_t)in[i + 1] << 8;
+		if (i + 2 < len)
+			v |= in[i + 2];
+		out[o++] = b64_alphabet[(v >> 18) & 63];
+		out[o++] = b64_alphabet[(v >> 12) & 63];
+		out[o++] = i + 1 < len ? b64_alphabet[(v >> 6) & 63] : '=';
+		out[o++] = i + 2 < len ? b64_alphabet[v & 63] : '=';
+	}
+	out[o] = '\0';
+}
+
+static int b64_value(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/*
+ * Strict decoding: padded to a multiple of 4, '=' only as the last one or two
+ * characters, no whitespace.  False also when the result would exceed cap, so a
+ * client can never make us write past a fixed buffer.
+ */
+static bool b64_decode(const char *in, size_t len, uint8_t *out, size_t cap, size_t *out_len)
+{
+	size_t o = 0;
+
+	if (len % 4 != 0)
+		return false;
+	for (size_t i = 0; i < len; i += 4) {
+		bool last = i + 4 == len;
+		int pad = 0;
+		uint32_t v = 0;
+
+		for (int k = 0; k < 4; k++) {
+			char c = in[i + k];
+			int d;
+
+			if (c == '=') {
+				/* only "xx==" or "xxx=" at the very end */
+				if (!last || k < 2 || (k == 2 && in[i + 3] != '='))
+					return false;
+				pad++;
+				d = 0;
+			} else {
+				if (pad > 0)
+					return false;
+				d = b64_value(c);
+				if (d < 0)
+					return false;
+			}
+			v = (v << 6) | (uint32_t)d;
+		}
+		size_t n = 3 - (size_t)pad;
+		if (o + n > cap)
+			return false;
+		out[o++] = (uint8_t)(v >> 16);
+		if (n > 1)
+			out[o++] = (uint8_t)(v >> 8);
+		if (n > 2)
+			out[o++] = (uint8_t)v;
+	}
+	*out_len = o;
+	return true;
+}
+
+static bool sha256(const void *data, size_t len, uint8_t out[SCRAM_KEY_LEN])
+{
+	unsigned int n = 0;
+
+	return EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) == 1 && n == SCRAM_KEY_LEN;
+}
+
+static bool hmac_sha256(const uint8_t *key, size_t key_len, const void *data, size_t len,
+			uint8_t out[SCRAM_KEY_LEN])
+{
+	unsigned int n = 0;
+
+	return HMAC(EVP_sha256(), key, (int)key_len, data, len, out, &n) != NULL &&
+	       n == SCRAM_KEY_LEN;
+}
+
+static char *str_dup_len(const char *s, size_t len)
+{
+	char *p = malloc(len + 1);
+
+	if (p != NULL) {
+		memcpy(p, s, len);
+		p[len] = '\0';
+	}
+	return p;
+}
+
+bool scram_secret_from_password(const char *password, const uint8_t *salt, size_t salt_len,
+				int iterations, struct scram_secret *out)
+{
+	uint8_t salted[SCRAM_KEY_LEN];
+	uint8_t client_key[SCRAM_KEY_LEN];
+	bool ok;
+
+	if (password == NULL || salt == NULL || salt_len == 0 || salt_len > SCRAM_MAX_SALT ||
+	    iterations < 1 || strlen(password) > INT_MAX)
+		return false;
+	/*
+	 * PostgreSQL runs the password through SASLprep first.  That is the identity
+	 * for ASCII, and for most NFC text; we have no Unicode tables, so other
+	 * non-ASCII passwords are used as given (libpq does the same when SASLprep
+	 * fails) and may not match what a client derives.
+	 */
+	ok = PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, (int)salt_len, iterations,
+			       EVP_sha256(), SCRAM_KEY_LEN, salted) == 1 &&
+	     hmac_sha256(salted, sizeof(salted), "Client Key", 10, client_key) &&
+	     sha256(client_key, sizeof(client_key), out->stored_key) &&
+	     hmac_sha256(salted, sizeof(salted), "Server Key", 10, out->server_key);
+	if (ok) {
+		out->iterations = iterations;
+		memcpy(out->salt, salt, salt_len);
+		out->salt_len = salt_len;
+	}
+	OPENSSL_cleanse(salted, sizeof(salted));
+	OPENSSL_cleanse(client_key, sizeof(client_key));
+	return ok;
+}
+
+/* Decodes the base64 text in [s, end) into exactly want bytes (or 1..cap if want is 0). */
+static bool decode_field(const char *s, const char *end, uint8_t *out, size_t cap, size_t want,
+			 size_t *got)
+{
+	size_t n = 0;
+
+	if (end == NULL || !b64_decode(s, (size_t)(end - s), out, cap, &n))
+		return false;
+	if (want != 0 ? n != want : n == 0)
+		return false;
+	if (got != NULL)
+		*got = n;
+	return true;
+}
+
+bool scram_parse_secret(const char *text, struct scram_secret *out)
+{
+	static const char prefix[] = "SCRAM-SHA-256$";
+	struct scram_secret s;
+	const char *p, *colon, *dollar, *colon2, *end;
+	char *num_end;
+	long iter;
+
+	if (text == NULL || strncmp(text, prefix, sizeof(prefix) - 1) != 0)
+		return false;
+	p = text + sizeof(prefix) - 1;
+	colon = strchr(p, ':');
+	dollar = colon != NULL ? strchr(colon + 1, '$') : NULL;
+	colon2 = dollar != NULL ? strchr(dollar + 1, ':') : NULL;
+	if (colon2 == NULL)
+		return false;
+	end = colon2 + 1 + strlen(colon2 + 1);
+
+	/* strtol would accept leading blanks and a sign; a verifier has neither */
+	if (*p < '0' || *p > '9')
+		return false;
+	errno = 0;
+	iter = strtol(p, &num_end, 10);
+	if (errno != 0 || num_end != colon || iter < 1 || iter > INT_MAX)
+		return false;
+
+	memset(&s, 0, sizeof(s));
+	s.iterations = (int)iter;
+	if (!decode_field(colon + 1, dollar, s.salt, sizeof(s.salt), 0, &s.salt_len) ||
+	    !decode_field(dollar + 1, colon2, s.stored_key, sizeof(s.stored_key), SCRAM_KEY_LEN,
+			  NULL) ||
+	    !decode_field(colon2 + 1, end, s.server_key, sizeof(s.server_key), SCRAM_KEY_LEN,
+			  NULL))
+		return false;
+	*out = s;
+	OPENSSL_cleanse(&s, sizeof(s));
+	return true;
+}
+
+/*
+ * Mock salts are SHA-256(seed || process_secret): stable for one user name, so
+ * asking twice gives the same answer as for a real user, and unpredictable from
+ * outside, so a client cannot compute it and tell that the user does not exist.
+ */
+static uint8_t mock_process_secret[32];
+static pthread_once_t mock_once = PTHREAD_ONCE_INIT;
+
+static void mock_secret_init(void)
+{
+	if (RAND_bytes(mock_process_secret, sizeof(mock_process_secret)) != 1)
+		log_error("event=scram_mock_init_failed why=\"RAND_bytes failed; mock salts are "
+			  "predictable\"");
+}
+
+static void mock_secret(const char *seed, struct scram_secret *out)
+{
+	uint8_t digest[SCRAM_KEY_LEN];
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned int n = 0;
+	bool ok;
+
+	(void)pthread_once(&mock_once, mock_secret_init);
+	if (seed == NULL)
+		seed = "";
+	ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+	     EVP_DigestUpdate(ctx, seed, strlen(seed)) == 1 &&
+	     EVP_DigestUpdate(ctx, mock_process_secret, sizeof(mock_process_secret)) == 1 &&
+	     EVP_DigestFinal_ex(ctx, digest, &n) == 1;
+	EVP_MD_CTX_free(ctx);
+	if (!ok)
+		memset(digest, 0x5a, sizeof(digest));
+	memset(out, 0, sizeof(*out));
+	out->iterations = SCRAM_DEFAULT_ITERATIONS;
+	memcpy(out->salt, digest, SCRAM_SALT_LEN);
+	out->salt_len = SCRAM_SALT_LEN;
+	/* Keys nobody can match; only there so a mock final step costs the same. */
+	memcpy(out->stored_key, digest, SCRAM_KEY_LEN);
+	out->stored_key[0] ^= 0xff;
+}
+
+void scram_exchange_init(struct scram_exchange *ex, const struct scram_secret *secret,
+			 const char *mock_seed)
+{
+	memset(ex, 0, sizeof(*ex));
+	ex->step = SCRAM_WANT_CLIENT_FIRST;
+	if (secret != NULL) {
+		ex->secret = *secret;
+	} else {
+		ex->mock = true;
+		mock_secret(mock_seed, &ex->secret);
+	}
+}
+
+void scram_exchange_free(struct scram_exchange *ex)
+{
+	free(ex->client_first_bare);
+	free(ex->server_first);
+	free(ex->nonce);
+	OPENSSL_cleanse(&ex->secret, sizeof(ex->secret));
+	ex->client_first_bare = NULL;
+	ex->server_first = NULL;
+	ex->nonce = NULL;
+	ex->step = SCRAM_DONE;
+}
+
+/* RFC 5802 "printable": %x21-2B / %x2D-7E, i.e. visible ASCII except ','. */
+static bool is_printable(const char *s, size_t len)
+{
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < 0x21 || s[i] > 0x7e || s[i] == ',')
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Reads one "x=value" attribute at *p, up to the next ',' (consumed) or the end.
+ * want is the attribute letter required, or 0 for any letter (extensions).  A
+ * trailing ',' with nothing after it is refused.
+ */
+static bool read_attr(const char **p, char want, char *attr, const char **val, size_t *val_len)
+{
+	const char *s = *p;
+	const char *comma;
+	char a = s[0];
+
+	if (!((a >= 'a' && a <= 'z') || (a >= 'A' && a <= 'Z')) || s[1] != '=')
+		return false;
+	if (want != 0 && a != want)
+		return false;
+	s += 2;
+	comma = strchr(s, ',');
+	*val = s;
+	*val_len = comma != NULL ? (size_t)(comma - s) : strlen(s);
+	if (comma != NULL) {
+		if (comma[1] == '\0')
+			return false;
+		*p = comma + 1;
+	} else {
+		*p = s + *val_len;
+	}
+	if (attr != NULL)
+		*attr = a;
+	return true;
+}
+
+/* A NUL-terminated copy of a client message, or NULL if it cannot be one. */
+static char *copy_message(const char *msg, size_t len, const char *what)
+{
+	if (msg == NULL || len == 0 || len > SCRAM_MAX_MESSAGE_LEN) {
+		log_debug("event=scram_malformed msg=%s why=length len=%zu", what, len);
+		return NULL;
+	}
+	if (memchr(msg, '\0', len) != NULL) {
+		log_debug("event=scram_malformed msg=%s why=embedded_nul", what);
+		return NULL;
+	}
+	return str_dup_len(msg, len);
+}
+
+static bool malformed(const char *what, const char *why)
+{
+	log_debug("event=scram_malformed msg=%s why=%s", what, why);
+	return false;
+}
+
+/*
+ * Parses gs2-header and client-first-message-bare.  PostgreSQL's rules: "n,," or
+ * "y,," (we never offer SCRAM-SHA-256-PLUS, so "y" is honest and "p" is refused),
+ * no authzid, no mandatory extension, then n= (ignored: the startup packet names
+ * the user), r= with a printable nonce, then any optional extensions.
+ */
+static bool parse_client_first(const char *buf, char *cbind_flag, const char **bare,
+			       const char **nonce, size_t *nonce_len)
+{
+	const char *p = buf;
+	const char *val;
+	size_t len;
+
+	if (p[0] == 'p')
+		return malformed("client-first", "channel_binding_not_offered");
+	if (p[0] != 'n' && p[0] != 'y')
+		return malformed("client-first", "bad_gs2_flag");
+	if (p[1] != ',')
+		return malformed("client-first", "bad_gs2_header");
+	if (p[2] == 'a')
+		return malformed("client-first", "authzid_unsupported");
+	if (p[2] != ',')
+		return malformed("client-first", "bad_gs2_header");
+	*cbind_flag = p[0];
+	p += 3;
+	*bare = p;
+	if (*p == 'm')
+		return malformed("client-first", "mandatory_extension");
+	if (!read_attr(&p, 'n', NULL, &val, &len))
+		return malformed("client-first", "missing_username");
+	if (!read_attr(&p, 'r', NULL, nonce, nonce_len))
+		return malformed("client-first", "missing_nonce");
+	if (!is_printable(*nonce, *nonce_len))
+		return malformed("client-first", "bad_nonce");
+	while (*p != '\0') {
+		if (!read_attr(&p, 0, NULL, &val, &len))
+			return malformed("client-first", "bad_extension");
+	}
+	return true;
+}
+
+static bool make_server_nonce(const char *given, char *out, size_t cap)
+{
+	uint8_t raw[SCRAM_RAW_NONCE_LEN];
+
+	if (given != NULL) {
+		size_t n = strlen(given);
+		if (!is_printable(given, n) || n >= cap)
+			return false;
+		memcpy(out, given, n + 1);
+		return true;
+	}
+	if (cap < B64_LEN(sizeof(raw)) + 1 || RAND_bytes(raw, sizeof(raw)) != 1) {
+		log_error("event=scram_nonce_failed why=\"RAND_bytes failed\"");
+		return false;
+	}
+	b64_encode(raw, sizeof(raw), out);
+	return true;
+}
+
+bool scram_handle_client_first(struct scram_exchange *ex, const char *msg, size_t len,
+			       const char *server_nonce, char **server_first)
+{
+	char snonce[SCRAM_MAX_MESSAGE_LEN];
+	char salt_b64[B64_LEN(SCRAM_MAX_SALT) + 1];
+	const char *bare, *cnonce;
+	size_t cnonce_len;
+	char *buf, *out = NULL;
+	char cbind_flag;
+	int n;
+
+	*server_first = NULL;
+	if (ex->step != SCRAM_WANT_CLIENT_FIRST)
+		return malformed("client-first", "out_of_order");
+	ex->step = SCRAM_DONE; /* a failed first step ends the exchange */
+	buf = copy_message(msg, len, "client-first");
+	if (buf == NULL)
+		return false;
+	if (!parse_client_first(buf, &cbind_flag, &bare, &cnonce, &cnonce_len) ||
+	    !make_server_nonce(server_nonce, snonce, sizeof(snonce)))
+		goto fail;
+
+	b64_encode(ex->secret.salt, ex->secret.salt_len, salt_b64);
+	ex->client_first_bare = strdup(bare);
+	n = asprintf(&ex->nonce, "%.*s%s", (int)cnonce_len, cnonce, snonce);
+	if (n < 0) {
+		ex->nonce = NULL;
+		goto fail;
+	}
+	n = asprintf(&ex->server_first, "r=%s,s=%s,i=%d", ex->nonce, salt_b64,
+		     ex->secret.iterations);
+	if (n < 0) {
+		ex->server_first = NULL;
+		goto fail;
+	}
+	out = strdup(ex->server_first);
+	if (ex->client_first_bare == NULL || out == NULL)
+		goto fail;
+	ex->cbind_flag = cbind_flag;
+	ex->step = SCRAM_WANT_CLIENT_FINAL;
+	*server_first = out;
+	free(buf);
+	return true;
+fail:
+	free(out);
+	free(buf);
+	return false;
+}
+
+/*
+ * Parses client-final-message: c= must be the base64 of the gs2 header the client
+ * sent first ("biws" for "n,,", "eSws" for "y,,"), r= must be the whole nonce,
+ * optional extensions, then p= with a 32-byte proof as the very last attribute.
+ * without_proof ends where ",p=" starts: it is part of the AuthMessage.
+ */
+static bool parse_client_final(const struct scram_exchange *ex, const char *buf,
+			       size_t *without_proof, uint8_t proof[SCRAM_KEY_LEN])
+{
+	const char *expect_cbind = ex->cbind_flag == 'y' ? "eSws" : "biws";
+	const char *p = buf;
+	const char *attr_start, *val;
+	size_t len, n;
+	char attr;
+
+	if (!read_attr(&p, 'c', NULL, &val, &len))
+		return malformed("client-final", "missing_channel_binding");
+	if (len != 4 || memcmp(val, expect_cbind, 4) != 0)
+		return malformed("client-final", "unexpected_channel_binding");
+	if (!read_attr(&p, 'r', NULL, &val, &len))
+		return malformed("client-final", "missing_nonce");
+	if (len != strlen(ex->nonce) || memcmp(val, ex->nonce, len) != 0)
+		return malformed("client-final", "nonce_mismatch");
+	do {
+		attr_start = p;
+		if (*p == '\0' || !read_attr(&p, 0, &attr, &val, &len))
+			return malformed("client-final", "missing_proof");
+	} while (attr != 'p');
+	if (*p != '\0')
+		return malformed("client-final", "garbage_after_proof");
+	if (!b64_decode(val, len, proof, SCRAM_KEY_LEN, &n) || n != SCRAM_KEY_LEN)
+		return malformed("client-final", "bad_proof");
+	*without_proof = (size_t)(attr_start - 1 - buf);
+	return true;
+}
+
+/* ClientKey = proof XOR HMAC(StoredKey, AuthMessage); right if H(ClientKey) == StoredKey. */
+static bool proof_matches(const struct scram_secret *s, const char *auth_msg,
+			  const uint8_t proof[SCRAM_KEY_LEN])
+{
+	uint8_t sig[SCRAM_KEY_LEN], client_key[SCRAM_KEY_LEN], stored[SCRAM_KEY_LEN];
+	bool ok;
+
+	ok = hmac_sha256(s->stored_key, SCRAM_KEY_LEN, auth_msg, strlen(auth_msg), sig);
+	for (size_t i = 0; i < SCRAM_KEY_LEN; i++)
+		client_key[i] = proof[i] ^ sig[i];
+	ok = ok && sha256(client_key, SCRAM_KEY_LEN, stored) &&
+	     CRYPTO_memcmp(stored, s->stored_key, SCRAM_KEY_LEN) == 0;
+	OPENSSL_cleanse(client_key, sizeof(client_key));
+	return ok;
+}
+
+static char *make_server_final(const struct scram_secret *s, const char *auth_msg)
+{
+	uint8_t sig[SCRAM_KEY_LEN];
+	char *out = malloc(2 + B64_LEN(SCRAM_KEY_LEN) + 1);
+
+	if (out == NULL)
+		return NULL;
+	if (!hmac_sha256(s->server_key, SCRAM_KEY_LEN, auth_msg, strlen(auth_msg), sig)) {
+		free(out);
+		return NULL;
+	}
+	memcpy(out, "v=", 2);
+	b64_encode(sig, sizeof(sig), out + 2);
+	return out;
+}
+
+enum scram_result scram_handle_client_final(struct scram_exchange *ex, const char *msg, size_t len,
+					    char **server_final)
+{
+	uint8_t proof[SCRAM_KEY_LEN];
+	enum scram_result res = SCRAM_MALFORMED;
+	size_t without_proof = 0;
+	char *buf, *auth_msg = NULL;
+	bool right;
+
+	*server_final = NULL;
+	if (ex->step != SCRAM_WANT_CLIENT_FINAL) {
+		(void)malformed("client-final", "out_of_order");
+		return SCRAM_MALFORMED;
+	}
+	ex->step = SCRAM_DONE; /* one attempt per exchange, whatever happens */
+	buf = copy_message(msg, len, "client-final");
+	if (buf == NULL)
+		return SCRAM_MALFORMED;
+	if (!parse_client_final(ex, buf, &without_proof, proof))
+		goto out;
+	if (asprintf(&auth_msg, "%s,%s,%.*s", ex->client_first_bare, ex->server_first,
+		     (int)without_proof, buf) < 0) {
+		auth_msg = NULL;
+		goto out;
+	}
+	/* The mock verifies too, so an unknown user costs what a wrong password does. */
+	right = proof_matches(&ex->secret, auth_msg, proof);
+	if (!right || ex->mock) {
+		res = SCRAM_WRONG_PROOF;
+		goto out;
+	}
+	*server_final = make_server_final(&ex->secret, auth_msg);
+	/* Out of memory is no protocol violation, but it must not let anyone in. */
+	res = *server_final != NULL ? SCRAM_OK : SCRAM_WRONG_PROOF;
+out:
+	free(auth_msg);
+	free(buf);
+	return res;
+}

@@ -1,0 +1,1045 @@
+/*
+ * The integration-test harness (see harness.h).  Everything here runs inside one
+ * Criterion test process; the only thread besides the test's own is a sampler.
+ */
+#include "tests/integration/harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <openssl/evp.h>
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
+
+struct h_env H;
+
+#define MAX_CORRALS  8
+#define MAX_SAMPLERS 4
+
+struct h_sampler {
+	pthread_t thread;
+	char *datname;
+	char *usename;
+	atomic_bool stop;
+	atomic_int peak;
+	atomic_int samples;
+	char error[512]; /* set by the thread if sampling failed */
+	bool joined;
+};
+
+/* Per-test registries, so that h_fini can clean up after a failed assertion. */
+static struct h_corral *corrals[MAX_CORRALS];
+static int n_corrals;
+static struct h_sampler *samplers[MAX_SAMPLERS];
+static int n_samplers;
+
+/* ---------------------------------------------------------------- setup */
+
+static const char *need_env(const char *name)
+{
+	const char *v = getenv(name);
+
+	if (v == NULL || *v == '\0')
+		cr_assert_fail("environment variable %s is not set: run the suite through "
+			       "tests/integration/run.sh",
+			       name);
+	return v;
+}
+
+static void sanitize(char *s)
+{
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')))
+			*s = '_';
+}
+
+void h_init(void)
+{
+	char name[128];
+	const char *dir;
+
+#ifdef __SANITIZE_ADDRESS__
+	/* `make asan` checks corral for leaks.  A failed assertion here never returns to free
+	 * what the test allocated, so the test process itself is not leak-checked. */
+	__lsan_disable();
+#endif
+	/* A peer that closes while we write must fail the write, not kill the test. */
+	signal(SIGPIPE, SIG_IGN);
+
+	H.corral_bin = need_env("CORRAL_BIN");
+	H.pghost = need_env("CORRAL_TEST_PGHOST");
+	H.pgport = atoi(need_env("CORRAL_TEST_PGPORT"));
+	H.sockdir = need_env("CORRAL_TEST_PGSOCKDIR");
+	H.user = need_env("CORRAL_TEST_USER");
+	H.password = need_env("CORRAL_TEST_PASSWORD");
+	H.md5_user = need_env("CORRAL_TEST_MD5_USER");
+	H.md5_password = need_env("CORRAL_TEST_MD5_PASSWORD");
+	H.db = need_env("CORRAL_TEST_DB");
+	H.pgbench_db = need_env("CORRAL_TEST_PGBENCH_DB");
+	H.idle_db = need_env("CORRAL_TEST_IDLE_DB");
+	H.pg_bindir = need_env("CORRAL_TEST_PG_BINDIR");
+	dir = need_env("CORRAL_TEST_DIR");
+
+	snprintf(name, sizeof name, "%s.%s", criterion_current_suite->name, criterion_current_test->name);
+	sanitize(name);
+	snprintf(H.dir, sizeof H.dir, "%s/%.60s.XXXXXX", dir, name);
+	if (mkdtemp(H.dir) == NULL)
+		cr_assert_fail("mkdtemp %s: %s", H.dir, strerror(errno));
+	n_corrals = 0;
+	n_samplers = 0;
+}
+
+void h_fini(void)
+{
+	for (int i = 0; i < n_samplers; i++) {
+		struct h_sampler *s = samplers[i];
+
+		if (!s->joined) {
+			atomic_store(&s->stop, true);
+			pthread_join(s->thread, NULL);
+			s->joined = true;
+		}
+		free(s->datname);
+		free(s->usename);
+		free(s);
+	}
+	n_samplers = 0;
+	for (int i = 0; i < n_corrals; i++) {
+		struct h_corral *c = corrals[i];
+
+		if (c->running) {
+			kill(c->pid, SIGKILL);
+			waitpid(c->pid, NULL, 0);
+		}
+		free(c);
+	}
+	n_corrals = 0;
+}
+
+/* ---------------------------------------------------------------- utilities */
+
+char *h_printf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	return s;
+}
+
+/* Appends n bytes to a growing string. */
+struct sbuf {
+	char *p;
+	size_t len, cap;
+};
+
+static void sb_add(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->p = realloc(b->p, b->cap);
+		if (b->p == NULL)
+			abort();
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void sb_str(struct sbuf *b, const char *s)
+{
+	sb_add(b, s, strlen(s));
+}
+
+char *h_subst(const char *text)
+{
+	struct sbuf b = {0};
+	char port[16];
+
+	snprintf(port, sizeof port, "%d", H.pgport);
+	const struct {
+		const char *token, *value;
+	} subs[] = {
+		{"@PGHOST@", H.pghost}, {"@PGPORT@", port},	    {"@DIR@", H.dir},
+		{"@USER@", H.user},	{"@PASSWORD@", H.password}, {"@DB@", H.db},
+	};
+
+	sb_add(&b, "", 0);
+	while (*text) {
+		bool done = false;
+
+		for (size_t i = 0; i < sizeof subs / sizeof subs[0] && !done; i++) {
+			size_t n = strlen(subs[i].token);
+
+			if (strncmp(text, subs[i].token, n) == 0) {
+				sb_str(&b, subs[i].value);
+				text += n;
+				done = true;
+			}
+		}
+		if (!done)
+			sb_add(&b, text++, 1);
+	}
+	return b.p;
+}
+
+char *h_path(const char *name)
+{
+	return h_printf("%s/%s", H.dir, name);
+}
+
+void h_write_file(const char *path, const char *content)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL)
+		cr_assert_fail("cannot write %s: %s", path, strerror(errno));
+	fputs(content, f);
+	if (fclose(f) != 0)
+		cr_assert_fail("cannot write %s: %s", path, strerror(errno));
+}
+
+char *h_read_file(const char *path, size_t *len)
+{
+	struct sbuf b = {0};
+	char chunk[65536];
+	size_t n;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return NULL;
+	sb_add(&b, "", 0);
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		sb_add(&b, chunk, n);
+	fclose(f);
+	if (len != NULL)
+		*len = b.len;
+	return b.p;
+}
+
+char *h_shq(const char *s)
+{
+	struct sbuf b = {0};
+
+	sb_str(&b, "'");
+	for (; *s; s++) {
+		if (*s == '\'')
+			sb_str(&b, "'\\''");
+		else
+			sb_add(&b, s, 1);
+	}
+	sb_str(&b, "'");
+	return b.p;
+}
+
+double h_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+void h_md5_hex(const void *data, size_t len, char out[33])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	if (!EVP_Digest(data, len, md, &n, EVP_md5(), NULL) || n != 16)
+		cr_assert_fail("EVP_Digest(md5) failed");
+	for (unsigned i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+int h_free_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+	socklen_t len = sizeof sa;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+		cr_assert_fail("cannot find a free port: %s", strerror(errno));
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+/* ---------------------------------------------------------------- corral */
+
+static bool has_key(const char *settings, const char *key)
+{
+	size_t n = strlen(key);
+
+	for (const char *line = settings; line && *line;
+	     line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		while (*line == ' ' || *line == '\t')
+			line++;
+		if (strncmp(line, key, n) == 0 && (line[n] == ' ' || line[n] == '\t' || line[n] == '='))
+			return true;
+	}
+	return false;
+}
+
+const char *h_corral_log_tail(const struct h_corral *c)
+{
+	/* Static: failure messages use it, and a failed assertion never returns to free. */
+	static char tail[3000];
+	size_t len = 0;
+	char *all = h_read_file(c->log, &len);
+
+	if (all == NULL)
+		snprintf(tail, sizeof tail, "(no log at %s)", c->log);
+	else
+		snprintf(tail, sizeof tail, "%s", len >= sizeof tail ? all + len - (sizeof tail - 1) : all);
+	free(all);
+	return tail;
+}
+
+/* Reaps the child if it has exited; returns true while it runs. */
+static bool reap(struct h_corral *c, int *status)
+{
+	pid_t r;
+
+	if (!c->running)
+		return false;
+	r = waitpid(c->pid, status, WNOHANG);
+	if (r == c->pid) {
+		c->running = false;
+		return false;
+	}
+	return true;
+}
+
+bool h_corral_alive(struct h_corral *c)
+{
+	int status;
+
+	return reap(c, &status);
+}
+
+static bool port_accepts(int port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	bool ok;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+static const char *status_text(int status, char *buf, size_t len)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, len, "exit status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, len, "wait status 0x%x", status);
+	return buf;
+}
+
+struct h_corral *h_corral_start(const char *settings, const char *databases, const char *users)
+{
+	struct h_corral *c;
+	char *s_settings, *s_dbs, *s_users, *ini;
+	pid_t parent = getpid();
+	int idx = n_corrals;
+	int status = 0;
+	double deadline;
+
+	if (access(H.corral_bin, X_OK) != 0)
+		cr_assert_fail("%s is not an executable (%s): build it with `make bin/corral`", H.corral_bin,
+			       strerror(errno));
+	if (n_corrals == MAX_CORRALS)
+		cr_assert_fail("too many corral instances in one test");
+	c = calloc(1, sizeof *c);
+	corrals[n_corrals++] = c;
+	snprintf(c->ini, sizeof c->ini, "%s/corral%d.ini", H.dir, idx);
+	snprintf(c->userlist, sizeof c->userlist, "%s/userlist%d.txt", H.dir, idx);
+	snprintf(c->log, sizeof c->log, "%s/corral%d.log", H.dir, idx);
+	c->port = h_free_port();
+
+	s_settings = h_subst(settings ? settings : "");
+	s_dbs = h_subst(databases ? databases : "");
+	s_users = h_subst(users ? users : "\"@USER@\" \"@PASSWORD@\"\n");
+	ini = h_printf("; written by tests/integration/harness.c\n"
+		       "[corral]\n"
+		       "listen_addr = 127.0.0.1\n"
+		       "listen_port = %d\n"
+		       "auth_file = %s\n"
+		       "%s%s"
+		       "%s\n"
+		       "[databases]\n"
+		       "%s\n",
+		       c->port, c->userlist,
+		       has_key(s_settings, "auth_type") ? "" : "auth_type = scram-sha-256\n",
+		       has_key(s_settings, "workers") ? "" : "workers = 2\n", s_settings, s_dbs);
+	h_write_file(c->ini, ini);
+	h_write_file(c->userlist, s_users);
+	free(ini);
+	free(s_settings);
+	free(s_dbs);
+	free(s_users);
+
+	c->pid = fork();
+	if (c->pid < 0)
+		cr_assert_fail("fork: %s", strerror(errno));
+	if (c->pid == 0) {
+		int fd = open(c->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int null = open("/dev/null", O_RDONLY);
+
+		/* Die with the test process, even if Criterion kills it on a timeout. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		if (fd < 0 || null < 0)
+			_exit(127);
+		dup2(null, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		signal(SIGPIPE, SIG_DFL);
+		execl(H.corral_bin, H.corral_bin, "-c", c->ini, (char *)NULL);
+		dprintf(2, "harness: exec %s: %s\n", H.corral_bin, strerror(errno));
+		_exit(127);
+	}
+	c->running = true;
+
+	deadline = h_now() + 10.0;
+	for (;;) {
+		if (!reap(c, &status)) {
+			char st[64];
+			const char *tail = h_corral_log_tail(c);
+
+			cr_assert_fail("corral exited during startup (%s); %s:\n%s",
+				       status_text(status, st, sizeof st), c->log, tail);
+		}
+		if (port_accepts(c->port))
+			return c;
+		if (h_now() > deadline) {
+			const char *tail = h_corral_log_tail(c);
+
+			cr_assert_fail("corral did not accept on port %d within 10 s; %s:\n%s", c->port,
+				       c->log, tail);
+		}
+		sleep_ms(10);
+	}
+}
+
+void h_corral_stop(struct h_corral *c)
+{
+	int status = 0;
+	double deadline = h_now() + 5.0;
+	char st[64];
+
+	if (!reap(c, &status)) {
+		const char *tail = h_corral_log_tail(c);
+
+		cr_assert_fail("corral was no longer running before SIGTERM (%s); %s:\n%s",
+			       status_text(status, st, sizeof st), c->log, tail);
+	}
+	kill(c->pid, SIGTERM);
+	while (reap(c, &status)) {
+		if (h_now() > deadline) {
+			const char *tail = h_corral_log_tail(c);
+
+			kill(c->pid, SIGKILL);
+			waitpid(c->pid, NULL, 0);
+			c->running = false;
+			cr_assert_fail("corral did not exit within 5 s of SIGTERM; %s:\n%s", c->log, tail);
+		}
+		sleep_ms(10);
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		const char *tail = h_corral_log_tail(c);
+
+		cr_assert_fail("corral ended with %s after SIGTERM (want exit status 0); %s:\n%s",
+			       status_text(status, st, sizeof st), c->log, tail);
+	}
+}
+
+/* A conninfo value in single quotes, as libpq wants it. */
+static void ci_add(struct sbuf *b, const char *key, const char *value)
+{
+	if (b->len > 0)
+		sb_str(b, " ");
+	sb_str(b, key);
+	sb_str(b, "='");
+	for (; *value; value++) {
+		if (*value == '\'' || *value == '\\')
+			sb_str(b, "\\");
+		sb_add(b, value, 1);
+	}
+	sb_str(b, "'");
+}
+
+static char *conninfo(int port, const char *user, const char *db, const char *password)
+{
+	struct sbuf b = {0};
+	char p[16];
+
+	snprintf(p, sizeof p, "%d", port);
+	sb_add(&b, "", 0);
+	ci_add(&b, "host", "127.0.0.1");
+	ci_add(&b, "port", p);
+	ci_add(&b, "user", user);
+	ci_add(&b, "dbname", db);
+	if (password != NULL)
+		ci_add(&b, "password", password);
+	ci_add(&b, "connect_timeout", "10");
+	return b.p;
+}
+
+char *h_conninfo(const struct h_corral *c, const char *user, const char *db, const char *password)
+{
+	return conninfo(c->port, user, db, password);
+}
+
+char *h_pg_conninfo(const char *user, const char *db, const char *password)
+{
+	return conninfo(H.pgport, user, db, password);
+}
+
+/* ---------------------------------------------------------------- libpq */
+
+PGconn *h_try_connect(const char *ci, double timeout_s, char **err)
+{
+	PGconn *conn = PQconnectStart(ci);
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	double deadline = h_now() + timeout_s;
+
+	*err = NULL;
+	if (conn == NULL)
+		cr_assert_fail("PQconnectStart: out of memory");
+	PQsetErrorVerbosity(conn, PQERRORS_VERBOSE);
+	if (PQstatus(conn) == CONNECTION_BAD)
+		st = PGRES_POLLING_FAILED;
+	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+		struct pollfd pfd = {.fd = PQsocket(conn),
+				     .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT};
+		int left = (int)((deadline - h_now()) * 1000);
+
+		if (left <= 0 || (poll(&pfd, 1, left) == 0 && h_now() >= deadline)) {
+			PQfinish(conn);
+			cr_assert_fail("login did not finish within %.0f s (%s)", timeout_s, ci);
+		}
+		st = PQconnectPoll(conn);
+	}
+	if (st == PGRES_POLLING_OK)
+		return conn;
+	*err = strdup(PQerrorMessage(conn));
+	PQfinish(conn);
+	return NULL;
+}
+
+PGconn *h_connect(const struct h_corral *c, const char *ci)
+{
+	char *err = NULL;
+	PGconn *conn = h_try_connect(ci, H_QUERY_TIMEOUT, &err);
+
+	if (conn == NULL) {
+		static char msg[1024];
+		const char *tail = c ? h_corral_log_tail(c) : "";
+
+		snprintf(msg, sizeof msg, "%s", err);
+		free(err);
+		cr_assert_fail("connection failed: %s(%s)%s%s", msg, ci, c ? "\ncorral log:\n" : "", tail);
+	}
+	return conn;
+}
+
+PGconn *h_connect_bench(const struct h_corral *c)
+{
+	char *ci = h_conninfo(c, H.user, H.db, H.password);
+	PGconn *conn = h_connect(c, ci);
+
+	free(ci);
+	return conn;
+}
+
+/* Waits for the results of what was sent; see h_exec_t. */
+static PGresult *collect(PGconn *conn, const char *what, double timeout_s)
+{
+	double deadline = h_now() + timeout_s;
+	PGresult *keep = NULL, *r;
+
+	for (;;) {
+		while (PQisBusy(conn)) {
+			struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+			int left = (int)((deadline - h_now()) * 1000);
+
+			if (left <= 0)
+				cr_assert_fail("no reply within %.0f s to: %.200s", timeout_s, what);
+			if (poll(&pfd, 1, left) < 0 && errno != EINTR)
+				cr_assert_fail("poll: %s", strerror(errno));
+			if (!PQconsumeInput(conn))
+				break; /* the error surfaces as a result below */
+		}
+		r = PQgetResult(conn);
+		if (r == NULL)
+			break;
+		if (keep != NULL && PQresultStatus(keep) == PGRES_FATAL_ERROR) {
+			PQclear(r); /* keep the first error */
+		} else {
+			PQclear(keep);
+			keep = r;
+		}
+		if (PQstatus(conn) == CONNECTION_BAD && PQresultStatus(keep) == PGRES_FATAL_ERROR)
+			break;
+	}
+	if (keep == NULL)
+		keep = PQmakeEmptyPGresult(conn, PGRES_FATAL_ERROR);
+	return keep;
+}
+
+PGresult *h_exec_t(PGconn *conn, const char *sql, double timeout_s)
+{
+	if (!PQsendQuery(conn, sql))
+		return PQmakeEmptyPGresult(conn, PGRES_FATAL_ERROR);
+	return collect(conn, sql, timeout_s);
+}
+
+PGresult *h_exec(PGconn *conn, const char *sql)
+{
+	return h_exec_t(conn, sql, H_QUERY_TIMEOUT);
+}
+
+PGresult *h_exec_params(PGconn *conn, const char *sql, int n, const char *const *values, double timeout_s)
+{
+	if (!PQsendQueryParams(conn, sql, n, NULL, values, NULL, NULL, 0))
+		return PQmakeEmptyPGresult(conn, PGRES_FATAL_ERROR);
+	return collect(conn, sql, timeout_s);
+}
+
+const char *h_err_field(const PGresult *res, int field)
+{
+	const char *v = res ? PQresultErrorField(res, field) : NULL;
+
+	return v ? v : "";
+}
+
+const char *h_sqlstate(const PGresult *res)
+{
+	return h_err_field(res, PG_DIAG_SQLSTATE);
+}
+
+void h_exec_ok(PGconn *conn, const char *sql)
+{
+	PGresult *r = h_exec(conn, sql);
+	ExecStatusType st = PQresultStatus(r);
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+		cr_assert_fail("%.200s: %s %s%s", sql, PQresStatus(st), PQresultErrorMessage(r),
+			       PQerrorMessage(conn));
+	PQclear(r);
+}
+
+char *h_value(PGconn *conn, const char *sql)
+{
+	PGresult *r = h_exec(conn, sql);
+	char *v;
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+		cr_assert_fail("%.200s: %s (%d rows) %s%s", sql, PQresStatus(PQresultStatus(r)), PQntuples(r),
+			       PQresultErrorMessage(r), PQerrorMessage(conn));
+	v = strdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return v;
+}
+
+/* ---------------------------------------------------------------- PostgreSQL */
+
+static PGconn *superuser_conn(char *err, size_t errlen)
+{
+	const char *keys[] = {"host", "port", "user", "dbname", "application_name", NULL};
+	char port[16];
+	const char *vals[] = {H.sockdir, port, "postgres", "postgres", "corral-test-monitor", NULL};
+	PGconn *conn;
+
+	snprintf(port, sizeof port, "%d", H.pgport);
+	conn = PQconnectdbParams(keys, vals, 0);
+	if (PQstatus(conn) != CONNECTION_OK) {
+		snprintf(err, errlen, "superuser connection over %s failed: %s", H.sockdir,
+			 PQerrorMessage(conn));
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+PGconn *h_superuser(void)
+{
+	char err[512];
+	PGconn *conn = superuser_conn(err, sizeof err);
+
+	if (conn == NULL)
+		cr_assert_fail("%s", err);
+	return conn;
+}
+
+static const char *count_sql = "select count(*) from pg_stat_activity where backend_type = 'client backend'"
+			       " and datname = $1 and ($2::text is null or usename = $2)";
+
+static int count_backends(PGconn *conn, const char *datname, const char *usename, char *err, size_t errlen)
+{
+	const char *params[2] = {datname, usename};
+	PGresult *r = PQexecParams(conn, count_sql, 2, NULL, params, NULL, NULL, 0);
+	int n = -1;
+
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		n = atoi(PQgetvalue(r, 0, 0));
+	else
+		snprintf(err, errlen, "pg_stat_activity query failed: %s", PQerrorMessage(conn));
+	PQclear(r);
+	return n;
+}
+
+int h_pg_backends(const char *datname, const char *usename)
+{
+	char err[512];
+	PGconn *conn = h_superuser();
+	int n = count_backends(conn, datname, usename, err, sizeof err);
+
+	PQfinish(conn);
+	if (n < 0)
+		cr_assert_fail("%s", err);
+	return n;
+}
+
+double h_wait_pg_backends(const char *datname, const char *usename, int want, double timeout_s)
+{
+	char err[512];
+	PGconn *conn = h_superuser();
+	double start = h_now();
+	int n;
+
+	for (;;) {
+		/* pg_stat_activity is a snapshot per transaction; outside one, each query is fresh. */
+		n = count_backends(conn, datname, usename, err, sizeof err);
+		if (n < 0) {
+			PQfinish(conn);
+			cr_assert_fail("%s", err);
+		}
+		if (n == want)
+			break;
+		if (h_now() - start > timeout_s) {
+			PQfinish(conn);
+			return -1;
+		}
+		sleep_ms(10);
+	}
+	PQfinish(conn);
+	return h_now() - start;
+}
+
+static void *sampler_main(void *arg)
+{
+	struct h_sampler *s = arg;
+	PGconn *conn = superuser_conn(s->error, sizeof s->error);
+
+	if (conn == NULL)
+		return NULL;
+	while (!atomic_load(&s->stop)) {
+		int n = count_backends(conn, s->datname, s->usename, s->error, sizeof s->error);
+
+		if (n < 0)
+			break;
+		if (n > atomic_load(&s->peak))
+			atomic_store(&s->peak, n);
+		atomic_fetch_add(&s->samples, 1);
+		sleep_ms(5);
+	}
+	PQfinish(conn);
+	return NULL;
+}
+
+struct h_sampler *h_sampler_start(const char *datname, const char *usename)
+{
+	struct h_sampler *s = calloc(1, sizeof *s);
+
+	if (n_samplers == MAX_SAMPLERS)
+		cr_assert_fail("too many samplers in one test");
+	s->datname = strdup(datname);
+	s->usename = usename ? strdup(usename) : NULL;
+	atomic_init(&s->stop, false);
+	atomic_init(&s->peak, 0);
+	atomic_init(&s->samples, 0);
+	if (pthread_create(&s->thread, NULL, sampler_main, s) != 0)
+		cr_assert_fail("pthread_create failed");
+	samplers[n_samplers++] = s;
+	/* Report only once sampling runs, so the caller's workload is fully observed. */
+	for (double deadline = h_now() + 10; atomic_load(&s->samples) == 0 && s->error[0] == '\0';) {
+		if (h_now() > deadline)
+			cr_assert_fail("pg_stat_activity sampler did not start");
+		sleep_ms(1);
+	}
+	return s;
+}
+
+int h_sampler_stop(struct h_sampler *s, int *samples)
+{
+	atomic_store(&s->stop, true);
+	pthread_join(s->thread, NULL);
+	s->joined = true;
+	if (s->error[0] != '\0')
+		cr_assert_fail("pg_stat_activity sampler failed: %s", s->error);
+	if (samples != NULL)
+		*samples = atomic_load(&s->samples);
+	return atomic_load(&s->peak);
+}
+
+/* ---------------------------------------------------------------- shell */
+
+char *h_pgtool(const char *name)
+{
+	return h_printf("%s/%s", H.pg_bindir, name);
+}
+
+void h_psql_expect(const struct h_corral *c, const char *sql, const char *want)
+{
+	char *ci = h_conninfo(c, H.user, H.db, H.password);
+	char *q_ci = h_shq(ci), *q_sql = h_shq(sql), *psql = h_pgtool("psql");
+	struct h_cmd r =
+		h_run(H_QUERY_TIMEOUT, "%s -X -At -v ON_ERROR_STOP=1 -d %s -c %s", psql, q_ci, q_sql);
+
+	if (r.status != 0 || strcmp(r.out, want) != 0) {
+		const char *tail = h_corral_log_tail(c);
+
+		cr_assert_fail("psql -c %s: status %d, stdout [%s] (want [%s]), stderr [%s]\ncorral log:\n%s",
+			       q_sql, r.status, r.out, want, r.err, tail);
+	}
+	h_cmd_free(&r);
+	free(ci);
+	free(q_ci);
+	free(q_sql);
+	free(psql);
+}
+
+struct h_cmd h_run(double timeout_s, const char *fmt, ...)
+{
+	struct h_cmd r = {0};
+	struct sbuf out = {0}, err = {0};
+	int po[2], pe[2], status = 0;
+	double start = h_now(), deadline = start + timeout_s;
+	bool timed_out = false;
+	va_list ap;
+	char *cmd;
+	pid_t pid;
+
+	va_start(ap, fmt);
+	if (vasprintf(&cmd, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	sb_add(&out, "", 0);
+	sb_add(&err, "", 0);
+	if (pipe(po) != 0 || pipe(pe) != 0)
+		cr_assert_fail("pipe: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		cr_assert_fail("fork: %s", strerror(errno));
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(null, 0);
+		dup2(po[1], 1);
+		dup2(pe[1], 2);
+		close(po[0]);
+		close(pe[0]);
+		close(po[1]);
+		close(pe[1]);
+		signal(SIGPIPE, SIG_DFL);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	setpgid(pid, pid);
+	close(po[1]);
+	close(pe[1]);
+
+	struct pollfd pfd[2] = {{.fd = po[0], .events = POLLIN}, {.fd = pe[0], .events = POLLIN}};
+	int open_fds = 2;
+
+	while (open_fds > 0) {
+		int left = (int)((deadline - h_now()) * 1000);
+
+		if (left <= 0) {
+			timed_out = true;
+			break;
+		}
+		if (poll(pfd, 2, left) < 0 && errno != EINTR)
+			cr_assert_fail("poll: %s", strerror(errno));
+		for (int i = 0; i < 2; i++) {
+			char buf[65536];
+			ssize_t n;
+
+			if (pfd[i].fd < 0 || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			n = read(pfd[i].fd, buf, sizeof buf);
+			if (n > 0) {
+				sb_add(i == 0 ? &out : &err, buf, (size_t)n);
+			} else if (n == 0 || errno != EINTR) {
+				close(pfd[i].fd);
+				pfd[i].fd = -1;
+				open_fds--;
+			}
+		}
+	}
+	if (timed_out)
+		kill(-pid, SIGKILL);
+	for (int i = 0; i < 2; i++)
+		if (pfd[i].fd >= 0)
+			close(pfd[i].fd);
+	if (!timed_out) {
+		/* Output closed; the process may still be exiting. */
+		while (waitpid(pid, &status, WNOHANG) == 0) {
+			if (h_now() > deadline) {
+				timed_out = true;
+				kill(-pid, SIGKILL);
+				break;
+			}
+			sleep_ms(5);
+		}
+	}
+	if (timed_out) {
+		waitpid(pid, &status, 0);
+		r.status = -1;
+	} else if (WIFEXITED(status)) {
+		r.status = WEXITSTATUS(status);
+	} else {
+		r.status = 128 + WTERMSIG(status);
+	}
+	r.out = out.p;
+	r.err = err.p;
+	r.secs = h_now() - start;
+	free(cmd);
+	return r;
+}
+
+void h_cmd_free(struct h_cmd *r)
+{
+	free(r->out);
+	free(r->err);
+	r->out = r->err = NULL;
+}
+
+/* ---------------------------------------------------------------- raw sockets */
+
+int h_tcp_connect(int port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int one = 1;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+		cr_assert_fail("connect to 127.0.0.1:%d: %s", port, strerror(errno));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	return fd;
+}
+
+void h_send_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			cr_assert_fail("send: %s", strerror(errno));
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+size_t h_read_reply(int fd, void *buf, size_t cap, double timeout_s, bool *closed)
+{
+	double deadline = h_now() + timeout_s;
+	size_t got = 0;
+
+	*closed = false;
+	while (got < cap) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int left = (int)((deadline - h_now()) * 1000);
+		ssize_t n;
+
+		if (left <= 0 || poll(&pfd, 1, left) == 0)
+			break;
+		n = recv(fd, (char *)buf + got, cap - got, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			*closed = true; /* EOF or reset */
+			break;
+		}
+		got += (size_t)n;
+	}
+	return got;
+}
+
+static uint32_t be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+bool h_parse_error(const void *buf, size_t len, char sqlstate[6], char *msg, size_t msglen)
+{
+	const unsigned char *p = buf;
+	uint32_t mlen;
+	size_t i;
+
+	sqlstate[0] = '\0';
+	if (msglen > 0)
+		msg[0] = '\0';
+	if (len < 5 || p[0] != 'E')
+		return false;
+	mlen = be32(p + 1);
+	if (mlen < 4 || (size_t)mlen + 1 > len)
+		return false;
+	for (i = 5; i < (size_t)mlen + 1 && p[i] != 0;) {
+		char type = (char)p[i++];
+		const char *val = (const char *)p + i;
+		size_t vlen = strnlen(val, (size_t)mlen + 1 - i);
+
+		if (type == 'C')
+			snprintf(sqlstate, 6, "%.5s", val);
+		else if (type == 'M')
+			snprintf(msg, msglen, "%.*s", (int)vlen, val);
+		i += vlen + 1;
+	}
+	return true;
+}

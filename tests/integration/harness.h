@@ -1,0 +1,159 @@
+/*
+ * Integration-test harness: a real corral process per test, real libpq clients, a
+ * pg_stat_activity sampler and a shell runner, against the throwaway PostgreSQL that
+ * tests/integration/run.sh starts (its environment contract is documented there).
+ *
+ * Every suite uses H_SUITE (.init = h_init, .fini = h_fini).  Criterion runs each
+ * test in its own process, so the harness keeps per-test state in globals; h_fini
+ * kills whatever a failed test left running (corral, samplers), and a corral child
+ * also dies with its test process (PR_SET_PDEATHSIG) if a test times out.
+ *
+ * Helpers that can fail fail the current test themselves (cr_assert_fail) with the
+ * reason and, where it helps, the tail of corral's log; they return only on success.
+ */
+#ifndef CORRAL_TESTS_INTEGRATION_HARNESS_H
+#define CORRAL_TESTS_INTEGRATION_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <libpq-fe.h>
+
+#define H_SUITE .init = h_init, .fini = h_fini
+
+/* Seconds any single query or login may take before the test fails as "hung". */
+#define H_QUERY_TIMEOUT 15.0
+
+/* What run.sh exported; filled by h_init. */
+struct h_env {
+	const char *corral_bin;
+	const char *pghost;
+	int pgport;
+	const char *sockdir;  /* superuser "postgres", trust */
+	const char *user;     /* bench */
+	const char *password; /* secret */
+	const char *md5_user; /* md5user, stored as md5 in PostgreSQL */
+	const char *md5_password;
+	const char *db;		/* bench */
+	const char *pgbench_db; /* pgb: pgbench tables, only the pgbench test uses it */
+	const char *idle_db;	/* idle: only the server_idle_timeout test uses it */
+	const char *pg_bindir;
+	char dir[512]; /* this test's own scratch dir (made by h_init) */
+};
+extern struct h_env H;
+
+void h_init(void);
+void h_fini(void);
+
+/* ---- small utilities (results are malloc'd; the caller frees) ---- */
+char *h_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Replaces @PGHOST@, @PGPORT@, @DIR@ (the test dir), @USER@, @PASSWORD@, @DB@. */
+char *h_subst(const char *text);
+char *h_path(const char *name); /* H.dir + "/" + name */
+void h_write_file(const char *path, const char *content);
+char *h_read_file(const char *path, size_t *len); /* NULL if it cannot be read */
+char *h_shq(const char *s);			  /* single-quoted for sh */
+double h_now(void);				  /* monotonic seconds */
+void h_md5_hex(const void *data, size_t len, char out[33]);
+int h_free_port(void); /* a loopback port nothing listens on now */
+
+/* ---- corral processes ---- */
+struct h_corral {
+	pid_t pid;
+	int port;
+	char ini[600];
+	char userlist[600];
+	char log[600];
+	bool running;
+};
+
+/*
+ * Writes DIR/corralN.ini and DIR/userlistN.txt and starts "$CORRAL_BIN -c ini" with
+ * stdout/stderr to DIR/corralN.log; returns once the port accepts (10 s, else the test
+ * fails with the log tail).  settings: extra [corral] lines; listen_addr, listen_port
+ * and auth_file are always the harness's, auth_type (scram-sha-256) and workers (2)
+ * are defaults the settings may override.  databases: the [databases] lines.  users:
+ * the auth file (NULL: "bench" "secret").  All three go through h_subst.
+ */
+struct h_corral *h_corral_start(const char *settings, const char *databases, const char *users);
+/* SIGTERM; the test fails unless corral exits with status 0 within 5 s. */
+void h_corral_stop(struct h_corral *c);
+bool h_corral_alive(struct h_corral *c);
+/* The last 3 KB of corral's log, in a static buffer (valid until the next call). */
+const char *h_corral_log_tail(const struct h_corral *c);
+/* libpq conninfo for corral (password NULL: none), with connect_timeout. */
+char *h_conninfo(const struct h_corral *c, const char *user, const char *db, const char *password);
+/* Same for PostgreSQL directly over TCP. */
+char *h_pg_conninfo(const char *user, const char *db, const char *password);
+
+/* ---- libpq ---- */
+/* Connects; fails the test (with message and, if c != NULL, corral's log) unless OK. */
+PGconn *h_connect(const struct h_corral *c, const char *conninfo);
+PGconn *h_connect_bench(const struct h_corral *c); /* bench/secret to database bench */
+/*
+ * Login that is allowed to fail, with PQERRORS_VERBOSE set before the first poll so
+ * that the error text carries the SQLSTATE ("FATAL:  28P01: ...").  Returns the
+ * connection on success; otherwise NULL and the error text in *err (malloc'd).
+ */
+PGconn *h_try_connect(const char *conninfo, double timeout_s, char **err);
+/*
+ * Sends sql (simple protocol) and waits up to timeout_s for all its results; the test
+ * fails as hung otherwise.  Returns the first error result if there was one, else the
+ * last result (never NULL).
+ */
+PGresult *h_exec_t(PGconn *conn, const char *sql, double timeout_s);
+PGresult *h_exec(PGconn *conn, const char *sql);
+/* Extended protocol with text parameters. */
+PGresult *h_exec_params(PGconn *conn, const char *sql, int n, const char *const *values, double timeout_s);
+/* Fails the test unless the command succeeds. */
+void h_exec_ok(PGconn *conn, const char *sql);
+/* Fails unless sql returns exactly one row; returns its first value. */
+char *h_value(PGconn *conn, const char *sql);
+/* A field of an error result, or "" (never NULL). */
+const char *h_err_field(const PGresult *res, int field);
+const char *h_sqlstate(const PGresult *res);
+
+/* ---- PostgreSQL as superuser over the unix socket ---- */
+PGconn *h_superuser(void);
+/* Client backends of datname (and usename unless NULL) right now. */
+int h_pg_backends(const char *datname, const char *usename);
+/* Polls (10 ms) until the count equals want; returns the seconds it took, or -1. */
+double h_wait_pg_backends(const char *datname, const char *usename, int want, double timeout_s);
+
+/* Samples pg_stat_activity in a thread and keeps the peak backend count. */
+struct h_sampler;
+struct h_sampler *h_sampler_start(const char *datname, const char *usename);
+/* Stops the thread; fails the test if sampling failed; returns the peak. */
+int h_sampler_stop(struct h_sampler *s, int *samples);
+
+/* ---- shell commands ---- */
+struct h_cmd {
+	int status; /* exit code; 128+N if killed by signal N; -1 if it timed out */
+	char *out;
+	char *err;
+	double secs;
+};
+/* Runs "sh -c CMD" (stdin /dev/null) and captures stdout and stderr separately. */
+struct h_cmd h_run(double timeout_s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void h_cmd_free(struct h_cmd *r);
+/* PostgreSQL's psql / pgbench, full paths, for commands. */
+char *h_pgtool(const char *name);
+/* psql -X -At -c SQL through corral as bench/secret to bench; fails unless the output is want. */
+void h_psql_expect(const struct h_corral *c, const char *sql, const char *want);
+
+/* ---- raw sockets (for bad input) ---- */
+int h_tcp_connect(int port);
+void h_send_all(int fd, const void *buf, size_t len);
+/*
+ * Reads until the peer closes (EOF or reset), cap bytes arrived, or timeout_s passed.
+ * Returns the bytes read; *closed tells whether the peer closed.
+ */
+size_t h_read_reply(int fd, void *buf, size_t cap, double timeout_s, bool *closed);
+/*
+ * If buf starts with a complete v3 ErrorResponse, copies its SQLSTATE and message
+ * (may be truncated) and returns true.
+ */
+bool h_parse_error(const void *buf, size_t len, char sqlstate[6], char *msg, size_t msglen);
+
+#endif

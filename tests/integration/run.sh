@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# run.sh -- run corral's integration tests against a throwaway PostgreSQL cluster.
+#
+# Usage: tests/integration/run.sh BINARY [criterion args...]
+#   e.g. tests/integration/run.sh ./bin/integration-tests --filter 'auth/*'
+#
+# Creates a short temp dir (/tmp/corral-it.XXXXXX), initdb's a cluster there (as OS user
+# postgres when run as root), starts it on 127.0.0.1 and a free port, creates the roles
+# and databases below, runs BINARY with `--jobs 2 --timeout 60` plus the given args, then
+# always stops PostgreSQL and removes the dir (set CORRAL_TEST_KEEP=1 to keep it).
+# Exits with BINARY's exit code; Criterion's "[====] Synthesis" line is the last output.
+#
+# Cluster: listen_addresses = 127.0.0.1 only, max_connections = 40 (low so that limits
+# show), fsync off.  pg_hba: unix socket (in the data dir, mode 0700) = trust for
+# everyone; TCP: md5user = md5, everyone else = scram-sha-256.
+#   role postgres  superuser, unix socket only (setup and monitoring)
+#   role bench     password 'secret' (SCRAM verifier), owns databases bench, pgb, idle
+#   role md5user   password 'md5pass', stored as an md5 hash (password_encryption = md5)
+#   database pgb   pgbench -i -s 1 (pgbench tables), used only by the pgbench test
+#   database idle  empty, used only by the server_idle_timeout test (it counts backends)
+#
+# Environment contract for BINARY (read by tests/integration/harness.c):
+#   CORRAL_BIN               absolute path of bin/corral (an already-set CORRAL_BIN wins,
+#                            e.g. to test an ASan build kept elsewhere)
+#   CORRAL_TEST_PGHOST       127.0.0.1
+#   CORRAL_TEST_PGPORT       the cluster's TCP port
+#   CORRAL_TEST_PGSOCKDIR    unix socket dir: superuser "postgres", trust
+#   CORRAL_TEST_DIR          scratch dir (tests make their own subdirs in it)
+#   CORRAL_TEST_USER / CORRAL_TEST_PASSWORD          bench / secret
+#   CORRAL_TEST_MD5_USER / CORRAL_TEST_MD5_PASSWORD  md5user / md5pass
+#   CORRAL_TEST_DB           bench
+#   CORRAL_TEST_PGBENCH_DB   pgb
+#   CORRAL_TEST_IDLE_DB      idle
+#   CORRAL_TEST_PG_BINDIR    PostgreSQL's bin dir (psql, pgbench are taken from there)
+# Other PG* variables are unset so that libpq, psql and pgbench only use what tests pass.
+#
+# Why --jobs 2 is safe: every test starts its own corral on its own port, and the two
+# tests that count PostgreSQL backends (pgbench, server_idle_timeout) use databases no
+# other test touches.  max_connections = 40 leaves room for two tests at once.
+set -euo pipefail
+
+[ $# -ge 1 ] || { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2; }
+bin=$(realpath "$1")
+shift
+root=$(realpath "$(dirname "$0")/../..")
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+RUN_AS=${PG_RUN_AS:-postgres}
+
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+as_owner() {   # PostgreSQL refuses to run as root
+	if [ "$(id -u)" = 0 ]; then runuser -u "$RUN_AS" -- "$@"; else "$@"; fi
+}
+
+tmp=$(mktemp -d /tmp/corral-it.XXXXXX)
+data=$tmp/pg
+started=0
+# shellcheck disable=SC2317  # called by the EXIT trap
+cleanup() {
+	if [ "$started" = 1 ]; then
+		as_owner "$PG_BIN/pg_ctl" -D "$data" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+	fi
+	if [ "${CORRAL_TEST_KEEP:-0}" = 1 ]; then
+		echo "run.sh: kept $tmp" >&2
+	else
+		rm -rf "$tmp"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [ "$(id -u)" = 0 ]; then chown "$RUN_AS" "$tmp"; fi
+chmod 755 "$tmp"
+
+fail() {
+	echo "run.sh: $*" >&2
+	[ -f "$tmp/postgres.log" ] && tail -20 "$tmp/postgres.log" >&2
+	exit 1
+}
+
+as_owner "$PG_BIN/initdb" -D "$data" -U postgres -E UTF8 --locale=C \
+	--auth-local=trust --auth-host=scram-sha-256 >"$tmp/initdb.log" 2>&1 ||
+	{ cat "$tmp/initdb.log" >&2; fail "initdb failed"; }
+
+as_owner tee "$data/pg_hba.conf" >/dev/null <<'EOF'
+# written by tests/integration/run.sh
+local all all                 trust
+host  all md5user 127.0.0.1/32 md5
+host  all all     127.0.0.1/32 scram-sha-256
+EOF
+
+# A port below the ephemeral range (32768+), so outgoing connections never hold it;
+# nothing must answer on it.  Retry with another port if the start fails anyway.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for _ in 1 2 3 4 5; do
+	port=$((20000 + RANDOM % 12000))
+	port_free "$port" || continue
+	as_owner tee "$data/corral-test.conf" >/dev/null <<EOF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$data'
+max_connections = 40
+superuser_reserved_connections = 3
+shared_buffers = 32MB
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+password_encryption = 'scram-sha-256'
+log_min_messages = warning
+log_connections = off
+EOF
+	grep -q corral-test.conf "$data/postgresql.conf" ||
+		echo "include 'corral-test.conf'" | as_owner tee -a "$data/postgresql.conf" >/dev/null
+	if as_owner "$PG_BIN/pg_ctl" -D "$data" -l "$tmp/postgres.log" -w -t 60 start >/dev/null 2>&1; then
+		started=1
+		break
+	fi
+done
+[ $started = 1 ] || fail "PostgreSQL did not start"
+
+su_psql() {
+	"$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$data" -p "$port" -U postgres -d postgres "$@"
+}
+su_psql >/dev/null <<'EOF' || fail "role/database setup failed"
+create role bench login password 'secret';
+create database bench owner bench;
+create database pgb owner bench;
+create database idle owner bench;
+set password_encryption = 'md5';
+create role md5user login password 'md5pass';
+EOF
+[ "$(su_psql -Atc "select left(rolpassword, 3) from pg_authid where rolname = 'md5user'")" = md5 ] ||
+	fail "md5user's password is not stored as md5"
+"$PG_BIN/pgbench" -i -s 1 -q -h "$data" -p "$port" -U bench pgb >"$tmp/pgbench-init.log" 2>&1 ||
+	{ cat "$tmp/pgbench-init.log" >&2; fail "pgbench -i failed"; }
+
+unset PGHOST PGHOSTADDR PGPORT PGUSER PGPASSWORD PGPASSFILE PGDATABASE PGSERVICE PGSERVICEFILE \
+	PGOPTIONS PGSSLMODE PGREQUIRESSL PGCONNECT_TIMEOUT PGAPPNAME PGTARGETSESSIONATTRS \
+	PGCHANNELBINDING PGGSSENCMODE PGCLIENTENCODING PGTZ PGDATESTYLE
+
+mkdir -p "$tmp/t"
+CORRAL_BIN=$(realpath -m "${CORRAL_BIN:-$root/bin/corral}")
+export CORRAL_BIN
+export CORRAL_TEST_PGHOST=127.0.0.1
+export CORRAL_TEST_PGPORT=$port
+export CORRAL_TEST_PGSOCKDIR=$data
+export CORRAL_TEST_DIR=$tmp/t
+export CORRAL_TEST_USER=bench CORRAL_TEST_PASSWORD=secret
+export CORRAL_TEST_MD5_USER=md5user CORRAL_TEST_MD5_PASSWORD=md5pass
+export CORRAL_TEST_DB=bench CORRAL_TEST_PGBENCH_DB=pgb CORRAL_TEST_IDLE_DB=idle
+export CORRAL_TEST_PG_BINDIR=$PG_BIN
+
+rc=0
+"$bin" --jobs 2 --timeout 60 "$@" || rc=$?
+exit $rc
