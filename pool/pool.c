@@ -88,7 +88,7 @@ static size_t pool_server_count(const struct pool *pool)
 static bool build_login_params(struct pool *pool, const char *user, const char *password)
 {
 	const struct db_config *db = pool->db;
-	size_t n = db->n_conn + 4; /* + user, password, fallback_application_name, NULL */
+	size_t n = db->n_conn + 3; /* + user, password, NULL */
 	pool->login_keys = calloc(n, sizeof(char *));
 	pool->login_vals = calloc(n, sizeof(char *));
 	if (!pool->login_keys || !pool->login_vals)
@@ -109,8 +109,6 @@ static bool build_login_params(struct pool *pool, const char *user, const char *
 		pool->login_keys[k] = "password";
 		pool->login_vals[k++] = pool->login_password;
 	}
-	pool->login_keys[k] = "fallback_application_name";
-	pool->login_vals[k++] = "corral";
 	return true;
 }
 

@@ -136,4 +136,5 @@ void server_teardown(struct server *s)
 		s->conn = NULL;
 	}
 	params_clear(&s->params);
+	params_clear(&s->applied);
 }

@@ -41,6 +41,8 @@ struct server {
 	void *job;
 	void (*job_free)(void *job);
 	struct param_set params;    /* as this server last reported them */
+	struct param_set applied;   /* values corral set that the server does not report;
+				     * a reset forgets them */
 	int backend_pid;
 };
 

@@ -13,7 +13,9 @@
 
 #include "common/log.h"
 #include "proxy/client_auth.h"
+#include "proxy/server_cmd.h"
 #include "proxy/server_reset.h"
+#include "proxy/session_params.h"
 #include "proxy/worker.h"
 
 /* PostgreSQL's authentication_timeout default: startup and password in 60 s. */
@@ -25,7 +27,8 @@
 
 static const char *const state_names[] = {
 	[CL_STARTUP] = "startup", [CL_AUTH] = "auth",	  [CL_WELCOME_WAIT] = "welcome_wait",
-	[CL_IDLE] = "idle",	  [CL_WAITING] = "waiting", [CL_ACTIVE] = "active",
+	[CL_IDLE] = "idle",	  [CL_WAITING] = "waiting", [CL_PREPARING] = "preparing",
+	[CL_ACTIVE] = "active",
 	[CL_CLOSING] = "closing", [CL_CLOSED] = "closed",
 };
 
@@ -40,6 +43,15 @@ static void client_event(struct bufferevent *bev, short what, void *arg);
 
 /* ---- ending ------------------------------------------------------------------- */
 
+/* A client left while its server was being prepared: keep the server if it is clean. */
+static void orphan_prepared(struct server *s, const struct server_cmd_result *res, void *arg)
+{
+	if (res->failure)
+		pool_close_server(s, res->failure);
+	else
+		server_reset_and_release(s, res->status, arg);
+}
+
 /* Leaves the queue, and gives the server back (reset first) if it can be reused. */
 static void detach(struct client *c)
 {
@@ -48,6 +60,12 @@ static void detach(struct client *c)
 	struct server *s = c->server;
 	if (!s)
 		return;
+	if (c->state == CL_PREPARING) {
+		/* The parameter query is still running; it decides the server's fate. */
+		c->server = NULL;
+		server_cmd_rebind(s, orphan_prepared, (void *)c->worker->cfg->server_reset_query);
+		return;
+	}
 	relay_stop(c);
 	c->server = NULL;
 	struct relay *r = &c->relay;
@@ -109,6 +127,7 @@ void client_free(struct client *c)
 	free(c->user);
 	free(c->database);
 	free(c->application_name);
+	params_clear(&c->params);
 	free(c);
 }
 
@@ -128,6 +147,11 @@ static bool take_startup_params(struct client *c, const struct pg_startup *st)
 	c->application_name = strdup(app ? app : "");
 	if (!c->user || !c->database || !c->application_name) {
 		client_fail(c, "53200", "out of memory");
+		return false;
+	}
+	const char *why = NULL;
+	if (!session_params_from_startup(st, &c->params, &why)) {
+		client_fail(c, "22023", "%s", why);
 		return false;
 	}
 	return true;
@@ -200,28 +224,69 @@ static void welcome(struct client *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	const struct param_set *ps = &c->pool->params;
+	/* The client sees the values it asked for; a server gets them when linked. */
+	session_params_add_defaults(&c->params, ps);
 	for (size_t i = 0; i < ps->n; i++) {
-		const char *value = ps->values[i];
-		/* The client sees its own application_name, as PostgreSQL would show it. */
-		if (strcmp(ps->names[i], "application_name") == 0)
-			value = c->application_name;
-		pgproto_put_parameter_status(out, ps->names[i], value);
+		const char *value = params_get(&c->params, ps->names[i]);
+		pgproto_put_parameter_status(out, ps->names[i], value ? value : ps->values[i]);
 	}
 	pgproto_put_backend_key(out, c->cancel_pid, c->cancel_key);
 	pgproto_put_ready(out, 'I');
 }
 
-/* c got server s: relay from now on (session mode keeps it until c leaves). */
+static void forward_param(void *arg, const char *name, const char *value)
+{
+	struct client *c = arg;
+	pgproto_put_parameter_status(bufferevent_get_output(c->bev), name, value);
+}
+
+static void prepared(struct server *s, const struct server_cmd_result *res, void *arg)
+{
+	struct client *c = arg;
+	if (res->failure) {
+		c->server = NULL;
+		pool_close_server(s, res->failure);
+		client_fail(c, "08006", "server connection lost while applying session parameters: %s",
+			    res->failure);
+		return;
+	}
+	if (res->error) {
+		/* PostgreSQL refuses such a startup packet with this error, and so do we. */
+		c->server = NULL;
+		server_reset_and_release(s, res->status, c->worker->cfg->server_reset_query);
+		client_fail(c, res->sqlstate, "%s", res->message);
+		return;
+	}
+	session_params_applied(&c->params, s);
+	c->state = CL_ACTIVE;
+	relay_start(c);
+}
+
+/* c got server s: give it c's session parameters, then relay (session mode keeps it
+ * until c leaves). */
 static void link_server(struct client *c, struct server *s)
 {
 	bool first = c->state == CL_WELCOME_WAIT;
 	c->server = s;
-	c->state = CL_ACTIVE;
+	c->state = CL_PREPARING;
 	if (first)
 		welcome(c);
 	log_debug("event=client_linked client=%llu server=%llu pid=%d", (unsigned long long)c->id,
 		  (unsigned long long)s->id, s->backend_pid);
-	relay_start(c);
+	bool oom;
+	char *query = session_params_sync_query(&c->params, s, &oom);
+	if (oom) {
+		client_fail(c, "53200", "out of memory");
+		return;
+	}
+	if (!query) {
+		c->state = CL_ACTIVE;
+		relay_start(c);
+		return;
+	}
+	const char *queries[] = { query };
+	server_cmd_run(s, queries, 1, forward_param, prepared, c);
+	free(query);
 }
 
 static void request_server(struct client *c)
@@ -316,6 +381,7 @@ static void client_read(struct bufferevent *bev, void *arg)
 		break;
 	case CL_WELCOME_WAIT:
 	case CL_WAITING:
+	case CL_PREPARING:
 		break; /* kept in the input buffer until a server is linked */
 	case CL_CLOSING:
 	case CL_CLOSED:

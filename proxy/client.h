@@ -27,6 +27,7 @@ enum client_state {
 	CL_WELCOME_WAIT, /* authenticated; waiting for the pool's first server login */
 	CL_IDLE,         /* logged in, no server */
 	CL_WAITING,      /* queued for a server */
+	CL_PREPARING,    /* linked; the server gets the client's session parameters */
 	CL_ACTIVE,       /* linked to a server, relaying */
 	CL_CLOSING,      /* flushing a last message, then closed */
 	CL_CLOSED,       /* waiting to be freed */
@@ -47,6 +48,7 @@ struct client {
 	char *user;
 	char *database;
 	char *application_name;
+	struct param_set params;     /* session parameters the client expects */
 
 	/* authentication */
 	enum auth_method auth_method;

@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "proxy/client.h"
 #include "proxy/pgproto.h"
+#include "proxy/session_params.h"
 #include "proxy/worker.h"
 
 /* Messages larger than this are never looked into, only passed through. */
@@ -120,8 +121,12 @@ static enum scan_result inspect_server_msg(struct client *c, char type, const ui
 			pg_reader_init(&rd, body, len - 4);
 			const char *name = pg_read_string(&rd);
 			const char *value = pg_read_string(&rd);
-			if (!rd.bad)
+			if (!rd.bad) {
 				(void)params_set(&c->server->params, name, value);
+				/* The client changed it (SET): its next server must match. */
+				if (session_params_tracked(name))
+					(void)params_set(&c->params, name, value);
+			}
 		}
 		break;
 	case 'G': /* CopyInResponse */
