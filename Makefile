@@ -68,6 +68,35 @@ asan:
 	ASAN_OPTIONS=detect_leaks=1 ./bin/unit-tests --jobs 2
 	ASAN_OPTIONS=detect_leaks=1 ./tests/integration/run.sh ./bin/integration-tests
 
+# libFuzzer harnesses for the wire codec (tests/fuzz/), each run for FUZZ_SECONDS from
+# its seed corpus; new inputs go to $(BUILD)/fuzz/corpus, crashes to $(BUILD)/fuzz/.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 30
+FUZZERS      := startup messages
+FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g -fno-omit-frame-pointer \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+                -I. $(shell pkg-config --cflags libevent)
+FUZZ_DEPS    := proxy/pgproto.c proxy/pgproto.h pool/params.c pool/params.h common/macros.h
+
+.PHONY: fuzz
+fuzz:
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || { echo "fuzz: $(FUZZ_CC) not found;" \
+	    "install it with: sudo apt-get install -y clang-14 libclang-rt-14-dev" \
+	    "(then FUZZ_CC=clang-14 if there is no clang)"; exit 1; }
+	$(MAKE) $(FUZZERS:%=$(BUILD)/fuzz/fuzz_%)
+	@set -e; for f in $(FUZZERS); do \
+	    mkdir -p $(BUILD)/fuzz/corpus/$$f; \
+	    echo "== fuzz_$$f for $(FUZZ_SECONDS)s"; \
+	    $(BUILD)/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        -artifact_prefix=$(BUILD)/fuzz/$$f- \
+	        $(BUILD)/fuzz/corpus/$$f tests/fuzz/corpus/$$f; \
+	done
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DEPS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< proxy/pgproto.c pool/params.c \
+	    $(shell pkg-config --libs libevent)
+
 format:
 	clang-format -i $(wildcard */*.c */*.h tests/*/*.c tests/*/*.h)
 

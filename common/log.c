@@ -62,3 +62,15 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	line[len++] = '\n';
 	fwrite(line, 1, len, stderr);
 }
+
+const char *log_clean(const char *in, char *out, size_t outlen)
+{
+	size_t n = 0;
+	for (; *in && n + 1 < outlen; in++, n++) {
+		unsigned char ch = (unsigned char)*in;
+		out[n] = ch == '"' ? '\'' : ch < 0x20 ? ' ' : (char)ch;
+	}
+	if (outlen)
+		out[n] = '\0';
+	return out;
+}

@@ -17,6 +17,9 @@ void log_set_level(enum log_level level);
 bool log_level_parse(const char *name, enum log_level *out) WARN_UNUSED;
 bool log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) PRINTF_LIKE(2, 3);
+/* Copies in to out so it can stand inside a quoted value: '"' becomes '\'' and
+ * control characters become spaces.  Returns out. */
+const char *log_clean(const char *in, char *out, size_t outlen);
 
 #define log_debug(...)                                 \
 	do {                                           \

@@ -326,8 +326,10 @@ void pool_login_done(struct server *s, bool ok, const char *errmsg)
 	tidy_error(msg);
 	free(pool->last_login_error);
 	pool->last_login_error = strdup(msg);
+	char clean[sizeof(msg)];
 	log_warn("event=server_login_failed server=%llu db=%s user=%s error=\"%s\"",
-		 (unsigned long long)s->id, pool->db->name, pool->user, msg);
+		 (unsigned long long)s->id, pool->db->name, pool->user,
+		 log_clean(msg, clean, sizeof(clean)));
 	server_teardown(s);
 	set_server_state(s, SV_CLOSED);
 	event_active(pool->env->reap_ev, 0, 0);

@@ -108,9 +108,10 @@ void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...)
 	va_end(ap);
 
 	detach(c);
+	char clean[sizeof(msg)];
 	log_info("event=client_error client=%llu user=%s db=%s state=%s sqlstate=%s msg=\"%s\"",
 		 (unsigned long long)c->id, c->user ? c->user : "-", c->database ? c->database : "-",
-		 client_state_name(c->state), sqlstate, msg);
+		 client_state_name(c->state), sqlstate, log_clean(msg, clean, sizeof(clean)));
 	pgproto_put_error(bufferevent_get_output(c->bev), "FATAL", sqlstate, msg);
 	c->state = CL_CLOSING;
 	/* Stop listening to it; close once the error is written (client_write). */

@@ -4,8 +4,9 @@
 # Usage: tests/integration/run.sh BINARY [criterion args...]
 #   e.g. tests/integration/run.sh ./bin/integration-tests --filter 'auth/*'
 #
-# Creates a short temp dir (/tmp/corral-it.XXXXXX), initdb's a cluster there (as OS user
-# postgres when run as root), starts it on 127.0.0.1 and a free port, creates the roles
+# Creates a short temp dir (/tmp/corral-it.XXXXXX), initdb's a cluster there with
+# scripts/pgtmp.sh (as OS user postgres when run as root; PG_BIN and PG_RUN_AS as
+# documented there), starts it on 127.0.0.1 and a free port, creates the roles
 # and databases below, runs BINARY with `--jobs 2 --timeout 60` plus the given args, then
 # always stops PostgreSQL and removes the dir (set CORRAL_TEST_KEEP=1 to keep it).
 # Exits with BINARY's exit code; Criterion's "[====] Synthesis" line is the last output.
@@ -43,23 +44,15 @@ set -euo pipefail
 bin=$(realpath "$1")
 shift
 root=$(realpath "$(dirname "$0")/../..")
-PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
-RUN_AS=${PG_RUN_AS:-postgres}
+# shellcheck source=scripts/pgtmp.sh
+. "$root/scripts/pgtmp.sh"   # PG_BIN, PG_RUN_AS; the cluster is DIR/pg
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-as_owner() {   # PostgreSQL refuses to run as root
-	if [ "$(id -u)" = 0 ]; then runuser -u "$RUN_AS" -- "$@"; else "$@"; fi
-}
-
 tmp=$(mktemp -d /tmp/corral-it.XXXXXX)
-data=$tmp/pg
-started=0
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
-	if [ "$started" = 1 ]; then
-		as_owner "$PG_BIN/pg_ctl" -D "$data" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
-	fi
+	pgtmp_stop "$tmp"
 	if [ "${CORRAL_TEST_KEEP:-0}" = 1 ]; then
 		echo "run.sh: kept $tmp" >&2
 	else
@@ -70,58 +63,18 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if [ "$(id -u)" = 0 ]; then chown "$RUN_AS" "$tmp"; fi
-chmod 755 "$tmp"
-
 fail() {
 	echo "run.sh: $*" >&2
 	[ -f "$tmp/postgres.log" ] && tail -20 "$tmp/postgres.log" >&2
 	exit 1
 }
 
-as_owner "$PG_BIN/initdb" -D "$data" -U postgres -E UTF8 --locale=C \
-	--auth-local=trust --auth-host=scram-sha-256 >"$tmp/initdb.log" 2>&1 ||
-	{ cat "$tmp/initdb.log" >&2; fail "initdb failed"; }
+pgtmp_start "$tmp" max_connections=40 --hba "host all md5user 127.0.0.1/32 md5" ||
+	{ echo "run.sh: PostgreSQL did not start" >&2; exit 1; }   # pgtmp showed its log
+port=$PGTMP_PORT
+data=$tmp/pg
 
-as_owner tee "$data/pg_hba.conf" >/dev/null <<'EOF'
-# written by tests/integration/run.sh
-local all all                 trust
-host  all md5user 127.0.0.1/32 md5
-host  all all     127.0.0.1/32 scram-sha-256
-EOF
-
-# A port below the ephemeral range (32768+), so outgoing connections never hold it;
-# nothing must answer on it.  Retry with another port if the start fails anyway.
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for _ in 1 2 3 4 5; do
-	port=$((20000 + RANDOM % 12000))
-	port_free "$port" || continue
-	as_owner tee "$data/corral-test.conf" >/dev/null <<EOF
-listen_addresses = '127.0.0.1'
-port = $port
-unix_socket_directories = '$data'
-max_connections = 40
-superuser_reserved_connections = 3
-shared_buffers = 32MB
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-password_encryption = 'scram-sha-256'
-log_min_messages = warning
-log_connections = off
-EOF
-	grep -q corral-test.conf "$data/postgresql.conf" ||
-		echo "include 'corral-test.conf'" | as_owner tee -a "$data/postgresql.conf" >/dev/null
-	if as_owner "$PG_BIN/pg_ctl" -D "$data" -l "$tmp/postgres.log" -w -t 60 start >/dev/null 2>&1; then
-		started=1
-		break
-	fi
-done
-[ $started = 1 ] || fail "PostgreSQL did not start"
-
-su_psql() {
-	"$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$data" -p "$port" -U postgres -d postgres "$@"
-}
+su_psql() { pgtmp_psql "$tmp" "$@"; }
 su_psql >/dev/null <<'EOF' || fail "role/database setup failed"
 create role bench login password 'secret';
 create database bench owner bench;
@@ -135,9 +88,7 @@ EOF
 "$PG_BIN/pgbench" -i -s 1 -q -h "$data" -p "$port" -U bench pgb >"$tmp/pgbench-init.log" 2>&1 ||
 	{ cat "$tmp/pgbench-init.log" >&2; fail "pgbench -i failed"; }
 
-unset PGHOST PGHOSTADDR PGPORT PGUSER PGPASSWORD PGPASSFILE PGDATABASE PGSERVICE PGSERVICEFILE \
-	PGOPTIONS PGSSLMODE PGREQUIRESSL PGCONNECT_TIMEOUT PGAPPNAME PGTARGETSESSIONATTRS \
-	PGCHANNELBINDING PGGSSENCMODE PGCLIENTENCODING PGTZ PGDATESTYLE
+pgtmp_unset_pgenv
 
 mkdir -p "$tmp/t"
 CORRAL_BIN=$(realpath -m "${CORRAL_BIN:-$root/bin/corral}")
