@@ -8,6 +8,7 @@ WARN    := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes -Wform
            -Wpointer-arith -Wundef -Wshadow -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
 BUILD   ?= build
+BIN     ?= bin
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -I. $(shell pkg-config --cflags $(PKGS))
 LIBS    = $(shell pkg-config --libs $(PKGS)) -lpthread
 TEST_LIBS = $(LIBS) $(shell pkg-config --libs criterion)
@@ -23,22 +24,22 @@ ITEST_OBJ  := $(ITEST_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all deps test unit integration demo bench asan clean format format-check
 
-all: deps bin/corral
+all: deps $(BIN)/corral
 
 deps:
 	@./scripts/deps.sh
 
-bin/corral: $(CORE_OBJ) $(BUILD)/proxy/main.o
-	@mkdir -p bin
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+$(BIN)/corral: $(CORE_OBJ) $(BUILD)/proxy/main.o
+	@mkdir -p $(BIN)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-bin/unit-tests: $(CORE_OBJ) $(UNIT_OBJ)
-	@mkdir -p bin
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(TEST_LIBS)
+$(BIN)/unit-tests: $(CORE_OBJ) $(UNIT_OBJ)
+	@mkdir -p $(BIN)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(TEST_LIBS)
 
-bin/integration-tests: $(ITEST_OBJ)
-	@mkdir -p bin
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(TEST_LIBS)
+$(BIN)/integration-tests: $(ITEST_OBJ)
+	@mkdir -p $(BIN)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(TEST_LIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -48,12 +49,12 @@ $(BUILD)/%.o: %.c
 
 # Unit tests first, then the integration suite against a throwaway PostgreSQL that
 # tests/integration/run.sh starts and stops; its Criterion summary ends the output.
-test: deps bin/corral bin/unit-tests bin/integration-tests
-	./bin/unit-tests --jobs 2
-	./tests/integration/run.sh ./bin/integration-tests
+test: deps $(BIN)/corral $(BIN)/unit-tests $(BIN)/integration-tests
+	./$(BIN)/unit-tests --jobs 2
+	CORRAL_BIN=$(CURDIR)/$(BIN)/corral ./tests/integration/run.sh ./$(BIN)/integration-tests
 
-unit: deps bin/unit-tests
-	./bin/unit-tests --jobs 2
+unit: deps $(BIN)/unit-tests
+	./$(BIN)/unit-tests --jobs 2
 
 demo: deps bin/corral
 	./scripts/demo.sh
@@ -61,12 +62,12 @@ demo: deps bin/corral
 bench: deps bin/corral
 	./tests/bench/run.sh
 
-# ASan + UBSan build of everything, in its own build dir, then the same tests.
-asan:
-	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
-	    bin/corral bin/unit-tests bin/integration-tests
-	ASAN_OPTIONS=detect_leaks=1 ./bin/unit-tests --jobs 2
-	ASAN_OPTIONS=detect_leaks=1 ./tests/integration/run.sh ./bin/integration-tests
+# ASan + UBSan build of everything in its own build and bin dirs, then the same tests
+# (corral itself runs sanitized under the integration suite; leaks fail a test's stop).
+asan: deps
+	$(MAKE) BUILD=build-asan BIN=build-asan/bin \
+	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
+	    LDFLAGS="-fsanitize=address,undefined" test
 
 # libFuzzer harnesses for the wire codec (tests/fuzz/), each run for FUZZ_SECONDS from
 # its seed corpus; new inputs go to $(BUILD)/fuzz/corpus, crashes to $(BUILD)/fuzz/.
