@@ -22,7 +22,7 @@ CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/%.o)
 UNIT_OBJ   := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 ITEST_OBJ  := $(ITEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps test unit integration demo bench asan clean format format-check
+.PHONY: all deps test unit integration demo bench asan valgrind clean format format-check
 
 all: deps $(BIN)/corral
 
@@ -68,6 +68,10 @@ asan: deps
 	$(MAKE) BUILD=build-asan BIN=build-asan/bin \
 	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
 	    LDFLAGS="-fsanitize=address,undefined" test
+
+# The integration suite with corral under valgrind (memory errors, leaks).
+valgrind: deps bin/corral bin/integration-tests
+	CORRAL_BIN=$(CURDIR)/scripts/valgrind-corral.sh ./tests/integration/run.sh ./bin/integration-tests
 
 # libFuzzer harnesses for the wire codec (tests/fuzz/), each run for FUZZ_SECONDS from
 # its seed corpus; new inputs go to $(BUILD)/fuzz/corpus, crashes to $(BUILD)/fuzz/.
