@@ -326,6 +326,7 @@ void pool_login_done(struct server *s, bool ok, const char *errmsg)
 	tidy_error(msg);
 	free(pool->last_login_error);
 	pool->last_login_error = strdup(msg);
+	pool->last_login_failure = clock_now_usec();
 	char clean[sizeof(msg)];
 	log_warn("event=server_login_failed server=%llu db=%s user=%s error=\"%s\"",
 		 (unsigned long long)s->id, pool->db->name, pool->user,
@@ -346,6 +347,8 @@ void pool_login_done(struct server *s, bool ok, const char *errmsg)
 }
 
 /* ---- timeouts --------------------------------------------------------------------- */
+
+#define LOGIN_RETRY_USEC USEC_PER_SEC
 
 static void tick_pool(struct pool *pool, usec_t now)
 {
@@ -380,6 +383,12 @@ static void tick_pool(struct pool *pool, usec_t now)
 			}
 		}
 	}
+	/* Waiters left queued by a failed login (other servers were busy) get a new
+	 * login once the failure is a second old: no retry storm, no waiting forever
+	 * for a server that is not coming back. */
+	if (pool->n_waiting > pool->n_login && now - pool->last_login_failure >= LOGIN_RETRY_USEC)
+		grow_for_waiters(pool);
+
 	usec_t idle_limit = (usec_t)(cfg->server_idle_timeout * USEC_PER_SEC);
 	list_for_each_safe(it, tmp, &pool->idle)
 	{

@@ -66,6 +66,7 @@ struct pool {
 	bool have_params;
 	struct param_set params;    /* what the last server login reported */
 	char *last_login_error;     /* NULL after a successful login */
+	usec_t last_login_failure;  /* when the last login failed (retries back off) */
 };
 
 bool pool_env_init(struct pool_env *env, struct event_base *base, const struct corral_config *cfg,

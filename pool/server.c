@@ -62,8 +62,17 @@ static bool attach_bufferevent(struct server *s)
 {
 	struct event_base *base = s->pool->env->base;
 	int fd = PQsocket(s->conn);
+	/* PQfinish writes Terminate through libpq: it must never block the loop. */
+	if (PQsetnonblocking(s->conn, 1) != 0)
+		return false;
 	if (PQsslInUse(s->conn)) {
 		SSL *ssl = PQsslStruct(s->conn, "OpenSSL");
+		/* libpq 17 and later give the SSL a BIO libevent cannot take the fd from;
+		 * a plain socket BIO works with every libpq (libpq keeps the socket). */
+		BIO *bio = BIO_new_socket(fd, BIO_NOCLOSE);
+		if (!bio)
+			return false;
+		SSL_set_bio(ssl, bio, bio);
 		/* No BEV_OPT_CLOSE_ON_FREE: libpq owns both the SSL object and the socket. */
 		s->bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_OPEN, 0);
 	} else {

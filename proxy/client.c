@@ -22,6 +22,8 @@
 #define LOGIN_TIMEOUT_SEC 60
 /* A client that does not read its last error within this is closed anyway. */
 #define CLOSE_FLUSH_TIMEOUT_SEC 5
+/* Before login nothing is bigger than a password message (client_auth.c's cap). */
+#define LOGIN_READ_LIMIT (128 * 1024)
 /* What a client may send ahead while it waits for a server; reading stops beyond. */
 #define WAITING_READ_LIMIT (64 * 1024)
 
@@ -35,6 +37,16 @@ static const char *const state_names[] = {
 const char *client_state_name(enum client_state st)
 {
 	return state_names[st];
+}
+
+/* user="..." db="..." for log lines: names come from the client, so they are
+ * quoted and cleaned (no forged fields or lines). */
+static const char *who(const struct client *c, char *buf, size_t len)
+{
+	char user[80], db[80];
+	snprintf(buf, len, "user=\"%s\" db=\"%s\"", log_clean(c->user ? c->user : "", user, sizeof(user)),
+		 log_clean(c->database ? c->database : "", db, sizeof(db)));
+	return buf;
 }
 
 static void client_read(struct bufferevent *bev, void *arg);
@@ -69,9 +81,7 @@ static void detach(struct client *c)
 	relay_stop(c);
 	c->server = NULL;
 	struct relay *r = &c->relay;
-	bool between_messages = r->outstanding == 0 && !r->in_copy && r->to_server_remaining == 0 &&
-				r->to_client_remaining == 0;
-	if (between_messages)
+	if (relay_between_queries(r))
 		server_reset_and_release(s, r->tx_status, c->worker->cfg->server_reset_query);
 	else
 		pool_close_server(s, "client left while a query was running");
@@ -87,9 +97,9 @@ void client_close(struct client *c, const char *reason)
 		bufferevent_free(c->bev); /* closes the socket */
 		c->bev = NULL;
 	}
-	log_info("event=client_closed client=%llu user=%s db=%s state=%s reason=\"%s\"",
-		 (unsigned long long)c->id, c->user ? c->user : "-", c->database ? c->database : "-",
-		 client_state_name(c->state), reason);
+	char ids[200];
+	log_info("event=client_closed client=%llu %s state=%s reason=\"%s\"",
+		 (unsigned long long)c->id, who(c, ids, sizeof(ids)), client_state_name(c->state), reason);
 	c->state = CL_CLOSED;
 	list_del(&c->node);
 	list_append(&w->dead_clients, &c->node);
@@ -107,11 +117,18 @@ void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 
+	/* Half a server message is on its way to the client: an ErrorResponse now would
+	 * land inside it, so the client can only be disconnected. */
+	bool mid_message = c->server && c->relay.to_client_remaining > 0;
 	detach(c);
-	char clean[sizeof(msg)];
-	log_info("event=client_error client=%llu user=%s db=%s state=%s sqlstate=%s msg=\"%s\"",
-		 (unsigned long long)c->id, c->user ? c->user : "-", c->database ? c->database : "-",
-		 client_state_name(c->state), sqlstate, log_clean(msg, clean, sizeof(clean)));
+	char clean[sizeof(msg)], ids[200];
+	log_info("event=client_error client=%llu %s state=%s sqlstate=%s msg=\"%s\"",
+		 (unsigned long long)c->id, who(c, ids, sizeof(ids)), client_state_name(c->state),
+		 sqlstate, log_clean(msg, clean, sizeof(clean)));
+	if (mid_message) {
+		client_close(c, "error in the middle of a server message");
+		return;
+	}
 	pgproto_put_error(bufferevent_get_output(c->bev), "FATAL", sqlstate, msg);
 	c->state = CL_CLOSING;
 	/* Stop listening to it; close once the error is written (client_write). */
@@ -120,6 +137,18 @@ void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...)
 	struct timeval tv = { CLOSE_FLUSH_TIMEOUT_SEC, 0 };
 	bufferevent_set_timeouts(c->bev, NULL, &tv);
 	bufferevent_enable(c->bev, EV_WRITE);
+}
+
+void client_shutdown(struct client *c)
+{
+	bool mid_message = c->server && c->relay.to_client_remaining > 0;
+	if (c->bev && c->state != CL_CLOSING && !mid_message) {
+		struct evbuffer *out = bufferevent_get_output(c->bev);
+		pgproto_put_error(out, "FATAL", "57P01",
+				  "terminating connection due to administrator command");
+		(void)evbuffer_write(out, bufferevent_getfd(c->bev));
+	}
+	client_close(c, "shutting down");
 }
 
 void client_free(struct client *c)
@@ -167,7 +196,8 @@ static void negotiate_version(struct client *c, const struct pg_startup *st)
 		if (strncmp(st->names[i], "_pq_.", 5) == 0)
 			unsupported[n++] = st->names[i];
 	if ((st->code & 0xffff) > 0 || n > 0)
-		pgproto_put_negotiate_version(bufferevent_get_output(c->bev), 0, unsupported, n);
+		pgproto_put_negotiate_version(bufferevent_get_output(c->bev), PG_PROTOCOL_LATEST,
+					      unsupported, n);
 }
 
 /* One startup packet from the input; false when there is nothing more to do now. */
@@ -194,10 +224,19 @@ static bool handle_startup_packet(struct client *c)
 	}
 	switch (st.code) {
 	case PG_SSL_REQUEST_CODE:
-	case PG_GSSENC_REQUEST_CODE:
+	case PG_GSSENC_REQUEST_CODE: {
+		bool *asked = st.code == PG_SSL_REQUEST_CODE ? &c->ssl_asked : &c->gssenc_asked;
+		if (*asked) {
+			/* PostgreSQL allows each once; a loop of them only costs memory. */
+			client_fail(c, "08P01", "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
+				    st.code >> 16, st.code & 0xffff);
+			return false;
+		}
+		*asked = true;
 		evbuffer_drain(in, len);
 		bufferevent_write(c->bev, "N", 1); /* no TLS / GSS yet: plain text goes on */
 		return true;
+	}
 	case PG_CANCEL_REQUEST_CODE:
 		evbuffer_drain(in, len);
 		client_close(c, "cancel request (not supported yet)");
@@ -210,11 +249,22 @@ static bool handle_startup_packet(struct client *c)
 			    st.code >> 16, st.code & 0xffff);
 		return false;
 	}
+	if (pgproto_startup_param(&st, "replication")) {
+		client_fail(c, "08P01", "replication connections are not supported by corral");
+		return false;
+	}
 	bool ok = take_startup_params(c, &st);
 	if (ok)
 		negotiate_version(c, &st);
 	evbuffer_drain(in, len);
-	if (ok)
+	if (!ok)
+		return false;
+	/* As PostgreSQL: the startup packet is read (SSLRequest answered) first, so the
+	 * client can tell this error from a failed TLS negotiation. */
+	if (c->over_limit)
+		client_fail(c, "53300", "no more connections allowed (max_client_conn = %d)",
+			    c->worker->cfg->max_client_conn);
+	else
 		client_auth_begin(c);
 	return false;
 }
@@ -274,9 +324,13 @@ static void link_server(struct client *c, struct server *s)
 		welcome(c);
 	log_debug("event=client_linked client=%llu server=%llu pid=%d", (unsigned long long)c->id,
 		  (unsigned long long)s->id, s->backend_pid);
+	/* Whatever the client sends meanwhile waits in its input buffer, within limits. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, WAITING_READ_LIMIT);
 	bool oom;
 	char *query = session_params_sync_query(&c->params, s, &oom);
 	if (oom) {
+		c->server = NULL;
+		server_reset_and_release(s, 'I', c->worker->cfg->server_reset_query);
 		client_fail(c, "53200", "out of memory");
 		return;
 	}
@@ -290,8 +344,21 @@ static void link_server(struct client *c, struct server *s)
 	free(query);
 }
 
+/* True when the client's next message is Terminate. */
+static bool terminate_next(struct client *c)
+{
+	char type;
+	uint32_t len;
+	return pgproto_peek_header(bufferevent_get_input(c->bev), &type, &len) == PG_PARSE_OK &&
+	       type == 'X';
+}
+
 static void request_server(struct client *c)
 {
+	if (terminate_next(c)) {
+		client_close(c, "client sent Terminate"); /* no server needed to say goodbye */
+		return;
+	}
 	struct server *s = pool_checkout(c->pool, &c->waiter);
 	if (s) {
 		link_server(c, s);
@@ -319,9 +386,11 @@ void client_authenticated(struct client *c)
 		client_fail(c, "53200", "out of memory");
 		return;
 	}
-	bufferevent_set_timeouts(c->bev, NULL, NULL);
-	log_info("event=client_login client=%llu peer=%s user=%s db=%s app=\"%s\"",
-		 (unsigned long long)c->id, c->peer, c->user, c->database, c->application_name);
+	list_del(&c->node);
+	list_append(&c->worker->clients, &c->node);
+	char ids[200], app[80];
+	log_info("event=client_login client=%llu peer=%s %s app=\"%s\"", (unsigned long long)c->id,
+		 c->peer, who(c, ids, sizeof(ids)), log_clean(c->application_name, app, sizeof(app)));
 
 	if (!c->pool->have_params) {
 		/* The pool has never logged in: the welcome needs a real server's values. */
@@ -406,7 +475,7 @@ static void client_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct client *c = arg;
 	if (what & BEV_EVENT_TIMEOUT)
-		client_close(c, c->state == CL_CLOSING ? "client did not read its error" : "login timeout");
+		client_close(c, "client did not read its error");
 	else if (what & BEV_EVENT_EOF)
 		client_close(c, "client closed the connection");
 	else
@@ -450,8 +519,9 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 		free(c);
 		return;
 	}
-	list_append(&w->clients, &c->node);
+	list_append(&w->login_clients, &c->node);
 	w->n_clients++;
+	c->over_limit = w->n_clients > (size_t)w->cfg->max_client_conn;
 
 	/* A proxy-issued cancel key; cancel routing (DESIGN.md §8) uses it later. */
 	uint32_t rnd[2] = { 0, 0 };
@@ -461,11 +531,20 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 
 	bufferevent_setcb(c->bev, client_read, client_write, client_event, c);
 	bufferevent_set_max_single_read(c->bev, RELAY_MAX_READ);
-	struct timeval tv = { LOGIN_TIMEOUT_SEC, 0 };
-	bufferevent_set_timeouts(c->bev, &tv, NULL);
+	/* Before login nothing legitimate is big: bound what a stranger makes us hold. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, LOGIN_READ_LIMIT);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
 
-	if (w->n_clients > (size_t)w->cfg->max_client_conn)
-		client_fail(c, "53300", "no more connections allowed (max_client_conn = %d)",
-			    w->cfg->max_client_conn);
+void client_expire_logins(struct worker *w, usec_t now)
+{
+	usec_t limit = (usec_t)LOGIN_TIMEOUT_SEC * USEC_PER_SEC;
+	struct list *it, *tmp;
+	list_for_each_safe(it, tmp, &w->login_clients)
+	{
+		struct client *c = list_entry(it, struct client, node);
+		if (now - c->connected_at < limit)
+			break; /* accept order: the rest are younger */
+		client_close(c, "login timeout");
+	}
 }

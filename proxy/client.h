@@ -36,13 +36,15 @@ enum client_state {
 enum auth_method { AUTH_METHOD_NONE, AUTH_METHOD_MD5, AUTH_METHOD_SCRAM };
 
 struct client {
-	struct list node;            /* worker->clients or worker->dead_clients */
+	struct list node;            /* worker->login_clients, ->clients or ->dead_clients */
 	struct worker *worker;
 	enum client_state state;
 	uint64_t id;
 	struct bufferevent *bev;
 	char peer[64];
 	usec_t connected_at;
+	bool ssl_asked, gssenc_asked; /* each may be asked once, as PostgreSQL allows */
+	bool over_limit;              /* past max_client_conn: refused after its startup */
 
 	/* from the startup packet */
 	char *user;
@@ -66,9 +68,14 @@ struct client {
 };
 
 void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *addr, int addrlen);
+/* Closes clients of w that have not logged in within the login timeout (tick). */
+void client_expire_logins(struct worker *w, usec_t now);
 /* Sends a FATAL ErrorResponse, then closes once it is flushed (or after a grace
  * period if the client does not read).  Logs reason. */
 void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...) PRINTF_LIKE(3, 4);
+/* Shutdown: a best-effort FATAL 57P01 written straight to the socket (the event
+ * loop has ended), then client_close. */
+void client_shutdown(struct client *c);
 /* Closes without a message (the client left or the socket failed). */
 void client_close(struct client *c, const char *reason);
 /* Authentication finished successfully: pick the pool and welcome the client. */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <event2/event.h>
 
@@ -30,22 +31,46 @@ static void usage(FILE *out)
 		"SIGINT or SIGTERM stops corral.\n");
 }
 
+/* Each client costs a descriptor and each server one more: raise the soft limit as
+ * far as the hard one allows, and say so when max_client_conn cannot be reached. */
+static void raise_fd_limit(int max_client_conn)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)max_client_conn + 100 > rl.rlim_cur)
+		log_warn("event=config_warning msg=\"max_client_conn = %d but only %llu file descriptors; raise ulimit -n\"",
+			 max_client_conn, (unsigned long long)rl.rlim_cur);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	log_info("event=shutdown signal=%d", (int)sig);
 	worker_stop(arg);
 }
 
+/* Reloading the configuration is a later step; until then SIGHUP must not kill us. */
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	log_warn("event=reload_ignored msg=\"SIGHUP: configuration reload is not supported yet; restart corral to apply changes\"");
+}
+
 static int run(const struct corral_config *cfg, const struct auth_file *auth)
 {
 	struct worker w;
 	int rc = 1;
-	struct event *sigint = NULL, *sigterm = NULL;
+	struct event *sigint = NULL, *sigterm = NULL, *sighup = NULL;
 	if (!worker_init(&w, 0, cfg, auth))
 		goto out;
 	sigint = evsignal_new(w.base, SIGINT, on_signal, &w);
 	sigterm = evsignal_new(w.base, SIGTERM, on_signal, &w);
-	if (!sigint || !sigterm || evsignal_add(sigint, NULL) || evsignal_add(sigterm, NULL))
+	sighup = evsignal_new(w.base, SIGHUP, on_sighup, &w);
+	if (!sigint || !sigterm || !sighup || evsignal_add(sigint, NULL) ||
+	    evsignal_add(sigterm, NULL) || evsignal_add(sighup, NULL))
 		goto out;
 	log_info("event=listening addr=%s port=%d workers=1 pool_mode=%s auth_type=%s databases=%zu",
 		 cfg->listen_addr, cfg->listen_port, pool_mode_name(cfg->pool_mode),
@@ -57,6 +82,8 @@ out:
 		event_free(sigint);
 	if (sigterm)
 		event_free(sigterm);
+	if (sighup)
+		event_free(sighup);
 	worker_shutdown(&w);
 	return rc;
 }
@@ -125,6 +152,7 @@ int main(int argc, char **argv)
 		printf("corral: configuration %s is valid\n", path);
 	else {
 		signal(SIGPIPE, SIG_IGN);
+		raise_fd_limit(cfg.max_client_conn);
 		rc = run(&cfg, &auth);
 	}
 	auth_file_free(&auth);

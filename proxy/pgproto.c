@@ -240,14 +240,14 @@ void pgproto_put_notice(struct evbuffer *out, const char *severity, const char *
 	put_error_like(out, 'N', severity, sqlstate, message);
 }
 
-void pgproto_put_negotiate_version(struct evbuffer *out, uint32_t newest_minor,
+void pgproto_put_negotiate_version(struct evbuffer *out, uint32_t newest_version,
 				   const char *const *unsupported, size_t n_unsupported)
 {
 	size_t body = 8;
 	for (size_t i = 0; i < n_unsupported; i++)
 		body += strlen(unsupported[i]) + 1;
 	put_header(out, 'v', body);
-	put_int32(out, newest_minor);
+	put_int32(out, newest_version);
 	put_int32(out, (uint32_t)n_unsupported);
 	for (size_t i = 0; i < n_unsupported; i++)
 		put_string(out, unsupported[i]);

@@ -107,8 +107,9 @@ void pgproto_put_error(struct evbuffer *out, const char *severity, const char *s
 		       const char *message);
 void pgproto_put_notice(struct evbuffer *out, const char *severity, const char *sqlstate,
 			const char *message);
-/* NegotiateProtocolVersion: the newest minor version we speak and rejected options. */
-void pgproto_put_negotiate_version(struct evbuffer *out, uint32_t newest_minor,
+/* NegotiateProtocolVersion: the newest version we speak (the full code, e.g.
+ * PG_PROTOCOL_LATEST, as PostgreSQL sends it) and the options we do not know. */
+void pgproto_put_negotiate_version(struct evbuffer *out, uint32_t newest_version,
 				   const char *const *unsupported, size_t n_unsupported);
 
 #endif

@@ -81,11 +81,34 @@ static enum scan_result scan_messages(struct scan *sc)
 static enum scan_result inspect_client_msg(struct client *c, char type, const uint8_t *body,
 					   uint32_t len)
 {
+	struct relay *r = &c->relay;
 	switch (type) {
 	case 'Q': /* Query */
-	case 'S': /* Sync */
 	case 'F': /* FunctionCall */
-		c->relay.outstanding++;
+		r->outstanding++;
+		r->syncs_since_execute = 0;
+		break;
+	case 'S': /* Sync */
+		if (!r->copy_in) {
+			r->unsynced = false;
+			r->outstanding++;
+			r->syncs_since_execute++;
+		}
+		break;
+	case 'E': /* Execute */
+		r->syncs_since_execute = 0;
+		r->unsynced = true;
+		break;
+	case 'P': /* Parse */
+	case 'B': /* Bind */
+	case 'D': /* Describe */
+	case 'C': /* Close */
+	case 'H': /* Flush */
+		r->unsynced = true;
+		break;
+	case 'c': /* CopyDone */
+	case 'f': /* CopyFail */
+		r->copy_in = false;
 		break;
 	case 'X': /* Terminate: the client leaves; the server stays ours */
 		return SCAN_TERMINATE;
@@ -129,7 +152,13 @@ static enum scan_result inspect_server_msg(struct client *c, char type, const ui
 			}
 		}
 		break;
-	case 'G': /* CopyInResponse */
+	case 'G': /* CopyInResponse: Syncs sent since the COPY's Execute are ignored */
+		r->in_copy = true;
+		r->copy_in = true;
+		r->outstanding -= r->syncs_since_execute < r->outstanding ? r->syncs_since_execute
+									  : r->outstanding;
+		r->syncs_since_execute = 0;
+		break;
 	case 'H': /* CopyOutResponse */
 	case 'W': /* CopyBothResponse */
 		r->in_copy = true;
@@ -246,8 +275,8 @@ void relay_stop(struct client *c)
 	s->owner = NULL;
 }
 
-bool relay_server_idle(const struct relay *r)
+bool relay_between_queries(const struct relay *r)
 {
-	return r->outstanding == 0 && r->tx_status == 'I' && !r->in_copy &&
+	return r->outstanding == 0 && !r->unsynced && !r->in_copy && !r->copy_in &&
 	       r->to_server_remaining == 0 && r->to_client_remaining == 0;
 }

@@ -23,6 +23,14 @@ struct relay {
 	uint32_t outstanding;         /* Query/Sync/FunctionCall sent, ReadyForQuery not yet seen */
 	char tx_status;               /* status of the last ReadyForQuery: 'I', 'T' or 'E' */
 	bool in_copy;                 /* between CopyIn/CopyOut/CopyBoth response and its end */
+	/* Extended-protocol messages sent since the last Sync: the server is inside an
+	 * implicit transaction that only a Sync (which commits) would end. */
+	bool unsynced;
+	/* COPY FROM STDIN: the server ignores Sync while in copy-in mode, so Syncs the
+	 * client sent after the COPY's Execute and before CopyDone/CopyFail get no
+	 * ReadyForQuery (libpq sends one with the Execute and one after CopyDone). */
+	uint32_t syncs_since_execute;
+	bool copy_in;
 };
 
 /* Links c and c->server: installs the relay callbacks and relays pending client
@@ -30,8 +38,10 @@ struct relay {
 void relay_start(struct client *c);
 /* Unlinks: the server's callbacks are cleared (its owner decides what comes next). */
 void relay_stop(struct client *c);
-/* True when the server is between transactions with nothing in flight. */
-bool relay_server_idle(const struct relay *r);
+/* True when nothing is in flight between client and server: no query running, no
+ * unsynced extended-protocol batch, no COPY, no half-relayed message.  The server's
+ * transaction status is then r->tx_status. */
+bool relay_between_queries(const struct relay *r);
 /* Relays what the client has sent (its read callback while linked). */
 void relay_from_client(struct client *c);
 /* The client's output drained below the low watermark: read the server again. */

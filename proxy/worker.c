@@ -17,16 +17,33 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	client_accept(arg, fd, addr, addrlen);
 }
 
+/* Out of file descriptors (EMFILE) the pending connection stays in the backlog and
+ * the listener would fire again at once: pause accepting for a while instead. */
+#define ACCEPT_RETRY_USEC 250000
+
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
-	/* EMFILE and friends: log and go on; the listener keeps accepting later. */
-	log_warn("event=accept_error errno=%d error=\"%s\"", errno, strerror(errno));
+	struct worker *w = arg;
+	log_warn("event=accept_error errno=%d error=\"%s\" retry_ms=%d", errno, strerror(errno),
+		 ACCEPT_RETRY_USEC / 1000);
+	evconnlistener_disable(l);
+	struct timeval tv = { 0, ACCEPT_RETRY_USEC };
+	event_add(w->accept_retry_ev, &tv);
+}
+
+static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	if (w->listener)
+		evconnlistener_enable(w->listener);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
-	pool_env_tick(&w->pools, clock_now_usec());
+	usec_t now = clock_now_usec();
+	client_expire_logins(w, now);
+	pool_env_tick(&w->pools, now);
 }
 
 static void reap_clients(evutil_socket_t fd, short what, void *arg)
@@ -83,6 +100,7 @@ bool worker_init(struct worker *w, int id, const struct corral_config *cfg,
 	w->id = id;
 	w->cfg = cfg;
 	w->auth = auth;
+	list_init(&w->login_clients);
 	list_init(&w->clients);
 	list_init(&w->dead_clients);
 
@@ -98,7 +116,8 @@ bool worker_init(struct worker *w, int id, const struct corral_config *cfg,
 		return false;
 	w->reap_ev = event_new(w->base, -1, 0, reap_clients, w);
 	w->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
-	if (!w->reap_ev || !w->tick_ev)
+	w->accept_retry_ev = evtimer_new(w->base, on_accept_retry, w);
+	if (!w->reap_ev || !w->tick_ev || !w->accept_retry_ev)
 		return false;
 	struct timeval tick = { 0, TICK_USEC };
 	if (event_add(w->tick_ev, &tick) != 0)
@@ -121,9 +140,15 @@ void worker_shutdown(struct worker *w)
 	if (w->listener)
 		evconnlistener_free(w->listener);
 	w->listener = NULL;
-	struct list *it, *tmp;
-	list_for_each_safe(it, tmp, &w->clients)
-		client_close(list_entry(it, struct client, node), "shutting down");
+	/* Closing one client can hand its server to a queued one, which may close in
+	 * turn: take the first live client each time rather than walk a list that
+	 * changes under the walk. */
+	struct list *lists[] = { &w->login_clients, &w->clients };
+	for (size_t i = 0; i < ARRAY_SIZE(lists); i++) {
+		struct list *first;
+		while ((first = list_first(lists[i])) != NULL)
+			client_shutdown(list_entry(first, struct client, node));
+	}
 	if (w->base)
 		pool_env_shutdown(&w->pools);
 	reap_clients(-1, 0, w);
@@ -131,6 +156,8 @@ void worker_shutdown(struct worker *w)
 		event_free(w->reap_ev);
 	if (w->tick_ev)
 		event_free(w->tick_ev);
+	if (w->accept_retry_ev)
+		event_free(w->accept_retry_ev);
 	if (w->base)
 		event_base_free(w->base);
 	w->base = NULL;

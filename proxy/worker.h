@@ -22,13 +22,15 @@ struct worker {
 	struct evconnlistener *listener;
 	struct event *tick_ev;      /* timeouts: query wait, idle servers, client cleanup */
 	struct event *reap_ev;      /* frees closed clients after the callbacks that closed them */
+	struct event *accept_retry_ev; /* re-enables the listener after an accept error */
 	const struct corral_config *cfg;
 	const struct auth_file *auth;
 	struct pool_env pools;
 
-	struct list clients;        /* every live client */
+	struct list login_clients;  /* not yet authenticated, in accept order */
+	struct list clients;        /* authenticated and live */
 	struct list dead_clients;   /* closed, freed by reap_ev */
-	size_t n_clients;
+	size_t n_clients;           /* live clients on both lists */
 	uint64_t next_client_id;
 };
 

@@ -120,7 +120,7 @@ static void parse_body(struct param_set *ps, char type, const uint8_t *msg, uint
 		break;
 	}
 	case 'v': { /* NegotiateProtocolVersion */
-		uint32_t minor = pg_read_int32(&r), n = pg_read_int32(&r);
+		uint32_t version = pg_read_int32(&r), n = pg_read_int32(&r);
 		const char *names[16];
 		uint32_t i;
 		for (i = 0; i < n && !r.bad; i++) {
@@ -130,7 +130,7 @@ static void parse_body(struct param_set *ps, char type, const uint8_t *msg, uint
 		}
 		if (!r.bad && r.p == r.end && n <= 16) {
 			built = evbuffer_new();
-			pgproto_put_negotiate_version(built, minor, names, n);
+			pgproto_put_negotiate_version(built, version, names, n);
 		}
 		break;
 	}

@@ -51,7 +51,7 @@ static void use_params(const struct pg_startup *st, const uint8_t *packet, size_
 	if (n_unsupported) {
 		struct evbuffer *out = evbuffer_new();
 		CHECK(out != NULL);
-		pgproto_put_negotiate_version(out, 0, unsupported, n_unsupported);
+		pgproto_put_negotiate_version(out, PG_PROTOCOL_LATEST, unsupported, n_unsupported);
 		size_t want = 1 + 4 + 8;
 		for (size_t i = 0; i < n_unsupported; i++)
 			want += strlen(unsupported[i]) + 1;

@@ -900,18 +900,18 @@ Test(builders, negotiate_protocol_version)
 {
 	struct evbuffer *buf = evbuffer_new();
 	static const char *const unsupported[] = {"_pq_.compression", "_pq_.x"};
-	pgproto_put_negotiate_version(buf, 0, unsupported, ARRAY_SIZE(unsupported));
+	pgproto_put_negotiate_version(buf, PG_PROTOCOL_LATEST, unsupported, ARRAY_SIZE(unsupported));
 	uint8_t body[64];
 	struct pg_reader r;
 	take_msg(buf, 'v', body, sizeof(body), &r);
-	cr_assert_eq(pg_read_int32(&r), 0);
+	cr_assert_eq(pg_read_int32(&r), 0x00030000);
 	cr_assert_eq(pg_read_int32(&r), 2);
 	expect_str(&r, "_pq_.compression");
 	expect_str(&r, "_pq_.x");
 	expect_end(&r);
 
-	pgproto_put_negotiate_version(buf, 0, NULL, 0);
-	static const uint8_t want[] = {'v', 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0};
+	pgproto_put_negotiate_version(buf, PG_PROTOCOL_LATEST, NULL, 0);
+	static const uint8_t want[] = {'v', 0, 0, 0, 12, 0, 3, 0, 0, 0, 0, 0, 0};
 	expect_bytes(buf, want, sizeof(want));
 	evbuffer_free(buf);
 }
