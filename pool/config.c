@@ -97,6 +97,7 @@ static const struct key_spec corral_keys[] = {
 	{ "server_connect_timeout", parse_positive_seconds_key, FIELD(server_connect_timeout),
 	  0, 0 },
 	{ "server_idle_timeout", parse_seconds_key, FIELD(server_idle_timeout), 0, 0 },
+	{ "client_login_timeout", parse_seconds_key, FIELD(client_login_timeout), 0, 0 },
 	{ "server_lifetime", parse_seconds_key, FIELD(server_lifetime), 0, 0 },
 	{ "max_packet_size", parse_int_key, FIELD(max_packet_size),
 	  MIN_PACKET_SIZE, MAX_PACKET_SIZE },
@@ -711,6 +712,7 @@ static bool set_defaults(struct load_ctx *ctx, const char *path)
 	cfg->server_connect_timeout = 15;
 	cfg->server_idle_timeout = 600;
 	cfg->server_lifetime = 3600;
+	cfg->client_login_timeout = 60;
 	cfg->path = strdup(path);
 	cfg->listen_addr = strdup("127.0.0.1");
 	cfg->server_reset_query = strdup("DISCARD ALL");

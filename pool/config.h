@@ -47,6 +47,7 @@ struct corral_config {
 	double server_connect_timeout; /* seconds */
 	double server_idle_timeout;    /* seconds; 0 = never */
 	double server_lifetime;        /* seconds; 0 = never */
+	double client_login_timeout;   /* seconds from connect to authenticated; 0 = never */
 	char *server_reset_query;      /* "" = none */
 	char *log_level;               /* debug | info | warn | error */
 

@@ -18,8 +18,6 @@
 #include "proxy/session_params.h"
 #include "proxy/worker.h"
 
-/* PostgreSQL's authentication_timeout default: startup and password in 60 s. */
-#define LOGIN_TIMEOUT_SEC 60
 /* A client that does not read its last error within this is closed anyway. */
 #define CLOSE_FLUSH_TIMEOUT_SEC 5
 /* Before login nothing is bigger than a password message (client_auth.c's cap). */
@@ -538,7 +536,10 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 
 void client_expire_logins(struct worker *w, usec_t now)
 {
-	usec_t limit = (usec_t)LOGIN_TIMEOUT_SEC * USEC_PER_SEC;
+	double timeout = w->cfg->client_login_timeout;
+	if (timeout <= 0)
+		return;
+	usec_t limit = (usec_t)(timeout * USEC_PER_SEC);
 	struct list *it, *tmp;
 	list_for_each_safe(it, tmp, &w->login_clients)
 	{
