@@ -53,6 +53,14 @@ static void client_event(struct bufferevent *bev, short what, void *arg);
 
 /* ---- ending ------------------------------------------------------------------- */
 
+/* server_reset_query is for session pooling (PgBouncer's meaning): in transaction
+ * pooling a server carries no session state of its client beyond the tracked
+ * parameters, which the next link sets anyway. */
+static const char *reset_query(const struct client *c)
+{
+	return c->pool->mode == POOL_MODE_SESSION ? c->worker->cfg->server_reset_query : NULL;
+}
+
 /* A client left while its server was being prepared: keep the server if it is clean. */
 static void orphan_prepared(struct server *s, const struct server_cmd_result *res, void *arg)
 {
@@ -73,14 +81,14 @@ static void detach(struct client *c)
 	if (c->state == CL_PREPARING) {
 		/* The parameter query is still running; it decides the server's fate. */
 		c->server = NULL;
-		server_cmd_rebind(s, orphan_prepared, (void *)c->worker->cfg->server_reset_query);
+		server_cmd_rebind(s, orphan_prepared, (void *)reset_query(c));
 		return;
 	}
 	relay_stop(c);
 	c->server = NULL;
 	struct relay *r = &c->relay;
 	if (relay_between_queries(r))
-		server_reset_and_release(s, r->tx_status, c->worker->cfg->server_reset_query);
+		server_reset_and_release(s, r->tx_status, reset_query(c));
 	else
 		pool_close_server(s, "client left while a query was running");
 }
@@ -302,7 +310,7 @@ static void prepared(struct server *s, const struct server_cmd_result *res, void
 	if (res->error) {
 		/* PostgreSQL refuses such a startup packet with this error, and so do we. */
 		c->server = NULL;
-		server_reset_and_release(s, res->status, c->worker->cfg->server_reset_query);
+		server_reset_and_release(s, res->status, reset_query(c));
 		client_fail(c, res->sqlstate, "%s", res->message);
 		return;
 	}
@@ -316,10 +324,18 @@ static void prepared(struct server *s, const struct server_cmd_result *res, void
 static void link_server(struct client *c, struct server *s)
 {
 	bool first = c->state == CL_WELCOME_WAIT;
+	if (first) {
+		welcome(c);
+		if (c->pool->mode != POOL_MODE_SESSION &&
+		    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+			/* It only needed the pool's parameters; the server waits for a query. */
+			c->state = CL_IDLE;
+			pool_release(s);
+			return;
+		}
+	}
 	c->server = s;
 	c->state = CL_PREPARING;
-	if (first)
-		welcome(c);
 	log_debug("event=client_linked client=%llu server=%llu pid=%d", (unsigned long long)c->id,
 		  (unsigned long long)s->id, s->backend_pid);
 	/* Whatever the client sends meanwhile waits in its input buffer, within limits. */
@@ -328,7 +344,7 @@ static void link_server(struct client *c, struct server *s)
 	char *query = session_params_sync_query(&c->params, s, &oom);
 	if (oom) {
 		c->server = NULL;
-		server_reset_and_release(s, 'I', c->worker->cfg->server_reset_query);
+		server_reset_and_release(s, 'I', reset_query(c));
 		client_fail(c, "53200", "out of memory");
 		return;
 	}
@@ -398,6 +414,27 @@ void client_authenticated(struct client *c)
 	}
 	welcome(c);
 	c->state = CL_IDLE;
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+		request_server(c);
+}
+
+void client_transaction_done(struct client *c)
+{
+	struct server *s = c->server;
+	char status = c->relay.tx_status;
+	if (status != 'I' && c->pool->mode == POOL_MODE_TRANSACTION)
+		return; /* inside a transaction block: it keeps its server */
+	relay_stop(c);
+	c->server = NULL;
+	c->state = CL_IDLE;
+	if (status != 'I') {
+		/* Statement pooling: a transaction block cannot span statements. */
+		server_reset_and_release(s, status, NULL);
+		client_fail(c, "25000", "transaction blocks are not allowed in statement pooling mode");
+		return;
+	}
+	pool_release(s);
+	/* The client may already have sent its next transaction. */
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
 		request_server(c);
 }

@@ -80,6 +80,9 @@ void client_shutdown(struct client *c);
 void client_close(struct client *c, const char *reason);
 /* Authentication finished successfully: pick the pool and welcome the client. */
 void client_authenticated(struct client *c);
+/* Transaction/statement pooling: the server answered everything the client sent
+ * and the client is between transactions; give the server back. */
+void client_transaction_done(struct client *c);
 /* The linked server's side of the relay failed or ended. */
 void client_server_lost(struct client *c, const char *reason);
 /* Frees a closed client (the worker's reaper). */

@@ -132,6 +132,7 @@ static enum scan_result inspect_server_msg(struct client *c, char type, const ui
 	switch (type) {
 	case 'Z': /* ReadyForQuery */
 		if (body && len == 5) {
+			r->seen_ready = true;
 			r->tx_status = (char)body[0];
 			if (r->outstanding)
 				r->outstanding--;
@@ -227,6 +228,14 @@ static void server_read(struct bufferevent *bev, void *arg)
 	};
 	if (scan_messages(&sc) == SCAN_ERROR) {
 		client_server_lost(c, "invalid message length from server");
+		return;
+	}
+	/* Transaction pooling: the server goes back once the client's last query has
+	 * been answered and no transaction is open (anything the server sent after that
+	 * ReadyForQuery is still to be relayed: wait for it to settle). */
+	if (c->pool->mode != POOL_MODE_SESSION && relay_between_queries(&c->relay) &&
+	    evbuffer_get_length(sc.src) == 0 && c->relay.seen_ready) {
+		client_transaction_done(c);
 		return;
 	}
 	apply_backpressure(bev, c->bev);
