@@ -152,7 +152,11 @@ void client_shutdown(struct client *c)
 		struct evbuffer *out = bufferevent_get_output(c->bev);
 		pgproto_put_error(out, "FATAL", "57P01",
 				  "terminating connection due to administrator command");
+		/* A socket bufferevent freezes the front of its output outside its own
+		 * write callback; the loop is over, so write it ourselves. */
+		evbuffer_unfreeze(out, 1);
 		(void)evbuffer_write(out, bufferevent_getfd(c->bev));
+		evbuffer_freeze(out, 1);
 	}
 	client_close(c, "shutting down");
 }

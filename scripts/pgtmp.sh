@@ -3,10 +3,13 @@
 #
 # Source it for its functions (tests/integration/run.sh and scripts/demo.sh do):
 #   . scripts/pgtmp.sh
-#   pgtmp_start DIR [--hba LINE]... [NAME=VALUE]...
+#   pgtmp_start DIR [--ssl] [--hba LINE]... [NAME=VALUE]...
 #                     initdb DIR/pg, start it on 127.0.0.1 and a free port (port=N picks
 #                     one), log to DIR/postgres.log; sets PGTMP_PORT.  Returns non-zero
 #                     (after printing the log's tail) if PostgreSQL does not come up.
+#                     --ssl: ssl = on with a fresh self-signed certificate (CN=localhost,
+#                     DIR/pg/server.crt and server.key); clients that do not ask for
+#                     TLS are served as before (pg_hba's "host" lines match both).
 #   pgtmp_psql DIR [PSQL ARGS]...
 #                     psql -X -q -v ON_ERROR_STOP=1 as superuser "postgres", database
 #                     postgres, over the unix socket (trust)
@@ -30,7 +33,7 @@
 # 'scram-sha-256', log_min_messages = warning, log_connections = off.  Each NAME=VALUE
 # is added after them as "NAME = VALUE" (quote string values: listen_addresses="'*'").
 # pg_hba: unix socket = trust for everyone, then each --hba LINE, then TCP from
-# 127.0.0.1 = scram-sha-256 for everyone.
+# 127.0.0.1 = scram-sha-256 for everyone.  openssl makes the --ssl certificate.
 #
 # Environment: PG_BIN (default /usr/lib/postgresql/15/bin), PG_RUN_AS (default postgres).
 
@@ -62,11 +65,12 @@ pgtmp_unset_pgenv() {
 }
 
 pgtmp_start() {
-	local dir=$1 data=$1/pg port='' hba=() settings=() arg
+	local dir=$1 data=$1/pg port='' hba=() settings=() arg ssl=0
 	shift
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--hba) hba+=("$2"); shift 2 ;;
+		--ssl) ssl=1; shift ;;
 		port=*) port=${1#port=}; shift ;;
 		*=*) settings+=("${1%%=*} = ${1#*=}"); shift ;;
 		*) echo "pgtmp: bad argument: $1" >&2; return 2 ;;
@@ -87,6 +91,15 @@ pgtmp_start() {
 	} | pgtmp_as_owner tee "$data/pg_hba.conf" >/dev/null || return 1
 	echo "include 'pgtmp.conf'" | pgtmp_as_owner tee -a "$data/postgresql.conf" >/dev/null ||
 		return 1
+	if [ "$ssl" = 1 ]; then
+		# PostgreSQL wants the key private to its owner (ssl_cert_file and
+		# ssl_key_file default to these names in the data directory).
+		pgtmp_as_owner openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+			-keyout "$data/server.key" -out "$data/server.crt" >"$dir/openssl.log" 2>&1 ||
+			{ cat "$dir/openssl.log" >&2; echo "pgtmp: openssl req failed" >&2; return 1; }
+		pgtmp_as_owner chmod 600 "$data/server.key" || return 1
+		settings=("ssl = on" ${settings[@]+"${settings[@]}"})
+	fi
 
 	# Retry with another port if the start fails anyway (someone took it meanwhile).
 	local fixed=$port

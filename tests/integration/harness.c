@@ -96,6 +96,7 @@ void h_init(void)
 	H.db = need_env("CORRAL_TEST_DB");
 	H.pgbench_db = need_env("CORRAL_TEST_PGBENCH_DB");
 	H.idle_db = need_env("CORRAL_TEST_IDLE_DB");
+	H.limit_user = need_env("CORRAL_TEST_LIMIT_USER");
 	H.pg_bindir = need_env("CORRAL_TEST_PG_BINDIR");
 	dir = need_env("CORRAL_TEST_DIR");
 
@@ -325,6 +326,44 @@ const char *h_corral_log_tail(const struct h_corral *c)
 	return tail;
 }
 
+bool h_wait_log(const struct h_corral *c, const char *needle, double timeout_s)
+{
+	double deadline = h_now() + timeout_s;
+
+	for (;;) {
+		char *all = h_read_file(c->log, NULL);
+		bool found = all != NULL && strstr(all, needle) != NULL;
+
+		free(all);
+		if (found)
+			return true;
+		if (h_now() > deadline)
+			return false;
+		sleep_ms(10);
+	}
+}
+
+double h_proc_cpu_seconds(pid_t pid)
+{
+	char path[64], *stat, *p;
+	unsigned long long utime = 0, stime = 0;
+	long hz = sysconf(_SC_CLK_TCK);
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	stat = h_read_file(path, NULL);
+	if (stat == NULL)
+		return -1;
+	/* Fields after the command (which may hold spaces) start after the last ')'. */
+	p = strrchr(stat, ')');
+	if (p == NULL || hz <= 0 ||
+	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2) {
+		free(stat);
+		return -1;
+	}
+	free(stat);
+	return (double)(utime + stime) / (double)hz;
+}
+
 /* Reaps the child if it has exited; returns true while it runs. */
 static bool reap(struct h_corral *c, int *status)
 {
@@ -372,6 +411,12 @@ static const char *status_text(int status, char *buf, size_t len)
 }
 
 struct h_corral *h_corral_start(const char *settings, const char *databases, const char *users)
+{
+	return h_corral_start_wrapped(NULL, settings, databases, users);
+}
+
+struct h_corral *h_corral_start_wrapped(const char *const *wrapper, const char *settings,
+					const char *databases, const char *users)
 {
 	struct h_corral *c;
 	char *s_settings, *s_dbs, *s_users, *ini;
@@ -431,6 +476,24 @@ struct h_corral *h_corral_start(const char *settings, const char *databases, con
 		dup2(fd, 1);
 		dup2(fd, 2);
 		signal(SIGPIPE, SIG_DFL);
+		/* Server logins in plain text unless a database line asks for TLS (harness.h). */
+		setenv("PGSSLMODE", "disable", 1);
+		if (wrapper != NULL && wrapper[0] != NULL) {
+			const char *argv[32];
+			int n = 0;
+
+			while (wrapper[n] != NULL && n < 28) {
+				argv[n] = wrapper[n];
+				n++;
+			}
+			argv[n++] = H.corral_bin;
+			argv[n++] = "-c";
+			argv[n++] = c->ini;
+			argv[n] = NULL;
+			execvp(argv[0], (char *const *)argv);
+			dprintf(2, "harness: exec %s: %s\n", argv[0], strerror(errno));
+			_exit(127);
+		}
 		execl(H.corral_bin, H.corral_bin, "-c", c->ini, (char *)NULL);
 		dprintf(2, "harness: exec %s: %s\n", H.corral_bin, strerror(errno));
 		_exit(127);
@@ -622,6 +685,11 @@ static PGresult *collect(PGconn *conn, const char *what, double timeout_s)
 	if (keep == NULL)
 		keep = PQmakeEmptyPGresult(conn, PGRES_FATAL_ERROR);
 	return keep;
+}
+
+PGresult *h_results(PGconn *conn, const char *what, double timeout_s)
+{
+	return collect(conn, what, timeout_s);
 }
 
 PGresult *h_exec_t(PGconn *conn, const char *sql, double timeout_s)
@@ -1011,8 +1079,10 @@ size_t h_read_reply(int fd, void *buf, size_t cap, double timeout_s, bool *close
 	return got;
 }
 
-static uint32_t be32(const unsigned char *p)
+uint32_t h_be32(const void *ptr)
 {
+	const unsigned char *p = ptr;
+
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
@@ -1027,7 +1097,7 @@ bool h_parse_error(const void *buf, size_t len, char sqlstate[6], char *msg, siz
 		msg[0] = '\0';
 	if (len < 5 || p[0] != 'E')
 		return false;
-	mlen = be32(p + 1);
+	mlen = h_be32(p + 1);
 	if (mlen < 4 || (size_t)mlen + 1 > len)
 		return false;
 	for (i = 5; i < (size_t)mlen + 1 && p[i] != 0;) {
@@ -1040,6 +1110,90 @@ bool h_parse_error(const void *buf, size_t len, char sqlstate[6], char *msg, siz
 		else if (type == 'M')
 			snprintf(msg, msglen, "%.*s", (int)vlen, val);
 		i += vlen + 1;
+	}
+	return true;
+}
+
+/* ---------------------------------------------------------------- raw protocol */
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+size_t h_startup_packet(unsigned char *buf, size_t cap, uint32_t version, const char *const *kv)
+{
+	size_t n = 8;
+
+	for (; kv != NULL && *kv != NULL; kv++) {
+		size_t l = strlen(*kv) + 1;
+
+		if (n + l + 1 > cap)
+			cr_assert_fail("startup packet larger than %zu bytes", cap);
+		memcpy(buf + n, *kv, l);
+		n += l;
+	}
+	buf[n++] = 0;
+	put_be32(buf, (uint32_t)n);
+	put_be32(buf + 4, version);
+	return n;
+}
+
+size_t h_msg(const unsigned char *buf, size_t len, char *type, const unsigned char **body, size_t *body_len)
+{
+	uint32_t mlen;
+
+	if (len < 5)
+		return 0;
+	mlen = h_be32(buf + 1);
+	if (mlen < 4 || (size_t)mlen + 1 > len)
+		return 0;
+	*type = (char)buf[0];
+	*body = buf + 5;
+	*body_len = mlen - 4;
+	return (size_t)mlen + 1;
+}
+
+/* True if the complete messages at buf[0..len) include one of type want. */
+static bool has_msg(const unsigned char *buf, size_t len, char want)
+{
+	size_t off = 0, n;
+	const unsigned char *body;
+	size_t blen;
+	char type;
+
+	while ((n = h_msg(buf + off, len - off, &type, &body, &blen)) > 0) {
+		if (type == want)
+			return true;
+		off += n;
+	}
+	return false;
+}
+
+bool h_read_until_msg(int fd, unsigned char *buf, size_t cap, size_t *len, char want, double timeout_s,
+		      bool *closed)
+{
+	double deadline = h_now() + timeout_s;
+
+	*closed = false;
+	while (!has_msg(buf, *len, want)) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int left = (int)((deadline - h_now()) * 1000);
+		ssize_t n;
+
+		if (*len >= cap || left <= 0 || poll(&pfd, 1, left) == 0)
+			return false;
+		n = recv(fd, buf + *len, cap - *len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			*closed = true;
+			return has_msg(buf, *len, want);
+		}
+		*len += (size_t)n;
 	}
 	return true;
 }

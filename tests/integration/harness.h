@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <libpq-fe.h>
@@ -38,6 +39,7 @@ struct h_env {
 	const char *db;		/* bench */
 	const char *pgbench_db; /* pgb: pgbench tables, only the pgbench test uses it */
 	const char *idle_db;	/* idle: only the server_idle_timeout test uses it */
+	const char *limit_user; /* limited: password secret, only the stranded-waiter test */
 	const char *pg_bindir;
 	char dir[512]; /* this test's own scratch dir (made by h_init) */
 };
@@ -77,11 +79,25 @@ struct h_corral {
  * the auth file (NULL: "bench" "secret").  All three go through h_subst.
  */
 struct h_corral *h_corral_start(const char *settings, const char *databases, const char *users);
+/*
+ * The same, started as "WRAPPER... $CORRAL_BIN -c ini" (wrapper: a NULL-terminated argv
+ * prefix looked up in PATH, e.g. {"prlimit", "--nofile=40:40", "--", NULL}; it must exec
+ * corral so that c->pid is corral's pid).  NULL wrapper: h_corral_start.
+ *
+ * Every corral runs with PGSSLMODE=disable in its environment: its server logins are
+ * plain text (as before the cluster had TLS) unless a database line says sslmode=.
+ */
+struct h_corral *h_corral_start_wrapped(const char *const *wrapper, const char *settings,
+					const char *databases, const char *users);
 /* SIGTERM; the test fails unless corral exits with status 0 within 5 s. */
 void h_corral_stop(struct h_corral *c);
 bool h_corral_alive(struct h_corral *c);
 /* The last 3 KB of corral's log, in a static buffer (valid until the next call). */
 const char *h_corral_log_tail(const struct h_corral *c);
+/* Polls (10 ms) corral's log until it contains needle; false after timeout_s. */
+bool h_wait_log(const struct h_corral *c, const char *needle, double timeout_s);
+/* User + system CPU seconds a process has used so far (/proc/PID/stat); -1 if unknown. */
+double h_proc_cpu_seconds(pid_t pid);
 /* libpq conninfo for corral (password NULL: none), with connect_timeout. */
 char *h_conninfo(const struct h_corral *c, const char *user, const char *db, const char *password);
 /* Same for PostgreSQL directly over TCP. */
@@ -104,6 +120,8 @@ PGconn *h_try_connect(const char *conninfo, double timeout_s, char **err);
  */
 PGresult *h_exec_t(PGconn *conn, const char *sql, double timeout_s);
 PGresult *h_exec(PGconn *conn, const char *sql);
+/* The results of what was already sent on conn (PQsendQuery...), as h_exec_t; what names it. */
+PGresult *h_results(PGconn *conn, const char *what, double timeout_s);
 /* Extended protocol with text parameters. */
 PGresult *h_exec_params(PGconn *conn, const char *sql, int n, const char *const *values, double timeout_s);
 /* Fails the test unless the command succeeds. */
@@ -155,5 +173,27 @@ size_t h_read_reply(int fd, void *buf, size_t cap, double timeout_s, bool *close
  * (may be truncated) and returns true.
  */
 bool h_parse_error(const void *buf, size_t len, char sqlstate[6], char *msg, size_t msglen);
+
+/* ---- raw protocol ---- */
+/*
+ * A startup packet with protocol code version and the parameters kv ("name", "value",
+ * ..., NULL) into buf; returns its length.
+ */
+size_t h_startup_packet(unsigned char *buf, size_t cap, uint32_t version, const char *const *kv);
+/*
+ * The backend message at buf (len bytes available): its type, body and body length.
+ * Returns the message's full size (1 + its length field), or 0 if it is incomplete or
+ * its length field is below 4.
+ */
+size_t h_msg(const unsigned char *buf, size_t len, char *type, const unsigned char **body, size_t *body_len);
+/*
+ * Reads into buf (appending at *len) until a complete message of type want is in it
+ * (true), or the peer closes, cap is reached or timeout_s passes (false).  *closed tells
+ * whether the peer closed.  Scans whole messages only: buf must start at a message.
+ */
+bool h_read_until_msg(int fd, unsigned char *buf, size_t cap, size_t *len, char want, double timeout_s,
+		      bool *closed);
+/* Big-endian int32 at p. */
+uint32_t h_be32(const void *p);
 
 #endif

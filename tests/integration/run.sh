@@ -12,13 +12,18 @@
 # Exits with BINARY's exit code; Criterion's "[====] Synthesis" line is the last output.
 #
 # Cluster: listen_addresses = 127.0.0.1 only, max_connections = 40 (low so that limits
-# show), fsync off.  pg_hba: unix socket (in the data dir, mode 0700) = trust for
+# show), fsync off, ssl = on with a self-signed certificate (TLS is offered, never
+# required: libpq's default sslmode=prefer uses it, sslmode=disable does not; the harness
+# runs corral with PGSSLMODE=disable so its server logins stay plain text unless a
+# database line asks).  pg_hba: unix socket (in the data dir, mode 0700) = trust for
 # everyone; TCP: md5user = md5, everyone else = scram-sha-256.
 #   role postgres  superuser, unix socket only (setup and monitoring)
 #   role bench     password 'secret' (SCRAM verifier), owns databases bench, pgb, idle
 #   role md5user   password 'md5pass', stored as an md5 hash (password_encryption = md5)
 #   database pgb   pgbench -i -s 1 (pgbench tables), used only by the pgbench test
 #   database idle  empty, used only by the server_idle_timeout test (it counts backends)
+#   role limited   password 'secret', used only by the stranded-waiter test (it changes
+#                  the role's CONNECTION LIMIT)
 #
 # Environment contract for BINARY (read by tests/integration/harness.c):
 #   CORRAL_BIN               absolute path of bin/corral (an already-set CORRAL_BIN wins,
@@ -32,12 +37,15 @@
 #   CORRAL_TEST_DB           bench
 #   CORRAL_TEST_PGBENCH_DB   pgb
 #   CORRAL_TEST_IDLE_DB      idle
+#   CORRAL_TEST_LIMIT_USER   limited
 #   CORRAL_TEST_PG_BINDIR    PostgreSQL's bin dir (psql, pgbench are taken from there)
 # Other PG* variables are unset so that libpq, psql and pgbench only use what tests pass.
 #
-# Why --jobs 2 is safe: every test starts its own corral on its own port, and the two
+# Why --jobs 2 is safe: every test starts its own corral on its own port, the two
 # tests that count PostgreSQL backends (pgbench, server_idle_timeout) use databases no
-# other test touches.  max_connections = 40 leaves room for two tests at once.
+# other test touches, and the one that changes a role's CONNECTION LIMIT uses role
+# limited, which no other test logs in as.  max_connections = 40 leaves room for two
+# tests at once.
 set -euo pipefail
 
 [ $# -ge 1 ] || { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2; }
@@ -69,7 +77,7 @@ fail() {
 	exit 1
 }
 
-pgtmp_start "$tmp" max_connections=40 --hba "host all md5user 127.0.0.1/32 md5" ||
+pgtmp_start "$tmp" --ssl max_connections=40 --hba "host all md5user 127.0.0.1/32 md5" ||
 	{ echo "run.sh: PostgreSQL did not start" >&2; exit 1; }   # pgtmp showed its log
 port=$PGTMP_PORT
 data=$tmp/pg
@@ -82,6 +90,8 @@ create database pgb owner bench;
 create database idle owner bench;
 set password_encryption = 'md5';
 create role md5user login password 'md5pass';
+set password_encryption = 'scram-sha-256';
+create role limited login password 'secret';
 EOF
 [ "$(su_psql -Atc "select left(rolpassword, 3) from pg_authid where rolname = 'md5user'")" = md5 ] ||
 	fail "md5user's password is not stored as md5"
@@ -100,6 +110,7 @@ export CORRAL_TEST_DIR=$tmp/t
 export CORRAL_TEST_USER=bench CORRAL_TEST_PASSWORD=secret
 export CORRAL_TEST_MD5_USER=md5user CORRAL_TEST_MD5_PASSWORD=md5pass
 export CORRAL_TEST_DB=bench CORRAL_TEST_PGBENCH_DB=pgb CORRAL_TEST_IDLE_DB=idle
+export CORRAL_TEST_LIMIT_USER=limited
 export CORRAL_TEST_PG_BINDIR=$PG_BIN
 
 rc=0

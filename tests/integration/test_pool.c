@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -198,5 +199,71 @@ Test(pool, server_reset_query_clears_session_state)
 	free(pid_b);
 	free(default_work_mem);
 	free(direct);
+	h_corral_stop(c);
+}
+
+/* Sets role's CONNECTION LIMIT as superuser (-1: none). */
+static void set_conn_limit(PGconn *su, const char *role, int limit)
+{
+	char *sql = h_printf("alter role %s connection limit %d", role, limit);
+
+	h_exec_ok(su, sql);
+	free(sql);
+}
+
+/*
+ * pool_size = 2: A holds one server; B's query needs a second, whose login fails (the
+ * server role's CONNECTION LIMIT is full), so B waits behind A's busy server.  Once
+ * logins work again, B must get a server within seconds (corral retries the login for
+ * its waiter), not sit until query_wait_timeout (20 s).  Role "limited" is this test's
+ * alone, so changing its limit disturbs no other test.
+ */
+Test(pool, waiter_stranded_by_failed_login_is_served_later)
+{
+	char *dbs = h_printf("bench = host=@PGHOST@ port=@PGPORT@ dbname=bench user=%s password=secret "
+			     "pool_size=2\n",
+			     H.limit_user);
+	struct h_corral *c = h_corral_start("pool_mode = session\nquery_wait_timeout = 20\n", dbs, NULL);
+	PGconn *su = h_superuser(), *a, *b;
+	char *v;
+	PGresult *r;
+	double t0, took;
+	bool failed_login;
+
+	set_conn_limit(su, H.limit_user, -1);
+	a = h_connect_bench(c);
+	v = h_value(a, "select current_user");
+	cr_assert_str_eq(v, H.limit_user);
+	free(v);
+	cr_assert_geq(h_wait_pg_backends(H.db, H.limit_user, 1, 5), 0, "A's server is not the only one of %s",
+		      H.limit_user);
+	set_conn_limit(su, H.limit_user, 1);
+
+	b = h_connect_bench(c);
+	t0 = h_now();
+	cr_assert(PQsendQuery(b, "select 'b served'"), "%s", PQerrorMessage(b));
+	failed_login = h_wait_log(c, "event=server_login_failed", 5);
+	v = h_value(a, "select 'a still has its server'");
+	free(v);
+	usleep(500 * 1000);
+	set_conn_limit(su, H.limit_user, -1);
+
+	r = h_results(b, "B's query", 10);
+	took = h_now() - t0;
+	cr_expect(failed_login, "no server login failed while the role was full (test is moot):\n%s",
+		  h_corral_log_tail(c));
+	cr_expect_eq(PQresultStatus(r), PGRES_TUPLES_OK, "B's query after %.1f s: %s %s", took,
+		     PQresStatus(PQresultStatus(r)), PQresultErrorMessage(r));
+	if (PQresultStatus(r) == PGRES_TUPLES_OK)
+		cr_expect_str_eq(PQgetvalue(r, 0, 0), "b served");
+	cr_expect_lt(took, 5.0, "B was served %.1f s after its query (logins worked again after ~1 s)", took);
+	PQclear(r);
+	v = h_value(b, "select current_user");
+	cr_expect_str_eq(v, H.limit_user);
+	free(v);
+	PQfinish(b);
+	PQfinish(a);
+	PQfinish(su);
+	free(dbs);
 	h_corral_stop(c);
 }

@@ -1,0 +1,340 @@
+/*
+ * A corral process's life with its clients: the login deadline
+ * (client_login_timeout), max_client_conn as a client sees it, running out of file
+ * descriptors, SIGHUP, and what connected clients get at shutdown.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "tests/integration/harness.h"
+
+TestSuite(lifecycle, H_SUITE);
+
+static const char *BENCH_DB_LINE =
+	"bench = host=@PGHOST@ port=@PGPORT@ dbname=bench user=bench password=secret\n";
+
+static int count_substr(const char *s, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = s ? strstr(s, needle) : NULL; p != NULL; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+/*
+ * client_login_timeout = 1: a client that trickles its startup packet one byte every
+ * 0.3 s is disconnected about 1 s after it connected (the deadline is absolute; the
+ * trickle does not extend it), while a client that logged in normally stays.
+ */
+Test(lifecycle, client_login_timeout_is_a_deadline)
+{
+	struct h_corral *c = h_corral_start("client_login_timeout = 1\n", BENCH_DB_LINE, NULL);
+	PGconn *normal = h_connect_bench(c), *later;
+	const char *kv[] = {"user", "bench", "database", "bench", "application_name",
+			    "a-slow-client-that-sends-one-byte-at-a-time-for-a-long-while", NULL};
+	unsigned char pkt[512];
+	size_t n = h_startup_packet(pkt, sizeof pkt, 0x00030000, kv), sent = 0;
+	double t0, next_send, closed_at = -1;
+	int fd;
+	char *v;
+
+	v = h_value(normal, "select 'normal client logged in'");
+	free(v);
+
+	fd = h_tcp_connect(c->port);
+	t0 = h_now();
+	next_send = t0;
+	while (closed_at < 0 && h_now() - t0 < 5.0 && sent < n) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int wait_ms;
+
+		if (h_now() >= next_send) {
+			if (send(fd, pkt + sent, 1, MSG_NOSIGNAL) != 1) {
+				closed_at = h_now();
+				break;
+			}
+			sent++;
+			next_send += 0.3;
+		}
+		wait_ms = (int)((next_send - h_now()) * 1000);
+		if (wait_ms > 0 && poll(&pfd, 1, wait_ms) > 0) {
+			char buf[1024];
+			ssize_t r = recv(fd, buf, sizeof buf, 0);
+
+			if (r == 0 || (r < 0 && errno != EINTR))
+				closed_at = h_now();
+		}
+	}
+	close(fd);
+	cr_assert(sent < n, "the whole startup packet went out before corral closed (test is moot)");
+	cr_assert(closed_at >= 0, "corral kept a trickling login open for %.1f s (%zu bytes sent); log:\n%s",
+		  h_now() - t0, sent, h_corral_log_tail(c));
+	cr_expect(closed_at - t0 >= 0.8 && closed_at - t0 <= 3.0,
+		  "the trickling login was closed after %.2f s, want about 1 s (client_login_timeout = 1)",
+		  closed_at - t0);
+	cr_expect_geq(sent, 3, "only %zu bytes were sent: the trickle did not run", sent);
+
+	/* The logged-in client has been connected for more than 1 s and is unaffected. */
+	v = h_value(normal, "select 'normal client still here'");
+	cr_expect_str_eq(v, "normal client still here");
+	free(v);
+	PQfinish(normal);
+	later = h_connect_bench(c);
+	v = h_value(later, "select 'new logins work'");
+	cr_expect_str_eq(v, "new logins work");
+	free(v);
+	PQfinish(later);
+	h_corral_stop(c);
+}
+
+/*
+ * max_client_conn = 2 with two clients connected: a third psql (sslmode=prefer, so it
+ * starts with an SSLRequest) must be told about max_client_conn, not fail the TLS
+ * negotiation with an ErrorResponse it cannot read.
+ */
+Test(lifecycle, max_client_conn_error_reaches_psql)
+{
+	struct h_corral *c = h_corral_start("max_client_conn = 2\n", BENCH_DB_LINE, NULL);
+	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c), *d;
+	char *ci = h_conninfo(c, H.user, H.db, H.password), *q_ci = h_shq(ci), *psql = h_pgtool("psql");
+	char *err = NULL, *v;
+	struct h_cmd r;
+
+	v = h_value(a, "select 1");
+	free(v);
+	r = h_run(H_QUERY_TIMEOUT, "%s -X -At -c 'select 1' -d %s", psql, q_ci);
+	cr_expect_neq(r.status, 0, "a third client got in with max_client_conn = 2: %s", r.out);
+	cr_expect(strstr(r.err, "no more connections allowed (max_client_conn = 2)") != NULL,
+		  "third psql: stderr [%s]", r.err);
+	h_cmd_free(&r);
+
+	d = h_try_connect(ci, H_QUERY_TIMEOUT, &err);
+	cr_expect(d == NULL, "a third libpq client got in");
+	if (d != NULL)
+		PQfinish(d);
+	else
+		cr_expect(strstr(err, "53300") != NULL, "third libpq client: want 53300 in: %s", err);
+	free(err);
+
+	/* A and B are fine; once B has left (corral notices at once), there is room again. */
+	v = h_value(b, "select 'b fine'");
+	cr_expect_str_eq(v, "b fine");
+	free(v);
+	PQfinish(b);
+	for (double deadline = h_now() + 5.0;;) {
+		d = h_try_connect(ci, H_QUERY_TIMEOUT, &err);
+		if (d != NULL || h_now() > deadline)
+			break;
+		free(err);
+		usleep(50 * 1000);
+	}
+	cr_assert(d != NULL, "no room 5 s after B left: %s", err);
+	v = h_value(d, "select 'room again'");
+	cr_expect_str_eq(v, "room again");
+	free(v);
+	PQfinish(d);
+	PQfinish(a);
+	h_corral_stop(c);
+	free(ci);
+	free(q_ci);
+	free(psql);
+}
+
+/*
+ * corral limited to 40 file descriptors and 60 connections that send nothing: accept()
+ * fails with EMFILE while the connections wait in the backlog.  corral must back off
+ * (little CPU, few log lines) instead of retrying in a hot loop, and serve again once
+ * the connections are gone.
+ */
+Test(lifecycle, out_of_file_descriptors_backs_off)
+{
+	enum { CONNS = 60 };
+	const char *wrapper[] = {"prlimit", "--nofile=40:40", "--", NULL};
+	struct h_corral *c = h_corral_start_wrapped(wrapper, "", BENCH_DB_LINE, NULL);
+	char *ci = h_conninfo(c, H.user, H.db, H.password), *q_ci = h_shq(ci), *psql = h_pgtool("psql");
+	int fds[CONNS];
+	double cpu0, cpu1, t0, t1, deadline;
+	char *log;
+	int errors0, errors1;
+	struct h_cmd r = {0};
+
+	for (int i = 0; i < CONNS; i++)
+		fds[i] = h_tcp_connect(c->port);
+	usleep(300 * 1000); /* corral accepts what it can and runs out */
+	log = h_read_file(c->log, NULL);
+	errors0 = count_substr(log, "event=accept_error");
+	free(log);
+	cpu0 = h_proc_cpu_seconds(c->pid);
+	t0 = h_now();
+	usleep(2000 * 1000);
+	cpu1 = h_proc_cpu_seconds(c->pid);
+	t1 = h_now();
+	log = h_read_file(c->log, NULL);
+	errors1 = count_substr(log, "event=accept_error");
+	free(log);
+
+	cr_assert(cpu0 >= 0 && cpu1 >= 0, "cannot read /proc/%d/stat", (int)c->pid);
+	cr_expect(errors1 > 0,
+		  "no accept_error logged: corral did not run out of descriptors (test is moot)");
+	cr_expect_lt(cpu1 - cpu0, 0.5, "corral used %.2f s of CPU in %.1f s while out of descriptors",
+		     cpu1 - cpu0, t1 - t0);
+	cr_expect_lt(errors1 - errors0, 50, "%d accept_error lines in %.1f s while out of descriptors",
+		     errors1 - errors0, t1 - t0);
+	cr_assert(h_corral_alive(c), "corral died when out of descriptors:\n%s", h_corral_log_tail(c));
+
+	for (int i = 0; i < CONNS; i++)
+		close(fds[i]);
+	deadline = h_now() + 5.0;
+	do {
+		h_cmd_free(&r);
+		r = h_run(H_QUERY_TIMEOUT, "%s -X -At -c \"select 'served again'\" -d %s", psql, q_ci);
+	} while (r.status != 0 && h_now() < deadline && usleep(100 * 1000) == 0);
+	cr_expect_eq(r.status, 0, "psql after the connections closed: status %d, stderr %s\n%s", r.status,
+		     r.err, h_corral_log_tail(c));
+	cr_expect_str_eq(r.out, "served again\n");
+	h_cmd_free(&r);
+	h_corral_stop(c);
+	free(ci);
+	free(q_ci);
+	free(psql);
+}
+
+/* SIGHUP (a reload request to most daemons) must not end corral or its clients. */
+Test(lifecycle, sighup_keeps_serving)
+{
+	struct h_corral *c = h_corral_start("", BENCH_DB_LINE, NULL);
+	PGconn *a = h_connect_bench(c);
+	char *v = h_value(a, "select 'before'");
+
+	free(v);
+	cr_assert_eq(kill(c->pid, SIGHUP), 0);
+	usleep(200 * 1000);
+	cr_assert(h_corral_alive(c), "corral died of SIGHUP:\n%s", h_corral_log_tail(c));
+	v = h_value(a, "select 'after sighup'");
+	cr_expect_str_eq(v, "after sighup");
+	free(v);
+	cr_assert_eq(kill(c->pid, SIGHUP), 0);
+	h_psql_expect(c, "select 'new client after two sighups'", "new client after two sighups\n");
+	PQfinish(a);
+	h_corral_stop(c);
+}
+
+/* Finds the first ErrorResponse among the complete messages in buf. */
+static bool find_error(const unsigned char *buf, size_t len, char state[6], char *msg, size_t msglen)
+{
+	size_t off = 0, n, blen;
+	const unsigned char *body;
+	char type;
+
+	while ((n = h_msg(buf + off, len - off, &type, &body, &blen)) > 0) {
+		if (type == 'E')
+			return h_parse_error(buf + off, n, state, msg, msglen);
+		off += n;
+	}
+	return false;
+}
+
+/* A raw trust login up to ReadyForQuery; with query, runs it (linking a server) too. */
+static int raw_login(int port, const char *query)
+{
+	const char *kv[] = {"user", "bench", "database", "bench", NULL};
+	unsigned char pkt[256], buf[16384];
+	size_t n = h_startup_packet(pkt, sizeof pkt, 0x00030000, kv), len = 0;
+	bool closed;
+	int fd = h_tcp_connect(port);
+
+	h_send_all(fd, pkt, n);
+	cr_assert(h_read_until_msg(fd, buf, sizeof buf, &len, 'Z', 10.0, &closed),
+		  "raw login: no ReadyForQuery");
+	if (query != NULL) {
+		size_t qlen = strlen(query) + 1;
+		unsigned char q[256] = {'Q', 0, 0, 0, (unsigned char)(qlen + 4)};
+
+		memcpy(q + 5, query, qlen);
+		h_send_all(fd, q, 5 + qlen);
+		len = 0;
+		cr_assert(h_read_until_msg(fd, buf, sizeof buf, &len, 'Z', 10.0, &closed),
+			  "raw query: no ReadyForQuery");
+	}
+	return fd;
+}
+
+struct fatal_notice {
+	char sqlstate[8];
+	char severity[16];
+	char message[128];
+};
+
+static void on_notice(void *arg, const PGresult *res)
+{
+	struct fatal_notice *f = arg;
+
+	snprintf(f->sqlstate, sizeof f->sqlstate, "%s", h_sqlstate(res));
+	snprintf(f->severity, sizeof f->severity, "%s", h_err_field(res, PG_DIAG_SEVERITY_NONLOCALIZED));
+	snprintf(f->message, sizeof f->message, "%s", h_err_field(res, PG_DIAG_MESSAGE_PRIMARY));
+}
+
+/*
+ * SIGTERM: every connected client hears why it is being disconnected, as from
+ * PostgreSQL's smart shutdown: FATAL 57P01 "terminating connection due to administrator
+ * command" -- an idle client that never ran a query, one that holds a server, and a
+ * libpq client (whose notice receiver gets an error that arrives while it is idle).
+ */
+Test(lifecycle, shutdown_tells_clients_57p01)
+{
+	struct h_corral *c = h_corral_start("auth_type = trust\n", BENCH_DB_LINE, NULL);
+	int idle = raw_login(c->port, NULL), linked = raw_login(c->port, "select 1");
+	int fds[2] = {idle, linked};
+	const char *what[2] = {"idle client", "client holding a server"};
+	char *ci = h_conninfo(c, H.user, H.db, NULL);
+	PGconn *pq = h_connect(c, ci);
+	struct fatal_notice fatal = {0};
+	char *v = h_value(pq, "select 'libpq linked'");
+
+	free(v);
+	PQsetNoticeReceiver(pq, on_notice, &fatal);
+	h_corral_stop(c);
+
+	for (int i = 0; i < 2; i++) {
+		unsigned char buf[4096];
+		char state[6] = "", msg[256] = "";
+		bool closed = false;
+		size_t got = h_read_reply(fds[i], buf, sizeof buf, 5.0, &closed);
+
+		close(fds[i]);
+		cr_expect(closed, "%s: connection not closed", what[i]);
+		cr_expect(find_error(buf, got, state, msg, sizeof msg),
+			  "%s: no ErrorResponse before the close (%zu bytes)", what[i], got);
+		cr_expect_str_eq(state, "57P01", "%s: SQLSTATE [%s] %s", what[i], state, msg);
+		cr_expect_str_eq(msg, "terminating connection due to administrator command", "%s", what[i]);
+	}
+
+	/* libpq reads the FATAL as it consumes input; then the connection is gone. */
+	for (double deadline = h_now() + 5.0; fatal.sqlstate[0] == '\0' && h_now() < deadline;) {
+		struct pollfd pfd = {.fd = PQsocket(pq), .events = POLLIN};
+
+		int ok;
+
+		poll(&pfd, 1, 100);
+		ok = PQconsumeInput(pq);
+		(void)PQisBusy(pq); /* parses what arrived: the notice receiver runs here */
+		if (!ok)
+			break;
+	}
+	cr_expect_str_eq(fatal.sqlstate, "57P01", "libpq client: SQLSTATE [%s] %s (%s)", fatal.sqlstate,
+			 fatal.message, PQerrorMessage(pq));
+	cr_expect_str_eq(fatal.severity, "FATAL");
+	cr_expect_str_eq(fatal.message, "terminating connection due to administrator command");
+	PQfinish(pq);
+	free(ci);
+}
