@@ -1,9 +1,11 @@
 #include "pool/pool.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/inbox.h"
 #include "common/log.h"
 
 static void reap_dead(evutil_socket_t fd, short what, void *arg)
@@ -28,7 +30,17 @@ bool pool_env_init(struct pool_env *env, struct event_base *base, const struct c
 	list_init(&env->pools);
 	list_init(&env->dead_servers);
 	env->reap_ev = event_new(base, -1, 0, reap_dead, env);
+	env->n_workers = 1;
 	return env->reap_ev != NULL;
+}
+
+void pool_env_connect(struct pool_env *env, int worker_id, int n_workers,
+		      struct pool_registry *registry, struct inbox **inboxes)
+{
+	env->worker_id = worker_id;
+	env->n_workers = n_workers;
+	env->registry = registry;
+	env->inboxes = inboxes;
 }
 
 /* ---- state lists ----------------------------------------------------------------- */
@@ -68,19 +80,50 @@ static size_t *state_count(struct pool *pool, enum server_state st)
 static void set_server_state(struct server *s, enum server_state st)
 {
 	struct pool *pool = s->pool;
+	atomic_int *idle = &pool->shared->idle[pool->env->worker_id];
 	if (s->state != SV_CLOSED || !list_empty(&s->node)) {
 		list_del(&s->node);
 		(*state_count(pool, s->state))--;
+		if (s->state == SV_IDLE)
+			atomic_fetch_sub(idle, 1);
 	}
+	if (st == SV_IDLE)
+		atomic_fetch_add(idle, 1);
 	s->state = st;
 	s->state_since = clock_now_usec();
 	list_append(state_list(pool, st), &s->node);
 	(*state_count(pool, st))++;
 }
 
-static size_t pool_server_count(const struct pool *pool)
+/* When this worker's longest waiter queued, for the other workers to compare. */
+static void publish_oldest(struct pool *pool)
 {
-	return pool->n_login + pool->n_idle + pool->n_active;
+	struct list *head = list_first(&pool->waiting);
+	long long since = head ? list_entry(head, struct pool_waiter, node)->since : 0;
+	atomic_store(&pool->shared->oldest[pool->env->worker_id], since);
+}
+
+/* The queue of clients; its length and age are also published for the other workers. */
+static void enqueue_waiter(struct pool *pool, struct pool_waiter *w)
+{
+	w->since = clock_now_usec();
+	w->queued = true;
+	list_append(&pool->waiting, &w->node);
+	pool->n_waiting++;
+	atomic_fetch_add(&pool->shared->waiting[pool->env->worker_id], 1);
+	if (pool->n_waiting == 1)
+		publish_oldest(pool);
+}
+
+static void dequeue_waiter(struct pool *pool, struct pool_waiter *w)
+{
+	bool was_head = list_first(&pool->waiting) == &w->node;
+	list_del(&w->node);
+	w->queued = false;
+	pool->n_waiting--;
+	atomic_fetch_sub(&pool->shared->waiting[pool->env->worker_id], 1);
+	if (was_head)
+		publish_oldest(pool);
 }
 
 /* ---- pools ------------------------------------------------------------------------ */
@@ -141,17 +184,18 @@ struct pool *pool_get(struct pool_env *env, const struct db_config *db, const ch
 	pool->user = strdup(user);
 	pool->size = config_pool_size(env->cfg, db);
 	pool->mode = config_pool_mode(env->cfg, db);
+	pool->shared = pool_registry_get(env->registry, db, user, pool->size);
 	list_init(&pool->login);
 	list_init(&pool->idle);
 	list_init(&pool->active);
 	list_init(&pool->waiting);
-	if (!pool->user || !build_login_params(pool, pool->user, password)) {
+	if (!pool->user || !pool->shared || !build_login_params(pool, pool->user, password)) {
 		pool_free(pool);
 		return NULL;
 	}
 	list_append(&env->pools, &pool->node);
-	log_info("event=pool_created db=%s user=%s pool_size=%d pool_mode=%s", db->name, user,
-		 pool->size, pool_mode_name(pool->mode));
+	log_info("event=pool_created worker=%d db=%s user=%s pool_size=%d pool_mode=%s",
+		 env->worker_id, db->name, user, pool->size, pool_mode_name(pool->mode));
 	return pool;
 }
 
@@ -171,6 +215,8 @@ static void idle_server_read(struct bufferevent *bev, void *arg)
 	pool_close_server(arg, "server sent data while idle");
 }
 
+static void send_server(struct server *s, int to);
+
 static void park_idle(struct server *s)
 {
 	s->owner = NULL;
@@ -184,18 +230,40 @@ static void park_idle(struct server *s)
 static void hand_to_waiter(struct pool *pool, struct server *s)
 {
 	struct pool_waiter *w = list_entry(list_first(&pool->waiting), struct pool_waiter, node);
-	list_del(&w->node);
-	w->queued = false;
-	pool->n_waiting--;
+	dequeue_waiter(pool, w);
 	set_server_state(s, SV_ACTIVE);
 	bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
 	pool->env->hooks->server_ready(w, s);
 }
 
+/*
+ * A server that has just become available here (login, return, arrival from another
+ * worker) goes to the pool's longest waiter, FIFO across workers: here, or on the
+ * worker whose waiter queued first (the server moves there), or it is parked.
+ */
+static void offer_server(struct pool *pool, struct server *s)
+{
+	struct pool_env *env = pool->env;
+	struct list *head = list_first(&pool->waiting);
+	long long local = head ? list_entry(head, struct pool_waiter, node)->since : LLONG_MAX;
+	int to = env->n_workers > 1 && !env->shutting_down
+			 ? pool_shared_worker_waiting_longer(pool->shared, env->n_workers,
+							     env->worker_id, local)
+			 : -1;
+	if (to >= 0)
+		send_server(s, to);
+	else if (head)
+		hand_to_waiter(pool, s);
+	else
+		park_idle(s);
+}
+
+/* The caller holds a server slot for it (pool_shared_take_slot). */
 static void launch_login(struct pool *pool)
 {
 	struct server *s = calloc(1, sizeof(*s));
 	if (!s) {
+		pool_shared_put_slot(pool->shared);
 		log_error("event=server_login_failed db=%s user=%s error=\"out of memory\"",
 			  pool->db->name, pool->user);
 		return;
@@ -213,15 +281,38 @@ static void launch_login(struct pool *pool)
 		pool_login_done(s, false, s->conn ? PQerrorMessage(s->conn) : "out of memory");
 }
 
-/* Starts as many logins as there are waiters not yet covered by one, within size. */
+static void ask_for_server(struct pool *pool, int from);
+
+/*
+ * Covers each waiter not yet covered by a login in progress or a request to another
+ * worker: first an idle server of another worker (moving it costs two messages, a
+ * login costs a round of authentication and a new backend), else a login while the
+ * pool's servers across all workers stay within its size.
+ */
 static void grow_for_waiters(struct pool *pool)
 {
-	while (pool->n_login < pool->n_waiting && pool_server_count(pool) < (size_t)pool->size) {
+	struct pool_env *env = pool->env;
+	while (pool->n_login + pool->asks_pending < pool->n_waiting && !env->shutting_down) {
+		int peer = pool_shared_worker_with_idle(pool->shared, env->n_workers, env->worker_id);
+		if (peer >= 0) {
+			ask_for_server(pool, peer);
+			pool->asks_pending++;
+			continue;
+		}
+		if (!pool_shared_take_slot(pool->shared, pool->size))
+			break;
 		size_t before = pool->n_login;
 		launch_login(pool);
 		if (pool->n_login == before)
 			break; /* it failed synchronously; the waiters were told */
 	}
+}
+
+bool pool_has_params(struct pool *pool)
+{
+	if (!pool->have_params)
+		pool->have_params = pool_shared_get_params(pool->shared, &pool->params);
+	return pool->have_params;
 }
 
 struct server *pool_checkout(struct pool *pool, struct pool_waiter *w)
@@ -233,10 +324,7 @@ struct server *pool_checkout(struct pool *pool, struct pool_waiter *w)
 		bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
 		return s;
 	}
-	w->since = clock_now_usec();
-	w->queued = true;
-	list_append(&pool->waiting, &w->node);
-	pool->n_waiting++;
+	enqueue_waiter(pool, w);
 	if (first) /* waiters ahead of w: serve them in order */
 		hand_to_waiter(pool, list_entry(first, struct server, node));
 	grow_for_waiters(pool);
@@ -245,11 +333,140 @@ struct server *pool_checkout(struct pool *pool, struct pool_waiter *w)
 
 void pool_dequeue(struct pool *pool, struct pool_waiter *w)
 {
-	if (!w->queued)
+	if (w->queued)
+		dequeue_waiter(pool, w);
+}
+
+/* ---- moving idle servers between workers ---------------------------------------- */
+
+struct want_server_msg {
+	struct inbox_item item;
+	struct pool_shared *shared;
+	int from;
+};
+
+struct server_move_msg {
+	struct inbox_item item;
+	struct server *server;
+	const struct db_config *db;
+	char *user;
+	char *password;
+};
+
+static struct pool *find_local_pool(struct pool_env *env, const struct pool_shared *shared)
+{
+	struct list *it, *tmp;
+	list_for_each_safe(it, tmp, &env->pools)
+	{
+		struct pool *p = list_entry(it, struct pool, node);
+		if (p->shared == shared)
+			return p;
+	}
+	return NULL;
+}
+
+/* Runs on the worker asked: give an idle server if no client of ours wants it. */
+static void want_server_run(struct inbox_item *item, void *ctx)
+{
+	struct want_server_msg *m = (struct want_server_msg *)item;
+	struct pool_env *env = ctx;
+	struct pool *pool = find_local_pool(env, m->shared);
+	if (pool && !env->shutting_down && list_empty(&pool->waiting) && !list_empty(&pool->idle))
+		send_server(list_entry(list_first(&pool->idle), struct server, node), m->from);
+	free(m);
+}
+
+static void want_server_drop(struct inbox_item *item)
+{
+	free(item);
+}
+
+static void ask_for_server(struct pool *pool, int from)
+{
+	struct want_server_msg *m = calloc(1, sizeof(*m));
+	if (!m)
 		return;
-	list_del(&w->node);
-	w->queued = false;
-	pool->n_waiting--;
+	m->item.run = want_server_run;
+	m->item.drop = want_server_drop;
+	m->shared = pool->shared;
+	m->from = pool->env->worker_id;
+	inbox_post(pool->env->inboxes[from], &m->item);
+}
+
+static void server_move_free(struct server_move_msg *m)
+{
+	free(m->user);
+	free(m->password);
+	free(m);
+}
+
+/* Runs on the receiving worker: the server joins this worker's part of the pool. */
+static void server_move_run(struct inbox_item *item, void *ctx)
+{
+	struct server_move_msg *m = (struct server_move_msg *)item;
+	struct pool_env *env = ctx;
+	struct server *s = m->server;
+	struct pool *pool = pool_get(env, m->db, m->user, m->password);
+	server_move_free(m);
+	if (!pool || env->shutting_down || !server_attach(s, env->base)) {
+		struct pool_shared *shared = pool ? pool->shared : NULL;
+		server_teardown(s);
+		if (shared)
+			pool_shared_put_slot(shared);
+		free(s);
+		return;
+	}
+	s->pool = pool;
+	s->state = SV_CLOSED;
+	list_init(&s->node);
+	set_server_state(s, SV_ACTIVE);
+	if (pool->asks_pending)
+		pool->asks_pending--;
+	offer_server(pool, s);
+}
+
+/* Never delivered (shutdown): the server is closed; its slot no longer matters. */
+static void server_move_drop(struct inbox_item *item)
+{
+	struct server_move_msg *m = (struct server_move_msg *)item;
+	server_teardown(m->server);
+	free(m->server);
+	server_move_free(m);
+}
+
+/* Takes s out of this worker (it must be idle or just freed by its client) and posts
+ * it to worker to.  Its server slot travels with it. */
+static void send_server(struct server *s, int to)
+{
+	struct pool *pool = s->pool;
+	struct server_move_msg *m = calloc(1, sizeof(*m));
+	if (m) {
+		m->user = strdup(pool->user);
+		m->password = pool->login_password ? strdup(pool->login_password) : NULL;
+	}
+	if (!m || !m->user || (pool->login_password && !m->password)) {
+		if (m)
+			server_move_free(m);
+		pool_close_server(s, "out of memory moving a server between workers");
+		return;
+	}
+	m->item.run = server_move_run;
+	m->item.drop = server_move_drop;
+	m->server = s;
+	m->db = pool->db;
+	/* Out of this worker's lists and event loop; libpq keeps the socket. */
+	if (s->state != SV_CLOSED || !list_empty(&s->node)) {
+		list_del(&s->node);
+		(*state_count(pool, s->state))--;
+		if (s->state == SV_IDLE)
+			atomic_fetch_sub(&pool->shared->idle[pool->env->worker_id], 1);
+	}
+	s->state = SV_CLOSED;
+	server_detach(s);
+	s->pool = NULL;
+	log_debug("event=server_moved server=%llu from=%d to=%d", (unsigned long long)s->id,
+		  pool->env->worker_id, to);
+	inbox_post(pool->env->inboxes[to], &m->item);
 }
 
 static void fail_waiter(struct pool *pool, struct pool_waiter *w, const char *sqlstate,
@@ -273,10 +490,7 @@ void pool_release(struct server *s)
 		pool_close_server(s, "server_lifetime reached");
 		return;
 	}
-	if (!list_empty(&pool->waiting))
-		hand_to_waiter(pool, s);
-	else
-		park_idle(s);
+	offer_server(pool, s);
 }
 
 void pool_close_server(struct server *s, const char *reason)
@@ -287,6 +501,7 @@ void pool_close_server(struct server *s, const char *reason)
 		 server_state_name(s->state), reason);
 	server_teardown(s);
 	set_server_state(s, SV_CLOSED);
+	pool_shared_put_slot(pool->shared);
 	event_active(pool->env->reap_ev, 0, 0);
 	grow_for_waiters(pool);
 }
@@ -311,13 +526,11 @@ void pool_login_done(struct server *s, bool ok, const char *errmsg)
 		pool->last_login_error = NULL;
 		params_copy(&pool->params, &s->params);
 		pool->have_params = true;
+		pool_shared_set_params(pool->shared, &s->params);
 		log_info("event=server_login server=%llu db=%s user=%s pid=%d ms=%.1f",
 			 (unsigned long long)s->id, pool->db->name, pool->user, s->backend_pid,
 			 (double)(clock_now_usec() - s->created) / 1000.0);
-		if (!list_empty(&pool->waiting))
-			hand_to_waiter(pool, s);
-		else
-			park_idle(s);
+		offer_server(pool, s);
 		return;
 	}
 
@@ -333,11 +546,13 @@ void pool_login_done(struct server *s, bool ok, const char *errmsg)
 		 log_clean(msg, clean, sizeof(clean)));
 	server_teardown(s);
 	set_server_state(s, SV_CLOSED);
+	pool_shared_put_slot(pool->shared);
 	event_active(pool->env->reap_ev, 0, 0);
 
-	/* With no other server that could come free, waiting is pointless: tell every
-	 * waiter why, rather than leave them hanging until query_wait_timeout. */
-	if (pool_server_count(pool) == 0) {
+	/* With no other server that could come free (on any worker), waiting is
+	 * pointless: tell every waiter why, rather than leave them until
+	 * query_wait_timeout. */
+	if (atomic_load(&pool->shared->servers) == 0) {
 		while (!list_empty(&pool->waiting)) {
 			struct pool_waiter *w =
 				list_entry(list_first(&pool->waiting), struct pool_waiter, node);
@@ -386,6 +601,7 @@ static void tick_pool(struct pool *pool, usec_t now)
 	/* Waiters left queued by a failed login (other servers were busy) get a new
 	 * login once the failure is a second old: no retry storm, no waiting forever
 	 * for a server that is not coming back. */
+	pool->asks_pending = 0; /* an ask another worker could not serve is asked again */
 	if (pool->n_waiting > pool->n_login && now - pool->last_login_failure >= LOGIN_RETRY_USEC)
 		grow_for_waiters(pool);
 
@@ -409,6 +625,8 @@ void pool_env_tick(struct pool_env *env, usec_t now)
 
 void pool_env_shutdown(struct pool_env *env)
 {
+	if (!env->reap_ev)
+		return; /* never initialised */
 	struct list *it, *tmp, *sit, *stmp;
 	list_for_each_safe(it, tmp, &env->pools)
 	{
@@ -420,6 +638,7 @@ void pool_env_shutdown(struct pool_env *env)
 				struct server *s = list_entry(sit, struct server, node);
 				server_teardown(s);
 				set_server_state(s, SV_CLOSED);
+				pool_shared_put_slot(pool->shared);
 			}
 		}
 		list_del(&pool->node);

@@ -21,6 +21,9 @@
 #include "pool/config.h"
 #include "pool/params.h"
 #include "pool/server.h"
+#include "pool/shared.h"
+
+struct inbox;
 
 struct pool_waiter {
 	struct list node;           /* in pool->waiting while queued */
@@ -44,6 +47,13 @@ struct pool_env {
 	struct list dead_servers;   /* SV_CLOSED, freed by reap_ev next loop iteration */
 	struct event *reap_ev;
 	uint64_t next_server_id;
+
+	/* The other workers: idle servers move between them (pool_env_connect). */
+	int worker_id;
+	int n_workers;
+	struct pool_registry *registry;
+	struct inbox **inboxes;     /* every worker's inbox, by worker id */
+	bool shutting_down;         /* servers are closed, not handed on */
 };
 
 struct pool {
@@ -59,9 +69,11 @@ struct pool {
 	const char **login_vals;
 	char *login_password;       /* owned copy, if any */
 
+	struct pool_shared *shared; /* the pool's counters across workers */
 	struct list login, idle, active; /* servers by state */
 	struct list waiting;        /* struct pool_waiter, FIFO */
 	size_t n_login, n_idle, n_active, n_waiting;
+	size_t asks_pending;        /* idle servers asked of other workers, since the last tick */
 
 	bool have_params;
 	struct param_set params;    /* what the last server login reported */
@@ -71,6 +83,10 @@ struct pool {
 
 bool pool_env_init(struct pool_env *env, struct event_base *base, const struct corral_config *cfg,
 		   const struct pool_hooks *hooks) WARN_UNUSED;
+/* Joins env to the other workers' pools: worker id of n, the shared registry and
+ * every worker's inbox (through which idle servers are asked for and handed over). */
+void pool_env_connect(struct pool_env *env, int worker_id, int n_workers,
+		      struct pool_registry *registry, struct inbox **inboxes);
 /* Closes every server of every pool and frees the pools. */
 void pool_env_shutdown(struct pool_env *env);
 
@@ -81,6 +97,10 @@ void pool_env_shutdown(struct pool_env *env);
  */
 struct pool *pool_get(struct pool_env *env, const struct db_config *db, const char *user,
 		      const char *password);
+
+/* True once any worker's part of the pool has logged in: pool->params are then the
+ * values to welcome a client with. */
+bool pool_has_params(struct pool *pool);
 
 /*
  * An idle server of the pool (now SV_ACTIVE), or NULL after queueing w; a queued w

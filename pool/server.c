@@ -57,28 +57,42 @@ static void record_params(struct server *s)
 	}
 }
 
-/* The login is done: from now on bytes are relayed, not interpreted by libpq. */
-static bool attach_bufferevent(struct server *s)
+bool server_attach(struct server *s, struct event_base *base)
 {
-	struct event_base *base = s->pool->env->base;
 	int fd = PQsocket(s->conn);
-	/* PQfinish writes Terminate through libpq: it must never block the loop. */
-	if (PQsetnonblocking(s->conn, 1) != 0)
-		return false;
 	if (PQsslInUse(s->conn)) {
-		SSL *ssl = PQsslStruct(s->conn, "OpenSSL");
-		/* libpq 17 and later give the SSL a BIO libevent cannot take the fd from;
-		 * a plain socket BIO works with every libpq (libpq keeps the socket). */
-		BIO *bio = BIO_new_socket(fd, BIO_NOCLOSE);
-		if (!bio)
-			return false;
-		SSL_set_bio(ssl, bio, bio);
 		/* No BEV_OPT_CLOSE_ON_FREE: libpq owns both the SSL object and the socket. */
+		SSL *ssl = PQsslStruct(s->conn, "OpenSSL");
 		s->bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_OPEN, 0);
 	} else {
 		s->bev = bufferevent_socket_new(base, fd, 0);
 	}
 	return s->bev != NULL;
+}
+
+void server_detach(struct server *s)
+{
+	if (s->bev) {
+		bufferevent_free(s->bev);
+		s->bev = NULL;
+	}
+}
+
+/* The login is done: from now on bytes are relayed, not interpreted by libpq. */
+static bool prepare_relay(struct server *s)
+{
+	/* PQfinish writes Terminate through libpq: it must never block the loop. */
+	if (PQsetnonblocking(s->conn, 1) != 0)
+		return false;
+	if (PQsslInUse(s->conn)) {
+		/* libpq 17 and later give the SSL a BIO libevent cannot take the fd from;
+		 * a plain socket BIO works with every libpq (libpq keeps the socket). */
+		BIO *bio = BIO_new_socket(PQsocket(s->conn), BIO_NOCLOSE);
+		if (!bio)
+			return false;
+		SSL_set_bio(PQsslStruct(s->conn, "OpenSSL"), bio, bio);
+	}
+	return server_attach(s, s->pool->env->base);
 }
 
 static void login_finish(struct server *s, bool ok, const char *errmsg)
@@ -105,7 +119,7 @@ static void login_step(evutil_socket_t fd, short what, void *arg)
 	case PGRES_POLLING_OK:
 		record_params(s);
 		s->backend_pid = PQbackendPID(s->conn);
-		if (!attach_bufferevent(s)) {
+		if (!prepare_relay(s)) {
 			login_finish(s, false, "cannot create a bufferevent for the server socket");
 			return;
 		}
@@ -136,10 +150,7 @@ void server_teardown(struct server *s)
 		event_free(s->login_ev);
 		s->login_ev = NULL;
 	}
-	if (s->bev) {
-		bufferevent_free(s->bev);
-		s->bev = NULL;
-	}
+	server_detach(s);
 	if (s->conn) {
 		PQfinish(s->conn);
 		s->conn = NULL;

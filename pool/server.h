@@ -49,6 +49,10 @@ struct server {
 /* Starts a login for s (already on its pool's login list).  False: could not start. */
 bool server_login_start(struct server *s, const char *const *keys, const char *const *vals)
 	WARN_UNUSED;
+/* Gives s a bufferevent on base (after login, or on arriving at another worker). */
+bool server_attach(struct server *s, struct event_base *base) WARN_UNUSED;
+/* Frees s's bufferevent, leaving the connection open (s moves to another worker). */
+void server_detach(struct server *s);
 /* Releases libevent and libpq resources (PQfinish sends Terminate). */
 void server_teardown(struct server *s);
 

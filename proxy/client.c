@@ -110,6 +110,7 @@ void client_close(struct client *c, const char *reason)
 	list_del(&c->node);
 	list_append(&w->dead_clients, &c->node);
 	w->n_clients--;
+	atomic_fetch_sub(&w->shared->clients, 1);
 	event_active(w->reap_ev, 0, 0);
 }
 
@@ -410,7 +411,7 @@ void client_authenticated(struct client *c)
 	log_info("event=client_login client=%llu peer=%s %s app=\"%s\"", (unsigned long long)c->id,
 		 c->peer, who(c, ids, sizeof(ids)), log_clean(c->application_name, app, sizeof(app)));
 
-	if (!c->pool->have_params) {
+	if (!pool_has_params(c->pool)) {
 		/* The pool has never logged in: the welcome needs a real server's values. */
 		c->state = CL_WELCOME_WAIT;
 		request_server(c);
@@ -560,7 +561,8 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 	}
 	list_append(&w->login_clients, &c->node);
 	w->n_clients++;
-	c->over_limit = w->n_clients > (size_t)w->cfg->max_client_conn;
+	int total = atomic_fetch_add(&w->shared->clients, 1) + 1;
+	c->over_limit = total > w->cfg->max_client_conn;
 
 	/* A proxy-issued cancel key; cancel routing (DESIGN.md §8) uses it later. */
 	uint32_t rnd[2] = { 0, 0 };

@@ -15,7 +15,7 @@
 #include "common/log.h"
 #include "pool/config.h"
 #include "proxy/auth_file.h"
-#include "proxy/worker.h"
+#include "proxy/workers.h"
 
 #define CORRAL_VERSION "0.1.0"
 
@@ -50,7 +50,7 @@ static void raise_fd_limit(int max_client_conn)
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	log_info("event=shutdown signal=%d", (int)sig);
-	worker_stop(arg);
+	workers_stop(arg);
 }
 
 /* Reloading the configuration is a later step; until then SIGHUP must not kill us. */
@@ -61,30 +61,29 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
 
 static int run(const struct corral_config *cfg, const struct auth_file *auth)
 {
-	struct worker w;
+	struct workers ws;
 	int rc = 1;
-	struct event *sigint = NULL, *sigterm = NULL, *sighup = NULL;
-	if (!worker_init(&w, 0, cfg, auth))
+	struct event *sigs[3] = { NULL, NULL, NULL };
+	if (!workers_init(&ws, cfg->workers, cfg, auth))
 		goto out;
-	sigint = evsignal_new(w.base, SIGINT, on_signal, &w);
-	sigterm = evsignal_new(w.base, SIGTERM, on_signal, &w);
-	sighup = evsignal_new(w.base, SIGHUP, on_sighup, &w);
-	if (!sigint || !sigterm || !sighup || evsignal_add(sigint, NULL) ||
-	    evsignal_add(sigterm, NULL) || evsignal_add(sighup, NULL))
-		goto out;
-	log_info("event=listening addr=%s port=%d workers=1 pool_mode=%s auth_type=%s databases=%zu",
-		 cfg->listen_addr, cfg->listen_port, pool_mode_name(cfg->pool_mode),
+	/* Signals are caught on worker 0's loop, which runs on this (the main) thread. */
+	struct event_base *base = ws.w[0].base;
+	sigs[0] = evsignal_new(base, SIGINT, on_signal, &ws);
+	sigs[1] = evsignal_new(base, SIGTERM, on_signal, &ws);
+	sigs[2] = evsignal_new(base, SIGHUP, on_sighup, &ws);
+	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+		if (!sigs[i] || evsignal_add(sigs[i], NULL) != 0)
+			goto out;
+	log_info("event=listening addr=%s port=%d workers=%d pool_mode=%s auth_type=%s databases=%zu",
+		 cfg->listen_addr, cfg->listen_port, cfg->workers, pool_mode_name(cfg->pool_mode),
 		 auth_type_name(cfg->auth_type), cfg->n_dbs);
-	worker_run(&w);
+	workers_run(&ws);
 	rc = 0;
 out:
-	if (sigint)
-		event_free(sigint);
-	if (sigterm)
-		event_free(sigterm);
-	if (sighup)
-		event_free(sighup);
-	worker_shutdown(&w);
+	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+		if (sigs[i])
+			event_free(sigs[i]);
+	workers_shutdown(&ws);
 	return rc;
 }
 
@@ -143,9 +142,6 @@ int main(int argc, char **argv)
 	if (cfg.auth_type != AUTH_TRUST && auth.n_users == 0)
 		log_warn("event=config_warning msg=\"auth_type %s but no users in auth_file\"",
 			 auth_type_name(cfg.auth_type));
-	if (cfg.workers > 1)
-		log_warn("event=config_warning msg=\"workers = %d: this build runs one worker\"",
-			 cfg.workers);
 
 	int rc = 0;
 	if (check_only)

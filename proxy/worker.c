@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -10,6 +11,11 @@
 
 /* Timeouts are checked on this tick; it bounds how late a timeout can fire. */
 #define TICK_USEC 200000
+
+static void free_item(struct inbox_item *item)
+{
+	free(item);
+}
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
 		      int addrlen, void *arg)
@@ -93,13 +99,15 @@ static bool listen_on(struct worker *w)
 	return true;
 }
 
-bool worker_init(struct worker *w, int id, const struct corral_config *cfg,
-		 const struct auth_file *auth)
+bool worker_init(struct worker *w, int id, struct worker_shared *shared)
 {
 	memset(w, 0, sizeof(*w));
 	w->id = id;
-	w->cfg = cfg;
-	w->auth = auth;
+	w->shared = shared;
+	w->cfg = shared->cfg;
+	w->auth = shared->auth;
+	w->inbox.efd = -1;
+	const struct corral_config *cfg = w->cfg;
 	list_init(&w->login_clients);
 	list_init(&w->clients);
 	list_init(&w->dead_clients);
@@ -114,6 +122,9 @@ bool worker_init(struct worker *w, int id, const struct corral_config *cfg,
 		return false;
 	if (!pool_env_init(&w->pools, w->base, cfg, &client_pool_hooks))
 		return false;
+	pool_env_connect(&w->pools, id, shared->n_workers, &shared->registry, shared->inboxes);
+	if (!inbox_init(&w->inbox, w->base, &w->pools))
+		return false;
 	w->reap_ev = event_new(w->base, -1, 0, reap_clients, w);
 	w->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
 	w->accept_retry_ev = evtimer_new(w->base, on_accept_retry, w);
@@ -125,21 +136,45 @@ bool worker_init(struct worker *w, int id, const struct corral_config *cfg,
 	return listen_on(w);
 }
 
+void worker_close_listener(struct worker *w)
+{
+	if (w->listener)
+		evconnlistener_free(w->listener);
+	w->listener = NULL;
+}
+
 void worker_run(struct worker *w)
 {
 	event_base_dispatch(w->base);
 }
 
+static void stop_run(struct inbox_item *item, void *ctx)
+{
+	struct pool_env *env = ctx;
+	free(item);
+	event_base_loopbreak(env->base);
+}
+
 void worker_stop(struct worker *w)
 {
-	event_base_loopbreak(w->base);
+	struct inbox_item *item = calloc(1, sizeof(*item));
+	if (!item) {
+		log_error("event=stop_failed worker=%d error=\"out of memory\"", w->id);
+		return;
+	}
+	item->run = stop_run;
+	item->drop = free_item;
+	inbox_post(&w->inbox, item);
+}
+
+void worker_begin_shutdown(struct worker *w)
+{
+	w->pools.shutting_down = true;
 }
 
 void worker_shutdown(struct worker *w)
 {
-	if (w->listener)
-		evconnlistener_free(w->listener);
-	w->listener = NULL;
+	worker_close_listener(w);
 	/* Closing one client can hand its server to a queued one, which may close in
 	 * turn: take the first live client each time rather than walk a list that
 	 * changes under the walk. */
@@ -152,6 +187,7 @@ void worker_shutdown(struct worker *w)
 	if (w->base)
 		pool_env_shutdown(&w->pools);
 	reap_clients(-1, 0, w);
+	inbox_close(&w->inbox);
 	if (w->reap_ev)
 		event_free(w->reap_ev);
 	if (w->tick_ev)

@@ -5,19 +5,33 @@
 #ifndef CORRAL_PROXY_WORKER_H
 #define CORRAL_PROXY_WORKER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "common/inbox.h"
 #include "common/list.h"
 #include "pool/config.h"
 #include "pool/pool.h"
 #include "proxy/auth_file.h"
 
+/* What every worker reads or counts together. */
+struct worker_shared {
+	const struct corral_config *cfg;
+	const struct auth_file *auth;
+	struct pool_registry registry;
+	struct inbox **inboxes;     /* by worker id */
+	int n_workers;
+	atomic_int clients;         /* live clients of all workers, for max_client_conn */
+};
+
 struct worker {
 	int id;
+	struct worker_shared *shared;
+	struct inbox inbox;         /* messages from other workers */
 	struct event_base *base;
 	struct evconnlistener *listener;
 	struct event *tick_ev;      /* timeouts: query wait, idle servers, client cleanup */
@@ -34,13 +48,17 @@ struct worker {
 	uint64_t next_client_id;
 };
 
-/* Sets up w on a fresh event_base and binds its listener.  False (logged) on failure. */
-bool worker_init(struct worker *w, int id, const struct corral_config *cfg,
-		 const struct auth_file *auth) WARN_UNUSED;
+/* Sets up w on a fresh event_base and binds its listener (SO_REUSEPORT: every
+ * worker has its own).  False (logged) on failure. */
+bool worker_init(struct worker *w, int id, struct worker_shared *shared) WARN_UNUSED;
+/* Stops accepting (a worker that will not run). */
+void worker_close_listener(struct worker *w);
 /* Runs the loop until worker_stop. */
 void worker_run(struct worker *w);
-/* Asks the loop to end; safe from a signal callback on the same base. */
+/* Asks w's loop to end; safe from any thread. */
 void worker_stop(struct worker *w);
+/* After every loop has ended: no server is handed between workers any more. */
+void worker_begin_shutdown(struct worker *w);
 /* Closes every client and server and frees everything. */
 void worker_shutdown(struct worker *w);
 
