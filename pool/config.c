@@ -11,7 +11,9 @@
  *     the previous value;
  *   - checks [section] headers itself, because inih never reports an empty section;
  *   - refuses a line that does not fit inih's buffer rather than letting inih split
- *     it into two lines silently.
+ *     it into two lines silently;
+ *   - keeps the line, because inih ends a key at ':' as well as '=' and names in
+ *     [users] and [limits] may contain a ':'.
  * Only the first error is reported: later ones are often consequences of it.
  */
 #include "pool/config.h"
@@ -41,6 +43,8 @@
 #define MAX_SECONDS 1000000000
 /* Fraction digits past this are ignored; libevent timers have microseconds. */
 #define MAX_FRACTION_DIGITS 9
+/* query_wait_notify: one day in milliseconds. */
+#define MAX_NOTIFY_MS 86400000
 
 static const char *const pool_mode_names[] = {
 	[POOL_MODE_SESSION] = "session",
@@ -69,6 +73,8 @@ static bool parse_seconds_key(struct load_ctx *ctx, const struct key_spec *spec,
 			      const char *value);
 static bool parse_positive_seconds_key(struct load_ctx *ctx, const struct key_spec *spec,
 				       const char *value);
+static bool parse_millis_key(struct load_ctx *ctx, const struct key_spec *spec,
+			     const char *value);
 static bool parse_string_key(struct load_ctx *ctx, const struct key_spec *spec, const char *value);
 static bool parse_nonempty_key(struct load_ctx *ctx, const struct key_spec *spec,
 			       const char *value);
@@ -102,6 +108,20 @@ static const struct key_spec corral_keys[] = {
 	{ "max_packet_size", parse_int_key, FIELD(max_packet_size),
 	  MIN_PACKET_SIZE, MAX_PACKET_SIZE },
 	{ "log_level", parse_log_level_key, FIELD(log_level), 0, 0 },
+	/* PgBouncer's limits */
+	{ "min_pool_size", parse_int_key, FIELD(min_pool_size), 0, MAX_POOL_SIZE },
+	{ "reserve_pool_size", parse_int_key, FIELD(reserve_pool_size), 0, MAX_POOL_SIZE },
+	{ "reserve_pool_timeout", parse_seconds_key, FIELD(reserve_pool_timeout), 0, 0 },
+	{ "max_db_connections", parse_int_key, FIELD(max_db_connections), 0, MAX_CLIENT_CONN },
+	{ "max_user_connections", parse_int_key, FIELD(max_user_connections),
+	  0, MAX_CLIENT_CONN },
+	{ "idle_transaction_timeout", parse_seconds_key, FIELD(idle_transaction_timeout),
+	  0, 0 },
+	{ "client_idle_timeout", parse_seconds_key, FIELD(client_idle_timeout), 0, 0 },
+	{ "server_login_retry", parse_positive_seconds_key, FIELD(server_login_retry), 0, 0 },
+	/* load leveling */
+	{ "max_queue_depth", parse_int_key, FIELD(max_queue_depth), 0, MAX_CLIENT_CONN },
+	{ "query_wait_notify", parse_millis_key, FIELD(query_wait_notify_ms), 0, MAX_NOTIFY_MS },
 };
 
 struct load_ctx {
@@ -112,6 +132,8 @@ struct load_ctx {
 	size_t cap;
 	int lineno; /* the line inih is working on: the reader returned it last */
 	int seen[ARRAY_SIZE(corral_keys)]; /* line each [corral] key was set on, 0 = not yet */
+	int app_default_line;              /* line of [limits] app_default, 0 = not yet */
+	char *line; /* the line inih is working on, as the reader handed it over */
 	PQconninfoOption *libpq_options;   /* PQconndefaults(), fetched at the first database */
 	char *err;
 	size_t errlen;
@@ -261,6 +283,16 @@ static bool parse_positive_seconds_key(struct load_ctx *ctx, const struct key_sp
 	     "must be a number of seconds greater than 0 and at most %d (e.g. 15 or 0.5), "
 	     "got \"%s\"",
 	     MAX_SECONDS, value);
+	return false;
+}
+
+/* Milliseconds are whole numbers: "1.5" more likely means seconds, so it is refused. */
+static bool parse_millis_key(struct load_ctx *ctx, const struct key_spec *spec, const char *value)
+{
+	if (parse_int(value, spec->min, spec->max, field(ctx, spec)))
+		return true;
+	fail(ctx, spec->name, "must be a whole number of milliseconds between %d and %d, got \"%s\"",
+	     spec->min, spec->max, value);
 	return false;
 }
 
@@ -431,43 +463,116 @@ static bool is_libpq_keyword(struct load_ctx *ctx, const char *key, bool *known)
 	return true;
 }
 
-/* One keyword=value of a database line, after unquoting; corral's keys are taken out. */
-static bool db_set(struct load_ctx *ctx, struct db_config *db, const char *key, const char *val)
+/*
+ * corral's own keys on a [databases] or [users] line.  Each is an int in the line's
+ * struct that holds -1 until the line sets it, so "given twice" needs no bookkeeping.
+ */
+struct line_key {
+	const char *name;
+	size_t offset;
+	int min, max; /* min == IS_POOL_MODE: a pool mode name */
+};
+
+#define IS_POOL_MODE (-1)
+#define DB_FIELD(f) offsetof(struct db_config, f)
+#define USER_FIELD(f) offsetof(struct user_config, f)
+
+static const struct line_key db_keys[] = {
+	{ "pool_size", DB_FIELD(pool_size), 1, MAX_POOL_SIZE },
+	{ "pool_mode", DB_FIELD(pool_mode), IS_POOL_MODE, 0 },
+	{ "min_pool_size", DB_FIELD(min_pool_size), 0, MAX_POOL_SIZE },
+	{ "reserve_pool", DB_FIELD(reserve_pool), 0, MAX_POOL_SIZE },
+	{ "max_db_connections", DB_FIELD(max_db_connections), 0, MAX_CLIENT_CONN },
+};
+
+static const struct line_key user_keys[] = {
+	{ "pool_mode", USER_FIELD(pool_mode), IS_POOL_MODE, 0 },
+	{ "max_user_connections", USER_FIELD(max_user_connections), 0, MAX_CLIENT_CONN },
+};
+
+static int *line_key_slot(void *obj, const struct line_key *k)
 {
-	bool twice;
-	if (strcmp(key, "pool_size") == 0)
-		twice = db->pool_size >= 0;
-	else if (strcmp(key, "pool_mode") == 0)
-		twice = db->pool_mode >= 0;
-	else
-		twice = db_has_conn(db, key);
-	if (twice) {
-		fail(ctx, db->name, "\"%s\" given twice", key);
+	return (int *)((char *)obj + k->offset);
+}
+
+static void unset_line_keys(void *obj, const struct line_key *keys, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		*line_key_slot(obj, &keys[i]) = -1;
+}
+
+static const struct line_key *find_line_key(const struct line_key *keys, size_t n,
+					    const char *name)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	}
+	return NULL;
+}
+
+/* One of corral's keys on the line of owner (a database or user name). */
+static bool set_line_key(struct load_ctx *ctx, const char *owner, void *obj,
+			 const struct line_key *k, const char *val)
+{
+	int *slot = line_key_slot(obj, k);
+	if (*slot >= 0) {
+		fail(ctx, owner, "\"%s\" given twice", k->name);
 		return false;
 	}
-	if (strcmp(key, "pool_size") == 0) {
-		if (parse_int(val, 1, MAX_POOL_SIZE, &db->pool_size))
+	if (k->min == IS_POOL_MODE) {
+		int mode = find_name(pool_mode_names, ARRAY_SIZE(pool_mode_names), val);
+		if (mode >= 0) {
+			*slot = mode;
 			return true;
-		fail(ctx, db->name, "pool_size must be an integer between 1 and %d, got \"%s\"",
-		     MAX_POOL_SIZE, val);
+		}
+		fail(ctx, owner, "%s must be one of session, transaction, statement, got \"%s\"",
+		     k->name, val);
 		return false;
 	}
-	if (strcmp(key, "pool_mode") == 0) {
-		db->pool_mode = find_name(pool_mode_names, ARRAY_SIZE(pool_mode_names), val);
-		if (db->pool_mode >= 0)
-			return true;
-		fail(ctx, db->name,
-		     "pool_mode must be one of session, transaction, statement, got \"%s\"", val);
+	if (parse_int(val, k->min, k->max, slot))
+		return true;
+	fail(ctx, owner, "%s must be an integer between %d and %d, got \"%s\"", k->name, k->min,
+	     k->max, val);
+	return false;
+}
+
+/* Takes one keyword=value of a line, after unquoting; obj is the line's struct. */
+typedef bool (*pair_setter)(struct load_ctx *ctx, const char *owner, void *obj, const char *key,
+			    const char *val);
+
+/* A database line: corral's keys are taken out, the rest must be libpq's. */
+static bool db_set(struct load_ctx *ctx, const char *owner, void *obj, const char *key,
+		   const char *val)
+{
+	struct db_config *db = obj;
+	const struct line_key *k = find_line_key(db_keys, ARRAY_SIZE(db_keys), key);
+	if (k)
+		return set_line_key(ctx, owner, db, k, val);
+	if (db_has_conn(db, key)) {
+		fail(ctx, owner, "\"%s\" given twice", key);
 		return false;
 	}
 	bool known;
 	if (!is_libpq_keyword(ctx, key, &known) || (known && !db_add_conn(db, key, val))) {
-		fail(ctx, db->name, "out of memory");
+		fail(ctx, owner, "out of memory");
 		return false;
 	}
 	if (!known)
-		fail(ctx, db->name, "unknown connection keyword \"%s\" (not one libpq knows)", key);
+		fail(ctx, owner, "unknown connection keyword \"%s\" (not one libpq knows)", key);
 	return known;
+}
+
+static bool user_set(struct load_ctx *ctx, const char *owner, void *obj, const char *key,
+		     const char *val)
+{
+	const struct line_key *k = find_line_key(user_keys, ARRAY_SIZE(user_keys), key);
+	if (k)
+		return set_line_key(ctx, owner, obj, k, val);
+	fail(ctx, owner,
+	     "unknown key \"%s\" (a [users] line takes pool_mode= and max_user_connections=)",
+	     key);
+	return false;
 }
 
 static char *skip_space(char *s)
@@ -477,13 +582,23 @@ static char *skip_space(char *s)
 	return s;
 }
 
+static char *rstrip(char *s)
+{
+	size_t n = strlen(s);
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
 /*
  * Splits a libpq conninfo string the way libpq's conninfo_parse() does: blanks
  * around '=' are allowed, a value is either bare (ends at a blank) or in single
  * quotes, and a backslash escapes the next character in both.  Unquoting happens in
  * place in text.  Values are never echoed in messages: one may be a password.
+ * [users] lines use the same syntax.
  */
-static bool parse_conninfo(struct load_ctx *ctx, struct db_config *db, char *text)
+static bool parse_conninfo(struct load_ctx *ctx, const char *owner, char *text, pair_setter set,
+			   void *obj)
 {
 	char *cp = skip_space(text);
 	while (*cp) {
@@ -493,9 +608,9 @@ static bool parse_conninfo(struct load_ctx *ctx, struct db_config *db, char *tex
 		if (*cp != '=' || key_len == 0) {
 			key[key_len] = '\0';
 			if (key_len == 0)
-				fail(ctx, db->name, "expected a keyword before \"=\"");
+				fail(ctx, owner, "expected a keyword before \"=\"");
 			else
-				fail(ctx, db->name, "expected \"=\" after \"%s\"", key);
+				fail(ctx, owner, "expected \"=\" after \"%s\"", key);
 			return false;
 		}
 		cp = skip_space(cp + 1);
@@ -507,7 +622,8 @@ static bool parse_conninfo(struct load_ctx *ctx, struct db_config *db, char *tex
 				if (*cp == '\\')
 					cp++;
 				if (*cp == '\0') {
-					fail(ctx, db->name, "unterminated quoted value for \"%s\"", key);
+					fail(ctx, owner, "unterminated quoted value for \"%s\"",
+					     key);
 					return false;
 				}
 				*out++ = *cp++;
@@ -525,11 +641,25 @@ static bool parse_conninfo(struct load_ctx *ctx, struct db_config *db, char *tex
 				cp++;
 		}
 		*out = '\0';
-		if (!db_set(ctx, db, key, val))
+		if (!set(ctx, owner, obj, key, val))
 			return false;
 		cp = skip_space(cp);
 	}
 	return true;
+}
+
+/* parse_conninfo() on a copy of value, which may be const. */
+static bool parse_line_value(struct load_ctx *ctx, const char *owner, const char *value,
+			     pair_setter set, void *obj)
+{
+	char *text = strdup(value);
+	if (!text) {
+		fail(ctx, owner, "out of memory");
+		return false;
+	}
+	bool ok = parse_conninfo(ctx, owner, text, set, obj);
+	free(text);
+	return ok;
 }
 
 static void point_at_credentials(struct db_config *db)
@@ -546,19 +676,14 @@ static void point_at_credentials(struct db_config *db)
 static bool parse_database(struct load_ctx *ctx, struct db_config *db, const char *name,
 			   const char *value)
 {
-	db->pool_size = -1;
-	db->pool_mode = -1;
+	unset_line_keys(db, db_keys, ARRAY_SIZE(db_keys));
 	db->line = ctx->lineno;
 	db->name = strdup(name);
-	char *text = strdup(value);
-	if (!db->name || !text) {
-		free(text);
+	if (!db->name) {
 		fail(ctx, name, "out of memory");
 		return false;
 	}
-	bool ok = parse_conninfo(ctx, db, text);
-	free(text);
-	if (!ok)
+	if (!parse_line_value(ctx, name, value, db_set, db))
 		return false;
 	/* The server database defaults to the name clients ask for. */
 	if (!db_has_conn(db, "dbname") && !db_add_conn(db, "dbname", db->name)) {
@@ -600,6 +725,129 @@ static void add_database(struct load_ctx *ctx, const char *name, const char *val
 		db_free(db);
 }
 
+/* One [users] line:  name = pool_mode=... max_user_connections=... */
+static void add_user(struct load_ctx *ctx, const char *name, const char *value)
+{
+	struct corral_config *cfg = ctx->cfg;
+	if (*name == '\0') {
+		fail(ctx, NULL, "a [users] entry needs a user name before \"=\"");
+		return;
+	}
+	const struct user_config *old = config_find_user(cfg, name);
+	if (old) {
+		fail(ctx, name, "user defined twice (first on line %d)", old->line);
+		return;
+	}
+	struct user_config *users = realloc(cfg->users, (cfg->n_users + 1) * sizeof(*users));
+	if (!users) {
+		fail(ctx, name, "out of memory");
+		return;
+	}
+	cfg->users = users;
+	struct user_config *u = &users[cfg->n_users];
+	memset(u, 0, sizeof(*u));
+	unset_line_keys(u, user_keys, ARRAY_SIZE(user_keys));
+	u->line = ctx->lineno;
+	u->name = strdup(name);
+	if (!u->name) {
+		fail(ctx, name, "out of memory");
+		return;
+	}
+	if (parse_line_value(ctx, name, value, user_set, u))
+		cfg->n_users++;
+	else
+		free(u->name);
+}
+
+static const struct app_limit *find_app_limit(const struct corral_config *cfg, const char *app)
+{
+	for (size_t i = 0; i < cfg->n_app_limits; i++) {
+		if (strcmp(cfg->app_limits[i].app, app) == 0)
+			return &cfg->app_limits[i];
+	}
+	return NULL;
+}
+
+static void set_app_default(struct load_ctx *ctx, const char *key, const char *value)
+{
+	if (ctx->app_default_line) {
+		fail(ctx, key, "set twice (first on line %d)", ctx->app_default_line);
+		return;
+	}
+	ctx->app_default_line = ctx->lineno;
+	if (!parse_int(value, 0, MAX_CLIENT_CONN, &ctx->cfg->app_default_limit))
+		fail(ctx, key, "must be an integer between 0 (no limit) and %d, got \"%s\"",
+		     MAX_CLIENT_CONN, value);
+}
+
+/* One [limits] line:  app.NAME = N  or  app_default = N */
+static void add_limit(struct load_ctx *ctx, const char *key, const char *value)
+{
+	struct corral_config *cfg = ctx->cfg;
+	if (strcmp(key, "app_default") == 0) {
+		set_app_default(ctx, key, value);
+		return;
+	}
+	if (strncmp(key, "app.", 4) != 0) {
+		fail(ctx, key,
+		     "unknown key in [limits] (it takes app.NAME = N and app_default = N)");
+		return;
+	}
+	const char *app = key + 4;
+	if (*app == '\0') {
+		fail(ctx, key, "needs an application name after \"app.\"");
+		return;
+	}
+	/* inih trims the end; a blank after "app." would be invisible in the file. */
+	if (isspace((unsigned char)*app)) {
+		fail(ctx, key, "the application name must not start with a blank");
+		return;
+	}
+	const struct app_limit *old = find_app_limit(cfg, app);
+	if (old) {
+		fail(ctx, key, "set twice (first on line %d)", old->line);
+		return;
+	}
+	int limit;
+	if (!parse_int(value, 1, MAX_CLIENT_CONN, &limit)) {
+		fail(ctx, key, "must be an integer between 1 and %d, got \"%s\"", MAX_CLIENT_CONN,
+		     value);
+		return;
+	}
+	struct app_limit *limits =
+		realloc(cfg->app_limits, (cfg->n_app_limits + 1) * sizeof(*limits));
+	if (!limits) {
+		fail(ctx, key, "out of memory");
+		return;
+	}
+	cfg->app_limits = limits;
+	char *copy = strdup(app);
+	if (!copy) {
+		fail(ctx, key, "out of memory");
+		return;
+	}
+	limits[cfg->n_app_limits++] = (struct app_limit){ .app = copy, .limit = limit,
+							   .line = ctx->lineno };
+}
+
+/*
+ * inih ends a key at the first '=' or ':', but user and application names may hold
+ * a ':' ("app.svc:checkout = 5").  In [users] and [limits] the key is everything
+ * before the first '=' of the line the reader handed inih, blanks trimmed.
+ */
+typedef void (*entry_adder)(struct load_ctx *ctx, const char *key, const char *value);
+
+static void add_split_at_equals(struct load_ctx *ctx, entry_adder add)
+{
+	char *eq = ctx->line ? strchr(ctx->line, '=') : NULL;
+	if (!eq) {
+		fail(ctx, NULL, "expected \"key = value\"");
+		return;
+	}
+	*eq = '\0';
+	add(ctx, rstrip(ctx->line), skip_space(eq + 1));
+}
+
 static int on_entry(void *user, const char *section, const char *name, const char *value)
 {
 	struct load_ctx *ctx = user;
@@ -612,19 +860,15 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 		set_corral_key(ctx, name, value);
 	else if (strcmp(section, "databases") == 0)
 		add_database(ctx, name, value);
+	else if (strcmp(section, "users") == 0)
+		add_split_at_equals(ctx, add_user);
+	else if (strcmp(section, "limits") == 0)
+		add_split_at_equals(ctx, add_limit);
 	else if (*section == '\0')
 		fail(ctx, name, "comes before any section; put it under [corral]");
 	else
 		fail(ctx, name, "in unknown section [%s]", section);
 	return !ctx->failed;
-}
-
-static char *rstrip(char *s)
-{
-	size_t n = strlen(s);
-	while (n > 0 && isspace((unsigned char)s[n - 1]))
-		s[--n] = '\0';
-	return s;
 }
 
 /* Cuts comments and surrounding blanks; a ';' or '#' only starts one after a blank. */
@@ -655,13 +899,14 @@ static void check_section(struct load_ctx *ctx, const char *line)
 		fail(ctx, NULL, "unexpected text after ']'");
 		return;
 	}
-	static const char *const known[] = { "corral", "databases" };
+	static const char *const known[] = { "corral", "databases", "users", "limits" };
 	size_t len = (size_t)(end - line - 1);
 	for (size_t i = 0; i < ARRAY_SIZE(known); i++) {
 		if (strlen(known[i]) == len && memcmp(line + 1, known[i], len) == 0)
 			return;
 	}
-	fail(ctx, NULL, "[%.*s]: unknown section (corral knows [corral] and [databases])",
+	fail(ctx, NULL,
+	     "[%.*s]: unknown section (corral knows [corral], [databases], [users] and [limits])",
 	     (int)len, line + 1);
 }
 
@@ -680,20 +925,23 @@ static char *read_line(char *str, int num, void *stream)
 		return NULL;
 	}
 	ctx->lineno++;
-	const char *s = "";
+	ctx->line = NULL;
+	char *s = NULL;
 	if (memchr(ctx->buf, '\0', (size_t)n))
 		fail(ctx, NULL, "line contains a NUL byte");
 	else
 		s = clean_line(ctx->buf, ctx->lineno == 1);
-	if (*s == '[')
+	if (s && *s == '[')
 		check_section(ctx, s);
-	size_t len = strlen(s);
+	size_t len = s ? strlen(s) : 0;
 	if (len >= (size_t)num) {
 		fail(ctx, NULL, "line is %zu characters long; inih reads at most %d", len, num - 1);
-		s = "";
+		s = NULL;
 		len = 0;
 	}
-	memcpy(str, s, len + 1);
+	/* inih copies it; ours stays intact until the next line, for add_split_at_equals(). */
+	ctx->line = s;
+	memcpy(str, s ? s : "", len + 1);
 	return str;
 }
 
@@ -713,6 +961,8 @@ static bool set_defaults(struct load_ctx *ctx, const char *path)
 	cfg->server_idle_timeout = 600;
 	cfg->server_lifetime = 3600;
 	cfg->client_login_timeout = 60;
+	cfg->reserve_pool_timeout = 5;
+	cfg->server_login_retry = 15;
 	cfg->path = strdup(path);
 	cfg->listen_addr = strdup("127.0.0.1");
 	cfg->server_reset_query = strdup("DISCARD ALL");
@@ -731,6 +981,20 @@ static void check_whole(struct load_ctx *ctx)
 		fail_line(ctx, key_line(ctx, "auth_type"), "auth_file",
 			  "required with auth_type = %s (it holds the users' secrets)",
 			  auth_type_name(cfg->auth_type));
+	if (cfg->min_pool_size > cfg->default_pool_size)
+		fail_line(ctx, key_line(ctx, "min_pool_size"), "min_pool_size",
+			  "must be at most default_pool_size (%d), got %d", cfg->default_pool_size,
+			  cfg->min_pool_size);
+	/* A [corral] min_pool_size above one database's pool_size is capped, as in
+	 * PgBouncer; one written on the database line itself is a mistake. */
+	for (size_t i = 0; i < cfg->n_dbs; i++) {
+		const struct db_config *db = &cfg->dbs[i];
+		if (db->min_pool_size <= config_pool_size(cfg, db))
+			continue;
+		fail_line(ctx, db->line, db->name, "min_pool_size must be at most %s (%d), got %d",
+			  db->pool_size >= 0 ? "pool_size" : "default_pool_size",
+			  config_pool_size(cfg, db), db->min_pool_size);
+	}
 }
 
 static void parse_file(struct load_ctx *ctx)
@@ -784,6 +1048,12 @@ void config_free(struct corral_config *cfg)
 	for (size_t i = 0; i < cfg->n_dbs; i++)
 		db_free(&cfg->dbs[i]);
 	free(cfg->dbs);
+	for (size_t i = 0; i < cfg->n_users; i++)
+		free(cfg->users[i].name);
+	free(cfg->users);
+	for (size_t i = 0; i < cfg->n_app_limits; i++)
+		free(cfg->app_limits[i].app);
+	free(cfg->app_limits);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -801,9 +1071,56 @@ int config_pool_size(const struct corral_config *cfg, const struct db_config *db
 	return db && db->pool_size >= 0 ? db->pool_size : cfg->default_pool_size;
 }
 
-enum pool_mode config_pool_mode(const struct corral_config *cfg, const struct db_config *db)
+const struct user_config *config_find_user(const struct corral_config *cfg, const char *name)
 {
-	return db && db->pool_mode >= 0 ? (enum pool_mode)db->pool_mode : cfg->pool_mode;
+	for (size_t i = 0; name && i < cfg->n_users; i++) {
+		if (strcmp(cfg->users[i].name, name) == 0)
+			return &cfg->users[i];
+	}
+	return NULL;
+}
+
+enum pool_mode config_pool_mode(const struct corral_config *cfg, const struct db_config *db,
+				const char *user)
+{
+	const struct user_config *u = config_find_user(cfg, user);
+	if (u && u->pool_mode >= 0)
+		return (enum pool_mode)u->pool_mode;
+	if (db && db->pool_mode >= 0)
+		return (enum pool_mode)db->pool_mode;
+	return cfg->pool_mode;
+}
+
+/* Capped at the pool size: min_pool_size never opens more than pool_size allows. */
+int config_min_pool_size(const struct corral_config *cfg, const struct db_config *db)
+{
+	int min = db && db->min_pool_size >= 0 ? db->min_pool_size : cfg->min_pool_size;
+	int size = config_pool_size(cfg, db);
+	return min < size ? min : size;
+}
+
+int config_reserve_pool(const struct corral_config *cfg, const struct db_config *db)
+{
+	return db && db->reserve_pool >= 0 ? db->reserve_pool : cfg->reserve_pool_size;
+}
+
+int config_max_db_connections(const struct corral_config *cfg, const struct db_config *db)
+{
+	return db && db->max_db_connections >= 0 ? db->max_db_connections
+						 : cfg->max_db_connections;
+}
+
+int config_max_user_connections(const struct corral_config *cfg, const char *user)
+{
+	const struct user_config *u = config_find_user(cfg, user);
+	return u && u->max_user_connections >= 0 ? u->max_user_connections
+						 : cfg->max_user_connections;
+}
+
+int config_app_limit(const struct corral_config *cfg, const char *app)
+{
+	const struct app_limit *limit = app ? find_app_limit(cfg, app) : NULL;
+	return limit ? limit->limit : cfg->app_default_limit;
 }
 
 const char *pool_mode_name(enum pool_mode mode)

@@ -27,7 +27,25 @@ struct db_config {
 	const char *password;    /* points into conn_vals, or NULL: take it from auth_file */
 	int pool_size;           /* -1: default_pool_size */
 	int pool_mode;           /* -1: [corral] pool_mode, else an enum pool_mode */
+	int min_pool_size;       /* -1: [corral] min_pool_size */
+	int reserve_pool;        /* -1: [corral] reserve_pool_size */
+	int max_db_connections;  /* -1: [corral] max_db_connections (0 = no limit) */
 	int line;                /* line in the file, for messages */
+};
+
+/* One line of [users]:  name = pool_mode=transaction max_user_connections=N */
+struct user_config {
+	char *name;
+	int pool_mode;            /* -1: the database's or [corral]'s */
+	int max_user_connections; /* -1: [corral] max_user_connections (0 = no limit) */
+	int line;
+};
+
+/* One line of [limits]:  app.NAME = N  (concurrent transactions of application NAME) */
+struct app_limit {
+	char *app;
+	int limit;
+	int line;
 };
 
 struct corral_config {
@@ -51,9 +69,30 @@ struct corral_config {
 	char *server_reset_query;      /* "" = none */
 	char *log_level;               /* debug | info | warn | error */
 
+	/* PgBouncer's limits, same names and meanings */
+	int min_pool_size;             /* servers kept open per pool, also before any client */
+	int reserve_pool_size;         /* extra servers for a pool whose clients waited ... */
+	double reserve_pool_timeout;   /* ... this long (seconds) */
+	int max_db_connections;        /* servers per database over all users; 0 = no limit */
+	int max_user_connections;      /* servers per user over all databases; 0 = no limit */
+	double idle_transaction_timeout; /* seconds a client may sit idle in a transaction; 0 = never */
+	double client_idle_timeout;    /* seconds a logged-in client may sit idle; 0 = never */
+	double server_login_retry;     /* longest wait between logins while they fail (seconds) */
+
+	/* load leveling */
+	int max_queue_depth;           /* clients waiting in one queue before new ones are shed; 0 = no limit */
+	int query_wait_notify_ms;      /* NOTICE to a client that has waited this long; 0 = never */
+	int app_default_limit;         /* [limits] app_default: 0 = no limit */
+
 	/* [databases] */
 	struct db_config *dbs;
 	size_t n_dbs;
+	/* [users] */
+	struct user_config *users;
+	size_t n_users;
+	/* [limits] app.NAME */
+	struct app_limit *app_limits;
+	size_t n_app_limits;
 };
 
 /*
@@ -65,8 +104,18 @@ bool config_load(const char *path, struct corral_config *out, char *err, size_t 
 void config_free(struct corral_config *cfg);
 
 const struct db_config *config_find_db(const struct corral_config *cfg, const char *name);
+const struct user_config *config_find_user(const struct corral_config *cfg, const char *name);
 int config_pool_size(const struct corral_config *cfg, const struct db_config *db);
-enum pool_mode config_pool_mode(const struct corral_config *cfg, const struct db_config *db);
+/* The user's override, else the database's, else [corral]'s. */
+enum pool_mode config_pool_mode(const struct corral_config *cfg, const struct db_config *db,
+				const char *user);
+int config_min_pool_size(const struct corral_config *cfg, const struct db_config *db);
+int config_reserve_pool(const struct corral_config *cfg, const struct db_config *db);
+int config_max_db_connections(const struct corral_config *cfg, const struct db_config *db);
+int config_max_user_connections(const struct corral_config *cfg, const char *user);
+/* Concurrent transactions allowed to application app: app.NAME, else app_default;
+ * 0 = no limit. */
+int config_app_limit(const struct corral_config *cfg, const char *app);
 
 const char *pool_mode_name(enum pool_mode mode);
 const char *auth_type_name(enum auth_type type);

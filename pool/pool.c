@@ -7,6 +7,7 @@
 
 #include "common/inbox.h"
 #include "common/log.h"
+#include "pool/app_gate.h"
 
 static void reap_dead(evutil_socket_t fd, short what, void *arg)
 {
@@ -28,6 +29,7 @@ bool pool_env_init(struct pool_env *env, struct event_base *base, const struct c
 	env->cfg = cfg;
 	env->hooks = hooks;
 	list_init(&env->pools);
+	list_init(&env->app_gates);
 	list_init(&env->dead_servers);
 	env->reap_ev = event_new(base, -1, 0, reap_dead, env);
 	env->n_workers = 1;
@@ -161,7 +163,6 @@ static void pool_free(struct pool *pool)
 	free(pool->login_vals);
 	free(pool->login_password);
 	free(pool->user);
-	free(pool->last_login_error);
 	params_clear(&pool->params);
 	free(pool);
 }
@@ -183,8 +184,12 @@ struct pool *pool_get(struct pool_env *env, const struct db_config *db, const ch
 	pool->db = db;
 	pool->user = strdup(user);
 	pool->size = config_pool_size(env->cfg, db);
-	pool->mode = config_pool_mode(env->cfg, db);
-	pool->shared = pool_registry_get(env->registry, db, user, pool->size);
+	pool->mode = config_pool_mode(env->cfg, db, user);
+	pool->min_size = config_min_pool_size(env->cfg, db);
+	pool->reserve = config_reserve_pool(env->cfg, db);
+	pool->max_db = config_max_db_connections(env->cfg, db);
+	pool->max_user = config_max_user_connections(env->cfg, user);
+	pool->shared = pool_registry_get(env->registry, db, user, env->worker_id);
 	list_init(&pool->login);
 	list_init(&pool->idle);
 	list_init(&pool->active);
@@ -282,6 +287,53 @@ static void launch_login(struct pool *pool)
 }
 
 static void ask_for_server(struct pool *pool, int from);
+static void fail_all_waiters(struct pool *pool, const char *sqlstate, const char *message);
+
+/* When the longest waiter here queued, or 0. */
+static usec_t oldest_wait(const struct pool *pool)
+{
+	struct list *head = list_first(&pool->waiting);
+	return head ? list_entry(head, struct pool_waiter, node)->since : 0;
+}
+
+/*
+ * A server slot within pool_size (plus reserve_pool_size once a client has waited
+ * reserve_pool_timeout), max_db_connections and max_user_connections, counted over
+ * all workers.
+ */
+static bool take_server_slot(struct pool *pool, usec_t now)
+{
+	const struct corral_config *cfg = pool->env->cfg;
+	if (pool_shared_take_slot(pool->shared, pool->size, pool->max_db, pool->max_user))
+		return true;
+	usec_t since = oldest_wait(pool);
+	if (pool->reserve <= 0 || !since ||
+	    now - since < (usec_t)(cfg->reserve_pool_timeout * USEC_PER_SEC))
+		return false;
+	if (!pool_shared_take_slot(pool->shared, pool->size + pool->reserve, pool->max_db,
+				   pool->max_user))
+		return false;
+	log_info("event=reserve_pool_used db=%s user=%s waited_ms=%lld", pool->db->name, pool->user,
+		 (long long)(now - since) / 1000);
+	return true;
+}
+
+/* While logins fail, no new one before the backoff ends; a client then gets the last
+ * login's error at once if no server of the pool exists that could come free. */
+static bool logins_backing_off(struct pool *pool, usec_t now)
+{
+	usec_t retry_at = atomic_load(&pool->shared->retry_at);
+	if (now >= retry_at)
+		return false;
+	if (atomic_load(&pool->shared->servers) == 0 && !list_empty(&pool->waiting)) {
+		char err[256], msg[400];
+		pool_shared_get_error(pool->shared, err, sizeof(err));
+		snprintf(msg, sizeof(msg), "%s (next login attempt in %.1f s)", err,
+			 (double)(retry_at - now) / USEC_PER_SEC);
+		fail_all_waiters(pool, "08006", msg);
+	}
+	return true;
+}
 
 /*
  * Covers each waiter not yet covered by a login in progress or a request to another
@@ -292,6 +344,7 @@ static void ask_for_server(struct pool *pool, int from);
 static void grow_for_waiters(struct pool *pool)
 {
 	struct pool_env *env = pool->env;
+	usec_t now = clock_now_usec();
 	while (pool->n_login + pool->asks_pending < pool->n_waiting && !env->shutting_down) {
 		int peer = pool_shared_worker_with_idle(pool->shared, env->n_workers, env->worker_id);
 		if (peer >= 0) {
@@ -299,7 +352,7 @@ static void grow_for_waiters(struct pool *pool)
 			pool->asks_pending++;
 			continue;
 		}
-		if (!pool_shared_take_slot(pool->shared, pool->size))
+		if (logins_backing_off(pool, now) || !take_server_slot(pool, now))
 			break;
 		size_t before = pool->n_login;
 		launch_login(pool);
@@ -315,8 +368,9 @@ bool pool_has_params(struct pool *pool)
 	return pool->have_params;
 }
 
-struct server *pool_checkout(struct pool *pool, struct pool_waiter *w)
+struct server *pool_checkout(struct pool *pool, struct pool_waiter *w, bool *full)
 {
+	*full = false;
 	struct list *first = list_first(&pool->idle);
 	if (first && list_empty(&pool->waiting)) {
 		struct server *s = list_entry(first, struct server, node);
@@ -324,6 +378,13 @@ struct server *pool_checkout(struct pool *pool, struct pool_waiter *w)
 		bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
 		return s;
 	}
+	int depth = pool->env->cfg->max_queue_depth;
+	if (depth > 0 && shared_sum(pool->shared->waiting, pool->env->n_workers) >= depth) {
+		*full = true;
+		return NULL;
+	}
+	w->kind = WAIT_SERVER;
+	w->notified = false;
 	enqueue_waiter(pool, w);
 	if (first) /* waiters ahead of w: serve them in order */
 		hand_to_waiter(pool, list_entry(first, struct server, node));
@@ -476,6 +537,13 @@ static void fail_waiter(struct pool *pool, struct pool_waiter *w, const char *sq
 	pool->env->hooks->wait_failed(w, sqlstate, message);
 }
 
+static void fail_all_waiters(struct pool *pool, const char *sqlstate, const char *message)
+{
+	struct list *first;
+	while ((first = list_first(&pool->waiting)) != NULL)
+		fail_waiter(pool, list_entry(first, struct pool_waiter, node), sqlstate, message);
+}
+
 /* Lifetime is checked when a server comes back, never while a client uses it. */
 static bool past_lifetime(const struct server *s, usec_t now)
 {
@@ -518,12 +586,27 @@ static void tidy_error(char *msg)
 			*p = ' ';
 }
 
+/* The first retry after 250 ms, then twice as long each time, up to
+ * server_login_retry; returns the delay. */
+static usec_t login_backoff(struct pool *pool)
+{
+	int failures = atomic_fetch_add(&pool->shared->login_failures, 1) + 1;
+	usec_t max = (usec_t)(pool->env->cfg->server_login_retry * USEC_PER_SEC);
+	usec_t delay = USEC_PER_SEC / 4;
+	for (int i = 1; i < failures && delay < max; i++)
+		delay *= 2;
+	if (delay > max)
+		delay = max;
+	atomic_store(&pool->shared->retry_at, clock_now_usec() + delay);
+	return delay;
+}
+
 void pool_login_done(struct server *s, bool ok, const char *errmsg)
 {
 	struct pool *pool = s->pool;
 	if (ok) {
-		free(pool->last_login_error);
-		pool->last_login_error = NULL;
+		atomic_store(&pool->shared->login_failures, 0);
+		atomic_store(&pool->shared->retry_at, 0);
 		params_copy(&pool->params, &s->params);
 		pool->have_params = true;
 		pool_shared_set_params(pool->shared, &s->params);
@@ -537,12 +620,11 @@ void pool_login_done(struct server *s, bool ok, const char *errmsg)
 	char msg[512];
 	snprintf(msg, sizeof(msg), "server login failed: %s", errmsg ? errmsg : "unknown error");
 	tidy_error(msg);
-	free(pool->last_login_error);
-	pool->last_login_error = strdup(msg);
-	pool->last_login_failure = clock_now_usec();
+	pool_shared_set_error(pool->shared, msg);
+	usec_t delay = login_backoff(pool);
 	char clean[sizeof(msg)];
-	log_warn("event=server_login_failed server=%llu db=%s user=%s error=\"%s\"",
-		 (unsigned long long)s->id, pool->db->name, pool->user,
+	log_warn("event=server_login_failed server=%llu db=%s user=%s retry_ms=%lld error=\"%s\"",
+		 (unsigned long long)s->id, pool->db->name, pool->user, (long long)delay / 1000,
 		 log_clean(msg, clean, sizeof(clean)));
 	server_teardown(s);
 	set_server_state(s, SV_CLOSED);
@@ -552,39 +634,76 @@ void pool_login_done(struct server *s, bool ok, const char *errmsg)
 	/* With no other server that could come free (on any worker), waiting is
 	 * pointless: tell every waiter why, rather than leave them until
 	 * query_wait_timeout. */
-	if (atomic_load(&pool->shared->servers) == 0) {
-		while (!list_empty(&pool->waiting)) {
-			struct pool_waiter *w =
-				list_entry(list_first(&pool->waiting), struct pool_waiter, node);
-			fail_waiter(pool, w, "08006", msg);
-		}
-	}
+	if (atomic_load(&pool->shared->servers) == 0)
+		fail_all_waiters(pool, "08006", msg);
 }
 
 /* ---- timeouts --------------------------------------------------------------------- */
 
-#define LOGIN_RETRY_USEC USEC_PER_SEC
+static void fail_pool_waiter(struct pool_waiter *w, const char *sqlstate, const char *msg,
+			     void *arg)
+{
+	fail_waiter(arg, w, sqlstate, msg);
+}
+
+void pool_tick_waiters(struct pool_env *env, struct list *queue, usec_t now,
+		       void (*fail)(struct pool_waiter *w, const char *sqlstate, const char *msg,
+				    void *arg),
+		       void *arg, const char *what)
+{
+	const struct corral_config *cfg = env->cfg;
+	usec_t timeout = (usec_t)(cfg->query_wait_timeout * USEC_PER_SEC);
+	usec_t notify = (usec_t)cfg->query_wait_notify_ms * 1000;
+	struct list *it, *tmp;
+	char msg[300];
+	list_for_each_safe(it, tmp, queue)
+	{
+		struct pool_waiter *w = list_entry(it, struct pool_waiter, node);
+		usec_t waited = now - w->since;
+		if (timeout > 0 && waited >= timeout) {
+			snprintf(msg, sizeof(msg),
+				 "canceling statement: waited query_wait_timeout (%g s) for %s",
+				 cfg->query_wait_timeout, what);
+			fail(w, "57014", msg, arg);
+		} else if (notify > 0 && waited >= notify) {
+			if (w->notified)
+				continue;
+			w->notified = true;
+			snprintf(msg, sizeof(msg),
+				 "still waiting for %s after %lld ms (query_wait_notify = %d ms)", what,
+				 (long long)waited / 1000, cfg->query_wait_notify_ms);
+			env->hooks->wait_notice(w, msg);
+		} else {
+			break; /* FIFO: everyone behind waited less */
+		}
+	}
+}
+
+/* min_pool_size: the pool's home worker opens servers until that many exist (over
+ * all workers); they wait idle, and move to wherever clients need them. */
+static void keep_min_pool(struct pool *pool, usec_t now)
+{
+	struct pool_env *env = pool->env;
+	if (pool->min_size <= 0 || pool->shared->home_worker != env->worker_id || env->shutting_down)
+		return;
+	while (atomic_load(&pool->shared->servers) < pool->min_size) {
+		if (now < atomic_load(&pool->shared->retry_at) ||
+		    !pool_shared_take_slot(pool->shared, pool->min_size, pool->max_db, pool->max_user))
+			return;
+		size_t before = pool->n_login;
+		launch_login(pool);
+		if (pool->n_login == before)
+			return;
+	}
+}
 
 static void tick_pool(struct pool *pool, usec_t now)
 {
 	const struct corral_config *cfg = pool->env->cfg;
 	struct list *it, *tmp;
 
-	if (cfg->query_wait_timeout > 0) {
-		usec_t limit = (usec_t)(cfg->query_wait_timeout * USEC_PER_SEC);
-		list_for_each_safe(it, tmp, &pool->waiting)
-		{
-			struct pool_waiter *w = list_entry(it, struct pool_waiter, node);
-			if (now - w->since < limit)
-				break; /* FIFO: the rest waited less */
-			char msg[256];
-			snprintf(msg, sizeof(msg),
-				 "canceling statement: no server connection became free within "
-				 "query_wait_timeout (%g s)",
-				 cfg->query_wait_timeout);
-			fail_waiter(pool, w, "57014", msg);
-		}
-	}
+	pool_tick_waiters(pool->env, &pool->waiting, now, fail_pool_waiter, pool,
+			  "a server connection");
 	if (cfg->server_connect_timeout > 0) {
 		usec_t limit = (usec_t)(cfg->server_connect_timeout * USEC_PER_SEC);
 		list_for_each_safe(it, tmp, &pool->login)
@@ -598,21 +717,22 @@ static void tick_pool(struct pool *pool, usec_t now)
 			}
 		}
 	}
-	/* Waiters left queued by a failed login (other servers were busy) get a new
-	 * login once the failure is a second old: no retry storm, no waiting forever
-	 * for a server that is not coming back. */
-	pool->asks_pending = 0; /* an ask another worker could not serve is asked again */
-	if (pool->n_waiting > pool->n_login && now - pool->last_login_failure >= LOGIN_RETRY_USEC)
+	/* Waiters left queued behind a failed login, a busy pool or an ask another
+	 * worker could not serve get another try (logins wait out their backoff). */
+	pool->asks_pending = 0;
+	if (pool->n_waiting > pool->n_login)
 		grow_for_waiters(pool);
+	keep_min_pool(pool, now);
 
 	usec_t idle_limit = (usec_t)(cfg->server_idle_timeout * USEC_PER_SEC);
 	list_for_each_safe(it, tmp, &pool->idle)
 	{
 		struct server *s = list_entry(it, struct server, node);
-		if (idle_limit > 0 && now - s->state_since >= idle_limit)
-			pool_close_server(s, "server_idle_timeout reached");
-		else if (past_lifetime(s, now))
+		if (past_lifetime(s, now))
 			pool_close_server(s, "server_lifetime reached");
+		else if (idle_limit > 0 && now - s->state_since >= idle_limit &&
+			 atomic_load(&pool->shared->servers) > pool->min_size)
+			pool_close_server(s, "server_idle_timeout reached");
 	}
 }
 
@@ -621,6 +741,17 @@ void pool_env_tick(struct pool_env *env, usec_t now)
 	struct list *it, *tmp;
 	list_for_each_safe(it, tmp, &env->pools)
 		tick_pool(list_entry(it, struct pool, node), now);
+	app_gates_tick(env, now);
+}
+
+void pool_env_prewarm(struct pool_env *env)
+{
+	const struct corral_config *cfg = env->cfg;
+	for (size_t i = 0; i < cfg->n_dbs; i++) {
+		const struct db_config *db = &cfg->dbs[i];
+		if (db->user && config_min_pool_size(cfg, db) > 0 && !pool_get(env, db, db->user, NULL))
+			log_error("event=prewarm_failed db=%s error=\"out of memory\"", db->name);
+	}
 }
 
 void pool_env_shutdown(struct pool_env *env)
@@ -643,6 +774,11 @@ void pool_env_shutdown(struct pool_env *env)
 		}
 		list_del(&pool->node);
 		pool_free(pool);
+	}
+	list_for_each_safe(it, tmp, &env->app_gates)
+	{
+		list_del(it);
+		free(list_entry(it, struct app_gate, node));
 	}
 	reap_dead(-1, 0, env);
 	if (env->reap_ev)

@@ -25,17 +25,27 @@
 
 struct inbox;
 
+/* What a client waits for: a server of a pool, or a token of its application's
+ * concurrency limit (pool/app_gate.h). */
+enum wait_kind { WAIT_SERVER, WAIT_APP };
+
 struct pool_waiter {
-	struct list node;           /* in pool->waiting while queued */
+	struct list node;           /* in the queue while queued */
+	enum wait_kind kind;
 	usec_t since;
 	bool queued;
+	bool notified;              /* query_wait_notify sent */
 };
 
 struct pool_hooks {
 	/* A queued waiter got server s (now SV_ACTIVE, left the queue). */
 	void (*server_ready)(struct pool_waiter *w, struct server *s);
+	/* A queued app waiter got its application's token (left the queue). */
+	void (*app_admitted)(struct pool_waiter *w);
 	/* A queued waiter is refused and has left the queue (timeout, login failure). */
 	void (*wait_failed)(struct pool_waiter *w, const char *sqlstate, const char *message);
+	/* A waiter has waited query_wait_notify; message says so (it stays queued). */
+	void (*wait_notice)(struct pool_waiter *w, const char *message);
 };
 
 /* What all pools of one worker share. */
@@ -44,6 +54,7 @@ struct pool_env {
 	const struct corral_config *cfg;
 	const struct pool_hooks *hooks;
 	struct list pools;
+	struct list app_gates;      /* struct app_gate, per application with a limit */
 	struct list dead_servers;   /* SV_CLOSED, freed by reap_ev next loop iteration */
 	struct event *reap_ev;
 	uint64_t next_server_id;
@@ -63,6 +74,10 @@ struct pool {
 	char *user;                 /* the client-facing user this pool serves */
 	int size;
 	enum pool_mode mode;
+	int min_size;               /* min_pool_size */
+	int reserve;                /* reserve_pool_size */
+	int max_db;                 /* max_db_connections (0: none) */
+	int max_user;               /* max_user_connections (0: none) */
 
 	/* libpq login keywords/values, NULL-terminated */
 	const char **login_keys;
@@ -77,8 +92,6 @@ struct pool {
 
 	bool have_params;
 	struct param_set params;    /* what the last server login reported */
-	char *last_login_error;     /* NULL after a successful login */
-	usec_t last_login_failure;  /* when the last login failed (retries back off) */
 };
 
 bool pool_env_init(struct pool_env *env, struct event_base *base, const struct corral_config *cfg,
@@ -89,6 +102,9 @@ void pool_env_connect(struct pool_env *env, int worker_id, int n_workers,
 		      struct pool_registry *registry, struct inbox **inboxes);
 /* Closes every server of every pool and frees the pools. */
 void pool_env_shutdown(struct pool_env *env);
+/* Creates the pools of databases with a fixed login (user= on the line), so their
+ * min_pool_size is opened before any client comes. */
+void pool_env_prewarm(struct pool_env *env);
 
 /*
  * The pool for (db, user), created on first use.  password is what server logins
@@ -105,9 +121,10 @@ bool pool_has_params(struct pool *pool);
 /*
  * An idle server of the pool (now SV_ACTIVE), or NULL after queueing w; a queued w
  * later gets hooks->server_ready or hooks->wait_failed.  Starts a login if the
- * pool has room.
+ * pool has room.  NULL with *full set: max_queue_depth clients already wait (w is
+ * not queued).
  */
-struct server *pool_checkout(struct pool *pool, struct pool_waiter *w);
+struct server *pool_checkout(struct pool *pool, struct pool_waiter *w, bool *full);
 /* Takes w out of the queue (the client went away); harmless if not queued. */
 void pool_dequeue(struct pool *pool, struct pool_waiter *w);
 /* Gives back a clean server (ReadyForQuery 'I' seen, reset done if wanted). */
@@ -117,6 +134,13 @@ void pool_close_server(struct server *s, const char *reason);
 /* Timeouts of every pool: query_wait_timeout, server_idle_timeout, server_lifetime,
  * server_connect_timeout. */
 void pool_env_tick(struct pool_env *env, usec_t now);
+
+/* query_wait_timeout and query_wait_notify for the waiters of one queue (pools and
+ * application gates share them). */
+void pool_tick_waiters(struct pool_env *env, struct list *queue, usec_t now,
+		       void (*fail)(struct pool_waiter *w, const char *sqlstate, const char *msg,
+				    void *arg),
+		       void *arg, const char *what);
 
 /* Called by server.c when a login ends; errmsg is libpq's message on failure. */
 void pool_login_done(struct server *s, bool ok, const char *errmsg);

@@ -1,5 +1,6 @@
 #include "pool/shared.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,22 @@ bool pool_registry_init(struct pool_registry *reg, int n_workers)
 
 void pool_registry_free(struct pool_registry *reg)
 {
+	struct server_count *sc = reg->counts;
+	while (sc) {
+		struct server_count *next = sc->next;
+		free(sc->name);
+		free(sc);
+		sc = next;
+	}
+	reg->counts = NULL;
+	struct app_shared *app = reg->apps;
+	while (app) {
+		struct app_shared *next = app->next;
+		free(app->app);
+		free(app);
+		app = next;
+	}
+	reg->apps = NULL;
 	struct pool_shared *ps = reg->head;
 	while (ps) {
 		struct pool_shared *next = ps->next;
@@ -25,31 +42,85 @@ void pool_registry_free(struct pool_registry *reg)
 	pthread_mutex_destroy(&reg->lock);
 }
 
+/* Under reg->lock. */
+static struct server_count *get_count(struct pool_registry *reg, bool is_user, const char *name)
+{
+	struct server_count *sc;
+	for (sc = reg->counts; sc; sc = sc->next)
+		if (sc->is_user == is_user && strcmp(sc->name, name) == 0)
+			return sc;
+	sc = calloc(1, sizeof(*sc));
+	if (!sc)
+		return NULL;
+	sc->is_user = is_user;
+	sc->name = strdup(name);
+	if (!sc->name) {
+		free(sc);
+		return NULL;
+	}
+	sc->next = reg->counts;
+	reg->counts = sc;
+	return sc;
+}
+
+/* Under reg->lock. */
+static struct pool_shared *new_pool_shared(struct pool_registry *reg, const struct db_config *db,
+					   const char *user, int worker)
+{
+	struct pool_shared *ps = calloc(1, sizeof(*ps));
+	if (!ps)
+		return NULL;
+	ps->db = db;
+	ps->home_worker = worker;
+	ps->user = strdup(user);
+	ps->db_servers = get_count(reg, false, db->name);
+	ps->user_servers = get_count(reg, true, user);
+	if (!ps->user || !ps->db_servers || !ps->user_servers ||
+	    pthread_mutex_init(&ps->params_lock, NULL) != 0) {
+		free(ps->user);
+		free(ps);
+		return NULL;
+	}
+	ps->next = reg->head;
+	reg->head = ps;
+	return ps;
+}
+
 struct pool_shared *pool_registry_get(struct pool_registry *reg, const struct db_config *db,
-				      const char *user, int size)
+				      const char *user, int worker)
 {
 	pthread_mutex_lock(&reg->lock);
 	struct pool_shared *ps;
 	for (ps = reg->head; ps; ps = ps->next)
 		if (ps->db == db && strcmp(ps->user, user) == 0)
 			break;
-	if (!ps) {
-		ps = calloc(1, sizeof(*ps));
-		if (ps) {
-			ps->db = db;
-			ps->size = size;
-			ps->user = strdup(user);
-			if (ps->user && pthread_mutex_init(&ps->params_lock, NULL) == 0) {
-				ps->next = reg->head;
-				reg->head = ps;
-			} else {
-				free(ps);
-				ps = NULL;
-			}
+	if (!ps)
+		ps = new_pool_shared(reg, db, user, worker);
+	pthread_mutex_unlock(&reg->lock);
+	return ps;
+}
+
+struct app_shared *pool_registry_app(struct pool_registry *reg, const char *app, int limit)
+{
+	pthread_mutex_lock(&reg->lock);
+	struct app_shared *a;
+	for (a = reg->apps; a; a = a->next)
+		if (strcmp(a->app, app) == 0)
+			break;
+	if (!a) {
+		a = calloc(1, sizeof(*a));
+		if (a && !(a->app = strdup(app))) {
+			free(a);
+			a = NULL;
+		}
+		if (a) {
+			a->limit = limit;
+			a->next = reg->apps;
+			reg->apps = a;
 		}
 	}
 	pthread_mutex_unlock(&reg->lock);
-	return ps;
+	return a;
 }
 
 void pool_shared_set_params(struct pool_shared *ps, const struct param_set *params)
@@ -70,17 +141,54 @@ bool pool_shared_get_params(struct pool_shared *ps, struct param_set *out)
 	return have;
 }
 
-bool pool_shared_take_slot(struct pool_shared *ps, int limit)
+void pool_shared_set_error(struct pool_shared *ps, const char *msg)
 {
-	int n = atomic_load(&ps->servers);
-	while (n < limit)
-		if (atomic_compare_exchange_weak(&ps->servers, &n, n + 1))
+	pthread_mutex_lock(&ps->params_lock);
+	snprintf(ps->last_error, sizeof(ps->last_error), "%s", msg);
+	pthread_mutex_unlock(&ps->params_lock);
+}
+
+void pool_shared_get_error(struct pool_shared *ps, char *out, size_t outlen)
+{
+	pthread_mutex_lock(&ps->params_lock);
+	snprintf(out, outlen, "%s", ps->last_error[0] ? ps->last_error : "server login failed");
+	pthread_mutex_unlock(&ps->params_lock);
+}
+
+/* Increments n if it stays within limit (0: no limit, it is only counted). */
+static bool count_take(atomic_int *n, int limit)
+{
+	if (limit <= 0) {
+		atomic_fetch_add(n, 1);
+		return true;
+	}
+	int cur = atomic_load(n);
+	while (cur < limit)
+		if (atomic_compare_exchange_weak(n, &cur, cur + 1))
 			return true;
 	return false;
 }
 
+bool pool_shared_take_slot(struct pool_shared *ps, int pool_limit, int db_limit, int user_limit)
+{
+	if (!count_take(&ps->servers, pool_limit))
+		return false;
+	if (!count_take(&ps->db_servers->n, db_limit)) {
+		atomic_fetch_sub(&ps->servers, 1);
+		return false;
+	}
+	if (!count_take(&ps->user_servers->n, user_limit)) {
+		atomic_fetch_sub(&ps->db_servers->n, 1);
+		atomic_fetch_sub(&ps->servers, 1);
+		return false;
+	}
+	return true;
+}
+
 void pool_shared_put_slot(struct pool_shared *ps)
 {
+	atomic_fetch_sub(&ps->user_servers->n, 1);
+	atomic_fetch_sub(&ps->db_servers->n, 1);
 	atomic_fetch_sub(&ps->servers, 1);
 }
 
@@ -92,12 +200,19 @@ int pool_shared_worker_with_idle(const struct pool_shared *ps, int n_workers, in
 	return -1;
 }
 
-int pool_shared_worker_waiting_longer(const struct pool_shared *ps, int n_workers, int me,
-				      long long before)
+int shared_sum(const atomic_int *per_worker, int n_workers)
+{
+	int n = 0;
+	for (int i = 0; i < n_workers; i++)
+		n += atomic_load(&per_worker[i]);
+	return n;
+}
+
+int shared_oldest_worker(const atomic_llong *oldest, int n_workers, int me, long long before)
 {
 	int best = -1;
 	for (int i = 0; i < n_workers; i++) {
-		long long since = atomic_load(&ps->oldest[i]);
+		long long since = atomic_load(&oldest[i]);
 		if (i != me && since != 0 && since < before) {
 			before = since;
 			best = i;

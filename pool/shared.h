@@ -16,12 +16,27 @@
 
 #define MAX_WORKERS 256
 
+/* Servers of one database over all its users, or of one user over all databases
+ * (max_db_connections, max_user_connections). */
+struct server_count {
+	struct server_count *next;
+	bool is_user;
+	char *name;
+	atomic_int n;
+};
+
 struct pool_shared {
 	struct pool_shared *next;
 	const struct db_config *db;
 	char *user;
-	int size;
+	int home_worker;                  /* the worker that keeps min_pool_size open */
 	atomic_int servers;               /* every worker's servers, from login start to close */
+	struct server_count *db_servers;
+	struct server_count *user_servers;
+	/* Logins that fail back off: none before retry_at, the delay doubling per
+	 * failure up to server_login_retry. */
+	atomic_llong retry_at;
+	atomic_int login_failures;
 	atomic_int idle[MAX_WORKERS];     /* idle servers per worker */
 	atomic_int waiting[MAX_WORKERS];  /* queued clients per worker */
 	atomic_llong oldest[MAX_WORKERS]; /* when each worker's longest waiter queued, 0: none */
@@ -31,34 +46,65 @@ struct pool_shared {
 	pthread_mutex_t params_lock;
 	bool have_params;
 	struct param_set params;
+	char last_error[256];             /* the last failed login's message, under params_lock */
+};
+
+/* One application's concurrency limit ([limits] app.NAME) over all workers: tokens
+ * in use, and each worker's queue length and oldest waiter for FIFO hand-over. */
+struct app_shared {
+	struct app_shared *next;
+	char *app;
+	int limit;
+	atomic_int active;
+	atomic_int waiting[MAX_WORKERS];
+	atomic_llong oldest[MAX_WORKERS];
 };
 
 struct pool_registry {
 	pthread_mutex_t lock;
 	struct pool_shared *head;
+	struct server_count *counts;
+	struct app_shared *apps;
 	int n_workers;
 };
 
 bool pool_registry_init(struct pool_registry *reg, int n_workers) WARN_UNUSED;
 void pool_registry_free(struct pool_registry *reg);
 
-/* The record for (db, user), created on first use; NULL when out of memory. */
+/* The record for (db, user), created on first use (by worker `worker`, which becomes
+ * its home); NULL when out of memory. */
 struct pool_shared *pool_registry_get(struct pool_registry *reg, const struct db_config *db,
-				      const char *user, int size);
+				      const char *user, int worker);
 
 void pool_shared_set_params(struct pool_shared *ps, const struct param_set *params);
 /* Copies the shared parameters into out; false if no login has reported any yet. */
 bool pool_shared_get_params(struct pool_shared *ps, struct param_set *out);
+void pool_shared_set_error(struct pool_shared *ps, const char *msg);
+void pool_shared_get_error(struct pool_shared *ps, char *out, size_t outlen);
 
-/* Takes one server slot if fewer than limit are in use. */
-bool pool_shared_take_slot(struct pool_shared *ps, int limit) WARN_UNUSED;
+/* The record for application app with the given limit, created on first use. */
+struct app_shared *pool_registry_app(struct pool_registry *reg, const char *app, int limit);
+
+/* Sum of a per-worker counter array over n workers. */
+int shared_sum(const atomic_int *per_worker, int n_workers);
+/* The worker other than me whose oldest[] is set and earlier than before (and than
+ * every other's), or -1. */
+int shared_oldest_worker(const atomic_llong *oldest, int n_workers, int me, long long before);
+
+/* Takes one server slot if the pool has fewer than pool_limit servers, its database
+ * fewer than db_limit and its user fewer than user_limit (0: no limit). */
+bool pool_shared_take_slot(struct pool_shared *ps, int pool_limit, int db_limit,
+			   int user_limit) WARN_UNUSED;
 void pool_shared_put_slot(struct pool_shared *ps);
 
 /* A worker other than me with an idle server, or -1. */
 int pool_shared_worker_with_idle(const struct pool_shared *ps, int n_workers, int me);
 /* The worker other than me whose longest waiter queued before `before` (and before
  * every other worker's), or -1: FIFO across workers. */
-int pool_shared_worker_waiting_longer(const struct pool_shared *ps, int n_workers, int me,
-				      long long before);
+static inline int pool_shared_worker_waiting_longer(const struct pool_shared *ps, int n_workers,
+						    int me, long long before)
+{
+	return shared_oldest_worker(ps->oldest, n_workers, me, before);
+}
 
 #endif

@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "common/log.h"
+#include "pool/app_gate.h"
 #include "proxy/client_auth.h"
 #include "proxy/server_cmd.h"
 #include "proxy/server_reset.h"
@@ -71,10 +72,21 @@ static void orphan_prepared(struct server *s, const struct server_cmd_result *re
 }
 
 /* Leaves the queue, and gives the server back (reset first) if it can be reused. */
+static void release_token(struct client *c)
+{
+	if (c->has_token) {
+		c->has_token = false;
+		app_gate_leave(c->gate);
+	}
+}
+
 static void detach(struct client *c)
 {
 	if (c->waiter.queued)
 		pool_dequeue(c->pool, &c->waiter);
+	if (c->app_waiter.queued)
+		app_gate_dequeue(c->gate, &c->app_waiter);
+	release_token(c);
 	struct server *s = c->server;
 	if (!s)
 		return;
@@ -336,6 +348,7 @@ static void link_server(struct client *c, struct server *s)
 			/* It only needed the pool's parameters; the server waits for a query. */
 			c->state = CL_IDLE;
 			pool_release(s);
+			release_token(c);
 			return;
 		}
 	}
@@ -363,6 +376,16 @@ static void link_server(struct client *c, struct server *s)
 	free(query);
 }
 
+/* Queued (for a server or an application token). */
+static void wait_quietly(struct client *c)
+{
+	if (c->state == CL_IDLE)
+		c->state = CL_WAITING;
+	/* Keep noticing a disconnect, but do not buffer much while waiting. */
+	if (c->state == CL_WAITING || c->state == CL_WELCOME_WAIT)
+		bufferevent_setwatermark(c->bev, EV_READ, 0, WAITING_READ_LIMIT);
+}
+
 /* True when the client's next message is Terminate. */
 static bool terminate_next(struct client *c)
 {
@@ -378,15 +401,34 @@ static void request_server(struct client *c)
 		client_close(c, "client sent Terminate"); /* no server needed to say goodbye */
 		return;
 	}
-	struct server *s = pool_checkout(c->pool, &c->waiter);
+	if (c->gate && !c->has_token) {
+		switch (app_gate_enter(c->gate, &c->app_waiter)) {
+		case GATE_ENTERED:
+			c->has_token = true;
+			break;
+		case GATE_QUEUED:
+			wait_quietly(c); /* hook_app_admitted goes on from here */
+			return;
+		case GATE_FULL:
+			client_fail(c, "53400",
+				    "too many clients waiting: max_queue_depth (%d) reached for application \"%s\"",
+				    c->worker->cfg->max_queue_depth, c->application_name);
+			return;
+		}
+	}
+	bool full;
+	struct server *s = pool_checkout(c->pool, &c->waiter, &full);
 	if (s) {
 		link_server(c, s);
 		return;
 	}
-	if (c->state == CL_IDLE)
-		c->state = CL_WAITING;
-	/* Keep noticing a disconnect, but do not buffer much while waiting. */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, WAITING_READ_LIMIT);
+	if (full) {
+		client_fail(c, "53400",
+			    "too many clients waiting for a server connection: max_queue_depth (%d) reached for database \"%s\"",
+			    c->worker->cfg->max_queue_depth, c->database);
+		return;
+	}
+	wait_quietly(c);
 }
 
 void client_authenticated(struct client *c)
@@ -401,7 +443,10 @@ void client_authenticated(struct client *c)
 	if (c->secret && c->secret->kind == SECRET_PLAIN)
 		password = c->secret->secret;
 	c->pool = pool_get(&c->worker->pools, c->db, c->user, password);
-	if (!c->pool) {
+	bool oom = false;
+	if (c->pool)
+		c->gate = app_gate_get(&c->worker->pools, c->application_name, &oom);
+	if (!c->pool || oom) {
 		client_fail(c, "53200", "out of memory");
 		return;
 	}
@@ -439,6 +484,7 @@ void client_transaction_done(struct client *c)
 		return;
 	}
 	pool_release(s);
+	release_token(c);
 	/* The client may already have sent its next transaction. */
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
 		request_server(c);
@@ -460,14 +506,37 @@ static void hook_server_ready(struct pool_waiter *w, struct server *s)
 	link_server(container_of(w, struct client, waiter), s);
 }
 
+static struct client *waiting_client(struct pool_waiter *w)
+{
+	return w->kind == WAIT_APP ? container_of(w, struct client, app_waiter)
+				   : container_of(w, struct client, waiter);
+}
+
+static void hook_app_admitted(struct pool_waiter *w)
+{
+	struct client *c = container_of(w, struct client, app_waiter);
+	c->has_token = true;
+	if (c->state == CL_WAITING)
+		c->state = CL_IDLE;
+	request_server(c);
+}
+
 static void hook_wait_failed(struct pool_waiter *w, const char *sqlstate, const char *message)
 {
-	client_fail(container_of(w, struct client, waiter), sqlstate, "%s", message);
+	client_fail(waiting_client(w), sqlstate, "%s", message);
+}
+
+static void hook_wait_notice(struct pool_waiter *w, const char *message)
+{
+	struct client *c = waiting_client(w);
+	pgproto_put_notice(bufferevent_get_output(c->bev), "NOTICE", "00000", message);
 }
 
 const struct pool_hooks client_pool_hooks = {
 	.server_ready = hook_server_ready,
+	.app_admitted = hook_app_admitted,
 	.wait_failed = hook_wait_failed,
+	.wait_notice = hook_wait_notice,
 };
 
 /* ---- callbacks ---------------------------------------------------------------- */
@@ -475,6 +544,7 @@ const struct pool_hooks client_pool_hooks = {
 static void client_read(struct bufferevent *bev, void *arg)
 {
 	struct client *c = arg;
+	c->last_active = clock_now_usec();
 	switch (c->state) {
 	case CL_STARTUP:
 		while (c->state == CL_STARTUP && handle_startup_packet(c))
@@ -551,7 +621,9 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 	c->id = ++w->next_client_id;
 	c->state = CL_STARTUP;
 	c->connected_at = clock_now_usec();
+	c->last_active = c->connected_at;
 	list_init(&c->waiter.node);
+	list_init(&c->app_waiter.node);
 	format_peer(addr, c->peer, sizeof(c->peer));
 	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->bev) {
@@ -577,7 +649,7 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
-void client_expire_logins(struct worker *w, usec_t now)
+static void expire_logins(struct worker *w, usec_t now)
 {
 	double timeout = w->cfg->client_login_timeout;
 	if (timeout <= 0)
@@ -591,4 +663,44 @@ void client_expire_logins(struct worker *w, usec_t now)
 			break; /* accept order: the rest are younger */
 		client_close(c, "login timeout");
 	}
+}
+
+/* Idle: not waiting for corral or the server to answer anything. */
+static bool client_is_idle(const struct client *c)
+{
+	return c->state == CL_IDLE ||
+	       (c->state == CL_ACTIVE && c->relay.outstanding == 0 && !c->relay.unsynced &&
+		!c->relay.in_copy && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0);
+}
+
+static void expire_idle(struct worker *w, usec_t now)
+{
+	const struct corral_config *cfg = w->cfg;
+	usec_t idle_tx = (usec_t)(cfg->idle_transaction_timeout * USEC_PER_SEC);
+	usec_t idle = (usec_t)(cfg->client_idle_timeout * USEC_PER_SEC);
+	if (idle_tx <= 0 && idle <= 0)
+		return;
+	struct list *it, *tmp;
+	list_for_each_safe(it, tmp, &w->clients)
+	{
+		struct client *c = list_entry(it, struct client, node);
+		if (!client_is_idle(c))
+			continue;
+		usec_t quiet = now - c->last_active;
+		bool in_tx = c->state == CL_ACTIVE && c->relay.tx_status != 'I';
+		if (in_tx && idle_tx > 0 && quiet >= idle_tx)
+			client_fail(c, "25P03",
+				    "terminating connection due to idle-in-transaction timeout (idle_transaction_timeout = %g s)",
+				    cfg->idle_transaction_timeout);
+		else if (idle > 0 && quiet >= idle)
+			client_fail(c, "57P05",
+				    "terminating connection due to idle-session timeout (client_idle_timeout = %g s)",
+				    cfg->client_idle_timeout);
+	}
+}
+
+void client_expire(struct worker *w, usec_t now)
+{
+	expire_logins(w, now);
+	expire_idle(w, now);
 }

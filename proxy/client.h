@@ -61,15 +61,21 @@ struct client {
 	/* after login */
 	const struct db_config *db;
 	struct pool *pool;
-	struct pool_waiter waiter;
+	struct pool_waiter waiter;   /* queued for a server of c->pool */
+	struct app_gate *gate;       /* its application's concurrency limit, if any */
+	struct pool_waiter app_waiter; /* queued at the gate */
+	bool has_token;              /* holds one of the gate's tokens */
+	usec_t last_active;          /* last time the client sent something */
 	struct server *server;       /* linked server while CL_ACTIVE */
 	struct relay relay;
 	uint32_t cancel_pid, cancel_key;
 };
 
 void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *addr, int addrlen);
-/* Closes clients of w that have not logged in within the login timeout (tick). */
-void client_expire_logins(struct worker *w, usec_t now);
+/* Closes clients of w that have not logged in within the login timeout, and those
+ * idle past client_idle_timeout or idle in a transaction past
+ * idle_transaction_timeout (tick). */
+void client_expire(struct worker *w, usec_t now);
 /* Sends a FATAL ErrorResponse, then closes once it is flushed (or after a grace
  * period if the client does not read).  Logs reason. */
 void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...) PRINTF_LIKE(3, 4);

@@ -48,7 +48,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
 	usec_t now = clock_now_usec();
-	client_expire_logins(w, now);
+	client_expire(w, now);
 	pool_env_tick(&w->pools, now);
 }
 
@@ -125,6 +125,8 @@ bool worker_init(struct worker *w, int id, struct worker_shared *shared)
 	pool_env_connect(&w->pools, id, shared->n_workers, &shared->registry, shared->inboxes);
 	if (!inbox_init(&w->inbox, w->base, &w->pools))
 		return false;
+	if (id == 0)
+		pool_env_prewarm(&w->pools);
 	w->reap_ev = event_new(w->base, -1, 0, reap_clients, w);
 	w->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
 	w->accept_retry_ev = evtimer_new(w->base, on_accept_retry, w);

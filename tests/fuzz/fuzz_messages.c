@@ -18,14 +18,7 @@
 
 #include "pool/params.h"
 #include "proxy/pgproto.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                        \
-	do {                                                                               \
-		if (!(cond))                                                               \
-			abort();                                                           \
-	} while (0)
+#include "tests/fuzz/fuzz_common.h"
 
 #define INSPECT_MAX 8192 /* relay.c parses bodies up to this size */
 

@@ -15,14 +15,7 @@
 #include <event2/buffer.h>
 
 #include "proxy/pgproto.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                        \
-	do {                                                                               \
-		if (!(cond))                                                               \
-			abort();                                                           \
-	} while (0)
+#include "tests/fuzz/fuzz_common.h"
 
 /* Reads back every parameter the way client.c does and checks where it points. */
 static void use_params(const struct pg_startup *st, const uint8_t *packet, size_t len)

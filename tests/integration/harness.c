@@ -295,6 +295,28 @@ int h_free_port(void)
 	return ntohs(sa.sin_port);
 }
 
+uint64_t h_xorshift64(uint64_t *state)
+{
+	uint64_t x = *state;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *state = x;
+}
+
+char *h_make_text(size_t len, uint64_t seed)
+{
+	char *s = malloc(len + 1);
+
+	if (s == NULL)
+		abort();
+	for (size_t i = 0; i < len; i++)
+		s[i] = (char)('a' + (h_xorshift64(&seed) % 26));
+	s[len] = '\0';
+	return s;
+}
+
 /* ---------------------------------------------------------------- corral */
 
 static bool has_key(const char *settings, const char *key)
@@ -747,6 +769,37 @@ char *h_value(PGconn *conn, const char *sql)
 	return v;
 }
 
+void h_expect_value(PGconn *conn, const char *sql, const char *want)
+{
+	char *v = h_value(conn, sql);
+
+	cr_expect_str_eq(v, want, "%.200s: got [%s], want [%s]", sql, v, want);
+	free(v);
+}
+
+void h_expect_show(PGconn *conn, const char *name, const char *want)
+{
+	char *sql = h_printf("SHOW %s", name);
+
+	h_expect_value(conn, sql, want);
+	free(sql);
+}
+
+void h_expect_new_client(const struct h_corral *c, const char *ci, const char *sql, const char *want)
+{
+	PGconn *conn = ci != NULL ? h_connect(c, ci) : h_connect_bench(c);
+
+	h_expect_value(conn, sql, want);
+	PQfinish(conn);
+}
+
+void h_expect_still_serving(const struct h_corral *c, PGconn *conn, const char *ci)
+{
+	h_expect_value(conn, "select 'old client still served'", "old client still served");
+	PQfinish(conn);
+	h_expect_new_client(c, ci, "select 'new client served'", "new client served");
+}
+
 /* ---------------------------------------------------------------- PostgreSQL */
 
 static PGconn *superuser_conn(char *err, size_t errlen)
@@ -895,12 +948,21 @@ char *h_pgtool(const char *name)
 	return h_printf("%s/%s", H.pg_bindir, name);
 }
 
+struct h_cmd h_psql(const char *ci, const char *args)
+{
+	char *q_ci = h_shq(ci), *psql = h_pgtool("psql");
+	struct h_cmd r = h_run(H_QUERY_TIMEOUT, "%s -X -At -d %s %s", psql, q_ci, args);
+
+	free(q_ci);
+	free(psql);
+	return r;
+}
+
 void h_psql_expect(const struct h_corral *c, const char *sql, const char *want)
 {
-	char *ci = h_conninfo(c, H.user, H.db, H.password);
-	char *q_ci = h_shq(ci), *q_sql = h_shq(sql), *psql = h_pgtool("psql");
-	struct h_cmd r =
-		h_run(H_QUERY_TIMEOUT, "%s -X -At -v ON_ERROR_STOP=1 -d %s -c %s", psql, q_ci, q_sql);
+	char *ci = h_conninfo(c, H.user, H.db, H.password), *q_sql = h_shq(sql);
+	char *args = h_printf("-v ON_ERROR_STOP=1 -c %s", q_sql);
+	struct h_cmd r = h_psql(ci, args);
 
 	if (r.status != 0 || strcmp(r.out, want) != 0) {
 		const char *tail = h_corral_log_tail(c);
@@ -910,8 +972,21 @@ void h_psql_expect(const struct h_corral *c, const char *sql, const char *want)
 	}
 	h_cmd_free(&r);
 	free(ci);
-	free(q_ci);
 	free(q_sql);
+	free(args);
+}
+
+void h_psql_run(const char *ci, const char *cmd, const char *want_out)
+{
+	char *q_ci = h_shq(ci), *q_cmd = h_shq(cmd), *psql = h_pgtool("psql");
+	struct h_cmd r =
+		h_run(60, "PGCLIENTENCODING=UTF8 %s -X -v ON_ERROR_STOP=1 -d %s -c %s", psql, q_ci, q_cmd);
+
+	cr_assert_eq(r.status, 0, "psql -c %s: status %d, stderr: %s", q_cmd, r.status, r.err);
+	cr_assert_str_eq(r.out, want_out, "psql -c %s: stdout [%s], want [%s]", q_cmd, r.out, want_out);
+	h_cmd_free(&r);
+	free(q_ci);
+	free(q_cmd);
 	free(psql);
 }
 
@@ -1023,6 +1098,113 @@ void h_cmd_free(struct h_cmd *r)
 	r->out = r->err = NULL;
 }
 
+/* ---------------------------------------------------------------- workloads */
+
+/* Client to server: text as the parameter of a Bind message. */
+static void insert_big_value(PGconn *conn, const char *text, size_t len)
+{
+	const char *params[1] = {text};
+	PGresult *r = h_exec_params(conn, "insert into big values ($1)", 1, params, 60);
+
+	cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "insert of %zu bytes: %s %s", len,
+		     PQresStatus(PQresultStatus(r)), PQresultErrorMessage(r));
+	PQclear(r);
+}
+
+/* What PostgreSQL stored: its length and md5 must be the text's. */
+static void expect_stored_value(PGconn *conn, const char *text, size_t len)
+{
+	char md5[33], *v, *want;
+
+	h_md5_hex(text, len, md5);
+	v = h_value(conn, "select length(v) || ' ' || md5(v) from big");
+	want = h_printf("%zu %s", len, md5);
+	cr_expect_str_eq(v, want, "PostgreSQL stored something else");
+	free(v);
+	free(want);
+}
+
+/* Server to client: the value in one DataRow. */
+static void expect_big_value_back(PGconn *conn, const char *text, size_t len)
+{
+	PGresult *r = h_exec_t(conn, "select v from big", 60);
+
+	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+	cr_assert_eq(PQntuples(r), 1);
+	cr_assert_eq((size_t)PQgetlength(r, 0, 0), len);
+	cr_expect(memcmp(PQgetvalue(r, 0, 0), text, len) == 0, "the %zu-byte value came back changed", len);
+	PQclear(r);
+}
+
+void h_big_value_round_trip(PGconn *conn, size_t len, uint64_t seed)
+{
+	char *text = h_make_text(len, seed);
+
+	h_exec_ok(conn, "create temp table big (v text)");
+	insert_big_value(conn, text, len);
+	expect_stored_value(conn, text, len);
+	expect_big_value_back(conn, text, len);
+	free(text);
+}
+
+/* Writes n rows "id<TAB>text" (with a non-ASCII character) to path and gives the file's md5. */
+static void write_rows(const char *path, int n, char md5[33])
+{
+	size_t cap = (size_t)n * 64, len = 0;
+	char *buf = malloc(cap);
+	FILE *f;
+
+	if (buf == NULL)
+		abort();
+	for (int i = 1; i <= n; i++)
+		len += (size_t)snprintf(buf + len, cap - len, "%d\trow %d caf\xc3\xa9 %08x\n", i, i,
+					(unsigned)i * 2654435761u);
+	f = fopen(path, "w");
+	cr_assert(f != NULL, "cannot write %s: %s", path, strerror(errno));
+	cr_assert_eq(fwrite(buf, 1, len, f), len);
+	fclose(f);
+	h_md5_hex(buf, len, md5);
+	free(buf);
+}
+
+static void file_md5(const char *path, char md5[33], size_t *len)
+{
+	char *data = h_read_file(path, len);
+
+	cr_assert(data != NULL, "cannot read %s", path);
+	h_md5_hex(data, *len, md5);
+	free(data);
+}
+
+void h_copy_in(const char *ci, const char *table, int n, char md5[33])
+{
+	char *path = h_printf("%s/%s-in.tsv", H.dir, table), *tag = h_printf("COPY %d\n", n);
+	char *create = h_printf("set client_min_messages = warning; drop table if exists %s; "
+				"create table %s (id int primary key, v text)",
+				table, table);
+	char *copy = h_printf("\\copy %s from '%s'", table, path);
+
+	write_rows(path, n, md5);
+	h_psql_run(ci, create, "SET\nDROP TABLE\nCREATE TABLE\n");
+	h_psql_run(ci, copy, tag);
+	free(path);
+	free(tag);
+	free(create);
+	free(copy);
+}
+
+void h_copy_out(const char *ci, const char *table, int n, const char *name, char md5[33], size_t *len)
+{
+	char *path = h_path(name), *tag = h_printf("COPY %d\n", n);
+	char *copy = h_printf("\\copy (select id, v from %s order by id) to '%s'", table, path);
+
+	h_psql_run(ci, copy, tag);
+	file_md5(path, md5, len);
+	free(path);
+	free(tag);
+	free(copy);
+}
+
 /* ---------------------------------------------------------------- raw sockets */
 
 int h_tcp_connect(int port)
@@ -1079,6 +1261,49 @@ size_t h_read_reply(int fd, void *buf, size_t cap, double timeout_s, bool *close
 	return got;
 }
 
+/* The first ErrorResponse among the complete messages in buf, parsed as h_parse_error does. */
+static bool find_error(const unsigned char *buf, size_t len, char sqlstate[6], char *msg, size_t msglen)
+{
+	size_t off = 0, n, blen;
+	const unsigned char *body;
+	char type;
+
+	while ((n = h_msg(buf + off, len - off, &type, &body, &blen)) > 0) {
+		if (type == 'E')
+			return h_parse_error(buf + off, n, sqlstate, msg, msglen);
+		off += n;
+	}
+	return false;
+}
+
+void h_read_final_reply(int fd, double timeout_s, struct h_reply *r)
+{
+	r->len = h_read_reply(fd, r->buf, sizeof r->buf, timeout_s, &r->closed);
+	close(fd);
+	r->sqlstate[0] = '\0';
+	r->msg[0] = '\0';
+	r->error = find_error(r->buf, r->len, r->sqlstate, r->msg, sizeof r->msg);
+}
+
+void h_expect_error_then_close(int fd, const char *what, const char *want_state, struct h_reply *r)
+{
+	h_read_final_reply(fd, 5.0, r);
+	cr_expect(r->closed, "%s: connection not closed within 5 s (%zu bytes read)", what, r->len);
+	cr_expect(r->error, "%s: no ErrorResponse before the close (%zu bytes, the first 0x%02x)", what,
+		  r->len, r->len > 0 ? r->buf[0] : 0);
+	cr_expect_str_eq(r->sqlstate, want_state, "%s: SQLSTATE [%s] %s", what, r->sqlstate, r->msg);
+}
+
+void h_expect_byte(int fd, char want, const char *what)
+{
+	unsigned char b = 0;
+	bool closed = false;
+	size_t got = h_read_reply(fd, &b, 1, 5.0, &closed);
+
+	cr_assert_eq(got, 1, "%s: no answer within 5 s (closed: %d)", what, closed);
+	cr_expect_eq(b, (unsigned char)want, "%s: answer 0x%02x, want '%c'", what, b, want);
+}
+
 uint32_t h_be32(const void *ptr)
 {
 	const unsigned char *p = ptr;
@@ -1122,6 +1347,12 @@ static void put_be32(unsigned char *p, uint32_t v)
 	p[1] = (unsigned char)(v >> 16);
 	p[2] = (unsigned char)(v >> 8);
 	p[3] = (unsigned char)v;
+}
+
+void h_request_packet(unsigned char buf[8], uint32_t code)
+{
+	put_be32(buf, 8);
+	put_be32(buf + 4, code);
 }
 
 size_t h_startup_packet(unsigned char *buf, size_t cap, uint32_t version, const char *const *kv)

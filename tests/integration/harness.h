@@ -23,6 +23,11 @@
 
 #define H_SUITE .init = h_init, .fini = h_fini
 
+/* corral's [databases] line for database bench as bench/secret, with more options (" pool_size=1"). */
+#define H_BENCH_DB_WITH(options) \
+	"bench = host=@PGHOST@ port=@PGPORT@ dbname=bench user=bench password=secret" options "\n"
+#define H_BENCH_DB H_BENCH_DB_WITH("")
+
 /* Seconds any single query or login may take before the test fails as "hung". */
 #define H_QUERY_TIMEOUT 15.0
 
@@ -59,6 +64,10 @@ char *h_shq(const char *s);			  /* single-quoted for sh */
 double h_now(void);				  /* monotonic seconds */
 void h_md5_hex(const void *data, size_t len, char out[33]);
 int h_free_port(void); /* a loopback port nothing listens on now */
+/* The next value of a xorshift64 sequence in *state (never 0): reproducible noise. */
+uint64_t h_xorshift64(uint64_t *state);
+/* len deterministic letters a-z from seed (xorshift64), NUL-terminated. */
+char *h_make_text(size_t len, uint64_t seed);
 
 /* ---- corral processes ---- */
 struct h_corral {
@@ -131,6 +140,18 @@ char *h_value(PGconn *conn, const char *sql);
 /* A field of an error result, or "" (never NULL). */
 const char *h_err_field(const PGresult *res, int field);
 const char *h_sqlstate(const PGresult *res);
+/* Fails (cr_expect) unless sql returns exactly one row whose first value is want. */
+void h_expect_value(PGconn *conn, const char *sql, const char *want);
+/* The same for "SHOW name". */
+void h_expect_show(PGconn *conn, const char *name, const char *want);
+/* A new client logs in to c with ci (NULL: bench/secret to bench), runs sql, must get want, and leaves. */
+void h_expect_new_client(const struct h_corral *c, const char *ci, const char *sql, const char *want);
+/*
+ * conn, a client of c that the test disturbed or kept waiting, still gets answers and
+ * leaves (PQfinish); then a new client logs in with ci (as h_expect_new_client) and gets
+ * answers too.
+ */
+void h_expect_still_serving(const struct h_corral *c, PGconn *conn, const char *ci);
 
 /* ---- PostgreSQL as superuser over the unix socket ---- */
 PGconn *h_superuser(void);
@@ -157,8 +178,32 @@ struct h_cmd h_run(double timeout_s, const char *fmt, ...) __attribute__((format
 void h_cmd_free(struct h_cmd *r);
 /* PostgreSQL's psql / pgbench, full paths, for commands. */
 char *h_pgtool(const char *name);
+/* psql -X -At -d CI ARGS (further arguments, already shell words), within H_QUERY_TIMEOUT. */
+struct h_cmd h_psql(const char *ci, const char *args);
 /* psql -X -At -c SQL through corral as bench/secret to bench; fails unless the output is want. */
 void h_psql_expect(const struct h_corral *c, const char *sql, const char *want);
+/*
+ * psql -X -v ON_ERROR_STOP=1 -d CI -c CMD with PGCLIENTENCODING=UTF8, within 60 s: fails
+ * unless it exits 0 and prints exactly want_out (command tags, e.g. "COPY 100000\n").
+ */
+void h_psql_run(const char *ci, const char *cmd, const char *want_out);
+
+/* ---- shared workloads (each fails the test itself) ---- */
+/*
+ * A len-byte value of h_make_text(len, seed) goes to the server as a Bind parameter into
+ * a new temp table "big"; PostgreSQL must store it unchanged (length and md5), and it
+ * must come back unchanged in one DataRow.
+ */
+void h_big_value_round_trip(PGconn *conn, size_t len, uint64_t seed);
+/*
+ * \copy through psql (h_psql_run) on ci.  h_copy_in writes n rows "id<TAB>text" (ids 1..n,
+ * text "row ID cafe HEX" with a UTF-8 e-acute for the last e) to DIR/TABLE-in.tsv,
+ * (re)creates table (id int primary key, v text), copies the file in and gives the file's
+ * md5.  h_copy_out copies the rows out in id order to DIR/name and gives that file's md5
+ * and length.  Both want psql to report "COPY n".
+ */
+void h_copy_in(const char *ci, const char *table, int n, char md5[33]);
+void h_copy_out(const char *ci, const char *table, int n, const char *name, char md5[33], size_t *len);
 
 /* ---- raw sockets (for bad input) ---- */
 int h_tcp_connect(int port);
@@ -173,8 +218,31 @@ size_t h_read_reply(int fd, void *buf, size_t cap, double timeout_s, bool *close
  * (may be truncated) and returns true.
  */
 bool h_parse_error(const void *buf, size_t len, char sqlstate[6], char *msg, size_t msglen);
+/* What a peer sent before it closed (h_read_final_reply). */
+struct h_reply {
+	unsigned char buf[4096];
+	size_t len;
+	bool closed;	  /* the peer closed (EOF or reset) within the time */
+	bool error;	  /* an ErrorResponse is among the complete messages in buf */
+	char sqlstate[6]; /* the first ErrorResponse's, if error */
+	char msg[256];
+};
+/* Reads fd until the peer closes or timeout_s passes, closes fd, and looks for an ErrorResponse. */
+void h_read_final_reply(int fd, double timeout_s, struct h_reply *r);
+/*
+ * h_read_final_reply for 5 s; fails (messages start with what) unless the peer sent an
+ * ErrorResponse with SQLSTATE want_state and closed.
+ */
+void h_expect_error_then_close(int fd, const char *what, const char *want_state, struct h_reply *r);
+/* Reads one byte within 5 s; fails unless it is want (e.g. 'N' refusing an SSLRequest). */
+void h_expect_byte(int fd, char want, const char *what);
 
 /* ---- raw protocol ---- */
+#define H_PROTOCOL_3_0	      0x00030000u
+#define H_SSL_REQUEST_CODE    80877103u
+#define H_GSSENC_REQUEST_CODE 80877104u
+/* An 8-byte packet of length and code only (SSLRequest, GSSENCRequest) into buf. */
+void h_request_packet(unsigned char buf[8], uint32_t code);
 /*
  * A startup packet with protocol code version and the parameters kv ("name", "value",
  * ..., NULL) into buf; returns its length.

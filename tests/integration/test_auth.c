@@ -12,9 +12,6 @@
 
 TestSuite(auth, H_SUITE);
 
-static const char *BENCH_DB_LINE =
-	"bench = host=@PGHOST@ port=@PGPORT@ dbname=bench user=bench password=secret\n";
-
 /* A login that must fail with sqlstate, the error text containing must_contain. */
 static void expect_login_error(const struct h_corral *c, const char *user, const char *db,
 			       const char *password, const char *sqlstate, const char *must_contain)
@@ -51,7 +48,7 @@ static void expect_login_ok(const struct h_corral *c, const char *user, const ch
 
 Test(auth, wrong_password_and_unknown_database)
 {
-	struct h_corral *c = h_corral_start("", BENCH_DB_LINE, NULL);
+	struct h_corral *c = h_corral_start("", H_BENCH_DB, NULL);
 
 	expect_login_error(c, H.user, H.db, "wrong", "28P01",
 			   "password authentication failed for user \"bench\"");
@@ -69,7 +66,7 @@ static void check_auth(const char *auth_type, const char *secret, bool check_wro
 {
 	char *settings = h_printf("auth_type = %s\n", auth_type);
 	char *users = h_printf("\"bench\" \"%s\"\n", secret);
-	struct h_corral *c = h_corral_start(settings, BENCH_DB_LINE, users);
+	struct h_corral *c = h_corral_start(settings, H_BENCH_DB, users);
 
 	expect_login_ok(c, H.user, H.password, H.user);
 	if (check_wrong_password)
@@ -115,7 +112,7 @@ Test(auth, scram_with_verifier_from_postgres)
 
 Test(auth, trust)
 {
-	struct h_corral *c = h_corral_start("auth_type = trust\n", BENCH_DB_LINE, NULL);
+	struct h_corral *c = h_corral_start("auth_type = trust\n", H_BENCH_DB, NULL);
 
 	expect_login_ok(c, H.user, NULL, H.user);
 	expect_login_ok(c, H.user, "anything", H.user);

@@ -32,10 +32,29 @@ TestSuite(cli, H_SUITE);
 	"[databases]\n"                                                                                 \
 	"bench = host=127.0.0.1 port=%d dbname=bench user=bench password=secret pool_size=10\n"
 
+/*
+ * corral -t on a config (text, written to DIR/bad.ini) that is wrong at line and key:
+ * a non-zero exit, and stderr names "PATH:LINE: KEY:".  what names the case.
+ */
+static void expect_config_error(const char *what, const char *text, int line, const char *key)
+{
+	char *bad = h_path("bad.ini"), *want;
+	struct h_cmd r;
+
+	h_write_file(bad, text);
+	r = h_run(10, "%s -t -c %s", H.corral_bin, bad);
+	want = h_printf("%s:%d: %s:", bad, line, key);
+	cr_expect(r.status > 0 && r.status < 128, "%s: status %d, want a non-zero exit", what, r.status);
+	cr_expect(strstr(r.err, want) != NULL, "stderr should contain \"%s ...\": [%s]", want, r.err);
+	h_cmd_free(&r);
+	free(want);
+	free(bad);
+}
+
 Test(cli, config_check_mode)
 {
-	char *good = h_path("good.ini"), *bad = h_path("bad.ini"), *users = h_path("userlist.txt");
-	char *text = h_printf(GOOD_INI, h_free_port(), users, H.pgport), *want;
+	char *good = h_path("good.ini"), *users = h_path("userlist.txt");
+	char *text = h_printf(GOOD_INI, h_free_port(), users, H.pgport);
 	struct h_cmd r;
 
 	h_write_file(users, "\"bench\" \"secret\"\n");
@@ -50,27 +69,13 @@ Test(cli, config_check_mode)
 	text = h_printf("[corral]\nlisten_port = %d\nbogus_key = 1\nauth_file = %s\n[databases]\n"
 			"bench = host=127.0.0.1 port=%d dbname=bench\n",
 			h_free_port(), users, H.pgport);
-	h_write_file(bad, text);
+	expect_config_error("corral -t -c bad.ini", text, 3, "bogus_key");
 	free(text);
-	r = h_run(10, "%s -t -c %s", H.corral_bin, bad);
-	want = h_printf("%s:3: bogus_key:", bad);
-	cr_expect(r.status > 0 && r.status < 128, "corral -t -c bad.ini: status %d, want a non-zero exit",
-		  r.status);
-	cr_expect(strstr(r.err, want) != NULL, "stderr should contain \"%s ...\": [%s]", want, r.err);
-	h_cmd_free(&r);
-	free(want);
 
 	/* A bad value is named the same way (line 2 here). */
 	text = h_printf("[corral]\nlisten_port = not-a-number\nauth_file = %s\n", users);
-	h_write_file(bad, text);
+	expect_config_error("bad listen_port", text, 2, "listen_port");
 	free(text);
-	r = h_run(10, "%s -t -c %s", H.corral_bin, bad);
-	want = h_printf("%s:2: listen_port:", bad);
-	cr_expect(r.status > 0 && r.status < 128, "bad listen_port: status %d, want a non-zero exit",
-		  r.status);
-	cr_expect(strstr(r.err, want) != NULL, "stderr should contain \"%s ...\": [%s]", want, r.err);
-	h_cmd_free(&r);
-	free(want);
 
 	/* A file that does not exist. */
 	r = h_run(10, "%s -t -c %s/nonexistent.ini", H.corral_bin, H.dir);
@@ -78,7 +83,6 @@ Test(cli, config_check_mode)
 	cr_expect(strstr(r.err, "nonexistent.ini") != NULL, "stderr should name the file: [%s]", r.err);
 	h_cmd_free(&r);
 	free(good);
-	free(bad);
 	free(users);
 }
 
@@ -97,32 +101,24 @@ Test(cli, help_and_version)
 	h_cmd_free(&r);
 }
 
-static const char *BENCH_DB_LINE =
-	"bench = host=@PGHOST@ port=@PGPORT@ dbname=bench user=bench password=secret\n";
-
 Test(cli, sigterm_exits_zero)
 {
 	/* Idle: no client ever connected. */
-	struct h_corral *c = h_corral_start("", BENCH_DB_LINE, NULL);
+	struct h_corral *c = h_corral_start("", H_BENCH_DB, NULL);
 	PGconn *conn;
 	PGresult *r;
-	char *v;
 
 	h_corral_stop(c);
 
 	/* With pooled server connections left by a client that has gone. */
-	c = h_corral_start("", BENCH_DB_LINE, NULL);
-	conn = h_connect_bench(c);
-	v = h_value(conn, "select 1");
-	free(v);
-	PQfinish(conn);
+	c = h_corral_start("", H_BENCH_DB, NULL);
+	h_expect_new_client(c, NULL, "select 1", "1");
 	h_corral_stop(c);
 
 	/* With a client still connected: corral exits, and the client's connection ends. */
-	c = h_corral_start("", BENCH_DB_LINE, NULL);
+	c = h_corral_start("", H_BENCH_DB, NULL);
 	conn = h_connect_bench(c);
-	v = h_value(conn, "select 1");
-	free(v);
+	h_expect_value(conn, "select 1", "1");
 	h_corral_stop(c);
 	r = h_exec_t(conn, "select 2", 10);
 	cr_expect_eq(PQresultStatus(r), PGRES_FATAL_ERROR, "a query after corral exited: %s",

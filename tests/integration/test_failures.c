@@ -17,9 +17,6 @@
 
 TestSuite(failures, H_SUITE);
 
-static const char *BENCH_DB_LINE =
-	"bench = host=@PGHOST@ port=@PGPORT@ dbname=bench user=bench password=secret\n";
-
 static bool has_ci(const char *s, const char *needle)
 {
 	return strcasestr(s, needle) != NULL;
@@ -76,7 +73,7 @@ Test(failures, server_down_or_refusing_login)
 	char *dbs = h_printf("%s"
 			     "dead = host=127.0.0.1 port=%d dbname=bench user=bench password=secret\n"
 			     "badpw = host=@PGHOST@ port=@PGPORT@ dbname=bench user=bench password=wrong\n",
-			     BENCH_DB_LINE, dead_port);
+			     H_BENCH_DB, dead_port);
 	struct h_corral *c = h_corral_start("server_connect_timeout = 3\n", dbs, NULL);
 
 	expect_server_login_error(c, "dead");
@@ -97,17 +94,15 @@ Test(failures, server_down_or_refusing_login)
  */
 Test(failures, server_killed_mid_transaction)
 {
-	struct h_corral *c = h_corral_start("", BENCH_DB_LINE, NULL);
-	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c), *su = h_superuser(), *d;
+	struct h_corral *c = h_corral_start("", H_BENCH_DB, NULL);
+	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c), *su = h_superuser();
 	char *pid = h_value(a, "select pg_backend_pid()"), *sql, *v;
 	const char *state;
 	PGresult *r;
 
 	h_exec_ok(a, "BEGIN");
-	v = h_value(a, "select 'in a transaction'");
-	free(v);
-	v = h_value(b, "select 'b is here'");
-	free(v);
+	h_expect_value(a, "select 'in a transaction'", "in a transaction");
+	h_expect_value(b, "select 'b is here'", "b is here");
 
 	sql = h_printf("select pg_terminate_backend(%s)", pid);
 	v = h_value(su, sql);
@@ -125,38 +120,18 @@ Test(failures, server_killed_mid_transaction)
 	PQclear(r);
 	PQfinish(a);
 
-	v = h_value(b, "select 'b still works'");
-	cr_expect_str_eq(v, "b still works");
-	free(v);
-	PQfinish(b);
-	d = h_connect_bench(c);
-	v = h_value(d, "select 'new client works'");
-	cr_expect_str_eq(v, "new client works");
-	free(v);
-	PQfinish(d);
+	/* B, whose backend lived, and new clients keep working. */
+	h_expect_still_serving(c, b, NULL);
 	free(pid);
 	h_corral_stop(c);
 }
 
-/* A v3-style startup packet for user/database with the given protocol version. */
-static size_t startup_packet(unsigned char *buf, uint32_t version, const char *user, const char *db)
+/* A startup packet for user bench, database bench, with the given protocol version. */
+static size_t bench_startup_packet(unsigned char buf[256], uint32_t version)
 {
-	size_t n = 8;
+	const char *kv[] = {"user", "bench", "database", "bench", NULL};
 
-	n += (size_t)sprintf((char *)buf + n, "user") + 1;
-	n += (size_t)sprintf((char *)buf + n, "%s", user) + 1;
-	n += (size_t)sprintf((char *)buf + n, "database") + 1;
-	n += (size_t)sprintf((char *)buf + n, "%s", db) + 1;
-	buf[n++] = 0;
-	buf[0] = (unsigned char)(n >> 24);
-	buf[1] = (unsigned char)(n >> 16);
-	buf[2] = (unsigned char)(n >> 8);
-	buf[3] = (unsigned char)n;
-	buf[4] = (unsigned char)(version >> 24);
-	buf[5] = (unsigned char)(version >> 16);
-	buf[6] = (unsigned char)(version >> 8);
-	buf[7] = (unsigned char)version;
-	return n;
+	return h_startup_packet(buf, 256, version, kv);
 }
 
 /*
@@ -166,11 +141,8 @@ static size_t startup_packet(unsigned char *buf, uint32_t version, const char *u
 static void expect_rejected(int port, const char *what, const void *bytes, size_t len, bool half_close,
 			    const char *want_state)
 {
-	unsigned char reply[4096];
-	char state[6], msg[256];
-	bool closed = false;
+	struct h_reply r;
 	int fd = h_tcp_connect(port);
-	size_t got;
 
 	/* corral may close before it has read everything: a failed send is fine here. */
 	for (size_t off = 0; off < len;) {
@@ -182,23 +154,23 @@ static void expect_rejected(int port, const char *what, const void *bytes, size_
 	}
 	if (half_close)
 		shutdown(fd, SHUT_WR);
-	got = h_read_reply(fd, reply, sizeof reply, 5.0, &closed);
-	close(fd);
+	h_read_final_reply(fd, 5.0, &r);
 	cr_expect(
-		closed,
+		r.closed,
 		"%s: corral neither closed the connection nor finished replying within 5 s (%zu bytes read)",
-		what, got);
-	if (got > 0) {
-		cr_expect_eq(reply[0], 'E', "%s: reply starts with 0x%02x, want an ErrorResponse", what,
-			     reply[0]);
-		if (h_parse_error(reply, got, state, msg, sizeof msg) && want_state != NULL)
-			cr_expect_str_eq(state, want_state, "%s: SQLSTATE %s (%s)", what, state, msg);
+		what, r.len);
+	if (r.len > 0) {
+		cr_expect_eq(r.buf[0], 'E', "%s: reply starts with 0x%02x, want an ErrorResponse", what,
+			     r.buf[0]);
+		if (r.error && want_state != NULL)
+			cr_expect_str_eq(r.sqlstate, want_state, "%s: SQLSTATE %s (%s)", what, r.sqlstate,
+					 r.msg);
 	}
 }
 
 Test(failures, garbage_from_clients)
 {
-	struct h_corral *c = h_corral_start("", BENCH_DB_LINE, NULL);
+	struct h_corral *c = h_corral_start("", H_BENCH_DB, NULL);
 	unsigned char buf[4096], startup[256];
 	uint64_t x = 0x2545f4914f6cdd1dull;
 	size_t n;
@@ -215,12 +187,8 @@ Test(failures, garbage_from_clients)
 	expect_rejected(c->port, "length -16", negative, sizeof negative, false, "08P01");
 
 	/* Random bytes, then the end of the stream. */
-	for (size_t i = 0; i < sizeof buf; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		buf[i] = (unsigned char)x;
-	}
+	for (size_t i = 0; i < sizeof buf; i++)
+		buf[i] = (unsigned char)h_xorshift64(&x);
 	expect_rejected(c->port, "4 KB of random bytes", buf, sizeof buf, true, NULL);
 
 	/* A packet of the right length whose protocol code and body are random. */
@@ -233,7 +201,7 @@ Test(failures, garbage_from_clients)
 	expect_rejected(c->port, "an HTTP request", http, strlen(http), false, NULL);
 
 	/* A v3 startup packet without the terminating zero / with an odd parameter list. */
-	n = startup_packet(startup, 0x00030000, "bench", "bench");
+	n = bench_startup_packet(startup, H_PROTOCOL_3_0);
 	startup[n - 1] = 'x';
 	expect_rejected(c->port, "startup without its final zero", startup, n, false, NULL);
 	const unsigned char odd[] = {0, 0, 0, 14, 0, 3, 0, 0, 'u', 's', 'e', 'r', 0, 0};
@@ -242,7 +210,7 @@ Test(failures, garbage_from_clients)
 	/* Connect and close at once; half a startup packet and close; half and half-close. */
 	fd = h_tcp_connect(c->port);
 	close(fd);
-	n = startup_packet(startup, 0x00030000, "bench", "bench");
+	n = bench_startup_packet(startup, H_PROTOCOL_3_0);
 	fd = h_tcp_connect(c->port);
 	h_send_all(fd, startup, n / 2);
 	close(fd);
@@ -256,30 +224,30 @@ Test(failures, garbage_from_clients)
 
 Test(failures, unsupported_protocol_version)
 {
-	struct h_corral *c = h_corral_start("", BENCH_DB_LINE, NULL);
+	struct h_corral *c = h_corral_start("", H_BENCH_DB, NULL);
 	const uint32_t versions[] = {0x00020000, 0x00040000, 0x00010000};
 
 	for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++) {
-		unsigned char pkt[256], reply[4096];
-		char state[6], msg[256], what[64];
-		bool closed = false;
-		size_t n = startup_packet(pkt, versions[i], "bench", "bench"), got;
+		unsigned char pkt[256];
+		char what[64];
+		struct h_reply r;
+		size_t n = bench_startup_packet(pkt, versions[i]);
 		int fd = h_tcp_connect(c->port);
 
 		snprintf(what, sizeof what, "protocol %u.%u", versions[i] >> 16, versions[i] & 0xffff);
 		h_send_all(fd, pkt, n);
-		got = h_read_reply(fd, reply, sizeof reply, 5.0, &closed);
-		close(fd);
-		cr_expect(closed, "%s: connection not closed within 5 s", what);
-		cr_assert_gt(got, 0, "%s: corral closed without an ErrorResponse", what);
-		cr_expect_eq(reply[0], 'E', "%s: reply starts with 0x%02x", what, reply[0]);
-		if (h_parse_error(reply, got, state, msg, sizeof msg)) {
-			cr_expect_str_eq(state, "0A000", "%s: SQLSTATE %s (%s)", what, state, msg);
-			cr_expect(has_ci(msg, "protocol"), "%s: message %s", what, msg);
+		h_read_final_reply(fd, 5.0, &r);
+		cr_expect(r.closed, "%s: connection not closed within 5 s", what);
+		cr_assert_gt(r.len, 0, "%s: corral closed without an ErrorResponse", what);
+		cr_expect_eq(r.buf[0], 'E', "%s: reply starts with 0x%02x", what, r.buf[0]);
+		if (r.error) {
+			cr_expect_str_eq(r.sqlstate, "0A000", "%s: SQLSTATE %s (%s)", what, r.sqlstate,
+					 r.msg);
+			cr_expect(has_ci(r.msg, "protocol"), "%s: message %s", what, r.msg);
 		} else {
 			/* A protocol-2 style error: 'E' and a C string. */
-			reply[got < sizeof reply ? got : sizeof reply - 1] = 0;
-			cr_expect(has_ci((char *)reply + 1, "protocol"), "%s: reply %s", what, reply + 1);
+			r.buf[r.len < sizeof r.buf ? r.len : sizeof r.buf - 1] = 0;
+			cr_expect(has_ci((char *)r.buf + 1, "protocol"), "%s: reply %s", what, r.buf + 1);
 		}
 	}
 	h_psql_expect(c, "select 'v3 works'", "v3 works\n");
@@ -289,59 +257,45 @@ Test(failures, unsupported_protocol_version)
 /* Sends an 8-byte request code and expects the one byte 'N', then a working startup. */
 static void expect_refused_encryption(int port, uint32_t code, const char *what)
 {
-	unsigned char req[8] = {0,
-				0,
-				0,
-				8,
-				(unsigned char)(code >> 24),
-				(unsigned char)(code >> 16),
-				(unsigned char)(code >> 8),
-				(unsigned char)code};
-	unsigned char reply[64], pkt[256];
-	bool closed = false;
+	unsigned char req[8], pkt[256];
+	char *after = h_printf("%s, then the startup after 'N'", what);
 	int fd = h_tcp_connect(port);
-	size_t got, n;
+	size_t n;
 
+	h_request_packet(req, code);
 	h_send_all(fd, req, sizeof req);
-	got = h_read_reply(fd, reply, 1, 5.0, &closed);
-	cr_assert_eq(got, 1, "%s: no answer within 5 s (closed: %d)", what, closed);
-	cr_expect_eq(reply[0], 'N', "%s: answer 0x%02x, want 'N'", what, reply[0]);
+	h_expect_byte(fd, 'N', what);
 
 	/* The same connection goes on in plain text: the startup gets an auth request. */
-	n = startup_packet(pkt, 0x00030000, "bench", "bench");
+	n = bench_startup_packet(pkt, H_PROTOCOL_3_0);
 	h_send_all(fd, pkt, n);
-	got = h_read_reply(fd, reply, 1, 5.0, &closed);
-	cr_assert_eq(got, 1, "%s: no answer to the startup after 'N' (closed: %d)", what, closed);
-	cr_expect_eq(reply[0], 'R', "%s: answer to the startup 0x%02x, want 'R'", what, reply[0]);
+	h_expect_byte(fd, 'R', after);
 	close(fd);
+	free(after);
 }
 
 Test(failures, ssl_and_gss_requests_get_n)
 {
-	struct h_corral *c = h_corral_start("", BENCH_DB_LINE, NULL);
-	char *ci = h_conninfo(c, H.user, H.db, H.password), *psql = h_pgtool("psql");
+	struct h_corral *c = h_corral_start("", H_BENCH_DB, NULL);
+	char *ci = h_conninfo(c, H.user, H.db, H.password);
 	char *prefer = h_printf("%s sslmode=prefer", ci), *require = h_printf("%s sslmode=require", ci);
-	char *q_prefer = h_shq(prefer), *q_require = h_shq(require);
 	struct h_cmd r;
 
-	expect_refused_encryption(c->port, 80877103, "SSLRequest");
-	expect_refused_encryption(c->port, 80877104, "GSSENCRequest");
+	expect_refused_encryption(c->port, H_SSL_REQUEST_CODE, "SSLRequest");
+	expect_refused_encryption(c->port, H_GSSENC_REQUEST_CODE, "GSSENCRequest");
 
-	r = h_run(H_QUERY_TIMEOUT, "%s -X -At -d %s -c 'select 1'", psql, q_prefer);
+	r = h_psql(prefer, "-c 'select 1'");
 	cr_expect_eq(r.status, 0, "sslmode=prefer: status %d, stderr %s", r.status, r.err);
 	cr_expect_str_eq(r.out, "1\n");
 	h_cmd_free(&r);
 
-	r = h_run(H_QUERY_TIMEOUT, "%s -X -At -d %s -c 'select 1'", psql, q_require);
+	r = h_psql(require, "-c 'select 1'");
 	cr_expect_neq(r.status, 0, "sslmode=require succeeded without TLS configured");
 	cr_expect(strstr(r.err, "server does not support SSL") != NULL, "sslmode=require: stderr %s", r.err);
 	h_cmd_free(&r);
 
 	h_corral_stop(c);
 	free(ci);
-	free(psql);
 	free(prefer);
 	free(require);
-	free(q_prefer);
-	free(q_require);
 }

@@ -19,9 +19,6 @@
 
 TestSuite(lifecycle, H_SUITE);
 
-static const char *BENCH_DB_LINE =
-	"bench = host=@PGHOST@ port=@PGPORT@ dbname=bench user=bench password=secret\n";
-
 static int count_substr(const char *s, const char *needle)
 {
 	int n = 0;
@@ -38,18 +35,16 @@ static int count_substr(const char *s, const char *needle)
  */
 Test(lifecycle, client_login_timeout_is_a_deadline)
 {
-	struct h_corral *c = h_corral_start("client_login_timeout = 1\n", BENCH_DB_LINE, NULL);
-	PGconn *normal = h_connect_bench(c), *later;
+	struct h_corral *c = h_corral_start("client_login_timeout = 1\n", H_BENCH_DB, NULL);
+	PGconn *normal = h_connect_bench(c);
 	const char *kv[] = {"user", "bench", "database", "bench", "application_name",
 			    "a-slow-client-that-sends-one-byte-at-a-time-for-a-long-while", NULL};
 	unsigned char pkt[512];
-	size_t n = h_startup_packet(pkt, sizeof pkt, 0x00030000, kv), sent = 0;
+	size_t n = h_startup_packet(pkt, sizeof pkt, H_PROTOCOL_3_0, kv), sent = 0;
 	double t0, next_send, closed_at = -1;
 	int fd;
-	char *v;
 
-	v = h_value(normal, "select 'normal client logged in'");
-	free(v);
+	h_expect_value(normal, "select 'normal client logged in'", "normal client logged in");
 
 	fd = h_tcp_connect(c->port);
 	t0 = h_now();
@@ -84,16 +79,8 @@ Test(lifecycle, client_login_timeout_is_a_deadline)
 		  closed_at - t0);
 	cr_expect_geq(sent, 3, "only %zu bytes were sent: the trickle did not run", sent);
 
-	/* The logged-in client has been connected for more than 1 s and is unaffected. */
-	v = h_value(normal, "select 'normal client still here'");
-	cr_expect_str_eq(v, "normal client still here");
-	free(v);
-	PQfinish(normal);
-	later = h_connect_bench(c);
-	v = h_value(later, "select 'new logins work'");
-	cr_expect_str_eq(v, "new logins work");
-	free(v);
-	PQfinish(later);
+	/* The logged-in client has been connected for more than 1 s and is unaffected; new logins work. */
+	h_expect_still_serving(c, normal, NULL);
 	h_corral_stop(c);
 }
 
@@ -104,15 +91,13 @@ Test(lifecycle, client_login_timeout_is_a_deadline)
  */
 Test(lifecycle, max_client_conn_error_reaches_psql)
 {
-	struct h_corral *c = h_corral_start("max_client_conn = 2\n", BENCH_DB_LINE, NULL);
+	struct h_corral *c = h_corral_start("max_client_conn = 2\n", H_BENCH_DB, NULL);
 	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c), *d;
-	char *ci = h_conninfo(c, H.user, H.db, H.password), *q_ci = h_shq(ci), *psql = h_pgtool("psql");
-	char *err = NULL, *v;
+	char *ci = h_conninfo(c, H.user, H.db, H.password), *err = NULL;
 	struct h_cmd r;
 
-	v = h_value(a, "select 1");
-	free(v);
-	r = h_run(H_QUERY_TIMEOUT, "%s -X -At -c 'select 1' -d %s", psql, q_ci);
+	h_expect_value(a, "select 1", "1");
+	r = h_psql(ci, "-c 'select 1'");
 	cr_expect_neq(r.status, 0, "a third client got in with max_client_conn = 2: %s", r.out);
 	cr_expect(strstr(r.err, "no more connections allowed (max_client_conn = 2)") != NULL,
 		  "third psql: stderr [%s]", r.err);
@@ -127,9 +112,7 @@ Test(lifecycle, max_client_conn_error_reaches_psql)
 	free(err);
 
 	/* A and B are fine; once B has left (corral notices at once), there is room again. */
-	v = h_value(b, "select 'b fine'");
-	cr_expect_str_eq(v, "b fine");
-	free(v);
+	h_expect_value(b, "select 'b fine'", "b fine");
 	PQfinish(b);
 	for (double deadline = h_now() + 5.0;;) {
 		d = h_try_connect(ci, H_QUERY_TIMEOUT, &err);
@@ -139,15 +122,11 @@ Test(lifecycle, max_client_conn_error_reaches_psql)
 		usleep(50 * 1000);
 	}
 	cr_assert(d != NULL, "no room 5 s after B left: %s", err);
-	v = h_value(d, "select 'room again'");
-	cr_expect_str_eq(v, "room again");
-	free(v);
+	h_expect_value(d, "select 'room again'", "room again");
 	PQfinish(d);
 	PQfinish(a);
 	h_corral_stop(c);
 	free(ci);
-	free(q_ci);
-	free(psql);
 }
 
 /*
@@ -160,8 +139,8 @@ Test(lifecycle, out_of_file_descriptors_backs_off)
 {
 	enum { CONNS = 60 };
 	const char *wrapper[] = {"prlimit", "--nofile=40:40", "--", NULL};
-	struct h_corral *c = h_corral_start_wrapped(wrapper, "", BENCH_DB_LINE, NULL);
-	char *ci = h_conninfo(c, H.user, H.db, H.password), *q_ci = h_shq(ci), *psql = h_pgtool("psql");
+	struct h_corral *c = h_corral_start_wrapped(wrapper, "", H_BENCH_DB, NULL);
+	char *ci = h_conninfo(c, H.user, H.db, H.password);
 	int fds[CONNS];
 	double cpu0, cpu1, t0, t1, deadline;
 	char *log;
@@ -197,7 +176,7 @@ Test(lifecycle, out_of_file_descriptors_backs_off)
 	deadline = h_now() + 5.0;
 	do {
 		h_cmd_free(&r);
-		r = h_run(H_QUERY_TIMEOUT, "%s -X -At -c \"select 'served again'\" -d %s", psql, q_ci);
+		r = h_psql(ci, "-c \"select 'served again'\"");
 	} while (r.status != 0 && h_now() < deadline && usleep(100 * 1000) == 0);
 	cr_expect_eq(r.status, 0, "psql after the connections closed: status %d, stderr %s\n%s", r.status,
 		     r.err, h_corral_log_tail(c));
@@ -205,43 +184,23 @@ Test(lifecycle, out_of_file_descriptors_backs_off)
 	h_cmd_free(&r);
 	h_corral_stop(c);
 	free(ci);
-	free(q_ci);
-	free(psql);
 }
 
 /* SIGHUP (a reload request to most daemons) must not end corral or its clients. */
 Test(lifecycle, sighup_keeps_serving)
 {
-	struct h_corral *c = h_corral_start("", BENCH_DB_LINE, NULL);
+	struct h_corral *c = h_corral_start("", H_BENCH_DB, NULL);
 	PGconn *a = h_connect_bench(c);
-	char *v = h_value(a, "select 'before'");
 
-	free(v);
+	h_expect_value(a, "select 'before'", "before");
 	cr_assert_eq(kill(c->pid, SIGHUP), 0);
 	usleep(200 * 1000);
 	cr_assert(h_corral_alive(c), "corral died of SIGHUP:\n%s", h_corral_log_tail(c));
-	v = h_value(a, "select 'after sighup'");
-	cr_expect_str_eq(v, "after sighup");
-	free(v);
+	h_expect_value(a, "select 'after sighup'", "after sighup");
 	cr_assert_eq(kill(c->pid, SIGHUP), 0);
 	h_psql_expect(c, "select 'new client after two sighups'", "new client after two sighups\n");
 	PQfinish(a);
 	h_corral_stop(c);
-}
-
-/* Finds the first ErrorResponse among the complete messages in buf. */
-static bool find_error(const unsigned char *buf, size_t len, char state[6], char *msg, size_t msglen)
-{
-	size_t off = 0, n, blen;
-	const unsigned char *body;
-	char type;
-
-	while ((n = h_msg(buf + off, len - off, &type, &body, &blen)) > 0) {
-		if (type == 'E')
-			return h_parse_error(buf + off, n, state, msg, msglen);
-		off += n;
-	}
-	return false;
 }
 
 /* A raw trust login up to ReadyForQuery; with query, runs it (linking a server) too. */
@@ -249,7 +208,7 @@ static int raw_login(int port, const char *query)
 {
 	const char *kv[] = {"user", "bench", "database", "bench", NULL};
 	unsigned char pkt[256], buf[16384];
-	size_t n = h_startup_packet(pkt, sizeof pkt, 0x00030000, kv), len = 0;
+	size_t n = h_startup_packet(pkt, sizeof pkt, H_PROTOCOL_3_0, kv), len = 0;
 	bool closed;
 	int fd = h_tcp_connect(port);
 
@@ -292,31 +251,23 @@ static void on_notice(void *arg, const PGresult *res)
  */
 Test(lifecycle, shutdown_tells_clients_57p01)
 {
-	struct h_corral *c = h_corral_start("auth_type = trust\n", BENCH_DB_LINE, NULL);
+	struct h_corral *c = h_corral_start("auth_type = trust\n", H_BENCH_DB, NULL);
 	int idle = raw_login(c->port, NULL), linked = raw_login(c->port, "select 1");
 	int fds[2] = {idle, linked};
 	const char *what[2] = {"idle client", "client holding a server"};
 	char *ci = h_conninfo(c, H.user, H.db, NULL);
 	PGconn *pq = h_connect(c, ci);
 	struct fatal_notice fatal = {0};
-	char *v = h_value(pq, "select 'libpq linked'");
 
-	free(v);
+	h_expect_value(pq, "select 'libpq linked'", "libpq linked");
 	PQsetNoticeReceiver(pq, on_notice, &fatal);
 	h_corral_stop(c);
 
 	for (int i = 0; i < 2; i++) {
-		unsigned char buf[4096];
-		char state[6] = "", msg[256] = "";
-		bool closed = false;
-		size_t got = h_read_reply(fds[i], buf, sizeof buf, 5.0, &closed);
+		struct h_reply r;
 
-		close(fds[i]);
-		cr_expect(closed, "%s: connection not closed", what[i]);
-		cr_expect(find_error(buf, got, state, msg, sizeof msg),
-			  "%s: no ErrorResponse before the close (%zu bytes)", what[i], got);
-		cr_expect_str_eq(state, "57P01", "%s: SQLSTATE [%s] %s", what[i], state, msg);
-		cr_expect_str_eq(msg, "terminating connection due to administrator command", "%s", what[i]);
+		h_expect_error_then_close(fds[i], what[i], "57P01", &r);
+		cr_expect_str_eq(r.msg, "terminating connection due to administrator command", "%s", what[i]);
 	}
 
 	/* libpq reads the FATAL as it consumes input; then the connection is gone. */

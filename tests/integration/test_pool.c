@@ -66,16 +66,15 @@ Test(pool, query_wait_timeout)
 {
 	struct h_corral *c = h_corral_start(
 		"pool_mode = session\nquery_wait_timeout = 1\n",
-		"bench = host=@PGHOST@ port=@PGPORT@ dbname=bench user=bench password=secret pool_size=1\n",
+		H_BENCH_DB_WITH(" pool_size=1"),
 		NULL);
-	PGconn *a = h_connect_bench(c), *b, *d;
-	char *ci = h_conninfo(c, H.user, H.db, H.password), *err = NULL, *v;
+	PGconn *a = h_connect_bench(c), *b;
+	char *ci = h_conninfo(c, H.user, H.db, H.password), *err = NULL;
 	const char *sqlstate, *message;
 	PGresult *r = NULL;
 	double t0, waited;
 
-	v = h_value(a, "select 'a has the server'");
-	free(v);
+	h_expect_value(a, "select 'a has the server'", "a has the server");
 
 	t0 = h_now();
 	b = h_try_connect(ci, 15, &err);
@@ -101,15 +100,7 @@ Test(pool, query_wait_timeout)
 	free(err);
 
 	/* A is unaffected, and once it leaves, a new client gets the server. */
-	v = h_value(a, "select 'a still works'");
-	cr_expect_str_eq(v, "a still works");
-	free(v);
-	PQfinish(a);
-	d = h_connect(c, ci);
-	v = h_value(d, "select 'd got it'");
-	cr_expect_str_eq(v, "d got it");
-	free(v);
-	PQfinish(d);
+	h_expect_still_serving(c, a, ci);
 	free(ci);
 	h_corral_stop(c);
 }
@@ -125,12 +116,10 @@ Test(pool, server_idle_timeout)
 		"idle = host=@PGHOST@ port=@PGPORT@ dbname=idle user=bench password=secret\n", NULL);
 	char *ci = h_conninfo(c, H.user, H.idle_db, H.password);
 	PGconn *conn = h_connect(c, ci);
-	char *v = h_value(conn, "select current_database()");
 	double secs;
 	int n;
 
-	cr_expect_str_eq(v, "idle");
-	free(v);
+	h_expect_value(conn, "select current_database()", "idle");
 	n = h_pg_backends(H.idle_db, NULL);
 	cr_expect_eq(n, 1, "%d backends of database idle while the client is connected, want 1", n);
 	PQfinish(conn);
@@ -143,11 +132,7 @@ Test(pool, server_idle_timeout)
 		  secs);
 
 	/* The pool opens a new one when needed. */
-	conn = h_connect(c, ci);
-	v = h_value(conn, "select 'again'");
-	cr_expect_str_eq(v, "again");
-	free(v);
-	PQfinish(conn);
+	h_expect_new_client(c, ci, "select 'again'", "again");
 	free(ci);
 	h_corral_stop(c);
 }
@@ -160,7 +145,7 @@ Test(pool, server_reset_query_clears_session_state)
 {
 	struct h_corral *c = h_corral_start(
 		"workers = 1\npool_mode = session\nserver_reset_query = DISCARD ALL\n",
-		"bench = host=@PGHOST@ port=@PGPORT@ dbname=bench user=bench password=secret pool_size=1\n",
+		H_BENCH_DB_WITH(" pool_size=1"),
 		NULL);
 	char *direct = h_pg_conninfo(H.user, H.db, H.password);
 	PGconn *pg = h_connect(NULL, direct);
@@ -176,9 +161,7 @@ Test(pool, server_reset_query_clears_session_state)
 	h_exec_ok(a, "SET work_mem = '7MB'");
 	h_exec_ok(a, "SET application_name = 'client-a'");
 	h_exec_ok(a, "create temp table a_tmp (x int)");
-	v = h_value(a, "show work_mem");
-	cr_expect_str_eq(v, "7MB");
-	free(v);
+	h_expect_show(a, "work_mem", "7MB");
 	PQfinish(a);
 
 	b = h_connect_bench(c);
@@ -243,8 +226,7 @@ Test(pool, waiter_stranded_by_failed_login_is_served_later)
 	t0 = h_now();
 	cr_assert(PQsendQuery(b, "select 'b served'"), "%s", PQerrorMessage(b));
 	failed_login = h_wait_log(c, "event=server_login_failed", 5);
-	v = h_value(a, "select 'a still has its server'");
-	free(v);
+	h_expect_value(a, "select 'a still has its server'", "a still has its server");
 	usleep(500 * 1000);
 	set_conn_limit(su, H.limit_user, -1);
 
@@ -258,9 +240,7 @@ Test(pool, waiter_stranded_by_failed_login_is_served_later)
 		cr_expect_str_eq(PQgetvalue(r, 0, 0), "b served");
 	cr_expect_lt(took, 5.0, "B was served %.1f s after its query (logins worked again after ~1 s)", took);
 	PQclear(r);
-	v = h_value(b, "select current_user");
-	cr_expect_str_eq(v, H.limit_user);
-	free(v);
+	h_expect_value(b, "select current_user", H.limit_user);
 	PQfinish(b);
 	PQfinish(a);
 	PQfinish(su);

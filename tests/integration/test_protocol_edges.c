@@ -17,10 +17,7 @@
 
 TestSuite(protocol, H_SUITE);
 
-static const char *BENCH_DB_LINE =
-	"bench = host=@PGHOST@ port=@PGPORT@ dbname=bench user=bench password=secret\n";
-static const char *ONE_SERVER_DB_LINE =
-	"bench = host=@PGHOST@ port=@PGPORT@ dbname=bench user=bench password=secret pool_size=1\n";
+static const char *const ONE_SERVER_DB = H_BENCH_DB_WITH(" pool_size=1");
 
 /* Runs sql on PostgreSQL directly (as bench) and fails unless it succeeds. */
 static void direct_exec(const char *sql)
@@ -63,8 +60,7 @@ static void unsynced_batch_then_next_client(struct h_corral *c, bool abrupt, con
 	bool own_seen = false;
 
 	/* A is linked to the server (session mode) before the batch. */
-	v = h_value(a, "select 'a is linked'");
-	free(v);
+	h_expect_value(a, "select 'a is linked'", "a is linked");
 	cr_assert(PQenterPipelineMode(a), "PQenterPipelineMode: %s", PQerrorMessage(a));
 	cr_assert(PQsendQueryParams(a, "insert into unsynced_t values ($1)", 1, NULL, insert_params, NULL,
 				    NULL, 0),
@@ -104,9 +100,7 @@ static void unsynced_batch_then_next_client(struct h_corral *c, bool abrupt, con
 	cr_expect_eq(n_results, 1, "%s: B's first query gave %d results, want 1", tag, n_results);
 	cr_expect(own_seen, "%s: B's first query did not return its own row\ncorral log:\n%s", tag,
 		  h_corral_log_tail(c));
-	v = h_value(b, "select 'b again'");
-	cr_expect_str_eq(v, "b again");
-	free(v);
+	h_expect_value(b, "select 'b again'", "b again");
 	PQfinish(b);
 
 	sql = h_printf("select count(*) from unsynced_t where v = '%s'", tag);
@@ -118,7 +112,7 @@ static void unsynced_batch_then_next_client(struct h_corral *c, bool abrupt, con
 
 Test(protocol, client_leaves_mid_extended_batch)
 {
-	struct h_corral *c = h_corral_start("server_reset_query =\n", ONE_SERVER_DB_LINE, NULL);
+	struct h_corral *c = h_corral_start("server_reset_query =\n", ONE_SERVER_DB, NULL);
 
 	direct_exec("set client_min_messages = warning; drop table if exists unsynced_t; "
 		    "create table unsynced_t (v text)");
@@ -164,7 +158,7 @@ static void extended_copy_in(PGconn *conn, int rows, bool fail)
  */
 Test(protocol, extended_copy_in_keeps_the_server)
 {
-	struct h_corral *c = h_corral_start("", ONE_SERVER_DB_LINE, NULL);
+	struct h_corral *c = h_corral_start("", ONE_SERVER_DB, NULL);
 	PGconn *a, *b;
 	char *pid_a, *pid_b, *v, *log;
 
@@ -191,9 +185,7 @@ Test(protocol, extended_copy_in_keeps_the_server)
 			 pid_b, pid_a);
 	/* B's server works and B can COPY too. */
 	extended_copy_in(b, 5, false);
-	v = h_value(b, "select count(*) from ext_copy_t");
-	cr_expect_str_eq(v, "1005");
-	free(v);
+	h_expect_value(b, "select count(*) from ext_copy_t", "1005");
 	PQfinish(b);
 
 	h_corral_stop(c);
@@ -206,33 +198,20 @@ Test(protocol, extended_copy_in_keeps_the_server)
 	free(pid_b);
 }
 
-static const unsigned char SSL_REQUEST[8] = {0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f};
-
 /* PostgreSQL answers one SSLRequest per connection; a second one is a protocol violation. */
 Test(protocol, second_ssl_request_is_refused)
 {
-	struct h_corral *c = h_corral_start("", BENCH_DB_LINE, NULL);
-	unsigned char reply[4096];
-	char state[6], msg[256];
-	bool closed = false;
+	struct h_corral *c = h_corral_start("", H_BENCH_DB, NULL);
+	unsigned char ssl_request[8];
+	struct h_reply r;
 	int fd = h_tcp_connect(c->port);
-	size_t got;
 
-	h_send_all(fd, SSL_REQUEST, sizeof SSL_REQUEST);
-	got = h_read_reply(fd, reply, 1, 5.0, &closed);
-	cr_assert_eq(got, 1, "no answer to the first SSLRequest (closed: %d)", closed);
-	cr_assert_eq(reply[0], 'N', "first SSLRequest: answer 0x%02x, want 'N'", reply[0]);
+	h_request_packet(ssl_request, H_SSL_REQUEST_CODE);
+	h_send_all(fd, ssl_request, sizeof ssl_request);
+	h_expect_byte(fd, 'N', "first SSLRequest");
 
-	h_send_all(fd, SSL_REQUEST, sizeof SSL_REQUEST);
-	got = h_read_reply(fd, reply, sizeof reply, 5.0, &closed);
-	close(fd);
-	cr_expect(closed, "corral did not close the connection after a second SSLRequest (%zu bytes read)",
-		  got);
-	cr_assert(got > 0 && reply[0] == 'E',
-		  "second SSLRequest: want an ErrorResponse, got %zu bytes starting 0x%02x", got,
-		  got ? reply[0] : 0);
-	cr_assert(h_parse_error(reply, got, state, msg, sizeof msg), "unparsable ErrorResponse");
-	cr_expect_str_eq(state, "08P01", "second SSLRequest: SQLSTATE %s (%s)", state, msg);
+	h_send_all(fd, ssl_request, sizeof ssl_request);
+	h_expect_error_then_close(fd, "second SSLRequest", "08P01", &r);
 
 	cr_assert(h_corral_alive(c), "corral died");
 	h_psql_expect(c, "select 'others still served'", "others still served\n");
@@ -246,7 +225,7 @@ Test(protocol, second_ssl_request_is_refused)
  */
 Test(protocol, negotiate_protocol_version)
 {
-	struct h_corral *c = h_corral_start("auth_type = trust\n", BENCH_DB_LINE, NULL);
+	struct h_corral *c = h_corral_start("auth_type = trust\n", H_BENCH_DB, NULL);
 	const char *kv[] = {"user", "bench", "database", "bench", "_pq_.test_option", "on", NULL};
 	unsigned char pkt[256], buf[16384];
 	const unsigned char *body;
@@ -282,14 +261,13 @@ Test(protocol, negotiate_protocol_version)
 /* psql "replication=database": corral cannot relay replication, so it says so at login. */
 Test(protocol, replication_connection_refused)
 {
-	struct h_corral *c = h_corral_start("", BENCH_DB_LINE, NULL);
+	struct h_corral *c = h_corral_start("", H_BENCH_DB, NULL);
 	const char *modes[] = {"database", "true"};
 
 	for (size_t i = 0; i < 2; i++) {
 		char *ci = h_conninfo(c, H.user, H.db, H.password);
-		char *rci = h_printf("%s replication=%s", ci, modes[i]), *q = h_shq(rci);
-		char *psql = h_pgtool("psql");
-		struct h_cmd r = h_run(H_QUERY_TIMEOUT, "%s -X -At -c 'select 1' -d %s", psql, q);
+		char *rci = h_printf("%s replication=%s", ci, modes[i]);
+		struct h_cmd r = h_psql(rci, "-c 'select 1'");
 		char *err = NULL;
 		PGconn *conn;
 
@@ -308,8 +286,6 @@ Test(protocol, replication_connection_refused)
 		free(err);
 		free(ci);
 		free(rci);
-		free(q);
-		free(psql);
 	}
 	h_psql_expect(c, "select 'plain works'", "plain works\n");
 	h_corral_stop(c);
@@ -322,10 +298,10 @@ Test(protocol, replication_connection_refused)
  */
 Test(protocol, client_names_cannot_forge_log_lines)
 {
-	struct h_corral *c = h_corral_start("", BENCH_DB_LINE, NULL);
+	struct h_corral *c = h_corral_start("", H_BENCH_DB, NULL);
 	const char *forged = "x\nts=x level=error event=forged";
 	const char *keys[] = {"host", "port", "user", "password", "dbname", "application_name", NULL};
-	char port[16], *v, *log, *line, *save = NULL;
+	char port[16], *log, *line, *save = NULL;
 	const char *vals[7] = {"127.0.0.1", port, H.user, H.password, H.db, forged, NULL};
 	PGconn *conn;
 	unsigned char pkt[512], reply[4096];
@@ -337,8 +313,7 @@ Test(protocol, client_names_cannot_forge_log_lines)
 	conn = PQconnectdbParams(keys, vals, 0);
 	cr_assert_eq(PQstatus(conn), CONNECTION_OK, "login with a forged application_name: %s",
 		     PQerrorMessage(conn));
-	v = h_value(conn, "select 'logged in'");
-	free(v);
+	h_expect_value(conn, "select 'logged in'", "logged in");
 	PQfinish(conn);
 
 	/* Unknown user and unknown database with the same payload: they are logged too. */
@@ -346,7 +321,7 @@ Test(protocol, client_names_cannot_forge_log_lines)
 	const char *kv_db[] = {"user", "bench", "database", "nodb\nts=x level=error event=forged", NULL};
 	const char *const *kvs[] = {kv_user, kv_db};
 	for (size_t i = 0; i < 2; i++) {
-		n = h_startup_packet(pkt, sizeof pkt, 0x00030000, kvs[i]);
+		n = h_startup_packet(pkt, sizeof pkt, H_PROTOCOL_3_0, kvs[i]);
 		fd = h_tcp_connect(c->port);
 		h_send_all(fd, pkt, n);
 		/* An auth request or an error; then close our side so corral logs the end. */

@@ -13,21 +13,11 @@
 
 TestSuite(session_params, H_SUITE);
 
-static const char *const one_server_db =
-	"bench = host=@PGHOST@ port=@PGPORT@ dbname=bench user=bench password=secret pool_size=1\n";
-
-static void expect_show(PGconn *conn, const char *name, const char *want)
-{
-	char *sql = h_printf("SHOW %s", name);
-	char *got = h_value(conn, sql);
-	cr_expect_str_eq(got, want, "SHOW %s: got \"%s\", want \"%s\"", name, got, want);
-	free(got);
-	free(sql);
-}
+static const char *const ONE_SERVER_DB = H_BENCH_DB_WITH(" pool_size=1");
 
 Test(session_params, startup_parameters_reach_the_server)
 {
-	struct h_corral *c = h_corral_start("", one_server_db, NULL);
+	struct h_corral *c = h_corral_start("", ONE_SERVER_DB, NULL);
 	char *base = h_conninfo(c, H.user, H.db, H.password);
 	char *ci = h_printf("%s application_name=fn-orders client_encoding=LATIN1 "
 			    "options='-c search_path=a,public -c work_mem=7MB'",
@@ -35,10 +25,10 @@ Test(session_params, startup_parameters_reach_the_server)
 	PGconn *conn = h_connect(c, ci);
 	cr_expect_str_eq(PQparameterStatus(conn, "application_name"), "fn-orders");
 	cr_expect_str_eq(PQparameterStatus(conn, "client_encoding"), "LATIN1");
-	expect_show(conn, "application_name", "fn-orders");
-	expect_show(conn, "client_encoding", "LATIN1");
-	expect_show(conn, "search_path", "a,public"); /* as PostgreSQL shows it for -c */
-	expect_show(conn, "work_mem", "7MB");
+	h_expect_show(conn, "application_name", "fn-orders");
+	h_expect_show(conn, "client_encoding", "LATIN1");
+	h_expect_show(conn, "search_path", "a,public"); /* as PostgreSQL shows it for -c */
+	h_expect_show(conn, "work_mem", "7MB");
 	PQfinish(conn);
 	free(ci);
 	free(base);
@@ -51,22 +41,22 @@ Test(session_params, startup_parameters_reach_the_server)
  */
 Test(session_params, next_client_sees_defaults_not_leftovers)
 {
-	struct h_corral *c = h_corral_start("server_reset_query =\n", one_server_db, NULL);
+	struct h_corral *c = h_corral_start("server_reset_query =\n", ONE_SERVER_DB, NULL);
 	PGconn *a = h_connect_bench(c);
 	char *pid_a = h_value(a, "SELECT pg_backend_pid()");
 	char *tz_default = h_value(a, "SHOW TimeZone");
 	h_exec_ok(a, "SET application_name = 'leaky'");
 	h_exec_ok(a, "SET TimeZone = 'Asia/Tokyo'");
 	h_exec_ok(a, "SET DateStyle = 'German'");
-	expect_show(a, "application_name", "leaky");
+	h_expect_show(a, "application_name", "leaky");
 	PQfinish(a);
 
 	PGconn *b = h_connect_bench(c);
 	char *pid_b = h_value(b, "SELECT pg_backend_pid()");
 	cr_expect_str_eq(pid_b, pid_a, "B did not get A's server connection; the test proves nothing");
-	expect_show(b, "application_name", "");
-	expect_show(b, "TimeZone", tz_default);
-	expect_show(b, "DateStyle", "ISO, MDY");
+	h_expect_show(b, "application_name", "");
+	h_expect_show(b, "TimeZone", tz_default);
+	h_expect_show(b, "DateStyle", "ISO, MDY");
 	PQfinish(b);
 	free(pid_a);
 	free(pid_b);
@@ -78,7 +68,7 @@ Test(session_params, next_client_sees_defaults_not_leftovers)
  * the same error (at its first query), and the server connection stays usable. */
 Test(session_params, invalid_startup_value_is_refused)
 {
-	struct h_corral *c = h_corral_start("", one_server_db, NULL);
+	struct h_corral *c = h_corral_start("", ONE_SERVER_DB, NULL);
 	char *base = h_conninfo(c, H.user, H.db, H.password);
 	char *ci = h_printf("%s options='-c DateStyle=garbage'", base);
 	PGconn *conn = h_connect(c, ci);
@@ -94,7 +84,7 @@ Test(session_params, invalid_startup_value_is_refused)
 	PQfinish(conn);
 
 	PGconn *ok = h_connect_bench(c);
-	expect_show(ok, "DateStyle", "ISO, MDY");
+	h_expect_show(ok, "DateStyle", "ISO, MDY");
 	PQfinish(ok);
 	free(ci);
 	free(base);

@@ -75,6 +75,48 @@ static void expect_conn(const struct db_config *db, size_t i, const char *key, c
 	cr_assert_str_eq(db->conn_vals[i], val);
 }
 
+/* db's libpq keywords and values are exactly kv ("key", "value", ..., NULL), in order. */
+static void expect_conns(const struct db_config *db, const char *const *kv)
+{
+	size_t n = 0;
+
+	for (; kv[2 * n] != NULL; n++)
+		expect_conn(db, n, kv[2 * n], kv[2 * n + 1]);
+	cr_assert_eq(db->n_conn, n);
+}
+
+/* Every [corral] setting of got is the one in want (both loaded or filled in by hand). */
+static void expect_settings(const struct corral_config *got, const struct corral_config *want)
+{
+	cr_assert_str_eq(got->listen_addr, want->listen_addr);
+	cr_assert_eq(got->listen_port, want->listen_port);
+	cr_assert_eq(got->workers, want->workers);
+	cr_assert_eq(got->auth_type, want->auth_type);
+	cr_assert_str_eq(got->auth_file, want->auth_file);
+	cr_assert_eq(got->pool_mode, want->pool_mode);
+	cr_assert_eq(got->default_pool_size, want->default_pool_size);
+	cr_assert_eq(got->max_client_conn, want->max_client_conn);
+	cr_assert_eq(got->query_wait_timeout, want->query_wait_timeout);
+	cr_assert_str_eq(got->server_reset_query, want->server_reset_query);
+	cr_assert_eq(got->server_connect_timeout, want->server_connect_timeout);
+	cr_assert_eq(got->server_idle_timeout, want->server_idle_timeout);
+	cr_assert_eq(got->server_lifetime, want->server_lifetime);
+	cr_assert_eq(got->max_packet_size, want->max_packet_size);
+	cr_assert_str_eq(got->log_level, want->log_level);
+	cr_assert_eq(got->client_login_timeout, want->client_login_timeout);
+	cr_assert_eq(got->min_pool_size, want->min_pool_size);
+	cr_assert_eq(got->reserve_pool_size, want->reserve_pool_size);
+	cr_assert_eq(got->reserve_pool_timeout, want->reserve_pool_timeout);
+	cr_assert_eq(got->max_db_connections, want->max_db_connections);
+	cr_assert_eq(got->max_user_connections, want->max_user_connections);
+	cr_assert_eq(got->idle_transaction_timeout, want->idle_transaction_timeout);
+	cr_assert_eq(got->client_idle_timeout, want->client_idle_timeout);
+	cr_assert_eq(got->server_login_retry, want->server_login_retry);
+	cr_assert_eq(got->max_queue_depth, want->max_queue_depth);
+	cr_assert_eq(got->query_wait_notify_ms, want->query_wait_notify_ms);
+	cr_assert_eq(got->app_default_limit, want->app_default_limit);
+}
+
 Test(config, full_file_with_every_key)
 {
 	struct corral_config cfg;
@@ -95,38 +137,49 @@ Test(config, full_file_with_every_key)
 		"server_lifetime = 7200\n"
 		"max_packet_size = 65536\n"
 		"log_level = DEBUG\n"
+		"client_login_timeout = 30\n"
+		"min_pool_size = 3\n"
+		"reserve_pool_size = 5\n"
+		"reserve_pool_timeout = 0.75\n"
+		"max_db_connections = 100\n"
+		"max_user_connections = 50\n"
+		"idle_transaction_timeout = 30\n"
+		"client_idle_timeout = 300\n"
+		"server_login_retry = 2.5\n"
+		"max_queue_depth = 1000\n"
+		"query_wait_notify = 250\n"
 		"\n"
 		"[databases]\n"
 		"bench = host=127.0.0.1 port=5432 dbname=bench user=bench password=secret pool_size=10 pool_mode=session\n"
-		"app = host=db.internal\n",
+		"app = host=db.internal\n"
+		"\n"
+		"[users]\n"
+		"etl = pool_mode=session max_user_connections=4\n"
+		"\n"
+		"[limits]\n"
+		"app.checkout = 5\n"
+		"app_default = 2\n",
 		&cfg);
 	cr_assert_str_eq(cfg.path, conf_path);
-	cr_assert_str_eq(cfg.listen_addr, "0.0.0.0");
-	cr_assert_eq(cfg.listen_port, 7432);
-	cr_assert_eq(cfg.workers, 4);
-	cr_assert_eq(cfg.auth_type, AUTH_MD5);
-	cr_assert_str_eq(cfg.auth_file, "/etc/corral/users.txt");
-	cr_assert_eq(cfg.pool_mode, POOL_MODE_TRANSACTION);
-	cr_assert_eq(cfg.default_pool_size, 30);
-	cr_assert_eq(cfg.max_client_conn, 500);
-	cr_assert_eq(cfg.query_wait_timeout, 0.5);
-	cr_assert_str_eq(cfg.server_reset_query, "DISCARD ALL");
-	cr_assert_eq(cfg.server_connect_timeout, 2.25);
-	cr_assert_eq(cfg.server_idle_timeout, 0);
-	cr_assert_eq(cfg.server_lifetime, 7200);
-	cr_assert_eq(cfg.max_packet_size, 65536);
-	cr_assert_str_eq(cfg.log_level, "debug");
+	expect_settings(&cfg, &(struct corral_config){
+		.listen_addr = "0.0.0.0", .listen_port = 7432, .workers = 4,
+		.auth_type = AUTH_MD5, .auth_file = "/etc/corral/users.txt",
+		.pool_mode = POOL_MODE_TRANSACTION, .default_pool_size = 30, .max_client_conn = 500,
+		.query_wait_timeout = 0.5, .server_connect_timeout = 2.25, .server_idle_timeout = 0,
+		.server_lifetime = 7200, .server_reset_query = "DISCARD ALL",
+		.max_packet_size = 65536, .log_level = "debug", .client_login_timeout = 30,
+		.min_pool_size = 3, .reserve_pool_size = 5, .reserve_pool_timeout = 0.75,
+		.max_db_connections = 100, .max_user_connections = 50,
+		.idle_transaction_timeout = 30, .client_idle_timeout = 300,
+		.server_login_retry = 2.5, .max_queue_depth = 1000, .query_wait_notify_ms = 250,
+		.app_default_limit = 2});
 
 	cr_assert_eq(cfg.n_dbs, 2);
 	const struct db_config *bench = config_find_db(&cfg, "bench");
 	cr_assert_not_null(bench);
-	cr_assert_eq(bench->line, 20);
-	cr_assert_eq(bench->n_conn, 5);
-	expect_conn(bench, 0, "host", "127.0.0.1");
-	expect_conn(bench, 1, "port", "5432");
-	expect_conn(bench, 2, "dbname", "bench");
-	expect_conn(bench, 3, "user", "bench");
-	expect_conn(bench, 4, "password", "secret");
+	cr_assert_eq(bench->line, 31);
+	expect_conns(bench, (const char *const[]){"host", "127.0.0.1", "port", "5432", "dbname", "bench",
+						  "user", "bench", "password", "secret", NULL});
 	cr_assert_null(bench->conn_keys[5]);
 	cr_assert_null(bench->conn_vals[5]);
 	cr_assert_eq(bench->user, bench->conn_vals[3]);
@@ -136,13 +189,27 @@ Test(config, full_file_with_every_key)
 
 	const struct db_config *app = config_find_db(&cfg, "app");
 	cr_assert_not_null(app);
-	cr_assert_eq(app->n_conn, 2);
-	expect_conn(app, 0, "host", "db.internal");
-	expect_conn(app, 1, "dbname", "app"); /* added: the server database is the client's name */
+	/* dbname added: the server database is the client's name */
+	expect_conns(app, (const char *const[]){"host", "db.internal", "dbname", "app", NULL});
 	cr_assert_null(app->user);
 	cr_assert_null(app->password);
 	cr_assert_eq(app->pool_size, -1);
 	cr_assert_eq(app->pool_mode, -1);
+	cr_assert_eq(app->min_pool_size, -1);
+	cr_assert_eq(app->reserve_pool, -1);
+	cr_assert_eq(app->max_db_connections, -1);
+
+	cr_assert_eq(cfg.n_users, 1);
+	const struct user_config *etl = config_find_user(&cfg, "etl");
+	cr_assert_not_null(etl);
+	cr_assert_eq(etl->line, 35);
+	cr_assert_eq(etl->pool_mode, POOL_MODE_SESSION);
+	cr_assert_eq(etl->max_user_connections, 4);
+
+	cr_assert_eq(cfg.n_app_limits, 1);
+	cr_assert_str_eq(cfg.app_limits[0].app, "checkout");
+	cr_assert_eq(cfg.app_limits[0].limit, 5);
+	cr_assert_eq(cfg.app_limits[0].line, 38);
 	config_free(&cfg);
 	config_free(&cfg);
 }
@@ -153,23 +220,30 @@ Test(config, defaults_when_keys_are_absent)
 	load_ok("[corral]\nauth_file = conf/userlist.txt\n", &cfg);
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	int want_workers = cpus < 1 ? 1 : cpus > 256 ? 256 : (int)cpus;
-	cr_assert_str_eq(cfg.listen_addr, "127.0.0.1");
-	cr_assert_eq(cfg.listen_port, 6432);
-	cr_assert_eq(cfg.workers, want_workers);
-	cr_assert_eq(cfg.auth_type, AUTH_SCRAM_SHA_256);
-	cr_assert_str_eq(cfg.auth_file, "conf/userlist.txt");
-	cr_assert_eq(cfg.pool_mode, POOL_MODE_SESSION);
-	cr_assert_eq(cfg.default_pool_size, 20);
-	cr_assert_eq(cfg.max_client_conn, 10000);
-	cr_assert_eq(cfg.query_wait_timeout, 120);
-	cr_assert_str_eq(cfg.server_reset_query, "DISCARD ALL");
-	cr_assert_eq(cfg.server_connect_timeout, 15);
-	cr_assert_eq(cfg.server_idle_timeout, 600);
-	cr_assert_eq(cfg.server_lifetime, 3600);
-	cr_assert_eq(cfg.max_packet_size, 1073741823);
-	cr_assert_str_eq(cfg.log_level, "info");
+	expect_settings(&cfg, &(struct corral_config){
+		.listen_addr = "127.0.0.1", .listen_port = 6432, .workers = want_workers,
+		.auth_type = AUTH_SCRAM_SHA_256, .auth_file = "conf/userlist.txt",
+		.pool_mode = POOL_MODE_SESSION, .default_pool_size = 20, .max_client_conn = 10000,
+		.query_wait_timeout = 120, .server_connect_timeout = 15, .server_idle_timeout = 600,
+		.server_lifetime = 3600, .server_reset_query = "DISCARD ALL",
+		.max_packet_size = 1073741823, .log_level = "info", .client_login_timeout = 60,
+		.min_pool_size = 0, .reserve_pool_size = 0, .reserve_pool_timeout = 5,
+		.max_db_connections = 0, .max_user_connections = 0,
+		.idle_transaction_timeout = 0, .client_idle_timeout = 0, .server_login_retry = 15,
+		.max_queue_depth = 0, .query_wait_notify_ms = 0, .app_default_limit = 0});
 	cr_assert_eq(cfg.n_dbs, 0);
 	cr_assert_null(config_find_db(&cfg, "bench"));
+	cr_assert_eq(cfg.n_users, 0);
+	cr_assert_null(cfg.users);
+	cr_assert_null(config_find_user(&cfg, "bench"));
+	cr_assert_eq(cfg.n_app_limits, 0);
+	cr_assert_null(cfg.app_limits);
+	cr_assert_eq(config_app_limit(&cfg, "checkout"), 0);
+	cr_assert_eq(config_pool_mode(&cfg, NULL, "bench"), POOL_MODE_SESSION);
+	cr_assert_eq(config_min_pool_size(&cfg, NULL), 0);
+	cr_assert_eq(config_reserve_pool(&cfg, NULL), 0);
+	cr_assert_eq(config_max_db_connections(&cfg, NULL), 0);
+	cr_assert_eq(config_max_user_connections(&cfg, "bench"), 0);
 	config_free(&cfg);
 }
 
@@ -194,9 +268,11 @@ Test(config, auth_file_required_unless_trust)
 
 Test(config, unknown_section)
 {
-	expect_error(HEAD "[users]\nbob = 1\n", 3, "[users]: unknown section");
+	expect_error(HEAD "[user]\nbob = 1\n", 3,
+		     "[user]: unknown section (corral knows [corral], [databases], [users] and "
+		     "[limits])");
 	/* inih never reports a section without keys; the reader does. */
-	expect_error(HEAD "\n[limits]\n", 4, "[limits]: unknown section");
+	expect_error(HEAD "\n[Limits]\n", 4, "[Limits]: unknown section");
 	expect_error(HEAD "[corral\n", 3, "section header without a closing ']'");
 	expect_error(HEAD "[corral] x\n", 3, "unexpected text after ']'");
 }
@@ -370,22 +446,16 @@ Test(config, database_line_quotes_and_escapes)
 		&cfg);
 	const struct db_config *q = config_find_db(&cfg, "q");
 	cr_assert_not_null(q);
-	cr_assert_eq(q->n_conn, 7);
-	expect_conn(q, 0, "host", "10.0.0.1");
-	expect_conn(q, 1, "port", "5433");
-	expect_conn(q, 2, "password", "it's a \\ secret");
-	expect_conn(q, 3, "options", "-c search_path=a,b");
-	expect_conn(q, 4, "application_name", "my app");
-	expect_conn(q, 5, "user", "alice");
-	expect_conn(q, 6, "dbname", "q");
+	expect_conns(q, (const char *const[]){"host", "10.0.0.1", "port", "5433", "password",
+					      "it's a \\ secret", "options", "-c search_path=a,b",
+					      "application_name", "my app", "user", "alice", "dbname", "q",
+					      NULL});
 	cr_assert_str_eq(q->user, "alice");
 	cr_assert_str_eq(q->password, "it's a \\ secret");
 
 	const struct db_config *e = config_find_db(&cfg, "e");
 	cr_assert_not_null(e);
-	expect_conn(e, 0, "host", "");
-	expect_conn(e, 1, "sslmode", "disable");
-	expect_conn(e, 2, "dbname", "e");
+	expect_conns(e, (const char *const[]){"host", "", "sslmode", "disable", "dbname", "e", NULL});
 	config_free(&cfg);
 }
 
@@ -449,17 +519,15 @@ Test(config, pool_size_and_pool_mode_overrides)
 	const struct db_config *stmt = config_find_db(&cfg, "stmt");
 	cr_assert(big && plain && stmt);
 	cr_assert_eq(config_pool_size(&cfg, big), 50);
-	cr_assert_eq(config_pool_mode(&cfg, big), POOL_MODE_SESSION);
+	cr_assert_eq(config_pool_mode(&cfg, big, NULL), POOL_MODE_SESSION);
 	cr_assert_eq(config_pool_size(&cfg, plain), 7);
-	cr_assert_eq(config_pool_mode(&cfg, plain), POOL_MODE_TRANSACTION);
+	cr_assert_eq(config_pool_mode(&cfg, plain, NULL), POOL_MODE_TRANSACTION);
 	cr_assert_eq(config_pool_size(&cfg, stmt), 7);
-	cr_assert_eq(config_pool_mode(&cfg, stmt), POOL_MODE_STATEMENT);
+	cr_assert_eq(config_pool_mode(&cfg, stmt, NULL), POOL_MODE_STATEMENT);
 	cr_assert_eq(config_pool_size(&cfg, NULL), 7);
-	cr_assert_eq(config_pool_mode(&cfg, NULL), POOL_MODE_TRANSACTION);
+	cr_assert_eq(config_pool_mode(&cfg, NULL, NULL), POOL_MODE_TRANSACTION);
 	/* corral's keys never reach libpq */
-	cr_assert_eq(big->n_conn, 2);
-	expect_conn(big, 0, "host", "a");
-	expect_conn(big, 1, "dbname", "big");
+	expect_conns(big, (const char *const[]){"host", "a", "dbname", "big", NULL});
 	cr_assert_eq(stmt->n_conn, 1);
 	config_free(&cfg);
 
@@ -514,5 +582,419 @@ Test(config, reference_config_loads)
 	cr_assert(ok, "%s", err);
 	const struct db_config *bench = config_find_db(&cfg, "bench");
 	cr_assert_not_null(bench);
+	config_free(&cfg);
+}
+
+Test(config, reference_config_examples_load)
+{
+	/* The commented examples (";name = ..." with no blank after the ';') must be
+	 * valid too: uncomment them all and load the result. */
+	FILE *in = fopen("conf/corral.ini", "r");
+	if (!in)
+		return;
+	char text[16384] = "", line[512];
+	size_t len = 0;
+	int examples = 0;
+	while (fgets(line, sizeof(line), in)) {
+		const char *l = line;
+		if (l[0] == ';' && l[1] != ' ' && l[1] != ';' && l[1] != '\n' && strstr(l, " = ")) {
+			l++;
+			examples++;
+		}
+		size_t n = strlen(l);
+		cr_assert_lt(len + n, sizeof(text));
+		memcpy(text + len, l, n + 1);
+		len += n;
+	}
+	fclose(in);
+	cr_assert_geq(examples, 4);
+	struct corral_config cfg;
+	load_ok(text, &cfg);
+	cr_assert_not_null(config_find_user(&cfg, "batch"));
+	cr_assert_eq(config_app_limit(&cfg, "checkout"), 5);
+	cr_assert_eq(config_app_limit(&cfg, "someone-else"), cfg.app_default_limit);
+	config_free(&cfg);
+}
+
+/* ---- PgBouncer's limits and load leveling in [corral] ---- */
+
+Test(config, limit_keys_take_their_ranges)
+{
+	struct corral_config cfg;
+	load_ok(HEAD "min_pool_size = 10000\ndefault_pool_size = 10000\n"
+		     "reserve_pool_size = 10000\nreserve_pool_timeout = 0\n"
+		     "max_db_connections = 1000000\nmax_user_connections = 1000000\n"
+		     "idle_transaction_timeout = 0.5\nclient_idle_timeout = 86400\n"
+		     "server_login_retry = 0.1\nmax_queue_depth = 1000000\n"
+		     "query_wait_notify = 86400000\n",
+		&cfg);
+	cr_assert_eq(cfg.min_pool_size, 10000);
+	cr_assert_eq(cfg.reserve_pool_size, 10000);
+	cr_assert_eq(cfg.reserve_pool_timeout, 0);
+	cr_assert_eq(cfg.max_db_connections, 1000000);
+	cr_assert_eq(cfg.max_user_connections, 1000000);
+	cr_assert_eq(cfg.idle_transaction_timeout, 0.5);
+	cr_assert_eq(cfg.client_idle_timeout, 86400);
+	cr_assert_eq(cfg.server_login_retry, 0.1);
+	cr_assert_eq(cfg.max_queue_depth, 1000000);
+	cr_assert_eq(cfg.query_wait_notify_ms, 86400000);
+	config_free(&cfg);
+
+	/* 0 means "off" / "no limit" wherever the key allows it */
+	load_ok(HEAD "min_pool_size = 0\nreserve_pool_size = 0\nmax_db_connections = 0\n"
+		     "max_user_connections = 0\nidle_transaction_timeout = 0\n"
+		     "client_idle_timeout = 0\nmax_queue_depth = 0\nquery_wait_notify = 0\n",
+		&cfg);
+	cr_assert_eq(cfg.max_queue_depth, 0);
+	cr_assert_eq(cfg.query_wait_notify_ms, 0);
+	config_free(&cfg);
+}
+
+Test(config, limit_keys_refuse_bad_values)
+{
+	static const struct {
+		const char *line, *want;
+	} bad[] = {
+		{ "min_pool_size = 10001",
+		  "min_pool_size: must be an integer between 0 and 10000, got \"10001\"" },
+		{ "min_pool_size = -1", "min_pool_size: must be an integer between 0 and 10000" },
+		{ "reserve_pool_size = 10001",
+		  "reserve_pool_size: must be an integer between 0 and 10000, got \"10001\"" },
+		{ "reserve_pool_size = x", "reserve_pool_size: must be an integer" },
+		{ "reserve_pool_timeout = -1",
+		  "reserve_pool_timeout: must be a number of seconds between 0 and" },
+		{ "reserve_pool_timeout = 5s", "reserve_pool_timeout: must be a number of seconds" },
+		{ "max_db_connections = 1000001",
+		  "max_db_connections: must be an integer between 0 and 1000000, got \"1000001\"" },
+		{ "max_db_connections = 1.5", "max_db_connections: must be an integer" },
+		{ "max_user_connections = 1000001",
+		  "max_user_connections: must be an integer between 0 and 1000000, got \"1000001\"" },
+		{ "max_user_connections =", "max_user_connections: must be an integer" },
+		{ "idle_transaction_timeout = -5",
+		  "idle_transaction_timeout: must be a number of seconds between 0 and" },
+		{ "idle_transaction_timeout = 2000000000",
+		  "idle_transaction_timeout: must be a number of seconds" },
+		{ "client_idle_timeout = never",
+		  "client_idle_timeout: must be a number of seconds between 0 and" },
+		{ "server_login_retry = 0",
+		  "server_login_retry: must be a number of seconds greater than 0" },
+		{ "server_login_retry = 0.0", "server_login_retry: must be a number of seconds greater" },
+		{ "server_login_retry =", "server_login_retry: must be a number of seconds greater" },
+		{ "max_queue_depth = 1000001",
+		  "max_queue_depth: must be an integer between 0 and 1000000, got \"1000001\"" },
+		{ "max_queue_depth = -1", "max_queue_depth: must be an integer" },
+		{ "query_wait_notify = 86400001",
+		  "query_wait_notify: must be a whole number of milliseconds between 0 and 86400000, "
+		  "got \"86400001\"" },
+		{ "query_wait_notify = 1.5",
+		  "query_wait_notify: must be a whole number of milliseconds" },
+		{ "query_wait_notify = 500ms",
+		  "query_wait_notify: must be a whole number of milliseconds" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[256];
+		snprintf(text, sizeof(text), HEAD "\n%s\n", bad[i].line);
+		expect_error(text, 4, bad[i].want);
+	}
+	expect_error(HEAD "max_queue_depth = 5\nmax_queue_depth = 6\n", 4,
+		     "max_queue_depth: set twice (first on line 3)");
+	/* the key is query_wait_notify; the field's _ms is not part of its name */
+	expect_error(HEAD "query_wait_notify_ms = 5\n", 3,
+		     "query_wait_notify_ms: unknown key in [corral]");
+}
+
+Test(config, min_pool_size_at_most_default_pool_size)
+{
+	struct corral_config cfg;
+	load_ok(HEAD "min_pool_size = 20\n", &cfg);
+	cr_assert_eq(cfg.min_pool_size, 20);
+	config_free(&cfg);
+
+	expect_error(HEAD "min_pool_size = 21\n", 3,
+		     "min_pool_size: must be at most default_pool_size (20), got 21");
+	/* The message names min_pool_size's line wherever default_pool_size is. */
+	expect_error(HEAD "min_pool_size = 6\n\ndefault_pool_size = 5\n", 3,
+		     "min_pool_size: must be at most default_pool_size (5), got 6");
+	expect_error(HEAD "default_pool_size = 5\n[databases]\nbench = host=a\n[corral]\n"
+			  "min_pool_size = 8\n",
+		     7, "min_pool_size: must be at most default_pool_size (5), got 8");
+}
+
+/* ---- [databases]: min_pool_size=, reserve_pool=, max_db_connections= ---- */
+
+Test(config, database_limit_overrides)
+{
+	struct corral_config cfg;
+	load_ok("[corral]\nauth_type = trust\ndefault_pool_size = 10\nmin_pool_size = 4\n"
+		"reserve_pool_size = 2\nmax_db_connections = 40\n"
+		"[databases]\n"
+		"big = host=a pool_size=30 min_pool_size=25 reserve_pool=0 max_db_connections=0\n"
+		"small = host=b pool_size=3\n"
+		"plain = host=c\n"
+		"zero = min_pool_size=0 reserve_pool=7 max_db_connections=12\n",
+		&cfg);
+	const struct db_config *big = config_find_db(&cfg, "big");
+	const struct db_config *small = config_find_db(&cfg, "small");
+	const struct db_config *plain = config_find_db(&cfg, "plain");
+	const struct db_config *zero = config_find_db(&cfg, "zero");
+	cr_assert(big && small && plain && zero);
+	cr_assert_eq(big->min_pool_size, 25);
+	cr_assert_eq(big->reserve_pool, 0);
+	cr_assert_eq(big->max_db_connections, 0);
+	cr_assert_eq(config_min_pool_size(&cfg, big), 25);
+	cr_assert_eq(config_reserve_pool(&cfg, big), 0);
+	cr_assert_eq(config_max_db_connections(&cfg, big), 0);
+
+	/* inherited from [corral], and capped at this database's pool_size */
+	cr_assert_eq(small->min_pool_size, -1);
+	cr_assert_eq(small->reserve_pool, -1);
+	cr_assert_eq(small->max_db_connections, -1);
+	cr_assert_eq(config_min_pool_size(&cfg, small), 3);
+	cr_assert_eq(config_reserve_pool(&cfg, small), 2);
+	cr_assert_eq(config_max_db_connections(&cfg, small), 40);
+
+	cr_assert_eq(config_min_pool_size(&cfg, plain), 4);
+	cr_assert_eq(config_min_pool_size(&cfg, zero), 0);
+	cr_assert_eq(config_reserve_pool(&cfg, zero), 7);
+	cr_assert_eq(config_max_db_connections(&cfg, zero), 12);
+	cr_assert_eq(config_min_pool_size(&cfg, NULL), 4);
+	cr_assert_eq(config_reserve_pool(&cfg, NULL), 2);
+	cr_assert_eq(config_max_db_connections(&cfg, NULL), 40);
+	/* corral's keys never reach libpq */
+	expect_conns(big, (const char *const[]){ "host", "a", "dbname", "big", NULL });
+	expect_conns(zero, (const char *const[]){ "dbname", "zero", NULL });
+	config_free(&cfg);
+}
+
+Test(config, database_limit_overrides_refuse_bad_values)
+{
+	expect_error(HEAD "[databases]\nbench = min_pool_size=10001\n", 4,
+		     "bench: min_pool_size must be an integer between 0 and 10000, got \"10001\"");
+	expect_error(HEAD "[databases]\nbench = min_pool_size=-1\n", 4,
+		     "bench: min_pool_size must be an integer between 0 and 10000");
+	expect_error(HEAD "[databases]\nbench = reserve_pool=10001\n", 4,
+		     "bench: reserve_pool must be an integer between 0 and 10000, got \"10001\"");
+	expect_error(HEAD "[databases]\nbench = reserve_pool=many\n", 4,
+		     "bench: reserve_pool must be an integer");
+	expect_error(HEAD "[databases]\nbench = max_db_connections=1000001\n", 4,
+		     "bench: max_db_connections must be an integer between 0 and 1000000, "
+		     "got \"1000001\"");
+	expect_error(HEAD "[databases]\nbench = max_db_connections=\n", 4,
+		     "bench: max_db_connections must be an integer");
+	expect_error(HEAD "[databases]\nbench = reserve_pool=1 reserve_pool=1\n", 4,
+		     "bench: \"reserve_pool\" given twice");
+	expect_error(HEAD "[databases]\nbench = min_pool_size=0 min_pool_size=0\n", 4,
+		     "bench: \"min_pool_size\" given twice");
+	expect_error(HEAD "[databases]\nbench = max_db_connections=0 max_db_connections=1\n", 4,
+		     "bench: \"max_db_connections\" given twice");
+	/* PgBouncer's database key is reserve_pool; the [corral] name is not taken here */
+	expect_error(HEAD "[databases]\nbench = reserve_pool_size=1\n", 4,
+		     "bench: unknown connection keyword \"reserve_pool_size\"");
+	/* written on the line itself, min_pool_size above the pool size is a mistake */
+	expect_error(HEAD "[databases]\nbench = pool_size=3 min_pool_size=4\n", 4,
+		     "bench: min_pool_size must be at most pool_size (3), got 4");
+	expect_error(HEAD "default_pool_size = 5\n[databases]\n\nbench = min_pool_size=6\n", 6,
+		     "bench: min_pool_size must be at most default_pool_size (5), got 6");
+}
+
+/* ---- [users] ---- */
+
+Test(config, users_section)
+{
+	struct corral_config cfg;
+	load_ok("[corral]\nauth_type = trust\nmax_user_connections = 30\n"
+		"[users]\n"
+		"batch = pool_mode=transaction max_user_connections=10\n"
+		"web = max_user_connections = 0\n"
+		"quoted = pool_mode='STATEMENT'\n"
+		"plain =\n"
+		"svc:api = pool_mode=session\n",
+		&cfg);
+	cr_assert_eq(cfg.n_users, 5);
+	const struct user_config *batch = config_find_user(&cfg, "batch");
+	cr_assert_not_null(batch);
+	cr_assert_str_eq(batch->name, "batch");
+	cr_assert_eq(batch->line, 5);
+	cr_assert_eq(batch->pool_mode, POOL_MODE_TRANSACTION);
+	cr_assert_eq(batch->max_user_connections, 10);
+
+	const struct user_config *web = config_find_user(&cfg, "web");
+	cr_assert_not_null(web);
+	cr_assert_eq(web->pool_mode, -1);
+	cr_assert_eq(web->max_user_connections, 0);
+	cr_assert_eq(config_find_user(&cfg, "quoted")->pool_mode, POOL_MODE_STATEMENT);
+
+	const struct user_config *plain = config_find_user(&cfg, "plain");
+	cr_assert_not_null(plain);
+	cr_assert_eq(plain->pool_mode, -1);
+	cr_assert_eq(plain->max_user_connections, -1);
+
+	/* inih alone would end the name at ':' */
+	const struct user_config *svc = config_find_user(&cfg, "svc:api");
+	cr_assert_not_null(svc);
+	cr_assert_eq(svc->pool_mode, POOL_MODE_SESSION);
+	cr_assert_null(config_find_user(&cfg, "svc"));
+
+	cr_assert_null(config_find_user(&cfg, "Batch")); /* names are case-sensitive */
+	cr_assert_null(config_find_user(&cfg, NULL));
+	cr_assert_eq(config_max_user_connections(&cfg, "batch"), 10);
+	cr_assert_eq(config_max_user_connections(&cfg, "web"), 0);
+	cr_assert_eq(config_max_user_connections(&cfg, "plain"), 30);
+	cr_assert_eq(config_max_user_connections(&cfg, "nobody"), 30);
+	cr_assert_eq(config_max_user_connections(&cfg, NULL), 30);
+	config_free(&cfg);
+}
+
+Test(config, users_section_errors)
+{
+	expect_error(HEAD "[users]\nbob = pool_size=3\n", 4,
+		     "bob: unknown key \"pool_size\" (a [users] line takes pool_mode= and "
+		     "max_user_connections=)");
+	expect_error(HEAD "[users]\nbob = pool_mode=sometimes\n", 4,
+		     "bob: pool_mode must be one of session, transaction, statement, "
+		     "got \"sometimes\"");
+	expect_error(HEAD "[users]\nbob = max_user_connections=-1\n", 4,
+		     "bob: max_user_connections must be an integer between 0 and 1000000");
+	expect_error(HEAD "[users]\nbob = max_user_connections=1000001\n", 4,
+		     "bob: max_user_connections must be an integer between 0 and 1000000, "
+		     "got \"1000001\"");
+	expect_error(HEAD "[users]\nbob = pool_mode=session pool_mode=transaction\n", 4,
+		     "bob: \"pool_mode\" given twice");
+	expect_error(HEAD "[users]\nbob = pool_mode=session\n\nbob = max_user_connections=1\n",
+		     6, "bob: user defined twice (first on line 4)");
+	expect_error(HEAD "[users]\nbob = pool_mode\n", 4, "bob: expected \"=\" after \"pool_mode\"");
+	expect_error(HEAD "[users]\nbob = pool_mode='session\n", 4,
+		     "bob: unterminated quoted value for \"pool_mode\"");
+	expect_error(HEAD "[users]\n= pool_mode=session\n", 4,
+		     "a [users] entry needs a user name before \"=\"");
+	expect_error(HEAD "[users]\nbob: transaction\n", 4, "expected \"key = value\"");
+
+	/* a failed [users] line leaves nothing behind (ASan checks the frees) */
+	struct corral_config cfg;
+	char err[512];
+	bool ok = load(HEAD "[users]\na = pool_mode=session\nb = max_user_connections=x\n", &cfg,
+		       err, sizeof(err));
+	cr_assert_not(ok);
+	cr_assert_null(cfg.users);
+	cr_assert_eq(cfg.n_users, 0);
+}
+
+Test(config, pool_mode_precedence)
+{
+	struct corral_config cfg;
+	load_ok("[corral]\nauth_type = trust\npool_mode = session\n"
+		"[databases]\n"
+		"txdb = host=a pool_mode=transaction\n"
+		"plain = host=b\n"
+		"[users]\n"
+		"stmt = pool_mode=statement\n"
+		"sess = pool_mode=session\n"
+		"limited = max_user_connections=3\n",
+		&cfg);
+	const struct db_config *txdb = config_find_db(&cfg, "txdb");
+	const struct db_config *plain = config_find_db(&cfg, "plain");
+	cr_assert(txdb && plain);
+	/* the user's override wins over the database's ... */
+	cr_assert_eq(config_pool_mode(&cfg, txdb, "stmt"), POOL_MODE_STATEMENT);
+	cr_assert_eq(config_pool_mode(&cfg, txdb, "sess"), POOL_MODE_SESSION);
+	cr_assert_eq(config_pool_mode(&cfg, plain, "stmt"), POOL_MODE_STATEMENT);
+	/* ... the database's wins over [corral]'s ... */
+	cr_assert_eq(config_pool_mode(&cfg, txdb, "limited"), POOL_MODE_TRANSACTION);
+	cr_assert_eq(config_pool_mode(&cfg, txdb, "nobody"), POOL_MODE_TRANSACTION);
+	cr_assert_eq(config_pool_mode(&cfg, txdb, NULL), POOL_MODE_TRANSACTION);
+	/* ... and [corral]'s is the fallback */
+	cr_assert_eq(config_pool_mode(&cfg, plain, "limited"), POOL_MODE_SESSION);
+	cr_assert_eq(config_pool_mode(&cfg, plain, "nobody"), POOL_MODE_SESSION);
+	cr_assert_eq(config_pool_mode(&cfg, NULL, NULL), POOL_MODE_SESSION);
+	cr_assert_eq(config_pool_mode(&cfg, NULL, "stmt"), POOL_MODE_STATEMENT);
+	config_free(&cfg);
+}
+
+/* ---- [limits] ---- */
+
+Test(config, limits_section)
+{
+	struct corral_config cfg;
+	load_ok(HEAD "[limits]\n"
+		     "app.checkout = 5\n"
+		     "app.Checkout = 6\n"
+		     "app.svc:billing = 2\n"
+		     "app.my function v2 = 3\n"
+		     "app.a.b = 1000000\n"
+		     "app_default = 7\n",
+		&cfg);
+	cr_assert_eq(cfg.n_app_limits, 5);
+	cr_assert_str_eq(cfg.app_limits[0].app, "checkout");
+	cr_assert_eq(cfg.app_limits[0].line, 4);
+	cr_assert_eq(cfg.app_default_limit, 7);
+	cr_assert_eq(config_app_limit(&cfg, "checkout"), 5);
+	cr_assert_eq(config_app_limit(&cfg, "Checkout"), 6); /* case-sensitive */
+	cr_assert_eq(config_app_limit(&cfg, "svc:billing"), 2);
+	cr_assert_eq(config_app_limit(&cfg, "my function v2"), 3);
+	cr_assert_eq(config_app_limit(&cfg, "a.b"), 1000000);
+	/* anything else: app_default, exact matches only */
+	cr_assert_eq(config_app_limit(&cfg, "CHECKOUT"), 7);
+	cr_assert_eq(config_app_limit(&cfg, "checkout2"), 7);
+	cr_assert_eq(config_app_limit(&cfg, "svc"), 7);
+	cr_assert_eq(config_app_limit(&cfg, ""), 7);
+	cr_assert_eq(config_app_limit(&cfg, NULL), 7);
+	config_free(&cfg);
+
+	/* app_default = 0 (its default): applications without a line have no limit */
+	load_ok(HEAD "[limits]\napp_default = 0\napp.checkout = 1\n", &cfg);
+	cr_assert_eq(cfg.app_default_limit, 0);
+	cr_assert_eq(config_app_limit(&cfg, "checkout"), 1);
+	cr_assert_eq(config_app_limit(&cfg, "other"), 0);
+	config_free(&cfg);
+}
+
+Test(config, limits_section_errors)
+{
+	expect_error(HEAD "[limits]\napp.checkout = 0\n", 4,
+		     "app.checkout: must be an integer between 1 and 1000000, got \"0\"");
+	expect_error(HEAD "[limits]\napp.checkout = -1\n", 4,
+		     "app.checkout: must be an integer between 1 and 1000000");
+	expect_error(HEAD "[limits]\napp.checkout = five\n", 4,
+		     "app.checkout: must be an integer between 1 and 1000000, got \"five\"");
+	expect_error(HEAD "[limits]\napp.checkout = 1000001\n", 4,
+		     "app.checkout: must be an integer between 1 and 1000000");
+	expect_error(HEAD "[limits]\napp.checkout =\n", 4, "app.checkout: must be an integer");
+	expect_error(HEAD "[limits]\napp.checkout = 1\n\napp.checkout = 2\n", 6,
+		     "app.checkout: set twice (first on line 4)");
+	expect_error(HEAD "[limits]\napp_default = -1\n", 4,
+		     "app_default: must be an integer between 0 (no limit) and 1000000, got \"-1\"");
+	expect_error(HEAD "[limits]\napp_default = 1000001\n", 4,
+		     "app_default: must be an integer between 0 (no limit) and 1000000");
+	expect_error(HEAD "[limits]\napp_default = 1\napp_default = 2\n", 5,
+		     "app_default: set twice (first on line 4)");
+	expect_error(HEAD "[limits]\ncheckout = 5\n", 4,
+		     "checkout: unknown key in [limits] (it takes app.NAME = N and app_default = N)");
+	expect_error(HEAD "[limits]\nApp.checkout = 5\n", 4, "App.checkout: unknown key in [limits]");
+	expect_error(HEAD "[limits]\napp = 5\n", 4, "app: unknown key in [limits]");
+	expect_error(HEAD "[limits]\napp. = 5\n", 4,
+		     "app.: needs an application name after \"app.\"");
+	expect_error(HEAD "[limits]\napp. checkout = 5\n", 4,
+		     "app. checkout: the application name must not start with a blank");
+	expect_error(HEAD "[limits]\napp.checkout: 5\n", 4, "expected \"key = value\"");
+
+	struct corral_config cfg;
+	char err[512];
+	bool ok = load(HEAD "[limits]\napp.a = 1\napp.b = 2\napp.c = 0\n", &cfg, err,
+		       sizeof(err));
+	cr_assert_not(ok);
+	cr_assert_null(cfg.app_limits);
+	cr_assert_eq(cfg.n_app_limits, 0);
+}
+
+Test(config, new_sections_may_repeat_and_mix)
+{
+	struct corral_config cfg;
+	load_ok(HEAD "[limits]\napp.a = 1\n[users]\nbob = pool_mode=transaction\n"
+		     "[limits]\napp.b = 2 ; a comment\n[users]\namy = max_user_connections=2\n",
+		&cfg);
+	cr_assert_eq(cfg.n_app_limits, 2);
+	cr_assert_eq(config_app_limit(&cfg, "b"), 2);
+	cr_assert_eq(cfg.n_users, 2);
+	cr_assert_eq(config_max_user_connections(&cfg, "amy"), 2);
 	config_free(&cfg);
 }

@@ -60,10 +60,35 @@ static void pkt_finish(struct pkt *p)
 	be32(p->data, (uint32_t)p->len);
 }
 
-static bool parse(const struct pkt *p, struct pg_startup *st, const char **why)
+/* A whole packet: code, each of strs (NULL-ended) with its NUL, then raw_tail's bytes without one. */
+static void pkt_build(struct pkt *p, uint32_t code, const char *const *strs, const char *raw_tail)
 {
-	*why = NULL;
-	return pgproto_parse_startup(p->data, p->len, st, why);
+	pkt_begin(p, code);
+	for (; *strs != NULL; strs++)
+		pkt_str(p, *strs);
+	if (raw_tail != NULL)
+		pkt_raw(p, raw_tail, strlen(raw_tail));
+	pkt_finish(p);
+}
+
+#define STRS(...) ((const char *const[]){__VA_ARGS__, NULL})
+static const char *const NO_STRS[] = {NULL};
+
+/* Parses p into st; it must succeed. */
+static void parse_ok(const struct pkt *p, struct pg_startup *st)
+{
+	const char *why = NULL;
+	cr_assert(pgproto_parse_startup(p->data, p->len, st, &why), "%s", why);
+}
+
+/* Parses p; it must fail.  Returns the reason. */
+static const char *parse_error(const struct pkt *p)
+{
+	struct pg_startup st;
+	const char *why = NULL;
+	cr_assert_not(pgproto_parse_startup(p->data, p->len, &st, &why));
+	cr_assert_not_null(why);
+	return why;
 }
 
 /* Counts the chains holding buf's data (evbuffer_peek with no vectors). */
@@ -215,20 +240,12 @@ Test(startup_parse, params)
 {
 	struct pkt p;
 	struct pg_startup st;
-	const char *why;
-	pkt_begin(&p, PG_PROTOCOL_LATEST);
-	pkt_str(&p, "user");
-	pkt_str(&p, "alice");
-	pkt_str(&p, "database");
-	pkt_str(&p, "shop");
-	pkt_str(&p, "application_name");
-	pkt_str(&p, "");
-	pkt_str(&p, "options");
-	pkt_str(&p, "-c search_path=x");
-	pkt_str(&p, "");
-	pkt_finish(&p);
+	pkt_build(&p, PG_PROTOCOL_LATEST,
+		  STRS("user", "alice", "database", "shop", "application_name", "", "options",
+		       "-c search_path=x", ""),
+		  NULL);
 
-	cr_assert(parse(&p, &st, &why), "%s", why);
+	parse_ok(&p, &st);
 	cr_assert_eq(st.code, PG_PROTOCOL(3, 0));
 	cr_assert_eq(st.n_params, 4);
 	cr_assert_str_eq(st.names[0], "user");
@@ -254,11 +271,8 @@ Test(startup_parse, no_params)
 {
 	struct pkt p;
 	struct pg_startup st;
-	const char *why;
-	pkt_begin(&p, PG_PROTOCOL_LATEST);
-	pkt_str(&p, "");
-	pkt_finish(&p);
-	cr_assert(parse(&p, &st, &why), "%s", why);
+	pkt_build(&p, PG_PROTOCOL_LATEST, STRS(""), NULL);
+	parse_ok(&p, &st);
 	cr_assert_eq(st.n_params, 0);
 	cr_assert_null(pgproto_startup_param(&st, "user"));
 }
@@ -267,89 +281,51 @@ Test(startup_parse, newer_minor_version_parses)
 {
 	struct pkt p;
 	struct pg_startup st;
-	const char *why;
-	pkt_begin(&p, PG_PROTOCOL(3, 2));
-	pkt_str(&p, "user");
-	pkt_str(&p, "bob");
-	pkt_str(&p, "_pq_.compression");
-	pkt_str(&p, "on");
-	pkt_str(&p, "");
-	pkt_finish(&p);
-	cr_assert(parse(&p, &st, &why), "%s", why);
+	pkt_build(&p, PG_PROTOCOL(3, 2), STRS("user", "bob", "_pq_.compression", "on", ""), NULL);
+	parse_ok(&p, &st);
 	cr_assert_eq(st.code, PG_PROTOCOL(3, 2));
 	cr_assert_eq(st.n_params, 2);
 	cr_assert_str_eq(pgproto_startup_param(&st, "_pq_.compression"), "on");
 }
 
-static void expect_layout_error(const struct pkt *p)
+/* A v3 packet of strs and raw_tail (as pkt_build) is refused for its layout. */
+static void expect_layout_error(const char *const *strs, const char *raw_tail)
 {
-	struct pg_startup st;
-	const char *why;
-	cr_assert_not(parse(p, &st, &why));
-	cr_assert_str_eq(why, "invalid startup packet layout: expected terminator as last byte");
+	struct pkt p;
+	pkt_build(&p, PG_PROTOCOL_LATEST, strs, raw_tail);
+	cr_assert_str_eq(parse_error(&p),
+			 "invalid startup packet layout: expected terminator as last byte");
 }
 
 Test(startup_parse, v3_without_any_body)
 {
-	struct pkt p;
-	pkt_begin(&p, PG_PROTOCOL_LATEST);
-	pkt_finish(&p);
-	expect_layout_error(&p);
+	expect_layout_error(NO_STRS, NULL);
 }
 
 Test(startup_parse, missing_terminator)
 {
-	struct pkt p;
-	pkt_begin(&p, PG_PROTOCOL_LATEST);
-	pkt_str(&p, "user");
-	pkt_str(&p, "alice");
-	pkt_finish(&p);
-	expect_layout_error(&p);
+	expect_layout_error(STRS("user", "alice"), NULL);
 }
 
 Test(startup_parse, unterminated_name)
 {
-	struct pkt p;
-	pkt_begin(&p, PG_PROTOCOL_LATEST);
-	pkt_str(&p, "user");
-	pkt_str(&p, "alice");
-	pkt_raw(&p, "database", 8);
-	pkt_finish(&p);
-	expect_layout_error(&p);
+	expect_layout_error(STRS("user", "alice"), "database");
 }
 
 Test(startup_parse, unterminated_value)
 {
-	struct pkt p;
-	pkt_begin(&p, PG_PROTOCOL_LATEST);
-	pkt_str(&p, "user");
-	pkt_raw(&p, "alice", 5);
-	pkt_finish(&p);
-	expect_layout_error(&p);
+	expect_layout_error(STRS("user"), "alice");
 }
 
 /* A name without its value, then the terminator: the "value" eats the terminator. */
 Test(startup_parse, name_without_value)
 {
-	struct pkt p;
-	pkt_begin(&p, PG_PROTOCOL_LATEST);
-	pkt_str(&p, "user");
-	pkt_str(&p, "");
-	pkt_finish(&p);
-	expect_layout_error(&p);
+	expect_layout_error(STRS("user", ""), NULL);
 }
 
 Test(startup_parse, bytes_after_terminator)
 {
-	struct pkt p;
-	pkt_begin(&p, PG_PROTOCOL_LATEST);
-	pkt_str(&p, "user");
-	pkt_str(&p, "alice");
-	pkt_str(&p, "");
-	pkt_str(&p, "database");
-	pkt_str(&p, "shop");
-	pkt_finish(&p);
-	expect_layout_error(&p);
+	expect_layout_error(STRS("user", "alice", "", "database", "shop"), NULL);
 }
 
 static void pkt_n_params(struct pkt *p, size_t n)
@@ -370,34 +346,31 @@ Test(startup_parse, too_many_params)
 {
 	struct pkt p;
 	struct pg_startup st;
-	const char *why;
 
 	pkt_n_params(&p, PG_MAX_STARTUP_PARAMS);
-	cr_assert(parse(&p, &st, &why), "%s", why);
+	parse_ok(&p, &st);
 	cr_assert_eq(st.n_params, PG_MAX_STARTUP_PARAMS);
 	cr_assert_str_eq(pgproto_startup_param(&st, "p63"), "v63");
 
 	pkt_n_params(&p, PG_MAX_STARTUP_PARAMS + 1);
-	cr_assert_not(parse(&p, &st, &why));
-	cr_assert_str_eq(why, "too many parameters in startup packet");
+	cr_assert_str_eq(parse_error(&p), "too many parameters in startup packet");
 }
 
 Test(startup_parse, ssl_and_gssenc_requests)
 {
 	struct pkt p;
 	struct pg_startup st;
-	const char *why;
 	pkt_begin(&p, PG_SSL_REQUEST_CODE);
 	pkt_finish(&p);
 	cr_assert_eq(p.len, 8);
-	cr_assert(parse(&p, &st, &why), "%s", why);
+	parse_ok(&p, &st);
 	cr_assert_eq(st.code, PG_SSL_REQUEST_CODE);
 	cr_assert_eq(st.code, 80877103); /* the number libpq sends */
 	cr_assert_eq(st.n_params, 0);
 
 	pkt_begin(&p, PG_GSSENC_REQUEST_CODE);
 	pkt_finish(&p);
-	cr_assert(parse(&p, &st, &why), "%s", why);
+	parse_ok(&p, &st);
 	cr_assert_eq(st.code, PG_GSSENC_REQUEST_CODE);
 	cr_assert_eq(st.code, 80877104);
 }
@@ -406,13 +379,12 @@ Test(startup_parse, cancel_request)
 {
 	struct pkt p;
 	struct pg_startup st;
-	const char *why;
 	pkt_begin(&p, PG_CANCEL_REQUEST_CODE);
 	pkt_int32(&p, 0x01020304);
 	pkt_int32(&p, 0xfedcba98);
 	pkt_finish(&p);
 	cr_assert_eq(p.len, 16);
-	cr_assert(parse(&p, &st, &why), "%s", why);
+	parse_ok(&p, &st);
 	cr_assert_eq(st.code, PG_CANCEL_REQUEST_CODE);
 	cr_assert_eq(st.code, 80877102);
 	cr_assert_eq(st.cancel_pid, 0x01020304);
@@ -423,18 +395,15 @@ Test(startup_parse, cancel_request)
 Test(startup_parse, short_cancel_request)
 {
 	struct pkt p;
-	struct pg_startup st;
-	const char *why;
 	pkt_begin(&p, PG_CANCEL_REQUEST_CODE);
 	pkt_int32(&p, 42);
 	pkt_raw(&p, "\x01\x02\x03", 3);
 	pkt_finish(&p);
-	cr_assert_not(parse(&p, &st, &why));
-	cr_assert_str_eq(why, "invalid length of cancel request packet");
+	cr_assert_str_eq(parse_error(&p), "invalid length of cancel request packet");
 
 	pkt_begin(&p, PG_CANCEL_REQUEST_CODE);
 	pkt_finish(&p);
-	cr_assert_not(parse(&p, &st, &why));
+	parse_error(&p);
 }
 
 /* Protocol 2.0 (and anything not 3.x) parses; the caller answers with its own error. */
@@ -442,17 +411,14 @@ Test(startup_parse, other_versions_left_to_the_caller)
 {
 	struct pkt p;
 	struct pg_startup st;
-	const char *why;
-	pkt_begin(&p, PG_PROTOCOL(2, 0));
-	pkt_raw(&p, "garbage without any NUL", 23);
-	pkt_finish(&p);
-	cr_assert(parse(&p, &st, &why), "%s", why);
+	pkt_build(&p, PG_PROTOCOL(2, 0), NO_STRS, "garbage without any NUL");
+	parse_ok(&p, &st);
 	cr_assert_eq(st.code, PG_PROTOCOL(2, 0));
 	cr_assert_eq(st.n_params, 0);
 
 	pkt_begin(&p, PG_PROTOCOL(4, 0));
 	pkt_finish(&p);
-	cr_assert(parse(&p, &st, &why), "%s", why);
+	parse_ok(&p, &st);
 	cr_assert_eq(st.code, PG_PROTOCOL(4, 0));
 }
 
@@ -460,11 +426,7 @@ Test(startup_parse, other_versions_left_to_the_caller)
 Test(startup_parse, from_evbuffer_with_length_check)
 {
 	struct pkt p;
-	pkt_begin(&p, PG_PROTOCOL_LATEST);
-	pkt_str(&p, "user");
-	pkt_str(&p, "carol");
-	pkt_str(&p, "");
-	pkt_finish(&p);
+	pkt_build(&p, PG_PROTOCOL_LATEST, STRS("user", "carol", ""), NULL);
 	size_t cuts[] = {2, 6, 11};
 	struct evbuffer *buf = split_buffer(p.data, p.len, cuts, ARRAY_SIZE(cuts));
 	uint32_t len;
@@ -497,22 +459,28 @@ Test(peek_header, fewer_than_five_bytes_is_incomplete)
 	}
 }
 
+/* Both ways of peeking see a complete header of want_type and want_len at the head of buf. */
+static void expect_head(struct evbuffer *buf, char want_type, uint32_t want_len)
+{
+	char type = 0;
+	uint32_t len = 0;
+	cr_assert_eq(pgproto_peek_header(buf, &type, &len), PG_PARSE_OK);
+	cr_assert_eq(type, want_type);
+	cr_assert_eq(len, want_len);
+	type = 0;
+	len = 0;
+	cr_assert_eq(pgproto_peek_header_at(buf, 0, &type, &len), PG_PARSE_OK);
+	cr_assert_eq(type, want_type);
+	cr_assert_eq(len, want_len);
+}
+
 /* The header is enough; the body may not have arrived. */
 Test(peek_header, header_without_body)
 {
 	static const uint8_t bytes[] = {'D', 0, 0, 0x10, 0, 0, 1};
 	struct evbuffer *buf = evbuffer_new();
 	evbuffer_add(buf, bytes, sizeof(bytes));
-	char type = 0;
-	uint32_t len = 0;
-	cr_assert_eq(pgproto_peek_header(buf, &type, &len), PG_PARSE_OK);
-	cr_assert_eq(type, 'D');
-	cr_assert_eq(len, 0x1000);
-	type = 0;
-	len = 0;
-	cr_assert_eq(pgproto_peek_header_at(buf, 0, &type, &len), PG_PARSE_OK);
-	cr_assert_eq(type, 'D');
-	cr_assert_eq(len, 0x1000);
+	expect_head(buf, 'D', 0x1000);
 	cr_assert_eq(evbuffer_get_length(buf), sizeof(bytes));
 	evbuffer_free(buf);
 }
@@ -542,14 +510,7 @@ Test(peek_header, huge_lengths_reported_as_is)
 		be32(bytes + 1, huge[i]);
 		struct evbuffer *buf = evbuffer_new();
 		evbuffer_add(buf, bytes, sizeof(bytes));
-		char type = 0;
-		uint32_t len = 0;
-		cr_assert_eq(pgproto_peek_header(buf, &type, &len), PG_PARSE_OK);
-		cr_assert_eq(type, 'd');
-		cr_assert_eq(len, huge[i]);
-		len = 0;
-		cr_assert_eq(pgproto_peek_header_at(buf, 0, &type, &len), PG_PARSE_OK);
-		cr_assert_eq(len, huge[i]);
+		expect_head(buf, 'd', huge[i]);
 		evbuffer_free(buf);
 	}
 }
@@ -564,16 +525,9 @@ Test(peek_header, split_across_chains)
 			size_t cuts[] = {a, b};
 			struct evbuffer *buf = split_buffer(bytes, sizeof(bytes), cuts, 2);
 			cr_assert_geq(n_chains(buf), a == b ? 2 : 3);
+			expect_head(buf, 'Z', 5);
 			char type = 0;
 			uint32_t len = 0;
-			cr_assert_eq(pgproto_peek_header(buf, &type, &len), PG_PARSE_OK);
-			cr_assert_eq(type, 'Z');
-			cr_assert_eq(len, 5);
-			type = 0;
-			len = 0;
-			cr_assert_eq(pgproto_peek_header_at(buf, 0, &type, &len), PG_PARSE_OK);
-			cr_assert_eq(type, 'Z');
-			cr_assert_eq(len, 5);
 			cr_assert_eq(pgproto_peek_header_at(buf, 6, &type, &len), PG_PARSE_OK,
 				     "cuts %zu %zu", a, b);
 			cr_assert_eq(type, 'T', "cuts %zu %zu", a, b);
@@ -757,25 +711,43 @@ Test(pg_reader, empty_body)
 
 /* ---- builders, parsed back ------------------------------------------------------ */
 
-Test(builders, error_response)
+/* An ErrorResponse or NoticeResponse body as corral builds it: S, V, C, M, then a zero byte. */
+static void expect_error_fields(struct pg_reader *r, const char *severity, const char *sqlstate,
+				const char *message)
+{
+	cr_assert_eq(pg_read_byte(r), 'S');
+	expect_str(r, severity);
+	cr_assert_eq(pg_read_byte(r), 'V');
+	expect_str(r, severity);
+	cr_assert_eq(pg_read_byte(r), 'C');
+	expect_str(r, sqlstate);
+	cr_assert_eq(pg_read_byte(r), 'M');
+	expect_str(r, message);
+	cr_assert_eq(pg_read_byte(r), 0, "the field list ends with a zero byte");
+	expect_end(r);
+}
+
+typedef void put_fields_fn(struct evbuffer *out, const char *severity, const char *sqlstate,
+			   const char *message);
+
+/* put (pgproto_put_error or _notice) builds one message of type that parses back to its fields. */
+static void expect_fields_parse_back(put_fields_fn *put, char type, const char *severity,
+				     const char *sqlstate, const char *message)
 {
 	struct evbuffer *buf = evbuffer_new();
-	pgproto_put_error(buf, "FATAL", "28P01", "password authentication failed for user \"a\"");
 	uint8_t body[256];
 	struct pg_reader r;
-	take_msg(buf, 'E', body, sizeof(body), &r);
-	cr_assert_eq(pg_read_byte(&r), 'S');
-	expect_str(&r, "FATAL");
-	cr_assert_eq(pg_read_byte(&r), 'V');
-	expect_str(&r, "FATAL");
-	cr_assert_eq(pg_read_byte(&r), 'C');
-	expect_str(&r, "28P01");
-	cr_assert_eq(pg_read_byte(&r), 'M');
-	expect_str(&r, "password authentication failed for user \"a\"");
-	cr_assert_eq(pg_read_byte(&r), 0, "the field list ends with a zero byte");
-	expect_end(&r);
+	put(buf, severity, sqlstate, message);
+	take_msg(buf, type, body, sizeof(body), &r);
+	expect_error_fields(&r, severity, sqlstate, message);
 	cr_assert_eq(evbuffer_get_length(buf), 0);
 	evbuffer_free(buf);
+}
+
+Test(builders, error_response)
+{
+	expect_fields_parse_back(pgproto_put_error, 'E', "FATAL", "28P01",
+				 "password authentication failed for user \"a\"");
 }
 
 Test(builders, error_response_exact_bytes)
@@ -791,22 +763,7 @@ Test(builders, error_response_exact_bytes)
 
 Test(builders, notice_response)
 {
-	struct evbuffer *buf = evbuffer_new();
-	pgproto_put_notice(buf, "WARNING", "01000", "");
-	uint8_t body[64];
-	struct pg_reader r;
-	take_msg(buf, 'N', body, sizeof(body), &r);
-	cr_assert_eq(pg_read_byte(&r), 'S');
-	expect_str(&r, "WARNING");
-	cr_assert_eq(pg_read_byte(&r), 'V');
-	expect_str(&r, "WARNING");
-	cr_assert_eq(pg_read_byte(&r), 'C');
-	expect_str(&r, "01000");
-	cr_assert_eq(pg_read_byte(&r), 'M');
-	expect_str(&r, "");
-	cr_assert_eq(pg_read_byte(&r), 0);
-	expect_end(&r);
-	evbuffer_free(buf);
+	expect_fields_parse_back(pgproto_put_notice, 'N', "WARNING", "01000", "");
 }
 
 Test(builders, parameter_status)

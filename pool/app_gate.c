@@ -1,0 +1,191 @@
+#include "pool/app_gate.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/inbox.h"
+#include "common/log.h"
+
+struct app_gate *app_gate_get(struct pool_env *env, const char *app, bool *oom)
+{
+	*oom = false;
+	int limit = config_app_limit(env->cfg, app);
+	if (limit <= 0)
+		return NULL;
+	struct list *it, *tmp;
+	list_for_each_safe(it, tmp, &env->app_gates)
+	{
+		struct app_gate *g = list_entry(it, struct app_gate, node);
+		if (strcmp(g->shared->app, app) == 0)
+			return g;
+	}
+	struct app_gate *g = calloc(1, sizeof(*g));
+	if (g)
+		g->shared = pool_registry_app(env->registry, app, limit);
+	if (!g || !g->shared) {
+		free(g);
+		*oom = true;
+		return NULL;
+	}
+	g->env = env;
+	list_init(&g->waiting);
+	list_append(&env->app_gates, &g->node);
+	return g;
+}
+
+static void publish_oldest(struct app_gate *g)
+{
+	struct list *head = list_first(&g->waiting);
+	long long since = head ? list_entry(head, struct pool_waiter, node)->since : 0;
+	atomic_store(&g->shared->oldest[g->env->worker_id], since);
+}
+
+static void take_out(struct app_gate *g, struct pool_waiter *w)
+{
+	bool was_head = list_first(&g->waiting) == &w->node;
+	list_del(&w->node);
+	w->queued = false;
+	g->n_waiting--;
+	atomic_fetch_sub(&g->shared->waiting[g->env->worker_id], 1);
+	if (was_head)
+		publish_oldest(g);
+}
+
+static bool take_token(struct app_shared *a)
+{
+	int n = atomic_load(&a->active);
+	while (n < a->limit)
+		if (atomic_compare_exchange_weak(&a->active, &n, n + 1))
+			return true;
+	return false;
+}
+
+enum gate_result app_gate_enter(struct app_gate *g, struct pool_waiter *w)
+{
+	struct pool_env *env = g->env;
+	int waiting = shared_sum(g->shared->waiting, env->n_workers);
+	/* Nobody may overtake a client already queued for this application. */
+	if (waiting == 0 && take_token(g->shared))
+		return GATE_ENTERED;
+	int depth = env->cfg->max_queue_depth;
+	if (depth > 0 && waiting >= depth)
+		return GATE_FULL;
+	w->kind = WAIT_APP;
+	w->since = clock_now_usec();
+	w->queued = true;
+	w->notified = false;
+	list_append(&g->waiting, &w->node);
+	g->n_waiting++;
+	atomic_fetch_add(&g->shared->waiting[env->worker_id], 1);
+	if (g->n_waiting == 1)
+		publish_oldest(g);
+	return GATE_QUEUED;
+}
+
+void app_gate_dequeue(struct app_gate *g, struct pool_waiter *w)
+{
+	if (w->queued)
+		take_out(g, w);
+}
+
+static void admit_head(struct app_gate *g)
+{
+	struct pool_waiter *w = list_entry(list_first(&g->waiting), struct pool_waiter, node);
+	take_out(g, w);
+	g->env->hooks->app_admitted(w);
+}
+
+/* A token passed from another worker. */
+struct token_msg {
+	struct inbox_item item;
+	struct app_shared *shared;
+	int hops;
+};
+
+static void pass_token(struct pool_env *env, struct app_shared *a, struct app_gate *local, int hops);
+
+static struct app_gate *find_gate(struct pool_env *env, const struct app_shared *a)
+{
+	struct list *it, *tmp;
+	list_for_each_safe(it, tmp, &env->app_gates)
+	{
+		struct app_gate *g = list_entry(it, struct app_gate, node);
+		if (g->shared == a)
+			return g;
+	}
+	return NULL;
+}
+
+static void token_run(struct inbox_item *item, void *ctx)
+{
+	struct token_msg *m = (struct token_msg *)item;
+	struct pool_env *env = ctx;
+	struct app_shared *a = m->shared;
+	int hops = m->hops;
+	free(m);
+	pass_token(env, a, find_gate(env, a), hops);
+}
+
+static void token_drop(struct inbox_item *item)
+{
+	free(item);
+}
+
+/*
+ * The token goes to the application's longest waiter: here, or on the worker whose
+ * waiter queued first (a message; after as many hops as there are workers it is
+ * simply given back, so a stale hint cannot bounce it for ever).
+ */
+static void pass_token(struct pool_env *env, struct app_shared *a, struct app_gate *local, int hops)
+{
+	struct list *head = local ? list_first(&local->waiting) : NULL;
+	long long since = head ? list_entry(head, struct pool_waiter, node)->since : LLONG_MAX;
+	int to = env->n_workers > 1 && !env->shutting_down && hops < env->n_workers
+			 ? shared_oldest_worker(a->oldest, env->n_workers, env->worker_id, since)
+			 : -1;
+	if (to >= 0) {
+		struct token_msg *m = calloc(1, sizeof(*m));
+		if (m) {
+			m->item.run = token_run;
+			m->item.drop = token_drop;
+			m->shared = a;
+			m->hops = hops + 1;
+			inbox_post(env->inboxes[to], &m->item);
+			return;
+		}
+	}
+	if (head)
+		admit_head(local);
+	else
+		atomic_fetch_sub(&a->active, 1);
+}
+
+void app_gate_leave(struct app_gate *g)
+{
+	pass_token(g->env, g->shared, g, 0);
+}
+
+static void fail_app_waiter(struct pool_waiter *w, const char *sqlstate, const char *msg, void *arg)
+{
+	struct app_gate *g = arg;
+	take_out(g, w);
+	g->env->hooks->wait_failed(w, sqlstate, msg);
+}
+
+void app_gates_tick(struct pool_env *env, usec_t now)
+{
+	struct list *it, *tmp;
+	list_for_each_safe(it, tmp, &env->app_gates)
+	{
+		struct app_gate *g = list_entry(it, struct app_gate, node);
+		/* A token given back while a waiter was queueing elsewhere: claim it. */
+		while (!list_empty(&g->waiting) && take_token(g->shared))
+			admit_head(g);
+		char what[200];
+		snprintf(what, sizeof(what), "the concurrency limit of application \"%.100s\" (%d)",
+			 g->shared->app, g->shared->limit);
+		pool_tick_waiters(env, &g->waiting, now, fail_app_waiter, g, what);
+	}
+}

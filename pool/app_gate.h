@@ -1,0 +1,41 @@
+/*
+ * Per-application concurrency limits ([limits] app.NAME = N, app_default = N): at
+ * most N transactions of clients whose application_name is NAME hold server
+ * connections at once, over all workers.  The rest queue here, one queue per
+ * application, so a capped function waits behind its own limit without holding up
+ * other applications.  A token frees up when its transaction ends and goes to the
+ * application's longest waiter on any worker (passed along through the inboxes).
+ */
+#ifndef CORRAL_POOL_APP_GATE_H
+#define CORRAL_POOL_APP_GATE_H
+
+#include <stdbool.h>
+
+#include "common/list.h"
+#include "pool/pool.h"
+#include "pool/shared.h"
+
+struct app_gate {
+	struct list node;           /* env->app_gates */
+	struct pool_env *env;
+	struct app_shared *shared;
+	struct list waiting;        /* struct pool_waiter (kind WAIT_APP), FIFO */
+	size_t n_waiting;
+};
+
+/* The gate of application app on this worker, or NULL when app has no limit; *oom
+ * is set when it has one but the gate could not be made. */
+struct app_gate *app_gate_get(struct pool_env *env, const char *app, bool *oom);
+
+enum gate_result { GATE_ENTERED, GATE_QUEUED, GATE_FULL };
+/* GATE_ENTERED: w holds a token now.  GATE_QUEUED: hooks->app_admitted (token) or
+ * hooks->wait_failed follows.  GATE_FULL: max_queue_depth reached, not queued. */
+enum gate_result app_gate_enter(struct app_gate *g, struct pool_waiter *w);
+/* Gives back a token (the transaction ended or its client left). */
+void app_gate_leave(struct app_gate *g);
+/* Takes a queued w out (its client left). */
+void app_gate_dequeue(struct app_gate *g, struct pool_waiter *w);
+/* Timeouts and notices of every gate's waiters; tokens freed by races are claimed. */
+void app_gates_tick(struct pool_env *env, usec_t now);
+
+#endif
