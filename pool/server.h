@@ -43,6 +43,9 @@ struct server {
 	struct param_set params;    /* as this server last reported them */
 	struct param_set applied;   /* values corral set that the server does not report;
 				     * a reset forgets them */
+	/* Signature of the client parameters this server was last brought to (see
+	 * proxy/session_params.h); 0 when unknown or changed since. */
+	uint64_t param_sig;
 	int backend_pid;
 };
 

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "pool/app_gate.h"
 #include "proxy/client_auth.h"
+#include "proxy/flush.h"
 #include "proxy/server_cmd.h"
 #include "proxy/server_reset.h"
 #include "proxy/session_params.h"
@@ -300,6 +301,7 @@ static void welcome(struct client *c)
 	const struct param_set *ps = &c->pool->params;
 	/* The client sees the values it asked for; a server gets them when linked. */
 	session_params_add_defaults(&c->params, ps);
+	c->param_sig = 0;
 	for (size_t i = 0; i < ps->n; i++) {
 		const char *value = params_get(&c->params, ps->names[i]);
 		pgproto_put_parameter_status(out, ps->names[i], value ? value : ps->values[i]);
@@ -312,6 +314,7 @@ static void forward_param(void *arg, const char *name, const char *value)
 {
 	struct client *c = arg;
 	pgproto_put_parameter_status(bufferevent_get_output(c->bev), name, value);
+	io_flush(c->bev);
 }
 
 static void prepared(struct server *s, const struct server_cmd_result *res, void *arg)
@@ -332,6 +335,7 @@ static void prepared(struct server *s, const struct server_cmd_result *res, void
 		return;
 	}
 	session_params_applied(&c->params, s);
+	s->param_sig = c->param_sig;
 	c->state = CL_ACTIVE;
 	relay_start(c);
 }
@@ -343,6 +347,7 @@ static void link_server(struct client *c, struct server *s)
 	bool first = c->state == CL_WELCOME_WAIT;
 	if (first) {
 		welcome(c);
+		io_flush(c->bev);
 		if (c->pool->mode != POOL_MODE_SESSION &&
 		    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
 			/* It only needed the pool's parameters; the server waits for a query. */
@@ -358,8 +363,11 @@ static void link_server(struct client *c, struct server *s)
 		  (unsigned long long)s->id, s->backend_pid);
 	/* Whatever the client sends meanwhile waits in its input buffer, within limits. */
 	bufferevent_setwatermark(c->bev, EV_READ, 0, WAITING_READ_LIMIT);
-	bool oom;
-	char *query = session_params_sync_query(&c->params, s, &oom);
+	if (!c->param_sig)
+		c->param_sig = session_params_signature(&c->params);
+	bool oom = false;
+	char *query = s->param_sig == c->param_sig ? NULL
+						   : session_params_sync_query(&c->params, s, &oom);
 	if (oom) {
 		c->server = NULL;
 		server_reset_and_release(s, 'I', reset_query(c));
@@ -367,6 +375,7 @@ static void link_server(struct client *c, struct server *s)
 		return;
 	}
 	if (!query) {
+		s->param_sig = c->param_sig;
 		c->state = CL_ACTIVE;
 		relay_start(c);
 		return;
@@ -530,6 +539,7 @@ static void hook_wait_notice(struct pool_waiter *w, const char *message)
 {
 	struct client *c = waiting_client(w);
 	pgproto_put_notice(bufferevent_get_output(c->bev), "NOTICE", "00000", message);
+	io_flush(c->bev);
 }
 
 const struct pool_hooks client_pool_hooks = {
@@ -568,6 +578,10 @@ static void client_read(struct bufferevent *bev, void *arg)
 		evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
 		break;
 	}
+	/* Whatever this produced for the client (auth, welcome, an 'N').  A closing
+	 * client is left alone: its write callback closes it once drained. */
+	if (c->state != CL_CLOSING && c->state != CL_CLOSED)
+		io_flush(c->bev);
 }
 
 static void client_write(struct bufferevent *bev, void *arg)
@@ -578,6 +592,8 @@ static void client_write(struct bufferevent *bev, void *arg)
 			client_close(c, "closed after error");
 	} else if (c->state == CL_ACTIVE) {
 		relay_client_drained(c);
+	} else {
+		io_drained(bev);
 	}
 }
 
@@ -646,7 +662,8 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 	bufferevent_set_max_single_read(c->bev, RELAY_MAX_READ);
 	/* Before login nothing legitimate is big: bound what a stranger makes us hold. */
 	bufferevent_setwatermark(c->bev, EV_READ, 0, LOGIN_READ_LIMIT);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	bufferevent_enable(c->bev, EV_READ);
+	bufferevent_disable(c->bev, EV_WRITE); /* flush mode: proxy/flush.h */
 }
 
 static void expire_logins(struct worker *w, usec_t now)

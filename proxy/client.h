@@ -51,6 +51,7 @@ struct client {
 	char *database;
 	char *application_name;
 	struct param_set params;     /* session parameters the client expects */
+	uint64_t param_sig;          /* session_params_signature(&params); 0: recompute */
 
 	/* authentication */
 	enum auth_method auth_method;

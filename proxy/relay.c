@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "proxy/client.h"
+#include "proxy/flush.h"
 #include "proxy/pgproto.h"
 #include "proxy/session_params.h"
 #include "proxy/worker.h"
@@ -147,9 +148,12 @@ static enum scan_result inspect_server_msg(struct client *c, char type, const ui
 			const char *value = pg_read_string(&rd);
 			if (!rd.bad) {
 				(void)params_set(&c->server->params, name, value);
+				c->server->param_sig = 0;
 				/* The client changed it (SET): its next server must match. */
-				if (session_params_tracked(name))
+				if (session_params_tracked(name)) {
 					(void)params_set(&c->params, name, value);
+					c->param_sig = 0;
+				}
 			}
 		}
 		break;
@@ -187,6 +191,7 @@ static void release_backpressure(struct bufferevent *src_bev, struct bufferevent
 {
 	bufferevent_setwatermark(dst_bev, EV_WRITE, 0, 0);
 	bufferevent_enable(src_bev, EV_READ);
+	io_drained(dst_bev);
 }
 
 /* ---- callbacks ------------------------------------------------------------------ */
@@ -211,6 +216,7 @@ void relay_from_client(struct client *c)
 			    c->worker->cfg->max_packet_size);
 		return;
 	}
+	io_flush(c->server->bev);
 	apply_backpressure(c->bev, c->server->bev);
 }
 
@@ -226,7 +232,9 @@ static void server_read(struct bufferevent *bev, void *arg)
 		.inspect = inspect_server_msg,
 		.c = c,
 	};
-	if (scan_messages(&sc) == SCAN_ERROR) {
+	enum scan_result res = scan_messages(&sc);
+	io_flush(c->bev); /* what was relayed, even if the server then misbehaved */
+	if (res == SCAN_ERROR) {
 		client_server_lost(c, "invalid message length from server");
 		return;
 	}
@@ -269,9 +277,13 @@ void relay_start(struct client *c)
 	bufferevent_setwatermark(s->bev, EV_READ, 0, 0);
 	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
 	bufferevent_set_max_single_read(s->bev, RELAY_MAX_READ);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	bufferevent_enable(s->bev, EV_READ);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
 	bufferevent_enable(c->bev, EV_READ);
+	/* Both sides in flush mode (proxy/flush.h): EV_WRITE only while output waits. */
+	io_drained(s->bev);
+	io_drained(c->bev);
+	io_flush(c->bev);
 
 	relay_from_client(c);
 }

@@ -69,6 +69,7 @@ static void take_param(struct server_cmd *cmd, const uint8_t *body, size_t len)
 	if (r.bad)
 		return;
 	(void)params_set(&cmd->server->params, name, value);
+	cmd->server->param_sig = 0;
 	if (cmd->on_param)
 		cmd->on_param(cmd->arg, name, value);
 }

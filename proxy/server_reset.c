@@ -11,6 +11,7 @@ static void reset_done(struct server *s, const struct server_cmd_result *res, vo
 		pool_close_server(s, "server reset failed");
 	else {
 		params_clear(&s->applied); /* DISCARD ALL / RESET ALL undid them */
+		s->param_sig = 0;
 		pool_release(s);
 	}
 }

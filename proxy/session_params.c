@@ -143,6 +143,20 @@ void session_params_add_defaults(struct param_set *wanted, const struct param_se
 	}
 }
 
+uint64_t session_params_signature(const struct param_set *ps)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (size_t i = 0; i < ps->n; i++) {
+		for (const char *p = ps->names[i]; *p; p++)
+			h = (h ^ (uint8_t)tolower((unsigned char)*p)) * 1099511628211ULL;
+		h = (h ^ '=') * 1099511628211ULL;
+		for (const char *p = ps->values[i]; *p; p++)
+			h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+		h = (h ^ 0) * 1099511628211ULL;
+	}
+	return h ? h : 1;
+}
+
 static const char *server_value(const struct server *s, const char *name)
 {
 	return is_reported(name) ? params_get(&s->params, name) : params_get(&s->applied, name);

@@ -24,6 +24,11 @@
 bool session_params_from_startup(const struct pg_startup *st, struct param_set *out,
 				 const char **why) WARN_UNUSED;
 
+/* A 64-bit signature of the set (FNV-1a over names, case-folded, and values, in
+ * order); never 0.  Equal sets of equal order give equal signatures, so a server
+ * brought to one client's parameters needs no check for the next such client. */
+uint64_t session_params_signature(const struct param_set *ps);
+
 /*
  * The query that brings s to the client's values, or NULL when s has them all
  * already (or allocation failed: *oom set).  Caller frees.
