@@ -59,8 +59,10 @@ unit: deps $(BIN)/unit-tests
 demo: deps bin/corral
 	./scripts/demo.sh
 
+# PostgreSQL direct vs PgBouncer vs corral (1 and 2 workers), pgbench, medians of rounds;
+# e.g. make bench BENCH_ARGS="--rounds 1 --duration 5 --scenarios select" (run.sh --help).
 bench: deps bin/corral
-	./tests/bench/run.sh
+	./tests/bench/run.sh $(BENCH_ARGS)
 
 # ASan + UBSan build of everything in its own build and bin dirs, then the same tests
 # (corral itself runs sanitized under the integration suite; leaks fail a test's stop).

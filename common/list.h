@@ -56,6 +56,11 @@ static inline struct list *list_first(const struct list *head)
 	return list_empty(head) ? NULL : head->next;
 }
 
+static inline struct list *list_last(const struct list *head)
+{
+	return list_empty(head) ? NULL : head->prev;
+}
+
 static inline size_t list_length(const struct list *head)
 {
 	size_t n = 0;

@@ -371,7 +371,10 @@ bool pool_has_params(struct pool *pool)
 struct server *pool_checkout(struct pool *pool, struct pool_waiter *w, bool *full)
 {
 	*full = false;
-	struct list *first = list_first(&pool->idle);
+	/* LIFO, as PgBouncer: the server used last is the one whose backend is still
+	 * warm (caches, scheduler); the least recently used drift to the head, where
+	 * server_idle_timeout finds them. */
+	struct list *first = list_last(&pool->idle);
 	if (first && list_empty(&pool->waiting)) {
 		struct server *s = list_entry(first, struct server, node);
 		set_server_state(s, SV_ACTIVE);
