@@ -15,10 +15,18 @@ TEST_LIBS = $(LIBS) $(shell pkg-config --libs criterion)
 
 CORE_SRC   := $(wildcard common/*.c pool/*.c proxy/*.c)
 CORE_SRC   := $(filter-out proxy/main.c,$(CORE_SRC))
+# The function runner (functions/runner/, main.c is corral-fn's main), the load
+# generator (functions/storm/, main.c likewise) and example functions, one shared
+# object each (functions/examples/NAME.c -> $(BIN)/functions/NAME.so).
+FN_SRC     := $(filter-out functions/runner/main.c,$(wildcard functions/runner/*.c))
+STORM_SRC  := $(filter-out functions/storm/main.c,$(wildcard functions/storm/*.c))
+EXAMPLES   := $(patsubst functions/examples/%.c,$(BIN)/functions/%.so,$(wildcard functions/examples/*.c))
 UNIT_SRC   := $(wildcard tests/unit/*.c)
 ITEST_SRC  := $(wildcard tests/integration/*.c)
 
 CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/%.o)
+FN_OBJ     := $(FN_SRC:%.c=$(BUILD)/%.o)
+STORM_OBJ  := $(STORM_SRC:%.c=$(BUILD)/%.o)
 UNIT_OBJ   := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 ITEST_OBJ  := $(ITEST_SRC:%.c=$(BUILD)/%.o)
 
@@ -33,9 +41,22 @@ $(BIN)/corral: $(CORE_OBJ) $(BUILD)/proxy/main.o
 	@mkdir -p $(BIN)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BIN)/unit-tests: $(CORE_OBJ) $(UNIT_OBJ)
+$(BIN)/corral-fn: $(CORE_OBJ) $(FN_OBJ) $(BUILD)/functions/runner/main.o
 	@mkdir -p $(BIN)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(TEST_LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS) -ldl
+
+$(BIN)/corral-storm: $(CORE_OBJ) $(STORM_OBJ) $(BUILD)/functions/storm/main.o
+	@mkdir -p $(BIN)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# Functions are loaded with dlopen: position-independent, linked against libpq.
+$(BIN)/functions/%.so: functions/examples/%.c functions/corral_fn.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -fPIC -shared -o $@ $< $(shell pkg-config --libs libpq)
+
+$(BIN)/unit-tests: $(CORE_OBJ) $(FN_OBJ) $(STORM_OBJ) $(UNIT_OBJ)
+	@mkdir -p $(BIN)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) -ldl
 
 $(BIN)/integration-tests: $(ITEST_OBJ)
 	@mkdir -p $(BIN)
@@ -45,7 +66,8 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
--include $(CORE_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(ITEST_OBJ:.o=.d) $(BUILD)/proxy/main.d
+-include $(CORE_OBJ:.o=.d) $(FN_OBJ:.o=.d) $(STORM_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(ITEST_OBJ:.o=.d) \
+	 $(BUILD)/proxy/main.d $(BUILD)/functions/runner/main.d $(BUILD)/functions/storm/main.d
 
 # Unit tests first, then the integration suite against a throwaway PostgreSQL that
 # tests/integration/run.sh starts and stops; its Criterion summary ends the output.
