@@ -289,6 +289,45 @@ static void launch_login(struct pool *pool)
 static void ask_for_server(struct pool *pool, int from);
 static void fail_all_waiters(struct pool *pool, const char *sqlstate, const char *message);
 
+/*
+ * Closes one idle server of another pool that shares for_pool's database count (or
+ * user count, by_user) on this worker; false if there is none.
+ */
+static bool evict_idle_server(struct pool_env *env, const struct pool *for_pool, bool by_user)
+{
+	const struct server_count *want = by_user ? for_pool->shared->user_servers
+						  : for_pool->shared->db_servers;
+	struct list *it, *tmp;
+	list_for_each_safe(it, tmp, &env->pools)
+	{
+		struct pool *p = list_entry(it, struct pool, node);
+		const struct server_count *have = by_user ? p->shared->user_servers : p->shared->db_servers;
+		if (p == for_pool || have != want || list_empty(&p->idle) || !list_empty(&p->waiting))
+			continue;
+		pool_close_server(list_entry(list_first(&p->idle), struct server, node),
+				  by_user ? "max_user_connections: room for another pool"
+					  : "max_db_connections: room for another pool");
+		return true;
+	}
+	return false;
+}
+
+/* On each tick: a count another pool starves on gets an idle server of ours. */
+static void relieve_starving(struct pool *pool)
+{
+	struct server_count *counts[] = { pool->shared->db_servers, pool->shared->user_servers };
+	for (size_t i = 0; i < ARRAY_SIZE(counts); i++) {
+		if (!atomic_load(&counts[i]->starving) || list_empty(&pool->idle) ||
+		    !list_empty(&pool->waiting))
+			continue;
+		atomic_store(&counts[i]->starving, 0);
+		pool_close_server(list_entry(list_first(&pool->idle), struct server, node),
+				  i ? "max_user_connections: room for another pool"
+				    : "max_db_connections: room for another pool");
+		return;
+	}
+}
+
 /* When the longest waiter here queued, or 0. */
 static usec_t oldest_wait(const struct pool *pool)
 {
@@ -304,14 +343,23 @@ static usec_t oldest_wait(const struct pool *pool)
 static bool take_server_slot(struct pool *pool, usec_t now)
 {
 	const struct corral_config *cfg = pool->env->cfg;
-	if (pool_shared_take_slot(pool->shared, pool->size, pool->max_db, pool->max_user))
+	enum slot_result r = pool_shared_take_slot(pool->shared, pool->size, pool->max_db,
+						   pool->max_user);
+	if (r == SLOT_DB_FULL || r == SLOT_USER_FULL) {
+		/* Another pool of the database (or user) holds the slots; an idle server
+		 * of it here makes room at once, other workers' on their next tick. */
+		if (!evict_idle_server(pool->env, pool, r == SLOT_USER_FULL))
+			return false;
+		r = pool_shared_take_slot(pool->shared, pool->size, pool->max_db, pool->max_user);
+	}
+	if (r == SLOT_TAKEN)
 		return true;
 	usec_t since = oldest_wait(pool);
-	if (pool->reserve <= 0 || !since ||
+	if (r != SLOT_POOL_FULL || pool->reserve <= 0 || !since ||
 	    now - since < (usec_t)(cfg->reserve_pool_timeout * USEC_PER_SEC))
 		return false;
-	if (!pool_shared_take_slot(pool->shared, pool->size + pool->reserve, pool->max_db,
-				   pool->max_user))
+	if (pool_shared_take_slot(pool->shared, pool->size + pool->reserve, pool->max_db,
+				  pool->max_user) != SLOT_TAKEN)
 		return false;
 	log_info("event=reserve_pool_used db=%s user=%s waited_ms=%lld", pool->db->name, pool->user,
 		 (long long)(now - since) / 1000);
@@ -572,7 +620,10 @@ void pool_close_server(struct server *s, const char *reason)
 		 server_state_name(s->state), reason);
 	server_teardown(s);
 	set_server_state(s, SV_CLOSED);
-	pool_shared_put_slot(pool->shared);
+	if (s->pool_slot_returned)
+		pool_shared_put_slot_rest(pool->shared);
+	else
+		pool_shared_put_slot(pool->shared);
 	event_active(pool->env->reap_ev, 0, 0);
 	grow_for_waiters(pool);
 }
@@ -691,7 +742,8 @@ static void keep_min_pool(struct pool *pool, usec_t now)
 		return;
 	while (atomic_load(&pool->shared->servers) < pool->min_size) {
 		if (now < atomic_load(&pool->shared->retry_at) ||
-		    !pool_shared_take_slot(pool->shared, pool->min_size, pool->max_db, pool->max_user))
+		    pool_shared_take_slot(pool->shared, pool->min_size, pool->max_db,
+					  pool->max_user) != SLOT_TAKEN)
 			return;
 		size_t before = pool->n_login;
 		launch_login(pool);
@@ -731,12 +783,15 @@ static void tick_pool(struct pool *pool, usec_t now)
 	list_for_each_safe(it, tmp, &pool->idle)
 	{
 		struct server *s = list_entry(it, struct server, node);
-		if (past_lifetime(s, now))
+		if (past_lifetime(s, now)) {
 			pool_close_server(s, "server_lifetime reached");
-		else if (idle_limit > 0 && now - s->state_since >= idle_limit &&
-			 atomic_load(&pool->shared->servers) > pool->min_size)
+		} else if (idle_limit > 0 && now - s->state_since >= idle_limit &&
+			   pool_shared_claim_close(pool->shared, pool->min_size)) {
+			s->pool_slot_returned = true;
 			pool_close_server(s, "server_idle_timeout reached");
+		}
 	}
+	relieve_starving(pool);
 }
 
 void pool_env_tick(struct pool_env *env, usec_t now)

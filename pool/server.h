@@ -46,6 +46,7 @@ struct server {
 	/* Signature of the client parameters this server was last brought to (see
 	 * proxy/session_params.h); 0 when unknown or changed since. */
 	uint64_t param_sig;
+	bool pool_slot_returned;    /* its pool's count was given back ahead of the close */
 	int backend_pid;
 };
 

@@ -169,27 +169,44 @@ static bool count_take(atomic_int *n, int limit)
 	return false;
 }
 
-bool pool_shared_take_slot(struct pool_shared *ps, int pool_limit, int db_limit, int user_limit)
+enum slot_result pool_shared_take_slot(struct pool_shared *ps, int pool_limit, int db_limit,
+				       int user_limit)
 {
 	if (!count_take(&ps->servers, pool_limit))
-		return false;
+		return SLOT_POOL_FULL;
 	if (!count_take(&ps->db_servers->n, db_limit)) {
 		atomic_fetch_sub(&ps->servers, 1);
-		return false;
+		atomic_store(&ps->db_servers->starving, 1);
+		return SLOT_DB_FULL;
 	}
 	if (!count_take(&ps->user_servers->n, user_limit)) {
 		atomic_fetch_sub(&ps->db_servers->n, 1);
 		atomic_fetch_sub(&ps->servers, 1);
-		return false;
+		atomic_store(&ps->user_servers->starving, 1);
+		return SLOT_USER_FULL;
 	}
-	return true;
+	return SLOT_TAKEN;
+}
+
+void pool_shared_put_slot_rest(struct pool_shared *ps)
+{
+	atomic_fetch_sub(&ps->user_servers->n, 1);
+	atomic_fetch_sub(&ps->db_servers->n, 1);
 }
 
 void pool_shared_put_slot(struct pool_shared *ps)
 {
-	atomic_fetch_sub(&ps->user_servers->n, 1);
-	atomic_fetch_sub(&ps->db_servers->n, 1);
+	pool_shared_put_slot_rest(ps);
 	atomic_fetch_sub(&ps->servers, 1);
+}
+
+bool pool_shared_claim_close(struct pool_shared *ps, int keep)
+{
+	int n = atomic_load(&ps->servers);
+	while (n > keep)
+		if (atomic_compare_exchange_weak(&ps->servers, &n, n - 1))
+			return true;
+	return false;
 }
 
 int pool_shared_worker_with_idle(const struct pool_shared *ps, int n_workers, int me)

@@ -23,6 +23,9 @@ struct server_count {
 	bool is_user;
 	char *name;
 	atomic_int n;
+	/* Set by a pool that could not log in because this count is at its limit:
+	 * every worker then closes an idle server counted here to make room. */
+	atomic_int starving;
 };
 
 struct pool_shared {
@@ -91,11 +94,18 @@ int shared_sum(const atomic_int *per_worker, int n_workers);
  * every other's), or -1. */
 int shared_oldest_worker(const atomic_llong *oldest, int n_workers, int me, long long before);
 
+enum slot_result { SLOT_TAKEN, SLOT_POOL_FULL, SLOT_DB_FULL, SLOT_USER_FULL };
 /* Takes one server slot if the pool has fewer than pool_limit servers, its database
  * fewer than db_limit and its user fewer than user_limit (0: no limit). */
-bool pool_shared_take_slot(struct pool_shared *ps, int pool_limit, int db_limit,
-			   int user_limit) WARN_UNUSED;
+enum slot_result pool_shared_take_slot(struct pool_shared *ps, int pool_limit, int db_limit,
+				       int user_limit) WARN_UNUSED;
 void pool_shared_put_slot(struct pool_shared *ps);
+/* Gives back the pool's share of a slot ahead of closing an idle server, if the
+ * pool keeps more than keep servers; the close then gives back the rest
+ * (pool_shared_put_slot_rest).  Two workers can so never both close the server
+ * that would take the pool below min_pool_size. */
+bool pool_shared_claim_close(struct pool_shared *ps, int keep) WARN_UNUSED;
+void pool_shared_put_slot_rest(struct pool_shared *ps);
 
 /* A worker other than me with an idle server, or -1. */
 int pool_shared_worker_with_idle(const struct pool_shared *ps, int n_workers, int me);

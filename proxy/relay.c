@@ -238,6 +238,10 @@ static void server_read(struct bufferevent *bev, void *arg)
 		client_server_lost(c, "invalid message length from server");
 		return;
 	}
+	/* Idle timeouts count from the reply that left the client with nothing to wait
+	 * for, as PostgreSQL's idle_session_timeout does. */
+	if (c->relay.outstanding == 0)
+		c->last_active = clock_now_usec();
 	/* Transaction pooling: the server goes back once the client's last query has
 	 * been answered and no transaction is open (anything the server sent after that
 	 * ReadyForQuery is still to be relayed: wait for it to settle). */
