@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -51,6 +52,8 @@ static struct h_corral *corrals[MAX_CORRALS];
 static int n_corrals;
 static struct h_sampler *samplers[MAX_SAMPLERS];
 static int n_samplers;
+
+static void alone_shared(const char *dir); /* "tests that must run alone", at the end */
 
 /* ---------------------------------------------------------------- setup */
 
@@ -107,6 +110,7 @@ void h_init(void)
 		cr_assert_fail("mkdtemp %s: %s", H.dir, strerror(errno));
 	n_corrals = 0;
 	n_samplers = 0;
+	alone_shared(dir);
 }
 
 void h_fini(void)
@@ -1427,4 +1431,61 @@ bool h_read_until_msg(int fd, unsigned char *buf, size_t cap, size_t *len, char 
 		*len += (size_t)n;
 	}
 	return true;
+}
+
+/* ---------------------------------------------------------------- tests that run alone */
+
+/*
+ * Two flock(2) files in CORRAL_TEST_DIR, shared by every test process of the run:
+ * ".alone" is held shared by every test from h_init on and exclusively by a test that
+ * must run alone; ".alone-gate" is taken briefly by each h_init and held for good by a
+ * test that runs alone (or waits to), so that new tests cannot keep it waiting for
+ * ever.  Locks are released when the test process exits; the descriptors are
+ * close-on-exec, so corral, psql and pgbench never hold them.
+ */
+static int alone_fd = -1;
+static char alone_dir[512];
+
+static int alone_open(const char *name)
+{
+	char path[600];
+	int fd;
+
+	snprintf(path, sizeof path, "%s/%s", alone_dir, name);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		cr_assert_fail("cannot open %s: %s", path, strerror(errno));
+	return fd;
+}
+
+static void alone_flock(int fd, int op, const char *what)
+{
+	while (flock(fd, op) != 0)
+		if (errno != EINTR)
+			cr_assert_fail("flock(%s): %s", what, strerror(errno));
+}
+
+static void alone_shared(const char *dir)
+{
+	int gate;
+
+	snprintf(alone_dir, sizeof alone_dir, "%s", dir);
+	gate = alone_open(".alone-gate");
+	alone_flock(gate, LOCK_EX, ".alone-gate");
+	alone_fd = alone_open(".alone");
+	alone_flock(alone_fd, LOCK_SH, ".alone");
+	close(gate);
+}
+
+void h_run_alone(void)
+{
+	int gate;
+
+	if (alone_fd < 0)
+		cr_assert_fail("h_run_alone before h_init");
+	/* Holding nothing while queueing at the gate: two lone tests cannot deadlock. */
+	alone_flock(alone_fd, LOCK_UN, ".alone");
+	gate = alone_open(".alone-gate");
+	alone_flock(gate, LOCK_EX, ".alone-gate"); /* kept: new tests wait in h_init */
+	alone_flock(alone_fd, LOCK_EX, ".alone");  /* the running tests have ended */
 }

@@ -264,4 +264,14 @@ bool h_read_until_msg(int fd, unsigned char *buf, size_t cap, size_t *len, char 
 /* Big-endian int32 at p. */
 uint32_t h_be32(const void *p);
 
+/* ---- tests that must run alone ---- */
+/*
+ * For a test that exhausts PostgreSQL's connection slots on purpose: waits until every
+ * other test that is running has ended and keeps new tests from starting (they wait in
+ * h_init) until this test's process ends.  Every test holds a shared lock from h_init
+ * on; this takes it exclusively.  Give such a test a .timeout that covers the wait for
+ * the longest other test.
+ */
+void h_run_alone(void);
+
 #endif

@@ -11,12 +11,12 @@
 # always stops PostgreSQL and removes the dir (set CORRAL_TEST_KEEP=1 to keep it).
 # Exits with BINARY's exit code; Criterion's "[====] Synthesis" line is the last output.
 #
-# Cluster: listen_addresses = 127.0.0.1 only, max_connections = 40 (low so that limits
-# show), fsync off, ssl = on with a self-signed certificate (TLS is offered, never
-# required: libpq's default sslmode=prefer uses it, sslmode=disable does not; the harness
-# runs corral with PGSSLMODE=disable so its server logins stay plain text unless a
-# database line asks).  pg_hba: unix socket (in the data dir, mode 0700) = trust for
-# everyone; TCP: md5user = md5, everyone else = scram-sha-256.
+# Cluster: listen_addresses = 127.0.0.1 only, max_connections = 50 (low so that limits
+# show; 3 of them reserved for superusers), fsync off, ssl = on with a self-signed
+# certificate (TLS is offered, never required: libpq's default sslmode=prefer uses it,
+# sslmode=disable does not; the harness runs corral with PGSSLMODE=disable so its server
+# logins stay plain text unless a database line asks).  pg_hba: unix socket (in the data
+# dir, mode 0700) = trust for everyone; TCP: md5user = md5, everyone else = scram-sha-256.
 #   role postgres  superuser, unix socket only (setup and monitoring)
 #   role bench     password 'secret' (SCRAM verifier), owns databases bench, pgb, idle
 #   role md5user   password 'md5pass', stored as an md5 hash (password_encryption = md5)
@@ -24,6 +24,9 @@
 #   database idle  empty, used only by the server_idle_timeout test (it counts backends)
 #   role limited   password 'secret', used only by the stranded-waiter test (it changes
 #                  the role's CONNECTION LIMIT)
+#   databases txpool_w1, txpool_w2, txpool_ext
+#                  copies of pgb (template), each used by one test of test_txpool.c
+#                  only (transaction-pooling pgbench runs that count backends)
 #
 # Environment contract for BINARY (read by tests/integration/harness.c):
 #   CORRAL_BIN               absolute path of bin/corral (an already-set CORRAL_BIN wins,
@@ -44,8 +47,10 @@
 # Why --jobs 2 is safe: every test starts its own corral on its own port, the two
 # tests that count PostgreSQL backends (pgbench, server_idle_timeout) use databases no
 # other test touches, and the one that changes a role's CONNECTION LIMIT uses role
-# limited, which no other test logs in as.  max_connections = 40 leaves room for two
-# tests at once.
+# limited, which no other test logs in as.  max_connections = 50 leaves room for two
+# tests at once (two pools of 20 plus samplers).  A test that exhausts PostgreSQL's
+# connection slots on purpose calls h_run_alone() (harness.h), which waits for the other
+# running test to end and keeps new ones from starting until it is done.
 set -euo pipefail
 
 [ $# -ge 1 ] || { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2; }
@@ -55,6 +60,7 @@ root=$(realpath "$(dirname "$0")/../..")
 # shellcheck source=scripts/pgtmp.sh
 . "$root/scripts/pgtmp.sh"   # PG_BIN, PG_RUN_AS; the cluster is DIR/pg
 
+# pgbench -c 500 and 1000 libpq clients at once (test_txpool.c) need more than 1024.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 tmp=$(mktemp -d /tmp/corral-it.XXXXXX)
@@ -77,7 +83,7 @@ fail() {
 	exit 1
 }
 
-pgtmp_start "$tmp" --ssl max_connections=40 --hba "host all md5user 127.0.0.1/32 md5" ||
+pgtmp_start "$tmp" --ssl max_connections=50 --hba "host all md5user 127.0.0.1/32 md5" ||
 	{ echo "run.sh: PostgreSQL did not start" >&2; exit 1; }   # pgtmp showed its log
 port=$PGTMP_PORT
 data=$tmp/pg
@@ -97,6 +103,11 @@ EOF
 	fail "md5user's password is not stored as md5"
 "$PG_BIN/pgbench" -i -s 1 -q -h "$data" -p "$port" -U bench pgb >"$tmp/pgbench-init.log" 2>&1 ||
 	{ cat "$tmp/pgbench-init.log" >&2; fail "pgbench -i failed"; }
+su_psql >/dev/null <<'EOF' || fail "txpool database setup failed"
+create database txpool_w1 owner bench template pgb;
+create database txpool_w2 owner bench template pgb;
+create database txpool_ext owner bench template pgb;
+EOF
 
 pgtmp_unset_pgenv
 
