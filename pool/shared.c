@@ -34,6 +34,7 @@ void pool_registry_free(struct pool_registry *reg)
 		struct pool_shared *next = ps->next;
 		free(ps->user);
 		params_clear(&ps->params);
+		params_clear(&ps->spellings);
 		pthread_mutex_destroy(&ps->params_lock);
 		free(ps);
 		ps = next;
@@ -139,6 +140,34 @@ bool pool_shared_get_params(struct pool_shared *ps, struct param_set *out)
 		params_copy(out, &ps->params);
 	pthread_mutex_unlock(&ps->params_lock);
 	return have;
+}
+
+static void spelling_key(char *key, size_t keylen, const char *name, const char *written)
+{
+	snprintf(key, keylen, "%s\x01%s", name, written);
+}
+
+void pool_shared_learn_spelling(struct pool_shared *ps, const char *name, const char *written,
+				const char *spelled)
+{
+	char key[512];
+	spelling_key(key, sizeof(key), name, written);
+	pthread_mutex_lock(&ps->params_lock);
+	(void)params_set(&ps->spellings, key, spelled); /* a full set just stops learning */
+	pthread_mutex_unlock(&ps->params_lock);
+}
+
+bool pool_shared_spelling(struct pool_shared *ps, const char *name, const char *written, char *out,
+			  size_t outlen)
+{
+	char key[512];
+	spelling_key(key, sizeof(key), name, written);
+	pthread_mutex_lock(&ps->params_lock);
+	const char *v = params_get(&ps->spellings, key);
+	if (v)
+		snprintf(out, outlen, "%s", v);
+	pthread_mutex_unlock(&ps->params_lock);
+	return v != NULL;
 }
 
 void pool_shared_set_error(struct pool_shared *ps, const char *msg)

@@ -50,6 +50,9 @@ struct pool_shared {
 	bool have_params;
 	struct param_set params;
 	char last_error[256];             /* the last failed login's message, under params_lock */
+	/* How the server spells values clients wrote otherwise ("DateStyle\x01SQL" ->
+	 * "SQL, MDY"), learned from earlier links, under params_lock. */
+	struct param_set spellings;
 };
 
 /* One application's concurrency limit ([limits] app.NAME) over all workers: tokens
@@ -82,6 +85,12 @@ struct pool_shared *pool_registry_get(struct pool_registry *reg, const struct db
 void pool_shared_set_params(struct pool_shared *ps, const struct param_set *params);
 /* Copies the shared parameters into out; false if no login has reported any yet. */
 bool pool_shared_get_params(struct pool_shared *ps, struct param_set *out);
+/* Remembers that the server spells value `written` of parameter name as `spelled`. */
+void pool_shared_learn_spelling(struct pool_shared *ps, const char *name, const char *written,
+				const char *spelled);
+/* The server's spelling of `written` for name, copied into out; false if unknown. */
+bool pool_shared_spelling(struct pool_shared *ps, const char *name, const char *written, char *out,
+			  size_t outlen);
 void pool_shared_set_error(struct pool_shared *ps, const char *msg);
 void pool_shared_get_error(struct pool_shared *ps, char *out, size_t outlen);
 

@@ -299,9 +299,17 @@ static void welcome(struct client *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	const struct param_set *ps = &c->pool->params;
-	/* The client sees the values it asked for; a server gets them when linked. */
+	/* The client sees the values it asked for, spelled as the server spelled them
+	 * for an earlier client; a server gets them when linked. */
 	session_params_add_defaults(&c->params, ps);
 	c->param_sig = 0;
+	for (size_t i = 0; i < c->params.n; i++) {
+		char spelled[256];
+		if (session_params_tracked(c->params.names[i]) &&
+		    pool_shared_spelling(c->pool->shared, c->params.names[i], c->params.values[i],
+					 spelled, sizeof(spelled)))
+			(void)params_set(&c->params, c->params.names[i], spelled);
+	}
 	for (size_t i = 0; i < ps->n; i++) {
 		const char *value = params_get(&c->params, ps->names[i]);
 		pgproto_put_parameter_status(out, ps->names[i], value ? value : ps->values[i]);
@@ -315,6 +323,33 @@ static void forward_param(void *arg, const char *name, const char *value)
 	struct client *c = arg;
 	pgproto_put_parameter_status(bufferevent_get_output(c->bev), name, value);
 	io_flush(c->bev);
+}
+
+/*
+ * The welcome showed the client its startup values as it wrote them; the server
+ * reports them normalised ("SQL" -> "SQL, MDY", "utf8" -> "UTF8").  Once per client,
+ * pass on the server's spelling, as PostgreSQL would have shown it at login, and
+ * record that s matches the client's (now normalised) set.
+ */
+static void report_server_values(struct client *c, struct server *s)
+{
+	if (!c->values_reported) {
+		c->values_reported = true;
+		struct evbuffer *out = bufferevent_get_output(c->bev);
+		for (size_t i = 0; i < c->params.n; i++) {
+			const char *name = c->params.names[i];
+			const char *have = params_get(&s->params, name);
+			if (!have || !session_params_tracked(name) || strcmp(have, c->params.values[i]) == 0)
+				continue;
+			pgproto_put_parameter_status(out, name, have);
+			pool_shared_learn_spelling(c->pool->shared, name, c->params.values[i], have);
+			(void)params_set(&c->params, name, have);
+			c->param_sig = 0;
+		}
+	}
+	if (!c->param_sig)
+		c->param_sig = session_params_signature(&c->params);
+	s->param_sig = c->param_sig;
 }
 
 static void prepared(struct server *s, const struct server_cmd_result *res, void *arg)
@@ -335,7 +370,7 @@ static void prepared(struct server *s, const struct server_cmd_result *res, void
 		return;
 	}
 	session_params_applied(&c->params, s);
-	s->param_sig = c->param_sig;
+	report_server_values(c, s);
 	c->state = CL_ACTIVE;
 	relay_start(c);
 }
@@ -375,7 +410,7 @@ static void link_server(struct client *c, struct server *s)
 		return;
 	}
 	if (!query) {
-		s->param_sig = c->param_sig;
+		report_server_values(c, s);
 		c->state = CL_ACTIVE;
 		relay_start(c);
 		return;

@@ -52,6 +52,7 @@ struct client {
 	char *application_name;
 	struct param_set params;     /* session parameters the client expects */
 	uint64_t param_sig;          /* session_params_signature(&params); 0: recompute */
+	bool values_reported;        /* told the server's spelling of its values once */
 
 	/* authentication */
 	enum auth_method auth_method;

@@ -15,7 +15,8 @@
 /* Messages larger than this are never looked into, only passed through. */
 #define INSPECT_MAX 8192
 
-enum scan_result { SCAN_OK, SCAN_TERMINATE, SCAN_ERROR };
+/* SCAN_HOLD: stop before this message; it stays in the source buffer. */
+enum scan_result { SCAN_OK, SCAN_TERMINATE, SCAN_ERROR, SCAN_HOLD };
 
 struct scan {
 	struct evbuffer *src, *dst;
@@ -138,6 +139,11 @@ static enum scan_result inspect_server_msg(struct client *c, char type, const ui
 			if (r->outstanding)
 				r->outstanding--;
 			r->in_copy = false;
+			/* Statement pooling: a statement that opened a transaction block gets
+			 * corral's error instead of this ReadyForQuery. */
+			if (r->tx_status != 'I' && r->outstanding == 0 &&
+			    c->pool->mode == POOL_MODE_STATEMENT)
+				return SCAN_HOLD;
 		}
 		break;
 	case 'S': /* ParameterStatus: keep the server's current values */
@@ -236,6 +242,11 @@ static void server_read(struct bufferevent *bev, void *arg)
 	io_flush(c->bev); /* what was relayed, even if the server then misbehaved */
 	if (res == SCAN_ERROR) {
 		client_server_lost(c, "invalid message length from server");
+		return;
+	}
+	if (res == SCAN_HOLD) {
+		evbuffer_drain(sc.src, PG_HEADER_LEN + 1); /* the held ReadyForQuery */
+		client_transaction_done(c);
 		return;
 	}
 	/* Idle timeouts count from the reply that left the client with nothing to wait
