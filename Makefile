@@ -50,7 +50,7 @@ $(BIN)/corral-storm: $(CORE_OBJ) $(STORM_OBJ) $(BUILD)/functions/storm/main.o
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 # Functions are loaded with dlopen: position-independent, linked against libpq.
-$(BIN)/functions/%.so: functions/examples/%.c functions/corral_fn.h
+$(BIN)/functions/%.so: functions/examples/%.c $(wildcard functions/*.h functions/examples/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -fPIC -shared -o $@ $< $(shell pkg-config --libs libpq)
 
