@@ -30,27 +30,10 @@ struct app_gate *app_gate_get(struct pool_env *env, const char *app, bool *oom)
 		return NULL;
 	}
 	g->env = env;
-	list_init(&g->waiting);
+	wait_queue_init(&g->waiting, &g->shared->waiting[env->worker_id],
+			&g->shared->oldest[env->worker_id]);
 	list_append(&env->app_gates, &g->node);
 	return g;
-}
-
-static void publish_oldest(struct app_gate *g)
-{
-	struct list *head = list_first(&g->waiting);
-	long long since = head ? list_entry(head, struct pool_waiter, node)->since : 0;
-	atomic_store(&g->shared->oldest[g->env->worker_id], since);
-}
-
-static void take_out(struct app_gate *g, struct pool_waiter *w)
-{
-	bool was_head = list_first(&g->waiting) == &w->node;
-	list_del(&w->node);
-	w->queued = false;
-	g->n_waiting--;
-	atomic_fetch_sub(&g->shared->waiting[g->env->worker_id], 1);
-	if (was_head)
-		publish_oldest(g);
 }
 
 static bool take_token(struct app_shared *a)
@@ -72,28 +55,20 @@ enum gate_result app_gate_enter(struct app_gate *g, struct pool_waiter *w)
 	int depth = env->cfg->max_queue_depth;
 	if (depth > 0 && waiting >= depth)
 		return GATE_FULL;
-	w->kind = WAIT_APP;
-	w->since = clock_now_usec();
-	w->queued = true;
-	w->notified = false;
-	list_append(&g->waiting, &w->node);
-	g->n_waiting++;
-	atomic_fetch_add(&g->shared->waiting[env->worker_id], 1);
-	if (g->n_waiting == 1)
-		publish_oldest(g);
+	wait_queue_push(&g->waiting, w, WAIT_APP);
 	return GATE_QUEUED;
 }
 
 void app_gate_dequeue(struct app_gate *g, struct pool_waiter *w)
 {
 	if (w->queued)
-		take_out(g, w);
+		wait_queue_remove(&g->waiting, w);
 }
 
 static void admit_head(struct app_gate *g)
 {
-	struct pool_waiter *w = list_entry(list_first(&g->waiting), struct pool_waiter, node);
-	take_out(g, w);
+	struct pool_waiter *w = wait_queue_head(&g->waiting);
+	wait_queue_remove(&g->waiting, w);
 	g->env->hooks->app_admitted(w);
 }
 
@@ -140,8 +115,9 @@ static void token_drop(struct inbox_item *item)
  */
 static void pass_token(struct pool_env *env, struct app_shared *a, struct app_gate *local, int hops)
 {
-	struct list *head = local ? list_first(&local->waiting) : NULL;
-	long long since = head ? list_entry(head, struct pool_waiter, node)->since : LLONG_MAX;
+	struct pool_waiter *head = local ? wait_queue_head(&local->waiting) : NULL;
+	/* As for servers (pool.c): another worker only wins by a clear margin. */
+	long long since = head ? head->since - CROSS_WORKER_SLACK_USEC : LLONG_MAX;
 	int to = env->n_workers > 1 && !env->shutting_down && hops < env->n_workers
 			 ? shared_oldest_worker(a->oldest, env->n_workers, env->worker_id, since)
 			 : -1;
@@ -170,7 +146,7 @@ void app_gate_leave(struct app_gate *g)
 static void fail_app_waiter(struct pool_waiter *w, const char *sqlstate, const char *msg, void *arg)
 {
 	struct app_gate *g = arg;
-	take_out(g, w);
+	wait_queue_remove(&g->waiting, w);
 	g->env->hooks->wait_failed(w, sqlstate, msg);
 }
 
@@ -181,7 +157,7 @@ void app_gates_tick(struct pool_env *env, usec_t now)
 	{
 		struct app_gate *g = list_entry(it, struct app_gate, node);
 		/* A token given back while a waiter was queueing elsewhere: claim it. */
-		while (!list_empty(&g->waiting) && take_token(g->shared))
+		while (g->waiting.n > 0 && take_token(g->shared))
 			admit_head(g);
 		char what[200];
 		snprintf(what, sizeof(what), "the concurrency limit of application \"%.100s\" (%d)",

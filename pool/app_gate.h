@@ -19,8 +19,7 @@ struct app_gate {
 	struct list node;           /* env->app_gates */
 	struct pool_env *env;
 	struct app_shared *shared;
-	struct list waiting;        /* struct pool_waiter (kind WAIT_APP), FIFO */
-	size_t n_waiting;
+	struct wait_queue waiting;  /* clients waiting for a token */
 };
 
 /* The gate of application app on this worker, or NULL when app has no limit; *oom

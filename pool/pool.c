@@ -97,37 +97,6 @@ static void set_server_state(struct server *s, enum server_state st)
 	(*state_count(pool, st))++;
 }
 
-/* When this worker's longest waiter queued, for the other workers to compare. */
-static void publish_oldest(struct pool *pool)
-{
-	struct list *head = list_first(&pool->waiting);
-	long long since = head ? list_entry(head, struct pool_waiter, node)->since : 0;
-	atomic_store(&pool->shared->oldest[pool->env->worker_id], since);
-}
-
-/* The queue of clients; its length and age are also published for the other workers. */
-static void enqueue_waiter(struct pool *pool, struct pool_waiter *w)
-{
-	w->since = clock_now_usec();
-	w->queued = true;
-	list_append(&pool->waiting, &w->node);
-	pool->n_waiting++;
-	atomic_fetch_add(&pool->shared->waiting[pool->env->worker_id], 1);
-	if (pool->n_waiting == 1)
-		publish_oldest(pool);
-}
-
-static void dequeue_waiter(struct pool *pool, struct pool_waiter *w)
-{
-	bool was_head = list_first(&pool->waiting) == &w->node;
-	list_del(&w->node);
-	w->queued = false;
-	pool->n_waiting--;
-	atomic_fetch_sub(&pool->shared->waiting[pool->env->worker_id], 1);
-	if (was_head)
-		publish_oldest(pool);
-}
-
 /* ---- pools ------------------------------------------------------------------------ */
 
 static bool build_login_params(struct pool *pool, const char *user, const char *password)
@@ -190,10 +159,12 @@ struct pool *pool_get(struct pool_env *env, const struct db_config *db, const ch
 	pool->max_db = config_max_db_connections(env->cfg, db);
 	pool->max_user = config_max_user_connections(env->cfg, user);
 	pool->shared = pool_registry_get(env->registry, db, user, env->worker_id);
+	if (pool->shared)
+		wait_queue_init(&pool->waiting, &pool->shared->waiting[env->worker_id],
+				&pool->shared->oldest[env->worker_id]);
 	list_init(&pool->login);
 	list_init(&pool->idle);
 	list_init(&pool->active);
-	list_init(&pool->waiting);
 	if (!pool->user || !pool->shared || !build_login_params(pool, pool->user, password)) {
 		pool_free(pool);
 		return NULL;
@@ -234,8 +205,8 @@ static void park_idle(struct server *s)
 
 static void hand_to_waiter(struct pool *pool, struct server *s)
 {
-	struct pool_waiter *w = list_entry(list_first(&pool->waiting), struct pool_waiter, node);
-	dequeue_waiter(pool, w);
+	struct pool_waiter *w = wait_queue_head(&pool->waiting);
+	wait_queue_remove(&pool->waiting, w);
 	set_server_state(s, SV_ACTIVE);
 	bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
 	pool->env->hooks->server_ready(w, s);
@@ -249,8 +220,11 @@ static void hand_to_waiter(struct pool *pool, struct server *s)
 static void offer_server(struct pool *pool, struct server *s)
 {
 	struct pool_env *env = pool->env;
-	struct list *head = list_first(&pool->waiting);
-	long long local = head ? list_entry(head, struct pool_waiter, node)->since : LLONG_MAX;
+	struct pool_waiter *head = wait_queue_head(&pool->waiting);
+	/* Moving a server costs both loops work; with waiters here it only moves for a
+	 * client that has waited clearly longer (CROSS_WORKER_SLACK), so two busy
+	 * workers do not pass servers back and forth over microseconds. */
+	long long local = head ? head->since - CROSS_WORKER_SLACK_USEC : LLONG_MAX;
 	int to = env->n_workers > 1 && !env->shutting_down
 			 ? pool_shared_worker_waiting_longer(pool->shared, env->n_workers,
 							     env->worker_id, local)
@@ -302,7 +276,7 @@ static bool evict_idle_server(struct pool_env *env, const struct pool *for_pool,
 	{
 		struct pool *p = list_entry(it, struct pool, node);
 		const struct server_count *have = by_user ? p->shared->user_servers : p->shared->db_servers;
-		if (p == for_pool || have != want || list_empty(&p->idle) || !list_empty(&p->waiting))
+		if (p == for_pool || have != want || list_empty(&p->idle) || p->waiting.n > 0)
 			continue;
 		pool_close_server(list_entry(list_first(&p->idle), struct server, node),
 				  by_user ? "max_user_connections: room for another pool"
@@ -318,7 +292,7 @@ static void relieve_starving(struct pool *pool)
 	struct server_count *counts[] = { pool->shared->db_servers, pool->shared->user_servers };
 	for (size_t i = 0; i < ARRAY_SIZE(counts); i++) {
 		if (!atomic_load(&counts[i]->starving) || list_empty(&pool->idle) ||
-		    !list_empty(&pool->waiting))
+		    pool->waiting.n > 0)
 			continue;
 		atomic_store(&counts[i]->starving, 0);
 		pool_close_server(list_entry(list_first(&pool->idle), struct server, node),
@@ -331,8 +305,8 @@ static void relieve_starving(struct pool *pool)
 /* When the longest waiter here queued, or 0. */
 static usec_t oldest_wait(const struct pool *pool)
 {
-	struct list *head = list_first(&pool->waiting);
-	return head ? list_entry(head, struct pool_waiter, node)->since : 0;
+	struct pool_waiter *head = wait_queue_head(&pool->waiting);
+	return head ? head->since : 0;
 }
 
 /*
@@ -373,7 +347,7 @@ static bool logins_backing_off(struct pool *pool, usec_t now)
 	usec_t retry_at = atomic_load(&pool->shared->retry_at);
 	if (now >= retry_at)
 		return false;
-	if (atomic_load(&pool->shared->servers) == 0 && !list_empty(&pool->waiting)) {
+	if (atomic_load(&pool->shared->servers) == 0 && pool->waiting.n > 0) {
 		char err[256], msg[400];
 		pool_shared_get_error(pool->shared, err, sizeof(err));
 		snprintf(msg, sizeof(msg), "%s (next login attempt in %.1f s)", err,
@@ -393,7 +367,7 @@ static void grow_for_waiters(struct pool *pool)
 {
 	struct pool_env *env = pool->env;
 	usec_t now = clock_now_usec();
-	while (pool->n_login + pool->asks_pending < pool->n_waiting && !env->shutting_down) {
+	while (pool->n_login + pool->asks_pending < pool->waiting.n && !env->shutting_down) {
 		int peer = pool_shared_worker_with_idle(pool->shared, env->n_workers, env->worker_id);
 		if (peer >= 0) {
 			ask_for_server(pool, peer);
@@ -423,7 +397,7 @@ struct server *pool_checkout(struct pool *pool, struct pool_waiter *w, bool *ful
 	 * warm (caches, scheduler); the least recently used drift to the head, where
 	 * server_idle_timeout finds them. */
 	struct list *first = list_last(&pool->idle);
-	if (first && list_empty(&pool->waiting)) {
+	if (first && pool->waiting.n == 0) {
 		struct server *s = list_entry(first, struct server, node);
 		set_server_state(s, SV_ACTIVE);
 		bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
@@ -434,9 +408,7 @@ struct server *pool_checkout(struct pool *pool, struct pool_waiter *w, bool *ful
 		*full = true;
 		return NULL;
 	}
-	w->kind = WAIT_SERVER;
-	w->notified = false;
-	enqueue_waiter(pool, w);
+	wait_queue_push(&pool->waiting, w, WAIT_SERVER);
 	if (first) /* waiters ahead of w: serve them in order */
 		hand_to_waiter(pool, list_entry(first, struct server, node));
 	grow_for_waiters(pool);
@@ -446,7 +418,7 @@ struct server *pool_checkout(struct pool *pool, struct pool_waiter *w, bool *ful
 void pool_dequeue(struct pool *pool, struct pool_waiter *w)
 {
 	if (w->queued)
-		dequeue_waiter(pool, w);
+		wait_queue_remove(&pool->waiting, w);
 }
 
 /* ---- moving idle servers between workers ---------------------------------------- */
@@ -483,7 +455,7 @@ static void want_server_run(struct inbox_item *item, void *ctx)
 	struct want_server_msg *m = (struct want_server_msg *)item;
 	struct pool_env *env = ctx;
 	struct pool *pool = find_local_pool(env, m->shared);
-	if (pool && !env->shutting_down && list_empty(&pool->waiting) && !list_empty(&pool->idle))
+	if (pool && !env->shutting_down && pool->waiting.n == 0 && !list_empty(&pool->idle))
 		send_server(list_entry(list_first(&pool->idle), struct server, node), m->from);
 	free(m);
 }
@@ -590,9 +562,9 @@ static void fail_waiter(struct pool *pool, struct pool_waiter *w, const char *sq
 
 static void fail_all_waiters(struct pool *pool, const char *sqlstate, const char *message)
 {
-	struct list *first;
-	while ((first = list_first(&pool->waiting)) != NULL)
-		fail_waiter(pool, list_entry(first, struct pool_waiter, node), sqlstate, message);
+	struct pool_waiter *w;
+	while ((w = wait_queue_head(&pool->waiting)) != NULL)
+		fail_waiter(pool, w, sqlstate, message);
 }
 
 /* Lifetime is checked when a server comes back, never while a client uses it. */
@@ -700,7 +672,7 @@ static void fail_pool_waiter(struct pool_waiter *w, const char *sqlstate, const 
 	fail_waiter(arg, w, sqlstate, msg);
 }
 
-void pool_tick_waiters(struct pool_env *env, struct list *queue, usec_t now,
+void pool_tick_waiters(struct pool_env *env, struct wait_queue *queue, usec_t now,
 		       void (*fail)(struct pool_waiter *w, const char *sqlstate, const char *msg,
 				    void *arg),
 		       void *arg, const char *what)
@@ -710,7 +682,7 @@ void pool_tick_waiters(struct pool_env *env, struct list *queue, usec_t now,
 	usec_t notify = (usec_t)cfg->query_wait_notify_ms * 1000;
 	struct list *it, *tmp;
 	char msg[300];
-	list_for_each_safe(it, tmp, queue)
+	list_for_each_safe(it, tmp, &queue->list)
 	{
 		struct pool_waiter *w = list_entry(it, struct pool_waiter, node);
 		usec_t waited = now - w->since;
@@ -775,7 +747,7 @@ static void tick_pool(struct pool *pool, usec_t now)
 	/* Waiters left queued behind a failed login, a busy pool or an ask another
 	 * worker could not serve get another try (logins wait out their backoff). */
 	pool->asks_pending = 0;
-	if (pool->n_waiting > pool->n_login)
+	if (pool->waiting.n > pool->n_login)
 		grow_for_waiters(pool);
 	keep_min_pool(pool, now);
 

@@ -22,20 +22,9 @@
 #include "pool/params.h"
 #include "pool/server.h"
 #include "pool/shared.h"
+#include "pool/wait_queue.h"
 
 struct inbox;
-
-/* What a client waits for: a server of a pool, or a token of its application's
- * concurrency limit (pool/app_gate.h). */
-enum wait_kind { WAIT_SERVER, WAIT_APP };
-
-struct pool_waiter {
-	struct list node;           /* in the queue while queued */
-	enum wait_kind kind;
-	usec_t since;
-	bool queued;
-	bool notified;              /* query_wait_notify sent */
-};
 
 struct pool_hooks {
 	/* A queued waiter got server s (now SV_ACTIVE, left the queue). */
@@ -86,8 +75,8 @@ struct pool {
 
 	struct pool_shared *shared; /* the pool's counters across workers */
 	struct list login, idle, active; /* servers by state */
-	struct list waiting;        /* struct pool_waiter, FIFO */
-	size_t n_login, n_idle, n_active, n_waiting;
+	struct wait_queue waiting;  /* clients waiting for a server */
+	size_t n_login, n_idle, n_active;
 	size_t asks_pending;        /* idle servers asked of other workers, since the last tick */
 
 	bool have_params;
@@ -137,7 +126,7 @@ void pool_env_tick(struct pool_env *env, usec_t now);
 
 /* query_wait_timeout and query_wait_notify for the waiters of one queue (pools and
  * application gates share them). */
-void pool_tick_waiters(struct pool_env *env, struct list *queue, usec_t now,
+void pool_tick_waiters(struct pool_env *env, struct wait_queue *queue, usec_t now,
 		       void (*fail)(struct pool_waiter *w, const char *sqlstate, const char *msg,
 				    void *arg),
 		       void *arg, const char *what);

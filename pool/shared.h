@@ -15,6 +15,10 @@
 #include "pool/params.h"
 
 #define MAX_WORKERS 256
+/* How much longer another worker's client must have waited to get a server (or an
+ * application token) that a client here also wants: FIFO across workers within this
+ * margin, so busy workers do not pass servers back and forth over microseconds. */
+#define CROSS_WORKER_SLACK_USEC 2000
 
 /* Servers of one database over all its users, or of one user over all databases
  * (max_db_connections, max_user_connections). */
