@@ -1489,3 +1489,24 @@ void h_run_alone(void)
 	alone_flock(gate, LOCK_EX, ".alone-gate"); /* kept: new tests wait in h_init */
 	alone_flock(alone_fd, LOCK_EX, ".alone");  /* the running tests have ended */
 }
+
+void h_direct_exec(const char *sql)
+{
+	char *ci = h_pg_conninfo(H.user, H.db, H.password);
+	PGconn *pg = h_connect(NULL, ci);
+
+	h_exec_ok(pg, sql);
+	PQfinish(pg);
+	free(ci);
+}
+
+char *h_direct_value(const char *sql)
+{
+	char *ci = h_pg_conninfo(H.user, H.db, H.password);
+	PGconn *pg = h_connect(NULL, ci);
+	char *v = h_value(pg, sql);
+
+	PQfinish(pg);
+	free(ci);
+	return v;
+}

@@ -153,6 +153,12 @@ void h_expect_new_client(const struct h_corral *c, const char *ci, const char *s
  */
 void h_expect_still_serving(const struct h_corral *c, PGconn *conn, const char *ci);
 
+/* ---- PostgreSQL directly, as bench in database bench ---- */
+/* Runs sql; fails the test unless it succeeds. */
+void h_direct_exec(const char *sql);
+/* The one value sql returns (malloc'd). */
+char *h_direct_value(const char *sql);
+
 /* ---- PostgreSQL as superuser over the unix socket ---- */
 PGconn *h_superuser(void);
 /* Client backends of datname (and usename unless NULL) right now. */

@@ -479,23 +479,31 @@ static void pgbench_load(const struct h_corral *c, const char *user, const char 
  * default_pool_size = 3 in session mode: a connection storm of 12 clients (pgbench -C)
  * never has more than 3 backends, and uses all 3.
  */
-Test(limits, default_pool_size_session_mode)
+/* 12 steady pgbench clients through corral (settings, databases) on database db:
+ * PostgreSQL never has more than 3 backends of db, and uses all 3. */
+static void expect_three_backends(const char *settings, const char *databases, const char *db,
+				  bool session)
 {
 	struct h_corral *c;
 	struct h_sampler *s;
 	int samples = 0, peak;
 
-	ensure_db("lim_size_s");
-	c = h_corral_start("pool_mode = session\ndefault_pool_size = 3\nquery_wait_timeout = 20\n",
-			   "lim_size_s = host=@PGHOST@ port=@PGPORT@ dbname=lim_size_s user=bench password=secret\n",
-			   NULL);
-	s = h_sampler_start("lim_size_s", NULL);
-	pgbench_load(c, H.user, "lim_size_s", 12, 2, true);
+	ensure_db(db);
+	c = h_corral_start(settings, databases, NULL);
+	s = h_sampler_start(db, NULL);
+	pgbench_load(c, H.user, db, 12, 2, session);
 	peak = h_sampler_stop(s, &samples);
-	cr_expect_leq(peak, 3, "%d backends of lim_size_s, default_pool_size is 3", peak);
-	cr_expect_eq(peak, 3, "only %d backends under a load of 12 clients, default_pool_size is 3", peak);
-	h_expect_new_client(c, h_conninfo(c, H.user, "lim_size_s", H.password), "select 'served'", "served");
+	cr_expect_leq(peak, 3, "%d backends of %s, the pool size is 3", peak, db);
+	cr_expect_eq(peak, 3, "only %d backends under a load of 12 clients, the pool size is 3", peak);
+	h_expect_new_client(c, h_conninfo(c, H.user, db, H.password), "select 'served'", "served");
 	h_corral_stop(c);
+}
+
+Test(limits, default_pool_size_session_mode)
+{
+	expect_three_backends("pool_mode = session\ndefault_pool_size = 3\nquery_wait_timeout = 20\n",
+			      "lim_size_s = host=@PGHOST@ port=@PGPORT@ dbname=lim_size_s user=bench password=secret\n",
+			      "lim_size_s", true);
 }
 
 /*
@@ -504,22 +512,10 @@ Test(limits, default_pool_size_session_mode)
  */
 Test(limits, pool_size_transaction_mode)
 {
-	struct h_corral *c;
-	struct h_sampler *s;
-	int samples = 0, peak;
-
-	ensure_db("lim_size_t");
-	c = h_corral_start(
+	expect_three_backends(
 		"pool_mode = transaction\ndefault_pool_size = 20\nquery_wait_timeout = 20\n",
 		"lim_size_t = host=@PGHOST@ port=@PGPORT@ dbname=lim_size_t user=bench password=secret pool_size=3\n",
-		NULL);
-	s = h_sampler_start("lim_size_t", NULL);
-	pgbench_load(c, H.user, "lim_size_t", 12, 2, false);
-	peak = h_sampler_stop(s, &samples);
-	cr_expect_leq(peak, 3, "%d backends of lim_size_t, its pool_size is 3", peak);
-	cr_expect_eq(peak, 3, "only %d backends under a load of 12 clients, pool_size is 3", peak);
-	h_expect_new_client(c, h_conninfo(c, H.user, "lim_size_t", H.password), "select 'served'", "served");
-	h_corral_stop(c);
+		"lim_size_t", false);
 }
 
 /* ------------------------------------------------------------------ min_pool_size */

@@ -19,27 +19,6 @@ TestSuite(protocol, H_SUITE);
 
 static const char *const ONE_SERVER_DB = H_BENCH_DB_WITH(" pool_size=1");
 
-/* Runs sql on PostgreSQL directly (as bench) and fails unless it succeeds. */
-static void direct_exec(const char *sql)
-{
-	char *ci = h_pg_conninfo(H.user, H.db, H.password);
-	PGconn *pg = h_connect(NULL, ci);
-
-	h_exec_ok(pg, sql);
-	PQfinish(pg);
-	free(ci);
-}
-
-static char *direct_value(const char *sql)
-{
-	char *ci = h_pg_conninfo(H.user, H.db, H.password);
-	PGconn *pg = h_connect(NULL, ci);
-	char *v = h_value(pg, sql);
-
-	PQfinish(pg);
-	free(ci);
-	return v;
-}
 
 /*
  * Client A sends, in pipeline mode and without a Sync, Parse/Bind/Execute of an INSERT
@@ -104,7 +83,7 @@ static void unsynced_batch_then_next_client(struct h_corral *c, bool abrupt, con
 	PQfinish(b);
 
 	sql = h_printf("select count(*) from unsynced_t where v = '%s'", tag);
-	v = direct_value(sql);
+	v = h_direct_value(sql);
 	cr_expect_str_eq(v, "0", "%s: A's INSERT, never synced, was committed (%s rows)", tag, v);
 	free(v);
 	free(sql);
@@ -114,12 +93,12 @@ Test(protocol, client_leaves_mid_extended_batch)
 {
 	struct h_corral *c = h_corral_start("server_reset_query =\n", ONE_SERVER_DB, NULL);
 
-	direct_exec("set client_min_messages = warning; drop table if exists unsynced_t; "
+	h_direct_exec("set client_min_messages = warning; drop table if exists unsynced_t; "
 		    "create table unsynced_t (v text)");
 	unsynced_batch_then_next_client(c, true, "abrupt");
 	unsynced_batch_then_next_client(c, false, "terminate");
 	h_psql_expect(c, "select count(*) from unsynced_t", "0\n");
-	direct_exec("drop table unsynced_t");
+	h_direct_exec("drop table unsynced_t");
 	h_corral_stop(c);
 }
 
@@ -162,7 +141,7 @@ Test(protocol, extended_copy_in_keeps_the_server)
 	PGconn *a, *b;
 	char *pid_a, *pid_b, *v, *log;
 
-	direct_exec("set client_min_messages = warning; drop table if exists ext_copy_t; "
+	h_direct_exec("set client_min_messages = warning; drop table if exists ext_copy_t; "
 		    "create table ext_copy_t (n int)");
 	a = h_connect_bench(c);
 	pid_a = h_value(a, "select pg_backend_pid()");
@@ -193,7 +172,7 @@ Test(protocol, extended_copy_in_keeps_the_server)
 	cr_expect(log != NULL && strstr(log, "client left while a query was running") == NULL,
 		  "corral closed a server after an extended COPY:\n%s", h_corral_log_tail(c));
 	free(log);
-	direct_exec("drop table ext_copy_t");
+	h_direct_exec("drop table ext_copy_t");
 	free(pid_a);
 	free(pid_b);
 }

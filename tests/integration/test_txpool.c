@@ -95,27 +95,6 @@ static void expect_result_value(PGconn *conn, const char *what, const char *want
 	PQclear(r);
 }
 
-/* Runs sql directly on PostgreSQL as bench in database bench; fails unless it succeeds. */
-static void direct_exec(const char *sql)
-{
-	char *ci = h_pg_conninfo(H.user, H.db, H.password);
-	PGconn *pg = h_connect(NULL, ci);
-
-	h_exec_ok(pg, sql);
-	PQfinish(pg);
-	free(ci);
-}
-
-static char *direct_value(const char *sql)
-{
-	char *ci = h_pg_conninfo(H.user, H.db, H.password);
-	PGconn *pg = h_connect(NULL, ci);
-	char *v = h_value(pg, sql);
-
-	PQfinish(pg);
-	free(ci);
-	return v;
-}
 
 /* ---------------------------------------------------------------- 1. pgbench, 500 clients */
 
@@ -1014,7 +993,7 @@ Test(txpool, client_leaving_mid_transaction)
 	struct h_corral *c = h_corral_start(TX_ONE_WORKER, ONE_SERVER_DB, NULL);
 	const char *how[] = {"Terminate", "shutdown", "mid-query"};
 
-	direct_exec("SET client_min_messages = warning; DROP TABLE IF EXISTS txpool_leave; "
+	h_direct_exec("SET client_min_messages = warning; DROP TABLE IF EXISTS txpool_leave; "
 		    "CREATE TABLE txpool_leave (id int, who text)");
 	for (int k = 0; k < 3; k++) {
 		PGconn *a = h_connect_bench(c), *b;
@@ -1048,13 +1027,13 @@ Test(txpool, client_leaving_mid_transaction)
 		PQfinish(b);
 	}
 	{
-		char *v = direct_value("SELECT string_agg(id || who, ',' ORDER BY id) FROM txpool_leave");
+		char *v = h_direct_value("SELECT string_agg(id || who, ',' ORDER BY id) FROM txpool_leave");
 
 		cr_expect_str_eq(v, "0B,1B,2B", "rows as PostgreSQL sees them: %s (want only B's)", v);
 		free(v);
 	}
 	h_expect_new_client(c, NULL, "SELECT 'served'", "served");
-	direct_exec("DROP TABLE txpool_leave");
+	h_direct_exec("DROP TABLE txpool_leave");
 	h_corral_stop(c);
 }
 
@@ -1113,7 +1092,7 @@ Test(txpool, copy_in_and_out)
 	int n;
 
 	cr_assert(all && out.p);
-	direct_exec("SET client_min_messages = warning; DROP TABLE IF EXISTS txpool_copy; "
+	h_direct_exec("SET client_min_messages = warning; DROP TABLE IF EXISTS txpool_copy; "
 		    "CREATE TABLE txpool_copy (id int primary key, v text)");
 	pair_start(&p);
 
@@ -1175,7 +1154,7 @@ Test(txpool, copy_in_and_out)
 	h_expect_value(p.a, "SELECT count(*) FROM txpool_copy2", "10000");
 
 	pair_stop(&p);
-	direct_exec("DROP TABLE txpool_copy; DROP TABLE txpool_copy2");
+	h_direct_exec("DROP TABLE txpool_copy; DROP TABLE txpool_copy2");
 	free(all);
 	free(out.p);
 	free(ci);
