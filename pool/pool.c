@@ -374,7 +374,11 @@ static void grow_for_waiters(struct pool *pool)
 			pool->asks_pending++;
 			continue;
 		}
-		if (logins_backing_off(pool, now) || !take_server_slot(pool, now))
+		/* Until a login has worked (a cold pool, or logins failing), one login at a
+		 * time probes the server, rather than a burst of them failing together. */
+		bool probing = atomic_load(&pool->shared->login_failures) > 0 || !pool_has_params(pool);
+		if ((probing && pool->n_login > 0) || logins_backing_off(pool, now) ||
+		    !take_server_slot(pool, now))
 			break;
 		size_t before = pool->n_login;
 		launch_login(pool);
@@ -640,6 +644,7 @@ void pool_login_done(struct server *s, bool ok, const char *errmsg)
 			 (unsigned long long)s->id, pool->db->name, pool->user, s->backend_pid,
 			 (double)(clock_now_usec() - s->created) / 1000.0);
 		offer_server(pool, s);
+		grow_for_waiters(pool); /* the probe worked: logins for the rest may go together */
 		return;
 	}
 

@@ -1141,8 +1141,9 @@ Test(limits, server_login_retry_backoff)
 	struct h_corral *c = h_corral_start("pool_mode = transaction\nserver_login_retry = 0.5\n", dbs, NULL);
 	char *ci = h_conninfo(c, H.user, "dead", H.password);
 	struct login ls[20];
-	int attempts, told_next = 0;
+	int attempts, told_next = 0, most;
 	char *all, *p;
+	double t0 = h_now(), took;
 
 	for (int i = 0; i < 10; i++)
 		login_start(&ls[i], ci);
@@ -1164,9 +1165,14 @@ Test(limits, server_login_retry_backoff)
 			told_next++;
 		PQfinish(ls[i].conn);
 	}
+	took = h_now() - t0;
+	/* After the first failure no login starts for 250 ms, then 500 ms: at most one
+	 * per 250 ms however slow the run (under valgrind the clients take longer). */
+	most = 2 + (int)(took / 0.25);
 	attempts = log_count(c, "event=server_login_failed", "db=dead");
-	cr_expect(attempts >= 2 && attempts <= 8, "%d server logins for 20 clients over ~1 s; want a backoff\n%s",
-		  attempts, h_corral_log_tail(c));
+	cr_expect(attempts >= 2 && attempts <= most,
+		  "%d server logins for 20 clients over %.1f s; want a backoff (at most %d)\n%s", attempts,
+		  took, most, h_corral_log_tail(c));
 	cr_expect_geq(told_next, 5, "only %d of 20 clients were told the next login attempt", told_next);
 	/* No retry waits longer than server_login_retry. */
 	all = h_read_file(c->log, NULL);
@@ -1221,7 +1227,8 @@ Test(limits, app_limit)
 	peak = qsampler_stop(s, NULL);
 	for (int i = 0; i < 3; i++) {
 		expect_job_ok(c, &jf[i], "free client");
-		cr_expect_lt(jf[i].done_at - jf[i].sent_at, 0.8, "free client %d took %.2f s behind capped ones", i,
+		/* 0.2 s of work; behind the cap it would be 2 s and more (slack for valgrind). */
+		cr_expect_lt(jf[i].done_at - jf[i].sent_at, 1.5, "free client %d took %.2f s behind capped ones", i,
 			     jf[i].done_at - jf[i].sent_at);
 	}
 	for (int i = 0; i < 10; i++) {
