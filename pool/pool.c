@@ -359,31 +359,32 @@ static bool logins_backing_off(struct pool *pool, usec_t now)
 
 /*
  * Covers each waiter not yet covered by a login in progress or a request to another
- * worker: first an idle server of another worker (moving it costs two messages, a
- * login costs a round of authentication and a new backend), else a login while the
- * pool's servers across all workers stay within its size.
+ * worker: a login while the pool's servers across all workers stay within its size
+ * (the waiter waits one login at most, and the server then stays on this worker, where
+ * its clients are), else an idle server of another worker (moved over: two inbox
+ * messages).
  */
 static void grow_for_waiters(struct pool *pool)
 {
 	struct pool_env *env = pool->env;
 	usec_t now = clock_now_usec();
 	while (pool->n_login + pool->asks_pending < pool->waiting.n && !env->shutting_down) {
-		int peer = pool_shared_worker_with_idle(pool->shared, env->n_workers, env->worker_id);
-		if (peer >= 0) {
-			ask_for_server(pool, peer);
-			pool->asks_pending++;
-			continue;
-		}
 		/* Until a login has worked (a cold pool, or logins failing), one login at a
 		 * time probes the server, rather than a burst of them failing together. */
 		bool probing = atomic_load(&pool->shared->login_failures) > 0 || !pool_has_params(pool);
-		if ((probing && pool->n_login > 0) || logins_backing_off(pool, now) ||
-		    !take_server_slot(pool, now))
+		if (!(probing && pool->n_login > 0) && !logins_backing_off(pool, now) &&
+		    take_server_slot(pool, now)) {
+			size_t before = pool->n_login;
+			launch_login(pool);
+			if (pool->n_login == before)
+				break; /* it failed synchronously; the waiters were told */
+			continue;
+		}
+		int peer = pool_shared_worker_with_idle(pool->shared, env->n_workers, env->worker_id);
+		if (peer < 0)
 			break;
-		size_t before = pool->n_login;
-		launch_login(pool);
-		if (pool->n_login == before)
-			break; /* it failed synchronously; the waiters were told */
+		ask_for_server(pool, peer);
+		pool->asks_pending++;
 	}
 }
 
