@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PKGS="build-essential pkg-config libevent-dev libpq-dev libssl-dev libinih-dev
-      libcriterion-dev postgresql-15 postgresql-client-15 pgbouncer valgrind"
+      libcriterion-dev postgresql-15 postgresql-client-15 pgbouncer valgrind openssl"
 
 missing=()
 for p in $PKGS; do
