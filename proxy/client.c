@@ -516,8 +516,6 @@ void client_transaction_done(struct client *c)
 {
 	struct server *s = c->server;
 	char status = c->relay.tx_status;
-	if (status != 'I' && c->pool->mode == POOL_MODE_TRANSACTION)
-		return; /* inside a transaction block: it keeps its server */
 	relay_stop(c);
 	c->server = NULL;
 	c->state = CL_IDLE;

@@ -88,8 +88,9 @@ void client_shutdown(struct client *c);
 void client_close(struct client *c, const char *reason);
 /* Authentication finished successfully: pick the pool and welcome the client. */
 void client_authenticated(struct client *c);
-/* Transaction/statement pooling: the server answered everything the client sent
- * and the client is between transactions; give the server back. */
+/* Transaction/statement pooling: the server answered everything the client sent.
+ * Between transactions ('I') the server goes back; a statement that opened a
+ * transaction block in statement pooling ends the client (25000). */
 void client_transaction_done(struct client *c);
 /* The linked server's side of the relay failed or ended. */
 void client_server_lost(struct client *c, const char *reason);

@@ -256,8 +256,9 @@ static void server_read(struct bufferevent *bev, void *arg)
 	/* Transaction pooling: the server goes back once the client's last query has
 	 * been answered and no transaction is open (anything the server sent after that
 	 * ReadyForQuery is still to be relayed: wait for it to settle). */
-	if (c->pool->mode != POOL_MODE_SESSION && relay_between_queries(&c->relay) &&
-	    evbuffer_get_length(sc.src) == 0 && c->relay.seen_ready) {
+	if (c->pool->mode != POOL_MODE_SESSION && c->relay.tx_status == 'I' &&
+	    relay_between_queries(&c->relay) && evbuffer_get_length(sc.src) == 0 &&
+	    c->relay.seen_ready) {
 		client_transaction_done(c);
 		return;
 	}
