@@ -62,9 +62,9 @@ static struct list *state_list(struct pool *pool, enum server_state st)
 	return &pool->env->dead_servers;
 }
 
+/* The count kept for a state; closed servers are not counted. */
 static size_t *state_count(struct pool *pool, enum server_state st)
 {
-	static size_t closed_sink;
 	switch (st) {
 	case SV_LOGIN:
 		return &pool->n_login;
@@ -75,26 +75,36 @@ static size_t *state_count(struct pool *pool, enum server_state st)
 	case SV_CLOSED:
 		break;
 	}
-	return &closed_sink;
+	return NULL;
+}
+
+/* Takes s out of its state's list and count (a server being made is in none). */
+static void leave_state(struct server *s)
+{
+	struct pool *pool = s->pool;
+	if (s->state == SV_CLOSED && list_empty(&s->node))
+		return;
+	list_del(&s->node);
+	size_t *count = state_count(pool, s->state);
+	if (count)
+		(*count)--;
+	if (s->state == SV_IDLE)
+		atomic_fetch_sub(&pool->shared->idle[pool->env->worker_id], 1);
 }
 
 /* The one place a server changes state: it moves to the list of its new state. */
 static void set_server_state(struct server *s, enum server_state st)
 {
 	struct pool *pool = s->pool;
-	atomic_int *idle = &pool->shared->idle[pool->env->worker_id];
-	if (s->state != SV_CLOSED || !list_empty(&s->node)) {
-		list_del(&s->node);
-		(*state_count(pool, s->state))--;
-		if (s->state == SV_IDLE)
-			atomic_fetch_sub(idle, 1);
-	}
+	leave_state(s);
 	if (st == SV_IDLE)
-		atomic_fetch_add(idle, 1);
+		atomic_fetch_add(&pool->shared->idle[pool->env->worker_id], 1);
 	s->state = st;
 	s->state_since = clock_now_usec();
 	list_append(state_list(pool, st), &s->node);
-	(*state_count(pool, st))++;
+	size_t *count = state_count(pool, st);
+	if (count)
+		(*count)++;
 }
 
 /* ---- pools ------------------------------------------------------------------------ */
@@ -544,12 +554,7 @@ static void send_server(struct server *s, int to)
 	m->server = s;
 	m->db = pool->db;
 	/* Out of this worker's lists and event loop; libpq keeps the socket. */
-	if (s->state != SV_CLOSED || !list_empty(&s->node)) {
-		list_del(&s->node);
-		(*state_count(pool, s->state))--;
-		if (s->state == SV_IDLE)
-			atomic_fetch_sub(&pool->shared->idle[pool->env->worker_id], 1);
-	}
+	leave_state(s);
 	s->state = SV_CLOSED;
 	server_detach(s);
 	s->pool = NULL;
