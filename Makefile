@@ -21,18 +21,23 @@ CORE_SRC   := $(filter-out proxy/main.c,$(CORE_SRC))
 FN_SRC     := $(filter-out functions/runner/main.c,$(wildcard functions/runner/*.c))
 STORM_SRC  := $(filter-out functions/storm/main.c,$(wildcard functions/storm/*.c))
 EXAMPLES   := $(patsubst functions/examples/%.c,$(BIN)/functions/%.so,$(wildcard functions/examples/*.c))
+# Functions the integration tests run (tests/functions/NAME.c -> $(BIN)/test-functions/NAME.so).
+TEST_FNS   := $(patsubst tests/functions/%.c,$(BIN)/test-functions/%.so,$(wildcard tests/functions/*.c))
+# Everything `make test` and `make demo` run.
+PROGRAMS   := $(BIN)/corral $(BIN)/corral-fn $(BIN)/corral-storm $(EXAMPLES)
 UNIT_SRC   := $(wildcard tests/unit/*.c)
 ITEST_SRC  := $(wildcard tests/integration/*.c)
 
 CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/%.o)
+COMMON_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard common/*.c))
 FN_OBJ     := $(FN_SRC:%.c=$(BUILD)/%.o)
 STORM_OBJ  := $(STORM_SRC:%.c=$(BUILD)/%.o)
 UNIT_OBJ   := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 ITEST_OBJ  := $(ITEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps test unit integration demo bench asan valgrind clean format format-check
+.PHONY: all deps test unit integration demo bench bench-fn asan valgrind clean format format-check
 
-all: deps $(BIN)/corral
+all: deps $(PROGRAMS)
 
 deps:
 	@./scripts/deps.sh
@@ -41,11 +46,11 @@ $(BIN)/corral: $(CORE_OBJ) $(BUILD)/proxy/main.o
 	@mkdir -p $(BIN)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BIN)/corral-fn: $(CORE_OBJ) $(FN_OBJ) $(BUILD)/functions/runner/main.o
+$(BIN)/corral-fn: $(COMMON_OBJ) $(FN_OBJ) $(BUILD)/functions/runner/main.o
 	@mkdir -p $(BIN)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS) -ldl
 
-$(BIN)/corral-storm: $(CORE_OBJ) $(STORM_OBJ) $(BUILD)/functions/storm/main.o
+$(BIN)/corral-storm: $(COMMON_OBJ) $(STORM_OBJ) $(BUILD)/functions/storm/main.o
 	@mkdir -p $(BIN)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -53,6 +58,10 @@ $(BIN)/corral-storm: $(CORE_OBJ) $(STORM_OBJ) $(BUILD)/functions/storm/main.o
 $(BIN)/functions/%.so: functions/examples/%.c $(wildcard functions/*.h functions/examples/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -fPIC -shared -o $@ $< $(shell pkg-config --libs libpq)
+
+$(BIN)/test-functions/%.so: tests/functions/%.c $(wildcard functions/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -fPIC -shared -o $@ $<
 
 $(BIN)/unit-tests: $(CORE_OBJ) $(FN_OBJ) $(STORM_OBJ) $(UNIT_OBJ)
 	@mkdir -p $(BIN)
@@ -71,20 +80,26 @@ $(BUILD)/%.o: %.c
 
 # Unit tests first, then the integration suite against a throwaway PostgreSQL that
 # tests/integration/run.sh starts and stops; its Criterion summary ends the output.
-test: deps $(BIN)/corral $(BIN)/unit-tests $(BIN)/integration-tests
+test: deps $(PROGRAMS) $(TEST_FNS) $(BIN)/unit-tests $(BIN)/integration-tests
 	./$(BIN)/unit-tests --jobs 2
-	CORRAL_BIN=$(CURDIR)/$(BIN)/corral ./tests/integration/run.sh ./$(BIN)/integration-tests
+	CORRAL_BIN=$(CURDIR)/$(BIN)/corral CORRAL_BINDIR=$(CURDIR)/$(BIN) \
+	    ./tests/integration/run.sh ./$(BIN)/integration-tests
 
 unit: deps $(BIN)/unit-tests
 	./$(BIN)/unit-tests --jobs 2
 
-demo: deps bin/corral
+demo: deps $(PROGRAMS)
 	./scripts/demo.sh
 
 # PostgreSQL direct vs PgBouncer vs corral (1 and 2 workers), pgbench, medians of rounds;
 # e.g. make bench BENCH_ARGS="--rounds 1 --duration 5 --scenarios select" (run.sh --help).
 bench: deps bin/corral
 	./tests/bench/run.sh $(BENCH_ARGS)
+
+# corral-fn's own cost: cold start (with and without a DB connect through corral) and
+# warm invocation overhead, p50/p99 (scripts/bench-fn.sh).
+bench-fn: deps $(PROGRAMS) $(TEST_FNS)
+	./scripts/bench-fn.sh
 
 # ASan + UBSan build of everything in its own build and bin dirs, then the same tests
 # (corral itself runs sanitized under the integration suite; leaks fail a test's stop).
@@ -94,8 +109,9 @@ asan: deps
 	    LDFLAGS="-fsanitize=address,undefined" test
 
 # The integration suite with corral under valgrind (memory errors, leaks).
-valgrind: deps bin/corral bin/integration-tests
-	CORRAL_BIN=$(CURDIR)/scripts/valgrind-corral.sh ./tests/integration/run.sh ./bin/integration-tests
+valgrind: deps $(PROGRAMS) $(TEST_FNS) bin/integration-tests
+	CORRAL_BIN=$(CURDIR)/scripts/valgrind-corral.sh CORRAL_BINDIR=$(CURDIR)/bin \
+	    ./tests/integration/run.sh ./bin/integration-tests
 
 # libFuzzer harnesses for the wire codec (tests/fuzz/), each run for FUZZ_SECONDS from
 # its seed corpus; new inputs go to $(BUILD)/fuzz/corpus, crashes to $(BUILD)/fuzz/.

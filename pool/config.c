@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/parse.h"
 
 #define MAX_WORKERS 256
 #define MAX_POOL_SIZE 10000
@@ -39,10 +40,6 @@
 /* PostgreSQL's own limit (MaxAllocSize - 1); below 1 KB ordinary queries would fail. */
 #define MIN_PACKET_SIZE 1024
 #define MAX_PACKET_SIZE 1073741823
-/* About 31 years: far beyond any sensible timeout, and still exact in microseconds. */
-#define MAX_SECONDS 1000000000
-/* Fraction digits past this are ignored; libevent timers have microseconds. */
-#define MAX_FRACTION_DIGITS 9
 /* query_wait_notify: one day in milliseconds. */
 #define MAX_NOTIFY_MS 86400000
 
@@ -190,58 +187,6 @@ static void *field(struct load_ctx *ctx, const struct key_spec *spec)
 	return (char *)ctx->cfg + spec->offset;
 }
 
-/* Decimal digits only: no sign, no blanks, no junk; false past max. */
-static bool parse_int(const char *s, int min, int max, int *out)
-{
-	if (*s == '\0')
-		return false;
-	int64_t v = 0;
-	for (; *s; s++) {
-		if (!isdigit((unsigned char)*s))
-			return false;
-		v = v * 10 + (*s - '0');
-		if (v > max)
-			return false;
-	}
-	if (v < min)
-		return false;
-	*out = (int)v;
-	return true;
-}
-
-/*
- * Non-negative decimal seconds ("120", "0.5", ".25").  Hand-written rather than
- * strtod() because strtod also takes hex, exponents, "inf" and "nan", and reads the
- * decimal point from the locale.
- */
-static bool parse_seconds(const char *s, double *out)
-{
-	int64_t whole = 0, frac = 0, scale = 1;
-	bool digits = false;
-	for (; isdigit((unsigned char)*s); s++, digits = true) {
-		whole = whole * 10 + (*s - '0');
-		if (whole > MAX_SECONDS)
-			return false;
-	}
-	if (*s == '.') {
-		int n = 0;
-		for (s++; isdigit((unsigned char)*s); s++, n++, digits = true) {
-			if (n < MAX_FRACTION_DIGITS) {
-				frac = frac * 10 + (*s - '0');
-				scale *= 10;
-			}
-		}
-	}
-	if (!digits || *s != '\0')
-		return false;
-	/* Dividing exact integers keeps "0.3" equal to the literal 0.3. */
-	double v = (double)whole + (double)frac / (double)scale;
-	if (v > MAX_SECONDS)
-		return false;
-	*out = v;
-	return true;
-}
-
 static int find_name(const char *const *names, size_t n, const char *value)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -253,7 +198,7 @@ static int find_name(const char *const *names, size_t n, const char *value)
 
 static bool parse_int_key(struct load_ctx *ctx, const struct key_spec *spec, const char *value)
 {
-	if (parse_int(value, spec->min, spec->max, field(ctx, spec)))
+	if (parse_uint_range(value, spec->min, spec->max, field(ctx, spec)))
 		return true;
 	fail(ctx, spec->name, "must be an integer between %d and %d, got \"%s\"", spec->min,
 	     spec->max, value);
@@ -262,11 +207,11 @@ static bool parse_int_key(struct load_ctx *ctx, const struct key_spec *spec, con
 
 static bool parse_seconds_key(struct load_ctx *ctx, const struct key_spec *spec, const char *value)
 {
-	if (parse_seconds(value, field(ctx, spec)))
+	if (parse_decimal_seconds(value, PARSE_MAX_SECONDS, field(ctx, spec)))
 		return true;
 	fail(ctx, spec->name,
 	     "must be a number of seconds between 0 and %d (e.g. 120 or 0.5), got \"%s\"",
-	     MAX_SECONDS, value);
+	     PARSE_MAX_SECONDS, value);
 	return false;
 }
 
@@ -275,21 +220,21 @@ static bool parse_positive_seconds_key(struct load_ctx *ctx, const struct key_sp
 				       const char *value)
 {
 	double v;
-	if (parse_seconds(value, &v) && v > 0) {
+	if (parse_decimal_seconds(value, PARSE_MAX_SECONDS, &v) && v > 0) {
 		*(double *)field(ctx, spec) = v;
 		return true;
 	}
 	fail(ctx, spec->name,
 	     "must be a number of seconds greater than 0 and at most %d (e.g. 15 or 0.5), "
 	     "got \"%s\"",
-	     MAX_SECONDS, value);
+	     PARSE_MAX_SECONDS, value);
 	return false;
 }
 
 /* Milliseconds are whole numbers: "1.5" more likely means seconds, so it is refused. */
 static bool parse_millis_key(struct load_ctx *ctx, const struct key_spec *spec, const char *value)
 {
-	if (parse_int(value, spec->min, spec->max, field(ctx, spec)))
+	if (parse_uint_range(value, spec->min, spec->max, field(ctx, spec)))
 		return true;
 	fail(ctx, spec->name, "must be a whole number of milliseconds between %d and %d, got \"%s\"",
 	     spec->min, spec->max, value);
@@ -530,7 +475,7 @@ static bool set_line_key(struct load_ctx *ctx, const char *owner, void *obj,
 		     k->name, val);
 		return false;
 	}
-	if (parse_int(val, k->min, k->max, slot))
+	if (parse_uint_range(val, k->min, k->max, slot))
 		return true;
 	fail(ctx, owner, "%s must be an integer between %d and %d, got \"%s\"", k->name, k->min,
 	     k->max, val);
@@ -775,7 +720,7 @@ static void set_app_default(struct load_ctx *ctx, const char *key, const char *v
 		return;
 	}
 	ctx->app_default_line = ctx->lineno;
-	if (!parse_int(value, 0, MAX_CLIENT_CONN, &ctx->cfg->app_default_limit))
+	if (!parse_uint_range(value, 0, MAX_CLIENT_CONN, &ctx->cfg->app_default_limit))
 		fail(ctx, key, "must be an integer between 0 (no limit) and %d, got \"%s\"",
 		     MAX_CLIENT_CONN, value);
 }
@@ -809,7 +754,7 @@ static void add_limit(struct load_ctx *ctx, const char *key, const char *value)
 		return;
 	}
 	int limit;
-	if (!parse_int(value, 1, MAX_CLIENT_CONN, &limit)) {
+	if (!parse_uint_range(value, 1, MAX_CLIENT_CONN, &limit)) {
 		fail(ctx, key, "must be an integer between 1 and %d, got \"%s\"", MAX_CLIENT_CONN,
 		     value);
 		return;
@@ -871,23 +816,6 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 	return !ctx->failed;
 }
 
-/* Cuts comments and surrounding blanks; a ';' or '#' only starts one after a blank. */
-static char *clean_line(char *s, bool first)
-{
-	if (first && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
-		s += 3;
-	s = skip_space(s);
-	if (*s == ';' || *s == '#')
-		*s = '\0';
-	for (char *p = s; *p; p++) {
-		if ((*p == ';' || *p == '#') && p > s && isspace((unsigned char)p[-1])) {
-			*p = '\0';
-			break;
-		}
-	}
-	return rstrip(s);
-}
-
 static void check_section(struct load_ctx *ctx, const char *line)
 {
 	const char *end = strchr(line, ']');
@@ -930,7 +858,7 @@ static char *read_line(char *str, int num, void *stream)
 	if (memchr(ctx->buf, '\0', (size_t)n))
 		fail(ctx, NULL, "line contains a NUL byte");
 	else
-		s = clean_line(ctx->buf, ctx->lineno == 1);
+		s = parse_clean_ini_line(ctx->buf, ctx->lineno == 1);
 	if (s && *s == '[')
 		check_section(ctx, s);
 	size_t len = s ? strlen(s) : 0;

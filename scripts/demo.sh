@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
-# demo.sh -- `make demo`: a connection storm against a small PostgreSQL, directly and
-# through corral, side by side.
+# demo.sh -- `make demo`: a storm of serverless function invocations against a small
+# PostgreSQL, with each function connecting directly, then through corral.
 #
-# Starts a throwaway PostgreSQL (scripts/pgtmp.sh) with max_connections = 50, of which
-# superuser_reserved_connections = 3 are kept for superusers, so ordinary roles get 47
-# (46 while the demo's monitoring connection is open), and corral in front of it (session
-# pooling, pool_size = 20, scram-sha-256).  Runs the same
-#   pgbench -n -C -c 200 -j 2 -T 10 -S        (-C: a new connection per transaction)
-# against PostgreSQL, then through corral, counting PostgreSQL's backends for the
-# database every 0.2 s, and prints transactions, failures, connection errors, the peak
-# number of server connections and tps for both.  Then it stops everything and removes
-# its temp dir, also on error and Ctrl-C.
+# Starts a throwaway PostgreSQL (scripts/pgtmp.sh) with max_connections = 50 (3 kept for
+# superusers), corral in front of it (transaction pooling, pool_size = 20) and corral-fn
+# with the example functions (functions/examples/, tables from schema.sql).  The URL
+# shortener is configured twice: url_shortener_direct connects to PostgreSQL itself,
+# url_shortener to corral; the same .so.  Then corral-storm releases the same burst of
+# DEMO_BURST (default 1000) concurrent HTTP invocations (POST a URL to shorten) at each,
+# as a traffic spike does to Lambda: every invocation gets its own environment, and each
+# environment opens its own database connection in fn_init.  Between the runs the direct
+# environments are reaped (idle_timeout) so they give their connections back.  It prints
+# a table (succeeded, failed, "too many clients already", latency, peak server
+# connections, cold starts), the URLs and commands to try by hand, and a last line
+#   demo: direct <ok>/<n> ok, corral <ok>/<n> ok, peak server connections <p>
+# Then it stops everything and removes its temp dir, also on error and Ctrl-C.
 #
-# Environment: DEMO_SECONDS (default 10) per run; DEMO_HOLD=1 keeps PostgreSQL and corral
-# running after the table until Ctrl-C, to try them by hand; PG_BIN, PG_RUN_AS as in
-# scripts/pgtmp.sh.  Exits 0 when the corral run had no failures, 1 otherwise.
+# Environment: DEMO_BURST (default 1000); DEMO_HOLD=1 keeps everything running after the
+# table until Ctrl-C, to try it by hand; DEMO_KEEP=1 keeps the temp dir (logs, JSON) after
+# the demo; PG_BIN, PG_RUN_AS as in scripts/pgtmp.sh.
+# Exits 0 when every invocation through corral succeeded, 1 otherwise.
 set -euo pipefail
 
 root=$(realpath "$(dirname "$0")/..")
@@ -22,19 +27,18 @@ root=$(realpath "$(dirname "$0")/..")
 . "$root/scripts/pgtmp.sh"
 pgtmp_unset_pgenv
 
-CLIENTS=200 THREADS=2 POOL=20 MAXCONN=50
-SECS=${DEMO_SECONDS:-10}
-DB=bench USER_=bench PASS=secret
-BENCH_ARGS=(-n -C -c "$CLIENTS" -j "$THREADS" -T "$SECS" -S)
+BURST=${DEMO_BURST:-1000} POOL=20 MAXCONN=50
+DB=demo USER_=app PASS=secret
+bin=$root/bin
 
 tmp=$(mktemp -d /tmp/corral-demo.XXXXXX)
-sampler='' corral_pid='' bench_pid=''
+corral_pid='' fn_pid=''
 
-# Waits up to 5 s for PID to exit, then kills it.
+# Waits up to 10 s for PID to exit, then kills it.
 stop_pid() {
 	local pid=$1
 	kill -TERM "$pid" 2>/dev/null || return 0
-	for _ in $(seq 50); do
+	for _ in $(seq 100); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
@@ -43,12 +47,14 @@ stop_pid() {
 }
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
-	rm -f "$tmp/sampling" # the sampler's loop ends, then its psql
-	[ -z "$bench_pid" ] || stop_pid "$bench_pid"
+	[ -z "$fn_pid" ] || stop_pid "$fn_pid"
 	[ -z "$corral_pid" ] || stop_pid "$corral_pid"
-	[ -z "$sampler" ] || wait "$sampler" 2>/dev/null || true
 	pgtmp_stop "$tmp"
-	rm -rf "$tmp"
+	if [ "${DEMO_KEEP:-0}" = 1 ]; then
+		echo "demo: kept $tmp" >&2
+	else
+		rm -rf "$tmp"
+	fi
 }
 trap cleanup EXIT
 trap 'echo; exit 130' INT
@@ -59,6 +65,18 @@ fail() {
 	exit 1
 }
 
+# Waits up to 10 s for "event=listening" in log LOG of process PID.
+wait_listening() {
+	local log=$1 pid=$2 what=$3
+	for _ in $(seq 100); do
+		grep -q 'event=listening' "$log" && return 0
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	tail -20 "$log" >&2
+	fail "$what did not start"
+}
+
 # --- PostgreSQL ----------------------------------------------------------------------
 pgtmp_start "$tmp" max_connections=$MAXCONN superuser_reserved_connections=3 ||
 	fail "PostgreSQL did not start"
@@ -67,140 +85,182 @@ pgtmp_psql "$tmp" >/dev/null <<EOF || fail "role/database setup failed"
 create role $USER_ login password '$PASS';
 create database $DB owner $USER_;
 EOF
-"$PG_BIN/pgbench" -i -s 1 -q -h "$tmp/pg" -p "$pgport" -U "$USER_" "$DB" >"$tmp/init.log" 2>&1 ||
-	{ cat "$tmp/init.log" >&2; fail "pgbench -i failed"; }
+"$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$tmp/pg" -p "$pgport" -U "$USER_" -d "$DB" \
+	-f "$root/functions/examples/schema.sql" >"$tmp/schema.log" 2>&1 ||
+	{ cat "$tmp/schema.log" >&2; fail "creating the example tables failed"; }
 echo "demo: PostgreSQL 15 on 127.0.0.1:$pgport, max_connections = $MAXCONN" \
-	"(3 reserved for superusers: 47 for ordinary roles, 46 while the demo's monitor is connected)"
+	"(47 for ordinary roles), example tables created"
 
 # --- corral --------------------------------------------------------------------------
 cport=$(pgtmp_free_port)
-printf '"%s" "%s"\n' "$USER_" "$PASS" >"$tmp/userlist.txt"
+# The userlist holds PostgreSQL's own SCRAM verifier for the role, not the password:
+# corral then checks each login without redoing PBKDF2 (a thousand cold starts log in at
+# once), and its own server logins use password= on the database line.
+verifier=$(pgtmp_psql "$tmp" -At -c "select rolpassword from pg_authid where rolname = '$USER_'")
+printf '"%s" "%s"\n' "$USER_" "$verifier" >"$tmp/userlist.txt"
 chmod 600 "$tmp/userlist.txt"
 cat >"$tmp/corral.ini" <<EOF
 [corral]
 listen_addr = 127.0.0.1
 listen_port = $cport
-workers = 1
 auth_type = scram-sha-256
 auth_file = $tmp/userlist.txt
-pool_mode = session
+pool_mode = transaction
 default_pool_size = $POOL
+max_client_conn = $((BURST + 500))
 log_level = info
 
 [databases]
-; no user=/password=: each client logs in to PostgreSQL as itself (userlist.txt)
-$DB = host=127.0.0.1 port=$pgport dbname=$DB pool_size=$POOL
+$DB = host=127.0.0.1 port=$pgport dbname=$DB user=$USER_ password=$PASS
 EOF
-"$root/bin/corral" -c "$tmp/corral.ini" >"$tmp/corral.log" 2>&1 &
+"$bin/corral" -c "$tmp/corral.ini" >"$tmp/corral.log" 2>&1 &
 corral_pid=$!
-for _ in $(seq 50); do
-	grep -q 'event=listening' "$tmp/corral.log" && break
-	kill -0 "$corral_pid" 2>/dev/null || break
-	sleep 0.1
-done
-grep -q 'event=listening' "$tmp/corral.log" || { cat "$tmp/corral.log" >&2; fail "corral did not start"; }
-echo "demo: corral on 127.0.0.1:$cport in front of it (session pooling, pool_size = $POOL)"
+wait_listening "$tmp/corral.log" "$corral_pid" corral
+echo "demo: corral on 127.0.0.1:$cport (transaction pooling, pool_size = $POOL)"
+
+# --- corral-fn -----------------------------------------------------------------------
+fport=$(pgtmp_free_port)
+direct_url="postgresql://$USER_:$PASS@127.0.0.1:$pgport/$DB"
+corral_url="postgresql://$USER_:$PASS@127.0.0.1:$cport/$DB"
+cat >"$tmp/corral-fn.ini" <<EOF
+[runner]
+listen_addr = 127.0.0.1
+listen_port = $fport
+database_url = $corral_url
+functions_dir = $bin/functions
+max_concurrency = $((BURST + 100))
+; info: functions' own log lines (event=fn_log), where a refused connection shows
+log_level = info
+
+; the same function twice: through corral, and straight at PostgreSQL
+[function.url_shortener]
+timeout = 10
+idle_timeout = 60
+
+[function.url_shortener_direct]
+so = $bin/functions/url_shortener.so
+database_url = $direct_url
+timeout = 10
+idle_timeout = 2
+
+[function.upload_meta]
+[function.queue_worker]
+[function.nightly_report]
+EOF
+"$bin/corral-fn" -c "$tmp/corral-fn.ini" >"$tmp/reports.log" 2>"$tmp/corral-fn.log" &
+fn_pid=$!
+wait_listening "$tmp/corral-fn.log" "$fn_pid" corral-fn
+echo "demo: corral-fn on 127.0.0.1:$fport with url_shortener (via corral)," \
+	"url_shortener_direct, upload_meta, queue_worker, nightly_report"
 
 # --- the runs ------------------------------------------------------------------------
-# One superuser connection over the unix socket counts the database's backends every 0.2 s
-# (a superuser may use the reserved slots, so it is never turned away).
-sample_start() {
-	: >"$tmp/sampling"
-	while [ -e "$tmp/sampling" ]; do
-		echo "select count(*) from pg_stat_activity where datname = '$DB'" \
-			"and backend_type = 'client backend';"
-		sleep 0.2
-	done | pgtmp_psql "$tmp" -At >"$1" 2>&1 &
-	sampler=$!
+monitor="host=$tmp/pg port=$pgport user=postgres dbname=postgres"
+metric() { # metric NAME FUNCTION: the sample's value from /metrics
+	curl_metrics | sed -n "s/^$1{function=\"$2\"[^}]*} \([0-9]*\)$/\1/p" | head -1
 }
-sample_stop() {
-	rm -f "$tmp/sampling"
-	wait "$sampler" || true
-	sampler=''
+# /metrics without curl (not on a fresh Debian): bash's /dev/tcp.
+curl_metrics() {
+	exec 3<>"/dev/tcp/127.0.0.1/$fport"
+	printf 'GET /metrics HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n' >&3
+	cat <&3
+	exec 3<&-
+}
+envs_of() {
+	curl_metrics | awk -v f="$1" -F' ' \
+		'index($1, "corral_fn_environments{function=\"" f "\"") == 1 { n += $2 } END { print n + 0 }'
 }
 
-# run NAME PORT: pgbench output in $tmp/NAME.out/.err, samples in $tmp/NAME.samples
+# run NAME FUNCTION: corral-storm's JSON in $tmp/NAME.json
 run() {
-	local name=$1 port=$2 rc=0
-	sample_start "$tmp/$name.samples"
-	sleep 0.3
-	PGPASSWORD=$PASS "$PG_BIN/pgbench" "${BENCH_ARGS[@]}" -h 127.0.0.1 -p "$port" -U "$USER_" "$DB" \
-		>"$tmp/$name.out" 2>"$tmp/$name.err" &
-	bench_pid=$!
-	wait "$bench_pid" || rc=$?
-	bench_pid=''
-	sleep 0.3
-	sample_stop
-	echo "$rc" >"$tmp/$name.rc"
+	local name=$1 fn=$2
+	"$bin/corral-storm" --url "http://127.0.0.1:$fport/fn/$fn" --method POST \
+		--header 'Content-Type: application/json' \
+		--body '{"url":"https://example.com/articles/serverless-and-postgres"}' \
+		--burst "$BURST" --timeout 60 --monitor-dsn "$monitor" --monitor-db "$DB" \
+		--label "$name" --json >"$tmp/$name.json" 2>"$tmp/$name.err" ||
+		{ cat "$tmp/$name.err" >&2; fail "corral-storm failed ($name)"; }
 }
 
-echo "demo: pgbench ${BENCH_ARGS[*]} (a new connection per transaction), ${SECS} s each:"
-printf 'demo:   directly against PostgreSQL ... '
-run direct "$pgport"
+echo "demo: a burst of $BURST concurrent invocations of the URL shortener, each in its own environment:"
+printf 'demo:   functions connecting directly to PostgreSQL ... '
+run direct url_shortener_direct
 echo "done"
-printf 'demo:   through corral ... '
-run corral "$cport"
+printf 'demo:   waiting for the direct environments to be reaped (idle_timeout = 2 s) ... '
+for _ in $(seq 100); do
+	[ "$(envs_of url_shortener_direct)" = 0 ] && break
+	sleep 0.2
+done
+echo "done"
+printf 'demo:   functions connecting through corral ... '
+run corral url_shortener
 echo "done"
 
 # --- results -------------------------------------------------------------------------
-num() { sed -n "s/^$1\([0-9.]*\).*/\1/p" "$2" | head -1; }
+# j FILE PATH: a number from corral-storm's JSON (python3 is not on a fresh Debian: sed).
+j() {
+	local file=$1 key=$2
+	case $key in
+	ok | failed) sed -n "s/.*\"$key\":\([0-9]*\).*/\1/p" "$file" | head -1 ;;
+	p50 | p99) sed -n "s/.*[{,]\"latency_ms\":{[^}]*\"$key\":\([0-9.]*\).*/\1/p" "$file" | head -1 ;;
+	peak) sed -n 's/.*"server_backends":{[^}]*"peak":\([0-9]*\).*/\1/p' "$file" | head -1 ;;
+	esac
+}
 declare -A R
 for n in direct corral; do
-	R[$n.tx]=$(num 'number of transactions actually processed: ' "$tmp/$n.out")
-	R[$n.failed]=$(num 'number of failed transactions: ' "$tmp/$n.out")
-	R[$n.tps]=$(num 'tps = ' "$tmp/$n.out")
-	R[$n.aborted]=$(grep -cE 'client [0-9]+ aborted' "$tmp/$n.err" || true)
-	R[$n.connerr]=$(grep -cE 'too many clients already|remaining connection slots are reserved' \
-		"$tmp/$n.err" || true)
-	R[$n.peak]=$(grep -E '^[0-9]+$' "$tmp/$n.samples" | sort -n | tail -1 || true)
-	R[$n.tx]=${R[$n.tx]:-0} R[$n.failed]=${R[$n.failed]:-0}
-	R[$n.tps]=${R[$n.tps]:--} R[$n.peak]=${R[$n.peak]:--}
-	[ "${R[$n.tps]}" = - ] || R[$n.tps]=$(printf '%.0f' "${R[$n.tps]}")
+	f=$tmp/$n.json
+	R[$n.ok]=$(j "$f" ok) R[$n.failed]=$(j "$f" failed)
+	R[$n.p50]=$(j "$f" p50) R[$n.p99]=$(j "$f" p99) R[$n.peak]=$(j "$f" peak)
 done
+R[direct.cold]=$(metric corral_fn_cold_starts_total url_shortener_direct)
+R[corral.cold]=$(metric corral_fn_cold_starts_total url_shortener)
+# An environment whose fn_init could not connect reports PostgreSQL's refusal (corral-fn's
+# log, event=env_init_failed): "sorry, too many clients already", or for ordinary roles once only
+# the superusers' slots are left, "remaining connection slots are reserved ...".
+full_re='too many clients already|remaining connection slots are reserved'
+full() { grep "event=env_init_failed function=$1 " "$tmp/corral-fn.log" | grep -cE "$full_re" || true; }
+R[direct.full]=$(full url_shortener_direct)
+R[corral.full]=$(full url_shortener)
+ms() { [ -n "$1" ] && printf '%.0f ms' "$1" || echo -; }
 
-row() { printf '%-40s %17s %16s\n' "$1" "$2" "$3"; }
+row() { printf '%-38s %18s %18s\n' "$1" "$2" "$3"; }
 echo
-row "" "direct PostgreSQL" "through corral"
-row "transactions" "${R[direct.tx]}" "${R[corral.tx]}"
-row "failed transactions / aborted clients" "${R[direct.failed]} / ${R[direct.aborted]}" \
-	"${R[corral.failed]} / ${R[corral.aborted]}"
-row "connection errors (server full)" "${R[direct.connerr]}" "${R[corral.connerr]}"
-row "peak server connections" "${R[direct.peak]}" "${R[corral.peak]}"
-row "tps (including reconnects)" "${R[direct.tps]}" "${R[corral.tps]}"
-# PostgreSQL says "sorry, too many clients already" when every slot is taken, and turns
-# ordinary roles away earlier, when only the superusers' reserved slots are left.
-msg=$(grep -oE 'FATAL: .*(too many clients already|remaining connection slots are reserved).*' \
-	"$tmp/direct.err" | sort | uniq -c | sort -rn | head -1 | sed 's/^ *[0-9]* //; s/  */ /g' || true)
+row "$BURST invocations at once" "direct PostgreSQL" "through corral"
+row "succeeded" "${R[direct.ok]:-0}" "${R[corral.ok]:-0}"
+row "failed" "${R[direct.failed]:-0}" "${R[corral.failed]:-0}"
+row "  of them \"too many clients already\"" "${R[direct.full]}" "${R[corral.full]}"
+row "latency p50" "$(ms "${R[direct.p50]}")" "$(ms "${R[corral.p50]}")"
+row "latency p99" "$(ms "${R[direct.p99]}")" "$(ms "${R[corral.p99]}")"
+row "peak server connections" "${R[direct.peak]:--}" "${R[corral.peak]:--}"
+row "cold starts" "${R[direct.cold]:--}" "${R[corral.cold]:--}"
+msg=$(grep -oE "FATAL: +($full_re)[^\"]*" "$tmp/corral-fn.log" | head -1 | sed 's/  */ /g' || true)
 [ -z "$msg" ] || echo "(direct: \"$msg\")"
-echo
-corral_failures=$((${R[corral.failed]} + ${R[corral.aborted]} + ${R[corral.connerr]}))
-echo "demo: direct ${R[direct.tx]} tx, ${R[direct.aborted]} clients aborted;" \
-	"corral ${R[corral.tx]} tx, $corral_failures failures, peak server connections ${R[corral.peak]}"
 
-ok=1
-if [ "$corral_failures" != 0 ] || [ "${R[corral.tx]}" = 0 ] || [ "$(cat "$tmp/corral.rc")" != 0 ] ||
-	! kill -0 "$corral_pid" 2>/dev/null; then
-	ok=0
-	log=$(mktemp /tmp/corral-demo-log.XXXXXX)
-	{
-		cat "$tmp/corral.log"
-		echo "--- pgbench through corral: exit $(cat "$tmp/corral.rc"), stderr:"
-		cat "$tmp/corral.err"
-	} >"$log"
-	echo "demo: the corral run failed; corral's log and pgbench's stderr: $log" >&2
-	head -5 "$tmp/corral.err" >&2
-fi
-
-dsn="postgresql://$USER_:$PASS@127.0.0.1:$cport/$DB"
 echo
 if [ "${DEMO_HOLD:-0}" = 1 ]; then
-	echo "by hand (PostgreSQL and corral keep running until Ctrl-C):"
+	echo "to look at and try (everything keeps running until Ctrl-C):"
 else
-	echo "by hand (these ports are gone when the demo exits; DEMO_HOLD=1 make demo keeps them):"
+	echo "to look at and try (gone when the demo exits; DEMO_HOLD=1 make demo keeps them):"
 fi
-echo "  psql '$dsn'"
-echo "  PGPASSWORD=$PASS pgbench ${BENCH_ARGS[*]} -h 127.0.0.1 -p $cport -U $USER_ $DB"
+echo "  http://127.0.0.1:$fport/metrics                      corral-fn's metrics"
+echo "  curl -si -XPOST -d '{\"url\":\"https://example.com\"}' http://127.0.0.1:$fport/fn/url_shortener"
+echo "  curl -si http://127.0.0.1:$fport/fn/url_shortener/CODE   (CODE from the answer above)"
+echo "  curl -s -XPOST -d '{}' http://127.0.0.1:$fport/2015-03-31/functions/nightly_report/invocations"
+echo "  $bin/corral-storm --url http://127.0.0.1:$fport/fn/url_shortener --method POST \\"
+echo "      --body '{\"url\":\"https://example.com\"}' --rate 200 --duration 10"
+echo "  psql '$corral_url'                  (through corral)"
+echo "  logs: $tmp/corral-fn.log, $tmp/reports.log (REPORT lines), $tmp/corral.log"
+
+corral_ok=${R[corral.ok]:-0}
+ok=1
+if [ "$corral_ok" != "$BURST" ] || ! kill -0 "$corral_pid" 2>/dev/null; then
+	ok=0
+	echo "demo: the corral run had failures: $(head -c 600 "$tmp/corral.json")" >&2
+	grep -E 'level=(warn|error)' "$tmp/corral-fn.log" | grep -v direct | head -5 >&2 || true
+fi
 if [ "${DEMO_HOLD:-0}" = 1 ]; then
 	while sleep 1; do :; done
 fi
+echo
+echo "demo: direct ${R[direct.ok]:-0}/$BURST ok, corral $corral_ok/$BURST ok," \
+	"peak server connections ${R[corral.peak]:--}"
 [ "$ok" = 1 ]

@@ -30,6 +30,10 @@ struct env {
 	usec_t deadline_usec; /* of the running invocation; 0 between invocations */
 	int64_t init_usec;    /* reported with the first invocation, then 0 */
 	struct fn_buf in, out;
+	/* The last line logged by fn_init: a failed init is reported with it, since the
+	 * return code alone says nothing (Lambda shows the init's error message). */
+	char init_last_log[512];
+	bool in_init;
 };
 
 static volatile sig_atomic_t term_requested;
@@ -201,10 +205,13 @@ static void env_log(const struct fn_ctx *ctx, const char *fmt, ...)
 	size_t len = strlen(msg);
 	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r'))
 		msg[--len] = '\0';
+	struct env *env = env_of(ctx);
+	if (env->in_init)
+		snprintf(env->init_last_log, sizeof(env->init_last_log), "%s", msg);
 	struct fn_frame f = {.type = FN_FRAME_LOG};
 	f.u.log.request_id = ctx->request_id;
 	f.u.log.message = msg;
-	(void)env_send(env_of(ctx), &f); /* 4 KB always encodes unless memory is out */
+	(void)env_send(env, &f); /* 4 KB always encodes unless memory is out */
 }
 
 static int64_t env_remaining_ms(const struct fn_ctx *ctx)
@@ -244,9 +251,15 @@ static bool load(struct env *env, const char *so_path, char *error, size_t errle
 	env->shutdown = (fn_shutdown_fn *)dlsym(dl, "fn_shutdown");
 	fn_init_fn *init = (fn_init_fn *)dlsym(dl, "fn_init");
 	if (init) {
+		env->in_init = true;
 		int rc = init(&env->ctx);
+		env->in_init = false;
 		if (rc != FN_OK) {
-			snprintf(error, errlen, "fn_init failed (returned %d)", rc);
+			if (env->init_last_log[0])
+				snprintf(error, errlen, "fn_init failed (returned %d): %.400s", rc,
+					 env->init_last_log);
+			else
+				snprintf(error, errlen, "fn_init failed (returned %d)", rc);
 			return false;
 		}
 	}

@@ -128,6 +128,18 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
 	return len;
 }
 
+bool json_text_is_utf8(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	for (size_t i = 0; i < n;) {
+		size_t len = p[i] ? utf8_seq_len(p + i, n - i) : 0;
+		if (len == 0)
+			return false;
+		i += len;
+	}
+	return true;
+}
+
 static void put_escaped(struct json_writer *w, const char *str, size_t n)
 {
 	const unsigned char *s = (const unsigned char *)str;

@@ -60,6 +60,9 @@ void json_key(struct json_writer *w, const char *key);
  * characters are escaped, and each byte of an invalid sequence becomes U+FFFD. */
 void json_string(struct json_writer *w, const char *s);
 void json_string_len(struct json_writer *w, const char *s, size_t len);
+/* Whether n bytes are valid UTF-8 without a NUL: text a JSON string carries as it is
+ * (anything else goes base64, as API Gateway sends binary bodies). */
+bool json_text_is_utf8(const char *s, size_t n);
 /* A string value or null when s is NULL. */
 void json_string_or_null(struct json_writer *w, const char *s);
 /* len bytes of any content, as a base64 string. */

@@ -24,6 +24,8 @@
 #   database idle  empty, used only by the server_idle_timeout test (it counts backends)
 #   role limited   password 'secret', used only by the stranded-waiter test (it changes
 #                  the role's CONNECTION LIMIT)
+#   database fn    the example functions' tables (functions/examples/schema.sql) and
+#                  corral-fn's queue tables: the function runner tests (test_fn_*.c)
 #   databases txpool_w1, txpool_w2, txpool_ext
 #                  copies of pgb (template), each used by one test of test_txpool.c
 #                  only (transaction-pooling pgbench runs that count backends)
@@ -42,6 +44,9 @@
 #   CORRAL_TEST_IDLE_DB      idle
 #   CORRAL_TEST_LIMIT_USER   limited
 #   CORRAL_TEST_PG_BINDIR    PostgreSQL's bin dir (psql, pgbench are taken from there)
+#   CORRAL_BINDIR            where corral-fn, corral-storm, functions/NAME.so (examples)
+#                            and test-functions/NAME.so are (default: the repo's bin/)
+#   CORRAL_TEST_FN_DB        fn
 # Other PG* variables are unset so that libpq, psql and pgbench only use what tests pass.
 #
 # Why --jobs 2 is safe: every test starts its own corral on its own port, the two
@@ -107,7 +112,11 @@ su_psql >/dev/null <<'EOF' || fail "txpool database setup failed"
 create database txpool_w1 owner bench template pgb;
 create database txpool_w2 owner bench template pgb;
 create database txpool_ext owner bench template pgb;
+create database fn owner bench;
 EOF
+"$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$data" -p "$port" -U bench -d fn \
+	-f "$root/functions/examples/schema.sql" >"$tmp/schema.log" 2>&1 ||
+	{ cat "$tmp/schema.log" >&2; fail "example schema failed"; }
 
 pgtmp_unset_pgenv
 
@@ -123,6 +132,9 @@ export CORRAL_TEST_MD5_USER=md5user CORRAL_TEST_MD5_PASSWORD=md5pass
 export CORRAL_TEST_DB=bench CORRAL_TEST_PGBENCH_DB=pgb CORRAL_TEST_IDLE_DB=idle
 export CORRAL_TEST_LIMIT_USER=limited
 export CORRAL_TEST_PG_BINDIR=$PG_BIN
+CORRAL_BINDIR=$(realpath -m "${CORRAL_BINDIR:-$root/bin}")
+export CORRAL_BINDIR
+export CORRAL_TEST_FN_DB=fn
 
 rc=0
 "$bin" --jobs 2 --timeout 60 "$@" || rc=$?

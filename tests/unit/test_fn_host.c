@@ -428,7 +428,8 @@ HOST_TEST(init_failure)
 	struct fn_invocation inv;
 	spawn(&h, build_fn("init_fails", init_fails_src), "host=nowhere", 0);
 	cr_assert_eq(invoke(&h, "x", "{}", 5 * SEC, &inv), FN_OUTCOME_INIT_ERROR);
-	cr_assert_str_eq(inv.error, "fn_init failed (returned -1)");
+	/* The function's last line from fn_init says why: the return code alone would not. */
+	cr_assert_str_eq(inv.error, "fn_init failed (returned -1): cannot connect to host=nowhere");
 	cr_assert(strstr(inv.logs, "cannot connect to host=nowhere"), "%s", inv.logs);
 	fn_invocation_clear(&inv);
 	fn_host_close(&h);

@@ -1,0 +1,756 @@
+/*
+ * conf/corral-fn.ini -> struct fn_runner_config.
+ *
+ * The same reading rules as corral's own file (pool/config.c): inih does the INI
+ * grammar, fed through our line reader because Debian's libinih counts no lines for
+ * us, knows only ';' comments and takes an indented line for a continuation.  The
+ * reader also follows [section] headers itself, for two reasons: inih never reports
+ * a section without keys, and "[function.url_shortener]" with nothing under it is a
+ * function with every default; and inih cuts section names at 49 characters, shorter
+ * than "function." plus a 63-character name.  So a key belongs to the section the
+ * reader last saw, and inih's section argument is not used.
+ *
+ * Cross-key rules and the defaults that depend on other keys (so, queue_database_url)
+ * are applied once the whole file is read: [runner] may come after the functions.
+ * Only the first error is reported: later ones are often consequences of it.
+ */
+#include "functions/runner/fn_config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/parse.h"
+
+#define FUNCTION_PREFIX "function."
+#define FUNCTION_NAME_MAX 63
+#define QUEUE_NAME_MAX 80 /* SQS's limit for a queue name */
+#define MAX_CONCURRENCY 100000
+#define MAX_MEMORY_MB 1048576 /* 1 TB: a cap of address space, not of what is used */
+#define MAX_QUEUE_DEPTH 1000000
+#define MAX_BATCH_SIZE 10000       /* Lambda's largest SQS batch */
+#define MAX_QUEUE_CONCURRENCY 1000 /* Lambda's largest maximum concurrency of an SQS source */
+#define MAX_RECEIVE_COUNT 1000     /* SQS's largest maxReceiveCount */
+
+struct load_ctx;
+
+/* One key: how to parse it and where it goes, in the runner's or a function's struct. */
+struct key_spec {
+	const char *name;
+	bool (*parse)(struct load_ctx *ctx, const struct key_spec *spec, void *obj,
+		      const char *value);
+	size_t offset;
+	int min, max; /* integers only */
+};
+
+#define PARSER(name)                                                                   \
+	static bool name(struct load_ctx *ctx, const struct key_spec *spec, void *obj, \
+			 const char *value)
+PARSER(parse_int_key);
+PARSER(parse_unsigned_key);
+PARSER(parse_u32_key);
+PARSER(parse_duration_key);
+PARSER(parse_positive_duration_key);
+PARSER(parse_nonempty_key);
+PARSER(parse_address_key);
+PARSER(parse_database_url_key);
+PARSER(parse_log_level_key);
+PARSER(parse_bool_key);
+PARSER(parse_so_key);
+PARSER(parse_on_limit_key);
+PARSER(parse_schedule_key);
+PARSER(parse_queue_key);
+
+#define RUNNER(f) offsetof(struct fn_runner_config, f)
+#define FUNCTION(f) offsetof(struct fn_function_config, f)
+
+static const struct key_spec runner_keys[] = {
+	{ "listen_addr", parse_address_key, RUNNER(listen_addr), 0, 0 },
+	{ "listen_port", parse_int_key, RUNNER(listen_port), 1, 65535 },
+	{ "database_url", parse_database_url_key, RUNNER(database_url), 0, 0 },
+	{ "queue_database_url", parse_database_url_key, RUNNER(queue_database_url), 0, 0 },
+	{ "functions_dir", parse_nonempty_key, RUNNER(functions_dir), 0, 0 },
+	{ "max_concurrency", parse_unsigned_key, RUNNER(max_concurrency), 1, MAX_CONCURRENCY },
+	{ "init_timeout", parse_positive_duration_key, RUNNER(init_timeout_usec), 0, 0 },
+	{ "shutdown_grace", parse_duration_key, RUNNER(shutdown_grace_usec), 0, 0 },
+	{ "log_level", parse_log_level_key, RUNNER(log_level), 0, 0 },
+	{ "log_reports", parse_bool_key, RUNNER(log_reports), 0, 0 },
+};
+
+static const struct key_spec function_keys[] = {
+	{ "so", parse_so_key, FUNCTION(so_path), 0, 0 },
+	{ "database_url", parse_database_url_key, FUNCTION(database_url), 0, 0 },
+	{ "timeout", parse_positive_duration_key, FUNCTION(timeout_usec), 0, 0 },
+	{ "memory_mb", parse_u32_key, FUNCTION(memory_mb), 0, MAX_MEMORY_MB },
+	{ "reserved_concurrency", parse_unsigned_key, FUNCTION(reserved_concurrency), 0,
+	  MAX_CONCURRENCY },
+	{ "provisioned", parse_unsigned_key, FUNCTION(provisioned), 0, MAX_CONCURRENCY },
+	{ "idle_timeout", parse_positive_duration_key, FUNCTION(idle_timeout_usec), 0, 0 },
+	{ "on_limit", parse_on_limit_key, FUNCTION(on_limit), 0, 0 },
+	{ "queue_depth", parse_unsigned_key, FUNCTION(queue_depth), 1, MAX_QUEUE_DEPTH },
+	{ "queue_timeout", parse_positive_duration_key, FUNCTION(queue_timeout_usec), 0, 0 },
+	{ "http", parse_bool_key, FUNCTION(http), 0, 0 },
+	{ "schedule", parse_schedule_key, FUNCTION(schedule), 0, 0 },
+	{ "queue", parse_queue_key, FUNCTION(queue), 0, 0 },
+	{ "batch_size", parse_unsigned_key, FUNCTION(batch_size), 1, MAX_BATCH_SIZE },
+	{ "queue_concurrency", parse_unsigned_key, FUNCTION(queue_concurrency), 1,
+	  MAX_QUEUE_CONCURRENCY },
+	{ "max_receive_count", parse_unsigned_key, FUNCTION(max_receive_count), 1,
+	  MAX_RECEIVE_COUNT },
+	{ "visibility_timeout", parse_positive_duration_key, FUNCTION(visibility_timeout_usec), 0,
+	  0 },
+	{ "queue_poll", parse_positive_duration_key, FUNCTION(queue_poll_usec), 0, 0 },
+};
+
+/* Where a function's section and keys are in the file (cfg->functions[i] <-> lines[i]). */
+struct fn_lines {
+	int header;
+	int seen[ARRAY_SIZE(function_keys)]; /* line each key was set on, 0 = not yet */
+};
+
+enum section { SECTION_NONE, SECTION_RUNNER, SECTION_FUNCTION };
+
+struct load_ctx {
+	struct fn_runner_config *cfg;
+	const char *path;
+	FILE *file;
+	char *buf; /* getline()'s buffer, reused for every line */
+	size_t cap;
+	int lineno; /* the line inih is working on: the reader returned it last */
+	enum section section;
+	size_t function; /* SECTION_FUNCTION: index in cfg->functions (which realloc moves) */
+	int runner_seen[ARRAY_SIZE(runner_keys)];
+	struct fn_lines *lines;
+	char *err;
+	size_t errlen;
+	bool failed;
+	int err_line;
+};
+
+static void fail_line(struct load_ctx *ctx, int line, const char *key, const char *fmt, ...)
+	PRINTF_LIKE(4, 5);
+
+/* Records "FILE:LINE: KEY: why" (line 0: no LINE, key NULL: no KEY); first error wins. */
+static void fail_line(struct load_ctx *ctx, int line, const char *key, const char *fmt, ...)
+{
+	if (ctx->failed)
+		return;
+	ctx->failed = true;
+	ctx->err_line = line;
+	if (!ctx->err || ctx->errlen == 0)
+		return;
+	char where[16] = "";
+	if (line > 0)
+		snprintf(where, sizeof(where), ":%d", line);
+	int n = snprintf(ctx->err, ctx->errlen, "%s%s: %s%s", ctx->path, where, key ? key : "",
+			 key ? ": " : "");
+	if (n < 0 || (size_t)n >= ctx->errlen)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(ctx->err + n, ctx->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+#define fail(ctx, key, ...) fail_line((ctx), (ctx)->lineno, (key), __VA_ARGS__)
+
+static void *field(void *obj, const struct key_spec *spec)
+{
+	return (char *)obj + spec->offset;
+}
+
+/* ---- values ---------------------------------------------------------------------------- */
+
+static bool parse_range(struct load_ctx *ctx, const struct key_spec *spec, const char *value,
+			int *out)
+{
+	if (parse_uint_range(value, spec->min, spec->max, out))
+		return true;
+	fail(ctx, spec->name, "must be an integer between %d and %d, got \"%s\"", spec->min,
+	     spec->max, value);
+	return false;
+}
+
+PARSER(parse_int_key)
+{
+	return parse_range(ctx, spec, value, field(obj, spec));
+}
+
+PARSER(parse_unsigned_key)
+{
+	int v;
+	if (!parse_range(ctx, spec, value, &v))
+		return false;
+	*(unsigned *)field(obj, spec) = (unsigned)v;
+	return true;
+}
+
+PARSER(parse_u32_key)
+{
+	int v;
+	if (!parse_range(ctx, spec, value, &v))
+		return false;
+	*(uint32_t *)field(obj, spec) = (uint32_t)v;
+	return true;
+}
+
+PARSER(parse_duration_key)
+{
+	if (parse_decimal_usec(value, PARSE_MAX_SECONDS, field(obj, spec)))
+		return true;
+	fail(ctx, spec->name,
+	     "must be a number of seconds between 0 and %d (e.g. 3 or 0.5), got \"%s\"",
+	     PARSE_MAX_SECONDS, value);
+	return false;
+}
+
+/* For timeouts and intervals where 0 could only mean "at once" or "busy loop". */
+PARSER(parse_positive_duration_key)
+{
+	usec_t v;
+	if (parse_decimal_usec(value, PARSE_MAX_SECONDS, &v) && v > 0) {
+		*(usec_t *)field(obj, spec) = v;
+		return true;
+	}
+	fail(ctx, spec->name,
+	     "must be a number of seconds greater than 0 and at most %d (e.g. 3 or 0.5), "
+	     "got \"%s\"",
+	     PARSE_MAX_SECONDS, value);
+	return false;
+}
+
+static bool set_string(struct load_ctx *ctx, const struct key_spec *spec, void *obj,
+		       const char *value)
+{
+	char **slot = field(obj, spec);
+	char *copy = strdup(value);
+	if (!copy) {
+		fail(ctx, spec->name, "out of memory");
+		return false;
+	}
+	free(*slot);
+	*slot = copy;
+	return true;
+}
+
+PARSER(parse_nonempty_key)
+{
+	if (*value != '\0')
+		return set_string(ctx, spec, obj, value);
+	fail(ctx, spec->name, "must not be empty");
+	return false;
+}
+
+/* The listener binds a numeric address (no name lookup); say so here, with a line. */
+PARSER(parse_address_key)
+{
+	unsigned char addr[sizeof(struct in6_addr)];
+	if (inet_pton(AF_INET, value, addr) == 1 || inet_pton(AF_INET6, value, addr) == 1)
+		return set_string(ctx, spec, obj, value);
+	fail(ctx, spec->name, "must be an IPv4 or IPv6 address, got \"%s\"", value);
+	return false;
+}
+
+/*
+ * libpq's parser, so a typo stops the runner here rather than every cold start later.
+ * Neither the value nor libpq's message is repeated: both may hold the password.
+ */
+PARSER(parse_database_url_key)
+{
+	if (*value == '\0') {
+		fail(ctx, spec->name, "must not be empty (leave the key out for none)");
+		return false;
+	}
+	char *why = NULL;
+	PQconninfoOption *opts = PQconninfoParse(value, &why);
+	if (!opts) {
+		fail(ctx, spec->name, "%s",
+		     why ? "libpq cannot parse it (expected postgresql://user:password@host:port/"
+			   "dbname or keyword=value pairs; the value is not shown, it may hold a "
+			   "password)"
+			 : "out of memory");
+		PQfreemem(why);
+		return false;
+	}
+	PQconninfoFree(opts);
+	return set_string(ctx, spec, obj, value);
+}
+
+/* Stored lower-cased so readers can compare it and hand it to log_level_parse(). */
+PARSER(parse_log_level_key)
+{
+	enum log_level level;
+	if (!log_level_parse(value, &level)) {
+		fail(ctx, spec->name, "must be one of debug, info, warn, error, got \"%s\"", value);
+		return false;
+	}
+	if (!set_string(ctx, spec, obj, value))
+		return false;
+	for (char *p = *(char **)field(obj, spec); *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return true;
+}
+
+PARSER(parse_bool_key)
+{
+	if (parse_bool(value, field(obj, spec)))
+		return true;
+	fail(ctx, spec->name, "must be yes or no (or true/false, on/off, 1/0), got \"%s\"",
+	     value);
+	return false;
+}
+
+/* A name without '/' gets "./": dlopen() would search the library path for it instead. */
+PARSER(parse_so_key)
+{
+	if (*value == '\0') {
+		fail(ctx, spec->name,
+		     "must not be empty (leave the key out for functions_dir/NAME.so)");
+		return false;
+	}
+	if (strchr(value, '/'))
+		return set_string(ctx, spec, obj, value);
+	char *path;
+	if (asprintf(&path, "./%s", value) < 0) {
+		fail(ctx, spec->name, "out of memory");
+		return false;
+	}
+	bool ok = set_string(ctx, spec, obj, path);
+	free(path);
+	return ok;
+}
+
+PARSER(parse_on_limit_key)
+{
+	enum fn_on_limit *slot = field(obj, spec);
+	if (strcasecmp(value, "queue") == 0) {
+		*slot = FN_ON_LIMIT_QUEUE;
+		return true;
+	}
+	if (strcasecmp(value, "throttle") == 0) {
+		*slot = FN_ON_LIMIT_THROTTLE;
+		return true;
+	}
+	fail(ctx, spec->name, "must be queue or throttle, got \"%s\"", value);
+	return false;
+}
+
+PARSER(parse_schedule_key)
+{
+	struct fn_function_config *fn = obj;
+	char why[160];
+	if (!cron_parse(value, &fn->cron, why, sizeof(why))) {
+		fail(ctx, spec->name, "%s", why);
+		return false;
+	}
+	fn->has_schedule = true;
+	return set_string(ctx, spec, obj, value);
+}
+
+/* Names end up in URL paths (/fn/NAME), log lines and metric labels: kept to an alphabet
+ * that needs escaping in none of them. */
+static bool valid_name(const char *s, size_t len, size_t max)
+{
+	if (len == 0 || len > max)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-')
+			return false;
+	}
+	return true;
+}
+
+PARSER(parse_queue_key)
+{
+	if (valid_name(value, strlen(value), QUEUE_NAME_MAX))
+		return set_string(ctx, spec, obj, value);
+	fail(ctx, spec->name,
+	     "must be a queue name of 1 to %d letters, digits, '_' or '-', got \"%s\"",
+	     QUEUE_NAME_MAX, value);
+	return false;
+}
+
+/* ---- keys and sections ----------------------------------------------------------------- */
+
+/* Sets one key of a section; seen[] (parallel to keys) catches a key given twice. */
+static void set_key(struct load_ctx *ctx, const struct key_spec *keys, size_t n_keys, int *seen,
+		    void *obj, const char *section, const char *name, const char *value)
+{
+	for (size_t i = 0; i < n_keys; i++) {
+		if (strcmp(name, keys[i].name) != 0)
+			continue;
+		if (seen[i]) {
+			fail(ctx, name, "set twice (first on line %d)", seen[i]);
+			return;
+		}
+		seen[i] = ctx->lineno;
+		(void)keys[i].parse(ctx, &keys[i], obj, value);
+		return;
+	}
+	fail(ctx, name, "unknown key in [%s]", section);
+}
+
+static int on_entry(void *user, const char *section, const char *name, const char *value)
+{
+	struct load_ctx *ctx = user;
+	(void)section; /* cut at 49 characters by inih; ctx->section is the whole truth */
+	struct fn_runner_config *cfg = ctx->cfg;
+	if (!value) {
+		fail(ctx, name, "has no value");
+	} else if (ctx->section == SECTION_RUNNER) {
+		set_key(ctx, runner_keys, ARRAY_SIZE(runner_keys), ctx->runner_seen, cfg, "runner",
+			name, value);
+	} else if (ctx->section == SECTION_FUNCTION) {
+		struct fn_function_config *fn = &cfg->functions[ctx->function];
+		char section_name[sizeof(FUNCTION_PREFIX) + FUNCTION_NAME_MAX];
+		snprintf(section_name, sizeof(section_name), FUNCTION_PREFIX "%s", fn->name);
+		set_key(ctx, function_keys, ARRAY_SIZE(function_keys),
+			ctx->lines[ctx->function].seen, fn, section_name, name, value);
+	} else {
+		fail(ctx, name,
+		     "comes before any section; put it under [runner] or [function.NAME]");
+	}
+	return !ctx->failed;
+}
+
+static void function_defaults(struct fn_function_config *fn)
+{
+	*fn = (struct fn_function_config){
+		.timeout_usec = 3 * USEC_PER_SEC,
+		.memory_mb = 128,
+		.idle_timeout_usec = 300 * USEC_PER_SEC,
+		.on_limit = FN_ON_LIMIT_QUEUE,
+		.queue_depth = 100,
+		.queue_timeout_usec = 10 * USEC_PER_SEC,
+		.http = true,
+		.batch_size = 10,
+		.queue_concurrency = 2,
+		.max_receive_count = 3,
+		.visibility_timeout_usec = 30 * USEC_PER_SEC,
+		.queue_poll_usec = 1 * USEC_PER_SEC,
+	};
+}
+
+static const struct fn_function_config *find_function(const struct fn_runner_config *cfg,
+						      const char *name, size_t len, size_t *index)
+{
+	for (size_t i = 0; i < cfg->n_functions; i++) {
+		const char *have = cfg->functions[i].name;
+		if (strlen(have) == len && memcmp(have, name, len) == 0) {
+			*index = i;
+			return &cfg->functions[i];
+		}
+	}
+	return NULL;
+}
+
+/* [function.NAME]: a new function with every default, from this line on. */
+static void open_function(struct load_ctx *ctx, const char *name, size_t len)
+{
+	struct fn_runner_config *cfg = ctx->cfg;
+	size_t old;
+	if (!valid_name(name, len, FUNCTION_NAME_MAX)) {
+		fail(ctx, NULL,
+		     "[" FUNCTION_PREFIX "%.*s]: a function name is 1 to %d letters, digits, '_' "
+		     "or '-'",
+		     (int)len, name, FUNCTION_NAME_MAX);
+		return;
+	}
+	if (find_function(cfg, name, len, &old)) {
+		fail(ctx, NULL,
+		     "[" FUNCTION_PREFIX "%.*s]: function defined twice (first on line %d)",
+		     (int)len, name, ctx->lines[old].header);
+		return;
+	}
+	size_t n = cfg->n_functions;
+	struct fn_function_config *fns = realloc(cfg->functions, (n + 1) * sizeof(*fns));
+	if (fns)
+		cfg->functions = fns;
+	struct fn_lines *lines = realloc(ctx->lines, (n + 1) * sizeof(*lines));
+	if (lines)
+		ctx->lines = lines;
+	char *copy = strndup(name, len);
+	if (!fns || !lines || !copy) {
+		free(copy);
+		fail(ctx, NULL, "out of memory");
+		return;
+	}
+	function_defaults(&fns[n]);
+	fns[n].name = copy;
+	lines[n] = (struct fn_lines){ .header = ctx->lineno };
+	cfg->n_functions = n + 1;
+	ctx->section = SECTION_FUNCTION;
+	ctx->function = n;
+}
+
+/* A "[...]" line: checked and followed here (see the comment at the top). */
+static void open_section(struct load_ctx *ctx, const char *line)
+{
+	const char *end = strchr(line, ']');
+	if (!end) {
+		fail(ctx, NULL, "section header without a closing ']'");
+		return;
+	}
+	if (end[1] != '\0') {
+		fail(ctx, NULL, "unexpected text after ']'");
+		return;
+	}
+	const char *name = line + 1;
+	size_t len = (size_t)(end - name);
+	size_t prefix = strlen(FUNCTION_PREFIX);
+	if (len == strlen("runner") && memcmp(name, "runner", len) == 0)
+		ctx->section = SECTION_RUNNER;
+	else if (len >= prefix && memcmp(name, FUNCTION_PREFIX, prefix) == 0)
+		open_function(ctx, name + prefix, len - prefix);
+	else
+		fail(ctx, NULL,
+		     "[%.*s]: unknown section (corral-fn knows [runner] and [function.NAME])",
+		     (int)len, name);
+}
+
+/* inih's ini_reader (an fgets() look-alike); stops inih at the first error. */
+static char *read_line(char *str, int num, void *stream)
+{
+	struct load_ctx *ctx = stream;
+	if (num < 1 || ctx->failed)
+		return NULL;
+	errno = 0;
+	ssize_t n = getline(&ctx->buf, &ctx->cap, ctx->file);
+	if (n < 0) {
+		int e = errno;
+		if (ferror(ctx->file))
+			fail_line(ctx, 0, NULL, "cannot read: %s", strerror(e));
+		return NULL;
+	}
+	ctx->lineno++;
+	if (memchr(ctx->buf, '\0', (size_t)n)) {
+		fail(ctx, NULL, "line contains a NUL byte");
+		return NULL;
+	}
+	char *s = parse_clean_ini_line(ctx->buf, ctx->lineno == 1);
+	size_t len = strlen(s);
+	if (len >= (size_t)num) {
+		/* inih would split it into two lines silently. */
+		fail(ctx, NULL, "line is %zu characters long; inih reads at most %d", len, num - 1);
+		return NULL;
+	}
+	if (*s == '[')
+		open_section(ctx, s);
+	if (ctx->failed)
+		return NULL;
+	memcpy(str, s, len + 1);
+	return str;
+}
+
+/* ---- the whole file -------------------------------------------------------------------- */
+
+static bool runner_defaults(struct load_ctx *ctx)
+{
+	struct fn_runner_config *cfg = ctx->cfg;
+	cfg->listen_port = 9000;
+	cfg->max_concurrency = 1000;
+	cfg->init_timeout_usec = 10 * USEC_PER_SEC;
+	cfg->shutdown_grace_usec = 2 * USEC_PER_SEC;
+	cfg->log_reports = true;
+	cfg->listen_addr = strdup("127.0.0.1");
+	cfg->functions_dir = strdup("bin/functions");
+	cfg->log_level = strdup("info");
+	if (cfg->listen_addr && cfg->functions_dir && cfg->log_level)
+		return true;
+	fail_line(ctx, 0, NULL, "out of memory");
+	return false;
+}
+
+static int key_index(const struct key_spec *keys, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(keys[i].name, name) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+/* The line a function's key was set on, else its section header's. */
+static int function_line(const struct load_ctx *ctx, size_t i, const char *key)
+{
+	int k = key_index(function_keys, ARRAY_SIZE(function_keys), key);
+	int line = k >= 0 ? ctx->lines[i].seen[k] : 0;
+	return line ? line : ctx->lines[i].header;
+}
+
+static int runner_line(const struct load_ctx *ctx, const char *key)
+{
+	int k = key_index(runner_keys, ARRAY_SIZE(runner_keys), key);
+	return k >= 0 ? ctx->runner_seen[k] : 0;
+}
+
+/* so defaults to functions_dir/NAME.so; either way the file must be there now, so a
+ * typo is reported with its line at start rather than as a failed cold start. */
+static void resolve_so(struct load_ctx *ctx, size_t i)
+{
+	struct fn_function_config *fn = &ctx->cfg->functions[i];
+	bool by_default = !fn->so_path;
+	if (by_default) {
+		const char *dir = ctx->cfg->functions_dir;
+		int len = (int)strlen(dir);
+		while (len > 0 && dir[len - 1] == '/')
+			len--;
+		if (asprintf(&fn->so_path, "%.*s/%s.so", len, dir, fn->name) < 0) {
+			fn->so_path = NULL;
+			fail_line(ctx, 0, NULL, "out of memory");
+			return;
+		}
+	}
+	if (access(fn->so_path, R_OK) == 0)
+		return;
+	int e = errno;
+	fail_line(ctx, function_line(ctx, i, "so"), "so", "cannot read \"%s\"%s: %s",
+		  fn->so_path, by_default ? " (functions_dir/NAME.so, the default)" : "",
+		  strerror(e));
+}
+
+static double seconds(usec_t usec)
+{
+	return (double)usec / USEC_PER_SEC;
+}
+
+/* Rules that involve more than one key of a function. */
+static void check_function(struct load_ctx *ctx, size_t i)
+{
+	const struct fn_function_config *fn = &ctx->cfg->functions[i];
+	if (!fn->http && !fn->has_schedule && !fn->queue)
+		fail_line(ctx, function_line(ctx, i, "http"), "http",
+			  "is no, and neither schedule nor queue is set: nothing could invoke "
+			  "the function");
+	if (fn->reserved_concurrency && fn->provisioned > fn->reserved_concurrency)
+		fail_line(ctx, function_line(ctx, i, "provisioned"), "provisioned",
+			  "must be at most reserved_concurrency (%u), got %u",
+			  fn->reserved_concurrency, fn->provisioned);
+	if (!fn->queue)
+		return;
+	if (!ctx->cfg->queue_database_url)
+		fail_line(ctx, function_line(ctx, i, "queue"), "queue",
+			  "needs the queue tables' database: set queue_database_url or "
+			  "database_url in [runner]");
+	/* As Lambda refuses an SQS source whose visibility timeout is shorter than the
+	 * function's: messages would reappear, and be handled twice, while still running. */
+	if (fn->visibility_timeout_usec < fn->timeout_usec) {
+		bool set = ctx->lines[i].seen[key_index(function_keys, ARRAY_SIZE(function_keys),
+							"visibility_timeout")];
+		const char *key = set ? "visibility_timeout" : "queue";
+		fail_line(ctx, function_line(ctx, i, key), key,
+			  "visibility_timeout (%g s) must be at least the function's timeout "
+			  "(%g s), or messages reappear while they are being handled",
+			  seconds(fn->visibility_timeout_usec), seconds(fn->timeout_usec));
+	}
+}
+
+/* Provisioned environments all live at once from the start, within max_concurrency. */
+static void check_provisioned_total(struct load_ctx *ctx)
+{
+	struct fn_runner_config *cfg = ctx->cfg;
+	uint64_t total = 0;
+	for (size_t i = 0; i < cfg->n_functions; i++) {
+		total += cfg->functions[i].provisioned;
+		if (total <= cfg->max_concurrency)
+			continue;
+		fail_line(ctx, function_line(ctx, i, "provisioned"), "provisioned",
+			  "provisioned environments of all functions add up to %llu, more than "
+			  "max_concurrency (%u)%s",
+			  (unsigned long long)total, cfg->max_concurrency,
+			  runner_line(ctx, "max_concurrency") ? "" : " (the default)");
+		return;
+	}
+}
+
+static void finish(struct load_ctx *ctx)
+{
+	struct fn_runner_config *cfg = ctx->cfg;
+	if (!cfg->queue_database_url && cfg->database_url) {
+		cfg->queue_database_url = strdup(cfg->database_url);
+		if (!cfg->queue_database_url) {
+			fail_line(ctx, 0, NULL, "out of memory");
+			return;
+		}
+	}
+	for (size_t i = 0; i < cfg->n_functions && !ctx->failed; i++) {
+		resolve_so(ctx, i);
+		check_function(ctx, i);
+	}
+	check_provisioned_total(ctx);
+}
+
+static void parse_file(struct load_ctx *ctx)
+{
+	ctx->file = fopen(ctx->path, "r");
+	if (!ctx->file) {
+		int e = errno;
+		fail_line(ctx, 0, NULL, "cannot open: %s", strerror(e));
+		return;
+	}
+	int rc = ini_parse_stream(read_line, ctx, on_entry, ctx);
+	fclose(ctx->file);
+	ctx->file = NULL;
+	free(ctx->buf);
+	ctx->buf = NULL;
+	if (rc == -2) {
+		fail_line(ctx, 0, NULL, "out of memory");
+	} else if (rc > 0 && (!ctx->failed || rc < ctx->err_line)) {
+		/* inih found a line that is neither "[section]" nor "key = value". */
+		ctx->failed = false;
+		fail_line(ctx, rc, NULL, "expected \"[section]\" or \"key = value\"");
+	}
+}
+
+bool fn_config_load(const char *path, struct fn_runner_config *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	if (err && errlen > 0)
+		err[0] = '\0';
+	struct load_ctx ctx = { .cfg = out, .path = path, .err = err, .errlen = errlen };
+	if (runner_defaults(&ctx))
+		parse_file(&ctx);
+	if (!ctx.failed)
+		finish(&ctx);
+	free(ctx.lines);
+	if (ctx.failed) {
+		fn_config_free(out);
+		return false;
+	}
+	return true;
+}
+
+void fn_config_free(struct fn_runner_config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_functions; i++) {
+		struct fn_function_config *fn = &cfg->functions[i];
+		free(fn->name);
+		free(fn->so_path);
+		free(fn->database_url);
+		free(fn->schedule);
+		free(fn->queue);
+	}
+	free(cfg->functions);
+	free(cfg->listen_addr);
+	free(cfg->database_url);
+	free(cfg->queue_database_url);
+	free(cfg->functions_dir);
+	free(cfg->log_level);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+const struct fn_function_config *fn_config_find(const struct fn_runner_config *cfg,
+						const char *name)
+{
+	size_t i;
+	return name ? find_function(cfg, name, strlen(name), &i) : NULL;
+}
