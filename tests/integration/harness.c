@@ -35,6 +35,7 @@ struct h_env H;
 
 #define MAX_CORRALS  8
 #define MAX_SAMPLERS 4
+#define MAX_DAEMONS  16
 
 struct h_sampler {
 	pthread_t thread;
@@ -50,6 +51,11 @@ struct h_sampler {
 /* Per-test registries, so that h_fini can clean up after a failed assertion. */
 static struct h_corral *corrals[MAX_CORRALS];
 static int n_corrals;
+static struct {
+	pid_t *pid;
+	bool *running;
+} daemons[MAX_DAEMONS]; /* corral, corral-fn: h_track_daemon */
+static int n_daemons;
 static struct h_sampler *samplers[MAX_SAMPLERS];
 static int n_samplers;
 
@@ -57,7 +63,7 @@ static void alone_shared(const char *dir); /* "tests that must run alone", at th
 
 /* ---------------------------------------------------------------- setup */
 
-static const char *need_env(const char *name)
+const char *h_need_env(const char *name)
 {
 	const char *v = getenv(name);
 
@@ -88,20 +94,20 @@ void h_init(void)
 	/* A peer that closes while we write must fail the write, not kill the test. */
 	signal(SIGPIPE, SIG_IGN);
 
-	H.corral_bin = need_env("CORRAL_BIN");
-	H.pghost = need_env("CORRAL_TEST_PGHOST");
-	H.pgport = atoi(need_env("CORRAL_TEST_PGPORT"));
-	H.sockdir = need_env("CORRAL_TEST_PGSOCKDIR");
-	H.user = need_env("CORRAL_TEST_USER");
-	H.password = need_env("CORRAL_TEST_PASSWORD");
-	H.md5_user = need_env("CORRAL_TEST_MD5_USER");
-	H.md5_password = need_env("CORRAL_TEST_MD5_PASSWORD");
-	H.db = need_env("CORRAL_TEST_DB");
-	H.pgbench_db = need_env("CORRAL_TEST_PGBENCH_DB");
-	H.idle_db = need_env("CORRAL_TEST_IDLE_DB");
-	H.limit_user = need_env("CORRAL_TEST_LIMIT_USER");
-	H.pg_bindir = need_env("CORRAL_TEST_PG_BINDIR");
-	dir = need_env("CORRAL_TEST_DIR");
+	H.corral_bin = h_need_env("CORRAL_BIN");
+	H.pghost = h_need_env("CORRAL_TEST_PGHOST");
+	H.pgport = atoi(h_need_env("CORRAL_TEST_PGPORT"));
+	H.sockdir = h_need_env("CORRAL_TEST_PGSOCKDIR");
+	H.user = h_need_env("CORRAL_TEST_USER");
+	H.password = h_need_env("CORRAL_TEST_PASSWORD");
+	H.md5_user = h_need_env("CORRAL_TEST_MD5_USER");
+	H.md5_password = h_need_env("CORRAL_TEST_MD5_PASSWORD");
+	H.db = h_need_env("CORRAL_TEST_DB");
+	H.pgbench_db = h_need_env("CORRAL_TEST_PGBENCH_DB");
+	H.idle_db = h_need_env("CORRAL_TEST_IDLE_DB");
+	H.limit_user = h_need_env("CORRAL_TEST_LIMIT_USER");
+	H.pg_bindir = h_need_env("CORRAL_TEST_PG_BINDIR");
+	dir = h_need_env("CORRAL_TEST_DIR");
 
 	snprintf(name, sizeof name, "%s.%s", criterion_current_suite->name, criterion_current_test->name);
 	sanitize(name);
@@ -110,6 +116,7 @@ void h_init(void)
 		cr_assert_fail("mkdtemp %s: %s", H.dir, strerror(errno));
 	n_corrals = 0;
 	n_samplers = 0;
+	n_daemons = 0;
 	alone_shared(dir);
 }
 
@@ -128,15 +135,15 @@ void h_fini(void)
 		free(s);
 	}
 	n_samplers = 0;
-	for (int i = 0; i < n_corrals; i++) {
-		struct h_corral *c = corrals[i];
-
-		if (c->running) {
-			kill(c->pid, SIGKILL);
-			waitpid(c->pid, NULL, 0);
+	for (int i = 0; i < n_daemons; i++) {
+		if (*daemons[i].running) {
+			kill(*daemons[i].pid, SIGKILL);
+			waitpid(*daemons[i].pid, NULL, 0);
 		}
-		free(c);
 	}
+	n_daemons = 0;
+	for (int i = 0; i < n_corrals; i++)
+		free(corrals[i]);
 	n_corrals = 0;
 }
 
@@ -323,7 +330,7 @@ char *h_make_text(size_t len, uint64_t seed)
 
 /* ---------------------------------------------------------------- corral */
 
-static bool has_key(const char *settings, const char *key)
+bool h_has_key(const char *settings, const char *key)
 {
 	size_t n = strlen(key);
 
@@ -337,27 +344,32 @@ static bool has_key(const char *settings, const char *key)
 	return false;
 }
 
-const char *h_corral_log_tail(const struct h_corral *c)
+const char *h_log_tail(const char *path)
 {
 	/* Static: failure messages use it, and a failed assertion never returns to free. */
 	static char tail[3000];
 	size_t len = 0;
-	char *all = h_read_file(c->log, &len);
+	char *all = h_read_file(path, &len);
 
 	if (all == NULL)
-		snprintf(tail, sizeof tail, "(no log at %s)", c->log);
+		snprintf(tail, sizeof tail, "(no log at %s)", path);
 	else
 		snprintf(tail, sizeof tail, "%s", len >= sizeof tail ? all + len - (sizeof tail - 1) : all);
 	free(all);
 	return tail;
 }
 
-bool h_wait_log(const struct h_corral *c, const char *needle, double timeout_s)
+const char *h_corral_log_tail(const struct h_corral *c)
+{
+	return h_log_tail(c->log);
+}
+
+bool h_wait_file(const char *path, const char *needle, double timeout_s)
 {
 	double deadline = h_now() + timeout_s;
 
 	for (;;) {
-		char *all = h_read_file(c->log, NULL);
+		char *all = h_read_file(path, NULL);
 		bool found = all != NULL && strstr(all, needle) != NULL;
 
 		free(all);
@@ -367,6 +379,11 @@ bool h_wait_log(const struct h_corral *c, const char *needle, double timeout_s)
 			return false;
 		sleep_ms(10);
 	}
+}
+
+bool h_wait_log(const struct h_corral *c, const char *needle, double timeout_s)
+{
+	return h_wait_file(c->log, needle, timeout_s);
 }
 
 double h_proc_cpu_seconds(pid_t pid)
@@ -390,26 +407,36 @@ double h_proc_cpu_seconds(pid_t pid)
 	return (double)(utime + stime) / (double)hz;
 }
 
-/* Reaps the child if it has exited; returns true while it runs. */
-static bool reap(struct h_corral *c, int *status)
+/* ---------------------------------------------------------------- daemons */
+
+void h_need_program(const char *path, const char *make_target)
+{
+	if (access(path, X_OK) != 0)
+		cr_assert_fail("%s is not an executable (%s): build it with `make %s`", path, strerror(errno),
+			       make_target);
+}
+
+void h_track_daemon(pid_t *pid, bool *running)
+{
+	if (n_daemons == MAX_DAEMONS)
+		cr_assert_fail("too many processes started in one test");
+	daemons[n_daemons].pid = pid;
+	daemons[n_daemons].running = running;
+	n_daemons++;
+}
+
+bool h_reap(pid_t pid, bool *running, int *status)
 {
 	pid_t r;
 
-	if (!c->running)
+	if (!*running)
 		return false;
-	r = waitpid(c->pid, status, WNOHANG);
-	if (r == c->pid) {
-		c->running = false;
+	r = waitpid(pid, status, WNOHANG);
+	if (r == pid) {
+		*running = false;
 		return false;
 	}
 	return true;
-}
-
-bool h_corral_alive(struct h_corral *c)
-{
-	int status;
-
-	return reap(c, &status);
 }
 
 static bool port_accepts(int port)
@@ -425,7 +452,7 @@ static bool port_accepts(int port)
 	return ok;
 }
 
-static const char *status_text(int status, char *buf, size_t len)
+const char *h_status_text(int status, char *buf, size_t len)
 {
 	if (WIFEXITED(status))
 		snprintf(buf, len, "exit status %d", WEXITSTATUS(status));
@@ -434,6 +461,105 @@ static const char *status_text(int status, char *buf, size_t len)
 	else
 		snprintf(buf, len, "wait status 0x%x", status);
 	return buf;
+}
+
+pid_t h_spawn(const struct h_spawn *s)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+
+	if (pid < 0)
+		cr_assert_fail("fork: %s", strerror(errno));
+	if (pid == 0) {
+		int out = open(s->out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int err = strcmp(s->err, s->out) == 0 ? out : open(s->err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int null = open("/dev/null", O_RDONLY);
+
+		/* Die with the test process, even if Criterion kills it on a timeout. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		if (out < 0 || err < 0 || null < 0)
+			_exit(127);
+		dup2(null, 0);
+		dup2(out, 1);
+		dup2(err, 2);
+		signal(SIGPIPE, SIG_DFL);
+		/* Server logins in plain text unless a database line asks for TLS (harness.h). */
+		setenv("PGSSLMODE", "disable", 1);
+		if (s->search_path)
+			execvp(s->argv[0], (char *const *)s->argv);
+		else
+			execv(s->argv[0], (char *const *)s->argv);
+		dprintf(2, "harness: exec %s: %s\n", s->argv[0], strerror(errno));
+		_exit(127);
+	}
+	return pid;
+}
+
+void h_wait_port(const char *what, pid_t pid, bool *running, int port, const char *log)
+{
+	double deadline = h_now() + 10.0;
+	int status = 0;
+
+	for (;;) {
+		if (!h_reap(pid, running, &status)) {
+			char st[64];
+			const char *tail = h_log_tail(log);
+
+			cr_assert_fail("%s exited during startup (%s); %s:\n%s", what,
+				       h_status_text(status, st, sizeof st), log, tail);
+		}
+		if (port_accepts(port))
+			return;
+		if (h_now() > deadline) {
+			const char *tail = h_log_tail(log);
+
+			cr_assert_fail("%s did not accept on port %d within 10 s; %s:\n%s", what, port, log, tail);
+		}
+		sleep_ms(10);
+	}
+}
+
+void h_stop_process(const char *what, pid_t pid, bool *running, const char *log)
+{
+	int status = 0;
+	double deadline = h_now() + 5.0;
+	char st[64];
+
+	if (!h_reap(pid, running, &status)) {
+		const char *tail = h_log_tail(log);
+
+		cr_assert_fail("%s was no longer running before SIGTERM (%s); %s:\n%s", what,
+			       h_status_text(status, st, sizeof st), log, tail);
+	}
+	kill(pid, SIGTERM);
+	while (h_reap(pid, running, &status)) {
+		if (h_now() > deadline) {
+			const char *tail = h_log_tail(log);
+
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			*running = false;
+			cr_assert_fail("%s did not exit within 5 s of SIGTERM; %s:\n%s", what, log, tail);
+		}
+		sleep_ms(10);
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		const char *tail = h_log_tail(log);
+
+		cr_assert_fail("%s ended with %s after SIGTERM (want exit status 0); %s:\n%s", what,
+			       h_status_text(status, st, sizeof st), log, tail);
+	}
+}
+
+/* ---------------------------------------------------------------- corral */
+
+bool h_corral_alive(struct h_corral *c)
+{
+	int status;
+
+	return h_reap(c->pid, &c->running, &status);
 }
 
 struct h_corral *h_corral_start(const char *settings, const char *databases, const char *users)
@@ -446,14 +572,10 @@ struct h_corral *h_corral_start_wrapped(const char *const *wrapper, const char *
 {
 	struct h_corral *c;
 	char *s_settings, *s_dbs, *s_users, *ini;
-	pid_t parent = getpid();
-	int idx = n_corrals;
-	int status = 0;
-	double deadline;
+	const char *argv[32];
+	int idx = n_corrals, n = 0;
 
-	if (access(H.corral_bin, X_OK) != 0)
-		cr_assert_fail("%s is not an executable (%s): build it with `make bin/corral`", H.corral_bin,
-			       strerror(errno));
+	h_need_program(H.corral_bin, "bin/corral");
 	if (n_corrals == MAX_CORRALS)
 		cr_assert_fail("too many corral instances in one test");
 	c = calloc(1, sizeof *c);
@@ -476,8 +598,8 @@ struct h_corral *h_corral_start_wrapped(const char *const *wrapper, const char *
 		       "[databases]\n"
 		       "%s\n",
 		       c->port, c->userlist,
-		       has_key(s_settings, "auth_type") ? "" : "auth_type = scram-sha-256\n",
-		       has_key(s_settings, "workers") ? "" : "workers = 2\n", s_settings, s_dbs);
+		       h_has_key(s_settings, "auth_type") ? "" : "auth_type = scram-sha-256\n",
+		       h_has_key(s_settings, "workers") ? "" : "workers = 2\n", s_settings, s_dbs);
 	h_write_file(c->ini, ini);
 	h_write_file(c->userlist, s_users);
 	free(ini);
@@ -485,98 +607,26 @@ struct h_corral *h_corral_start_wrapped(const char *const *wrapper, const char *
 	free(s_dbs);
 	free(s_users);
 
-	c->pid = fork();
-	if (c->pid < 0)
-		cr_assert_fail("fork: %s", strerror(errno));
-	if (c->pid == 0) {
-		int fd = open(c->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int null = open("/dev/null", O_RDONLY);
-
-		/* Die with the test process, even if Criterion kills it on a timeout. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		if (fd < 0 || null < 0)
-			_exit(127);
-		dup2(null, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		signal(SIGPIPE, SIG_DFL);
-		/* Server logins in plain text unless a database line asks for TLS (harness.h). */
-		setenv("PGSSLMODE", "disable", 1);
-		if (wrapper != NULL && wrapper[0] != NULL) {
-			const char *argv[32];
-			int n = 0;
-
-			while (wrapper[n] != NULL && n < 28) {
-				argv[n] = wrapper[n];
-				n++;
-			}
-			argv[n++] = H.corral_bin;
-			argv[n++] = "-c";
-			argv[n++] = c->ini;
-			argv[n] = NULL;
-			execvp(argv[0], (char *const *)argv);
-			dprintf(2, "harness: exec %s: %s\n", argv[0], strerror(errno));
-			_exit(127);
-		}
-		execl(H.corral_bin, H.corral_bin, "-c", c->ini, (char *)NULL);
-		dprintf(2, "harness: exec %s: %s\n", H.corral_bin, strerror(errno));
-		_exit(127);
+	/* "WRAPPER... $CORRAL_BIN -c ini"; the wrapper is looked up in PATH, corral is not. */
+	while (wrapper != NULL && wrapper[n] != NULL && n < 28) {
+		argv[n] = wrapper[n];
+		n++;
 	}
+	argv[n++] = H.corral_bin;
+	argv[n++] = "-c";
+	argv[n++] = c->ini;
+	argv[n] = NULL;
+	c->pid = h_spawn(&(struct h_spawn){.argv = argv, .search_path = wrapper != NULL && wrapper[0] != NULL,
+					   .out = c->log, .err = c->log});
 	c->running = true;
-
-	deadline = h_now() + 10.0;
-	for (;;) {
-		if (!reap(c, &status)) {
-			char st[64];
-			const char *tail = h_corral_log_tail(c);
-
-			cr_assert_fail("corral exited during startup (%s); %s:\n%s",
-				       status_text(status, st, sizeof st), c->log, tail);
-		}
-		if (port_accepts(c->port))
-			return c;
-		if (h_now() > deadline) {
-			const char *tail = h_corral_log_tail(c);
-
-			cr_assert_fail("corral did not accept on port %d within 10 s; %s:\n%s", c->port,
-				       c->log, tail);
-		}
-		sleep_ms(10);
-	}
+	h_track_daemon(&c->pid, &c->running);
+	h_wait_port("corral", c->pid, &c->running, c->port, c->log);
+	return c;
 }
 
 void h_corral_stop(struct h_corral *c)
 {
-	int status = 0;
-	double deadline = h_now() + 5.0;
-	char st[64];
-
-	if (!reap(c, &status)) {
-		const char *tail = h_corral_log_tail(c);
-
-		cr_assert_fail("corral was no longer running before SIGTERM (%s); %s:\n%s",
-			       status_text(status, st, sizeof st), c->log, tail);
-	}
-	kill(c->pid, SIGTERM);
-	while (reap(c, &status)) {
-		if (h_now() > deadline) {
-			const char *tail = h_corral_log_tail(c);
-
-			kill(c->pid, SIGKILL);
-			waitpid(c->pid, NULL, 0);
-			c->running = false;
-			cr_assert_fail("corral did not exit within 5 s of SIGTERM; %s:\n%s", c->log, tail);
-		}
-		sleep_ms(10);
-	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		const char *tail = h_corral_log_tail(c);
-
-		cr_assert_fail("corral ended with %s after SIGTERM (want exit status 0); %s:\n%s",
-			       status_text(status, st, sizeof st), c->log, tail);
-	}
+	h_stop_process("corral", c->pid, &c->running, c->log);
 }
 
 /* A conninfo value in single quotes, as libpq wants it. */

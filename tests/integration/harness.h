@@ -52,6 +52,8 @@ extern struct h_env H;
 
 void h_init(void);
 void h_fini(void);
+/* Environment variable name; the test fails unless it is set and not empty. */
+const char *h_need_env(const char *name);
 
 /* ---- small utilities (results are malloc'd; the caller frees) ---- */
 char *h_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -68,6 +70,45 @@ int h_free_port(void); /* a loopback port nothing listens on now */
 uint64_t h_xorshift64(uint64_t *state);
 /* len deterministic letters a-z from seed (xorshift64), NUL-terminated. */
 char *h_make_text(size_t len, uint64_t seed);
+
+/* ---- daemons: what starting and stopping corral and corral-fn share ---- */
+/* How h_spawn starts a program. */
+struct h_spawn {
+	const char *const *argv; /* NULL-terminated; argv[0] is the program */
+	bool search_path;	 /* look argv[0] up in PATH (execvp), else exec it as given */
+	const char *out;	 /* stdout to this file (created, truncated) */
+	const char *err;	 /* stderr likewise; the same path as out: both to one file */
+};
+/*
+ * Forks and execs s->argv with stdin /dev/null and PGSSLMODE=disable in its environment;
+ * the child dies with the test process (PR_SET_PDEATHSIG), even if Criterion kills it on
+ * a timeout.  An exec that fails writes "harness: exec ..." to s->err and exits 127.
+ */
+pid_t h_spawn(const struct h_spawn *s);
+/* Fails the test unless path is an executable, naming `make make_target` to build it. */
+void h_need_program(const char *path, const char *make_target);
+/* h_fini SIGKILLs and reaps the process *pid if *running still says it runs: a process
+ * the test started and a failed assertion left behind. */
+void h_track_daemon(pid_t *pid, bool *running);
+/* Reaps pid if it has exited (then *running = false and *status is its wait status);
+ * returns true while it runs.  Nothing is waited for once *running is false. */
+bool h_reap(pid_t pid, bool *running, int *status);
+/* "exit status N", "killed by signal N (name)", ... of a wait status, into buf. */
+const char *h_status_text(int status, char *buf, size_t len);
+/*
+ * Polls (10 ms) until 127.0.0.1:port accepts; the test fails (naming what, with the tail
+ * of log) if the process exits first or 10 s pass.
+ */
+void h_wait_port(const char *what, pid_t pid, bool *running, int port, const char *log);
+/* SIGTERM; the test fails unless the process exits with status 0 within 5 s (it is
+ * SIGKILLed after that). */
+void h_stop_process(const char *what, pid_t pid, bool *running, const char *log);
+/* The last 3 KB of a log file, in a static buffer (valid until the next call). */
+const char *h_log_tail(const char *path);
+/* Polls (10 ms) the file until it contains needle; false after timeout_s. */
+bool h_wait_file(const char *path, const char *needle, double timeout_s);
+/* Whether an INI text has a line "key = ..." (any indentation). */
+bool h_has_key(const char *settings, const char *key);
 
 /* ---- corral processes ---- */
 struct h_corral {
