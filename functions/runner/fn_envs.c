@@ -357,7 +357,9 @@ struct fn_env *fn_env_start(struct fn_function *fn, struct fn_call *call)
 	fn->n_envs[ENV_STARTING]++;
 	rt->live_envs++;
 	env->state_since = clock_now_usec();
-	env->first_call = true;
+	/* An environment started ahead of demand (provisioned) serves its first invocation
+	 * warm, as Lambda's provisioned concurrency does: nobody waited for its init. */
+	env->first_call = call != NULL;
 	arm_timer(env, rt->cfg->init_timeout_usec);
 	if (call) {
 		env->call = call;

@@ -51,7 +51,7 @@ static void report(const struct fn_call *call, const struct fn_call_done *d,
 		.memory_size_mb = fn->cfg->memory_mb,
 		.max_memory_kb = max_rss_kb,
 		.cold = d->cold,
-		.init_us = result ? result->init_usec : call->init_usec,
+		.init_us = !d->cold ? 0 : result ? result->init_usec : call->init_usec,
 		.queue_wait_us = d->queue_wait_usec,
 	};
 	if (d->status == FN_CALL_TIMEOUT) {

@@ -392,6 +392,108 @@ Test(fn_runner, idle_environments_scale_to_zero)
 	free(json);
 }
 
+/*
+ * provisioned = 2: two environments start with corral-fn, before any invocation, and
+ * stay however idle they are; the first invocation is warm.  Environments started for a
+ * burst beyond them are stopped after idle_timeout, down to the two, not to zero.
+ */
+Test(fn_runner, provisioned_environments_stay_warm)
+{
+	struct h_corral *c;
+	char *cfg = probe_as("probe", "provisioned = 2\nidle_timeout = 1\n");
+	struct h_fn *f = start_fn(&c, cfg);
+
+	cr_assert(h_fn_wait_metric(f, PROBE_ENVS "state=\"idle\"", 2, 10), "/metrics: %g idle environments",
+		  h_fn_metric(f, PROBE_ENVS "state=\"idle\""));
+	cr_expect_eq(h_fn_children(f, NULL, 0, false), 2, "environments before any invocation");
+	cr_expect_eq(h_fn_metric(f, "corral_fn_cold_starts_total{function=\"probe\"}"), 2, "cold starts at start");
+	{
+		struct h_http r = get_expect(f, "/fn/probe", 200);
+		char *id = request_id(&r), *line = h_fn_report_for(f, id, 5);
+
+		cr_expect(strstr(line, "\tCold: false") != NULL && strstr(line, "Init Duration") == NULL,
+			  "the first invocation should find a provisioned environment: %s", line);
+		free(line);
+		free(id);
+		h_http_free(&r);
+	}
+	{
+		char *json = h_storm(30, "--url http://127.0.0.1:%d/fn/probe?sleep_ms=300 --burst 4 --timeout 20",
+				     f->port);
+
+		cr_assert_eq(h_json_int(json, "ok", -1), 4, "storm: %s", json);
+		free(json);
+	}
+	cr_expect_eq(h_fn_metric(f, "corral_fn_cold_starts_total{function=\"probe\"}"), 4,
+		     "a burst of 4 on 2 provisioned environments starts 2 more");
+	/* Past idle_timeout the two extra ones go, the provisioned two stay. */
+	cr_expect(h_fn_wait_children(f, 2, true, 10), "%d environments 10 s after idle_timeout = 1 (want 2)",
+		  h_fn_children(f, NULL, 0, true));
+	sleep(2);
+	cr_expect_eq(h_fn_children(f, NULL, 0, true), 2, "provisioned environments are never reaped");
+	cr_expect_eq(h_fn_metric(f, PROBE_ENVS "state=\"idle\""), 2, "idle environments on /metrics");
+	stop_fn(f, c);
+	free(cfg);
+}
+
+/*
+ * max_concurrency = 2 over two functions: with both environments of "a" idle, an
+ * invocation of "b" stops the one idle longest and runs in its place (never more than 2
+ * processes); with both of a's busy and b throttling, b gets 429.
+ */
+Test(fn_runner, max_concurrency_makes_room_from_idle_environments)
+{
+	struct h_corral *c;
+	char *a = probe_as("a", "idle_timeout = 300\n"), *b = probe_as("b", "on_limit = throttle\n");
+	char *cfg = h_printf("max_concurrency = 2\n%s%s", a, b);
+	struct h_fn *f = start_fn(&c, cfg);
+	struct h_fn_sampler *s = h_fn_sampler_start(f);
+	int samples = 0, peak;
+	char *json = h_storm(30, "--url http://127.0.0.1:%d/fn/a?sleep_ms=200 --burst 2 --timeout 20", f->port);
+
+	cr_assert_eq(h_json_int(json, "ok", -1), 2, "storm on a: %s", json);
+	cr_assert(h_fn_wait_metric(f, "corral_fn_environments{function=\"a\",state=\"idle\"", 2, 5),
+		  "a's environments are not idle");
+	{
+		struct h_http r = get_expect(f, "/fn/b", 200);
+		char *id = request_id(&r), *line = h_fn_report_for(f, id, 5);
+
+		cr_expect(strstr(line, "\tCold: true") != NULL, "b's first invocation: %s", line);
+		free(line);
+		free(id);
+		h_http_free(&r);
+	}
+	cr_expect(h_fn_wait_metric(f, "corral_fn_environments{function=\"a\"", 1, 5),
+		  "a should be down to one environment: %g", h_fn_metric(f, "corral_fn_environments{function=\"a\""));
+	/* Both slots busy (a and b each running one), nothing idle: b throttles. */
+	{
+		struct h_http_bg *busy_a = h_http_start(f->port, "GET", "/fn/a?sleep_ms=1500", NULL, NULL, 20);
+		struct h_http_bg *busy_b = h_http_start(f->port, "GET", "/fn/b?sleep_ms=1500", NULL, NULL, 20);
+		struct h_http r, ra, rb;
+
+		cr_assert(h_fn_wait_metric(f, "corral_fn_environments{function=\"b\",state=\"busy\"", 1, 5) &&
+				  h_fn_wait_metric(f, "corral_fn_environments{function=\"a\",state=\"busy\"", 1, 5),
+			  "a and b should both be busy");
+		r = h_fn_http(f, "GET", "/fn/b", NULL, NULL);
+		cr_expect_eq(r.status, 429, "b at max_concurrency with nothing idle: %d %s", r.status, r.body);
+		ra = h_http_join(busy_a);
+		rb = h_http_join(busy_b);
+		cr_expect_eq(ra.status, 200, "a: %d %s %s", ra.status, ra.body, ra.error);
+		cr_expect_eq(rb.status, 200, "b: %d %s %s", rb.status, rb.body, rb.error);
+		h_http_free(&r);
+		h_http_free(&ra);
+		h_http_free(&rb);
+	}
+	peak = h_fn_sampler_stop(s, &samples);
+	cr_expect_leq(peak, 2, "peak environments with max_concurrency = 2: %d", peak);
+	cr_expect_gt(samples, 10, "sampler ran %d times", samples);
+	stop_fn(f, c);
+	free(json);
+	free(cfg);
+	free(a);
+	free(b);
+}
+
 /* A burst of 50 on probe?sleep_ms=300 with reserved_concurrency = 5 and on_limit; the peak
  * number of environments (sampled from /proc) and the storm's JSON. */
 static char *burst_of_50(const char *on_limit, int *peak, struct h_fn **fp, struct h_corral **cp)
