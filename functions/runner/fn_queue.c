@@ -1,17 +1,19 @@
 /*
- * The queue trigger on the event loop: one libpq connection in non-blocking mode, driven
- * by an event on PQsocket, and a FIFO of statements sent one at a time.  The statements
- * and the decisions are fn_queue_batch.c's; this file only moves them.
+ * The queue trigger on the event loop: consumers, their batches and the statements that
+ * claim and acknowledge them, sent over one connection (fn_pgconn.h: libpq on the loop,
+ * a FIFO of statements).  The statements and the decisions are fn_queue_batch.c's; this
+ * file only moves them.
  *
- * Life of a batch: a consumer (one per function with `queue =`) claims rows (OP_CLAIM),
- * invokes the function with them, turns the answer into acknowledgements (OP_ACK, up to
- * three statements) and frees its slot once they are done.  A slot is held from the claim
- * to the last acknowledgement, so queue_concurrency bounds claimed messages, not only
- * invocations, and fn_queue_stop() only has to wait for the slots.
+ * Life of a batch: a consumer (one per function with `queue =`) claims rows (its claim
+ * statement), invokes the function with them, turns the answer into acknowledgements (up
+ * to three statements, held by the batch) and frees its slot once they are done.  A slot
+ * is held from the claim to the last acknowledgement, so queue_concurrency bounds claimed
+ * messages, not only invocations, and fn_queue_stop() only has to wait for the slots.
  *
- * A lost connection is reconnected with a doubling backoff.  Acknowledgements survive it
- * (they are idempotent, fn_queue_batch.h), a claim does not: its rows, claimed or not,
- * reappear after the visibility timeout.
+ * A lost connection is made again after a backoff (fn_pgconn.c).  Acknowledgements
+ * survive it (they are idempotent, fn_queue_batch.h, so they are resent), a claim does
+ * not: its rows, claimed or not, reappear after the visibility timeout.  The schema is
+ * set up on the first connection that manages it, before any claim.
  */
 #include "functions/runner/fn_queue.h"
 
@@ -19,42 +21,31 @@
 #include <string.h>
 
 #include <event2/event.h>
-#include <libpq-fe.h>
 
 #include "common/list.h"
 #include "common/log.h"
 #include "functions/runner/fn_metrics.h"
+#include "functions/runner/fn_pgconn.h"
 #include "functions/runner/fn_queue_batch.h"
 #include "functions/runner/report.h"
 
-/* libpq enforces connect_timeout only in blocking calls: the loop keeps its own. */
-#define CONNECT_TIMEOUT_USEC (10 * USEC_PER_SEC)
-/* No session state may be set through corral (statement_timeout included): a statement
- * that hangs costs the connection instead. */
-#define STATEMENT_TIMEOUT_USEC (30 * USEC_PER_SEC)
-#define RECONNECT_MIN_USEC (250 * 1000)
-#define RECONNECT_MAX_USEC (30 * USEC_PER_SEC)
 #define POLL_MIN_USEC (10 * 1000)
-
-enum conn_state {
-	CONN_OFF,        /* nothing to consume, no database, or stopped */
-	CONN_WAITING,    /* backoff before the next connection attempt */
-	CONN_CONNECTING, /* PQconnectPoll in progress */
-	CONN_READY,      /* statements flow */
-};
-
-enum op_kind { OP_SCHEMA, OP_CLAIM, OP_ACK };
 
 struct consumer;
 struct batch;
 
-struct op {
-	struct list link; /* in q->ops */
-	enum op_kind kind;
+/* One acknowledgement statement of a batch, with what its answer is about. */
+struct ack {
+	struct fn_pgconn_stmt pg;
 	struct fn_queue_stmt stmt;
-	size_t schema_index;   /* OP_SCHEMA */
-	struct consumer *c;    /* OP_CLAIM */
-	struct batch *b;       /* OP_ACK */
+	struct batch *b;
+};
+
+/* One schema statement (fn_queue_schema_sql[index]). */
+struct schema_step {
+	struct fn_pgconn_stmt pg;
+	struct fn_queue *q;
+	size_t index;
 };
 
 struct consumer {
@@ -62,7 +53,9 @@ struct consumer {
 	struct fn_function *fn;
 	const struct fn_function_config *cfg;
 	unsigned slots;   /* claims and batches not yet acknowledged */
-	bool claiming;    /* a claim is queued or running */
+	bool claiming;    /* the claim is submitted: queued or running */
+	struct fn_pgconn_stmt claim_pg;
+	struct fn_queue_stmt claim;
 	struct event *poll_ev;
 	struct list batches;
 };
@@ -73,6 +66,7 @@ struct batch {
 	struct fn_queue_msg *msgs; /* bodies already dropped: only receipts are kept */
 	size_t n;
 	struct fn_call *call; /* while the function runs */
+	struct ack acks[FN_QUEUE_ACK_STATEMENTS];
 	unsigned acks_pending;
 	bool pause_after;     /* the function was throttled: do not claim again at once */
 	char request_id[REPORT_ID_SIZE];
@@ -81,22 +75,12 @@ struct batch {
 struct fn_queue {
 	struct event_base *base;
 	struct fn_runtime *rt;
-	char *dsn;
 	struct consumer *consumers;
 	size_t n_consumers;
 
-	enum conn_state state;
-	PGconn *conn;
-	struct event *sock_ev;
-	int sock_fd;
-	bool flushing;       /* PQflush left bytes: wait for writability too */
-	struct event *timer; /* connect timeout, statement timeout or reconnect backoff */
-	usec_t backoff;
+	struct fn_pgconn *pg; /* NULL: nothing to consume, or no database */
+	struct schema_step schema[FN_QUEUE_SCHEMA_STATEMENTS];
 	bool schema_ready;
-
-	struct list ops;     /* FIFO of struct op waiting to be sent */
-	struct op *running;  /* sent, results not all read */
-	PGresult *running_res;
 
 	bool stopping;
 	bool stopped; /* done_cb scheduled */
@@ -105,53 +89,23 @@ struct fn_queue {
 	struct event *done_ev;
 };
 
-static void pump(struct fn_queue *q);
 static void fill(struct consumer *c);
 static void arm_poll(struct consumer *c);
-static void drop_all_ops(struct fn_queue *q, const char *why);
-static void conn_down(struct fn_queue *q, const char *event, const char *why);
-static void on_socket(evutil_socket_t fd, short what, void *arg);
 /* ---- small helpers ------------------------------------------------------------------- */
-
-static struct timeval usec_tv(usec_t usec)
-{
-	struct timeval tv = {.tv_sec = (time_t)(usec / USEC_PER_SEC),
-			     .tv_usec = (suseconds_t)(usec % USEC_PER_SEC)};
-	return tv;
-}
-
-static void arm(struct event *ev, usec_t usec)
-{
-	struct timeval tv = usec_tv(usec);
-	evtimer_add(ev, &tv);
-}
 
 static const char *queue_name(const struct consumer *c)
 {
 	return c->cfg->queue;
 }
 
-static void op_free(struct op *op)
+/* Points st at s (which must outlive it) and its answer at done. */
+static void bind_stmt(struct fn_pgconn_stmt *st, const struct fn_queue_stmt *s,
+		      fn_pgconn_done_fn *done)
 {
-	list_del(&op->link);
-	fn_queue_stmt_clear(&op->stmt);
-	free(op);
-}
-
-static struct op *op_new(enum op_kind kind)
-{
-	struct op *op = calloc(1, sizeof(*op));
-	if (op) {
-		op->kind = kind;
-		list_init(&op->link);
-	}
-	return op;
-}
-
-static void enqueue(struct fn_queue *q, struct op *op)
-{
-	list_append(&q->ops, &op->link);
-	pump(q);
+	st->sql = s->sql;
+	st->n_params = s->n_params;
+	st->params = (const char *const *)s->params;
+	st->done = done;
 }
 
 /* ---- stopping -------------------------------------------------------------------------- */
@@ -181,6 +135,8 @@ static void check_stopped(struct fn_queue *q)
 static void batch_free(struct batch *b)
 {
 	list_del(&b->link);
+	for (size_t i = 0; i < FN_QUEUE_ACK_STATEMENTS; i++)
+		fn_queue_stmt_clear(&b->acks[i].stmt); /* those not done: the queue is freed */
 	free(b->msgs);
 	free(b);
 }
@@ -199,68 +155,57 @@ static void batch_finished(struct batch *b)
 	check_stopped(c->q);
 }
 
-static void ack_done(struct fn_queue *q, struct op *op, PGresult *res, const char *error)
+static void ack_done(struct fn_pgconn_stmt *st, PGresult *res, const char *error)
 {
-	struct batch *b = op->b;
+	struct ack *a = container_of(st, struct ack, pg);
+	struct batch *b = a->b;
 	struct consumer *c = b->c;
 	if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
 		size_t matched = (size_t)strtoul(PQcmdTuples(res), NULL, 10);
 		/* Fewer rows than messages: a visibility timeout ran out before the answer and
 		 * the message was claimed again; the newer delivery decides. */
-		if (matched < op->stmt.n_messages)
+		if (matched < a->stmt.n_messages)
 			log_warn("event=queue_ack_stale function=%s queue=%s request_id=%s "
 				 "statement=%s messages=%zu matched=%zu",
-				 c->cfg->name, queue_name(c), b->request_id, op->stmt.what,
-				 op->stmt.n_messages, matched);
+				 c->cfg->name, queue_name(c), b->request_id, a->stmt.what,
+				 a->stmt.n_messages, matched);
 	} else {
 		char clean[512];
 		log_warn("event=queue_ack_failed function=%s queue=%s request_id=%s statement=%s "
 			 "messages=%zu error=\"%s\"",
-			 c->cfg->name, queue_name(c), b->request_id, op->stmt.what,
-			 op->stmt.n_messages,
+			 c->cfg->name, queue_name(c), b->request_id, a->stmt.what,
+			 a->stmt.n_messages,
 			 log_clean(res ? PQresultErrorMessage(res) : error, clean, sizeof(clean)));
 	}
+	fn_queue_stmt_clear(&a->stmt);
 	if (--b->acks_pending == 0)
 		batch_finished(b);
 }
 
-/* Queues the acknowledgement statements of b; all are counted before any is sent, so
- * one that fails at once cannot finish the batch while its siblings are being made. */
+/* Submits the acknowledgement statements of b; all are counted before any is submitted,
+ * so one that fails at once (stopping, no connection) cannot finish the batch while its
+ * siblings are still to come. */
 static void queue_acks(struct batch *b, const enum fn_queue_action *actions,
 		       const struct fn_queue_policy *policy, const char *why)
 {
-	struct fn_queue *q = b->c->q;
+	struct fn_pgconn *pg = b->c->q->pg;
 	struct fn_queue_stmt stmts[FN_QUEUE_ACK_STATEMENTS];
 	int n = fn_queue_ack_stmts(b->msgs, b->n, actions, policy, why, stmts);
 	if (n < 0)
 		log_error("event=queue_ack_failed function=%s request_id=%s error=\"out of memory\"",
 			  b->c->cfg->name, b->request_id);
-	struct list staged;
-	list_init(&staged);
-	for (int i = 0; i < n; i++) {
-		struct op *op = op_new(OP_ACK);
-		if (!op) {
-			fn_queue_stmt_clear(&stmts[i]);
-			continue;
-		}
-		op->stmt = stmts[i];
-		op->b = b;
-		b->acks_pending++;
-		list_append(&staged, &op->link);
-	}
-	if (b->acks_pending == 0) {
+	if (n <= 0) {
 		batch_finished(b); /* nothing to say, or no memory to say it */
 		return;
 	}
-	while (!list_empty(&staged)) {
-		struct list *it = list_first(&staged);
-		list_del(it);
-		list_append(&q->ops, it);
+	b->acks_pending = (unsigned)n;
+	for (int i = 0; i < n; i++) {
+		b->acks[i].b = b;
+		b->acks[i].stmt = stmts[i];
+		bind_stmt(&b->acks[i].pg, &b->acks[i].stmt, ack_done);
 	}
-	if (q->stopping && q->state == CONN_OFF)
-		drop_all_ops(q, "the queue is stopping and its connection is down");
-	else
-		pump(q);
+	for (int i = 0; i < n; i++) /* b is gone once the last one is done */
+		fn_pgconn_submit(pg, &b->acks[i].pg, FN_PGCONN_RESEND);
 }
 
 static void log_dead_letters(const struct batch *b, const enum fn_queue_action *actions,
@@ -345,31 +290,35 @@ static void arm_poll(struct consumer *c)
 	if (c->q->stopping)
 		return;
 	usec_t poll = c->cfg->queue_poll_usec;
-	arm(c->poll_ev, poll > POLL_MIN_USEC ? poll : POLL_MIN_USEC);
+	if (poll < POLL_MIN_USEC)
+		poll = POLL_MIN_USEC;
+	struct timeval tv = {.tv_sec = (time_t)(poll / USEC_PER_SEC),
+			     .tv_usec = (suseconds_t)(poll % USEC_PER_SEC)};
+	evtimer_add(c->poll_ev, &tv);
 }
+
+static void claim_done(struct fn_pgconn_stmt *st, PGresult *res, const char *error);
 
 /* Claims the next batch when a slot is free and the connection can take it. */
 static void fill(struct consumer *c)
 {
 	struct fn_queue *q = c->q;
 	unsigned limit = c->cfg->queue_concurrency ? c->cfg->queue_concurrency : 1;
-	if (q->stopping || q->state != CONN_READY || !q->schema_ready || c->claiming ||
+	if (q->stopping || !q->schema_ready || !fn_pgconn_ready(q->pg) || c->claiming ||
 	    c->slots >= limit)
 		return;
-	struct op *op = op_new(OP_CLAIM);
-	if (!op || !fn_queue_claim_stmt(queue_name(c), c->cfg->batch_size ? c->cfg->batch_size : 1,
-					c->cfg->visibility_timeout_usec, &op->stmt)) {
-		free(op);
+	if (!fn_queue_claim_stmt(queue_name(c), c->cfg->batch_size ? c->cfg->batch_size : 1,
+				 c->cfg->visibility_timeout_usec, &c->claim)) {
 		log_error("event=queue_claim_failed function=%s queue=%s error=\"out of memory\"",
 			  c->cfg->name, queue_name(c));
 		arm_poll(c);
 		return;
 	}
-	op->c = c;
+	bind_stmt(&c->claim_pg, &c->claim, claim_done);
 	c->claiming = true;
 	c->slots++;
 	evtimer_del(c->poll_ev);
-	enqueue(q, op);
+	fn_pgconn_submit(q->pg, &c->claim_pg, FN_PGCONN_ONCE);
 }
 
 static void fill_all(struct fn_queue *q)
@@ -467,8 +416,11 @@ static void claim_failed(struct consumer *c, const char *why)
 		 queue_name(c), log_clean(why, clean, sizeof(clean)));
 }
 
-static void claim_done(struct fn_queue *q, struct consumer *c, PGresult *res, const char *error)
+static void claim_done(struct fn_pgconn_stmt *st, PGresult *res, const char *error)
 {
+	struct consumer *c = container_of(st, struct consumer, claim_pg);
+	struct fn_queue *q = c->q;
+	fn_queue_stmt_clear(&c->claim); /* before fill() below makes the next one */
 	c->claiming = false;
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) == 0) {
 		if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
@@ -499,356 +451,45 @@ static void claim_done(struct fn_queue *q, struct consumer *c, PGresult *res, co
 	fill(c); /* the next claim, while this batch runs */
 }
 
-/* ---- statements ------------------------------------------------------------------------ */
+/* ---- the schema ------------------------------------------------------------------------ */
 
-static void schema_done(struct fn_queue *q, struct op *op, PGresult *res, const char *error)
+static void schema_done(struct fn_pgconn_stmt *st, PGresult *res, const char *error)
 {
+	struct schema_step *step = container_of(st, struct schema_step, pg);
+	struct fn_queue *q = step->q;
 	if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
-		/* Two runners creating the tables at once can collide; the next try sees them. */
-		conn_down(q, "queue_schema_failed", res ? PQresultErrorMessage(res) : error);
+		/* Two runners creating the tables at once can collide; the next try sees them.
+		 * (Lost with its connection, there is nothing to drop: the next one runs the
+		 * schema again.) */
+		fn_pgconn_drop(q->pg, "schema_failed", res ? PQresultErrorMessage(res) : error);
 		return;
 	}
-	if (op->schema_index + 1 < FN_QUEUE_SCHEMA_STATEMENTS)
+	if (step->index + 1 < FN_QUEUE_SCHEMA_STATEMENTS)
 		return;
 	q->schema_ready = true;
 	log_info("event=queue_ready consumers=%zu", q->n_consumers);
 	fill_all(q);
 }
 
-static void op_done(struct fn_queue *q, struct op *op, PGresult *res, const char *error)
+/* Every new connection: the schema first (once per fn_queue), then claims. */
+static void on_connected(void *arg)
 {
-	switch (op->kind) {
-	case OP_SCHEMA:
-		schema_done(q, op, res, error);
-		break;
-	case OP_CLAIM:
-		claim_done(q, op->c, res, error);
-		break;
-	case OP_ACK:
-		ack_done(q, op, res, error);
-		break;
-	}
-}
-
-static void flush(struct fn_queue *q);
-
-/* Sends the next statement when the connection is idle. */
-static void pump(struct fn_queue *q)
-{
-	if (q->state != CONN_READY || q->running || list_empty(&q->ops))
-		return;
-	struct op *op = list_entry(list_first(&q->ops), struct op, link);
-	list_del(&op->link);
-	q->running = op;
-	if (!PQsendQueryParams(q->conn, op->stmt.sql, op->stmt.n_params, NULL,
-			       (const char *const *)op->stmt.params, NULL, NULL, 0)) {
-		conn_down(q, "queue_connection_lost", PQerrorMessage(q->conn));
-		return;
-	}
-	arm(q->timer, STATEMENT_TIMEOUT_USEC);
-	flush(q);
-}
-
-/* The running statement's results are all read. */
-static void finish_running(struct fn_queue *q)
-{
-	struct op *op = q->running;
-	PGresult *res = q->running_res;
-	if (PQstatus(q->conn) == CONNECTION_BAD) {
-		/* The error result says the connection broke, not that the statement failed:
-		 * conn_down decides about op again (acknowledgements are sent anew). */
-		conn_down(q, "queue_connection_lost", PQerrorMessage(q->conn));
-		return;
-	}
-	q->running = NULL;
-	q->running_res = NULL;
-	evtimer_del(q->timer);
-	op_done(q, op, res, NULL);
-	PQclear(res);
-	op_free(op);
-	pump(q);
-}
-
-static void read_results(struct fn_queue *q)
-{
-	if (!PQconsumeInput(q->conn)) {
-		conn_down(q, "queue_connection_lost", PQerrorMessage(q->conn));
-		return;
-	}
-	while (q->conn && q->running && !PQisBusy(q->conn)) {
-		PGresult *res = PQgetResult(q->conn);
-		if (!res) {
-			finish_running(q);
-			continue;
-		}
-		if (!q->running_res)
-			q->running_res = res; /* one statement: one result, then NULL */
-		else
-			PQclear(res);
-	}
-	if (!q->conn || q->running)
-		return;
-	(void)PQisBusy(q->conn); /* idle: lets libpq parse what came (notices, a FATAL) */
-	if (PQstatus(q->conn) == CONNECTION_BAD)
-		conn_down(q, "queue_connection_lost", PQerrorMessage(q->conn));
-}
-
-/* ---- the connection ------------------------------------------------------------------- */
-
-/* Watches PQsocket for what.  The socket can change between PQconnectPoll calls (libpq
- * tries the next host), so the event is made anew whenever the fd differs. */
-static bool watch_socket(struct fn_queue *q, short what)
-{
-	int fd = PQsocket(q->conn);
-	if (fd < 0)
-		return false;
-	if (q->sock_ev && q->sock_fd != fd) {
-		event_free(q->sock_ev);
-		q->sock_ev = NULL;
-	}
-	if (!q->sock_ev) {
-		q->sock_ev = event_new(q->base, fd, what, on_socket, q);
-		if (!q->sock_ev)
-			return false;
-		q->sock_fd = fd;
-	} else {
-		event_del(q->sock_ev);
-		event_assign(q->sock_ev, q->base, fd, what, on_socket, q);
-	}
-	return event_add(q->sock_ev, NULL) == 0;
-}
-
-static void watch_ready(struct fn_queue *q)
-{
-	short what = EV_READ | EV_PERSIST | (q->flushing ? EV_WRITE : 0);
-	if (!watch_socket(q, what))
-		conn_down(q, "queue_connection_lost", "cannot watch the socket");
-}
-
-static void flush(struct fn_queue *q)
-{
-	int r = PQflush(q->conn);
-	if (r < 0) {
-		conn_down(q, "queue_connection_lost", PQerrorMessage(q->conn));
-		return;
-	}
-	bool flushing = r == 1;
-	if (flushing != q->flushing) {
-		q->flushing = flushing;
-		watch_ready(q);
-	}
-}
-
-static void close_conn(struct fn_queue *q)
-{
-	if (q->sock_ev) {
-		event_free(q->sock_ev);
-		q->sock_ev = NULL;
-	}
-	if (q->running_res) {
-		PQclear(q->running_res);
-		q->running_res = NULL;
-	}
-	if (q->conn) {
-		PQfinish(q->conn); /* non-blocking by now, or never connected: no wait */
-		q->conn = NULL;
-	}
-	q->flushing = false;
-	evtimer_del(q->timer);
-}
-
-/* An operation the connection took with it: acknowledgements go back to the head of the
- * FIFO (they are idempotent) unless the queue is stopping; the rest ends here. */
-static void op_lost(struct fn_queue *q, struct op *op, const char *why)
-{
-	if (op->kind == OP_ACK && !q->stopping) {
-		list_prepend(&q->ops, &op->link);
-		return;
-	}
-	if (op->kind != OP_SCHEMA)
-		op_done(q, op, NULL, why);
-	op_free(op);
-}
-
-/* Schema statements are sent again on the next connection, from the first. */
-static void drop_schema_ops(struct fn_queue *q)
-{
-	struct list *it, *tmp;
-	list_for_each_safe(it, tmp, &q->ops)
-	{
-		struct op *op = list_entry(it, struct op, link);
-		if (op->kind == OP_SCHEMA)
-			op_free(op);
-	}
-}
-
-/* Stopping without a connection: nothing queued can be sent any more. */
-static void drop_all_ops(struct fn_queue *q, const char *why)
-{
-	while (!list_empty(&q->ops)) {
-		struct op *op = list_entry(list_first(&q->ops), struct op, link);
-		list_del(&op->link);
-		if (op->kind != OP_SCHEMA)
-			op_done(q, op, NULL, why);
-		op_free(op);
-	}
-}
-
-static void conn_down(struct fn_queue *q, const char *event, const char *why)
-{
-	/* why may be PQerrorMessage(q->conn): copied before the connection goes. */
-	char clean[512];
-	log_clean(why && *why ? why : "unknown error", clean, sizeof(clean));
-	struct op *op = q->running;
-	q->running = NULL;
-	close_conn(q);
-	q->state = CONN_OFF;
-	if (q->stopping) {
-		log_warn("event=%s error=\"%s\" pending_dropped=%zu", event, clean,
-			 list_length(&q->ops) + (op != NULL));
-		if (op)
-			op_lost(q, op, clean);
-		drop_all_ops(q, "the queue is stopping and its connection is down");
-		check_stopped(q);
-		return;
-	}
-	usec_t delay = q->backoff;
-	q->backoff = delay * 2 < RECONNECT_MAX_USEC ? delay * 2 : RECONNECT_MAX_USEC;
-	q->state = CONN_WAITING;
-	arm(q->timer, delay);
-	log_warn("event=%s error=\"%s\" retry_in_ms=%lld", event, clean, (long long)(delay / 1000));
-	if (op)
-		op_lost(q, op, clean);
-	drop_schema_ops(q);
-}
-
-static void notice(void *arg, const char *message)
-{
-	char clean[512];
-	log_debug("event=queue_notice message=\"%s\"", log_clean(message, clean, sizeof(clean)));
-}
-
-/* The schema first (once per fn_queue), then whatever waited for the connection. */
-static void connected(struct fn_queue *q)
-{
-	evtimer_del(q->timer);
-	if (PQsetnonblocking(q->conn, 1) != 0) {
-		conn_down(q, "queue_connect_failed", "cannot make the connection non-blocking");
-		return;
-	}
-	q->state = CONN_READY;
-	q->backoff = RECONNECT_MIN_USEC;
-	log_info("event=queue_connected backend_pid=%d", PQbackendPID(q->conn));
-	watch_ready(q);
-	if (q->state != CONN_READY)
-		return;
-	if (!q->schema_ready) {
-		for (size_t i = FN_QUEUE_SCHEMA_STATEMENTS; i-- > 0;) {
-			struct op *op = op_new(OP_SCHEMA);
-			if (!op) {
-				conn_down(q, "queue_connect_failed", "out of memory");
-				return;
-			}
-			op->stmt.sql = fn_queue_schema_sql[i];
-			op->stmt.what = "schema";
-			op->schema_index = i;
-			list_prepend(&q->ops, &op->link);
-		}
-	}
-	pump(q);
-	if (q->schema_ready)
+	struct fn_queue *q = arg;
+	if (q->schema_ready) {
 		fill_all(q);
-}
-
-static void connect_step(struct fn_queue *q)
-{
-	switch (PQconnectPoll(q->conn)) {
-	case PGRES_POLLING_READING:
-		if (!watch_socket(q, EV_READ))
-			conn_down(q, "queue_connect_failed", "cannot watch the socket");
-		return;
-	case PGRES_POLLING_WRITING:
-		if (!watch_socket(q, EV_WRITE))
-			conn_down(q, "queue_connect_failed", "cannot watch the socket");
-		return;
-	case PGRES_POLLING_OK:
-		connected(q);
-		return;
-	default:
-		conn_down(q, "queue_connect_failed", PQerrorMessage(q->conn));
 		return;
 	}
-}
-
-static void connect_start(struct fn_queue *q)
-{
-	const char *keys[] = {"dbname", "fallback_application_name", NULL};
-	const char *vals[] = {q->dsn, "corral-fn-queue", NULL};
-	q->conn = PQconnectStartParams(keys, vals, 1);
-	q->state = CONN_CONNECTING;
-	if (!q->conn) {
-		conn_down(q, "queue_connect_failed", "out of memory");
-		return;
-	}
-	if (PQstatus(q->conn) == CONNECTION_BAD) {
-		conn_down(q, "queue_connect_failed", PQerrorMessage(q->conn));
-		return;
-	}
-	PQsetNoticeProcessor(q->conn, notice, q);
-	arm(q->timer, CONNECT_TIMEOUT_USEC);
-	/* PQconnectStart has already started connect(); poll once it is writable. */
-	if (!watch_socket(q, EV_WRITE))
-		conn_down(q, "queue_connect_failed", "cannot watch the socket");
-}
-
-static void on_socket(evutil_socket_t fd, short what, void *arg)
-{
-	struct fn_queue *q = arg;
-	if (q->state == CONN_CONNECTING) {
-		connect_step(q);
-		return;
-	}
-	if (q->state != CONN_READY)
-		return;
-	if (q->flushing)
-		flush(q); /* libpq wants the output flushed on read and write readiness alike */
-	if (q->state == CONN_READY && (what & EV_READ))
-		read_results(q);
-}
-
-static void on_timer(evutil_socket_t fd, short what, void *arg)
-{
-	struct fn_queue *q = arg;
-	switch (q->state) {
-	case CONN_WAITING:
-		connect_start(q);
-		break;
-	case CONN_CONNECTING:
-		conn_down(q, "queue_connect_failed", "connection timed out");
-		break;
-	case CONN_READY:
-		conn_down(q, "queue_statement_timeout", "no answer within 30 s");
-		break;
-	case CONN_OFF:
-		break;
+	for (size_t i = 0; i < FN_QUEUE_SCHEMA_STATEMENTS; i++) {
+		struct schema_step *step = &q->schema[i];
+		step->q = q;
+		step->index = i;
+		step->pg.sql = fn_queue_schema_sql[i];
+		step->pg.done = schema_done;
+		fn_pgconn_submit(q->pg, &step->pg, FN_PGCONN_SETUP);
 	}
 }
 
 /* ---- the object ------------------------------------------------------------------------ */
-
-/* The DSN must parse before it is used: libpq's parse errors quote the text, password
- * included, and that must not reach the log. */
-static bool dsn_usable(const char *dsn)
-{
-	char *err = NULL;
-	PQconninfoOption *opts = PQconninfoParse(dsn, &err);
-	if (err)
-		PQfreemem(err);
-	if (!opts)
-		return false;
-	PQconninfoFree(opts);
-	return true;
-}
 
 static bool add_consumer(struct fn_queue *q, const struct fn_function_config *fc)
 {
@@ -890,12 +531,8 @@ struct fn_queue *fn_queue_new(struct event_base *base, struct fn_runtime *rt,
 		return NULL;
 	q->base = base;
 	q->rt = rt;
-	q->sock_fd = -1;
-	q->backoff = RECONNECT_MIN_USEC;
-	list_init(&q->ops);
-	q->timer = evtimer_new(base, on_timer, q);
 	q->done_ev = event_new(base, -1, 0, on_done, q);
-	if (!q->timer || !q->done_ev || !add_consumers(q, cfg)) {
+	if (!q->done_ev || !add_consumers(q, cfg)) {
 		fn_queue_free(q);
 		return NULL;
 	}
@@ -908,33 +545,30 @@ struct fn_queue *fn_queue_new(struct event_base *base, struct fn_runtime *rt,
 			  q->n_consumers);
 		return q;
 	}
-	if (!dsn_usable(dsn)) {
+	if (!fn_pgconn_dsn_usable(dsn)) {
 		log_error("event=queue_disabled consumers=%zu reason=\"the queue database URL does "
 			  "not parse (not shown: it may hold a password)\"",
 			  q->n_consumers);
 		return q;
 	}
-	q->dsn = strdup(dsn);
-	if (!q->dsn) {
+	q->pg = fn_pgconn_new(base, dsn, "queue", on_connected, q);
+	if (!q->pg) {
 		fn_queue_free(q);
 		return NULL;
 	}
-	connect_start(q);
 	return q;
 }
 
 /* Claims not sent yet are withdrawn; a claim already running releases what it gets. */
 static void withdraw_claims(struct fn_queue *q)
 {
-	struct list *it, *tmp;
-	list_for_each_safe(it, tmp, &q->ops)
-	{
-		struct op *op = list_entry(it, struct op, link);
-		if (op->kind != OP_CLAIM)
+	for (size_t i = 0; i < q->n_consumers; i++) {
+		struct consumer *c = &q->consumers[i];
+		if (!c->claiming || !fn_pgconn_withdraw(q->pg, &c->claim_pg))
 			continue;
-		op->c->claiming = false;
-		op->c->slots--;
-		op_free(op);
+		fn_queue_stmt_clear(&c->claim);
+		c->claiming = false;
+		c->slots--;
 	}
 }
 
@@ -949,11 +583,8 @@ void fn_queue_stop(struct fn_queue *q, void (*done_cb)(void *arg), void *arg)
 	for (size_t i = 0; i < q->n_consumers; i++)
 		evtimer_del(q->consumers[i].poll_ev);
 	withdraw_claims(q);
-	if (q->state == CONN_WAITING || q->state == CONN_OFF) {
-		evtimer_del(q->timer);
-		q->state = CONN_OFF;
-		drop_all_ops(q, "the queue is stopping and its connection is down");
-	}
+	if (q->pg)
+		fn_pgconn_stop(q->pg); /* without a connection, acknowledgements due fail now */
 	check_stopped(q);
 }
 
@@ -965,6 +596,7 @@ static void free_consumer(struct consumer *c)
 			fn_call_forget(b->call);
 		batch_free(b);
 	}
+	fn_queue_stmt_clear(&c->claim);
 	if (c->poll_ev)
 		event_free(c->poll_ev);
 }
@@ -975,18 +607,9 @@ void fn_queue_free(struct fn_queue *q)
 		return;
 	for (size_t i = 0; i < q->n_consumers; i++)
 		free_consumer(&q->consumers[i]);
-	while (!list_empty(&q->ops))
-		op_free(list_entry(list_first(&q->ops), struct op, link));
-	if (q->running) {
-		op_free(q->running);
-		q->running = NULL;
-	}
-	close_conn(q);
-	if (q->timer)
-		event_free(q->timer);
+	fn_pgconn_free(q->pg);
 	if (q->done_ev)
 		event_free(q->done_ev);
 	free(q->consumers);
-	free(q->dsn);
 	free(q);
 }

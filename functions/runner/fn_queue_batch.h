@@ -1,5 +1,5 @@
 /*
- * The queue trigger's pure parts (fn_queue.c does the I/O): the SQL it sends, the event
+ * The queue trigger's pure parts (fn_queue.c and fn_pgconn.c do the I/O): the SQL it sends, the event
  * built from claimed rows, and what becomes of each message once the invocation ended.
  *
  * Every statement is one autocommit statement with text parameters (unnamed, sent with
