@@ -26,7 +26,13 @@ const char *log_clean(const char *in, char *out, size_t outlen);
 		if (log_enabled(LOG_DEBUG))            \
 			log_msg(LOG_DEBUG, __VA_ARGS__); \
 	} while (0)
-#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+/* Like log_debug, arguments are only evaluated when the line is written: per-client
+ * lines format names (log_clean, snprintf) that a quiet configuration never shows. */
+#define log_info(...)                                 \
+	do {                                          \
+		if (log_enabled(LOG_INFO))            \
+			log_msg(LOG_INFO, __VA_ARGS__); \
+	} while (0)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 

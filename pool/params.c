@@ -12,11 +12,19 @@ const char *const params_reported_names[] = {
 };
 const size_t params_reported_count = ARRAY_SIZE(params_reported_names);
 
-/* Parameter names are case-insensitive in PostgreSQL (DateStyle == datestyle). */
+static int fold(char ch)
+{
+	return ch >= 'A' && ch <= 'Z' ? ch + ('a' - 'A') : ch;
+}
+
+/* Parameter names are case-insensitive in PostgreSQL (DateStyle == datestyle).  A
+ * login looks names up a few hundred times and most differ in their first letter:
+ * that is compared before strcasecmp is called. */
 static int find(const struct param_set *ps, const char *name)
 {
+	int first = fold(name[0]);
 	for (size_t i = 0; i < ps->n; i++)
-		if (strcasecmp(ps->names[i], name) == 0)
+		if (fold(ps->names[i][0]) == first && strcasecmp(ps->names[i], name) == 0)
 			return (int)i;
 	return -1;
 }

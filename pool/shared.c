@@ -153,13 +153,16 @@ void pool_shared_learn_spelling(struct pool_shared *ps, const char *name, const 
 	char key[512];
 	spelling_key(key, sizeof(key), name, written);
 	pthread_mutex_lock(&ps->params_lock);
-	(void)params_set(&ps->spellings, key, spelled); /* a full set just stops learning */
+	if (params_set(&ps->spellings, key, spelled)) /* a full set just stops learning */
+		atomic_store(&ps->have_spellings, true);
 	pthread_mutex_unlock(&ps->params_lock);
 }
 
 bool pool_shared_spelling(struct pool_shared *ps, const char *name, const char *written, char *out,
 			  size_t outlen)
 {
+	if (!atomic_load(&ps->have_spellings))
+		return false; /* most pools never learn one; skip the key and the lock */
 	char key[512];
 	spelling_key(key, sizeof(key), name, written);
 	pthread_mutex_lock(&ps->params_lock);

@@ -57,6 +57,8 @@ struct pool_shared {
 	/* How the server spells values clients wrote otherwise ("DateStyle\x01SQL" ->
 	 * "SQL, MDY"), learned from earlier links, under params_lock. */
 	struct param_set spellings;
+	/* Set once spellings has an entry: until then a login looks nothing up. */
+	atomic_bool have_spellings;
 };
 
 /* One application's concurrency limit ([limits] app.NAME) over all workers: tokens

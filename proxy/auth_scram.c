@@ -14,12 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "common/log.h"
+#include "proxy/random.h"
 
 /* Real messages are under 200 bytes; anything near this is an attack or a bug. */
 #define SCRAM_MAX_MESSAGE_LEN 2048
@@ -114,20 +115,90 @@ static bool b64_decode(const char *in, size_t len, uint8_t *out, size_t cap, siz
 	return true;
 }
 
-static bool sha256(const void *data, size_t len, uint8_t out[SCRAM_KEY_LEN])
-{
-	unsigned int n = 0;
+/*
+ * SHA-256 and HMAC-SHA-256 on algorithms fetched once.  EVP_sha256() and the
+ * one-shot HMAC() look the algorithm up in OpenSSL's provider store on every call
+ * (EVP_MD_fetch, EVP_MAC_fetch, parameter parsing, locks): in a pgbench -C storm
+ * that was most of a SCRAM login's CPU.  Fetched algorithms may be shared between
+ * threads; each thread keeps one HMAC context and re-keys it for every use.
+ */
+static EVP_MD *sha256_md;
+static EVP_MAC *hmac_alg;
+static pthread_key_t hmac_ctx_key;
+static bool hmac_ctx_key_ok;
+static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
 
-	return EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) == 1 && n == SCRAM_KEY_LEN;
+static void algs_free(void)
+{
+	EVP_MD_free(sha256_md);
+	EVP_MAC_free(hmac_alg);
+	sha256_md = NULL;
+	hmac_alg = NULL;
 }
 
+static void hmac_ctx_free(void *ctx)
+{
+	EVP_MAC_CTX_free(ctx);
+}
+
+static void algs_init(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	hmac_ctx_key_ok = pthread_key_create(&hmac_ctx_key, hmac_ctx_free) == 0;
+	/* Registered after OpenSSL's own cleanup, so it runs before it. */
+	(void)atexit(algs_free);
+}
+
+static const EVP_MD *sha256_alg(void)
+{
+	(void)pthread_once(&algs_once, algs_init);
+	return sha256_md;
+}
+
+/* This thread's HMAC-SHA-256 context (freed when the thread ends), or NULL. */
+static EVP_MAC_CTX *thread_hmac(void)
+{
+	static char digest[] = "SHA256";
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+		OSSL_PARAM_construct_end(),
+	};
+	EVP_MAC_CTX *ctx;
+
+	(void)pthread_once(&algs_once, algs_init);
+	if (hmac_alg == NULL || !hmac_ctx_key_ok)
+		return NULL;
+	ctx = pthread_getspecific(hmac_ctx_key);
+	if (ctx != NULL)
+		return ctx;
+	ctx = EVP_MAC_CTX_new(hmac_alg);
+	if (ctx == NULL || EVP_MAC_CTX_set_params(ctx, params) != 1 ||
+	    pthread_setspecific(hmac_ctx_key, ctx) != 0) {
+		EVP_MAC_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+static bool sha256(const void *data, size_t len, uint8_t out[SCRAM_KEY_LEN])
+{
+	const EVP_MD *md = sha256_alg();
+	unsigned int n = 0;
+
+	return md != NULL && EVP_Digest(data, len, out, &n, md, NULL) == 1 && n == SCRAM_KEY_LEN;
+}
+
+/* Re-keying keeps the digest set in thread_hmac. */
 static bool hmac_sha256(const uint8_t *key, size_t key_len, const void *data, size_t len,
 			uint8_t out[SCRAM_KEY_LEN])
 {
-	unsigned int n = 0;
+	EVP_MAC_CTX *ctx = thread_hmac();
+	size_t n = 0;
 
-	return HMAC(EVP_sha256(), key, (int)key_len, data, len, out, &n) != NULL &&
-	       n == SCRAM_KEY_LEN;
+	return ctx != NULL && EVP_MAC_init(ctx, key, key_len, NULL) == 1 &&
+	       EVP_MAC_update(ctx, data, len) == 1 &&
+	       EVP_MAC_final(ctx, out, &n, SCRAM_KEY_LEN) == 1 && n == SCRAM_KEY_LEN;
 }
 
 static char *str_dup_len(const char *s, size_t len)
@@ -140,6 +211,33 @@ static char *str_dup_len(const char *s, size_t len)
 	}
 	return p;
 }
+
+struct span {
+	const char *s;
+	size_t len;
+};
+
+/* The parts one after another, NUL-terminated and malloc'd (asprintf's printf
+ * machinery cost more than the rest of a login's string handling). */
+static char *concat(const struct span *parts, size_t n)
+{
+	size_t len = 0, o = 0;
+	char *out;
+
+	for (size_t i = 0; i < n; i++)
+		len += parts[i].len;
+	out = malloc(len + 1);
+	if (out == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(out + o, parts[i].s, parts[i].len);
+		o += parts[i].len;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+#define SPAN(str) ((struct span){ (str), strlen(str) })
 
 bool scram_secret_from_password(const char *password, const uint8_t *salt, size_t salt_len,
 				int iterations, struct scram_secret *out)
@@ -245,13 +343,14 @@ static void mock_secret(const char *seed, struct scram_secret *out)
 {
 	uint8_t digest[SCRAM_KEY_LEN];
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	const EVP_MD *md = sha256_alg();
 	unsigned int n = 0;
 	bool ok;
 
 	(void)pthread_once(&mock_once, mock_secret_init);
 	if (seed == NULL)
 		seed = "";
-	ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+	ok = ctx != NULL && md != NULL && EVP_DigestInit_ex(ctx, md, NULL) == 1 &&
 	     EVP_DigestUpdate(ctx, seed, strlen(seed)) == 1 &&
 	     EVP_DigestUpdate(ctx, mock_process_secret, sizeof(mock_process_secret)) == 1 &&
 	     EVP_DigestFinal_ex(ctx, digest, &n) == 1;
@@ -407,7 +506,7 @@ static bool make_server_nonce(const char *given, char *out, size_t cap)
 		memcpy(out, given, n + 1);
 		return true;
 	}
-	if (cap < B64_LEN(sizeof(raw)) + 1 || RAND_bytes(raw, sizeof(raw)) != 1) {
+	if (cap < B64_LEN(sizeof(raw)) + 1 || !random_bytes(raw, sizeof(raw))) {
 		log_error("event=scram_nonce_failed why=\"RAND_bytes failed\"");
 		return false;
 	}
@@ -415,16 +514,34 @@ static bool make_server_nonce(const char *given, char *out, size_t cap)
 	return true;
 }
 
+/* ex->nonce (client's + server's) and ex->server_first "r=<nonce>,s=<salt>,i=<n>";
+ * false when out of memory. */
+static bool make_server_first(struct scram_exchange *ex, const char *cnonce, size_t cnonce_len,
+			      const char *snonce)
+{
+	char salt_b64[B64_LEN(SCRAM_MAX_SALT) + 1];
+	char iterations[16];
+	const struct span nonce[] = { { cnonce, cnonce_len }, SPAN(snonce) };
+
+	ex->nonce = concat(nonce, ARRAY_SIZE(nonce));
+	if (ex->nonce == NULL)
+		return false;
+	b64_encode(ex->secret.salt, ex->secret.salt_len, salt_b64);
+	snprintf(iterations, sizeof(iterations), "%d", ex->secret.iterations);
+	const struct span first[] = { SPAN("r="), SPAN(ex->nonce), SPAN(",s="), SPAN(salt_b64),
+				      SPAN(",i="), SPAN(iterations) };
+	ex->server_first = concat(first, ARRAY_SIZE(first));
+	return ex->server_first != NULL;
+}
+
 bool scram_handle_client_first(struct scram_exchange *ex, const char *msg, size_t len,
 			       const char *server_nonce, char **server_first)
 {
 	char snonce[SCRAM_MAX_MESSAGE_LEN];
-	char salt_b64[B64_LEN(SCRAM_MAX_SALT) + 1];
 	const char *bare, *cnonce;
 	size_t cnonce_len;
 	char *buf, *out = NULL;
 	char cbind_flag;
-	int n;
 
 	*server_first = NULL;
 	if (ex->step != SCRAM_WANT_CLIENT_FIRST)
@@ -437,19 +554,9 @@ bool scram_handle_client_first(struct scram_exchange *ex, const char *msg, size_
 	    !make_server_nonce(server_nonce, snonce, sizeof(snonce)))
 		goto fail;
 
-	b64_encode(ex->secret.salt, ex->secret.salt_len, salt_b64);
 	ex->client_first_bare = strdup(bare);
-	n = asprintf(&ex->nonce, "%.*s%s", (int)cnonce_len, cnonce, snonce);
-	if (n < 0) {
-		ex->nonce = NULL;
+	if (!make_server_first(ex, cnonce, cnonce_len, snonce))
 		goto fail;
-	}
-	n = asprintf(&ex->server_first, "r=%s,s=%s,i=%d", ex->nonce, salt_b64,
-		     ex->secret.iterations);
-	if (n < 0) {
-		ex->server_first = NULL;
-		goto fail;
-	}
 	out = strdup(ex->server_first);
 	if (ex->client_first_bare == NULL || out == NULL)
 		goto fail;
@@ -498,6 +605,16 @@ static bool parse_client_final(const struct scram_exchange *ex, const char *buf,
 		return malformed("client-final", "bad_proof");
 	*without_proof = (size_t)(attr_start - 1 - buf);
 	return true;
+}
+
+/* AuthMessage = client-first-bare "," server-first "," client-final-without-proof. */
+static char *make_auth_message(const struct scram_exchange *ex, const char *final,
+			       size_t without_proof)
+{
+	const struct span parts[] = { SPAN(ex->client_first_bare), SPAN(","), SPAN(ex->server_first),
+				      SPAN(","), { final, without_proof } };
+
+	return concat(parts, ARRAY_SIZE(parts));
 }
 
 /* ClientKey = proof XOR HMAC(StoredKey, AuthMessage); right if H(ClientKey) == StoredKey. */
@@ -552,11 +669,9 @@ enum scram_result scram_handle_client_final(struct scram_exchange *ex, const cha
 		return SCRAM_MALFORMED;
 	if (!parse_client_final(ex, buf, &without_proof, proof))
 		goto out;
-	if (asprintf(&auth_msg, "%s,%s,%.*s", ex->client_first_bare, ex->server_first,
-		     (int)without_proof, buf) < 0) {
-		auth_msg = NULL;
+	auth_msg = make_auth_message(ex, buf, without_proof);
+	if (auth_msg == NULL)
 		goto out;
-	}
 	/* The mock verifies too, so an unknown user costs what a wrong password does. */
 	right = proof_matches(&ex->secret, auth_msg, proof);
 	if (!right || ex->mock) {

@@ -1,20 +1,23 @@
 #include "proxy/client.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
-#include <openssl/rand.h>
+#include <event2/event.h>
 
 #include "common/log.h"
 #include "pool/app_gate.h"
 #include "proxy/client_auth.h"
 #include "proxy/flush.h"
+#include "proxy/random.h"
 #include "proxy/server_cmd.h"
 #include "proxy/server_reset.h"
 #include "proxy/session_params.h"
@@ -24,6 +27,8 @@
 #define CLOSE_FLUSH_TIMEOUT_SEC 5
 /* Before login nothing is bigger than a password message (client_auth.c's cap). */
 #define LOGIN_READ_LIMIT (128 * 1024)
+/* One read before login: a startup packet or password message is far smaller. */
+#define LOGIN_READ_CHUNK 4096
 /* What a client may send ahead while it waits for a server; reading stops beyond. */
 #define WAITING_READ_LIMIT (64 * 1024)
 
@@ -49,9 +54,98 @@ static const char *who(const struct client *c, char *buf, size_t len)
 	return buf;
 }
 
+/* host:port of a client, for its login line (formatted only when that is logged). */
+static const char *format_peer(const struct client *c, char *out, size_t outlen)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	if (c->peer.sa.sa_family == AF_INET) {
+		inet_ntop(AF_INET, &c->peer.in.sin_addr, host, sizeof(host));
+		port = ntohs(c->peer.in.sin_port);
+	} else if (c->peer.sa.sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &c->peer.in6.sin6_addr, host, sizeof(host));
+		port = ntohs(c->peer.in6.sin6_port);
+	}
+	snprintf(out, outlen, "%s:%d", host, port);
+	return out;
+}
+
 static void client_read(struct bufferevent *bev, void *arg);
 static void client_write(struct bufferevent *bev, void *arg);
 static void client_event(struct bufferevent *bev, short what, void *arg);
+
+/* ---- login input --------------------------------------------------------------- */
+
+/*
+ * Until it is authenticated a client is read with plain read() calls from an event
+ * of its own rather than through its bufferevent, which asks the kernel how much is
+ * readable (ioctl FIONREAD) before every read and runs its reference counting and
+ * watermark plumbing around it.  Three of the five reads of a pgbench -C client
+ * happen here (startup packet, two SCRAM messages).  The bytes go into the
+ * bufferevent's input, so the login handlers parse them there and whatever the client
+ * sends ahead of its login's end stays there for what follows.
+ */
+static void login_reader_stop(struct client *c)
+{
+	if (c->login_ev) {
+		event_free(c->login_ev);
+		c->login_ev = NULL;
+	}
+}
+
+/* After authentication the bufferevent reads.  Its event is added before the login
+ * event goes: the fd stays watched for reading throughout, so epoll is not told. */
+static void login_reader_done(struct client *c)
+{
+	bufferevent_enable(c->bev, EV_READ);
+	login_reader_stop(c);
+}
+
+static void login_input(struct client *c);
+
+/* Appends what the socket has to the input; false when there is nothing new to parse
+ * (nothing read, or the client was closed). */
+static bool login_fill(struct client *c, evutil_socket_t fd)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t have = evbuffer_get_length(in);
+	if (have >= LOGIN_READ_LIMIT) {
+		/* As the bufferevent's read watermark did: hold nothing more from a client
+		 * that sent more than any login message; the login timeout ends it. */
+		event_del(c->login_ev);
+		return false;
+	}
+	uint8_t buf[LOGIN_READ_CHUNK];
+	size_t room = LOGIN_READ_LIMIT - have;
+	ssize_t n = read(fd, buf, room < sizeof(buf) ? room : sizeof(buf));
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return false;
+	if (n <= 0) {
+		client_close(c, n == 0 ? "client closed the connection" : "client socket error");
+		return false;
+	}
+	/* A socket bufferevent keeps the end of its input frozen outside its own read
+	 * callback; this is the append that callback would do. */
+	evbuffer_unfreeze(in, 0);
+	int rc = evbuffer_add(in, buf, (size_t)n);
+	evbuffer_freeze(in, 0);
+	if (rc != 0) {
+		client_close(c, "out of memory");
+		return false;
+	}
+	return true;
+}
+
+static void login_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *c = arg;
+	if (!login_fill(c, fd))
+		return;
+	c->last_active = clock_now_usec();
+	login_input(c);
+	if (c->state != CL_CLOSING && c->state != CL_CLOSED)
+		io_flush(c->bev);
+}
 
 /* ---- ending ------------------------------------------------------------------- */
 
@@ -112,6 +206,7 @@ void client_close(struct client *c, const char *reason)
 		return;
 	struct worker *w = c->worker;
 	detach(c);
+	login_reader_stop(c);
 	if (c->bev) {
 		bufferevent_free(c->bev); /* closes the socket */
 		c->bev = NULL;
@@ -152,6 +247,7 @@ void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...)
 	pgproto_put_error(bufferevent_get_output(c->bev), "FATAL", sqlstate, msg);
 	c->state = CL_CLOSING;
 	/* Stop listening to it; close once the error is written (client_write). */
+	login_reader_stop(c);
 	bufferevent_disable(c->bev, EV_READ);
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 	struct timeval tv = { CLOSE_FLUSH_TIMEOUT_SEC, 0 };
@@ -310,10 +406,12 @@ static void welcome(struct client *c)
 					 spelled, sizeof(spelled)))
 			(void)params_set(&c->params, c->params.names[i], spelled);
 	}
+	const char *values[PARAMS_MAX];
 	for (size_t i = 0; i < ps->n; i++) {
 		const char *value = params_get(&c->params, ps->names[i]);
-		pgproto_put_parameter_status(out, ps->names[i], value ? value : ps->values[i]);
+		values[i] = value ? value : ps->values[i];
 	}
+	pgproto_put_parameter_statuses(out, (const char *const *)ps->names, values, ps->n);
 	pgproto_put_backend_key(out, c->cancel_pid, c->cancel_key);
 	pgproto_put_ready(out, 'I');
 }
@@ -478,6 +576,7 @@ static void request_server(struct client *c)
 void client_authenticated(struct client *c)
 {
 	const struct corral_config *cfg = c->worker->cfg;
+	login_reader_done(c);
 	c->db = config_find_db(cfg, c->database);
 	if (!c->db) {
 		client_fail(c, "3D000", "database \"%s\" does not exist", c->database);
@@ -496,9 +595,10 @@ void client_authenticated(struct client *c)
 	}
 	list_del(&c->node);
 	list_append(&c->worker->clients, &c->node);
-	char ids[200], app[80];
+	char ids[200], app[80], peer[INET6_ADDRSTRLEN + 8];
 	log_info("event=client_login client=%llu peer=%s %s app=\"%s\"", (unsigned long long)c->id,
-		 c->peer, who(c, ids, sizeof(ids)), log_clean(c->application_name, app, sizeof(app)));
+		 format_peer(c, peer, sizeof(peer)), who(c, ids, sizeof(ids)),
+		 log_clean(c->application_name, app, sizeof(app)));
 
 	if (!pool_has_params(c->pool)) {
 		/* The pool has never logged in: the welcome needs a real server's values. */
@@ -590,11 +690,8 @@ static void client_read(struct bufferevent *bev, void *arg)
 	c->last_active = clock_now_usec();
 	switch (c->state) {
 	case CL_STARTUP:
-		while (c->state == CL_STARTUP && handle_startup_packet(c))
-			;
-		break;
 	case CL_AUTH:
-		client_auth_read(c);
+		login_input(c);
 		break;
 	case CL_IDLE:
 		request_server(c);
@@ -615,6 +712,16 @@ static void client_read(struct bufferevent *bev, void *arg)
 	 * client is left alone: its write callback closes it once drained. */
 	if (c->state != CL_CLOSING && c->state != CL_CLOSED)
 		io_flush(c->bev);
+}
+
+/* What the client sent before it was authenticated. */
+static void login_input(struct client *c)
+{
+	if (c->state == CL_STARTUP)
+		while (c->state == CL_STARTUP && handle_startup_packet(c))
+			;
+	else if (c->state == CL_AUTH)
+		client_auth_read(c);
 }
 
 static void client_write(struct bufferevent *bev, void *arg)
@@ -641,22 +748,6 @@ static void client_event(struct bufferevent *bev, short what, void *arg)
 		client_close(c, "client socket error");
 }
 
-static void format_peer(const struct sockaddr *addr, char *out, size_t outlen)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	int port = 0;
-	if (addr->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
-		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		port = ntohs(in->sin_port);
-	} else if (addr->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
-		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		port = ntohs(in6->sin6_port);
-	}
-	snprintf(out, outlen, "%s:%d", host, port);
-}
-
 void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *addr, int addrlen)
 {
 	struct client *c = calloc(1, sizeof(*c));
@@ -673,7 +764,8 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 	c->last_active = c->connected_at;
 	list_init(&c->waiter.node);
 	list_init(&c->app_waiter.node);
-	format_peer(addr, c->peer, sizeof(c->peer));
+	if (addrlen > 0 && (size_t)addrlen <= sizeof(c->peer))
+		memcpy(&c->peer, addr, (size_t)addrlen);
 	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->bev) {
 		evutil_closesocket(fd);
@@ -686,8 +778,9 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 	c->over_limit = total > w->cfg->max_client_conn;
 
 	/* A proxy-issued cancel key; cancel routing (DESIGN.md §8) uses it later. */
-	uint32_t rnd[2] = { 0, 0 };
-	(void)RAND_bytes((unsigned char *)rnd, sizeof(rnd));
+	uint32_t rnd[2];
+	if (!random_bytes(rnd, sizeof(rnd)))
+		memset(rnd, 0, sizeof(rnd)); /* the login still works; cancel routing is later */
 	c->cancel_pid = (rnd[0] & 0x7fffffff) | 1;
 	c->cancel_key = rnd[1];
 
@@ -695,8 +788,16 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 	bufferevent_set_max_single_read(c->bev, RELAY_MAX_READ);
 	/* Before login nothing legitimate is big: bound what a stranger makes us hold. */
 	bufferevent_setwatermark(c->bev, EV_READ, 0, LOGIN_READ_LIMIT);
-	bufferevent_enable(c->bev, EV_READ);
-	bufferevent_disable(c->bev, EV_WRITE); /* flush mode: proxy/flush.h */
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE); /* login_read; flush mode: proxy/flush.h */
+	c->login_ev = event_new(w->base, fd, EV_READ | EV_PERSIST, login_read, c);
+	if (!c->login_ev || event_add(c->login_ev, NULL) != 0) {
+		client_close(c, "out of memory");
+		return;
+	}
+	/* A client sends its startup packet as soon as it is connected, so it is usually
+	 * here already: read it now instead of after another round through epoll_wait
+	 * (PgBouncer does the same; one epoll_wait fewer per connection). */
+	login_read(fd, EV_READ, c);
 }
 
 static void expire_logins(struct worker *w, usec_t now)

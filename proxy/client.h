@@ -7,7 +7,9 @@
 #define CORRAL_PROXY_CLIENT_H
 
 #include <stdbool.h>
+#include <netinet/in.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include <event2/bufferevent.h>
 
@@ -41,7 +43,12 @@ struct client {
 	enum client_state state;
 	uint64_t id;
 	struct bufferevent *bev;
-	char peer[64];
+	struct event *login_ev;       /* reads until authenticated (client.c: login input) */
+	union {                       /* address of the client, for its login line */
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} peer;
 	usec_t connected_at;
 	bool ssl_asked, gssenc_asked; /* each may be asked once, as PostgreSQL allows */
 	bool over_limit;              /* past max_client_conn: refused after its startup */

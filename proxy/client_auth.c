@@ -4,11 +4,11 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <openssl/rand.h>
 
 #include "common/log.h"
 #include "proxy/auth_md5.h"
 #include "proxy/client.h"
+#include "proxy/random.h"
 #include "proxy/worker.h"
 
 /* A password message is small; PostgreSQL caps it likewise (PG_MAX_AUTH_TOKEN_LENGTH). */
@@ -54,7 +54,7 @@ void client_auth_begin(struct client *c)
 			return;
 		}
 		c->auth_method = AUTH_METHOD_MD5;
-		if (RAND_bytes(c->md5_salt, sizeof(c->md5_salt)) != 1) {
+		if (!random_bytes(c->md5_salt, sizeof(c->md5_salt))) {
 			client_fail(c, "XX000", "could not generate random salt");
 			return;
 		}

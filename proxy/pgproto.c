@@ -152,63 +152,122 @@ const uint8_t *pg_read_bytes(struct pg_reader *r, size_t n)
 
 /* ---- building ------------------------------------------------------------------ */
 
-static void put_header(struct evbuffer *out, char type, size_t body_len)
+/*
+ * A message is written into space reserved at the end of the buffer and committed
+ * once: an evbuffer_add per field ran the buffer's callbacks every time, which was
+ * most of what a login's reply cost to build.  Out of memory, nothing is added (not
+ * half a message).
+ */
+struct msg {
+	struct evbuffer_iovec v;
+	uint8_t *p;
+};
+
+static bool msg_begin(struct evbuffer *out, struct msg *m, char type, size_t body_len)
 {
-	uint8_t hdr[PG_HEADER_LEN];
+	if (evbuffer_reserve_space(out, (ev_ssize_t)(PG_HEADER_LEN + body_len), &m->v, 1) != 1)
+		return false;
 	uint32_t len = htonl((uint32_t)(body_len + 4));
-	hdr[0] = (uint8_t)type;
-	memcpy(hdr + 1, &len, 4);
-	evbuffer_add(out, hdr, sizeof(hdr));
+	m->p = m->v.iov_base;
+	*m->p++ = (uint8_t)type;
+	memcpy(m->p, &len, 4);
+	m->p += 4;
+	return true;
 }
 
-static void put_int32(struct evbuffer *out, uint32_t v)
+static void msg_bytes(struct msg *m, const void *data, size_t len)
+{
+	if (len) {
+		memcpy(m->p, data, len);
+		m->p += len;
+	}
+}
+
+static void msg_int32(struct msg *m, uint32_t v)
 {
 	uint32_t be = htonl(v);
-	evbuffer_add(out, &be, 4);
+	msg_bytes(m, &be, 4);
 }
 
-static void put_string(struct evbuffer *out, const char *s)
+static void msg_end(struct evbuffer *out, struct msg *m)
 {
-	evbuffer_add(out, s, strlen(s) + 1);
+	m->v.iov_len = (size_t)(m->p - (uint8_t *)m->v.iov_base);
+	(void)evbuffer_commit_space(out, &m->v, 1);
 }
 
 void pgproto_put_auth(struct evbuffer *out, enum pg_auth_code code, const void *data, size_t len)
 {
-	put_header(out, 'R', 4 + len);
-	put_int32(out, (uint32_t)code);
-	if (len)
-		evbuffer_add(out, data, len);
+	struct msg m;
+	if (!msg_begin(out, &m, 'R', 4 + len))
+		return;
+	msg_int32(&m, (uint32_t)code);
+	msg_bytes(&m, data, len);
+	msg_end(out, &m);
+}
+
+void pgproto_put_parameter_statuses(struct evbuffer *out, const char *const *names,
+				    const char *const *values, size_t n)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += PG_HEADER_LEN + strlen(names[i]) + 1 + strlen(values[i]) + 1;
+	struct evbuffer_iovec v;
+	if (total == 0 || evbuffer_reserve_space(out, (ev_ssize_t)total, &v, 1) != 1)
+		return;
+	uint8_t *p = v.iov_base;
+	for (size_t i = 0; i < n; i++) {
+		size_t nlen = strlen(names[i]) + 1, vlen = strlen(values[i]) + 1;
+		uint32_t len = htonl((uint32_t)(4 + nlen + vlen));
+		*p++ = 'S';
+		memcpy(p, &len, 4);
+		memcpy(p + 4, names[i], nlen);
+		memcpy(p + 4 + nlen, values[i], vlen);
+		p += 4 + nlen + vlen;
+	}
+	v.iov_len = total;
+	(void)evbuffer_commit_space(out, &v, 1);
 }
 
 void pgproto_put_parameter_status(struct evbuffer *out, const char *name, const char *value)
 {
-	put_header(out, 'S', strlen(name) + 1 + strlen(value) + 1);
-	put_string(out, name);
-	put_string(out, value);
+	pgproto_put_parameter_statuses(out, &name, &value, 1);
 }
 
 void pgproto_put_backend_key(struct evbuffer *out, uint32_t pid, uint32_t key)
 {
-	put_header(out, 'K', 8);
-	put_int32(out, pid);
-	put_int32(out, key);
+	struct msg m;
+	if (!msg_begin(out, &m, 'K', 8))
+		return;
+	msg_int32(&m, pid);
+	msg_int32(&m, key);
+	msg_end(out, &m);
 }
 
 void pgproto_put_ready(struct evbuffer *out, char status)
 {
-	put_header(out, 'Z', 1);
-	evbuffer_add(out, &status, 1);
+	struct msg m;
+	if (!msg_begin(out, &m, 'Z', 1))
+		return;
+	msg_bytes(&m, &status, 1);
+	msg_end(out, &m);
 }
 
 void pgproto_put_query(struct evbuffer *out, const char *sql)
 {
-	put_header(out, 'Q', strlen(sql) + 1);
-	put_string(out, sql);
+	size_t len = strlen(sql) + 1;
+	struct msg m;
+	if (!msg_begin(out, &m, 'Q', len))
+		return;
+	msg_bytes(&m, sql, len);
+	msg_end(out, &m);
 }
 
 void pgproto_put_terminate(struct evbuffer *out)
 {
-	put_header(out, 'X', 0);
+	struct msg m;
+	if (!msg_begin(out, &m, 'X', 0))
+		return;
+	msg_end(out, &m);
 }
 
 /* Fields as PostgreSQL sends them: S (localised severity), V (severity), C, M. */
@@ -216,16 +275,19 @@ static void put_error_like(struct evbuffer *out, char type, const char *severity
 			   const char *sqlstate, const char *message)
 {
 	size_t sev = strlen(severity) + 1, code = strlen(sqlstate) + 1, msg = strlen(message) + 1;
-	put_header(out, type, 1 + sev + 1 + sev + 1 + code + 1 + msg + 1);
-	evbuffer_add(out, "S", 1);
-	put_string(out, severity);
-	evbuffer_add(out, "V", 1);
-	put_string(out, severity);
-	evbuffer_add(out, "C", 1);
-	put_string(out, sqlstate);
-	evbuffer_add(out, "M", 1);
-	put_string(out, message);
-	evbuffer_add(out, "", 1);
+	struct msg m;
+	if (!msg_begin(out, &m, type, 1 + sev + 1 + sev + 1 + code + 1 + msg + 1))
+		return;
+	msg_bytes(&m, "S", 1);
+	msg_bytes(&m, severity, sev);
+	msg_bytes(&m, "V", 1);
+	msg_bytes(&m, severity, sev);
+	msg_bytes(&m, "C", 1);
+	msg_bytes(&m, sqlstate, code);
+	msg_bytes(&m, "M", 1);
+	msg_bytes(&m, message, msg);
+	msg_bytes(&m, "", 1);
+	msg_end(out, &m);
 }
 
 void pgproto_put_error(struct evbuffer *out, const char *severity, const char *sqlstate,
@@ -246,9 +308,12 @@ void pgproto_put_negotiate_version(struct evbuffer *out, uint32_t newest_version
 	size_t body = 8;
 	for (size_t i = 0; i < n_unsupported; i++)
 		body += strlen(unsupported[i]) + 1;
-	put_header(out, 'v', body);
-	put_int32(out, newest_version);
-	put_int32(out, (uint32_t)n_unsupported);
+	struct msg m;
+	if (!msg_begin(out, &m, 'v', body))
+		return;
+	msg_int32(&m, newest_version);
+	msg_int32(&m, (uint32_t)n_unsupported);
 	for (size_t i = 0; i < n_unsupported; i++)
-		put_string(out, unsupported[i]);
+		msg_bytes(&m, unsupported[i], strlen(unsupported[i]) + 1);
+	msg_end(out, &m);
 }

@@ -98,6 +98,9 @@ const uint8_t *pg_read_bytes(struct pg_reader *r, size_t n);
 
 void pgproto_put_auth(struct evbuffer *out, enum pg_auth_code code, const void *data, size_t len);
 void pgproto_put_parameter_status(struct evbuffer *out, const char *name, const char *value);
+/* A ParameterStatus for each names[i] = values[i], in order, appended at once. */
+void pgproto_put_parameter_statuses(struct evbuffer *out, const char *const *names,
+				    const char *const *values, size_t n);
 void pgproto_put_backend_key(struct evbuffer *out, uint32_t pid, uint32_t key);
 void pgproto_put_ready(struct evbuffer *out, char status);
 void pgproto_put_query(struct evbuffer *out, const char *sql);

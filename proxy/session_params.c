@@ -126,10 +126,13 @@ static const char *const tracked_names[] = {
 	"standard_conforming_strings",
 };
 
+/* Asked about every parameter of every login: the tracked names all start with
+ * different letters, so the first letter (case folded) leaves one to compare. */
 bool session_params_tracked(const char *name)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(tracked_names); i++)
-		if (strcasecmp(tracked_names[i], name) == 0)
+		if ((tracked_names[i][0] | 0x20) == (name[0] | 0x20) &&
+		    strcasecmp(tracked_names[i], name) == 0)
 			return true;
 	return false;
 }

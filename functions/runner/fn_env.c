@@ -206,8 +206,11 @@ static void env_log(const struct fn_ctx *ctx, const char *fmt, ...)
 	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r'))
 		msg[--len] = '\0';
 	struct env *env = env_of(ctx);
-	if (env->in_init)
-		snprintf(env->init_last_log, sizeof(env->init_last_log), "%s", msg);
+	if (env->in_init) { /* kept cut short: it only has to say why */
+		size_t keep = len < sizeof(env->init_last_log) ? len : sizeof(env->init_last_log) - 1;
+		memcpy(env->init_last_log, msg, keep);
+		env->init_last_log[keep] = '\0';
+	}
 	struct fn_frame f = {.type = FN_FRAME_LOG};
 	f.u.log.request_id = ctx->request_id;
 	f.u.log.message = msg;
