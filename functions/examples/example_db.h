@@ -7,7 +7,7 @@
  * function name becomes the fallback application_name, so corral's per-application limits
  * ([limits] app.NAME) apply to it.  A connection found broken before a statement is
  * reset and re-prepared; a statement the server does not know (26000, e.g. a pooler
- * handed over another server connection) is prepared and run together (ex_db_exec).
+ * handed over another server connection) runs as an unnamed statement (ex_db_exec).
  * Nothing is retried after it may have run.
  */
 #ifndef CORRAL_FUNCTIONS_EXAMPLES_EXAMPLE_DB_H
@@ -123,48 +123,14 @@ static inline const struct ex_stmt *ex_db__stmt(const struct ex_db *db, const ch
 }
 
 /*
- * Prepares s and runs it in one pipeline ending in one Sync, so that a pooler in
- * transaction mode runs both on the same server connection.  The result of the run, or
- * NULL when the prepare failed (42P05: that server knew it after all; the run was skipped).
- */
-static inline PGresult *ex_db__prepare_and_exec(struct ex_db *db, const struct ex_stmt *s,
-						int nparams, const char *const *params)
-{
-	PGconn *c = db->conn;
-	if (!PQenterPipelineMode(c))
-		return NULL;
-	PGresult *run = NULL;
-	bool prepared = false;
-	if (PQsendPrepare(c, s->name, s->sql, s->nparams, NULL) &&
-	    PQsendQueryPrepared(c, s->name, nparams, params, NULL, NULL, 0) && PQpipelineSync(c)) {
-		/* prepare's result, end of it; run's result, end of it; the sync */
-		PGresult *res = PQgetResult(c);
-		prepared = PQresultStatus(res) == PGRES_COMMAND_OK;
-		PQclear(res);
-		while ((res = PQgetResult(c)))
-			PQclear(res);
-		run = PQgetResult(c);
-		while ((res = PQgetResult(c)))
-			PQclear(res);
-		res = PQgetResult(c); /* PGRES_PIPELINE_SYNC */
-		PQclear(res);
-	}
-	(void)PQexitPipelineMode(c);
-	if (!prepared) {
-		PQclear(run);
-		return NULL;
-	}
-	return run;
-}
-
-/*
  * Runs prepared statement name with text parameters (NULL pointers are SQL NULLs).
  * Returns the result (PQclear it); check PQresultStatus.  NULL only when memory ran out.
  *
  * Behind a pooler in transaction mode each statement may land on another server
- * connection, one where the statement was never prepared (26000).  It is then prepared
- * and run together (one pipeline, one transaction); a few rounds at most, since every
- * round either runs the statement or finds one more server that has it.
+ * connection, one where the statement was never prepared (26000).  Outside a transaction
+ * the same SQL then runs as an unnamed statement (Parse, Bind, Execute and one Sync:
+ * one server connection, whichever it is), which every server can take; nothing ran
+ * the first time, so nothing runs twice.
  */
 static inline PGresult *ex_db_exec(struct ex_db *db, const char *name, int nparams,
 				   const char *const *params)
@@ -175,18 +141,12 @@ static inline PGresult *ex_db_exec(struct ex_db *db, const char *name, int npara
 		if (PQstatus(db->conn) == CONNECTION_OK)
 			(void)ex_db__prepare_all(db);
 	}
-	const struct ex_stmt *s = ex_db__stmt(db, name);
 	PGresult *res = PQexecPrepared(db->conn, name, nparams, params, NULL, NULL, 0);
-	for (int round = 0; round < 4 && s && strcmp(ex_sqlstate(res), "26000") == 0 &&
-			    PQtransactionStatus(db->conn) == PQTRANS_IDLE;
-	     round++) {
-		PGresult *run = ex_db__prepare_and_exec(db, s, nparams, params);
-		if (run) {
-			PQclear(res);
-			return run;
-		}
+	const struct ex_stmt *s = ex_db__stmt(db, name);
+	if (s && strcmp(ex_sqlstate(res), "26000") == 0 &&
+	    PQtransactionStatus(db->conn) == PQTRANS_IDLE) {
 		PQclear(res);
-		res = PQexecPrepared(db->conn, name, nparams, params, NULL, NULL, 0);
+		res = PQexecParams(db->conn, s->sql, nparams, NULL, params, NULL, NULL, 0);
 	}
 	return res;
 }

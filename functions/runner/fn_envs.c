@@ -209,6 +209,11 @@ static bool drain(struct fn_env *env, bool *eof)
 {
 	enum fn_host_io io = fn_host_read(&env->host);
 	*eof = io == FN_HOST_IO_EOF || io == FN_HOST_IO_ERROR;
+	/* Frames that came just before the end still count, but the environment they came
+	 * from gets no more work (fn_runtime_env_free_for_work): a RESULT and then a crash
+	 * must not hand the next queued invocation to a process that is gone. */
+	if (*eof)
+		env->lost = true;
 	for (;;) {
 		struct fn_frame f;
 		const char *why = NULL;
@@ -216,6 +221,11 @@ static bool drain(struct fn_env *env, bool *eof)
 		if (d == FN_DECODE_NEED_MORE)
 			return true;
 		if (d == FN_DECODE_ERROR) {
+			/* The stream cannot be resynchronised: drop what is buffered.  Left there, it
+			 * failed again on every later read (the EOF of the killed process keeps the fd
+			 * readable), so the runner spun logging protocol errors and never reached
+			 * socket_closed() to reap the process (its slot was never given back). */
+			fn_buf_free(&env->host.in);
 			protocol_error(env, why ? why : "malformed frame");
 			return false;
 		}
@@ -235,8 +245,11 @@ static void socket_closed(struct fn_env *env)
 		env_reaped(env);
 		return;
 	}
-	/* The exit comes on the pidfd; one that closed fd 3 and lives on is killed. */
+	/* The exit comes on the pidfd; one that closed fd 3 and lives on is killed.  Meanwhile
+	 * it is not idle: nobody may be dispatched to it. */
 	env->lost = true;
+	if (env->state == ENV_IDLE)
+		set_state(env, ENV_STOPPING);
 	evtimer_del(env->ev_timer);
 	arm_timer(env, LOST_GRACE_USEC);
 }
@@ -386,9 +399,16 @@ void fn_env_dispatch(struct fn_env *env, struct fn_call *call)
 	usec_t timeout = env->fn->cfg->timeout_usec;
 	if (!fn_host_queue_invoke(&env->host, call->request_id, call->dispatched_at + timeout,
 				  call->event, call->event_len)) {
+		/* Answered from the loop, as fn_runtime.c's end_soon() does: a warm dispatch runs
+		 * inside fn_runtime_invoke(), whose caller must not see its callback before it
+		 * has the call (cron and the queue store the returned pointer: they kept a freed
+		 * one).  The call is no longer this environment's (it is killed and freed). */
 		env->call = NULL;
-		fn_call_finish(call, FN_CALL_CRASH, NULL, "out of memory sending the event",
-			       env->max_rss_kb);
+		call->env = NULL;
+		call->end_status = FN_CALL_CRASH;
+		snprintf(call->end_error, sizeof(call->end_error), "out of memory sending the event");
+		struct timeval now = {0, 0};
+		evtimer_add(call->ev_timer, &now);
 		kill_env(env);
 		return;
 	}

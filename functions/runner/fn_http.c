@@ -32,12 +32,18 @@
 #include "common/log.h"
 #include "functions/fn_event.h"
 #include "functions/runner/fn_http.h"
+#include "functions/runner/fn_metrics.h"
 #include "functions/runner/json.h"
 
 #define INVOKE_PREFIX "/2015-03-31/functions/"
 #define INVOKE_SUFFIX "/invocations"
 #define FN_PREFIX "/fn/"
 #define NAME_MAX_LEN 64
+/* Request line and headers together (API Gateway allows 10 KB of headers). */
+#define HTTP_HEADERS_MAX (64 * 1024)
+/* A connection idle (or stalled reading a request, or not reading its answer) this
+ * long is closed. */
+#define HTTP_IO_TIMEOUT_SEC 60
 
 struct fn_http {
 	struct event_base *base;
@@ -156,11 +162,21 @@ static void reply_failure(struct evhttp_request *req, enum route route, const st
 	reply_object(req, status, NULL, d->request_id, kv);
 }
 
+/* An Event invocation was answered 202 before it ran: its failure goes to the log. */
+static void on_async_done(const struct fn_call_done *d, void *arg)
+{
+	if (d->status == FN_CALL_OK)
+		return;
+	char why[512];
+	log_warn("event=async_invocation_failed function=%s request_id=%s outcome=%s error=\"%s\"",
+		 d->function_name, d->request_id, fn_call_status_label(d->status),
+		 log_clean(d->error, why, sizeof(why)));
+}
+
 static void on_done(const struct fn_call_done *d, void *arg)
 {
 	struct pending *p = arg;
-	if (d->status == FN_CALL_OK || (d->status == FN_CALL_FUNCTION_ERROR && p->route == ROUTE_FN &&
-					d->result && d->result->status >= 400 && !d->error[0]))
+	if (d->status == FN_CALL_OK)
 		reply_result(p->req, p->route, d);
 	else
 		reply_failure(p->req, p->route, d);
@@ -347,7 +363,7 @@ static void invoke(struct fn_http *h, struct evhttp_request *req, enum route rou
 	if (event && (async || p)) {
 		if (p)
 			*p = (struct pending){req, route};
-		call = fn_runtime_invoke(fn, request_id, event, len, async ? NULL : on_done, p);
+		call = fn_runtime_invoke(fn, request_id, event, len, async ? on_async_done : on_done, p);
 	}
 	free(event);
 	if (!call) {
@@ -447,6 +463,15 @@ struct fn_http *fn_http_new(struct event_base *base, struct fn_runtime *rt,
 	}
 	/* Lambda's synchronous payload limit; evhttp answers 413 above it. */
 	evhttp_set_max_body_size(h->http, FN_EVENT_MAX);
+	/* libevent 2.1 bounds neither the request line and headers (a client that never
+	 * sends CRLF had hundreds of MB buffered, rescanned on every read: the runner's
+	 * memory and CPU for everyone) nor how long a connection may sit idle or trickle
+	 * (no timeout: each such client kept its descriptor forever).  Past the size evhttp
+	 * answers 413 / 400; past the timeout between reads (or writes) it closes.  While
+	 * an invocation runs, evhttp reads nothing from its connection, so the timeout
+	 * never cuts a long invocation short. */
+	evhttp_set_max_headers_size(h->http, HTTP_HEADERS_MAX);
+	evhttp_set_timeout(h->http, HTTP_IO_TIMEOUT_SEC);
 	evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 						    EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);

@@ -268,11 +268,45 @@ static struct fn_function *starved_by_global_limit(struct fn_runtime *rt)
 	return NULL;
 }
 
+/*
+ * At the global limit, idle environments of other functions are stopped for the queued
+ * invocations of a function held back only by that limit: one per invocation waiting
+ * (within its reserved_concurrency), less the environments already stopping (each frees
+ * a slot once reaped, and fn_runtime_env_gone() starts one of them in it).  Admission
+ * evicts for the first invocation only (FN_ADMIT_EVICT); those queued behind it joined
+ * the FIFO without stopping anything, and waited for the one environment started (or
+ * for queue_timeout: 429) while idle environments elsewhere sat out their idle_timeout.
+ */
+static void make_room(struct fn_runtime *rt)
+{
+	if (rt->stopping || rt->cfg->max_concurrency == 0 || rt->live_envs < rt->cfg->max_concurrency)
+		return;
+	struct fn_function *starved = starved_by_global_limit(rt);
+	if (!starved)
+		return;
+	unsigned want = starved->n_waiting;
+	unsigned reserved = starved->cfg->reserved_concurrency;
+	if (reserved > 0 && reserved - fn_function_live(starved) < want)
+		want = reserved - fn_function_live(starved); /* > 0: starved_by_global_limit() */
+	unsigned stopping = 0;
+	for (struct list *it = rt->functions.next; it != &rt->functions; it = it->next)
+		stopping += list_entry(it, struct fn_function, link)->n_envs[ENV_STOPPING];
+	while (stopping < want) {
+		struct fn_env *victim = oldest_idle_elsewhere(rt, starved);
+		if (!victim)
+			return;
+		fn_env_stop(victim);
+		stopping++;
+	}
+}
+
 void fn_runtime_env_free_for_work(struct fn_env *env)
 {
 	struct fn_function *fn = env->fn;
 	struct fn_runtime *rt = fn->rt;
 	struct fn_call *call = env->call;
+	if (env->lost)
+		return; /* its socket closed: it is reaped next, and a call it holds ends then */
 	if (call) { /* it was started for this one */
 		env->call = NULL;
 		fn_env_dispatch(env, call);
@@ -323,6 +357,7 @@ void fn_runtime_env_gone(struct fn_function *fn)
 	for (struct list *it = rt->functions.next; it != &rt->functions; it = it->next)
 		serve_queue(list_entry(it, struct fn_function, link));
 	keep_provisioned(fn);
+	make_room(rt); /* still held back by the global limit: the next idle one elsewhere */
 }
 
 /* ---- the API ------------------------------------------------------------------------ */
@@ -389,6 +424,7 @@ struct fn_call *fn_runtime_invoke(struct fn_function *fn, const char *request_id
 	case FN_ADMIT_QUEUE:
 		enqueue(call);
 		serve_queue(fn);
+		make_room(rt);
 		break;
 	case FN_ADMIT_THROTTLE:
 		snprintf(why, sizeof(why),

@@ -494,6 +494,39 @@ Test(fn_runner, max_concurrency_makes_room_from_idle_environments)
 	free(b);
 }
 
+/*
+ * max_concurrency = 4 held by four idle environments of "a": a burst of four to "b"
+ * (queue) gets all four of a's stopped for it and runs at once.  Before, only the first
+ * invocation of the burst stopped one (admission evicts for an empty queue only); the
+ * other three queued behind it and got 429 at queue_timeout while three of a's sat idle.
+ */
+Test(fn_runner, max_concurrency_makes_room_for_a_queued_burst)
+{
+	struct h_corral *c;
+	char *a = probe_as("a", "idle_timeout = 300\n"), *b = probe_as("b", "queue_timeout = 2.5\ntimeout = 10\n");
+	char *cfg = h_printf("max_concurrency = 4\n%s%s", a, b);
+	struct h_fn *f = start_fn(&c, cfg);
+	struct h_fn_sampler *s;
+	int samples = 0, peak;
+	char *json = h_storm(30, "--url http://127.0.0.1:%d/fn/a?sleep_ms=500 --burst 4 --timeout 20", f->port);
+
+	cr_assert_eq(h_json_int(json, "ok", -1), 4, "storm on a: %s", json);
+	cr_assert(h_fn_wait_metric(f, "corral_fn_environments{function=\"a\",state=\"idle\"", 4, 5),
+		  "a's four environments are not idle");
+	free(json);
+	s = h_fn_sampler_start(f);
+	json = h_storm(30, "--url http://127.0.0.1:%d/fn/b?sleep_ms=3000 --burst 4 --timeout 20", f->port);
+	peak = h_fn_sampler_stop(s, &samples);
+	cr_expect_eq(h_json_int(json, "ok", -1), 4, "b's burst with a's four idle (429 = queue_timeout): %s", json);
+	cr_expect_eq(h_fn_metric(f, "corral_fn_environments{function=\"a\""), 0, "a's environments left");
+	cr_expect_leq(peak, 4, "peak environments with max_concurrency = 4: %d", peak);
+	stop_fn(f, c);
+	free(json);
+	free(cfg);
+	free(a);
+	free(b);
+}
+
 /* A burst of 50 on probe?sleep_ms=300 with reserved_concurrency = 5 and on_limit; the peak
  * number of environments (sampled from /proc) and the storm's JSON. */
 static char *burst_of_50(const char *on_limit, int *peak, struct h_fn **fp, struct h_corral **cp)
@@ -779,6 +812,78 @@ Test(fn_runner, errors_async_unknown_and_metrics)
 	stop_fn(f, c);
 	free(line);
 	free(id);
+}
+
+/*
+ * A function that writes bytes that are no frame to the runner's socket (fd 3, as a
+ * buggy function writing to a descriptor it does not own would) costs one invocation and
+ * its environment: 502 "protocol error", one env_protocol_error line, the process killed
+ * and reaped (no zombie: its slot is given back and the next invocation gets a new
+ * environment), and corral-fn still stops cleanly.  Before, the undecodable bytes stayed
+ * buffered and failed again on every read of the dead process's EOF: the runner spun at
+ * 100% CPU writing the error line, never reaped the process, and SIGTERM hung.  The
+ * function is built here with cc (tests/functions/ holds only well-formed ones).
+ */
+Test(fn_runner, garbage_from_an_environment_is_one_protocol_error)
+{
+	const char *const errors[] = {"event=env_protocol_error", "function=garbage", NULL};
+	char *src = h_path("garbage.c"), *so = h_path("garbage.so"), *cfg;
+	struct h_cmd cc;
+	struct h_fn *f;
+	struct h_http r;
+
+	h_write_file(src, "#include <stdint.h>\n#include <unistd.h>\n"
+			  "uint32_t corral_fn_abi_version(void) { return 1; }\n"
+			  "int fn_handle(const void *event, void *resp, void *ctx)\n{\n"
+			  "\tstatic const unsigned char junk[] = {0, 0, 0, 8, 0xee, 1, 2, 3, 4, 5, 6, 7};\n"
+			  "\t(void)event; (void)resp; (void)ctx;\n"
+			  "\tif (write(3, junk, sizeof junk) < 0)\n\t\treturn -1;\n"
+			  "\tsleep(5);\n\treturn 0;\n}\n");
+	cc = h_run(60, "cc -shared -fPIC -o %s %s", so, src);
+	cr_assert_eq(cc.status, 0, "cc: %s%s", cc.out, cc.err);
+	cfg = h_printf("[function.garbage]\nso = %s\ntimeout = 20\n", so);
+	f = h_fn_start(NULL, cfg);
+	for (int i = 1; i <= 2; i++) {
+		r = get_expect(f, "/fn/garbage", 502);
+		cr_expect(strstr(r.body, "protocol error: unknown frame type") != NULL, "502 body: %s", r.body);
+		h_http_free(&r);
+		cr_expect(h_fn_wait_children(f, 0, true, 5), "the environment is still there (a zombie?)");
+		cr_expect(h_fn_wait_metric(f, "corral_fn_environments{function=\"garbage\",", 0, 5),
+			  "the environment still counts against the limits");
+		usleep(300 * 1000); /* room for the line to repeat, as it did */
+		cr_expect_eq(h_fn_log_lines(f, errors), i, "env_protocol_error lines after %d invocations", i);
+	}
+	h_fn_stop(f); /* exit 0 within 5 s, no environment left */
+	h_cmd_free(&cc);
+	free(cfg);
+	free(so);
+	free(src);
+}
+
+/*
+ * HTTP clients cannot make the runner buffer without bound: a request whose headers pass
+ * the limit (64 KB) is refused, not read on (libevent's default has no limit: a header
+ * line without an end was buffered and rescanned for as long as the client sent it).
+ */
+Test(fn_runner, oversized_request_headers_are_refused)
+{
+	struct h_fn *f = h_fn_start(NULL, "[function.probe]\n");
+	size_t n = 1024 * 1024;
+	char *big = malloc(n + 16), *hdr;
+	struct h_http r;
+
+	memset(big, 'a', n);
+	big[n] = '\0';
+	hdr = h_printf("X-Big: %s", big);
+	r = h_http_join(h_http_start(f->port, "GET", "/healthz", hdr, NULL, 20));
+	cr_expect(r.status != 200, "1 MB of headers answered %d (want a refusal or a closed connection)", r.status);
+	cr_expect(strstr(r.error, "no complete answer") == NULL, "no answer to 1 MB of headers: %s", r.error);
+	h_http_free(&r);
+	r = get_expect(f, "/healthz", 200); /* and the runner goes on */
+	h_http_free(&r);
+	h_fn_stop(f);
+	free(hdr);
+	free(big);
 }
 
 /* ---------------------------------------------------------------- shutdown */
