@@ -10,23 +10,23 @@
 #   cold start + DB connect  the same with functions/examples/url_shortener.so, whose
 #                            fn_init connects through corral (SCRAM) and prepares two
 #                            statements
-#   warm                     probe with a long idle_timeout, BENCH_WARM (default 300)
-#                            invocations one after another (corral-storm --burst 1 each,
-#                            so no pacing timer adds to the latency): HTTP latency (a
-#                            new TCP connection per invocation included), beside the same
-#                            for /healthz, which does not invoke anything: the difference
+#   warm                     probe with a long idle_timeout, BENCH_WARM (default 1000)
+#                            invocations one after another, alternating with requests to
+#                            /healthz, which invokes nothing (python3 client, a new TCP
+#                            connection per request, timed connect to answer): the difference
 #                            is what a warm invocation costs in the runner (event, frames
 #                            to and from the environment, REPORT), besides the function's
 #                            own Duration
 # and prints p50 / p99 of each.  Numbers, not pass/fail: compare runs on one machine.
 set -euo pipefail
+command -v python3 >/dev/null || { echo "bench-fn: python3 is needed" >&2; exit 1; }
 
 root=$(realpath "$(dirname "$0")/..")
 # shellcheck source=scripts/pgtmp.sh
 . "$root/scripts/pgtmp.sh"
 pgtmp_unset_pgenv
 
-COLD=${BENCH_COLD:-200} WARM=${BENCH_WARM:-300}
+COLD=${BENCH_COLD:-200} WARM=${BENCH_WARM:-1000}
 DB=bench USER_=app PASS=secret
 bin=$root/bin
 tmp=$(mktemp -d /tmp/corral-bench-fn.XXXXXX)
@@ -105,7 +105,7 @@ wait_listening "$tmp/corral-fn.log" corral-fn
 # p50 p99 max of the numbers on stdin
 pct() { sort -n | awk '{a[NR]=$1} END {if (NR == 0) {print "- - -"; exit}
 	i50 = int((NR + 1) * 0.50); i99 = int((NR * 0.99) + 0.999); if (i99 > NR) i99 = NR
-	printf "%.2f %.2f %.2f\n", a[i50 < 1 ? 1 : i50], a[i99], a[NR]}'; }
+	printf "%.3f %.3f %.3f\n", a[i50 < 1 ? 1 : i50], a[i99], a[NR]}'; }
 # phase NAME FUNCTION STORM-ARGS...: REPORT lines of the phase in $tmp/NAME.reports
 phase() {
 	local name=$1 fn=$2
@@ -119,13 +119,31 @@ phase() {
 }
 field() { sed -n "s/.*	$1: \([0-9.]*\) ms.*/\1/p" "$2"; }
 
-# sequential PATH N: HTTP latencies (ms) of N invocations one after another, one per line
+# sequential N PATH...: N rounds of one request to each PATH in turn, each on a new
+# connection (as a function gateway's client would), timed from connect to the last
+# byte of the answer; prints "PATH ms" lines.  python3, as make bench uses: a client
+# started per request (corral-storm, curl) would add its own start-up to every sample.
 sequential() {
-	local path=$1 n=$2
-	for _ in $(seq "$n"); do
-		"$bin/corral-storm" --url "http://127.0.0.1:$fport$path" --burst 1 --threads 1 --json |
-			sed -n 's/.*[{,]"latency_ms":{[^}]*"max":\([0-9.]*\).*/\1/p'
-	done
+	python3 - "$fport" "$@" <<'PY'
+import socket, sys, time
+port, n, paths = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+for _ in range(n):
+    for path in paths:
+        t0 = time.perf_counter_ns()
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        ms = (time.perf_counter_ns() - t0) / 1e6
+        if not data.startswith(b"HTTP/1.1 200"):
+            sys.exit(f"{path}: {data[:200]!r}")
+        print(path, f"{ms:.4f}")
+PY
 }
 
 echo "bench-fn: $COLD cold starts each (8/s), then $WARM warm invocations one at a time"
@@ -133,10 +151,11 @@ phase cold_probe cold_probe --rate 8 --duration "$(awk -v n="$COLD" 'BEGIN{print
 phase cold_db cold_db --rate 8 --duration "$(awk -v n="$COLD" 'BEGIN{print n/8}')"
 phase warm_first warm_probe --burst 1 # its one cold start, outside the measurement
 before=$(wc -l <"$tmp/reports.log")
-sequential /fn/warm_probe "$WARM" >"$tmp/warm.ms"
+sequential "$WARM" /fn/warm_probe /healthz >"$tmp/warm.seq" || fail "warm invocations failed"
 sleep 0.2
 tail -n +"$((before + 1))" "$tmp/reports.log" | grep '^REPORT' >"$tmp/warm.reports" || true
-sequential /healthz "$WARM" >"$tmp/healthz.ms"
+awk '$1 == "/fn/warm_probe" { print $2 }' "$tmp/warm.seq" >"$tmp/warm.ms"
+awk '$1 == "/healthz" { print $2 }' "$tmp/warm.seq" >"$tmp/healthz.ms"
 
 printf '\n%-48s %8s %8s %8s %6s\n' "" "p50 ms" "p99 ms" "max ms" "n"
 row() { printf '%-48s %8s %8s %8s %6s\n' "$1" $2 "$3"; }

@@ -227,13 +227,16 @@ echo
 row "$BURST invocations at once" "direct PostgreSQL" "through corral"
 row "succeeded" "${R[direct.ok]:-0}" "${R[corral.ok]:-0}"
 row "failed" "${R[direct.failed]:-0}" "${R[corral.failed]:-0}"
-row "  of them \"too many clients already\"" "${R[direct.full]}" "${R[corral.full]}"
+row "  of them server full (53300)" "${R[direct.full]}" "${R[corral.full]}"
 row "latency p50" "$(ms "${R[direct.p50]}")" "$(ms "${R[corral.p50]}")"
 row "latency p99" "$(ms "${R[direct.p99]}")" "$(ms "${R[corral.p99]}")"
 row "peak server connections" "${R[direct.peak]:--}" "${R[corral.peak]:--}"
 row "cold starts" "${R[direct.cold]:--}" "${R[corral.cold]:--}"
-msg=$(grep -oE "FATAL: +($full_re)[^\"]*" "$tmp/corral-fn.log" | head -1 | sed 's/  */ /g' || true)
-[ -z "$msg" ] || echo "(direct: \"$msg\")"
+# PostgreSQL says "sorry, too many clients already" when every slot is taken, and turns
+# ordinary roles away earlier, once only the superusers' reserved slots are left.
+msg=$(grep -oE "FATAL: +($full_re)[^\"]*" "$tmp/corral-fn.log" | sort | uniq -c | sort -rn |
+	head -1 | sed 's/^ *[0-9]* //; s/  */ /g' || true)
+[ -z "$msg" ] || echo "(direct, most often: \"$msg\")"
 
 echo
 if [ "${DEMO_HOLD:-0}" = 1 ]; then
@@ -248,7 +251,8 @@ echo "  curl -s -XPOST -d '{}' http://127.0.0.1:$fport/2015-03-31/functions/nigh
 echo "  $bin/corral-storm --url http://127.0.0.1:$fport/fn/url_shortener --method POST \\"
 echo "      --body '{\"url\":\"https://example.com\"}' --rate 200 --duration 10"
 echo "  psql '$corral_url'                  (through corral)"
-echo "  logs: $tmp/corral-fn.log, $tmp/reports.log (REPORT lines), $tmp/corral.log"
+echo "  logs: $tmp/corral-fn.log, $tmp/reports.log (REPORT lines), $tmp/corral.log" \
+	"(DEMO_KEEP=1 keeps them)"
 
 corral_ok=${R[corral.ok]:-0}
 ok=1
