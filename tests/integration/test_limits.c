@@ -1187,9 +1187,16 @@ Test(limits, server_login_retry_backoff)
 
 /* ------------------------------------------------------------------ [limits] */
 
+/*
+ * Queries running for 20 ms at least.  pg_stat_activity copies one backend's entry after
+ * the other, not all at one instant: a snapshot taken while one pg_sleep ends and the
+ * next starts on another backend can show both active although they never overlapped.
+ * Two that really overlap do so for most of their 0.3 s and are seen once both have run
+ * 20 ms.
+ */
 #define ACTIVE_SQL                                                                                       \
 	"select count(*) from pg_stat_activity where backend_type = 'client backend' and datname = '%s' " \
-	"and state = 'active' and %s"
+	"and state = 'active' and clock_timestamp() - query_start > interval '20 milliseconds' and %s"
 
 /*
  * app.capped = 2, pool_size=10: 10 clients of application capped run pg_sleep(0.5) at
