@@ -178,6 +178,8 @@ static void on_result(struct fn_env *env, const struct fn_result *r)
 /* Acts on one frame; false when the environment was given up (killed). */
 static bool handle_frame(struct fn_env *env, const struct fn_frame *f)
 {
+	if (f->type != FN_FRAME_LOG && env->state == ENV_STOPPING)
+		return true; /* a READY or RESULT already on its way when a timeout killed it */
 	switch (f->type) {
 	case FN_FRAME_LOG:
 		fn_host_log(env->fn->cfg->name, &f->u.log);
