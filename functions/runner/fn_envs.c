@@ -159,7 +159,8 @@ static void on_ready(struct fn_env *env, const struct fn_ready *r)
 	}
 	env->host.ready = true;
 	env->init_usec = r->init_usec;
-	fn_metrics_cold_start(&env->fn->metrics, r->init_usec);
+	if (env->call) /* a cold start is one an invocation waited for; provisioned are not */
+		fn_metrics_cold_start(&env->fn->metrics, r->init_usec);
 	log_info("event=env_ready function=%s pid=%d init_ms=%.2f", env->fn->cfg->name,
 		 (int)env->pid, (double)r->init_usec / 1000.0);
 	fn_runtime_env_free_for_work(env);

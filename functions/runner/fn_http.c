@@ -417,15 +417,38 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 /* ---- listening ---------------------------------------------------------------------- */
 
+/* addr (IPv4 or IPv6 literal) and port as a socket address; false if addr is neither. */
+static bool socket_address(const char *addr, int port, struct sockaddr_storage *ss,
+			   socklen_t *len)
+{
+	memset(ss, 0, sizeof(*ss));
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		*len = sizeof(*sin);
+		return true;
+	}
+	if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*sin6);
+		return true;
+	}
+	return false;
+}
+
 static evutil_socket_t listen_on(const char *addr, int port, int *bound_port, char *err,
 				 size_t errlen)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
-		snprintf(err, errlen, "listen_addr %s is not an IPv4 address", addr);
+	struct sockaddr_storage ss;
+	socklen_t len;
+	if (!socket_address(addr, port, &ss, &len)) {
+		snprintf(err, errlen, "listen_addr %s is not an IPv4 or IPv6 address", addr);
 		return -1;
 	}
-	evutil_socket_t fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	evutil_socket_t fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		snprintf(err, errlen, "socket: %s", strerror(errno));
 		return -1;
@@ -434,14 +457,15 @@ static evutil_socket_t listen_on(const char *addr, int port, int *bound_port, ch
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	/* A burst of a thousand invocations connects at once: a deep backlog keeps the
 	 * kernel from refusing them before the loop accepts. */
-	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(fd, 4096) < 0) {
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 4096) < 0) {
 		snprintf(err, errlen, "cannot listen on %s:%d: %s", addr, port, strerror(errno));
 		close(fd);
 		return -1;
 	}
-	socklen_t slen = sizeof(sin);
-	getsockname(fd, (struct sockaddr *)&sin, &slen);
-	*bound_port = ntohs(sin.sin_port);
+	len = sizeof(ss);
+	getsockname(fd, (struct sockaddr *)&ss, &len);
+	*bound_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						    : ((struct sockaddr_in *)&ss)->sin_port);
 	return fd;
 }
 
