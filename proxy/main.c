@@ -3,7 +3,6 @@
  *   corral -c conf/corral.ini      run in the foreground, log to stderr
  *   corral -t -c conf/corral.ini   check the configuration and exit
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 
 #include <event2/event.h>
 
+#include "common/cli.h"
 #include "common/log.h"
 #include "pool/config.h"
 #include "proxy/auth_file.h"
@@ -89,39 +89,12 @@ out:
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "test", no_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *path = NULL;
-	bool check_only = false;
-	int opt;
-	while ((opt = getopt_long(argc, argv, "c:thV", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'c':
-			path = optarg;
-			break;
-		case 't':
-			check_only = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("corral %s\n", CORRAL_VERSION);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (!path || optind != argc) {
-		usage(stderr);
-		return 2;
-	}
+	struct cli_args args;
+	int status = cli_parse(argc, argv, "corral", CORRAL_VERSION, usage, &args);
+	if (status >= 0)
+		return status;
+	const char *path = args.config;
+	bool check_only = args.check_only;
 
 	char err[1024];
 	struct corral_config cfg;

@@ -7,7 +7,6 @@
  * One event loop on the main thread: environments are forked from it (they die with it,
  * PR_SET_PDEATHSIG) and reaped only through their pidfds, never by waitpid(-1).
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 
 #include <event2/event.h>
 
+#include "common/cli.h"
 #include "common/log.h"
 #include "functions/runner/fn_config.h"
 #include "functions/runner/fn_cron.h"
@@ -140,39 +140,12 @@ static void raise_fd_limit(void)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"test", no_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
-	};
-	const char *path = NULL;
-	bool check_only = false;
-	int opt;
-	while ((opt = getopt_long(argc, argv, "c:thV", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'c':
-			path = optarg;
-			break;
-		case 't':
-			check_only = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("corral-fn %s\n", CORRAL_FN_VERSION);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (!path || optind != argc) {
-		usage(stderr);
-		return 2;
-	}
+	struct cli_args args;
+	int status = cli_parse(argc, argv, "corral-fn", CORRAL_FN_VERSION, usage, &args);
+	if (status >= 0)
+		return status;
+	const char *path = args.config;
+	bool check_only = args.check_only;
 	char err[1024];
 	struct fn_runner_config cfg;
 	if (!fn_config_load(path, &cfg, err, sizeof(err))) {
