@@ -4,26 +4,19 @@
  * inih does the INI grammar; this file does everything inih leaves open.  Debian's
  * libinih (55) is built without INI_HANDLER_LINENO, with 200-byte lines, inline
  * comments for ';' only and Python-style continuation lines, so we feed it through
- * our own line reader, which:
- *   - counts lines, so every error can say FILE:LINE: KEY;
- *   - strips ';' and '#' comments that follow whitespace (inih knows only ';');
- *   - left-trims each line, so an indented key is a key and not a continuation of
- *     the previous value;
- *   - checks [section] headers itself, because inih never reports an empty section;
- *   - refuses a line that does not fit inih's buffer rather than letting inih split
- *     it into two lines silently;
- *   - keeps the line, because inih ends a key at ':' as well as '=' and names in
- *     [users] and [limits] may contain a ':'.
+ * the line reader of common/ini_load.c (shared with corral-fn), which counts lines,
+ * strips ';' and '#' comments, left-trims, refuses overlong lines and stops at the
+ * first error.  Here:
+ *   - [section] headers are checked by the reader's section hook, because inih never
+ *     reports an empty section;
+ *   - the reader keeps the line (ini.line), because inih ends a key at ':' as well as
+ *     '=' and names in [users] and [limits] may contain a ':'.
  * Only the first error is reported: later ones are often consequences of it.
  */
 #include "pool/config.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
-#include <errno.h>
-#include <ini.h>
 #include <libpq-fe.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +24,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "common/log.h"
+#include "common/ini_load.h"
 #include "common/parse.h"
 
 #define MAX_WORKERS 256
@@ -55,137 +48,62 @@ static const char *const auth_type_names[] = {
 	[AUTH_SCRAM_SHA_256] = "scram-sha-256",
 };
 
-struct load_ctx;
-
-/* One key of [corral]: how to parse it and where it goes in struct corral_config. */
-struct key_spec {
-	const char *name;
-	bool (*parse)(struct load_ctx *ctx, const struct key_spec *spec, const char *value);
-	size_t offset;
-	int min, max; /* integers only */
-};
-
-static bool parse_int_key(struct load_ctx *ctx, const struct key_spec *spec, const char *value);
-static bool parse_seconds_key(struct load_ctx *ctx, const struct key_spec *spec,
-			      const char *value);
-static bool parse_positive_seconds_key(struct load_ctx *ctx, const struct key_spec *spec,
-				       const char *value);
-static bool parse_millis_key(struct load_ctx *ctx, const struct key_spec *spec,
-			     const char *value);
-static bool parse_string_key(struct load_ctx *ctx, const struct key_spec *spec, const char *value);
-static bool parse_nonempty_key(struct load_ctx *ctx, const struct key_spec *spec,
-			       const char *value);
-static bool parse_address_key(struct load_ctx *ctx, const struct key_spec *spec,
-			      const char *value);
-static bool parse_auth_type_key(struct load_ctx *ctx, const struct key_spec *spec,
-				const char *value);
-static bool parse_pool_mode_key(struct load_ctx *ctx, const struct key_spec *spec,
-				const char *value);
-static bool parse_log_level_key(struct load_ctx *ctx, const struct key_spec *spec,
-				const char *value);
+/* Parsers for a struct ini_key (common/ini_load.h) of [corral], obj a struct corral_config;
+ * ini_key_int, _string, _nonempty, _address and _log_level are common/ini_load.c's. */
+#define PARSER(name) static INI_KEY_PARSER(name)
+PARSER(parse_seconds_key);
+PARSER(parse_positive_seconds_key);
+PARSER(parse_millis_key);
+PARSER(parse_auth_type_key);
+PARSER(parse_pool_mode_key);
 
 #define FIELD(f) offsetof(struct corral_config, f)
 
-static const struct key_spec corral_keys[] = {
-	{ "listen_addr", parse_address_key, FIELD(listen_addr), 0, 0 },
-	{ "listen_port", parse_int_key, FIELD(listen_port), 1, 65535 },
-	{ "workers", parse_int_key, FIELD(workers), 1, MAX_WORKERS },
+static const struct ini_key corral_keys[] = {
+	{ "listen_addr", ini_key_address, FIELD(listen_addr), 0, 0 },
+	{ "listen_port", ini_key_int, FIELD(listen_port), 1, 65535 },
+	{ "workers", ini_key_int, FIELD(workers), 1, MAX_WORKERS },
 	{ "auth_type", parse_auth_type_key, FIELD(auth_type), 0, 0 },
-	{ "auth_file", parse_nonempty_key, FIELD(auth_file), 0, 0 },
+	{ "auth_file", ini_key_nonempty, FIELD(auth_file), 0, 0 },
 	{ "pool_mode", parse_pool_mode_key, FIELD(pool_mode), 0, 0 },
-	{ "default_pool_size", parse_int_key, FIELD(default_pool_size), 1, MAX_POOL_SIZE },
-	{ "max_client_conn", parse_int_key, FIELD(max_client_conn), 1, MAX_CLIENT_CONN },
+	{ "default_pool_size", ini_key_int, FIELD(default_pool_size), 1, MAX_POOL_SIZE },
+	{ "max_client_conn", ini_key_int, FIELD(max_client_conn), 1, MAX_CLIENT_CONN },
 	{ "query_wait_timeout", parse_seconds_key, FIELD(query_wait_timeout), 0, 0 },
-	{ "server_reset_query", parse_string_key, FIELD(server_reset_query), 0, 0 },
+	{ "server_reset_query", ini_key_string, FIELD(server_reset_query), 0, 0 },
 	{ "server_connect_timeout", parse_positive_seconds_key, FIELD(server_connect_timeout),
 	  0, 0 },
 	{ "server_idle_timeout", parse_seconds_key, FIELD(server_idle_timeout), 0, 0 },
 	{ "client_login_timeout", parse_seconds_key, FIELD(client_login_timeout), 0, 0 },
 	{ "server_lifetime", parse_seconds_key, FIELD(server_lifetime), 0, 0 },
-	{ "max_packet_size", parse_int_key, FIELD(max_packet_size),
+	{ "max_packet_size", ini_key_int, FIELD(max_packet_size),
 	  MIN_PACKET_SIZE, MAX_PACKET_SIZE },
-	{ "log_level", parse_log_level_key, FIELD(log_level), 0, 0 },
+	{ "log_level", ini_key_log_level, FIELD(log_level), 0, 0 },
 	/* PgBouncer's limits */
-	{ "min_pool_size", parse_int_key, FIELD(min_pool_size), 0, MAX_POOL_SIZE },
-	{ "reserve_pool_size", parse_int_key, FIELD(reserve_pool_size), 0, MAX_POOL_SIZE },
+	{ "min_pool_size", ini_key_int, FIELD(min_pool_size), 0, MAX_POOL_SIZE },
+	{ "reserve_pool_size", ini_key_int, FIELD(reserve_pool_size), 0, MAX_POOL_SIZE },
 	{ "reserve_pool_timeout", parse_seconds_key, FIELD(reserve_pool_timeout), 0, 0 },
-	{ "max_db_connections", parse_int_key, FIELD(max_db_connections), 0, MAX_CLIENT_CONN },
-	{ "max_user_connections", parse_int_key, FIELD(max_user_connections),
+	{ "max_db_connections", ini_key_int, FIELD(max_db_connections), 0, MAX_CLIENT_CONN },
+	{ "max_user_connections", ini_key_int, FIELD(max_user_connections),
 	  0, MAX_CLIENT_CONN },
 	{ "idle_transaction_timeout", parse_seconds_key, FIELD(idle_transaction_timeout),
 	  0, 0 },
 	{ "client_idle_timeout", parse_seconds_key, FIELD(client_idle_timeout), 0, 0 },
 	{ "server_login_retry", parse_positive_seconds_key, FIELD(server_login_retry), 0, 0 },
 	/* load leveling */
-	{ "max_queue_depth", parse_int_key, FIELD(max_queue_depth), 0, MAX_CLIENT_CONN },
+	{ "max_queue_depth", ini_key_int, FIELD(max_queue_depth), 0, MAX_CLIENT_CONN },
 	{ "query_wait_notify", parse_millis_key, FIELD(query_wait_notify_ms), 0, MAX_NOTIFY_MS },
 };
 
 struct load_ctx {
+	struct ini_load ini; /* path, line, error: common/ini_load.h */
 	struct corral_config *cfg;
-	const char *path;
-	FILE *file;
-	char *buf; /* getline()'s buffer, reused for every line */
-	size_t cap;
-	int lineno; /* the line inih is working on: the reader returned it last */
 	int seen[ARRAY_SIZE(corral_keys)]; /* line each [corral] key was set on, 0 = not yet */
 	int app_default_line;              /* line of [limits] app_default, 0 = not yet */
-	char *line; /* the line inih is working on, as the reader handed it over */
 	PQconninfoOption *libpq_options;   /* PQconndefaults(), fetched at the first database */
-	char *err;
-	size_t errlen;
-	bool failed;
-	int err_line;
 };
 
-static void append(char *buf, size_t len, size_t *off, const char *fmt, ...) PRINTF_LIKE(4, 5);
-
-static void append(char *buf, size_t len, size_t *off, const char *fmt, ...)
-{
-	if (*off >= len)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf + *off, len - *off, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		*off += (size_t)n;
-}
-
-static void fail_line(struct load_ctx *ctx, int line, const char *key, const char *fmt, ...)
-	PRINTF_LIKE(4, 5);
-
-/* Records "FILE:LINE: KEY: why" (line 0: no LINE, key NULL: no KEY); first error wins. */
-static void fail_line(struct load_ctx *ctx, int line, const char *key, const char *fmt, ...)
-{
-	if (ctx->failed)
-		return;
-	ctx->failed = true;
-	ctx->err_line = line;
-	if (!ctx->err || ctx->errlen == 0)
-		return;
-	size_t off = 0;
-	ctx->err[0] = '\0';
-	if (line > 0)
-		append(ctx->err, ctx->errlen, &off, "%s:%d: ", ctx->path, line);
-	else
-		append(ctx->err, ctx->errlen, &off, "%s: ", ctx->path);
-	if (key)
-		append(ctx->err, ctx->errlen, &off, "%s: ", key);
-	if (off >= ctx->errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(ctx->err + off, ctx->errlen - off, fmt, ap);
-	va_end(ap);
-}
-
-#define fail(ctx, key, ...) fail_line((ctx), (ctx)->lineno, (key), __VA_ARGS__)
-
-static void *field(struct load_ctx *ctx, const struct key_spec *spec)
-{
-	return (char *)ctx->cfg + spec->offset;
-}
+#define fail(ctx, key, ...) ini_fail(&(ctx)->ini, (key), __VA_ARGS__)
+#define fail_line(ctx, line, key, ...) ini_fail_line(&(ctx)->ini, (line), (key), __VA_ARGS__)
 
 static int find_name(const char *const *names, size_t n, const char *value)
 {
@@ -196,148 +114,62 @@ static int find_name(const char *const *names, size_t n, const char *value)
 	return -1;
 }
 
-static bool parse_int_key(struct load_ctx *ctx, const struct key_spec *spec, const char *value)
+PARSER(parse_seconds_key)
 {
-	if (parse_uint_range(value, spec->min, spec->max, field(ctx, spec)))
-		return true;
-	fail(ctx, spec->name, "must be an integer between %d and %d, got \"%s\"", spec->min,
-	     spec->max, value);
-	return false;
-}
-
-static bool parse_seconds_key(struct load_ctx *ctx, const struct key_spec *spec, const char *value)
-{
-	if (parse_decimal_seconds(value, PARSE_MAX_SECONDS, field(ctx, spec)))
-		return true;
-	fail(ctx, spec->name,
-	     "must be a number of seconds between 0 and %d (e.g. 120 or 0.5), got \"%s\"",
-	     PARSE_MAX_SECONDS, value);
-	return false;
+	return parse_decimal_seconds(value, PARSE_MAX_SECONDS, ini_key_field(obj, spec)) ||
+	       ini_key_seconds_fail(ld, spec, value, false, 120);
 }
 
 /* For timeouts where 0 could only mean "fail at once", which nobody wants. */
-static bool parse_positive_seconds_key(struct load_ctx *ctx, const struct key_spec *spec,
-				       const char *value)
+PARSER(parse_positive_seconds_key)
 {
 	double v;
-	if (parse_decimal_seconds(value, PARSE_MAX_SECONDS, &v) && v > 0) {
-		*(double *)field(ctx, spec) = v;
-		return true;
-	}
-	fail(ctx, spec->name,
-	     "must be a number of seconds greater than 0 and at most %d (e.g. 15 or 0.5), "
-	     "got \"%s\"",
-	     PARSE_MAX_SECONDS, value);
-	return false;
+	if (!parse_decimal_seconds(value, PARSE_MAX_SECONDS, &v) || v <= 0)
+		return ini_key_seconds_fail(ld, spec, value, true, 15);
+	*(double *)ini_key_field(obj, spec) = v;
+	return true;
 }
 
 /* Milliseconds are whole numbers: "1.5" more likely means seconds, so it is refused. */
-static bool parse_millis_key(struct load_ctx *ctx, const struct key_spec *spec, const char *value)
+PARSER(parse_millis_key)
 {
-	if (parse_uint_range(value, spec->min, spec->max, field(ctx, spec)))
+	if (parse_uint_range(value, spec->min, spec->max, ini_key_field(obj, spec)))
 		return true;
-	fail(ctx, spec->name, "must be a whole number of milliseconds between %d and %d, got \"%s\"",
-	     spec->min, spec->max, value);
+	ini_fail(ld, spec->name,
+		 "must be a whole number of milliseconds between %d and %d, got \"%s\"", spec->min,
+		 spec->max, value);
 	return false;
 }
 
-static bool parse_string_key(struct load_ctx *ctx, const struct key_spec *spec, const char *value)
-{
-	char **slot = field(ctx, spec);
-	char *copy = strdup(value);
-	if (!copy) {
-		fail(ctx, spec->name, "out of memory");
-		return false;
-	}
-	free(*slot);
-	*slot = copy;
-	return true;
-}
-
-static bool parse_nonempty_key(struct load_ctx *ctx, const struct key_spec *spec, const char *value)
-{
-	if (*value == '\0') {
-		fail(ctx, spec->name, "must not be empty");
-		return false;
-	}
-	return parse_string_key(ctx, spec, value);
-}
-
-/* The listener binds a numeric address (no name lookup); say so here, with a line. */
-static bool parse_address_key(struct load_ctx *ctx, const struct key_spec *spec, const char *value)
-{
-	unsigned char addr[sizeof(struct in6_addr)];
-	if (inet_pton(AF_INET, value, addr) == 1 || inet_pton(AF_INET6, value, addr) == 1)
-		return parse_string_key(ctx, spec, value);
-	fail(ctx, spec->name, "must be an IPv4 or IPv6 address, got \"%s\"", value);
-	return false;
-}
-
-static bool parse_auth_type_key(struct load_ctx *ctx, const struct key_spec *spec,
-				const char *value)
+PARSER(parse_auth_type_key)
 {
 	int i = find_name(auth_type_names, ARRAY_SIZE(auth_type_names), value);
 	if (i < 0) {
-		fail(ctx, spec->name, "must be one of trust, md5, scram-sha-256, got \"%s\"", value);
+		ini_fail(ld, spec->name, "must be one of trust, md5, scram-sha-256, got \"%s\"",
+			 value);
 		return false;
 	}
-	ctx->cfg->auth_type = (enum auth_type)i;
+	*(enum auth_type *)ini_key_field(obj, spec) = (enum auth_type)i;
 	return true;
 }
 
-static bool parse_pool_mode_key(struct load_ctx *ctx, const struct key_spec *spec,
-				const char *value)
+PARSER(parse_pool_mode_key)
 {
 	int i = find_name(pool_mode_names, ARRAY_SIZE(pool_mode_names), value);
 	if (i < 0) {
-		fail(ctx, spec->name, "must be one of session, transaction, statement, got \"%s\"",
-		     value);
+		ini_fail(ld, spec->name, "must be one of session, transaction, statement, got \"%s\"",
+			 value);
 		return false;
 	}
-	ctx->cfg->pool_mode = (enum pool_mode)i;
-	return true;
-}
-
-/* Stored lower-cased so readers can compare it and hand it to log_level_parse(). */
-static bool parse_log_level_key(struct load_ctx *ctx, const struct key_spec *spec,
-				const char *value)
-{
-	enum log_level level;
-	if (!log_level_parse(value, &level)) {
-		fail(ctx, spec->name, "must be one of debug, info, warn, error, got \"%s\"", value);
-		return false;
-	}
-	if (!parse_string_key(ctx, spec, value))
-		return false;
-	for (char *p = ctx->cfg->log_level; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
+	*(enum pool_mode *)ini_key_field(obj, spec) = (enum pool_mode)i;
 	return true;
 }
 
 /* The line a [corral] key was set on; 0 when it was left at its default. */
 static int key_line(const struct load_ctx *ctx, const char *name)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(corral_keys); i++) {
-		if (strcmp(name, corral_keys[i].name) == 0)
-			return ctx->seen[i];
-	}
-	return 0;
-}
-
-static void set_corral_key(struct load_ctx *ctx, const char *name, const char *value)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(corral_keys); i++) {
-		if (strcmp(name, corral_keys[i].name) != 0)
-			continue;
-		if (ctx->seen[i]) {
-			fail(ctx, name, "set twice (first on line %d)", ctx->seen[i]);
-			return;
-		}
-		ctx->seen[i] = ctx->lineno;
-		(void)corral_keys[i].parse(ctx, &corral_keys[i], value);
-		return;
-	}
-	fail(ctx, name, "unknown key in [corral]");
+	int i = ini_key_index(corral_keys, ARRAY_SIZE(corral_keys), name);
+	return i >= 0 ? ctx->seen[i] : 0;
 }
 
 static void db_free(struct db_config *db)
@@ -622,7 +454,7 @@ static bool parse_database(struct load_ctx *ctx, struct db_config *db, const cha
 			   const char *value)
 {
 	unset_line_keys(db, db_keys, ARRAY_SIZE(db_keys));
-	db->line = ctx->lineno;
+	db->line = ctx->ini.lineno;
 	db->name = strdup(name);
 	if (!db->name) {
 		fail(ctx, name, "out of memory");
@@ -692,7 +524,7 @@ static void add_user(struct load_ctx *ctx, const char *name, const char *value)
 	struct user_config *u = &users[cfg->n_users];
 	memset(u, 0, sizeof(*u));
 	unset_line_keys(u, user_keys, ARRAY_SIZE(user_keys));
-	u->line = ctx->lineno;
+	u->line = ctx->ini.lineno;
 	u->name = strdup(name);
 	if (!u->name) {
 		fail(ctx, name, "out of memory");
@@ -719,7 +551,7 @@ static void set_app_default(struct load_ctx *ctx, const char *key, const char *v
 		fail(ctx, key, "set twice (first on line %d)", ctx->app_default_line);
 		return;
 	}
-	ctx->app_default_line = ctx->lineno;
+	ctx->app_default_line = ctx->ini.lineno;
 	if (!parse_uint_range(value, 0, MAX_CLIENT_CONN, &ctx->cfg->app_default_limit))
 		fail(ctx, key, "must be an integer between 0 (no limit) and %d, got \"%s\"",
 		     MAX_CLIENT_CONN, value);
@@ -772,7 +604,7 @@ static void add_limit(struct load_ctx *ctx, const char *key, const char *value)
 		return;
 	}
 	limits[cfg->n_app_limits++] = (struct app_limit){ .app = copy, .limit = limit,
-							   .line = ctx->lineno };
+							   .line = ctx->ini.lineno };
 }
 
 /*
@@ -784,25 +616,24 @@ typedef void (*entry_adder)(struct load_ctx *ctx, const char *key, const char *v
 
 static void add_split_at_equals(struct load_ctx *ctx, entry_adder add)
 {
-	char *eq = ctx->line ? strchr(ctx->line, '=') : NULL;
+	char *line = ctx->ini.line;
+	char *eq = line ? strchr(line, '=') : NULL;
 	if (!eq) {
 		fail(ctx, NULL, "expected \"key = value\"");
 		return;
 	}
 	*eq = '\0';
-	add(ctx, rstrip(ctx->line), skip_space(eq + 1));
+	add(ctx, rstrip(line), skip_space(eq + 1));
 }
 
 static int on_entry(void *user, const char *section, const char *name, const char *value)
 {
 	struct load_ctx *ctx = user;
-	/* After the first error inih keeps going; the rest would only add noise. */
-	if (ctx->failed)
-		return 1;
 	if (!value)
 		fail(ctx, name, "has no value");
 	else if (strcmp(section, "corral") == 0)
-		set_corral_key(ctx, name, value);
+		ini_key_set(&ctx->ini, corral_keys, ARRAY_SIZE(corral_keys), ctx->seen, ctx->cfg,
+			    "corral", name, value);
 	else if (strcmp(section, "databases") == 0)
 		add_database(ctx, name, value);
 	else if (strcmp(section, "users") == 0)
@@ -813,64 +644,21 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 		fail(ctx, name, "comes before any section; put it under [corral]");
 	else
 		fail(ctx, name, "in unknown section [%s]", section);
-	return !ctx->failed;
+	return !ctx->ini.failed;
 }
 
-static void check_section(struct load_ctx *ctx, const char *line)
+/* "[NAME]", the reader's section hook: it must be a section corral knows. */
+static void check_section(struct ini_load *ld, const char *name, size_t len)
 {
-	const char *end = strchr(line, ']');
-	if (!end) {
-		fail(ctx, NULL, "section header without a closing ']'");
-		return;
-	}
-	if (end[1] != '\0') {
-		fail(ctx, NULL, "unexpected text after ']'");
-		return;
-	}
+	struct load_ctx *ctx = container_of(ld, struct load_ctx, ini);
 	static const char *const known[] = { "corral", "databases", "users", "limits" };
-	size_t len = (size_t)(end - line - 1);
 	for (size_t i = 0; i < ARRAY_SIZE(known); i++) {
-		if (strlen(known[i]) == len && memcmp(line + 1, known[i], len) == 0)
+		if (strlen(known[i]) == len && memcmp(name, known[i], len) == 0)
 			return;
 	}
 	fail(ctx, NULL,
 	     "[%.*s]: unknown section (corral knows [corral], [databases], [users] and [limits])",
-	     (int)len, line + 1);
-}
-
-/* inih's ini_reader (an fgets() look-alike); see the comment at the top. */
-static char *read_line(char *str, int num, void *stream)
-{
-	struct load_ctx *ctx = stream;
-	if (num < 1)
-		return NULL;
-	errno = 0;
-	ssize_t n = getline(&ctx->buf, &ctx->cap, ctx->file);
-	if (n < 0) {
-		int e = errno;
-		if (ferror(ctx->file))
-			fail_line(ctx, 0, NULL, "cannot read: %s", strerror(e));
-		return NULL;
-	}
-	ctx->lineno++;
-	ctx->line = NULL;
-	char *s = NULL;
-	if (memchr(ctx->buf, '\0', (size_t)n))
-		fail(ctx, NULL, "line contains a NUL byte");
-	else
-		s = parse_clean_ini_line(ctx->buf, ctx->lineno == 1);
-	if (s && *s == '[')
-		check_section(ctx, s);
-	size_t len = s ? strlen(s) : 0;
-	if (len >= (size_t)num) {
-		fail(ctx, NULL, "line is %zu characters long; inih reads at most %d", len, num - 1);
-		s = NULL;
-		len = 0;
-	}
-	/* inih copies it; ours stays intact until the next line, for add_split_at_equals(). */
-	ctx->line = s;
-	memcpy(str, s ? s : "", len + 1);
-	return str;
+	     (int)len, name);
 }
 
 static bool set_defaults(struct load_ctx *ctx, const char *path)
@@ -925,41 +713,19 @@ static void check_whole(struct load_ctx *ctx)
 	}
 }
 
-static void parse_file(struct load_ctx *ctx)
-{
-	ctx->file = fopen(ctx->path, "r");
-	if (!ctx->file) {
-		int e = errno;
-		fail_line(ctx, 0, NULL, "cannot open: %s", strerror(e));
-		return;
-	}
-	int rc = ini_parse_stream(read_line, ctx, on_entry, ctx);
-	fclose(ctx->file);
-	ctx->file = NULL;
-	free(ctx->buf);
-	ctx->buf = NULL;
-	PQconninfoFree(ctx->libpq_options);
-	ctx->libpq_options = NULL;
-	if (rc == -2) {
-		fail_line(ctx, 0, NULL, "out of memory");
-	} else if (rc > 0 && (!ctx->failed || rc < ctx->err_line)) {
-		/* inih found a line that is neither "[section]" nor "key = value". */
-		ctx->failed = false;
-		fail_line(ctx, rc, NULL, "expected \"[section]\" or \"key = value\"");
-	}
-}
-
 bool config_load(const char *path, struct corral_config *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
-	if (err && errlen > 0)
-		err[0] = '\0';
-	struct load_ctx ctx = { .cfg = out, .path = path, .err = err, .errlen = errlen };
+	struct load_ctx ctx = { .cfg = out };
+	ini_load_begin(&ctx.ini, path, err, errlen);
+	ctx.ini.section = check_section;
+	ctx.ini.section_first = true; /* name a bad header even on an overlong line */
 	if (set_defaults(&ctx, path))
-		parse_file(&ctx);
-	if (!ctx.failed)
+		ini_load_parse_file(&ctx.ini, on_entry, &ctx);
+	PQconninfoFree(ctx.libpq_options);
+	if (!ctx.ini.failed)
 		check_whole(&ctx);
-	if (ctx.failed) {
+	if (ctx.ini.failed) {
 		config_free(out);
 		return false;
 	}

@@ -1,10 +1,11 @@
 /*
  * conf/corral-fn.ini -> struct fn_runner_config.
  *
- * The same reading rules as corral's own file (pool/config.c): inih does the INI
- * grammar, fed through our line reader because Debian's libinih counts no lines for
- * us, knows only ';' comments and takes an indented line for a continuation.  The
- * reader also follows [section] headers itself, for two reasons: inih never reports
+ * The same reading rules as corral's own file (pool/config.c), from common/ini_load.c:
+ * inih does the INI grammar, fed through our line reader because Debian's libinih
+ * counts no lines for us, knows only ';' comments and takes an indented line for a
+ * continuation.  The reader's section hook follows [section] headers here, for two
+ * reasons: inih never reports
  * a section without keys, and "[function.url_shortener]" with nothing under it is a
  * function with every default; and inih cuts section names at 49 characters, shorter
  * than "function." plus a 63-character name.  So a key belongs to the section the
@@ -16,19 +17,16 @@
  */
 #include "functions/runner/fn_config.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <ini.h>
 #include <libpq-fe.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
-#include "common/log.h"
+#include "common/ini_load.h"
 #include "common/parse.h"
 
 #define FUNCTION_PREFIX "function."
@@ -41,30 +39,14 @@
 #define MAX_QUEUE_CONCURRENCY 1000 /* Lambda's largest maximum concurrency of an SQS source */
 #define MAX_RECEIVE_COUNT 1000     /* SQS's largest maxReceiveCount */
 
-struct load_ctx;
-
-/* One key: how to parse it and where it goes, in the runner's or a function's struct. */
-struct key_spec {
-	const char *name;
-	bool (*parse)(struct load_ctx *ctx, const struct key_spec *spec, void *obj,
-		      const char *value);
-	size_t offset;
-	int min, max; /* integers only */
-};
-
-#define PARSER(name)                                                                   \
-	static bool name(struct load_ctx *ctx, const struct key_spec *spec, void *obj, \
-			 const char *value)
-PARSER(parse_int_key);
+/* Parsers for a struct ini_key (common/ini_load.h) of the runner's or a function's struct;
+ * ini_key_int, _nonempty, _address, _log_level and _bool are common/ini_load.c's. */
+#define PARSER(name) static INI_KEY_PARSER(name)
 PARSER(parse_unsigned_key);
 PARSER(parse_u32_key);
 PARSER(parse_duration_key);
 PARSER(parse_positive_duration_key);
-PARSER(parse_nonempty_key);
-PARSER(parse_address_key);
 PARSER(parse_database_url_key);
-PARSER(parse_log_level_key);
-PARSER(parse_bool_key);
 PARSER(parse_so_key);
 PARSER(parse_on_limit_key);
 PARSER(parse_schedule_key);
@@ -73,20 +55,20 @@ PARSER(parse_queue_key);
 #define RUNNER(f) offsetof(struct fn_runner_config, f)
 #define FUNCTION(f) offsetof(struct fn_function_config, f)
 
-static const struct key_spec runner_keys[] = {
-	{ "listen_addr", parse_address_key, RUNNER(listen_addr), 0, 0 },
-	{ "listen_port", parse_int_key, RUNNER(listen_port), 1, 65535 },
+static const struct ini_key runner_keys[] = {
+	{ "listen_addr", ini_key_address, RUNNER(listen_addr), 0, 0 },
+	{ "listen_port", ini_key_int, RUNNER(listen_port), 1, 65535 },
 	{ "database_url", parse_database_url_key, RUNNER(database_url), 0, 0 },
 	{ "queue_database_url", parse_database_url_key, RUNNER(queue_database_url), 0, 0 },
-	{ "functions_dir", parse_nonempty_key, RUNNER(functions_dir), 0, 0 },
+	{ "functions_dir", ini_key_nonempty, RUNNER(functions_dir), 0, 0 },
 	{ "max_concurrency", parse_unsigned_key, RUNNER(max_concurrency), 1, MAX_CONCURRENCY },
 	{ "init_timeout", parse_positive_duration_key, RUNNER(init_timeout_usec), 0, 0 },
 	{ "shutdown_grace", parse_duration_key, RUNNER(shutdown_grace_usec), 0, 0 },
-	{ "log_level", parse_log_level_key, RUNNER(log_level), 0, 0 },
-	{ "log_reports", parse_bool_key, RUNNER(log_reports), 0, 0 },
+	{ "log_level", ini_key_log_level, RUNNER(log_level), 0, 0 },
+	{ "log_reports", ini_key_bool, RUNNER(log_reports), 0, 0 },
 };
 
-static const struct key_spec function_keys[] = {
+static const struct ini_key function_keys[] = {
 	{ "so", parse_so_key, FUNCTION(so_path), 0, 0 },
 	{ "database_url", parse_database_url_key, FUNCTION(database_url), 0, 0 },
 	{ "timeout", parse_positive_duration_key, FUNCTION(timeout_usec), 0, 0 },
@@ -98,7 +80,7 @@ static const struct key_spec function_keys[] = {
 	{ "on_limit", parse_on_limit_key, FUNCTION(on_limit), 0, 0 },
 	{ "queue_depth", parse_unsigned_key, FUNCTION(queue_depth), 1, MAX_QUEUE_DEPTH },
 	{ "queue_timeout", parse_positive_duration_key, FUNCTION(queue_timeout_usec), 0, 0 },
-	{ "http", parse_bool_key, FUNCTION(http), 0, 0 },
+	{ "http", ini_key_bool, FUNCTION(http), 0, 0 },
 	{ "schedule", parse_schedule_key, FUNCTION(schedule), 0, 0 },
 	{ "queue", parse_queue_key, FUNCTION(queue), 0, 0 },
 	{ "batch_size", parse_unsigned_key, FUNCTION(batch_size), 1, MAX_BATCH_SIZE },
@@ -120,144 +102,51 @@ struct fn_lines {
 enum section { SECTION_NONE, SECTION_RUNNER, SECTION_FUNCTION };
 
 struct load_ctx {
+	struct ini_load ini; /* path, line, error: common/ini_load.h */
 	struct fn_runner_config *cfg;
-	const char *path;
-	FILE *file;
-	char *buf; /* getline()'s buffer, reused for every line */
-	size_t cap;
-	int lineno; /* the line inih is working on: the reader returned it last */
 	enum section section;
 	size_t function; /* SECTION_FUNCTION: index in cfg->functions (which realloc moves) */
 	int runner_seen[ARRAY_SIZE(runner_keys)];
 	struct fn_lines *lines;
-	char *err;
-	size_t errlen;
-	bool failed;
-	int err_line;
 };
 
-static void fail_line(struct load_ctx *ctx, int line, const char *key, const char *fmt, ...)
-	PRINTF_LIKE(4, 5);
-
-/* Records "FILE:LINE: KEY: why" (line 0: no LINE, key NULL: no KEY); first error wins. */
-static void fail_line(struct load_ctx *ctx, int line, const char *key, const char *fmt, ...)
-{
-	if (ctx->failed)
-		return;
-	ctx->failed = true;
-	ctx->err_line = line;
-	if (!ctx->err || ctx->errlen == 0)
-		return;
-	char where[16] = "";
-	if (line > 0)
-		snprintf(where, sizeof(where), ":%d", line);
-	int n = snprintf(ctx->err, ctx->errlen, "%s%s: %s%s", ctx->path, where, key ? key : "",
-			 key ? ": " : "");
-	if (n < 0 || (size_t)n >= ctx->errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(ctx->err + n, ctx->errlen - (size_t)n, fmt, ap);
-	va_end(ap);
-}
-
-#define fail(ctx, key, ...) fail_line((ctx), (ctx)->lineno, (key), __VA_ARGS__)
-
-static void *field(void *obj, const struct key_spec *spec)
-{
-	return (char *)obj + spec->offset;
-}
+#define fail(ctx, key, ...) ini_fail(&(ctx)->ini, (key), __VA_ARGS__)
+#define fail_line(ctx, line, key, ...) ini_fail_line(&(ctx)->ini, (line), (key), __VA_ARGS__)
 
 /* ---- values ---------------------------------------------------------------------------- */
-
-static bool parse_range(struct load_ctx *ctx, const struct key_spec *spec, const char *value,
-			int *out)
-{
-	if (parse_uint_range(value, spec->min, spec->max, out))
-		return true;
-	fail(ctx, spec->name, "must be an integer between %d and %d, got \"%s\"", spec->min,
-	     spec->max, value);
-	return false;
-}
-
-PARSER(parse_int_key)
-{
-	return parse_range(ctx, spec, value, field(obj, spec));
-}
 
 PARSER(parse_unsigned_key)
 {
 	int v;
-	if (!parse_range(ctx, spec, value, &v))
+	if (!ini_key_range(ld, spec, value, &v))
 		return false;
-	*(unsigned *)field(obj, spec) = (unsigned)v;
+	*(unsigned *)ini_key_field(obj, spec) = (unsigned)v;
 	return true;
 }
 
 PARSER(parse_u32_key)
 {
 	int v;
-	if (!parse_range(ctx, spec, value, &v))
+	if (!ini_key_range(ld, spec, value, &v))
 		return false;
-	*(uint32_t *)field(obj, spec) = (uint32_t)v;
+	*(uint32_t *)ini_key_field(obj, spec) = (uint32_t)v;
 	return true;
 }
 
 PARSER(parse_duration_key)
 {
-	if (parse_decimal_usec(value, PARSE_MAX_SECONDS, field(obj, spec)))
-		return true;
-	fail(ctx, spec->name,
-	     "must be a number of seconds between 0 and %d (e.g. 3 or 0.5), got \"%s\"",
-	     PARSE_MAX_SECONDS, value);
-	return false;
+	return parse_decimal_usec(value, PARSE_MAX_SECONDS, ini_key_field(obj, spec)) ||
+	       ini_key_seconds_fail(ld, spec, value, false, 3);
 }
 
 /* For timeouts and intervals where 0 could only mean "at once" or "busy loop". */
 PARSER(parse_positive_duration_key)
 {
 	usec_t v;
-	if (parse_decimal_usec(value, PARSE_MAX_SECONDS, &v) && v > 0) {
-		*(usec_t *)field(obj, spec) = v;
-		return true;
-	}
-	fail(ctx, spec->name,
-	     "must be a number of seconds greater than 0 and at most %d (e.g. 3 or 0.5), "
-	     "got \"%s\"",
-	     PARSE_MAX_SECONDS, value);
-	return false;
-}
-
-static bool set_string(struct load_ctx *ctx, const struct key_spec *spec, void *obj,
-		       const char *value)
-{
-	char **slot = field(obj, spec);
-	char *copy = strdup(value);
-	if (!copy) {
-		fail(ctx, spec->name, "out of memory");
-		return false;
-	}
-	free(*slot);
-	*slot = copy;
+	if (!parse_decimal_usec(value, PARSE_MAX_SECONDS, &v) || v <= 0)
+		return ini_key_seconds_fail(ld, spec, value, true, 3);
+	*(usec_t *)ini_key_field(obj, spec) = v;
 	return true;
-}
-
-PARSER(parse_nonempty_key)
-{
-	if (*value != '\0')
-		return set_string(ctx, spec, obj, value);
-	fail(ctx, spec->name, "must not be empty");
-	return false;
-}
-
-/* The listener binds a numeric address (no name lookup); say so here, with a line. */
-PARSER(parse_address_key)
-{
-	unsigned char addr[sizeof(struct in6_addr)];
-	if (inet_pton(AF_INET, value, addr) == 1 || inet_pton(AF_INET6, value, addr) == 1)
-		return set_string(ctx, spec, obj, value);
-	fail(ctx, spec->name, "must be an IPv4 or IPv6 address, got \"%s\"", value);
-	return false;
 }
 
 /*
@@ -267,71 +156,47 @@ PARSER(parse_address_key)
 PARSER(parse_database_url_key)
 {
 	if (*value == '\0') {
-		fail(ctx, spec->name, "must not be empty (leave the key out for none)");
+		ini_fail(ld, spec->name, "must not be empty (leave the key out for none)");
 		return false;
 	}
 	char *why = NULL;
 	PQconninfoOption *opts = PQconninfoParse(value, &why);
 	if (!opts) {
-		fail(ctx, spec->name, "%s",
-		     why ? "libpq cannot parse it (expected postgresql://user:password@host:port/"
-			   "dbname or keyword=value pairs; the value is not shown, it may hold a "
-			   "password)"
-			 : "out of memory");
+		ini_fail(ld, spec->name, "%s",
+			 why ? "libpq cannot parse it (expected postgresql://user:password@host:port/"
+			       "dbname or keyword=value pairs; the value is not shown, it may hold a "
+			       "password)"
+			     : "out of memory");
 		PQfreemem(why);
 		return false;
 	}
 	PQconninfoFree(opts);
-	return set_string(ctx, spec, obj, value);
-}
-
-/* Stored lower-cased so readers can compare it and hand it to log_level_parse(). */
-PARSER(parse_log_level_key)
-{
-	enum log_level level;
-	if (!log_level_parse(value, &level)) {
-		fail(ctx, spec->name, "must be one of debug, info, warn, error, got \"%s\"", value);
-		return false;
-	}
-	if (!set_string(ctx, spec, obj, value))
-		return false;
-	for (char *p = *(char **)field(obj, spec); *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-	return true;
-}
-
-PARSER(parse_bool_key)
-{
-	if (parse_bool(value, field(obj, spec)))
-		return true;
-	fail(ctx, spec->name, "must be yes or no (or true/false, on/off, 1/0), got \"%s\"",
-	     value);
-	return false;
+	return ini_key_string(ld, spec, obj, value);
 }
 
 /* A name without '/' gets "./": dlopen() would search the library path for it instead. */
 PARSER(parse_so_key)
 {
 	if (*value == '\0') {
-		fail(ctx, spec->name,
-		     "must not be empty (leave the key out for functions_dir/NAME.so)");
+		ini_fail(ld, spec->name,
+			 "must not be empty (leave the key out for functions_dir/NAME.so)");
 		return false;
 	}
 	if (strchr(value, '/'))
-		return set_string(ctx, spec, obj, value);
+		return ini_key_string(ld, spec, obj, value);
 	char *path;
 	if (asprintf(&path, "./%s", value) < 0) {
-		fail(ctx, spec->name, "out of memory");
+		ini_fail(ld, spec->name, "out of memory");
 		return false;
 	}
-	bool ok = set_string(ctx, spec, obj, path);
+	bool ok = ini_key_string(ld, spec, obj, path);
 	free(path);
 	return ok;
 }
 
 PARSER(parse_on_limit_key)
 {
-	enum fn_on_limit *slot = field(obj, spec);
+	enum fn_on_limit *slot = ini_key_field(obj, spec);
 	if (strcasecmp(value, "queue") == 0) {
 		*slot = FN_ON_LIMIT_QUEUE;
 		return true;
@@ -340,7 +205,7 @@ PARSER(parse_on_limit_key)
 		*slot = FN_ON_LIMIT_THROTTLE;
 		return true;
 	}
-	fail(ctx, spec->name, "must be queue or throttle, got \"%s\"", value);
+	ini_fail(ld, spec->name, "must be queue or throttle, got \"%s\"", value);
 	return false;
 }
 
@@ -349,11 +214,11 @@ PARSER(parse_schedule_key)
 	struct fn_function_config *fn = obj;
 	char why[160];
 	if (!cron_parse(value, &fn->cron, why, sizeof(why))) {
-		fail(ctx, spec->name, "%s", why);
+		ini_fail(ld, spec->name, "%s", why);
 		return false;
 	}
 	fn->has_schedule = true;
-	return set_string(ctx, spec, obj, value);
+	return ini_key_string(ld, spec, obj, value);
 }
 
 /* Names end up in URL paths (/fn/NAME), log lines and metric labels: kept to an alphabet
@@ -372,32 +237,14 @@ static bool valid_name(const char *s, size_t len, size_t max)
 PARSER(parse_queue_key)
 {
 	if (valid_name(value, strlen(value), QUEUE_NAME_MAX))
-		return set_string(ctx, spec, obj, value);
-	fail(ctx, spec->name,
-	     "must be a queue name of 1 to %d letters, digits, '_' or '-', got \"%s\"",
-	     QUEUE_NAME_MAX, value);
+		return ini_key_string(ld, spec, obj, value);
+	ini_fail(ld, spec->name,
+		 "must be a queue name of 1 to %d letters, digits, '_' or '-', got \"%s\"",
+		 QUEUE_NAME_MAX, value);
 	return false;
 }
 
 /* ---- keys and sections ----------------------------------------------------------------- */
-
-/* Sets one key of a section; seen[] (parallel to keys) catches a key given twice. */
-static void set_key(struct load_ctx *ctx, const struct key_spec *keys, size_t n_keys, int *seen,
-		    void *obj, const char *section, const char *name, const char *value)
-{
-	for (size_t i = 0; i < n_keys; i++) {
-		if (strcmp(name, keys[i].name) != 0)
-			continue;
-		if (seen[i]) {
-			fail(ctx, name, "set twice (first on line %d)", seen[i]);
-			return;
-		}
-		seen[i] = ctx->lineno;
-		(void)keys[i].parse(ctx, &keys[i], obj, value);
-		return;
-	}
-	fail(ctx, name, "unknown key in [%s]", section);
-}
 
 static int on_entry(void *user, const char *section, const char *name, const char *value)
 {
@@ -407,19 +254,19 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 	if (!value) {
 		fail(ctx, name, "has no value");
 	} else if (ctx->section == SECTION_RUNNER) {
-		set_key(ctx, runner_keys, ARRAY_SIZE(runner_keys), ctx->runner_seen, cfg, "runner",
-			name, value);
+		ini_key_set(&ctx->ini, runner_keys, ARRAY_SIZE(runner_keys), ctx->runner_seen, cfg,
+			    "runner", name, value);
 	} else if (ctx->section == SECTION_FUNCTION) {
 		struct fn_function_config *fn = &cfg->functions[ctx->function];
 		char section_name[sizeof(FUNCTION_PREFIX) + FUNCTION_NAME_MAX];
 		snprintf(section_name, sizeof(section_name), FUNCTION_PREFIX "%s", fn->name);
-		set_key(ctx, function_keys, ARRAY_SIZE(function_keys),
-			ctx->lines[ctx->function].seen, fn, section_name, name, value);
+		ini_key_set(&ctx->ini, function_keys, ARRAY_SIZE(function_keys),
+			    ctx->lines[ctx->function].seen, fn, section_name, name, value);
 	} else {
 		fail(ctx, name,
 		     "comes before any section; put it under [runner] or [function.NAME]");
 	}
-	return !ctx->failed;
+	return !ctx->ini.failed;
 }
 
 static void function_defaults(struct fn_function_config *fn)
@@ -486,26 +333,16 @@ static void open_function(struct load_ctx *ctx, const char *name, size_t len)
 	}
 	function_defaults(&fns[n]);
 	fns[n].name = copy;
-	lines[n] = (struct fn_lines){ .header = ctx->lineno };
+	lines[n] = (struct fn_lines){ .header = ctx->ini.lineno };
 	cfg->n_functions = n + 1;
 	ctx->section = SECTION_FUNCTION;
 	ctx->function = n;
 }
 
-/* A "[...]" line: checked and followed here (see the comment at the top). */
-static void open_section(struct load_ctx *ctx, const char *line)
+/* "[NAME]", the reader's section hook: followed here (see the comment at the top). */
+static void open_section(struct ini_load *ld, const char *name, size_t len)
 {
-	const char *end = strchr(line, ']');
-	if (!end) {
-		fail(ctx, NULL, "section header without a closing ']'");
-		return;
-	}
-	if (end[1] != '\0') {
-		fail(ctx, NULL, "unexpected text after ']'");
-		return;
-	}
-	const char *name = line + 1;
-	size_t len = (size_t)(end - name);
+	struct load_ctx *ctx = container_of(ld, struct load_ctx, ini);
 	size_t prefix = strlen(FUNCTION_PREFIX);
 	if (len == strlen("runner") && memcmp(name, "runner", len) == 0)
 		ctx->section = SECTION_RUNNER;
@@ -515,40 +352,6 @@ static void open_section(struct load_ctx *ctx, const char *line)
 		fail(ctx, NULL,
 		     "[%.*s]: unknown section (corral-fn knows [runner] and [function.NAME])",
 		     (int)len, name);
-}
-
-/* inih's ini_reader (an fgets() look-alike); stops inih at the first error. */
-static char *read_line(char *str, int num, void *stream)
-{
-	struct load_ctx *ctx = stream;
-	if (num < 1 || ctx->failed)
-		return NULL;
-	errno = 0;
-	ssize_t n = getline(&ctx->buf, &ctx->cap, ctx->file);
-	if (n < 0) {
-		int e = errno;
-		if (ferror(ctx->file))
-			fail_line(ctx, 0, NULL, "cannot read: %s", strerror(e));
-		return NULL;
-	}
-	ctx->lineno++;
-	if (memchr(ctx->buf, '\0', (size_t)n)) {
-		fail(ctx, NULL, "line contains a NUL byte");
-		return NULL;
-	}
-	char *s = parse_clean_ini_line(ctx->buf, ctx->lineno == 1);
-	size_t len = strlen(s);
-	if (len >= (size_t)num) {
-		/* inih would split it into two lines silently. */
-		fail(ctx, NULL, "line is %zu characters long; inih reads at most %d", len, num - 1);
-		return NULL;
-	}
-	if (*s == '[')
-		open_section(ctx, s);
-	if (ctx->failed)
-		return NULL;
-	memcpy(str, s, len + 1);
-	return str;
 }
 
 /* ---- the whole file -------------------------------------------------------------------- */
@@ -570,26 +373,17 @@ static bool runner_defaults(struct load_ctx *ctx)
 	return false;
 }
 
-static int key_index(const struct key_spec *keys, size_t n, const char *name)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (strcmp(keys[i].name, name) == 0)
-			return (int)i;
-	}
-	return -1;
-}
-
 /* The line a function's key was set on, else its section header's. */
 static int function_line(const struct load_ctx *ctx, size_t i, const char *key)
 {
-	int k = key_index(function_keys, ARRAY_SIZE(function_keys), key);
+	int k = ini_key_index(function_keys, ARRAY_SIZE(function_keys), key);
 	int line = k >= 0 ? ctx->lines[i].seen[k] : 0;
 	return line ? line : ctx->lines[i].header;
 }
 
 static int runner_line(const struct load_ctx *ctx, const char *key)
 {
-	int k = key_index(runner_keys, ARRAY_SIZE(runner_keys), key);
+	int k = ini_key_index(runner_keys, ARRAY_SIZE(runner_keys), key);
 	return k >= 0 ? ctx->runner_seen[k] : 0;
 }
 
@@ -644,7 +438,7 @@ static void check_function(struct load_ctx *ctx, size_t i)
 	/* As Lambda refuses an SQS source whose visibility timeout is shorter than the
 	 * function's: messages would reappear, and be handled twice, while still running. */
 	if (fn->visibility_timeout_usec < fn->timeout_usec) {
-		bool set = ctx->lines[i].seen[key_index(function_keys, ARRAY_SIZE(function_keys),
+		bool set = ctx->lines[i].seen[ini_key_index(function_keys, ARRAY_SIZE(function_keys),
 							"visibility_timeout")];
 		const char *key = set ? "visibility_timeout" : "queue";
 		fail_line(ctx, function_line(ctx, i, key), key,
@@ -682,47 +476,25 @@ static void finish(struct load_ctx *ctx)
 			return;
 		}
 	}
-	for (size_t i = 0; i < cfg->n_functions && !ctx->failed; i++) {
+	for (size_t i = 0; i < cfg->n_functions && !ctx->ini.failed; i++) {
 		resolve_so(ctx, i);
 		check_function(ctx, i);
 	}
 	check_provisioned_total(ctx);
 }
 
-static void parse_file(struct load_ctx *ctx)
-{
-	ctx->file = fopen(ctx->path, "r");
-	if (!ctx->file) {
-		int e = errno;
-		fail_line(ctx, 0, NULL, "cannot open: %s", strerror(e));
-		return;
-	}
-	int rc = ini_parse_stream(read_line, ctx, on_entry, ctx);
-	fclose(ctx->file);
-	ctx->file = NULL;
-	free(ctx->buf);
-	ctx->buf = NULL;
-	if (rc == -2) {
-		fail_line(ctx, 0, NULL, "out of memory");
-	} else if (rc > 0 && (!ctx->failed || rc < ctx->err_line)) {
-		/* inih found a line that is neither "[section]" nor "key = value". */
-		ctx->failed = false;
-		fail_line(ctx, rc, NULL, "expected \"[section]\" or \"key = value\"");
-	}
-}
-
 bool fn_config_load(const char *path, struct fn_runner_config *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
-	if (err && errlen > 0)
-		err[0] = '\0';
-	struct load_ctx ctx = { .cfg = out, .path = path, .err = err, .errlen = errlen };
+	struct load_ctx ctx = { .cfg = out };
+	ini_load_begin(&ctx.ini, path, err, errlen);
+	ctx.ini.section = open_section; /* once the line is known to fit */
 	if (runner_defaults(&ctx))
-		parse_file(&ctx);
-	if (!ctx.failed)
+		ini_load_parse_file(&ctx.ini, on_entry, &ctx);
+	if (!ctx.ini.failed)
 		finish(&ctx);
 	free(ctx.lines);
-	if (ctx.failed) {
+	if (ctx.ini.failed) {
 		fn_config_free(out);
 		return false;
 	}
