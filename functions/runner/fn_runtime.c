@@ -273,9 +273,11 @@ static struct fn_function *starved_by_global_limit(struct fn_runtime *rt)
  * invocations of a function held back only by that limit: one per invocation waiting
  * (within its reserved_concurrency), less the environments already stopping (each frees
  * a slot once reaped, and fn_runtime_env_gone() starts one of them in it).  Admission
- * evicts for the first invocation only (FN_ADMIT_EVICT); those queued behind it joined
- * the FIFO without stopping anything, and waited for the one environment started (or
+ * said FN_ADMIT_EVICT for the first invocation only; those queued behind it joined the
+ * FIFO without stopping anything, and would wait for the one environment started (or
  * for queue_timeout: 429) while idle environments elsewhere sat out their idle_timeout.
+ * One mechanism for every moment room may be needed: an invocation queued (or admitted
+ * as FN_ADMIT_EVICT), an environment going idle, one reaped.
  */
 static void make_room(struct fn_runtime *rt)
 {
@@ -320,14 +322,6 @@ void fn_runtime_env_free_for_work(struct fn_env *env)
 		fn_env_dispatch(env, dequeue(fn));
 		return;
 	}
-	struct fn_function *starved = rt->cfg->max_concurrency > 0 &&
-						      rt->live_envs >= rt->cfg->max_concurrency
-					      ? starved_by_global_limit(rt)
-					      : NULL;
-	if (starved && starved != fn) {
-		fn_env_stop(env); /* the room is needed elsewhere */
-		return;
-	}
 	if (env->state != ENV_IDLE) {
 		list_del(&env->link);
 		fn->n_envs[env->state]--;
@@ -339,6 +333,7 @@ void fn_runtime_env_free_for_work(struct fn_env *env)
 	evtimer_del(env->ev_timer);
 	struct timeval tv = tv_of(fn->cfg->idle_timeout_usec);
 	evtimer_add(env->ev_timer, &tv);
+	make_room(rt); /* another function may be waiting for this very slot */
 }
 
 void fn_runtime_env_gone(struct fn_function *fn)
@@ -418,8 +413,8 @@ struct fn_call *fn_runtime_invoke(struct fn_function *fn, const char *request_id
 			start_failed(call);
 		break;
 	case FN_ADMIT_EVICT:
-		fn_env_stop(oldest_idle_elsewhere(rt, fn));
 		enqueue(call);
+		make_room(rt);
 		break;
 	case FN_ADMIT_QUEUE:
 		enqueue(call);
