@@ -119,11 +119,12 @@ valgrind: deps $(PROGRAMS) $(TEST_FNS) bin/integration-tests
 # its seed corpus; new inputs go to $(BUILD)/fuzz/corpus, crashes to $(BUILD)/fuzz/.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 30
-FUZZERS      := startup messages
+FUZZERS      := startup messages tracker
 FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                 -I. $(shell pkg-config --cflags libevent)
-FUZZ_DEPS    := proxy/pgproto.c proxy/pgproto.h pool/params.c pool/params.h common/macros.h
+FUZZ_DEPS    := proxy/pgproto.c proxy/pgproto.h pool/params.c pool/params.h common/macros.h \
+                proxy/tracker.c proxy/tracker.h tests/unit/backend_sim.c tests/unit/backend_sim.h
 
 .PHONY: fuzz
 fuzz:
@@ -141,7 +142,8 @@ fuzz:
 
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DEPS)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< proxy/pgproto.c pool/params.c \
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< proxy/pgproto.c pool/params.c proxy/tracker.c \
+	    tests/unit/backend_sim.c \
 	    $(shell pkg-config --libs libevent)
 
 format:

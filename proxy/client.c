@@ -195,7 +195,7 @@ static void detach(struct client *c)
 	c->server = NULL;
 	struct relay *r = &c->relay;
 	if (relay_between_queries(r))
-		server_reset_and_release(s, r->tx_status, reset_query(c));
+		server_reset_and_release(s, relay_tx_status(r), reset_query(c));
 	else
 		pool_close_server(s, "client left while a query was running");
 }
@@ -222,6 +222,19 @@ void client_close(struct client *c, const char *reason)
 	event_active(w->reap_ev, 0, 0);
 }
 
+/* Stops reading c and closes it once its output is written (client_write), or after
+ * CLOSE_FLUSH_TIMEOUT_SEC if it does not read. */
+static void close_after_flush(struct client *c)
+{
+	c->state = CL_CLOSING;
+	login_reader_stop(c);
+	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	struct timeval tv = { CLOSE_FLUSH_TIMEOUT_SEC, 0 };
+	bufferevent_set_timeouts(c->bev, NULL, &tv);
+	bufferevent_enable(c->bev, EV_WRITE);
+}
+
 void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...)
 {
 	if (c->state == CL_CLOSING || c->state == CL_CLOSED)
@@ -245,14 +258,7 @@ void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...)
 		return;
 	}
 	pgproto_put_error(bufferevent_get_output(c->bev), "FATAL", sqlstate, msg);
-	c->state = CL_CLOSING;
-	/* Stop listening to it; close once the error is written (client_write). */
-	login_reader_stop(c);
-	bufferevent_disable(c->bev, EV_READ);
-	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-	struct timeval tv = { CLOSE_FLUSH_TIMEOUT_SEC, 0 };
-	bufferevent_set_timeouts(c->bev, NULL, &tv);
-	bufferevent_enable(c->bev, EV_WRITE);
+	close_after_flush(c);
 }
 
 void client_shutdown(struct client *c)
@@ -278,6 +284,7 @@ void client_free(struct client *c)
 	free(c->database);
 	free(c->application_name);
 	params_clear(&c->params);
+	relay_free(&c->relay);
 	free(c);
 }
 
@@ -615,7 +622,7 @@ void client_authenticated(struct client *c)
 void client_transaction_done(struct client *c)
 {
 	struct server *s = c->server;
-	char status = c->relay.tx_status;
+	char status = relay_tx_status(&c->relay);
 	relay_stop(c);
 	c->server = NULL;
 	c->state = CL_IDLE;
@@ -635,10 +642,31 @@ void client_transaction_done(struct client *c)
 void client_server_lost(struct client *c, const char *reason)
 {
 	struct server *s = c->server;
+	bool told = c->relay.server_fatal && c->relay.to_client_remaining == 0;
 	relay_stop(c);
 	c->server = NULL;
 	pool_close_server(s, reason);
-	client_fail(c, "08006", "server connection lost: %s", reason);
+	if (!told) {
+		client_fail(c, "08006", "server connection lost: %s", reason);
+		return;
+	}
+	/* The client has the server's own FATAL, as PostgreSQL would have left it. */
+	char ids[200];
+	log_info("event=client_error client=%llu %s state=%s reason=\"server sent FATAL: %s\"",
+		 (unsigned long long)c->id, who(c, ids, sizeof(ids)), client_state_name(c->state),
+		 reason);
+	detach(c);
+	close_after_flush(c);
+}
+
+void client_server_out_of_step(struct client *c, const char *why)
+{
+	struct server *s = c->server;
+	relay_stop(c);
+	c->server = NULL;
+	pool_close_server(s, "protocol out of step");
+	client_fail(c, "08P01",
+		    "protocol out of step with the server (%s); its connection was closed", why);
 }
 
 /* ---- pool hooks --------------------------------------------------------------- */
@@ -764,6 +792,7 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 	c->last_active = c->connected_at;
 	list_init(&c->waiter.node);
 	list_init(&c->app_waiter.node);
+	relay_init(&c->relay);
 	if (addrlen > 0 && (size_t)addrlen <= sizeof(c->peer))
 		memcpy(&c->peer, addr, (size_t)addrlen);
 	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -820,8 +849,8 @@ static void expire_logins(struct worker *w, usec_t now)
 static bool client_is_idle(const struct client *c)
 {
 	return c->state == CL_IDLE ||
-	       (c->state == CL_ACTIVE && c->relay.outstanding == 0 && !c->relay.unsynced &&
-		!c->relay.in_copy && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0);
+	       (c->state == CL_ACTIVE && relay_between_queries(&c->relay) &&
+		evbuffer_get_length(bufferevent_get_input(c->bev)) == 0);
 }
 
 static void expire_idle(struct worker *w, usec_t now)
@@ -838,7 +867,7 @@ static void expire_idle(struct worker *w, usec_t now)
 		if (!client_is_idle(c))
 			continue;
 		usec_t quiet = now - c->last_active;
-		bool in_tx = c->state == CL_ACTIVE && c->relay.tx_status != 'I';
+		bool in_tx = c->state == CL_ACTIVE && relay_tx_status(&c->relay) != 'I';
 		if (in_tx && idle_tx > 0 && quiet >= idle_tx)
 			client_fail(c, "25P03",
 				    "terminating connection due to idle-in-transaction timeout (idle_transaction_timeout = %g s)",

@@ -99,8 +99,12 @@ void client_authenticated(struct client *c);
  * Between transactions ('I') the server goes back; a statement that opened a
  * transaction block in statement pooling ends the client (25000). */
 void client_transaction_done(struct client *c);
-/* The linked server's side of the relay failed or ended. */
+/* The linked server's side of the relay failed or ended (after a FATAL it relayed,
+ * the client is closed without a message of corral's). */
 void client_server_lost(struct client *c, const char *reason);
+/* The server sent what no request asked for: it is closed, never reused, and the
+ * client gets 08P01. */
+void client_server_out_of_step(struct client *c, const char *why);
 /* Frees a closed client (the worker's reaper). */
 void client_free(struct client *c);
 

@@ -15,17 +15,22 @@
 /* Messages larger than this are never looked into, only passed through. */
 #define INSPECT_MAX 8192
 
-/* SCAN_HOLD: stop before this message; it stays in the source buffer. */
-enum scan_result { SCAN_OK, SCAN_TERMINATE, SCAN_ERROR, SCAN_HOLD };
+/* SCAN_HOLD: stop before this message; it stays in the source buffer.
+ * SCAN_REFUSE: stop before it; sc->sqlstate and sc->error say why (the relay ends). */
+enum scan_result { SCAN_OK, SCAN_TERMINATE, SCAN_ERROR, SCAN_HOLD, SCAN_REFUSE };
 
 struct scan {
 	struct evbuffer *src, *dst;
 	uint32_t *remaining;
 	uint32_t max_len;     /* longest acceptable message length field */
-	/* Looks at a message; body (len - 4 bytes) is given only for wants_body types. */
+	/* Which types inspect needs the body of (at most INSPECT_MAX bytes of it). */
 	bool (*wants_body)(char type);
-	enum scan_result (*inspect)(struct client *c, char type, const uint8_t *body, uint32_t len);
+	/* Looks at a message of length field len; body holds its first body_len bytes
+	 * (NULL unless wants_body). */
+	enum scan_result (*inspect)(struct scan *sc, char type, const uint8_t *body,
+				    size_t body_len, uint32_t len);
 	struct client *c;
+	const char *sqlstate;
 	const char *error;
 };
 
@@ -60,15 +65,17 @@ static enum scan_result scan_messages(struct scan *sc)
 		}
 		uint8_t body[INSPECT_MAX];
 		const uint8_t *bodyp = NULL;
-		if (sc->wants_body && sc->wants_body(type) && len - 4 <= INSPECT_MAX) {
-			if (avail - off < (size_t)len + 1)
-				break; /* wait for the whole (small) message */
+		size_t body_len = 0;
+		if (sc->wants_body && sc->wants_body(type)) {
+			body_len = len - 4 < INSPECT_MAX ? len - 4 : INSPECT_MAX;
+			if (avail - off < PG_HEADER_LEN + body_len)
+				break; /* wait for the part of the body that is looked at */
 			struct evbuffer_ptr pos;
 			evbuffer_ptr_set(sc->src, &pos, off + PG_HEADER_LEN, EVBUFFER_PTR_SET);
-			evbuffer_copyout_from(sc->src, &pos, body, len - 4);
+			evbuffer_copyout_from(sc->src, &pos, body, body_len);
 			bodyp = body;
 		}
-		res = sc->inspect(sc->c, type, bodyp, len);
+		res = sc->inspect(sc, type, bodyp, body_len, len);
 		if (res != SCAN_OK)
 			break;
 		*sc->remaining = len + 1;
@@ -80,103 +87,99 @@ static enum scan_result scan_messages(struct scan *sc)
 
 /* ---- client -> server --------------------------------------------------------------- */
 
-static enum scan_result inspect_client_msg(struct client *c, char type, const uint8_t *body,
-					   uint32_t len)
+static bool client_wants_body(char type)
 {
-	struct relay *r = &c->relay;
-	switch (type) {
-	case 'Q': /* Query */
-	case 'F': /* FunctionCall */
-		r->outstanding++;
-		r->syncs_since_execute = 0;
-		break;
-	case 'S': /* Sync */
-		if (!r->copy_in) {
-			r->unsynced = false;
-			r->outstanding++;
-			r->syncs_since_execute++;
-		}
-		break;
-	case 'E': /* Execute */
-		r->syncs_since_execute = 0;
-		r->unsynced = true;
-		break;
-	case 'P': /* Parse */
-	case 'B': /* Bind */
-	case 'D': /* Describe */
-	case 'C': /* Close */
-	case 'H': /* Flush */
-		r->unsynced = true;
-		break;
-	case 'c': /* CopyDone */
-	case 'f': /* CopyFail */
-		r->copy_in = false;
-		break;
-	case 'X': /* Terminate: the client leaves; the server stays ours */
-		return SCAN_TERMINATE;
+	return type == 'D'; /* statement or portal: their replies differ */
+}
+
+static enum scan_result inspect_client_msg(struct scan *sc, char type, const uint8_t *body,
+					   size_t body_len, uint32_t len)
+{
+	if (type == 'X')
+		return SCAN_TERMINATE; /* the client leaves; the server stays ours */
+	switch (tracker_client(&sc->c->relay.tracker, type, body, len - 4)) {
+	case TRACKER_OK:
+		return SCAN_OK;
+	case TRACKER_TOO_MANY:
+		sc->sqlstate = "54000";
+		sc->error = "too many requests in flight without replies read";
+		return SCAN_REFUSE;
 	default:
-		break;
+		sc->sqlstate = "53200";
+		sc->error = "out of memory";
+		return SCAN_REFUSE;
 	}
-	return SCAN_OK;
 }
 
 /* ---- server -> client --------------------------------------------------------------- */
 
 static bool server_wants_body(char type)
 {
-	return type == 'Z' || type == 'S';
+	return type == 'Z' || type == 'S' || type == 'E';
 }
 
-static enum scan_result inspect_server_msg(struct client *c, char type, const uint8_t *body,
-					   uint32_t len)
+/* ErrorResponse with severity FATAL or PANIC: the server ends the connection. */
+static bool error_is_fatal(const uint8_t *body, size_t len)
 {
-	struct relay *r = &c->relay;
-	switch (type) {
-	case 'Z': /* ReadyForQuery */
-		if (body && len == 5) {
-			r->seen_ready = true;
-			r->tx_status = (char)body[0];
-			if (r->outstanding)
-				r->outstanding--;
-			r->in_copy = false;
-			/* Statement pooling: a statement that opened a transaction block gets
-			 * corral's error instead of this ReadyForQuery. */
-			if (r->tx_status != 'I' && r->outstanding == 0 &&
-			    c->pool->mode == POOL_MODE_STATEMENT)
-				return SCAN_HOLD;
-		}
-		break;
-	case 'S': /* ParameterStatus: keep the server's current values */
-		if (body) {
-			struct pg_reader rd;
-			pg_reader_init(&rd, body, len - 4);
-			const char *name = pg_read_string(&rd);
-			const char *value = pg_read_string(&rd);
-			if (!rd.bad) {
-				(void)params_set(&c->server->params, name, value);
-				c->server->param_sig = 0;
-				/* The client changed it (SET): its next server must match. */
-				if (session_params_tracked(name)) {
-					(void)params_set(&c->params, name, value);
-					c->param_sig = 0;
-				}
-			}
-		}
-		break;
-	case 'G': /* CopyInResponse: Syncs sent since the COPY's Execute are ignored */
-		r->in_copy = true;
-		r->copy_in = true;
-		r->outstanding -= r->syncs_since_execute < r->outstanding ? r->syncs_since_execute
-									  : r->outstanding;
-		r->syncs_since_execute = 0;
-		break;
-	case 'H': /* CopyOutResponse */
-	case 'W': /* CopyBothResponse */
-		r->in_copy = true;
-		break;
-	default:
-		break;
+	struct pg_reader rd;
+	pg_reader_init(&rd, body, len);
+	const char *severity = NULL;
+	for (;;) {
+		uint8_t field = pg_read_byte(&rd);
+		if (rd.bad || field == 0)
+			break;
+		const char *value = pg_read_string(&rd);
+		if (rd.bad)
+			break;
+		if (field == 'V' || (field == 'S' && !severity))
+			severity = value; /* 'V' is never translated */
 	}
+	return severity && (strcmp(severity, "FATAL") == 0 || strcmp(severity, "PANIC") == 0);
+}
+
+static void take_parameter_status(struct client *c, const uint8_t *body, size_t len)
+{
+	struct pg_reader rd;
+	pg_reader_init(&rd, body, len);
+	const char *name = pg_read_string(&rd);
+	const char *value = pg_read_string(&rd);
+	if (rd.bad)
+		return;
+	(void)params_set(&c->server->params, name, value);
+	c->server->param_sig = 0;
+	/* The client changed it (SET): its next server must match. */
+	if (session_params_tracked(name)) {
+		(void)params_set(&c->params, name, value);
+		c->param_sig = 0;
+	}
+}
+
+static enum scan_result inspect_server_msg(struct scan *sc, char type, const uint8_t *body,
+					   size_t body_len, uint32_t len)
+{
+	struct client *c = sc->c;
+	struct relay *r = &c->relay;
+	bool fatal = type == 'E' && error_is_fatal(body, body_len);
+	if (tracker_server(&r->tracker, type, body, len - 4) == TRACKER_OUT_OF_STEP) {
+		if (fatal) {
+			/* Said while nothing was asked (an idle timeout, an administrator's
+			 * termination): the client hears it as from PostgreSQL, then the close. */
+			r->server_fatal = true;
+			return SCAN_OK;
+		}
+		sc->sqlstate = "08P01";
+		sc->error = r->tracker.why;
+		return SCAN_REFUSE;
+	}
+	if (fatal)
+		r->server_fatal = true;
+	if (type == 'S' && len - 4 == body_len)
+		take_parameter_status(c, body, body_len);
+	/* Statement pooling: a statement that opened a transaction block gets corral's
+	 * error instead of this ReadyForQuery. */
+	if (type == 'Z' && r->tracker.tx_status != 'I' && tracker_settled(&r->tracker) &&
+	    c->pool->mode == POOL_MODE_STATEMENT)
+		return SCAN_HOLD;
 	return SCAN_OK;
 }
 
@@ -202,6 +205,19 @@ static void release_backpressure(struct bufferevent *src_bev, struct bufferevent
 
 /* ---- callbacks ------------------------------------------------------------------ */
 
+/* Transaction pooling: the server goes back once PostgreSQL has answered everything
+ * the client sent and no transaction is open (whatever the server sent after the last
+ * ReadyForQuery is still to be relayed: wait for it to settle).  True if it went. */
+static bool maybe_release(struct client *c)
+{
+	if (c->pool->mode == POOL_MODE_SESSION || relay_tx_status(&c->relay) != 'I' ||
+	    !relay_between_queries(&c->relay) ||
+	    evbuffer_get_length(bufferevent_get_input(c->server->bev)) != 0)
+		return false;
+	client_transaction_done(c);
+	return true;
+}
+
 void relay_from_client(struct client *c)
 {
 	struct scan sc = {
@@ -209,6 +225,7 @@ void relay_from_client(struct client *c)
 		.dst = bufferevent_get_output(c->server->bev),
 		.remaining = &c->relay.to_server_remaining,
 		.max_len = (uint32_t)c->worker->cfg->max_packet_size,
+		.wants_body = client_wants_body,
 		.inspect = inspect_client_msg,
 		.c = c,
 	};
@@ -222,17 +239,26 @@ void relay_from_client(struct client *c)
 			    c->worker->cfg->max_packet_size);
 		return;
 	}
+	if (res == SCAN_REFUSE) {
+		client_fail(c, sc.sqlstate, "%s", sc.error);
+		return;
+	}
 	io_flush(c->server->bev);
+	/* Only messages PostgreSQL never answers (a stray CopyDone): nothing to wait for.
+	 * (Not with part of a header still unread: it would come straight back here.) */
+	if (evbuffer_get_length(sc.src) == 0 && maybe_release(c))
+		return;
 	apply_backpressure(c->bev, c->server->bev);
 }
 
 static void server_read(struct bufferevent *bev, void *arg)
 {
 	struct client *c = arg;
+	struct relay *r = &c->relay;
 	struct scan sc = {
 		.src = bufferevent_get_input(bev),
 		.dst = bufferevent_get_output(c->bev),
-		.remaining = &c->relay.to_client_remaining,
+		.remaining = &r->to_client_remaining,
 		.max_len = UINT32_MAX - 1,
 		.wants_body = server_wants_body,
 		.inspect = inspect_server_msg,
@@ -244,24 +270,27 @@ static void server_read(struct bufferevent *bev, void *arg)
 		client_server_lost(c, "invalid message length from server");
 		return;
 	}
+	if (res == SCAN_REFUSE) {
+		client_server_out_of_step(c, sc.error);
+		return;
+	}
 	if (res == SCAN_HOLD) {
 		evbuffer_drain(sc.src, PG_HEADER_LEN + 1); /* the held ReadyForQuery */
 		client_transaction_done(c);
 		return;
 	}
+	if (r->tracker.lost && !r->pin_logged) {
+		r->pin_logged = true;
+		log_info("event=server_pinned client=%llu server=%llu reason=\"%s\"",
+			 (unsigned long long)c->id, (unsigned long long)c->server->id,
+			 r->tracker.why);
+	}
 	/* Idle timeouts count from the reply that left the client with nothing to wait
 	 * for, as PostgreSQL's idle_session_timeout does. */
-	if (c->relay.outstanding == 0)
+	if (tracker_settled(&r->tracker))
 		c->last_active = clock_now_usec();
-	/* Transaction pooling: the server goes back once the client's last query has
-	 * been answered and no transaction is open (anything the server sent after that
-	 * ReadyForQuery is still to be relayed: wait for it to settle). */
-	if (c->pool->mode != POOL_MODE_SESSION && c->relay.tx_status == 'I' &&
-	    relay_between_queries(&c->relay) && evbuffer_get_length(sc.src) == 0 &&
-	    c->relay.seen_ready) {
-		client_transaction_done(c);
+	if (maybe_release(c))
 		return;
-	}
 	apply_backpressure(bev, c->bev);
 }
 
@@ -283,11 +312,24 @@ static void server_event(struct bufferevent *bev, short what, void *arg)
 						   : "server connection failed");
 }
 
+void relay_init(struct relay *r)
+{
+	memset(r, 0, sizeof(*r));
+	tracker_init(&r->tracker);
+}
+
+void relay_free(struct relay *r)
+{
+	tracker_free(&r->tracker);
+}
+
 void relay_start(struct client *c)
 {
 	struct server *s = c->server;
-	memset(&c->relay, 0, sizeof(c->relay));
-	c->relay.tx_status = 'I';
+	struct relay *r = &c->relay;
+	r->to_server_remaining = r->to_client_remaining = 0;
+	r->server_fatal = r->pin_logged = false;
+	tracker_reset(&r->tracker); /* a server is handed over settled, outside a transaction */
 	s->owner = c;
 	bufferevent_setcb(s->bev, server_read, server_drained, server_event, c);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, 0);
@@ -314,6 +356,11 @@ void relay_stop(struct client *c)
 
 bool relay_between_queries(const struct relay *r)
 {
-	return r->outstanding == 0 && !r->unsynced && !r->in_copy && !r->copy_in &&
-	       r->to_server_remaining == 0 && r->to_client_remaining == 0;
+	return tracker_settled(&r->tracker) && r->to_server_remaining == 0 &&
+	       r->to_client_remaining == 0;
+}
+
+char relay_tx_status(const struct relay *r)
+{
+	return r->tracker.tx_status;
 }

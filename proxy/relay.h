@@ -1,8 +1,9 @@
 /*
  * The relay between a client and its linked server: whole runs of messages move
- * with one evbuffer_remove_buffer, headers are read in place, only the few messages
- * corral must understand are looked into (ReadyForQuery, ParameterStatus, Query,
- * Sync, Terminate), and the tail of a large message streams through with a
+ * with one evbuffer_remove_buffer, headers are read in place, every message type goes
+ * to the protocol tracker (proxy/tracker.h), only the few bodies corral must
+ * understand are looked into (ReadyForQuery, ParameterStatus, ErrorResponse's
+ * severity, Describe's kind), and the tail of a large message streams through with a
  * remaining-bytes counter.  Backpressure: when one side's output passes
  * RELAY_HIGH_WATER, reading the other side stops until it drains (le-proxy's way).
  */
@@ -12,6 +13,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "proxy/tracker.h"
+
 #define RELAY_HIGH_WATER (256 * 1024)
 #define RELAY_MAX_READ (64 * 1024)
 
@@ -20,18 +23,11 @@ struct client;
 struct relay {
 	uint32_t to_server_remaining; /* bytes of the current client message still to pass */
 	uint32_t to_client_remaining; /* bytes of the current server message still to pass */
-	uint32_t outstanding;         /* Query/Sync/FunctionCall sent, ReadyForQuery not yet seen */
-	char tx_status;               /* status of the last ReadyForQuery: 'I', 'T' or 'E' */
-	bool in_copy;                 /* between CopyIn/CopyOut/CopyBoth response and its end */
-	/* Extended-protocol messages sent since the last Sync: the server is inside an
-	 * implicit transaction that only a Sync (which commits) would end. */
-	bool unsynced;
-	/* COPY FROM STDIN: the server ignores Sync while in copy-in mode, so Syncs the
-	 * client sent after the COPY's Execute and before CopyDone/CopyFail get no
-	 * ReadyForQuery (libpq sends one with the Execute and one after CopyDone). */
-	uint32_t syncs_since_execute;
-	bool copy_in;
-	bool seen_ready;              /* a ReadyForQuery came back during this link */
+	/* What the server still owes the client (proxy/tracker.h); it alone decides
+	 * whether the server may be given back. */
+	struct tracker tracker;
+	bool server_fatal;            /* the server sent a FATAL: its close ends the client */
+	bool pin_logged;              /* said once that the tracker lost count */
 };
 
 /* Links c and c->server: installs the relay callbacks and relays pending client
@@ -39,10 +35,14 @@ struct relay {
 void relay_start(struct client *c);
 /* Unlinks: the server's callbacks are cleared (its owner decides what comes next). */
 void relay_stop(struct client *c);
-/* True when nothing is in flight between client and server: no query running, no
- * unsynced extended-protocol batch, no COPY, no half-relayed message.  The server's
- * transaction status is then r->tx_status. */
+/* Once per client: the tracker's memory (relay_start resets it, client_free frees it). */
+void relay_init(struct relay *r);
+void relay_free(struct relay *r);
+/* True when PostgreSQL has answered everything the client sent (the tracker is settled)
+ * and no message is half relayed either way.  The server's transaction status is then
+ * relay_tx_status(r). */
 bool relay_between_queries(const struct relay *r);
+char relay_tx_status(const struct relay *r);
 /* Relays what the client has sent (its read callback while linked). */
 void relay_from_client(struct client *c);
 /* The client's output drained below the low watermark: read the server again. */

@@ -1,0 +1,531 @@
+#include "proxy/tracker.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A request the backend has yet to answer (one byte each in a reading's ring). */
+enum req {
+	REQ_QUERY = 'Q',
+	REQ_FUNC = 'F',
+	REQ_PARSE = 'P',
+	REQ_BIND = 'B',
+	REQ_DESC_STMT = 's', /* Describe 'S': ParameterDescription, then RowDescription/NoData */
+	REQ_DESC_PORTAL = 'p',
+	REQ_EXEC = 'E',
+	REQ_CLOSE = 'C',
+	REQ_SYNC = 'S',
+	/* A Flush with a body: ignored inside COPY, an error (and skip to Sync) outside. */
+	REQ_BAD_FLUSH = 'h',
+	/* CopyDone / CopyFail: end a COPY FROM STDIN, ignored anywhere else. */
+	REQ_COPY_DONE = 'c',
+	REQ_COPY_FAIL = 'f',
+};
+
+/* Where the head request's COPY is. */
+enum copy_state { COPY_NONE, COPY_IN, COPY_OUT, COPY_OUT_DONE };
+
+/* ---- a reading's ring of requests --------------------------------------------- */
+
+static void hyp_init(struct tracker_hyp *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->q = h->inline_q;
+	h->cap = TRACKER_INLINE;
+}
+
+static void hyp_free(struct tracker_hyp *h)
+{
+	if (h->q != h->inline_q)
+		free(h->q);
+	hyp_init(h);
+}
+
+static uint8_t at(const struct tracker_hyp *h, uint32_t i)
+{
+	return h->q[(h->head + i) % h->cap];
+}
+
+static bool grow(struct tracker_hyp *h)
+{
+	uint32_t cap = h->cap * 2;
+	uint8_t *q = malloc(cap);
+	if (!q)
+		return false;
+	for (uint32_t i = 0; i < h->len; i++)
+		q[i] = at(h, i);
+	if (h->q != h->inline_q)
+		free(h->q);
+	h->q = q;
+	h->cap = cap;
+	h->head = 0;
+	return true;
+}
+
+static enum tracker_result push(struct tracker_hyp *h, uint8_t r)
+{
+	if (h->len >= TRACKER_MAX_PENDING)
+		return TRACKER_TOO_MANY;
+	if (h->len == h->cap && !grow(h))
+		return TRACKER_NO_MEMORY;
+	h->q[(h->head + h->len) % h->cap] = r;
+	h->len++;
+	return TRACKER_OK;
+}
+
+static void pop(struct tracker_hyp *h)
+{
+	h->head = (h->head + 1) % h->cap;
+	h->len--;
+}
+
+/* Removes the n requests after the head (what a COPY swallowed). */
+static void remove_after_head(struct tracker_hyp *h, uint32_t n)
+{
+	uint8_t first = at(h, 0);
+	for (uint32_t i = 0; i <= n; i++)
+		pop(h);
+	h->head = (h->head + h->cap - 1) % h->cap;
+	h->q[h->head] = first;
+	h->len++;
+}
+
+static bool hyp_copy(struct tracker_hyp *dst, const struct tracker_hyp *src)
+{
+	hyp_init(dst);
+	uint8_t *q = dst->inline_q;
+	if (src->cap > TRACKER_INLINE && !(q = malloc(src->cap)))
+		return false;
+	*dst = *src;
+	dst->q = q;
+	dst->head = 0;
+	for (uint32_t i = 0; i < src->len; i++)
+		q[i] = at(src, i);
+	return true;
+}
+
+static bool hyp_equal(const struct tracker_hyp *a, const struct tracker_hyp *b)
+{
+	if (a->len != b->len || a->copy != b->copy || a->described != b->described ||
+	    a->skipping != b->skipping || a->open != b->open)
+		return false;
+	for (uint32_t i = 0; i < a->len; i++)
+		if (at(a, i) != at(b, i))
+			return false;
+	return true;
+}
+
+/* ---- the backend's answers, one reading ----------------------------------------- */
+
+static bool is_copy_end(uint8_t r)
+{
+	return r == REQ_COPY_DONE || r == REQ_COPY_FAIL;
+}
+
+static bool is_extended(uint8_t r)
+{
+	return r == REQ_PARSE || r == REQ_BIND || r == REQ_DESC_STMT || r == REQ_DESC_PORTAL ||
+	       r == REQ_EXEC || r == REQ_CLOSE || r == REQ_BAD_FLUSH;
+}
+
+/* CopyDone/CopyFail that reach the front outside COPY are ignored by the backend. */
+static void drop_ignored(struct tracker_hyp *h)
+{
+	while (h->len && h->copy == COPY_NONE && is_copy_end(at(h, 0)))
+		pop(h);
+}
+
+/* The head request is fully answered. */
+static void complete(struct tracker_hyp *h)
+{
+	uint8_t r = at(h, 0);
+	pop(h);
+	h->described = false;
+	if (is_extended(r))
+		h->open = true;
+	drop_ignored(h);
+}
+
+/* An ErrorResponse answers the head request outside COPY. */
+static void request_failed(struct tracker_hyp *h)
+{
+	uint8_t r = at(h, 0);
+	if (!is_extended(r))
+		return; /* Query, FunctionCall, Sync: ReadyForQuery follows */
+	/* PostgreSQL discards every message up to the next Sync. */
+	h->described = false;
+	h->open = true;
+	while (h->len && at(h, 0) != REQ_SYNC)
+		pop(h);
+	if (!h->len)
+		h->skipping = true;
+}
+
+/* CommandComplete of COPY FROM STDIN: the backend read up to the first CopyDone. */
+static const char *copy_in_done(struct tracker_hyp *h)
+{
+	uint32_t i = 1;
+	while (i < h->len && (at(h, i) == REQ_SYNC || at(h, i) == REQ_BAD_FLUSH))
+		i++;
+	if (i >= h->len || at(h, i) != REQ_COPY_DONE)
+		return "server ended COPY FROM STDIN before the client's CopyDone";
+	remove_after_head(h, i);
+	h->copy = COPY_NONE;
+	if (at(h, 0) == REQ_EXEC)
+		complete(h);
+	return NULL;
+}
+
+static const char *answer_in_copy(struct tracker_hyp *h, char type)
+{
+	switch (h->copy) {
+	case COPY_IN:
+		if (type == 'C')
+			return copy_in_done(h);
+		return "unexpected server message during COPY FROM STDIN";
+	case COPY_OUT:
+		if (type == 'd')
+			return NULL;
+		if (type == 'c') {
+			h->copy = COPY_OUT_DONE;
+			return NULL;
+		}
+		break;
+	case COPY_OUT_DONE:
+		if (type == 'C') {
+			h->copy = COPY_NONE;
+			if (at(h, 0) == REQ_EXEC)
+				complete(h);
+			return NULL;
+		}
+		break;
+	}
+	if (type == 'E') {
+		h->copy = COPY_NONE;
+		request_failed(h);
+		return NULL;
+	}
+	return "unexpected server message during COPY TO STDOUT";
+}
+
+/* ReadyForQuery answers Query, FunctionCall and Sync. */
+static const char *ready(struct tracker_hyp *h)
+{
+	pop(h);
+	h->open = false;
+	h->described = false;
+	drop_ignored(h);
+	return NULL;
+}
+
+static const char *start_copy(struct tracker_hyp *h, char type)
+{
+	h->copy = type == 'G' ? COPY_IN : COPY_OUT;
+	return NULL;
+}
+
+/* A reply to the head request, outside COPY (ErrorResponse is handled by the caller). */
+static const char *answer(struct tracker_hyp *h, char type)
+{
+	uint8_t r = at(h, 0);
+	switch (r) {
+	case REQ_QUERY:
+		if (type == 'T' || type == 'D' || type == 'C' || type == 'I')
+			return NULL;
+		if (type == 'G' || type == 'H')
+			return start_copy(h, type);
+		if (type == 'Z')
+			return ready(h);
+		break;
+	case REQ_FUNC:
+		if (type == 'V')
+			return NULL;
+		if (type == 'Z')
+			return ready(h);
+		break;
+	case REQ_SYNC:
+		if (type == 'Z')
+			return ready(h);
+		break;
+	case REQ_EXEC:
+		if (type == 'D')
+			return NULL;
+		if (type == 'C' || type == 'I' || type == 's') {
+			complete(h);
+			return NULL;
+		}
+		if (type == 'G' || type == 'H')
+			return start_copy(h, type);
+		break;
+	case REQ_DESC_STMT:
+		if (type == 't' && !h->described) {
+			h->described = true;
+			return NULL;
+		}
+		if ((type == 'T' || type == 'n') && h->described) {
+			complete(h);
+			return NULL;
+		}
+		break;
+	case REQ_DESC_PORTAL:
+		if (type == 'T' || type == 'n') {
+			complete(h);
+			return NULL;
+		}
+		break;
+	case REQ_PARSE:
+	case REQ_BIND:
+	case REQ_CLOSE:
+		if (type == (r == REQ_PARSE ? '1' : r == REQ_BIND ? '2' : '3')) {
+			complete(h);
+			return NULL;
+		}
+		break;
+	default:
+		break;
+	}
+	return "server reply does not answer the request in flight";
+}
+
+/* ---- the tracker ---------------------------------------------------------------- */
+
+void tracker_init(struct tracker *t)
+{
+	memset(t, 0, sizeof(*t));
+	for (int i = 0; i < TRACKER_MAX_HYP; i++)
+		hyp_init(&t->hyp[i]);
+	t->n_hyp = 1;
+	t->tx_status = 'I';
+}
+
+void tracker_free(struct tracker *t)
+{
+	for (int i = 0; i < TRACKER_MAX_HYP; i++)
+		hyp_free(&t->hyp[i]);
+}
+
+void tracker_reset(struct tracker *t)
+{
+	/* The first reading keeps its (grown) ring; extra readings are freed. */
+	for (int i = 1; i < TRACKER_MAX_HYP; i++)
+		hyp_free(&t->hyp[i]);
+	struct tracker_hyp *h = &t->hyp[0];
+	h->head = h->len = 0;
+	h->copy = COPY_NONE;
+	h->described = h->skipping = h->open = false;
+	t->n_hyp = 1;
+	t->tx_status = 'I';
+	t->lost = false;
+	t->why = NULL;
+}
+
+/* What a client message asks of the backend; 0 for messages it never answers. */
+static uint8_t request_of(char type, const uint8_t *body, size_t len)
+{
+	switch (type) {
+	case 'Q': return REQ_QUERY;
+	case 'F': return REQ_FUNC;
+	case 'P': return REQ_PARSE;
+	case 'B': return REQ_BIND;
+	case 'E': return REQ_EXEC;
+	case 'C': return REQ_CLOSE;
+	case 'S': return REQ_SYNC; /* with a body too: ErrorResponse, then ReadyForQuery */
+	case 'c': return REQ_COPY_DONE;
+	case 'f': return REQ_COPY_FAIL;
+	case 'D': return body && len >= 1 && body[0] == 'S' ? REQ_DESC_STMT : REQ_DESC_PORTAL;
+	case 'H': return len ? REQ_BAD_FLUSH : 0;
+	default:
+		/* CopyData, Flush: never answered.  Terminate is the relay's.  An unknown type
+		 * makes PostgreSQL end the connection (FATAL), which needs no slot. */
+		return 0;
+	}
+}
+
+static enum tracker_result hyp_client(struct tracker_hyp *h, uint8_t r)
+{
+	if (h->skipping) {
+		if (r != REQ_SYNC)
+			return TRACKER_OK; /* discarded by the backend */
+		h->skipping = false;
+	}
+	if (is_copy_end(r) && h->len == 0)
+		return TRACKER_OK; /* nothing that could be a COPY is in flight */
+	return push(h, r);
+}
+
+enum tracker_result tracker_client(struct tracker *t, char type, const uint8_t *body, size_t len)
+{
+	if (t->lost)
+		return TRACKER_OK;
+	uint8_t r = request_of(type, body, len);
+	if (!r)
+		return TRACKER_OK;
+	for (int i = 0; i < t->n_hyp; i++) {
+		enum tracker_result res = hyp_client(&t->hyp[i], r);
+		if (res != TRACKER_OK) {
+			t->lost = true;
+			t->why = res == TRACKER_TOO_MANY ? "too many requests in flight" : "out of memory";
+			return res;
+		}
+	}
+	return TRACKER_OK;
+}
+
+/* Drops reading i (the last one moves into its place). */
+static void drop_hyp(struct tracker *t, int i)
+{
+	int last = t->n_hyp - 1;
+	hyp_free(&t->hyp[i]);
+	if (i != last) {
+		t->hyp[i] = t->hyp[last];
+		if (t->hyp[last].q == t->hyp[last].inline_q)
+			t->hyp[i].q = t->hyp[i].inline_q;
+		hyp_init(&t->hyp[last]);
+	}
+	t->n_hyp--;
+}
+
+/*
+ * An error ended a COPY FROM STDIN: the backend swallowed some of the Syncs (and bad
+ * Flushes) the client sent after the COPY began, and maybe the one other request after
+ * them (which then caused the error).  Each count is a reading; readings that come out
+ * the same are kept once.  False: more readings than the tracker keeps.
+ */
+static bool copy_in_failed(struct tracker *t, int i)
+{
+	struct tracker_hyp *h = &t->hyp[i];
+	uint32_t n = 0;
+	while (1 + n < h->len && (at(h, 1 + n) == REQ_SYNC || at(h, 1 + n) == REQ_BAD_FLUSH))
+		n++;
+	bool other = 1 + n < h->len && !is_copy_end(at(h, 1 + n));
+	uint32_t ways = n + 1 + (other ? 1 : 0);
+	struct tracker_hyp base;
+	if (!hyp_copy(&base, h))
+		return false;
+	bool ok = true;
+	for (uint32_t k = 0; k < ways && ok; k++) {
+		struct tracker_hyp *dst = h;
+		if (k > 0) {
+			if (t->n_hyp >= TRACKER_MAX_HYP) {
+				ok = false;
+				break;
+			}
+			dst = &t->hyp[t->n_hyp];
+			if (!hyp_copy(dst, &base)) {
+				ok = false;
+				break;
+			}
+			t->n_hyp++;
+		}
+		remove_after_head(dst, k);
+		dst->copy = COPY_NONE;
+		request_failed(dst);
+	}
+	hyp_free(&base);
+	return ok;
+}
+
+static void dedupe(struct tracker *t)
+{
+	for (int i = 1; i < t->n_hyp; i++)
+		for (int j = 0; j < i; j++)
+			if (hyp_equal(&t->hyp[i], &t->hyp[j])) {
+				drop_hyp(t, i--);
+				break;
+			}
+}
+
+/* Applies one server message to reading i: NULL, or why the message cannot belong
+ * to it.  *overflow: the reading split into more than TRACKER_MAX_HYP. */
+static const char *hyp_server(struct tracker *t, int i, char type, bool *overflow)
+{
+	struct tracker_hyp *h = &t->hyp[i];
+	if (type == 'N' || type == 'A' || type == 'S')
+		return NULL; /* notices, notifications, ParameterStatus: any time */
+	if (h->len == 0)
+		return type == 'Z' ? "ReadyForQuery with nothing outstanding"
+				   : "server message with nothing outstanding";
+	if (h->copy == COPY_IN && type == 'E') {
+		*overflow = !copy_in_failed(t, i);
+		return NULL;
+	}
+	if (h->copy != COPY_NONE)
+		return answer_in_copy(h, type);
+	if (type == 'E') {
+		request_failed(h);
+		return NULL;
+	}
+	return answer(h, type);
+}
+
+enum tracker_result tracker_server(struct tracker *t, char type, const uint8_t *body, size_t len)
+{
+	if (t->lost)
+		return TRACKER_OK;
+	const char *why = NULL;
+	if (type == 'Z') {
+		if (!body || len != 1) {
+			why = "malformed ReadyForQuery";
+			goto out_of_step;
+		}
+		t->tx_status = (char)body[0];
+	}
+	/* Readings added by a failed COPY are appended already answered; only the ones
+	 * there before are asked. */
+	bool bad[TRACKER_MAX_HYP] = { false };
+	int asked = t->n_hyp;
+	for (int i = 0; i < asked; i++) {
+		bool overflow = false;
+		const char *w = hyp_server(t, i, type, &overflow);
+		if (overflow) {
+			/* Fail closed: the server stays with this client and is never reused. */
+			t->lost = true;
+			t->why = "too many possible states after a failed COPY";
+			return TRACKER_OK;
+		}
+		if (w) {
+			bad[i] = true;
+			if (!why)
+				why = w;
+		}
+	}
+	/* From the top down, so the reading that moves into a dropped one's place has been
+	 * looked at. */
+	for (int i = t->n_hyp - 1; i >= 0; i--)
+		if (i < asked && bad[i])
+			drop_hyp(t, i);
+	if (t->n_hyp == 0)
+		goto out_of_step;
+	if (t->n_hyp > 1)
+		dedupe(t);
+	return TRACKER_OK;
+
+out_of_step:
+	t->lost = true;
+	t->why = why;
+	return TRACKER_OUT_OF_STEP;
+}
+
+bool tracker_settled(const struct tracker *t)
+{
+	if (t->lost || t->n_hyp == 0)
+		return false;
+	for (int i = 0; i < t->n_hyp; i++) {
+		const struct tracker_hyp *h = &t->hyp[i];
+		if (h->len || h->skipping || h->open || h->copy != COPY_NONE)
+			return false;
+	}
+	return true;
+}
+
+bool tracker_in_copy(const struct tracker *t)
+{
+	for (int i = 0; i < t->n_hyp; i++)
+		if (t->hyp[i].copy != COPY_NONE)
+			return true;
+	return false;
+}
+
+uint32_t tracker_pending(const struct tracker *t)
+{
+	return t->n_hyp ? t->hyp[0].len : 0;
+}

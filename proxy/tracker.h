@@ -1,0 +1,92 @@
+/*
+ * The protocol tracker: what a PostgreSQL backend still owes its client, derived from
+ * the two byte streams alone.  It decides whether a server connection may go back to
+ * its pool, and it is the only thing that decides it.
+ *
+ * The model is PostgreSQL's own (postgres.c, copyfromparse.c): the backend takes the
+ * client's messages in order; each request (Query, Parse, Bind, Describe, Execute,
+ * Close, Sync, FunctionCall) is answered in order; an error in an extended-protocol
+ * message makes the backend skip everything up to the next Sync; COPY FROM STDIN
+ * swallows CopyData, Flush and Sync until CopyDone or CopyFail, and ends on any other
+ * message with an error.  CopyData/CopyDone/CopyFail outside COPY and Flush are never
+ * answered.  Notices, notifications and ParameterStatus may come at any time.
+ *
+ * The server decides when a COPY ends, and an error may end it before the backend
+ * has read what the client already sent: how many of those Syncs it swallowed is not
+ * in the byte stream.  The tracker then keeps every reading that could be true (a
+ * few hypotheses), drops each one a later reply contradicts, and calls the server
+ * settled only when all of them agree.  Too many readings, or none left, and it fails
+ * closed: the connection is never reused.
+ *
+ * Pure: message types and the few body bytes it needs in, facts out.  No I/O.
+ */
+#ifndef CORRAL_PROXY_TRACKER_H
+#define CORRAL_PROXY_TRACKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Readings kept at once (a COPY that fails with k Syncs after it needs k + 1). */
+#define TRACKER_MAX_HYP 4
+/* Requests in flight at once; past it the client is refused (a bound on memory). */
+#define TRACKER_MAX_PENDING (1u << 20)
+/* Requests kept without allocating (most links have a handful in flight). */
+#define TRACKER_INLINE 24
+
+enum tracker_result {
+	TRACKER_OK,
+	TRACKER_OUT_OF_STEP, /* the stream contradicts the model: close the server */
+	TRACKER_TOO_MANY,    /* TRACKER_MAX_PENDING requests in flight */
+	TRACKER_NO_MEMORY,
+};
+
+/* One reading of the backend's state: the requests it has yet to answer, in order. */
+struct tracker_hyp {
+	uint8_t *q;        /* ring of enum tracker_req (internal), cap a power of two */
+	uint32_t cap, head, len;
+	uint8_t inline_q[TRACKER_INLINE];
+	uint8_t copy;      /* the head request is in a COPY (internal enum) */
+	bool described;    /* Describe of a statement: ParameterDescription seen */
+	bool skipping;     /* an extended-protocol error: the backend ignores all but Sync */
+	bool open;         /* extended messages answered since the last ReadyForQuery */
+};
+
+struct tracker {
+	struct tracker_hyp hyp[TRACKER_MAX_HYP];
+	uint8_t n_hyp;
+	char tx_status;    /* of the last ReadyForQuery: 'I', 'T' or 'E' */
+	bool lost;         /* fails closed from now on: never settled again */
+	const char *why;   /* what went wrong, for the log and the client's error */
+};
+
+void tracker_init(struct tracker *t);
+/* A newly linked, settled server ('I'): keeps allocated memory. */
+void tracker_reset(struct tracker *t);
+void tracker_free(struct tracker *t);
+
+/*
+ * The client sent a message of this type to the server.  body is needed for Describe
+ * only (its first byte, 'S' or 'P'); NULL otherwise is fine.
+ */
+enum tracker_result tracker_client(struct tracker *t, char type, const uint8_t *body, size_t len);
+/*
+ * The server sent a message of this type.  body is needed for ReadyForQuery (its
+ * status byte).  TRACKER_OUT_OF_STEP: the message has no place in any reading (a
+ * ReadyForQuery with nothing outstanding, a reply to a request never sent); t->why
+ * says which.
+ */
+enum tracker_result tracker_server(struct tracker *t, char type, const uint8_t *body, size_t len);
+
+/*
+ * True when PostgreSQL has answered everything the client sent, the last answer was
+ * a ReadyForQuery and every reading agrees: the server may go back to its pool (if
+ * tx_status is 'I').  Never true once lost.
+ */
+bool tracker_settled(const struct tracker *t);
+/* True while any reading has a COPY running. */
+bool tracker_in_copy(const struct tracker *t);
+/* Requests in flight in the first reading (for logs and tests). */
+uint32_t tracker_pending(const struct tracker *t);
+
+#endif
