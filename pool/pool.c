@@ -5,9 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+
 #include "common/inbox.h"
 #include "common/log.h"
 #include "pool/app_gate.h"
+#include "pool/cancel.h"
 
 static void reap_dead(evutil_socket_t fd, short what, void *arg)
 {
@@ -16,6 +19,8 @@ static void reap_dead(evutil_socket_t fd, short what, void *arg)
 	list_for_each_safe(it, tmp, &env->dead_servers)
 	{
 		struct server *s = list_entry(it, struct server, node);
+		if (s->cancels_in_flight)
+			continue; /* its cancel's completion still names it */
 		list_del(&s->node);
 		free(s);
 	}
@@ -56,6 +61,8 @@ static struct list *state_list(struct pool *pool, enum server_state st)
 		return &pool->idle;
 	case SV_ACTIVE:
 		return &pool->active;
+	case SV_CLOSING:
+		return &pool->closing;
 	case SV_CLOSED:
 		break;
 	}
@@ -72,6 +79,8 @@ static size_t *state_count(struct pool *pool, enum server_state st)
 		return &pool->n_idle;
 	case SV_ACTIVE:
 		return &pool->n_active;
+	case SV_CLOSING:
+		return &pool->n_closing;
 	case SV_CLOSED:
 		break;
 	}
@@ -175,6 +184,7 @@ struct pool *pool_get(struct pool_env *env, const struct db_config *db, const ch
 	list_init(&pool->login);
 	list_init(&pool->idle);
 	list_init(&pool->active);
+	list_init(&pool->closing);
 	if (!pool->user || !pool->shared || !build_login_params(pool, pool->user, password)) {
 		pool_free(pool);
 		return NULL;
@@ -587,6 +597,14 @@ static bool past_lifetime(const struct server *s, usec_t now)
 void pool_release(struct server *s)
 {
 	struct pool *pool = s->pool;
+	if (s->cancels_in_flight) {
+		/* A cancel meant for the last client's query may still reach this backend:
+		 * nobody else gets it before that cancel has been delivered. */
+		s->owner = NULL;
+		s->cancel_done = pool_release;
+		return;
+	}
+	s->cancel_done = NULL;
 	if (past_lifetime(s, clock_now_usec())) {
 		pool_close_server(s, "server_lifetime reached");
 		return;
@@ -594,12 +612,10 @@ void pool_release(struct server *s)
 	offer_server(pool, s);
 }
 
-void pool_close_server(struct server *s, const char *reason)
+/* The server is gone for good: its slot goes back and waiters may get a new login. */
+static void finish_close(struct server *s)
 {
 	struct pool *pool = s->pool;
-	log_info("event=server_closed server=%llu db=%s user=%s pid=%d state=%s reason=\"%s\"",
-		 (unsigned long long)s->id, pool->db->name, pool->user, s->backend_pid,
-		 server_state_name(s->state), reason);
 	server_teardown(s);
 	set_server_state(s, SV_CLOSED);
 	if (s->pool_slot_returned)
@@ -608,6 +624,68 @@ void pool_close_server(struct server *s, const char *reason)
 		pool_shared_put_slot(pool->shared);
 	event_active(pool->env->reap_ev, 0, 0);
 	grow_for_waiters(pool);
+}
+
+static void closing_read(struct bufferevent *bev, void *arg)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+	evbuffer_drain(in, evbuffer_get_length(in)); /* the cancelled query's last words */
+}
+
+static void closing_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct server *s = arg;
+	if (what & BEV_EVENT_TIMEOUT)
+		log_info("event=server_exit_timeout server=%llu pid=%d timeout=%d",
+			 (unsigned long long)s->id, s->backend_pid, SERVER_EXIT_TIMEOUT_SEC);
+	finish_close(s);
+}
+
+void pool_close_server(struct server *s, const char *reason)
+{
+	struct pool *pool = s->pool;
+	log_info("event=server_closed server=%llu db=%s user=%s pid=%d state=%s reason=\"%s\"",
+		 (unsigned long long)s->id, pool->db->name, pool->user, s->backend_pid,
+		 server_state_name(s->state), reason);
+	if (s->state == SV_CLOSING || s->state == SV_CLOSED)
+		return;
+	if (!s->bev || s->state == SV_LOGIN || pool->env->shutting_down) {
+		finish_close(s);
+		return;
+	}
+	/* Whatever the owner had running on it (a reset, a drain) ends here. */
+	if (s->job) {
+		s->job_free(s->job);
+		s->job = NULL;
+	}
+	bool busy = s->state == SV_ACTIVE;
+	s->owner = NULL;
+	s->cancel_done = NULL;
+	set_server_state(s, SV_CLOSING);
+	/* PostgreSQL counts the backend until it exits, and it reads the Terminate only
+	 * once a running query ends: cancel that, and keep the slot until the backend
+	 * closes the connection, so the pool never has more backends than its size. */
+	if (busy)
+		(void)server_cancel(s);
+	static const char terminate[] = { 'X', 0, 0, 0, 4 };
+	bufferevent_setcb(s->bev, closing_read, NULL, closing_event, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, 0);
+	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+	struct timeval tv = { SERVER_EXIT_TIMEOUT_SEC, 0 };
+	bufferevent_set_timeouts(s->bev, &tv, NULL);
+	bufferevent_write(s->bev, terminate, sizeof(terminate));
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+void pool_cancel_done(struct server *s)
+{
+	s->cancels_in_flight--;
+	if (s->state == SV_CLOSED) {
+		event_active(s->pool->env->reap_ev, 0, 0);
+		return;
+	}
+	if (s->cancels_in_flight == 0 && s->cancel_done)
+		s->cancel_done(s);
 }
 
 /* libpq's messages end in a newline and may span lines; keep the first line's
@@ -803,7 +881,7 @@ void pool_env_shutdown(struct pool_env *env)
 	list_for_each_safe(it, tmp, &env->pools)
 	{
 		struct pool *pool = list_entry(it, struct pool, node);
-		struct list *lists[] = { &pool->login, &pool->idle, &pool->active };
+		struct list *lists[] = { &pool->login, &pool->idle, &pool->active, &pool->closing };
 		for (size_t i = 0; i < ARRAY_SIZE(lists); i++) {
 			list_for_each_safe(sit, stmp, lists[i])
 			{
@@ -821,6 +899,9 @@ void pool_env_shutdown(struct pool_env *env)
 		list_del(it);
 		free(list_entry(it, struct app_gate, node));
 	}
+	/* The cancel thread has stopped and its completions will never run. */
+	list_for_each_safe(it, tmp, &env->dead_servers)
+		list_entry(it, struct server, node)->cancels_in_flight = 0;
 	reap_dead(-1, 0, env);
 	if (env->reap_ev)
 		event_free(env->reap_ev);

@@ -26,6 +26,10 @@
 
 struct inbox;
 
+/* How long a closed server's backend may take to exit before its slot is given back
+ * anyway (it keeps its slot meanwhile). */
+#define SERVER_EXIT_TIMEOUT_SEC 30
+
 struct pool_hooks {
 	/* A queued waiter got server s (now SV_ACTIVE, left the queue). */
 	void (*server_ready)(struct pool_waiter *w, struct server *s);
@@ -74,9 +78,9 @@ struct pool {
 	char *login_password;       /* owned copy, if any */
 
 	struct pool_shared *shared; /* the pool's counters across workers */
-	struct list login, idle, active; /* servers by state */
+	struct list login, idle, active, closing; /* servers by state */
 	struct wait_queue waiting;  /* clients waiting for a server */
-	size_t n_login, n_idle, n_active;
+	size_t n_login, n_idle, n_active, n_closing;
 	size_t asks_pending;        /* idle servers asked of other workers, since the last tick */
 
 	bool have_params;
@@ -118,8 +122,15 @@ struct server *pool_checkout(struct pool *pool, struct pool_waiter *w, bool *ful
 void pool_dequeue(struct pool *pool, struct pool_waiter *w);
 /* Gives back a clean server (ReadyForQuery 'I' seen, reset done if wanted). */
 void pool_release(struct server *s);
-/* Closes s whatever its state; reason is logged.  s must not be used afterwards. */
+/*
+ * Closes s whatever its state; reason is logged.  s must not be used afterwards.  A
+ * logged-in server is sent Terminate and keeps its slot until PostgreSQL closes the
+ * connection (its backend is gone), or SERVER_EXIT_TIMEOUT_SEC; one a client was using
+ * is also sent a cancel, so a running query does not keep the backend alive.
+ */
 void pool_close_server(struct server *s, const char *reason);
+/* A cancel for s was delivered (pool/cancel.c, on s's worker). */
+void pool_cancel_done(struct server *s);
 /* Timeouts of every pool: query_wait_timeout, server_idle_timeout, server_lifetime,
  * server_connect_timeout. */
 void pool_env_tick(struct pool_env *env, usec_t now);

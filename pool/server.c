@@ -13,6 +13,7 @@ static const char *const state_names[] = {
 	[SV_LOGIN] = "login",
 	[SV_IDLE] = "idle",
 	[SV_ACTIVE] = "active",
+	[SV_CLOSING] = "closing",
 	[SV_CLOSED] = "closed",
 };
 

@@ -19,8 +19,9 @@
 
 struct pool;
 
-/* Each state is a list in the server's pool (SV_CLOSED: the env's dead list). */
-enum server_state { SV_LOGIN, SV_IDLE, SV_ACTIVE, SV_CLOSED };
+/* Each state is a list in the server's pool (SV_CLOSED: the env's dead list).
+ * SV_CLOSING: Terminate sent, waiting for the backend to exit (its slot still counts). */
+enum server_state { SV_LOGIN, SV_IDLE, SV_ACTIVE, SV_CLOSING, SV_CLOSED };
 
 struct server {
 	struct list node;
@@ -47,6 +48,10 @@ struct server {
 	 * proxy/session_params.h); 0 when unknown or changed since. */
 	uint64_t param_sig;
 	bool pool_slot_returned;    /* its pool's count was given back ahead of the close */
+	/* Cancel requests sent for it and not yet delivered (pool/cancel.h); the owner's
+	 * cancel_done runs when the last one is, and a closed server is freed only then. */
+	int cancels_in_flight;
+	void (*cancel_done)(struct server *s);
 	int backend_pid;
 };
 

@@ -15,10 +15,12 @@
 
 #include "common/log.h"
 #include "pool/app_gate.h"
+#include "pool/cancel.h"
 #include "proxy/client_auth.h"
 #include "proxy/flush.h"
 #include "proxy/random.h"
 #include "proxy/server_cmd.h"
+#include "proxy/server_drain.h"
 #include "proxy/server_reset.h"
 #include "proxy/session_params.h"
 #include "proxy/worker.h"
@@ -197,7 +199,7 @@ static void detach(struct client *c)
 	if (relay_between_queries(r))
 		server_reset_and_release(s, relay_tx_status(r), reset_query(c));
 	else
-		pool_close_server(s, "client left while a query was running");
+		server_drain(s, r, reset_query(c));
 }
 
 void client_close(struct client *c, const char *reason)
@@ -206,6 +208,7 @@ void client_close(struct client *c, const char *reason)
 		return;
 	struct worker *w = c->worker;
 	detach(c);
+	cancel_keys_forget(&c->cancel);
 	login_reader_stop(c);
 	if (c->bev) {
 		bufferevent_free(c->bev); /* closes the socket */
@@ -288,6 +291,117 @@ void client_free(struct client *c)
 	free(c);
 }
 
+/* ---- cancel requests ---------------------------------------------------------- */
+
+static void request_server(struct client *c);
+
+struct cancel_msg {
+	struct inbox_item item;
+	uint32_t pid, secret;
+};
+
+static void cancel_msg_run(struct inbox_item *item, void *ctx)
+{
+	struct cancel_msg *m = (struct cancel_msg *)item;
+	/* A worker's inbox hands its items the worker's pool_env. */
+	client_cancel_request(container_of(ctx, struct worker, pools), m->pid, m->secret);
+	free(m);
+}
+
+static void cancel_msg_drop(struct inbox_item *item)
+{
+	free(item);
+}
+
+/* The worker that issued the key handles it; unknown workers' keys are dropped. */
+static void route_cancel(struct worker *w, uint32_t pid, uint32_t secret)
+{
+	int to = cancel_key_worker(pid);
+	if (to == w->id) {
+		client_cancel_request(w, pid, secret);
+		return;
+	}
+	if (to >= w->shared->n_workers)
+		return;
+	struct cancel_msg *m = calloc(1, sizeof(*m));
+	if (!m)
+		return;
+	m->item.run = cancel_msg_run;
+	m->item.drop = cancel_msg_drop;
+	m->pid = pid;
+	m->secret = secret;
+	inbox_post(w->shared->inboxes[to], &m->item);
+}
+
+/*
+ * The length of the first request of c's unsent input that PostgreSQL would answer
+ * with a ReadyForQuery (a Query, a FunctionCall, or extended-protocol messages up to
+ * their Sync), or 0 if it has not all arrived.
+ */
+static size_t first_request_length(struct client *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t off = 0;
+	for (;;) {
+		char type;
+		uint32_t len;
+		if (pgproto_peek_header_at(in, off, &type, &len) != PG_PARSE_OK ||
+		    evbuffer_get_length(in) < off + len + 1)
+			return 0;
+		off += len + 1;
+		if (type == 'Q' || type == 'F' || type == 'S')
+			return off;
+		if (type == 'X')
+			return 0;
+	}
+}
+
+/*
+ * A queued client is cancelled: its first request leaves the queue unsent and is
+ * answered as PostgreSQL answers a cancelled statement (57014, then ReadyForQuery);
+ * one that has not fully arrived cannot be answered in step, so the client is ended.
+ */
+static void cancel_queued(struct client *c)
+{
+	size_t len = first_request_length(c);
+	if (!len) {
+		client_fail(c, "57014", "canceling statement due to user request");
+		return;
+	}
+	if (c->waiter.queued)
+		pool_dequeue(c->pool, &c->waiter);
+	if (c->app_waiter.queued)
+		app_gate_dequeue(c->gate, &c->app_waiter);
+	release_token(c);
+	evbuffer_drain(bufferevent_get_input(c->bev), len);
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	pgproto_put_error(out, "ERROR", "57014", "canceling statement due to user request");
+	pgproto_put_ready(out, 'I');
+	io_flush(c->bev);
+	c->state = CL_IDLE;
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+	log_info("event=client_cancelled client=%llu state=waiting", (unsigned long long)c->id);
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+		request_server(c);
+}
+
+void client_cancel_request(struct worker *w, uint32_t pid, uint32_t secret)
+{
+	struct cancel_key *k = cancel_keys_find(&w->cancel_keys, pid, secret);
+	if (!k)
+		return; /* as PostgreSQL: an unknown key is dropped without a word */
+	struct client *c = container_of(k, struct client, cancel);
+	if (c->state == CL_WAITING) {
+		cancel_queued(c);
+	} else if ((c->state == CL_ACTIVE || c->state == CL_PREPARING) && c->server) {
+		log_info("event=client_cancel client=%llu server=%llu pid=%d",
+			 (unsigned long long)c->id, (unsigned long long)c->server->id,
+			 c->server->backend_pid);
+		(void)server_cancel(c->server);
+	}
+	/* Idle, logging in, waiting for the first login: nothing runs to cancel. */
+}
+
 /* ---- startup ------------------------------------------------------------------ */
 
 static bool take_startup_params(struct client *c, const struct pg_startup *st)
@@ -365,8 +479,10 @@ static bool handle_startup_packet(struct client *c)
 		return true;
 	}
 	case PG_CANCEL_REQUEST_CODE:
+		/* As PostgreSQL: no reply, the connection just ends. */
 		evbuffer_drain(in, len);
-		client_close(c, "cancel request (not supported yet)");
+		route_cancel(c->worker, st.cancel_pid, st.cancel_key);
+		client_close(c, "cancel request");
 		return false;
 	default:
 		break;
@@ -419,7 +535,7 @@ static void welcome(struct client *c)
 		values[i] = value ? value : ps->values[i];
 	}
 	pgproto_put_parameter_statuses(out, (const char *const *)ps->names, values, ps->n);
-	pgproto_put_backend_key(out, c->cancel_pid, c->cancel_key);
+	pgproto_put_backend_key(out, c->cancel.pid, c->cancel.secret);
 	pgproto_put_ready(out, 'I');
 }
 
@@ -806,12 +922,13 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 	int total = atomic_fetch_add(&w->shared->clients, 1) + 1;
 	c->over_limit = total > w->cfg->max_client_conn;
 
-	/* A proxy-issued cancel key; cancel routing (DESIGN.md §8) uses it later. */
+	/* A proxy-issued cancel key naming this worker (proxy/cancel_keys.h). */
 	uint32_t rnd[2];
-	if (!random_bytes(rnd, sizeof(rnd)))
-		memset(rnd, 0, sizeof(rnd)); /* the login still works; cancel routing is later */
-	c->cancel_pid = (rnd[0] & 0x7fffffff) | 1;
-	c->cancel_key = rnd[1];
+	if (!random_bytes(rnd, sizeof(rnd))) {
+		client_close(c, "no random bytes for a cancel key");
+		return;
+	}
+	cancel_keys_issue(&w->cancel_keys, &c->cancel, w->id, rnd);
 
 	bufferevent_setcb(c->bev, client_read, client_write, client_event, c);
 	bufferevent_set_max_single_read(c->bev, RELAY_MAX_READ);

@@ -18,6 +18,7 @@
 #include "pool/pool.h"
 #include "proxy/auth_file.h"
 #include "proxy/auth_scram.h"
+#include "proxy/cancel_keys.h"
 #include "proxy/pgproto.h"
 #include "proxy/relay.h"
 
@@ -77,7 +78,7 @@ struct client {
 	usec_t last_active;          /* last time the client sent something */
 	struct server *server;       /* linked server while CL_ACTIVE */
 	struct relay relay;
-	uint32_t cancel_pid, cancel_key;
+	struct cancel_key cancel;    /* its BackendKeyData (proxy/cancel_keys.h) */
 };
 
 void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *addr, int addrlen);
@@ -105,6 +106,9 @@ void client_server_lost(struct client *c, const char *reason);
 /* The server sent what no request asked for: it is closed, never reused, and the
  * client gets 08P01. */
 void client_server_out_of_step(struct client *c, const char *why);
+/* A CancelRequest reached worker w (on a fresh connection, or from another worker's
+ * inbox): the client with that key, if any, has its query cancelled. */
+void client_cancel_request(struct worker *w, uint32_t pid, uint32_t secret);
 /* Frees a closed client (the worker's reaper). */
 void client_free(struct client *c);
 

@@ -110,6 +110,7 @@ bool worker_init(struct worker *w, int id, struct worker_shared *shared)
 	const struct corral_config *cfg = w->cfg;
 	list_init(&w->login_clients);
 	list_init(&w->clients);
+	cancel_keys_init(&w->cancel_keys);
 	list_init(&w->dead_clients);
 
 	struct event_config *ec = event_config_new();

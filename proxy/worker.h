@@ -17,6 +17,7 @@
 #include "pool/config.h"
 #include "pool/pool.h"
 #include "proxy/auth_file.h"
+#include "proxy/cancel_keys.h"
 
 /* What every worker reads or counts together. */
 struct worker_shared {
@@ -45,6 +46,7 @@ struct worker {
 	struct list clients;        /* authenticated and live */
 	struct list dead_clients;   /* closed, freed by reap_ev */
 	size_t n_clients;           /* live clients on both lists */
+	struct cancel_keys cancel_keys; /* this worker's clients by BackendKeyData */
 	uint64_t next_client_id;
 };
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "pool/cancel.h"
 
 bool workers_init(struct workers *ws, int n, const struct corral_config *cfg,
 		  const struct auth_file *auth)
@@ -66,6 +67,8 @@ void workers_shutdown(struct workers *ws)
 {
 	for (int i = 0; i < ws->n; i++)
 		worker_begin_shutdown(&ws->w[i]);
+	/* No completion may be posted to an inbox once it closes. */
+	server_cancel_stop();
 	for (int i = 0; i < ws->n; i++)
 		worker_shutdown(&ws->w[i]);
 	free(ws->w);
