@@ -275,6 +275,7 @@ Test(session_params, tx_reset_after_a_client_left_early)
 Test(session_params, tx_reset_restores_role_and_login_defaults)
 {
 	PGconn *su = h_superuser();
+	h_exec_ok(su, "SET client_min_messages = warning"); /* no NOTICE that it did not exist */
 	h_exec_ok(su, "DROP ROLE IF EXISTS corral_params_role");
 	h_exec_ok(su, "CREATE ROLE corral_params_role LOGIN PASSWORD 'secret'");
 	h_exec_ok(su, "ALTER ROLE corral_params_role SET work_mem = '3MB'");
