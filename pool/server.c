@@ -158,4 +158,5 @@ void server_teardown(struct server *s)
 	}
 	params_clear(&s->params);
 	params_clear(&s->applied);
+	params_clear(&s->pending);
 }

@@ -42,8 +42,10 @@ struct server {
 	void *job;
 	void (*job_free)(void *job);
 	struct param_set params;    /* as this server last reported them */
-	struct param_set applied;   /* values corral set that the server does not report;
-				     * a reset forgets them */
+	/* Every parameter corral set on this server for its clients (reported or not) and
+	 * has not reset since; a reset query that resets them empties it. */
+	struct param_set applied;
+	struct param_set pending;   /* what the parameter query in flight sets */
 	/* Signature of the client parameters this server was last brought to (see
 	 * proxy/session_params.h); 0 when unknown or changed since. */
 	uint64_t param_sig;

@@ -164,8 +164,10 @@ static void orphan_prepared(struct server *s, const struct server_cmd_result *re
 {
 	if (res->failure)
 		pool_close_server(s, res->failure);
-	else
+	else if (session_params_finished(s, res->error))
 		server_reset_and_release(s, res->status, arg);
+	else
+		pool_close_server(s, "session parameters could not be applied");
 }
 
 /* Leaves the queue, and gives the server back (reset first) if it can be reused. */
@@ -570,7 +572,7 @@ static void report_server_values(struct client *c, struct server *s)
 	}
 	if (!c->param_sig)
 		c->param_sig = session_params_signature(&c->params);
-	s->param_sig = c->param_sig;
+	session_params_linked(s, &c->params, c->param_sig);
 }
 
 static void prepared(struct server *s, const struct server_cmd_result *res, void *arg)
@@ -586,11 +588,14 @@ static void prepared(struct server *s, const struct server_cmd_result *res, void
 	if (res->error) {
 		/* PostgreSQL refuses such a startup packet with this error, and so do we. */
 		c->server = NULL;
-		server_reset_and_release(s, res->status, reset_query(c));
+		if (session_params_finished(s, true))
+			server_reset_and_release(s, res->status, reset_query(c));
+		else
+			pool_close_server(s, "session parameters could not be applied");
 		client_fail(c, res->sqlstate, "%s", res->message);
 		return;
 	}
-	session_params_applied(&c->params, s);
+	(void)session_params_finished(s, false);
 	report_server_values(c, s);
 	c->state = CL_ACTIVE;
 	relay_start(c);
@@ -622,8 +627,9 @@ static void link_server(struct client *c, struct server *s)
 	if (!c->param_sig)
 		c->param_sig = session_params_signature(&c->params);
 	bool oom = false;
-	char *query = s->param_sig == c->param_sig ? NULL
-						   : session_params_sync_query(&c->params, s, &oom);
+	char *query = session_params_current(s, &c->params, c->param_sig)
+			      ? NULL
+			      : session_params_sync_query(&c->params, s, &oom);
 	if (oom) {
 		c->server = NULL;
 		server_reset_and_release(s, 'I', reset_query(c));
@@ -637,6 +643,7 @@ static void link_server(struct client *c, struct server *s)
 		return;
 	}
 	const char *queries[] = { query };
+	session_params_sending(s, &c->params);
 	server_cmd_run(s, queries, 1, forward_param, prepared, c);
 	free(query);
 }

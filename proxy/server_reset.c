@@ -2,6 +2,7 @@
 
 #include "pool/pool.h"
 #include "proxy/server_cmd.h"
+#include "proxy/session_params.h"
 
 static void reset_done(struct server *s, const struct server_cmd_result *res, void *arg)
 {
@@ -10,8 +11,8 @@ static void reset_done(struct server *s, const struct server_cmd_result *res, vo
 	else if (res->error || res->status != 'I')
 		pool_close_server(s, "server reset failed");
 	else {
-		params_clear(&s->applied); /* DISCARD ALL / RESET ALL undid them */
-		s->param_sig = 0;
+		/* ROLLBACK undoes no session setting; DISCARD ALL undoes them all. */
+		session_params_after_reset(s, arg);
 		pool_release(s);
 	}
 }
@@ -27,5 +28,6 @@ void server_reset_and_release(struct server *s, char tx_status, const char *rese
 	if (n == 0)
 		pool_release(s);
 	else
-		server_cmd_run(s, queries, n, NULL, reset_done, NULL);
+		server_cmd_run(s, queries, n, NULL, reset_done,
+			       (void *)(reset_query && reset_query[0] ? reset_query : NULL));
 }

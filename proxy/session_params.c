@@ -6,13 +6,27 @@
 #include <string.h>
 #include <strings.h>
 
+/* The longest identifier PostgreSQL keeps (NAMEDATALEN - 1); a longer one is cut. */
+#define IDENT_MAX 63
+
+/*
+ * Letters, digits, '_' and '.', each dot-separated part at most IDENT_MAX long.  A
+ * parameter corral sets it may have to RESET for the next client, and RESET names it
+ * as an identifier: a longer part would be cut there and name something else.
+ */
 static bool valid_name(const char *name)
 {
 	if (!name[0])
 		return false;
-	for (const char *p = name; *p; p++)
-		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.')
+	size_t part = 0;
+	for (const char *p = name; *p; p++) {
+		if (*p == '.') {
+			part = 0;
+			continue;
+		}
+		if ((!isalnum((unsigned char)*p) && *p != '_') || ++part > IDENT_MAX)
 			return false;
+	}
 	return true;
 }
 
@@ -165,6 +179,27 @@ static const char *server_value(const struct server *s, const char *name)
 	return is_reported(name) ? params_get(&s->params, name) : params_get(&s->applied, name);
 }
 
+/* Who the session runs as: reset before anything else, since whether the other resets
+ * are allowed (superuser-only parameters) depends on it. */
+static bool is_identity(const char *name)
+{
+	return strcasecmp(name, "session_authorization") == 0 || strcasecmp(name, "role") == 0;
+}
+
+/* Set by set_config() outside a transaction block, these last until the end of the
+ * implicit transaction they were set in, so there is nothing to reset; PostgreSQL 16
+ * and later refuse to RESET them (and seed, which only seeds random()). */
+static bool needs_no_reset(const char *name)
+{
+	static const char *const names[] = {
+		"transaction_isolation", "transaction_read_only", "transaction_deferrable", "seed",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (strcasecmp(names[i], name) == 0)
+			return true;
+	return false;
+}
+
 /* Appends E'...' with quotes and backslashes escaped, whatever
  * standard_conforming_strings says. */
 static void put_literal(FILE *f, const char *v)
@@ -178,45 +213,186 @@ static void put_literal(FILE *f, const char *v)
 	fputc('\'', f);
 }
 
+/* Appends a parameter name as RESET takes it: each dot-separated part a quoted
+ * identifier ("corral"."tenant"); quoting keeps the case, which is fine since
+ * parameter names are looked up case-insensitively. */
+static void put_name(FILE *f, const char *name)
+{
+	fputc('"', f);
+	for (const char *p = name; *p; p++) {
+		if (*p == '.')
+			fputs("\".\"", f);
+		else {
+			if (*p == '"')
+				fputc('"', f);
+			fputc(*p, f);
+		}
+	}
+	fputc('"', f);
+}
+
+/* The query being built: statements separated by "; ", the set_config() calls in one
+ * SELECT after the RESETs. */
+struct query_buf {
+	FILE *f;
+	char *text;
+	size_t size;
+	int statements, calls;
+};
+
+static bool begin_statement(struct query_buf *q)
+{
+	if (!q->f) {
+		q->f = open_memstream(&q->text, &q->size);
+		if (!q->f)
+			return false;
+	}
+	if (q->statements++)
+		fputs("; ", q->f);
+	return true;
+}
+
+/* Whether s has a value corral applied for an earlier client that wanted leaves to the
+ * session default. */
+static bool leftover(const struct param_set *wanted, const struct server *s, size_t i)
+{
+	return !params_get(wanted, s->applied.names[i]) && !needs_no_reset(s->applied.names[i]);
+}
+
 char *session_params_sync_query(const struct param_set *wanted, const struct server *s, bool *oom)
 {
 	*oom = false;
-	char *query = NULL;
-	size_t size = 0;
-	FILE *f = NULL;
-	int n = 0;
-	for (size_t i = 0; i < wanted->n; i++) {
-		const char *have = server_value(s, wanted->names[i]);
-		/* Case-insensitive: the server reports "UTF8" for a requested "utf8". */
-		if (have && strcasecmp(have, wanted->values[i]) == 0)
-			continue;
-		if (!f) {
-			f = open_memstream(&query, &size);
-			if (!f) {
-				*oom = true;
-				return NULL;
-			}
-			fputs("SELECT ", f);
+	struct query_buf q = { 0 };
+	/* RESET, not set_config(name, NULL) (which sets ''), nor pg_settings' reset_val
+	 * (which would make it a session value): RESET brings back the session default,
+	 * with ALTER ROLE / ALTER DATABASE settings and the login's own options. */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < s->applied.n; i++) {
+			if (!leftover(wanted, s, i) || is_identity(s->applied.names[i]) != (pass == 0))
+				continue;
+			if (!begin_statement(&q))
+				goto oom;
+			fputs("RESET ", q.f);
+			put_name(q.f, s->applied.names[i]);
 		}
-		fputs(n++ ? ", pg_catalog.set_config(" : "pg_catalog.set_config(", f);
-		put_literal(f, wanted->names[i]);
-		fputs(", ", f);
-		put_literal(f, wanted->values[i]);
-		fputs(", false)", f);
+	for (size_t i = 0; i < wanted->n; i++) {
+		/* Exactly: 'Foo' is not 'foo' for application_name, nor "Evil" "evil" in a
+		 * search_path.  A value the server spells otherwise ("utf8": "UTF8") is set
+		 * once more; the client's set takes the server's spelling on its first link. */
+		const char *have = server_value(s, wanted->names[i]);
+		if (have && strcmp(have, wanted->values[i]) == 0)
+			continue;
+		if (!q.calls && !begin_statement(&q))
+			goto oom;
+		fputs(q.calls++ ? ", pg_catalog.set_config(" : "SELECT pg_catalog.set_config(", q.f);
+		put_literal(q.f, wanted->names[i]);
+		fputs(", ", q.f);
+		put_literal(q.f, wanted->values[i]);
+		fputs(", false)", q.f);
 	}
-	if (!f)
+	if (!q.f)
 		return NULL;
-	if (fclose(f) != 0) {
-		free(query);
+	if (fclose(q.f) != 0) {
+		free(q.text);
 		*oom = true;
 		return NULL;
 	}
-	return query;
+	return q.text;
+oom:
+	if (q.f)
+		fclose(q.f);
+	free(q.text);
+	*oom = true;
+	return NULL;
 }
 
-void session_params_applied(const struct param_set *wanted, struct server *s)
+/* Names case-insensitively, values exactly, in order: what the signature covers. */
+static bool same_set(const struct param_set *a, const struct param_set *b)
 {
-	for (size_t i = 0; i < wanted->n; i++)
-		if (!is_reported(wanted->names[i]))
-			(void)params_set(&s->applied, wanted->names[i], wanted->values[i]);
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcasecmp(a->names[i], b->names[i]) != 0 || strcmp(a->values[i], b->values[i]) != 0)
+			return false;
+	return true;
+}
+
+/*
+ * Why this shortcut can never skip a needed reset: the resets a client needs are the
+ * parameters in s->applied that it does not want, and s->applied holds every parameter
+ * corral set on s and has not reset since (session_params_finished and _linked replace
+ * it whole with what the server was just brought to, which the same query reset
+ * everything else for; only a reset query that undid them removes entries).  The
+ * shortcut requires s->applied to be the client's set itself, compared in full, so
+ * there is nothing left to reset.  The signature only rejects quickly: neither a
+ * collision nor a client that crafts one can make a different set pass.  And
+ * s->param_sig is 0 from any ParameterStatus on until the next link, so the reported
+ * values (s->params) are still those the set was recorded with.
+ */
+bool session_params_current(const struct server *s, const struct param_set *wanted, uint64_t sig)
+{
+	return s->param_sig != 0 && s->param_sig == sig && same_set(&s->applied, wanted);
+}
+
+void session_params_sending(struct server *s, const struct param_set *wanted)
+{
+	params_copy(&s->pending, wanted);
+}
+
+/* The query ran in one implicit transaction: all of it took effect, or (error) none. */
+bool session_params_finished(struct server *s, bool failed)
+{
+	bool fit = true;
+	if (!failed) {
+		params_copy(&s->applied, &s->pending);
+	} else {
+		for (size_t i = 0; i < s->applied.n && fit; i++)
+			fit = !leftover(&s->pending, s, i);
+	}
+	params_clear(&s->pending);
+	s->param_sig = 0;
+	return fit;
+}
+
+void session_params_linked(struct server *s, const struct param_set *wanted, uint64_t sig)
+{
+	params_copy(&s->applied, wanted);
+	s->param_sig = sig;
+}
+
+/* Whether text has the words w1 w2 (case-insensitive, blanks between, not inside
+ * longer words): "DISCARD ALL", "reset  all;" */
+static bool has_words(const char *text, const char *w1, const char *w2)
+{
+	size_t n1 = strlen(w1), n2 = strlen(w2);
+	for (const char *p = text; *p; p++) {
+		if (p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))
+			continue;
+		if (strncasecmp(p, w1, n1) != 0 || !isspace((unsigned char)p[n1]))
+			continue;
+		const char *q = p + n1;
+		while (isspace((unsigned char)*q))
+			q++;
+		if (strncasecmp(q, w2, n2) == 0 && !isalnum((unsigned char)q[n2]) && q[n2] != '_')
+			return true;
+	}
+	return false;
+}
+
+void session_params_after_reset(struct server *s, const char *reset_query)
+{
+	s->param_sig = 0;
+	if (!reset_query)
+		return;
+	if (has_words(reset_query, "discard", "all")) {
+		params_clear(&s->applied);
+	} else if (has_words(reset_query, "reset", "all")) {
+		/* RESET ALL leaves session_authorization and role alone. */
+		struct param_set keep = { 0 };
+		for (size_t i = 0; i < s->applied.n; i++)
+			if (is_identity(s->applied.names[i]))
+				(void)params_set(&keep, s->applied.names[i], s->applied.values[i]);
+		params_copy(&s->applied, &keep);
+		params_clear(&keep);
+	}
 }

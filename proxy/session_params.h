@@ -26,12 +26,19 @@ bool session_params_from_startup(const struct pg_startup *st, struct param_set *
 
 /* A 64-bit signature of the set (FNV-1a over names, case-folded, and values, in
  * order); never 0.  Equal sets of equal order give equal signatures, so a server
- * brought to one client's parameters needs no check for the next such client. */
+ * brought to one client's parameters is quickly seen to suit the next such client
+ * (session_params_current, which then compares the sets themselves). */
 uint64_t session_params_signature(const struct param_set *ps);
 
 /*
- * The query that brings s to the client's values, or NULL when s has them all
- * already (or allocation failed: *oom set).  Caller frees.
+ * The one query that brings s to the client's values, or NULL when s has them all
+ * already (or allocation failed: *oom set).  Caller frees.  It first RESETs every
+ * parameter corral applied for an earlier client (s->applied) that wanted leaves out,
+ * back to the session default (ALTER ROLE / DATABASE settings and the login's options
+ * included), then sets what differs in one SELECT set_config(...):
+ *   RESET "search_path"; RESET "corral"."tenant"; SELECT pg_catalog.set_config(...), ...
+ * One simple Query, so one implicit transaction and one ReadyForQuery: either all of
+ * it takes effect, or (error) none.
  */
 char *session_params_sync_query(const struct param_set *wanted, const struct server *s, bool *oom);
 
@@ -41,7 +48,26 @@ bool session_params_tracked(const char *name);
 /* Adds, for each tracked parameter the client did not ask for, the pool's default. */
 void session_params_add_defaults(struct param_set *wanted, const struct param_set *pool_params);
 
-/* Records on s what a successful sync query set (for parameters it does not report). */
-void session_params_applied(const struct param_set *wanted, struct server *s);
+/*
+ * What s is known to have.  s->applied holds every parameter corral set on s and has
+ * not reset since: after a link, exactly the set of the client linked last (the link's
+ * query reset everything else).  s->param_sig is the signature of that set, 0 from any
+ * ParameterStatus on (the client changed a reported parameter).
+ */
+/* True when s was brought to exactly wanted (signature sig) and nothing reported a
+ * change since: then no query is needed, and none can be (see the .c). */
+bool session_params_current(const struct server *s, const struct param_set *wanted, uint64_t sig);
+/* The sync query for wanted is about to run on s. */
+void session_params_sending(struct server *s, const struct param_set *wanted);
+/* It has answered: without error, s has wanted and nothing else corral set.  With an
+ * error nothing changed; returns false then if the query also reset an earlier
+ * client's values (the failure may be theirs, so s is not to be reused). */
+bool session_params_finished(struct server *s, bool failed);
+/* s now serves a client whose set is wanted (signature sig), as the server spells it. */
+void session_params_linked(struct server *s, const struct param_set *wanted, uint64_t sig);
+/* s ran reset_query (NULL: only ROLLBACK, which undoes no session setting): forgets
+ * what it reset, all of it for DISCARD ALL, all but role and session_authorization
+ * for RESET ALL. */
+void session_params_after_reset(struct server *s, const char *reset_query);
 
 #endif

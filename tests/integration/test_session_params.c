@@ -90,3 +90,256 @@ Test(session_params, invalid_startup_value_is_refused)
 	free(base);
 	h_corral_stop(c);
 }
+
+/* ------------------------------------------------- what one client leaves to the next */
+
+/* One worker, so that "pool_size=1" is one server connection that every client gets. */
+static const char *const TX_ONE_WORKER = "workers = 1\npool_mode = transaction\n";
+static const char *const SESSION_ONE_WORKER = "workers = 1\npool_mode = session\n";
+
+/* A client's settings in one row: search_path|statement_timeout|work_mem|lock_timeout|
+ * corral_test.tenant (a custom setting: '' once RESET, as after DISCARD ALL). */
+static const char *const SETTINGS_SQL =
+	"SELECT current_setting('search_path') || '|' || current_setting('statement_timeout') || '|' || "
+	"current_setting('work_mem') || '|' || current_setting('lock_timeout') || '|' || "
+	"coalesce(current_setting('corral_test.tenant', true), '')";
+
+/* What PostgreSQL itself gives a new session of user in db (with options, or none),
+ * as one SETTINGS_SQL row. */
+static char *direct_settings(const char *user, const char *db, const char *options)
+{
+	char *base = h_pg_conninfo(user, db, H.password);
+	char *ci = options ? h_printf("%s options='%s'", base, options) : h_printf("%s", base);
+	PGconn *conn = h_connect(NULL, ci);
+	char *v = h_value(conn, SETTINGS_SQL);
+
+	PQfinish(conn);
+	free(ci);
+	free(base);
+	return v;
+}
+
+/* conninfo for corral as bench to db, with options (NULL: none). */
+static char *corral_ci(const struct h_corral *c, const char *db, const char *options)
+{
+	char *base = h_conninfo(c, H.user, db, H.password);
+	char *ci = options ? h_printf("%s options='%s'", base, options) : h_printf("%s", base);
+
+	free(base);
+	return ci;
+}
+
+static const char *const A_OPTIONS =
+	"-c search_path=evil,public -c statement_timeout=1234 -c work_mem=7MB";
+
+/*
+ * Transaction pooling, one server connection: A's startup options apply to A, and B,
+ * who asked for nothing, gets PostgreSQL's defaults for all of them (as a direct session
+ * shows them), whether A is still connected (idle) or gone.  B's pg_sleep(1.5) outlives
+ * A's statement_timeout of 1234 ms.
+ */
+Test(session_params, tx_startup_options_do_not_leak_to_the_next_client)
+{
+	struct h_corral *c = h_corral_start(TX_ONE_WORKER, ONE_SERVER_DB, NULL);
+	char *a_ci = corral_ci(c, H.db, A_OPTIONS);
+	char *direct = h_pg_conninfo(H.user, H.db, H.password);
+	PGconn *d = h_connect(NULL, direct);
+	char *def_path = h_value(d, "SHOW search_path");
+	char *def_timeout = h_value(d, "SHOW statement_timeout");
+	char *def_mem = h_value(d, "SHOW work_mem");
+
+	PQfinish(d);
+	cr_assert_str_neq(def_timeout, "1234ms", "PostgreSQL's default must differ from A's value");
+	for (int round = 0; round < 2; round++) {
+		bool a_stays = round == 0;
+		PGconn *a = h_connect(c, a_ci);
+		char *pid_a = h_value(a, "SELECT pg_backend_pid()");
+
+		h_expect_show(a, "search_path", "evil,public");
+		h_expect_show(a, "statement_timeout", "1234ms");
+		h_expect_show(a, "work_mem", "7MB");
+		if (!a_stays)
+			PQfinish(a);
+
+		PGconn *b = h_connect_bench(c);
+		char *pid_b = h_value(b, "SELECT pg_backend_pid()");
+
+		cr_expect_str_eq(pid_b, pid_a, "B did not get A's server connection; the test proves nothing");
+		h_expect_show(b, "search_path", def_path);
+		h_expect_show(b, "statement_timeout", def_timeout);
+		h_expect_show(b, "work_mem", def_mem);
+		PGresult *r = h_exec(b, "SELECT pg_sleep(1.5)");
+
+		cr_expect_eq(PQresultStatus(r), PGRES_TUPLES_OK, "B's pg_sleep(1.5) (A %s): %s",
+			     a_stays ? "idle" : "gone", PQresultErrorMessage(r));
+		PQclear(r);
+		if (a_stays) {
+			/* A's next transaction has its values again. */
+			h_expect_show(a, "search_path", "evil,public");
+			h_expect_show(a, "statement_timeout", "1234ms");
+			PQfinish(a);
+		}
+		PQfinish(b);
+		free(pid_a);
+		free(pid_b);
+	}
+	free(def_path);
+	free(def_timeout);
+	free(def_mem);
+	free(direct);
+	free(a_ci);
+	h_corral_stop(c);
+}
+
+/*
+ * A, B and C take turns on the one server connection many times, each with its own
+ * options (C with none); every transaction sees exactly its client's values and
+ * PostgreSQL's defaults for the rest.
+ */
+Test(session_params, tx_interleaved_clients_see_only_their_own_values)
+{
+	struct h_corral *c = h_corral_start(TX_ONE_WORKER, ONE_SERVER_DB, NULL);
+	const char *a_opts = "-c search_path=evil,public -c statement_timeout=1234 -c work_mem=7MB "
+			     "-c corral_test.tenant=a";
+	const char *b_opts = "-c work_mem=9MB -c lock_timeout=2s -c corral_test.tenant=b";
+	char *want_a = direct_settings(H.user, H.db, a_opts);
+	char *want_b = direct_settings(H.user, H.db, b_opts);
+	char *want_c = direct_settings(H.user, H.db, NULL);
+	char *a_ci = corral_ci(c, H.db, a_opts), *b_ci = corral_ci(c, H.db, b_opts);
+	PGconn *a = h_connect(c, a_ci), *b = h_connect(c, b_ci), *cl = h_connect_bench(c);
+	char *pid = h_value(a, "SELECT pg_backend_pid()");
+
+	cr_assert_str_neq(want_a, want_c);
+	cr_assert_str_neq(want_b, want_c);
+	for (int round = 0; round < 8; round++) {
+		h_expect_value(a, SETTINGS_SQL, want_a);
+		h_expect_value(b, SETTINGS_SQL, want_b);
+		if (round % 2)
+			h_expect_value(cl, SETTINGS_SQL, want_c);
+		h_expect_value(b, SETTINGS_SQL, want_b); /* the same client twice: no change */
+		h_expect_value(a, "SELECT pg_backend_pid()::text", pid);
+	}
+	/* A new client after all that, without options. */
+	h_expect_new_client(c, NULL, SETTINGS_SQL, want_c);
+	PQfinish(a);
+	PQfinish(b);
+	PQfinish(cl);
+	free(pid);
+	free(a_ci);
+	free(b_ci);
+	free(want_a);
+	free(want_b);
+	free(want_c);
+	h_corral_stop(c);
+}
+
+/*
+ * A leaves in the middle of a transaction (corral rolls it back) or while corral is
+ * still giving the server its options: the options it had set are still reset for B.
+ */
+Test(session_params, tx_reset_after_a_client_left_early)
+{
+	struct h_corral *c = h_corral_start(TX_ONE_WORKER, ONE_SERVER_DB, NULL);
+	char *a_ci = corral_ci(c, H.db, A_OPTIONS);
+	char *want = direct_settings(H.user, H.db, NULL);
+
+	/* Idle in a transaction, then gone: ROLLBACK undoes nothing that corral set. */
+	PGconn *a = h_connect(c, a_ci);
+	h_exec_ok(a, "BEGIN");
+	h_expect_show(a, "work_mem", "7MB");
+	PQfinish(a);
+	h_expect_new_client(c, NULL, SETTINGS_SQL, want);
+
+	/* Its first query and Terminate together: it is gone before the server has
+	 * answered corral's set_config (the client_closed line says state=preparing). */
+	bool orphaned = false;
+	for (int i = 0; i < 20 && !orphaned; i++) {
+		a = h_connect(c, a_ci);
+		cr_assert(PQsendQuery(a, "SELECT 1"));
+		PQfinish(a);
+		orphaned = h_wait_log(c, "state=preparing", 0.5);
+		h_expect_new_client(c, NULL, SETTINGS_SQL, want);
+	}
+	cr_expect(orphaned, "no client left while its server was being prepared; log:\n%s",
+		  h_corral_log_tail(c));
+	free(want);
+	free(a_ci);
+	h_corral_stop(c);
+}
+
+/*
+ * "Default" is the session default, not the built-in one: a role with ALTER ROLE ... SET
+ * values, logged in to with options of its own (the pool's database line), gets those
+ * back after a client that changed them.  The role is this test's own.
+ */
+Test(session_params, tx_reset_restores_role_and_login_defaults)
+{
+	PGconn *su = h_superuser();
+	h_exec_ok(su, "SET client_min_messages = warning"); /* no NOTICE that it did not exist */
+	h_exec_ok(su, "DROP ROLE IF EXISTS corral_params_role");
+	h_exec_ok(su, "CREATE ROLE corral_params_role LOGIN PASSWORD 'secret'");
+	h_exec_ok(su, "ALTER ROLE corral_params_role SET work_mem = '3MB'");
+	h_exec_ok(su, "ALTER ROLE corral_params_role SET search_path = roles_own, public");
+	h_exec_ok(su, "ALTER ROLE corral_params_role SET statement_timeout = '4321'");
+	PQfinish(su);
+
+	const char *login_opts = "-c lock_timeout=1111";
+	char *dbs = h_printf("params = host=@PGHOST@ port=@PGPORT@ dbname=%s user=corral_params_role "
+			     "password=secret pool_size=1 options='%s'\n",
+			     H.db, login_opts);
+	struct h_corral *c = h_corral_start(TX_ONE_WORKER, dbs, NULL);
+	char *want = direct_settings("corral_params_role", H.db, login_opts);
+	char *builtin = direct_settings(H.user, H.db, NULL);
+
+	cr_assert_str_eq(want, "roles_own, public|4321ms|3MB|1111ms|", "the role's defaults: %s", want);
+	cr_assert_str_neq(want, builtin);
+	char *a_ci = corral_ci(c, "params", "-c search_path=evil -c statement_timeout=1234 "
+					    "-c work_mem=7MB -c lock_timeout=2s");
+	char *b_ci = corral_ci(c, "params", NULL);
+	PGconn *a = h_connect(c, a_ci), *b = h_connect(c, b_ci);
+	for (int round = 0; round < 3; round++) {
+		h_expect_value(a, SETTINGS_SQL, "evil|1234ms|7MB|2s|");
+		h_expect_value(b, SETTINGS_SQL, want);
+	}
+	PQfinish(a);
+	PQfinish(b);
+	h_corral_stop(c);
+	free(a_ci);
+	free(b_ci);
+	free(want);
+	free(builtin);
+	free(dbs);
+}
+
+/*
+ * Session pooling is as before: A keeps its options for its whole session, and B after
+ * it sees the defaults, with server_reset_query (DISCARD ALL, the default) and also
+ * without one (then corral's own resets do it).
+ */
+Test(session_params, session_mode_clients_see_their_own_values)
+{
+	const char *settings[] = { SESSION_ONE_WORKER, "workers = 1\npool_mode = session\nserver_reset_query =\n" };
+	char *want = direct_settings(H.user, H.db, NULL);
+	char *want_a = direct_settings(H.user, H.db, A_OPTIONS);
+
+	for (size_t i = 0; i < 2; i++) {
+		struct h_corral *c = h_corral_start(settings[i], ONE_SERVER_DB, NULL);
+		char *a_ci = corral_ci(c, H.db, A_OPTIONS);
+		for (int round = 0; round < 2; round++) {
+			PGconn *a = h_connect(c, a_ci);
+			char *pid_a = h_value(a, "SELECT pg_backend_pid()");
+			h_expect_value(a, SETTINGS_SQL, want_a);
+			h_expect_value(a, SETTINGS_SQL, want_a);
+			PQfinish(a);
+			PGconn *b = h_connect_bench(c);
+			h_expect_value(b, "SELECT pg_backend_pid()::text", pid_a);
+			h_expect_value(b, SETTINGS_SQL, want);
+			PQfinish(b);
+			free(pid_a);
+		}
+		free(a_ci);
+		h_corral_stop(c);
+	}
+	free(want);
+	free(want_a);
+}
