@@ -18,6 +18,7 @@
 #include "pool/params.h"
 
 struct pool;
+struct pool_waiter;
 
 /* Each state is a list in the server's pool (SV_CLOSED: the env's dead list). */
 enum server_state { SV_LOGIN, SV_IDLE, SV_ACTIVE, SV_CLOSED };
@@ -36,6 +37,9 @@ struct server {
 	usec_t created;
 	usec_t state_since;
 	void *owner;                /* the proxy object using it while SV_ACTIVE */
+	/* The waiter it is handed to while that waiter's activation is pending
+	 * (pool/activate.h): SV_ACTIVE, no owner yet. */
+	struct pool_waiter *reserved_for;
 	/* Work the owner has in flight on this server (a reset), freed with the server
 	 * if it is torn down first (shutdown, connection lost). */
 	void *job;

@@ -177,9 +177,9 @@ static void release_token(struct client *c)
 
 static void detach(struct client *c)
 {
-	if (c->waiter.queued)
+	if (pool_waiter_busy(&c->waiter))
 		pool_dequeue(c->pool, &c->waiter);
-	if (c->app_waiter.queued)
+	if (pool_waiter_busy(&c->app_waiter))
 		app_gate_dequeue(c->gate, &c->app_waiter);
 	release_token(c);
 	struct server *s = c->server;
