@@ -7,6 +7,7 @@
 
 #include "common/inbox.h"
 #include "common/log.h"
+#include "pool/activate.h"
 
 struct app_gate *app_gate_get(struct pool_env *env, const char *app, bool *oom)
 {
@@ -61,15 +62,19 @@ enum gate_result app_gate_enter(struct app_gate *g, struct pool_waiter *w)
 
 void app_gate_dequeue(struct app_gate *g, struct pool_waiter *w)
 {
+	struct server *none;
 	if (w->queued)
 		wait_queue_remove(&g->waiting, w);
+	else if (activate_cancel(w, &none) == PENDING_ADMIT)
+		app_gate_leave(g); /* the token it never used: the next waiter's */
 }
 
+/* The longest waiter holds a token now and hears of it from the activation queue. */
 static void admit_head(struct app_gate *g)
 {
 	struct pool_waiter *w = wait_queue_head(&g->waiting);
 	wait_queue_remove(&g->waiting, w);
-	g->env->hooks->app_admitted(w);
+	activate_admit(g->env, w);
 }
 
 /* A token passed from another worker. */
@@ -147,7 +152,7 @@ static void fail_app_waiter(struct pool_waiter *w, const char *sqlstate, const c
 {
 	struct app_gate *g = arg;
 	wait_queue_remove(&g->waiting, w);
-	g->env->hooks->wait_failed(w, sqlstate, msg);
+	activate_fail(g->env, w, sqlstate, msg);
 }
 
 void app_gates_tick(struct pool_env *env, usec_t now)

@@ -9,6 +9,7 @@
 
 #include "common/inbox.h"
 #include "common/log.h"
+#include "pool/activate.h"
 #include "pool/app_gate.h"
 #include "pool/cancel.h"
 
@@ -38,7 +39,7 @@ bool pool_env_init(struct pool_env *env, struct event_base *base, const struct c
 	list_init(&env->dead_servers);
 	env->reap_ev = event_new(base, -1, 0, reap_dead, env);
 	env->n_workers = 1;
-	return env->reap_ev != NULL;
+	return env->reap_ev != NULL && activate_init(env);
 }
 
 void pool_env_connect(struct pool_env *env, int worker_id, int n_workers,
@@ -213,23 +214,52 @@ static void idle_server_read(struct bufferevent *bev, void *arg)
 
 static void send_server(struct server *s, int to);
 
-static void park_idle(struct server *s)
+/* A server nobody uses: if it talks or goes away it is closed. */
+static void watch_unused(struct server *s)
 {
 	s->owner = NULL;
-	set_server_state(s, SV_IDLE);
 	bufferevent_setcb(s->bev, idle_server_read, NULL, idle_server_event, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, 0);
 	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
 	bufferevent_enable(s->bev, EV_READ);
 }
 
+static void park_idle(struct server *s)
+{
+	set_server_state(s, SV_IDLE);
+	watch_unused(s);
+}
+
+/* The longest waiter gets s now (out of the queue, s reserved for it) and hears of
+ * it from the activation queue; until then s is watched as an idle one is
+ * (activate.c ends the watch). */
 static void hand_to_waiter(struct pool *pool, struct server *s)
 {
 	struct pool_waiter *w = wait_queue_head(&pool->waiting);
 	wait_queue_remove(&pool->waiting, w);
 	set_server_state(s, SV_ACTIVE);
-	bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
-	pool->env->hooks->server_ready(w, s);
+	watch_unused(s);
+	activate_server(pool->env, w, s);
+}
+
+/*
+ * s, reserved for a waiter not yet told, is being closed (it talked or went away while
+ * unused, or it outlived its lifetime on the way back): the waiter gets its place back
+ * at the head of the queue rather than an error, as a client whose idle server dies
+ * before checkout never notices; nobody queued after it may pass it.  An idle server,
+ * if any, goes to it; else the close's grow_for_waiters covers it.
+ */
+static void requeue_reserved(struct pool *pool, struct server *s)
+{
+	struct pool_waiter *w = s->reserved_for;
+	if (!w)
+		return;
+	struct server *same;
+	(void)activate_cancel(w, &same);
+	wait_queue_push_head(&pool->waiting, w);
+	struct list *idle = list_last(&pool->idle);
+	if (idle)
+		hand_to_waiter(pool, list_entry(idle, struct server, node));
 }
 
 /*
@@ -442,8 +472,11 @@ struct server *pool_checkout(struct pool *pool, struct pool_waiter *w, bool *ful
 
 void pool_dequeue(struct pool *pool, struct pool_waiter *w)
 {
+	struct server *s = NULL;
 	if (w->queued)
 		wait_queue_remove(&pool->waiting, w);
+	else if (activate_cancel(w, &s) == PENDING_SERVER)
+		pool_release(s); /* never used: the next waiter's, or idle */
 }
 
 /* ---- moving idle servers between workers ---------------------------------------- */
@@ -577,7 +610,7 @@ static void fail_waiter(struct pool *pool, struct pool_waiter *w, const char *sq
 			const char *message)
 {
 	pool_dequeue(pool, w);
-	pool->env->hooks->wait_failed(w, sqlstate, message);
+	activate_fail(pool->env, w, sqlstate, message);
 }
 
 static void fail_all_waiters(struct pool *pool, const char *sqlstate, const char *message)
@@ -649,6 +682,9 @@ void pool_close_server(struct server *s, const char *reason)
 		 server_state_name(s->state), reason);
 	if (s->state == SV_CLOSING || s->state == SV_CLOSED)
 		return;
+	/* A client's query may run on it (not on one only reserved for a waiter). */
+	bool busy = s->state == SV_ACTIVE && !s->reserved_for;
+	requeue_reserved(pool, s);
 	if (!s->bev || s->state == SV_LOGIN || pool->env->shutting_down) {
 		finish_close(s);
 		return;
@@ -658,7 +694,6 @@ void pool_close_server(struct server *s, const char *reason)
 		s->job_free(s->job);
 		s->job = NULL;
 	}
-	bool busy = s->state == SV_ACTIVE;
 	s->owner = NULL;
 	s->cancel_done = NULL;
 	set_server_state(s, SV_CLOSING);
@@ -877,6 +912,7 @@ void pool_env_shutdown(struct pool_env *env)
 {
 	if (!env->reap_ev)
 		return; /* never initialised */
+	activate_free(env); /* nobody is told anything any more */
 	struct list *it, *tmp, *sit, *stmp;
 	list_for_each_safe(it, tmp, &env->pools)
 	{

@@ -30,6 +30,8 @@ struct inbox;
  * anyway (it keeps its slot meanwhile). */
 #define SERVER_EXIT_TIMEOUT_SEC 30
 
+/* Every hook but wait_notice runs from the activation callback (pool/activate.h), on
+ * a later turn of the loop than the pool/ call that decided it, never inside it. */
 struct pool_hooks {
 	/* A queued waiter got server s (now SV_ACTIVE, left the queue). */
 	void (*server_ready)(struct pool_waiter *w, struct server *s);
@@ -50,6 +52,8 @@ struct pool_env {
 	struct list app_gates;      /* struct app_gate, per application with a limit */
 	struct list dead_servers;   /* SV_CLOSED, freed by reap_ev next loop iteration */
 	struct event *reap_ev;
+	struct list activations;    /* struct pool_waiter with a pending hook (activate.h) */
+	struct event *activate_ev;  /* made active when activations stops being empty */
 	uint64_t next_server_id;
 
 	/* The other workers: idle servers move between them (pool_env_connect). */
@@ -113,12 +117,14 @@ bool pool_has_params(struct pool *pool);
 
 /*
  * An idle server of the pool (now SV_ACTIVE), or NULL after queueing w; a queued w
- * later gets hooks->server_ready or hooks->wait_failed.  Starts a login if the
+ * later gets hooks->server_ready or hooks->wait_failed (never from inside this call).  Starts a login if the
  * pool has room.  NULL with *full set: max_queue_depth clients already wait (w is
  * not queued).
  */
 struct server *pool_checkout(struct pool *pool, struct pool_waiter *w, bool *full);
-/* Takes w out of the queue (the client went away); harmless if not queued. */
+/* Takes w out of the queue (the client went away), or takes back its pending
+ * activation (a server reserved for it goes back through pool_release); harmless if
+ * neither. */
 void pool_dequeue(struct pool *pool, struct pool_waiter *w);
 /* Gives back a clean server (ReadyForQuery 'I' seen, reset done if wanted). */
 void pool_release(struct server *s);

@@ -18,6 +18,7 @@
 #include "pool/params.h"
 
 struct pool;
+struct pool_waiter;
 
 /* Each state is a list in the server's pool (SV_CLOSED: the env's dead list).
  * SV_CLOSING: Terminate sent, waiting for the backend to exit (its slot still counts). */
@@ -37,6 +38,9 @@ struct server {
 	usec_t created;
 	usec_t state_since;
 	void *owner;                /* the proxy object using it while SV_ACTIVE */
+	/* The waiter it is handed to while that waiter's activation is pending
+	 * (pool/activate.h): SV_ACTIVE, no owner yet. */
+	struct pool_waiter *reserved_for;
 	/* Work the owner has in flight on this server (a reset), freed with the server
 	 * if it is torn down first (shutdown, connection lost). */
 	void *job;

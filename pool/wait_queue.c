@@ -34,6 +34,15 @@ void wait_queue_push(struct wait_queue *q, struct pool_waiter *w, enum wait_kind
 		publish_oldest(q);
 }
 
+void wait_queue_push_head(struct wait_queue *q, struct pool_waiter *w)
+{
+	w->queued = true;
+	list_prepend(&q->list, &w->node);
+	q->n++;
+	atomic_fetch_add(q->published_len, 1);
+	publish_oldest(q);
+}
+
 void wait_queue_remove(struct wait_queue *q, struct pool_waiter *w)
 {
 	bool was_head = list_first(&q->list) == &w->node;

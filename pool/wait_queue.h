@@ -17,13 +17,34 @@
  * concurrency limit (pool/app_gate.h). */
 enum wait_kind { WAIT_SERVER, WAIT_APP };
 
+struct server;
+
+/* What a waiter taken out of its queue is owed, until the activation queue
+ * (pool/activate.h) tells its client on the next turn of the loop. */
+enum wait_pending {
+	PENDING_NONE,
+	PENDING_SERVER,             /* server reserved for it (SV_ACTIVE) */
+	PENDING_ADMIT,              /* its application's token is reserved for it */
+	PENDING_FAIL,               /* refused: sqlstate, message */
+};
+
 struct pool_waiter {
-	struct list node;           /* in the queue while queued */
+	struct list node;           /* in the queue while queued, in env->activations while pending */
 	enum wait_kind kind;
 	usec_t since;
 	bool queued;
 	bool notified;              /* query_wait_notify sent */
+	enum wait_pending pending;  /* set while in env->activations */
+	struct server *server;      /* PENDING_SERVER */
+	char sqlstate[6];           /* PENDING_FAIL */
+	char *message;              /* PENDING_FAIL, owned (NULL: out of memory) */
 };
+
+/* True while pool/ owes w something: queued, or an activation pending. */
+static inline bool pool_waiter_busy(const struct pool_waiter *w)
+{
+	return w->queued || w->pending != PENDING_NONE;
+}
 
 struct wait_queue {
 	struct list list;           /* struct pool_waiter, oldest first */
@@ -36,6 +57,9 @@ void wait_queue_init(struct wait_queue *q, atomic_int *published_len,
 		     atomic_llong *published_oldest);
 /* Appends w (now queued, since now). */
 void wait_queue_push(struct wait_queue *q, struct pool_waiter *w, enum wait_kind kind);
+/* Puts w back at the head, keeping its place in time (since, notified): a server
+ * reserved for it died before it was told. */
+void wait_queue_push_head(struct wait_queue *q, struct pool_waiter *w);
 /* Takes a queued w out. */
 void wait_queue_remove(struct wait_queue *q, struct pool_waiter *w);
 /* The longest waiter, or NULL. */

@@ -181,9 +181,9 @@ static void release_token(struct client *c)
 
 static void detach(struct client *c)
 {
-	if (c->waiter.queued)
+	if (pool_waiter_busy(&c->waiter))
 		pool_dequeue(c->pool, &c->waiter);
-	if (c->app_waiter.queued)
+	if (pool_waiter_busy(&c->app_waiter))
 		app_gate_dequeue(c->gate, &c->app_waiter);
 	release_token(c);
 	struct server *s = c->server;
@@ -370,9 +370,9 @@ static void cancel_queued(struct client *c)
 		client_fail(c, "57014", "canceling statement due to user request");
 		return;
 	}
-	if (c->waiter.queued)
+	if (pool_waiter_busy(&c->waiter))
 		pool_dequeue(c->pool, &c->waiter);
-	if (c->app_waiter.queued)
+	if (pool_waiter_busy(&c->app_waiter))
 		app_gate_dequeue(c->gate, &c->app_waiter);
 	release_token(c);
 	evbuffer_drain(bufferevent_get_input(c->bev), len);
