@@ -31,7 +31,8 @@ static void auth_ok(struct client *c)
 static void begin_scram(struct client *c)
 {
 	c->auth_method = AUTH_METHOD_SCRAM;
-	const struct scram_secret *secret = c->secret && c->secret->has_scram ? &c->secret->scram : NULL;
+	const struct scram_secret *secret = c->secret && c->secret->has_scram ? &c->secret->scram
+									      : NULL;
 	scram_exchange_init(&c->scram, secret, c->user);
 	pgproto_put_auth(bufferevent_get_output(c->bev), PG_AUTH_SASL, scram_mechanisms,
 			 sizeof(scram_mechanisms));

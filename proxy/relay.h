@@ -31,7 +31,7 @@ struct relay {
 	 * ReadyForQuery (libpq sends one with the Execute and one after CopyDone). */
 	uint32_t syncs_since_execute;
 	bool copy_in;
-	bool seen_ready;              /* a ReadyForQuery came back during this link */
+	bool seen_ready; /* a ReadyForQuery came back during this link */
 };
 
 /* Links c and c->server: installs the relay callbacks and relays pending client
