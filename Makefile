@@ -169,11 +169,16 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DEPS) | deps
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< proxy/pgproto.c pool/params.c \
 	    $(shell pkg-config --libs libevent)
 
+# Every C file but those .clang-format-ignore lists (files that do not match the style yet;
+# clang-format 14 does not read that list itself).
+FORMAT_FILES = $(filter-out $(shell sed -e '/^\#/d' .clang-format-ignore), \
+                            $(sort $(wildcard */*.[ch] */*/*.[ch])))
+
 format:
-	clang-format -i $(wildcard */*.c */*.h tests/*/*.c tests/*/*.h)
+	clang-format -i $(FORMAT_FILES)
 
 format-check:
-	clang-format --dry-run -Werror $(wildcard */*.c */*.h tests/*/*.c tests/*/*.h)
+	clang-format --dry-run -Werror $(FORMAT_FILES)
 
 clean:
 	rm -rf build build-asan bin
