@@ -76,6 +76,12 @@ static void handle_md5(struct client *c, struct pg_reader *r)
 		client_fail(c, "08P01", "invalid password packet");
 		return;
 	}
+	/* As PostgreSQL (auth.c, recv_password_packet): an empty password is refused as such,
+	 * before any check, known user or not.  libpq never sends one; other clients may. */
+	if (response[0] == '\0') {
+		client_fail(c, "28P01", "empty password returned by client");
+		return;
+	}
 	const struct user_secret *sec = c->secret;
 	bool ok = sec && sec->kind != SECRET_SCRAM &&
 		  md5_check_response(sec->secret, sec->kind == SECRET_MD5, c->user, c->md5_salt,
