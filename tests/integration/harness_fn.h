@@ -97,6 +97,9 @@ int h_fn_sampler_stop(struct h_fn_sampler *s, int *samples); /* the peak */
 bool h_fn_wait_log(const struct h_fn *f, const char *needle, double timeout_s);
 /* Lines of the runner log containing every one of the needles (NULL-terminated). */
 int h_fn_log_lines(const struct h_fn *f, const char *const *needles);
+/* Polls (10 ms) until h_fn_log_lines(f, needles) >= want; false after timeout_s. */
+bool h_fn_wait_log_lines(const struct h_fn *f, const char *const *needles, int want,
+			 double timeout_s);
 /* The sum of the numbers key=N on the runner-log lines containing every one of the needles. */
 long long h_fn_log_sum(const struct h_fn *f, const char *const *needles, const char *key);
 /* The value of key= on the first runner-log line that contains needle, malloc'd; NULL if none. */
