@@ -315,9 +315,16 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		kill_env(env);
 		return;
 	case ENV_IDLE:
-		/* Scale to zero, but never below what is provisioned. */
-		if (fn_function_live(env->fn) > env->fn->cfg->provisioned)
+		/* Scale to zero, but never below what is provisioned.  Environments already
+		 * stopping are on their way out: counted, idle timers firing together would
+		 * stop the provisioned ones too (they were started again once reaped). */
+		if (fn_function_live(env->fn) - env->fn->n_envs[ENV_STOPPING] >
+		    env->fn->cfg->provisioned) {
 			fn_env_stop(env);
+			return;
+		}
+		log_info("event=env_kept function=%s pid=%d reason=provisioned", env->fn->cfg->name,
+			 (int)env->pid);
 		return;
 	case ENV_STOPPING:
 	case ENV_STATES:
