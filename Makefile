@@ -2,6 +2,19 @@
 # `make test` and `make demo` are the two commands the README promises; both work as
 # the first command on a fresh Debian 12 machine (scripts/deps.sh installs packages).
 
+# `make -j2 clean all` (clean with other goals): make would run clean beside the build, and
+# making the build wait for it would not be enough, as make has already looked at the files
+# clean removes.  So clean runs first, then a new make builds the other goals.
+OTHER_GOALS := $(filter-out clean,$(MAKECMDGOALS))
+ifneq ($(and $(filter clean,$(MAKECMDGOALS)),$(OTHER_GOALS)),)
+.PHONY: clean $(OTHER_GOALS) clean-then-build
+clean $(OTHER_GOALS): clean-then-build
+	@:
+clean-then-build:
+	$(MAKE) clean
+	$(MAKE) $(OTHER_GOALS)
+else
+
 CC      ?= cc
 PKGS    := libevent libevent_openssl libpq openssl inih
 WARN    := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 \
@@ -9,9 +22,18 @@ WARN    := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes -Wform
 CFLAGS  ?= -O2 -g
 BUILD   ?= build
 BIN     ?= bin
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -I. $(shell pkg-config --cflags $(PKGS))
-LIBS    = $(shell pkg-config --libs $(PKGS)) -lpthread
-TEST_LIBS = $(LIBS) $(shell pkg-config --libs criterion)
+# On a new machine pkg-config and the -dev packages exist only once `deps` has run, so
+# pkg-config must not run while the Makefile is read: each of these is expanded at its
+# first use, which is in a recipe (every build recipe waits for deps, below), and then
+# keeps its value, so pkg-config runs once per make instead of once per compile.
+# (The few other pkg-config calls below are expanded in recipes only.)
+once           = $(eval $(1) := $$(shell $(2)))$($(1))
+PKG_CFLAGS     = $(call once,PKG_CFLAGS,pkg-config --cflags $(PKGS))
+PKG_LIBS       = $(call once,PKG_LIBS,pkg-config --libs $(PKGS))
+CRITERION_LIBS = $(call once,CRITERION_LIBS,pkg-config --libs criterion)
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -I. $(PKG_CFLAGS)
+LIBS    = $(PKG_LIBS) -lpthread
+TEST_LIBS = $(LIBS) $(CRITERION_LIBS)
 
 CORE_SRC   := $(wildcard common/*.c pool/*.c proxy/*.c)
 CORE_SRC   := $(filter-out proxy/main.c,$(CORE_SRC))
@@ -39,39 +61,42 @@ ITEST_OBJ  := $(ITEST_SRC:%.c=$(BUILD)/%.o)
 
 all: deps $(PROGRAMS)
 
+# Every rule that compiles or links has deps as an order-only prerequisite (| deps): with
+# -j nothing compiles before the packages are there, and deps (phony) runs each time but
+# never makes a target out of date.
 deps:
 	@./scripts/deps.sh
 
-$(BIN)/corral: $(CORE_OBJ) $(BUILD)/proxy/main.o
+$(BIN)/corral: $(CORE_OBJ) $(BUILD)/proxy/main.o | deps
 	@mkdir -p $(BIN)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BIN)/corral-fn: $(COMMON_OBJ) $(FN_OBJ) $(BUILD)/functions/runner/main.o
+$(BIN)/corral-fn: $(COMMON_OBJ) $(FN_OBJ) $(BUILD)/functions/runner/main.o | deps
 	@mkdir -p $(BIN)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS) -ldl
 
-$(BIN)/corral-storm: $(COMMON_OBJ) $(STORM_OBJ) $(BUILD)/functions/storm/main.o
+$(BIN)/corral-storm: $(COMMON_OBJ) $(STORM_OBJ) $(BUILD)/functions/storm/main.o | deps
 	@mkdir -p $(BIN)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 # Functions are loaded with dlopen: position-independent, linked against libpq.
-$(BIN)/functions/%.so: functions/examples/%.c $(wildcard functions/*.h functions/examples/*.h)
+$(BIN)/functions/%.so: functions/examples/%.c $(wildcard functions/*.h functions/examples/*.h) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -fPIC -shared -o $@ $< $(shell pkg-config --libs libpq)
 
-$(BIN)/test-functions/%.so: tests/functions/%.c $(wildcard functions/*.h)
+$(BIN)/test-functions/%.so: tests/functions/%.c $(wildcard functions/*.h) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -fPIC -shared -o $@ $<
 
-$(BIN)/unit-tests: $(CORE_OBJ) $(FN_OBJ) $(STORM_OBJ) $(UNIT_OBJ)
+$(BIN)/unit-tests: $(CORE_OBJ) $(FN_OBJ) $(STORM_OBJ) $(UNIT_OBJ) | deps
 	@mkdir -p $(BIN)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) -ldl
 
-$(BIN)/integration-tests: $(ITEST_OBJ)
+$(BIN)/integration-tests: $(ITEST_OBJ) | deps
 	@mkdir -p $(BIN)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(TEST_LIBS)
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
@@ -140,17 +165,24 @@ fuzz:
 	        $(BUILD)/fuzz/corpus/$$f tests/fuzz/corpus/$$f; \
 	done
 
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DEPS)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DEPS) | deps
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< proxy/pgproto.c pool/params.c proxy/tracker.c \
 	    tests/unit/backend_sim.c \
 	    $(shell pkg-config --libs libevent)
 
+# Every C file but those .clang-format-ignore lists (files that do not match the style yet;
+# clang-format 14 does not read that list itself).
+FORMAT_FILES = $(filter-out $(shell sed -e '/^\#/d' .clang-format-ignore), \
+                            $(sort $(wildcard */*.[ch] */*/*.[ch])))
+
 format:
-	clang-format -i $(wildcard */*.c */*.h tests/*/*.c tests/*/*.h)
+	clang-format -i $(FORMAT_FILES)
 
 format-check:
-	clang-format --dry-run -Werror $(wildcard */*.c */*.h tests/*/*.c tests/*/*.h)
+	clang-format --dry-run -Werror $(FORMAT_FILES)
 
 clean:
 	rm -rf build build-asan bin
+
+endif # clean with other goals

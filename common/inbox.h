@@ -27,7 +27,7 @@ struct inbox {
 	struct inbox_item *head, *tail;
 	int efd;
 	struct event *ev;
-	void *ctx;                  /* passed to every item's run */
+	void *ctx; /* passed to every item's run */
 };
 
 bool inbox_init(struct inbox *in, struct event_base *base, void *ctx) WARN_UNUSED;

@@ -15,16 +15,15 @@
 
 void ini_load_begin(struct ini_load *ld, const char *path, char *err, size_t errlen)
 {
-	*ld = (struct ini_load){ .path = path, .err = err, .errlen = errlen };
+	*ld = (struct ini_load){.path = path, .err = err, .errlen = errlen};
 	if (err && errlen > 0)
 		err[0] = '\0';
 }
 
-static void vfail_line(struct ini_load *ld, int line, const char *key, const char *fmt,
-		       va_list ap) PRINTF_LIKE(4, 0);
+static void vfail_line(struct ini_load *ld, int line, const char *key, const char *fmt, va_list ap)
+	PRINTF_LIKE(4, 0);
 
-static void vfail_line(struct ini_load *ld, int line, const char *key, const char *fmt,
-		       va_list ap)
+static void vfail_line(struct ini_load *ld, int line, const char *key, const char *fmt, va_list ap)
 {
 	if (ld->failed)
 		return;
@@ -188,9 +187,10 @@ bool ini_key_seconds_fail(struct ini_load *ld, const struct ini_key *spec, const
 			 "0.5), got \"%s\"",
 			 PARSE_MAX_SECONDS, example, value);
 	else
-		ini_fail(ld, spec->name,
-			 "must be a number of seconds between 0 and %d (e.g. %d or 0.5), got \"%s\"",
-			 PARSE_MAX_SECONDS, example, value);
+		ini_fail(
+			ld, spec->name,
+			"must be a number of seconds between 0 and %d (e.g. %d or 0.5), got \"%s\"",
+			PARSE_MAX_SECONDS, example, value);
 	return false;
 }
 
@@ -235,7 +235,8 @@ INI_KEY_PARSER(ini_key_log_level)
 {
 	enum log_level level;
 	if (!log_level_parse(value, &level)) {
-		ini_fail(ld, spec->name, "must be one of debug, info, warn, error, got \"%s\"", value);
+		ini_fail(ld, spec->name, "must be one of debug, info, warn, error, got \"%s\"",
+			 value);
 		return false;
 	}
 	if (!ini_key_string(ld, spec, obj, value))

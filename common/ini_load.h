@@ -82,8 +82,7 @@ void ini_load_parse_file(struct ini_load *ld,
 struct ini_key {
 	const char *name;
 	/* Stores the value at obj + offset or calls ini_fail(); obj is the section's struct. */
-	bool (*parse)(struct ini_load *ld, const struct ini_key *key, void *obj,
-		      const char *value);
+	bool (*parse)(struct ini_load *ld, const struct ini_key *key, void *obj, const char *value);
 	size_t offset;
 	int min, max; /* integers only */
 };
@@ -106,8 +105,8 @@ void ini_key_set(struct ini_load *ld, const struct ini_key *keys, size_t n, int 
 		 const char *section, const char *name, const char *value);
 
 /* An integer from min to max into *out (not into obj); fails with the range. */
-bool ini_key_range(struct ini_load *ld, const struct ini_key *key, const char *value, int *out)
-	WARN_UNUSED;
+bool ini_key_range(struct ini_load *ld, const struct ini_key *key, const char *value,
+		   int *out) WARN_UNUSED;
 
 /*
  * Fails a key that takes a number of seconds (parse_decimal_seconds() or _usec(), at most

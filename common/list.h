@@ -72,7 +72,8 @@ static inline size_t list_length(const struct list *head)
 #define list_entry(ptr, type, member) container_of(ptr, type, member)
 
 /* Iterates safely against deletion of the current item. */
-#define list_for_each_safe(it, tmp, head) \
-	for ((it) = (head)->next, (tmp) = (it)->next; (it) != (head); (it) = (tmp), (tmp) = (it)->next)
+#define list_for_each_safe(it, tmp, head)                             \
+	for ((it) = (head)->next, (tmp) = (it)->next; (it) != (head); \
+	     (it) = (tmp), (tmp) = (it)->next)
 
 #endif

@@ -21,16 +21,16 @@ void log_msg(enum log_level level, const char *fmt, ...) PRINTF_LIKE(2, 3);
  * control characters become spaces.  Returns out. */
 const char *log_clean(const char *in, char *out, size_t outlen);
 
-#define log_debug(...)                                 \
-	do {                                           \
-		if (log_enabled(LOG_DEBUG))            \
+#define log_debug(...)                                   \
+	do {                                             \
+		if (log_enabled(LOG_DEBUG))              \
 			log_msg(LOG_DEBUG, __VA_ARGS__); \
 	} while (0)
 /* Like log_debug, arguments are only evaluated when the line is written: per-client
  * lines format names (log_clean, snprintf) that a quiet configuration never shows. */
-#define log_info(...)                                 \
-	do {                                          \
-		if (log_enabled(LOG_INFO))            \
+#define log_info(...)                                   \
+	do {                                            \
+		if (log_enabled(LOG_INFO))              \
 			log_msg(LOG_INFO, __VA_ARGS__); \
 	} while (0)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)

@@ -33,7 +33,7 @@ struct decimal {
 
 static bool split_decimal(const char *s, int64_t max_whole, struct decimal *d)
 {
-	*d = (struct decimal){ .scale = 1 };
+	*d = (struct decimal){.scale = 1};
 	bool digits = false;
 	for (; isdigit((unsigned char)*s); s++, digits = true) {
 		d->whole = d->whole * 10 + (*s - '0');
@@ -80,8 +80,8 @@ bool parse_decimal_usec(const char *s, int64_t max_seconds, usec_t *out)
 
 bool parse_bool(const char *s, bool *out)
 {
-	static const char *const yes[] = { "yes", "true", "on", "1" };
-	static const char *const no[] = { "no", "false", "off", "0" };
+	static const char *const yes[] = {"yes", "true", "on", "1"};
+	static const char *const no[] = {"no", "false", "off", "0"};
 	for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
 		if (strcasecmp(s, yes[i]) == 0) {
 			*out = true;

@@ -37,7 +37,7 @@ struct parser {
 	size_t errlen;
 	struct entry *v;
 	size_t n, cap;
-	int err_line;               /* 0: no error yet */
+	int err_line; /* 0: no error yet */
 };
 
 static void PRINTF_LIKE(3, 4) set_err(struct parser *ps, int line, const char *fmt, ...)

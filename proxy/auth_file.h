@@ -20,7 +20,7 @@ enum secret_kind { SECRET_PLAIN, SECRET_MD5, SECRET_SCRAM };
 struct user_secret {
 	char *name;
 	enum secret_kind kind;
-	char *secret;               /* the text as written: password, "md5..." or verifier */
+	char *secret; /* the text as written: password, "md5..." or verifier */
 	/* SCRAM keys: parsed from the verifier (SECRET_SCRAM) or derived once from the
 	 * plaintext password at load time (SECRET_PLAIN) so logins never pay PBKDF2. */
 	bool has_scram;

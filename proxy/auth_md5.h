@@ -18,7 +18,8 @@ bool md5_is_hash(const char *s) WARN_UNUSED;
 /* out = "md5" + md5hex(password || user), NUL-terminated (36 bytes). */
 void md5_password_hash(const char *password, const char *user, char out[MD5_PASSWD_LEN + 1]);
 /* out = "md5" + md5hex(hash_hex_part || salt), from a stored "md5..." hash. */
-void md5_salted_response(const char *stored_md5, const uint8_t salt[4], char out[MD5_PASSWD_LEN + 1]);
+void md5_salted_response(const char *stored_md5, const uint8_t salt[4],
+			 char out[MD5_PASSWD_LEN + 1]);
 /*
  * True when response is what a client knowing the password sends.  stored is the
  * auth file's secret: plaintext (stored_is_md5 false) or "md5..." (true).

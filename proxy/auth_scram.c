@@ -237,7 +237,7 @@ static char *concat(const struct span *parts, size_t n)
 	return out;
 }
 
-#define SPAN(str) ((struct span){ (str), strlen(str) })
+#define SPAN(str) ((struct span){(str), strlen(str)})
 
 bool scram_secret_from_password(const char *password, const uint8_t *salt, size_t salt_len,
 				int iterations, struct scram_secret *out)
@@ -316,8 +316,7 @@ bool scram_parse_secret(const char *text, struct scram_secret *out)
 	if (!decode_field(colon + 1, dollar, s.salt, sizeof(s.salt), 0, &s.salt_len) ||
 	    !decode_field(dollar + 1, colon2, s.stored_key, sizeof(s.stored_key), SCRAM_KEY_LEN,
 			  NULL) ||
-	    !decode_field(colon2 + 1, end, s.server_key, sizeof(s.server_key), SCRAM_KEY_LEN,
-			  NULL))
+	    !decode_field(colon2 + 1, end, s.server_key, sizeof(s.server_key), SCRAM_KEY_LEN, NULL))
 		return false;
 	*out = s;
 	OPENSSL_cleanse(&s, sizeof(s));
@@ -521,15 +520,15 @@ static bool make_server_first(struct scram_exchange *ex, const char *cnonce, siz
 {
 	char salt_b64[B64_LEN(SCRAM_MAX_SALT) + 1];
 	char iterations[16];
-	const struct span nonce[] = { { cnonce, cnonce_len }, SPAN(snonce) };
+	const struct span nonce[] = {{cnonce, cnonce_len}, SPAN(snonce)};
 
 	ex->nonce = concat(nonce, ARRAY_SIZE(nonce));
 	if (ex->nonce == NULL)
 		return false;
 	b64_encode(ex->secret.salt, ex->secret.salt_len, salt_b64);
 	snprintf(iterations, sizeof(iterations), "%d", ex->secret.iterations);
-	const struct span first[] = { SPAN("r="), SPAN(ex->nonce), SPAN(",s="), SPAN(salt_b64),
-				      SPAN(",i="), SPAN(iterations) };
+	const struct span first[] = {SPAN("r="),     SPAN(ex->nonce), SPAN(",s="),
+				     SPAN(salt_b64), SPAN(",i="),     SPAN(iterations)};
 	ex->server_first = concat(first, ARRAY_SIZE(first));
 	return ex->server_first != NULL;
 }
@@ -611,8 +610,11 @@ static bool parse_client_final(const struct scram_exchange *ex, const char *buf,
 static char *make_auth_message(const struct scram_exchange *ex, const char *final,
 			       size_t without_proof)
 {
-	const struct span parts[] = { SPAN(ex->client_first_bare), SPAN(","), SPAN(ex->server_first),
-				      SPAN(","), { final, without_proof } };
+	const struct span parts[] = {SPAN(ex->client_first_bare),
+				     SPAN(","),
+				     SPAN(ex->server_first),
+				     SPAN(","),
+				     {final, without_proof}};
 
 	return concat(parts, ARRAY_SIZE(parts));
 }

@@ -36,11 +36,11 @@ enum scram_step { SCRAM_WANT_CLIENT_FIRST, SCRAM_WANT_CLIENT_FINAL, SCRAM_DONE }
 struct scram_exchange {
 	enum scram_step step;
 	struct scram_secret secret;
-	bool mock;                  /* unknown user: go through the motions, always fail */
+	bool mock; /* unknown user: go through the motions, always fail */
 	char *client_first_bare;
 	char *server_first;
-	char *nonce;                /* client nonce + server nonce */
-	char cbind_flag;            /* gs2 flag of client-first, 'n' or 'y': fixes final's c= */
+	char *nonce;     /* client nonce + server nonce */
+	char cbind_flag; /* gs2 flag of client-first, 'n' or 'y': fixes final's c= */
 };
 
 /*

@@ -31,7 +31,8 @@ static void auth_ok(struct client *c)
 static void begin_scram(struct client *c)
 {
 	c->auth_method = AUTH_METHOD_SCRAM;
-	const struct scram_secret *secret = c->secret && c->secret->has_scram ? &c->secret->scram : NULL;
+	const struct scram_secret *secret = c->secret && c->secret->has_scram ? &c->secret->scram
+									      : NULL;
 	scram_exchange_init(&c->scram, secret, c->user);
 	pgproto_put_auth(bufferevent_get_output(c->bev), PG_AUTH_SASL, scram_mechanisms,
 			 sizeof(scram_mechanisms));
@@ -73,6 +74,12 @@ static void handle_md5(struct client *c, struct pg_reader *r)
 	const char *response = pg_read_string(r);
 	if (r->bad || r->p != r->end) {
 		client_fail(c, "08P01", "invalid password packet");
+		return;
+	}
+	/* As PostgreSQL (auth.c, recv_password_packet): an empty password is refused as such,
+	 * before any check, known user or not.  libpq never sends one; other clients may. */
+	if (response[0] == '\0') {
+		client_fail(c, "28P01", "empty password returned by client");
 		return;
 	}
 	const struct user_secret *sec = c->secret;

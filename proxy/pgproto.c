@@ -21,7 +21,8 @@ enum pg_parse_result pgproto_startup_length(struct evbuffer *buf, uint32_t *len,
 	return PG_PARSE_OK;
 }
 
-bool pgproto_parse_startup(const uint8_t *data, size_t len, struct pg_startup *out, const char **why)
+bool pgproto_parse_startup(const uint8_t *data, size_t len, struct pg_startup *out,
+			   const char **why)
 {
 	memset(out, 0, sizeof(*out));
 	struct pg_reader r;

@@ -38,7 +38,7 @@ enum pg_auth_code {
 #define PG_MAX_STARTUP_PARAMS 64
 
 struct pg_startup {
-	uint32_t code;              /* protocol version or a request code */
+	uint32_t code; /* protocol version or a request code */
 	/* Cancel request */
 	uint32_t cancel_pid, cancel_key;
 	/* StartupMessage: name/value pairs pointing into the caller's buffer */

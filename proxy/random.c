@@ -16,7 +16,7 @@
 static _Thread_local struct {
 	size_t used;
 	uint8_t bytes[RANDOM_BUF_SIZE];
-} buf = { .used = RANDOM_BUF_SIZE };
+} buf = {.used = RANDOM_BUF_SIZE};
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 

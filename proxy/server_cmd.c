@@ -101,7 +101,8 @@ static void cmd_read(struct bufferevent *bev, void *arg)
 		}
 		evbuffer_drain(in, (size_t)len + 1);
 		if (cmd->replies_due == 0) {
-			finish(cmd, evbuffer_get_length(in) ? "server sent more than the replies" : NULL);
+			finish(cmd, evbuffer_get_length(in) ? "server sent more than the replies"
+							    : NULL);
 			return;
 		}
 	}
@@ -118,7 +119,7 @@ void server_cmd_run(struct server *s, const char *const *queries, int n,
 {
 	struct server_cmd *cmd = calloc(1, sizeof(*cmd));
 	if (!cmd) {
-		struct server_cmd_result res = { .failure = "out of memory" };
+		struct server_cmd_result res = {.failure = "out of memory"};
 		done(s, &res, arg);
 		return;
 	}
@@ -135,7 +136,7 @@ void server_cmd_run(struct server *s, const char *const *queries, int n,
 		pgproto_put_query(out, queries[i]);
 		cmd->replies_due++;
 	}
-	struct timeval tv = { CMD_TIMEOUT_SEC, 0 };
+	struct timeval tv = {CMD_TIMEOUT_SEC, 0};
 	bufferevent_set_timeouts(s->bev, &tv, NULL);
 	bufferevent_setcb(s->bev, cmd_read, NULL, cmd_event, cmd);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, 0);

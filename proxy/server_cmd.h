@@ -12,11 +12,11 @@
 #include "pool/server.h"
 
 struct server_cmd_result {
-	const char *failure;        /* transport problem (timeout, lost, garbage), or NULL */
-	bool error;                 /* the server answered with an ErrorResponse */
+	const char *failure; /* transport problem (timeout, lost, garbage), or NULL */
+	bool error;          /* the server answered with an ErrorResponse */
 	char sqlstate[6];
 	char message[256];
-	char status;                /* status of the last ReadyForQuery */
+	char status; /* status of the last ReadyForQuery */
 };
 
 typedef void (*server_cmd_param_fn)(void *arg, const char *name, const char *value);

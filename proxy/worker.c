@@ -33,7 +33,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 	log_warn("event=accept_error errno=%d error=\"%s\" retry_ms=%d", errno, strerror(errno),
 		 ACCEPT_RETRY_USEC / 1000);
 	evconnlistener_disable(l);
-	struct timeval tv = { 0, ACCEPT_RETRY_USEC };
+	struct timeval tv = {0, ACCEPT_RETRY_USEC};
 	event_add(w->accept_retry_ev, &tv);
 }
 
@@ -81,7 +81,8 @@ static bool listen_on(struct worker *w)
 		in6->sin6_port = htons((uint16_t)cfg->listen_port);
 		sslen = sizeof(*in6);
 	} else {
-		log_error("event=listen_failed addr=%s error=\"not an IP address\"", cfg->listen_addr);
+		log_error("event=listen_failed addr=%s error=\"not an IP address\"",
+			  cfg->listen_addr);
 		return false;
 	}
 	/* SO_REUSEPORT: each worker binds its own listener and the kernel spreads
@@ -136,7 +137,7 @@ bool worker_init(struct worker *w, int id, struct worker_shared *shared)
 	w->accept_retry_ev = evtimer_new(w->base, on_accept_retry, w);
 	if (!w->reap_ev || !w->tick_ev || !w->accept_retry_ev)
 		return false;
-	struct timeval tick = { 0, TICK_USEC };
+	struct timeval tick = {0, TICK_USEC};
 	if (event_add(w->tick_ev, &tick) != 0)
 		return false;
 	return listen_on(w);
@@ -184,7 +185,7 @@ void worker_shutdown(struct worker *w)
 	/* Closing one client can hand its server to a queued one, which may close in
 	 * turn: take the first live client each time rather than walk a list that
 	 * changes under the walk. */
-	struct list *lists[] = { &w->login_clients, &w->clients };
+	struct list *lists[] = {&w->login_clients, &w->clients};
 	for (size_t i = 0; i < ARRAY_SIZE(lists); i++) {
 		struct list *first;
 		while ((first = list_first(lists[i])) != NULL)

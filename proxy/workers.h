@@ -15,7 +15,7 @@ struct workers {
 	struct worker *w;
 	pthread_t *threads;
 	int n;
-	int started;        /* threads running (workers 1..started) */
+	int started; /* threads running (workers 1..started) */
 };
 
 /* Sets up n workers, each with its listener bound.  False (logged) on failure; then

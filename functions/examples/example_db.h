@@ -37,7 +37,8 @@ static inline double ex_ms_since(const struct timespec *start)
 {
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - start->tv_sec) * 1e3 + (double)(now.tv_nsec - start->tv_nsec) / 1e6;
+	return (double)(now.tv_sec - start->tv_sec) * 1e3 +
+	       (double)(now.tv_nsec - start->tv_nsec) / 1e6;
 }
 
 /* SQLSTATE of a failed result, "" if none. */
@@ -51,7 +52,10 @@ static inline const char *ex_sqlstate(const PGresult *res)
 static inline const char *ex_result_error(const PGresult *res, char *buf, size_t len)
 {
 	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-	snprintf(buf, len, "%s", primary ? primary : res ? PQresultErrorMessage(res) : "out of memory");
+	snprintf(buf, len, "%s",
+		 primary ? primary
+		 : res   ? PQresultErrorMessage(res)
+			 : "out of memory");
 	buf[strcspn(buf, "\n")] = '\0';
 	return buf;
 }
@@ -73,7 +77,8 @@ static inline bool ex_db__prepare_all(struct ex_db *db)
 			  strcmp(ex_sqlstate(res), "42P05") == 0; /* already prepared */
 		if (!ok) {
 			char err[256];
-			db->ctx->log(db->ctx, "prepare %s failed: %s", s->name, ex_db_error(db, err, sizeof(err)));
+			db->ctx->log(db->ctx, "prepare %s failed: %s", s->name,
+				     ex_db_error(db, err, sizeof(err)));
 		}
 		PQclear(res);
 		if (!ok)
@@ -83,8 +88,8 @@ static inline bool ex_db__prepare_all(struct ex_db *db)
 }
 
 /* Connects and prepares the statements: call from fn_init.  FN_OK or FN_ERROR (logged). */
-static inline int ex_db_open(struct ex_db *db, const struct fn_ctx *ctx, const struct ex_stmt *stmts,
-			     size_t n_stmts)
+static inline int ex_db_open(struct ex_db *db, const struct fn_ctx *ctx,
+			     const struct ex_stmt *stmts, size_t n_stmts)
 {
 	memset(db, 0, sizeof(*db));
 	db->stmts = stmts;
@@ -97,12 +102,14 @@ static inline int ex_db_open(struct ex_db *db, const struct fn_ctx *ctx, const s
 	db->conn = PQconnectdbParams(keys, values, 1);
 	char err[256];
 	if (!db->conn || PQstatus(db->conn) != CONNECTION_OK) {
-		ctx->log(ctx, "cannot connect to the database: %s", ex_db_error(db, err, sizeof(err)));
+		ctx->log(ctx, "cannot connect to the database: %s",
+			 ex_db_error(db, err, sizeof(err)));
 		return FN_ERROR;
 	}
 	if (!ex_db__prepare_all(db))
 		return FN_ERROR;
-	ctx->log(ctx, "connected and prepared %zu statements in %.1f ms", n_stmts, ex_ms_since(&start));
+	ctx->log(ctx, "connected and prepared %zu statements in %.1f ms", n_stmts,
+		 ex_ms_since(&start));
 	return FN_OK;
 }
 

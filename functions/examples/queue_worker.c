@@ -73,7 +73,8 @@ static bool valid_kind(const char *kind)
 	if (n == 0 || n > KIND_MAX)
 		return false;
 	for (const char *p = kind; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '.'))
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+		      *p == '.'))
 			return false;
 	return true;
 }

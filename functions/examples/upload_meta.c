@@ -251,7 +251,8 @@ int fn_handle(const struct fn_event *event, struct fn_response *resp, struct fn_
 	struct fn_json ev = fn_json_parse(event->json, event->len);
 	struct fn_json records = fn_json_get(ev, "Records");
 	if (fn_json_type(records) != FN_JSON_ARRAY)
-		return fn_response_error(resp, 400, "not an object-created event: no Records array");
+		return fn_response_error(resp, 400,
+					 "not an object-created event: no Records array");
 
 	struct outcome o;
 	memset(&o, 0, sizeof(o));

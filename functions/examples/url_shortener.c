@@ -60,7 +60,9 @@ void fn_shutdown(struct fn_ctx *ctx)
  */
 static char *normalize_url(const char *url)
 {
-	size_t scheme = strncasecmp(url, "https://", 8) == 0 ? 8 : strncasecmp(url, "http://", 7) == 0 ? 7 : 0;
+	size_t scheme = strncasecmp(url, "https://", 8) == 0  ? 8
+			: strncasecmp(url, "http://", 7) == 0 ? 7
+							      : 0;
 	if (scheme == 0 || url[scheme] == '\0' || url[scheme] == '/')
 		return NULL; /* not http(s), or no host */
 	size_t n = strlen(url);
@@ -95,7 +97,8 @@ static bool valid_code(const char *code)
 	if (n == 0 || n > CODE_MAX)
 		return false;
 	for (const char *p = code; *p; p++)
-		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+		      (*p >= 'A' && *p <= 'Z')))
 			return false;
 	return true;
 }
@@ -157,7 +160,8 @@ static char *code_from_request(struct fn_json ev, const struct fn_ctx *ctx)
 
 static void random_code(char code[CODE_LEN + 1])
 {
-	static const char alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+	static const char alphabet[] =
+		"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 	size_t n = 0;
 	while (n < CODE_LEN) {
 		unsigned char bytes[16];
@@ -189,7 +193,8 @@ static int create(struct fn_json ev, struct fn_response *resp, struct fn_ctx *ct
 	char *url = given ? normalize_url(given) : NULL;
 	free(given);
 	if (!url)
-		return fn_response_error(resp, 400, "not an http(s) URL of at most 2048 characters");
+		return fn_response_error(resp, 400,
+					 "not an http(s) URL of at most 2048 characters");
 	for (int attempt = 0; attempt < CREATE_ATTEMPTS; attempt++) {
 		char code[CODE_LEN + 1];
 		random_code(code);

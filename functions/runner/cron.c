@@ -145,8 +145,8 @@ static bool parse_item(const struct cron_field *f, const char *s, const char *en
 	return true;
 }
 
-static bool parse_field(const struct cron_field *f, const char *s, const char *end,
-			uint64_t *bits, char *err, size_t errlen)
+static bool parse_field(const struct cron_field *f, const char *s, const char *end, uint64_t *bits,
+			char *err, size_t errlen)
 {
 	*bits = 0;
 	for (;;) {
@@ -259,8 +259,9 @@ bool cron_parse(const char *text, struct cron_expr *out, char *err, size_t errle
 				return cron_parse(macros[i].expansion, out, err, errlen);
 			}
 		}
-		return fail(err, errlen, "unknown macro \"%.*s\" (expected @yearly, @monthly, "
-					 "@weekly, @daily or @hourly)",
+		return fail(err, errlen,
+			    "unknown macro \"%.*s\" (expected @yearly, @monthly, "
+			    "@weekly, @daily or @hourly)",
 			    (int)len, text);
 	}
 
@@ -283,9 +284,10 @@ bool cron_parse(const char *text, struct cron_expr *out, char *err, size_t errle
 		s = e;
 	}
 	if (n != F_COUNT)
-		return fail(err, errlen,
-			    "expected 5 fields (minute hour day-of-month month day-of-week), got %d",
-			    n);
+		return fail(
+			err, errlen,
+			"expected 5 fields (minute hour day-of-month month day-of-week), got %d",
+			n);
 
 	uint64_t bits[F_COUNT];
 	for (int i = 0; i < F_COUNT; i++) {
@@ -305,8 +307,9 @@ bool cron_parse(const char *text, struct cron_expr *out, char *err, size_t errle
 		.wday_star = *start[F_WDAY] == '*',
 	};
 	if (!some_date_exists(&e))
-		return fail(err, errlen, "never fires: no month in the month field has any of "
-					 "the days in the day-of-month field");
+		return fail(err, errlen,
+			    "never fires: no month in the month field has any of "
+			    "the days in the day-of-month field");
 	*out = e;
 	return true;
 }

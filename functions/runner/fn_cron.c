@@ -157,7 +157,8 @@ static bool add_job(struct fn_cron *cron, const struct fn_function_config *fc)
 {
 	struct fn_function *fn = fn_runtime_find(cron->rt, fc->name);
 	if (!fn) {
-		log_error("event=cron_disabled function=%s reason=\"not in the runtime\"", fc->name);
+		log_error("event=cron_disabled function=%s reason=\"not in the runtime\"",
+			  fc->name);
 		return true;
 	}
 	struct cron_job *j = &cron->jobs[cron->n_jobs];

@@ -207,7 +207,8 @@ static void env_log(const struct fn_ctx *ctx, const char *fmt, ...)
 		msg[--len] = '\0';
 	struct env *env = env_of(ctx);
 	if (env->in_init) { /* kept cut short: it only has to say why */
-		size_t keep = len < sizeof(env->init_last_log) ? len : sizeof(env->init_last_log) - 1;
+		size_t keep = len < sizeof(env->init_last_log) ? len
+							       : sizeof(env->init_last_log) - 1;
 		memcpy(env->init_last_log, msg, keep);
 		env->init_last_log[keep] = '\0';
 	}
@@ -236,14 +237,18 @@ static bool load(struct env *env, const char *so_path, char *error, size_t errle
 	}
 	fn_abi_version_fn *abi = (fn_abi_version_fn *)dlsym(dl, "corral_fn_abi_version");
 	if (!abi) {
-		snprintf(error, errlen, "%s is not a corral function: no corral_fn_abi_version "
-			 "(CORRAL_FN_ABI())", so_path);
+		snprintf(error, errlen,
+			 "%s is not a corral function: no corral_fn_abi_version "
+			 "(CORRAL_FN_ABI())",
+			 so_path);
 		return false;
 	}
 	uint32_t version = abi();
 	if (version != CORRAL_FN_ABI_VERSION) {
-		snprintf(error, errlen, "%s was built for corral_fn ABI version %u; this runner "
-			 "speaks version %u", so_path, version, CORRAL_FN_ABI_VERSION);
+		snprintf(error, errlen,
+			 "%s was built for corral_fn ABI version %u; this runner "
+			 "speaks version %u",
+			 so_path, version, CORRAL_FN_ABI_VERSION);
 		return false;
 	}
 	env->handle = (fn_handle_fn *)dlsym(dl, "fn_handle");
@@ -369,7 +374,8 @@ static void serve(struct env *env)
 		struct fn_frame f;
 		size_t used;
 		const char *why = NULL;
-		enum fn_decode_result d = fn_frame_decode(env->in.data, env->in.len, &f, &used, &why);
+		enum fn_decode_result d = fn_frame_decode(env->in.data, env->in.len, &f, &used,
+							  &why);
 		if (d == FN_DECODE_ERROR) {
 			log_error("event=fn_env_protocol_error function=%s why=\"%s\"",
 				  env->ctx.function_name, why);
@@ -384,8 +390,9 @@ static void serve(struct env *env)
 			if (type == FN_FRAME_SHUTDOWN)
 				return;
 			if (type != FN_FRAME_INVOKE) {
-				log_error("event=fn_env_protocol_error function=%s why=\"unexpected %s frame\"",
-					  env->ctx.function_name, fn_frame_type_name(type));
+				log_error(
+					"event=fn_env_protocol_error function=%s why=\"unexpected %s frame\"",
+					env->ctx.function_name, fn_frame_type_name(type));
 				_exit(ENV_EXIT_PROTOCOL);
 			}
 			if (env->in.cap > 64 * 1024 && env->in.len == 0)

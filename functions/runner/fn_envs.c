@@ -103,11 +103,12 @@ static void env_reaped(struct fn_env *env)
 	env->call = NULL;
 	if (call) {
 		enum fn_call_status st = env->host.ready ? FN_CALL_CRASH : FN_CALL_INIT_ERROR;
-		fn_call_finish(call, st, NULL, env->error[0] ? env->error : reason, env->max_rss_kb);
+		fn_call_finish(call, st, NULL, env->error[0] ? env->error : reason,
+			       env->max_rss_kb);
 	}
 	if (env->state != ENV_STOPPING || call)
-		log_warn("event=env_exit function=%s pid=%d state=%s reason=\"%s\"", env->fn->cfg->name,
-			 (int)env->pid, state_names[env->state], reason);
+		log_warn("event=env_exit function=%s pid=%d state=%s reason=\"%s\"",
+			 env->fn->cfg->name, (int)env->pid, state_names[env->state], reason);
 	else
 		log_info("event=env_exit function=%s pid=%d lived_ms=%lld", env->fn->cfg->name,
 			 (int)env->pid,
@@ -147,8 +148,8 @@ static void on_ready(struct fn_env *env, const struct fn_ready *r)
 	if (r->error[0]) {
 		/* fn_init failed: the environment exits by itself after READY. */
 		snprintf(env->error, sizeof(env->error), "%s", r->error);
-		log_warn("event=env_init_failed function=%s pid=%d error=\"%s\"", env->fn->cfg->name,
-			 (int)env->pid, r->error);
+		log_warn("event=env_init_failed function=%s pid=%d error=\"%s\"",
+			 env->fn->cfg->name, (int)env->pid, r->error);
 		struct fn_call *call = env->call;
 		env->call = NULL;
 		set_state(env, ENV_STOPPING);
@@ -314,9 +315,16 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		kill_env(env);
 		return;
 	case ENV_IDLE:
-		/* Scale to zero, but never below what is provisioned. */
-		if (fn_function_live(env->fn) > env->fn->cfg->provisioned)
+		/* Scale to zero, but never below what is provisioned.  Environments already
+		 * stopping are on their way out: counted, idle timers firing together would
+		 * stop the provisioned ones too (they were started again once reaped). */
+		if (fn_function_live(env->fn) - env->fn->n_envs[ENV_STOPPING] >
+		    env->fn->cfg->provisioned) {
 			fn_env_stop(env);
+			return;
+		}
+		log_info("event=env_kept function=%s pid=%d reason=provisioned", env->fn->cfg->name,
+			 (int)env->pid);
 		return;
 	case ENV_STOPPING:
 	case ENV_STATES:
@@ -352,7 +360,8 @@ struct fn_env *fn_env_start(struct fn_function *fn, struct fn_call *call)
 		env->ev_exit = event_new(rt->base, env->host.pidfd, EV_READ, on_exited, env);
 	if (!env->ev_read || !env->ev_write || !env->ev_timer ||
 	    (env->host.pidfd >= 0 && !env->ev_exit)) {
-		log_error("event=env_spawn_failed function=%s error=\"out of memory\"", fn->cfg->name);
+		log_error("event=env_spawn_failed function=%s error=\"out of memory\"",
+			  fn->cfg->name);
 		if (env->ev_read)
 			event_free(env->ev_read);
 		if (env->ev_write)
@@ -409,7 +418,8 @@ void fn_env_dispatch(struct fn_env *env, struct fn_call *call)
 		env->call = NULL;
 		call->env = NULL;
 		call->end_status = FN_CALL_CRASH;
-		snprintf(call->end_error, sizeof(call->end_error), "out of memory sending the event");
+		snprintf(call->end_error, sizeof(call->end_error),
+			 "out of memory sending the event");
 		struct timeval now = {0, 0};
 		evtimer_add(call->ev_timer, &now);
 		kill_env(env);

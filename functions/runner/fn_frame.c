@@ -298,7 +298,8 @@ static bool decode_payload(struct reader *r, struct fn_frame *f)
 {
 	switch (f->type) {
 	case FN_FRAME_INVOKE:
-		return get_str(r, &f->u.invoke.request_id) && get_i64(r, &f->u.invoke.deadline_usec) &&
+		return get_str(r, &f->u.invoke.request_id) &&
+		       get_i64(r, &f->u.invoke.deadline_usec) &&
 		       get_bytes(r, &f->u.invoke.event, &f->u.invoke.event_len);
 	case FN_FRAME_SHUTDOWN:
 		return true;
@@ -328,7 +329,8 @@ size_t fn_frame_peek_length(const uint8_t *data, size_t len)
 {
 	if (len < 4)
 		return 0;
-	uint32_t n = (uint32_t)data[0] << 24 | (uint32_t)data[1] << 16 | (uint32_t)data[2] << 8 | data[3];
+	uint32_t n = (uint32_t)data[0] << 24 | (uint32_t)data[1] << 16 | (uint32_t)data[2] << 8 |
+		     data[3];
 	return 4 + (size_t)n;
 }
 
@@ -384,8 +386,7 @@ void fn_frame_clear(struct fn_frame *frame)
 	memset(frame, 0, sizeof(*frame));
 }
 
-bool fn_result_header(const struct fn_result *r, size_t *pos, const char **name,
-		      const char **value)
+bool fn_result_header(const struct fn_result *r, size_t *pos, const char **name, const char **value)
 {
 	if (*pos >= r->headers_len)
 		return false;

@@ -222,7 +222,8 @@ void fn_host_exit_reason(int wait_status, char *buf, size_t len)
 
 void fn_host_timeout_message(usec_t timeout_usec, char *buf, size_t len)
 {
-	snprintf(buf, len, "Task timed out after %.2f seconds", (double)timeout_usec / USEC_PER_SEC);
+	snprintf(buf, len, "Task timed out after %.2f seconds",
+		 (double)timeout_usec / USEC_PER_SEC);
 }
 
 /* ---- blocking ------------------------------------------------------------------------ */
@@ -333,7 +334,8 @@ static enum fn_outcome wait_ready(struct fn_host *h, struct fn_invocation *out)
 		enum wait_result w = wait_frame(h, deadline, &f, &why);
 		if (w == WAIT_TIMEOUT) {
 			fail(h, out, w, why, FN_HOST_INIT_TIMEOUT_USEC);
-			snprintf(out->error, sizeof(out->error), "Init timed out after %.2f seconds",
+			snprintf(out->error, sizeof(out->error),
+				 "Init timed out after %.2f seconds",
 				 (double)FN_HOST_INIT_TIMEOUT_USEC / USEC_PER_SEC);
 			return out->outcome;
 		}
@@ -372,8 +374,8 @@ enum fn_outcome fn_host_invoke(struct fn_host *h, const char *request_id, usec_t
 		return out->outcome;
 	}
 	if (event_len > FN_EVENT_MAX) {
-		snprintf(out->error, sizeof(out->error), "event of %zu bytes is over the %u byte limit",
-			 event_len, FN_EVENT_MAX);
+		snprintf(out->error, sizeof(out->error),
+			 "event of %zu bytes is over the %u byte limit", event_len, FN_EVENT_MAX);
 		out->outcome = FN_OUTCOME_EVENT_TOO_LARGE;
 		return out->outcome;
 	}
@@ -401,7 +403,8 @@ enum fn_outcome fn_host_invoke(struct fn_host *h, const char *request_id, usec_t
 			continue;
 		}
 		if (f.type != FN_FRAME_RESULT || strcmp(f.u.result.request_id, request_id) != 0) {
-			why = f.type != FN_FRAME_RESULT ? "expected RESULT" : "RESULT for another request";
+			why = f.type != FN_FRAME_RESULT ? "expected RESULT"
+							: "RESULT for another request";
 			fn_frame_clear(&f);
 			return fail(h, out, WAIT_FRAME, why, 0);
 		}

@@ -18,8 +18,8 @@
  * count only in +Inf.
  */
 static const usec_t bucket_usec[FN_METRICS_BUCKETS] = {
-	100,    250,    500,     1000,    2500,    5000,     10000,    25000,
-	50000,  100000, 250000,  500000,  1000000, 2500000,  10000000, 60000000,
+	100,   250,    500,    1000,   2500,    5000,    10000,    25000,
+	50000, 100000, 250000, 500000, 1000000, 2500000, 10000000, 60000000,
 };
 
 void fn_histogram_observe(struct fn_histogram *h, usec_t value)
@@ -243,8 +243,7 @@ static void cold_starts_row(struct evbuffer *out, const char *name,
 	close_u64(out, row_metrics(row)->cold_starts);
 }
 
-static void throttles_row(struct evbuffer *out, const char *name,
-			  const struct fn_metrics_row *row)
+static void throttles_row(struct evbuffer *out, const char *name, const struct fn_metrics_row *row)
 {
 	open_sample(out, name, "", row->function);
 	close_u64(out, row_metrics(row)->throttles);
@@ -298,8 +297,7 @@ static void histogram_samples(struct evbuffer *out, const char *name, const char
 	close_u64(out, h->count);
 }
 
-static void duration_row(struct evbuffer *out, const char *name,
-			 const struct fn_metrics_row *row)
+static void duration_row(struct evbuffer *out, const char *name, const struct fn_metrics_row *row)
 {
 	histogram_samples(out, name, row->function, &row_metrics(row)->duration);
 }
@@ -310,8 +308,7 @@ static void init_duration_row(struct evbuffer *out, const char *name,
 	histogram_samples(out, name, row->function, &row_metrics(row)->init_duration);
 }
 
-static void queue_wait_row(struct evbuffer *out, const char *name,
-			   const struct fn_metrics_row *row)
+static void queue_wait_row(struct evbuffer *out, const char *name, const struct fn_metrics_row *row)
 {
 	histogram_samples(out, name, row->function, &row_metrics(row)->queue_wait);
 }
@@ -338,8 +335,8 @@ static const struct family families[] = {
 	 queue_depth_row},
 	{"corral_fn_duration_seconds", "histogram",
 	 "Invocation duration, dispatch to end, of invocations that ran.", duration_row},
-	{"corral_fn_init_duration_seconds", "histogram",
-	 "Cold start duration, fork to READY.", init_duration_row},
+	{"corral_fn_init_duration_seconds", "histogram", "Cold start duration, fork to READY.",
+	 init_duration_row},
 	{"corral_fn_queue_wait_seconds", "histogram",
 	 "Time from submit to dispatch of dispatched invocations.", queue_wait_row},
 };

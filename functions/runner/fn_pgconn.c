@@ -33,9 +33,9 @@ enum conn_state {
 struct fn_pgconn {
 	struct event_base *base;
 	char *dsn;
-	const char *name;      /* the log's event prefix */
-	char app_name[64];     /* corral-fn-NAME */
-	char stop_why[96];     /* what statements that can no longer be sent end with */
+	const char *name;  /* the log's event prefix */
+	char app_name[64]; /* corral-fn-NAME */
+	char stop_why[96]; /* what statements that can no longer be sent end with */
 	void (*connected_cb)(void *arg);
 	void *arg;
 
@@ -46,11 +46,11 @@ struct fn_pgconn {
 	bool flushing;       /* PQflush left bytes: wait for writability too */
 	struct event *timer; /* connect timeout, statement timeout or reconnect backoff */
 	usec_t backoff;
-	bool setting_up;     /* in the connected callback: nothing is sent until it returns */
+	bool setting_up; /* in the connected callback: nothing is sent until it returns */
 	bool stopping;
 
-	struct list setup;   /* FN_PGCONN_SETUP statements waiting: sent first */
-	struct list waiting; /* the other statements waiting to be sent */
+	struct list setup;              /* FN_PGCONN_SETUP statements waiting: sent first */
+	struct list waiting;            /* the other statements waiting to be sent */
 	struct fn_pgconn_stmt *running; /* sent, results not all read */
 	PGresult *running_res;
 };

@@ -52,8 +52,8 @@ struct consumer {
 	struct fn_queue *q;
 	struct fn_function *fn;
 	const struct fn_function_config *cfg;
-	unsigned slots;   /* claims and batches not yet acknowledged */
-	bool claiming;    /* the claim is submitted: queued or running */
+	unsigned slots; /* claims and batches not yet acknowledged */
+	bool claiming;  /* the claim is submitted: queued or running */
 	struct fn_pgconn_stmt claim_pg;
 	struct fn_queue_stmt claim;
 	struct event *poll_ev;
@@ -68,7 +68,7 @@ struct batch {
 	struct fn_call *call; /* while the function runs */
 	struct ack acks[FN_QUEUE_ACK_STATEMENTS];
 	unsigned acks_pending;
-	bool pause_after;     /* the function was throttled: do not claim again at once */
+	bool pause_after; /* the function was throttled: do not claim again at once */
 	char request_id[REPORT_ID_SIZE];
 };
 
@@ -192,8 +192,9 @@ static void queue_acks(struct batch *b, const enum fn_queue_action *actions,
 	struct fn_queue_stmt stmts[FN_QUEUE_ACK_STATEMENTS];
 	int n = fn_queue_ack_stmts(b->msgs, b->n, actions, policy, why, stmts);
 	if (n < 0)
-		log_error("event=queue_ack_failed function=%s request_id=%s error=\"out of memory\"",
-			  b->c->cfg->name, b->request_id);
+		log_error(
+			"event=queue_ack_failed function=%s request_id=%s error=\"out of memory\"",
+			b->c->cfg->name, b->request_id);
 	if (n <= 0) {
 		batch_finished(b); /* nothing to say, or no memory to say it */
 		return;
@@ -248,8 +249,9 @@ static void apply_verdict(struct batch *b, enum fn_queue_verdict verdict, const 
 	};
 	enum fn_queue_action *actions = calloc(b->n ? b->n : 1, sizeof(*actions));
 	if (!actions) {
-		log_error("event=queue_ack_failed function=%s request_id=%s error=\"out of memory\"",
-			  cfg->name, b->request_id);
+		log_error(
+			"event=queue_ack_failed function=%s request_id=%s error=\"out of memory\"",
+			cfg->name, b->request_id);
 		batch_finished(b); /* the messages reappear after the visibility timeout */
 		return;
 	}
@@ -268,12 +270,14 @@ static void batch_invoked(const struct fn_call_done *done, void *arg)
 	bool *failed = calloc(b->n ? b->n : 1, sizeof(*failed));
 	char why[FN_QUEUE_ERROR_MAX] = "";
 	if (!failed) {
-		log_error("event=queue_ack_failed function=%s request_id=%s error=\"out of memory\"",
-			  b->c->cfg->name, b->request_id);
+		log_error(
+			"event=queue_ack_failed function=%s request_id=%s error=\"out of memory\"",
+			b->c->cfg->name, b->request_id);
 		batch_finished(b);
 		return;
 	}
-	enum fn_queue_verdict verdict = fn_queue_judge(done, b->msgs, b->n, failed, why, sizeof(why));
+	enum fn_queue_verdict verdict = fn_queue_judge(done, b->msgs, b->n, failed, why,
+						       sizeof(why));
 	/* Throttled or timed out waiting: the function is saturated, give it queue_poll.  A
 	 * runner that shuts down releases at once, for the next runner. */
 	bool saturated = done->status == FN_CALL_THROTTLED || done->status == FN_CALL_QUEUE_TIMEOUT;

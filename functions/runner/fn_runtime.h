@@ -27,9 +27,9 @@ struct fn_function;
 struct fn_call;
 
 enum fn_call_status {
-	FN_CALL_OK,            /* the function returned: result holds its answer (rc FN_OK) */
-	FN_CALL_FUNCTION_ERROR,/* the function returned FN_ERROR: result->error says why */
-	FN_CALL_THROTTLED,     /* at its concurrency limit with on_limit = throttle, or queue full */
+	FN_CALL_OK,             /* the function returned: result holds its answer (rc FN_OK) */
+	FN_CALL_FUNCTION_ERROR, /* the function returned FN_ERROR: result->error says why */
+	FN_CALL_THROTTLED, /* at its concurrency limit with on_limit = throttle, or queue full */
 	FN_CALL_QUEUE_TIMEOUT, /* waited queue_timeout for an environment */
 	FN_CALL_TIMEOUT,       /* ran past its timeout: the environment was killed */
 	FN_CALL_CRASH,         /* the environment died during the invocation (signal, exit) */
@@ -73,9 +73,8 @@ const struct fn_function_config *fn_function_config(const struct fn_function *f)
  * scheduled on the event loop even when the answer is immediate, e.g. throttled), unless
  * fn_call_forget() came first.  Returns the call, for fn_call_forget().
  */
-struct fn_call *fn_runtime_invoke(struct fn_function *f, const char *request_id,
-				  const char *event, size_t len, fn_call_done_fn *done,
-				  void *arg);
+struct fn_call *fn_runtime_invoke(struct fn_function *f, const char *request_id, const char *event,
+				  size_t len, fn_call_done_fn *done, void *arg);
 /* The caller no longer wants the answer (HTTP client gone): done will not be called.
  * The invocation itself goes on (or leaves the queue). */
 void fn_call_forget(struct fn_call *call);

@@ -31,14 +31,14 @@ struct fn_env {
 	enum fn_env_state state;
 	struct fn_host host;
 	struct event *ev_read, *ev_write, *ev_exit, *ev_timer;
-	struct fn_call *call;  /* the invocation it runs, or starts for */
-	bool first_call;       /* the next invocation is the cold one */
-	bool lost;             /* its socket closed: waiting for the exit, then reaping */
-	int64_t max_rss_kb;    /* last known peak RSS (READY, RESULT) */
-	usec_t init_usec;      /* fork to READY */
-	pid_t pid;             /* for the log after it is reaped */
+	struct fn_call *call; /* the invocation it runs, or starts for */
+	bool first_call;      /* the next invocation is the cold one */
+	bool lost;            /* its socket closed: waiting for the exit, then reaping */
+	int64_t max_rss_kb;   /* last known peak RSS (READY, RESULT) */
+	usec_t init_usec;     /* fork to READY */
+	pid_t pid;            /* for the log after it is reaped */
 	usec_t state_since;
-	char error[512];       /* why it failed to start (READY's error) */
+	char error[512]; /* why it failed to start (READY's error) */
 };
 
 struct fn_call {
@@ -80,7 +80,7 @@ struct fn_runtime {
 	struct event_base *base;
 	const struct fn_runner_config *cfg;
 	struct list functions;
-	struct list calls; /* every invocation not finished yet */
+	struct list calls;  /* every invocation not finished yet */
 	unsigned live_envs; /* every function's environments, any state */
 	bool stopping;
 	void (*stopped_cb)(void *arg);

@@ -120,9 +120,9 @@ struct json_queue_message {
 	const char *message_id;
 	const char *receipt_handle; /* NULL: the message id */
 	const char *body;
-	unsigned receive_count;      /* attributes.ApproximateReceiveCount */
-	int64_t sent_ms;             /* attributes.SentTimestamp, ms since the epoch */
-	int64_t first_receive_ms;    /* attributes.ApproximateFirstReceiveTimestamp */
+	unsigned receive_count;   /* attributes.ApproximateReceiveCount */
+	int64_t sent_ms;          /* attributes.SentTimestamp, ms since the epoch */
+	int64_t first_receive_ms; /* attributes.ApproximateFirstReceiveTimestamp */
 };
 
 /* {"Records":[...]}; source_arn names the queue ("arn:corral:queue:local:jobs"). */
@@ -133,8 +133,8 @@ void json_queue_batch_event(struct json_writer *w, const char *source_arn,
 struct json_schedule {
 	const char *id;
 	time_t time;
-	const char *account; /* NULL: "000000000000" */
-	const char *region;  /* NULL: "local" */
+	const char *account;          /* NULL: "000000000000" */
+	const char *region;           /* NULL: "local" */
 	const char *const *resources; /* rule ARNs */
 	size_t n_resources;
 };

@@ -98,7 +98,8 @@ static int run(const struct fn_runner_config *cfg)
 		goto out;
 	}
 	if (!fn_runtime_start(r.rt)) {
-		fprintf(stderr, "corral-fn: could not start the provisioned environments (see the log)\n");
+		fprintf(stderr,
+			"corral-fn: could not start the provisioned environments (see the log)\n");
 		goto out;
 	}
 	r.cron = fn_cron_new(r.base, r.rt, cfg);
@@ -157,7 +158,8 @@ int main(int argc, char **argv)
 		log_set_level(level);
 	int rc = 0;
 	if (check_only) {
-		printf("corral-fn: configuration %s is valid (%zu functions)\n", path, cfg.n_functions);
+		printf("corral-fn: configuration %s is valid (%zu functions)\n", path,
+		       cfg.n_functions);
 	} else {
 		signal(SIGPIPE, SIG_IGN);
 		setvbuf(stdout, NULL, _IOLBF, 0); /* REPORT lines reach a pipe as they happen */

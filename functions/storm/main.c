@@ -54,7 +54,8 @@ static void raise_nofile(const struct storm_opts *o, uint64_t total)
 	}
 	rl.rlim_cur = rl.rlim_max;
 	setrlimit(RLIMIT_NOFILE, &rl);
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < need)
 		fprintf(stderr,
 			"corral-storm: warning: the open files limit is %llu but this run may hold "
 			"%llu connections; raise it (ulimit -n) or expect EMFILE errors\n",

@@ -127,7 +127,8 @@ struct storm_monitor *storm_monitor_start(struct event_base *base, const struct 
 	m->tick = event_new(base, -1, EV_PERSIST, tick_cb, m);
 	m->readable = event_new(base, PQsocket(m->conn), EV_READ | EV_PERSIST, readable_cb, m);
 	double s = o->monitor_interval_s;
-	struct timeval tv = {.tv_sec = (time_t)s, .tv_usec = (suseconds_t)((s - (double)(time_t)s) * 1e6)};
+	struct timeval tv = {.tv_sec = (time_t)s,
+			     .tv_usec = (suseconds_t)((s - (double)(time_t)s) * 1e6)};
 	if (!m->tick || !m->readable || event_add(m->tick, &tv) != 0 ||
 	    event_add(m->readable, NULL) != 0) {
 		snprintf(err, errlen, "--monitor-dsn: cannot watch the connection");

@@ -49,8 +49,8 @@ uint64_t storm_opts_total(const struct storm_opts *o);
  * Parses argv into *o (strings point into argv).  Returns 0 to run, 1 when help was
  * asked for (printed to stdout), -1 on a usage error (err says why).
  */
-int storm_opts_parse(int argc, char **argv, struct storm_opts *o, char *err, size_t errlen)
-	WARN_UNUSED;
+int storm_opts_parse(int argc, char **argv, struct storm_opts *o, char *err,
+		     size_t errlen) WARN_UNUSED;
 
 void storm_usage(const char *prog);
 

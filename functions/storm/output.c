@@ -86,8 +86,9 @@ void storm_print_text(FILE *f, const struct storm_summary *s)
 		fprintf(f, "%s, %g/s for %g s", mode_name(o), o->rate, o->duration_s);
 	fprintf(f, " (%d thread%s) -> %s\n", o->threads, o->threads == 1 ? "" : "s", s->target);
 
-	fprintf(f, "%-13s %" PRIu64 " started, %" PRIu64 " ok, %" PRIu64 " failed in %.3f s "
-		   "(%.1f/s); peak %" PRIu64 " in flight%s\n",
+	fprintf(f,
+		"%-13s %" PRIu64 " started, %" PRIu64 " ok, %" PRIu64 " failed in %.3f s "
+		"(%.1f/s); peak %" PRIu64 " in flight%s\n",
 		"invocations", r->started, r->ok, r->failed, wall_s(s), throughput(s),
 		s->peak_in_flight, s->interrupted ? "; INTERRUPTED" : "");
 	if (r->started < s->total)
@@ -120,8 +121,9 @@ void storm_print_text(FILE *f, const struct storm_summary *s)
 
 	if (s->have_monitor) {
 		const struct storm_monitor_stats *m = &s->monitor;
-		fprintf(f, "%-13s peak %" PRId64 " (before %" PRId64 ", after %" PRId64
-			   "; %" PRIu64 " samples every %g ms)%s%s\n",
+		fprintf(f,
+			"%-13s peak %" PRId64 " (before %" PRId64 ", after %" PRId64 "; %" PRIu64
+			" samples every %g ms)%s%s\n",
 			"backends", m->peak, m->baseline, m->after, m->samples,
 			o->monitor_interval_s * 1000, m->lost ? "; monitor lost: " : "",
 			m->lost ? m->error : "");

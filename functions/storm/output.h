@@ -34,10 +34,10 @@
 
 struct storm_summary {
 	const struct storm_opts *opts;
-	const char *target; /* without a password */
-	uint64_t total;     /* invocations planned */
+	const char *target;            /* without a password */
+	uint64_t total;                /* invocations planned */
 	struct storm_results *results; /* merged, classes sorted */
-	usec_t wall;        /* release to the last invocation's end */
+	usec_t wall;                   /* release to the last invocation's end */
 	uint64_t peak_in_flight;
 	bool interrupted;
 	bool have_monitor;

@@ -15,8 +15,7 @@
 
 /* Finds the first "SEVERITY:  XXXXX: message" in text: sqlstate gets XXXXX, msg
  * "SEVERITY: message" (that line only).  False if there is none. */
-bool storm_pg_error_parse(const char *text, char sqlstate[6], char *msg, size_t msglen)
-	WARN_UNUSED;
+bool storm_pg_error_parse(const char *text, char sqlstate[6], char *msg, size_t msglen) WARN_UNUSED;
 
 /* The first non-empty line of text, trimmed, control characters as spaces. */
 void storm_first_line(const char *text, char *out, size_t outlen);

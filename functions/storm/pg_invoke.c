@@ -127,7 +127,8 @@ static void connected(struct storm_inv *inv)
 {
 	const struct storm_opts *o = inv->w->shared->opts;
 	usec_t now = clock_now_usec();
-	hist_record(&inv->w->res->connect, (uint64_t)(now > inv->intended ? now - inv->intended : 0));
+	hist_record(&inv->w->res->connect,
+		    (uint64_t)(now > inv->intended ? now - inv->intended : 0));
 	if (!o->sql[0]) {
 		complete(inv);
 		return;
@@ -149,11 +150,19 @@ static void pg_event(evutil_socket_t fd, short what, void *arg)
 	switch (inv->state) {
 	case INV_CONNECTING:
 		switch (PQconnectPoll(inv->conn)) {
-		case PGRES_POLLING_READING: wait_for(inv, EV_READ); return;
-		case PGRES_POLLING_WRITING: wait_for(inv, EV_WRITE); return;
-		case PGRES_POLLING_OK: connected(inv); return;
+		case PGRES_POLLING_READING:
+			wait_for(inv, EV_READ);
+			return;
+		case PGRES_POLLING_WRITING:
+			wait_for(inv, EV_WRITE);
+			return;
+		case PGRES_POLLING_OK:
+			connected(inv);
+			return;
 		case PGRES_POLLING_FAILED:
-		default: fail_from_conn(inv, "connect"); return;
+		default:
+			fail_from_conn(inv, "connect");
+			return;
 		}
 	case INV_SENDING:
 		if ((what & EV_READ) && !PQconsumeInput(inv->conn)) {

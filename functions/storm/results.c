@@ -34,8 +34,8 @@ void storm_results_ok(struct storm_results *r, usec_t latency, usec_t now)
 }
 
 /* Adds count failures of a class; the message replaces the kept one if earlier. */
-static void add_class(struct storm_results *r, const char *key, uint64_t count,
-		      const char *message, usec_t at)
+static void add_class(struct storm_results *r, const char *key, uint64_t count, const char *message,
+		      usec_t at)
 {
 	for (size_t i = 0; i < r->n_classes; i++) {
 		struct storm_error_class *c = &r->classes[i];

@@ -48,7 +48,7 @@ struct storm_worker {
 	struct evhttp_connection **dead;
 	size_t n_dead, cap_dead;
 	struct storm_results *res;
-	uint64_t quota;      /* invocations this worker starts */
+	uint64_t quota; /* invocations this worker starts */
 	uint64_t launched;
 	uint64_t finished;
 	uint64_t next_index; /* global index of the next one (rate mode) */

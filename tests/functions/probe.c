@@ -51,6 +51,6 @@ int fn_handle(const struct fn_event *ev, struct fn_response *resp, struct fn_ctx
 	if (status >= 100 && status <= 599)
 		resp->status = (int)status;
 	fn_log(ctx, "probe invocation %ld", invocations);
-	return fn_response_printf(resp, "{\"pid\":%d,\"invocation\":%ld,\"event\":%.*s}", (int)getpid(),
-				  invocations, (int)ev->len, ev->json);
+	return fn_response_printf(resp, "{\"pid\":%d,\"invocation\":%ld,\"event\":%.*s}",
+				  (int)getpid(), invocations, (int)ev->len, ev->json);
 }

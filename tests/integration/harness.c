@@ -364,26 +364,47 @@ const char *h_corral_log_tail(const struct h_corral *c)
 	return h_log_tail(c->log);
 }
 
-bool h_wait_file(const char *path, const char *needle, double timeout_s)
+int h_file_count(const char *path, const char *needle)
+{
+	char *all = h_read_file(path, NULL);
+	int n = 0;
+
+	for (const char *p = all ? strstr(all, needle) : NULL; p != NULL; p = strstr(p + 1, needle))
+		n++;
+	free(all);
+	return n;
+}
+
+bool h_wait_file_count(const char *path, const char *needle, int want, double timeout_s)
 {
 	double deadline = h_now() + timeout_s;
 
-	for (;;) {
-		char *all = h_read_file(path, NULL);
-		bool found = all != NULL && strstr(all, needle) != NULL;
-
-		free(all);
-		if (found)
-			return true;
+	while (h_file_count(path, needle) < want) {
 		if (h_now() > deadline)
 			return false;
 		sleep_ms(10);
 	}
+	return true;
+}
+
+bool h_wait_file(const char *path, const char *needle, double timeout_s)
+{
+	return h_wait_file_count(path, needle, 1, timeout_s);
 }
 
 bool h_wait_log(const struct h_corral *c, const char *needle, double timeout_s)
 {
 	return h_wait_file(c->log, needle, timeout_s);
+}
+
+int h_log_count(const struct h_corral *c, const char *needle)
+{
+	return h_file_count(c->log, needle);
+}
+
+bool h_wait_log_count(const struct h_corral *c, const char *needle, int want, double timeout_s)
+{
+	return h_wait_file_count(c->log, needle, want, timeout_s);
 }
 
 double h_proc_cpu_seconds(pid_t pid)
@@ -729,23 +750,28 @@ PGconn *h_connect_bench(const struct h_corral *c)
 }
 
 /* Waits for the results of what was sent; see h_exec_t. */
+void h_wait_result(PGconn *conn, double deadline, const char *what)
+{
+	while (PQisBusy(conn)) {
+		struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+		int left = (int)((deadline - h_now()) * 1000);
+
+		if (left <= 0)
+			cr_assert_fail("no reply in time to: %.200s", what);
+		if (poll(&pfd, 1, left) < 0 && errno != EINTR)
+			cr_assert_fail("poll: %s", strerror(errno));
+		if (!PQconsumeInput(conn))
+			return; /* the error surfaces as a result */
+	}
+}
+
 static PGresult *collect(PGconn *conn, const char *what, double timeout_s)
 {
 	double deadline = h_now() + timeout_s;
 	PGresult *keep = NULL, *r;
 
 	for (;;) {
-		while (PQisBusy(conn)) {
-			struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
-			int left = (int)((deadline - h_now()) * 1000);
-
-			if (left <= 0)
-				cr_assert_fail("no reply within %.0f s to: %.200s", timeout_s, what);
-			if (poll(&pfd, 1, left) < 0 && errno != EINTR)
-				cr_assert_fail("poll: %s", strerror(errno));
-			if (!PQconsumeInput(conn))
-				break; /* the error surfaces as a result below */
-		}
+		h_wait_result(conn, deadline, what);
 		r = PQgetResult(conn);
 		if (r == NULL)
 			break;
@@ -928,6 +954,38 @@ double h_wait_pg_backends(const char *datname, const char *usename, int want, do
 			cr_assert_fail("%s", err);
 		}
 		if (n == want)
+			break;
+		if (h_now() - start > timeout_s) {
+			PQfinish(conn);
+			return -1;
+		}
+		sleep_ms(10);
+	}
+	PQfinish(conn);
+	return h_now() - start;
+}
+
+double h_wait_pg_value(const char *sql, const char *want, double timeout_s)
+{
+	PGconn *conn = h_superuser();
+	double start = h_now();
+
+	for (;;) {
+		/* Outside a transaction, each query sees a fresh pg_stat_activity snapshot. */
+		PGresult *r = PQexec(conn, sql);
+		bool match;
+
+		if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+			char *err = h_printf("%s: %s (%d rows)", sql, PQresultErrorMessage(r),
+					     PQntuples(r));
+
+			PQclear(r);
+			PQfinish(conn);
+			cr_assert_fail("%s", err);
+		}
+		match = strcmp(PQgetvalue(r, 0, 0), want) == 0;
+		PQclear(r);
+		if (match)
 			break;
 		if (h_now() - start > timeout_s) {
 			PQfinish(conn);

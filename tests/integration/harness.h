@@ -107,6 +107,10 @@ void h_stop_process(const char *what, pid_t pid, bool *running, const char *log)
 const char *h_log_tail(const char *path);
 /* Polls (10 ms) the file until it contains needle; false after timeout_s. */
 bool h_wait_file(const char *path, const char *needle, double timeout_s);
+/* How often needle occurs in the file (0 if it cannot be read). */
+int h_file_count(const char *path, const char *needle);
+/* Polls (10 ms) until needle occurs in the file at least want times; false after timeout_s. */
+bool h_wait_file_count(const char *path, const char *needle, int want, double timeout_s);
 /* Whether an INI text has a line "key = ..." (any indentation). */
 bool h_has_key(const char *settings, const char *key);
 
@@ -146,6 +150,9 @@ bool h_corral_alive(struct h_corral *c);
 const char *h_corral_log_tail(const struct h_corral *c);
 /* Polls (10 ms) corral's log until it contains needle; false after timeout_s. */
 bool h_wait_log(const struct h_corral *c, const char *needle, double timeout_s);
+/* h_file_count and h_wait_file_count on corral's log. */
+int h_log_count(const struct h_corral *c, const char *needle);
+bool h_wait_log_count(const struct h_corral *c, const char *needle, int want, double timeout_s);
 /* User + system CPU seconds a process has used so far (/proc/PID/stat); -1 if unknown. */
 double h_proc_cpu_seconds(pid_t pid);
 /* libpq conninfo for corral (password NULL: none), with connect_timeout. */
@@ -170,6 +177,12 @@ PGconn *h_try_connect(const char *conninfo, double timeout_s, char **err);
  */
 PGresult *h_exec_t(PGconn *conn, const char *sql, double timeout_s);
 PGresult *h_exec(PGconn *conn, const char *sql);
+/*
+ * Waits (poll on its socket) until conn has a whole result for PQgetResult or has failed,
+ * so that PQgetResult does not block; fails the test, naming what, once deadline (h_now())
+ * passes.
+ */
+void h_wait_result(PGconn *conn, double deadline, const char *what);
 /* The results of what was already sent on conn (PQsendQuery...), as h_exec_t; what names it. */
 PGresult *h_results(PGconn *conn, const char *what, double timeout_s);
 /* Extended protocol with text parameters. */
@@ -206,6 +219,11 @@ PGconn *h_superuser(void);
 int h_pg_backends(const char *datname, const char *usename);
 /* Polls (10 ms) until the count equals want; returns the seconds it took, or -1. */
 double h_wait_pg_backends(const char *datname, const char *usename, int want, double timeout_s);
+/*
+ * Polls (10 ms) until sql (one row; e.g. about pg_stat_activity, whose own row is the
+ * poller's) returns want as its first value; returns the seconds it took, or -1.
+ */
+double h_wait_pg_value(const char *sql, const char *want, double timeout_s);
 
 /* Samples pg_stat_activity in a thread and keeps the peak backend count. */
 struct h_sampler;

@@ -388,6 +388,19 @@ int h_fn_log_lines(const struct h_fn *f, const char *const *needles)
 	return (int)c.n;
 }
 
+bool h_fn_wait_log_lines(const struct h_fn *f, const char *const *needles, int want,
+			 double timeout_s)
+{
+	double deadline = h_now() + timeout_s;
+
+	while (h_fn_log_lines(f, needles) < want) {
+		if (h_now() > deadline)
+			return false;
+		pause_ms(10);
+	}
+	return true;
+}
+
 long long h_fn_log_sum(const struct h_fn *f, const char *const *needles, const char *key)
 {
 	struct line_count c = {needles, key, 0};

@@ -57,7 +57,7 @@ struct h_fn {
 	bool running;
 	int port;
 	char ini[600];
-	char log[600];	   /* stderr: the runner's key=value log */
+	char log[600];     /* stderr: the runner's key=value log */
 	char reports[600]; /* stdout: START / END / REPORT lines */
 };
 
@@ -97,6 +97,9 @@ int h_fn_sampler_stop(struct h_fn_sampler *s, int *samples); /* the peak */
 bool h_fn_wait_log(const struct h_fn *f, const char *needle, double timeout_s);
 /* Lines of the runner log containing every one of the needles (NULL-terminated). */
 int h_fn_log_lines(const struct h_fn *f, const char *const *needles);
+/* Polls (10 ms) until h_fn_log_lines(f, needles) >= want; false after timeout_s. */
+bool h_fn_wait_log_lines(const struct h_fn *f, const char *const *needles, int want,
+			 double timeout_s);
 /* The sum of the numbers key=N on the runner-log lines containing every one of the needles. */
 long long h_fn_log_sum(const struct h_fn *f, const char *const *needles, const char *key);
 /* The value of key= on the first runner-log line that contains needle, malloc'd; NULL if none. */
@@ -110,11 +113,11 @@ double h_report_ms(const char *line, const char *name);
 
 /* ---- HTTP/1.1 over loopback ---- */
 struct h_http {
-	int status;	 /* 0: no complete answer (see error) */
-	char *head;	 /* the status line and the headers, CRLFs included */
-	char *body;	 /* NUL-terminated */
+	int status; /* 0: no complete answer (see error) */
+	char *head; /* the status line and the headers, CRLFs included */
+	char *body; /* NUL-terminated */
 	size_t body_len;
-	double secs;	 /* request sent to answer read */
+	double secs;     /* request sent to answer read */
 	char error[200]; /* why there is no answer; "" if there is one */
 };
 /*
@@ -123,11 +126,11 @@ struct h_http {
  * then body.  Reads the answer (Content-Length, or to EOF).  The test fails if the
  * connection fails or no full answer arrives within timeout_s.
  */
-struct h_http h_http(int port, const char *method, const char *path, const char *headers, const char *body,
-		     double timeout_s);
+struct h_http h_http(int port, const char *method, const char *path, const char *headers,
+		     const char *body, double timeout_s);
 /* h_http to corral-fn with H_HTTP_TIMEOUT. */
-struct h_http h_fn_http(const struct h_fn *f, const char *method, const char *path, const char *headers,
-			const char *body);
+struct h_http h_fn_http(const struct h_fn *f, const char *method, const char *path,
+			const char *headers, const char *body);
 /* The value of header name (case-insensitive), malloc'd; NULL if absent. */
 char *h_http_header(const struct h_http *r, const char *name);
 void h_http_free(struct h_http *r);

@@ -12,9 +12,9 @@
 
 TestSuite(auth, H_SUITE);
 
-/* A login that must fail with sqlstate, the error text containing must_contain. */
-static void expect_login_error(const struct h_corral *c, const char *user, const char *db,
-			       const char *password, const char *sqlstate, const char *must_contain)
+/* The error text (malloc'd) of a libpq login that must fail; the test fails if it succeeds. */
+static char *login_error(const struct h_corral *c, const char *user, const char *db,
+			 const char *password)
 {
 	char *ci = h_conninfo(c, user, db, password);
 	char *err = NULL;
@@ -22,12 +22,23 @@ static void expect_login_error(const struct h_corral *c, const char *user, const
 
 	if (conn != NULL) {
 		PQfinish(conn);
-		cr_assert_fail("login %s succeeded; want %s", ci, sqlstate);
+		cr_assert_fail("login %s succeeded; want it refused", ci);
 	}
-	cr_expect(strstr(err, sqlstate) != NULL, "login %s: want SQLSTATE %s in: %s", ci, sqlstate, err);
-	cr_expect(strstr(err, must_contain) != NULL, "login %s: want \"%s\" in: %s", ci, must_contain, err);
-	free(err);
 	free(ci);
+	return err;
+}
+
+/* A login that must fail with sqlstate, the error text containing must_contain. */
+static void expect_login_error(const struct h_corral *c, const char *user, const char *db,
+			       const char *password, const char *sqlstate, const char *must_contain)
+{
+	char *err = login_error(c, user, db, password);
+
+	cr_expect(strstr(err, sqlstate) != NULL, "login as %s to %s: want SQLSTATE %s in: %s", user,
+		  db, sqlstate, err);
+	cr_expect(strstr(err, must_contain) != NULL, "login as %s to %s: want \"%s\" in: %s", user,
+		  db, must_contain, err);
+	free(err);
 }
 
 /* Logs in as user/password and checks who PostgreSQL thinks we are. */
@@ -36,7 +47,8 @@ static void expect_login_ok(const struct h_corral *c, const char *user, const ch
 {
 	char *ci = h_conninfo(c, user, H.db, password);
 	PGconn *conn = h_connect(c, ci);
-	char *v = h_value(conn, "select current_user || ' ' || session_user || ' ' || current_database()");
+	char *v = h_value(conn, "select current_user || ' ' || session_user || ' ' || "
+				"current_database()");
 	char *want = h_printf("%s %s %s", server_user, server_user, H.db);
 
 	cr_expect_str_eq(v, want);
@@ -46,16 +58,27 @@ static void expect_login_ok(const struct h_corral *c, const char *user, const ch
 	free(ci);
 }
 
+/* libpq's own message when a server asks for a password and it has none (fe-auth.c). */
+#define NO_PASSWORD "fe_sendauth: no password supplied"
+
 Test(auth, wrong_password_and_unknown_database)
 {
 	struct h_corral *c = h_corral_start("", H_BENCH_DB, NULL);
+	char *err;
 
 	expect_login_error(c, H.user, H.db, "wrong", "28P01",
 			   "password authentication failed for user \"bench\"");
 	expect_login_error(c, H.user, "nosuchdb", H.password, "3D000",
 			   "database \"nosuchdb\" does not exist");
-	/* No password at all is a failed password login too, not a hang. */
-	expect_login_error(c, H.user, H.db, "", "", "");
+	/*
+	 * No password: libpq does not send an empty one, it gives up as soon as corral asks
+	 * for a password (so nothing from corral, no SQLSTATE, is in the text), and neither
+	 * side hangs.  What corral answers a client that does send one: empty_password below.
+	 */
+	err = login_error(c, H.user, H.db, "");
+	cr_expect(strstr(err, "failed: " NO_PASSWORD) != NULL,
+		  "login without a password: want \"... failed: %s\", got: %s", NO_PASSWORD, err);
+	free(err);
 	/* corral keeps serving. */
 	expect_login_ok(c, H.user, H.password, H.user);
 	h_psql_expect(c, "select 'ok'", "ok\n");
@@ -105,7 +128,8 @@ Test(auth, scram_with_verifier_from_postgres)
 	char *verifier = h_value(su, "select rolpassword from pg_authid where rolname = 'bench'");
 
 	PQfinish(su);
-	cr_assert(strncmp(verifier, "SCRAM-SHA-256$", 14) == 0, "bench's stored password is %s", verifier);
+	cr_assert(strncmp(verifier, "SCRAM-SHA-256$", 14) == 0, "bench's stored password is %s",
+		  verifier);
 	check_auth("scram-sha-256", verifier, true);
 	free(verifier);
 }
@@ -126,11 +150,61 @@ Test(auth, trust)
  */
 Test(auth, server_login_as_client_user)
 {
-	struct h_corral *c = h_corral_start("", "bench = host=@PGHOST@ port=@PGPORT@ dbname=bench\n",
+	struct h_corral *c = h_corral_start("",
+					    "bench = host=@PGHOST@ port=@PGPORT@ dbname=bench\n",
 					    "\"bench\" \"secret\"\n\"md5user\" \"md5pass\"\n");
 
 	expect_login_ok(c, H.user, H.password, H.user);
 	expect_login_ok(c, H.md5_user, H.md5_password, H.md5_user);
+	expect_login_ok(c, H.user, H.password, H.user);
+	h_corral_stop(c);
+}
+
+/*
+ * Sends a startup packet for user to db on port, expects AuthenticationMD5Password and
+ * answers it with an empty PasswordMessage (what libpq never sends, other clients may);
+ * returns the final reply, which must be an ErrorResponse and a close.
+ */
+static void send_empty_md5_password(int port, const char *user, const char *db, const char *what,
+				    struct h_reply *r)
+{
+	static const unsigned char empty_password[] = {'p', 0, 0, 0, 5, '\0'};
+	const char *const kv[] = {"user", user, "database", db, NULL};
+	unsigned char buf[1024];
+	size_t len = h_startup_packet(buf, sizeof buf, H_PROTOCOL_3_0, kv), body_len;
+	const unsigned char *body;
+	int fd = h_tcp_connect(port);
+	bool closed;
+	char type;
+
+	h_send_all(fd, buf, len);
+	len = 0;
+	cr_assert(h_read_until_msg(fd, buf, sizeof buf, &len, 'R', 5.0, &closed),
+		  "%s: no authentication request within 5 s (closed: %d)", what, closed);
+	h_msg(buf, len, &type, &body, &body_len);
+	cr_assert(type == 'R' && body_len == 8 && h_be32(body) == 5,
+		  "%s: want AuthenticationMD5Password first, got '%c' of %zu bytes", what, type,
+		  body_len);
+	h_send_all(fd, empty_password, sizeof empty_password);
+	h_expect_error_then_close(fd, what, "28P01", r);
+}
+
+/*
+ * An empty password is refused as such, before any check against the secret: PostgreSQL
+ * (auth.c, recv_password_packet) answers FATAL 28P01 "empty password returned by client",
+ * which this test checks on the test cluster itself (md5user logs in with md5), and corral
+ * answers the same.
+ */
+Test(auth, empty_password)
+{
+	static const char want[] = "empty password returned by client";
+	struct h_corral *c = h_corral_start("auth_type = md5\n", H_BENCH_DB, NULL);
+	struct h_reply r;
+
+	send_empty_md5_password(H.pgport, H.md5_user, H.db, "PostgreSQL", &r);
+	cr_expect_str_eq(r.msg, want, "PostgreSQL's message for an empty password: [%s]", r.msg);
+	send_empty_md5_password(c->port, H.user, H.db, "corral", &r);
+	cr_expect_str_eq(r.msg, want, "corral's message for an empty password: [%s]", r.msg);
 	expect_login_ok(c, H.user, H.password, H.user);
 	h_corral_stop(c);
 }

@@ -61,10 +61,11 @@ Test(basic, copy_in_and_out_100k_rows)
 
 	h_copy_out(via_corral, "copy_t", ROWS, "out-corral.tsv", md5_c, &len_c);
 	h_copy_out(direct, "copy_t", ROWS, "out-direct.tsv", md5_d, &len_d);
-	cr_expect_str_eq(md5_d, md5_in, "direct \\copy out differs from the input (%zu bytes)", len_d);
-	cr_expect_str_eq(md5_c, md5_d,
-			 "\\copy out through corral (%zu bytes) differs from direct (%zu bytes)", len_c,
+	cr_expect_str_eq(md5_d, md5_in, "direct \\copy out differs from the input (%zu bytes)",
 			 len_d);
+	cr_expect_str_eq(md5_c, md5_d,
+			 "\\copy out through corral (%zu bytes) differs from direct (%zu bytes)",
+			 len_c, len_d);
 
 	/* The connection that did COPY IN/OUT is reusable: a query right after works. */
 	h_psql_expect(c, "select count(*) from copy_t where v like 'row 5000 %'", "1\n");
@@ -83,7 +84,8 @@ static void expect_repeat_x(PGconn *conn, size_t len)
 	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
 	cr_assert_eq((size_t)PQgetlength(r, 0, 0), len);
 	memset(xs, 'x', len);
-	cr_expect(memcmp(PQgetvalue(r, 0, 0), xs, len) == 0, "repeat('x', %zu) came back changed", len);
+	cr_expect(memcmp(PQgetvalue(r, 0, 0), xs, len) == 0, "repeat('x', %zu) came back changed",
+		  len);
 	PQclear(r);
 	free(xs);
 	free(sql);

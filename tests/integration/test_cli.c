@@ -44,8 +44,10 @@ static void expect_config_error(const char *what, const char *text, int line, co
 	h_write_file(bad, text);
 	r = h_run(10, "%s -t -c %s", H.corral_bin, bad);
 	want = h_printf("%s:%d: %s:", bad, line, key);
-	cr_expect(r.status > 0 && r.status < 128, "%s: status %d, want a non-zero exit", what, r.status);
-	cr_expect(strstr(r.err, want) != NULL, "stderr should contain \"%s ...\": [%s]", want, r.err);
+	cr_expect(r.status > 0 && r.status < 128, "%s: status %d, want a non-zero exit", what,
+		  r.status);
+	cr_expect(strstr(r.err, want) != NULL, "stderr should contain \"%s ...\": [%s]", want,
+		  r.err);
 	h_cmd_free(&r);
 	free(want);
 	free(bad);
@@ -61,8 +63,8 @@ Test(cli, config_check_mode)
 	h_write_file(good, text);
 	free(text);
 	r = h_run(10, "%s -t -c %s", H.corral_bin, good);
-	cr_expect_eq(r.status, 0, "corral -t -c good.ini: status %d\nstdout: %s\nstderr: %s", r.status, r.out,
-		     r.err);
+	cr_expect_eq(r.status, 0, "corral -t -c good.ini: status %d\nstdout: %s\nstderr: %s",
+		     r.status, r.out, r.err);
 	h_cmd_free(&r);
 
 	/* An unknown key on line 3. */
@@ -80,7 +82,8 @@ Test(cli, config_check_mode)
 	/* A file that does not exist. */
 	r = h_run(10, "%s -t -c %s/nonexistent.ini", H.corral_bin, H.dir);
 	cr_expect(r.status > 0 && r.status < 128, "missing config: status %d", r.status);
-	cr_expect(strstr(r.err, "nonexistent.ini") != NULL, "stderr should name the file: [%s]", r.err);
+	cr_expect(strstr(r.err, "nonexistent.ini") != NULL, "stderr should name the file: [%s]",
+		  r.err);
 	h_cmd_free(&r);
 	free(good);
 	free(users);

@@ -395,13 +395,18 @@ Test(fn_runner, idle_environments_scale_to_zero)
 /*
  * provisioned = 2: two environments start with corral-fn, before any invocation, and
  * stay however idle they are; the first invocation is warm.  Environments started for a
- * burst beyond them are stopped after idle_timeout, down to the two, not to zero.
+ * burst beyond them are stopped after idle_timeout, down to the two, not to zero: when
+ * the idle timers of all four fire, two environments stop and two are kept (env_kept),
+ * none of those is stopped and started again.
  */
 Test(fn_runner, provisioned_environments_stay_warm)
 {
 	struct h_corral *c;
 	char *cfg = probe_as("probe", "provisioned = 2\nidle_timeout = 1\n");
 	struct h_fn *f = start_fn(&c, cfg);
+	const char *const kept[] = {"event=env_kept", "function=probe", NULL};
+	const char *const exits[] = {"event=env_exit", "function=probe", NULL};
+	int kept_before;
 
 	cr_assert(h_fn_wait_metric(f, PROBE_ENVS "state=\"idle\"", 2, 10), "/metrics: %g idle environments",
 		  h_fn_metric(f, PROBE_ENVS "state=\"idle\""));
@@ -427,10 +432,19 @@ Test(fn_runner, provisioned_environments_stay_warm)
 	}
 	cr_expect_eq(h_fn_metric(f, "corral_fn_cold_starts_total{function=\"probe\"}"), 2,
 		     "a burst of 4 on 2 provisioned environments starts 2 more");
-	/* Past idle_timeout the two extra ones go, the provisioned two stay. */
+	/* Past idle_timeout the two extra ones go, the provisioned two stay.  (Provisioned
+	 * environments idle before the burst may have been kept once already.) */
+	kept_before = h_fn_log_lines(f, kept);
+	cr_expect(h_fn_wait_log_lines(f, kept, kept_before + 2, 10),
+		  "%d environments kept 10 s after idle_timeout = 1 (want 2):\n%s",
+		  h_fn_log_lines(f, kept) - kept_before, h_fn_log_tail(f));
 	cr_expect(h_fn_wait_children(f, 2, true, 10), "%d environments 10 s after idle_timeout = 1 (want 2)",
 		  h_fn_children(f, NULL, 0, true));
-	sleep(2);
+	cr_expect(h_fn_wait_log_lines(f, exits, 2, 5), "no env_exit lines for the two stopped:\n%s",
+		  h_fn_log_tail(f));
+	cr_expect_eq(h_fn_log_lines(f, exits), 2,
+		     "environments stopped, want only the 2 beyond provisioned:\n%s",
+		     h_fn_log_tail(f));
 	cr_expect_eq(h_fn_children(f, NULL, 0, true), 2, "provisioned environments are never reaped");
 	cr_expect_eq(h_fn_metric(f, PROBE_ENVS "state=\"idle\""), 2, "idle environments on /metrics");
 	stop_fn(f, c);
@@ -828,6 +842,7 @@ Test(fn_runner, errors_async_unknown_and_metrics)
 Test(fn_runner, garbage_from_an_environment_is_one_protocol_error)
 {
 	const char *const errors[] = {"event=env_protocol_error", "function=garbage", NULL};
+	const char *const exits[] = {"event=env_exit", "function=garbage", NULL};
 	char *src = h_path("garbage.c"), *so = h_path("garbage.so"), *cfg;
 	struct h_cmd cc;
 	struct h_fn *f;
@@ -851,7 +866,10 @@ Test(fn_runner, garbage_from_an_environment_is_one_protocol_error)
 		cr_expect(h_fn_wait_children(f, 0, true, 5), "the environment is still there (a zombie?)");
 		cr_expect(h_fn_wait_metric(f, "corral_fn_environments{function=\"garbage\",", 0, 5),
 			  "the environment still counts against the limits");
-		usleep(300 * 1000); /* room for the line to repeat, as it did */
+		/* The exit is logged once the process is reaped: a repeat of the error line (as
+		 * on every read of the dead process's EOF before) would be logged before it. */
+		cr_expect(h_fn_wait_log_lines(f, exits, i, 5),
+			  "no env_exit line for environment %d", i);
 		cr_expect_eq(h_fn_log_lines(f, errors), i, "env_protocol_error lines after %d invocations", i);
 	}
 	h_fn_stop(f); /* exit 0 within 5 s, no environment left */

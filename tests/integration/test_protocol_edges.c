@@ -34,12 +34,12 @@ static void unsynced_batch_then_next_client(struct h_corral *c, bool abrupt, con
 	PGconn *a = h_connect_bench(c), *b;
 	const char *insert_params[1] = {tag};
 	PGresult *r;
-	char *v, *sql;
+	char *v, *sql, *a_pid, *at_server, *what;
 	int n_results = 0;
 	bool own_seen = false;
 
 	/* A is linked to the server (session mode) before the batch. */
-	h_expect_value(a, "select 'a is linked'", "a is linked");
+	a_pid = h_value(a, "select pg_backend_pid()");
 	cr_assert(PQenterPipelineMode(a), "PQenterPipelineMode: %s", PQerrorMessage(a));
 	cr_assert(PQsendQueryParams(a, "insert into unsynced_t values ($1)", 1, NULL, insert_params, NULL,
 				    NULL, 0),
@@ -47,20 +47,22 @@ static void unsynced_batch_then_next_client(struct h_corral *c, bool abrupt, con
 	cr_assert(PQsendQueryParams(a, "select 'SECRET-OF-A'", 0, NULL, NULL, NULL, NULL, 0),
 		  "send select: %s", PQerrorMessage(a));
 	cr_assert_eq(PQflush(a), 0, "PQflush: %s", PQerrorMessage(a));
-	/* Let corral relay the batch and the server run it (its output stays buffered). */
-	usleep(200 * 1000);
+	/* corral has relayed the batch and the server has run the INSERT once A's backend is
+	 * on the SELECT (its results stay buffered there: no Sync, no Flush). */
+	at_server = h_printf("select query = 'select ''SECRET-OF-A''' from pg_stat_activity "
+			     "where pid = %s",
+			     a_pid);
+	cr_assert_geq(h_wait_pg_value(at_server, "t", 10), 0,
+		      "%s: A's batch did not reach its server (pid %s) within 10 s", tag, a_pid);
 	if (abrupt)
 		shutdown(PQsocket(a), SHUT_RDWR);
 	PQfinish(a);
 
 	b = h_connect_bench(c);
 	cr_assert(PQsendQuery(b, "select 'b-own-result'"), "B: %s", PQerrorMessage(b));
+	what = h_printf("%s: B's first query", tag);
 	for (;;) {
-		double deadline = h_now() + H_QUERY_TIMEOUT;
-
-		while (PQisBusy(b) && PQconsumeInput(b) && h_now() < deadline)
-			usleep(1000);
-		cr_assert(!PQisBusy(b) || PQstatus(b) == CONNECTION_BAD, "%s: B's query hung", tag);
+		h_wait_result(b, h_now() + H_QUERY_TIMEOUT, what);
 		r = PQgetResult(b);
 		if (r == NULL)
 			break;
@@ -87,6 +89,9 @@ static void unsynced_batch_then_next_client(struct h_corral *c, bool abrupt, con
 	cr_expect_str_eq(v, "0", "%s: A's INSERT, never synced, was committed (%s rows)", tag, v);
 	free(v);
 	free(sql);
+	free(what);
+	free(at_server);
+	free(a_pid);
 }
 
 Test(protocol, client_leaves_mid_extended_batch)

@@ -13,17 +13,21 @@
 
 TestSuite(server_tls, H_SUITE);
 
+/* clang-format would join the macro and the literal into one line of 117 columns. */
+/* clang-format off */
 static const char *DB_LINES =
 	H_BENCH_DB_WITH(" sslmode=require")
 	"plain = host=@PGHOST@ port=@PGPORT@ dbname=bench user=bench password=secret\n";
+/* clang-format on */
 
 /* "t TLS..." or "f": whether the server connection behind conn talks TLS (pg_stat_ssl). */
 static char *server_ssl(PGconn *su, PGconn *conn)
 {
 	char *pid = h_value(conn, "select pg_backend_pid()");
-	char *sql = h_printf("select case when ssl then 't' else 'f' end || coalesce(' ' || version, '') "
-			     "from pg_stat_ssl where pid = %s",
-			     pid);
+	char *sql = h_printf(
+		"select case when ssl then 't' else 'f' end || coalesce(' ' || version, '') "
+		"from pg_stat_ssl where pid = %s",
+		pid);
 	char *v = h_value(su, sql);
 
 	free(sql);
@@ -39,7 +43,8 @@ static void copy_round_trip(const struct h_corral *c)
 
 	h_copy_in(ci, "tls_copy_t", 100000, md5_in);
 	h_copy_out(ci, "tls_copy_t", 100000, "out.tsv", md5_out, &out_len);
-	cr_expect_str_eq(md5_out, md5_in, "\\copy out (%zu bytes) differs from what went in", out_len);
+	cr_expect_str_eq(md5_out, md5_in, "\\copy out (%zu bytes) differs from what went in",
+			 out_len);
 	h_psql_run(ci, "drop table tls_copy_t", "DROP TABLE\n");
 	free(ci);
 }
@@ -51,14 +56,16 @@ Test(server_tls, traffic_over_a_tls_server_connection, .timeout = 60)
 	struct h_corral *c;
 	char *plain_ci;
 
-	cr_assert_str_eq(v, "on", "the test cluster has ssl = %s: run.sh starts it with pgtmp --ssl", v);
+	cr_assert_str_eq(v, "on",
+			 "the test cluster has ssl = %s: run.sh starts it with pgtmp --ssl", v);
 	free(v);
 	c = h_corral_start("", DB_LINES, NULL);
 
 	/* corral's server connection for "bench" is TLS; for "plain" it is not. */
 	conn = h_connect_bench(c);
 	v = server_ssl(su, conn);
-	cr_expect(strncmp(v, "t TLS", 5) == 0, "pg_stat_ssl for corral's sslmode=require server: [%s]", v);
+	cr_expect(strncmp(v, "t TLS", 5) == 0,
+		  "pg_stat_ssl for corral's sslmode=require server: [%s]", v);
 	free(v);
 	plain_ci = h_conninfo(c, H.user, "plain", H.password);
 	plain = h_connect(c, plain_ci);

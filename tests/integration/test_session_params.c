@@ -53,7 +53,8 @@ Test(session_params, next_client_sees_defaults_not_leftovers)
 
 	PGconn *b = h_connect_bench(c);
 	char *pid_b = h_value(b, "SELECT pg_backend_pid()");
-	cr_expect_str_eq(pid_b, pid_a, "B did not get A's server connection; the test proves nothing");
+	cr_expect_str_eq(pid_b, pid_a,
+			 "B did not get A's server connection; the test proves nothing");
 	h_expect_show(b, "application_name", "");
 	h_expect_show(b, "TimeZone", tz_default);
 	h_expect_show(b, "DateStyle", "ISO, MDY");

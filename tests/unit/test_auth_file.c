@@ -8,9 +8,9 @@
 #include "proxy/auth_file.h"
 
 /* Made by PostgreSQL 15 for the password "pencil-sharpener" (see test_auth_scram.c). */
-#define PG15_VERIFIER                                                          \
-	"SCRAM-SHA-256$4096:QjtRuhK86Qre/kMSrnKKNg==$"                         \
-	"wuutit1MSOo9J8wgG5thHIhK6df84VciezeQgy6mz1Q=:"                        \
+#define PG15_VERIFIER                                   \
+	"SCRAM-SHA-256$4096:QjtRuhK86Qre/kMSrnKKNg==$"  \
+	"wuutit1MSOo9J8wgG5thHIhK6df84VciezeQgy6mz1Q=:" \
 	"vxd/d4DtEaf22E/6YrVQmgnzRZlDEQYRn9IHNhDtVys="
 
 static const char good[] =
@@ -110,8 +110,7 @@ Test(auth_file, many_users_all_found)
 	cr_assert_not_null(text);
 	/* md5 secrets: no PBKDF2 at load, and names in no particular order */
 	for (int i = 0; i < 300; i++)
-		off += (size_t)sprintf(text + off, "\"user%d\" \"md5%032x\"\n", i * 7919 % 300,
-				       i);
+		off += (size_t)sprintf(text + off, "\"user%d\" \"md5%032x\"\n", i * 7919 % 300, i);
 	cr_assert(auth_file_parse("users.txt", text, &af, err, sizeof(err)), "%s", err);
 	cr_assert_eq(af.n_users, 300);
 	for (int i = 0; i < 300; i++) {
@@ -129,8 +128,8 @@ static void expect_error(const char *text, const char *message)
 	struct auth_file af = {.users = (struct user_secret *)&af, .n_users = 42};
 	char err[256] = "";
 
-	cr_expect_not(auth_file_parse("users.txt", text, &af, err, sizeof(err)),
-		      "accepted: %s", text);
+	cr_expect_not(auth_file_parse("users.txt", text, &af, err, sizeof(err)), "accepted: %s",
+		      text);
 	cr_expect_str_eq(err, message);
 	cr_expect_null(af.users);
 	cr_expect_eq(af.n_users, 0);

@@ -51,8 +51,8 @@ Test(auth_md5, check_plaintext_secret)
 Test(auth_md5, check_md5_secret)
 {
 	cr_assert(md5_check_response(BENCH_HASH, true, "bench", salt, BENCH_RESPONSE));
-	cr_assert_not(md5_check_response(BENCH2_HASH_FROM_PG, true, "bench2", salt,
-					 BENCH_RESPONSE));
+	cr_assert_not(
+		md5_check_response(BENCH2_HASH_FROM_PG, true, "bench2", salt, BENCH_RESPONSE));
 	/* the user name is already inside a stored hash */
 	cr_assert(md5_check_response(BENCH_HASH, true, "anyone", salt, BENCH_RESPONSE));
 }

@@ -6,8 +6,10 @@
 static struct fn_function_config fn_cfg(unsigned reserved, enum fn_on_limit on_limit,
 					unsigned depth)
 {
-	return (struct fn_function_config){
-		.name = "f", .reserved_concurrency = reserved, .on_limit = on_limit, .queue_depth = depth};
+	return (struct fn_function_config){.name = "f",
+					   .reserved_concurrency = reserved,
+					   .on_limit = on_limit,
+					   .queue_depth = depth};
 }
 
 Test(fn_admit, an_idle_environment_is_reused)
@@ -59,8 +61,9 @@ Test(fn_admit, queued_invocations_go_first)
 {
 	struct fn_function_config f = fn_cfg(5, FN_ON_LIMIT_QUEUE, 10);
 	struct fn_admit_counts c = {.live = 3, .global_live = 3, .waiting = 2};
-	cr_assert_eq(fn_admit_decide(&f, 100, &c), FN_ADMIT_QUEUE,
-		     "a newcomer joins the FIFO even when it could start (the queue is served first)");
+	cr_assert_eq(
+		fn_admit_decide(&f, 100, &c), FN_ADMIT_QUEUE,
+		"a newcomer joins the FIFO even when it could start (the queue is served first)");
 }
 
 Test(fn_admit, at_the_global_limit_idle_environments_elsewhere_make_room)

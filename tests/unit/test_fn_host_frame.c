@@ -31,7 +31,8 @@ static void decode_all(const struct fn_buf *buf, struct fn_frame *out)
 		cr_assert_eq(d, FN_DECODE_NEED_MORE, "prefix of %zu of %zu bytes: %d (%s)", n,
 			     buf->len, d, why ? why : "");
 	}
-	cr_assert_eq(fn_frame_decode(buf->data, buf->len, out, &used, &why), FN_DECODE_OK, "%s", why);
+	cr_assert_eq(fn_frame_decode(buf->data, buf->len, out, &used, &why), FN_DECODE_OK, "%s",
+		     why);
 	cr_assert_eq(used, buf->len);
 }
 
@@ -204,7 +205,10 @@ static enum fn_decode_result decode_result(const struct fn_result *r, const char
 Test(fn_host, frame_result_refuses_unsafe_headers)
 {
 	const char *why = NULL;
-	struct fn_result r = {.request_id = "r", .rc = FN_OK, .status = 200, .content_type = "text/plain"};
+	struct fn_result r = {.request_id = "r",
+			      .rc = FN_OK,
+			      .status = 200,
+			      .content_type = "text/plain"};
 	cr_assert_eq(decode_result(&r, &why), FN_DECODE_OK);
 
 	r.content_type = "text/html\r\nSet-Cookie: a=b";
@@ -294,7 +298,10 @@ Test(fn_host, log_line_to_the_runner_log, .init = cr_redirect_stderr)
 	FILE *f = cr_get_redirected_stderr();
 	size_t n = fread(out, 1, sizeof(out) - 1, f);
 	out[n] = '\0';
-	cr_assert(strstr(out, " level=info event=fn_log function=f request_id=- msg=\"a 'quoted' line\"\n"),
-		  "%s", out);
-	cr_assert(strstr(out, " event=fn_log function=f request_id=r-1 msg=\"second\"\n"), "%s", out);
+	cr_assert(
+		strstr(out,
+		       " level=info event=fn_log function=f request_id=- msg=\"a 'quoted' line\"\n"),
+		"%s", out);
+	cr_assert(strstr(out, " event=fn_log function=f request_id=r-1 msg=\"second\"\n"), "%s",
+		  out);
 }

@@ -232,7 +232,8 @@ Test(fn_queue_batch, malformed_responses_fail_the_batch)
 	expect_all_failed("{\"batchItemFailures\":[{\"itemIdentifier\":null}]}",
 			  "no itemIdentifier");
 	expect_all_failed("{\"batchItemFailures\":[{\"itemIdentifier\":41}]}", "no itemIdentifier");
-	expect_all_failed("{\"batchItemFailures\":[{\"itemIdentifier\":\"\"}]}", "no itemIdentifier");
+	expect_all_failed("{\"batchItemFailures\":[{\"itemIdentifier\":\"\"}]}",
+			  "no itemIdentifier");
 	expect_all_failed("{\"batchItemFailures\":[{\"itemIdentifier\":\"44\"}]}", "no message");
 	expect_all_failed("{\"batchItemFailures\":[{\"itemIdentifier\":\"41 \"}]}", "no message");
 	expect_all_failed("{\"batchItemFailures\":[{\"itemIdentifier\":\"41\\u0000\"}]}",
@@ -268,7 +269,10 @@ static enum fn_queue_verdict judge(const struct fn_call_done *done, bool failed[
 Test(fn_queue_batch, ok_with_partial_failures)
 {
 	const char body[] = "{\"batchItemFailures\":[{\"itemIdentifier\":\"42\"}]}";
-	struct fn_result r = {.rc = 0, .status = 200, .body = body, .body_len = strlen(body),
+	struct fn_result r = {.rc = 0,
+			      .status = 200,
+			      .body = body,
+			      .body_len = strlen(body),
 			      .error = ""};
 	struct fn_call_done done = {.status = FN_CALL_OK, .result = &r};
 	bool failed[3];
@@ -296,11 +300,12 @@ Test(fn_queue_batch, error_statuses_fail_the_batch)
 	done.result = NULL;
 	cr_assert_eq(judge(&done, failed, why, sizeof(why)), FN_QUEUE_ALL_FAILED);
 
-	static const enum fn_call_status failures[] = {
-		FN_CALL_FUNCTION_ERROR, FN_CALL_TIMEOUT, FN_CALL_CRASH, FN_CALL_INIT_ERROR,
-		FN_CALL_TOO_LARGE};
+	static const enum fn_call_status failures[] = {FN_CALL_FUNCTION_ERROR, FN_CALL_TIMEOUT,
+						       FN_CALL_CRASH, FN_CALL_INIT_ERROR,
+						       FN_CALL_TOO_LARGE};
 	for (size_t i = 0; i < sizeof(failures) / sizeof(failures[0]); i++) {
-		struct fn_call_done d = {.status = failures[i], .error = "Task timed out after 3.00 seconds"};
+		struct fn_call_done d = {.status = failures[i],
+					 .error = "Task timed out after 3.00 seconds"};
 		memset(failed, 0, sizeof(failed));
 		cr_assert_eq(judge(&d, failed, why, sizeof(why)), FN_QUEUE_ALL_FAILED, "status %d",
 			     (int)failures[i]);
@@ -312,7 +317,8 @@ Test(fn_queue_batch, error_statuses_fail_the_batch)
 Test(fn_queue_batch, error_type_and_function_error_text)
 {
 	struct fn_result r = {.status = 200, .error = "database unavailable"};
-	struct fn_call_done done = {.status = FN_CALL_FUNCTION_ERROR, .result = &r,
+	struct fn_call_done done = {.status = FN_CALL_FUNCTION_ERROR,
+				    .result = &r,
 				    .error = "database unavailable",
 				    .error_type = "Runtime.HandlerError"};
 	bool failed[3];
@@ -416,7 +422,7 @@ Test(fn_queue_batch, ack_statements_by_action)
 	cr_assert_str_eq(s[1].params[0], "{42,-7}");
 	cr_assert_str_eq(s[1].params[1], "{2,1}");
 	cr_assert_str_eq(s[1].params[2], "{2000000,500000}"); /* backoff; release delay */
-	cr_assert_str_eq(s[1].params[3], "{0,1}");             /* only the release is uncounted */
+	cr_assert_str_eq(s[1].params[3], "{0,1}");            /* only the release is uncounted */
 
 	cr_assert_str_eq(s[2].what, "dead_letter");
 	cr_assert(strstr(s[2].sql, "INSERT INTO corral_queue_dead_letter"));

@@ -11,7 +11,8 @@ Test(report, start_and_end)
 {
 	char buf[128];
 	int n = report_start_line(buf, sizeof(buf), ID);
-	cr_assert_str_eq(buf, "START RequestId: 8f507cfc-8f25-4a1d-9a4c-0e1b2c3d4e5f Version: $LATEST");
+	cr_assert_str_eq(buf,
+			 "START RequestId: 8f507cfc-8f25-4a1d-9a4c-0e1b2c3d4e5f Version: $LATEST");
 	cr_assert_eq(n, (int)strlen(buf));
 	n = report_end_line(buf, sizeof(buf), ID);
 	cr_assert_str_eq(buf, "END RequestId: 8f507cfc-8f25-4a1d-9a4c-0e1b2c3d4e5f");
@@ -85,8 +86,7 @@ Test(report, duration_rounding)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		inv.duration_us = cases[i].us;
 		report_report_line(buf, sizeof(buf), ID, &inv);
-		cr_assert(strstr(buf, cases[i].shown), "%lld us: %s", (long long)cases[i].us,
-			  buf);
+		cr_assert(strstr(buf, cases[i].shown), "%lld us: %s", (long long)cases[i].us, buf);
 	}
 }
 
@@ -113,10 +113,11 @@ Test(report, status_and_extras)
 	};
 	char buf[512];
 	report_report_line(buf, sizeof(buf), ID, &inv);
-	cr_assert_str_eq(buf, "REPORT RequestId: 8f507cfc-8f25-4a1d-9a4c-0e1b2c3d4e5f\t"
-			      "Duration: 3000.00 ms\tBilled Duration: 3000 ms\tMemory Size: 128 MB\t"
-			      "Max Memory Used: 2 MB\tStatus: timeout\tQueue Wait: 0.00 ms\t"
-			      "Cold: false\tEnvironment: 3\tFunction: report");
+	cr_assert_str_eq(buf,
+			 "REPORT RequestId: 8f507cfc-8f25-4a1d-9a4c-0e1b2c3d4e5f\t"
+			 "Duration: 3000.00 ms\tBilled Duration: 3000 ms\tMemory Size: 128 MB\t"
+			 "Max Memory Used: 2 MB\tStatus: timeout\tQueue Wait: 0.00 ms\t"
+			 "Cold: false\tEnvironment: 3\tFunction: report");
 	inv.status = "error";
 	inv.error_type = "Runtime.ExitError";
 	inv.n_extra = 0;
@@ -127,7 +128,8 @@ Test(report, status_and_extras)
 
 Test(report, truncation_like_snprintf)
 {
-	struct report_invocation inv = {.duration_us = 12340, .memory_size_mb = 128,
+	struct report_invocation inv = {.duration_us = 12340,
+					.memory_size_mb = 128,
 					.queue_wait_us = -1};
 	char full[512];
 	int n = report_report_line(full, sizeof(full), ID, &inv);
@@ -139,7 +141,8 @@ Test(report, truncation_like_snprintf)
 	cr_assert(strncmp(small, full, sizeof(small) - 1) == 0);
 	cr_assert_eq(report_report_line(NULL, 0, ID, &inv), n);
 	char one[1] = {'x'};
-	cr_assert_eq(report_start_line(one, 1, ID), (int)strlen("START RequestId:  Version: $LATEST") + 36);
+	cr_assert_eq(report_start_line(one, 1, ID),
+		     (int)strlen("START RequestId:  Version: $LATEST") + 36);
 	cr_assert_eq(one[0], '\0');
 }
 

@@ -98,7 +98,7 @@ Test(storm_histogram, tail)
 		hist_record(h, 2000); /* 2 ms */
 	for (int i = 0; i < 19; i++)
 		hist_record(h, 150000); /* 150 ms */
-	hist_record(h, 3000000); /* 3 s */
+	hist_record(h, 3000000);        /* 3 s */
 	cr_assert_eq(hist_percentile(h, 50), hist_bucket_high(hist_bucket_of(2000)));
 	cr_assert_eq(hist_percentile(h, 98), hist_bucket_high(hist_bucket_of(2000)));
 	uint64_t p99 = hist_percentile(h, 99);

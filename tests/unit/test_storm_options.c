@@ -6,7 +6,8 @@
 
 #define ARGV(...) ((char *[]){"corral-storm", __VA_ARGS__, NULL})
 #define ARGC(...) ((int)(sizeof((char *[]){"corral-storm", __VA_ARGS__}) / sizeof(char *)))
-#define PARSE(o, err, ...) storm_opts_parse(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), o, err, sizeof(err))
+#define PARSE(o, err, ...) \
+	storm_opts_parse(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), o, err, sizeof(err))
 
 static void fails(int rc, const char *err, const char *want)
 {
@@ -42,8 +43,8 @@ Test(storm_options, http_rate)
 	struct storm_opts o;
 	char err[256] = "";
 	int rc = PARSE(&o, err, "--url", "http://127.0.0.1:9000/fn/hello", "--rate", "250.5",
-		       "--duration", "4", "--body", "{}", "--header", "X-A: 1", "--header",
-		       "X-B:2", "--timeout", "2.5", "--sql", "x");
+		       "--duration", "4", "--body", "{}", "--header", "X-A: 1", "--header", "X-B:2",
+		       "--timeout", "2.5", "--sql", "x");
 	fails(rc, err, "--sql needs --connect");
 	rc = PARSE(&o, err, "--url", "http://127.0.0.1:9000/fn/hello", "--rate", "250.5",
 		   "--duration", "4", "--body", "{}", "--header", "X-A: 1", "--header", "X-B:2",
