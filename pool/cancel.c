@@ -10,8 +10,8 @@
 #include "pool/pool.h"
 
 struct cancel_req {
-	struct inbox_item item;      /* first: the completion, posted back */
-	struct cancel_req *next;     /* in the thread's queue */
+	struct inbox_item item;  /* first: the completion, posted back */
+	struct cancel_req *next; /* in the thread's queue */
 	PGcancel *cancel;
 	struct inbox *reply_to;
 	struct server *server;
@@ -24,7 +24,7 @@ static struct {
 	struct cancel_req *head, *tail;
 	pthread_t thread;
 	bool started, stopping;
-} cq = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+} cq = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
 static void req_free(struct cancel_req *r)
 {
@@ -115,7 +115,8 @@ bool server_cancel(struct server *s)
 		return false;
 	}
 	s->cancels_in_flight++;
-	log_debug("event=cancel_sent server=%llu pid=%d", (unsigned long long)s->id, s->backend_pid);
+	log_debug("event=cancel_sent server=%llu pid=%d", (unsigned long long)s->id,
+		  s->backend_pid);
 	return true;
 }
 

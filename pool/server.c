@@ -10,11 +10,8 @@
 #include "pool/pool.h"
 
 static const char *const state_names[] = {
-	[SV_LOGIN] = "login",
-	[SV_IDLE] = "idle",
-	[SV_ACTIVE] = "active",
-	[SV_CLOSING] = "closing",
-	[SV_CLOSED] = "closed",
+	[SV_LOGIN] = "login",     [SV_IDLE] = "idle",     [SV_ACTIVE] = "active",
+	[SV_CLOSING] = "closing", [SV_CLOSED] = "closed",
 };
 
 const char *server_state_name(enum server_state st)

@@ -22,7 +22,7 @@ struct cancel_keys {
 };
 
 struct cancel_key {
-	struct list node;  /* in its worker's bucket; empty when not registered */
+	struct list node; /* in its worker's bucket; empty when not registered */
 	uint32_t pid, secret;
 };
 

@@ -26,8 +26,8 @@ struct relay {
 	/* What the server still owes the client (proxy/tracker.h); it alone decides
 	 * whether the server may be given back. */
 	struct tracker tracker;
-	bool server_fatal;            /* the server sent a FATAL: its close ends the client */
-	bool pin_logged;              /* said once that the tracker lost count */
+	bool server_fatal; /* the server sent a FATAL: its close ends the client */
+	bool pin_logged;   /* said once that the tracker lost count */
 };
 
 /* Links c and c->server: installs the relay callbacks and relays pending client

@@ -28,10 +28,10 @@
 struct drain {
 	struct server *server;
 	const char *reset_query;
-	char marker[48];   /* corral-drain-<32 hex> */
-	bool sent;         /* the messages above are on their way */
-	bool marker_seen;  /* the marker's row came back: the next ReadyForQuery is ours */
-	uint32_t skip;     /* bytes of a reply still to discard */
+	char marker[48];  /* corral-drain-<32 hex> */
+	bool sent;        /* the messages above are on their way */
+	bool marker_seen; /* the marker's row came back: the next ReadyForQuery is ours */
+	uint32_t skip;    /* bytes of a reply still to discard */
 };
 
 static void drain_free(void *job)
@@ -173,7 +173,7 @@ void server_drain(struct server *s, const struct relay *r, const char *reset_que
 		n += snprintf(d->marker + n, sizeof(d->marker) - (size_t)n, "%02x", nonce[i]);
 	s->job = d;
 	s->job_free = drain_free;
-	struct timeval tv = { DRAIN_TIMEOUT_SEC, 0 };
+	struct timeval tv = {DRAIN_TIMEOUT_SEC, 0};
 	bufferevent_set_timeouts(s->bev, &tv, NULL);
 	bufferevent_setcb(s->bev, drain_read, NULL, drain_event, d);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, 0);

@@ -322,17 +322,28 @@ void tracker_reset(struct tracker *t)
 static uint8_t request_of(char type, const uint8_t *body, size_t len)
 {
 	switch (type) {
-	case 'Q': return REQ_QUERY;
-	case 'F': return REQ_FUNC;
-	case 'P': return REQ_PARSE;
-	case 'B': return REQ_BIND;
-	case 'E': return REQ_EXEC;
-	case 'C': return REQ_CLOSE;
-	case 'S': return REQ_SYNC; /* with a body too: ErrorResponse, then ReadyForQuery */
-	case 'c': return REQ_COPY_DONE;
-	case 'f': return REQ_COPY_FAIL;
-	case 'D': return body && len >= 1 && body[0] == 'S' ? REQ_DESC_STMT : REQ_DESC_PORTAL;
-	case 'H': return len ? REQ_BAD_FLUSH : 0;
+	case 'Q':
+		return REQ_QUERY;
+	case 'F':
+		return REQ_FUNC;
+	case 'P':
+		return REQ_PARSE;
+	case 'B':
+		return REQ_BIND;
+	case 'E':
+		return REQ_EXEC;
+	case 'C':
+		return REQ_CLOSE;
+	case 'S':
+		return REQ_SYNC; /* with a body too: ErrorResponse, then ReadyForQuery */
+	case 'c':
+		return REQ_COPY_DONE;
+	case 'f':
+		return REQ_COPY_FAIL;
+	case 'D':
+		return body && len >= 1 && body[0] == 'S' ? REQ_DESC_STMT : REQ_DESC_PORTAL;
+	case 'H':
+		return len ? REQ_BAD_FLUSH : 0;
 	default:
 		/* CopyData, Flush: never answered.  Terminate is the relay's.  An unknown type
 		 * makes PostgreSQL end the connection (FATAL), which needs no slot. */
@@ -363,7 +374,8 @@ enum tracker_result tracker_client(struct tracker *t, char type, const uint8_t *
 		enum tracker_result res = hyp_client(&t->hyp[i], r);
 		if (res != TRACKER_OK) {
 			t->lost = true;
-			t->why = res == TRACKER_TOO_MANY ? "too many requests in flight" : "out of memory";
+			t->why = res == TRACKER_TOO_MANY ? "too many requests in flight"
+							 : "out of memory";
 			return res;
 		}
 	}
@@ -471,7 +483,7 @@ enum tracker_result tracker_server(struct tracker *t, char type, const uint8_t *
 	}
 	/* Readings added by a failed COPY are appended already answered; only the ones
 	 * there before are asked. */
-	bool bad[TRACKER_MAX_HYP] = { false };
+	bool bad[TRACKER_MAX_HYP] = {false};
 	int asked = t->n_hyp;
 	for (int i = 0; i < asked; i++) {
 		bool overflow = false;

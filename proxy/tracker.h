@@ -43,21 +43,21 @@ enum tracker_result {
 
 /* One reading of the backend's state: the requests it has yet to answer, in order. */
 struct tracker_hyp {
-	uint8_t *q;        /* ring of enum tracker_req (internal), cap a power of two */
+	uint8_t *q; /* ring of enum tracker_req (internal), cap a power of two */
 	uint32_t cap, head, len;
 	uint8_t inline_q[TRACKER_INLINE];
-	uint8_t copy;      /* the head request is in a COPY (internal enum) */
-	bool described;    /* Describe of a statement: ParameterDescription seen */
-	bool skipping;     /* an extended-protocol error: the backend ignores all but Sync */
-	bool open;         /* extended messages answered since the last ReadyForQuery */
+	uint8_t copy;   /* the head request is in a COPY (internal enum) */
+	bool described; /* Describe of a statement: ParameterDescription seen */
+	bool skipping;  /* an extended-protocol error: the backend ignores all but Sync */
+	bool open;      /* extended messages answered since the last ReadyForQuery */
 };
 
 struct tracker {
 	struct tracker_hyp hyp[TRACKER_MAX_HYP];
 	uint8_t n_hyp;
-	char tx_status;    /* of the last ReadyForQuery: 'I', 'T' or 'E' */
-	bool lost;         /* fails closed from now on: never settled again */
-	const char *why;   /* what went wrong, for the log and the client's error */
+	char tx_status;  /* of the last ReadyForQuery: 'I', 'T' or 'E' */
+	bool lost;       /* fails closed from now on: never settled again */
+	const char *why; /* what went wrong, for the log and the client's error */
 };
 
 void tracker_init(struct tracker *t);

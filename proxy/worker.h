@@ -24,28 +24,28 @@ struct worker_shared {
 	const struct corral_config *cfg;
 	const struct auth_file *auth;
 	struct pool_registry registry;
-	struct inbox **inboxes;     /* by worker id */
+	struct inbox **inboxes; /* by worker id */
 	int n_workers;
-	atomic_int clients;         /* live clients of all workers, for max_client_conn */
+	atomic_int clients; /* live clients of all workers, for max_client_conn */
 };
 
 struct worker {
 	int id;
 	struct worker_shared *shared;
-	struct inbox inbox;         /* messages from other workers */
+	struct inbox inbox; /* messages from other workers */
 	struct event_base *base;
 	struct evconnlistener *listener;
-	struct event *tick_ev;      /* timeouts: query wait, idle servers, client cleanup */
-	struct event *reap_ev;      /* frees closed clients after the callbacks that closed them */
+	struct event *tick_ev; /* timeouts: query wait, idle servers, client cleanup */
+	struct event *reap_ev; /* frees closed clients after the callbacks that closed them */
 	struct event *accept_retry_ev; /* re-enables the listener after an accept error */
 	const struct corral_config *cfg;
 	const struct auth_file *auth;
 	struct pool_env pools;
 
-	struct list login_clients;  /* not yet authenticated, in accept order */
-	struct list clients;        /* authenticated and live */
-	struct list dead_clients;   /* closed, freed by reap_ev */
-	size_t n_clients;           /* live clients on both lists */
+	struct list login_clients;      /* not yet authenticated, in accept order */
+	struct list clients;            /* authenticated and live */
+	struct list dead_clients;       /* closed, freed by reap_ev */
+	size_t n_clients;               /* live clients on both lists */
 	struct cancel_keys cancel_keys; /* this worker's clients by BackendKeyData */
 	uint64_t next_client_id;
 };

@@ -21,7 +21,7 @@
 
 static void simulated(const uint8_t *data, size_t size)
 {
-	struct sim_source src = { .data = data, .len = size };
+	struct sim_source src = {.data = data, .len = size};
 	struct sim s;
 	sim_init(&s, &src);
 	const char *why = sim_run(&s, 200);
@@ -41,7 +41,7 @@ static void arbitrary(const uint8_t *data, size_t size)
 		uint8_t body = data[i + 1];
 		size_t len = body & 1 ? 1 : 0;
 		if (type == 'Z')
-			len = 1, body = (uint8_t)"ITE"[body % 3];
+			len = 1, body = (uint8_t) "ITE"[body % 3];
 		if (type == 'D' && from_client)
 			body = body & 2 ? 'S' : 'P';
 		enum tracker_result res = from_client ? tracker_client(&t, type, &body, len)

@@ -14,7 +14,9 @@
 
 TestSuite(cancel, H_SUITE);
 
-#define DRAIN_DB H_BENCH_DB "drain = host=@PGHOST@ port=@PGPORT@ dbname=bench user=drainer password=secret pool_size=2\n"
+#define DRAIN_DB   \
+	H_BENCH_DB \
+	"drain = host=@PGHOST@ port=@PGPORT@ dbname=bench user=drainer password=secret pool_size=2\n"
 
 /* Sends sql without waiting; fails unless it was sent. */
 static void send_query(PGconn *conn, const char *sql)
@@ -53,7 +55,8 @@ static PGresult *cancel_until_answered(PGconn *conn, double timeout_s)
 
 Test(cancel, right_statement_on_any_worker, .timeout = 60)
 {
-	struct h_corral *c = h_corral_start("pool_mode = transaction\nworkers = 2\n", H_BENCH_DB, NULL);
+	struct h_corral *c = h_corral_start("pool_mode = transaction\nworkers = 2\n", H_BENCH_DB,
+					    NULL);
 	PGconn *other = h_connect_bench(c);
 	send_query(other, "SELECT pg_sleep(1.5), 'other'");
 	/* Several rounds: cancel connections land on both workers (SO_REUSEPORT). */
@@ -83,7 +86,7 @@ Test(cancel, wrong_key_does_nothing, .timeout = 30)
 	PGconn *conn = h_connect_bench(c);
 	send_query(conn, "SELECT pg_sleep(1), 'done'");
 	unsigned char pkt[16];
-	uint32_t v[4] = { htonl(16), htonl(80877102), htonl((uint32_t)PQbackendPID(conn)), 0 };
+	uint32_t v[4] = {htonl(16), htonl(80877102), htonl((uint32_t)PQbackendPID(conn)), 0};
 	for (int attempt = 0; attempt < 3; attempt++) {
 		v[3] = htonl(0x5eed0000u + (uint32_t)attempt);
 		memcpy(pkt, v, sizeof(pkt));
@@ -126,9 +129,11 @@ Test(cancel, queued_client, .timeout = 30)
 /* Backends of role drainer right now (every one is corral's), or only the active ones. */
 static int drainer_backends(PGconn *su, bool active)
 {
-	char *v = h_value(su, active ? "SELECT count(*) FROM pg_stat_activity WHERE usename = "
-				       "'drainer' AND state = 'active'"
-				     : "SELECT count(*) FROM pg_stat_activity WHERE usename = 'drainer'");
+	char *v =
+		h_value(su,
+			active ? "SELECT count(*) FROM pg_stat_activity WHERE usename = "
+				 "'drainer' AND state = 'active'"
+			       : "SELECT count(*) FROM pg_stat_activity WHERE usename = 'drainer'");
 	int n = atoi(v);
 	free(v);
 	return n;
@@ -156,7 +161,8 @@ static int wait_running(PGconn *su, int n)
  */
 Test(cancel, disconnect_mid_query_leaves_nothing, .timeout = 120)
 {
-	struct h_corral *c = h_corral_start("pool_mode = transaction\nworkers = 1\n", DRAIN_DB, NULL);
+	struct h_corral *c = h_corral_start("pool_mode = transaction\nworkers = 1\n", DRAIN_DB,
+					    NULL);
 	char *ci = h_conninfo(c, "bench", "drain", "secret");
 	PGconn *su = h_superuser();
 	const char *kinds[] = {

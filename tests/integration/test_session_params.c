@@ -165,7 +165,8 @@ Test(session_params, tx_startup_options_do_not_leak_to_the_next_client)
 		PGconn *b = h_connect_bench(c);
 		char *pid_b = h_value(b, "SELECT pg_backend_pid()");
 
-		cr_expect_str_eq(pid_b, pid_a, "B did not get A's server connection; the test proves nothing");
+		cr_expect_str_eq(pid_b, pid_a,
+				 "B did not get A's server connection; the test proves nothing");
 		h_expect_show(b, "search_path", def_path);
 		h_expect_show(b, "statement_timeout", def_timeout);
 		h_expect_show(b, "work_mem", def_mem);
@@ -285,17 +286,20 @@ Test(session_params, tx_reset_restores_role_and_login_defaults)
 	PQfinish(su);
 
 	const char *login_opts = "-c lock_timeout=1111";
-	char *dbs = h_printf("params = host=@PGHOST@ port=@PGPORT@ dbname=%s user=corral_params_role "
-			     "password=secret pool_size=1 options='%s'\n",
-			     H.db, login_opts);
+	char *dbs =
+		h_printf("params = host=@PGHOST@ port=@PGPORT@ dbname=%s user=corral_params_role "
+			 "password=secret pool_size=1 options='%s'\n",
+			 H.db, login_opts);
 	struct h_corral *c = h_corral_start(TX_ONE_WORKER, dbs, NULL);
 	char *want = direct_settings("corral_params_role", H.db, login_opts);
 	char *builtin = direct_settings(H.user, H.db, NULL);
 
-	cr_assert_str_eq(want, "roles_own, public|4321ms|3MB|1111ms|", "the role's defaults: %s", want);
+	cr_assert_str_eq(want, "roles_own, public|4321ms|3MB|1111ms|", "the role's defaults: %s",
+			 want);
 	cr_assert_str_neq(want, builtin);
-	char *a_ci = corral_ci(c, "params", "-c search_path=evil -c statement_timeout=1234 "
-					    "-c work_mem=7MB -c lock_timeout=2s");
+	char *a_ci = corral_ci(c, "params",
+			       "-c search_path=evil -c statement_timeout=1234 "
+			       "-c work_mem=7MB -c lock_timeout=2s");
 	char *b_ci = corral_ci(c, "params", NULL);
 	PGconn *a = h_connect(c, a_ci), *b = h_connect(c, b_ci);
 	for (int round = 0; round < 3; round++) {
@@ -319,7 +323,8 @@ Test(session_params, tx_reset_restores_role_and_login_defaults)
  */
 Test(session_params, session_mode_clients_see_their_own_values)
 {
-	const char *settings[] = { SESSION_ONE_WORKER, "workers = 1\npool_mode = session\nserver_reset_query =\n" };
+	const char *settings[] = {SESSION_ONE_WORKER,
+				  "workers = 1\npool_mode = session\nserver_reset_query =\n"};
 	char *want = direct_settings(H.user, H.db, NULL);
 	char *want_a = direct_settings(H.user, H.db, A_OPTIONS);
 

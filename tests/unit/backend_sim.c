@@ -283,7 +283,7 @@ static void send_one(struct sim *s)
 	s->in[(s->in_head + s->in_len++) % SIM_MAX_IN] = msg;
 	s->sent++;
 	char type = msg;
-	uint8_t body[1] = { 0 };
+	uint8_t body[1] = {0};
 	size_t len = 0;
 	if (msg == 's' || msg == 'p') {
 		type = 'D';

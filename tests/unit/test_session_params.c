@@ -36,7 +36,7 @@ static void server_clear(struct server *s)
 /* The sync query for wanted on s must be want (NULL: none). */
 static void expect_query(const struct server *s, const char *const *wanted_kv, const char *want)
 {
-	struct param_set wanted = { 0 };
+	struct param_set wanted = {0};
 	fill(&wanted, wanted_kv);
 	bool oom = true;
 	char *q = session_params_sync_query(&wanted, s, &oom);
@@ -49,28 +49,30 @@ static void expect_query(const struct server *s, const char *const *wanted_kv, c
 	params_clear(&wanted);
 }
 
-static const char *const NONE[] = { NULL };
+static const char *const NONE[] = {NULL};
 
 /* ---- the sync query ------------------------------------------------------------- */
 
 Test(session_params, nothing_to_do_gives_no_query)
 {
 	struct server s;
-	server_with(&s, (const char *const[]){ "work_mem", "7MB", NULL },
-		    (const char *const[]){ "application_name", "fn", NULL });
-	expect_query(&s, (const char *const[]){ "work_mem", "7MB", "application_name", "fn", NULL }, NULL);
+	server_with(&s, (const char *const[]){"work_mem", "7MB", NULL},
+		    (const char *const[]){"application_name", "fn", NULL});
+	expect_query(&s, (const char *const[]){"work_mem", "7MB", "application_name", "fn", NULL},
+		     NULL);
 	/* names are case-insensitive */
-	expect_query(&s, (const char *const[]){ "WORK_MEM", "7MB", NULL }, NULL);
+	expect_query(&s, (const char *const[]){"WORK_MEM", "7MB", NULL}, NULL);
 	server_clear(&s);
 }
 
 Test(session_params, sets_what_differs_in_one_select)
 {
 	struct server s;
-	server_with(&s, NONE, (const char *const[]){ "application_name", "", "TimeZone", "UTC", NULL });
+	server_with(&s, NONE,
+		    (const char *const[]){"application_name", "", "TimeZone", "UTC", NULL});
 	expect_query(&s,
-		     (const char *const[]){ "application_name", "fn-orders", "TimeZone", "UTC", "search_path",
-					    "a,public", NULL },
+		     (const char *const[]){"application_name", "fn-orders", "TimeZone", "UTC",
+					   "search_path", "a,public", NULL},
 		     "SELECT pg_catalog.set_config(E'application_name', E'fn-orders', false), "
 		     "pg_catalog.set_config(E'search_path', E'a,public', false)");
 	server_clear(&s);
@@ -81,17 +83,20 @@ Test(session_params, resets_what_the_last_client_set_and_the_next_does_not_want)
 {
 	struct server s;
 	server_with(&s,
-		    (const char *const[]){ "search_path", "evil,public", "statement_timeout", "1234",
-					   "work_mem", "7MB", NULL },
+		    (const char *const[]){"search_path", "evil,public", "statement_timeout", "1234",
+					  "work_mem", "7MB", NULL},
 		    NONE);
-	expect_query(&s, NONE, "RESET \"search_path\"; RESET \"statement_timeout\"; RESET \"work_mem\"");
+	expect_query(&s, NONE,
+		     "RESET \"search_path\"; RESET \"statement_timeout\"; RESET \"work_mem\"");
 	/* with values of its own: the RESETs first, then one SELECT, in one Query */
-	expect_query(&s, (const char *const[]){ "work_mem", "9MB", "lock_timeout", "2s", NULL },
+	expect_query(&s, (const char *const[]){"work_mem", "9MB", "lock_timeout", "2s", NULL},
 		     "RESET \"search_path\"; RESET \"statement_timeout\"; "
 		     "SELECT pg_catalog.set_config(E'work_mem', E'9MB', false), "
 		     "pg_catalog.set_config(E'lock_timeout', E'2s', false)");
 	/* a value it wants too is not reset, and not set again when it is the same */
-	expect_query(&s, (const char *const[]){ "search_path", "evil,public", "STATEMENT_TIMEOUT", "1234", NULL },
+	expect_query(&s,
+		     (const char *const[]){"search_path", "evil,public", "STATEMENT_TIMEOUT",
+					   "1234", NULL},
 		     "RESET \"work_mem\"");
 	server_clear(&s);
 }
@@ -100,8 +105,8 @@ Test(session_params, resets_what_the_last_client_set_and_the_next_does_not_want)
 Test(session_params, resets_reported_parameters_it_set)
 {
 	struct server s;
-	server_with(&s, (const char *const[]){ "default_transaction_read_only", "on", NULL },
-		    (const char *const[]){ "default_transaction_read_only", "on", NULL });
+	server_with(&s, (const char *const[]){"default_transaction_read_only", "on", NULL},
+		    (const char *const[]){"default_transaction_read_only", "on", NULL});
 	expect_query(&s, NONE, "RESET \"default_transaction_read_only\"");
 	server_clear(&s);
 }
@@ -110,7 +115,8 @@ Test(session_params, resets_reported_parameters_it_set)
 Test(session_params, names_are_quoted_per_part)
 {
 	struct server s;
-	server_with(&s, (const char *const[]){ "corral_test.tenant", "a", "DateStyle", "SQL", NULL }, NONE);
+	server_with(&s, (const char *const[]){"corral_test.tenant", "a", "DateStyle", "SQL", NULL},
+		    NONE);
 	expect_query(&s, NONE, "RESET \"corral_test\".\"tenant\"; RESET \"DateStyle\"");
 	server_clear(&s);
 }
@@ -120,8 +126,8 @@ Test(session_params, role_and_session_authorization_are_reset_first)
 {
 	struct server s;
 	server_with(&s,
-		    (const char *const[]){ "log_statement", "all", "role", "app", "work_mem", "7MB",
-					   "session_authorization", "bob", NULL },
+		    (const char *const[]){"log_statement", "all", "role", "app", "work_mem", "7MB",
+					  "session_authorization", "bob", NULL},
 		    NONE);
 	expect_query(&s, NONE,
 		     "RESET \"role\"; RESET \"session_authorization\"; RESET \"log_statement\"; "
@@ -135,8 +141,9 @@ Test(session_params, transaction_scoped_parameters_are_not_reset)
 {
 	struct server s;
 	server_with(&s,
-		    (const char *const[]){ "transaction_read_only", "on", "transaction_isolation", "serializable",
-					   "transaction_deferrable", "on", "seed", "0.5", NULL },
+		    (const char *const[]){"transaction_read_only", "on", "transaction_isolation",
+					  "serializable", "transaction_deferrable", "on", "seed",
+					  "0.5", NULL},
 		    NONE);
 	expect_query(&s, NONE, NULL);
 	server_clear(&s);
@@ -146,9 +153,11 @@ Test(session_params, transaction_scoped_parameters_are_not_reset)
 Test(session_params, values_compare_exactly)
 {
 	struct server s;
-	server_with(&s, (const char *const[]){ "search_path", "\"Evil\"", NULL },
-		    (const char *const[]){ "application_name", "Foo", NULL });
-	expect_query(&s, (const char *const[]){ "search_path", "\"evil\"", "application_name", "foo", NULL },
+	server_with(&s, (const char *const[]){"search_path", "\"Evil\"", NULL},
+		    (const char *const[]){"application_name", "Foo", NULL});
+	expect_query(&s,
+		     (const char *const[]){"search_path", "\"evil\"", "application_name", "foo",
+					   NULL},
 		     "SELECT pg_catalog.set_config(E'search_path', E'\"evil\"', false), "
 		     "pg_catalog.set_config(E'application_name', E'foo', false)");
 	server_clear(&s);
@@ -158,7 +167,7 @@ Test(session_params, values_are_escaped_literals)
 {
 	struct server s;
 	server_with(&s, NONE, NONE);
-	expect_query(&s, (const char *const[]){ "application_name", "it's a\\b", NULL },
+	expect_query(&s, (const char *const[]){"application_name", "it's a\\b", NULL},
 		     "SELECT pg_catalog.set_config(E'application_name', E'it''s a\\\\b', false)");
 	server_clear(&s);
 }
@@ -169,9 +178,9 @@ Test(session_params, values_are_escaped_literals)
 Test(session_params, current_needs_the_same_set_not_just_the_signature)
 {
 	struct server s;
-	struct param_set a = { 0 }, b = { 0 };
-	fill(&a, (const char *const[]){ "application_name", "x", "search_path", "evil", NULL });
-	fill(&b, (const char *const[]){ "application_name", "x", NULL });
+	struct param_set a = {0}, b = {0};
+	fill(&a, (const char *const[]){"application_name", "x", "search_path", "evil", NULL});
+	fill(&b, (const char *const[]){"application_name", "x", NULL});
 	uint64_t sig_a = session_params_signature(&a);
 	server_with(&s, NONE, NONE);
 	cr_expect_not(session_params_current(&s, &a, sig_a), "nothing known yet");
@@ -190,9 +199,9 @@ Test(session_params, current_needs_the_same_set_not_just_the_signature)
 Test(session_params, finished_records_what_the_query_did)
 {
 	struct server s;
-	struct param_set w = { 0 };
-	fill(&w, (const char *const[]){ "work_mem", "9MB", NULL });
-	server_with(&s, (const char *const[]){ "search_path", "evil", NULL }, NONE);
+	struct param_set w = {0};
+	fill(&w, (const char *const[]){"work_mem", "9MB", NULL});
+	server_with(&s, (const char *const[]){"search_path", "evil", NULL}, NONE);
 	s.param_sig = 42;
 
 	/* An error rolled everything back: applied stays, and a query that reset an
@@ -212,8 +221,8 @@ Test(session_params, finished_records_what_the_query_did)
 	cr_expect_eq(s.pending.n, 0);
 
 	/* An error without resets is the client's own: the server is fine. */
-	struct param_set w2 = { 0 };
-	fill(&w2, (const char *const[]){ "work_mem", "9MB", "DateStyle", "garbage", NULL });
+	struct param_set w2 = {0};
+	fill(&w2, (const char *const[]){"work_mem", "9MB", "DateStyle", "garbage", NULL});
 	session_params_sending(&s, &w2);
 	cr_expect(session_params_finished(&s, true));
 	cr_expect_eq(s.applied.n, 1);
@@ -224,7 +233,7 @@ Test(session_params, finished_records_what_the_query_did)
 
 Test(session_params, reset_query_forgets_what_it_reset)
 {
-	static const char *const applied[] = { "work_mem", "7MB", "role", "app", NULL };
+	static const char *const applied[] = {"work_mem", "7MB", "role", "app", NULL};
 	struct server s;
 
 	server_with(&s, applied, NONE);
@@ -246,8 +255,8 @@ Test(session_params, reset_query_forgets_what_it_reset)
 
 static bool startup_ok(const char *name, const char *value)
 {
-	struct pg_startup st = { .n_params = 1 };
-	struct param_set ps = { 0 };
+	struct pg_startup st = {.n_params = 1};
+	struct param_set ps = {0};
 	const char *why = NULL;
 	st.names[0] = name;
 	st.values[0] = value;

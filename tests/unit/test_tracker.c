@@ -23,11 +23,13 @@ static enum tracker_result play(struct tracker *t, const char *script)
 	for (char *tok = strtok(buf, " "); tok; tok = strtok(NULL, " "), step++) {
 		enum tracker_result res = TRACKER_OK;
 		if (tok[0] == '=') {
-			cr_assert(tracker_settled(t), "not settled at step %d of \"%s\"", step, script);
+			cr_assert(tracker_settled(t), "not settled at step %d of \"%s\"", step,
+				  script);
 			continue;
 		}
 		if (tok[0] == '~') {
-			cr_assert(!tracker_settled(t), "settled at step %d of \"%s\"", step, script);
+			cr_assert(!tracker_settled(t), "settled at step %d of \"%s\"", step,
+				  script);
 			continue;
 		}
 		char type = tok[1];
@@ -246,7 +248,7 @@ Test(tracker, simulated_backend_many_seeds, .timeout = 60)
 {
 	int lost = 0;
 	for (uint64_t seed = 1; seed <= 20000; seed++) {
-		struct sim_source src = { .seed = seed * 0x9E3779B97F4A7C15ull };
+		struct sim_source src = {.seed = seed * 0x9E3779B97F4A7C15ull};
 		struct sim s;
 		sim_init(&s, &src);
 		const char *why = sim_run(&s, 60);
