@@ -319,12 +319,13 @@ static void cancel_msg_drop(struct inbox_item *item)
 static void route_cancel(struct worker *w, uint32_t pid, uint32_t secret)
 {
 	int to = cancel_key_worker(pid);
+	if (to >= w->shared->n_workers)
+		return;
+	log_info("event=cancel_routed from_worker=%d to_worker=%d", w->id, to);
 	if (to == w->id) {
 		client_cancel_request(w, pid, secret);
 		return;
 	}
-	if (to >= w->shared->n_workers)
-		return;
 	struct cancel_msg *m = calloc(1, sizeof(*m));
 	if (!m)
 		return;
