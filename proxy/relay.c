@@ -1,5 +1,6 @@
 #include "proxy/relay.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -32,6 +33,7 @@ struct scan {
 	struct client *c;
 	const char *sqlstate;
 	const char *error;
+	char why_buf[64];
 };
 
 /*
@@ -92,9 +94,49 @@ static bool client_wants_body(char type)
 	return type == 'D'; /* statement or portal: their replies differ */
 }
 
+/* PostgreSQL's PQ_SMALL_MESSAGE_LIMIT: the longest length field it accepts for
+ * messages other than Query, FunctionCall, Parse, Bind and CopyData. */
+#define PG_SMALL_MESSAGE_LIMIT 10000
+
+/*
+ * What PostgreSQL would end the connection for without answering (postgres.c:
+ * SocketBackend): a type it does not know, or a small message over its limit.  Such
+ * a message is never passed on, so the server is never left to die after corral
+ * thought it idle.
+ */
+static const char *invalid_client_msg(char type, uint32_t len, char *buf, size_t buflen)
+{
+	switch (type) {
+	case 'Q':
+	case 'F':
+	case 'P':
+	case 'B':
+	case 'd':
+		return NULL; /* up to max_packet_size */
+	case 'C':
+	case 'D':
+	case 'E':
+	case 'H':
+	case 'S':
+	case 'X':
+	case 'c':
+	case 'f':
+		return len > PG_SMALL_MESSAGE_LIMIT ? "invalid message length" : NULL;
+	default:
+		snprintf(buf, buflen, "invalid frontend message type %d", (int)(unsigned char)type);
+		return buf;
+	}
+}
+
 static enum scan_result inspect_client_msg(struct scan *sc, char type, const uint8_t *body,
 					   size_t body_len, uint32_t len)
 {
+	const char *invalid = invalid_client_msg(type, len, sc->why_buf, sizeof(sc->why_buf));
+	if (invalid) {
+		sc->sqlstate = "08P01";
+		sc->error = invalid;
+		return SCAN_REFUSE;
+	}
 	if (type == 'X')
 		return SCAN_TERMINATE; /* the client leaves; the server stays ours */
 	switch (tracker_client(&sc->c->relay.tracker, type, body, len - 4)) {

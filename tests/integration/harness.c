@@ -1618,3 +1618,28 @@ char *h_direct_value(const char *sql)
 	free(ci);
 	return v;
 }
+
+/* A raw trust login up to ReadyForQuery; with query, runs it (linking a server) too. */
+int h_raw_login(int port, const char *query)
+{
+	const char *kv[] = {"user", "bench", "database", "bench", NULL};
+	unsigned char pkt[256], buf[16384];
+	size_t n = h_startup_packet(pkt, sizeof pkt, H_PROTOCOL_3_0, kv), len = 0;
+	bool closed;
+	int fd = h_tcp_connect(port);
+
+	h_send_all(fd, pkt, n);
+	cr_assert(h_read_until_msg(fd, buf, sizeof buf, &len, 'Z', 10.0, &closed),
+		  "raw login: no ReadyForQuery");
+	if (query != NULL) {
+		size_t qlen = strlen(query) + 1;
+		unsigned char q[256] = {'Q', 0, 0, 0, (unsigned char)(qlen + 4)};
+
+		memcpy(q + 5, query, qlen);
+		h_send_all(fd, q, 5 + qlen);
+		len = 0;
+		cr_assert(h_read_until_msg(fd, buf, sizeof buf, &len, 'Z', 10.0, &closed),
+			  "raw query: no ReadyForQuery");
+	}
+	return fd;
+}

@@ -299,6 +299,9 @@ void h_read_final_reply(int fd, double timeout_s, struct h_reply *r);
  * ErrorResponse with SQLSTATE want_state and closed.
  */
 void h_expect_error_then_close(int fd, const char *what, const char *want_state, struct h_reply *r);
+/* A raw login as bench to database bench on a corral with auth_type = trust, up to
+ * ReadyForQuery; with query, runs it (linking a server) too.  Returns the socket. */
+int h_raw_login(int port, const char *query);
 /* Reads one byte within 5 s; fails unless it is want (e.g. 'N' refusing an SSLRequest). */
 void h_expect_byte(int fd, char want, const char *what);
 

@@ -195,31 +195,6 @@ Test(lifecycle, sighup_keeps_serving)
 	h_corral_stop(c);
 }
 
-/* A raw trust login up to ReadyForQuery; with query, runs it (linking a server) too. */
-static int raw_login(int port, const char *query)
-{
-	const char *kv[] = {"user", "bench", "database", "bench", NULL};
-	unsigned char pkt[256], buf[16384];
-	size_t n = h_startup_packet(pkt, sizeof pkt, H_PROTOCOL_3_0, kv), len = 0;
-	bool closed;
-	int fd = h_tcp_connect(port);
-
-	h_send_all(fd, pkt, n);
-	cr_assert(h_read_until_msg(fd, buf, sizeof buf, &len, 'Z', 10.0, &closed),
-		  "raw login: no ReadyForQuery");
-	if (query != NULL) {
-		size_t qlen = strlen(query) + 1;
-		unsigned char q[256] = {'Q', 0, 0, 0, (unsigned char)(qlen + 4)};
-
-		memcpy(q + 5, query, qlen);
-		h_send_all(fd, q, 5 + qlen);
-		len = 0;
-		cr_assert(h_read_until_msg(fd, buf, sizeof buf, &len, 'Z', 10.0, &closed),
-			  "raw query: no ReadyForQuery");
-	}
-	return fd;
-}
-
 struct fatal_notice {
 	char sqlstate[8];
 	char severity[16];
@@ -244,7 +219,7 @@ static void on_notice(void *arg, const PGresult *res)
 Test(lifecycle, shutdown_tells_clients_57p01)
 {
 	struct h_corral *c = h_corral_start("auth_type = trust\n", H_BENCH_DB, NULL);
-	int idle = raw_login(c->port, NULL), linked = raw_login(c->port, "select 1");
+	int idle = h_raw_login(c->port, NULL), linked = h_raw_login(c->port, "select 1");
 	int fds[2] = {idle, linked};
 	const char *what[2] = {"idle client", "client holding a server"};
 	char *ci = h_conninfo(c, H.user, H.db, NULL);
