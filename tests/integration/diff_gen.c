@@ -1256,8 +1256,11 @@ char *dg_seq_text(const struct dg_seq *s)
 {
 	struct sbuf b = {0};
 
-	sb_printf(&b, "sequence %d, seed %llu, %d clients\n", s->seqno, (unsigned long long)s->seed,
-		  s->n_clients);
+	if (s->seqno >= 0)
+		sb_printf(&b, "sequence %d, seed %llu, %d clients\n", s->seqno,
+			  (unsigned long long)s->seed, s->n_clients);
+	else
+		sb_printf(&b, "fixed sequence, %d clients\n", s->n_clients);
 	for (int k = 0; k < s->n_clients; k++) {
 		const struct dg_client *cl = &s->clients[k];
 
