@@ -207,6 +207,8 @@ struct mbuf {
 
 static void mb_add(struct mbuf *m, const void *data, size_t n)
 {
+	if (n == 0)
+		return; /* an empty CopyData: nothing to copy (and maybe no buffer yet) */
 	if (m->len + n > m->cap) {
 		m->cap = (m->len + n) * 2 + 32;
 		m->p = realloc(m->p, m->cap);

@@ -304,8 +304,9 @@ static void random_part(const char *test, const char *tag, int part)
 		ran++;
 	}
 	fprintf(stderr,
-		"differential/%s: %d sequences in %.1f s (runs: direct %.1f s, corral %.1f s), %d failed\n",
-		test, ran, h_now() - t0, d.direct_secs, d.corral_secs, d.n_failures);
+		"differential/%s: %d sequences (CORRAL_DIFF_SEED=%llu) in %.1f s (runs: direct %.1f s, "
+		"corral %.1f s), %d failed\n",
+		test, ran, seed, h_now() - t0, d.direct_secs, d.corral_secs, d.n_failures);
 	if (d.n_failures)
 		cr_assert_fail("differential/%s: %d of %d sequences failed%s:\n%s", test,
 			       d.n_failures, ran,
