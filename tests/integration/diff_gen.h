@@ -147,7 +147,7 @@ void dg_builder_finish(struct dg_builder *b);
 
 /* ---- random sequences ---- */
 /*
- * A random sequence of 2 to DG_MAX_CLIENTS clients from seed (the same seed, seqno
+ * A random sequence of 3 or DG_MAX_CLIENTS (4) clients from seed (the same seed, seqno
  * and tables give the same sequence).  Client k uses table tables[k] (created by the
  * caller: id int primary key, v text) and its markers are "mk<seqno>c<k>s".
  */

@@ -187,6 +187,7 @@ static void rc_prepare(struct rc *c, double now)
 static void rc_next(struct rc *c, double now, double t0)
 {
 	c->st->chunk_msgs[c->chunk] = c->st->n_msgs;
+	c->st->chunks_done = c->chunk + 1;
 	c->chunk++;
 	if (c->chunk < c->cl->n_chunks) {
 		const struct dg_chunk *ch = &c->cl->chunks[c->chunk];
@@ -486,10 +487,12 @@ char *dr_stream_text(const struct dr_stream *st, size_t max)
 
 	sb_printf(&b, "%s", "");
 	for (size_t i = 0; i < st->n_msgs && i < max; i++) {
-		sb_printf(&b, "    #%zu ", i);
+		/* chunk: the first one the client had not moved on from when i arrived */
+		while (chunk < st->chunks_done && st->chunk_msgs[chunk] <= i)
+			chunk++;
+		sb_printf(&b, "    #%zu (chunk %zu) ", i, chunk);
 		sb_msg(&b, st, i);
 		sb_printf(&b, "\n");
-		(void)chunk;
 	}
 	if (st->n_msgs > max)
 		sb_printf(&b, "    ... %zu more\n", st->n_msgs - max);
@@ -522,12 +525,13 @@ char *dr_check_model(const struct dg_seq *s, const struct dr_run *d)
 }
 
 /* The chunk that was being sent or waited for when message i arrived (as recorded). */
-static size_t chunk_of(const struct dr_stream *st, size_t n_chunks, size_t i)
+static size_t chunk_of(const struct dr_stream *st, size_t i)
 {
-	for (size_t c = 0; c < n_chunks; c++)
-		if (st->chunk_msgs[c] > i)
-			return c;
-	return n_chunks ? n_chunks - 1 : 0;
+	size_t c = 0;
+
+	while (c < st->chunks_done && st->chunk_msgs[c] <= i)
+		c++;
+	return c;
 }
 
 /* Every occurrence of another client's marker in st (text found in its replies). */
@@ -596,7 +600,7 @@ char *dr_compare(const struct dg_seq *s, const struct dr_run *want, const struct
 			sb_printf(
 				&b,
 				"client %d: reply message #%zu differs (answering chunk %zu of %zu)\n",
-				k, i, chunk_of(w, cl->n_chunks, i), cl->n_chunks);
+				k, i, chunk_of(w, i), cl->n_chunks);
 			sb_printf(&b, "  %-7s: ", want_name);
 			sb_msg(&b, w, i);
 			sb_printf(&b, "\n  %-7s: ", got_name);

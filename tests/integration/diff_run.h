@@ -25,6 +25,7 @@ struct dr_stream {
 	size_t *ends; /* ends[i]: offset just past message i */
 	size_t n_msgs, cap_ends;
 	size_t *chunk_msgs; /* messages received when the client moved on from chunk c */
+	size_t chunks_done; /* chunks the client moved on from */
 	int z, g;           /* ReadyForQuery, CopyInResponse received */
 	bool eof;           /* the peer closed the connection */
 	bool early_eof;     /* ... before the client sent Terminate (or left) */
@@ -58,7 +59,8 @@ char *dr_check_model(const struct dg_seq *s, const struct dr_run *d);
  */
 char *dr_compare(const struct dg_seq *s, const struct dr_run *want, const struct dr_run *got,
 		 const char *want_name, const char *got_name);
-/* Client k's replies, one line per message (malloc'd), at most max lines. */
+/* A client's replies, one line per message, marked with the chunk they came in after
+ * (malloc'd), at most max lines. */
 char *dr_stream_text(const struct dr_stream *st, size_t max);
 
 #endif
