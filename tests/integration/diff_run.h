@@ -59,8 +59,8 @@ char *dr_check_model(const struct dg_seq *s, const struct dr_run *d);
  */
 char *dr_compare(const struct dg_seq *s, const struct dr_run *want, const struct dr_run *got,
 		 const char *want_name, const char *got_name);
-/* A client's replies, one line per message, marked with the chunk they came in after
- * (malloc'd), at most max lines. */
+/* A client's replies, one line per message, each marked with the chunk the client was
+ * sending or waiting for when it came (malloc'd), at most max lines. */
 char *dr_stream_text(const struct dr_stream *st, size_t max);
 
 #endif
