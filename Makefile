@@ -110,6 +110,17 @@ test: deps $(PROGRAMS) $(TEST_FNS) $(BIN)/unit-tests $(BIN)/integration-tests
 	CORRAL_BIN=$(CURDIR)/$(BIN)/corral CORRAL_BINDIR=$(CURDIR)/$(BIN) \
 	    ./tests/integration/run.sh ./$(BIN)/integration-tests
 
+# The differential test of transaction pooling at length (tests/integration/test_differential.c):
+# DIFF_SEQUENCES random sequences from DIFF_SEED, every failing one reported (corral is
+# restarted after each failure, at most 6 times per test); e.g. make test-diff DIFF_SEQUENCES=20000.
+DIFF_SEQUENCES ?= 4000
+DIFF_SEED      ?= $(shell date +%s)
+.PHONY: test-diff
+test-diff: deps $(PROGRAMS) $(BIN)/integration-tests
+	CORRAL_BIN=$(CURDIR)/$(BIN)/corral CORRAL_BINDIR=$(CURDIR)/$(BIN) \
+	CORRAL_DIFF_SEQUENCES=$(DIFF_SEQUENCES) CORRAL_DIFF_SEED=$(DIFF_SEED) CORRAL_DIFF_KEEP_GOING=1 \
+	    ./tests/integration/run.sh ./$(BIN)/integration-tests --filter 'differential/*'
+
 unit: deps $(BIN)/unit-tests
 	./$(BIN)/unit-tests --jobs 2
 
