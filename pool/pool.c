@@ -307,7 +307,7 @@ static void launch_login(struct pool *pool)
 	log_debug("event=server_login_start server=%llu db=%s user=%s", (unsigned long long)s->id,
 		  pool->db->name, pool->user);
 	if (!server_login_start(s, pool->login_keys, pool->login_vals))
-		pool_login_done(s, false, s->conn ? PQerrorMessage(s->conn) : "out of memory");
+		pool_login_done(s, false, s->conn ? PQerrorMessage(s->conn) : "out of memory", NULL);
 }
 
 static void ask_for_server(struct pool *pool, int from);
@@ -750,7 +750,7 @@ static usec_t login_backoff(struct pool *pool)
 	return delay;
 }
 
-void pool_login_done(struct server *s, bool ok, const char *errmsg)
+void pool_login_done(struct server *s, bool ok, const char *errmsg, const char *sqlstate)
 {
 	struct pool *pool = s->pool;
 	if (ok) {
@@ -864,7 +864,7 @@ static void tick_pool(struct pool *pool, usec_t now)
 				char msg[160];
 				snprintf(msg, sizeof(msg), "timed out after %g s (server_connect_timeout)",
 					 cfg->server_connect_timeout);
-				pool_login_done(s, false, msg);
+				pool_login_done(s, false, msg, NULL);
 			}
 		}
 	}

@@ -148,7 +148,11 @@ void pool_tick_waiters(struct pool_env *env, struct wait_queue *queue, usec_t no
 				    void *arg),
 		       void *arg, const char *what);
 
-/* Called by server.c when a login ends; errmsg is libpq's message on failure. */
-void pool_login_done(struct server *s, bool ok, const char *errmsg);
+/*
+ * Called by server.c when a login ends; on failure errmsg is libpq's message and
+ * sqlstate the server's SQLSTATE (NULL or "": the server said none, e.g. connection
+ * refused).
+ */
+void pool_login_done(struct server *s, bool ok, const char *errmsg, const char *sqlstate);
 
 #endif

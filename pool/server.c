@@ -93,13 +93,58 @@ static bool prepare_relay(struct server *s)
 	return server_attach(s, s->pool->env->base);
 }
 
-static void login_finish(struct server *s, bool ok, const char *errmsg)
+static bool is_sqlstate(const char *p)
+{
+	for (int i = 0; i < 5; i++)
+		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'A' && p[i] <= 'Z')))
+			return false;
+	return p[5] == ':' && p[6] == ' ';
+}
+
+void server_split_login_error(const char *raw, char *msg, size_t msglen, char sqlstate[6])
+{
+	size_t n = 0;
+	sqlstate[0] = '\0';
+	while (*raw) {
+		const char *eol = strchr(raw, '\n');
+		size_t len = eol ? (size_t)(eol - raw) + 1 : strlen(raw);
+		if (strncmp(raw, "LOCATION:  ", 11) != 0) {
+			size_t keep = len;
+			for (const char *p = raw; p + 10 <= raw + len; p++) {
+				if (memcmp(p, ":  ", 3) == 0 && is_sqlstate(p + 3)) {
+					memcpy(sqlstate, p + 3, 5);
+					sqlstate[5] = '\0';
+					keep = (size_t)(p + 3 - raw); /* up to "FATAL:  " */
+					break;
+				}
+			}
+			for (size_t i = 0; i < keep && n + 1 < msglen; i++)
+				msg[n++] = raw[i];
+			if (keep < len) /* skip "57P03: " */
+				for (size_t i = keep + 7; i < len && n + 1 < msglen; i++)
+					msg[n++] = raw[i];
+		}
+		raw += len;
+	}
+	if (msglen)
+		msg[n] = '\0';
+}
+
+static void login_finish(struct server *s, bool ok, const char *errmsg, const char *sqlstate)
 {
 	if (s->login_ev) {
 		event_free(s->login_ev);
 		s->login_ev = NULL;
 	}
-	pool_login_done(s, ok, errmsg);
+	pool_login_done(s, ok, errmsg, sqlstate);
+}
+
+/* libpq gave up on the login: its message, and the server's SQLSTATE if it said one. */
+static void login_refused(struct server *s)
+{
+	char msg[1024], sqlstate[6];
+	server_split_login_error(PQerrorMessage(s->conn), msg, sizeof(msg), sqlstate);
+	login_finish(s, false, msg, sqlstate);
 }
 
 static void login_step(evutil_socket_t fd, short what, void *arg)
@@ -108,23 +153,24 @@ static void login_step(evutil_socket_t fd, short what, void *arg)
 	switch (PQconnectPoll(s->conn)) {
 	case PGRES_POLLING_READING:
 		if (!wait_socket(s, EV_READ))
-			login_finish(s, false, "cannot wait for the server socket");
+			login_finish(s, false, "cannot wait for the server socket", NULL);
 		return;
 	case PGRES_POLLING_WRITING:
 		if (!wait_socket(s, EV_WRITE))
-			login_finish(s, false, "cannot wait for the server socket");
+			login_finish(s, false, "cannot wait for the server socket", NULL);
 		return;
 	case PGRES_POLLING_OK:
 		record_params(s);
 		s->backend_pid = PQbackendPID(s->conn);
 		if (!prepare_relay(s)) {
-			login_finish(s, false, "cannot create a bufferevent for the server socket");
+			login_finish(s, false, "cannot create a bufferevent for the server socket",
+				     NULL);
 			return;
 		}
-		login_finish(s, true, NULL);
+		login_finish(s, true, NULL, NULL);
 		return;
 	default:
-		login_finish(s, false, PQerrorMessage(s->conn));
+		login_refused(s);
 		return;
 	}
 }
@@ -134,6 +180,8 @@ bool server_login_start(struct server *s, const char *const *keys, const char *c
 	s->conn = PQconnectStartParams(keys, vals, 0);
 	if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD)
 		return false;
+	/* So that a refusal's message carries its SQLSTATE (server_split_login_error). */
+	PQsetErrorVerbosity(s->conn, PQERRORS_VERBOSE);
 	/* PQconnectStart has already started connect(); poll once it is writable. */
 	return wait_socket(s, EV_WRITE);
 }

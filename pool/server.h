@@ -73,4 +73,14 @@ void server_teardown(struct server *s);
 
 const char *server_state_name(enum server_state st);
 
+/*
+ * libpq's message of a failed login, asked for verbose (server_login_start): a refusal
+ * by the server reads "...failed: FATAL:  57P03: the database system is starting
+ * up\nLOCATION:  ...".  The SQLSTATE goes to sqlstate (the last one, when libpq tried
+ * several hosts), "" when the server said none (connection refused, reset, timed out);
+ * the message goes to msg as libpq's default verbosity writes it: without the SQLSTATE
+ * and the LOCATION line.
+ */
+void server_split_login_error(const char *raw, char *msg, size_t msglen, char sqlstate[6]);
+
 #endif

@@ -118,7 +118,7 @@ static struct server *new_server(int *peer)
 	s->state = SV_CLOSED;
 	list_init(&s->node);
 	cr_assert_eq(pool_shared_take_slot(pool->shared, pool->size, 0, 0), SLOT_TAKEN);
-	pool_login_done(s, true, NULL);
+	pool_login_done(s, true, NULL, NULL);
 	cr_assert_eq(s->state, SV_IDLE);
 	*peer = fds[1];
 	return s;
