@@ -89,6 +89,7 @@ static const struct ini_key corral_keys[] = {
 	  0, 0 },
 	{ "client_idle_timeout", parse_seconds_key, FIELD(client_idle_timeout), 0, 0 },
 	{ "server_login_retry", parse_positive_seconds_key, FIELD(server_login_retry), 0, 0 },
+	{ "server_login_wait", parse_seconds_key, FIELD(server_login_wait), 0, 0 },
 	/* load leveling */
 	{ "max_queue_depth", ini_key_int, FIELD(max_queue_depth), 0, MAX_CLIENT_CONN },
 	{ "query_wait_notify", parse_millis_key, FIELD(query_wait_notify_ms), 0, MAX_NOTIFY_MS },
@@ -679,6 +680,7 @@ static bool set_defaults(struct load_ctx *ctx, const char *path)
 	cfg->client_login_timeout = 60;
 	cfg->reserve_pool_timeout = 5;
 	cfg->server_login_retry = 15;
+	cfg->server_login_wait = 5;
 	cfg->path = strdup(path);
 	cfg->listen_addr = strdup("127.0.0.1");
 	cfg->server_reset_query = strdup("DISCARD ALL");

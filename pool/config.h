@@ -78,6 +78,10 @@ struct corral_config {
 	double idle_transaction_timeout; /* seconds a client may sit idle in a transaction; 0 = never */
 	double client_idle_timeout;    /* seconds a logged-in client may sit idle; 0 = never */
 	double server_login_retry;     /* longest wait between logins while they fail (seconds) */
+	/* corral's own: while logins fail for a reason that passes (PostgreSQL
+	 * unreachable, starting up or shutting down, full), clients wait this long
+	 * (seconds, counted from the first failure) before they fail fast; 0 = never wait */
+	double server_login_wait;
 
 	/* load leveling */
 	int max_queue_depth;           /* clients waiting in one queue before new ones are shed; 0 = no limit */

@@ -112,6 +112,7 @@ static void expect_settings(const struct corral_config *got, const struct corral
 	cr_assert_eq(got->idle_transaction_timeout, want->idle_transaction_timeout);
 	cr_assert_eq(got->client_idle_timeout, want->client_idle_timeout);
 	cr_assert_eq(got->server_login_retry, want->server_login_retry);
+	cr_assert_eq(got->server_login_wait, want->server_login_wait);
 	cr_assert_eq(got->max_queue_depth, want->max_queue_depth);
 	cr_assert_eq(got->query_wait_notify_ms, want->query_wait_notify_ms);
 	cr_assert_eq(got->app_default_limit, want->app_default_limit);
@@ -146,6 +147,7 @@ Test(config, full_file_with_every_key)
 		"idle_transaction_timeout = 30\n"
 		"client_idle_timeout = 300\n"
 		"server_login_retry = 2.5\n"
+		"server_login_wait = 1.5\n"
 		"max_queue_depth = 1000\n"
 		"query_wait_notify = 250\n"
 		"\n"
@@ -171,13 +173,14 @@ Test(config, full_file_with_every_key)
 		.min_pool_size = 3, .reserve_pool_size = 5, .reserve_pool_timeout = 0.75,
 		.max_db_connections = 100, .max_user_connections = 50,
 		.idle_transaction_timeout = 30, .client_idle_timeout = 300,
-		.server_login_retry = 2.5, .max_queue_depth = 1000, .query_wait_notify_ms = 250,
+		.server_login_retry = 2.5, .server_login_wait = 1.5, .max_queue_depth = 1000,
+		.query_wait_notify_ms = 250,
 		.app_default_limit = 2});
 
 	cr_assert_eq(cfg.n_dbs, 2);
 	const struct db_config *bench = config_find_db(&cfg, "bench");
 	cr_assert_not_null(bench);
-	cr_assert_eq(bench->line, 31);
+	cr_assert_eq(bench->line, 32);
 	expect_conns(bench, (const char *const[]){"host", "127.0.0.1", "port", "5432", "dbname", "bench",
 						  "user", "bench", "password", "secret", NULL});
 	cr_assert_null(bench->conn_keys[5]);
@@ -202,14 +205,14 @@ Test(config, full_file_with_every_key)
 	cr_assert_eq(cfg.n_users, 1);
 	const struct user_config *etl = config_find_user(&cfg, "etl");
 	cr_assert_not_null(etl);
-	cr_assert_eq(etl->line, 35);
+	cr_assert_eq(etl->line, 36);
 	cr_assert_eq(etl->pool_mode, POOL_MODE_SESSION);
 	cr_assert_eq(etl->max_user_connections, 4);
 
 	cr_assert_eq(cfg.n_app_limits, 1);
 	cr_assert_str_eq(cfg.app_limits[0].app, "checkout");
 	cr_assert_eq(cfg.app_limits[0].limit, 5);
-	cr_assert_eq(cfg.app_limits[0].line, 38);
+	cr_assert_eq(cfg.app_limits[0].line, 39);
 	config_free(&cfg);
 	config_free(&cfg);
 }
@@ -230,7 +233,7 @@ Test(config, defaults_when_keys_are_absent)
 		.min_pool_size = 0, .reserve_pool_size = 0, .reserve_pool_timeout = 5,
 		.max_db_connections = 0, .max_user_connections = 0,
 		.idle_transaction_timeout = 0, .client_idle_timeout = 0, .server_login_retry = 15,
-		.max_queue_depth = 0, .query_wait_notify_ms = 0, .app_default_limit = 0});
+		.server_login_wait = 5, .max_queue_depth = 0, .query_wait_notify_ms = 0, .app_default_limit = 0});
 	cr_assert_eq(cfg.n_dbs, 0);
 	cr_assert_null(config_find_db(&cfg, "bench"));
 	cr_assert_eq(cfg.n_users, 0);
@@ -626,7 +629,7 @@ Test(config, limit_keys_take_their_ranges)
 		     "max_db_connections = 1000000\nmax_user_connections = 1000000\n"
 		     "idle_transaction_timeout = 0.5\nclient_idle_timeout = 86400\n"
 		     "server_login_retry = 0.1\nmax_queue_depth = 1000000\n"
-		     "query_wait_notify = 86400000\n",
+		     "query_wait_notify = 86400000\nserver_login_wait = 3600\n",
 		&cfg);
 	cr_assert_eq(cfg.min_pool_size, 10000);
 	cr_assert_eq(cfg.reserve_pool_size, 10000);
@@ -636,6 +639,7 @@ Test(config, limit_keys_take_their_ranges)
 	cr_assert_eq(cfg.idle_transaction_timeout, 0.5);
 	cr_assert_eq(cfg.client_idle_timeout, 86400);
 	cr_assert_eq(cfg.server_login_retry, 0.1);
+	cr_assert_eq(cfg.server_login_wait, 3600);
 	cr_assert_eq(cfg.max_queue_depth, 1000000);
 	cr_assert_eq(cfg.query_wait_notify_ms, 86400000);
 	config_free(&cfg);
@@ -643,9 +647,11 @@ Test(config, limit_keys_take_their_ranges)
 	/* 0 means "off" / "no limit" wherever the key allows it */
 	load_ok(HEAD "min_pool_size = 0\nreserve_pool_size = 0\nmax_db_connections = 0\n"
 		     "max_user_connections = 0\nidle_transaction_timeout = 0\n"
-		     "client_idle_timeout = 0\nmax_queue_depth = 0\nquery_wait_notify = 0\n",
+		     "client_idle_timeout = 0\nmax_queue_depth = 0\nquery_wait_notify = 0\n"
+		     "server_login_wait = 0\n",
 		&cfg);
 	cr_assert_eq(cfg.max_queue_depth, 0);
+	cr_assert_eq(cfg.server_login_wait, 0);
 	cr_assert_eq(cfg.query_wait_notify_ms, 0);
 	config_free(&cfg);
 }
@@ -680,6 +686,9 @@ Test(config, limit_keys_refuse_bad_values)
 		  "server_login_retry: must be a number of seconds greater than 0" },
 		{ "server_login_retry = 0.0", "server_login_retry: must be a number of seconds greater" },
 		{ "server_login_retry =", "server_login_retry: must be a number of seconds greater" },
+		{ "server_login_wait = -1",
+		  "server_login_wait: must be a number of seconds between 0 and" },
+		{ "server_login_wait = 5s", "server_login_wait: must be a number of seconds" },
 		{ "max_queue_depth = 1000001",
 		  "max_queue_depth: must be an integer between 0 and 1000000, got \"1000001\"" },
 		{ "max_queue_depth = -1", "max_queue_depth: must be an integer" },
