@@ -148,6 +148,8 @@ static bool build_login_params(struct pool *pool, const char *user, const char *
 
 static void pool_free(struct pool *pool)
 {
+	if (pool->retry_ev)
+		event_free(pool->retry_ev);
 	free(pool->login_keys);
 	free(pool->login_vals);
 	free(pool->login_password);
@@ -155,6 +157,8 @@ static void pool_free(struct pool *pool)
 	params_clear(&pool->params);
 	free(pool);
 }
+
+static void retry_timer_fired(evutil_socket_t fd, short what, void *arg);
 
 struct pool *pool_get(struct pool_env *env, const struct db_config *db, const char *user,
 		      const char *password)
@@ -186,7 +190,9 @@ struct pool *pool_get(struct pool_env *env, const struct db_config *db, const ch
 	list_init(&pool->idle);
 	list_init(&pool->active);
 	list_init(&pool->closing);
-	if (!pool->user || !pool->shared || !build_login_params(pool, pool->user, password)) {
+	pool->retry_ev = evtimer_new(env->base, retry_timer_fired, pool);
+	if (!pool->user || !pool->shared || !pool->retry_ev ||
+	    !build_login_params(pool, pool->user, password)) {
 		pool_free(pool);
 		return NULL;
 	}
@@ -311,6 +317,7 @@ static void launch_login(struct pool *pool)
 }
 
 static void ask_for_server(struct pool *pool, int from);
+static void kick_worker(struct pool *pool, int to);
 static void fail_all_waiters(struct pool *pool, const char *sqlstate, const char *message);
 
 /*
@@ -390,21 +397,167 @@ static bool take_server_slot(struct pool *pool, usec_t now)
 	return true;
 }
 
-/* While logins fail, no new one before the backoff ends; a client then gets the last
- * login's error at once if no server of the pool exists that could come free. */
+/* ---- logins that fail ------------------------------------------------------------ */
+
+/* The first retry after a failed round; each further failed round doubles it, up to
+ * server_login_retry. */
+#define LOGIN_RETRY_FIRST_USEC (USEC_PER_SEC / 4)
+/* While clients wait for logins to work again (server_login_wait), a probe starts at
+ * least this often, whatever the backoff has grown to: a restart of PostgreSQL is
+ * noticed within half a second of it accepting logins again. */
+#define WAITING_PROBE_USEC (USEC_PER_SEC / 2)
+
+/* Failures that pass by themselves: the server could not be reached or said so
+ * (class 57: shutting down, starting up, in recovery; 53300: too many connections).
+ * Others (a wrong password, no such database) stay until someone fixes them. */
+static bool failure_passes(const char *sqlstate)
+{
+	return !sqlstate || !*sqlstate || strncmp(sqlstate, "57", 2) == 0 ||
+	       strcmp(sqlstate, "53300") == 0;
+}
+
+/* When logins of the pool have failed since (the first failure after the last login
+ * that worked), or 0. */
+static usec_t failing_since(const struct pool *pool)
+{
+	return atomic_load(&pool->shared->failing_since);
+}
+
+/* The end of server_login_wait for the current failures, or 0 if clients do not wait
+ * them out (the failure does not pass, or server_login_wait = 0). */
+static usec_t wait_ends(const struct pool *pool)
+{
+	usec_t since = failing_since(pool);
+	double wait = pool->env->cfg->server_login_wait;
+	if (!since || wait <= 0 || !atomic_load(&pool->shared->failure_passes))
+		return 0;
+	return since + (usec_t)(wait * USEC_PER_SEC);
+}
+
+/* Whether a client of the pool waits for logins to work again rather than failing
+ * fast: logins work, or have failed for less than server_login_wait for a reason
+ * that passes. */
+static bool clients_may_wait(const struct pool *pool, usec_t now)
+{
+	return !failing_since(pool) || now < wait_ends(pool);
+}
+
+/* When the next login may start: the end of the backoff, but no later than
+ * WAITING_PROBE_USEC after the last failed round while clients here wait. */
+static usec_t next_login_at(const struct pool *pool, usec_t now)
+{
+	usec_t at = atomic_load(&pool->shared->retry_at);
+	if (at > now && pool->waiting.n > 0 && clients_may_wait(pool, now)) {
+		usec_t probe = atomic_load(&pool->shared->round_start) + WAITING_PROBE_USEC;
+		if (probe < at)
+			at = probe;
+	}
+	return at;
+}
+
+/* Wakes the pool up at `at` (unless it is woken earlier already). */
+static void arm_retry_timer(struct pool *pool, usec_t at, usec_t now)
+{
+	if (pool->retry_ev_at && pool->retry_ev_at <= at)
+		return;
+	usec_t in = at > now ? at - now : 0;
+	struct timeval tv = { (time_t)(in / USEC_PER_SEC), (suseconds_t)(in % USEC_PER_SEC) };
+	if (evtimer_add(pool->retry_ev, &tv) == 0)
+		pool->retry_ev_at = at;
+}
+
+static void grow_for_waiters(struct pool *pool);
+
+static void retry_timer_fired(evutil_socket_t fd, short what, void *arg)
+{
+	struct pool *pool = arg;
+	pool->retry_ev_at = 0;
+	grow_for_waiters(pool);
+}
+
+/* Every waiter of the pool gets the last login's error: 08006, libpq's message, how
+ * long logins have failed and when the next one starts. */
+static void fail_for_logins(struct pool *pool, usec_t now)
+{
+	char err[256], msg[420];
+	pool_shared_get_error(pool->shared, err, sizeof(err));
+	usec_t retry_at = atomic_load(&pool->shared->retry_at), since = failing_since(pool);
+	double next = retry_at > now ? (double)(retry_at - now) / USEC_PER_SEC : 0;
+	if (since && wait_ends(pool))
+		snprintf(msg, sizeof(msg),
+			 "%s (logins have failed for %.1f s, server_login_wait is %g s; next login "
+			 "attempt in %.1f s)",
+			 err, (double)(now - since) / USEC_PER_SEC, pool->env->cfg->server_login_wait,
+			 next);
+	else
+		snprintf(msg, sizeof(msg), "%s (next login attempt in %.1f s)", err, next);
+	fail_all_waiters(pool, "08006", msg);
+}
+
+/*
+ * While logins back off, no new one starts.  Waiters of a pool with no server at all
+ * (on any worker, logins included) then wait for the next probe if clients may wait
+ * (server_login_wait), else get the last login's error at once; the pool is woken for
+ * the next probe, or for the end of server_login_wait.
+ */
 static bool logins_backing_off(struct pool *pool, usec_t now)
 {
-	usec_t retry_at = atomic_load(&pool->shared->retry_at);
-	if (now >= retry_at)
+	usec_t next = next_login_at(pool, now);
+	if (now >= next)
 		return false;
-	if (atomic_load(&pool->shared->servers) == 0 && pool->waiting.n > 0) {
-		char err[256], msg[400];
-		pool_shared_get_error(pool->shared, err, sizeof(err));
-		snprintf(msg, sizeof(msg), "%s (next login attempt in %.1f s)", err,
-			 (double)(retry_at - now) / USEC_PER_SEC);
-		fail_all_waiters(pool, "08006", msg);
+	if (pool->waiting.n == 0)
+		return true;
+	if (atomic_load(&pool->shared->servers) == 0 && !clients_may_wait(pool, now)) {
+		fail_for_logins(pool, now);
+		return true;
 	}
+	usec_t ends = wait_ends(pool);
+	arm_retry_timer(pool, ends > now && ends < next ? ends : next, now);
 	return true;
+}
+
+/*
+ * Counts the failure of login s: a new failed round if s started after the last
+ * counted failure and after the last login that worked (round_start), which doubles
+ * the backoff; nothing if s was already under way then (it failed with the others of
+ * its round).  Returns the backoff set, or 0 when the failure was not counted.
+ */
+static usec_t count_failed_round(struct pool *pool, const struct server *s, usec_t now)
+{
+	struct pool_shared *sh = pool->shared;
+	long long start = atomic_load(&sh->round_start);
+	do {
+		if (s->created <= start)
+			return 0;
+	} while (!atomic_compare_exchange_weak(&sh->round_start, &start, now));
+	int rounds = atomic_fetch_add(&sh->failed_rounds, 1) + 1;
+	usec_t max = (usec_t)(pool->env->cfg->server_login_retry * USEC_PER_SEC);
+	usec_t delay = LOGIN_RETRY_FIRST_USEC;
+	for (int i = 1; i < rounds && delay < max; i++)
+		delay *= 2;
+	if (delay > max)
+		delay = max;
+	atomic_store(&sh->retry_at, now + delay);
+	long long none = 0;
+	atomic_compare_exchange_strong(&sh->failing_since, &none, now);
+	return delay;
+}
+
+/* A login worked: the backoff ends for every worker; those with waiters are told. */
+static void logins_work(struct pool *pool, usec_t now)
+{
+	struct pool_shared *sh = pool->shared;
+	atomic_store(&sh->round_start, now);
+	atomic_store(&sh->retry_at, 0);
+	bool was_failing = atomic_exchange(&sh->failed_rounds, 0) > 0;
+	if (atomic_exchange(&sh->failing_since, 0))
+		was_failing = true;
+	if (!was_failing || pool->env->shutting_down)
+		return;
+	log_info("event=server_logins_work db=%s user=%s", pool->db->name, pool->user);
+	for (int i = 0; i < pool->env->n_workers; i++)
+		if (i != pool->env->worker_id && atomic_load(&sh->waiting[i]) > 0)
+			kick_worker(pool, i);
 }
 
 /*
@@ -421,7 +574,7 @@ static void grow_for_waiters(struct pool *pool)
 	while (pool->n_login + pool->asks_pending < pool->waiting.n && !env->shutting_down) {
 		/* Until a login has worked (a cold pool, or logins failing), one login at a
 		 * time probes the server, rather than a burst of them failing together. */
-		bool probing = atomic_load(&pool->shared->login_failures) > 0 || !pool_has_params(pool);
+		bool probing = atomic_load(&pool->shared->failed_rounds) > 0 || !pool_has_params(pool);
 		if (!(probing && pool->n_login > 0) && !logins_backing_off(pool, now) &&
 		    take_server_slot(pool, now)) {
 			size_t before = pool->n_login;
@@ -533,6 +686,33 @@ static void ask_for_server(struct pool *pool, int from)
 	m->shared = pool->shared;
 	m->from = pool->env->worker_id;
 	inbox_post(pool->env->inboxes[from], &m->item);
+}
+
+/* Logins work again: a worker whose waiters sit out the backoff tries at once. */
+struct kick_msg {
+	struct inbox_item item;
+	struct pool_shared *shared;
+};
+
+static void kick_run(struct inbox_item *item, void *ctx)
+{
+	struct kick_msg *m = (struct kick_msg *)item;
+	struct pool_env *env = ctx;
+	struct pool *pool = find_local_pool(env, m->shared);
+	if (pool && !env->shutting_down)
+		grow_for_waiters(pool);
+	free(m);
+}
+
+static void kick_worker(struct pool *pool, int to)
+{
+	struct kick_msg *m = calloc(1, sizeof(*m));
+	if (!m)
+		return; /* that worker's next tick retries */
+	m->item.run = kick_run;
+	m->item.drop = want_server_drop;
+	m->shared = pool->shared;
+	inbox_post(pool->env->inboxes[to], &m->item);
 }
 
 static void server_move_free(struct server_move_msg *m)
@@ -735,33 +915,18 @@ static void tidy_error(char *msg)
 			*p = ' ';
 }
 
-/* The first retry after 250 ms, then twice as long each time, up to
- * server_login_retry; returns the delay. */
-static usec_t login_backoff(struct pool *pool)
-{
-	int failures = atomic_fetch_add(&pool->shared->login_failures, 1) + 1;
-	usec_t max = (usec_t)(pool->env->cfg->server_login_retry * USEC_PER_SEC);
-	usec_t delay = USEC_PER_SEC / 4;
-	for (int i = 1; i < failures && delay < max; i++)
-		delay *= 2;
-	if (delay > max)
-		delay = max;
-	atomic_store(&pool->shared->retry_at, clock_now_usec() + delay);
-	return delay;
-}
-
 void pool_login_done(struct server *s, bool ok, const char *errmsg, const char *sqlstate)
 {
 	struct pool *pool = s->pool;
+	usec_t now = clock_now_usec();
 	if (ok) {
-		atomic_store(&pool->shared->login_failures, 0);
-		atomic_store(&pool->shared->retry_at, 0);
+		logins_work(pool, now);
 		params_copy(&pool->params, &s->params);
 		pool->have_params = true;
 		pool_shared_set_params(pool->shared, &s->params);
 		log_info("event=server_login server=%llu db=%s user=%s pid=%d ms=%.1f",
 			 (unsigned long long)s->id, pool->db->name, pool->user, s->backend_pid,
-			 (double)(clock_now_usec() - s->created) / 1000.0);
+			 (double)(now - s->created) / 1000.0);
 		offer_server(pool, s);
 		grow_for_waiters(pool); /* the probe worked: logins for the rest may go together */
 		return;
@@ -771,21 +936,31 @@ void pool_login_done(struct server *s, bool ok, const char *errmsg, const char *
 	snprintf(msg, sizeof(msg), "server login failed: %s", errmsg ? errmsg : "unknown error");
 	tidy_error(msg);
 	pool_shared_set_error(pool->shared, msg);
-	usec_t delay = login_backoff(pool);
+	atomic_store(&pool->shared->failure_passes, failure_passes(sqlstate));
+	bool counted = count_failed_round(pool, s, now) > 0;
+	usec_t retry_at = atomic_load(&pool->shared->retry_at);
 	char clean[sizeof(msg)];
-	log_warn("event=server_login_failed server=%llu db=%s user=%s retry_ms=%lld error=\"%s\"",
-		 (unsigned long long)s->id, pool->db->name, pool->user, (long long)delay / 1000,
+	/* round=new: the backoff doubled; round=same: s was under way when its round had
+	 * already failed (or when a login worked) and changes nothing. */
+	log_warn("event=server_login_failed server=%llu db=%s user=%s sqlstate=%s round=%s "
+		 "retry_ms=%lld error=\"%s\"",
+		 (unsigned long long)s->id, pool->db->name, pool->user,
+		 sqlstate && *sqlstate ? sqlstate : "none", counted ? "new" : "same",
+		 retry_at > now ? (long long)(retry_at - now) / 1000 : 0LL,
 		 log_clean(msg, clean, sizeof(clean)));
 	server_teardown(s);
 	set_server_state(s, SV_CLOSED);
 	pool_shared_put_slot(pool->shared);
 	event_active(pool->env->reap_ev, 0, 0);
 
-	/* With no other server that could come free (on any worker), waiting is
-	 * pointless: tell every waiter why, rather than leave them until
-	 * query_wait_timeout. */
-	if (atomic_load(&pool->shared->servers) == 0)
-		fail_all_waiters(pool, "08006", msg);
+	/* With no other server that could come free (on any worker) and logins failing
+	 * longer than clients wait (or for good), tell every waiter why, rather than
+	 * leave them until query_wait_timeout.  Otherwise they wait for the next probe. */
+	if (atomic_load(&pool->shared->servers) == 0 && pool->waiting.n > 0 &&
+	    !clients_may_wait(pool, now))
+		fail_for_logins(pool, now);
+	else
+		grow_for_waiters(pool);
 }
 
 /* ---- timeouts --------------------------------------------------------------------- */

@@ -86,6 +86,8 @@ struct pool {
 	struct wait_queue waiting;  /* clients waiting for a server */
 	size_t n_login, n_idle, n_active, n_closing;
 	size_t asks_pending;        /* idle servers asked of other workers, since the last tick */
+	struct event *retry_ev;     /* while logins back off: the next probe, or server_login_wait's end */
+	usec_t retry_ev_at;         /* when retry_ev fires; 0: not pending */
 
 	bool have_params;
 	struct param_set params;    /* what the last server login reported */

@@ -40,10 +40,18 @@ struct pool_shared {
 	atomic_int servers;               /* every worker's servers, from login start to close */
 	struct server_count *db_servers;
 	struct server_count *user_servers;
-	/* Logins that fail back off: none before retry_at, the delay doubling per
-	 * failure up to server_login_retry. */
+	/*
+	 * Logins that fail back off (pool.c, "logins that fail"): none before retry_at, the delay
+	 * doubling per failed round up to server_login_retry.  A round is the logins
+	 * started after round_start: a login already under way when a failure was
+	 * counted (or when a login worked) fails without doubling anything.  A login
+	 * that works anywhere zeroes retry_at, failed_rounds and failing_since.
+	 */
 	atomic_llong retry_at;
-	atomic_int login_failures;
+	atomic_int failed_rounds;         /* rounds failed since a login last worked */
+	atomic_llong round_start;         /* when the last round was counted or a login worked */
+	atomic_llong failing_since;       /* first failure since a login last worked; 0: none */
+	atomic_bool failure_passes;       /* the last failure is one clients may wait out */
 	atomic_int idle[MAX_WORKERS];     /* idle servers per worker */
 	atomic_int waiting[MAX_WORKERS];  /* queued clients per worker */
 	atomic_llong oldest[MAX_WORKERS]; /* when each worker's longest waiter queued, 0: none */

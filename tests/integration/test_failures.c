@@ -74,7 +74,8 @@ Test(failures, server_down_or_refusing_login)
 			     "dead = host=127.0.0.1 port=%d dbname=bench user=bench password=secret\n"
 			     "badpw = host=@PGHOST@ port=@PGPORT@ dbname=bench user=bench password=wrong\n",
 			     H_BENCH_DB, dead_port);
-	struct h_corral *c = h_corral_start("server_connect_timeout = 3\n", dbs, NULL);
+	/* Clients of "dead" wait server_login_wait for PostgreSQL to come up, then fail. */
+	struct h_corral *c = h_corral_start("server_connect_timeout = 3\nserver_login_wait = 1\n", dbs, NULL);
 
 	expect_server_login_error(c, "dead");
 	expect_server_login_error(c, "badpw");

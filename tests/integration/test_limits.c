@@ -1029,7 +1029,8 @@ static int silent_listener(int *port)
 /*
  * server_connect_timeout = 1 against a server that accepts TCP and never answers: the
  * client gets 08006 saying the login timed out (server_connect_timeout) in 1-3 s, and
- * corral keeps serving another database.
+ * corral keeps serving another database.  server_login_wait = 0: the client does not
+ * wait for a later login to work (test_restart.c tests that wait).
  */
 Test(limits, server_connect_timeout)
 {
@@ -1037,7 +1038,9 @@ Test(limits, server_connect_timeout)
 	char *dbs = h_printf("%s"
 			     "stall = host=127.0.0.1 port=%d dbname=bench user=bench password=secret\n",
 			     H_BENCH_DB, port);
-	struct h_corral *c = h_corral_start("pool_mode = transaction\nserver_connect_timeout = 1\n", dbs, NULL);
+	struct h_corral *c = h_corral_start("pool_mode = transaction\nserver_connect_timeout = 1\n"
+					    "server_login_wait = 0\n",
+					    dbs, NULL);
 	PGconn *bench = h_connect_bench(c), *conn;
 	char *ci = h_conninfo(c, H.user, "stall", H.password), *err = NULL, state[6];
 	double t0 = h_now(), took;
@@ -1131,6 +1134,8 @@ static void logins_wait(struct login *ls, int n, double timeout_s)
  * then 10 more over a second, all get 08006 within ~1 s each; corral tries far fewer
  * logins than it has clients (the backoff, retries never more than 0.5 s apart, and
  * clients during it are told "next login attempt in ..."); another database still works.
+ * server_login_wait = 0: clients fail fast from the first failed login on, as with
+ * PgBouncer (test_restart.c tests clients waiting for PostgreSQL to come back).
  */
 Test(limits, server_login_retry_backoff)
 {
@@ -1138,7 +1143,9 @@ Test(limits, server_login_retry_backoff)
 	char *dbs = h_printf("%s"
 			     "dead = host=127.0.0.1 port=%d dbname=bench user=bench password=secret\n",
 			     H_BENCH_DB, dead_port);
-	struct h_corral *c = h_corral_start("pool_mode = transaction\nserver_login_retry = 0.5\n", dbs, NULL);
+	struct h_corral *c = h_corral_start("pool_mode = transaction\nserver_login_retry = 0.5\n"
+					    "server_login_wait = 0\n",
+					    dbs, NULL);
 	char *ci = h_conninfo(c, H.user, "dead", H.password);
 	struct login ls[20];
 	int attempts, told_next = 0, most;
