@@ -36,6 +36,7 @@ struct h_env H;
 #define MAX_CORRALS  8
 #define MAX_SAMPLERS 4
 #define MAX_DAEMONS  16
+#define MAX_PGS      2
 
 struct h_sampler {
 	pthread_t thread;
@@ -58,6 +59,10 @@ static struct {
 static int n_daemons;
 static struct h_sampler *samplers[MAX_SAMPLERS];
 static int n_samplers;
+static struct h_pg *pgs[MAX_PGS]; /* h_pg_start */
+static int n_pgs;
+
+static void pg_ctl_quietly(const struct h_pg *pg, const char *args);
 
 static void alone_shared(const char *dir); /* "tests that must run alone", at the end */
 
@@ -117,6 +122,7 @@ void h_init(void)
 	n_corrals = 0;
 	n_samplers = 0;
 	n_daemons = 0;
+	n_pgs = 0;
 	alone_shared(dir);
 }
 
@@ -145,6 +151,12 @@ void h_fini(void)
 	for (int i = 0; i < n_corrals; i++)
 		free(corrals[i]);
 	n_corrals = 0;
+	for (int i = 0; i < n_pgs; i++) {
+		if (pgs[i]->running)
+			pg_ctl_quietly(pgs[i], "stop -m immediate");
+		free(pgs[i]);
+	}
+	n_pgs = 0;
 }
 
 /* ---------------------------------------------------------------- utilities */
@@ -1051,6 +1063,96 @@ int h_sampler_stop(struct h_sampler *s, int *samples)
 	if (samples != NULL)
 		*samples = atomic_load(&s->samples);
 	return atomic_load(&s->peak);
+}
+
+/* ---------------------------------------------------------------- a PostgreSQL of the test's own */
+
+/* "runuser -u USER -- " when root (PostgreSQL refuses to run as root), as pgtmp.sh does. */
+static const char *as_pg_owner(char *buf, size_t len)
+{
+	const char *user = getenv("PG_RUN_AS");
+
+	if (geteuid() != 0)
+		return "";
+	snprintf(buf, len, "runuser -u %s -- ", user && *user ? user : "postgres");
+	return buf;
+}
+
+static char *pg_ctl_command(const struct h_pg *pg, const char *args)
+{
+	char owner[128];
+
+	return h_printf("%s%s/pg_ctl -w -t 60 -D %s/pg -l %s/postgres.log %s", as_pg_owner(owner, sizeof owner),
+			H.pg_bindir, pg->dir, pg->dir, args);
+}
+
+/* For h_fini: no assertion, no output. */
+static void pg_ctl_quietly(const struct h_pg *pg, const char *args)
+{
+	char *cmd = pg_ctl_command(pg, args);
+	char *quiet = h_printf("%s >/dev/null 2>&1", cmd);
+
+	if (system(quiet) != 0)
+		fprintf(stderr, "harness: %s failed\n", cmd);
+	free(quiet);
+	free(cmd);
+}
+
+struct h_pg *h_pg_start(const char *name, const char *args)
+{
+	const char *pgtmp = h_need_env("CORRAL_TEST_PGTMP");
+	struct h_pg *pg;
+	struct h_cmd r;
+	char *q_bin, *q_dir;
+
+	if (n_pgs == MAX_PGS)
+		cr_assert_fail("too many PostgreSQL clusters in one test");
+	pg = calloc(1, sizeof *pg);
+	pgs[n_pgs++] = pg;
+	snprintf(pg->dir, sizeof pg->dir, "%s/%s", H.dir, name);
+	if (mkdir(pg->dir, 0755) != 0)
+		cr_assert_fail("mkdir %s: %s", pg->dir, strerror(errno));
+	/* The cluster's OS user must reach its directory through the test's (mkdtemp: 0700). */
+	if (geteuid() == 0 && chmod(H.dir, 0755) != 0)
+		cr_assert_fail("chmod %s: %s", H.dir, strerror(errno));
+	q_bin = h_shq(H.pg_bindir);
+	q_dir = h_shq(pg->dir);
+	r = h_run(120, "PG_BIN=%s bash %s start %s --hba 'host all all 127.0.0.1/32 trust' "
+		  "synchronous_commit=on %s",
+		  q_bin, pgtmp, q_dir, args ? args : "");
+	free(q_bin);
+	free(q_dir);
+	pg->port = atoi(r.out);
+	if (r.status != 0 || pg->port <= 0)
+		cr_assert_fail("pgtmp.sh start %s: status %d, port [%s]\n%s", pg->dir, r.status, r.out, r.err);
+	pg->running = true;
+	h_cmd_free(&r);
+	return pg;
+}
+
+double h_pg_ctl(struct h_pg *pg, const char *args)
+{
+	char *cmd = pg_ctl_command(pg, args);
+	struct h_cmd r = h_run(90, "%s", cmd);
+	double secs = r.secs;
+
+	if (r.status != 0) {
+		char *log = h_printf("%s/postgres.log", pg->dir);
+
+		cr_assert_fail("%s: status %d\n%s%s\n%s:\n%s", cmd, r.status, r.out, r.err, log, h_log_tail(log));
+	}
+	if (strncmp(args, "stop", 4) == 0)
+		pg->running = false;
+	else if (strncmp(args, "start", 5) == 0 || strncmp(args, "restart", 7) == 0)
+		pg->running = true;
+	h_cmd_free(&r);
+	free(cmd);
+	return secs;
+}
+
+char *h_pg_own_conninfo(const struct h_pg *pg, const char *db)
+{
+	return conninfo(pg->port, "postgres", db, NULL);
 }
 
 /* ---------------------------------------------------------------- shell */

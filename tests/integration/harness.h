@@ -231,6 +231,32 @@ struct h_sampler *h_sampler_start(const char *datname, const char *usename);
 /* Stops the thread; fails the test if sampling failed; returns the peak. */
 int h_sampler_stop(struct h_sampler *s, int *samples);
 
+/* ---- a PostgreSQL of the test's own (to restart or stop it) ---- */
+struct h_pg {
+	char dir[600]; /* scripts/pgtmp.sh's DIR: DIR/pg data directory and unix socket, DIR/postgres.log */
+	int port;
+	bool running;
+};
+/*
+ * initdb's and starts a PostgreSQL cluster for this test alone in DIR/name with
+ * scripts/pgtmp.sh (CORRAL_TEST_PGTMP), as run.sh does for the shared one: 127.0.0.1 on a
+ * free port below 32768, the OS user of run.sh's cluster, superuser "postgres", trust for
+ * every user over TCP from 127.0.0.1, shared_buffers 32MB, synchronous_commit = on (a
+ * commit acknowledged before an immediate shutdown must survive it; fsync stays off: the
+ * machine does not crash), plus args (more pgtmp.sh arguments, shell words, e.g.
+ * "max_connections=30"; NULL: none).  Restarting or stopping it disturbs no other test;
+ * h_fini stops it (immediate mode) if the test has not.  About a second (initdb).
+ */
+struct h_pg *h_pg_start(const char *name, const char *args);
+/*
+ * "pg_ctl -w -t 60 -D DIR/pg -l DIR/postgres.log ARGS" as the cluster's OS user, e.g.
+ * "restart -m fast", "stop -m immediate", "start"; the test fails unless it exits 0.
+ * Returns the seconds it took.
+ */
+double h_pg_ctl(struct h_pg *pg, const char *args);
+/* libpq conninfo for the cluster over TCP as postgres to db, with connect_timeout 10. */
+char *h_pg_own_conninfo(const struct h_pg *pg, const char *db);
+
 /* ---- shell commands ---- */
 struct h_cmd {
 	int status; /* exit code; 128+N if killed by signal N; -1 if it timed out */

@@ -46,6 +46,8 @@
 #   CORRAL_TEST_IDLE_DB      idle
 #   CORRAL_TEST_LIMIT_USER   limited
 #   CORRAL_TEST_PG_BINDIR    PostgreSQL's bin dir (psql, pgbench are taken from there)
+#   CORRAL_TEST_PGTMP        scripts/pgtmp.sh, for tests that start a PostgreSQL of their own
+#                            (h_pg_start: to restart or stop it without disturbing others)
 #   CORRAL_BINDIR            where corral-fn, corral-storm, functions/NAME.so (examples)
 #                            and test-functions/NAME.so are (default: the repo's bin/)
 #   CORRAL_TEST_FN_DB        fn
@@ -135,6 +137,7 @@ export CORRAL_TEST_MD5_USER=md5user CORRAL_TEST_MD5_PASSWORD=md5pass
 export CORRAL_TEST_DB=bench CORRAL_TEST_PGBENCH_DB=pgb CORRAL_TEST_IDLE_DB=idle
 export CORRAL_TEST_LIMIT_USER=limited
 export CORRAL_TEST_PG_BINDIR=$PG_BIN
+export CORRAL_TEST_PGTMP=$root/scripts/pgtmp.sh
 CORRAL_BINDIR=$(realpath -m "${CORRAL_BINDIR:-$root/bin}")
 export CORRAL_BINDIR
 export CORRAL_TEST_FN_DB=fn
