@@ -404,6 +404,7 @@ static void *watcher_main(void *arg)
 				sleep_s(0.02);
 				continue;
 			}
+			PQsetNoticeProcessor(conn, quiet_notice, NULL); /* shutdown WARNINGs */
 		}
 		r = PQexec(conn, "select count(*) from pg_stat_activity where datname = 'restart' "
 				 "and backend_type = 'client backend'");
