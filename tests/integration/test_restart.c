@@ -67,6 +67,11 @@ struct client {
 	size_t n_fails; /* all of them; the first 256 are kept */
 	bool hung;
 	char hung_what[300];
+	/* What PostgreSQL or corral sent outside any query (libpq's notice processor): a
+	 * FATAL here reached the client between its transactions. */
+	int n_notices;
+	char last_notice[200];
+	double last_notice_at;
 };
 
 static void add_ack(struct client *cl, long long id)
@@ -117,9 +122,19 @@ static bool wait_socket(PGconn *conn, bool for_read, double deadline)
 	return left > 0 && poll(&pfd, 1, left) > 0;
 }
 
-/* NOTICEs and errors outside a query (a FATAL after an INSERT's reply) are counted, not printed. */
+/* NOTICEs and errors outside a query (a FATAL after an INSERT's reply) are noted, not printed. */
 static void quiet_notice(void *arg, const char *message)
 {
+	struct client *cl = arg;
+
+	if (cl == NULL)
+		return;
+	cl->n_notices++;
+	cl->last_notice_at = h_now();
+	snprintf(cl->last_notice, sizeof cl->last_notice, "%s", message);
+	for (char *p = cl->last_notice; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
 }
 
 /* A login to corral within CLIENT_TIMEOUT: the connection, or NULL with *hung or an error noted. */
@@ -146,7 +161,7 @@ static PGconn *client_connect(struct client *cl)
 		st = PQconnectPoll(conn);
 	}
 	if (st == PGRES_POLLING_OK) {
-		PQsetNoticeProcessor(conn, quiet_notice, NULL);
+		PQsetNoticeProcessor(conn, quiet_notice, cl);
 		return conn;
 	}
 	state_of(PQerrorMessage(conn), state);
@@ -733,8 +748,10 @@ Test(restart, terminated_backends_under_load, .timeout = 60)
 			const char *st = ld->cl[i].fails[k].sqlstate;
 
 			cr_expect(strcmp(st, "57P01") == 0 || strncmp(st, "08", 2) == 0,
-				  "client %d: SQLSTATE [%s], want 57P01 or class 08: %s", i, st,
-				  ld->cl[i].fails[k].msg);
+				  "client %d: SQLSTATE [%s], want 57P01 or class 08: %s (what it got "
+				  "between transactions: %d notices, the last %.3f s before: %s)",
+				  i, st, ld->cl[i].fails[k].msg, ld->cl[i].n_notices,
+				  ld->cl[i].fails[k].at - ld->cl[i].last_notice_at, ld->cl[i].last_notice);
 		}
 	cr_expect_eq(stuck, 0, "%d clients committed nothing after the last kill", stuck);
 	cr_expect_geq(refilled, 0, "the pool did not get back to %d backends within 3 s (last seen %d)",
