@@ -783,6 +783,19 @@ void client_server_lost(struct client *c, const char *reason)
 	close_after_flush(c);
 }
 
+void client_server_gone_between(struct client *c, const char *why)
+{
+	struct server *s = c->server;
+	relay_stop(c);
+	c->server = NULL;
+	c->state = CL_IDLE;
+	pool_close_server(s, why);
+	release_token(c);
+	/* The client may already have sent its next transaction. */
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+		request_server(c);
+}
+
 void client_server_out_of_step(struct client *c, const char *why)
 {
 	struct server *s = c->server;

@@ -103,6 +103,9 @@ void client_transaction_done(struct client *c);
 /* The linked server's side of the relay failed or ended (after a FATAL it relayed,
  * the client is closed without a message of corral's). */
 void client_server_lost(struct client *c, const char *reason);
+/* Transaction pooling: the server spoke while the client was between transactions
+ * (a FATAL as its backend was ended): the server is closed, the client stays idle. */
+void client_server_gone_between(struct client *c, const char *why);
 /* The server sent what no request asked for: it is closed, never reused, and the
  * client gets 08P01. */
 void client_server_out_of_step(struct client *c, const char *why);

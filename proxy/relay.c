@@ -17,13 +17,15 @@
 #define INSPECT_MAX 8192
 
 /* SCAN_HOLD: stop before this message; it stays in the source buffer.
+ * SCAN_SERVER_GONE: stop before it; the server spoke between the client's transactions
+ * (transaction pooling): it is dropped, the client keeps its connection.
  * SCAN_REFUSE: stop before it; sc->sqlstate and sc->error say why (the relay ends). */
-enum scan_result { SCAN_OK, SCAN_TERMINATE, SCAN_ERROR, SCAN_HOLD, SCAN_REFUSE };
+enum scan_result { SCAN_OK, SCAN_TERMINATE, SCAN_ERROR, SCAN_HOLD, SCAN_REFUSE, SCAN_SERVER_GONE };
 
 struct scan {
 	struct evbuffer *src, *dst;
 	uint32_t *remaining;
-	uint32_t max_len;     /* longest acceptable message length field */
+	uint32_t max_len; /* longest acceptable message length field */
 	/* Which types inspect needs the body of (at most INSPECT_MAX bytes of it). */
 	bool (*wants_body)(char type);
 	/* Looks at a message of length field len; body holds its first body_len bytes
@@ -61,7 +63,8 @@ static enum scan_result scan_messages(struct scan *sc)
 		if (pr == PG_PARSE_INCOMPLETE)
 			break;
 		if (pr == PG_PARSE_ERROR || len > sc->max_len) {
-			sc->error = pr == PG_PARSE_ERROR ? "invalid message length" : "message too long";
+			sc->error = pr == PG_PARSE_ERROR ? "invalid message length"
+							 : "message too long";
 			res = SCAN_ERROR;
 			break;
 		}
@@ -202,6 +205,16 @@ static enum scan_result inspect_server_msg(struct scan *sc, char type, const uin
 	struct client *c = sc->c;
 	struct relay *r = &c->relay;
 	bool fatal = type == 'E' && error_is_fatal(body, body_len);
+	/* In transaction pooling a client between transactions owns nothing on the
+	 * server: what the server says now (pg_terminate_backend of an idle backend, an
+	 * idle timeout) is not the client's, and it keeps its connection. */
+	bool between = c->pool->mode != POOL_MODE_SESSION && relay_between_queries(r) &&
+		       r->tracker.tx_status == 'I' && type != 'N' && type != 'A' && type != 'S';
+	if (between) {
+		sc->error = fatal ? "server sent FATAL between transactions"
+				  : "server spoke between transactions";
+		return SCAN_SERVER_GONE;
+	}
 	if (tracker_server(&r->tracker, type, body, len - 4) == TRACKER_OUT_OF_STEP) {
 		if (fatal) {
 			/* Said while nothing was asked (an idle timeout, an administrator's
@@ -316,6 +329,10 @@ static void server_read(struct bufferevent *bev, void *arg)
 		client_server_out_of_step(c, sc.error);
 		return;
 	}
+	if (res == SCAN_SERVER_GONE) {
+		client_server_gone_between(c, sc.error);
+		return;
+	}
 	if (res == SCAN_HOLD) {
 		evbuffer_drain(sc.src, PG_HEADER_LEN + 1); /* the held ReadyForQuery */
 		client_transaction_done(c);
@@ -351,7 +368,7 @@ static void server_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct client *c = arg;
 	client_server_lost(c, (what & BEV_EVENT_EOF) ? "server closed the connection"
-						   : "server connection failed");
+						     : "server connection failed");
 }
 
 void relay_init(struct relay *r)
