@@ -318,3 +318,19 @@ void pgproto_put_negotiate_version(struct evbuffer *out, uint32_t newest_version
 		msg_bytes(&m, unsupported[i], strlen(unsupported[i]) + 1);
 	msg_end(out, &m);
 }
+
+const char *pgproto_error_field(const uint8_t *body, size_t len, char code)
+{
+	struct pg_reader r;
+	pg_reader_init(&r, body, len);
+	for (;;) {
+		uint8_t field = pg_read_byte(&r);
+		if (r.bad || field == 0)
+			return NULL;
+		const char *value = pg_read_string(&r);
+		if (r.bad)
+			return NULL;
+		if (field == (uint8_t)code)
+			return value;
+	}
+}

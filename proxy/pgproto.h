@@ -93,6 +93,9 @@ uint32_t pg_read_int32(struct pg_reader *r);
 const char *pg_read_string(struct pg_reader *r);
 /* n bytes, or NULL (and r->bad) if the body is shorter. */
 const uint8_t *pg_read_bytes(struct pg_reader *r, size_t n);
+/* The value of field code ('S', 'V', 'C', 'M', ...) of an ErrorResponse or
+ * NoticeResponse body, pointing into body; NULL if absent or malformed before it. */
+const char *pgproto_error_field(const uint8_t *body, size_t len, char code);
 
 /* ---- messages corral sends --------------------------------------------------- */
 

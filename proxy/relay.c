@@ -166,19 +166,9 @@ static bool server_wants_body(char type)
 /* ErrorResponse with severity FATAL or PANIC: the server ends the connection. */
 static bool error_is_fatal(const uint8_t *body, size_t len)
 {
-	struct pg_reader rd;
-	pg_reader_init(&rd, body, len);
-	const char *severity = NULL;
-	for (;;) {
-		uint8_t field = pg_read_byte(&rd);
-		if (rd.bad || field == 0)
-			break;
-		const char *value = pg_read_string(&rd);
-		if (rd.bad)
-			break;
-		if (field == 'V' || (field == 'S' && !severity))
-			severity = value; /* 'V' is never translated */
-	}
+	const char *severity = pgproto_error_field(body, len, 'V'); /* never translated */
+	if (!severity)
+		severity = pgproto_error_field(body, len, 'S');
 	return severity && (strcmp(severity, "FATAL") == 0 || strcmp(severity, "PANIC") == 0);
 }
 
@@ -208,8 +198,8 @@ static enum scan_result inspect_server_msg(struct scan *sc, char type, const uin
 	/* In transaction pooling a client between transactions owns nothing on the
 	 * server: what the server says now (pg_terminate_backend of an idle backend, an
 	 * idle timeout) is not the client's, and it keeps its connection. */
-	bool between = c->pool->mode != POOL_MODE_SESSION && relay_between_queries(r) &&
-		       r->tracker.tx_status == 'I' && type != 'N' && type != 'A' && type != 'S';
+	bool between = type != 'N' && type != 'A' && type != 'S' && r->tracker.tx_status == 'I' &&
+		       c->pool->mode != POOL_MODE_SESSION && relay_between_queries(r);
 	if (between) {
 		sc->error = fatal ? "server sent FATAL between transactions"
 				  : "server spoke between transactions";

@@ -1,5 +1,6 @@
 #include "proxy/server_cmd.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -42,22 +43,12 @@ static void take_error(struct server_cmd *cmd, const uint8_t *body, size_t len)
 	if (cmd->res.error)
 		return; /* the first error says why */
 	cmd->res.error = true;
-	strcpy(cmd->res.sqlstate, "XX000");
-	strcpy(cmd->res.message, "error from server");
-	struct pg_reader r;
-	pg_reader_init(&r, body, len);
-	for (;;) {
-		uint8_t field = pg_read_byte(&r);
-		if (r.bad || field == 0)
-			break;
-		const char *value = pg_read_string(&r);
-		if (r.bad)
-			break;
-		if (field == 'C' && strlen(value) == 5)
-			memcpy(cmd->res.sqlstate, value, 6);
-		else if (field == 'M')
-			snprintf(cmd->res.message, sizeof(cmd->res.message), "%s", value);
-	}
+	const char *sqlstate = pgproto_error_field(body, len, 'C');
+	const char *message = pgproto_error_field(body, len, 'M');
+	snprintf(cmd->res.sqlstate, sizeof(cmd->res.sqlstate), "%s",
+		 sqlstate && strlen(sqlstate) == 5 ? sqlstate : "XX000");
+	snprintf(cmd->res.message, sizeof(cmd->res.message), "%s",
+		 message ? message : "error from server");
 }
 
 static void take_param(struct server_cmd *cmd, const uint8_t *body, size_t len)

@@ -356,6 +356,10 @@ bool session_params_finished(struct server *s, bool failed)
 
 void session_params_linked(struct server *s, const struct param_set *wanted, uint64_t sig)
 {
+	/* Linked without a query: session_params_current found s->applied equal to wanted
+	 * already (a query would have zeroed param_sig), so no copy per transaction. */
+	if (sig && s->param_sig == sig)
+		return;
 	params_copy(&s->applied, wanted);
 	s->param_sig = sig;
 }

@@ -42,7 +42,7 @@ static void hyp_free(struct tracker_hyp *h)
 
 static uint8_t at(const struct tracker_hyp *h, uint32_t i)
 {
-	return h->q[(h->head + i) % h->cap];
+	return h->q[(h->head + i) & (h->cap - 1)];
 }
 
 static bool grow(struct tracker_hyp *h)
@@ -67,14 +67,14 @@ static enum tracker_result push(struct tracker_hyp *h, uint8_t r)
 		return TRACKER_TOO_MANY;
 	if (h->len == h->cap && !grow(h))
 		return TRACKER_NO_MEMORY;
-	h->q[(h->head + h->len) % h->cap] = r;
+	h->q[(h->head + h->len) & (h->cap - 1)] = r;
 	h->len++;
 	return TRACKER_OK;
 }
 
 static void pop(struct tracker_hyp *h)
 {
-	h->head = (h->head + 1) % h->cap;
+	h->head = (h->head + 1) & (h->cap - 1);
 	h->len--;
 }
 
@@ -84,7 +84,7 @@ static void remove_after_head(struct tracker_hyp *h, uint32_t n)
 	uint8_t first = at(h, 0);
 	for (uint32_t i = 0; i <= n; i++)
 		pop(h);
-	h->head = (h->head + h->cap - 1) % h->cap;
+	h->head = (h->head + h->cap - 1) & (h->cap - 1);
 	h->q[h->head] = first;
 	h->len++;
 }
@@ -480,6 +480,13 @@ enum tracker_result tracker_server(struct tracker *t, char type, const uint8_t *
 			goto out_of_step;
 		}
 		t->tx_status = (char)body[0];
+	}
+	if (t->n_hyp == 1 && !(t->hyp[0].copy == COPY_IN && type == 'E')) {
+		/* One reading, nothing to split: the common case, without the bookkeeping. */
+		why = hyp_server(t, 0, type, &(bool){false});
+		if (why)
+			goto out_of_step;
+		return TRACKER_OK;
 	}
 	/* Readings added by a failed COPY are appended already answered; only the ones
 	 * there before are asked. */

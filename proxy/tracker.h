@@ -32,7 +32,7 @@
 /* Requests in flight at once; past it the client is refused (a bound on memory). */
 #define TRACKER_MAX_PENDING (1u << 20)
 /* Requests kept without allocating (most links have a handful in flight). */
-#define TRACKER_INLINE 24
+#define TRACKER_INLINE 16 /* a power of two, as every ring size */
 
 enum tracker_result {
 	TRACKER_OK,

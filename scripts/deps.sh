@@ -5,7 +5,8 @@
 set -euo pipefail
 
 PKGS="build-essential pkg-config libevent-dev libpq-dev libssl-dev libinih-dev
-      libcriterion-dev postgresql-15 postgresql-client-15 pgbouncer valgrind openssl"
+      libcriterion-dev postgresql-15 postgresql-client-15 pgbouncer valgrind openssl
+      python3 python3-asyncpg python3-psycopg"
 
 missing=()
 for p in $PKGS; do

@@ -133,67 +133,33 @@ void dg_model_step(struct dg_model *m, char type, const struct dg_sem *sem)
 
 /* ---------------------------------------------------------------- text */
 
-struct sbuf {
-	char *p;
-	size_t len, cap;
-};
-
-static void sb_add(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		b->cap = (b->len + n + 1) * 2 + 64;
-		b->p = realloc(b->p, b->cap);
-		if (b->p == NULL)
-			abort();
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	int n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		abort();
-	sb_add(b, s, (size_t)n);
-	free(s);
-}
-
 /* s[0..n) as a double-quoted C-like string, cut after max bytes. */
-static void sb_quoted(struct sbuf *b, const void *data, size_t n, size_t max)
+static void sb_quoted(struct h_sbuf *b, const void *data, size_t n, size_t max)
 {
 	const unsigned char *s = data;
 
-	sb_add(b, "\"", 1);
+	h_sb_add(b, "\"", 1);
 	for (size_t i = 0; i < n && i < max; i++) {
 		char e[8];
 
 		if (s[i] == '\n')
-			sb_add(b, "\\n", 2);
+			h_sb_add(b, "\\n", 2);
 		else if (s[i] == '\t')
-			sb_add(b, "\\t", 2);
+			h_sb_add(b, "\\t", 2);
 		else if (s[i] == '"' || s[i] == '\\')
-			sb_printf(b, "\\%c", s[i]);
+			h_sb_printf(b, "\\%c", s[i]);
 		else if (s[i] < 0x20 || s[i] >= 0x7f) {
 			snprintf(e, sizeof e, "\\x%02x", s[i]);
-			sb_add(b, e, strlen(e));
+			h_sb_add(b, e, strlen(e));
 		} else
-			sb_add(b, (const char *)s + i, 1);
+			h_sb_add(b, (const char *)s + i, 1);
 	}
-	sb_add(b, "\"", 1);
+	h_sb_add(b, "\"", 1);
 	if (n > max)
-		sb_printf(b, "...(%zu bytes)", n);
+		h_sb_printf(b, "...(%zu bytes)", n);
 }
 
-static void sb_str_q(struct sbuf *b, const char *s)
+static void sb_str_q(struct h_sbuf *b, const char *s)
 {
 	sb_quoted(b, s, strlen(s), 160);
 }
@@ -272,7 +238,7 @@ static void add_msg(struct dg_builder *b, char type, const struct mbuf *body, ch
 	dg_model_step(&b->m, type, sem);
 }
 
-static char *text_of(struct sbuf *sb)
+static char *text_of(struct h_sbuf *sb)
 {
 	return sb->p ? sb->p : strdup("");
 }
@@ -280,10 +246,10 @@ static char *text_of(struct sbuf *sb)
 void dg_query(struct dg_builder *b, const char *sql, const struct dg_sem *sem)
 {
 	struct mbuf body = {0};
-	struct sbuf t = {0};
+	struct h_sbuf t = {0};
 
 	mb_str(&body, sql);
-	sb_add(&t, "Query ", 6);
+	h_sb_add(&t, "Query ", 6);
 	sb_str_q(&t, sql);
 	add_msg(b, 'Q', &body, text_of(&t), sem);
 	free(body.p);
@@ -292,14 +258,14 @@ void dg_query(struct dg_builder *b, const char *sql, const struct dg_sem *sem)
 void dg_parse(struct dg_builder *b, const char *name, const char *sql, const struct dg_sem *sem)
 {
 	struct mbuf body = {0};
-	struct sbuf t = {0};
+	struct h_sbuf t = {0};
 
 	mb_str(&body, name);
 	mb_str(&body, sql);
 	mb_i16(&body, 0); /* no parameter types: the SQL casts */
-	sb_add(&t, "Parse ", 6);
+	h_sb_add(&t, "Parse ", 6);
 	sb_str_q(&t, name);
-	sb_add(&t, " ", 1);
+	h_sb_add(&t, " ", 1);
 	sb_str_q(&t, sql);
 	add_msg(b, 'P', &body, text_of(&t), sem);
 	free(body.p);
@@ -309,24 +275,24 @@ void dg_bind(struct dg_builder *b, const char *portal, const char *stmt, int n,
 	     const char *const *params, const struct dg_sem *sem)
 {
 	struct mbuf body = {0};
-	struct sbuf t = {0};
+	struct h_sbuf t = {0};
 
 	mb_str(&body, portal);
 	mb_str(&body, stmt);
 	mb_i16(&body, 0); /* parameters in text */
 	mb_i16(&body, (uint16_t)n);
-	sb_add(&t, "Bind portal ", 12);
+	h_sb_add(&t, "Bind portal ", 12);
 	sb_str_q(&t, portal);
-	sb_add(&t, " statement ", 11);
+	h_sb_add(&t, " statement ", 11);
 	sb_str_q(&t, stmt);
-	sb_add(&t, " [", 2);
+	h_sb_add(&t, " [", 2);
 	for (int i = 0; i < n; i++) {
 		mb_i32(&body, (uint32_t)strlen(params[i]));
 		mb_add(&body, params[i], strlen(params[i]));
-		sb_add(&t, i ? ", " : "", i ? 2 : 0);
+		h_sb_add(&t, i ? ", " : "", i ? 2 : 0);
 		sb_str_q(&t, params[i]);
 	}
-	sb_add(&t, "]", 1);
+	h_sb_add(&t, "]", 1);
 	mb_i16(&body, 0); /* results in text */
 	add_msg(b, 'B', &body, text_of(&t), sem);
 	free(body.p);
@@ -335,11 +301,11 @@ void dg_bind(struct dg_builder *b, const char *portal, const char *stmt, int n,
 void dg_describe(struct dg_builder *b, char what, const char *name, const struct dg_sem *sem)
 {
 	struct mbuf body = {0};
-	struct sbuf t = {0};
+	struct h_sbuf t = {0};
 
 	mb_add(&body, &what, 1);
 	mb_str(&body, name);
-	sb_printf(&t, "Describe %c ", what);
+	h_sb_printf(&t, "Describe %c ", what);
 	sb_str_q(&t, name);
 	add_msg(b, 'D', &body, text_of(&t), sem);
 	free(body.p);
@@ -348,14 +314,14 @@ void dg_describe(struct dg_builder *b, char what, const char *name, const struct
 void dg_execute(struct dg_builder *b, const char *portal, int max_rows, const struct dg_sem *sem)
 {
 	struct mbuf body = {0};
-	struct sbuf t = {0};
+	struct h_sbuf t = {0};
 
 	mb_str(&body, portal);
 	mb_i32(&body, (uint32_t)max_rows);
-	sb_add(&t, "Execute ", 8);
+	h_sb_add(&t, "Execute ", 8);
 	sb_str_q(&t, portal);
 	if (max_rows)
-		sb_printf(&t, " max %d rows", max_rows);
+		h_sb_printf(&t, " max %d rows", max_rows);
 	add_msg(b, 'E', &body, text_of(&t), sem);
 	free(body.p);
 }
@@ -363,11 +329,11 @@ void dg_execute(struct dg_builder *b, const char *portal, int max_rows, const st
 void dg_close(struct dg_builder *b, char what, const char *name)
 {
 	struct mbuf body = {0};
-	struct sbuf t = {0};
+	struct h_sbuf t = {0};
 
 	mb_add(&body, &what, 1);
 	mb_str(&body, name);
-	sb_printf(&t, "Close %c ", what);
+	h_sb_printf(&t, "Close %c ", what);
 	sb_str_q(&t, name);
 	add_msg(b, 'C', &body, text_of(&t), NULL);
 	free(body.p);
@@ -386,14 +352,14 @@ void dg_sync(struct dg_builder *b)
 void dg_copy_data(struct dg_builder *b, const char *data, bool bad_row)
 {
 	struct mbuf body = {0};
-	struct sbuf t = {0};
+	struct h_sbuf t = {0};
 	struct dg_sem sem = {.bad_row = bad_row};
 
 	mb_add(&body, data, strlen(data));
-	sb_add(&t, "CopyData ", 9);
+	h_sb_add(&t, "CopyData ", 9);
 	sb_str_q(&t, data);
 	if (bad_row)
-		sb_add(&t, " (bad row)", 10);
+		h_sb_add(&t, " (bad row)", 10);
 	add_msg(b, 'd', &body, text_of(&t), &sem);
 	free(body.p);
 }
@@ -406,10 +372,10 @@ void dg_copy_done(struct dg_builder *b)
 void dg_copy_fail(struct dg_builder *b, const char *why)
 {
 	struct mbuf body = {0};
-	struct sbuf t = {0};
+	struct h_sbuf t = {0};
 
 	mb_str(&body, why);
-	sb_add(&t, "CopyFail ", 9);
+	h_sb_add(&t, "CopyFail ", 9);
 	sb_str_q(&t, why);
 	add_msg(b, 'f', &body, text_of(&t), NULL);
 	free(body.p);
@@ -703,7 +669,7 @@ static const enum kind MULTI_KINDS[] = {K_SELECT, K_ROWS,   K_INSERT, K_INSERT_R
 /* "a; b; c" of 2-3 statements; fails if one of them does. */
 static void gen_multi_query(struct gen *g)
 {
-	struct sbuf sql = {0};
+	struct h_sbuf sql = {0};
 	struct dg_sem sem = {0}, one;
 	int n = 2 + (int)rnd(g, 2), np;
 
@@ -714,7 +680,7 @@ static void gen_multi_query(struct gen *g)
 		if (k == K_DIV0 || k == K_NOSUCH) /* errors are rarer than the rest */
 			k = chance(g, 40) ? k : K_SELECT;
 		s = kind_sql(g, k, &one, &np);
-		sb_printf(&sql, "%s%s", i ? "; " : "", s);
+		h_sb_printf(&sql, "%s%s", i ? "; " : "", s);
 		sem.error |= one.error;
 		free(s);
 	}
@@ -736,12 +702,12 @@ static void step_simple(struct gen *g)
 /* Rows "id\tmarker-rN\n" for COPY, ids unique to this statement. */
 static char *copy_rows(struct gen *g, int n)
 {
-	struct sbuf b = {0};
+	struct h_sbuf b = {0};
 	char m[48];
 	int j = next_stmt(g, m, sizeof m);
 
 	for (int r = 0; r < n; r++)
-		sb_printf(&b, "%d\t%s-r%d\n", j * 10 + r, m, r);
+		h_sb_printf(&b, "%d\t%s-r%d\n", j * 10 + r, m, r);
 	return b.p ? b.p : strdup("");
 }
 
@@ -1052,7 +1018,7 @@ static void step_batch(struct gen *g)
 static void step_copy_in(struct gen *g)
 {
 	struct dg_sem sem, one;
-	struct sbuf sql = {0};
+	struct h_sbuf sql = {0};
 	int np;
 	char *s;
 
@@ -1064,15 +1030,15 @@ static void step_copy_in(struct gen *g)
 	}
 	if (chance(g, 25)) {
 		s = kind_sql(g, K_SELECT, &one, &np);
-		sb_printf(&sql, "%s; ", s);
+		h_sb_printf(&sql, "%s; ", s);
 		free(s);
 	}
 	s = kind_sql(g, K_COPY_IN, &sem, &np);
-	sb_printf(&sql, "%s", s);
+	h_sb_printf(&sql, "%s", s);
 	free(s);
 	if (chance(g, 25)) {
 		s = kind_sql(g, chance(g, 30) ? K_DIV0 : K_COUNT, &one, &np);
-		sb_printf(&sql, "; %s", s);
+		h_sb_printf(&sql, "; %s", s);
 		free(s);
 		sem.error_after_copy = one.error;
 	}
@@ -1256,17 +1222,17 @@ static const char *send_name(enum dg_send s)
 
 char *dg_seq_text(const struct dg_seq *s)
 {
-	struct sbuf b = {0};
+	struct h_sbuf b = {0};
 
 	if (s->seqno >= 0)
-		sb_printf(&b, "sequence %d, seed %llu, %d clients\n", s->seqno,
-			  (unsigned long long)s->seed, s->n_clients);
+		h_sb_printf(&b, "sequence %d, seed %llu, %d clients\n", s->seqno,
+			    (unsigned long long)s->seed, s->n_clients);
 	else
-		sb_printf(&b, "fixed sequence, %d clients\n", s->n_clients);
+		h_sb_printf(&b, "fixed sequence, %d clients\n", s->n_clients);
 	for (int k = 0; k < s->n_clients; k++) {
 		const struct dg_client *cl = &s->clients[k];
 
-		sb_printf(
+		h_sb_printf(
 			&b,
 			"client %d (marker %s): %zu messages in %zu chunks, %d ReadyForQuery expected%s\n",
 			k, cl->marker, cl->n_msgs, cl->n_chunks, cl->z_total,
@@ -1274,27 +1240,28 @@ char *dg_seq_text(const struct dg_seq *s)
 		for (size_t c = 0; c < cl->n_chunks; c++) {
 			const struct dg_chunk *ch = &cl->chunks[c];
 
-			sb_printf(&b, "  chunk %zu: %s", c, send_name(ch->send));
+			h_sb_printf(&b, "  chunk %zu: %s", c, send_name(ch->send));
 			if (ch->gap_us)
-				sb_printf(&b, " %d us apart", ch->gap_us);
+				h_sb_printf(&b, " %d us apart", ch->gap_us);
 			if (ch->pause_ms)
-				sb_printf(&b, ", after %d ms", ch->pause_ms);
+				h_sb_printf(&b, ", after %d ms", ch->pause_ms);
 			if (ch->start_at > 0)
-				sb_printf(&b, ", at %.2f s", ch->start_at);
+				h_sb_printf(&b, ", at %.2f s", ch->start_at);
 			if (ch->wait)
-				sb_printf(&b,
-					  "; then wait for ReadyForQuery #%d, CopyInResponse #%d%s",
-					  ch->z, ch->g, ch->quiet ? " and 20 ms of quiet" : "");
-			sb_add(&b, "\n", 1);
+				h_sb_printf(
+					&b,
+					"; then wait for ReadyForQuery #%d, CopyInResponse #%d%s",
+					ch->z, ch->g, ch->quiet ? " and 20 ms of quiet" : "");
+			h_sb_add(&b, "\n", 1);
 			for (size_t i = ch->first; i < ch->first + ch->count; i++)
-				sb_printf(&b, "    %3zu %s\n", i, cl->msgs[i].text);
+				h_sb_printf(&b, "    %3zu %s\n", i, cl->msgs[i].text);
 		}
 	}
 	return b.p;
 }
 
 /* The fields of an ErrorResponse/NoticeResponse: "SEVERITY SQLSTATE message". */
-static void sb_fields(struct sbuf *b, const unsigned char *p, size_t n)
+static void sb_fields(struct h_sbuf *b, const unsigned char *p, size_t n)
 {
 	const char *sev = "", *code = "", *msg = "";
 	size_t i = 0;
@@ -1312,44 +1279,44 @@ static void sb_fields(struct sbuf *b, const unsigned char *p, size_t n)
 			msg = v;
 		i += l + 1;
 	}
-	sb_printf(b, "%s %s ", sev, code);
+	h_sb_printf(b, "%s %s ", sev, code);
 	sb_str_q(b, msg);
 }
 
 char *dg_reply_text(const unsigned char *msg, size_t len)
 {
-	struct sbuf b = {0};
+	struct h_sbuf b = {0};
 	char type = len ? (char)msg[0] : '?';
 	const unsigned char *p = msg + 5;
 	size_t n = len >= 5 ? len - 5 : 0;
 
 	switch (type) {
 	case '1':
-		sb_printf(&b, "ParseComplete");
+		h_sb_printf(&b, "ParseComplete");
 		break;
 	case '2':
-		sb_printf(&b, "BindComplete");
+		h_sb_printf(&b, "BindComplete");
 		break;
 	case '3':
-		sb_printf(&b, "CloseComplete");
+		h_sb_printf(&b, "CloseComplete");
 		break;
 	case 'C':
-		sb_printf(&b, "CommandComplete ");
+		h_sb_printf(&b, "CommandComplete ");
 		sb_str_q(&b, (const char *)p);
 		break;
 	case 'D': {
 		size_t i = 2;
 		int cols = n >= 2 ? (p[0] << 8 | p[1]) : 0;
 
-		sb_printf(&b, "DataRow [");
+		h_sb_printf(&b, "DataRow [");
 		for (int c = 0; c < cols && i + 4 <= n; c++) {
 			int32_t l = (int32_t)h_be32(p + i);
 
 			i += 4;
 			if (c)
-				sb_add(&b, ", ", 2);
+				h_sb_add(&b, ", ", 2);
 			if (l < 0) {
-				sb_add(&b, "NULL", 4);
+				h_sb_add(&b, "NULL", 4);
 			} else {
 				size_t take = (size_t)l <= n - i ? (size_t)l : n - i;
 
@@ -1357,74 +1324,74 @@ char *dg_reply_text(const unsigned char *msg, size_t len)
 				i += take;
 			}
 		}
-		sb_add(&b, "]", 1);
+		h_sb_add(&b, "]", 1);
 		break;
 	}
 	case 'E':
-		sb_printf(&b, "ErrorResponse ");
+		h_sb_printf(&b, "ErrorResponse ");
 		sb_fields(&b, p, n);
 		break;
 	case 'N':
-		sb_printf(&b, "NoticeResponse ");
+		h_sb_printf(&b, "NoticeResponse ");
 		sb_fields(&b, p, n);
 		break;
 	case 'G':
-		sb_printf(&b, "CopyInResponse");
+		h_sb_printf(&b, "CopyInResponse");
 		break;
 	case 'H':
-		sb_printf(&b, "CopyOutResponse");
+		h_sb_printf(&b, "CopyOutResponse");
 		break;
 	case 'W':
-		sb_printf(&b, "CopyBothResponse");
+		h_sb_printf(&b, "CopyBothResponse");
 		break;
 	case 'd':
-		sb_printf(&b, "CopyData ");
+		h_sb_printf(&b, "CopyData ");
 		sb_quoted(&b, p, n, 80);
 		break;
 	case 'c':
-		sb_printf(&b, "CopyDone");
+		h_sb_printf(&b, "CopyDone");
 		break;
 	case 'I':
-		sb_printf(&b, "EmptyQueryResponse");
+		h_sb_printf(&b, "EmptyQueryResponse");
 		break;
 	case 'n':
-		sb_printf(&b, "NoData");
+		h_sb_printf(&b, "NoData");
 		break;
 	case 's':
-		sb_printf(&b, "PortalSuspended");
+		h_sb_printf(&b, "PortalSuspended");
 		break;
 	case 't':
-		sb_printf(&b, "ParameterDescription (%d)", n >= 2 ? (p[0] << 8 | p[1]) : -1);
+		h_sb_printf(&b, "ParameterDescription (%d)", n >= 2 ? (p[0] << 8 | p[1]) : -1);
 		break;
 	case 'T': {
 		size_t i = 2;
 		int cols = n >= 2 ? (p[0] << 8 | p[1]) : 0;
 
-		sb_printf(&b, "RowDescription [");
+		h_sb_printf(&b, "RowDescription [");
 		for (int c = 0; c < cols && i < n; c++) {
 			const char *name = (const char *)p + i;
 
-			sb_printf(&b, "%s%s", c ? ", " : "", name);
+			h_sb_printf(&b, "%s%s", c ? ", " : "", name);
 			i += strnlen(name, n - i) + 1 + 18;
 		}
-		sb_add(&b, "]", 1);
+		h_sb_add(&b, "]", 1);
 		break;
 	}
 	case 'Z':
-		sb_printf(&b, "ReadyForQuery %c", n >= 1 ? p[0] : '?');
+		h_sb_printf(&b, "ReadyForQuery %c", n >= 1 ? p[0] : '?');
 		break;
 	case 'S':
-		sb_printf(&b, "ParameterStatus ");
+		h_sb_printf(&b, "ParameterStatus ");
 		sb_str_q(&b, (const char *)p);
 		break;
 	case 'K':
-		sb_printf(&b, "BackendKeyData");
+		h_sb_printf(&b, "BackendKeyData");
 		break;
 	case 'A':
-		sb_printf(&b, "NotificationResponse");
+		h_sb_printf(&b, "NotificationResponse");
 		break;
 	default:
-		sb_printf(&b, "'%c' (%zu bytes)", type, len);
+		h_sb_printf(&b, "'%c' (%zu bytes)", type, len);
 		break;
 	}
 	return b.p;

@@ -22,34 +22,6 @@
 /* Longest a whole run may take (every wait has its own timeout too). */
 #define RUN_LIMIT_S 300.0
 
-struct sbuf {
-	char *p;
-	size_t len, cap;
-};
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	int n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		abort();
-	if (b->len + (size_t)n + 1 > b->cap) {
-		b->cap = (b->len + (size_t)n + 1) * 2;
-		b->p = realloc(b->p, b->cap);
-		if (b->p == NULL)
-			abort();
-	}
-	memcpy(b->p + b->len, s, (size_t)n + 1);
-	b->len += (size_t)n;
-	free(s);
-}
-
 /* ---------------------------------------------------------------- one client */
 
 enum rc_state {
@@ -464,62 +436,62 @@ static const unsigned char *msg_at(const struct dr_stream *st, size_t i, size_t 
 	return st->buf + start;
 }
 
-static void sb_msg(struct sbuf *b, const struct dr_stream *st, size_t i)
+static void sb_msg(struct h_sbuf *b, const struct dr_stream *st, size_t i)
 {
 	size_t len;
 	const unsigned char *m;
 	char *t;
 
 	if (i >= st->n_msgs) {
-		sb_printf(b, "(nothing)");
+		h_sb_printf(b, "(nothing)");
 		return;
 	}
 	m = msg_at(st, i, &len);
 	t = dg_reply_text(m, len);
-	sb_printf(b, "%s", t);
+	h_sb_printf(b, "%s", t);
 	free(t);
 }
 
 char *dr_stream_text(const struct dr_stream *st, size_t max)
 {
-	struct sbuf b = {0};
+	struct h_sbuf b = {0};
 	size_t chunk = 0;
 
-	sb_printf(&b, "%s", "");
+	h_sb_printf(&b, "%s", "");
 	for (size_t i = 0; i < st->n_msgs && i < max; i++) {
 		/* chunk: the first one the client had not moved on from when i arrived */
 		while (chunk < st->chunks_done && st->chunk_msgs[chunk] <= i)
 			chunk++;
-		sb_printf(&b, "    #%zu (chunk %zu) ", i, chunk);
+		h_sb_printf(&b, "    #%zu (chunk %zu) ", i, chunk);
 		sb_msg(&b, st, i);
-		sb_printf(&b, "\n");
+		h_sb_printf(&b, "\n");
 	}
 	if (st->n_msgs > max)
-		sb_printf(&b, "    ... %zu more\n", st->n_msgs - max);
+		h_sb_printf(&b, "    ... %zu more\n", st->n_msgs - max);
 	if (st->len > (st->n_msgs ? st->ends[st->n_msgs - 1] : 0))
-		sb_printf(&b, "    + %zu bytes of an incomplete message\n",
-			  st->len - (st->n_msgs ? st->ends[st->n_msgs - 1] : 0));
+		h_sb_printf(&b, "    + %zu bytes of an incomplete message\n",
+			    st->len - (st->n_msgs ? st->ends[st->n_msgs - 1] : 0));
 	return b.p;
 }
 
 char *dr_check_model(const struct dg_seq *s, const struct dr_run *d)
 {
-	struct sbuf b = {0};
+	struct h_sbuf b = {0};
 
 	for (int k = 0; k < s->n_clients; k++) {
 		const struct dg_client *cl = &s->clients[k];
 		const struct dr_stream *st = &d->c[k];
 
 		if (st->problem != NULL)
-			sb_printf(&b, "client %d: %s\n", k, st->problem);
+			h_sb_printf(&b, "client %d: %s\n", k, st->problem);
 		else if (!cl->leave && (st->z != cl->z_total || st->g != cl->g_total))
-			sb_printf(
+			h_sb_printf(
 				&b,
 				"client %d: %d ReadyForQuery and %d CopyInResponse in all, the model "
 				"said %d and %d\n",
 				k, st->z, st->g, cl->z_total, cl->g_total);
 		else if (!cl->leave && st->early_eof)
-			sb_printf(&b, "client %d: PostgreSQL closed the connection\n", k);
+			h_sb_printf(&b, "client %d: PostgreSQL closed the connection\n", k);
 	}
 	return b.p;
 }
@@ -535,8 +507,8 @@ static size_t chunk_of(const struct dr_stream *st, size_t i)
 }
 
 /* Every occurrence of another client's marker in st (text found in its replies). */
-static void check_markers(struct sbuf *b, const struct dg_seq *s, int k, const struct dr_stream *st,
-			  const char *got_name)
+static void check_markers(struct h_sbuf *b, const struct dg_seq *s, int k,
+			  const struct dr_stream *st, const char *got_name)
 {
 	for (size_t i = 0; i < st->n_msgs; i++) {
 		size_t len;
@@ -547,12 +519,12 @@ static void check_markers(struct sbuf *b, const struct dg_seq *s, int k, const s
 
 			if (j == k || *mk == '\0' || memmem(m, len, mk, strlen(mk)) == NULL)
 				continue;
-			sb_printf(
+			h_sb_printf(
 				b,
 				"client %d received client %d's marker \"%s\" (%s, message #%zu): ",
 				k, j, mk, got_name, i);
 			sb_msg(b, st, i);
-			sb_printf(b, "\n");
+			h_sb_printf(b, "\n");
 		}
 		/* Markers of other sequences' clients: "mk<seqno>c<client>s" */
 		for (size_t p = 0; p + 2 < len; p++) {
@@ -569,7 +541,7 @@ static void check_markers(struct sbuf *b, const struct dg_seq *s, int k, const s
 				cli = cli * 10 + (m[q] - '0');
 			if (q >= len || m[q] != 's' || seq == s->seqno)
 				continue;
-			sb_printf(
+			h_sb_printf(
 				b,
 				"client %d received a marker of sequence %ld client %ld (%s, message #%zu)\n",
 				k, seq, cli, got_name, i);
@@ -580,7 +552,7 @@ static void check_markers(struct sbuf *b, const struct dg_seq *s, int k, const s
 char *dr_compare(const struct dg_seq *s, const struct dr_run *want, const struct dr_run *got,
 		 const char *want_name, const char *got_name)
 {
-	struct sbuf b = {0};
+	struct h_sbuf b = {0};
 
 	for (int k = 0; k < s->n_clients; k++) {
 		const struct dg_client *cl = &s->clients[k];
@@ -597,27 +569,28 @@ char *dr_compare(const struct dg_seq *s, const struct dr_run *want, const struct
 		if (i < n || (!cl->leave && w->n_msgs != g->n_msgs)) {
 			size_t from = i > 3 ? i - 3 : 0;
 
-			sb_printf(
+			h_sb_printf(
 				&b,
 				"client %d: reply message #%zu differs (answering chunk %zu of %zu)\n",
 				k, i, chunk_of(w, i), cl->n_chunks);
-			sb_printf(&b, "  %-7s: ", want_name);
+			h_sb_printf(&b, "  %-7s: ", want_name);
 			sb_msg(&b, w, i);
-			sb_printf(&b, "\n  %-7s: ", got_name);
+			h_sb_printf(&b, "\n  %-7s: ", got_name);
 			sb_msg(&b, g, i);
-			sb_printf(&b, "\n  (%s: %zu messages in all, %s: %zu)\n", want_name,
-				  w->n_msgs, got_name, g->n_msgs);
+			h_sb_printf(&b, "\n  (%s: %zu messages in all, %s: %zu)\n", want_name,
+				    w->n_msgs, got_name, g->n_msgs);
 			for (size_t x = from; x < i; x++) {
-				sb_printf(&b, "  before, #%zu: ", x);
+				h_sb_printf(&b, "  before, #%zu: ", x);
 				sb_msg(&b, w, x);
-				sb_printf(&b, "\n");
+				h_sb_printf(&b, "\n");
 			}
 		}
 		if (g->problem != NULL)
-			sb_printf(&b, "client %d (%s): %s\n", k, got_name, g->problem);
+			h_sb_printf(&b, "client %d (%s): %s\n", k, got_name, g->problem);
 		if (g->early_eof && !w->early_eof)
-			sb_printf(&b, "client %d (%s): connection closed before the client left\n",
-				  k, got_name);
+			h_sb_printf(&b,
+				    "client %d (%s): connection closed before the client left\n", k,
+				    got_name);
 		check_markers(&b, s, k, g, got_name);
 	}
 	return b.p;

@@ -174,12 +174,7 @@ char *h_printf(const char *fmt, ...)
 }
 
 /* Appends n bytes to a growing string. */
-struct sbuf {
-	char *p;
-	size_t len, cap;
-};
-
-static void sb_add(struct sbuf *b, const char *s, size_t n)
+void h_sb_add(struct h_sbuf *b, const char *s, size_t n)
 {
 	if (b->len + n + 1 > b->cap) {
 		b->cap = (b->len + n + 1) * 2;
@@ -192,14 +187,29 @@ static void sb_add(struct sbuf *b, const char *s, size_t n)
 	b->p[b->len] = '\0';
 }
 
-static void sb_str(struct sbuf *b, const char *s)
+void h_sb_printf(struct h_sbuf *b, const char *fmt, ...)
 {
-	sb_add(b, s, strlen(s));
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		abort();
+	h_sb_add(b, s, (size_t)n);
+	free(s);
+}
+
+static void sb_str(struct h_sbuf *b, const char *s)
+{
+	h_sb_add(b, s, strlen(s));
 }
 
 char *h_subst(const char *text)
 {
-	struct sbuf b = {0};
+	struct h_sbuf b = {0};
 	char port[16];
 
 	snprintf(port, sizeof port, "%d", H.pgport);
@@ -210,7 +220,7 @@ char *h_subst(const char *text)
 		{"@USER@", H.user},	{"@PASSWORD@", H.password}, {"@DB@", H.db},
 	};
 
-	sb_add(&b, "", 0);
+	h_sb_add(&b, "", 0);
 	while (*text) {
 		bool done = false;
 
@@ -224,7 +234,7 @@ char *h_subst(const char *text)
 			}
 		}
 		if (!done)
-			sb_add(&b, text++, 1);
+			h_sb_add(&b, text++, 1);
 	}
 	return b.p;
 }
@@ -247,16 +257,16 @@ void h_write_file(const char *path, const char *content)
 
 char *h_read_file(const char *path, size_t *len)
 {
-	struct sbuf b = {0};
+	struct h_sbuf b = {0};
 	char chunk[65536];
 	size_t n;
 	FILE *f = fopen(path, "r");
 
 	if (f == NULL)
 		return NULL;
-	sb_add(&b, "", 0);
+	h_sb_add(&b, "", 0);
 	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		sb_add(&b, chunk, n);
+		h_sb_add(&b, chunk, n);
 	fclose(f);
 	if (len != NULL)
 		*len = b.len;
@@ -265,14 +275,14 @@ char *h_read_file(const char *path, size_t *len)
 
 char *h_shq(const char *s)
 {
-	struct sbuf b = {0};
+	struct h_sbuf b = {0};
 
 	sb_str(&b, "'");
 	for (; *s; s++) {
 		if (*s == '\'')
 			sb_str(&b, "'\\''");
 		else
-			sb_add(&b, s, 1);
+			h_sb_add(&b, s, 1);
 	}
 	sb_str(&b, "'");
 	return b.p;
@@ -663,7 +673,7 @@ void h_corral_stop(struct h_corral *c)
 }
 
 /* A conninfo value in single quotes, as libpq wants it. */
-static void ci_add(struct sbuf *b, const char *key, const char *value)
+static void ci_add(struct h_sbuf *b, const char *key, const char *value)
 {
 	if (b->len > 0)
 		sb_str(b, " ");
@@ -672,18 +682,18 @@ static void ci_add(struct sbuf *b, const char *key, const char *value)
 	for (; *value; value++) {
 		if (*value == '\'' || *value == '\\')
 			sb_str(b, "\\");
-		sb_add(b, value, 1);
+		h_sb_add(b, value, 1);
 	}
 	sb_str(b, "'");
 }
 
 static char *conninfo(int port, const char *user, const char *db, const char *password)
 {
-	struct sbuf b = {0};
+	struct h_sbuf b = {0};
 	char p[16];
 
 	snprintf(p, sizeof p, "%d", port);
-	sb_add(&b, "", 0);
+	h_sb_add(&b, "", 0);
 	ci_add(&b, "host", "127.0.0.1");
 	ci_add(&b, "port", p);
 	ci_add(&b, "user", user);
@@ -1207,7 +1217,7 @@ void h_psql_run(const char *ci, const char *cmd, const char *want_out)
 struct h_cmd h_run(double timeout_s, const char *fmt, ...)
 {
 	struct h_cmd r = {0};
-	struct sbuf out = {0}, err = {0};
+	struct h_sbuf out = {0}, err = {0};
 	int po[2], pe[2], status = 0;
 	double start = h_now(), deadline = start + timeout_s;
 	bool timed_out = false;
@@ -1219,8 +1229,8 @@ struct h_cmd h_run(double timeout_s, const char *fmt, ...)
 	if (vasprintf(&cmd, fmt, ap) < 0)
 		abort();
 	va_end(ap);
-	sb_add(&out, "", 0);
-	sb_add(&err, "", 0);
+	h_sb_add(&out, "", 0);
+	h_sb_add(&err, "", 0);
 	if (pipe(po) != 0 || pipe(pe) != 0)
 		cr_assert_fail("pipe: %s", strerror(errno));
 	pid = fork();
@@ -1266,7 +1276,7 @@ struct h_cmd h_run(double timeout_s, const char *fmt, ...)
 				continue;
 			n = read(pfd[i].fd, buf, sizeof buf);
 			if (n > 0) {
-				sb_add(i == 0 ? &out : &err, buf, (size_t)n);
+				h_sb_add(i == 0 ? &out : &err, buf, (size_t)n);
 			} else if (n == 0 || errno != EINTR) {
 				close(pfd[i].fd);
 				pfd[i].fd = -1;

@@ -56,6 +56,13 @@ void h_fini(void);
 const char *h_need_env(const char *name);
 
 /* ---- small utilities (results are malloc'd; the caller frees) ---- */
+/* A growing string, always NUL-terminated once anything was added ({0} is empty). */
+struct h_sbuf {
+	char *p;
+	size_t len, cap;
+};
+void h_sb_add(struct h_sbuf *b, const char *s, size_t n);
+void h_sb_printf(struct h_sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 char *h_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Replaces @PGHOST@, @PGPORT@, @DIR@ (the test dir), @USER@, @PASSWORD@, @DB@. */
 char *h_subst(const char *text);

@@ -48,6 +48,7 @@
 #   CORRAL_TEST_PG_BINDIR    PostgreSQL's bin dir (psql, pgbench are taken from there)
 #   CORRAL_TEST_PGTMP        scripts/pgtmp.sh, for tests that start a PostgreSQL of their own
 #                            (h_pg_start: to restart or stop it without disturbing others)
+#   CORRAL_SRCDIR            the source tree (scripts the tests run, e.g. drivers/)
 #   CORRAL_BINDIR            where corral-fn, corral-storm, functions/NAME.so (examples)
 #                            and test-functions/NAME.so are (default: the repo's bin/)
 #   CORRAL_TEST_FN_DB        fn
@@ -140,6 +141,7 @@ export CORRAL_TEST_PG_BINDIR=$PG_BIN
 export CORRAL_TEST_PGTMP=$root/scripts/pgtmp.sh
 CORRAL_BINDIR=$(realpath -m "${CORRAL_BINDIR:-$root/bin}")
 export CORRAL_BINDIR
+export CORRAL_SRCDIR=$root
 export CORRAL_TEST_FN_DB=fn
 
 rc=0

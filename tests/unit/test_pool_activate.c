@@ -19,13 +19,9 @@
 #include "pool/app_gate.h"
 #include "pool/config.h"
 #include "pool/pool.h"
+#include "tests/unit/pool_fixture.h"
 
-static char conf_path[64];
-static struct corral_config cfg;
-static struct pool_registry reg;
-static struct event_base *base;
-static struct pool_env env;
-static struct pool *pool;
+static struct pool_fixture fx;
 
 /* What the hooks saw. */
 static int n_ready, n_admitted, n_failed;
@@ -72,52 +68,29 @@ static const struct pool_hooks hooks = {
 
 static void setup(void)
 {
-	strcpy(conf_path, "/tmp/corral-activate-XXXXXX");
-	int fd = mkstemp(conf_path);
-	cr_assert(fd >= 0);
-	const char *text = "[corral]\nauth_type = trust\nquery_wait_timeout = 1\n"
+	pool_fixture_setup(&fx,
+			   "[corral]\nauth_type = trust\nquery_wait_timeout = 1\n"
 			   "[databases]\nd = host=127.0.0.1 port=1 dbname=d user=u pool_size=1\n"
-			   "[limits]\napp.capped = 1\n";
-	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	close(fd);
-	char err[256] = "";
-	cr_assert(config_load(conf_path, &cfg, err, sizeof(err)), "%s", err);
-	cr_assert(pool_registry_init(&reg, 1));
-	base = event_base_new();
-	cr_assert(base);
-	cr_assert(pool_env_init(&env, base, &cfg, &hooks));
-	pool_env_connect(&env, 0, 1, &reg, NULL);
-	pool = pool_get(&env, &cfg.dbs[0], "u", NULL);
-	cr_assert(pool);
+			   "[limits]\napp.capped = 1\n",
+			   &hooks);
 }
 
 static void teardown(void)
 {
-	pool_env_shutdown(&env);
-	event_base_free(base);
-	pool_registry_free(&reg);
-	config_free(&cfg);
-	unlink(conf_path);
+	pool_fixture_teardown(&fx);
 }
 
 TestSuite(activate, .init = setup, .fini = teardown);
 
-/* A logged-in server of the pool, parked idle; *peer is the "backend's" end. */
+/* A logged-in server of the fx.pool, parked idle; *peer is the "backend's" end. */
 static struct server *new_server(int *peer)
 {
 	int fds[2];
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
-	struct server *s = calloc(1, sizeof(*s));
-	cr_assert(s);
-	s->bev = bufferevent_socket_new(base, fds[0], BEV_OPT_CLOSE_ON_FREE);
+	struct server *s = pool_fixture_login(&fx, fx.pool->size);
+	s->bev = bufferevent_socket_new(fx.base, fds[0], BEV_OPT_CLOSE_ON_FREE);
 	cr_assert(s->bev);
-	s->pool = pool;
 	s->id = 1;
-	s->created = clock_now_usec();
-	s->login_fd = -1;
-	s->state = SV_CLOSED;
-	list_init(&s->node);
-	cr_assert_eq(pool_shared_take_slot(pool->shared, pool->size, 0, 0), SLOT_TAKEN);
 	pool_login_done(s, true, NULL, NULL);
 	cr_assert_eq(s->state, SV_IDLE);
 	*peer = fds[1];
@@ -132,20 +105,20 @@ static void waiter_init(struct pool_waiter *w)
 
 static void run_loop(void)
 {
-	event_base_loop(base, EVLOOP_NONBLOCK);
+	event_base_loop(fx.base, EVLOOP_NONBLOCK);
 }
 
-/* a holds the pool's one server; b waits for it. */
+/* a holds the fx.pool's one server; b waits for it. */
 static struct server *busy_pool(struct pool_waiter *a, struct pool_waiter *b, int *peer)
 {
 	struct server *s = new_server(peer);
 	bool full;
 	waiter_init(a);
 	waiter_init(b);
-	cr_assert_eq(pool_checkout(pool, a, &full), s, "an idle server comes back at once");
-	cr_assert_null(pool_checkout(pool, b, &full));
+	cr_assert_eq(pool_checkout(fx.pool, a, &full), s, "an idle server comes back at once");
+	cr_assert_null(pool_checkout(fx.pool, b, &full));
 	cr_assert(b->queued);
-	cr_assert_eq(pool->n_login, 0, "no login at the pool's size");
+	cr_assert_eq(fx.pool->n_login, 0, "no login at the fx.pool's size");
 	return s;
 }
 
@@ -159,16 +132,16 @@ Test(activate, release_to_waiter_is_told_on_the_loop)
 	cr_assert_eq(n_ready, 0, "no hook inside pool_release");
 	cr_assert_not(b.queued);
 	cr_assert_eq(b.pending, PENDING_SERVER);
-	cr_assert_eq(pool->waiting.n, 0);
+	cr_assert_eq(fx.pool->waiting.n, 0);
 	cr_assert_eq(s->state, SV_ACTIVE, "reserved for b: nobody else can take it");
-	cr_assert_eq(pool->n_idle, 0);
+	cr_assert_eq(fx.pool->n_idle, 0);
 	cr_assert_eq(s->reserved_for, &b);
 
 	bool full;
 	struct pool_waiter c;
 	waiter_init(&c);
-	cr_assert_null(pool_checkout(pool, &c, &full), "a newcomer cannot take b's server");
-	pool_dequeue(pool, &c);
+	cr_assert_null(pool_checkout(fx.pool, &c, &full), "a newcomer cannot take b's server");
+	pool_dequeue(fx.pool, &c);
 
 	run_loop();
 	cr_assert_eq(n_ready, 1);
@@ -186,11 +159,11 @@ Test(activate, waiter_that_leaves_first_gets_nothing)
 	struct server *s = busy_pool(&a, &b, &peer);
 
 	pool_release(s);
-	pool_dequeue(pool, &b); /* b's client closes before the loop turns */
+	pool_dequeue(fx.pool, &b); /* b's client closes before the loop turns */
 	cr_assert_eq(b.pending, PENDING_NONE);
 	cr_assert_eq(s->state, SV_IDLE, "the reserved server is back idle");
-	cr_assert_eq(pool->n_idle, 1);
-	cr_assert_eq(pool->n_active, 0);
+	cr_assert_eq(fx.pool->n_idle, 1);
+	cr_assert_eq(fx.pool->n_active, 0);
 	cr_assert_null(s->reserved_for);
 
 	run_loop();
@@ -205,10 +178,10 @@ Test(activate, waiter_that_leaves_first_passes_server_to_next)
 	struct server *s = busy_pool(&a, &b, &peer);
 	bool full;
 	waiter_init(&c);
-	cr_assert_null(pool_checkout(pool, &c, &full));
+	cr_assert_null(pool_checkout(fx.pool, &c, &full));
 
 	pool_release(s);
-	pool_dequeue(pool, &b);
+	pool_dequeue(fx.pool, &b);
 	cr_assert_eq(c.pending, PENDING_SERVER, "the next waiter, in order");
 	cr_assert_eq(n_ready, 0, "still deferred");
 	run_loop();
@@ -224,24 +197,24 @@ Test(activate, reserved_server_closed_puts_waiter_back_at_head)
 	struct server *s = busy_pool(&a, &b, &peer);
 	bool full;
 	waiter_init(&c);
-	cr_assert_null(pool_checkout(pool, &c, &full));
+	cr_assert_null(pool_checkout(fx.pool, &c, &full));
 	usec_t b_since = b.since;
 
 	pool_release(s);
 	cr_assert_eq(b.pending, PENDING_SERVER);
-	env.shutting_down = true; /* no real login for the freed slot */
+	fx.env.shutting_down = true; /* no real login for the freed slot */
 	pool_close_server(s, "test: died while reserved");
 	cr_assert(b.queued);
 	cr_assert_eq(b.pending, PENDING_NONE);
-	cr_assert_eq(wait_queue_head(&pool->waiting), &b, "b keeps its place ahead of c");
+	cr_assert_eq(wait_queue_head(&fx.pool->waiting), &b, "b keeps its place ahead of c");
 	cr_assert_eq(b.since, b_since);
-	cr_assert_eq(pool->waiting.n, 2);
+	cr_assert_eq(fx.pool->waiting.n, 2);
 
 	run_loop();
 	cr_assert_eq(n_ready, 0);
 	cr_assert_eq(n_failed, 0);
-	pool_dequeue(pool, &b);
-	pool_dequeue(pool, &c);
+	pool_dequeue(fx.pool, &b);
+	pool_dequeue(fx.pool, &c);
 	close(peer);
 }
 
@@ -253,7 +226,7 @@ Test(activate, reserved_server_that_talks_is_closed_and_waiter_requeued)
 	pool_release(s);
 	/* The activation has not run: the server is watched as an idle one.  Run only its
 	 * read callback (the loop would run the activation first). */
-	env.shutting_down = true;
+	fx.env.shutting_down = true;
 	cr_assert_eq(write(peer, "Z", 1), 1);
 	bufferevent_data_cb readcb;
 	void *arg;
@@ -261,15 +234,15 @@ Test(activate, reserved_server_that_talks_is_closed_and_waiter_requeued)
 	cr_assert(readcb, "a reserved server keeps the idle watch");
 	readcb(s->bev, arg);
 	cr_assert(b.queued, "back in the queue");
-	cr_assert_eq(pool->n_active, 0);
+	cr_assert_eq(fx.pool->n_active, 0);
 	run_loop();
 	cr_assert_eq(n_ready, 0);
-	pool_dequeue(pool, &b);
+	pool_dequeue(fx.pool, &b);
 	close(peer);
 }
 
 /* A client linked from the activation releases its server at once (the first client
- * of a pool in transaction pooling does): the next waiter is told on a later turn,
+ * of a fx.pool in transaction pooling does): the next waiter is told on a later turn,
  * not inside the first one's hook. */
 static struct pool_waiter *second;
 static bool nested;
@@ -290,7 +263,7 @@ Test(activate, hook_that_releases_does_not_nest)
 	struct server *s = busy_pool(&a, &b, &peer);
 	bool full;
 	waiter_init(&c);
-	cr_assert_null(pool_checkout(pool, &c, &full));
+	cr_assert_null(pool_checkout(fx.pool, &c, &full));
 	second = &c;
 	on_ready = release_at_once;
 
@@ -310,14 +283,14 @@ Test(activate, wait_failed_is_deferred_and_cancellable)
 	(void)busy_pool(&a, &b, &peer);
 	bool full;
 	waiter_init(&c);
-	cr_assert_null(pool_checkout(pool, &c, &full));
+	cr_assert_null(pool_checkout(fx.pool, &c, &full));
 
-	pool_env_tick(&env, clock_now_usec() + 10 * USEC_PER_SEC); /* query_wait_timeout = 1 */
+	pool_env_tick(&fx.env, clock_now_usec() + 10 * USEC_PER_SEC); /* query_wait_timeout = 1 */
 	cr_assert_eq(n_failed, 0, "no hook inside the tick");
-	cr_assert_eq(pool->waiting.n, 0);
+	cr_assert_eq(fx.pool->waiting.n, 0);
 	cr_assert_eq(b.pending, PENDING_FAIL);
 	cr_assert_eq(c.pending, PENDING_FAIL);
-	pool_dequeue(pool, &c); /* c's client left meanwhile */
+	pool_dequeue(fx.pool, &c); /* c's client left meanwhile */
 
 	run_loop();
 	cr_assert_eq(n_failed, 1);
@@ -330,7 +303,7 @@ Test(activate, wait_failed_is_deferred_and_cancellable)
 Test(activate, app_token_is_told_on_the_loop_or_passed_on)
 {
 	bool oom;
-	struct app_gate *g = app_gate_get(&env, "capped", &oom);
+	struct app_gate *g = app_gate_get(&fx.env, "capped", &oom);
 	cr_assert(g);
 	struct pool_waiter x, y, z;
 	waiter_init(&x);

@@ -17,13 +17,9 @@
 
 #include "pool/config.h"
 #include "pool/pool.h"
+#include "tests/unit/pool_fixture.h"
 
-static char conf_path[64];
-static struct corral_config cfg;
-static struct pool_registry reg;
-static struct event_base *base;
-static struct pool_env env;
-static struct pool *pool;
+static struct pool_fixture fx;
 
 static int n_failed;
 static char last_sqlstate[6];
@@ -64,32 +60,16 @@ static const struct pool_hooks hooks = {
 
 static void setup(void)
 {
-	strcpy(conf_path, "/tmp/corral-backoff-XXXXXX");
-	int fd = mkstemp(conf_path);
-	cr_assert(fd >= 0);
-	const char *text = "[corral]\nauth_type = trust\nserver_login_wait = 0.3\n"
-			   "[databases]\nd = host=127.0.0.1 port=1 dbname=d user=u pool_size=1\n";
-	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	close(fd);
-	char err[256] = "";
-	cr_assert(config_load(conf_path, &cfg, err, sizeof(err)), "%s", err);
-	cr_assert(pool_registry_init(&reg, 1));
-	base = event_base_new();
-	cr_assert(base);
-	cr_assert(pool_env_init(&env, base, &cfg, &hooks));
-	pool_env_connect(&env, 0, 1, &reg, NULL);
-	pool = pool_get(&env, &cfg.dbs[0], "u", NULL);
-	cr_assert(pool);
+	pool_fixture_setup(&fx,
+			   "[corral]\nauth_type = trust\nserver_login_wait = 0.3\n"
+			   "[databases]\nd = host=127.0.0.1 port=1 dbname=d user=u pool_size=1\n",
+			   &hooks);
 	n_failed = 0;
 }
 
 static void teardown(void)
 {
-	pool_env_shutdown(&env);
-	event_base_free(base);
-	pool_registry_free(&reg);
-	config_free(&cfg);
-	unlink(conf_path);
+	pool_fixture_teardown(&fx);
 }
 
 TestSuite(backoff, .init = setup, .fini = teardown);
@@ -97,15 +77,7 @@ TestSuite(backoff, .init = setup, .fini = teardown);
 /* A login under way since now (its server slot taken), for pool_login_done to end. */
 static struct server *login_under_way(void)
 {
-	struct server *s = calloc(1, sizeof(*s));
-	cr_assert(s);
-	s->pool = pool;
-	s->created = clock_now_usec();
-	s->login_fd = -1;
-	s->state = SV_CLOSED;
-	list_init(&s->node);
-	cr_assert_eq(pool_shared_take_slot(pool->shared, 100, 0, 0), SLOT_TAKEN);
-	return s;
+	return pool_fixture_login(&fx, 100);
 }
 
 /* A logged-in server (its bufferevent on one end of a socketpair; *peer is the other). */
@@ -114,7 +86,7 @@ static struct server *login_that_works(int *peer)
 	int fds[2];
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
 	struct server *s = login_under_way();
-	s->bev = bufferevent_socket_new(base, fds[0], BEV_OPT_CLOSE_ON_FREE);
+	s->bev = bufferevent_socket_new(fx.base, fds[0], BEV_OPT_CLOSE_ON_FREE);
 	cr_assert(s->bev);
 	pool_login_done(s, true, NULL, NULL);
 	*peer = fds[1];
@@ -123,7 +95,7 @@ static struct server *login_that_works(int *peer)
 
 static double backoff_left(void)
 {
-	long long at = atomic_load(&pool->shared->retry_at);
+	long long at = atomic_load(&fx.pool->shared->retry_at);
 	return at ? (double)(at - clock_now_usec()) / USEC_PER_SEC : 0;
 }
 
@@ -131,7 +103,7 @@ static void run_until(bool (*done)(void), double timeout_s)
 {
 	double end = now_s() + timeout_s;
 	while (!done() && now_s() < end) {
-		event_base_loop(base, EVLOOP_NONBLOCK);
+		event_base_loop(fx.base, EVLOOP_NONBLOCK);
 		usleep(1000);
 	}
 }
@@ -146,26 +118,26 @@ Test(backoff, logins_in_flight_fail_as_one_round)
 	struct server *a = login_under_way(), *b = login_under_way(), *c = login_under_way();
 
 	pool_login_done(a, false, "the database system is shutting down", "57P03");
-	cr_assert_eq(atomic_load(&pool->shared->failed_rounds), 1);
+	cr_assert_eq(atomic_load(&fx.pool->shared->failed_rounds), 1);
 	double first = backoff_left();
 	cr_assert(first > 0.2 && first <= 0.25, "first backoff %.3f s, want 0.25", first);
-	long long retry_at = atomic_load(&pool->shared->retry_at);
+	long long retry_at = atomic_load(&fx.pool->shared->retry_at);
 
 	/* b and c were under way when a failed: the same round. */
 	pool_login_done(b, false, "the database system is shutting down", "57P03");
 	pool_login_done(c, false, "connection refused", NULL);
-	cr_assert_eq(atomic_load(&pool->shared->failed_rounds), 1,
+	cr_assert_eq(atomic_load(&fx.pool->shared->failed_rounds), 1,
 		     "in-flight failures doubled the backoff");
-	cr_assert_eq(atomic_load(&pool->shared->retry_at), retry_at);
+	cr_assert_eq(atomic_load(&fx.pool->shared->retry_at), retry_at);
 
 	/* A login started after that failure is the next round: 0.5 s. */
 	usleep(1000);
 	struct server *d = login_under_way();
 	pool_login_done(d, false, "connection refused", NULL);
-	cr_assert_eq(atomic_load(&pool->shared->failed_rounds), 2);
+	cr_assert_eq(atomic_load(&fx.pool->shared->failed_rounds), 2);
 	double second = backoff_left();
 	cr_assert(second > 0.45 && second <= 0.5, "second backoff %.3f s, want 0.5", second);
-	cr_assert_eq(atomic_load(&pool->shared->servers), 0, "every slot given back");
+	cr_assert_eq(atomic_load(&fx.pool->shared->servers), 0, "every slot given back");
 }
 
 Test(backoff, login_that_works_ends_the_backoff)
@@ -173,24 +145,24 @@ Test(backoff, login_that_works_ends_the_backoff)
 	int peer;
 
 	pool_login_done(login_under_way(), false, "connection refused", NULL);
-	cr_assert_gt(atomic_load(&pool->shared->retry_at), 0);
-	cr_assert_gt(atomic_load(&pool->shared->failing_since), 0);
+	cr_assert_gt(atomic_load(&fx.pool->shared->retry_at), 0);
+	cr_assert_gt(atomic_load(&fx.pool->shared->failing_since), 0);
 	usleep(1000);
 	struct server *late = login_under_way();
 
 	/* A login succeeds: the backoff is over at once. */
 	usleep(1000);
 	struct server *s = login_that_works(&peer);
-	cr_assert_eq(atomic_load(&pool->shared->retry_at), 0);
-	cr_assert_eq(atomic_load(&pool->shared->failed_rounds), 0);
-	cr_assert_eq(atomic_load(&pool->shared->failing_since), 0);
+	cr_assert_eq(atomic_load(&fx.pool->shared->retry_at), 0);
+	cr_assert_eq(atomic_load(&fx.pool->shared->failed_rounds), 0);
+	cr_assert_eq(atomic_load(&fx.pool->shared->failing_since), 0);
 	cr_assert_eq(s->state, SV_IDLE);
 
 	/* One that started before that success and fails after it starts no new backoff. */
 	pool_login_done(late, false, "connection refused", NULL);
-	cr_assert_eq(atomic_load(&pool->shared->retry_at), 0);
-	cr_assert_eq(atomic_load(&pool->shared->failed_rounds), 0);
-	cr_assert_eq(atomic_load(&pool->shared->failing_since), 0);
+	cr_assert_eq(atomic_load(&fx.pool->shared->retry_at), 0);
+	cr_assert_eq(atomic_load(&fx.pool->shared->failed_rounds), 0);
+	cr_assert_eq(atomic_load(&fx.pool->shared->failing_since), 0);
 	close(peer);
 }
 
@@ -203,11 +175,11 @@ Test(backoff, waiter_waits_out_a_failure_that_passes_then_fails_at_the_window_en
 
 	/* PostgreSQL starting up: the waiter stays queued. */
 	struct server *probe = login_under_way();
-	cr_assert_null(pool_checkout(pool, &w, &full));
+	cr_assert_null(pool_checkout(fx.pool, &w, &full));
 	cr_assert(w.queued);
 	double t0 = now_s();
 	pool_login_done(probe, false, "the database system is starting up", "57P03");
-	event_base_loop(base, EVLOOP_NONBLOCK);
+	event_base_loop(fx.base, EVLOOP_NONBLOCK);
 	cr_assert_eq(n_failed, 0, "failed at once: %s", last_message);
 	cr_assert(w.queued);
 
@@ -222,7 +194,7 @@ Test(backoff, waiter_waits_out_a_failure_that_passes_then_fails_at_the_window_en
 			  strstr(last_message, "server_login_wait") &&
 			  strstr(last_message, "next login attempt in"),
 		  "%s", last_message);
-	cr_assert_geq(atomic_load(&pool->shared->failed_rounds), 2,
+	cr_assert_geq(atomic_load(&fx.pool->shared->failed_rounds), 2,
 		      "no probe while the client waited");
 }
 
@@ -234,11 +206,11 @@ Test(backoff, failure_that_does_not_pass_fails_the_waiter_at_once)
 	list_init(&w.node);
 
 	struct server *probe = login_under_way();
-	cr_assert_null(pool_checkout(pool, &w, &full));
+	cr_assert_null(pool_checkout(fx.pool, &w, &full));
 	cr_assert(w.queued);
 	pool_login_done(probe, false, "password authentication failed for user \"u\"", "28P01");
 	cr_assert_not(w.queued, "still queued after a wrong password");
-	event_base_loop(base, EVLOOP_NONBLOCK);
+	event_base_loop(fx.base, EVLOOP_NONBLOCK);
 	cr_assert_eq(n_failed, 1);
 	cr_assert_str_eq(last_sqlstate, "08006");
 	cr_assert(strstr(last_message, "password authentication failed") &&
@@ -249,8 +221,8 @@ Test(backoff, failure_that_does_not_pass_fails_the_waiter_at_once)
 	struct pool_waiter w2;
 	memset(&w2, 0, sizeof(w2));
 	list_init(&w2.node);
-	cr_assert_null(pool_checkout(pool, &w2, &full));
+	cr_assert_null(pool_checkout(fx.pool, &w2, &full));
 	cr_assert_not(w2.queued);
-	event_base_loop(base, EVLOOP_NONBLOCK);
+	event_base_loop(fx.base, EVLOOP_NONBLOCK);
 	cr_assert_eq(n_failed, 2);
 }
