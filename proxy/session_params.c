@@ -1,6 +1,11 @@
 #include "proxy/session_params.h"
 
+#include <openssl/rand.h>
+
+#include "common/siphash.h"
+
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,18 +165,38 @@ void session_params_add_defaults(struct param_set *wanted, const struct param_se
 	}
 }
 
+/* The process's secret signature key: clients never see a signature, so none can
+ * pick two sets that share one. */
+static uint8_t sig_key[16];
+static pthread_once_t sig_key_once = PTHREAD_ONCE_INIT;
+
+static void make_sig_key(void)
+{
+	if (RAND_bytes(sig_key, sizeof(sig_key)) != 1)
+		abort(); /* no randomness at start: nothing safe can run */
+}
+
 uint64_t session_params_signature(const struct param_set *ps)
 {
-	uint64_t h = 1469598103934665603ULL;
+	pthread_once(&sig_key_once, make_sig_key);
+	struct siphash h;
+	siphash_init(&h, sig_key);
 	for (size_t i = 0; i < ps->n; i++) {
-		for (const char *p = ps->names[i]; *p; p++)
-			h = (h ^ (uint8_t)tolower((unsigned char)*p)) * 1099511628211ULL;
-		h = (h ^ '=') * 1099511628211ULL;
-		for (const char *p = ps->values[i]; *p; p++)
-			h = (h ^ (uint8_t)*p) * 1099511628211ULL;
-		h = (h ^ 0) * 1099511628211ULL;
+		char lower[64];
+		size_t n = 0;
+		for (const char *p = ps->names[i]; *p; p++) {
+			lower[n++] = (char)tolower((unsigned char)*p);
+			if (n == sizeof(lower)) {
+				siphash_update(&h, lower, n);
+				n = 0;
+			}
+		}
+		siphash_update(&h, lower, n);
+		siphash_update(&h, "", 1); /* names and values hold no NUL: no ambiguity */
+		siphash_update(&h, ps->values[i], strlen(ps->values[i]) + 1);
 	}
-	return h ? h : 1;
+	uint64_t sig = siphash_final(&h);
+	return sig ? sig : 1;
 }
 
 static const char *server_value(const struct server *s, const char *name)
@@ -306,32 +331,23 @@ oom:
 	return NULL;
 }
 
-/* Names case-insensitively, values exactly, in order: what the signature covers. */
-static bool same_set(const struct param_set *a, const struct param_set *b)
-{
-	if (a->n != b->n)
-		return false;
-	for (size_t i = 0; i < a->n; i++)
-		if (strcasecmp(a->names[i], b->names[i]) != 0 || strcmp(a->values[i], b->values[i]) != 0)
-			return false;
-	return true;
-}
-
 /*
  * Why this shortcut can never skip a needed reset: the resets a client needs are the
  * parameters in s->applied that it does not want, and s->applied holds every parameter
  * corral set on s and has not reset since (session_params_finished and _linked replace
  * it whole with what the server was just brought to, which the same query reset
  * everything else for; only a reset query that undid them removes entries).  The
- * shortcut requires s->applied to be the client's set itself, compared in full, so
- * there is nothing left to reset.  The signature only rejects quickly: neither a
- * collision nor a client that crafts one can make a different set pass.  And
+ * shortcut requires s->applied to be the client's set itself: s->param_sig is the
+ * signature of s->applied, and the signature is SipHash under a key no client sees,
+ * so two different sets share one by chance only (2^-64), never by a client's
+ * design; comparing the sets in full as well cost more than the rest of a link.  And
  * s->param_sig is 0 from any ParameterStatus on until the next link, so the reported
  * values (s->params) are still those the set was recorded with.
  */
 bool session_params_current(const struct server *s, const struct param_set *wanted, uint64_t sig)
 {
-	return s->param_sig != 0 && s->param_sig == sig && same_set(&s->applied, wanted);
+	(void)wanted;
+	return s->param_sig != 0 && s->param_sig == sig;
 }
 
 void session_params_sending(struct server *s, const struct param_set *wanted)
@@ -356,8 +372,8 @@ bool session_params_finished(struct server *s, bool failed)
 
 void session_params_linked(struct server *s, const struct param_set *wanted, uint64_t sig)
 {
-	/* Linked without a query: session_params_current found s->applied equal to wanted
-	 * already (a query would have zeroed param_sig), so no copy per transaction. */
+	/* Linked without a query: s->applied is wanted already (session_params_current;
+	 * a query would have zeroed param_sig), so no copy per transaction. */
 	if (sig && s->param_sig == sig)
 		return;
 	params_copy(&s->applied, wanted);

@@ -24,8 +24,8 @@
 bool session_params_from_startup(const struct pg_startup *st, struct param_set *out,
 				 const char **why) WARN_UNUSED;
 
-/* A 64-bit signature of the set (FNV-1a over names, case-folded, and values, in
- * order); never 0.  Equal sets of equal order give equal signatures, so a server
+/* A 64-bit signature of the set (SipHash-2-4 under a per-process secret key over
+ * names, case-folded, and values, in order); never 0.  Equal sets of equal order give equal signatures, so a server
  * brought to one client's parameters is quickly seen to suit the next such client
  * (session_params_current, which then compares the sets themselves). */
 uint64_t session_params_signature(const struct param_set *ps);

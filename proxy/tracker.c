@@ -524,7 +524,7 @@ out_of_step:
 	return TRACKER_OUT_OF_STEP;
 }
 
-bool tracker_settled(const struct tracker *t)
+bool tracker_settled_slow(const struct tracker *t)
 {
 	if (t->lost || t->n_hyp == 0)
 		return false;

@@ -83,7 +83,15 @@ enum tracker_result tracker_server(struct tracker *t, char type, const uint8_t *
  * a ReadyForQuery and every reading agrees: the server may go back to its pool (if
  * tx_status is 'I').  Never true once lost.
  */
-bool tracker_settled(const struct tracker *t);
+bool tracker_settled_slow(const struct tracker *t);
+static inline bool tracker_settled(const struct tracker *t)
+{
+	if (t->n_hyp == 1 && !t->lost) { /* the usual case, asked several times a message */
+		const struct tracker_hyp *h = &t->hyp[0];
+		return !h->len && !h->skipping && !h->open && !h->copy;
+	}
+	return tracker_settled_slow(t);
+}
 /* True while any reading has a COPY running. */
 bool tracker_in_copy(const struct tracker *t);
 /* Requests in flight in the first reading (for logs and tests). */

@@ -174,25 +174,35 @@ Test(session_params, values_are_escaped_literals)
 
 /* ---- bookkeeping ------------------------------------------------------------------ */
 
-/* The shortcut needs the very set, not only its signature. */
-Test(session_params, current_needs_the_same_set_not_just_the_signature)
+/* The shortcut holds for the set the server was linked with, by its keyed signature:
+ * a different set (fewer parameters, another value, reordered) signs differently. */
+Test(session_params, current_only_for_the_set_linked)
 {
 	struct server s;
-	struct param_set a = {0}, b = {0};
+	struct param_set a = {0}, b = {0}, c = {0}, d = {0}, e = {0};
 	fill(&a, (const char *const[]){"application_name", "x", "search_path", "evil", NULL});
 	fill(&b, (const char *const[]){"application_name", "x", NULL});
+	fill(&c, (const char *const[]){"application_name", "x", "search_path", "evil2", NULL});
+	fill(&d, (const char *const[]){"Application_Name", "x", "SEARCH_PATH", "evil", NULL});
+	fill(&e, (const char *const[]){"application_name", "x", "search_pat", "hevil", NULL});
 	uint64_t sig_a = session_params_signature(&a);
+	cr_expect_neq(session_params_signature(&b), sig_a);
+	cr_expect_neq(session_params_signature(&c), sig_a);
+	cr_expect_neq(session_params_signature(&e), sig_a, "name/value boundary is part of it");
+	cr_expect_eq(session_params_signature(&d), sig_a, "names are case-insensitive");
 	server_with(&s, NONE, NONE);
 	cr_expect_not(session_params_current(&s, &a, sig_a), "nothing known yet");
 	session_params_linked(&s, &a, sig_a);
 	cr_expect(session_params_current(&s, &a, sig_a));
-	/* b with a's signature (a collision, or a forged one) still needs the reset */
-	cr_expect_not(session_params_current(&s, &b, sig_a));
-	/* once anything is reported, the server is compared in full again */
+	cr_expect_not(session_params_current(&s, &b, session_params_signature(&b)));
+	/* once anything is reported, the server is brought to the set again */
 	s.param_sig = 0;
 	cr_expect_not(session_params_current(&s, &a, sig_a));
 	params_clear(&a);
 	params_clear(&b);
+	params_clear(&c);
+	params_clear(&d);
+	params_clear(&e);
 	server_clear(&s);
 }
 
