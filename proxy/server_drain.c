@@ -93,9 +93,11 @@ static void drain_cancel_done(struct server *s)
 static bool is_marker_row(const struct drain *d, const uint8_t *body, size_t len)
 {
 	size_t mlen = strlen(d->marker);
-	return len == 2 + 4 + mlen && body[0] == 0 && body[1] == 1 &&
-	       ntohl(*(const uint32_t *)(const void *)(body + 2)) == mlen &&
-	       memcmp(body + 6, d->marker, mlen) == 0;
+	if (len != 2 + 4 + mlen || body[0] != 0 || body[1] != 1)
+		return false;
+	uint32_t field_len;
+	memcpy(&field_len, body + 2, 4); /* unaligned inside the message */
+	return ntohl(field_len) == mlen && memcmp(body + 6, d->marker, mlen) == 0;
 }
 
 static void drain_read(struct bufferevent *bev, void *arg)
