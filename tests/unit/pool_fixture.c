@@ -1,13 +1,52 @@
 #include "tests/unit/pool_fixture.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-void pool_fixture_setup(struct pool_fixture *f, const char *ini, const struct pool_hooks *hooks)
+struct pool_record rec;
+
+static void hook_ready(struct pool_waiter *w, struct server *s)
+{
+	rec.n_ready++;
+	rec.last_w = w;
+	rec.last_s = s;
+	if (rec.on_ready)
+		rec.on_ready(w, s);
+}
+
+static void hook_admitted(struct pool_waiter *w)
+{
+	rec.n_admitted++;
+	rec.last_w = w;
+}
+
+static void hook_failed(struct pool_waiter *w, const char *sqlstate, const char *message)
+{
+	rec.n_failed++;
+	rec.last_w = w;
+	rec.failed_at = (double)clock_now_usec() / USEC_PER_SEC;
+	snprintf(rec.last_sqlstate, sizeof(rec.last_sqlstate), "%s", sqlstate);
+	snprintf(rec.last_message, sizeof(rec.last_message), "%s", message);
+}
+
+static void hook_notice(struct pool_waiter *w, const char *message)
+{
+}
+
+const struct pool_hooks pool_fixture_hooks = {
+	.server_ready = hook_ready,
+	.app_admitted = hook_admitted,
+	.wait_failed = hook_failed,
+	.wait_notice = hook_notice,
+};
+
+void pool_fixture_setup(struct pool_fixture *f, const char *ini)
 {
 	memset(f, 0, sizeof(*f));
+	memset(&rec, 0, sizeof(rec));
 	strcpy(f->conf_path, "/tmp/corral-pool-test-XXXXXX");
 	int fd = mkstemp(f->conf_path);
 	cr_assert(fd >= 0);
@@ -18,7 +57,7 @@ void pool_fixture_setup(struct pool_fixture *f, const char *ini, const struct po
 	cr_assert(pool_registry_init(&f->reg, 1));
 	f->base = event_base_new();
 	cr_assert(f->base);
-	cr_assert(pool_env_init(&f->env, f->base, &f->cfg, hooks));
+	cr_assert(pool_env_init(&f->env, f->base, &f->cfg, &pool_fixture_hooks));
 	pool_env_connect(&f->env, 0, 1, &f->reg, NULL);
 	f->pool = pool_get(&f->env, &f->cfg.dbs[0], "u", NULL);
 	cr_assert(f->pool);

@@ -23,56 +23,12 @@
 
 static struct pool_fixture fx;
 
-/* What the hooks saw. */
-static int n_ready, n_admitted, n_failed;
-static struct pool_waiter *last_w;
-static struct server *last_s;
-static char last_sqlstate[6];
-static char last_message[300];
-/* Called from the hooks, to act as a client would from inside one. */
-static void (*on_ready)(struct pool_waiter *w, struct server *s);
-
-static void hook_ready(struct pool_waiter *w, struct server *s)
-{
-	n_ready++;
-	last_w = w;
-	last_s = s;
-	if (on_ready)
-		on_ready(w, s);
-}
-
-static void hook_admitted(struct pool_waiter *w)
-{
-	n_admitted++;
-	last_w = w;
-}
-
-static void hook_failed(struct pool_waiter *w, const char *sqlstate, const char *message)
-{
-	n_failed++;
-	last_w = w;
-	snprintf(last_sqlstate, sizeof(last_sqlstate), "%s", sqlstate);
-	snprintf(last_message, sizeof(last_message), "%s", message);
-}
-
-static void hook_notice(struct pool_waiter *w, const char *message)
-{
-}
-
-static const struct pool_hooks hooks = {
-	.server_ready = hook_ready,
-	.app_admitted = hook_admitted,
-	.wait_failed = hook_failed,
-	.wait_notice = hook_notice,
-};
-
 static void setup(void)
 {
 	pool_fixture_setup(&fx,
 			   "[corral]\nauth_type = trust\nquery_wait_timeout = 1\n"
 			   "[databases]\nd = host=127.0.0.1 port=1 dbname=d user=u pool_size=1\n"
-			   "[limits]\napp.capped = 1\n",
-			   &hooks);
+			   "[limits]\napp.capped = 1\n");
 }
 
 static void teardown(void)
@@ -129,7 +85,7 @@ Test(activate, release_to_waiter_is_told_on_the_loop)
 	struct server *s = busy_pool(&a, &b, &peer);
 
 	pool_release(s);
-	cr_assert_eq(n_ready, 0, "no hook inside pool_release");
+	cr_assert_eq(rec.n_ready, 0, "no hook inside pool_release");
 	cr_assert_not(b.queued);
 	cr_assert_eq(b.pending, PENDING_SERVER);
 	cr_assert_eq(fx.pool->waiting.n, 0);
@@ -144,9 +100,9 @@ Test(activate, release_to_waiter_is_told_on_the_loop)
 	pool_dequeue(fx.pool, &c);
 
 	run_loop();
-	cr_assert_eq(n_ready, 1);
-	cr_assert_eq(last_w, &b);
-	cr_assert_eq(last_s, s);
+	cr_assert_eq(rec.n_ready, 1);
+	cr_assert_eq(rec.last_w, &b);
+	cr_assert_eq(rec.last_s, s);
 	cr_assert_eq(b.pending, PENDING_NONE);
 	cr_assert_null(s->reserved_for);
 	close(peer);
@@ -167,7 +123,7 @@ Test(activate, waiter_that_leaves_first_gets_nothing)
 	cr_assert_null(s->reserved_for);
 
 	run_loop();
-	cr_assert_eq(n_ready, 0);
+	cr_assert_eq(rec.n_ready, 0);
 	close(peer);
 }
 
@@ -183,10 +139,10 @@ Test(activate, waiter_that_leaves_first_passes_server_to_next)
 	pool_release(s);
 	pool_dequeue(fx.pool, &b);
 	cr_assert_eq(c.pending, PENDING_SERVER, "the next waiter, in order");
-	cr_assert_eq(n_ready, 0, "still deferred");
+	cr_assert_eq(rec.n_ready, 0, "still deferred");
 	run_loop();
-	cr_assert_eq(n_ready, 1);
-	cr_assert_eq(last_w, &c);
+	cr_assert_eq(rec.n_ready, 1);
+	cr_assert_eq(rec.last_w, &c);
 	close(peer);
 }
 
@@ -211,8 +167,8 @@ Test(activate, reserved_server_closed_puts_waiter_back_at_head)
 	cr_assert_eq(fx.pool->waiting.n, 2);
 
 	run_loop();
-	cr_assert_eq(n_ready, 0);
-	cr_assert_eq(n_failed, 0);
+	cr_assert_eq(rec.n_ready, 0);
+	cr_assert_eq(rec.n_failed, 0);
 	pool_dequeue(fx.pool, &b);
 	pool_dequeue(fx.pool, &c);
 	close(peer);
@@ -236,7 +192,7 @@ Test(activate, reserved_server_that_talks_is_closed_and_waiter_requeued)
 	cr_assert(b.queued, "back in the queue");
 	cr_assert_eq(fx.pool->n_active, 0);
 	run_loop();
-	cr_assert_eq(n_ready, 0);
+	cr_assert_eq(rec.n_ready, 0);
 	pool_dequeue(fx.pool, &b);
 	close(peer);
 }
@@ -251,9 +207,9 @@ static void release_at_once(struct pool_waiter *w, struct server *s)
 {
 	if (w == second)
 		return;
-	int before = n_ready;
+	int before = rec.n_ready;
 	pool_release(s);
-	nested = n_ready != before;
+	nested = rec.n_ready != before;
 }
 
 Test(activate, hook_that_releases_does_not_nest)
@@ -265,14 +221,14 @@ Test(activate, hook_that_releases_does_not_nest)
 	waiter_init(&c);
 	cr_assert_null(pool_checkout(fx.pool, &c, &full));
 	second = &c;
-	on_ready = release_at_once;
+	rec.on_ready = release_at_once;
 
 	pool_release(s);
 	run_loop();
 	cr_assert_not(nested, "c was told inside b's hook");
-	cr_assert_eq(n_ready, 2);
-	cr_assert_eq(last_w, &c);
-	on_ready = NULL;
+	cr_assert_eq(rec.n_ready, 2);
+	cr_assert_eq(rec.last_w, &c);
+	rec.on_ready = NULL;
 	close(peer);
 }
 
@@ -286,17 +242,17 @@ Test(activate, wait_failed_is_deferred_and_cancellable)
 	cr_assert_null(pool_checkout(fx.pool, &c, &full));
 
 	pool_env_tick(&fx.env, clock_now_usec() + 10 * USEC_PER_SEC); /* query_wait_timeout = 1 */
-	cr_assert_eq(n_failed, 0, "no hook inside the tick");
+	cr_assert_eq(rec.n_failed, 0, "no hook inside the tick");
 	cr_assert_eq(fx.pool->waiting.n, 0);
 	cr_assert_eq(b.pending, PENDING_FAIL);
 	cr_assert_eq(c.pending, PENDING_FAIL);
 	pool_dequeue(fx.pool, &c); /* c's client left meanwhile */
 
 	run_loop();
-	cr_assert_eq(n_failed, 1);
-	cr_assert_eq(last_w, &b);
-	cr_assert_str_eq(last_sqlstate, "57014");
-	cr_assert(strstr(last_message, "query_wait_timeout"), "%s", last_message);
+	cr_assert_eq(rec.n_failed, 1);
+	cr_assert_eq(rec.last_w, &b);
+	cr_assert_str_eq(rec.last_sqlstate, "57014");
+	cr_assert(strstr(rec.last_message, "query_wait_timeout"), "%s", rec.last_message);
 	close(peer);
 }
 
@@ -314,15 +270,15 @@ Test(activate, app_token_is_told_on_the_loop_or_passed_on)
 	cr_assert_eq(app_gate_enter(g, &z), GATE_QUEUED);
 
 	app_gate_leave(g); /* x's transaction ends */
-	cr_assert_eq(n_admitted, 0);
+	cr_assert_eq(rec.n_admitted, 0);
 	cr_assert_eq(y.pending, PENDING_ADMIT);
 	app_gate_dequeue(g, &y); /* y's client leaves: the token goes on to z */
 	cr_assert_eq(z.pending, PENDING_ADMIT);
 	cr_assert_eq(atomic_load(&g->shared->active), 1);
 
 	run_loop();
-	cr_assert_eq(n_admitted, 1);
-	cr_assert_eq(last_w, &z);
+	cr_assert_eq(rec.n_admitted, 1);
+	cr_assert_eq(rec.last_w, &z);
 
 	app_gate_leave(g); /* z done, nobody waits */
 	cr_assert_eq(atomic_load(&g->shared->active), 0);

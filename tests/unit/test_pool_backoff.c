@@ -21,50 +21,16 @@
 
 static struct pool_fixture fx;
 
-static int n_failed;
-static char last_sqlstate[6];
-static char last_message[400];
-static double failed_at;
-
 static double now_s(void)
 {
 	return (double)clock_now_usec() / USEC_PER_SEC;
 }
 
-static void hook_ready(struct pool_waiter *w, struct server *s)
-{
-}
-
-static void hook_admitted(struct pool_waiter *w)
-{
-}
-
-static void hook_failed(struct pool_waiter *w, const char *sqlstate, const char *message)
-{
-	n_failed++;
-	failed_at = now_s();
-	snprintf(last_sqlstate, sizeof(last_sqlstate), "%s", sqlstate);
-	snprintf(last_message, sizeof(last_message), "%s", message);
-}
-
-static void hook_notice(struct pool_waiter *w, const char *message)
-{
-}
-
-static const struct pool_hooks hooks = {
-	.server_ready = hook_ready,
-	.app_admitted = hook_admitted,
-	.wait_failed = hook_failed,
-	.wait_notice = hook_notice,
-};
-
 static void setup(void)
 {
 	pool_fixture_setup(&fx,
 			   "[corral]\nauth_type = trust\nserver_login_wait = 0.3\n"
-			   "[databases]\nd = host=127.0.0.1 port=1 dbname=d user=u pool_size=1\n",
-			   &hooks);
-	n_failed = 0;
+			   "[databases]\nd = host=127.0.0.1 port=1 dbname=d user=u pool_size=1\n");
 }
 
 static void teardown(void)
@@ -110,7 +76,7 @@ static void run_until(bool (*done)(void), double timeout_s)
 
 static bool one_failure_told(void)
 {
-	return n_failed > 0;
+	return rec.n_failed > 0;
 }
 
 Test(backoff, logins_in_flight_fail_as_one_round)
@@ -180,20 +146,20 @@ Test(backoff, waiter_waits_out_a_failure_that_passes_then_fails_at_the_window_en
 	double t0 = now_s();
 	pool_login_done(probe, false, "the database system is starting up", "57P03");
 	event_base_loop(fx.base, EVLOOP_NONBLOCK);
-	cr_assert_eq(n_failed, 0, "failed at once: %s", last_message);
+	cr_assert_eq(rec.n_failed, 0, "failed at once: %s", rec.last_message);
 	cr_assert(w.queued);
 
 	/* Probes (refused logins to port 1) go on; at server_login_wait (0.3 s) it fails. */
 	run_until(one_failure_told, 3);
-	cr_assert_eq(n_failed, 1, "the waiter was never told");
-	double waited = failed_at - t0;
+	cr_assert_eq(rec.n_failed, 1, "the waiter was never told");
+	double waited = rec.failed_at - t0;
 	cr_assert(waited >= 0.29 && waited < 0.8, "failed after %.3f s, server_login_wait is 0.3 s",
 		  waited);
-	cr_assert_str_eq(last_sqlstate, "08006");
-	cr_assert(strstr(last_message, "server login failed") &&
-			  strstr(last_message, "server_login_wait") &&
-			  strstr(last_message, "next login attempt in"),
-		  "%s", last_message);
+	cr_assert_str_eq(rec.last_sqlstate, "08006");
+	cr_assert(strstr(rec.last_message, "server login failed") &&
+			  strstr(rec.last_message, "server_login_wait") &&
+			  strstr(rec.last_message, "next login attempt in"),
+		  "%s", rec.last_message);
 	cr_assert_geq(atomic_load(&fx.pool->shared->failed_rounds), 2,
 		      "no probe while the client waited");
 }
@@ -211,11 +177,11 @@ Test(backoff, failure_that_does_not_pass_fails_the_waiter_at_once)
 	pool_login_done(probe, false, "password authentication failed for user \"u\"", "28P01");
 	cr_assert_not(w.queued, "still queued after a wrong password");
 	event_base_loop(fx.base, EVLOOP_NONBLOCK);
-	cr_assert_eq(n_failed, 1);
-	cr_assert_str_eq(last_sqlstate, "08006");
-	cr_assert(strstr(last_message, "password authentication failed") &&
-			  strstr(last_message, "next login attempt in"),
-		  "%s", last_message);
+	cr_assert_eq(rec.n_failed, 1);
+	cr_assert_str_eq(rec.last_sqlstate, "08006");
+	cr_assert(strstr(rec.last_message, "password authentication failed") &&
+			  strstr(rec.last_message, "next login attempt in"),
+		  "%s", rec.last_message);
 
 	/* A newcomer during the backoff fails at once too (fail fast). */
 	struct pool_waiter w2;
@@ -224,5 +190,5 @@ Test(backoff, failure_that_does_not_pass_fails_the_waiter_at_once)
 	cr_assert_null(pool_checkout(fx.pool, &w2, &full));
 	cr_assert_not(w2.queued);
 	event_base_loop(fx.base, EVLOOP_NONBLOCK);
-	cr_assert_eq(n_failed, 2);
+	cr_assert_eq(rec.n_failed, 2);
 }
