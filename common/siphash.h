@@ -11,8 +11,8 @@
 
 struct siphash {
 	uint64_t v0, v1, v2, v3;
-	uint64_t tail;     /* bytes not yet in a whole 8-byte block, little-endian */
-	size_t len;        /* bytes taken so far */
+	uint64_t tail; /* bytes not yet in a whole 8-byte block, little-endian */
+	size_t len;    /* bytes taken so far */
 };
 
 void siphash_init(struct siphash *h, const uint8_t key[16]);
