@@ -305,8 +305,9 @@ void tracker_free(struct tracker *t)
 
 void tracker_reset(struct tracker *t)
 {
-	/* The first reading keeps its (grown) ring; extra readings are freed. */
-	for (int i = 1; i < TRACKER_MAX_HYP; i++)
+	/* The first reading keeps its (grown) ring; extra readings are freed.  Slots past
+	 * n_hyp are always as hyp_init left them (drop_hyp and hyp_free re-init them). */
+	for (int i = 1; i < t->n_hyp; i++)
 		hyp_free(&t->hyp[i]);
 	struct tracker_hyp *h = &t->hyp[0];
 	h->head = h->len = 0;
