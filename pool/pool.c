@@ -848,9 +848,16 @@ static void closing_read(struct bufferevent *bev, void *arg)
 static void closing_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct server *s = arg;
-	if (what & BEV_EVENT_TIMEOUT)
-		log_info("event=server_exit_timeout server=%llu pid=%d timeout=%d",
+	if (what & BEV_EVENT_TIMEOUT) {
+		/* The backend still runs (a query that ignores cancels): it keeps its slot, as
+		 * PostgreSQL still counts it, and is asked again. */
+		log_warn("event=server_exit_wait server=%llu pid=%d waited_s=%d "
+			 "msg=\"backend has not exited; its pool slot stays taken\"",
 			 (unsigned long long)s->id, s->backend_pid, SERVER_EXIT_TIMEOUT_SEC);
+		(void)server_cancel(s);
+		bufferevent_enable(bev, EV_READ);
+		return;
+	}
 	finish_close(s);
 }
 

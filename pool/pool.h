@@ -26,8 +26,8 @@
 
 struct inbox;
 
-/* How long a closed server's backend may take to exit before its slot is given back
- * anyway (it keeps its slot meanwhile). */
+/* How often a closed server whose backend has not exited yet is cancelled again (and
+ * a warning logged); its slot stays taken until PostgreSQL closes the connection. */
 #define SERVER_EXIT_TIMEOUT_SEC 30
 
 /* Every hook but wait_notice runs from the activation callback (pool/activate.h), on
@@ -133,7 +133,7 @@ void pool_release(struct server *s);
 /*
  * Closes s whatever its state; reason is logged.  s must not be used afterwards.  A
  * logged-in server is sent Terminate and keeps its slot until PostgreSQL closes the
- * connection (its backend is gone), or SERVER_EXIT_TIMEOUT_SEC; one a client was using
+ * connection (its backend is gone), however long that takes; one a client was using
  * is also sent a cancel, so a running query does not keep the backend alive.
  */
 void pool_close_server(struct server *s, const char *reason);

@@ -26,6 +26,8 @@
 #                  the role's CONNECTION LIMIT)
 #   role drainer   password 'secret', CONNECTION LIMIT 2, used only by test_cancel.c:
 #                  a pool of size 2 that ever had a third backend fails a login
+#   role stubborn  password 'secret', used only by test_cancel.c's query that ignores
+#                  cancels
 #   database fn    the example functions' tables (functions/examples/schema.sql) and
 #                  corral-fn's queue tables: the function runner tests (test_fn_*.c)
 #   databases txpool_w1, txpool_w2, txpool_ext
@@ -109,6 +111,7 @@ create role md5user login password 'md5pass';
 set password_encryption = 'scram-sha-256';
 create role limited login password 'secret';
 create role drainer login password 'secret' connection limit 2;
+create role stubborn login password 'secret';
 EOF
 [ "$(su_psql -Atc "select left(rolpassword, 3) from pg_authid where rolname = 'md5user'")" = md5 ] ||
 	fail "md5user's password is not stored as md5"

@@ -207,3 +207,54 @@ Test(cancel, disconnect_mid_query_leaves_nothing, .timeout = 120)
 	free(ci);
 	h_corral_stop(c);
 }
+
+/*
+ * A query that ignores cancels (it catches query_canceled and sleeps on): the drain
+ * gives up after 10 s and closes the server, but its slot stays taken while the backend
+ * runs, so a new client of the pool of 1 waits (and is refused at query_wait_timeout)
+ * instead of getting a second backend; once the backend is gone, the pool serves again.
+ */
+Test(cancel, backend_that_ignores_cancel_keeps_its_slot, .timeout = 90)
+{
+	struct h_corral *c =
+		h_corral_start("pool_mode = transaction\nworkers = 1\nquery_wait_timeout = 2\n",
+			       H_BENCH_DB
+			       "one = host=@PGHOST@ port=@PGPORT@ dbname=bench user=stubborn "
+			       "password=secret pool_size=1\n",
+			       NULL);
+	char *ci = h_conninfo(c, "bench", "one", "secret");
+	PGconn *su = h_superuser();
+	PGconn *a = h_connect(c, ci);
+	send_query(a, "DO $$BEGIN LOOP BEGIN PERFORM pg_sleep(60); "
+		      "EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END$$");
+	cr_assert_geq(
+		h_wait_pg_value(
+			"SELECT count(*) FROM pg_stat_activity WHERE usename = 'stubborn' AND state = 'active'",
+			"1", 10),
+		0, "the query did not start");
+	PQfinish(a);
+	cr_assert(h_wait_log(c, "server did not come back from the cancel in time", 20),
+		  "the drain did not give up:\n%s", h_corral_log_tail(c));
+	/* Closed, but PostgreSQL still runs it: no second backend for the next client. */
+	PGconn *b = h_connect(c, ci);
+	PGresult *res = h_exec_t(b, "SELECT 'b'", 10);
+	cr_expect_str_eq(h_sqlstate(res), "57014", "served while the old backend ran: %s",
+			 PQresultErrorMessage(res));
+	PQclear(res);
+	PQfinish(b);
+	char *left = h_value(su,
+			     "SELECT count(*) FROM pg_stat_activity WHERE usename = 'stubborn'");
+	cr_assert_str_eq(left, "1");
+	free(left);
+	char *n = h_value(su, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+			      "WHERE usename = 'stubborn'");
+	cr_assert_str_eq(n, "1");
+	free(n);
+	/* Its backend gone, the slot is back. */
+	PGconn *d = h_connect(c, ci);
+	h_expect_value(d, "SELECT 'served again'", "served again");
+	PQfinish(d);
+	PQfinish(su);
+	free(ci);
+	h_corral_stop(c);
+}
