@@ -403,12 +403,6 @@ void relay_stop(struct client *c)
 	s->owner = NULL;
 }
 
-bool relay_between_queries(const struct relay *r)
-{
-	return tracker_settled(&r->tracker) && r->to_server_remaining == 0 &&
-	       r->to_client_remaining == 0;
-}
-
 char relay_tx_status(const struct relay *r)
 {
 	return r->tracker.tx_status;

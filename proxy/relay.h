@@ -41,7 +41,11 @@ void relay_free(struct relay *r);
 /* True when PostgreSQL has answered everything the client sent (the tracker is settled)
  * and no message is half relayed either way.  The server's transaction status is then
  * relay_tx_status(r). */
-bool relay_between_queries(const struct relay *r);
+static inline bool relay_between_queries(const struct relay *r)
+{
+	return tracker_settled(&r->tracker) && r->to_server_remaining == 0 &&
+	       r->to_client_remaining == 0;
+}
 char relay_tx_status(const struct relay *r);
 /* Relays what the client has sent (its read callback while linked). */
 void relay_from_client(struct client *c);
