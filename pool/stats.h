@@ -34,7 +34,8 @@
  *   sheds           clients refused with 53400 (max_queue_depth of the application's
  *                   or the pool's queue)
  *   timeouts        clients refused with 57014 after query_wait_timeout in a queue
- *   admitted        application slots granted ([limits]; 0 for unlimited applications)
+ *   admitted        checkouts of clients holding an application slot ([limits]; 0 for
+ *                   unlimited applications)
  *   xact_hist       transactions by xact time (log buckets, stats_hist_bucket)
  *   wait_hist       checkouts by wait time (0 for those that did not queue)
  */

@@ -602,8 +602,10 @@ static void prepared(struct server *s, const struct server_cmd_result *res, void
 	relay_start(c);
 }
 
-/* c got a server: a checkout, and the end of its wait if it queued (its time and
- * histogram; an immediate checkout counts as a wait of 0). */
+/* c got a server: a checkout (an admission, if its application is limited), and the
+ * end of its wait if it queued (its time and histogram; an immediate checkout counts
+ * as a wait of 0).  A first client's welcome that only needed the pool's parameters
+ * is none of these. */
 static void count_checkout(struct client *c)
 {
 	long long waited = 0;
@@ -616,6 +618,8 @@ static void count_checkout(struct client *c)
 		CLIENT_STAT_ADD(c, wait_time_us, waited);
 	}
 	CLIENT_STAT_ADD(c, checkouts, 1);
+	if (c->has_token)
+		CLIENT_STAT_ADD(c, admitted, 1); /* through its application's gate */
 	client_stats_hist(c, 1, waited);
 }
 
@@ -699,7 +703,6 @@ static void request_server(struct client *c)
 		switch (app_gate_enter(c->gate, &c->app_waiter)) {
 		case GATE_ENTERED:
 			c->has_token = true;
-			CLIENT_STAT_ADD(c, admitted, 1);
 			break;
 		case GATE_QUEUED:
 			wait_quietly(c, CL_WAITING_APP); /* hook_app_admitted goes on from here */
@@ -845,7 +848,6 @@ static void hook_app_admitted(struct pool_waiter *w)
 {
 	struct client *c = container_of(w, struct client, app_waiter);
 	c->has_token = true;
-	CLIENT_STAT_ADD(c, admitted, 1);
 	if (c->state == CL_WAITING_APP)
 		client_set_state(c, CL_IDLE);
 	request_server(c);
