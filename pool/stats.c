@@ -36,7 +36,8 @@ long long stats_hist_quantile(const uint64_t *hist, double p)
 	for (unsigned b = 0; b < STATS_HIST_BUCKETS; b++) {
 		seen += hist[b];
 		if (seen >= rank)
-			return b + 1 < STATS_HIST_BUCKETS ? stats_hist_upper(b) - 1 : stats_hist_lower(b);
+			return b + 1 < STATS_HIST_BUCKETS ? stats_hist_upper(b) - 1
+							  : stats_hist_lower(b);
 	}
 	return stats_hist_lower(STATS_HIST_BUCKETS - 1);
 }

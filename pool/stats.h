@@ -70,7 +70,13 @@ enum stats_client_group {
 };
 
 /* Servers of a pool by state (pool/server.h's SV_*, closed ones not counted). */
-enum stats_server_group { STATS_SV_LOGIN, STATS_SV_IDLE, STATS_SV_ACTIVE, STATS_SV_CLOSING, STATS_SV_GROUPS };
+enum stats_server_group {
+	STATS_SV_LOGIN,
+	STATS_SV_IDLE,
+	STATS_SV_ACTIVE,
+	STATS_SV_CLOSING,
+	STATS_SV_GROUPS
+};
 
 /* One worker's counters and gauges for one pool or application. */
 struct stats_block {

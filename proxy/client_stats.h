@@ -11,12 +11,12 @@
 #include "proxy/client.h"
 
 /* Adds n to the same counter of c's pool and application blocks. */
-#define CLIENT_STAT_ADD(c, field, n)                                \
-	do {                                                        \
-		if ((c)->pool_stats)                                \
-			stats_add(&(c)->pool_stats->field, (n));    \
-		if ((c)->app_stats)                                 \
-			stats_add(&(c)->app_stats->field, (n));     \
+#define CLIENT_STAT_ADD(c, field, n)                             \
+	do {                                                     \
+		if ((c)->pool_stats)                             \
+			stats_add(&(c)->pool_stats->field, (n)); \
+		if ((c)->app_stats)                              \
+			stats_add(&(c)->app_stats->field, (n));  \
 	} while (0)
 
 static inline void client_stats_hist(struct client *c, int which_wait, long long us)

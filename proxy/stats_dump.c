@@ -44,10 +44,10 @@ void stats_dump_log(struct pool_registry *reg, const struct corral_config *cfg)
 			"event=stats_pool db=\"%s\" user=\"%s\" pool_mode=%s pool_size=%d "
 			"sv_active=%d sv_idle=%d sv_used=%d sv_login=%d sv_closing=%d servers=%d "
 			"queue_depth=%d maxwait_us=%lld %s",
-			log_clean(p->database, db, sizeof(db)), log_clean(p->user, user, sizeof(user)),
-			pool_mode_name(p->pool_mode), p->pool_size, p->sv_active, p->sv_idle,
-			p->sv_used, p->sv_login, p->sv_closing, p->servers, p->queue_depth,
-			p->maxwait_us, totals);
+			log_clean(p->database, db, sizeof(db)),
+			log_clean(p->user, user, sizeof(user)), pool_mode_name(p->pool_mode),
+			p->pool_size, p->sv_active, p->sv_idle, p->sv_used, p->sv_login,
+			p->sv_closing, p->servers, p->queue_depth, p->maxwait_us, totals);
 	}
 	for (size_t i = 0; i < snap.n_apps; i++) {
 		const struct stats_app *a = &snap.apps[i];

@@ -98,8 +98,8 @@ static char *wait_values(const struct h_corral *c, const char *kind, const char 
 		if (ok == n)
 			return line;
 		if (h_now() > deadline)
-			cr_assert_fail("no %s line with %s and %s=%lld within 5 s; last: %s", kind, match,
-				       want[ok].key, want[ok].value, line ? line : "(none)");
+			cr_assert_fail("no %s line with %s and %s=%lld within 5 s; last: %s", kind,
+				       match, want[ok].key, want[ok].value, line ? line : "(none)");
 		sleep_ms(50);
 	}
 }
@@ -136,13 +136,13 @@ Test(stats, counts_transactions_and_queries, .timeout = 60)
 		}
 	}
 	const struct want pool[] = {
-		{"xact_count", 1000}, {"query_count", 1200}, {"checkouts", 1000},
-		{"cl_idle", 10},      {"cl_active", 0},	     {"cl_waiting", 0},
-		{"sheds", 0},	      {"timeouts", 0},
+		{"xact_count", 1000}, {"query_count", 1200}, {"checkouts", 1000}, {"cl_idle", 10},
+		{"cl_active", 0},     {"cl_waiting", 0},     {"sheds", 0},        {"timeouts", 0},
 	};
-	char *line = wait_values(c, "stats_pool", "db=\"bench\"", pool, sizeof pool / sizeof pool[0]);
+	char *line = wait_values(c, "stats_pool", "db=\"bench\"", pool,
+				 sizeof pool / sizeof pool[0]);
 	cr_expect_gt(field(line, "bytes_received"), 1000 * 14, "%s", line); /* 'Q' + "SELECT 1" */
-	cr_expect_gt(field(line, "bytes_sent"), 1000 * 6, "%s", line);	/* at least ReadyForQuery */
+	cr_expect_gt(field(line, "bytes_sent"), 1000 * 6, "%s", line); /* at least ReadyForQuery */
 	cr_expect_gt(field(line, "xact_time_us"), 0, "%s", line);
 	cr_expect_gt(field(line, "query_time_us"), 0, "%s", line);
 	cr_expect_geq(field(line, "xact_time_us"), field(line, "query_time_us") / 2, "%s", line);
@@ -173,11 +173,16 @@ Test(stats, gauges_while_clients_wait, .timeout = 60)
 	for (int i = 0; i < 30; i++)
 		conn[i] = connect_app(c, "stats_gauges");
 	for (int i = 0; i < 30; i++)
-		cr_assert(PQsendQuery(conn[i], "SELECT pg_sleep(2)"), "%s", PQerrorMessage(conn[i]));
+		cr_assert(PQsendQuery(conn[i], "SELECT pg_sleep(2)"), "%s",
+			  PQerrorMessage(conn[i]));
 	const struct want busy[] = {
-		{"cl_active", 10}, {"cl_waiting", 20}, {"sv_active", 10}, {"queue_depth", 20},
+		{"cl_active", 10},
+		{"cl_waiting", 20},
+		{"sv_active", 10},
+		{"queue_depth", 20},
 	};
-	char *line = wait_values(c, "stats_pool", "db=\"bench\"", busy, sizeof busy / sizeof busy[0]);
+	char *line = wait_values(c, "stats_pool", "db=\"bench\"", busy,
+				 sizeof busy / sizeof busy[0]);
 	cr_expect_gt(field(line, "maxwait_us"), 0, "%s", line);
 	cr_expect_eq(field(line, "sv_idle"), 0, "%s", line);
 	free(line);
@@ -190,7 +195,7 @@ Test(stats, gauges_while_clients_wait, .timeout = 60)
 		PQclear(r);
 	}
 	const struct want done[] = {
-		{"cl_active", 0}, {"cl_waiting", 0}, {"cl_idle", 30}, {"sv_active", 0},
+		{"cl_active", 0}, {"cl_waiting", 0},  {"cl_idle", 30},   {"sv_active", 0},
 		{"sv_idle", 10},  {"xact_count", 30}, {"checkouts", 30},
 	};
 	line = wait_values(c, "stats_pool", "db=\"bench\"", done, sizeof done / sizeof done[0]);
@@ -210,9 +215,10 @@ Test(stats, gauges_while_clients_wait, .timeout = 60)
  * the queue (57014), the third is shed (53400). */
 Test(stats, sheds_and_timeouts, .timeout = 60)
 {
-	struct h_corral *c = h_corral_start("workers = 2\npool_mode = transaction\nmax_queue_depth = 1\n"
-					    "query_wait_timeout = 1\n\n[limits]\napp.stats_capped = 1\n",
-					    H_BENCH_DB_WITH(" pool_size=5"), NULL);
+	struct h_corral *c =
+		h_corral_start("workers = 2\npool_mode = transaction\nmax_queue_depth = 1\n"
+			       "query_wait_timeout = 1\n\n[limits]\napp.stats_capped = 1\n",
+			       H_BENCH_DB_WITH(" pool_size=5"), NULL);
 	PGconn *holder = connect_app(c, "stats_capped");
 	PGconn *waiter = connect_app(c, "stats_capped");
 	PGconn *shed = connect_app(c, "stats_capped");
@@ -234,8 +240,8 @@ Test(stats, sheds_and_timeouts, .timeout = 60)
 	PQclear(r);
 
 	const struct want app[] = {
-		{"limit", 1}, {"sheds", 1}, {"timeouts", 1}, {"admitted", 1}, {"xact_count", 1},
-		{"slots_in_use", 0}, {"queue_depth", 0},
+		{"limit", 1},      {"sheds", 1},        {"timeouts", 1},    {"admitted", 1},
+		{"xact_count", 1}, {"slots_in_use", 0}, {"queue_depth", 0},
 	};
 	free(wait_values(c, "stats_app", "app=\"stats_capped\"", app, sizeof app / sizeof app[0]));
 	const struct want pool[] = {{"sheds", 1}, {"timeouts", 1}};

@@ -48,8 +48,10 @@ static void check_counts(long long attached_per_list[CLIENT_LISTS])
 		cr_assert_eq(w.n_client_list[l], list_length(&w.client_list[l]), "list %d", l);
 		if (l != CLIENT_LIST_DEAD) {
 			live += w.n_client_list[l];
-			cr_assert_eq(stats_read(&pool_stats.clients[l]), attached_per_list[l], "pool gauge %d", l);
-			cr_assert_eq(stats_read(&app_stats.clients[l]), attached_per_list[l], "app gauge %d", l);
+			cr_assert_eq(stats_read(&pool_stats.clients[l]), attached_per_list[l],
+				     "pool gauge %d", l);
+			cr_assert_eq(stats_read(&app_stats.clients[l]), attached_per_list[l],
+				     "app gauge %d", l);
 		}
 	}
 	cr_assert_eq(w.n_clients, live);
@@ -86,8 +88,8 @@ Test(client_lists, every_transition_moves_lists_and_gauges)
 	check_counts(gauges);
 
 	static const enum client_state path[] = {
-		CL_WAITING_APP, CL_WAITING, CL_PREPARING, CL_ACTIVE, CL_IDLE, CL_WAITING,
-		CL_ACTIVE,	CL_IDLE,    CL_WAITING_APP, CL_IDLE, CL_CLOSING,
+		CL_WAITING_APP, CL_WAITING, CL_PREPARING,   CL_ACTIVE, CL_IDLE,    CL_WAITING,
+		CL_ACTIVE,      CL_IDLE,    CL_WAITING_APP, CL_IDLE,   CL_CLOSING,
 	};
 	for (size_t i = 0; i < sizeof(path) / sizeof(path[0]); i++) {
 		enum client_list from = client_list_of(c->state), to = client_list_of(path[i]);

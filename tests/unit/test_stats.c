@@ -37,7 +37,8 @@ Test(stats_hist, edges_agree_with_buckets)
 		long long lo = stats_hist_lower(b), hi = stats_hist_upper(b);
 		cr_assert_lt(lo, hi, "bucket %u", b);
 		cr_assert_eq(stats_hist_bucket(lo), b, "lower edge of bucket %u (%lld)", b, lo);
-		cr_assert_eq(stats_hist_bucket(hi - 1), b, "last value of bucket %u (%lld)", b, hi - 1);
+		cr_assert_eq(stats_hist_bucket(hi - 1), b, "last value of bucket %u (%lld)", b,
+			     hi - 1);
 		cr_assert_eq(stats_hist_bucket(hi), b + 1, "upper edge of bucket %u (%lld)", b, hi);
 		/* Two buckets per power of two: never more than 1.5x wide. */
 		cr_assert_leq(hi * 2, lo * 3 + 1, "bucket %u is [%lld, %lld)", b, lo, hi);
