@@ -9,12 +9,10 @@
 #include "common/log.h"
 #include "pool/activate.h"
 
-struct app_gate *app_gate_get(struct pool_env *env, const char *app, bool *oom)
+static struct app_gate *find_gate(struct pool_env *env, const struct app_shared *a);
+
+struct app_gate *app_gate_get(struct pool_env *env, const char *app)
 {
-	*oom = false;
-	int limit = config_app_limit(env->cfg, app);
-	if (limit <= 0)
-		return NULL;
 	struct list *it, *tmp;
 	list_for_each_safe(it, tmp, &env->app_gates)
 	{
@@ -22,17 +20,20 @@ struct app_gate *app_gate_get(struct pool_env *env, const char *app, bool *oom)
 		if (strcmp(g->shared->app, app) == 0)
 			return g;
 	}
-	struct app_gate *g = calloc(1, sizeof(*g));
-	if (g)
-		g->shared = pool_registry_app(env->registry, app, limit);
-	if (!g || !g->shared) {
-		free(g);
-		*oom = true;
+	struct app_shared *a = pool_registry_app(env->registry, app, config_app_limit(env->cfg, app));
+	if (!a)
 		return NULL;
-	}
+	struct app_gate *g = find_gate(env, a); /* "(other)": one gate for every name in it */
+	if (g)
+		return g;
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return NULL;
+	g->shared = a;
 	g->env = env;
-	wait_queue_init(&g->waiting, &g->shared->waiting[env->worker_id],
-			&g->shared->oldest[env->worker_id]);
+	struct worker_slot *slot = &a->slots[env->worker_id];
+	g->stats = &slot->stats;
+	wait_queue_init(&g->waiting, &slot->pub.waiting, &slot->pub.oldest);
 	list_append(&env->app_gates, &g->node);
 	return g;
 }
@@ -49,7 +50,7 @@ static bool take_token(struct app_shared *a)
 enum gate_result app_gate_enter(struct app_gate *g, struct pool_waiter *w)
 {
 	struct pool_env *env = g->env;
-	int waiting = shared_sum(g->shared->waiting, env->n_workers);
+	int waiting = shared_sum_waiting(g->shared->slots, env->n_workers);
 	/* Nobody may overtake a client already queued for this application. */
 	if (waiting == 0 && take_token(g->shared))
 		return GATE_ENTERED;
@@ -124,7 +125,7 @@ static void pass_token(struct pool_env *env, struct app_shared *a, struct app_ga
 	/* As for servers (pool.c): another worker only wins by a clear margin. */
 	long long since = head ? head->since - CROSS_WORKER_SLACK_USEC : LLONG_MAX;
 	int to = env->n_workers > 1 && !env->shutting_down && hops < env->n_workers
-			 ? shared_oldest_worker(a->oldest, env->n_workers, env->worker_id, since)
+			 ? shared_oldest_worker(a->slots, env->n_workers, env->worker_id, since)
 			 : -1;
 	if (to >= 0) {
 		struct token_msg *m = calloc(1, sizeof(*m));
@@ -161,6 +162,8 @@ void app_gates_tick(struct pool_env *env, usec_t now)
 	list_for_each_safe(it, tmp, &env->app_gates)
 	{
 		struct app_gate *g = list_entry(it, struct app_gate, node);
+		if (!app_gate_limited(g))
+			continue; /* statistics only: nobody queues there */
 		/* A token given back while a waiter was queueing elsewhere: claim it. */
 		while (g->waiting.n > 0 && take_token(g->shared))
 			admit_head(g);

@@ -15,16 +15,24 @@
 #include "pool/pool.h"
 #include "pool/shared.h"
 
+/* One per application on each worker, limited or not: an unlimited application's
+ * gate only counts its statistics (nobody enters or queues there). */
 struct app_gate {
 	struct list node;           /* env->app_gates */
 	struct pool_env *env;
 	struct app_shared *shared;
+	struct stats_block *stats;  /* this worker's counters of the application */
 	struct wait_queue waiting;  /* clients waiting for a token */
 };
 
-/* The gate of application app on this worker, or NULL when app has no limit; *oom
- * is set when it has one but the gate could not be made. */
-struct app_gate *app_gate_get(struct pool_env *env, const char *app, bool *oom);
+/* The gate of application app on this worker (made on first use; applications past
+ * STATS_MAX_APPS without a limit share the "(other)" one), or NULL when out of memory. */
+struct app_gate *app_gate_get(struct pool_env *env, const char *app);
+/* Whether clients of g's application must hold a token ([limits]). */
+static inline bool app_gate_limited(const struct app_gate *g)
+{
+	return g->shared->limit > 0;
+}
 
 enum gate_result { GATE_ENTERED, GATE_QUEUED, GATE_FULL };
 /* GATE_ENTERED: w holds a token now.  GATE_QUEUED: hooks->app_admitted (token) or

@@ -88,6 +88,18 @@ static size_t *state_count(struct pool *pool, enum server_state st)
 	return NULL;
 }
 
+_Static_assert((int)SV_LOGIN == (int)STATS_SV_LOGIN && (int)SV_IDLE == (int)STATS_SV_IDLE &&
+		       (int)SV_ACTIVE == (int)STATS_SV_ACTIVE &&
+		       (int)SV_CLOSING == (int)STATS_SV_CLOSING,
+	       "server states index stats_block.servers");
+
+/* The gauge of stats_block.servers kept for a state. */
+static void count_server_gauge(struct pool *pool, enum server_state st, long long n)
+{
+	if (st != SV_CLOSED)
+		stats_add(&pool->stats->servers[st], n);
+}
+
 /* Takes s out of its state's list and count (a server being made is in none). */
 static void leave_state(struct server *s)
 {
@@ -98,8 +110,9 @@ static void leave_state(struct server *s)
 	size_t *count = state_count(pool, s->state);
 	if (count)
 		(*count)--;
+	count_server_gauge(pool, s->state, -1);
 	if (s->state == SV_IDLE)
-		atomic_fetch_sub(&pool->shared->idle[pool->env->worker_id], 1);
+		atomic_fetch_sub(&pool->slot->pub.idle, 1);
 }
 
 /* The one place a server changes state: it moves to the list of its new state. */
@@ -108,13 +121,14 @@ static void set_server_state(struct server *s, enum server_state st)
 	struct pool *pool = s->pool;
 	leave_state(s);
 	if (st == SV_IDLE)
-		atomic_fetch_add(&pool->shared->idle[pool->env->worker_id], 1);
+		atomic_fetch_add(&pool->slot->pub.idle, 1);
 	s->state = st;
 	s->state_since = clock_now_usec();
 	list_append(state_list(pool, st), &s->node);
 	size_t *count = state_count(pool, st);
 	if (count)
 		(*count)++;
+	count_server_gauge(pool, st, 1);
 }
 
 /* ---- pools ------------------------------------------------------------------------ */
@@ -183,9 +197,11 @@ struct pool *pool_get(struct pool_env *env, const struct db_config *db, const ch
 	pool->max_db = config_max_db_connections(env->cfg, db);
 	pool->max_user = config_max_user_connections(env->cfg, user);
 	pool->shared = pool_registry_get(env->registry, db, user, env->worker_id);
-	if (pool->shared)
-		wait_queue_init(&pool->waiting, &pool->shared->waiting[env->worker_id],
-				&pool->shared->oldest[env->worker_id]);
+	if (pool->shared) {
+		pool->slot = &pool->shared->slots[env->worker_id];
+		pool->stats = &pool->slot->stats;
+		wait_queue_init(&pool->waiting, &pool->slot->pub.waiting, &pool->slot->pub.oldest);
+	}
 	list_init(&pool->login);
 	list_init(&pool->idle);
 	list_init(&pool->active);
@@ -556,7 +572,7 @@ static void logins_work(struct pool *pool, usec_t now)
 		return;
 	log_info("event=server_logins_work db=%s user=%s", pool->db->name, pool->user);
 	for (int i = 0; i < pool->env->n_workers; i++)
-		if (i != pool->env->worker_id && atomic_load(&sh->waiting[i]) > 0)
+		if (i != pool->env->worker_id && atomic_load(&sh->slots[i].pub.waiting) > 0)
 			kick_worker(pool, i);
 }
 
@@ -612,7 +628,7 @@ struct server *pool_checkout(struct pool *pool, struct pool_waiter *w, bool *ful
 		return s;
 	}
 	int depth = pool->env->cfg->max_queue_depth;
-	if (depth > 0 && shared_sum(pool->shared->waiting, pool->env->n_workers) >= depth) {
+	if (depth > 0 && shared_sum_waiting(pool->shared->slots, pool->env->n_workers) >= depth) {
 		*full = true;
 		return NULL;
 	}

@@ -82,6 +82,8 @@ struct pool {
 	char *login_password;       /* owned copy, if any */
 
 	struct pool_shared *shared; /* the pool's counters across workers */
+	struct worker_slot *slot;   /* this worker's part of them (shared->slots[worker_id]) */
+	struct stats_block *stats;  /* &slot->stats: counted by this worker alone */
 	struct list login, idle, active, closing; /* servers by state */
 	struct wait_queue waiting;  /* clients waiting for a server */
 	size_t n_login, n_idle, n_active, n_closing;

@@ -7,6 +7,10 @@
 bool pool_registry_init(struct pool_registry *reg, int n_workers)
 {
 	reg->head = NULL;
+	reg->counts = NULL;
+	reg->apps = NULL;
+	reg->n_unlimited_apps = 0;
+	reg->other_app = NULL;
 	reg->n_workers = n_workers;
 	return pthread_mutex_init(&reg->lock, NULL) == 0;
 }
@@ -25,6 +29,7 @@ void pool_registry_free(struct pool_registry *reg)
 	while (app) {
 		struct app_shared *next = app->next;
 		free(app->app);
+		free(app->slots);
 		free(app);
 		app = next;
 	}
@@ -36,11 +41,22 @@ void pool_registry_free(struct pool_registry *reg)
 		params_clear(&ps->params);
 		params_clear(&ps->spellings);
 		pthread_mutex_destroy(&ps->params_lock);
+		free(ps->slots);
 		free(ps);
 		ps = next;
 	}
 	reg->head = NULL;
 	pthread_mutex_destroy(&reg->lock);
+}
+
+/* One zeroed slot per worker, each on its own cache lines; NULL when out of memory. */
+static struct worker_slot *new_slots(const struct pool_registry *reg)
+{
+	size_t size = (size_t)reg->n_workers * sizeof(struct worker_slot); /* a multiple of 64 */
+	struct worker_slot *slots = aligned_alloc(CACHE_LINE, size);
+	if (slots)
+		memset(slots, 0, size);
+	return slots;
 }
 
 /* Under reg->lock. */
@@ -76,9 +92,11 @@ static struct pool_shared *new_pool_shared(struct pool_registry *reg, const stru
 	ps->user = strdup(user);
 	ps->db_servers = get_count(reg, false, db->name);
 	ps->user_servers = get_count(reg, true, user);
-	if (!ps->user || !ps->db_servers || !ps->user_servers ||
+	ps->slots = new_slots(reg);
+	if (!ps->user || !ps->db_servers || !ps->user_servers || !ps->slots ||
 	    pthread_mutex_init(&ps->params_lock, NULL) != 0) {
 		free(ps->user);
+		free(ps->slots);
 		free(ps);
 		return NULL;
 	}
@@ -101,24 +119,41 @@ struct pool_shared *pool_registry_get(struct pool_registry *reg, const struct db
 	return ps;
 }
 
+/* Under reg->lock. */
+static struct app_shared *new_app(struct pool_registry *reg, const char *app, int limit)
+{
+	struct app_shared *a = calloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
+	a->app = strdup(app);
+	a->slots = new_slots(reg);
+	if (!a->app || !a->slots) {
+		free(a->app);
+		free(a->slots);
+		free(a);
+		return NULL;
+	}
+	a->limit = limit;
+	a->next = reg->apps;
+	reg->apps = a;
+	return a;
+}
+
 struct app_shared *pool_registry_app(struct pool_registry *reg, const char *app, int limit)
 {
 	pthread_mutex_lock(&reg->lock);
 	struct app_shared *a;
 	for (a = reg->apps; a; a = a->next)
-		if (strcmp(a->app, app) == 0)
+		if (a != reg->other_app && strcmp(a->app, app) == 0)
 			break;
-	if (!a) {
-		a = calloc(1, sizeof(*a));
-		if (a && !(a->app = strdup(app))) {
-			free(a);
-			a = NULL;
-		}
-		if (a) {
-			a->limit = limit;
-			a->next = reg->apps;
-			reg->apps = a;
-		}
+	if (!a && limit <= 0 && reg->n_unlimited_apps >= STATS_MAX_APPS) {
+		if (!reg->other_app)
+			reg->other_app = new_app(reg, STATS_OTHER_APP, 0);
+		a = reg->other_app;
+	} else if (!a) {
+		a = new_app(reg, app, limit);
+		if (a && limit <= 0)
+			reg->n_unlimited_apps++;
 	}
 	pthread_mutex_unlock(&reg->lock);
 	return a;
@@ -244,24 +279,24 @@ bool pool_shared_claim_close(struct pool_shared *ps, int keep)
 int pool_shared_worker_with_idle(const struct pool_shared *ps, int n_workers, int me)
 {
 	for (int i = 0; i < n_workers; i++)
-		if (i != me && atomic_load(&ps->idle[i]) > 0)
+		if (i != me && atomic_load(&ps->slots[i].pub.idle) > 0)
 			return i;
 	return -1;
 }
 
-int shared_sum(const atomic_int *per_worker, int n_workers)
+int shared_sum_waiting(const struct worker_slot *slots, int n_workers)
 {
 	int n = 0;
 	for (int i = 0; i < n_workers; i++)
-		n += atomic_load(&per_worker[i]);
+		n += atomic_load(&slots[i].pub.waiting);
 	return n;
 }
 
-int shared_oldest_worker(const atomic_llong *oldest, int n_workers, int me, long long before)
+int shared_oldest_worker(const struct worker_slot *slots, int n_workers, int me, long long before)
 {
 	int best = -1;
 	for (int i = 0; i < n_workers; i++) {
-		long long since = atomic_load(&oldest[i]);
+		long long since = atomic_load(&slots[i].pub.oldest);
 		if (i != me && since != 0 && since < before) {
 			before = since;
 			best = i;

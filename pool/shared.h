@@ -13,8 +13,15 @@
 
 #include "pool/config.h"
 #include "pool/params.h"
+#include "pool/stats.h"
 
 #define MAX_WORKERS 256
+/* Applications without a [limits] entry get a record of their own (for statistics)
+ * up to this many; the names that come after share one, "(other)": application_name
+ * is the client's to choose, and records live until the process ends. */
+#define STATS_MAX_APPS 100
+#define STATS_OTHER_APP "(other)"
+#define CACHE_LINE 64
 /* How much longer another worker's client must have waited to get a server (or an
  * application token) that a client here also wants: FIFO across workers within this
  * margin, so busy workers do not pass servers back and forth over microseconds. */
@@ -30,6 +37,22 @@ struct server_count {
 	/* Set by a pool that could not log in because this count is at its limit:
 	 * every worker then closes an idle server counted here to make room. */
 	atomic_int starving;
+};
+
+/*
+ * One worker's part of a pool or application record, written only by that worker.
+ * What other workers read on every hand-over (idle servers, queue length, the oldest
+ * waiter) is on a cache line of its own, and the statistics on lines of their own, so
+ * no two workers write the same line and a counter bump does not evict the line other
+ * workers poll.  Records hold an array of these sized to the number of workers.
+ */
+struct worker_slot {
+	struct {
+		atomic_int idle;     /* idle servers (pools) */
+		atomic_int waiting;  /* queued clients */
+		atomic_llong oldest; /* when the longest waiter queued, 0: none */
+	} _Alignas(CACHE_LINE) pub;
+	struct stats_block _Alignas(CACHE_LINE) stats;
 };
 
 struct pool_shared {
@@ -52,9 +75,7 @@ struct pool_shared {
 	atomic_llong round_start;         /* when the last round was counted or a login worked */
 	atomic_llong failing_since;       /* first failure since a login last worked; 0: none */
 	atomic_bool failure_passes;       /* the last failure is one clients may wait out */
-	atomic_int idle[MAX_WORKERS];     /* idle servers per worker */
-	atomic_int waiting[MAX_WORKERS];  /* queued clients per worker */
-	atomic_llong oldest[MAX_WORKERS]; /* when each worker's longest waiter queued, 0: none */
+	struct worker_slot *slots;        /* by worker id (registry->n_workers) */
 
 	/* What the last login on any worker reported, so a worker whose part of the
 	 * pool never logged in can still welcome clients at once. */
@@ -69,15 +90,15 @@ struct pool_shared {
 	atomic_bool have_spellings;
 };
 
-/* One application's concurrency limit ([limits] app.NAME) over all workers: tokens
- * in use, and each worker's queue length and oldest waiter for FIFO hand-over. */
+/* One application over all workers: its concurrency limit ([limits] app.NAME; 0: none)
+ * with the tokens in use, each worker's queue length and oldest waiter for FIFO
+ * hand-over, and its statistics. */
 struct app_shared {
 	struct app_shared *next;
 	char *app;
 	int limit;
 	atomic_int active;
-	atomic_int waiting[MAX_WORKERS];
-	atomic_llong oldest[MAX_WORKERS];
+	struct worker_slot *slots;        /* by worker id (registry->n_workers) */
 };
 
 struct pool_registry {
@@ -85,6 +106,8 @@ struct pool_registry {
 	struct pool_shared *head;
 	struct server_count *counts;
 	struct app_shared *apps;
+	size_t n_unlimited_apps;          /* records of applications without a limit */
+	struct app_shared *other_app;     /* STATS_OTHER_APP, once made */
 	int n_workers;
 };
 
@@ -108,14 +131,16 @@ bool pool_shared_spelling(struct pool_shared *ps, const char *name, const char *
 void pool_shared_set_error(struct pool_shared *ps, const char *msg);
 void pool_shared_get_error(struct pool_shared *ps, char *out, size_t outlen);
 
-/* The record for application app with the given limit, created on first use. */
+/* The record for application app with the given limit (0: none), created on first
+ * use; past STATS_MAX_APPS unlimited applications, the shared STATS_OTHER_APP record.
+ * NULL when out of memory. */
 struct app_shared *pool_registry_app(struct pool_registry *reg, const char *app, int limit);
 
-/* Sum of a per-worker counter array over n workers. */
-int shared_sum(const atomic_int *per_worker, int n_workers);
-/* The worker other than me whose oldest[] is set and earlier than before (and than
- * every other's), or -1. */
-int shared_oldest_worker(const atomic_llong *oldest, int n_workers, int me, long long before);
+/* Queued clients over every worker's slot. */
+int shared_sum_waiting(const struct worker_slot *slots, int n_workers);
+/* The worker other than me whose oldest waiter is set and earlier than before (and
+ * than every other's), or -1. */
+int shared_oldest_worker(const struct worker_slot *slots, int n_workers, int me, long long before);
 
 enum slot_result { SLOT_TAKEN, SLOT_POOL_FULL, SLOT_DB_FULL, SLOT_USER_FULL };
 /* Takes one server slot if the pool has fewer than pool_limit servers, its database
@@ -137,7 +162,7 @@ int pool_shared_worker_with_idle(const struct pool_shared *ps, int n_workers, in
 static inline int pool_shared_worker_waiting_longer(const struct pool_shared *ps, int n_workers,
 						    int me, long long before)
 {
-	return shared_oldest_worker(ps->oldest, n_workers, me, before);
+	return shared_oldest_worker(ps->slots, n_workers, me, before);
 }
 
 #endif

@@ -17,6 +17,8 @@
 #include "pool/app_gate.h"
 #include "pool/cancel.h"
 #include "proxy/client_auth.h"
+#include "proxy/client_lists.h"
+#include "proxy/client_stats.h"
 #include "proxy/flush.h"
 #include "proxy/random.h"
 #include "proxy/server_cmd.h"
@@ -36,8 +38,8 @@
 
 static const char *const state_names[] = {
 	[CL_STARTUP] = "startup", [CL_AUTH] = "auth",	  [CL_WELCOME_WAIT] = "welcome_wait",
-	[CL_IDLE] = "idle",	  [CL_WAITING] = "waiting", [CL_PREPARING] = "preparing",
-	[CL_ACTIVE] = "active",
+	[CL_IDLE] = "idle",	  [CL_WAITING_APP] = "waiting_app", [CL_WAITING] = "waiting",
+	[CL_PREPARING] = "preparing", [CL_ACTIVE] = "active",
 	[CL_CLOSING] = "closing", [CL_CLOSED] = "closed",
 };
 
@@ -219,10 +221,7 @@ void client_close(struct client *c, const char *reason)
 	char ids[200];
 	log_info("event=client_closed client=%llu %s state=%s reason=\"%s\"",
 		 (unsigned long long)c->id, who(c, ids, sizeof(ids)), client_state_name(c->state), reason);
-	c->state = CL_CLOSED;
-	list_del(&c->node);
-	list_append(&w->dead_clients, &c->node);
-	w->n_clients--;
+	client_set_state(c, CL_CLOSED);
 	atomic_fetch_sub(&w->shared->clients, 1);
 	event_active(w->reap_ev, 0, 0);
 }
@@ -231,7 +230,7 @@ void client_close(struct client *c, const char *reason)
  * CLOSE_FLUSH_TIMEOUT_SEC if it does not read. */
 static void close_after_flush(struct client *c)
 {
-	c->state = CL_CLOSING;
+	client_set_state(c, CL_CLOSING);
 	login_reader_stop(c);
 	bufferevent_disable(c->bev, EV_READ);
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
@@ -381,7 +380,8 @@ static void cancel_queued(struct client *c)
 	pgproto_put_error(out, "ERROR", "57014", "canceling statement due to user request");
 	pgproto_put_ready(out, 'I');
 	io_flush(c->bev);
-	c->state = CL_IDLE;
+	c->wait_start = 0;
+	client_set_state(c, CL_IDLE);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
 	log_info("event=client_cancelled client=%llu state=waiting", (unsigned long long)c->id);
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
@@ -394,7 +394,7 @@ void client_cancel_request(struct worker *w, uint32_t pid, uint32_t secret)
 	if (!k)
 		return; /* as PostgreSQL: an unknown key is dropped without a word */
 	struct client *c = container_of(k, struct client, cancel);
-	if (c->state == CL_WAITING) {
+	if (c->state == CL_WAITING || c->state == CL_WAITING_APP) {
 		cancel_queued(c);
 	} else if ((c->state == CL_ACTIVE || c->state == CL_PREPARING) && c->server) {
 		log_info("event=client_cancel client=%llu server=%llu pid=%d",
@@ -598,8 +598,29 @@ static void prepared(struct server *s, const struct server_cmd_result *res, void
 	}
 	(void)session_params_finished(s, false);
 	report_server_values(c, s);
-	c->state = CL_ACTIVE;
+	client_set_state(c, CL_ACTIVE);
 	relay_start(c);
+}
+
+/* c got a server: a checkout (an admission, if its application is limited), and the
+ * end of its wait if it queued (its time and histogram; an immediate checkout counts
+ * as a wait of 0).  A first client's welcome that only needed the pool's parameters
+ * is none of these. */
+static void count_checkout(struct client *c)
+{
+	long long waited = 0;
+	c->linked_at = 0;
+	if (c->wait_start) {
+		c->linked_at = clock_now_usec();
+		waited = c->linked_at - c->wait_start;
+		c->wait_start = 0;
+		CLIENT_STAT_ADD(c, wait_count, 1);
+		CLIENT_STAT_ADD(c, wait_time_us, waited);
+	}
+	CLIENT_STAT_ADD(c, checkouts, 1);
+	if (c->has_token)
+		CLIENT_STAT_ADD(c, admitted, 1); /* through its application's gate */
+	client_stats_hist(c, 1, waited);
 }
 
 /* c got server s: give it c's session parameters, then relay (session mode keeps it
@@ -613,14 +634,16 @@ static void link_server(struct client *c, struct server *s)
 		if (c->pool->mode != POOL_MODE_SESSION &&
 		    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
 			/* It only needed the pool's parameters; the server waits for a query. */
-			c->state = CL_IDLE;
+			c->wait_start = 0;
+			client_set_state(c, CL_IDLE);
 			pool_release(s);
 			release_token(c);
 			return;
 		}
 	}
+	count_checkout(c);
 	c->server = s;
-	c->state = CL_PREPARING;
+	client_set_state(c, CL_PREPARING);
 	log_debug("event=client_linked client=%llu server=%llu pid=%d", (unsigned long long)c->id,
 		  (unsigned long long)s->id, s->backend_pid);
 	/* Whatever the client sends meanwhile waits in its input buffer, within limits. */
@@ -639,7 +662,7 @@ static void link_server(struct client *c, struct server *s)
 	}
 	if (!query) {
 		report_server_values(c, s);
-		c->state = CL_ACTIVE;
+		client_set_state(c, CL_ACTIVE);
 		relay_start(c);
 		return;
 	}
@@ -649,14 +672,16 @@ static void link_server(struct client *c, struct server *s)
 	free(query);
 }
 
-/* Queued (for a server or an application token). */
-static void wait_quietly(struct client *c)
+/* Queued for a server (CL_WAITING) or an application token (CL_WAITING_APP); the
+ * first client of a pool stays in CL_WELCOME_WAIT. */
+static void wait_quietly(struct client *c, enum client_state st)
 {
-	if (c->state == CL_IDLE)
-		c->state = CL_WAITING;
+	if (c->state != CL_WELCOME_WAIT)
+		client_set_state(c, st);
+	if (!c->wait_start)
+		c->wait_start = clock_now_usec();
 	/* Keep noticing a disconnect, but do not buffer much while waiting. */
-	if (c->state == CL_WAITING || c->state == CL_WELCOME_WAIT)
-		bufferevent_setwatermark(c->bev, EV_READ, 0, WAITING_READ_LIMIT);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, WAITING_READ_LIMIT);
 }
 
 /* True when the client's next message is Terminate. */
@@ -680,9 +705,10 @@ static void request_server(struct client *c)
 			c->has_token = true;
 			break;
 		case GATE_QUEUED:
-			wait_quietly(c); /* hook_app_admitted goes on from here */
+			wait_quietly(c, CL_WAITING_APP); /* hook_app_admitted goes on from here */
 			return;
 		case GATE_FULL:
+			CLIENT_STAT_ADD(c, sheds, 1);
 			client_fail(c, "53400",
 				    "too many clients waiting: max_queue_depth (%d) reached for application \"%s\"",
 				    c->worker->cfg->max_queue_depth, c->application_name);
@@ -696,12 +722,13 @@ static void request_server(struct client *c)
 		return;
 	}
 	if (full) {
+		CLIENT_STAT_ADD(c, sheds, 1);
 		client_fail(c, "53400",
 			    "too many clients waiting for a server connection: max_queue_depth (%d) reached for database \"%s\"",
 			    c->worker->cfg->max_queue_depth, c->database);
 		return;
 	}
-	wait_quietly(c);
+	wait_quietly(c, CL_WAITING);
 }
 
 void client_authenticated(struct client *c)
@@ -717,15 +744,13 @@ void client_authenticated(struct client *c)
 	if (c->secret && c->secret->kind == SECRET_PLAIN)
 		password = c->secret->secret;
 	c->pool = pool_get(&c->worker->pools, c->db, c->user, password);
-	bool oom = false;
-	if (c->pool)
-		c->gate = app_gate_get(&c->worker->pools, c->application_name, &oom);
-	if (!c->pool || oom) {
+	struct app_gate *gate = c->pool ? app_gate_get(&c->worker->pools, c->application_name) : NULL;
+	if (!c->pool || !gate) {
 		client_fail(c, "53200", "out of memory");
 		return;
 	}
-	list_del(&c->node);
-	list_append(&c->worker->clients, &c->node);
+	c->gate = app_gate_limited(gate) ? gate : NULL;
+	client_stats_attach(c, c->pool->stats, gate->stats);
 	char ids[200], app[80], peer[INET6_ADDRSTRLEN + 8];
 	log_info("event=client_login client=%llu peer=%s %s app=\"%s\"", (unsigned long long)c->id,
 		 format_peer(c, peer, sizeof(peer)), who(c, ids, sizeof(ids)),
@@ -733,12 +758,12 @@ void client_authenticated(struct client *c)
 
 	if (!pool_has_params(c->pool)) {
 		/* The pool has never logged in: the welcome needs a real server's values. */
-		c->state = CL_WELCOME_WAIT;
+		client_set_state(c, CL_WELCOME_WAIT);
 		request_server(c);
 		return;
 	}
 	welcome(c);
-	c->state = CL_IDLE;
+	client_set_state(c, CL_IDLE);
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
 		request_server(c);
 }
@@ -749,7 +774,7 @@ void client_transaction_done(struct client *c)
 	char status = relay_tx_status(&c->relay);
 	relay_stop(c);
 	c->server = NULL;
-	c->state = CL_IDLE;
+	client_set_state(c, CL_IDLE);
 	if (status != 'I') {
 		/* Statement pooling: a transaction block cannot span statements. */
 		server_reset_and_release(s, status, NULL);
@@ -788,7 +813,7 @@ void client_server_gone_between(struct client *c, const char *why)
 	struct server *s = c->server;
 	relay_stop(c);
 	c->server = NULL;
-	c->state = CL_IDLE;
+	client_set_state(c, CL_IDLE);
 	pool_close_server(s, why);
 	release_token(c);
 	/* The client may already have sent its next transaction. */
@@ -823,14 +848,17 @@ static void hook_app_admitted(struct pool_waiter *w)
 {
 	struct client *c = container_of(w, struct client, app_waiter);
 	c->has_token = true;
-	if (c->state == CL_WAITING)
-		c->state = CL_IDLE;
+	if (c->state == CL_WAITING_APP)
+		client_set_state(c, CL_IDLE);
 	request_server(c);
 }
 
 static void hook_wait_failed(struct pool_waiter *w, const char *sqlstate, const char *message)
 {
-	client_fail(waiting_client(w), sqlstate, "%s", message);
+	struct client *c = waiting_client(w);
+	if (strcmp(sqlstate, "57014") == 0)
+		CLIENT_STAT_ADD(c, timeouts, 1); /* query_wait_timeout */
+	client_fail(c, sqlstate, "%s", message);
 }
 
 static void hook_wait_notice(struct pool_waiter *w, const char *message)
@@ -865,6 +893,7 @@ static void client_read(struct bufferevent *bev, void *arg)
 		relay_from_client(c);
 		break;
 	case CL_WELCOME_WAIT:
+	case CL_WAITING_APP:
 	case CL_WAITING:
 	case CL_PREPARING:
 		break; /* kept in the input buffer until a server is linked */
@@ -924,7 +953,6 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->worker = w;
 	c->id = ++w->next_client_id;
-	c->state = CL_STARTUP;
 	c->connected_at = clock_now_usec();
 	c->last_active = c->connected_at;
 	list_init(&c->waiter.node);
@@ -938,8 +966,7 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 		free(c);
 		return;
 	}
-	list_append(&w->login_clients, &c->node);
-	w->n_clients++;
+	client_lists_add(w, c);
 	int total = atomic_fetch_add(&w->shared->clients, 1) + 1;
 	c->over_limit = total > w->cfg->max_client_conn;
 
@@ -974,12 +1001,14 @@ static void expire_logins(struct worker *w, usec_t now)
 		return;
 	usec_t limit = (usec_t)(timeout * USEC_PER_SEC);
 	struct list *it, *tmp;
-	list_for_each_safe(it, tmp, &w->login_clients)
+	list_for_each_safe(it, tmp, &w->client_list[CLIENT_LIST_LOGIN])
 	{
 		struct client *c = list_entry(it, struct client, node);
 		if (now - c->connected_at < limit)
 			break; /* accept order: the rest are younger */
-		client_close(c, "login timeout");
+		/* A welcome wait has logged in: it waits for a server like any waiter. */
+		if (c->state != CL_WELCOME_WAIT)
+			client_close(c, "login timeout");
 	}
 }
 
@@ -991,6 +1020,9 @@ static bool client_is_idle(const struct client *c)
 		evbuffer_get_length(bufferevent_get_input(c->bev)) == 0);
 }
 
+static void expire_idle_list(struct worker *w, struct list *l, usec_t now, usec_t idle_tx,
+			     usec_t idle);
+
 static void expire_idle(struct worker *w, usec_t now)
 {
 	const struct corral_config *cfg = w->cfg;
@@ -998,8 +1030,18 @@ static void expire_idle(struct worker *w, usec_t now)
 	usec_t idle = (usec_t)(cfg->client_idle_timeout * USEC_PER_SEC);
 	if (idle_tx <= 0 && idle <= 0)
 		return;
+	/* Only idle clients and linked ones between queries can be idle. */
+	static const enum client_list lists[] = { CLIENT_LIST_IDLE, CLIENT_LIST_ACTIVE };
+	for (size_t i = 0; i < ARRAY_SIZE(lists); i++)
+		expire_idle_list(w, &w->client_list[lists[i]], now, idle_tx, idle);
+}
+
+static void expire_idle_list(struct worker *w, struct list *l, usec_t now, usec_t idle_tx,
+			     usec_t idle)
+{
+	const struct corral_config *cfg = w->cfg;
 	struct list *it, *tmp;
-	list_for_each_safe(it, tmp, &w->clients)
+	list_for_each_safe(it, tmp, l)
 	{
 		struct client *c = list_entry(it, struct client, node);
 		if (!client_is_idle(c))

@@ -24,11 +24,14 @@
 
 struct worker;
 
+/* Each state belongs to one of the worker's client lists (proxy/client_lists.h);
+ * client_set_state is the one place a state changes. */
 enum client_state {
 	CL_STARTUP,      /* reading the startup packet (maybe after SSLRequest) */
 	CL_AUTH,         /* password exchange */
 	CL_WELCOME_WAIT, /* authenticated; waiting for the pool's first server login */
 	CL_IDLE,         /* logged in, no server */
+	CL_WAITING_APP,  /* queued for its application's slot ([limits]) */
 	CL_WAITING,      /* queued for a server */
 	CL_PREPARING,    /* linked; the server gets the client's session parameters */
 	CL_ACTIVE,       /* linked to a server, relaying */
@@ -39,7 +42,7 @@ enum client_state {
 enum auth_method { AUTH_METHOD_NONE, AUTH_METHOD_MD5, AUTH_METHOD_SCRAM };
 
 struct client {
-	struct list node;            /* worker->login_clients, ->clients or ->dead_clients */
+	struct list node;            /* the worker's list of its state (client_lists.h) */
 	struct worker *worker;
 	enum client_state state;
 	uint64_t id;
@@ -75,6 +78,11 @@ struct client {
 	struct app_gate *gate;       /* its application's concurrency limit, if any */
 	struct pool_waiter app_waiter; /* queued at the gate */
 	bool has_token;              /* holds one of the gate's tokens */
+	/* This worker's statistics of its pool and application (pool/stats.h), set once
+	 * it is logged in (client_stats_attach); its state counts in their gauges. */
+	struct stats_block *pool_stats, *app_stats;
+	usec_t wait_start;           /* when it queued (application slot or server), 0: not */
+	usec_t linked_at;            /* when it got its server, if it had to wait */
 	usec_t last_active;          /* last time the client sent something */
 	struct server *server;       /* linked server while CL_ACTIVE */
 	struct relay relay;

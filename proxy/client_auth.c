@@ -1,5 +1,7 @@
 #include "proxy/client_auth.h"
 
+#include "proxy/client_lists.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,7 +44,7 @@ void client_auth_begin(struct client *c)
 {
 	const struct corral_config *cfg = c->worker->cfg;
 	c->secret = auth_file_find(c->worker->auth, c->user);
-	c->state = CL_AUTH;
+	client_set_state(c, CL_AUTH);
 
 	switch (cfg->auth_type) {
 	case AUTH_TRUST:

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "pool/config.h"
 #include "proxy/auth_file.h"
+#include "proxy/stats_dump.h"
 #include "proxy/workers.h"
 
 #define CORRAL_VERSION "0.1.0"
@@ -28,7 +29,7 @@ static void usage(FILE *out)
 		"  -t, --test         check the configuration and auth file, then exit\n"
 		"  -h, --help         show this help\n"
 		"  -V, --version      show the version\n\n"
-		"SIGINT or SIGTERM stops corral.\n");
+		"SIGINT or SIGTERM stops corral; SIGUSR1 logs pool and application statistics.\n");
 }
 
 /* Each client costs a descriptor and each server one more: raise the soft limit as
@@ -59,11 +60,18 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
 	log_warn("event=reload_ignored msg=\"SIGHUP: configuration reload is not supported yet; restart corral to apply changes\"");
 }
 
+/* The statistics of every pool and application, as log lines (proxy/stats_dump.h). */
+static void on_sigusr1(evutil_socket_t sig, short what, void *arg)
+{
+	struct workers *ws = arg;
+	stats_dump_log(&ws->shared.registry, ws->shared.cfg);
+}
+
 static int run(const struct corral_config *cfg, const struct auth_file *auth)
 {
 	struct workers ws;
 	int rc = 1;
-	struct event *sigs[3] = { NULL, NULL, NULL };
+	struct event *sigs[4] = { NULL, NULL, NULL, NULL };
 	if (!workers_init(&ws, cfg->workers, cfg, auth))
 		goto out;
 	/* Signals are caught on worker 0's loop, which runs on this (the main) thread. */
@@ -71,6 +79,7 @@ static int run(const struct corral_config *cfg, const struct auth_file *auth)
 	sigs[0] = evsignal_new(base, SIGINT, on_signal, &ws);
 	sigs[1] = evsignal_new(base, SIGTERM, on_signal, &ws);
 	sigs[2] = evsignal_new(base, SIGHUP, on_sighup, &ws);
+	sigs[3] = evsignal_new(base, SIGUSR1, on_sigusr1, &ws);
 	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
 		if (!sigs[i] || evsignal_add(sigs[i], NULL) != 0)
 			goto out;

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "proxy/client.h"
+#include "proxy/client_stats.h"
 #include "proxy/flush.h"
 #include "proxy/pgproto.h"
 #include "proxy/session_params.h"
@@ -36,6 +37,7 @@ struct scan {
 	const char *sqlstate;
 	const char *error;
 	char why_buf[64];
+	size_t moved; /* bytes moved from src to dst */
 };
 
 /*
@@ -87,6 +89,7 @@ static enum scan_result scan_messages(struct scan *sc)
 	}
 	if (off)
 		evbuffer_remove_buffer(sc->src, sc->dst, off);
+	sc->moved = off;
 	return res;
 }
 
@@ -275,6 +278,11 @@ void relay_from_client(struct client *c)
 		.c = c,
 	};
 	enum scan_result res = scan_messages(&sc);
+	if (sc.moved) {
+		/* The read callback's time (the link's, for input held while it waited). */
+		usec_t now = c->last_active > c->linked_at ? c->last_active : c->linked_at;
+		client_stats_sent_to_server(c, sc.moved, !tracker_settled(&c->relay.tracker), now);
+	}
 	if (res == SCAN_TERMINATE) {
 		client_close(c, "client sent Terminate");
 		return;
@@ -310,6 +318,7 @@ static void server_read(struct bufferevent *bev, void *arg)
 		.c = c,
 	};
 	enum scan_result res = scan_messages(&sc);
+	client_stats_sent_to_client(c, sc.moved);
 	io_flush(c->bev); /* what was relayed, even if the server then misbehaved */
 	if (res == SCAN_ERROR) {
 		client_server_lost(c, "invalid message length from server");
@@ -336,8 +345,10 @@ static void server_read(struct bufferevent *bev, void *arg)
 	}
 	/* Idle timeouts count from the reply that left the client with nothing to wait
 	 * for, as PostgreSQL's idle_session_timeout does. */
-	if (tracker_settled(&r->tracker))
+	if (tracker_settled(&r->tracker)) {
 		c->last_active = clock_now_usec();
+		client_stats_answered(c, r->tracker.tx_status, c->last_active);
+	}
 	if (maybe_release(c))
 		return;
 	apply_backpressure(bev, c->bev);
@@ -378,6 +389,7 @@ void relay_start(struct client *c)
 	struct relay *r = &c->relay;
 	r->to_server_remaining = r->to_client_remaining = 0;
 	r->server_fatal = r->pin_logged = false;
+	r->query_start = r->xact_start = 0;
 	tracker_reset(&r->tracker); /* a server is handed over settled, outside a transaction */
 	s->owner = c;
 	bufferevent_setcb(s->bev, server_read, server_drained, server_event, c);

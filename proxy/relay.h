@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/clock.h"
 #include "proxy/tracker.h"
 
 #define RELAY_HIGH_WATER (256 * 1024)
@@ -28,6 +29,9 @@ struct relay {
 	struct tracker tracker;
 	bool server_fatal; /* the server sent a FATAL: its close ends the client */
 	bool pin_logged;   /* said once that the tracker lost count */
+	/* Statistics (proxy/client_stats.h): when the request PostgreSQL is answering
+	 * reached it, and the transaction's first one; 0: none under way. */
+	usec_t query_start, xact_start;
 };
 
 /* Links c and c->server: installs the relay callbacks and relays pending client

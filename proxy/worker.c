@@ -56,10 +56,10 @@ static void reap_clients(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
 	struct list *it, *tmp;
-	list_for_each_safe(it, tmp, &w->dead_clients)
+	list_for_each_safe(it, tmp, &w->client_list[CLIENT_LIST_DEAD])
 	{
 		struct client *c = list_entry(it, struct client, node);
-		list_del(&c->node);
+		client_lists_remove(c);
 		client_free(c);
 	}
 }
@@ -109,10 +109,8 @@ bool worker_init(struct worker *w, int id, struct worker_shared *shared)
 	w->auth = shared->auth;
 	w->inbox.efd = -1;
 	const struct corral_config *cfg = w->cfg;
-	list_init(&w->login_clients);
-	list_init(&w->clients);
+	client_lists_init(w);
 	cancel_keys_init(&w->cancel_keys);
-	list_init(&w->dead_clients);
 
 	struct event_config *ec = event_config_new();
 	if (!ec)
@@ -185,11 +183,10 @@ void worker_shutdown(struct worker *w)
 	/* Closing one client can hand its server to a queued one, which may close in
 	 * turn: take the first live client each time rather than walk a list that
 	 * changes under the walk. */
-	struct list *lists[] = {&w->login_clients, &w->clients};
-	for (size_t i = 0; i < ARRAY_SIZE(lists); i++) {
-		struct list *first;
-		while ((first = list_first(lists[i])) != NULL)
-			client_shutdown(list_entry(first, struct client, node));
+	for (int l = 0; l < CLIENT_LIST_DEAD; l++) {
+		struct client *c;
+		while ((c = client_list_first(w, l)) != NULL)
+			client_shutdown(c);
 	}
 	if (w->base)
 		pool_env_shutdown(&w->pools);

@@ -18,6 +18,7 @@
 #include "pool/pool.h"
 #include "proxy/auth_file.h"
 #include "proxy/cancel_keys.h"
+#include "proxy/client_lists.h"
 
 /* What every worker reads or counts together. */
 struct worker_shared {
@@ -42,10 +43,11 @@ struct worker {
 	const struct auth_file *auth;
 	struct pool_env pools;
 
-	struct list login_clients;      /* not yet authenticated, in accept order */
-	struct list clients;            /* authenticated and live */
-	struct list dead_clients;       /* closed, freed by reap_ev */
-	size_t n_clients;               /* live clients on both lists */
+	/* Clients by state group (proxy/client_lists.h): login in accept order, ...,
+	 * dead ones until reap_ev frees them; n_list[i] is the length of list[i]. */
+	struct list client_list[CLIENT_LISTS];
+	size_t n_client_list[CLIENT_LISTS];
+	size_t n_clients;               /* live clients (every list but the dead one) */
 	struct cancel_keys cancel_keys; /* this worker's clients by BackendKeyData */
 	uint64_t next_client_id;
 };

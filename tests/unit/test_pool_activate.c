@@ -258,8 +258,7 @@ Test(activate, wait_failed_is_deferred_and_cancellable)
 
 Test(activate, app_token_is_told_on_the_loop_or_passed_on)
 {
-	bool oom;
-	struct app_gate *g = app_gate_get(&fx.env, "capped", &oom);
+	struct app_gate *g = app_gate_get(&fx.env, "capped");
 	cr_assert(g);
 	struct pool_waiter x, y, z;
 	waiter_init(&x);
