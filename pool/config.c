@@ -63,6 +63,7 @@ static const struct ini_key corral_keys[] = {
 	{ "listen_addr", ini_key_address, FIELD(listen_addr), 0, 0 },
 	{ "listen_port", ini_key_int, FIELD(listen_port), 1, 65535 },
 	{ "workers", ini_key_int, FIELD(workers), 1, MAX_WORKERS },
+	{ "so_reuseport", ini_key_bool, FIELD(so_reuseport), 0, 0 },
 	{ "auth_type", parse_auth_type_key, FIELD(auth_type), 0, 0 },
 	{ "auth_file", ini_key_nonempty, FIELD(auth_file), 0, 0 },
 	{ "pool_mode", parse_pool_mode_key, FIELD(pool_mode), 0, 0 },

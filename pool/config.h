@@ -55,6 +55,7 @@ struct corral_config {
 	char *listen_addr;
 	int listen_port;
 	int workers;
+	bool so_reuseport;       /* other corrals may listen on the same address and port */
 	enum auth_type auth_type;
 	char *auth_file;         /* resolved relative to the current directory, as given */
 	enum pool_mode pool_mode;

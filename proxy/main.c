@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "pool/config.h"
 #include "proxy/auth_file.h"
+#include "proxy/listen_guard.h"
 #include "proxy/workers.h"
 
 #define CORRAL_VERSION "0.1.0"
@@ -64,8 +65,20 @@ static int run(const struct corral_config *cfg, const struct auth_file *auth)
 	struct workers ws;
 	int rc = 1;
 	struct event *sigs[3] = { NULL, NULL, NULL };
+	struct listen_guard guard;
+	char err[256];
+	if (!listen_guard_claim(&guard, cfg->listen_addr, cfg->listen_port, cfg->so_reuseport, err,
+				sizeof(err))) {
+		fprintf(stderr, "corral: %s\n", err);
+		return 1;
+	}
 	if (!workers_init(&ws, cfg->workers, cfg, auth))
 		goto out;
+	if (!listen_guard_confirm(&guard, cfg->listen_addr, cfg->listen_port, cfg->so_reuseport,
+				  err, sizeof(err))) {
+		fprintf(stderr, "corral: %s\n", err);
+		goto out;
+	}
 	/* Signals are caught on worker 0's loop, which runs on this (the main) thread. */
 	struct event_base *base = ws.w[0].base;
 	sigs[0] = evsignal_new(base, SIGINT, on_signal, &ws);
@@ -74,9 +87,10 @@ static int run(const struct corral_config *cfg, const struct auth_file *auth)
 	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
 		if (!sigs[i] || evsignal_add(sigs[i], NULL) != 0)
 			goto out;
-	log_info("event=listening addr=%s port=%d workers=%d pool_mode=%s auth_type=%s databases=%zu",
-		 cfg->listen_addr, cfg->listen_port, cfg->workers, pool_mode_name(cfg->pool_mode),
-		 auth_type_name(cfg->auth_type), cfg->n_dbs);
+	log_info("event=listening addr=%s port=%d workers=%d so_reuseport=%s pool_mode=%s auth_type=%s "
+		 "databases=%zu",
+		 cfg->listen_addr, cfg->listen_port, cfg->workers, cfg->so_reuseport ? "yes" : "no",
+		 pool_mode_name(cfg->pool_mode), auth_type_name(cfg->auth_type), cfg->n_dbs);
 	workers_run(&ws);
 	rc = 0;
 out:
@@ -84,6 +98,7 @@ out:
 		if (sigs[i])
 			event_free(sigs[i]);
 	workers_shutdown(&ws);
+	listen_guard_release(&guard);
 	return rc;
 }
 
