@@ -3,11 +3,15 @@
  *   corral -c conf/corral.ini      run in the foreground, log to stderr
  *   corral -t -c conf/corral.ini   check the configuration and exit
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -46,6 +50,29 @@ static void raise_fd_limit(int max_client_conn)
 	if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)max_client_conn + 100 > rl.rlim_cur)
 		log_warn("event=config_warning msg=\"max_client_conn = %d but only %llu file descriptors; raise ulimit -n\"",
 			 max_client_conn, (unsigned long long)rl.rlim_cur);
+}
+
+/*
+ * An auth_file that cannot be opened is a mistake in the configuration: say where it was
+ * set, and where a relative path was looked for (the working directory, not the
+ * configuration file's directory).  Errors inside the file name the file's own lines.
+ */
+static bool auth_file_readable(const struct corral_config *cfg, char *err, size_t errlen)
+{
+	int fd = open(cfg->auth_file, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return true;
+	}
+	int e = errno;
+	char where[PATH_MAX + 64] = "";
+	char cwd[PATH_MAX];
+	if (cfg->auth_file[0] != '/')
+		snprintf(where, sizeof(where), " (relative to the working directory %s)",
+			 getcwd(cwd, sizeof(cwd)) ? cwd : "?");
+	snprintf(err, errlen, "%s:%d: auth_file: cannot open \"%s\"%s: %s", cfg->path,
+		 cfg->auth_file_line, cfg->auth_file, where, strerror(e));
+	return false;
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -111,10 +138,10 @@ int main(int argc, char **argv)
 	const char *path = args.config;
 	bool check_only = args.check_only;
 
-	char err[1024];
+	char err[4096];
 	struct corral_config cfg;
 	if (!config_load(path, &cfg, err, sizeof(err))) {
-		fprintf(stderr, "corral: %s\n", err);
+		cli_print_errors("corral", err);
 		return 1;
 	}
 	enum log_level level;
@@ -122,7 +149,8 @@ int main(int argc, char **argv)
 		log_set_level(level);
 	struct auth_file auth = { 0 };
 	if (cfg.auth_file && cfg.auth_file[0] &&
-	    !auth_file_load(cfg.auth_file, &auth, err, sizeof(err))) {
+	    (!auth_file_readable(&cfg, err, sizeof(err)) ||
+	     !auth_file_load(cfg.auth_file, &auth, err, sizeof(err)))) {
 		fprintf(stderr, "corral: %s\n", err);
 		config_free(&cfg);
 		return 1;

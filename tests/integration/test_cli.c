@@ -79,6 +79,36 @@ Test(cli, config_check_mode)
 	expect_config_error("bad listen_port", text, 2, "listen_port");
 	free(text);
 
+	/* Every error is reported, each on a line of its own. */
+	char *bad = h_path("bad.ini");
+	h_write_file(bad, "[corral]\nlisten_prot = 1\nlogfile = x.log\nworkers = 0\n");
+	r = h_run(10, "%s -t -c %s", H.corral_bin, bad);
+	char *want =
+		h_printf("corral: %s:2: listen_prot: unknown key in [corral]; did you mean "
+			 "listen_port?\n"
+			 "corral: %s:3: logfile: not supported by corral; corral logs to stderr "
+			 "only (redirect it, or let systemd's journal keep it)\n"
+			 "corral: %s:4: workers: must be an integer between 1 and 256, got "
+			 "\"0\"\n",
+			 bad, bad, bad);
+	cr_expect_eq(r.status, 1, "three errors: status %d", r.status);
+	cr_expect_str_eq(r.err, want);
+	h_cmd_free(&r);
+	free(want);
+
+	/* An auth_file that cannot be opened: where it was set, and that a relative path is
+	 * taken from the working directory (here DIR, not where corral.ini is). */
+	h_write_file(bad, "[corral]\nlisten_port = 1\nauth_file = no-such-userlist.txt\n");
+	r = h_run(10, "cd / && %s -t -c %s", H.corral_bin, bad);
+	want = h_printf("corral: %s:3: auth_file: cannot open \"no-such-userlist.txt\" (relative "
+			"to the working directory /): No such file or directory\n",
+			bad);
+	cr_expect_eq(r.status, 1, "missing auth_file: status %d", r.status);
+	cr_expect_str_eq(r.err, want);
+	h_cmd_free(&r);
+	free(want);
+	free(bad);
+
 	/* A file that does not exist. */
 	r = h_run(10, "%s -t -c %s/nonexistent.ini", H.corral_bin, H.dir);
 	cr_expect(r.status > 0 && r.status < 128, "missing config: status %d", r.status);
