@@ -303,6 +303,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	case ENV_STARTING:
 		snprintf(msg, sizeof(msg), "Init timed out after %.2f seconds",
 			 (double)env->fn->rt->cfg->init_timeout_usec / USEC_PER_SEC);
+		/* As env_init_failed for an fn_init that returned: the cause is in the log. */
+		log_warn("event=env_init_timeout function=%s pid=%d init_timeout_s=%.2f",
+			 env->fn->cfg->name, (int)env->pid,
+			 (double)env->fn->rt->cfg->init_timeout_usec / USEC_PER_SEC);
 		snprintf(env->error, sizeof(env->error), "%s", msg);
 		env->call = NULL;
 		if (call)
