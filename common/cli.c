@@ -2,6 +2,7 @@
 #include "common/cli.h"
 
 #include <getopt.h>
+#include <string.h>
 
 int cli_parse(int argc, char **argv, const char *name, const char *version,
 	      void (*usage)(FILE *out), struct cli_args *out)
@@ -39,4 +40,15 @@ int cli_parse(int argc, char **argv, const char *name, const char *version,
 		return 2;
 	}
 	return -1;
+}
+
+void cli_print_errors(const char *name, const char *errors)
+{
+	while (*errors) {
+		size_t len = strcspn(errors, "\n");
+		fprintf(stderr, "%s: %.*s\n", name, (int)len, errors);
+		errors += len;
+		if (*errors == '\n')
+			errors++;
+	}
 }

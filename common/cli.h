@@ -21,4 +21,7 @@ struct cli_args {
 int cli_parse(int argc, char **argv, const char *name, const char *version,
 	      void (*usage)(FILE *out), struct cli_args *out);
 
+/* Each line of errors (a loader's "FILE:LINE: KEY: why" lines) on stderr as "NAME: line". */
+void cli_print_errors(const char *name, const char *errors);
+
 #endif

@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "common/parse.h"
+#include "common/suggest.h"
 
 void ini_load_begin(struct ini_load *ld, const char *path, char *err, size_t errlen)
 {
@@ -23,22 +24,29 @@ void ini_load_begin(struct ini_load *ld, const char *path, char *err, size_t err
 static void vfail_line(struct ini_load *ld, int line, const char *key, const char *fmt, va_list ap)
 	PRINTF_LIKE(4, 0);
 
+/* Appends one error as a line of its own to err (a message that does not fit is cut). */
 static void vfail_line(struct ini_load *ld, int line, const char *key, const char *fmt, va_list ap)
 {
-	if (ld->failed)
-		return;
+	if (!ld->failed)
+		ld->err_line = line;
 	ld->failed = true;
-	ld->err_line = line;
+	ld->n_errors++;
 	if (!ld->err || ld->errlen == 0)
+		return;
+	size_t used = strlen(ld->err);
+	if (used > 0 && used + 1 < ld->errlen)
+		ld->err[used++] = '\n';
+	if (used + 1 >= ld->errlen)
 		return;
 	char where[16] = "";
 	if (line > 0)
 		snprintf(where, sizeof(where), ":%d", line);
-	int n = snprintf(ld->err, ld->errlen, "%s%s: %s%s", ld->path, where, key ? key : "",
-			 key ? ": " : "");
-	if (n < 0 || (size_t)n >= ld->errlen)
+	char *at = ld->err + used;
+	size_t room = ld->errlen - used;
+	int n = snprintf(at, room, "%s%s: %s%s", ld->path, where, key ? key : "", key ? ": " : "");
+	if (n < 0 || (size_t)n >= room)
 		return;
-	vsnprintf(ld->err + n, ld->errlen - (size_t)n, fmt, ap);
+	vsnprintf(at + n, room - (size_t)n, fmt, ap);
 }
 
 void ini_fail_line(struct ini_load *ld, int line, const char *key, const char *fmt, ...)
@@ -57,8 +65,7 @@ void ini_fail(struct ini_load *ld, const char *key, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* A "[...]" line: its shape is checked here, its name by the loader's hook. */
-static void section_header(struct ini_load *ld, const char *line)
+static void check_section_header(struct ini_load *ld, const char *line)
 {
 	const char *end = strchr(line, ']');
 	if (!end) {
@@ -72,38 +79,60 @@ static void section_header(struct ini_load *ld, const char *line)
 	ld->section(ld, line + 1, (size_t)(end - line - 1));
 }
 
-/* inih's ini_reader (an fgets() look-alike); see the comment in ini_load.h. */
+/* A "[...]" line: its shape is checked here, its name by the loader's hook.  The keys
+ * under a header that failed are skipped: their errors would only follow from it. */
+static void section_header(struct ini_load *ld, const char *line)
+{
+	int before = ld->n_errors;
+	check_section_header(ld, line);
+	ld->skip_keys = ld->n_errors > before;
+}
+
+/*
+ * inih's ini_reader (an fgets() look-alike); see the comment in ini_load.h.  A line with
+ * an error goes to inih as an empty line, so reading goes on and every error is found;
+ * only a read error ends the file.
+ */
 static char *read_line(char *str, int num, void *stream)
 {
 	struct ini_load *ld = stream;
-	if (num < 1 || ld->failed)
+	if (num < 1 || ld->fatal)
 		return NULL;
 	errno = 0;
 	ssize_t n = getline(&ld->buf, &ld->cap, ld->file);
 	if (n < 0) {
 		int e = errno;
-		if (ferror(ld->file))
+		if (ferror(ld->file)) {
 			ini_fail_line(ld, 0, NULL, "cannot read: %s", strerror(e));
+			ld->fatal = true;
+		}
 		return NULL;
 	}
 	ld->lineno++;
 	ld->line = NULL;
+	str[0] = '\0';
 	if (memchr(ld->buf, '\0', (size_t)n)) {
 		ini_fail(ld, NULL, "line contains a NUL byte");
-		return NULL;
+		return str;
 	}
+	int before = ld->n_errors;
 	char *s = parse_clean_ini_line(ld->buf, ld->lineno == 1);
 	bool header = *s == '[' && ld->section;
 	if (header && ld->section_first)
 		section_header(ld, s);
 	size_t len = strlen(s);
-	if (len >= (size_t)num)
+	if (len >= (size_t)num) {
 		ini_fail(ld, NULL, "line is %zu characters long; inih reads at most %d", len,
 			 num - 1);
-	else if (header && !ld->section_first)
+		ld->skip_keys |= header;
+	} else if (header && !ld->section_first) {
 		section_header(ld, s);
-	if (ld->failed)
-		return NULL;
+	} else if (!header && *s && !strpbrk(s, "=:")) {
+		/* What inih would refuse; said here so that reading goes on. */
+		ini_fail(ld, NULL, "expected \"[section]\" or \"key = value\"");
+	}
+	if (ld->n_errors > before || (!header && ld->skip_keys))
+		return str;
 	/* inih copies it; ours stays intact until the next line. */
 	ld->line = s;
 	memcpy(str, s, len + 1);
@@ -119,6 +148,7 @@ void ini_load_parse_file(struct ini_load *ld,
 	if (!ld->file) {
 		int e = errno;
 		ini_fail_line(ld, 0, NULL, "cannot open: %s", strerror(e));
+		ld->fatal = true;
 		return;
 	}
 	int rc = ini_parse_stream(read_line, ld, on_entry, user);
@@ -130,9 +160,9 @@ void ini_load_parse_file(struct ini_load *ld,
 	ld->line = NULL;
 	if (rc == -2) {
 		ini_fail_line(ld, 0, NULL, "out of memory");
-	} else if (rc > 0 && (!ld->failed || rc < ld->err_line)) {
-		/* inih found a line that is neither "[section]" nor "key = value". */
-		ld->failed = false;
+	} else if (rc > 0 && !ld->failed) {
+		/* inih refused a line the reader let through (the loaders' own errors make
+		 * rc > 0 too, and have been said). */
 		ini_fail_line(ld, rc, NULL, "expected \"[section]\" or \"key = value\"");
 	}
 }
@@ -153,12 +183,34 @@ int ini_key_index(const struct ini_key *keys, size_t n, const char *name)
 	return -1;
 }
 
+static void unknown_key(struct ini_load *ld, const struct ini_key *keys, size_t n,
+			const char *section, const char *name)
+{
+	for (size_t i = 0; i < ld->n_unsupported; i++) {
+		const struct ini_unsupported *u = &ld->unsupported[i];
+		if (strcmp(u->name, name) != 0)
+			continue;
+		ini_fail(ld, name, "not supported by %s%s%s", ld->unsupported_by,
+			 u->hint ? "; " : "", u->hint ? u->hint : "");
+		return;
+	}
+	struct suggest s;
+	suggest_begin(&s, name);
+	for (size_t i = 0; i < n; i++)
+		suggest_consider(&s, keys[i].name);
+	const char *best = suggest_result(&s);
+	if (best)
+		ini_fail(ld, name, "unknown key in [%s]; did you mean %s?", section, best);
+	else
+		ini_fail(ld, name, "unknown key in [%s]", section);
+}
+
 void ini_key_set(struct ini_load *ld, const struct ini_key *keys, size_t n, int *seen, void *obj,
 		 const char *section, const char *name, const char *value)
 {
 	int i = ini_key_index(keys, n, name);
 	if (i < 0) {
-		ini_fail(ld, name, "unknown key in [%s]", section);
+		unknown_key(ld, keys, n, section, name);
 		return;
 	}
 	if (seen[i]) {

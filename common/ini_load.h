@@ -13,8 +13,10 @@
  *     letting inih split it into two lines silently;
  *   - hands every "[...]" line to the loader's section hook, because inih never
  *     reports a section without keys and cuts section names at 49 characters;
- *   - stops inih at the first error.
- * Only the first error is reported: later ones are often consequences of it.
+ *   - hands inih an empty line instead of one with an error, and skips the keys under
+ *     a section header with an error, so every error in the file is reported, one
+ *     "FILE:LINE: KEY: why" line each, in the order of the file, but none that only
+ *     follows from an earlier one.
  *
  * A loader embeds struct ini_load in its own context and gets back to that with
  * container_of() in its hooks and key parsers.
@@ -43,12 +45,20 @@ struct ini_load {
 	 */
 	void (*section)(struct ini_load *ld, const char *name, size_t len);
 	bool section_first;
+	/* Keys of a related program (PgBouncer's, for corral) that ini_key_set() refuses as
+	 * "not supported by UNSUPPORTED_BY" with their hint rather than as unknown. */
+	const struct ini_unsupported *unsupported;
+	size_t n_unsupported;
+	const char *unsupported_by;
 
 	/* Kept by the reader. */
 	int lineno;  /* the line inih is working on: the reader returned it last */
 	char *line;  /* that line as the reader handed it to inih, until the next one */
 	bool failed; /* an error is recorded */
-	int err_line;
+	int n_errors;
+	int err_line;   /* the first error's */
+	bool fatal;     /* the file cannot be read on */
+	bool skip_keys; /* the last section header had an error */
 	FILE *file;
 	char *buf; /* getline()'s buffer, reused for every line */
 	size_t cap;
@@ -58,8 +68,9 @@ struct ini_load {
 void ini_load_begin(struct ini_load *ld, const char *path, char *err, size_t errlen);
 
 /*
- * Records "FILE:LINE: KEY: why" (line 0: no LINE, key NULL: no KEY) in err, truncated to
- * errlen; only the first error is kept.  ini_fail() is the same at the current line.
+ * Appends "FILE:LINE: KEY: why" (line 0: no LINE, key NULL: no KEY) to err, a line for
+ * each error (joined by '\n', no newline after the last), cut at errlen.  ini_fail() is
+ * the same at the current line.
  */
 void ini_fail_line(struct ini_load *ld, int line, const char *key, const char *fmt, ...)
 	PRINTF_LIKE(4, 5);
@@ -68,8 +79,8 @@ void ini_fail(struct ini_load *ld, const char *key, const char *fmt, ...) PRINTF
 /*
  * Reads ld->path with inih, on_entry(user, section, name, value) taking each key (value
  * NULL for a line without '=' if inih allows it).  on_entry returns 0 after an error, as
- * inih wants.  A line inih cannot read becomes "expected \"[section]\" or \"key =
- * value\"" unless an earlier line failed already.
+ * inih wants; reading goes on.  A line inih cannot read becomes "expected \"[section]\"
+ * or \"key = value\"".
  */
 void ini_load_parse_file(struct ini_load *ld,
 			 int (*on_entry)(void *user, const char *section, const char *name,
@@ -77,6 +88,12 @@ void ini_load_parse_file(struct ini_load *ld,
 			 void *user);
 
 /* ---- keys described by a table ---------------------------------------------------------- */
+
+/* A key this program does not have; hint (or NULL) says what to do instead. */
+struct ini_unsupported {
+	const char *name;
+	const char *hint;
+};
 
 /* One key: how to parse it and where it goes (offset in the struct obj points to). */
 struct ini_key {
@@ -99,7 +116,9 @@ int ini_key_index(const struct ini_key *keys, size_t n, const char *name);
 
 /*
  * Sets key name of [section] in obj with its parser; seen[] (parallel to keys, 0 = not
- * yet) records the line, so a key given twice is an error, as is one not in keys.
+ * yet) records the line, so a key given twice is an error, as is one not in keys: "not
+ * supported by ..." if it is in ld->unsupported, else "unknown key in [section]" with
+ * "; did you mean KEY?" when one of keys is close (common/suggest.h).
  */
 void ini_key_set(struct ini_load *ld, const struct ini_key *keys, size_t n, int *seen, void *obj,
 		 const char *section, const char *name, const char *value);

@@ -63,14 +63,59 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	fwrite(line, 1, len, stderr);
 }
 
+/* The letter after the backslash for the characters with a short escape, else 0. */
+static char short_escape(unsigned char ch)
+{
+	switch (ch) {
+	case '"':
+	case '\\':
+		return (char)ch;
+	case '\n':
+		return 'n';
+	case '\r':
+		return 'r';
+	case '\t':
+		return 't';
+	default:
+		return 0;
+	}
+}
+
+/* The escape of ch into esc (2 or 4 bytes), or 0 when ch stands as it is. */
+static size_t escape_char(unsigned char ch, char esc[4])
+{
+	static const char hex[] = "0123456789abcdef";
+	esc[0] = '\\';
+	esc[1] = short_escape(ch);
+	if (esc[1])
+		return 2;
+	if (ch >= 0x20 && ch != 0x7f)
+		return 0;
+	esc[1] = 'x';
+	esc[2] = hex[ch >> 4];
+	esc[3] = hex[ch & 15];
+	return 4;
+}
+
 const char *log_clean(const char *in, char *out, size_t outlen)
 {
+	if (outlen == 0)
+		return out;
 	size_t n = 0;
-	for (; *in && n + 1 < outlen; in++, n++) {
-		unsigned char ch = (unsigned char)*in;
-		out[n] = ch == '"' ? '\'' : ch < 0x20 ? ' ' : (char)ch;
+	for (; *in; in++) {
+		char esc[4];
+		size_t len = escape_char((unsigned char)*in, esc);
+		/* Never half an escape: a value cut after a lone backslash would escape
+		 * the closing quote. */
+		if (n + (len ? len : 1) >= outlen)
+			break;
+		if (len) {
+			memcpy(out + n, esc, len);
+			n += len;
+		} else {
+			out[n++] = *in;
+		}
 	}
-	if (outlen)
-		out[n] = '\0';
+	out[n] = '\0';
 	return out;
 }

@@ -17,8 +17,12 @@ void log_set_level(enum log_level level);
 bool log_level_parse(const char *name, enum log_level *out) WARN_UNUSED;
 bool log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) PRINTF_LIKE(2, 3);
-/* Copies in to out so it can stand inside a quoted value: '"' becomes '\'' and
- * control characters become spaces.  Returns out. */
+/* Copies in to out escaped so it can stand inside a quoted value: '"' and '\\' get a
+ * backslash, newline, CR and tab become \n \r \t, other control bytes \xNN (logfmt's
+ * and Go's %q convention, so a parser can split and unescape every line).  Cut short
+ * (never inside an escape) when out is too small.  Returns out.  Every value that can
+ * hold a blank or a quote, from a client, PostgreSQL, a function or the system, goes
+ * through it and into "...". */
 const char *log_clean(const char *in, char *out, size_t outlen);
 
 #define log_debug(...)                                   \

@@ -11,7 +11,10 @@
  *     reports an empty section;
  *   - the reader keeps the line (ini.line), because inih ends a key at ':' as well as
  *     '=' and names in [users] and [limits] may contain a ':'.
- * Only the first error is reported: later ones are often consequences of it.
+ * Every error is reported (see ini_load.h), one "FILE:LINE: KEY: why" line each; the
+ * rules between keys (check_whole) only once every line is right, since their
+ * errors would often follow from an earlier one.  PgBouncer's settings corral does not
+ * have are named as such (config_unsupported.c), and a misspelt key gets "did you mean".
  */
 #include "pool/config.h"
 
@@ -26,6 +29,8 @@
 
 #include "common/ini_load.h"
 #include "common/parse.h"
+#include "common/suggest.h"
+#include "pool/config_unsupported.h"
 
 #define MAX_WORKERS 256
 #define MAX_POOL_SIZE 10000
@@ -63,6 +68,7 @@ static const struct ini_key corral_keys[] = {
 	{ "listen_addr", ini_key_address, FIELD(listen_addr), 0, 0 },
 	{ "listen_port", ini_key_int, FIELD(listen_port), 1, 65535 },
 	{ "workers", ini_key_int, FIELD(workers), 1, MAX_WORKERS },
+	{ "so_reuseport", ini_key_bool, FIELD(so_reuseport), 0, 0 },
 	{ "auth_type", parse_auth_type_key, FIELD(auth_type), 0, 0 },
 	{ "auth_file", ini_key_nonempty, FIELD(auth_file), 0, 0 },
 	{ "pool_mode", parse_pool_mode_key, FIELD(pool_mode), 0, 0 },
@@ -319,6 +325,26 @@ static bool set_line_key(struct load_ctx *ctx, const char *owner, void *obj,
 typedef bool (*pair_setter)(struct load_ctx *ctx, const char *owner, void *obj, const char *key,
 			    const char *val);
 
+/* A keyword on a database line that is neither corral's nor libpq's. */
+static void unknown_db_keyword(struct load_ctx *ctx, const char *owner, const char *key)
+{
+	const struct ini_unsupported *u = config_unsupported_db_key(key);
+	if (u) {
+		fail(ctx, owner, "\"%s\" is not supported by corral%s%s", key, u->hint ? "; " : "",
+		     u->hint ? u->hint : "");
+		return;
+	}
+	struct suggest s;
+	suggest_begin(&s, key);
+	for (size_t i = 0; i < ARRAY_SIZE(db_keys); i++)
+		suggest_consider(&s, db_keys[i].name);
+	for (const PQconninfoOption *o = ctx->libpq_options; o->keyword; o++)
+		suggest_consider(&s, o->keyword);
+	const char *best = suggest_result(&s);
+	fail(ctx, owner, "unknown connection keyword \"%s\" (not one libpq knows)%s%s%s", key,
+	     best ? "; did you mean " : "", best ? best : "", best ? "?" : "");
+}
+
 /* A database line: corral's keys are taken out, the rest must be libpq's. */
 static bool db_set(struct load_ctx *ctx, const char *owner, void *obj, const char *key,
 		   const char *val)
@@ -337,7 +363,7 @@ static bool db_set(struct load_ctx *ctx, const char *owner, void *obj, const cha
 		return false;
 	}
 	if (!known)
-		fail(ctx, owner, "unknown connection keyword \"%s\" (not one libpq knows)", key);
+		unknown_db_keyword(ctx, owner, key);
 	return known;
 }
 
@@ -373,11 +399,13 @@ static char *rstrip(char *s)
  * around '=' are allowed, a value is either bare (ends at a blank) or in single
  * quotes, and a backslash escapes the next character in both.  Unquoting happens in
  * place in text.  Values are never echoed in messages: one may be a password.
- * [users] lines use the same syntax.
+ * [users] lines use the same syntax.  A keyword that cannot be set does not end the
+ * line, so each one with an error is reported; a syntax error does.
  */
 static bool parse_conninfo(struct load_ctx *ctx, const char *owner, char *text, pair_setter set,
 			   void *obj)
 {
+	bool ok = true;
 	char *cp = skip_space(text);
 	while (*cp) {
 		char *key = cp;
@@ -420,10 +448,10 @@ static bool parse_conninfo(struct load_ctx *ctx, const char *owner, char *text, 
 		}
 		*out = '\0';
 		if (!set(ctx, owner, obj, key, val))
-			return false;
+			ok = false;
 		cp = skip_space(cp);
 	}
-	return true;
+	return ok;
 }
 
 /* parse_conninfo() on a copy of value, which may be const. */
@@ -657,9 +685,11 @@ static void check_section(struct ini_load *ld, const char *name, size_t len)
 		if (strlen(known[i]) == len && memcmp(name, known[i], len) == 0)
 			return;
 	}
+	bool pgbouncer = len == strlen("pgbouncer") && memcmp(name, "pgbouncer", len) == 0;
 	fail(ctx, NULL,
-	     "[%.*s]: unknown section (corral knows [corral], [databases], [users] and [limits])",
-	     (int)len, name);
+	     "[%.*s]: unknown section (corral knows [corral], [databases], [users] and "
+	     "[limits])%s",
+	     (int)len, name, pgbouncer ? "; PgBouncer's settings go under [corral]" : "");
 }
 
 static bool set_defaults(struct load_ctx *ctx, const char *path)
@@ -722,11 +752,15 @@ bool config_load(const char *path, struct corral_config *out, char *err, size_t 
 	ini_load_begin(&ctx.ini, path, err, errlen);
 	ctx.ini.section = check_section;
 	ctx.ini.section_first = true; /* name a bad header even on an overlong line */
+	ctx.ini.unsupported = config_unsupported_keys;
+	ctx.ini.n_unsupported = config_n_unsupported_keys;
+	ctx.ini.unsupported_by = "corral";
 	if (set_defaults(&ctx, path))
 		ini_load_parse_file(&ctx.ini, on_entry, &ctx);
 	PQconninfoFree(ctx.libpq_options);
 	if (!ctx.ini.failed)
 		check_whole(&ctx);
+	out->auth_file_line = key_line(&ctx, "auth_file");
 	if (ctx.ini.failed) {
 		config_free(out);
 		return false;

@@ -55,8 +55,10 @@ struct corral_config {
 	char *listen_addr;
 	int listen_port;
 	int workers;
+	bool so_reuseport;       /* other corrals may listen on the same address and port */
 	enum auth_type auth_type;
 	char *auth_file;         /* resolved relative to the current directory, as given */
+	int auth_file_line;      /* where it was set, for errors about the file */
 	enum pool_mode pool_mode;
 	int default_pool_size;
 	int max_client_conn;

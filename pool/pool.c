@@ -8,6 +8,7 @@
 #include <event2/buffer.h>
 
 #include "common/inbox.h"
+#include "common/ids.h"
 #include "common/log.h"
 #include "pool/activate.h"
 #include "pool/app_gate.h"
@@ -320,7 +321,8 @@ static void launch_login(struct pool *pool)
 		return;
 	}
 	s->pool = pool;
-	s->id = ++pool->env->next_server_id;
+	s->id = worker_unique_id(++pool->env->next_server_id, pool->env->worker_id,
+				 pool->env->n_workers);
 	s->created = clock_now_usec();
 	s->login_fd = -1;
 	s->state = SV_CLOSED;
@@ -880,9 +882,10 @@ static void closing_event(struct bufferevent *bev, short what, void *arg)
 void pool_close_server(struct server *s, const char *reason)
 {
 	struct pool *pool = s->pool;
+	char why[512];
 	log_info("event=server_closed server=%llu db=%s user=%s pid=%d state=%s reason=\"%s\"",
 		 (unsigned long long)s->id, pool->db->name, pool->user, s->backend_pid,
-		 server_state_name(s->state), reason);
+		 server_state_name(s->state), log_clean(reason, why, sizeof(why)));
 	if (s->state == SV_CLOSING || s->state == SV_CLOSED)
 		return;
 	/* A client's query may run on it (not on one only reserved for a waiter). */

@@ -13,6 +13,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "common/ids.h"
 #include "common/log.h"
 #include "pool/app_gate.h"
 #include "pool/cancel.h"
@@ -48,30 +49,33 @@ const char *client_state_name(enum client_state st)
 	return state_names[st];
 }
 
-/* user="..." db="..." for log lines: names come from the client, so they are
- * quoted and cleaned (no forged fields or lines). */
-static const char *who(const struct client *c, char *buf, size_t len)
-{
-	char user[80], db[80];
-	snprintf(buf, len, "user=\"%s\" db=\"%s\"", log_clean(c->user ? c->user : "", user, sizeof(user)),
-		 log_clean(c->database ? c->database : "", db, sizeof(db)));
-	return buf;
-}
-
-/* host:port of a client, for its login line (formatted only when that is logged). */
+/* host:port of a client ([host]:port for IPv6). */
 static const char *format_peer(const struct client *c, char *out, size_t outlen)
 {
 	char host[INET6_ADDRSTRLEN] = "?";
 	int port = 0;
+	bool v6 = c->peer.sa.sa_family == AF_INET6;
 	if (c->peer.sa.sa_family == AF_INET) {
 		inet_ntop(AF_INET, &c->peer.in.sin_addr, host, sizeof(host));
 		port = ntohs(c->peer.in.sin_port);
-	} else if (c->peer.sa.sa_family == AF_INET6) {
+	} else if (v6) {
 		inet_ntop(AF_INET6, &c->peer.in6.sin6_addr, host, sizeof(host));
 		port = ntohs(c->peer.in6.sin6_port);
 	}
-	snprintf(out, outlen, "%s:%d", host, port);
+	snprintf(out, outlen, v6 ? "[%s]:%d" : "%s:%d", host, port);
 	return out;
+}
+
+/* peer=host:port user="..." db="..." for every log line about a client, so a failed
+ * login names where it came from; names come from the client, so they are quoted
+ * and escaped (no forged fields or lines).  Formatted only when the line is written. */
+const char *client_log_who(const struct client *c, char *buf, size_t len)
+{
+	char user[130], db[130], peer[INET6_ADDRSTRLEN + 8];
+	snprintf(buf, len, "peer=%s user=\"%s\" db=\"%s\"", format_peer(c, peer, sizeof(peer)),
+		 log_clean(c->user ? c->user : "", user, sizeof(user)),
+		 log_clean(c->database ? c->database : "", db, sizeof(db)));
+	return buf;
 }
 
 static void client_read(struct bufferevent *bev, void *arg);
@@ -218,9 +222,10 @@ void client_close(struct client *c, const char *reason)
 		bufferevent_free(c->bev); /* closes the socket */
 		c->bev = NULL;
 	}
-	char ids[200];
+	char ids[400], why[512];
 	log_info("event=client_closed client=%llu %s state=%s reason=\"%s\"",
-		 (unsigned long long)c->id, who(c, ids, sizeof(ids)), client_state_name(c->state), reason);
+		 (unsigned long long)c->id, client_log_who(c, ids, sizeof(ids)),
+		 client_state_name(c->state), log_clean(reason, why, sizeof(why)));
 	client_set_state(c, CL_CLOSED);
 	atomic_fetch_sub(&w->shared->clients, 1);
 	event_active(w->reap_ev, 0, 0);
@@ -253,9 +258,10 @@ void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...)
 	 * land inside it, so the client can only be disconnected. */
 	bool mid_message = c->server && c->relay.to_client_remaining > 0;
 	detach(c);
-	char clean[sizeof(msg)], ids[200];
+	char clean[2 * sizeof(msg)], ids[400];
 	log_info("event=client_error client=%llu %s state=%s sqlstate=%s msg=\"%s\"",
-		 (unsigned long long)c->id, who(c, ids, sizeof(ids)), client_state_name(c->state),
+		 (unsigned long long)c->id, client_log_who(c, ids, sizeof(ids)),
+		 client_state_name(c->state),
 		 sqlstate, log_clean(msg, clean, sizeof(clean)));
 	if (mid_message) {
 		client_close(c, "error in the middle of a server message");
@@ -383,7 +389,9 @@ static void cancel_queued(struct client *c)
 	c->wait_start = 0;
 	client_set_state(c, CL_IDLE);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
-	log_info("event=client_cancelled client=%llu state=waiting", (unsigned long long)c->id);
+	char ids[400];
+	log_info("event=client_cancelled client=%llu %s state=waiting", (unsigned long long)c->id,
+		 client_log_who(c, ids, sizeof(ids)));
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
 		request_server(c);
 }
@@ -397,9 +405,10 @@ void client_cancel_request(struct worker *w, uint32_t pid, uint32_t secret)
 	if (c->state == CL_WAITING || c->state == CL_WAITING_APP) {
 		cancel_queued(c);
 	} else if ((c->state == CL_ACTIVE || c->state == CL_PREPARING) && c->server) {
-		log_info("event=client_cancel client=%llu server=%llu pid=%d",
-			 (unsigned long long)c->id, (unsigned long long)c->server->id,
-			 c->server->backend_pid);
+		char ids[400];
+		log_info("event=client_cancel client=%llu %s server=%llu pid=%d",
+			 (unsigned long long)c->id, client_log_who(c, ids, sizeof(ids)),
+			 (unsigned long long)c->server->id, c->server->backend_pid);
 		(void)server_cancel(c->server);
 	}
 	/* Idle, logging in, waiting for the first login: nothing runs to cancel. */
@@ -644,7 +653,9 @@ static void link_server(struct client *c, struct server *s)
 	count_checkout(c);
 	c->server = s;
 	client_set_state(c, CL_PREPARING);
-	log_debug("event=client_linked client=%llu server=%llu pid=%d", (unsigned long long)c->id,
+	char ids[400];
+	log_debug("event=client_linked client=%llu %s server=%llu pid=%d",
+		  (unsigned long long)c->id, client_log_who(c, ids, sizeof(ids)),
 		  (unsigned long long)s->id, s->backend_pid);
 	/* Whatever the client sends meanwhile waits in its input buffer, within limits. */
 	bufferevent_setwatermark(c->bev, EV_READ, 0, WAITING_READ_LIMIT);
@@ -751,9 +762,9 @@ void client_authenticated(struct client *c)
 	}
 	c->gate = app_gate_limited(gate) ? gate : NULL;
 	client_stats_attach(c, c->pool->stats, gate->stats);
-	char ids[200], app[80], peer[INET6_ADDRSTRLEN + 8];
-	log_info("event=client_login client=%llu peer=%s %s app=\"%s\"", (unsigned long long)c->id,
-		 format_peer(c, peer, sizeof(peer)), who(c, ids, sizeof(ids)),
+	char ids[400], app[130];
+	log_info("event=client_login client=%llu %s app=\"%s\"", (unsigned long long)c->id,
+		 client_log_who(c, ids, sizeof(ids)),
 		 log_clean(c->application_name, app, sizeof(app)));
 
 	if (!pool_has_params(c->pool)) {
@@ -800,10 +811,11 @@ void client_server_lost(struct client *c, const char *reason)
 		return;
 	}
 	/* The client has the server's own FATAL, as PostgreSQL would have left it. */
-	char ids[200];
+	char ids[400], why[512];
 	log_info("event=client_error client=%llu %s state=%s reason=\"server sent FATAL: %s\"",
-		 (unsigned long long)c->id, who(c, ids, sizeof(ids)), client_state_name(c->state),
-		 reason);
+		 (unsigned long long)c->id, client_log_who(c, ids, sizeof(ids)),
+		 client_state_name(c->state),
+		 log_clean(reason, why, sizeof(why)));
 	detach(c);
 	close_after_flush(c);
 }
@@ -952,7 +964,7 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->worker = w;
-	c->id = ++w->next_client_id;
+	c->id = worker_unique_id(++w->next_client_id, w->id, w->shared->n_workers);
 	c->connected_at = clock_now_usec();
 	c->last_active = c->connected_at;
 	list_init(&c->waiter.node);

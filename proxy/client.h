@@ -124,6 +124,8 @@ void client_cancel_request(struct worker *w, uint32_t pid, uint32_t secret);
 void client_free(struct client *c);
 
 const char *client_state_name(enum client_state st);
+/* peer=host:port user="..." db="..." (escaped) into buf, for log lines about c; returns buf. */
+const char *client_log_who(const struct client *c, char *buf, size_t len);
 
 /* Pool hooks (pool/pool.h) for waiters embedded in clients. */
 extern const struct pool_hooks client_pool_hooks;

@@ -3,11 +3,15 @@
  *   corral -c conf/corral.ini      run in the foreground, log to stderr
  *   corral -t -c conf/corral.ini   check the configuration and exit
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -15,6 +19,7 @@
 #include "common/log.h"
 #include "pool/config.h"
 #include "proxy/auth_file.h"
+#include "proxy/listen_guard.h"
 #include "proxy/stats_dump.h"
 #include "proxy/workers.h"
 
@@ -48,6 +53,29 @@ static void raise_fd_limit(int max_client_conn)
 			 max_client_conn, (unsigned long long)rl.rlim_cur);
 }
 
+/*
+ * An auth_file that cannot be opened is a mistake in the configuration: say where it was
+ * set, and where a relative path was looked for (the working directory, not the
+ * configuration file's directory).  Errors inside the file name the file's own lines.
+ */
+static bool auth_file_readable(const struct corral_config *cfg, char *err, size_t errlen)
+{
+	int fd = open(cfg->auth_file, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return true;
+	}
+	int e = errno;
+	char where[PATH_MAX + 64] = "";
+	char cwd[PATH_MAX];
+	if (cfg->auth_file[0] != '/')
+		snprintf(where, sizeof(where), " (relative to the working directory %s)",
+			 getcwd(cwd, sizeof(cwd)) ? cwd : "?");
+	snprintf(err, errlen, "%s:%d: auth_file: cannot open \"%s\"%s: %s", cfg->path,
+		 cfg->auth_file_line, cfg->auth_file, where, strerror(e));
+	return false;
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	log_info("event=shutdown signal=%d", (int)sig);
@@ -72,8 +100,20 @@ static int run(const struct corral_config *cfg, const struct auth_file *auth)
 	struct workers ws;
 	int rc = 1;
 	struct event *sigs[4] = { NULL, NULL, NULL, NULL };
+	struct listen_guard guard;
+	char err[256];
+	if (!listen_guard_claim(&guard, cfg->listen_addr, cfg->listen_port, cfg->so_reuseport, err,
+				sizeof(err))) {
+		fprintf(stderr, "corral: %s\n", err);
+		return 1;
+	}
 	if (!workers_init(&ws, cfg->workers, cfg, auth))
 		goto out;
+	if (!listen_guard_confirm(&guard, cfg->listen_addr, cfg->listen_port, cfg->so_reuseport,
+				  err, sizeof(err))) {
+		fprintf(stderr, "corral: %s\n", err);
+		goto out;
+	}
 	/* Signals are caught on worker 0's loop, which runs on this (the main) thread. */
 	struct event_base *base = ws.w[0].base;
 	sigs[0] = evsignal_new(base, SIGINT, on_signal, &ws);
@@ -83,9 +123,10 @@ static int run(const struct corral_config *cfg, const struct auth_file *auth)
 	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
 		if (!sigs[i] || evsignal_add(sigs[i], NULL) != 0)
 			goto out;
-	log_info("event=listening addr=%s port=%d workers=%d pool_mode=%s auth_type=%s databases=%zu",
-		 cfg->listen_addr, cfg->listen_port, cfg->workers, pool_mode_name(cfg->pool_mode),
-		 auth_type_name(cfg->auth_type), cfg->n_dbs);
+	log_info("event=listening addr=%s port=%d workers=%d so_reuseport=%s pool_mode=%s auth_type=%s "
+		 "databases=%zu",
+		 cfg->listen_addr, cfg->listen_port, cfg->workers, cfg->so_reuseport ? "yes" : "no",
+		 pool_mode_name(cfg->pool_mode), auth_type_name(cfg->auth_type), cfg->n_dbs);
 	workers_run(&ws);
 	rc = 0;
 out:
@@ -93,6 +134,7 @@ out:
 		if (sigs[i])
 			event_free(sigs[i]);
 	workers_shutdown(&ws);
+	listen_guard_release(&guard);
 	return rc;
 }
 
@@ -105,10 +147,10 @@ int main(int argc, char **argv)
 	const char *path = args.config;
 	bool check_only = args.check_only;
 
-	char err[1024];
+	char err[4096];
 	struct corral_config cfg;
 	if (!config_load(path, &cfg, err, sizeof(err))) {
-		fprintf(stderr, "corral: %s\n", err);
+		cli_print_errors("corral", err);
 		return 1;
 	}
 	enum log_level level;
@@ -116,7 +158,8 @@ int main(int argc, char **argv)
 		log_set_level(level);
 	struct auth_file auth = { 0 };
 	if (cfg.auth_file && cfg.auth_file[0] &&
-	    !auth_file_load(cfg.auth_file, &auth, err, sizeof(err))) {
+	    (!auth_file_readable(&cfg, err, sizeof(err)) ||
+	     !auth_file_load(cfg.auth_file, &auth, err, sizeof(err)))) {
 		fprintf(stderr, "corral: %s\n", err);
 		config_free(&cfg);
 		return 1;

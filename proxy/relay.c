@@ -339,9 +339,11 @@ static void server_read(struct bufferevent *bev, void *arg)
 	}
 	if (r->tracker.lost && !r->pin_logged) {
 		r->pin_logged = true;
-		log_info("event=server_pinned client=%llu server=%llu reason=\"%s\"",
-			 (unsigned long long)c->id, (unsigned long long)c->server->id,
-			 r->tracker.why);
+		char why[256], ids[400];
+		log_info("event=server_pinned client=%llu %s server=%llu reason=\"%s\"",
+			 (unsigned long long)c->id, client_log_who(c, ids, sizeof(ids)),
+			 (unsigned long long)c->server->id,
+			 log_clean(r->tracker.why, why, sizeof(why)));
 	}
 	/* Idle timeouts count from the reply that left the client with nothing to wait
 	 * for, as PostgreSQL's idle_session_timeout does. */

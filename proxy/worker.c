@@ -1,6 +1,5 @@
 #include "proxy/worker.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -8,6 +7,7 @@
 
 #include "common/log.h"
 #include "proxy/client.h"
+#include "proxy/listen_guard.h"
 
 /* Timeouts are checked on this tick; it bounds how late a timeout can fire. */
 #define TICK_USEC 200000
@@ -68,32 +68,24 @@ static bool listen_on(struct worker *w)
 {
 	const struct corral_config *cfg = w->cfg;
 	struct sockaddr_storage ss;
-	memset(&ss, 0, sizeof(ss));
 	socklen_t sslen;
-	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-	if (inet_pton(AF_INET, cfg->listen_addr, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons((uint16_t)cfg->listen_port);
-		sslen = sizeof(*in4);
-	} else if (inet_pton(AF_INET6, cfg->listen_addr, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)cfg->listen_port);
-		sslen = sizeof(*in6);
-	} else {
-		log_error("event=listen_failed addr=%s error=\"not an IP address\"",
-			  cfg->listen_addr);
+	char where[80];
+	listen_name(cfg->listen_addr, cfg->listen_port, where, sizeof(where));
+	if (!listen_sockaddr(cfg->listen_addr, cfg->listen_port, &ss, &sslen)) {
+		log_error("event=listen_failed worker=%d error=\"could not listen on %s: not an IP "
+			  "address\"",
+			  w->id, where);
 		return false;
 	}
 	/* SO_REUSEPORT: each worker binds its own listener and the kernel spreads
-	 * connections (DESIGN.md §3). */
+	 * connections; proxy/listen_guard.h keeps other corrals out of that group. */
 	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
 			 LEV_OPT_CLOSE_ON_EXEC;
 	w->listener = evconnlistener_new_bind(w->base, on_accept, w, flags, 1024,
 					      (struct sockaddr *)&ss, (int)sslen);
 	if (!w->listener) {
-		log_error("event=listen_failed addr=%s port=%d error=\"%s\"", cfg->listen_addr,
-			  cfg->listen_port, strerror(errno));
+		log_error("event=listen_failed worker=%d error=\"could not listen on %s: %s\"",
+			  w->id, where, strerror(errno));
 		return false;
 	}
 	evconnlistener_set_error_cb(w->listener, on_accept_error);

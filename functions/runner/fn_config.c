@@ -13,7 +13,8 @@
  *
  * Cross-key rules and the defaults that depend on other keys (so, queue_database_url)
  * are applied once the whole file is read: [runner] may come after the functions.
- * Only the first error is reported: later ones are often consequences of it.
+ * Every error is reported (see ini_load.h); the cross-key rules only once every line is
+ * right, since their errors would often follow from an earlier one.
  */
 #include "functions/runner/fn_config.h"
 
@@ -476,9 +477,11 @@ static void finish(struct load_ctx *ctx)
 			return;
 		}
 	}
-	for (size_t i = 0; i < cfg->n_functions && !ctx->ini.failed; i++) {
+	for (size_t i = 0; i < cfg->n_functions; i++) {
+		int before = ctx->ini.n_errors;
 		resolve_so(ctx, i);
-		check_function(ctx, i);
+		if (ctx->ini.n_errors == before)
+			check_function(ctx, i);
 	}
 	check_provisioned_total(ctx);
 }

@@ -377,8 +377,9 @@ static void serve(struct env *env)
 		enum fn_decode_result d = fn_frame_decode(env->in.data, env->in.len, &f, &used,
 							  &why);
 		if (d == FN_DECODE_ERROR) {
+			char clean[512];
 			log_error("event=fn_env_protocol_error function=%s why=\"%s\"",
-				  env->ctx.function_name, why);
+				  env->ctx.function_name, log_clean(why, clean, sizeof(clean)));
 			_exit(ENV_EXIT_PROTOCOL);
 		}
 		if (d == FN_DECODE_OK) {

@@ -106,9 +106,11 @@ static void env_reaped(struct fn_env *env)
 		fn_call_finish(call, st, NULL, env->error[0] ? env->error : reason,
 			       env->max_rss_kb);
 	}
+	char why[2 * sizeof(reason)];
 	if (env->state != ENV_STOPPING || call)
 		log_warn("event=env_exit function=%s pid=%d state=%s reason=\"%s\"",
-			 env->fn->cfg->name, (int)env->pid, state_names[env->state], reason);
+			 env->fn->cfg->name, (int)env->pid, state_names[env->state],
+			 log_clean(reason, why, sizeof(why)));
 	else
 		log_info("event=env_exit function=%s pid=%d lived_ms=%lld", env->fn->cfg->name,
 			 (int)env->pid,
@@ -132,8 +134,9 @@ static void kill_env(struct fn_env *env)
 
 static void protocol_error(struct fn_env *env, const char *why)
 {
+	char clean[512];
 	log_error("event=env_protocol_error function=%s pid=%d why=\"%s\"", env->fn->cfg->name,
-		  (int)env->pid, why);
+		  (int)env->pid, log_clean(why, clean, sizeof(clean)));
 	snprintf(env->error, sizeof(env->error), "protocol error: %s", why);
 	struct fn_call *call = env->call;
 	env->call = NULL;
@@ -148,8 +151,10 @@ static void on_ready(struct fn_env *env, const struct fn_ready *r)
 	if (r->error[0]) {
 		/* fn_init failed: the environment exits by itself after READY. */
 		snprintf(env->error, sizeof(env->error), "%s", r->error);
+		char clean[1024];
 		log_warn("event=env_init_failed function=%s pid=%d error=\"%s\"",
-			 env->fn->cfg->name, (int)env->pid, r->error);
+			 env->fn->cfg->name, (int)env->pid,
+			 log_clean(r->error, clean, sizeof(clean)));
 		struct fn_call *call = env->call;
 		env->call = NULL;
 		set_state(env, ENV_STOPPING);
@@ -298,6 +303,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	case ENV_STARTING:
 		snprintf(msg, sizeof(msg), "Init timed out after %.2f seconds",
 			 (double)env->fn->rt->cfg->init_timeout_usec / USEC_PER_SEC);
+		/* As env_init_failed for an fn_init that returned: the cause is in the log. */
+		log_warn("event=env_init_timeout function=%s pid=%d init_timeout_s=%.2f",
+			 env->fn->cfg->name, (int)env->pid,
+			 (double)env->fn->rt->cfg->init_timeout_usec / USEC_PER_SEC);
 		snprintf(env->error, sizeof(env->error), "%s", msg);
 		env->call = NULL;
 		if (call)
@@ -347,7 +356,9 @@ struct fn_env *fn_env_start(struct fn_function *fn, struct fn_call *call)
 	};
 	char err[256];
 	if (!fn_host_spawn(&hc, &env->host, err, sizeof(err))) {
-		log_error("event=env_spawn_failed function=%s error=\"%s\"", fn->cfg->name, err);
+		char clean[2 * sizeof(err)];
+		log_error("event=env_spawn_failed function=%s error=\"%s\"", fn->cfg->name,
+			  log_clean(err, clean, sizeof(clean)));
 		free(env);
 		return NULL;
 	}

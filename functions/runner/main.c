@@ -147,10 +147,10 @@ int main(int argc, char **argv)
 		return status;
 	const char *path = args.config;
 	bool check_only = args.check_only;
-	char err[1024];
+	char err[4096];
 	struct fn_runner_config cfg;
 	if (!fn_config_load(path, &cfg, err, sizeof(err))) {
-		fprintf(stderr, "corral-fn: %s\n", err);
+		cli_print_errors("corral-fn", err);
 		return 1;
 	}
 	enum log_level level;

@@ -58,6 +58,18 @@ static void expect_login_ok(const struct h_corral *c, const char *user, const ch
 	free(ci);
 }
 
+/* Whether a line of the tail of c's log holds both a and b. */
+static bool log_line_has(const struct h_corral *c, const char *a, const char *b)
+{
+	char *tail = strdup(h_corral_log_tail(c));
+	bool found = false;
+	for (char *save = NULL, *line = strtok_r(tail, "\n", &save); line && !found;
+	     line = strtok_r(NULL, "\n", &save))
+		found = strstr(line, a) && strstr(line, b);
+	free(tail);
+	return found;
+}
+
 /* libpq's own message when a server asks for a password and it has none (fe-auth.c). */
 #define NO_PASSWORD "fe_sendauth: no password supplied"
 
@@ -68,6 +80,15 @@ Test(auth, wrong_password_and_unknown_database)
 
 	expect_login_error(c, H.user, H.db, "wrong", "28P01",
 			   "password authentication failed for user \"bench\"");
+	/* The failed login's log line says where it came from, with its inner quotes
+	 * escaped so the key=value line still parses. */
+	cr_expect(h_wait_log(c,
+			     "sqlstate=28P01 msg=\"password authentication failed for "
+			     "user \\\"bench\\\"\"",
+			     5),
+		  "no escaped 28P01 line in corral's log:\n%s", h_corral_log_tail(c));
+	cr_expect(log_line_has(c, "sqlstate=28P01", " peer=127.0.0.1:"),
+		  "the failed login's line has no peer=127.0.0.1:PORT:\n%s", h_corral_log_tail(c));
 	expect_login_error(c, H.user, "nosuchdb", H.password, "3D000",
 			   "database \"nosuchdb\" does not exist");
 	/*

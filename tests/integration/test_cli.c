@@ -79,6 +79,36 @@ Test(cli, config_check_mode)
 	expect_config_error("bad listen_port", text, 2, "listen_port");
 	free(text);
 
+	/* Every error is reported, each on a line of its own. */
+	char *bad = h_path("bad.ini");
+	h_write_file(bad, "[corral]\nlisten_prot = 1\nlogfile = x.log\nworkers = 0\n");
+	r = h_run(10, "%s -t -c %s", H.corral_bin, bad);
+	char *want =
+		h_printf("corral: %s:2: listen_prot: unknown key in [corral]; did you mean "
+			 "listen_port?\n"
+			 "corral: %s:3: logfile: not supported by corral; corral logs to stderr "
+			 "only (redirect it, or let systemd's journal keep it)\n"
+			 "corral: %s:4: workers: must be an integer between 1 and 256, got "
+			 "\"0\"\n",
+			 bad, bad, bad);
+	cr_expect_eq(r.status, 1, "three errors: status %d", r.status);
+	cr_expect_str_eq(r.err, want);
+	h_cmd_free(&r);
+	free(want);
+
+	/* An auth_file that cannot be opened: where it was set, and that a relative path is
+	 * taken from the working directory (here DIR, not where corral.ini is). */
+	h_write_file(bad, "[corral]\nlisten_port = 1\nauth_file = no-such-userlist.txt\n");
+	r = h_run(10, "cd / && %s -t -c %s", H.corral_bin, bad);
+	want = h_printf("corral: %s:3: auth_file: cannot open \"no-such-userlist.txt\" (relative "
+			"to the working directory /): No such file or directory\n",
+			bad);
+	cr_expect_eq(r.status, 1, "missing auth_file: status %d", r.status);
+	cr_expect_str_eq(r.err, want);
+	h_cmd_free(&r);
+	free(want);
+	free(bad);
+
 	/* A file that does not exist. */
 	r = h_run(10, "%s -t -c %s/nonexistent.ini", H.corral_bin, H.dir);
 	cr_expect(r.status > 0 && r.status < 128, "missing config: status %d", r.status);
@@ -128,4 +158,91 @@ Test(cli, sigterm_exits_zero)
 		     PQresStatus(PQresultStatus(r)));
 	PQclear(r);
 	PQfinish(conn);
+}
+
+/*
+ * "corral -c INI" for a corral expected to refuse the port: it exits 1 at once, and
+ * stderr holds want.  Then first is still serving.
+ */
+static void expect_port_refused(struct h_corral *first, const char *ini, const char *want)
+{
+	struct h_cmd r = h_run(10, "%s -c %s", H.corral_bin, ini);
+
+	cr_expect_eq(r.status, 1, "second corral on port %d: status %d, want 1\nstderr: %s",
+		     first->port, r.status, r.err);
+	cr_expect(strstr(r.err, want) != NULL, "stderr should contain \"%s\": [%s]", want, r.err);
+	h_cmd_free(&r);
+	h_expect_new_client(first, NULL, "select 'first'", "first");
+}
+
+/* A copy of c's configuration with its first "find" replaced by "by" (written to DIR/NAME). */
+static char *copy_ini(const struct h_corral *c, const char *name, const char *find, const char *by)
+{
+	char *path = h_path(name), *text = h_read_file(c->ini, NULL), *copy;
+
+	cr_assert_not_null(text, "cannot read %s", c->ini);
+	char *at = strstr(text, find);
+	cr_assert_not_null(at, "no \"%s\" in %s", find, c->ini);
+	copy = h_printf("%.*s%s%s", (int)(at - text), text, by, at + strlen(find));
+	h_write_file(path, copy);
+	free(copy);
+	free(text);
+	return path;
+}
+
+/*
+ * Workers of one corral share its port (SO_REUSEPORT); another corral on the same
+ * address and port is refused, unless both say so_reuseport = yes.
+ */
+Test(cli, second_corral_on_the_same_port)
+{
+	struct h_corral *c = h_corral_start("", H_BENCH_DB, NULL);
+	char *want = h_printf("corral: could not listen on 127.0.0.1:%d: address in use "
+			      "(another corral?)",
+			      c->port);
+	char *same = copy_ini(c, "same.ini", "[corral]\n", "[corral]\n");
+	char *shared = copy_ini(c, "shared.ini", "[corral]\n", "[corral]\nso_reuseport = yes\n");
+
+	expect_port_refused(c, same, want);
+	/* One that would share is refused too: the running one did not agree. */
+	char *want_shared = h_printf("corral: could not listen on 127.0.0.1:%d: address in use "
+				     "by a corral without so_reuseport = yes",
+				     c->port);
+	expect_port_refused(c, shared, want_shared);
+	h_corral_stop(c);
+
+	/* Both with so_reuseport = yes: both start, and both serve. */
+	c = h_corral_start("so_reuseport = yes\n", H_BENCH_DB, NULL);
+	char *second = copy_ini(c, "second.ini", "[corral]\n", "[corral]\n");
+	char *log = h_path("second.log");
+	const char *argv[] = {H.corral_bin, "-c", second, NULL};
+	pid_t pid = h_spawn(&(struct h_spawn){.argv = argv, .out = log, .err = log});
+	bool running = true;
+	int status;
+
+	h_track_daemon(&pid, &running);
+	cr_expect(h_wait_file(log, "event=listening", 10), "the second corral did not start:\n%s",
+		  h_log_tail(log));
+	cr_expect(h_reap(pid, &running, &status), "the second corral exited:\n%s", h_log_tail(log));
+	/* Without so_reuseport a third one is refused by the two. */
+	free(same);
+	same = copy_ini(c, "same.ini", "so_reuseport = yes\n", "so_reuseport = no\n");
+	free(want);
+	want = h_printf("could not listen on 127.0.0.1:%d: address in use (another corral?)",
+			c->port);
+	struct h_cmd r = h_run(10, "%s -c %s", H.corral_bin, same);
+	cr_expect_eq(r.status, 1, "a third corral without so_reuseport: status %d, stderr %s",
+		     r.status, r.err);
+	cr_expect(strstr(r.err, want) != NULL, "stderr should contain \"%s\": [%s]", want, r.err);
+	h_cmd_free(&r);
+	for (int i = 0; i < 4; i++)
+		h_expect_new_client(c, NULL, "select 'both'", "both");
+	h_stop_process("second corral", pid, &running, log);
+	h_corral_stop(c);
+	free(want);
+	free(want_shared);
+	free(same);
+	free(shared);
+	free(second);
+	free(log);
 }

@@ -280,6 +280,110 @@ Test(config, unknown_section)
 	expect_error(HEAD "[corral] x\n", 3, "unexpected text after ']'");
 }
 
+/* The whole error text of a load that must fail, with "@" standing for the file's path. */
+static void expect_errors(const char *text, const char *want_template)
+{
+	struct corral_config cfg;
+	char err[4096] = "", want[4096] = "";
+	bool ok = load(text, &cfg, err, sizeof(err));
+	cr_assert_not(ok, "config_load accepted:\n%s", text);
+	size_t n = 0;
+	for (const char *t = want_template; *t && n + sizeof(conf_path) < sizeof(want); t++) {
+		if (*t == '@')
+			n += (size_t)snprintf(want + n, sizeof(want) - n, "%s", conf_path);
+		else
+			want[n++] = *t;
+	}
+	want[n] = '\0';
+	cr_assert_str_eq(err, want);
+	config_free(&cfg);
+}
+
+Test(config, every_error_is_reported_in_file_order)
+{
+	expect_errors(HEAD "listen_port = x\n"
+			   "workers = 0\n"
+			   "just words\n"
+			   "pool_mode = sometimes\n"
+			   "[databases]\n"
+			   "a = pool_size=0 hots=x port=5432\n"
+			   "b = host=x\n"
+			   "b = host=y\n",
+		      "@:3: listen_port: must be an integer between 1 and 65535, got \"x\"\n"
+		      "@:4: workers: must be an integer between 1 and 256, got \"0\"\n"
+		      "@:5: expected \"[section]\" or \"key = value\"\n"
+		      "@:6: pool_mode: must be one of session, transaction, statement, got "
+		      "\"sometimes\"\n"
+		      "@:8: a: pool_size must be an integer between 1 and 10000, got \"0\"\n"
+		      "@:8: a: unknown connection keyword \"hots\" (not one libpq knows); did you "
+		      "mean host?\n"
+		      "@:10: b: database defined twice (first on line 9)");
+}
+
+Test(config, keys_under_a_bad_section_header_are_not_reported_again)
+{
+	expect_errors(HEAD "[pgbouncer]\nlogfile = x\npidfile = y\n[corral]\nworkers = 0\n",
+		      "@:3: [pgbouncer]: unknown section (corral knows [corral], [databases], "
+		      "[users] and [limits]); PgBouncer's settings go under [corral]\n"
+		      "@:7: workers: must be an integer between 1 and 256, got \"0\"");
+	expect_errors(HEAD "[corral\nworkers = 0\n[limits]\napp.x = 0\n",
+		      "@:3: section header without a closing ']'\n"
+		      "@:6: app.x: must be an integer between 1 and 1000000, got \"0\"");
+}
+
+Test(config, cross_key_rules_wait_for_clean_lines)
+{
+	/* auth_file is required with scram-sha-256, but that is not said while a line is
+	 * wrong: the wrong line may be the auth_type. */
+	expect_errors("[corral]\nauth_type = scram\n",
+		      "@:2: auth_type: must be one of trust, md5, scram-sha-256, got \"scram\"");
+}
+
+Test(config, pgbouncer_settings_are_not_supported_rather_than_unknown)
+{
+	expect_error(HEAD "logfile = /var/log/pgbouncer.log\n", 3,
+		     "logfile: not supported by corral; corral logs to stderr only");
+	expect_error(HEAD "pidfile = /run/pgbouncer.pid\n", 3,
+		     "pidfile: not supported by corral; corral runs in the foreground");
+	expect_error(HEAD "ignore_startup_parameters = extra_float_digits\n", 3,
+		     "ignore_startup_parameters: not supported by corral; corral accepts every "
+		     "startup parameter");
+	expect_error(HEAD "unix_socket_dir = /tmp\n", 3,
+		     "unix_socket_dir: not supported by corral; corral listens on TCP only");
+	expect_error(HEAD "admin_users = admin\n", 3, "admin_users: not supported by corral; ");
+	expect_error(HEAD "server_tls_sslmode = require\n", 3,
+		     "server_tls_sslmode: not supported by corral; put libpq's sslmode=");
+	/* A [databases] parameter of PgBouncer's that libpq does not know either. */
+	expect_error(HEAD "[databases]\nbench = host=x connect_query='select 1'\n", 4,
+		     "bench: \"connect_query\" is not supported by corral");
+	/* Every one of them still fails the load, as an unknown key does. */
+	expect_errors(HEAD "logfile = x\nsyslog = 1\n",
+		      "@:3: logfile: not supported by corral; corral logs to stderr only "
+		      "(redirect it, or let systemd's journal keep it)\n"
+		      "@:4: syslog: not supported by corral; corral logs to stderr only "
+		      "(redirect it, or let systemd's journal keep it)");
+}
+
+Test(config, misspelt_keys_get_did_you_mean)
+{
+	expect_errors(HEAD "listen_prot = 7000\nMax_Client_Conn = 5\nwrkers = 2\nfrobnicate = 1\n",
+		      "@:3: listen_prot: unknown key in [corral]; did you mean listen_port?\n"
+		      "@:4: Max_Client_Conn: unknown key in [corral]; did you mean "
+		      "max_client_conn?\n"
+		      "@:5: wrkers: unknown key in [corral]; did you mean workers?\n"
+		      "@:6: frobnicate: unknown key in [corral]");
+	/* On a database line, corral's keys and libpq's are offered. */
+	expect_error(HEAD "[databases]\nbench = pool_sise=3\n", 4,
+		     "bench: unknown connection keyword \"pool_sise\" (not one libpq knows); did "
+		     "you mean pool_size?");
+	expect_error(HEAD "[databases]\nbench = reserve_pool_size=3\n", 4,
+		     "bench: unknown connection keyword \"reserve_pool_size\" (not one libpq "
+		     "knows); did you mean reserve_pool?");
+	expect_error(HEAD "[databases]\nbench = sslmdoe=require\n", 4,
+		     "bench: unknown connection keyword \"sslmdoe\" (not one libpq knows); did "
+		     "you mean sslmode?");
+}
+
 Test(config, unknown_key)
 {
 	expect_error(HEAD "listen_prot = 7000\n", 3, "listen_prot: unknown key in [corral]");
@@ -488,7 +592,7 @@ Test(config, comments_trimming_and_indentation)
 Test(config, syntax_errors_and_long_lines)
 {
 	expect_error(HEAD "just some words\n", 3, "expected \"[section]\" or \"key = value\"");
-	/* The first error wins even when inih finds its own later. */
+	/* Errors are reported in the order of the file, the reader's and the keys' alike. */
 	expect_error(HEAD "listen_port = x\nwords\n", 3, "listen_port:");
 	expect_error(HEAD "words\nlisten_port = x\n", 3, "expected \"[section]\"");
 

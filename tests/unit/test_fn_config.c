@@ -386,7 +386,10 @@ Test(fn_config, unknown_section_or_key)
 	expect_error("[runner\n", CONF ":1: section header without a closing ']'");
 	expect_error("[runner] x\n", CONF ":1: unexpected text after ']'");
 	expect_error("[runner]\nlisten_prot = 1\n",
-		     CONF ":2: listen_prot: unknown key in [runner]");
+		     CONF ":2: listen_prot: unknown key in [runner]; did you mean listen_port?");
+	expect_error("[function.f]\nreserved_concurency = 5\n",
+		     CONF ":2: reserved_concurency: unknown key in [function.f]; did you mean "
+			  "reserved_concurrency?");
 	expect_error("[runner]\ntimeout = 3\n", CONF ":2: timeout: unknown key in [runner]");
 	expect_error("[function.f]\nlisten_port = 1\n",
 		     CONF ":2: listen_port: unknown key in [function.f]");
@@ -756,5 +759,27 @@ Test(fn_config, the_reference_file_loads)
 	cr_assert_eq(report->cron.minutes, 1);
 	cr_assert_eq(report->cron.hours, 1u << 2);
 	cr_assert_not_null(report->database_url);
+	fn_config_free(&cfg);
+}
+
+/* Every error of the file, one line each, in the order of the file. */
+Test(fn_config, every_error_is_reported)
+{
+	struct fn_runner_config cfg;
+	char err[2048] = "";
+	bool ok = load("[runner]\nlisten_port = x\nmax_concurency = 3\n"
+		       "[function.bad name]\ntimeout = 1\n"
+		       "[function.f]\ntimeout = -1\non_limit = wait\n",
+		       &cfg, err, sizeof(err));
+	cr_assert_not(ok);
+	cr_expect_str_eq(err,
+			 CONF ":2: listen_port: must be an integer between 1 and 65535, got \"x\"\n"
+			 CONF ":3: max_concurency: unknown key in [runner]; did you mean "
+			      "max_concurrency?\n"
+			 CONF ":4: [function.bad name]: a function name is 1 to 63 letters, "
+			      "digits, '_' or '-'\n"
+			 CONF ":7: timeout: must be a number of seconds greater than 0 and at most "
+			      "1000000000 (e.g. 3 or 0.5), got \"-1\"\n"
+			 CONF ":8: on_limit: must be queue or throttle, got \"wait\"");
 	fn_config_free(&cfg);
 }

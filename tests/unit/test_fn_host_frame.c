@@ -298,10 +298,9 @@ Test(fn_host, log_line_to_the_runner_log, .init = cr_redirect_stderr)
 	FILE *f = cr_get_redirected_stderr();
 	size_t n = fread(out, 1, sizeof(out) - 1, f);
 	out[n] = '\0';
-	cr_assert(
-		strstr(out,
-		       " level=info event=fn_log function=f request_id=- msg=\"a 'quoted' line\"\n"),
-		"%s", out);
+	cr_assert(strstr(out, " level=info event=fn_log function=f request_id=- "
+			      "msg=\"a \\\"quoted\\\"\\tline\"\n"),
+		  "%s", out);
 	cr_assert(strstr(out, " event=fn_log function=f request_id=r-1 msg=\"second\"\n"), "%s",
 		  out);
 }
