@@ -314,18 +314,27 @@ void h_md5_hex(const void *data, size_t len, char out[33])
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
+/* Ports 20000-31999: below the ephemeral range (32768+), where an outgoing connection of
+ * anyone on the machine may take the port between this check and its use. */
 int h_free_port(void)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-	socklen_t len = sizeof sa;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	static atomic_uint seq;
+	unsigned seed = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL);
 
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
-		cr_assert_fail("cannot find a free port: %s", strerror(errno));
-	close(fd);
-	return ntohs(sa.sin_port);
+	for (int tries = 0; tries < 200; tries++) {
+		int port = 20000 + (int)((seed + atomic_fetch_add(&seq, 7919u)) % 12000u);
+		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd < 0)
+			cr_assert_fail("socket: %s", strerror(errno));
+		bool free_now = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+		close(fd);
+		if (free_now)
+			return port;
+	}
+	cr_assert_fail("no free port in 20000-31999");
+	return -1;
 }
 
 uint64_t h_xorshift64(uint64_t *state)

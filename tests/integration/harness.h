@@ -72,7 +72,7 @@ char *h_read_file(const char *path, size_t *len); /* NULL if it cannot be read *
 char *h_shq(const char *s);			  /* single-quoted for sh */
 double h_now(void);				  /* monotonic seconds */
 void h_md5_hex(const void *data, size_t len, char out[33]);
-int h_free_port(void); /* a loopback port nothing listens on now */
+int h_free_port(void); /* a loopback port below 32768 nothing listens on now */
 /* The next value of a xorshift64 sequence in *state (never 0): reproducible noise. */
 uint64_t h_xorshift64(uint64_t *state);
 /* len deterministic letters a-z from seed (xorshift64), NUL-terminated. */
