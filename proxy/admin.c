@@ -26,14 +26,13 @@
 
 /* A console statement is a line or two; anything near this is not one. */
 #define ADMIN_MAX_QUERY (64 * 1024)
-/* Matched words per command at most ("SHUTDOWN WAIT_FOR_CLIENTS" has two). */
-#define ADMIN_MAX_WORDS 4
 
 struct admin_session {
 	bool full;    /* admin_users; else stats_users */
 	char *query;  /* the Query being run, split in place; NULL: none */
 	char *next;   /* where its next statement starts; NULL: no more */
 	bool waiting; /* a command answers later (admin_suspend) */
+	bool ran;     /* a statement of the query has run (else it was empty) */
 	void (*gone)(void *arg);
 	void *gone_arg;
 };
@@ -270,12 +269,11 @@ static void run_statements(struct client *c)
 {
 	struct admin_session *a = c->admin;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	bool any = false;
 	while (a->next) {
 		char *stmt = cut_statement(&a->next);
 		if (*stmt == '\0')
 			continue;
-		any = true;
+		a->ran = true;
 		enum admin_result r = run_statement(c, stmt);
 		if (r == ADMIN_PENDING) {
 			a->waiting = true;
@@ -284,7 +282,7 @@ static void run_statements(struct client *c)
 		if (r == ADMIN_FAILED)
 			a->next = NULL;
 	}
-	if (!any && a->query)
+	if (!a->ran)
 		evbuffer_add(out, "I\0\0\0\4", 5); /* EmptyQueryResponse: only blanks and ';' */
 	free(a->query);
 	a->query = NULL;
@@ -346,6 +344,7 @@ static void take_query(struct client *c, uint32_t len)
 	}
 	c->admin->query = q;
 	c->admin->next = q;
+	c->admin->ran = false;
 	run_statements(c);
 }
 
