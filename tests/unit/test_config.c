@@ -1112,3 +1112,65 @@ Test(config, new_sections_may_repeat_and_mix)
 	cr_assert_eq(config_max_user_connections(&cfg, "amy"), 2);
 	config_free(&cfg);
 }
+
+Test(config, admin_console_keys)
+{
+	struct corral_config cfg;
+	load_ok("[corral]\nauth_type = trust\n", &cfg);
+	cr_assert_str_eq(cfg.admin_db, "corral");
+	cr_assert_str_eq(cfg.admin_users, "");
+	cr_assert_str_eq(cfg.stats_users, "");
+	cr_assert_eq(cfg.stats_period, 60);
+	cr_assert_not(config_list_has(cfg.admin_users, "admin"));
+	config_free(&cfg);
+
+	load_ok("[corral]\nauth_type = trust\nadmin_db = console\n"
+		"admin_users = admin, root ,ops\nstats_users = grafana\nstats_period = 10\n",
+		&cfg);
+	cr_assert_str_eq(cfg.admin_db, "console");
+	cr_assert(config_list_has(cfg.admin_users, "admin"));
+	cr_assert(config_list_has(cfg.admin_users, "root"));
+	cr_assert(config_list_has(cfg.admin_users, "ops"));
+	cr_assert_not(config_list_has(cfg.admin_users, "adm"));
+	cr_assert_not(config_list_has(cfg.admin_users, "Admin"));
+	cr_assert_not(config_list_has(cfg.admin_users, ""));
+	cr_assert(config_list_has(cfg.stats_users, "grafana"));
+	cr_assert_eq(cfg.stats_period, 10);
+	config_free(&cfg);
+
+	expect_error(HEAD "stats_period = 0\n", 3, "stats_period: ");
+	expect_error(HEAD "admin_db =\n", 3, "admin_db: must not be empty");
+	/* A database named like the console could never be reached. */
+	expect_error(HEAD "[databases]\ncorral = host=x\n", 4,
+		     "corral: is the admin console's name (admin_db)");
+}
+
+static void count_row(void *arg, const char *key, const char *value, const char *deflt)
+{
+	int *n = arg;
+	(*n)++;
+	if (strcmp(key, "listen_port") == 0) {
+		cr_expect_str_eq(value, "7000");
+		cr_expect_str_eq(deflt, "6432");
+	} else if (strcmp(key, "pool_mode") == 0) {
+		cr_expect_str_eq(value, "transaction");
+		cr_expect_str_eq(deflt, "session");
+	} else if (strcmp(key, "query_wait_timeout") == 0) {
+		cr_expect_str_eq(value, "0.5");
+		cr_expect_str_eq(deflt, "120");
+	} else if (strcmp(key, "so_reuseport") == 0) {
+		cr_expect_str_eq(value, "no");
+	}
+}
+
+Test(config, show_lists_every_corral_key)
+{
+	struct corral_config cfg;
+	load_ok("[corral]\nauth_type = trust\nlisten_port = 7000\npool_mode = transaction\n"
+		"query_wait_timeout = 0.5\n",
+		&cfg);
+	int n = 0;
+	cr_assert(config_show(&cfg, count_row, &n));
+	cr_expect_eq(n, 32); /* every key of conf/corral.ini's [corral] */
+	config_free(&cfg);
+}
