@@ -90,6 +90,11 @@ struct corral_config {
 	int query_wait_notify_ms;      /* NOTICE to a client that has waited this long; 0 = never */
 	int app_default_limit;         /* [limits] app_default: 0 = no limit */
 
+	/* [metrics] listen = ADDR:PORT: the HTTP endpoint (proxy/metrics_http.h); off
+	 * (metrics_addr NULL) unless set */
+	char *metrics_addr;            /* an IPv4 or IPv6 address, without brackets */
+	int metrics_port;
+
 	/* [databases] */
 	struct db_config *dbs;
 	size_t n_dbs;
