@@ -48,6 +48,14 @@ static void reply(struct evhttp_request *req, int code, const char *reason, cons
 	evhttp_add_header(h, "Content-Type", type);
 	/* Every answer is "now": a cached one would show a stale dashboard. */
 	evhttp_add_header(h, "Cache-Control", "no-store");
+	/* libevent 2.1 would send a HEAD reply's body to an HTTP/1.0 client: send only the
+	 * length it would have had. */
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD && body) {
+		char len[24];
+		snprintf(len, sizeof(len), "%zu", evbuffer_get_length(body));
+		evhttp_add_header(h, "Content-Length", len);
+		body = NULL;
+	}
 	evhttp_send_reply(req, code, reason, body);
 }
 
