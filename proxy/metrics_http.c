@@ -59,8 +59,7 @@ static void reply(struct evhttp_request *req, int code, const char *reason, cons
 	evhttp_send_reply(req, code, reason, body);
 }
 
-static void reply_text(struct evhttp_request *req, int code, const char *reason,
-		       const char *text)
+static void reply_text(struct evhttp_request *req, int code, const char *reason, const char *text)
 {
 	struct evbuffer *body = evbuffer_new();
 	if (!body) {
@@ -201,8 +200,7 @@ static void metrics_http_free(struct metrics_http *m)
 }
 
 /* Everything but the thread; false with err set. */
-static bool setup(struct metrics_http *m, const struct corral_config *cfg, char *err,
-		  size_t errlen)
+static bool setup(struct metrics_http *m, const struct corral_config *cfg, char *err, size_t errlen)
 {
 	struct event_config *ec = event_config_new();
 	if (!ec)
@@ -238,7 +236,7 @@ static bool setup(struct metrics_http *m, const struct corral_config *cfg, char 
 	if (!metrics_pgmax_init(&m->pgmax, cfg))
 		goto oom;
 	m->pgmax_ev = event_new(m->base, -1, EV_PERSIST, on_pgmax_tick, m);
-	struct timeval tick = { PGMAX_TICK_USEC / 1000000, 0 };
+	struct timeval tick = {PGMAX_TICK_USEC / 1000000, 0};
 	if (!m->pgmax_ev || event_add(m->pgmax_ev, &tick) != 0)
 		goto oom;
 	/* The first look right away (from the loop, so binding is not held up by it). */

@@ -79,7 +79,8 @@ static void put_pool(struct writer *w, const struct stats_pool *p,
 	put_string(w, p->database);
 	put(w, ",\"user\":");
 	put_string(w, p->user);
-	put(w, ",\"pool_mode\":\"%s\",\"pool_size\":%d", pool_mode_name(p->pool_mode), p->pool_size);
+	put(w, ",\"pool_mode\":\"%s\",\"pool_size\":%d", pool_mode_name(p->pool_mode),
+	    p->pool_size);
 	int max_conn = metrics_max_connections(proc, p->database);
 	if (max_conn >= 0)
 		put(w, ",\"max_connections\":%d", max_conn);
@@ -98,8 +99,9 @@ static void put_app(struct writer *w, const struct stats_app *a)
 {
 	put(w, "{\"name\":");
 	put_string(w, a->name);
-	put(w, ",\"limit\":%d,\"slots_in_use\":%d,\"queue_depth\":%d,\"maxwait_us\":%lld,"
-	       "\"admitted\":%llu",
+	put(w,
+	    ",\"limit\":%d,\"slots_in_use\":%d,\"queue_depth\":%d,\"maxwait_us\":%lld,"
+	    "\"admitted\":%llu",
 	    a->limit, a->slots_in_use, a->queue_depth, a->maxwait_us,
 	    (unsigned long long)a->t.admitted);
 	put_totals(w, &a->t);
@@ -109,7 +111,7 @@ static void put_app(struct writer *w, const struct stats_app *a)
 /* Sums of every pool: the whole corral at a glance. */
 static void put_sum(struct writer *w, const struct stats_snapshot *snap)
 {
-	struct stats_totals sum = { 0 };
+	struct stats_totals sum = {0};
 	int pool_size = 0, servers = 0, queue_depth = 0;
 	long long maxwait = 0;
 	for (size_t i = 0; i < snap->n_pools; i++) {
@@ -146,7 +148,7 @@ static void put_sum(struct writer *w, const struct stats_snapshot *snap)
 bool metrics_json_write(struct evbuffer *out, const struct stats_snapshot *snap,
 			const struct metrics_process *proc)
 {
-	struct writer w = { .out = out, .ok = true };
+	struct writer w = {.out = out, .ok = true};
 	put(&w, "{\"ts_ms\":%lld,\"serving\":\"%s\",\"workers\":%d,\"hist_le_us\":[",
 	    (long long)proc->unix_ms, serving_name(proc->serving), snap->n_workers);
 	for (unsigned b = 0; b + 1 < STATS_HIST_BUCKETS; b++)

@@ -68,9 +68,10 @@ static int ask(const struct db_config *db)
 	}
 	if (max < 0) {
 		char msg[256];
-		log_warn("event=metrics_max_connections_unknown db=\"%s\" error=\"%s\" retry_s=%lld",
-			 db->name, log_clean(PQerrorMessage(conn), msg, sizeof(msg)),
-			 RETRY_USEC / 1000000);
+		log_warn(
+			"event=metrics_max_connections_unknown db=\"%s\" error=\"%s\" retry_s=%lld",
+			db->name, log_clean(PQerrorMessage(conn), msg, sizeof(msg)),
+			RETRY_USEC / 1000000);
 	}
 	PQfinish(conn);
 	return max;

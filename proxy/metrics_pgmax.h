@@ -22,7 +22,7 @@
 
 struct metrics_pgmax {
 	struct metrics_db_limit *limits; /* one per [databases] entry, names copied */
-	usec_t *next_try;		 /* when to ask again an entry still unknown */
+	usec_t *next_try;                /* when to ask again an entry still unknown */
 	size_t n;
 };
 

@@ -23,26 +23,28 @@ struct counter_def {
 #define TOTAL(f) offsetof(struct stats_totals, f)
 
 static const struct counter_def counters[] = {
-	{ "transactions_total", "Transactions that ended (ReadyForQuery idle after them).",
-	  TOTAL(xact_count), false },
-	{ "queries_total", "Requests answered (a pipeline counts once).", TOTAL(query_count),
-	  false },
-	{ "received_bytes_total", "Bytes relayed from clients to servers.", TOTAL(bytes_received),
-	  false },
-	{ "sent_bytes_total", "Bytes relayed from servers to clients.", TOTAL(bytes_sent), false },
-	{ "query_seconds_total", "Time from requests reaching a server to their last answer.",
-	  TOTAL(query_time_us), true },
-	{ "checkouts_total", "Server connections handed to clients.", TOTAL(checkouts), false },
-	{ "waits_total", "Checkouts that had to queue first.", TOTAL(wait_count), false },
-	{ "sheds_total", "Clients refused with 53400 (max_queue_depth).", TOTAL(sheds), false },
-	{ "timeouts_total", "Clients refused with 57014 after query_wait_timeout in a queue.",
-	  TOTAL(timeouts), false },
+	{"transactions_total", "Transactions that ended (ReadyForQuery idle after them).",
+	 TOTAL(xact_count), false},
+	{"queries_total", "Requests answered (a pipeline counts once).", TOTAL(query_count), false},
+	{"received_bytes_total", "Bytes relayed from clients to servers.", TOTAL(bytes_received),
+	 false},
+	{"sent_bytes_total", "Bytes relayed from servers to clients.", TOTAL(bytes_sent), false},
+	{"query_seconds_total", "Time from requests reaching a server to their last answer.",
+	 TOTAL(query_time_us), true},
+	{"checkouts_total", "Server connections handed to clients.", TOTAL(checkouts), false},
+	{"waits_total", "Checkouts that had to queue first.", TOTAL(wait_count), false},
+	{"sheds_total", "Clients refused with 53400 (max_queue_depth).", TOTAL(sheds), false},
+	{"timeouts_total", "Clients refused with 57014 after query_wait_timeout in a queue.",
+	 TOTAL(timeouts), false},
 };
 
 static const char *const client_states[STATS_CL_GROUPS] = {
-	[STATS_CL_LOGIN] = "login",	    [STATS_CL_IDLE] = "idle",
-	[STATS_CL_WAITING_APP] = "waiting_app", [STATS_CL_WAITING] = "waiting",
-	[STATS_CL_ACTIVE] = "active",	    [STATS_CL_CLOSING] = "closing",
+	[STATS_CL_LOGIN] = "login",
+	[STATS_CL_IDLE] = "idle",
+	[STATS_CL_WAITING_APP] = "waiting_app",
+	[STATS_CL_WAITING] = "waiting",
+	[STATS_CL_ACTIVE] = "active",
+	[STATS_CL_CLOSING] = "closing",
 };
 
 /* Writes, so that a failed evbuffer_add_printf (out of memory) is remembered once. */
@@ -121,8 +123,8 @@ static void write_counters(struct writer *w, const char *prefix, const struct su
 		snprintf(name, sizeof(name), "%s_%s", prefix, d->name);
 		family(w, name, "counter", d->help);
 		for (size_t i = 0; i < n; i++) {
-			unsigned long long v =
-				*(const uint64_t *)((const char *)subj[i].t + d->offset);
+			unsigned long long v = *(const uint64_t *)((const char *)subj[i].t +
+								   d->offset);
 			put(w, "%s{%s} ", name, subj[i].labels);
 			if (d->micros)
 				put_seconds(w, v);
@@ -200,8 +202,8 @@ static void write_process(struct writer *w, const struct stats_snapshot *snap,
 	family(w, "corral_serving_state", "gauge",
 	       "1 for the state corral is in: serving, paused (PAUSE: new transactions held) "
 	       "or shutting_down.");
-	static const enum serving_state states[] = { SERVING_UP, SERVING_PAUSED,
-						     SERVING_SHUTTING_DOWN };
+	static const enum serving_state states[] = {SERVING_UP, SERVING_PAUSED,
+						    SERVING_SHUTTING_DOWN};
 	for (size_t i = 0; i < ARRAY_SIZE(states); i++)
 		put(w, "corral_serving_state{state=\"%s\"} %d\n", serving_name(states[i]),
 		    proc->serving == states[i]);
@@ -250,8 +252,8 @@ static void write_pools(struct writer *w, const struct stats_snapshot *snap,
 	       "gone yet; still counted against pool_size).");
 	for (size_t i = 0; i < n; i++) {
 		const struct stats_pool *p = &snap->pools[i];
-		const int v[] = { p->sv_login, p->sv_idle, p->sv_active, p->sv_closing };
-		const char *const s[] = { "login", "idle", "active", "closing" };
+		const int v[] = {p->sv_login, p->sv_idle, p->sv_active, p->sv_closing};
+		const char *const s[] = {"login", "idle", "active", "closing"};
 		for (size_t k = 0; k < ARRAY_SIZE(v); k++)
 			put(w, "corral_pool_servers{%s,state=\"%s\"} %d\n", subj[i].labels, s[k],
 			    v[k]);
@@ -288,7 +290,8 @@ static void write_apps(struct writer *w, const struct stats_snapshot *snap,
 	family(w, "corral_app_queue_depth", "gauge",
 	       "Clients queued for one of the application's slots now.");
 	for (size_t i = 0; i < n; i++)
-		put(w, "corral_app_queue_depth{%s} %d\n", subj[i].labels, snap->apps[i].queue_depth);
+		put(w, "corral_app_queue_depth{%s} %d\n", subj[i].labels,
+		    snap->apps[i].queue_depth);
 	family(w, "corral_app_maxwait_seconds", "gauge",
 	       "How long the application's longest-waiting client has waited for a slot.");
 	for (size_t i = 0; i < n; i++) {
@@ -314,19 +317,19 @@ static void free_subjects(struct subject *s, size_t n)
 bool metrics_prom_write(struct evbuffer *out, const struct stats_snapshot *snap,
 			const struct metrics_process *proc)
 {
-	struct writer w = { .out = out, .ok = true };
+	struct writer w = {.out = out, .ok = true};
 	struct subject *pools = calloc(snap->n_pools + 1, sizeof(*pools));
 	struct subject *apps = calloc(snap->n_apps + 1, sizeof(*apps));
 	w.ok = pools && apps;
 	for (size_t i = 0; w.ok && i < snap->n_pools; i++) {
-		const char *kv[] = { "database", snap->pools[i].database, "user",
-				     snap->pools[i].user, NULL };
-		pools[i] = (struct subject){ .labels = labels_of(kv), .t = &snap->pools[i].t };
+		const char *kv[] = {"database", snap->pools[i].database, "user",
+				    snap->pools[i].user, NULL};
+		pools[i] = (struct subject){.labels = labels_of(kv), .t = &snap->pools[i].t};
 		w.ok = pools[i].labels != NULL;
 	}
 	for (size_t i = 0; w.ok && i < snap->n_apps; i++) {
-		const char *kv[] = { "app", snap->apps[i].name, NULL };
-		apps[i] = (struct subject){ .labels = labels_of(kv), .t = &snap->apps[i].t };
+		const char *kv[] = {"app", snap->apps[i].name, NULL};
+		apps[i] = (struct subject){.labels = labels_of(kv), .t = &snap->apps[i].t};
 		w.ok = apps[i].labels != NULL;
 	}
 	if (w.ok) {

@@ -67,7 +67,11 @@ static bool valid_utf8(const char *s)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	while (*u) {
-		int n = *u < 0x80 ? 0 : (*u & 0xE0) == 0xC0 ? 1 : (*u & 0xF0) == 0xE0 ? 2 : (*u & 0xF8) == 0xF0 ? 3 : -1;
+		int n = *u < 0x80             ? 0
+			: (*u & 0xE0) == 0xC0 ? 1
+			: (*u & 0xF0) == 0xE0 ? 2
+			: (*u & 0xF8) == 0xF0 ? 3
+					      : -1;
 		if (n < 0 || (n == 1 && *u < 0xC2))
 			return false;
 		u++;
@@ -237,7 +241,8 @@ static bool parse_labels(struct parser *p, const char **s, struct label *ls, siz
 				else if (*t == 'n')
 					v[len++] = '\n';
 				else
-					return fail(p, "label %s: bad escape \\%c", name, *t ? *t : '0');
+					return fail(p, "label %s: bad escape \\%c", name,
+						    *t ? *t : '0');
 			} else {
 				v[len++] = *t;
 			}
@@ -288,7 +293,8 @@ static struct family *family_of(struct parser *p, const char *name)
 			char *base = strndup(name, len - sl);
 			struct family *f = find_family(p, base);
 			free(base);
-			if (f && (strcmp(f->type, "histogram") == 0 || strcmp(f->type, "summary") == 0))
+			if (f &&
+			    (strcmp(f->type, "histogram") == 0 || strcmp(f->type, "summary") == 0))
 				return f;
 		}
 	}
@@ -346,7 +352,9 @@ static bool parse_sample(struct parser *p, const char *line)
 				d->cap = d->cap ? d->cap * 2 : 256;
 				d->samples = realloc(d->samples, d->cap * sizeof(*d->samples));
 			}
-			d->samples[d->n++] = (struct prom_sample){.name = strdup(name), .labels = labels, .value = v};
+			d->samples[d->n++] = (struct prom_sample){.name = strdup(name),
+								  .labels = labels,
+								  .value = v};
 		}
 	}
 	free_labels(ls, n);
@@ -375,7 +383,8 @@ static char *without_le(const char *labels, char **le)
 	return out;
 }
 
-static const struct prom_sample *find_with(const struct prom_doc *doc, const char *name, const char *labels)
+static const struct prom_sample *find_with(const struct prom_doc *doc, const char *name,
+					   const char *labels)
 {
 	return prom_find(doc, name, labels);
 }
@@ -413,26 +422,32 @@ static bool check_histograms(struct parser *p)
 				double lev;
 				if (!le || !read_float(le, strlen(le), &lev)) {
 					free(le);
-					return fail(p, "%s{%s}: a bucket without a valid le", f->name, c->labels);
+					return fail(p, "%s{%s}: a bucket without a valid le",
+						    f->name, c->labels);
 				}
 				free(le);
 				if (inf)
-					return fail(p, "%s{%s}: a bucket after +Inf", f->name, c->labels);
+					return fail(p, "%s{%s}: a bucket after +Inf", f->name,
+						    c->labels);
 				if (!(lev > last_le))
-					return fail(p, "%s{%s}: le %g after %g", f->name, c->labels, lev, last_le);
+					return fail(p, "%s{%s}: le %g after %g", f->name, c->labels,
+						    lev, last_le);
 				if (b->value < last_n)
-					return fail(p, "%s{%s}: bucket le=%g has %g, below the one before (%g)", f->name,
-						    c->labels, lev, b->value, last_n);
+					return fail(
+						p,
+						"%s{%s}: bucket le=%g has %g, below the one before (%g)",
+						f->name, c->labels, lev, b->value, last_n);
 				last_le = lev;
 				last_n = b->value;
 				inf = isinf(lev) && lev > 0;
 				n_buckets++;
 			}
 			if (!inf)
-				return fail(p, "%s{%s}: no +Inf bucket (%zu buckets)", f->name, c->labels, n_buckets);
+				return fail(p, "%s{%s}: no +Inf bucket (%zu buckets)", f->name,
+					    c->labels, n_buckets);
 			if (c->value != last_n)
-				return fail(p, "%s{%s}: _count %g but the +Inf bucket has %g", f->name, c->labels,
-					    c->value, last_n);
+				return fail(p, "%s{%s}: _count %g but the +Inf bucket has %g",
+					    f->name, c->labels, c->value, last_n);
 			if (!find_with(p->doc, sum, c->labels))
 				return fail(p, "%s{%s}: no _sum", f->name, c->labels);
 		}
@@ -446,7 +461,8 @@ static bool check_histograms(struct parser *p)
 			free(le);
 			free(rest);
 			if (!has)
-				return fail(p, "%s: a bucket of a series without _count: {%s}", f->name, b->labels);
+				return fail(p, "%s: a bucket of a series without _count: {%s}",
+					    f->name, b->labels);
 		}
 	}
 	return true;
@@ -498,10 +514,12 @@ void prom_free(struct prom_doc *doc)
 	memset(doc, 0, sizeof(*doc));
 }
 
-const struct prom_sample *prom_find(const struct prom_doc *doc, const char *name, const char *labels)
+const struct prom_sample *prom_find(const struct prom_doc *doc, const char *name,
+				    const char *labels)
 {
 	for (size_t i = 0; i < doc->n; i++) {
-		if (strcmp(doc->samples[i].name, name) == 0 && strcmp(doc->samples[i].labels, labels) == 0)
+		if (strcmp(doc->samples[i].name, name) == 0 &&
+		    strcmp(doc->samples[i].labels, labels) == 0)
 			return &doc->samples[i];
 	}
 	return NULL;

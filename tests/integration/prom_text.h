@@ -39,7 +39,8 @@ struct prom_doc {
 bool prom_parse(const char *text, struct prom_doc *doc, char *err, size_t errlen);
 void prom_free(struct prom_doc *doc);
 /* The sample name{labels} (labels canonical, "" for none); NULL if there is none. */
-const struct prom_sample *prom_find(const struct prom_doc *doc, const char *name, const char *labels);
+const struct prom_sample *prom_find(const struct prom_doc *doc, const char *name,
+				    const char *labels);
 /* How many samples have this name. */
 size_t prom_count(const struct prom_doc *doc, const char *name);
 

@@ -69,10 +69,12 @@ static void http_free(struct http_reply *r)
 
 /* One HTTP/1.0 request (the server closes after the reply); fails the test on a socket
  * error or after 10 s.  status 0: the server closed without a reply. */
-static struct http_reply http_request(int port, const char *method, const char *path, const char *headers)
+static struct http_reply http_request(int port, const char *method, const char *path,
+				      const char *headers)
 {
 	int fd = h_tcp_connect(port);
-	char *req = h_printf("%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n%s\r\n", method, path, headers ? headers : "");
+	char *req = h_printf("%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n%s\r\n", method, path,
+			     headers ? headers : "");
 
 	h_send_all(fd, req, strlen(req));
 	free(req);
@@ -89,7 +91,8 @@ static struct http_reply http_request(int port, const char *method, const char *
 		if (n < 0 && errno == ECONNRESET)
 			break;
 		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			cr_assert(h_now() < deadline, "no reply to %s %s within 10 s", method, path);
+			cr_assert(h_now() < deadline, "no reply to %s %s within 10 s", method,
+				  path);
 			sleep_ms(5);
 			continue;
 		}
@@ -147,8 +150,8 @@ static void scrape(int mport, struct prom_doc *doc)
 
 	cr_assert_eq(r.status, 200, "/metrics: %s", r.head);
 	cr_assert_str_eq(header(&r, "Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
-	cr_assert(prom_parse(r.body, doc, err, sizeof err), "/metrics is not valid text format: %s\n%s", err,
-		  r.body);
+	cr_assert(prom_parse(r.body, doc, err, sizeof err),
+		  "/metrics is not valid text format: %s\n%s", err, r.body);
 	http_free(&r);
 }
 
@@ -166,7 +169,8 @@ struct want {
 };
 
 /* Scrapes until every wanted sample has its value (5 s); leaves the last scrape in doc. */
-static void wait_metrics(int mport, struct prom_doc *doc, const struct want *want, size_t n, double timeout_s)
+static void wait_metrics(int mport, struct prom_doc *doc, const struct want *want, size_t n,
+			 double timeout_s)
 {
 	double deadline = h_now() + timeout_s;
 
@@ -178,8 +182,9 @@ static void wait_metrics(int mport, struct prom_doc *doc, const struct want *wan
 		if (ok == n)
 			return;
 		if (h_now() > deadline)
-			cr_assert_fail("%s{%s} is %g, not %g, after %.0f s", want[ok].name, want[ok].labels,
-				       value(doc, want[ok].name, want[ok].labels), want[ok].value, timeout_s);
+			cr_assert_fail("%s{%s} is %g, not %g, after %.0f s", want[ok].name,
+				       want[ok].labels, value(doc, want[ok].name, want[ok].labels),
+				       want[ok].value, timeout_s);
 		prom_free(doc);
 		sleep_ms(50);
 	}
@@ -242,22 +247,22 @@ static PGconn *connect_app(const struct h_corral *c, const char *app)
 Test(metrics, parser_is_strict)
 {
 	static const char *const bad[] = {
-		"x 1\n",					    /* no TYPE */
-		"# TYPE x gauge\nx 1",				    /* no final newline */
-		"# TYPE x gauge\n\nx 1\n",			    /* blank line */
-		"# TYPE x gauge\nx{a=\"1\"} one\n",		    /* value */
-		"# TYPE x gauge\nx{a=\"\\t\"} 1\n",		    /* escape */
-		"# TYPE x gauge\nx{a=\"1\",a=\"2\"} 1\n",	    /* label twice */
-		"# TYPE x gauge\nx{1a=\"1\"} 1\n",		    /* label name */
-		"# TYPE x gauge\nx{__a=\"1\"} 1\n",		    /* reserved label name */
-		"# TYPE x gauge\nx 1\nx 2\n",			    /* series twice */
+		"x 1\n",                                  /* no TYPE */
+		"# TYPE x gauge\nx 1",                    /* no final newline */
+		"# TYPE x gauge\n\nx 1\n",                /* blank line */
+		"# TYPE x gauge\nx{a=\"1\"} one\n",       /* value */
+		"# TYPE x gauge\nx{a=\"\\t\"} 1\n",       /* escape */
+		"# TYPE x gauge\nx{a=\"1\",a=\"2\"} 1\n", /* label twice */
+		"# TYPE x gauge\nx{1a=\"1\"} 1\n",        /* label name */
+		"# TYPE x gauge\nx{__a=\"1\"} 1\n",       /* reserved label name */
+		"# TYPE x gauge\nx 1\nx 2\n",             /* series twice */
 		"# TYPE x gauge\nx 1\n# TYPE y gauge\ny 1\nx{a=\"b\"} 2\n", /* not together */
-		"# TYPE x gauge\n# TYPE x gauge\nx 1\n",	    /* TYPE twice */
-		"# TYPE x gauge\nx 1\n# HELP x late\n# HELP x again\n", /* HELP twice */
-		"# TYPE x counter\nx 1\n",			    /* counter without _total */
-		"# TYPE x_total counter\nx_total -1\n",		    /* negative counter */
-		"# TYPE x widget\nx 1\n",			    /* type */
-		"# a comment\n",				    /* other comments */
+		"# TYPE x gauge\n# TYPE x gauge\nx 1\n",                    /* TYPE twice */
+		"# TYPE x gauge\nx 1\n# HELP x late\n# HELP x again\n",     /* HELP twice */
+		"# TYPE x counter\nx 1\n",              /* counter without _total */
+		"# TYPE x_total counter\nx_total -1\n", /* negative counter */
+		"# TYPE x widget\nx 1\n",               /* type */
+		"# a comment\n",                        /* other comments */
 		"# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\n", /* no count */
 		"# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",
 		"# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n", /* no +Inf */
@@ -272,9 +277,10 @@ Test(metrics, parser_is_strict)
 		cr_expect_not(prom_parse(bad[i], &doc, err, sizeof err), "accepted:\n%s", bad[i]);
 		prom_free(&doc);
 	}
-	const char *good = "# HELP h a \\\\ help\\n\n# TYPE h histogram\nh_bucket{a=\"x\\\"\\n\",le=\"0.5\"} 1\n"
-			   "h_bucket{a=\"x\\\"\\n\",le=\"+Inf\"} 3\nh_sum{a=\"x\\\"\\n\"} 2.5\nh_count{a=\"x\\\"\\n\"} 3\n"
-			   "# TYPE t_total counter\nt_total 1e3 1700000000000\n";
+	const char *good =
+		"# HELP h a \\\\ help\\n\n# TYPE h histogram\nh_bucket{a=\"x\\\"\\n\",le=\"0.5\"} 1\n"
+		"h_bucket{a=\"x\\\"\\n\",le=\"+Inf\"} 3\nh_sum{a=\"x\\\"\\n\"} 2.5\nh_count{a=\"x\\\"\\n\"} 3\n"
+		"# TYPE t_total counter\nt_total 1e3 1700000000000\n";
 	cr_assert(prom_parse(good, &doc, err, sizeof err), "%s", err);
 	cr_expect_eq(value(&doc, "h_count", "a=\"x\"\n\""), 3);
 	cr_expect_eq(value(&doc, "t_total", ""), 1000);
@@ -288,7 +294,8 @@ Test(metrics, parser_is_strict)
 Test(metrics, counters_match_the_workload_and_the_dump, .timeout = 60)
 {
 	int mport;
-	struct h_corral *c = start_with_metrics(TX_SETTINGS, H_BENCH_DB_WITH(" pool_size=10"), &mport);
+	struct h_corral *c = start_with_metrics(TX_SETTINGS, H_BENCH_DB_WITH(" pool_size=10"),
+						&mport);
 	PGconn *conn[10];
 
 	for (int i = 0; i < 10; i++)
@@ -326,7 +333,8 @@ Test(metrics, counters_match_the_workload_and_the_dump, .timeout = 60)
 		{"corral_serving_state", "state=\"serving\"", 1},
 		{"corral_serving_state", "state=\"paused\"", 0},
 		{"corral_pools", "", 1},
-		{"corral_pool_info", "database=\"bench\",pool_mode=\"transaction\",user=\"bench\"", 1},
+		{"corral_pool_info", "database=\"bench\",pool_mode=\"transaction\",user=\"bench\"",
+		 1},
 	};
 	struct prom_doc doc;
 
@@ -351,14 +359,17 @@ Test(metrics, counters_match_the_workload_and_the_dump, .timeout = 60)
 		{"corral_pool_size", "pool_size", 1},
 	};
 	for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
-		double m = value(&doc, same[i].metric, POOL), d = (double)field(line, same[i].key) * same[i].scale;
-		cr_expect(fabs(m - d) < 1e-9, "%s = %.6f but the dump's %s gives %.6f\n%s", same[i].metric, m,
-			  same[i].key, d, line);
+		double m = value(&doc, same[i].metric, POOL),
+		       d = (double)field(line, same[i].key) * same[i].scale;
+		cr_expect(fabs(m - d) < 1e-9, "%s = %.6f but the dump's %s gives %.6f\n%s",
+			  same[i].metric, m, same[i].key, d, line);
 	}
 	cr_expect_gt(value(&doc, "corral_pool_received_bytes_total", POOL), 1000 * 14);
 	/* The servers the pool has, by state, add up to what the dump calls servers. */
 	double sv = 0;
-	for (const char *const *st = (const char *const[]){"login", "idle", "active", "closing", NULL}; *st; st++) {
+	for (const char *const *st =
+		     (const char *const[]){"login", "idle", "active", "closing", NULL};
+	     *st; st++) {
 		char *l = h_printf("database=\"bench\",state=\"%s\",user=\"bench\"", *st);
 		sv += value(&doc, "corral_pool_servers", l);
 		free(l);
@@ -366,9 +377,11 @@ Test(metrics, counters_match_the_workload_and_the_dump, .timeout = 60)
 	cr_expect_eq(sv, (double)field(line, "servers"), "%s", line);
 	/* The p99 the dump reports is the upper edge of a bucket: the histogram's cumulative
 	 * count there covers at least 99% of the transactions. */
-	char *le = h_printf("database=\"bench\",le=\"%lld.%06lld\",user=\"bench\"", field(line, "xact_p99_us") / 1000000,
+	char *le = h_printf("database=\"bench\",le=\"%lld.%06lld\",user=\"bench\"",
+			    field(line, "xact_p99_us") / 1000000,
 			    field(line, "xact_p99_us") % 1000000);
-	cr_expect_geq(value(&doc, "corral_pool_transaction_duration_seconds_bucket", le), 990, "%s", le);
+	cr_expect_geq(value(&doc, "corral_pool_transaction_duration_seconds_bucket", le), 990, "%s",
+		      le);
 	free(le);
 	free(line);
 	prom_free(&doc);
@@ -382,7 +395,8 @@ Test(metrics, counters_match_the_workload_and_the_dump, .timeout = 60)
 
 	/* The database's max_connections, asked for by the metrics thread on its own. */
 	char *max = h_direct_value("SHOW max_connections");
-	const struct want mc[] = {{"corral_database_max_connections", "database=\"bench\"", atof(max)}};
+	const struct want mc[] = {
+		{"corral_database_max_connections", "database=\"bench\"", atof(max)}};
 	wait_metrics(mport, &doc, mc, 1, 10.0);
 	prom_free(&doc);
 	free(max);
@@ -395,13 +409,15 @@ Test(metrics, counters_match_the_workload_and_the_dump, .timeout = 60)
 Test(metrics, gauges_while_clients_wait, .timeout = 60)
 {
 	int mport;
-	struct h_corral *c = start_with_metrics(TX_SETTINGS, H_BENCH_DB_WITH(" pool_size=10"), &mport);
+	struct h_corral *c = start_with_metrics(TX_SETTINGS, H_BENCH_DB_WITH(" pool_size=10"),
+						&mport);
 	PGconn *conn[30];
 
 	for (int i = 0; i < 30; i++)
 		conn[i] = connect_app(c, "metrics_gauges");
 	for (int i = 0; i < 30; i++)
-		cr_assert(PQsendQuery(conn[i], "SELECT pg_sleep(2)"), "%s", PQerrorMessage(conn[i]));
+		cr_assert(PQsendQuery(conn[i], "SELECT pg_sleep(2)"), "%s",
+			  PQerrorMessage(conn[i]));
 	const struct want busy[] = {
 		{"corral_pool_clients", "database=\"bench\",state=\"active\",user=\"bench\"", 10},
 		{"corral_pool_clients", "database=\"bench\",state=\"waiting\",user=\"bench\"", 20},
@@ -563,7 +579,8 @@ static bool json_valid(const char *text)
 Test(metrics, stats_json_healthz_and_refusals, .timeout = 60)
 {
 	int mport;
-	struct h_corral *c = start_with_metrics(TX_SETTINGS, H_BENCH_DB_WITH(" pool_size=3"), &mport);
+	struct h_corral *c = start_with_metrics(TX_SETTINGS, H_BENCH_DB_WITH(" pool_size=3"),
+						&mport);
 	PGconn *conn = connect_app(c, "metrics_json");
 
 	h_exec_ok(conn, "SELECT 1");
@@ -583,12 +600,17 @@ Test(metrics, stats_json_healthz_and_refusals, .timeout = 60)
 		http_free(&r);
 		sleep_ms(50);
 	}
-	cr_expect(strstr(r.body, "\"pools\":[{\"database\":\"bench\",\"user\":\"bench\",\"pool_mode\":\"transaction\",\"pool_size\":3") != NULL,
-		  "%s", r.body);
+	cr_expect(
+		strstr(r.body,
+		       "\"pools\":[{\"database\":\"bench\",\"user\":\"bench\",\"pool_mode\":\"transaction\",\"pool_size\":3") !=
+			NULL,
+		"%s", r.body);
 	cr_expect(strstr(r.body, "{\"name\":\"metrics_json\",") != NULL, "%s", r.body);
-	static const char *const keys[] = {"\"ts_ms\":", "\"serving\":\"serving\"", "\"workers\":2", "\"totals\":{",
-					   "\"xact_p50_us\":", "\"xact_p95_us\":", "\"xact_p99_us\":",
-					   "\"wait_p99_us\":", "\"wait_hist\":[", "\"hist_le_us\":[0,1,2,3,5,"};
+	static const char *const keys[] = {"\"ts_ms\":",       "\"serving\":\"serving\"",
+					   "\"workers\":2",    "\"totals\":{",
+					   "\"xact_p50_us\":", "\"xact_p95_us\":",
+					   "\"xact_p99_us\":", "\"wait_p99_us\":",
+					   "\"wait_hist\":[",  "\"hist_le_us\":[0,1,2,3,5,"};
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
 		cr_expect(strstr(r.body, keys[i]) != NULL, "no %s in %s", keys[i], r.body);
 	cr_expect(strstr(r.body, "\"xact_count\":1,") != NULL, "%s", r.body);
@@ -600,14 +622,16 @@ Test(metrics, stats_json_healthz_and_refusals, .timeout = 60)
 	cr_expect_str_eq(header(&r, "Content-Type"), "text/html; charset=utf-8");
 	cr_expect(strstr(r.body, "<span id=\"samples\">") != NULL);
 	cr_expect(strstr(r.body, "stats.json") != NULL);
-	cr_expect(strstr(r.body, "src=") == NULL && strstr(r.body, "href=") == NULL && strstr(r.body, "@import") == NULL,
+	cr_expect(strstr(r.body, "src=") == NULL && strstr(r.body, "href=") == NULL &&
+			  strstr(r.body, "@import") == NULL,
 		  "the dashboard loads something from elsewhere");
 	size_t page_len = r.body_len;
 	http_free(&r);
 	r = http_request(mport, "HEAD", "/", NULL);
 	cr_expect_eq(r.status, 200);
 	cr_expect_eq(r.body_len, 0, "HEAD got a body");
-	cr_expect_eq(atol(header(&r, "Content-Length") ? header(&r, "Content-Length") : "0"), (long)page_len);
+	cr_expect_eq(atol(header(&r, "Content-Length") ? header(&r, "Content-Length") : "0"),
+		     (long)page_len);
 	http_free(&r);
 
 	r = http_get(mport, "/nothing-here");
@@ -623,7 +647,8 @@ Test(metrics, stats_json_healthz_and_refusals, .timeout = 60)
 	memcpy(big, "X-Big: ", 7);
 	strcpy(big + 19990, "\r\n");
 	r = http_request(mport, "GET", "/metrics", big);
-	cr_expect(r.status == 0 || (r.status >= 400 && r.status < 500), "oversized headers got %d", r.status);
+	cr_expect(r.status == 0 || (r.status >= 400 && r.status < 500), "oversized headers got %d",
+		  r.status);
 	http_free(&r);
 	free(big);
 	/* Still serving after all that. */
@@ -641,7 +666,8 @@ Test(metrics, stats_json_healthz_and_refusals, .timeout = 60)
 static char *output_dir(void)
 {
 	const char *env = getenv("CORRAL_TEST_OUTPUT");
-	char *dir = env && *env ? strdup(env) : h_printf("%s/build/test-output", h_need_env("CORRAL_SRCDIR"));
+	char *dir = env && *env ? strdup(env)
+				: h_printf("%s/build/test-output", h_need_env("CORRAL_SRCDIR"));
 	struct h_cmd r = h_run(10, "mkdir -p %s", dir);
 
 	cr_assert_eq(r.status, 0, "cannot make %s: %s", dir, r.err);
@@ -657,8 +683,9 @@ static char *chromium(void)
 		return strdup(env);
 	struct h_cmd r = h_run(10, "command -v chromium || command -v chromium-browser");
 	if (r.status != 0)
-		cr_assert_fail("the dashboard test needs a real browser, and chromium is not installed: "
-			       "apt-get install -y chromium (scripts/deps.sh installs it), or set CORRAL_CHROMIUM");
+		cr_assert_fail(
+			"the dashboard test needs a real browser, and chromium is not installed: "
+			"apt-get install -y chromium (scripts/deps.sh installs it), or set CORRAL_CHROMIUM");
 	char *path = strndup(r.out, strcspn(r.out, "\n"));
 	h_cmd_free(&r);
 	return path;
@@ -668,13 +695,15 @@ static char *chromium(void)
 static char *run_chromium(const char *browser, const char *args, const char *url)
 {
 	char *profile = h_path("chromium-profile");
-	struct h_cmd r = h_run(90,
-			       "%s --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run "
-			       "--hide-scrollbars --user-data-dir=%s --window-size=1280,900 %s '%s'",
-			       browser, profile, args, url);
+	struct h_cmd r = h_run(
+		90,
+		"%s --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run "
+		"--hide-scrollbars --user-data-dir=%s --window-size=1280,900 %s '%s'",
+		browser, profile, args, url);
 	if (r.status != 0)
-		cr_assert_fail("chromium could not run (status %d; a container may lack what it needs):\n%s", r.status,
-			       r.err);
+		cr_assert_fail(
+			"chromium could not run (status %d; a container may lack what it needs):\n%s",
+			r.status, r.err);
 	char *out = r.out;
 	r.out = NULL;
 	h_cmd_free(&r);
@@ -686,23 +715,27 @@ Test(metrics, dashboard_in_headless_chromium, .timeout = 120)
 {
 	char *browser = chromium();
 	int mport;
-	struct h_corral *c = start_with_metrics("workers = 2\npool_mode = transaction\nquery_wait_timeout = 60\n"
-						"\n[limits]\napp.dash_capped = 2\n",
-						H_BENCH_DB_WITH(" pool_size=4"), &mport);
+	struct h_corral *c =
+		start_with_metrics("workers = 2\npool_mode = transaction\nquery_wait_timeout = 60\n"
+				   "\n[limits]\napp.dash_capped = 2\n",
+				   H_BENCH_DB_WITH(" pool_size=4"), &mport);
 	/* Load for the charts: pgbench through corral, more clients than servers, and an
 	 * application capped below its clients, so some wait. */
-	char *script = h_path("sleep.sql"), *pgbench = h_pgtool("pgbench"), *port = h_printf("%d", c->port);
+	char *script = h_path("sleep.sql"), *pgbench = h_pgtool("pgbench"),
+	     *port = h_printf("%d", c->port);
 	h_write_file(script, "select pg_sleep(0.005);\n");
 	setenv("PGPASSWORD", H.password, 1);
 	/* static: h_fini reads them through the pointers h_track_daemon keeps. */
 	static pid_t load[2];
 	static bool running[2];
-	const char *apps[2] = {"dbname=bench application_name=dash_load", "dbname=bench application_name=dash_capped"};
+	const char *apps[2] = {"dbname=bench application_name=dash_load",
+			       "dbname=bench application_name=dash_capped"};
 	const char *clients[2] = {"8", "4"};
 	for (int i = 0; i < 2; i++) {
 		char *out = h_printf("%s/pgbench%d.log", H.dir, i);
-		const char *argv[] = {pgbench, "-n", "-f", script, "-c", clients[i], "-j", "2", "-T", "30",
-				      "-h", "127.0.0.1", "-p", port, "-U", H.user, apps[i], NULL};
+		const char *argv[] = {pgbench, "-n", "-f", script, "-c",    clients[i],
+				      "-j",    "2",  "-T", "30",   "-h",    "127.0.0.1",
+				      "-p",    port, "-U", H.user, apps[i], NULL};
 		load[i] = h_spawn(&(struct h_spawn){.argv = argv, .out = out, .err = out});
 		running[i] = true;
 		h_track_daemon(&load[i], &running[i]);
@@ -717,7 +750,8 @@ Test(metrics, dashboard_in_headless_chromium, .timeout = 120)
 		prom_free(&doc);
 		if (tx > 100)
 			break;
-		cr_assert(h_now() < deadline, "pgbench's transactions do not show in /metrics:\n%s", h_corral_log_tail(c));
+		cr_assert(h_now() < deadline, "pgbench's transactions do not show in /metrics:\n%s",
+			  h_corral_log_tail(c));
 		sleep_ms(100);
 	}
 
@@ -730,7 +764,8 @@ Test(metrics, dashboard_in_headless_chromium, .timeout = 120)
 	cr_expect_gt(samples, 0, "the dashboard received no samples:\n%.3000s", dom);
 	/* The tables were drawn from those samples: the pool and both applications. */
 	cr_expect(strstr(dom, "<td>bench/bench</td>") != NULL, "no pool row:\n%.3000s", dom);
-	cr_expect(strstr(dom, "<td>dash_capped</td>") != NULL, "no row for dash_capped:\n%.3000s", dom);
+	cr_expect(strstr(dom, "<td>dash_capped</td>") != NULL, "no row for dash_capped:\n%.3000s",
+		  dom);
 	cr_expect(strstr(dom, ">unreachable<") == NULL, "the page could not reach /stats.json");
 	free(dom);
 
