@@ -100,6 +100,9 @@ $(BUILD)/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
+# The dashboard page is assembled into this object (.incbin), which -MMD cannot see.
+$(BUILD)/proxy/dashboard_html.o: proxy/dashboard.html
+
 -include $(CORE_OBJ:.o=.d) $(FN_OBJ:.o=.d) $(STORM_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(ITEST_OBJ:.o=.d) \
 	 $(BUILD)/proxy/main.d $(BUILD)/functions/runner/main.d $(BUILD)/functions/storm/main.d
 

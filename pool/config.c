@@ -18,6 +18,7 @@
  */
 #include "pool/config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <libpq-fe.h>
 #include <stdint.h>
@@ -63,6 +64,7 @@ PARSER(parse_positive_seconds_key);
 PARSER(parse_millis_key);
 PARSER(parse_auth_type_key);
 PARSER(parse_pool_mode_key);
+PARSER(parse_listen_key);
 
 #define FIELD(f) offsetof(struct corral_config, f)
 
@@ -108,10 +110,16 @@ static const struct ini_key corral_keys[] = {
 	{ "stats_period", ini_key_int, FIELD(stats_period), 1, MAX_STATS_PERIOD },
 };
 
+/* [metrics]: the HTTP endpoint (proxy/metrics_http.c). */
+static const struct ini_key metrics_keys[] = {
+	{ "listen", parse_listen_key, FIELD(metrics_addr), 0, 0 },
+};
+
 struct load_ctx {
 	struct ini_load ini; /* path, line, error: common/ini_load.h */
 	struct corral_config *cfg;
 	int seen[ARRAY_SIZE(corral_keys)]; /* line each [corral] key was set on, 0 = not yet */
+	int metrics_seen[ARRAY_SIZE(metrics_keys)];
 	int app_default_line;              /* line of [limits] app_default, 0 = not yet */
 	PQconninfoOption *libpq_options;   /* PQconndefaults(), fetched at the first database */
 };
@@ -176,6 +184,50 @@ PARSER(parse_pool_mode_key)
 		return false;
 	}
 	*(enum pool_mode *)ini_key_field(obj, spec) = (enum pool_mode)i;
+	return true;
+}
+
+/*
+ * ADDR:PORT (IPv6 as [ADDR]:PORT) into metrics_addr and metrics_port.  Any address is
+ * taken: the endpoint shows counts and names of databases, users and applications, no
+ * secrets, and where it may be reached is the operator's call (the reference file
+ * suggests loopback).
+ */
+PARSER(parse_listen_key)
+{
+	struct corral_config *cfg = obj;
+	const char *colon = strrchr(value, ':');
+	const char *host = value;
+	size_t host_len = colon ? (size_t)(colon - value) : 0;
+	if (host_len >= 2 && host[0] == '[' && host[host_len - 1] == ']') {
+		host++;
+		host_len -= 2;
+	} else if (colon && memchr(value, ':', host_len)) {
+		colon = NULL; /* an IPv6 address without brackets: where is the port? */
+	}
+	char addr[64];
+	unsigned char bin[16];
+	int port;
+	if (!colon || host_len == 0 || host_len >= sizeof(addr) ||
+	    !parse_uint_range(colon + 1, 1, 65535, &port)) {
+		ini_fail(ld, spec->name,
+			 "must be ADDRESS:PORT (e.g. 127.0.0.1:9930, [::1]:9930), got \"%s\"", value);
+		return false;
+	}
+	memcpy(addr, host, host_len);
+	addr[host_len] = '\0';
+	if (inet_pton(AF_INET, addr, bin) != 1 && inet_pton(AF_INET6, addr, bin) != 1) {
+		ini_fail(ld, spec->name, "\"%s\" is not an IPv4 or IPv6 address", addr);
+		return false;
+	}
+	char *copy = strdup(addr);
+	if (!copy) {
+		ini_fail(ld, spec->name, "out of memory");
+		return false;
+	}
+	free(cfg->metrics_addr);
+	cfg->metrics_addr = copy;
+	cfg->metrics_port = port;
 	return true;
 }
 
@@ -676,6 +728,9 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 		add_split_at_equals(ctx, add_user);
 	else if (strcmp(section, "limits") == 0)
 		add_split_at_equals(ctx, add_limit);
+	else if (strcmp(section, "metrics") == 0)
+		ini_key_set(&ctx->ini, metrics_keys, ARRAY_SIZE(metrics_keys), ctx->metrics_seen,
+			    ctx->cfg, "metrics", name, value);
 	else if (*section == '\0')
 		fail(ctx, name, "comes before any section; put it under [corral]");
 	else
@@ -687,15 +742,15 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 static void check_section(struct ini_load *ld, const char *name, size_t len)
 {
 	struct load_ctx *ctx = container_of(ld, struct load_ctx, ini);
-	static const char *const known[] = { "corral", "databases", "users", "limits" };
+	static const char *const known[] = { "corral", "databases", "users", "limits", "metrics" };
 	for (size_t i = 0; i < ARRAY_SIZE(known); i++) {
 		if (strlen(known[i]) == len && memcmp(name, known[i], len) == 0)
 			return;
 	}
 	bool pgbouncer = len == strlen("pgbouncer") && memcmp(name, "pgbouncer", len) == 0;
 	fail(ctx, NULL,
-	     "[%.*s]: unknown section (corral knows [corral], [databases], [users] and "
-	     "[limits])%s",
+	     "[%.*s]: unknown section (corral knows [corral], [databases], [users], [limits] "
+	     "and [metrics])%s",
 	     (int)len, name, pgbouncer ? "; PgBouncer's settings go under [corral]" : "");
 }
 
@@ -797,6 +852,7 @@ void config_free(struct corral_config *cfg)
 	free(cfg->admin_db);
 	free(cfg->admin_users);
 	free(cfg->stats_users);
+	free(cfg->metrics_addr);
 	for (size_t i = 0; i < cfg->n_dbs; i++)
 		db_free(&cfg->dbs[i]);
 	free(cfg->dbs);

@@ -95,6 +95,10 @@ struct corral_config {
 	char *admin_users;             /* comma-separated: every console command */
 	char *stats_users;             /* comma-separated: SHOW commands only */
 	int stats_period;              /* seconds between the snapshots avg_* are computed from */
+	/* [metrics] listen = ADDR:PORT: the HTTP endpoint (proxy/metrics_http.h); off
+	 * (metrics_addr NULL) unless set */
+	char *metrics_addr;            /* an IPv4 or IPv6 address, without brackets */
+	int metrics_port;
 
 	/* [databases] */
 	struct db_config *dbs;

@@ -20,6 +20,7 @@
 #include "pool/config.h"
 #include "proxy/auth_file.h"
 #include "proxy/listen_guard.h"
+#include "proxy/metrics_http.h"
 #include "proxy/stats_dump.h"
 #include "proxy/version.h"
 #include "proxy/workers.h"
@@ -100,6 +101,7 @@ static int run(const struct corral_config *cfg, const struct auth_file *auth)
 	int rc = 1;
 	struct event *sigs[4] = { NULL, NULL, NULL, NULL };
 	struct listen_guard guard;
+	struct metrics_http *metrics = NULL;
 	char err[256];
 	if (!listen_guard_claim(&guard, cfg->listen_addr, cfg->listen_port, cfg->so_reuseport, err,
 				sizeof(err))) {
@@ -110,6 +112,11 @@ static int run(const struct corral_config *cfg, const struct auth_file *auth)
 		goto out;
 	if (!listen_guard_confirm(&guard, cfg->listen_addr, cfg->listen_port, cfg->so_reuseport,
 				  err, sizeof(err))) {
+		fprintf(stderr, "corral: %s\n", err);
+		goto out;
+	}
+	/* [metrics] listen: the HTTP endpoint, on a thread of its own (proxy/metrics_http.h). */
+	if (cfg->metrics_addr && !(metrics = metrics_http_start(&ws.shared, err, sizeof(err)))) {
 		fprintf(stderr, "corral: %s\n", err);
 		goto out;
 	}
@@ -129,6 +136,8 @@ static int run(const struct corral_config *cfg, const struct auth_file *auth)
 	workers_run(&ws);
 	rc = 0;
 out:
+	/* Before the workers' shutdown frees the registry it reads. */
+	metrics_http_stop(metrics);
 	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
 		if (sigs[i])
 			event_free(sigs[i]);

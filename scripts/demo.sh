@@ -17,7 +17,9 @@
 # environments take the invocations from the runner's queue one after another.  It
 # prints a table (succeeded, failed by cause, cold starts, queue wait, latency of the
 # invocations that succeeded, peak server connections), what each column shows, the
-# URLs and commands to try by hand, and a last line
+# URLs and commands to try by hand (corral's dashboard among them: its URL is printed before
+# the bursts, [metrics] listening on a free port), SHOW POOLS and SHOW APPS as corral's
+# /metrics has them, and a last line
 #   demo: direct <ok>/<n> ok, corral <ok>/<n> ok, peak server connections <p>,
 #         corral+limit <ok>/<n> ok, cold starts <k>, peak server connections <q>
 # (one line).  Then it stops everything and removes its temp dir, also on error, Ctrl-C
@@ -101,6 +103,8 @@ echo "demo: PostgreSQL 15 on 127.0.0.1:$pgport, max_connections = $MAXCONN" \
 
 # --- corral --------------------------------------------------------------------------
 cport=$(pgtmp_free_port)
+mport=$(pgtmp_free_port)
+while [ "$mport" = "$cport" ]; do mport=$(pgtmp_free_port); done
 # The userlist holds PostgreSQL's own SCRAM verifier for the role, not the password:
 # corral then checks each login without redoing PBKDF2 (a thousand cold starts log in at
 # once), and its own server logins use password= on the database line.
@@ -120,11 +124,16 @@ log_level = info
 
 [databases]
 $DB = host=127.0.0.1 port=$pgport dbname=$DB user=$USER_ password=$PASS
+
+; the dashboard, /metrics, /stats.json and /healthz
+[metrics]
+listen = 127.0.0.1:$mport
 EOF
 "$bin/corral" -c "$tmp/corral.ini" >"$tmp/corral.log" 2>&1 &
 corral_pid=$!
 wait_listening "$tmp/corral.log" "$corral_pid" corral
 echo "demo: corral on 127.0.0.1:$cport (transaction pooling, pool_size = $POOL)"
+dashboard=http://127.0.0.1:$mport/
 
 # --- corral-fn -----------------------------------------------------------------------
 fport=$(pgtmp_free_port)
@@ -177,13 +186,14 @@ echo "demo: corral-fn on 127.0.0.1:$fport with url_shortener (via corral)," \
 
 # --- the runs ------------------------------------------------------------------------
 monitor="host=$tmp/pg port=$pgport user=postgres dbname=postgres"
-# /metrics without curl (not on a fresh Debian): bash's /dev/tcp.
-curl_metrics() {
-	exec 3<>"/dev/tcp/127.0.0.1/$fport"
-	printf 'GET /metrics HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n' >&3
+# http_get PORT PATH without curl (not on a fresh Debian): bash's /dev/tcp.
+http_get() {
+	exec 3<>"/dev/tcp/127.0.0.1/$1"
+	printf 'GET %s HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n' "$2" >&3
 	cat <&3
 	exec 3<&-
 }
+curl_metrics() { http_get "$fport" /metrics; }
 envs_of() {
 	curl_metrics | awk -v f="$1" -F' ' \
 		'index($1, "corral_fn_environments{function=\"" f "\"") == 1 { n += $2 } END { print n + 0 }'
@@ -206,6 +216,7 @@ run() {
 	tail -n +$((rep0 + 1)) "$tmp/reports.log" | grep '^REPORT' >"$tmp/run-$name.reports" || true
 }
 
+echo "demo: watch it live in a browser: $dashboard  (corral's dashboard; /metrics for Prometheus)"
 echo "demo: a burst of $BURST concurrent invocations of the URL shortener, each in its own environment:"
 printf 'demo:   functions connecting directly to PostgreSQL ... '
 run direct url_shortener_direct
@@ -302,12 +313,19 @@ echo "  $BURST cold starts (fork, dlopen, connect) queue for $(nproc) CPUs, whic
 echo "corral + limit $LIMIT: load leveling and concurrency limits; $LIMIT warm environments take the"
 echo "  burst from the runner's queue (the queue wait), so few cold starts and a lower latency."
 
+# What corral saw, per pool and per function (application_name): the columns of SHOW POOLS
+# and SHOW APPS, read from corral's /metrics (scripts/demo_show.awk).
+echo
+echo "corral after the bursts (from ${dashboard}metrics):"
+http_get "$mport" /metrics | tr -d '\r' | awk -f "$root/scripts/demo_show.awk"
+
 echo
 if [ "${DEMO_HOLD:-0}" = 1 ]; then
 	echo "to look at and try (everything keeps running until Ctrl-C, or kill $$):"
 else
 	echo "to look at and try (gone when the demo exits; DEMO_HOLD=1 make demo keeps them):"
 fi
+echo "  $dashboard                          corral's live dashboard (also /metrics, /stats.json, /healthz)"
 echo "  http://127.0.0.1:$fport/metrics                      corral-fn's metrics"
 echo "  curl -si -XPOST -d '{\"url\":\"https://example.com\"}' http://127.0.0.1:$fport/fn/url_shortener"
 echo "  curl -si http://127.0.0.1:$fport/fn/url_shortener/CODE   (CODE from the answer above)"

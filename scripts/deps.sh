@@ -4,9 +4,10 @@
 # printed and the script fails, so `make` stops with something a person can run.
 set -euo pipefail
 
+# chromium: the dashboard's test loads it in a real browser (headless).
 PKGS="build-essential pkg-config libevent-dev libpq-dev libssl-dev libinih-dev
       libcriterion-dev postgresql-15 postgresql-client-15 pgbouncer valgrind openssl
-      python3 python3-asyncpg python3-psycopg"
+      python3 python3-asyncpg python3-psycopg chromium"
 
 missing=()
 for p in $PKGS; do

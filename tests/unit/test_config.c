@@ -272,8 +272,8 @@ Test(config, auth_file_required_unless_trust)
 Test(config, unknown_section)
 {
 	expect_error(HEAD "[user]\nbob = 1\n", 3,
-		     "[user]: unknown section (corral knows [corral], [databases], [users] and "
-		     "[limits])");
+		     "[user]: unknown section (corral knows [corral], [databases], [users], "
+		     "[limits] and [metrics])");
 	/* inih never reports a section without keys; the reader does. */
 	expect_error(HEAD "\n[Limits]\n", 4, "[Limits]: unknown section");
 	expect_error(HEAD "[corral\n", 3, "section header without a closing ']'");
@@ -324,7 +324,7 @@ Test(config, keys_under_a_bad_section_header_are_not_reported_again)
 {
 	expect_errors(HEAD "[pgbouncer]\nlogfile = x\npidfile = y\n[corral]\nworkers = 0\n",
 		      "@:3: [pgbouncer]: unknown section (corral knows [corral], [databases], "
-		      "[users] and [limits]); PgBouncer's settings go under [corral]\n"
+		      "[users], [limits] and [metrics]); PgBouncer's settings go under [corral]\n"
 		      "@:7: workers: must be an integer between 1 and 256, got \"0\"");
 	expect_errors(HEAD "[corral\nworkers = 0\n[limits]\napp.x = 0\n",
 		      "@:3: section header without a closing ']'\n"
@@ -1173,4 +1173,41 @@ Test(config, show_lists_every_corral_key)
 	cr_assert(config_show(&cfg, count_row, &n));
 	cr_expect_eq(n, 32); /* every key of conf/corral.ini's [corral] */
 	config_free(&cfg);
+}
+
+Test(config, metrics_listen)
+{
+	struct corral_config cfg;
+	load_ok(HEAD, &cfg);
+	cr_expect_null(cfg.metrics_addr, "the endpoint is off unless [metrics] listen is set");
+	config_free(&cfg);
+	load_ok(HEAD "[metrics]\nlisten = 127.0.0.1:9930\n", &cfg);
+	cr_expect_str_eq(cfg.metrics_addr, "127.0.0.1");
+	cr_expect_eq(cfg.metrics_port, 9930);
+	config_free(&cfg);
+	load_ok(HEAD "[metrics]\nlisten = [::1]:19930\n", &cfg);
+	cr_expect_str_eq(cfg.metrics_addr, "::1");
+	cr_expect_eq(cfg.metrics_port, 19930);
+	config_free(&cfg);
+	load_ok(HEAD "[metrics]\nlisten = 0.0.0.0:80\n", &cfg);
+	cr_expect_str_eq(cfg.metrics_addr, "0.0.0.0");
+	config_free(&cfg);
+
+	const char *bad[] = { "9930", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:70000",
+			      ":9930", "::1:9930", "[::1]9930" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[200];
+		snprintf(text, sizeof(text), HEAD "[metrics]\nlisten = %s\n", bad[i]);
+		char want[160];
+		snprintf(want, sizeof(want),
+			 "listen: must be ADDRESS:PORT (e.g. 127.0.0.1:9930, [::1]:9930), got \"%s\"",
+			 bad[i]);
+		expect_error(text, 4, want);
+	}
+	expect_error(HEAD "[metrics]\nlisten = localhost:9930\n", 4,
+		     "listen: \"localhost\" is not an IPv4 or IPv6 address");
+	expect_error(HEAD "[metrics]\nlisten = 127.0.0.1:1\nlisten = 127.0.0.1:2\n", 5,
+		     "listen: set twice");
+	expect_error(HEAD "[metrics]\nlsten = 127.0.0.1:1\n", 4,
+		     "lsten: unknown key in [metrics]; did you mean listen?");
 }
