@@ -31,7 +31,8 @@
 
 TestSuite(metrics, H_SUITE);
 
-#define TX_SETTINGS "workers = 2\npool_mode = transaction\nquery_wait_timeout = 60\n"
+#define TX_SETTINGS \
+	"workers = 2\npool_mode = transaction\nquery_wait_timeout = 60\nstats_users = bench\n"
 #define POOL "database=\"bench\",user=\"bench\""
 
 static void sleep_ms(int ms)
@@ -384,6 +385,49 @@ Test(metrics, counters_match_the_workload_and_the_dump, .timeout = 60)
 		      le);
 	free(le);
 	free(line);
+	prom_free(&doc);
+
+	/* The admin console reads the same snapshot: SHOW STATS and SHOW POOLS agree. */
+	scrape(mport, &doc);
+	char *ci = h_conninfo(c, H.user, "corral", H.password);
+	PGconn *console = h_connect(c, ci);
+	free(ci);
+	static const struct {
+		const char *command, *column, *metric, *labels;
+		double scale;
+	} console_same[] = {
+		{"SHOW STATS", "total_xact_count", "corral_pool_transactions_total", POOL, 1},
+		{"SHOW STATS", "total_query_count", "corral_pool_queries_total", POOL, 1},
+		{"SHOW STATS", "total_received", "corral_pool_received_bytes_total", POOL, 1},
+		{"SHOW STATS", "total_sent", "corral_pool_sent_bytes_total", POOL, 1},
+		{"SHOW STATS", "total_server_assignment_count", "corral_pool_checkouts_total", POOL,
+		 1},
+		{"SHOW STATS", "total_xact_time", "corral_pool_transaction_duration_seconds_sum", POOL,
+		 1e-6},
+		{"SHOW POOLS", "sv_idle", "corral_pool_servers",
+		 "database=\"bench\",state=\"idle\",user=\"bench\"", 1},
+		{"SHOW POOLS", "cl_idle", "corral_pool_clients",
+		 "database=\"bench\",state=\"idle\",user=\"bench\"", 1},
+		{"SHOW POOLS", "pool_size", "corral_pool_size", POOL, 1},
+	};
+	for (size_t i = 0; i < sizeof console_same / sizeof console_same[0]; i++) {
+		PGresult *r = PQexec(console, console_same[i].command);
+		cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", console_same[i].command,
+			     PQerrorMessage(console));
+		int col = PQfnumber(r, console_same[i].column), row = -1;
+		for (int k = 0; k < PQntuples(r); k++)
+			if (strcmp(PQgetvalue(r, k, 0), "bench") == 0)
+				row = k;
+		cr_assert(col >= 0 && row >= 0, "%s has no %s for bench", console_same[i].command,
+			  console_same[i].column);
+		double shown = atof(PQgetvalue(r, row, col)) * console_same[i].scale;
+		double m = value(&doc, console_same[i].metric, console_same[i].labels);
+		cr_expect(fabs(m - shown) < 1e-9, "%s: %s = %.6f but /metrics' %s is %.6f",
+			  console_same[i].command, console_same[i].column, shown,
+			  console_same[i].metric, m);
+		PQclear(r);
+	}
+	PQfinish(console);
 	prom_free(&doc);
 
 	line = dump_line(c, "stats_app", "app=\"metrics_counts\"");
