@@ -77,10 +77,10 @@ static void on_sigterm(evutil_socket_t sig, short what, void *arg)
 /* SIGHUP: RELOAD.  A refused configuration is logged line by line and changes nothing. */
 static void on_sighup(evutil_socket_t sig, short what, void *arg)
 {
-	char err[512];
+	char err[512], clean[1024];
 	log_info("event=signal signal=SIGHUP");
 	if (!control_reload(err, sizeof(err)))
-		log_warn("event=reload_failed msg=\"%s\"", err);
+		log_warn("event=reload_failed msg=\"%s\"", log_clean(err, clean, sizeof(clean)));
 }
 
 /* The statistics of every pool and application, as log lines (proxy/stats_dump.h). */
