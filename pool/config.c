@@ -40,6 +40,8 @@
 #define MAX_PACKET_SIZE 1073741823
 /* query_wait_notify: one day in milliseconds. */
 #define MAX_NOTIFY_MS 86400000
+/* stats_period: one day in seconds. */
+#define MAX_STATS_PERIOD 86400
 
 static const char *const pool_mode_names[] = {
 	[POOL_MODE_SESSION] = "session",
@@ -100,6 +102,11 @@ static const struct ini_key corral_keys[] = {
 	/* load leveling */
 	{ "max_queue_depth", ini_key_int, FIELD(max_queue_depth), 0, MAX_CLIENT_CONN },
 	{ "query_wait_notify", parse_millis_key, FIELD(query_wait_notify_ms), 0, MAX_NOTIFY_MS },
+	/* the admin console */
+	{ "admin_db", ini_key_nonempty, FIELD(admin_db), 0, 0 },
+	{ "admin_users", ini_key_string, FIELD(admin_users), 0, 0 },
+	{ "stats_users", ini_key_string, FIELD(stats_users), 0, 0 },
+	{ "stats_period", ini_key_int, FIELD(stats_period), 1, MAX_STATS_PERIOD },
 };
 
 struct load_ctx {
@@ -717,7 +724,12 @@ static bool set_defaults(struct load_ctx *ctx, const char *path)
 	cfg->listen_addr = strdup("127.0.0.1");
 	cfg->server_reset_query = strdup("DISCARD ALL");
 	cfg->log_level = strdup("info");
-	if (cfg->path && cfg->listen_addr && cfg->server_reset_query && cfg->log_level)
+	cfg->stats_period = 60;
+	cfg->admin_db = strdup("corral");
+	cfg->admin_users = strdup("");
+	cfg->stats_users = strdup("");
+	if (cfg->path && cfg->listen_addr && cfg->server_reset_query && cfg->log_level &&
+	    cfg->admin_db && cfg->admin_users && cfg->stats_users)
 		return true;
 	fail_line(ctx, 0, NULL, "out of memory");
 	return false;
@@ -735,6 +747,13 @@ static void check_whole(struct load_ctx *ctx)
 		fail_line(ctx, key_line(ctx, "min_pool_size"), "min_pool_size",
 			  "must be at most default_pool_size (%d), got %d", cfg->default_pool_size,
 			  cfg->min_pool_size);
+	/* The console answers to admin_db whatever [databases] says: a database of that
+	 * name could never be reached. */
+	const struct db_config *clash = config_find_db(cfg, cfg->admin_db);
+	if (clash)
+		fail_line(ctx, clash->line, clash->name,
+			  "is the admin console's name (admin_db); rename the database or set "
+			  "admin_db to another name");
 	/* A [corral] min_pool_size above one database's pool_size is capped, as in
 	 * PgBouncer; one written on the database line itself is a mistake. */
 	for (size_t i = 0; i < cfg->n_dbs; i++) {
@@ -777,6 +796,9 @@ void config_free(struct corral_config *cfg)
 	free(cfg->auth_file);
 	free(cfg->server_reset_query);
 	free(cfg->log_level);
+	free(cfg->admin_db);
+	free(cfg->admin_users);
+	free(cfg->stats_users);
 	for (size_t i = 0; i < cfg->n_dbs; i++)
 		db_free(&cfg->dbs[i]);
 	free(cfg->dbs);
@@ -958,4 +980,64 @@ const char *auth_type_name(enum auth_type type)
 	if ((size_t)type < ARRAY_SIZE(auth_type_names))
 		return auth_type_names[type];
 	return "unknown";
+}
+
+bool config_list_has(const char *list, const char *name)
+{
+	size_t len = strlen(name);
+	for (const char *p = list; p && *p;) {
+		while (*p == ',' || isspace((unsigned char)*p))
+			p++;
+		const char *end = p + strcspn(p, ",");
+		const char *last = end;
+		while (last > p && isspace((unsigned char)last[-1]))
+			last--;
+		if ((size_t)(last - p) == len && len > 0 && memcmp(p, name, len) == 0)
+			return true;
+		p = end;
+	}
+	return false;
+}
+
+/* One [corral] value as the file spells it, by the key's parser. */
+static void format_key(const struct ini_key *k, const struct corral_config *cfg, char *out,
+		       size_t len)
+{
+	const void *field = (const char *)cfg + k->offset;
+	if (k->parse == ini_key_int || k->parse == parse_millis_key)
+		snprintf(out, len, "%d", *(const int *)field);
+	else if (k->parse == parse_seconds_key || k->parse == parse_positive_seconds_key)
+		snprintf(out, len, "%g", *(const double *)field);
+	else if (k->parse == ini_key_bool)
+		snprintf(out, len, "%s", *(const bool *)field ? "yes" : "no");
+	else if (k->parse == parse_auth_type_key)
+		snprintf(out, len, "%s", auth_type_name(*(const enum auth_type *)field));
+	else if (k->parse == parse_pool_mode_key)
+		snprintf(out, len, "%s", pool_mode_name(*(const enum pool_mode *)field));
+	else /* the string parsers */
+		snprintf(out, len, "%s", *(char *const *)field ? *(char *const *)field : "");
+}
+
+bool config_show(const struct corral_config *cfg,
+		 void (*row)(void *arg, const char *key, const char *value, const char *deflt),
+		 void *arg)
+{
+	/* The defaults are what set_defaults gives a file with no keys. */
+	struct corral_config defaults;
+	memset(&defaults, 0, sizeof(defaults));
+	char err[64];
+	struct load_ctx ctx = { .cfg = &defaults };
+	ini_load_begin(&ctx.ini, "", err, sizeof(err));
+	if (!set_defaults(&ctx, "")) {
+		config_free(&defaults);
+		return false;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(corral_keys); i++) {
+		char value[512], deflt[512];
+		format_key(&corral_keys[i], cfg, value, sizeof(value));
+		format_key(&corral_keys[i], &defaults, deflt, sizeof(deflt));
+		row(arg, corral_keys[i].name, value, deflt);
+	}
+	config_free(&defaults);
+	return true;
 }

@@ -93,6 +93,12 @@ struct corral_config {
 	int query_wait_notify_ms;      /* NOTICE to a client that has waited this long; 0 = never */
 	int app_default_limit;         /* [limits] app_default: 0 = no limit */
 
+	/* the admin console (proxy/admin.h) */
+	char *admin_db;                /* the console's database name; "pgbouncer" is an alias */
+	char *admin_users;             /* comma-separated: every console command */
+	char *stats_users;             /* comma-separated: SHOW commands only */
+	int stats_period;              /* seconds between the snapshots avg_* are computed from */
+
 	/* [databases] */
 	struct db_config *dbs;
 	size_t n_dbs;
@@ -134,6 +140,18 @@ int config_max_user_connections(const struct corral_config *cfg, const char *use
 /* Concurrent transactions allowed to application app: app.NAME, else app_default;
  * 0 = no limit. */
 int config_app_limit(const struct corral_config *cfg, const char *app);
+
+/* Whether name is one of the comma-separated names of list (blanks around names
+ * ignored; exact, case-sensitive match as user names are); false for a NULL list. */
+bool config_list_has(const char *list, const char *name);
+/*
+ * Every [corral] key with its value and default as SHOW CONFIG prints them (value and
+ * default as the file would spell them).  row is called once per key in the order of
+ * conf/corral.ini.  False when out of memory.
+ */
+bool config_show(const struct corral_config *cfg,
+		 void (*row)(void *arg, const char *key, const char *value, const char *deflt),
+		 void *arg) WARN_UNUSED;
 
 const char *pool_mode_name(enum pool_mode mode);
 const char *auth_type_name(enum auth_type type);

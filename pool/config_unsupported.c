@@ -6,7 +6,8 @@
 #include "common/macros.h"
 
 #define STDERR_ONLY "corral logs to stderr only (redirect it, or let systemd's journal keep it)"
-#define NO_CONSOLE "corral has no admin console yet"
+#define NO_STATS_LOG \
+	"the statistics are read from the admin console (SHOW STATS) or with kill -USR1"
 #define AUTH_FILE_ONLY "users and their secrets come from auth_file only"
 #define LOG_LEVEL "log_level = info logs every login, logout and error; debug adds more"
 #define SERVER_TLS "put libpq's sslmode=, sslrootcert=, sslcert=, sslkey= on the [databases] line"
@@ -41,7 +42,6 @@ const struct ini_unsupported config_unsupported_keys[] = {
 	{"conffile", "the configuration file is given with -c"},
 	{"service_name", NULL},
 	{"job_name", NULL},
-	{"stats_period", NO_CONSOLE},
 	{"max_prepared_statements",
 	 "protocol-level named prepared statements need pool_mode = session for now"},
 	{"scram_iterations", "corral checks SCRAM logins against the verifier in auth_file, "
@@ -60,11 +60,8 @@ const struct ini_unsupported config_unsupported_keys[] = {
 	{"log_connections", LOG_LEVEL},
 	{"log_disconnections", LOG_LEVEL},
 	{"log_pooler_errors", "errors corral sends clients are always logged (log_level = info)"},
-	{"log_stats", NO_CONSOLE},
+	{"log_stats", NO_STATS_LOG},
 	{"verbose", "use log_level = debug"},
-	/* console access */
-	{"admin_users", NO_CONSOLE},
-	{"stats_users", NO_CONSOLE},
 	/* sanity checks and timeouts */
 	{"server_reset_query_always",
 	 "in transaction pooling corral resets session parameters it set itself, and "

@@ -56,6 +56,7 @@ void stats_totals_add(struct stats_totals *t, const struct stats_block *b)
 	t->sheds += (uint64_t)stats_read(&b->sheds);
 	t->timeouts += (uint64_t)stats_read(&b->timeouts);
 	t->admitted += (uint64_t)stats_read(&b->admitted);
+	t->logins += (uint64_t)stats_read(&b->logins);
 	for (int i = 0; i < STATS_CL_GROUPS; i++)
 		t->clients[i] += stats_read(&b->clients[i]);
 	for (int i = 0; i < STATS_SV_GROUPS; i++)

@@ -36,6 +36,7 @@
  *   timeouts        clients refused with 57014 after query_wait_timeout in a queue
  *   admitted        checkouts of clients holding an application slot ([limits]; 0 for
  *                   unlimited applications)
+ *   logins          clients that logged in (total_client_login_count)
  *   xact_hist       transactions by xact time (log buckets, stats_hist_bucket)
  *   wait_hist       checkouts by wait time (0 for those that did not queue)
  */
@@ -84,6 +85,7 @@ struct stats_block {
 	stats_counter bytes_received, bytes_sent;
 	stats_counter xact_time_us, query_time_us, wait_time_us;
 	stats_counter checkouts, wait_count, sheds, timeouts, admitted;
+	stats_counter logins;
 	stats_counter clients[STATS_CL_GROUPS]; /* gauges: this worker's clients now */
 	stats_counter servers[STATS_SV_GROUPS]; /* gauges: this worker's servers now (pools) */
 	stats_counter xact_hist[STATS_HIST_BUCKETS];
@@ -133,6 +135,7 @@ struct stats_totals {
 	uint64_t bytes_received, bytes_sent;
 	uint64_t xact_time_us, query_time_us, wait_time_us;
 	uint64_t checkouts, wait_count, sheds, timeouts, admitted;
+	uint64_t logins;
 	long long clients[STATS_CL_GROUPS];
 	long long servers[STATS_SV_GROUPS];
 	uint64_t xact_hist[STATS_HIST_BUCKETS];

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "pool/app_gate.h"
 #include "pool/cancel.h"
+#include "proxy/admin.h"
 #include "proxy/client_auth.h"
 #include "proxy/client_lists.h"
 #include "proxy/client_stats.h"
@@ -187,6 +188,7 @@ static void release_token(struct client *c)
 
 static void detach(struct client *c)
 {
+	admin_client_gone(c);
 	if (pool_waiter_busy(&c->waiter))
 		pool_dequeue(c->pool, &c->waiter);
 	if (pool_waiter_busy(&c->app_waiter))
@@ -300,6 +302,7 @@ void client_free(struct client *c)
 {
 	client_auth_cleanup(c);
 	drop_auth_snapshot(c);
+	admin_session_free(c);
 	free(c->user);
 	free(c->database);
 	free(c->application_name);
@@ -756,6 +759,11 @@ void client_authenticated(struct client *c)
 {
 	const struct corral_config *cfg = c->worker->cfg;
 	login_reader_done(c);
+	if (admin_is_console(cfg, c->database)) {
+		drop_auth_snapshot(c);
+		admin_login(c); /* the console needs no [databases] entry and no pool */
+		return;
+	}
 	/* The database as the configuration in force says now (a reload may have added or
 	 * removed it); the pool is found by name, so one a reload carried over is reused. */
 	const struct db_config *db = config_find_db(cfg, c->database);
@@ -776,6 +784,7 @@ void client_authenticated(struct client *c)
 	}
 	c->gate = app_gate_limited(gate) ? gate : NULL;
 	client_stats_attach(c, c->pool->stats, gate->stats);
+	CLIENT_STAT_ADD(c, logins, 1);
 	char ids[400], app[130];
 	log_info("event=client_login client=%llu %s app=\"%s\"", (unsigned long long)c->id,
 		 client_log_who(c, ids, sizeof(ids)),
@@ -913,7 +922,10 @@ static void client_read(struct bufferevent *bev, void *arg)
 		login_input(c);
 		break;
 	case CL_IDLE:
-		request_server(c);
+		if (c->admin)
+			admin_read(c);
+		else
+			request_server(c);
 		break;
 	case CL_ACTIVE:
 		relay_from_client(c);

@@ -23,6 +23,7 @@
 #include "proxy/relay.h"
 
 struct worker;
+struct admin_session;
 
 /* Each state belongs to one of the worker's client lists (proxy/client_lists.h);
  * client_set_state is the one place a state changes. */
@@ -89,6 +90,7 @@ struct client {
 	struct server *server;       /* linked server while CL_ACTIVE */
 	struct relay relay;
 	struct cancel_key cancel;    /* its BackendKeyData (proxy/cancel_keys.h) */
+	struct admin_session *admin; /* a client of the admin console (proxy/admin.h), else NULL */
 };
 
 void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *addr, int addrlen);

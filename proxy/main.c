@@ -21,9 +21,8 @@
 #include "proxy/control.h"
 #include "proxy/listen_guard.h"
 #include "proxy/stats_dump.h"
+#include "proxy/version.h"
 #include "proxy/workers.h"
-
-#define CORRAL_VERSION "0.1.0"
 
 static void usage(FILE *out)
 {

@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "proxy/client.h"
 #include "proxy/listen_guard.h"
+#include "proxy/stats_period.h"
 
 /* Timeouts are checked on this tick; it bounds how late a timeout can fire. */
 #define TICK_USEC 200000
@@ -121,8 +122,12 @@ bool worker_init(struct worker *w, int id, struct worker_shared *shared)
 	pool_env_connect(&w->pools, id, shared->n_workers, &shared->registry, shared->inboxes);
 	if (!inbox_init(&w->inbox, w->base, &w->pools))
 		return false;
-	if (id == 0)
+	if (id == 0) {
 		pool_env_prewarm(&w->pools);
+		/* avg_* of SHOW STATS: one timer for the process. */
+		if (!stats_period_start(w))
+			return false;
+	}
 	w->reap_ev = event_new(w->base, -1, 0, reap_clients, w);
 	w->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
 	w->accept_retry_ev = evtimer_new(w->base, on_accept_retry, w);
@@ -183,6 +188,8 @@ void worker_shutdown(struct worker *w)
 	}
 	if (w->base)
 		pool_env_shutdown(&w->pools);
+	if (w->id == 0)
+		stats_period_stop(w);
 	reap_clients(-1, 0, w);
 	inbox_close(&w->inbox);
 	if (w->reap_ev)

@@ -350,7 +350,8 @@ Test(config, pgbouncer_settings_are_not_supported_rather_than_unknown)
 		     "startup parameter");
 	expect_error(HEAD "unix_socket_dir = /tmp\n", 3,
 		     "unix_socket_dir: not supported by corral; corral listens on TCP only");
-	expect_error(HEAD "admin_users = admin\n", 3, "admin_users: not supported by corral; ");
+	expect_error(HEAD "log_stats = 1\n", 3,
+		     "log_stats: not supported by corral; the statistics are read");
 	expect_error(HEAD "server_tls_sslmode = require\n", 3,
 		     "server_tls_sslmode: not supported by corral; put libpq's sslmode=");
 	/* A [databases] parameter of PgBouncer's that libpq does not know either. */
