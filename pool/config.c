@@ -846,10 +846,15 @@ bool config_copy(const struct corral_config *src, struct corral_config *dst)
 	dst->app_limits = NULL;
 	dst->n_dbs = dst->n_users = dst->n_app_limits = 0;
 	dst->path = dup_or_null(src->path, &ok);
-	dst->listen_addr = dup_or_null(src->listen_addr, &ok);
-	dst->auth_file = dup_or_null(src->auth_file, &ok);
-	dst->server_reset_query = dup_or_null(src->server_reset_query, &ok);
-	dst->log_level = dup_or_null(src->log_level, &ok);
+	/* Every string key of the table, so a key added later is copied too. */
+	for (size_t i = 0; i < ARRAY_SIZE(corral_keys); i++) {
+		const struct ini_key *k = &corral_keys[i];
+		if (k->parse == ini_key_string || k->parse == ini_key_nonempty ||
+		    k->parse == ini_key_address || k->parse == ini_key_log_level) {
+			char **field = ini_key_field(dst, k);
+			*field = dup_or_null(*field, &ok);
+		}
+	}
 	if (ok && src->n_dbs && !(dst->dbs = calloc(src->n_dbs, sizeof(*dst->dbs))))
 		ok = false;
 	/* n_dbs counts a half-copied one too, so config_free frees it */
