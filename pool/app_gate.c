@@ -38,10 +38,17 @@ struct app_gate *app_gate_get(struct pool_env *env, const char *app)
 	return g;
 }
 
+/* A limit a reload lowered leaves the tokens above it in use until they come back; one
+ * it removed (0) lets everyone in, the clients queued under it first (app_gates_tick). */
 static bool take_token(struct app_shared *a)
 {
+	int limit = atomic_load_explicit(&a->limit, memory_order_relaxed);
+	if (limit <= 0) {
+		atomic_fetch_add(&a->active, 1);
+		return true;
+	}
 	int n = atomic_load(&a->active);
-	while (n < a->limit)
+	while (n < limit)
 		if (atomic_compare_exchange_weak(&a->active, &n, n + 1))
 			return true;
 	return false;
@@ -149,6 +156,14 @@ void app_gate_leave(struct app_gate *g)
 	pass_token(g->env, g->shared, g, 0);
 }
 
+void app_gate_claim(struct app_gate *g)
+{
+	/* A token given back while a waiter was queueing elsewhere, or room a raised limit
+	 * made: the longest waiters here take it. */
+	while (g->waiting.n > 0 && take_token(g->shared))
+		admit_head(g);
+}
+
 static void fail_app_waiter(struct pool_waiter *w, const char *sqlstate, const char *msg, void *arg)
 {
 	struct app_gate *g = arg;
@@ -162,14 +177,12 @@ void app_gates_tick(struct pool_env *env, usec_t now)
 	list_for_each_safe(it, tmp, &env->app_gates)
 	{
 		struct app_gate *g = list_entry(it, struct app_gate, node);
-		if (!app_gate_limited(g))
+		if (g->waiting.n == 0 && !app_gate_limited(g))
 			continue; /* statistics only: nobody queues there */
-		/* A token given back while a waiter was queueing elsewhere: claim it. */
-		while (g->waiting.n > 0 && take_token(g->shared))
-			admit_head(g);
+		app_gate_claim(g);
 		char what[200];
 		snprintf(what, sizeof(what), "the concurrency limit of application \"%.100s\" (%d)",
-			 g->shared->app, g->shared->limit);
+			 g->shared->app, atomic_load_explicit(&g->shared->limit, memory_order_relaxed));
 		pool_tick_waiters(env, &g->waiting, now, fail_app_waiter, g, what);
 	}
 }

@@ -31,7 +31,7 @@ struct app_gate *app_gate_get(struct pool_env *env, const char *app);
 /* Whether clients of g's application must hold a token ([limits]). */
 static inline bool app_gate_limited(const struct app_gate *g)
 {
-	return g->shared->limit > 0;
+	return atomic_load_explicit(&g->shared->limit, memory_order_relaxed) > 0;
 }
 
 enum gate_result { GATE_ENTERED, GATE_QUEUED, GATE_FULL };
@@ -42,6 +42,9 @@ enum gate_result app_gate_enter(struct app_gate *g, struct pool_waiter *w);
 void app_gate_leave(struct app_gate *g);
 /* Takes a queued w out (its client left). */
 void app_gate_dequeue(struct app_gate *g, struct pool_waiter *w);
+/* Waiters here take the tokens that are free (a raised limit, a token given back while
+ * they queued). */
+void app_gate_claim(struct app_gate *g);
 /* Timeouts and notices of every gate's waiters; tokens freed by races are claimed. */
 void app_gates_tick(struct pool_env *env, usec_t now);
 

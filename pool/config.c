@@ -88,6 +88,7 @@ static const struct ini_key corral_keys[] = {
 	{ "max_packet_size", ini_key_int, FIELD(max_packet_size),
 	  MIN_PACKET_SIZE, MAX_PACKET_SIZE },
 	{ "log_level", ini_key_log_level, FIELD(log_level), 0, 0 },
+	{ "shutdown_timeout", parse_seconds_key, FIELD(shutdown_timeout), 0, 0 },
 	/* PgBouncer's limits */
 	{ "min_pool_size", ini_key_int, FIELD(min_pool_size), 0, MAX_POOL_SIZE },
 	{ "reserve_pool_size", ini_key_int, FIELD(reserve_pool_size), 0, MAX_POOL_SIZE },
@@ -773,6 +774,7 @@ static bool set_defaults(struct load_ctx *ctx, const char *path)
 	cfg->reserve_pool_timeout = 5;
 	cfg->server_login_retry = 15;
 	cfg->server_login_wait = 5;
+	cfg->shutdown_timeout = 20;
 	cfg->path = strdup(path);
 	cfg->listen_addr = strdup("127.0.0.1");
 	cfg->server_reset_query = strdup("DISCARD ALL");
@@ -863,6 +865,102 @@ void config_free(struct corral_config *cfg)
 		free(cfg->app_limits[i].app);
 	free(cfg->app_limits);
 	memset(cfg, 0, sizeof(*cfg));
+}
+
+/* strdup that keeps NULL; *ok turns false when out of memory. */
+static char *dup_or_null(const char *s, bool *ok)
+{
+	char *d = s ? strdup(s) : NULL;
+	if (s && !d)
+		*ok = false;
+	return d;
+}
+
+static bool copy_db(const struct db_config *src, struct db_config *dst)
+{
+	*dst = (struct db_config){ .pool_size = src->pool_size, .pool_mode = src->pool_mode,
+				   .min_pool_size = src->min_pool_size,
+				   .reserve_pool = src->reserve_pool,
+				   .max_db_connections = src->max_db_connections,
+				   .line = src->line };
+	dst->name = strdup(src->name);
+	if (!dst->name)
+		return false;
+	for (size_t i = 0; i < src->n_conn; i++)
+		if (!db_add_conn(dst, src->conn_keys[i], src->conn_vals[i]))
+			return false;
+	point_at_credentials(dst);
+	return true;
+}
+
+bool config_copy(const struct corral_config *src, struct corral_config *dst)
+{
+	bool ok = true;
+	*dst = *src;
+	dst->dbs = NULL;
+	dst->users = NULL;
+	dst->app_limits = NULL;
+	dst->n_dbs = dst->n_users = dst->n_app_limits = 0;
+	dst->path = dup_or_null(src->path, &ok);
+	/* Every string key of the table, so a key added later is copied too. */
+	for (size_t i = 0; i < ARRAY_SIZE(corral_keys); i++) {
+		const struct ini_key *k = &corral_keys[i];
+		if (k->parse == ini_key_string || k->parse == ini_key_nonempty ||
+		    k->parse == ini_key_address || k->parse == ini_key_log_level) {
+			char **field = ini_key_field(dst, k);
+			*field = dup_or_null(*field, &ok);
+		}
+	}
+	if (ok && src->n_dbs && !(dst->dbs = calloc(src->n_dbs, sizeof(*dst->dbs))))
+		ok = false;
+	/* n_dbs counts a half-copied one too, so config_free frees it */
+	for (size_t i = 0; ok && i < src->n_dbs; i++, dst->n_dbs++)
+		ok = copy_db(&src->dbs[i], &dst->dbs[i]);
+	if (ok && src->n_users && !(dst->users = calloc(src->n_users, sizeof(*dst->users))))
+		ok = false;
+	for (size_t i = 0; ok && i < src->n_users; i++) {
+		dst->users[i] = src->users[i];
+		if (!(dst->users[i].name = strdup(src->users[i].name)))
+			ok = false;
+		else
+			dst->n_users++;
+	}
+	if (ok && src->n_app_limits &&
+	    !(dst->app_limits = calloc(src->n_app_limits, sizeof(*dst->app_limits))))
+		ok = false;
+	for (size_t i = 0; ok && i < src->n_app_limits; i++) {
+		dst->app_limits[i] = src->app_limits[i];
+		if (!(dst->app_limits[i].app = strdup(src->app_limits[i].app)))
+			ok = false;
+		else
+			dst->n_app_limits++;
+	}
+	if (!ok)
+		config_free(dst);
+	return ok;
+}
+
+bool config_set(const struct corral_config *cur, const char *key, const char *value,
+		struct corral_config *out, char *err, size_t errlen)
+{
+	if (!config_copy(cur, out)) {
+		snprintf(err, errlen, "SET: %s: out of memory", key);
+		return false;
+	}
+	struct load_ctx ctx = { .cfg = out };
+	ini_load_begin(&ctx.ini, "SET", err, errlen);
+	ctx.ini.unsupported = config_unsupported_keys;
+	ctx.ini.n_unsupported = config_n_unsupported_keys;
+	ctx.ini.unsupported_by = "corral";
+	ini_key_set(&ctx.ini, corral_keys, ARRAY_SIZE(corral_keys), ctx.seen, out, "corral", key,
+		    value);
+	if (!ctx.ini.failed)
+		check_whole(&ctx);
+	if (ctx.ini.failed) {
+		config_free(out);
+		return false;
+	}
+	return true;
 }
 
 const struct db_config *config_find_db(const struct corral_config *cfg, const char *name)

@@ -70,6 +70,9 @@ struct corral_config {
 	double client_login_timeout;   /* seconds from connect to authenticated; 0 = never */
 	char *server_reset_query;      /* "" = none */
 	char *log_level;               /* debug | info | warn | error */
+	/* SIGTERM waits this long (seconds) for clients to leave, then closes the rest with
+	 * 57P01; 0 = wait as long as they stay */
+	double shutdown_timeout;
 
 	/* PgBouncer's limits, same names and meanings */
 	int min_pool_size;             /* servers kept open per pool, also before any client */
@@ -118,6 +121,15 @@ struct corral_config {
  */
 bool config_load(const char *path, struct corral_config *out, char *err, size_t errlen) WARN_UNUSED;
 void config_free(struct corral_config *cfg);
+/* A deep copy of src into *dst; false when out of memory (*dst then freed). */
+bool config_copy(const struct corral_config *src, struct corral_config *dst) WARN_UNUSED;
+/*
+ * *out = cur with [corral] key set to value, parsed and checked exactly as the same line
+ * in the file would be (the rules between keys included).  On failure returns false,
+ * *out freed, and err holds "SET: KEY: why" (an unknown key with "did you mean").
+ */
+bool config_set(const struct corral_config *cur, const char *key, const char *value,
+		struct corral_config *out, char *err, size_t errlen) WARN_UNUSED;
 
 const struct db_config *config_find_db(const struct corral_config *cfg, const char *name);
 const struct user_config *config_find_user(const struct corral_config *cfg, const char *name);

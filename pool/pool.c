@@ -10,9 +10,11 @@
 #include "common/inbox.h"
 #include "common/ids.h"
 #include "common/log.h"
+#include "common/siphash.h"
 #include "pool/activate.h"
 #include "pool/app_gate.h"
 #include "pool/cancel.h"
+#include "pool/pool_internal.h"
 
 static void reap_dead(evutil_socket_t fd, short what, void *arg)
 {
@@ -134,30 +136,77 @@ static void set_server_state(struct server *s, enum server_state st)
 
 /* ---- pools ------------------------------------------------------------------------ */
 
-static bool build_login_params(struct pool *pool, const char *user, const char *password)
+/* The database line's login keywords and values, hashed: equal lines, equal hashes
+ * (on every worker, so a server moved between workers is judged the same way). */
+uint64_t pool_login_signature(const struct db_config *db)
 {
-	const struct db_config *db = pool->db;
+	static const uint8_t key[16] = "corral-login-sig";
+	struct siphash h;
+	siphash_init(&h, key);
+	for (size_t i = 0; i < db->n_conn; i++) {
+		siphash_update(&h, db->conn_keys[i], strlen(db->conn_keys[i]) + 1);
+		siphash_update(&h, db->conn_vals[i], strlen(db->conn_vals[i]) + 1);
+	}
+	return siphash_final(&h);
+}
+
+static void free_login_params(struct pool *pool)
+{
+	for (size_t i = 0; pool->login_keys && pool->login_keys[i]; i++) {
+		free(pool->login_keys[i]);
+		free(pool->login_vals[i]);
+	}
+	free(pool->login_keys);
+	free(pool->login_vals);
+	pool->login_keys = pool->login_vals = NULL;
+	pool->login_password = NULL; /* one of login_vals */
+}
+
+static bool add_login_param(struct pool *pool, size_t *k, const char *key, const char *val)
+{
+	pool->login_keys[*k] = strdup(key);
+	pool->login_vals[*k] = strdup(val);
+	if (!pool->login_keys[*k] || !pool->login_vals[*k]) {
+		free(pool->login_keys[*k]);
+		free(pool->login_vals[*k]);
+		pool->login_keys[*k] = pool->login_vals[*k] = NULL;
+		return false;
+	}
+	(*k)++;
+	return true;
+}
+
+/* Copies the database line's keywords (a snapshot may be freed after a reload), plus the
+ * client's user and password where the line sets none.  On failure the pool keeps
+ * whatever it had. */
+bool pool_build_login_params(struct pool *pool, const struct db_config *db, const char *password)
+{
+	struct pool old = *pool;
 	size_t n = db->n_conn + 3; /* + user, password, NULL */
 	pool->login_keys = calloc(n, sizeof(char *));
 	pool->login_vals = calloc(n, sizeof(char *));
-	if (!pool->login_keys || !pool->login_vals)
-		return false;
 	size_t k = 0;
-	for (size_t i = 0; i < db->n_conn; i++) {
-		pool->login_keys[k] = db->conn_keys[i];
-		pool->login_vals[k++] = db->conn_vals[i];
+	bool ok = pool->login_keys && pool->login_vals;
+	for (size_t i = 0; ok && i < db->n_conn; i++)
+		ok = add_login_param(pool, &k, db->conn_keys[i], db->conn_vals[i]);
+	if (ok && !db->user)
+		ok = add_login_param(pool, &k, "user", pool->user);
+	pool->login_password = NULL;
+	if (ok && !db->password && password) {
+		ok = add_login_param(pool, &k, "password", password);
+		if (ok)
+			pool->login_password = pool->login_vals[k - 1];
 	}
-	if (!db->user) {
-		pool->login_keys[k] = "user";
-		pool->login_vals[k++] = user;
+	if (!ok) {
+		free_login_params(pool);
+		pool->login_keys = old.login_keys;
+		pool->login_vals = old.login_vals;
+		pool->login_password = old.login_password;
+		return false;
 	}
-	if (!db->password && password) {
-		pool->login_password = strdup(password);
-		if (!pool->login_password)
-			return false;
-		pool->login_keys[k] = "password";
-		pool->login_vals[k++] = pool->login_password;
-	}
+	struct pool gone = { .login_keys = old.login_keys, .login_vals = old.login_vals };
+	free_login_params(&gone);
+	pool->login_sig = pool_login_signature(db);
 	return true;
 }
 
@@ -165,51 +214,72 @@ static void pool_free(struct pool *pool)
 {
 	if (pool->retry_ev)
 		event_free(pool->retry_ev);
-	free(pool->login_keys);
-	free(pool->login_vals);
-	free(pool->login_password);
+	free_login_params(pool);
 	free(pool->user);
 	params_clear(&pool->params);
 	free(pool);
 }
 
+/* The pool's own settings from the database line and [corral] in force. */
+void pool_take_settings(struct pool *pool, const struct corral_config *cfg,
+			  const struct db_config *db)
+{
+	pool->size = config_pool_size(cfg, db);
+	pool->mode = config_pool_mode(cfg, db, pool->user);
+	pool->min_size = config_min_pool_size(cfg, db);
+	pool->reserve = config_reserve_pool(cfg, db);
+	pool->max_db = config_max_db_connections(cfg, db);
+	pool->max_user = config_max_user_connections(cfg, pool->user);
+}
+
 static void retry_timer_fired(evutil_socket_t fd, short what, void *arg);
 
-struct pool *pool_get(struct pool_env *env, const struct db_config *db, const char *user,
-		      const char *password)
+struct pool *pool_find(struct pool_env *env, const char *db_name, const char *user)
 {
 	struct list *it, *tmp;
 	list_for_each_safe(it, tmp, &env->pools)
 	{
 		struct pool *p = list_entry(it, struct pool, node);
-		if (p->db == db && strcmp(p->user, user) == 0)
+		if (strcmp(p->db_name, db_name) == 0 && strcmp(p->user, user) == 0)
 			return p;
+	}
+	return NULL;
+}
+
+struct pool *pool_get(struct pool_env *env, const struct db_config *db, const char *user,
+		      const char *password)
+{
+	struct pool *found = pool_find(env, db->name, user);
+	if (found) {
+		/* The auth file gave this user a new password (a reload): new logins use it. */
+		if (password && found->login_password && strcmp(password, found->login_password) != 0 &&
+		    !pool_build_login_params(found, db, password))
+			log_error("event=pool_password_update_failed db=%s user=%s error=\"out of memory\"",
+				  db->name, user);
+		return found;
 	}
 	struct pool *pool = calloc(1, sizeof(*pool));
 	if (!pool)
 		return NULL;
 	pool->env = env;
-	pool->db = db;
 	pool->user = strdup(user);
-	pool->size = config_pool_size(env->cfg, db);
-	pool->mode = config_pool_mode(env->cfg, db, user);
-	pool->min_size = config_min_pool_size(env->cfg, db);
-	pool->reserve = config_reserve_pool(env->cfg, db);
-	pool->max_db = config_max_db_connections(env->cfg, db);
-	pool->max_user = config_max_user_connections(env->cfg, user);
-	pool->shared = pool_registry_get(env->registry, db, user, env->worker_id);
+	pool->shared = pool->user ? pool_registry_get(env->registry, db->name, user, env->worker_id)
+				  : NULL;
 	if (pool->shared) {
+		pool->db_name = pool->shared->db_name;
 		pool->slot = &pool->shared->slots[env->worker_id];
 		pool->stats = &pool->slot->stats;
 		wait_queue_init(&pool->waiting, &pool->slot->pub.waiting, &pool->slot->pub.oldest);
 	}
+	pool_take_settings(pool, env->cfg, db);
+	pool->paused = pool_env_paused(env, db->name);
 	list_init(&pool->login);
 	list_init(&pool->idle);
 	list_init(&pool->active);
 	list_init(&pool->closing);
 	pool->retry_ev = evtimer_new(env->base, retry_timer_fired, pool);
 	if (!pool->user || !pool->shared || !pool->retry_ev ||
-	    !build_login_params(pool, pool->user, password)) {
+	    !pool_build_login_params(pool, db, password)) {
 		pool_free(pool);
 		return NULL;
 	}
@@ -286,6 +356,32 @@ static void requeue_reserved(struct pool *pool, struct server *s)
 }
 
 /*
+ * Closes s instead of offering it, if a reload or PAUSE says so: it was logged in with a
+ * database line that has changed since (a client must never get a server of other
+ * settings), the pool is paused (PgBouncer closes servers in pause mode, so a paused
+ * database can be restarted), or pool_size went down and the pool still has more servers
+ * than that over all workers.  Returns whether it closed s.
+ */
+static bool retire_server(struct pool *pool, struct server *s)
+{
+	if (s->login_sig != pool->login_sig) {
+		pool_close_server(s, "its database's connection settings changed (reload)");
+		return true;
+	}
+	if (pool->paused) {
+		pool_close_server(s, "pause mode");
+		return true;
+	}
+	if (pool_shared_claim_close(pool->shared, pool->size)) {
+		s->pool_slot_returned = true;
+		pool_close_server(s, "pool_size lowered (reload)");
+		return true;
+	}
+	pool->shrinking = false; /* down to size over all workers */
+	return false;
+}
+
+/*
  * A server that has just become available here (login, return, arrival from another
  * worker) goes to the pool's longest waiter, FIFO across workers: here, or on the
  * worker whose waiter queued first (the server moves there), or it is parked.
@@ -293,6 +389,10 @@ static void requeue_reserved(struct pool *pool, struct server *s)
 static void offer_server(struct pool *pool, struct server *s)
 {
 	struct pool_env *env = pool->env;
+	/* Plain loads of this worker's pool: nothing shared on the way back. */
+	if ((pool->shrinking || pool->paused || s->login_sig != pool->login_sig) &&
+	    retire_server(pool, s))
+		return;
 	struct pool_waiter *head = wait_queue_head(&pool->waiting);
 	/* Moving a server costs both loops work; with waiters here it only moves for a
 	 * client that has waited clearly longer (CROSS_WORKER_SLACK), so two busy
@@ -317,7 +417,7 @@ static void launch_login(struct pool *pool)
 	if (!s) {
 		pool_shared_put_slot(pool->shared);
 		log_error("event=server_login_failed db=%s user=%s error=\"out of memory\"",
-			  pool->db->name, pool->user);
+			  pool->db_name, pool->user);
 		return;
 	}
 	s->pool = pool;
@@ -325,12 +425,14 @@ static void launch_login(struct pool *pool)
 				 pool->env->n_workers);
 	s->created = clock_now_usec();
 	s->login_fd = -1;
+	s->login_sig = pool->login_sig;
 	s->state = SV_CLOSED;
 	list_init(&s->node);
 	set_server_state(s, SV_LOGIN);
 	log_debug("event=server_login_start server=%llu db=%s user=%s", (unsigned long long)s->id,
-		  pool->db->name, pool->user);
-	if (!server_login_start(s, pool->login_keys, pool->login_vals))
+		  pool->db_name, pool->user);
+	if (!server_login_start(s, (const char *const *)pool->login_keys,
+				(const char *const *)pool->login_vals))
 		pool_login_done(s, false, s->conn ? PQerrorMessage(s->conn) : "out of memory", NULL);
 }
 
@@ -410,7 +512,7 @@ static bool take_server_slot(struct pool *pool, usec_t now)
 	if (pool_shared_take_slot(pool->shared, pool->size + pool->reserve, pool->max_db,
 				  pool->max_user) != SLOT_TAKEN)
 		return false;
-	log_info("event=reserve_pool_used db=%s user=%s waited_ms=%lld", pool->db->name, pool->user,
+	log_info("event=reserve_pool_used db=%s user=%s waited_ms=%lld", pool->db_name, pool->user,
 		 (long long)(now - since) / 1000);
 	return true;
 }
@@ -485,6 +587,11 @@ static void arm_retry_timer(struct pool *pool, usec_t at, usec_t now)
 }
 
 static void grow_for_waiters(struct pool *pool);
+
+void pool_grow_for_waiters(struct pool *pool)
+{
+	grow_for_waiters(pool);
+}
 
 static void retry_timer_fired(evutil_socket_t fd, short what, void *arg)
 {
@@ -572,7 +679,7 @@ static void logins_work(struct pool *pool, usec_t now)
 		was_failing = true;
 	if (!was_failing || pool->env->shutting_down)
 		return;
-	log_info("event=server_logins_work db=%s user=%s", pool->db->name, pool->user);
+	log_info("event=server_logins_work db=%s user=%s", pool->db_name, pool->user);
 	for (int i = 0; i < pool->env->n_workers; i++)
 		if (i != pool->env->worker_id && atomic_load(&sh->slots[i].pub.waiting) > 0)
 			kick_worker(pool, i);
@@ -589,7 +696,8 @@ static void grow_for_waiters(struct pool *pool)
 {
 	struct pool_env *env = pool->env;
 	usec_t now = clock_now_usec();
-	while (pool->n_login + pool->asks_pending < pool->waiting.n && !env->shutting_down) {
+	while (pool->n_login + pool->asks_pending < pool->waiting.n && !env->shutting_down &&
+	       !pool->paused) {
 		/* Until a login has worked (a cold pool, or logins failing), one login at a
 		 * time probes the server, rather than a burst of them failing together. */
 		bool probing = atomic_load(&pool->shared->failed_rounds) > 0 || !pool_has_params(pool);
@@ -622,7 +730,7 @@ struct server *pool_checkout(struct pool *pool, struct pool_waiter *w, bool *ful
 	/* LIFO, as PgBouncer: the server used last is the one whose backend is still
 	 * warm (caches, scheduler); the least recently used drift to the head, where
 	 * server_idle_timeout finds them. */
-	struct list *first = list_last(&pool->idle);
+	struct list *first = pool->paused ? NULL : list_last(&pool->idle);
 	if (first && pool->waiting.n == 0) {
 		struct server *s = list_entry(first, struct server, node);
 		set_server_state(s, SV_ACTIVE);
@@ -661,8 +769,7 @@ struct want_server_msg {
 struct server_move_msg {
 	struct inbox_item item;
 	struct server *server;
-	const struct db_config *db;
-	char *user;
+	struct pool_shared *shared; /* its pool, named (database, user) */
 	char *password;
 };
 
@@ -735,7 +842,6 @@ static void kick_worker(struct pool *pool, int to)
 
 static void server_move_free(struct server_move_msg *m)
 {
-	free(m->user);
 	free(m->password);
 	free(m);
 }
@@ -746,13 +852,18 @@ static void server_move_run(struct inbox_item *item, void *ctx)
 	struct server_move_msg *m = (struct server_move_msg *)item;
 	struct pool_env *env = ctx;
 	struct server *s = m->server;
-	struct pool *pool = pool_get(env, m->db, m->user, m->password);
+	struct pool_shared *shared = m->shared;
+	/* The pool by name: this worker may run on a newer snapshot than the sender's, in
+	 * which the database is gone (then only a pool here already may take it) and its
+	 * line may differ (offer_server closes a server of other settings). */
+	struct pool *pool = find_local_pool(env, shared);
+	const struct db_config *db = pool ? NULL : config_find_db(env->cfg, shared->db_name);
+	if (db)
+		pool = pool_get(env, db, shared->user, m->password);
 	server_move_free(m);
 	if (!pool || env->shutting_down || !server_attach(s, env->base)) {
-		struct pool_shared *shared = pool ? pool->shared : NULL;
 		server_teardown(s);
-		if (shared)
-			pool_shared_put_slot(shared);
+		pool_shared_put_slot(shared);
 		free(s);
 		return;
 	}
@@ -780,11 +891,9 @@ static void send_server(struct server *s, int to)
 {
 	struct pool *pool = s->pool;
 	struct server_move_msg *m = calloc(1, sizeof(*m));
-	if (m) {
-		m->user = strdup(pool->user);
+	if (m)
 		m->password = pool->login_password ? strdup(pool->login_password) : NULL;
-	}
-	if (!m || !m->user || (pool->login_password && !m->password)) {
+	if (!m || (pool->login_password && !m->password)) {
 		if (m)
 			server_move_free(m);
 		pool_close_server(s, "out of memory moving a server between workers");
@@ -793,7 +902,7 @@ static void send_server(struct server *s, int to)
 	m->item.run = server_move_run;
 	m->item.drop = server_move_drop;
 	m->server = s;
-	m->db = pool->db;
+	m->shared = pool->shared;
 	/* Out of this worker's lists and event loop; libpq keeps the socket. */
 	leave_state(s);
 	s->state = SV_CLOSED;
@@ -884,7 +993,7 @@ void pool_close_server(struct server *s, const char *reason)
 	struct pool *pool = s->pool;
 	char why[512];
 	log_info("event=server_closed server=%llu db=%s user=%s pid=%d state=%s reason=\"%s\"",
-		 (unsigned long long)s->id, pool->db->name, pool->user, s->backend_pid,
+		 (unsigned long long)s->id, pool->db_name, pool->user, s->backend_pid,
 		 server_state_name(s->state), log_clean(reason, why, sizeof(why)));
 	if (s->state == SV_CLOSING || s->state == SV_CLOSED)
 		return;
@@ -951,7 +1060,7 @@ void pool_login_done(struct server *s, bool ok, const char *errmsg, const char *
 		pool->have_params = true;
 		pool_shared_set_params(pool->shared, &s->params);
 		log_info("event=server_login server=%llu db=%s user=%s pid=%d ms=%.1f",
-			 (unsigned long long)s->id, pool->db->name, pool->user, s->backend_pid,
+			 (unsigned long long)s->id, pool->db_name, pool->user, s->backend_pid,
 			 (double)(now - s->created) / 1000.0);
 		offer_server(pool, s);
 		grow_for_waiters(pool); /* the probe worked: logins for the rest may go together */
@@ -970,7 +1079,7 @@ void pool_login_done(struct server *s, bool ok, const char *errmsg, const char *
 	 * already failed (or when a login worked) and changes nothing. */
 	log_warn("event=server_login_failed server=%llu db=%s user=%s sqlstate=%s round=%s "
 		 "retry_ms=%lld error=\"%s\"",
-		 (unsigned long long)s->id, pool->db->name, pool->user,
+		 (unsigned long long)s->id, pool->db_name, pool->user,
 		 sqlstate && *sqlstate ? sqlstate : "none", counted ? "new" : "same",
 		 retry_at > now ? (long long)(retry_at - now) / 1000 : 0LL,
 		 log_clean(msg, clean, sizeof(clean)));
@@ -1035,7 +1144,8 @@ void pool_tick_waiters(struct pool_env *env, struct wait_queue *queue, usec_t no
 static void keep_min_pool(struct pool *pool, usec_t now)
 {
 	struct pool_env *env = pool->env;
-	if (pool->min_size <= 0 || pool->shared->home_worker != env->worker_id || env->shutting_down)
+	if (pool->min_size <= 0 || pool->shared->home_worker != env->worker_id || env->shutting_down ||
+	    pool->paused)
 		return;
 	while (atomic_load(&pool->shared->servers) < pool->min_size) {
 		if (now < atomic_load(&pool->shared->retry_at) ||
@@ -1089,6 +1199,7 @@ static void tick_pool(struct pool *pool, usec_t now)
 		}
 	}
 	relieve_starving(pool);
+	pool_tick_removed(pool);
 }
 
 void pool_env_tick(struct pool_env *env, usec_t now)
@@ -1140,6 +1251,11 @@ void pool_env_shutdown(struct pool_env *env)
 	list_for_each_safe(it, tmp, &env->dead_servers)
 		list_entry(it, struct server, node)->cancels_in_flight = 0;
 	reap_dead(-1, 0, env);
+	for (size_t i = 0; i < env->n_paused_dbs; i++)
+		free(env->paused_dbs[i]);
+	free(env->paused_dbs);
+	env->paused_dbs = NULL;
+	env->n_paused_dbs = 0;
 	if (env->reap_ev)
 		event_free(env->reap_ev);
 	env->reap_ev = NULL;

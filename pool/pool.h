@@ -62,12 +62,21 @@ struct pool_env {
 	struct pool_registry *registry;
 	struct inbox **inboxes;     /* every worker's inbox, by worker id */
 	bool shutting_down;         /* servers are closed, not handed on */
+
+	/* PAUSE on this worker (pool_control.c): every pool, or those of the databases
+	 * named; a pool made while its database is paused starts paused. */
+	bool paused_all;
+	char **paused_dbs;
+	size_t n_paused_dbs;
 };
 
 struct pool {
 	struct list node;           /* in env->pools */
 	struct pool_env *env;
-	const struct db_config *db;
+	/* A pool is (database name, user name), never a pointer into a configuration
+	 * snapshot, so a reload carries it over (DESIGN.md §10).  db_name is the shared
+	 * record's (it lives until the process ends). */
+	const char *db_name;
 	char *user;                 /* the client-facing user this pool serves */
 	int size;
 	enum pool_mode mode;
@@ -76,10 +85,17 @@ struct pool {
 	int max_db;                 /* max_db_connections (0: none) */
 	int max_user;               /* max_user_connections (0: none) */
 
-	/* libpq login keywords/values, NULL-terminated */
-	const char **login_keys;
-	const char **login_vals;
-	char *login_password;       /* owned copy, if any */
+	/* libpq login keywords/values, NULL-terminated, copied from the database line (a
+	 * snapshot may be freed after a reload) plus user and password; all owned. */
+	char **login_keys;
+	char **login_vals;
+	char *login_password;       /* the auth file's password when the line has none */
+	/* Hash of the database line's login keywords and values: a server logged in with
+	 * other ones (the line changed on a reload) is never handed to a client again. */
+	uint64_t login_sig;
+	bool removed;               /* its database left the configuration: no new clients */
+	bool shrinking;             /* pool_size went down: released servers over it close */
+	bool paused;                /* PAUSE / KILL: no server handed out, idle ones closed */
 
 	struct pool_shared *shared; /* the pool's counters across workers */
 	struct worker_slot *slot;   /* this worker's part of them (shared->slots[worker_id]) */
@@ -114,6 +130,33 @@ void pool_env_prewarm(struct pool_env *env);
  */
 struct pool *pool_get(struct pool_env *env, const struct db_config *db, const char *user,
 		      const char *password);
+
+/* Covers the pool's queued clients with logins or other workers' idle servers, as far
+ * as its limits (and a pause) allow. */
+void pool_grow_for_waiters(struct pool *pool);
+
+/* ---- reload, pause, kill (pool/pool_control.c), each on the worker's own thread ---- */
+
+/*
+ * This worker's pools take cfg (env->cfg becomes cfg; the caller keeps the snapshot alive
+ * while env uses it): new sizes and limits (a lower pool_size closes idle servers over
+ * it at once and busy ones as they come back), timeouts (read where used), a changed
+ * database line (idle servers closed, busy ones closed when released, new logins with the
+ * new line), a database no longer there (its pools keep serving their clients, close
+ * idle servers once no client of theirs is left, and take no new clients: the proxy
+ * refuses them), and application limits (waiters take the room a raised limit made).
+ */
+void pool_env_adopt(struct pool_env *env, const struct corral_config *cfg);
+/* Whether a pool of db_name starts paused here. */
+bool pool_env_paused(const struct pool_env *env, const char *db_name);
+/* PAUSE db_name (NULL: every database): no server is handed out, idle ones are closed
+ * now and busy ones when they come back, no login starts; queued clients stay queued.
+ * False when out of memory (nothing changed). */
+bool pool_env_pause(struct pool_env *env, const char *db_name) WARN_UNUSED;
+/* RESUME db_name (NULL: everything paused): queued clients are served again. */
+void pool_env_resume(struct pool_env *env, const char *db_name);
+/* Closes every idle server of the pools of db_name (KILL, after their clients). */
+void pool_env_close_idle(struct pool_env *env, const char *db_name);
 
 /* True once any worker's part of the pool has logged in: pool->params are then the
  * values to welcome a client with. */

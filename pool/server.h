@@ -59,6 +59,7 @@ struct server {
 	int cancels_in_flight;
 	void (*cancel_done)(struct server *s);
 	int backend_pid;
+	uint64_t login_sig;         /* its pool's login_sig when it logged in */
 };
 
 /* Starts a login for s (already on its pool's login list).  False: could not start. */

@@ -38,6 +38,7 @@ void pool_registry_free(struct pool_registry *reg)
 	while (ps) {
 		struct pool_shared *next = ps->next;
 		free(ps->user);
+		free(ps->db_name);
 		params_clear(&ps->params);
 		params_clear(&ps->spellings);
 		pthread_mutex_destroy(&ps->params_lock);
@@ -81,20 +82,21 @@ static struct server_count *get_count(struct pool_registry *reg, bool is_user, c
 }
 
 /* Under reg->lock. */
-static struct pool_shared *new_pool_shared(struct pool_registry *reg, const struct db_config *db,
+static struct pool_shared *new_pool_shared(struct pool_registry *reg, const char *db_name,
 					   const char *user, int worker)
 {
 	struct pool_shared *ps = calloc(1, sizeof(*ps));
 	if (!ps)
 		return NULL;
-	ps->db = db;
+	ps->db_name = strdup(db_name);
 	ps->home_worker = worker;
 	ps->user = strdup(user);
-	ps->db_servers = get_count(reg, false, db->name);
+	ps->db_servers = get_count(reg, false, db_name);
 	ps->user_servers = get_count(reg, true, user);
 	ps->slots = new_slots(reg);
-	if (!ps->user || !ps->db_servers || !ps->user_servers || !ps->slots ||
+	if (!ps->db_name || !ps->user || !ps->db_servers || !ps->user_servers || !ps->slots ||
 	    pthread_mutex_init(&ps->params_lock, NULL) != 0) {
+		free(ps->db_name);
 		free(ps->user);
 		free(ps->slots);
 		free(ps);
@@ -105,16 +107,16 @@ static struct pool_shared *new_pool_shared(struct pool_registry *reg, const stru
 	return ps;
 }
 
-struct pool_shared *pool_registry_get(struct pool_registry *reg, const struct db_config *db,
+struct pool_shared *pool_registry_get(struct pool_registry *reg, const char *db_name,
 				      const char *user, int worker)
 {
 	pthread_mutex_lock(&reg->lock);
 	struct pool_shared *ps;
 	for (ps = reg->head; ps; ps = ps->next)
-		if (ps->db == db && strcmp(ps->user, user) == 0)
+		if (strcmp(ps->db_name, db_name) == 0 && strcmp(ps->user, user) == 0)
 			break;
 	if (!ps)
-		ps = new_pool_shared(reg, db, user, worker);
+		ps = new_pool_shared(reg, db_name, user, worker);
 	pthread_mutex_unlock(&reg->lock);
 	return ps;
 }
@@ -133,7 +135,7 @@ static struct app_shared *new_app(struct pool_registry *reg, const char *app, in
 		free(a);
 		return NULL;
 	}
-	a->limit = limit;
+	atomic_init(&a->limit, limit);
 	a->next = reg->apps;
 	reg->apps = a;
 	return a;
@@ -157,6 +159,27 @@ struct app_shared *pool_registry_app(struct pool_registry *reg, const char *app,
 	}
 	pthread_mutex_unlock(&reg->lock);
 	return a;
+}
+
+int pool_registry_db_servers(struct pool_registry *reg, const char *db_name)
+{
+	int n = 0;
+	pthread_mutex_lock(&reg->lock);
+	for (struct server_count *sc = reg->counts; sc; sc = sc->next)
+		if (!sc->is_user && (!db_name || strcmp(sc->name, db_name) == 0))
+			n += atomic_load(&sc->n);
+	pthread_mutex_unlock(&reg->lock);
+	return n;
+}
+
+void pool_registry_set_limits(struct pool_registry *reg, const struct corral_config *cfg)
+{
+	pthread_mutex_lock(&reg->lock);
+	for (struct app_shared *a = reg->apps; a; a = a->next)
+		if (a != reg->other_app) /* names past STATS_MAX_APPS: unlimited, statistics only */
+			atomic_store_explicit(&a->limit, config_app_limit(cfg, a->app),
+					      memory_order_relaxed);
+	pthread_mutex_unlock(&reg->lock);
 }
 
 void pool_shared_set_params(struct pool_shared *ps, const struct param_set *params)

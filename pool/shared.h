@@ -57,7 +57,7 @@ struct worker_slot {
 
 struct pool_shared {
 	struct pool_shared *next;
-	const struct db_config *db;
+	char *db_name;                    /* the pool is (db_name, user): names outlive reloads */
 	char *user;
 	int home_worker;                  /* the worker that keeps min_pool_size open */
 	atomic_int servers;               /* every worker's servers, from login start to close */
@@ -96,7 +96,9 @@ struct pool_shared {
 struct app_shared {
 	struct app_shared *next;
 	char *app;
-	int limit;
+	/* [limits]; a reload or SET changes it (pool_registry_set_limits), so it is read
+	 * with relaxed loads.  Tokens in use above a lowered limit drain as they end. */
+	atomic_int limit;
 	atomic_int active;
 	struct worker_slot *slots;        /* by worker id (registry->n_workers) */
 };
@@ -116,7 +118,7 @@ void pool_registry_free(struct pool_registry *reg);
 
 /* The record for (db, user), created on first use (by worker `worker`, which becomes
  * its home); NULL when out of memory. */
-struct pool_shared *pool_registry_get(struct pool_registry *reg, const struct db_config *db,
+struct pool_shared *pool_registry_get(struct pool_registry *reg, const char *db_name,
 				      const char *user, int worker);
 
 void pool_shared_set_params(struct pool_shared *ps, const struct param_set *params);
@@ -135,6 +137,13 @@ void pool_shared_get_error(struct pool_shared *ps, char *out, size_t outlen);
  * use; past STATS_MAX_APPS unlimited applications, the shared STATS_OTHER_APP record.
  * NULL when out of memory. */
 struct app_shared *pool_registry_app(struct pool_registry *reg, const char *app, int limit);
+
+/* Servers of database db_name (NULL: of every database) over all users and workers,
+ * from login start to close: what PAUSE waits to see at 0. */
+int pool_registry_db_servers(struct pool_registry *reg, const char *db_name);
+
+/* Gives every application record the limit cfg sets for it (a reload, SET). */
+void pool_registry_set_limits(struct pool_registry *reg, const struct corral_config *cfg);
 
 /* Queued clients over every worker's slot. */
 int shared_sum_waiting(const struct worker_slot *slots, int n_workers);

@@ -88,12 +88,14 @@ static bool fill_pool(struct stats_pool *p, const struct pool_shared *ps, int n_
 		      const struct corral_config *cfg, usec_t now)
 {
 	memset(p, 0, sizeof(*p));
-	p->database = strdup(ps->db->name);
+	p->database = strdup(ps->db_name);
 	p->user = strdup(ps->user);
 	if (!p->database || !p->user)
 		return false;
-	p->pool_mode = config_pool_mode(cfg, ps->db, ps->user);
-	p->pool_size = config_pool_size(cfg, ps->db);
+	/* A database a reload removed has no line: its pools show [corral]'s values. */
+	const struct db_config *db = config_find_db(cfg, ps->db_name);
+	p->pool_mode = config_pool_mode(cfg, db, ps->user);
+	p->pool_size = config_pool_size(cfg, db);
 	for (int i = 0; i < n_workers; i++)
 		stats_totals_add(&p->t, &ps->slots[i].stats);
 	p->sv_active = clamp_int(p->t.servers[STATS_SV_ACTIVE]);
@@ -112,7 +114,7 @@ static bool fill_app(struct stats_app *a, struct app_shared *as, int n_workers, 
 	a->name = strdup(as->app);
 	if (!a->name)
 		return false;
-	a->limit = as->limit;
+	a->limit = atomic_load_explicit(&as->limit, memory_order_relaxed);
 	a->slots_in_use = atomic_load(&as->active);
 	for (int i = 0; i < n_workers; i++)
 		stats_totals_add(&a->t, &as->slots[i].stats);

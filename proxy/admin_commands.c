@@ -1,5 +1,6 @@
 /* The admin console's commands (proxy/admin_cmd.h says how to add one). */
 #include "proxy/admin_cmd.h"
+#include "proxy/admin_control.h"
 #include "proxy/admin_show.h"
 
 const struct admin_command admin_commands[] = {
@@ -16,6 +17,13 @@ const struct admin_command admin_commands[] = {
 	{"SHOW CONFIG", ADMIN_READ_ONLY, admin_show_config, "SHOW CONFIG"},
 	{"SHOW LISTS", ADMIN_READ_ONLY, admin_show_lists, "SHOW LISTS"},
 	{"SHOW VERSION", ADMIN_READ_ONLY, admin_show_version, "SHOW VERSION"},
+	{"RELOAD", ADMIN_FULL, admin_cmd_reload, "RELOAD"},
+	{"SET", ADMIN_FULL, admin_cmd_set, "SET key = value"},
+	{"PAUSE", ADMIN_FULL, admin_cmd_pause, "PAUSE [db]"},
+	{"RESUME", ADMIN_FULL, admin_cmd_resume, "RESUME [db]"},
+	{"KILL", ADMIN_FULL, admin_cmd_kill, "KILL db"},
+	{"SHUTDOWN", ADMIN_FULL, admin_cmd_shutdown, "SHUTDOWN"},
+	{"SHUTDOWN WAIT_FOR_CLIENTS", ADMIN_FULL, admin_cmd_shutdown_wait, "SHUTDOWN WAIT_FOR_CLIENTS"},
 	{NULL, ADMIN_READ_ONLY, NULL, NULL},
 };
 

@@ -8,6 +8,7 @@
 #include "common/macros.h"
 #include "pool/stats.h"
 #include "proxy/admin_show.h"
+#include "proxy/control.h"
 #include "proxy/serving.h"
 #include "proxy/version.h"
 #include "proxy/worker.h"
@@ -234,8 +235,7 @@ static void config_row(void *arg, const char *key, const char *value, const char
 	admin_row_text(&r, key);
 	admin_row_text(&r, value);
 	admin_row_text(&r, deflt);
-	/* Nothing changes while corral runs yet (RELOAD and SET are still to come). */
-	admin_row_text(&r, "no");
+	admin_row_text(&r, control_settable(key) ? "yes" : "no");
 	cr->ok = admin_row_end(&r, cr->out) && cr->ok;
 }
 

@@ -214,7 +214,7 @@ static void server_row(struct admin_row *r, const struct worker *w, const struct
 	const struct client *c = s->state == SV_ACTIVE ? s->owner : NULL;
 	admin_row_text(r, "S");
 	admin_row_text(r, login_user(s->pool));
-	admin_row_text(r, s->pool->db->name);
+	admin_row_text(r, s->pool->db_name);
 	admin_row_text(r, "none");
 	admin_row_text(r, pgbouncer_server_state(s->state));
 	sock_addr_cols(r, fd, true);

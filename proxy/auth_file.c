@@ -376,3 +376,25 @@ void auth_file_free(struct auth_file *af)
 	af->users = NULL;
 	af->n_users = 0;
 }
+
+bool auth_file_copy(const struct auth_file *src, struct auth_file *dst)
+{
+	*dst = (struct auth_file){ 0 };
+	if (src->n_users == 0)
+		return true;
+	dst->users = calloc(src->n_users, sizeof(*dst->users));
+	if (!dst->users)
+		return false;
+	for (size_t i = 0; i < src->n_users; i++) {
+		struct user_secret *u = &dst->users[i];
+		*u = src->users[i];
+		u->name = strdup(src->users[i].name);
+		u->secret = strdup(src->users[i].secret);
+		dst->n_users++;
+		if (!u->name || !u->secret) {
+			auth_file_free(dst);
+			return false;
+		}
+	}
+	return true;
+}

@@ -42,5 +42,7 @@ bool auth_file_parse(const char *name, const char *text, struct auth_file *out, 
 		     size_t errlen) WARN_UNUSED;
 const struct user_secret *auth_file_find(const struct auth_file *af, const char *user);
 void auth_file_free(struct auth_file *af);
+/* A deep copy (SET keeps the auth file in force); false when out of memory. */
+bool auth_file_copy(const struct auth_file *src, struct auth_file *dst) WARN_UNUSED;
 
 #endif

@@ -289,9 +289,19 @@ void client_shutdown(struct client *c)
 	client_close(c, "shutting down");
 }
 
+/* The login is over: the auth file it was checked against may go. */
+static void drop_auth_snapshot(struct client *c)
+{
+	c->secret = NULL;
+	if (c->auth_snap)
+		snapshot_release(c->auth_snap);
+	c->auth_snap = NULL;
+}
+
 void client_free(struct client *c)
 {
 	client_auth_cleanup(c);
+	drop_auth_snapshot(c);
 	admin_session_free(c);
 	free(c->user);
 	free(c->database);
@@ -750,18 +760,23 @@ void client_authenticated(struct client *c)
 	const struct corral_config *cfg = c->worker->cfg;
 	login_reader_done(c);
 	if (admin_is_console(cfg, c->database)) {
+		drop_auth_snapshot(c);
 		admin_login(c); /* the console needs no [databases] entry and no pool */
 		return;
 	}
-	c->db = config_find_db(cfg, c->database);
-	if (!c->db) {
+	/* The database as the configuration in force says now (a reload may have added or
+	 * removed it); the pool is found by name, so one a reload carried over is reused. */
+	const struct db_config *db = config_find_db(cfg, c->database);
+	if (!db) {
+		drop_auth_snapshot(c);
 		client_fail(c, "3D000", "database \"%s\" does not exist", c->database);
 		return;
 	}
 	const char *password = NULL;
 	if (c->secret && c->secret->kind == SECRET_PLAIN)
 		password = c->secret->secret;
-	c->pool = pool_get(&c->worker->pools, c->db, c->user, password);
+	c->pool = pool_get(&c->worker->pools, db, c->user, password);
+	drop_auth_snapshot(c);
 	struct app_gate *gate = c->pool ? app_gate_get(&c->worker->pools, c->application_name) : NULL;
 	if (!c->pool || !gate) {
 		client_fail(c, "53200", "out of memory");

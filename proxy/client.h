@@ -68,12 +68,14 @@ struct client {
 
 	/* authentication */
 	enum auth_method auth_method;
-	const struct user_secret *secret; /* NULL: unknown user */
+	const struct user_secret *secret; /* NULL: unknown user; in auth_snap */
+	/* The snapshot whose auth file secret points into, held until the login is done:
+	 * a reload meanwhile does not pull it away. */
+	struct snapshot *auth_snap;
 	uint8_t md5_salt[4];
 	struct scram_exchange scram;
 
 	/* after login */
-	const struct db_config *db;
 	struct pool *pool;
 	struct pool_waiter waiter;   /* queued for a server of c->pool */
 	struct app_gate *gate;       /* its application's concurrency limit, if any */

@@ -43,6 +43,8 @@ static void begin_scram(struct client *c)
 void client_auth_begin(struct client *c)
 {
 	const struct corral_config *cfg = c->worker->cfg;
+	c->auth_snap = c->worker->snap;
+	snapshot_hold(c->auth_snap);
 	c->secret = auth_file_find(c->worker->auth, c->user);
 	client_set_state(c, CL_AUTH);
 

@@ -3,8 +3,6 @@
  *   corral -c conf/corral.ini      run in the foreground, log to stderr
  *   corral -t -c conf/corral.ini   check the configuration and exit
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +17,8 @@
 #include "common/log.h"
 #include "pool/config.h"
 #include "proxy/auth_file.h"
+#include "proxy/config_store.h"
+#include "proxy/control.h"
 #include "proxy/listen_guard.h"
 #include "proxy/metrics_http.h"
 #include "proxy/stats_dump.h"
@@ -34,7 +34,9 @@ static void usage(FILE *out)
 		"  -t, --test         check the configuration and auth file, then exit\n"
 		"  -h, --help         show this help\n"
 		"  -V, --version      show the version\n\n"
-		"SIGINT or SIGTERM stops corral; SIGUSR1 logs pool and application statistics.\n");
+		"SIGHUP reloads the configuration and auth file; SIGTERM stops accepting and exits\n"
+		"once the last client has left (at most shutdown_timeout seconds); SIGINT exits at\n"
+		"once; SIGUSR1 logs pool and application statistics.\n");
 }
 
 /* Each client costs a descriptor and each server one more: raise the soft limit as
@@ -53,50 +55,44 @@ static void raise_fd_limit(int max_client_conn)
 			 max_client_conn, (unsigned long long)rl.rlim_cur);
 }
 
-/*
- * An auth_file that cannot be opened is a mistake in the configuration: say where it was
- * set, and where a relative path was looked for (the working directory, not the
- * configuration file's directory).  Errors inside the file name the file's own lines.
- */
-static bool auth_file_readable(const struct corral_config *cfg, char *err, size_t errlen)
+/* SIGINT: at once, every client gets 57P01 (PgBouncer's SIGINT waits for servers
+ * first; corral's never did, and Ctrl-C in a terminal wants it gone). */
+static void on_sigint(evutil_socket_t sig, short what, void *arg)
 {
-	int fd = open(cfg->auth_file, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		close(fd);
-		return true;
-	}
-	int e = errno;
-	char where[PATH_MAX + 64] = "";
-	char cwd[PATH_MAX];
-	if (cfg->auth_file[0] != '/')
-		snprintf(where, sizeof(where), " (relative to the working directory %s)",
-			 getcwd(cwd, sizeof(cwd)) ? cwd : "?");
-	snprintf(err, errlen, "%s:%d: auth_file: cannot open \"%s\"%s: %s", cfg->path,
-		 cfg->auth_file_line, cfg->auth_file, where, strerror(e));
-	return false;
+	log_info("event=signal signal=SIGINT");
+	control_shutdown(false, 0);
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+/* SIGTERM: SHUTDOWN WAIT_FOR_CLIENTS bounded by shutdown_timeout, what a service manager
+ * or Kubernetes wants; a second SIGTERM shuts down at once. */
+static void on_sigterm(evutil_socket_t sig, short what, void *arg)
 {
-	log_info("event=shutdown signal=%d", (int)sig);
-	workers_stop(arg);
+	struct workers *ws = arg;
+	static bool again;
+	log_info("event=signal signal=SIGTERM");
+	control_shutdown(!again, ws->w[0].cfg->shutdown_timeout);
+	again = true;
 }
 
-/* Reloading the configuration is a later step; until then SIGHUP must not kill us. */
+/* SIGHUP: RELOAD.  A refused configuration is logged line by line and changes nothing. */
 static void on_sighup(evutil_socket_t sig, short what, void *arg)
 {
-	log_warn("event=reload_ignored msg=\"SIGHUP: configuration reload is not supported yet; restart corral to apply changes\"");
+	char err[512], clean[1024];
+	log_info("event=signal signal=SIGHUP");
+	if (!control_reload(err, sizeof(err)))
+		log_warn("event=reload_failed msg=\"%s\"", log_clean(err, clean, sizeof(clean)));
 }
 
 /* The statistics of every pool and application, as log lines (proxy/stats_dump.h). */
 static void on_sigusr1(evutil_socket_t sig, short what, void *arg)
 {
 	struct workers *ws = arg;
-	stats_dump_log(&ws->shared.registry, ws->shared.cfg);
+	stats_dump_log(&ws->shared.registry, ws->w[0].cfg); /* worker 0's: this thread's */
 }
 
-static int run(const struct corral_config *cfg, const struct auth_file *auth)
+static int run(struct snapshot *snap)
 {
+	const struct corral_config *cfg = &snap->cfg;
 	struct workers ws;
 	int rc = 1;
 	struct event *sigs[4] = { NULL, NULL, NULL, NULL };
@@ -106,24 +102,37 @@ static int run(const struct corral_config *cfg, const struct auth_file *auth)
 	if (!listen_guard_claim(&guard, cfg->listen_addr, cfg->listen_port, cfg->so_reuseport, err,
 				sizeof(err))) {
 		fprintf(stderr, "corral: %s\n", err);
+		snapshot_release(snap);
 		return 1;
 	}
-	if (!workers_init(&ws, cfg->workers, cfg, auth))
+	/* The workers' store owns snap from here on (a reload may free it): what the
+	 * listener guard needs again is copied first. */
+	int n_workers = cfg->workers;
+	char addr[64];
+	snprintf(addr, sizeof(addr), "%s", cfg->listen_addr);
+	int port = cfg->listen_port;
+	bool reuseport = cfg->so_reuseport;
+	if (!workers_init(&ws, n_workers, snap) || !control_init(&ws))
 		goto out;
-	if (!listen_guard_confirm(&guard, cfg->listen_addr, cfg->listen_port, cfg->so_reuseport,
-				  err, sizeof(err))) {
+	cfg = ws.w[0].cfg;
+	if (!listen_guard_confirm(&guard, addr, port, reuseport, err, sizeof(err))) {
 		fprintf(stderr, "corral: %s\n", err);
 		goto out;
 	}
 	/* [metrics] listen: the HTTP endpoint, on a thread of its own (proxy/metrics_http.h). */
-	if (cfg->metrics_addr && !(metrics = metrics_http_start(&ws.shared, err, sizeof(err)))) {
-		fprintf(stderr, "corral: %s\n", err);
-		goto out;
+	if (cfg->metrics_addr) {
+		struct snapshot *conf = config_store_acquire(&ws.shared.store);
+		metrics = metrics_http_start(&ws.shared, conf, err, sizeof(err));
+		snapshot_release(conf);
+		if (!metrics) {
+			fprintf(stderr, "corral: %s\n", err);
+			goto out;
+		}
 	}
 	/* Signals are caught on worker 0's loop, which runs on this (the main) thread. */
 	struct event_base *base = ws.w[0].base;
-	sigs[0] = evsignal_new(base, SIGINT, on_signal, &ws);
-	sigs[1] = evsignal_new(base, SIGTERM, on_signal, &ws);
+	sigs[0] = evsignal_new(base, SIGINT, on_sigint, &ws);
+	sigs[1] = evsignal_new(base, SIGTERM, on_sigterm, &ws);
 	sigs[2] = evsignal_new(base, SIGHUP, on_sighup, &ws);
 	sigs[3] = evsignal_new(base, SIGUSR1, on_sigusr1, &ws);
 	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
@@ -141,6 +150,7 @@ out:
 	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
 		if (sigs[i])
 			event_free(sigs[i]);
+	control_free();
 	workers_shutdown(&ws);
 	listen_guard_release(&guard);
 	return rc;
@@ -155,36 +165,26 @@ int main(int argc, char **argv)
 	const char *path = args.config;
 	bool check_only = args.check_only;
 
-	char err[4096];
-	struct corral_config cfg;
-	if (!config_load(path, &cfg, err, sizeof(err))) {
+	char err[16384];
+	struct snapshot *snap = snapshot_load(path, err, sizeof(err));
+	if (!snap) {
 		cli_print_errors("corral", err);
 		return 1;
 	}
+	const struct corral_config *cfg = &snap->cfg;
 	enum log_level level;
-	if (log_level_parse(cfg.log_level, &level))
+	if (log_level_parse(cfg->log_level, &level))
 		log_set_level(level);
-	struct auth_file auth = { 0 };
-	if (cfg.auth_file && cfg.auth_file[0] &&
-	    (!auth_file_readable(&cfg, err, sizeof(err)) ||
-	     !auth_file_load(cfg.auth_file, &auth, err, sizeof(err)))) {
-		fprintf(stderr, "corral: %s\n", err);
-		config_free(&cfg);
-		return 1;
-	}
-	if (cfg.auth_type != AUTH_TRUST && auth.n_users == 0)
+	if (cfg->auth_type != AUTH_TRUST && snap->auth.n_users == 0)
 		log_warn("event=config_warning msg=\"auth_type %s but no users in auth_file\"",
-			 auth_type_name(cfg.auth_type));
+			 auth_type_name(cfg->auth_type));
 
-	int rc = 0;
-	if (check_only)
+	if (check_only) {
 		printf("corral: configuration %s is valid\n", path);
-	else {
-		signal(SIGPIPE, SIG_IGN);
-		raise_fd_limit(cfg.max_client_conn);
-		rc = run(&cfg, &auth);
+		snapshot_release(snap);
+		return 0;
 	}
-	auth_file_free(&auth);
-	config_free(&cfg);
-	return rc;
+	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit(cfg->max_client_conn);
+	return run(snap); /* run owns snap */
 }

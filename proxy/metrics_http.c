@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "proxy/dashboard_html.h"
 #include "proxy/metrics_json.h"
+#include "proxy/config_store.h"
 #include "proxy/metrics_pgmax.h"
 #include "proxy/metrics_prom.h"
 #include "proxy/serving.h"
@@ -36,6 +37,7 @@ struct metrics_http {
 	struct inbox inbox; /* metrics_http_stop's message */
 	struct event *pgmax_ev;
 	struct metrics_pgmax pgmax;
+	uint64_t pgmax_generation; /* of the configuration pgmax lists the databases of */
 	pthread_t thread;
 	bool thread_started;
 	bool inbox_ready;
@@ -86,7 +88,12 @@ static void reply_snapshot(struct metrics_http *m, struct evhttp_request *req,
 			   snapshot_writer write, const char *type)
 {
 	struct stats_snapshot snap;
-	if (!stats_snapshot(&m->shared->registry, m->shared->cfg, &snap)) {
+	/* The configuration in force, held while the snapshot reads it (a reload may
+	 * publish another meanwhile). */
+	struct snapshot *conf = config_store_acquire(&m->shared->store);
+	bool ok = stats_snapshot(&m->shared->registry, &conf->cfg, &snap);
+	snapshot_release(conf);
+	if (!ok) {
 		evhttp_send_error(req, 500, "Internal Server Error");
 		return;
 	}
@@ -163,7 +170,19 @@ static void on_request(struct evhttp_request *req, void *arg)
 static void on_pgmax_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct metrics_http *m = arg;
-	metrics_pgmax_refresh(&m->pgmax, m->shared->cfg, clock_now_usec());
+	struct snapshot *conf = config_store_acquire(&m->shared->store);
+	/* After a reload the [databases] list may differ: start over from the new one (the
+	 * page reads pgmax on this thread only, so nothing sees it half built). */
+	if (conf->generation != m->pgmax_generation) {
+		struct metrics_pgmax fresh;
+		if (metrics_pgmax_init(&fresh, &conf->cfg)) {
+			metrics_pgmax_free(&m->pgmax);
+			m->pgmax = fresh;
+			m->pgmax_generation = conf->generation;
+		}
+	}
+	metrics_pgmax_refresh(&m->pgmax, &conf->cfg, clock_now_usec());
+	snapshot_release(conf);
 }
 
 static void stop_run(struct inbox_item *item, void *ctx)
@@ -247,7 +266,8 @@ oom:
 	return false;
 }
 
-struct metrics_http *metrics_http_start(struct worker_shared *shared, char *err, size_t errlen)
+struct metrics_http *metrics_http_start(struct worker_shared *shared,
+				       const struct snapshot *conf, char *err, size_t errlen)
 {
 	struct metrics_http *m = calloc(1, sizeof(*m));
 	if (!m) {
@@ -255,7 +275,8 @@ struct metrics_http *metrics_http_start(struct worker_shared *shared, char *err,
 		return NULL;
 	}
 	m->shared = shared;
-	if (!setup(m, shared->cfg, err, errlen)) {
+	m->pgmax_generation = conf->generation;
+	if (!setup(m, &conf->cfg, err, errlen)) {
 		metrics_http_free(m);
 		return NULL;
 	}
@@ -265,8 +286,8 @@ struct metrics_http *metrics_http_start(struct worker_shared *shared, char *err,
 		return NULL;
 	}
 	m->thread_started = true;
-	log_info("event=metrics_listening addr=%s port=%d", shared->cfg->metrics_addr,
-		 shared->cfg->metrics_port);
+	log_info("event=metrics_listening addr=%s port=%d", conf->cfg.metrics_addr,
+		 conf->cfg.metrics_port);
 	return m;
 }
 

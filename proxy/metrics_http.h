@@ -20,12 +20,14 @@
 struct metrics_http;
 
 /*
- * Binds shared->cfg's metrics_addr:metrics_port and starts the thread that serves it.
- * shared must outlive metrics_http_stop.  NULL on failure, with the reason in err
+ * Binds conf's metrics_addr:metrics_port (the configuration at start: a reload cannot
+ * move the endpoint) and starts the thread that serves it; each request reads the
+ * configuration in force from shared->store.  shared must outlive metrics_http_stop.  NULL on failure, with the reason in err
  * ("could not listen on ADDR:PORT for [metrics]: ...").
  */
-struct metrics_http *metrics_http_start(struct worker_shared *shared, char *err,
-					size_t errlen) WARN_UNUSED;
+struct snapshot;
+struct metrics_http *metrics_http_start(struct worker_shared *shared,
+				       const struct snapshot *conf, char *err, size_t errlen);
 /* Stops the thread (a request being answered is finished first) and frees m; NULL ok. */
 void metrics_http_stop(struct metrics_http *m);
 

@@ -98,8 +98,9 @@ bool worker_init(struct worker *w, int id, struct worker_shared *shared)
 	memset(w, 0, sizeof(*w));
 	w->id = id;
 	w->shared = shared;
-	w->cfg = shared->cfg;
-	w->auth = shared->auth;
+	w->snap = config_store_acquire(&shared->store);
+	w->cfg = &w->snap->cfg;
+	w->auth = &w->snap->auth;
 	w->inbox.efd = -1;
 	const struct corral_config *cfg = w->cfg;
 	client_lists_init(w);
@@ -200,4 +201,19 @@ void worker_shutdown(struct worker *w)
 	if (w->base)
 		event_base_free(w->base);
 	w->base = NULL;
+	snapshot_release(w->snap);
+	w->snap = NULL;
+}
+
+void worker_adopt(struct worker *w, struct snapshot *snap)
+{
+	struct snapshot *old = w->snap;
+	w->snap = snap;
+	w->cfg = &snap->cfg;
+	w->auth = &snap->auth;
+	pool_env_adopt(&w->pools, w->cfg);
+	if (w->id == 0)
+		pool_env_prewarm(&w->pools); /* databases added with min_pool_size */
+	/* Clients still logging in hold their own reference (c->auth_snap). */
+	snapshot_release(old);
 }

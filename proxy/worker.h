@@ -19,11 +19,13 @@
 #include "proxy/auth_file.h"
 #include "proxy/cancel_keys.h"
 #include "proxy/client_lists.h"
+#include "proxy/config_store.h"
 
 /* What every worker reads or counts together. */
 struct worker_shared {
-	const struct corral_config *cfg;
-	const struct auth_file *auth;
+	/* The configuration in force; a worker runs on the snapshot it last adopted
+	 * (worker->snap), which may lag the store's by an inbox message. */
+	struct config_store store;
 	struct pool_registry registry;
 	struct inbox **inboxes; /* by worker id */
 	int n_workers;
@@ -39,6 +41,9 @@ struct worker {
 	struct event *tick_ev; /* timeouts: query wait, idle servers, client cleanup */
 	struct event *reap_ev; /* frees closed clients after the callbacks that closed them */
 	struct event *accept_retry_ev; /* re-enables the listener after an accept error */
+	/* The snapshot this worker runs on (a reference), and its two parts: read as plain
+	 * pointers, changed only on this thread (worker_adopt). */
+	struct snapshot *snap;
 	const struct corral_config *cfg;
 	const struct auth_file *auth;
 	struct pool_env pools;
@@ -65,5 +70,8 @@ void worker_stop(struct worker *w);
 void worker_begin_shutdown(struct worker *w);
 /* Closes every client and server and frees everything. */
 void worker_shutdown(struct worker *w);
+/* This worker runs on snap from now on (its reference is the worker's now); the one it
+ * ran on is released.  On w's thread. */
+void worker_adopt(struct worker *w, struct snapshot *snap);
 
 #endif

@@ -6,15 +6,18 @@
 #include "common/log.h"
 #include "pool/cancel.h"
 
-bool workers_init(struct workers *ws, int n, const struct corral_config *cfg,
-		  const struct auth_file *auth)
+bool workers_init(struct workers *ws, int n, struct snapshot *first)
 {
 	memset(ws, 0, sizeof(*ws));
-	ws->shared.cfg = cfg;
-	ws->shared.auth = auth;
 	ws->shared.n_workers = n;
+	if (!config_store_init(&ws->shared.store, first)) {
+		snapshot_release(first);
+		return false;
+	}
+	ws->store_ready = true;
 	if (!pool_registry_init(&ws->shared.registry, n))
 		return false;
+	ws->registry_ready = true;
 	ws->w = calloc((size_t)n, sizeof(*ws->w));
 	ws->threads = calloc((size_t)n, sizeof(*ws->threads));
 	ws->shared.inboxes = calloc((size_t)n, sizeof(*ws->shared.inboxes));
@@ -74,5 +77,8 @@ void workers_shutdown(struct workers *ws)
 	free(ws->w);
 	free(ws->threads);
 	free(ws->shared.inboxes);
-	pool_registry_free(&ws->shared.registry);
+	if (ws->registry_ready)
+		pool_registry_free(&ws->shared.registry);
+	if (ws->store_ready)
+		config_store_free(&ws->shared.store);
 }

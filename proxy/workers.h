@@ -16,12 +16,13 @@ struct workers {
 	pthread_t *threads;
 	int n;
 	int started; /* threads running (workers 1..started) */
+	bool store_ready, registry_ready; /* for workers_shutdown after a failed init */
 };
 
-/* Sets up n workers, each with its listener bound.  False (logged) on failure; then
+/* Sets up n workers, each with its listener bound, on the configuration first (whose
+ * reference the workers' store takes).  False (logged) on failure; then
  * workers_shutdown still cleans up. */
-bool workers_init(struct workers *ws, int n, const struct corral_config *cfg,
-		  const struct auth_file *auth) WARN_UNUSED;
+bool workers_init(struct workers *ws, int n, struct snapshot *first) WARN_UNUSED;
 /* Runs worker 0 on this thread and the others on their own until workers_stop. */
 void workers_run(struct workers *ws);
 /* Any thread (a signal callback on worker 0's loop, typically). */

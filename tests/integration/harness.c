@@ -575,6 +575,11 @@ void h_wait_port(const char *what, pid_t pid, bool *running, int port, const cha
 
 void h_stop_process(const char *what, pid_t pid, bool *running, const char *log)
 {
+	h_stop_process_with(what, pid, running, log, SIGTERM);
+}
+
+void h_stop_process_with(const char *what, pid_t pid, bool *running, const char *log, int sig)
+{
 	int status = 0;
 	double deadline = h_now() + 5.0;
 	char st[64];
@@ -582,10 +587,10 @@ void h_stop_process(const char *what, pid_t pid, bool *running, const char *log)
 	if (!h_reap(pid, running, &status)) {
 		const char *tail = h_log_tail(log);
 
-		cr_assert_fail("%s was no longer running before SIGTERM (%s); %s:\n%s", what,
-			       h_status_text(status, st, sizeof st), log, tail);
+		cr_assert_fail("%s was no longer running before SIG%s (%s); %s:\n%s", what,
+			       sigabbrev_np(sig), h_status_text(status, st, sizeof st), log, tail);
 	}
-	kill(pid, SIGTERM);
+	kill(pid, sig);
 	while (h_reap(pid, running, &status)) {
 		if (h_now() > deadline) {
 			const char *tail = h_log_tail(log);
@@ -593,15 +598,16 @@ void h_stop_process(const char *what, pid_t pid, bool *running, const char *log)
 			kill(pid, SIGKILL);
 			waitpid(pid, NULL, 0);
 			*running = false;
-			cr_assert_fail("%s did not exit within 5 s of SIGTERM; %s:\n%s", what, log, tail);
+			cr_assert_fail("%s did not exit within 5 s of SIG%s; %s:\n%s", what,
+				       sigabbrev_np(sig), log, tail);
 		}
 		sleep_ms(10);
 	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		const char *tail = h_log_tail(log);
 
-		cr_assert_fail("%s ended with %s after SIGTERM (want exit status 0); %s:\n%s", what,
-			       h_status_text(status, st, sizeof st), log, tail);
+		cr_assert_fail("%s ended with %s after SIG%s (want exit status 0); %s:\n%s", what,
+			       h_status_text(status, st, sizeof st), sigabbrev_np(sig), log, tail);
 	}
 }
 
@@ -676,9 +682,10 @@ struct h_corral *h_corral_start_wrapped(const char *const *wrapper, const char *
 	return c;
 }
 
+/* SIGINT: corral exits at once (SIGTERM would wait for the test's clients to leave). */
 void h_corral_stop(struct h_corral *c)
 {
-	h_stop_process("corral", c->pid, &c->running, c->log);
+	h_stop_process_with("corral", c->pid, &c->running, c->log, SIGINT);
 }
 
 /* A conninfo value in single quotes, as libpq wants it. */

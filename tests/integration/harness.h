@@ -110,6 +110,8 @@ void h_wait_port(const char *what, pid_t pid, bool *running, int port, const cha
 /* SIGTERM; the test fails unless the process exits with status 0 within 5 s (it is
  * SIGKILLed after that). */
 void h_stop_process(const char *what, pid_t pid, bool *running, const char *log);
+/* The same with signal sig. */
+void h_stop_process_with(const char *what, pid_t pid, bool *running, const char *log, int sig);
 /* The last 3 KB of a log file, in a static buffer (valid until the next call). */
 const char *h_log_tail(const char *path);
 /* Polls (10 ms) the file until it contains needle; false after timeout_s. */
@@ -150,7 +152,8 @@ struct h_corral *h_corral_start(const char *settings, const char *databases, con
  */
 struct h_corral *h_corral_start_wrapped(const char *const *wrapper, const char *settings,
 					const char *databases, const char *users);
-/* SIGTERM; the test fails unless corral exits with status 0 within 5 s. */
+/* SIGINT (shut down at once; SIGTERM waits for clients); the test fails unless corral
+ * exits with status 0 within 5 s. */
 void h_corral_stop(struct h_corral *c);
 bool h_corral_alive(struct h_corral *c);
 /* The last 3 KB of corral's log, in a static buffer (valid until the next call). */

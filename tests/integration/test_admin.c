@@ -231,6 +231,15 @@ Test(admin, every_show_has_its_columns_through_libpq_and_psql, .timeout = 60)
 	PGresult *r = h_exec(conn, "  show\tpools ; ");
 	cr_expect_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
 	PQclear(r);
+	/* changeable: what SET may change live; what needs a restart may not. */
+	r = h_exec(conn, "SHOW CONFIG");
+	int row = find_row(r, "key", "default_pool_size");
+	cr_assert_geq(row, 0);
+	cr_expect_str_eq(PQgetvalue(r, row, PQfnumber(r, "changeable")), "yes");
+	row = find_row(r, "key", "listen_port");
+	cr_assert_geq(row, 0);
+	cr_expect_str_eq(PQgetvalue(r, row, PQfnumber(r, "changeable")), "no");
+	PQclear(r);
 	PQfinish(client);
 	PQfinish(conn);
 	h_corral_stop(c);

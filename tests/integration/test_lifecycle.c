@@ -175,7 +175,8 @@ Test(lifecycle, out_of_file_descriptors_backs_off)
 	free(ci);
 }
 
-/* SIGHUP (a reload request to most daemons) must not end corral or its clients. */
+/* SIGHUP reloads (tests/integration/test_control.c): it must not end corral or its
+ * clients. */
 Test(lifecycle, sighup_keeps_serving)
 {
 	struct h_corral *c = h_corral_start("", H_BENCH_DB, NULL);
@@ -183,13 +184,13 @@ Test(lifecycle, sighup_keeps_serving)
 
 	h_expect_value(a, "select 'before'", "before");
 	cr_assert_eq(kill(c->pid, SIGHUP), 0);
-	cr_assert(h_wait_log(c, "event=reload_ignored", 5),
-		  "no reload_ignored line for SIGHUP:\n%s", h_corral_log_tail(c));
+	cr_assert(h_wait_log(c, "event=reload_done", 5),
+		  "no reload_done line for SIGHUP:\n%s", h_corral_log_tail(c));
 	cr_assert(h_corral_alive(c), "corral died of SIGHUP:\n%s", h_corral_log_tail(c));
 	h_expect_value(a, "select 'after sighup'", "after sighup");
 	cr_assert_eq(kill(c->pid, SIGHUP), 0);
-	cr_assert(h_wait_log_count(c, "event=reload_ignored", 2, 5),
-		  "no reload_ignored line for the second SIGHUP:\n%s", h_corral_log_tail(c));
+	cr_assert(h_wait_log_count(c, "event=reload_done", 2, 5),
+		  "no reload_done line for the second SIGHUP:\n%s", h_corral_log_tail(c));
 	h_psql_expect(c, "select 'new client after two sighups'", "new client after two sighups\n");
 	PQfinish(a);
 	h_corral_stop(c);
@@ -211,7 +212,8 @@ static void on_notice(void *arg, const PGresult *res)
 }
 
 /*
- * SIGTERM: every connected client hears why it is being disconnected, as from
+ * SIGINT (h_corral_stop; SHUTDOWN, and SIGTERM past shutdown_timeout, likewise): every
+ * connected client hears why it is being disconnected, as from
  * PostgreSQL's smart shutdown: FATAL 57P01 "terminating connection due to administrator
  * command" -- an idle client that never ran a query, one that holds a server, and a
  * libpq client (whose notice receiver gets an error that arrives while it is idle).

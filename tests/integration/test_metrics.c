@@ -32,7 +32,7 @@
 TestSuite(metrics, H_SUITE);
 
 #define TX_SETTINGS \
-	"workers = 2\npool_mode = transaction\nquery_wait_timeout = 60\nstats_users = bench\n"
+	"workers = 2\npool_mode = transaction\nquery_wait_timeout = 60\nadmin_users = bench\n"
 #define POOL "database=\"bench\",user=\"bench\""
 
 static void sleep_ms(int ms)
@@ -700,6 +700,20 @@ Test(metrics, stats_json_healthz_and_refusals, .timeout = 60)
 	cr_expect_eq(r.status, 200);
 	http_free(&r);
 	PQfinish(conn);
+
+	/* PAUSE (every database): 503 until RESUME. */
+	char *ci = h_conninfo(c, H.user, "corral", H.password);
+	PGconn *console = h_connect(c, ci);
+	free(ci);
+	h_exec_ok(console, "PAUSE");
+	r = http_get(mport, "/healthz");
+	cr_expect_eq(r.status, 503, "paused: %s", r.head);
+	http_free(&r);
+	h_exec_ok(console, "RESUME");
+	r = http_get(mport, "/healthz");
+	cr_expect_eq(r.status, 200, "resumed: %s", r.head);
+	http_free(&r);
+	PQfinish(console);
 	h_corral_stop(c);
 }
 

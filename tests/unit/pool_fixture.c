@@ -79,6 +79,7 @@ struct server *pool_fixture_login(struct pool_fixture *f, int pool_limit)
 	s->pool = f->pool;
 	s->created = clock_now_usec();
 	s->login_fd = -1;
+	s->login_sig = f->pool->login_sig; /* as launch_login */
 	s->state = SV_CLOSED;
 	list_init(&s->node);
 	cr_assert_eq(pool_shared_take_slot(f->pool->shared, pool_limit, 0, 0), SLOT_TAKEN);

@@ -111,14 +111,14 @@ Test(stats_snapshot, worker_slots_are_cache_lines_apart)
 	cr_expect_eq(sizeof(struct worker_slot) % CACHE_LINE, 0);
 	cr_expect_eq(offsetof(struct worker_slot, stats) % CACHE_LINE, 0);
 	cr_expect_geq(offsetof(struct worker_slot, stats), sizeof(((struct worker_slot *)0)->pub));
-	struct pool_shared *ps = pool_registry_get(&reg, &cfg.dbs[0], "u", 0);
+	struct pool_shared *ps = pool_registry_get(&reg, cfg.dbs[0].name, "u", 0);
 	cr_assert_not_null(ps);
 	cr_expect_eq((uintptr_t)ps->slots % CACHE_LINE, 0);
 }
 
 Test(stats_snapshot, sums_every_worker)
 {
-	struct pool_shared *ps = pool_registry_get(&reg, &cfg.dbs[0], "u", 0);
+	struct pool_shared *ps = pool_registry_get(&reg, cfg.dbs[0].name, "u", 0);
 	struct app_shared *app = pool_registry_app(&reg, "capped", 4);
 	cr_assert_not_null(ps);
 	cr_assert_not_null(app);
