@@ -21,6 +21,11 @@ enum req {
 	REQ_COPY_FAIL = 'f',
 };
 
+/* A request whose outcome the relay asked for (tracker_client_noted): a bit beside the
+ * kind, so the ring stays one byte a request. */
+#define REQ_NOTED 0x80
+#define REQ_KIND 0x7f
+
 /* Where the head request's COPY is. */
 enum copy_state { COPY_NONE, COPY_IN, COPY_OUT, COPY_OUT_DONE };
 
@@ -40,9 +45,15 @@ static void hyp_free(struct tracker_hyp *h)
 	hyp_init(h);
 }
 
-static uint8_t at(const struct tracker_hyp *h, uint32_t i)
+/* The i-th request as stored: its kind, with REQ_NOTED when the relay wants its outcome. */
+static uint8_t raw_at(const struct tracker_hyp *h, uint32_t i)
 {
 	return h->q[(h->head + i) & (h->cap - 1)];
+}
+
+static uint8_t at(const struct tracker_hyp *h, uint32_t i)
+{
+	return raw_at(h, i) & REQ_KIND;
 }
 
 static bool grow(struct tracker_hyp *h)
@@ -52,7 +63,7 @@ static bool grow(struct tracker_hyp *h)
 	if (!q)
 		return false;
 	for (uint32_t i = 0; i < h->len; i++)
-		q[i] = at(h, i);
+		q[i] = raw_at(h, i);
 	if (h->q != h->inline_q)
 		free(h->q);
 	h->q = q;
@@ -78,12 +89,21 @@ static void pop(struct tracker_hyp *h)
 	h->len--;
 }
 
+/* The front request never ran (skipped after an error, or swallowed by a COPY). */
+static void drop_front(struct tracker_hyp *h)
+{
+	if (raw_at(h, 0) & REQ_NOTED)
+		h->out_skipped++;
+	pop(h);
+}
+
 /* Removes the n requests after the head (what a COPY swallowed). */
 static void remove_after_head(struct tracker_hyp *h, uint32_t n)
 {
-	uint8_t first = at(h, 0);
-	for (uint32_t i = 0; i <= n; i++)
-		pop(h);
+	uint8_t first = raw_at(h, 0);
+	pop(h);
+	for (uint32_t i = 0; i < n; i++)
+		drop_front(h);
 	h->head = (h->head + h->cap - 1) & (h->cap - 1);
 	h->q[h->head] = first;
 	h->len++;
@@ -99,17 +119,17 @@ static bool hyp_copy(struct tracker_hyp *dst, const struct tracker_hyp *src)
 	dst->q = q;
 	dst->head = 0;
 	for (uint32_t i = 0; i < src->len; i++)
-		q[i] = at(src, i);
+		q[i] = raw_at(src, i);
 	return true;
 }
 
 static bool hyp_equal(const struct tracker_hyp *a, const struct tracker_hyp *b)
 {
 	if (a->len != b->len || a->copy != b->copy || a->described != b->described ||
-	    a->skipping != b->skipping || a->open != b->open)
+	    a->skipping != b->skipping || a->open != b->open || a->head_failed != b->head_failed)
 		return false;
 	for (uint32_t i = 0; i < a->len; i++)
-		if (at(a, i) != at(b, i))
+		if (raw_at(a, i) != raw_at(b, i))
 			return false;
 	return true;
 }
@@ -137,7 +157,9 @@ static void drop_ignored(struct tracker_hyp *h)
 /* The head request is fully answered. */
 static void complete(struct tracker_hyp *h)
 {
-	uint8_t r = at(h, 0);
+	uint8_t raw = raw_at(h, 0), r = raw & REQ_KIND;
+	if (raw & REQ_NOTED)
+		h->out_head = TRACKER_DONE;
 	pop(h);
 	h->described = false;
 	if (is_extended(r))
@@ -149,13 +171,18 @@ static void complete(struct tracker_hyp *h)
 static void request_failed(struct tracker_hyp *h)
 {
 	uint8_t r = at(h, 0);
-	if (!is_extended(r))
-		return; /* Query, FunctionCall, Sync: ReadyForQuery follows */
+	if (!is_extended(r)) {
+		h->head_failed = true; /* Query, FunctionCall, Sync: ReadyForQuery follows */
+		return;
+	}
 	/* PostgreSQL discards every message up to the next Sync. */
 	h->described = false;
 	h->open = true;
+	if (raw_at(h, 0) & REQ_NOTED)
+		h->out_head = TRACKER_FAILED;
+	pop(h);
 	while (h->len && at(h, 0) != REQ_SYNC)
-		pop(h);
+		drop_front(h);
 	if (!h->len)
 		h->skipping = true;
 }
@@ -210,6 +237,9 @@ static const char *answer_in_copy(struct tracker_hyp *h, char type)
 /* ReadyForQuery answers Query, FunctionCall and Sync. */
 static const char *ready(struct tracker_hyp *h)
 {
+	if (raw_at(h, 0) & REQ_NOTED)
+		h->out_head = h->head_failed ? TRACKER_FAILED : TRACKER_DONE;
+	h->head_failed = false;
 	pop(h);
 	h->open = false;
 	h->described = false;
@@ -312,7 +342,9 @@ void tracker_reset(struct tracker *t)
 	struct tracker_hyp *h = &t->hyp[0];
 	h->head = h->len = 0;
 	h->copy = COPY_NONE;
-	h->described = h->skipping = h->open = false;
+	h->described = h->skipping = h->open = h->head_failed = false;
+	h->out_head = TRACKER_NONE;
+	h->out_skipped = 0;
 	t->n_hyp = 1;
 	t->tx_status = 'I';
 	t->lost = false;
@@ -355,8 +387,11 @@ static uint8_t request_of(char type, const uint8_t *body, size_t len)
 static enum tracker_result hyp_client(struct tracker_hyp *h, uint8_t r)
 {
 	if (h->skipping) {
-		if (r != REQ_SYNC)
+		if ((r & REQ_KIND) != REQ_SYNC) {
+			if (r & REQ_NOTED)
+				h->out_skipped++;
 			return TRACKER_OK; /* discarded by the backend */
+		}
 		h->skipping = false;
 	}
 	if (is_copy_end(r) && h->len == 0)
@@ -364,13 +399,32 @@ static enum tracker_result hyp_client(struct tracker_hyp *h, uint8_t r)
 	return push(h, r);
 }
 
-enum tracker_result tracker_client(struct tracker *t, char type, const uint8_t *body, size_t len)
+/*
+ * With several readings, a noted request's outcome could differ between them (a Parse
+ * the failed COPY may or may not have swallowed): the relay could no longer tell which
+ * replies are whose, so the tracker fails closed.  Readings that agree are fine.
+ */
+static void check_outcomes_agree(struct tracker *t)
+{
+	for (int i = 1; i < t->n_hyp; i++)
+		if (t->hyp[i].out_head != t->hyp[0].out_head ||
+		    t->hyp[i].out_skipped != t->hyp[0].out_skipped) {
+			t->lost = true;
+			t->why = "a request corral tracks has more than one possible outcome";
+			return;
+		}
+}
+
+enum tracker_result tracker_client_ex(struct tracker *t, char type, const uint8_t *body,
+				     size_t len, bool noted)
 {
 	if (t->lost)
 		return TRACKER_OK;
 	uint8_t r = request_of(type, body, len);
 	if (!r)
 		return TRACKER_OK;
+	if (noted)
+		r |= REQ_NOTED;
 	for (int i = 0; i < t->n_hyp; i++) {
 		enum tracker_result res = hyp_client(&t->hyp[i], r);
 		if (res != TRACKER_OK) {
@@ -380,6 +434,8 @@ enum tracker_result tracker_client(struct tracker *t, char type, const uint8_t *
 			return res;
 		}
 	}
+	if (t->n_hyp > 1)
+		check_outcomes_agree(t);
 	return TRACKER_OK;
 }
 
@@ -522,8 +578,10 @@ enum tracker_result tracker_server(struct tracker *t, char type, const uint8_t *
 			drop_hyp(t, i);
 	if (t->n_hyp == 0)
 		goto out_of_step;
-	if (t->n_hyp > 1)
+	if (t->n_hyp > 1) {
+		check_outcomes_agree(t);
 		dedupe(t);
+	}
 	return TRACKER_OK;
 
 out_of_step:
@@ -550,6 +608,22 @@ bool tracker_in_copy(const struct tracker *t)
 		if (t->hyp[i].copy != COPY_NONE)
 			return true;
 	return false;
+}
+
+void tracker_take_outcomes(struct tracker *t, enum tracker_outcome *head, uint32_t *skipped)
+{
+	*head = t->hyp[0].out_head;
+	*skipped = t->hyp[0].out_skipped;
+	for (int i = 0; i < t->n_hyp; i++) {
+		t->hyp[i].out_head = TRACKER_NONE;
+		t->hyp[i].out_skipped = 0;
+	}
+}
+
+bool tracker_head_noted(const struct tracker *t)
+{
+	const struct tracker_hyp *h = &t->hyp[0];
+	return t->n_hyp == 1 && !t->lost && h->len && (raw_at(h, 0) & REQ_NOTED);
 }
 
 uint32_t tracker_pending(const struct tracker *t)

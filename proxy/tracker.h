@@ -18,6 +18,12 @@
  * settled only when all of them agree.  Too many readings, or none left, and it fails
  * closed: the connection is never reused.
  *
+ * A request may be noted (tracker_client_noted): the relay that injects or rewrites
+ * messages (prepared statements, proxy/prepared.h) learns what became of it, in the
+ * order the backend decided: done, failed, or skipped (never run: after an error the
+ * backend skips to Sync).  A noted request whose outcome differs between readings
+ * makes the tracker fail closed.
+ *
  * Pure: message types and the few body bytes it needs in, facts out.  No I/O.
  */
 #ifndef CORRAL_PROXY_TRACKER_H
@@ -41,6 +47,14 @@ enum tracker_result {
 	TRACKER_NO_MEMORY,
 };
 
+/* What became of a noted request. */
+enum tracker_outcome {
+	TRACKER_NONE,
+	TRACKER_DONE,   /* answered without an error (a Query: no ErrorResponse before 'Z') */
+	TRACKER_FAILED, /* answered by an ErrorResponse */
+	TRACKER_SKIPPED,/* never ran: discarded after an earlier error, or swallowed by COPY */
+};
+
 /* One reading of the backend's state: the requests it has yet to answer, in order. */
 struct tracker_hyp {
 	uint8_t *q; /* ring of enum tracker_req (internal), cap a power of two */
@@ -50,6 +64,11 @@ struct tracker_hyp {
 	bool described; /* Describe of a statement: ParameterDescription seen */
 	bool skipping;  /* an extended-protocol error: the backend ignores all but Sync */
 	bool open;      /* extended messages answered since the last ReadyForQuery */
+	bool head_failed; /* the head Query / FunctionCall / Sync had an ErrorResponse */
+	/* Noted requests decided by the last call (tracker_take_outcomes): the head's
+	 * outcome first, then out_skipped skipped ones. */
+	uint8_t out_head;
+	uint32_t out_skipped;
 };
 
 struct tracker {
@@ -69,7 +88,19 @@ void tracker_free(struct tracker *t);
  * The client sent a message of this type to the server.  body is needed for Describe
  * only (its first byte, 'S' or 'P'); NULL otherwise is fine.
  */
-enum tracker_result tracker_client(struct tracker *t, char type, const uint8_t *body, size_t len);
+enum tracker_result tracker_client_ex(struct tracker *t, char type, const uint8_t *body,
+				     size_t len, bool noted);
+static inline enum tracker_result tracker_client(struct tracker *t, char type, const uint8_t *body,
+						 size_t len)
+{
+	return tracker_client_ex(t, type, body, len, false);
+}
+/* The same for a request whose outcome the caller wants (tracker_take_outcomes). */
+static inline enum tracker_result tracker_client_noted(struct tracker *t, char type,
+						       const uint8_t *body, size_t len)
+{
+	return tracker_client_ex(t, type, body, len, true);
+}
 /*
  * The server sent a message of this type.  body is needed for ReadyForQuery (its
  * status byte).  TRACKER_OUT_OF_STEP: the message has no place in any reading (a
@@ -94,6 +125,14 @@ static inline bool tracker_settled(const struct tracker *t)
 }
 /* True while any reading has a COPY running. */
 bool tracker_in_copy(const struct tracker *t);
+/*
+ * What the last tracker_client / tracker_server call decided about noted requests, in
+ * order: *head (unless TRACKER_NONE), then *skipped requests skipped.  Clears it.
+ * Meaningless once lost.
+ */
+void tracker_take_outcomes(struct tracker *t, enum tracker_outcome *head, uint32_t *skipped);
+/* The request the backend is answering now is a noted one (one reading, not lost). */
+bool tracker_head_noted(const struct tracker *t);
 /* Requests in flight in the first reading (for logs and tests). */
 uint32_t tracker_pending(const struct tracker *t);
 
