@@ -91,6 +91,7 @@ struct client {
 	 * the first one; prep_mode: enum prep_mode of the current link. */
 	struct prep_client *prep;
 	uint8_t prep_mode;
+	bool prep_hold;              /* its input waits for the server's replies */
 	struct cancel_key cancel;    /* its BackendKeyData (proxy/cancel_keys.h) */
 };
 

@@ -283,6 +283,8 @@ struct prep_stmt *prep_client_add(struct prep_client *pc, const char *name,
 	memcpy(st->name, name, n);
 	st->content = content_ref(content);
 	st->gen = ++pc->gen;
+	st->pending = false;
+	st->seg = 0;
 	struct prep_stmt **slot = &pc->buckets[name_hash(name) & (pc->n_buckets - 1)];
 	st->next = *slot;
 	*slot = st;
@@ -305,6 +307,13 @@ static bool remove_stmt(struct prep_client *pc, const char *name, uint64_t gen)
 		return true;
 	}
 	return false;
+}
+
+static void confirm_stmt(struct prep_client *pc, const char *name, uint64_t gen)
+{
+	struct prep_stmt *st = prep_client_find(pc, name);
+	if (st && st->gen == gen)
+		st->pending = false;
 }
 
 bool prep_client_remove(struct prep_client *pc, const char *name)
@@ -399,6 +408,8 @@ void prep_note_resolve(struct prep_client *pc, struct prep_server *srv, int outc
 		}
 		if (n->stmt_name && !done && n->kind != NOTE_SQL_EXECUTE)
 			remove_stmt(pc, n->stmt_name, n->stmt_gen); /* as PostgreSQL: no statement */
+		else if (n->stmt_name)
+			confirm_stmt(pc, n->stmt_name, n->stmt_gen);
 		break;
 	case NOTE_INJECT_CLOSE:
 		op_answered(n->entry, PREP_OP_CLOSE, done);
@@ -421,6 +432,8 @@ void prep_notes_abandon(struct prep_client *pc)
 {
 	while (pc->notes_len) {
 		struct prep_note *n = prep_note_front(pc);
+		if (n->stmt_name)
+			confirm_stmt(pc, n->stmt_name, n->stmt_gen); /* nothing to wait for now */
 		if (n->entry) {
 			n->entry->inflight--;
 			n->entry->uncertain = true;

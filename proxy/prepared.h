@@ -97,6 +97,8 @@ struct prep_stmt {
 	struct prep_stmt *next;
 	struct prep_content *content;
 	uint64_t gen;             /* tells a re-prepared name from the one a note meant */
+	bool pending;             /* the client's Parse of it is unanswered, sent ... */
+	uint64_t seg;             /* ... in this Sync segment of the server */
 	char name[];
 };
 

@@ -43,6 +43,16 @@ static size_t peek(struct evbuffer *src, size_t off, size_t avail, uint8_t *buf,
 	return n;
 }
 
+/* The client's own Parse of name was sent in an earlier Sync segment and not answered:
+ * whether name exists is PostgreSQL's to say first (a failed Parse leaves no statement,
+ * and a Bind of it must then get 26000, not the Parse's error again). */
+static bool must_wait_for_parse(struct client *c, const char *name)
+{
+	const struct prep_stmt *st = c->prep ? prep_client_find(c->prep, name) : NULL;
+	return st && st->pending && c->server->prepared &&
+	       st->seg != ((struct prep_server *)c->server->prepared)->seg;
+}
+
 enum prep_verdict prepared_client_check(struct client *c, char type, uint32_t len,
 					struct evbuffer *src, size_t off, size_t avail)
 {
@@ -76,6 +86,8 @@ enum prep_verdict prepared_client_check(struct client *c, char type, uint32_t le
 			return PREP_PASS; /* unnamed statements and portals are the client's own */
 		if (c->prep_mode == PREP_REFUSE && type != 'P')
 			return PREP_PASS; /* only a named Parse is refused: the rest fails by itself */
+		if (must_wait_for_parse(c, nm.name))
+			return PREP_HOLD;
 		/* Parse, Describe and Close are read whole; a Bind up to its statement name,
 		 * its parameters stream through. */
 		size_t need = type == 'B' ? nm.after : body_len;
@@ -160,6 +172,8 @@ static bool rewrite_parse(struct rewrite *w, const char *name, const uint8_t *re
 	prep_content_unref(content);
 	if (!st)
 		return false;
+	st->pending = true;
+	st->seg = w->srv->seg;
 	bool oom;
 	struct prep_entry *e = entry_of(w, st->content, &oom);
 	if (!e) {
@@ -305,7 +319,7 @@ static bool sql_execute(struct rewrite *w, const char *text, size_t len,
 		return false;
 	const struct prep_content *ct = stmt->content;
 	const char *parts[] = {"PREPARE ", x, (const char *)ct->body, "\n;EXECUTE ", x, rest};
-	const size_t lens[] = {8, strlen(x), ct->len, 11, strlen(x), rest_len};
+	const size_t lens[] = {8, strlen(x), ct->len, 10, strlen(x), rest_len};
 	return send_query(w, parts, lens, 6, true);
 }
 
@@ -330,6 +344,7 @@ static bool sql_deallocate(struct rewrite *w, const char *text, size_t len,
 
 static bool rewrite_query(struct rewrite *w, const char *text, size_t len)
 {
+	len = strnlen(text, len); /* the Query's own NUL is not part of the SQL */
 	struct sql_stmt st;
 	prepared_sql_parse(text, len, &st);
 	switch (st.cmd) {

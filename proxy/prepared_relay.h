@@ -27,6 +27,8 @@ enum prep_verdict {
 	PREP_PASS,    /* relay the message as it is */
 	PREP_WAIT,    /* more of the message must arrive first */
 	PREP_REWRITE, /* prepared_client_rewrite takes it */
+	PREP_HOLD,    /* not before the server has answered what came before (the relay
+		       * sets c->prep_hold and tries again after the next reply) */
 };
 
 /* Does this client message (type, length field len, at offset off of src, avail bytes

@@ -224,6 +224,9 @@ static enum scan_result inspect_client_msg(struct scan *sc, char type, const uin
 			return SCAN_WAIT;
 		case PREP_REWRITE:
 			return SCAN_REWRITE; /* scan_rewrite tells the tracker */
+		case PREP_HOLD:
+			sc->c->prep_hold = true;
+			return SCAN_WAIT;
 		default:
 			break;
 		}
@@ -476,6 +479,11 @@ static void server_read(struct bufferevent *bev, void *arg)
 	if (maybe_release(c))
 		return;
 	apply_backpressure(bev, c->bev);
+	if (c->prep_hold) {
+		/* A client message waited for these replies (proxy/prepared_relay.h). */
+		c->prep_hold = false;
+		relay_from_client(c);
+	}
 }
 
 static void server_drained(struct bufferevent *bev, void *arg)
@@ -517,6 +525,7 @@ void relay_start(struct client *c)
 	tracker_reset(&r->tracker); /* a server is handed over settled, outside a transaction */
 	r->to_server_discard = r->to_client_discard = false;
 	c->prep_mode = prepared_mode(c);
+	c->prep_hold = false;
 	s->owner = c;
 	bufferevent_setcb(s->bev, server_read, server_drained, server_event, c);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, 0);
