@@ -231,6 +231,7 @@ void prep_client_free(struct prep_client *pc)
 		return;
 	prep_notes_abandon(pc);
 	prep_client_clear(pc);
+	prep_client_forget_buried(pc);
 	free(pc->buckets);
 	free(pc->notes);
 	evbuffer_free(pc->reply);
@@ -293,6 +294,24 @@ struct prep_stmt *prep_client_add(struct prep_client *pc, const char *name,
 	return st;
 }
 
+/* A forgotten statement is kept until the link ends: a reply in flight may still name
+ * its server statement (prepared_relay.c renames it back in errors). */
+static void bury(struct prep_client *pc, struct prep_stmt *st)
+{
+	st->next = pc->forgotten;
+	pc->forgotten = st;
+}
+
+void prep_client_forget_buried(struct prep_client *pc)
+{
+	for (struct prep_stmt *st = pc->forgotten, *next; st; st = next) {
+		next = st->next;
+		prep_content_unref(st->content);
+		free(st);
+	}
+	pc->forgotten = NULL;
+}
+
 static bool remove_stmt(struct prep_client *pc, const char *name, uint64_t gen)
 {
 	for (struct prep_stmt **p = &pc->buckets[name_hash(name) & (pc->n_buckets - 1)]; *p;
@@ -301,8 +320,7 @@ static bool remove_stmt(struct prep_client *pc, const char *name, uint64_t gen)
 		if (strcmp(st->name, name) != 0 || (gen && st->gen != gen))
 			continue;
 		*p = st->next;
-		prep_content_unref(st->content);
-		free(st);
+		bury(pc, st);
 		pc->n_stmts--;
 		return true;
 	}
@@ -326,8 +344,7 @@ void prep_client_clear(struct prep_client *pc)
 	for (uint32_t i = 0; i < pc->n_buckets; i++) {
 		for (struct prep_stmt *st = pc->buckets[i], *next; st; st = next) {
 			next = st->next;
-			prep_content_unref(st->content);
-			free(st);
+			bury(pc, st);
 		}
 		pc->buckets[i] = NULL;
 	}
@@ -452,7 +469,7 @@ static bool send_close(struct prep_ctx *ctx, struct prep_entry *e, enum prep_not
 	e->last_op = PREP_OP_CLOSE;
 	e->last_op_seg = ctx->srv->seg;
 	prepmsg_put_close(ctx->out, 'S', e->content->server_name);
-	return ctx->sent(ctx->arg, 'C', NULL, 0, true);
+	return ctx->sent(ctx->arg, 'C', NULL, 0, TRACKER_HIDDEN);
 }
 
 /* Past the limit, the least recently used statements are closed (never e). */
@@ -508,5 +525,5 @@ bool prep_make_present(struct prep_ctx *ctx, struct prep_entry *e, bool visible_
 	e->last_op = PREP_OP_PARSE;
 	e->last_op_seg = ctx->srv->seg;
 	prepmsg_put_parse(ctx->out, e->content->server_name, e->content->body, e->content->len);
-	return ctx->sent(ctx->arg, 'P', NULL, 0, true);
+	return ctx->sent(ctx->arg, 'P', NULL, 0, visible_parse ? TRACKER_NOTED : TRACKER_HIDDEN);
 }

@@ -40,6 +40,10 @@
  * statement, and the one a refusal binds (never prepared). */
 #define PREP_CHECK_NAME "corral_check"
 #define PREP_NONE_NAME "corral_none"
+/* A Bind of PREP_UNKNOWN_PREFIX + name fails with PostgreSQL's own 26000 naming it; the
+ * relay strips the prefix from the message, so a client's unknown name gets the error a
+ * direct connection gives, with no note (it needs no bookkeeping). */
+#define PREP_UNKNOWN_PREFIX "corral_none:"
 
 /* Protocol (Parse) or SQL (PREPARE) statement: never shared, even for equal text. */
 enum prep_kind { PREP_PROTOCOL = 'P', PREP_SQL = 'Q' };
@@ -130,6 +134,7 @@ struct prep_client {
 	struct prep_note *notes;
 	uint32_t notes_cap, notes_head, notes_len;
 	struct evbuffer *reply; /* an error of corral's in place of a server's (the relay) */
+	struct prep_stmt *forgotten; /* removed during this link (prep_client_forget_buried) */
 };
 
 struct prep_client *prep_client_new(void);
@@ -142,6 +147,8 @@ struct prep_stmt *prep_client_add(struct prep_client *pc, const char *name,
 bool prep_client_remove(struct prep_client *pc, const char *name);
 /* DEALLOCATE ALL, DISCARD ALL. */
 void prep_client_clear(struct prep_client *pc);
+/* Frees the statements removed since the last call (kept for errors in flight). */
+void prep_client_forget_buried(struct prep_client *pc);
 
 /* ---- what to send ---------------------------------------------------------------- */
 
@@ -152,8 +159,8 @@ struct prep_ctx {
 	int max_statements;       /* max_prepared_statements (> 0) */
 	struct evbuffer *out;     /* to the server */
 	/* Called for each request written to out, in order: the relay tells the tracker
-	 * (noted when a note was pushed for it). */
-	bool (*sent)(void *arg, char type, const uint8_t *body, size_t len, bool noted);
+	 * (flags: TRACKER_NOTED or TRACKER_HIDDEN when a note was pushed for it). */
+	bool (*sent)(void *arg, char type, const uint8_t *body, size_t len, int flags);
 	void *arg;
 };
 

@@ -90,11 +90,11 @@ void prepmsg_put_bind_head(struct evbuffer *out, const char *portal, const char 
 	evbuffer_add(out, name, n);
 }
 
-void prepmsg_put_failing_bind(struct evbuffer *out)
+void prepmsg_put_failing_bind(struct evbuffer *out, const char *name)
 {
 	/* portal "", statement, no parameter formats, no parameters, no result formats */
 	static const uint8_t tail[6] = {0};
-	prepmsg_put_bind_head(out, "", PREP_NONE_NAME, sizeof(tail));
+	prepmsg_put_bind_head(out, "", name, sizeof(tail));
 	evbuffer_add(out, tail, sizeof(tail));
 }
 
@@ -113,4 +113,35 @@ void prepmsg_put_query_parts(struct evbuffer *out, const char *const *parts, con
 void prepmsg_put_empty(struct evbuffer *out, char type)
 {
 	put_header(out, type, 0);
+}
+
+bool prepmsg_put_error_renamed(struct evbuffer *out, const uint8_t *body, size_t len,
+			       const char *message)
+{
+	/* Fields: a code byte and a NUL-terminated value each, then a final NUL. */
+	size_t total = 0, off = 0;
+	while (off < len && body[off]) {
+		const uint8_t *nul = memchr(body + off + 1, 0, len - off - 1);
+		if (!nul)
+			return false;
+		size_t end = (size_t)(nul - body) + 1;
+		total += body[off] == 'M' ? 2 + strlen(message) : end - off;
+		off = end;
+	}
+	if (off >= len)
+		return false; /* no final NUL in what was read */
+	put_header(out, 'E', total + 1);
+	for (off = 0; body[off];) {
+		const uint8_t *nul = memchr(body + off + 1, 0, len - off - 1);
+		size_t end = (size_t)(nul - body) + 1;
+		if (body[off] == 'M') {
+			evbuffer_add(out, "M", 1);
+			evbuffer_add(out, message, strlen(message) + 1);
+		} else {
+			evbuffer_add(out, body + off, end - off);
+		}
+		off = end;
+	}
+	evbuffer_add(out, "", 1);
+	return true;
 }

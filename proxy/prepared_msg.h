@@ -37,11 +37,15 @@ void prepmsg_put_close(struct evbuffer *out, char kind, const char *name);
 void prepmsg_put_bind_head(struct evbuffer *out, const char *portal, const char *name,
 			   size_t rest_len);
 void prepmsg_put_describe(struct evbuffer *out, char kind, const char *name);
-/* A Bind that always fails (PREP_NONE_NAME is never prepared): the request whose error
- * corral replaces with its own, in order. */
-void prepmsg_put_failing_bind(struct evbuffer *out);
+/* A Bind that always fails (of name: PREP_NONE_NAME, or PREP_UNKNOWN_PREFIX + a client's
+ * name; neither is ever prepared): the request whose error corral replaces, in order. */
+void prepmsg_put_failing_bind(struct evbuffer *out, const char *name);
 void prepmsg_put_query_parts(struct evbuffer *out, const char *const *parts, const size_t *lens,
 			     size_t n);
+/* The server's ErrorResponse (body, len bytes: all of it) with its message field
+ * replaced; false if the body is malformed or cut short. */
+bool prepmsg_put_error_renamed(struct evbuffer *out, const uint8_t *body, size_t len,
+			       const char *message);
 /* One-byte body messages corral answers with: ParseComplete '1', CloseComplete '3'. */
 void prepmsg_put_empty(struct evbuffer *out, char type);
 

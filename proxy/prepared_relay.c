@@ -53,6 +53,28 @@ static bool must_wait_for_parse(struct client *c, const char *name)
 	       st->seg != ((struct prep_server *)c->server->prepared)->seg;
 }
 
+/*
+ * The tracker gave up on this link: the server is never given to another client (it is
+ * closed when this one leaves), and nothing corral sends on its own can be answered
+ * for.  A Parse keeps the client's own name on this server; a statement the server is
+ * known to have is still renamed; anything else goes as it is.
+ */
+static enum prep_verdict lost_mode(struct client *c, char type, const struct prepmsg_name *nm)
+{
+	if (type == 'P' || type == 'C') {
+		if (c->prep)
+			prep_client_remove(c->prep, nm->name);
+		return PREP_PASS;
+	}
+	const struct prep_stmt *st = c->prep ? prep_client_find(c->prep, nm->name) : NULL;
+	struct prep_server *srv = c->server->prepared;
+	if (!st || !srv)
+		return PREP_PASS;
+	bool collision;
+	struct prep_entry *e = prep_server_entry(srv, st->content, &collision);
+	return e && prep_need(srv, e) == PREP_PRESENT ? PREP_REWRITE : PREP_PASS;
+}
+
 enum prep_verdict prepared_client_check(struct client *c, char type, uint32_t len,
 					struct evbuffer *src, size_t off, size_t avail)
 {
@@ -86,7 +108,16 @@ enum prep_verdict prepared_client_check(struct client *c, char type, uint32_t le
 			return PREP_PASS; /* unnamed statements and portals are the client's own */
 		if (c->prep_mode == PREP_REFUSE && type != 'P')
 			return PREP_PASS; /* only a named Parse is refused: the rest fails by itself */
-		if (must_wait_for_parse(c, nm.name))
+		if (c->relay.tracker.n_hyp > 1 && !c->relay.tracker.lost) {
+			/* A failed COPY left several readings: what corral would inject could
+			 * not be answered for.  Give up tracking as the tracker does when its
+			 * readings run out: the server stays with this client, then is closed. */
+			c->relay.tracker.lost = true;
+			c->relay.tracker.why = "named statement after a COPY whose end is in doubt";
+		}
+		if (c->relay.tracker.lost && lost_mode(c, type, &nm) == PREP_PASS)
+			return PREP_PASS;
+		if (!c->relay.tracker.lost && must_wait_for_parse(c, nm.name))
 			return PREP_HOLD;
 		/* Parse, Describe and Close are read whole; a Bind up to its statement name,
 		 * its parameters stream through. */
@@ -107,21 +138,21 @@ struct rewrite {
 	bool tracker_failed;
 };
 
-static bool tell_tracker(void *arg, char type, const uint8_t *body, size_t len, bool noted)
+static bool tell_tracker(void *arg, char type, const uint8_t *body, size_t len, int flags)
 {
 	struct rewrite *w = arg;
 	struct tracker *t = &w->c->relay.tracker;
-	if (tracker_client_ex(t, type, body, len, noted) != TRACKER_OK) {
+	if (tracker_client_ex(t, type, body, len, flags) != TRACKER_OK) {
 		w->tracker_failed = true;
 		return false;
 	}
-	/* Sent after an error the backend has already reported: skipped at once (every
-	 * note before it is decided, so it is the front one). */
-	enum tracker_outcome head;
-	uint32_t skipped;
-	tracker_take_outcomes(t, &head, &skipped);
-	for (; skipped && !t->lost; skipped--)
-		prep_note_resolve(w->pc, w->srv, TRACKER_SKIPPED);
+	/* Sent after an error the backend has already reported: skipped at once (and
+	 * outcomes the readings of a failed COPY now agree on). */
+	uint8_t out[TRACKER_OUTQ];
+	int current;
+	uint32_t n = tracker_take_outcomes(t, out, &current);
+	for (uint32_t i = 0; i < n && !t->lost && w->pc->notes_len; i++)
+		prep_note_resolve(w->pc, w->srv, out[i]);
 	return true;
 }
 
@@ -141,10 +172,24 @@ static bool refuse(struct rewrite *w, const char *sqlstate, const char *fmt, con
 	n->message = strdup(msg);
 	if (!n->message)
 		return false;
-	prepmsg_put_failing_bind(w->dst);
-	return tell_tracker(w, 'B', NULL, 0, true);
+	prepmsg_put_failing_bind(w->dst, PREP_NONE_NAME);
+	return tell_tracker(w, 'B', NULL, 0, TRACKER_HIDDEN);
 }
 #pragma GCC diagnostic pop
+
+/* A Bind or Describe of a name the client does not have: PostgreSQL's own 26000 for
+ * the prefixed name, renamed on its way back (prepared_server_reply). */
+static bool unknown_stmt(struct rewrite *w, const char *name)
+{
+	size_t n = strlen(PREP_UNKNOWN_PREFIX) + strlen(name) + 1;
+	char *full = malloc(n);
+	if (!full)
+		return false;
+	snprintf(full, n, "%s%s", PREP_UNKNOWN_PREFIX, name);
+	prepmsg_put_failing_bind(w->dst, full);
+	free(full);
+	return tell_tracker(w, 'B', NULL, 0, 0);
+}
 
 /* The server entry of content; NULL on a collision, or out of memory (*oom). */
 static struct prep_entry *entry_of(struct rewrite *w, struct prep_content *content, bool *oom)
@@ -191,12 +236,12 @@ static bool rewrite_parse(struct rewrite *w, const char *name, const uint8_t *re
 	if (!prep_note_push(w->pc, NOTE_CLIENT_PARSE, NULL, st))
 		return false;
 	prepmsg_put_parse(w->dst, PREP_CHECK_NAME, rest, rest_len);
-	if (!tell_tracker(w, 'P', NULL, 0, true))
+	if (!tell_tracker(w, 'P', NULL, 0, TRACKER_NOTED))
 		return false;
 	if (!prep_note_push(w->pc, NOTE_CHECK_CLOSE, NULL, NULL))
 		return false;
 	prepmsg_put_close(w->dst, 'S', PREP_CHECK_NAME);
-	return tell_tracker(w, 'C', NULL, 0, true);
+	return tell_tracker(w, 'C', NULL, 0, TRACKER_HIDDEN);
 }
 
 /* A Bind or Describe of a named statement: prepared on this server first if need be. */
@@ -205,7 +250,7 @@ static bool use_stmt(struct rewrite *w, const char *name, const char **server_na
 	struct prep_stmt *st = prep_client_find(w->pc, name);
 	*server_name = NULL;
 	if (!st)
-		return refuse(w, "26000", "prepared statement \"%s\" does not exist", name);
+		return unknown_stmt(w, name);
 	bool oom;
 	struct prep_entry *e = entry_of(w, st->content, &oom);
 	if (!e)
@@ -234,14 +279,14 @@ static bool refuse_query(struct rewrite *w, const char *sqlstate, const char *fm
 		return false;
 	prepmsg_put_empty(w->dst, 'S');
 	w->srv->seg++;
-	return tell_tracker(w, 'S', NULL, 0, false);
+	return tell_tracker(w, 'S', NULL, 0, 0);
 }
 
 static bool send_query(struct rewrite *w, const char *const *parts, const size_t *lens,
-		       size_t n, bool noted)
+		       size_t n, int flags)
 {
 	prepmsg_put_query_parts(w->dst, parts, lens, n);
-	return tell_tracker(w, 'Q', NULL, 0, noted);
+	return tell_tracker(w, 'Q', NULL, 0, flags);
 }
 
 static bool sql_prepare(struct rewrite *w, const char *text, const struct sql_stmt *st)
@@ -278,7 +323,7 @@ static bool sql_prepare(struct rewrite *w, const char *text, const struct sql_st
 		return false;
 	const char *parts[] = {"PREPARE ", e->content->server_name, body};
 	const size_t lens[] = {8, strlen(e->content->server_name), body_len};
-	return send_query(w, parts, lens, 3, true);
+	return send_query(w, parts, lens, 3, TRACKER_NOTED);
 }
 
 static bool sql_execute(struct rewrite *w, const char *text, size_t len,
@@ -291,7 +336,7 @@ static bool sql_execute(struct rewrite *w, const char *text, size_t len,
 		/* PostgreSQL's own error, naming the client's statement. */
 		const char *parts[] = {text};
 		const size_t lens[] = {strnlen(text, len)};
-		return send_query(w, parts, lens, 1, false);
+		return send_query(w, parts, lens, 1, 0);
 	}
 	bool oom;
 	struct prep_entry *e = entry_of(w, stmt->content, &oom);
@@ -305,7 +350,7 @@ static bool sql_execute(struct rewrite *w, const char *text, size_t len,
 		prep_touch(w->srv, e);
 		const char *parts[] = {"EXECUTE ", x, rest};
 		const size_t lens[] = {8, strlen(x), rest_len};
-		return send_query(w, parts, lens, 3, false);
+		return send_query(w, parts, lens, 3, 0);
 	}
 	if (stmt->content->kind != PREP_SQL)
 		return refuse_query(w, "0A000",
@@ -320,7 +365,7 @@ static bool sql_execute(struct rewrite *w, const char *text, size_t len,
 	const struct prep_content *ct = stmt->content;
 	const char *parts[] = {"PREPARE ", x, (const char *)ct->body, "\n;EXECUTE ", x, rest};
 	const size_t lens[] = {8, strlen(x), ct->len, 10, strlen(x), rest_len};
-	return send_query(w, parts, lens, 6, true);
+	return send_query(w, parts, lens, 6, TRACKER_HIDDEN);
 }
 
 static bool sql_deallocate(struct rewrite *w, const char *text, size_t len,
@@ -329,7 +374,7 @@ static bool sql_deallocate(struct rewrite *w, const char *text, size_t len,
 	if (!prep_client_remove(w->pc, st->name)) {
 		const char *parts[] = {text}; /* PostgreSQL's own 26000 */
 		const size_t lens[] = {strnlen(text, len)};
-		return send_query(w, parts, lens, 1, false);
+		return send_query(w, parts, lens, 1, 0);
 	}
 	/* The server's statement is shared (and the LRU's to close): DEALLOCATE's reply,
 	 * or its error in an aborted transaction, comes from a scratch statement, whose
@@ -339,7 +384,7 @@ static bool sql_deallocate(struct rewrite *w, const char *text, size_t len,
 	static const char q[] = "PREPARE " PREP_CHECK_NAME " AS SELECT 1;DEALLOCATE " PREP_CHECK_NAME;
 	const char *parts[] = {q};
 	const size_t lens[] = {sizeof(q) - 1};
-	return send_query(w, parts, lens, 1, true);
+	return send_query(w, parts, lens, 1, TRACKER_HIDDEN);
 }
 
 static bool rewrite_query(struct rewrite *w, const char *text, size_t len)
@@ -370,7 +415,7 @@ static bool rewrite_query(struct rewrite *w, const char *text, size_t len)
 	}
 	const char *parts[] = {text};
 	const size_t lens[] = {strnlen(text, len)};
-	return send_query(w, parts, lens, 1, false);
+	return send_query(w, parts, lens, 1, 0);
 }
 
 static bool rewrite_message(struct rewrite *w, char type, const uint8_t *body, size_t len,
@@ -392,20 +437,20 @@ static bool rewrite_message(struct rewrite *w, char type, const uint8_t *body, s
 			return true;
 		}
 		prepmsg_put_bind_head(w->dst, (const char *)body, server_name, rw->remaining);
-		return tell_tracker(w, 'B', NULL, 0, false);
+		return tell_tracker(w, 'B', NULL, 0, 0);
 	case 'D':
 		if (!use_stmt(w, nm.name, &server_name))
 			return false;
 		if (!server_name)
 			return true;
 		prepmsg_put_describe(w->dst, 'S', server_name);
-		return tell_tracker(w, 'D', (const uint8_t *)"S", 1, false);
+		return tell_tracker(w, 'D', (const uint8_t *)"S", 1, 0);
 	case 'C':
 		/* Only the client's name goes; the server's statement stays for others (and
 		 * for the LRU).  Close of a statement nobody has is PostgreSQL's own answer. */
 		prep_client_remove(w->pc, nm.name);
 		prepmsg_put_close(w->dst, 'S', PREP_NONE_NAME);
-		return tell_tracker(w, 'C', NULL, 0, false);
+		return tell_tracker(w, 'C', NULL, 0, 0);
 	default:
 		return false;
 	}
@@ -484,52 +529,140 @@ static void check_foreign_change(struct client *c, const uint8_t *body, size_t l
 		prep_server_forget(c->server->prepared);
 }
 
+static bool note_is_hidden(const struct prep_note *n)
+{
+	return n->kind != NOTE_CLIENT_PARSE && n->kind != NOTE_SQL_PREPARE;
+}
+
+/* What the client gets instead of the server message that decided note n. */
+static enum prep_reply reply_for(const struct prep_note *n, int outcome, char type,
+				 const uint8_t *body, size_t body_len, struct evbuffer *out)
+{
+	switch (n->kind) {
+	case NOTE_INJECT_PARSE:
+	case NOTE_INJECT_CLOSE:
+	case NOTE_CHECK_CLOSE:
+		/* corral's own: an error stands for the client's next request */
+		return outcome == TRACKER_DONE ? PREP_REPLY_SWALLOW : PREP_REPLY_PASS;
+	case NOTE_REFUSE: {
+		if (outcome != TRACKER_FAILED)
+			return PREP_REPLY_LOST; /* PREP_NONE_NAME exists: not ours */
+		/* An unknown name: PostgreSQL's own error for PREP_NONE_NAME, renamed, is the
+		 * one a direct connection gets (same routine, same fields). */
+		const char *code = type == 'E' ? pgproto_error_field(body, body_len, 'C') : NULL;
+		if (!(strcmp(n->sqlstate, "26000") == 0 && code && strcmp(code, "26000") == 0 &&
+		      prepmsg_put_error_renamed(out, body, body_len, n->message))) {
+			evbuffer_drain(out, evbuffer_get_length(out));
+			pgproto_put_error(out, "ERROR", n->sqlstate, n->message);
+		}
+		return PREP_REPLY_REPLACE;
+	}
+	default:
+		return PREP_REPLY_PASS;
+	}
+}
+
+static enum prep_reply decide(struct client *c, struct prep_client *pc, struct tracker *t,
+			      char type, const uint8_t *body, size_t body_len,
+			      struct evbuffer *out_buf);
+
+/* PostgreSQL's 26000 for PREP_UNKNOWN_PREFIX + name, as it reads for name. */
+static bool rename_unknown(const uint8_t *body, size_t len, struct evbuffer *out)
+{
+	static const char lead[] = "prepared statement \"" PREP_UNKNOWN_PREFIX;
+	const char *msg = pgproto_error_field(body, len, 'M');
+	if (!msg || strncmp(msg, lead, sizeof(lead) - 1) != 0)
+		return false;
+	char fixed[1024];
+	int n = snprintf(fixed, sizeof(fixed), "prepared statement \"%s", msg + sizeof(lead) - 1);
+	return n > 0 && (size_t)n < sizeof(fixed) && prepmsg_put_error_renamed(out, body, len, fixed);
+}
+
+/*
+ * An error that names corral's server name of one of the client's statements ("bind
+ * message supplies 1 parameters, but prepared statement "corral_..." requires 2") is
+ * given the client's name, as PostgreSQL would have said it.  body: all of it.
+ */
+static bool rename_in_error(struct prep_client *pc, const uint8_t *body, size_t len,
+			    struct evbuffer *out)
+{
+	const char *msg = pgproto_error_field(body, len, 'M');
+	const char *at = msg ? strstr(msg, "\"corral_") : NULL;
+	if (!at || strlen(at) < PREP_NAME_LEN + 1)
+		return false;
+	for (uint32_t i = 0; i <= pc->n_buckets; i++)
+		for (const struct prep_stmt *st = i < pc->n_buckets ? pc->buckets[i] : pc->forgotten;
+		     st; st = st->next) {
+			const char *x = st->content->server_name;
+			size_t xl = strlen(x);
+			if (strncmp(at + 1, x, xl) != 0 || at[1 + xl] != '"')
+				continue;
+			char fixed[1024];
+			int n = snprintf(fixed, sizeof(fixed), "%.*s\"%s\"%s", (int)(at - msg), msg,
+					 st->name, at + 2 + xl);
+			return n > 0 && (size_t)n < sizeof(fixed) &&
+			       prepmsg_put_error_renamed(out, body, len, fixed);
+		}
+	return false;
+}
+
 enum prep_reply prepared_server_reply(struct client *c, char type, const uint8_t *body,
-				      size_t body_len, struct evbuffer *out)
+				      size_t body_len, size_t whole_len, struct evbuffer *out_buf)
 {
 	struct prep_client *pc = c->prep;
 	struct tracker *t = &c->relay.tracker;
 	if (type == 'E' && c->prep_mode == PREP_ON)
 		check_foreign_change(c, body, body_len);
+	enum prep_reply reply = decide(c, pc, t, type, body, body_len, out_buf);
+	if (reply == PREP_REPLY_PASS && type == 'E' && out_buf && body_len == whole_len &&
+	    rename_unknown(body, body_len, out_buf))
+		return PREP_REPLY_REPLACE;
+	/* Only a whole message can be replaced (the relay has all of it when body does). */
+	if (reply == PREP_REPLY_PASS && type == 'E' && pc && out_buf && body_len == whole_len &&
+	    rename_in_error(pc, body, body_len, out_buf))
+		return PREP_REPLY_REPLACE;
+	return reply;
+}
+
+static enum prep_reply decide(struct client *c, struct prep_client *pc, struct tracker *t,
+			      char type, const uint8_t *body, size_t body_len,
+			      struct evbuffer *out_buf)
+{
 	if (!pc || !pc->notes_len)
 		return PREP_REPLY_PASS;
-	if (t->lost)
-		return PREP_REPLY_LOST;
+	if (t->lost) {
+		/* The tracker gave up (the server stays with this client, then is closed):
+		 * replies to corral's own requests could no longer be told apart, but if
+		 * every request waiting is the client's own, its replies pass as they are. */
+		for (uint32_t i = 0; i < pc->notes_len; i++)
+			if (note_is_hidden(&pc->notes[(pc->notes_head + i) % pc->notes_cap]))
+				return PREP_REPLY_LOST;
+		prep_notes_abandon(pc);
+		return PREP_REPLY_PASS;
+	}
 	struct prep_server *srv = c->server->prepared;
 	enum prep_reply reply = PREP_REPLY_PASS;
-	enum tracker_outcome head;
-	uint32_t skipped;
-	tracker_take_outcomes(t, &head, &skipped);
-	struct prep_note *n = prep_note_front(pc);
-	if (head != TRACKER_NONE && !n)
-		return PREP_REPLY_LOST;
-	if (head == TRACKER_NONE && type == 'C' && tracker_head_noted(t) &&
-	    n->kind == NOTE_SQL_EXECUTE && !n->swallowed_cc) {
+	struct prep_note *n;
+	uint8_t out[TRACKER_OUTQ];
+	int current;
+	uint32_t count = tracker_take_outcomes(t, out, &current);
+	for (uint32_t i = 0; i < count; i++) {
+		n = prep_note_front(pc);
+		if (!n)
+			return PREP_REPLY_LOST; /* an outcome nobody asked for */
+		if ((int)i == current)
+			reply = reply_for(n, out[i], type, body, body_len, out_buf);
+		if (reply == PREP_REPLY_LOST)
+			return reply;
+		prep_note_resolve(pc, srv, out[i]);
+	}
+	/* Every earlier note is resolved: a noted head request is the front note. */
+	n = prep_note_front(pc);
+	if (type == 'C' && n && tracker_head_noted(t) && n->kind == NOTE_SQL_EXECUTE &&
+	    !n->swallowed_cc) {
 		n->swallowed_cc = true; /* the PREPARE before the client's EXECUTE */
 		return PREP_REPLY_SWALLOW;
 	}
-	if (head != TRACKER_NONE) {
-		switch (n->kind) {
-		case NOTE_INJECT_PARSE:
-		case NOTE_INJECT_CLOSE:
-		case NOTE_CHECK_CLOSE:
-			/* corral's own: an error stands for the client's next request */
-			if (head == TRACKER_DONE)
-				reply = PREP_REPLY_SWALLOW;
-			break;
-		case NOTE_REFUSE:
-			if (head != TRACKER_FAILED)
-				return PREP_REPLY_LOST; /* PREP_NONE_NAME exists: not ours */
-			pgproto_put_error(out, "ERROR", n->sqlstate, n->message);
-			reply = PREP_REPLY_REPLACE;
-			break;
-		default:
-			break;
-		}
-		prep_note_resolve(pc, srv, head);
-	}
-	for (; skipped; skipped--)
-		prep_note_resolve(pc, srv, TRACKER_SKIPPED);
 	return reply;
 }
 
@@ -542,11 +675,13 @@ enum prep_mode prepared_mode(const struct client *c)
 
 struct evbuffer *prepared_reply_buffer(struct client *c)
 {
-	return c->prep && c->prep->notes_len ? c->prep->reply : NULL;
+	return c->prep ? c->prep->reply : NULL;
 }
 
 void prepared_link_end(struct client *c)
 {
+	if (c->prep)
+		prep_client_forget_buried(c->prep);
 	if (c->prep && c->prep->notes_len) {
 		/* Only notes of the link that ends; the server's registry learns that the
 		 * outcome of what they sent is unknown. */

@@ -62,11 +62,12 @@ enum prep_reply {
 bool prepared_awaiting(const struct client *c);
 /*
  * After the tracker took a server message: resolves the notes it decided and says what
- * the client gets.  body holds the message's first body_len bytes (ErrorResponse).
+ * the client gets.  body holds the message's first body_len bytes of whole_len
+ * (ErrorResponse).
  * PREP_REPLY_REPLACE writes the replacement to out.
  */
 enum prep_reply prepared_server_reply(struct client *c, char type, const uint8_t *body,
-				      size_t body_len, struct evbuffer *out);
+				      size_t body_len, size_t whole_len, struct evbuffer *out);
 /* How c's links treat named statements (its pool's mode, max_prepared_statements). */
 enum prep_mode prepared_mode(const struct client *c);
 /* Where prepared_server_reply writes a replacement (NULL: none can come). */

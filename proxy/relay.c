@@ -329,7 +329,7 @@ static enum scan_result inspect_server_msg(struct scan *sc, char type, const uin
 	if (fatal)
 		r->server_fatal = true;
 	if (c->prep_mode != PREP_OFF) {
-		switch (prepared_server_reply(c, type, body, body_len, sc->replacement)) {
+		switch (prepared_server_reply(c, type, body, body_len, len - 4, sc->replacement)) {
 		case PREP_REPLY_SWALLOW:
 		case PREP_REPLY_REPLACE:
 			return SCAN_SWALLOW;
@@ -440,7 +440,7 @@ static void server_read(struct bufferevent *bev, void *arg)
 		.wants_whole = server_wants_whole,
 		.inspect = inspect_server_msg,
 		.c = c,
-		.replacement = prepared_reply_buffer(c),
+		.replacement = c->prep ? prepared_reply_buffer(c) : NULL,
 	};
 	enum scan_result res = scan_messages(&sc);
 	client_stats_sent_to_client(c, sc.moved);

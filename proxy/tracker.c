@@ -5,26 +5,28 @@
 
 /* A request the backend has yet to answer (one byte each in a reading's ring). */
 enum req {
-	REQ_QUERY = 'Q',
-	REQ_FUNC = 'F',
-	REQ_PARSE = 'P',
-	REQ_BIND = 'B',
-	REQ_DESC_STMT = 's', /* Describe 'S': ParameterDescription, then RowDescription/NoData */
-	REQ_DESC_PORTAL = 'p',
-	REQ_EXEC = 'E',
-	REQ_CLOSE = 'C',
-	REQ_SYNC = 'S',
+	REQ_QUERY = 1,
+	REQ_FUNC,
+	REQ_PARSE,
+	REQ_BIND,
+	REQ_DESC_STMT, /* Describe 'S': ParameterDescription, then RowDescription/NoData */
+	REQ_DESC_PORTAL,
+	REQ_EXEC,
+	REQ_CLOSE,
+	REQ_SYNC,
 	/* A Flush with a body: ignored inside COPY, an error (and skip to Sync) outside. */
-	REQ_BAD_FLUSH = 'h',
+	REQ_BAD_FLUSH,
 	/* CopyDone / CopyFail: end a COPY FROM STDIN, ignored anywhere else. */
-	REQ_COPY_DONE = 'c',
-	REQ_COPY_FAIL = 'f',
+	REQ_COPY_DONE,
+	REQ_COPY_FAIL,
 };
 
-/* A request whose outcome the relay asked for (tracker_client_noted): a bit beside the
- * kind, so the ring stays one byte a request. */
+/* A request whose outcome the relay asked for (tracker_client_noted), and one whose
+ * replies the client never sees as they are (TRACKER_HIDDEN): bits beside the kind, so
+ * the ring stays one byte a request. */
 #define REQ_NOTED 0x80
-#define REQ_KIND 0x7f
+#define REQ_HIDDEN 0x40
+#define REQ_KIND 0x3f
 
 /* Where the head request's COPY is. */
 enum copy_state { COPY_NONE, COPY_IN, COPY_OUT, COPY_OUT_DONE };
@@ -34,6 +36,7 @@ enum copy_state { COPY_NONE, COPY_IN, COPY_OUT, COPY_OUT_DONE };
 static void hyp_init(struct tracker_hyp *h)
 {
 	memset(h, 0, sizeof(*h));
+	h->head_at = -1;
 	h->q = h->inline_q;
 	h->cap = TRACKER_INLINE;
 }
@@ -89,11 +92,23 @@ static void pop(struct tracker_hyp *h)
 	h->len--;
 }
 
+/* A noted request was decided; head: by the server message being applied. */
+static void record(struct tracker_hyp *h, enum tracker_outcome o, bool head)
+{
+	if (h->outq_len == TRACKER_OUTQ) {
+		h->outq_over = true;
+		return;
+	}
+	if (head)
+		h->head_at = (int8_t)h->outq_len;
+	h->outq[h->outq_len++] = (uint8_t)o;
+}
+
 /* The front request never ran (skipped after an error, or swallowed by a COPY). */
 static void drop_front(struct tracker_hyp *h)
 {
 	if (raw_at(h, 0) & REQ_NOTED)
-		h->out_skipped++;
+		record(h, TRACKER_SKIPPED, false);
 	pop(h);
 }
 
@@ -126,7 +141,8 @@ static bool hyp_copy(struct tracker_hyp *dst, const struct tracker_hyp *src)
 static bool hyp_equal(const struct tracker_hyp *a, const struct tracker_hyp *b)
 {
 	if (a->len != b->len || a->copy != b->copy || a->described != b->described ||
-	    a->skipping != b->skipping || a->open != b->open || a->head_failed != b->head_failed)
+	    a->skipping != b->skipping || a->open != b->open || a->head_failed != b->head_failed ||
+	    a->outq_len != b->outq_len || memcmp(a->outq, b->outq, a->outq_len) != 0)
 		return false;
 	for (uint32_t i = 0; i < a->len; i++)
 		if (raw_at(a, i) != raw_at(b, i))
@@ -159,7 +175,7 @@ static void complete(struct tracker_hyp *h)
 {
 	uint8_t raw = raw_at(h, 0), r = raw & REQ_KIND;
 	if (raw & REQ_NOTED)
-		h->out_head = TRACKER_DONE;
+		record(h, TRACKER_DONE, true);
 	pop(h);
 	h->described = false;
 	if (is_extended(r))
@@ -179,7 +195,7 @@ static void request_failed(struct tracker_hyp *h)
 	h->described = false;
 	h->open = true;
 	if (raw_at(h, 0) & REQ_NOTED)
-		h->out_head = TRACKER_FAILED;
+		record(h, TRACKER_FAILED, true);
 	pop(h);
 	while (h->len && at(h, 0) != REQ_SYNC)
 		drop_front(h);
@@ -238,7 +254,7 @@ static const char *answer_in_copy(struct tracker_hyp *h, char type)
 static const char *ready(struct tracker_hyp *h)
 {
 	if (raw_at(h, 0) & REQ_NOTED)
-		h->out_head = h->head_failed ? TRACKER_FAILED : TRACKER_DONE;
+		record(h, h->head_failed ? TRACKER_FAILED : TRACKER_DONE, true);
 	h->head_failed = false;
 	pop(h);
 	h->open = false;
@@ -343,8 +359,9 @@ void tracker_reset(struct tracker *t)
 	h->head = h->len = 0;
 	h->copy = COPY_NONE;
 	h->described = h->skipping = h->open = h->head_failed = false;
-	h->out_head = TRACKER_NONE;
-	h->out_skipped = 0;
+	h->outq_len = 0;
+	h->outq_over = false;
+	h->head_at = -1;
 	t->n_hyp = 1;
 	t->tx_status = 'I';
 	t->lost = false;
@@ -389,7 +406,7 @@ static enum tracker_result hyp_client(struct tracker_hyp *h, uint8_t r)
 	if (h->skipping) {
 		if ((r & REQ_KIND) != REQ_SYNC) {
 			if (r & REQ_NOTED)
-				h->out_skipped++;
+				record(h, TRACKER_SKIPPED, false);
 			return TRACKER_OK; /* discarded by the backend */
 		}
 		h->skipping = false;
@@ -399,32 +416,53 @@ static enum tracker_result hyp_client(struct tracker_hyp *h, uint8_t r)
 	return push(h, r);
 }
 
-/*
- * With several readings, a noted request's outcome could differ between them (a Parse
- * the failed COPY may or may not have swallowed): the relay could no longer tell which
- * replies are whose, so the tracker fails closed.  Readings that agree are fine.
- */
+/* With several readings, outcomes are reported only when every reading has the same. */
 static void check_outcomes_agree(struct tracker *t)
 {
-	for (int i = 1; i < t->n_hyp; i++)
-		if (t->hyp[i].out_head != t->hyp[0].out_head ||
-		    t->hyp[i].out_skipped != t->hyp[0].out_skipped) {
+	/* Readings can reach the same state through different outcomes of a noted request
+	 * (the failed COPY's error was one request's, or an earlier one's and that request
+	 * was skipped), so waiting for them to agree could report the wrong one: any
+	 * difference fails closed. */
+	for (int i = 0; i < t->n_hyp; i++) {
+		const struct tracker_hyp *a = &t->hyp[0], *b = &t->hyp[i];
+		if (b->outq_over || a->outq_len != b->outq_len ||
+		    memcmp(a->outq, b->outq, a->outq_len) != 0 || a->head_at != b->head_at) {
 			t->lost = true;
 			t->why = "a request corral tracks has more than one possible outcome";
 			return;
 		}
+	}
+}
+
+/* With several readings, a server message that one of them would give to a hidden
+ * request: the relay could not tell whether to pass it on.  Fails closed. */
+static bool hidden_head(const struct tracker *t)
+{
+	for (int i = 0; i < t->n_hyp; i++)
+		if (t->hyp[i].len && (raw_at(&t->hyp[i], 0) & REQ_HIDDEN))
+			return true;
+	return false;
+}
+
+static void clear_head_marks(struct tracker *t)
+{
+	for (int i = 0; i < t->n_hyp; i++)
+		t->hyp[i].head_at = -1;
 }
 
 enum tracker_result tracker_client_ex(struct tracker *t, char type, const uint8_t *body,
-				     size_t len, bool noted)
+				     size_t len, int flags)
 {
 	if (t->lost)
 		return TRACKER_OK;
 	uint8_t r = request_of(type, body, len);
 	if (!r)
 		return TRACKER_OK;
-	if (noted)
+	if (flags & TRACKER_NOTED)
 		r |= REQ_NOTED;
+	if (flags & TRACKER_HIDDEN)
+		r |= REQ_NOTED | REQ_HIDDEN;
+	clear_head_marks(t);
 	for (int i = 0; i < t->n_hyp; i++) {
 		enum tracker_result res = hyp_client(&t->hyp[i], r);
 		if (res != TRACKER_OK) {
@@ -538,6 +576,7 @@ enum tracker_result tracker_server(struct tracker *t, char type, const uint8_t *
 			return TRACKER_OK;
 	}
 	const char *why = NULL;
+	clear_head_marks(t);
 	if (type == 'Z') {
 		if (!body || len != 1) {
 			why = "malformed ReadyForQuery";
@@ -550,6 +589,11 @@ enum tracker_result tracker_server(struct tracker *t, char type, const uint8_t *
 		why = hyp_server(t, 0, type, &(bool){false});
 		if (why)
 			goto out_of_step;
+		return TRACKER_OK;
+	}
+	if (type != 'N' && type != 'A' && type != 'S' && hidden_head(t)) {
+		t->lost = true;
+		t->why = "a reply corral must hide could answer more than one request";
 		return TRACKER_OK;
 	}
 	/* Readings added by a failed COPY are appended already answered; only the ones
@@ -610,14 +654,26 @@ bool tracker_in_copy(const struct tracker *t)
 	return false;
 }
 
-void tracker_take_outcomes(struct tracker *t, enum tracker_outcome *head, uint32_t *skipped)
+uint32_t tracker_take_outcomes(struct tracker *t, uint8_t out[TRACKER_OUTQ], int *current)
 {
-	*head = t->hyp[0].out_head;
-	*skipped = t->hyp[0].out_skipped;
-	for (int i = 0; i < t->n_hyp; i++) {
-		t->hyp[i].out_head = TRACKER_NONE;
-		t->hyp[i].out_skipped = 0;
+	/* What every reading says, from the front. */
+	uint32_t n = t->hyp[0].outq_len;
+	for (int i = 1; i < t->n_hyp; i++) {
+		const struct tracker_hyp *b = &t->hyp[i];
+		uint32_t k = 0;
+		while (k < n && k < b->outq_len && b->outq[k] == t->hyp[0].outq[k])
+			k++;
+		n = k;
 	}
+	memcpy(out, t->hyp[0].outq, n);
+	*current = t->hyp[0].head_at >= 0 && (uint32_t)t->hyp[0].head_at < n ? t->hyp[0].head_at : -1;
+	for (int i = 0; i < t->n_hyp; i++) {
+		struct tracker_hyp *h = &t->hyp[i];
+		memmove(h->outq, h->outq + n, h->outq_len - n);
+		h->outq_len = (uint8_t)(h->outq_len - n);
+		h->head_at = -1;
+	}
+	return n;
 }
 
 bool tracker_head_noted(const struct tracker *t)

@@ -18,11 +18,12 @@
  * settled only when all of them agree.  Too many readings, or none left, and it fails
  * closed: the connection is never reused.
  *
- * A request may be noted (tracker_client_noted): the relay that injects or rewrites
+ * A request may be noted (TRACKER_NOTED): the relay that injects or rewrites
  * messages (prepared statements, proxy/prepared.h) learns what became of it, in the
  * order the backend decided: done, failed, or skipped (never run: after an error the
- * backend skips to Sync).  A noted request whose outcome differs between readings
- * makes the tracker fail closed.
+ * backend skips to Sync).  With several readings an outcome is reported once they
+ * agree; a reply that could belong to a hidden request (TRACKER_HIDDEN) while readings
+ * differ makes the tracker fail closed.
  *
  * Pure: message types and the few body bytes it needs in, facts out.  No I/O.
  */
@@ -37,6 +38,8 @@
 #define TRACKER_MAX_HYP 4
 /* Requests in flight at once; past it the client is refused (a bound on memory). */
 #define TRACKER_MAX_PENDING (1u << 20)
+/* Outcomes of noted requests a reading keeps until every reading agrees on them. */
+#define TRACKER_OUTQ 32
 /* Requests kept without allocating (most links have a handful in flight). */
 #define TRACKER_INLINE 16 /* a power of two, as every ring size */
 
@@ -65,10 +68,12 @@ struct tracker_hyp {
 	bool skipping;  /* an extended-protocol error: the backend ignores all but Sync */
 	bool open;      /* extended messages answered since the last ReadyForQuery */
 	bool head_failed; /* the head Query / FunctionCall / Sync had an ErrorResponse */
-	/* Noted requests decided by the last call (tracker_take_outcomes): the head's
-	 * outcome first, then out_skipped skipped ones. */
-	uint8_t out_head;
-	uint32_t out_skipped;
+	/* Noted requests decided and not yet taken (tracker_take_outcomes), in order;
+	 * head_at: the one the last server message decided, -1: none. */
+	uint8_t outq[TRACKER_OUTQ];
+	uint8_t outq_len;
+	int8_t head_at;
+	bool outq_over;   /* more than TRACKER_OUTQ untaken: fails closed */
 };
 
 struct tracker {
@@ -88,18 +93,17 @@ void tracker_free(struct tracker *t);
  * The client sent a message of this type to the server.  body is needed for Describe
  * only (its first byte, 'S' or 'P'); NULL otherwise is fine.
  */
+/* Flags of a request (tracker_client_ex): the caller wants its outcome
+ * (tracker_take_outcomes); its replies are not passed on as they are (corral's own, or
+ * replaced), so a reply must never be in doubt between it and another request. */
+#define TRACKER_NOTED 1
+#define TRACKER_HIDDEN 2
 enum tracker_result tracker_client_ex(struct tracker *t, char type, const uint8_t *body,
-				     size_t len, bool noted);
+				      size_t len, int flags);
 static inline enum tracker_result tracker_client(struct tracker *t, char type, const uint8_t *body,
 						 size_t len)
 {
-	return tracker_client_ex(t, type, body, len, false);
-}
-/* The same for a request whose outcome the caller wants (tracker_take_outcomes). */
-static inline enum tracker_result tracker_client_noted(struct tracker *t, char type,
-						       const uint8_t *body, size_t len)
-{
-	return tracker_client_ex(t, type, body, len, true);
+	return tracker_client_ex(t, type, body, len, 0);
 }
 /*
  * The server sent a message of this type.  body is needed for ReadyForQuery (its
@@ -126,11 +130,12 @@ static inline bool tracker_settled(const struct tracker *t)
 /* True while any reading has a COPY running. */
 bool tracker_in_copy(const struct tracker *t);
 /*
- * What the last tracker_client / tracker_server call decided about noted requests, in
- * order: *head (unless TRACKER_NONE), then *skipped requests skipped.  Clears it.
- * Meaningless once lost.
+ * The outcomes of noted requests decided so far and agreed on by every reading, in the
+ * order of the requests (enum tracker_outcome each, into out); returns how many and
+ * takes them.  *current: the index of the one decided by the server message just given
+ * to tracker_server (whose reply that message is), or -1.  Meaningless once lost.
  */
-void tracker_take_outcomes(struct tracker *t, enum tracker_outcome *head, uint32_t *skipped);
+uint32_t tracker_take_outcomes(struct tracker *t, uint8_t out[TRACKER_OUTQ], int *current);
 /* The request the backend is answering now is a noted one (one reading, not lost). */
 bool tracker_head_noted(const struct tracker *t);
 /* Requests in flight in the first reading (for logs and tests). */

@@ -48,12 +48,12 @@ static void arbitrary(const uint8_t *data, size_t size)
 			body = body & 2 ? 'S' : 'P';
 		bool noted = data[i + 1] & 4;
 		enum tracker_result res = from_client
-						  ? tracker_client_ex(&t, type, &body, len, noted)
+						  ? tracker_client_ex(&t, type, &body, len, noted ? TRACKER_HIDDEN : 0)
 						  : tracker_server(&t, type, &body, len);
-		enum tracker_outcome head;
-		uint32_t skipped;
-		tracker_take_outcomes(&t, &head, &skipped);
-		CHECK(head <= TRACKER_SKIPPED);
+		uint8_t out[TRACKER_OUTQ];
+		int current;
+		uint32_t n = tracker_take_outcomes(&t, out, &current);
+		CHECK(n <= TRACKER_OUTQ && current < (int)n);
 		if (res == TRACKER_OUT_OF_STEP)
 			broken = true;
 		CHECK(!(broken && tracker_settled(&t)));

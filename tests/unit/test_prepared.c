@@ -71,10 +71,10 @@ struct sent_log {
 	int n;
 };
 
-static bool record(void *arg, char type, const uint8_t *body, size_t len, bool noted)
+static bool record(void *arg, char type, const uint8_t *body, size_t len, int flags)
 {
 	struct sent_log *l = arg;
-	l->types[l->n++] = noted ? type : (char)(type + 32);
+	l->types[l->n++] = flags ? type : (char)(type + 32);
 	return true;
 }
 
