@@ -62,8 +62,8 @@ void prep_content_unref(struct prep_content *c)
 
 bool prep_content_equal(const struct prep_content *a, const struct prep_content *b)
 {
-	return a == b || (a->kind == b->kind && a->len == b->len &&
-			  memcmp(a->body, b->body, a->len) == 0);
+	return a == b ||
+	       (a->kind == b->kind && a->len == b->len && memcmp(a->body, b->body, a->len) == 0);
 }
 
 /* ---- a server's registry -------------------------------------------------------- */
@@ -424,7 +424,8 @@ void prep_note_resolve(struct prep_client *pc, struct prep_server *srv, int outc
 			op_answered(n->entry, PREP_OP_PARSE, made);
 		}
 		if (n->stmt_name && !done && n->kind != NOTE_SQL_EXECUTE)
-			remove_stmt(pc, n->stmt_name, n->stmt_gen); /* as PostgreSQL: no statement */
+			remove_stmt(pc, n->stmt_name,
+				    n->stmt_gen); /* as PostgreSQL: no statement */
 		else if (n->stmt_name)
 			confirm_stmt(pc, n->stmt_name, n->stmt_gen);
 		break;

@@ -72,21 +72,21 @@ enum prep_op { PREP_OP_NONE, PREP_OP_PARSE, PREP_OP_CLOSE };
 struct prep_entry {
 	struct prep_entry *next; /* hash chain */
 	struct prep_content *content;
-	struct list lru;          /* in the registry's LRU while on the server (or being put) */
+	struct list lru; /* in the registry's LRU while on the server (or being put) */
 	bool in_lru;
-	bool exists;              /* after every answered Parse / Close of it */
-	bool uncertain;           /* an answer was lost (client left): exists is unknown */
-	uint32_t inflight;        /* Parse / Close of it sent, not yet answered */
-	uint8_t last_op;          /* enum prep_op, the last one sent ... */
-	uint64_t last_op_seg;     /* ... in this Sync segment of the server */
+	bool exists;          /* after every answered Parse / Close of it */
+	bool uncertain;       /* an answer was lost (client left): exists is unknown */
+	uint32_t inflight;    /* Parse / Close of it sent, not yet answered */
+	uint8_t last_op;      /* enum prep_op, the last one sent ... */
+	uint64_t last_op_seg; /* ... in this Sync segment of the server */
 };
 
 struct prep_server {
 	struct prep_entry **buckets;
 	uint32_t n_buckets, n_entries;
-	struct list lru;          /* most recently used first */
+	struct list lru; /* most recently used first */
 	uint32_t n_lru;
-	uint64_t seg;             /* Syncs sent to this server */
+	uint64_t seg; /* Syncs sent to this server */
 };
 
 struct prep_server *prep_server_new(void);
@@ -100,20 +100,20 @@ void prep_server_forget(struct prep_server *s);
 struct prep_stmt {
 	struct prep_stmt *next;
 	struct prep_content *content;
-	uint64_t gen;             /* tells a re-prepared name from the one a note meant */
-	bool pending;             /* the client's Parse of it is unanswered, sent ... */
-	uint64_t seg;             /* ... in this Sync segment of the server */
+	uint64_t gen; /* tells a re-prepared name from the one a note meant */
+	bool pending; /* the client's Parse of it is unanswered, sent ... */
+	uint64_t seg; /* ... in this Sync segment of the server */
 	char name[];
 };
 
 enum prep_note_kind {
-	NOTE_INJECT_PARSE,  /* corral's Parse: reply swallowed, an error stands for the next */
-	NOTE_INJECT_CLOSE,  /* corral's Close (eviction, or before a re-Parse): swallowed */
-	NOTE_CHECK_CLOSE,   /* the Close after a check Parse: swallowed */
-	NOTE_CLIENT_PARSE,  /* the client's Parse (as X or as the check): the client sees it */
-	NOTE_REFUSE,        /* a Bind that fails: its error is replaced by corral's */
-	NOTE_SQL_PREPARE,   /* the client's PREPARE, sent as PREPARE X */
-	NOTE_SQL_EXECUTE,   /* PREPARE X ...; EXECUTE X: the first CommandComplete is swallowed */
+	NOTE_INJECT_PARSE, /* corral's Parse: reply swallowed, an error stands for the next */
+	NOTE_INJECT_CLOSE, /* corral's Close (eviction, or before a re-Parse): swallowed */
+	NOTE_CHECK_CLOSE,  /* the Close after a check Parse: swallowed */
+	NOTE_CLIENT_PARSE, /* the client's Parse (as X or as the check): the client sees it */
+	NOTE_REFUSE,       /* a Bind that fails: its error is replaced by corral's */
+	NOTE_SQL_PREPARE,  /* the client's PREPARE, sent as PREPARE X */
+	NOTE_SQL_EXECUTE,  /* PREPARE X ...; EXECUTE X: the first CommandComplete is swallowed */
 };
 
 struct prep_note {
@@ -133,7 +133,7 @@ struct prep_client {
 	/* Notes of the current link, oldest first (a ring; the tracker notes them in order). */
 	struct prep_note *notes;
 	uint32_t notes_cap, notes_head, notes_len;
-	struct evbuffer *reply; /* an error of corral's in place of a server's (the relay) */
+	struct evbuffer *reply;      /* an error of corral's in place of a server's (the relay) */
 	struct prep_stmt *forgotten; /* removed during this link (prep_client_forget_buried) */
 };
 
@@ -156,8 +156,8 @@ void prep_client_forget_buried(struct prep_client *pc);
 struct prep_ctx {
 	struct prep_client *pc;
 	struct prep_server *srv;
-	int max_statements;       /* max_prepared_statements (> 0) */
-	struct evbuffer *out;     /* to the server */
+	int max_statements;   /* max_prepared_statements (> 0) */
+	struct evbuffer *out; /* to the server */
 	/* Called for each request written to out, in order: the relay tells the tracker
 	 * (flags: TRACKER_NOTED or TRACKER_HIDDEN when a note was pushed for it). */
 	bool (*sent)(void *arg, char type, const uint8_t *body, size_t len, int flags);
@@ -165,9 +165,9 @@ struct prep_ctx {
 };
 
 enum prep_need {
-	PREP_PRESENT,      /* on the server (or parsed in this segment): just rename */
-	PREP_PARSE,        /* absent: Parse it */
-	PREP_CLOSE_PARSE,  /* unknown: Close, then Parse */
+	PREP_PRESENT,     /* on the server (or parsed in this segment): just rename */
+	PREP_PARSE,       /* absent: Parse it */
+	PREP_CLOSE_PARSE, /* unknown: Close, then Parse */
 };
 
 /* The entry of content on the server (made if new); NULL on a hash collision with

@@ -56,8 +56,7 @@ static void put_header(struct evbuffer *out, char type, size_t body_len)
 	evbuffer_add(out, h, sizeof(h));
 }
 
-void prepmsg_put_parse(struct evbuffer *out, const char *name, const uint8_t *rest,
-		       size_t rest_len)
+void prepmsg_put_parse(struct evbuffer *out, const char *name, const uint8_t *rest, size_t rest_len)
 {
 	size_t n = strlen(name) + 1;
 	put_header(out, 'P', n + rest_len);

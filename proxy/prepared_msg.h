@@ -14,10 +14,10 @@
 
 /* Where the statement name of a client message is, within its body. */
 struct prepmsg_name {
-	const char *name;   /* points into the body */
-	size_t name_off;    /* offset of the name in the body */
-	size_t after;       /* offset just past the name's NUL */
-	char kind;          /* Describe / Close: 'S' or 'P' */
+	const char *name; /* points into the body */
+	size_t name_off;  /* offset of the name in the body */
+	size_t after;     /* offset just past the name's NUL */
+	char kind;        /* Describe / Close: 'S' or 'P' */
 };
 
 /*

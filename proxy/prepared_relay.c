@@ -99,8 +99,8 @@ enum prep_verdict prepared_client_check(struct client *c, char type, uint32_t le
 	case 'B':
 	case 'D':
 	case 'C': {
-		size_t n = peek(src, off + PG_HEADER_LEN, avail,
-				buf, body_len < PEEK_MAX ? body_len : PEEK_MAX);
+		size_t n = peek(src, off + PG_HEADER_LEN, avail, buf,
+				body_len < PEEK_MAX ? body_len : PEEK_MAX);
 		struct prepmsg_name nm;
 		if (!prepmsg_stmt_name(type, buf, n, n == body_len, &nm))
 			return n == body_len || n == PEEK_MAX ? PREP_PASS : PREP_WAIT;
@@ -164,8 +164,8 @@ static bool refuse(struct rewrite *w, const char *sqlstate, const char *fmt, con
 {
 	if (!prep_note_push(w->pc, NOTE_REFUSE, NULL, NULL))
 		return false;
-	struct prep_note *n = &w->pc->notes[(w->pc->notes_head + w->pc->notes_len - 1) %
-					     w->pc->notes_cap];
+	struct prep_note *n =
+		&w->pc->notes[(w->pc->notes_head + w->pc->notes_len - 1) % w->pc->notes_cap];
 	snprintf(n->sqlstate, sizeof(n->sqlstate), "%s", sqlstate);
 	char msg[512];
 	snprintf(msg, sizeof(msg), fmt, name);
@@ -200,8 +200,7 @@ static struct prep_entry *entry_of(struct rewrite *w, struct prep_content *conte
 	return e;
 }
 
-static bool rewrite_parse(struct rewrite *w, const char *name, const uint8_t *rest,
-			  size_t rest_len)
+static bool rewrite_parse(struct rewrite *w, const char *name, const uint8_t *rest, size_t rest_len)
 {
 	if (w->c->prep_mode == PREP_REFUSE)
 		return refuse(w, "0A000",
@@ -224,8 +223,10 @@ static bool rewrite_parse(struct rewrite *w, const char *name, const uint8_t *re
 	if (!e) {
 		prep_client_remove(w->pc, name);
 		return oom ? false
-			   : refuse(w, "XX000", "prepared statement \"%s\": corral's server "
-						"name collides with another statement", name);
+			   : refuse(w, "XX000",
+				    "prepared statement \"%s\": corral's server "
+				    "name collides with another statement",
+				    name);
 	}
 	if (prep_need(w->srv, e) != PREP_PRESENT)
 		return prep_make_present(&w->ctx, e, true, st);
@@ -255,8 +256,10 @@ static bool use_stmt(struct rewrite *w, const char *name, const char **server_na
 	struct prep_entry *e = entry_of(w, st->content, &oom);
 	if (!e)
 		return oom ? false
-			   : refuse(w, "XX000", "prepared statement \"%s\": corral's server "
-						"name collides with another statement", name);
+			   : refuse(w, "XX000",
+				    "prepared statement \"%s\": corral's server "
+				    "name collides with another statement",
+				    name);
 	if (st->content->kind == PREP_SQL && prep_need(w->srv, e) != PREP_PRESENT)
 		return refuse(w, "0A000",
 			      "prepared statement \"%s\" was made by SQL PREPARE: in transaction "
@@ -272,8 +275,7 @@ static bool use_stmt(struct rewrite *w, const char *name, const char **server_na
 
 /* A simple Query answered with an error in order: a failing Bind, then a Sync for the
  * ReadyForQuery (in a transaction block both leave it failed, as the Query would). */
-static bool refuse_query(struct rewrite *w, const char *sqlstate, const char *fmt,
-			 const char *name)
+static bool refuse_query(struct rewrite *w, const char *sqlstate, const char *fmt, const char *name)
 {
 	if (!refuse(w, sqlstate, fmt, name))
 		return false;
@@ -282,8 +284,8 @@ static bool refuse_query(struct rewrite *w, const char *sqlstate, const char *fm
 	return tell_tracker(w, 'S', NULL, 0, 0);
 }
 
-static bool send_query(struct rewrite *w, const char *const *parts, const size_t *lens,
-		       size_t n, int flags)
+static bool send_query(struct rewrite *w, const char *const *parts, const size_t *lens, size_t n,
+		       int flags)
 {
 	prepmsg_put_query_parts(w->dst, parts, lens, n);
 	return tell_tracker(w, 'Q', NULL, 0, flags);
@@ -313,8 +315,9 @@ static bool sql_prepare(struct rewrite *w, const char *text, const struct sql_st
 	if (!e) {
 		prep_client_remove(w->pc, st->name);
 		return oom ? false
-			   : refuse_query(w, "XX000", "prepared statement \"%s\": corral's server "
-						      "name collides with another statement",
+			   : refuse_query(w, "XX000",
+					  "prepared statement \"%s\": corral's server "
+					  "name collides with another statement",
 					  st->name);
 	}
 	/* PREPARE X itself, so its reply and errors are PostgreSQL's; X is closed first
@@ -326,8 +329,7 @@ static bool sql_prepare(struct rewrite *w, const char *text, const struct sql_st
 	return send_query(w, parts, lens, 3, TRACKER_NOTED);
 }
 
-static bool sql_execute(struct rewrite *w, const char *text, size_t len,
-			const struct sql_stmt *st)
+static bool sql_execute(struct rewrite *w, const char *text, size_t len, const struct sql_stmt *st)
 {
 	struct prep_stmt *stmt = prep_client_find(w->pc, st->name);
 	const char *rest = text + st->after_name;
@@ -342,8 +344,9 @@ static bool sql_execute(struct rewrite *w, const char *text, size_t len,
 	struct prep_entry *e = entry_of(w, stmt->content, &oom);
 	if (!e)
 		return oom ? false
-			   : refuse_query(w, "XX000", "prepared statement \"%s\": corral's server "
-						      "name collides with another statement",
+			   : refuse_query(w, "XX000",
+					  "prepared statement \"%s\": corral's server "
+					  "name collides with another statement",
 					  st->name);
 	const char *x = e->content->server_name;
 	if (prep_need(w->srv, e) == PREP_PRESENT) {
@@ -353,10 +356,11 @@ static bool sql_execute(struct rewrite *w, const char *text, size_t len,
 		return send_query(w, parts, lens, 3, 0);
 	}
 	if (stmt->content->kind != PREP_SQL)
-		return refuse_query(w, "0A000",
-				    "prepared statement \"%s\" was made by a protocol Parse: in "
-				    "transaction pooling corral cannot prepare it again for EXECUTE",
-				    st->name);
+		return refuse_query(
+			w, "0A000",
+			"prepared statement \"%s\" was made by a protocol Parse: in "
+			"transaction pooling corral cannot prepare it again for EXECUTE",
+			st->name);
 	/* Prepared in the same query string: one request, one ReadyForQuery, and an error
 	 * of the PREPARE (a table dropped since) is the client's EXECUTE's error.  The
 	 * newline ends a trailing -- comment. */
@@ -381,7 +385,8 @@ static bool sql_deallocate(struct rewrite *w, const char *text, size_t len,
 	 * PREPARE's CommandComplete is swallowed. */
 	if (!prep_note_push(w->pc, NOTE_SQL_EXECUTE, NULL, NULL))
 		return false;
-	static const char q[] = "PREPARE " PREP_CHECK_NAME " AS SELECT 1;DEALLOCATE " PREP_CHECK_NAME;
+	static const char q[] = "PREPARE " PREP_CHECK_NAME
+				" AS SELECT 1;DEALLOCATE " PREP_CHECK_NAME;
 	const char *parts[] = {q};
 	const size_t lens[] = {sizeof(q) - 1};
 	return send_query(w, parts, lens, 1, TRACKER_HIDDEN);
@@ -575,7 +580,8 @@ static bool rename_unknown(const uint8_t *body, size_t len, struct evbuffer *out
 		return false;
 	char fixed[1024];
 	int n = snprintf(fixed, sizeof(fixed), "prepared statement \"%s", msg + sizeof(lead) - 1);
-	return n > 0 && (size_t)n < sizeof(fixed) && prepmsg_put_error_renamed(out, body, len, fixed);
+	return n > 0 && (size_t)n < sizeof(fixed) &&
+	       prepmsg_put_error_renamed(out, body, len, fixed);
 }
 
 /*
@@ -591,7 +597,8 @@ static bool rename_in_error(struct prep_client *pc, const uint8_t *body, size_t 
 	if (!at || strlen(at) < PREP_NAME_LEN + 1)
 		return false;
 	for (uint32_t i = 0; i <= pc->n_buckets; i++)
-		for (const struct prep_stmt *st = i < pc->n_buckets ? pc->buckets[i] : pc->forgotten;
+		for (const struct prep_stmt *st = i < pc->n_buckets ? pc->buckets[i]
+								    : pc->forgotten;
 		     st; st = st->next) {
 			const char *x = st->content->server_name;
 			size_t xl = strlen(x);

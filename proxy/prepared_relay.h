@@ -37,8 +37,8 @@ enum prep_verdict prepared_client_check(struct client *c, char type, uint32_t le
 					struct evbuffer *src, size_t off, size_t avail);
 
 struct prep_rewrite {
-	uint32_t remaining;  /* bytes of the message left in src, to pass on ... */
-	bool discard;        /* ... or to drop */
+	uint32_t remaining;           /* bytes of the message left in src, to pass on ... */
+	bool discard;                 /* ... or to drop */
 	const char *sqlstate, *error; /* when it returns false: the client is failed */
 };
 

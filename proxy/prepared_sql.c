@@ -19,8 +19,9 @@ bool prepared_sql_maybe(const uint8_t *p, size_t n)
 		word[k++] = (char)(p[i++] | 0x20);
 	word[k] = '\0';
 	if (i == n && k < sizeof(word) - 1)
-		return k == 0 || strncmp("prepare", word, k) == 0 || strncmp("execute", word, k) == 0 ||
-		       strncmp("deallocate", word, k) == 0 || strncmp("discard", word, k) == 0;
+		return k == 0 || strncmp("prepare", word, k) == 0 ||
+		       strncmp("execute", word, k) == 0 || strncmp("deallocate", word, k) == 0 ||
+		       strncmp("discard", word, k) == 0;
 	return strcmp(word, "prepare") == 0 || strcmp(word, "execute") == 0 ||
 	       strcmp(word, "deallocate") == 0 || strcmp(word, "discard") == 0;
 }
@@ -103,8 +104,7 @@ static void skip_quoted(struct lex *l, char q, bool escapes)
 static bool skip_dollar(struct lex *l)
 {
 	size_t start = l->pos, i = start + 1;
-	while (i < l->len && l->s[i] != '$' && ident_char((unsigned char)l->s[i]) &&
-	       l->s[i] != '$')
+	while (i < l->len && l->s[i] != '$' && ident_char((unsigned char)l->s[i]) && l->s[i] != '$')
 		i++;
 	if (i >= l->len || l->s[i] != '$' ||
 	    (i > start + 1 && !ident_start((unsigned char)l->s[start + 1])))
@@ -169,7 +169,8 @@ static void skip_statement(struct lex *l)
 			skip_quoted(l, '\'', e);
 		} else if (c == '"') {
 			skip_quoted(l, '"', false);
-		} else if (c == '$' && (l->pos == 0 || !ident_char((unsigned char)l->s[l->pos - 1]))) {
+		} else if (c == '$' &&
+			   (l->pos == 0 || !ident_char((unsigned char)l->s[l->pos - 1]))) {
 			if (!skip_dollar(l))
 				l->pos++;
 		} else {

@@ -55,7 +55,7 @@ struct scan {
 	const char *sqlstate;
 	const char *error;
 	char why_buf[64];
-	size_t off, avail;  /* where inspect's message starts; bytes in src */
+	size_t off, avail; /* where inspect's message starts; bytes in src */
 	struct evbuffer *replacement;
 	size_t moved; /* bytes taken from src (relayed or dropped) */
 };
@@ -113,7 +113,8 @@ static enum scan_result scan_messages(struct scan *sc)
 			res = SCAN_ERROR;
 			break;
 		}
-		if (sc->wants_whole && sc->wants_whole(sc->c, type) && avail - off < (size_t)len + 1)
+		if (sc->wants_whole && sc->wants_whole(sc->c, type) &&
+		    avail - off < (size_t)len + 1)
 			break;
 		uint8_t body[INSPECT_MAX];
 		const uint8_t *bodyp = NULL;

@@ -450,8 +450,8 @@ static void clear_head_marks(struct tracker *t)
 		t->hyp[i].head_at = -1;
 }
 
-enum tracker_result tracker_client_ex(struct tracker *t, char type, const uint8_t *body,
-				     size_t len, int flags)
+enum tracker_result tracker_client_ex(struct tracker *t, char type, const uint8_t *body, size_t len,
+				      int flags)
 {
 	if (t->lost)
 		return TRACKER_OK;
@@ -666,7 +666,8 @@ uint32_t tracker_take_outcomes(struct tracker *t, uint8_t out[TRACKER_OUTQ], int
 		n = k;
 	}
 	memcpy(out, t->hyp[0].outq, n);
-	*current = t->hyp[0].head_at >= 0 && (uint32_t)t->hyp[0].head_at < n ? t->hyp[0].head_at : -1;
+	*current = t->hyp[0].head_at >= 0 && (uint32_t)t->hyp[0].head_at < n ? t->hyp[0].head_at
+									     : -1;
 	for (int i = 0; i < t->n_hyp; i++) {
 		struct tracker_hyp *h = &t->hyp[i];
 		memmove(h->outq, h->outq + n, h->outq_len - n);

@@ -53,9 +53,9 @@ enum tracker_result {
 /* What became of a noted request. */
 enum tracker_outcome {
 	TRACKER_NONE,
-	TRACKER_DONE,   /* answered without an error (a Query: no ErrorResponse before 'Z') */
-	TRACKER_FAILED, /* answered by an ErrorResponse */
-	TRACKER_SKIPPED,/* never ran: discarded after an earlier error, or swallowed by COPY */
+	TRACKER_DONE,    /* answered without an error (a Query: no ErrorResponse before 'Z') */
+	TRACKER_FAILED,  /* answered by an ErrorResponse */
+	TRACKER_SKIPPED, /* never ran: discarded after an earlier error, or swallowed by COPY */
 };
 
 /* One reading of the backend's state: the requests it has yet to answer, in order. */
@@ -63,17 +63,17 @@ struct tracker_hyp {
 	uint8_t *q; /* ring of enum tracker_req (internal), cap a power of two */
 	uint32_t cap, head, len;
 	uint8_t inline_q[TRACKER_INLINE];
-	uint8_t copy;   /* the head request is in a COPY (internal enum) */
-	bool described; /* Describe of a statement: ParameterDescription seen */
-	bool skipping;  /* an extended-protocol error: the backend ignores all but Sync */
-	bool open;      /* extended messages answered since the last ReadyForQuery */
+	uint8_t copy;     /* the head request is in a COPY (internal enum) */
+	bool described;   /* Describe of a statement: ParameterDescription seen */
+	bool skipping;    /* an extended-protocol error: the backend ignores all but Sync */
+	bool open;        /* extended messages answered since the last ReadyForQuery */
 	bool head_failed; /* the head Query / FunctionCall / Sync had an ErrorResponse */
 	/* Noted requests decided and not yet taken (tracker_take_outcomes), in order;
 	 * head_at: the one the last server message decided, -1: none. */
 	uint8_t outq[TRACKER_OUTQ];
 	uint8_t outq_len;
 	int8_t head_at;
-	bool outq_over;   /* more than TRACKER_OUTQ untaken: fails closed */
+	bool outq_over; /* more than TRACKER_OUTQ untaken: fails closed */
 };
 
 struct tracker {
@@ -98,8 +98,8 @@ void tracker_free(struct tracker *t);
  * replaced), so a reply must never be in doubt between it and another request. */
 #define TRACKER_NOTED 1
 #define TRACKER_HIDDEN 2
-enum tracker_result tracker_client_ex(struct tracker *t, char type, const uint8_t *body,
-				      size_t len, int flags);
+enum tracker_result tracker_client_ex(struct tracker *t, char type, const uint8_t *body, size_t len,
+				      int flags);
 static inline enum tracker_result tracker_client(struct tracker *t, char type, const uint8_t *body,
 						 size_t len)
 {

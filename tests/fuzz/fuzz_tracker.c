@@ -48,7 +48,8 @@ static void arbitrary(const uint8_t *data, size_t size)
 			body = body & 2 ? 'S' : 'P';
 		bool noted = data[i + 1] & 4;
 		enum tracker_result res = from_client
-						  ? tracker_client_ex(&t, type, &body, len, noted ? TRACKER_HIDDEN : 0)
+						  ? tracker_client_ex(&t, type, &body, len,
+								      noted ? TRACKER_HIDDEN : 0)
 						  : tracker_server(&t, type, &body, len);
 		uint8_t out[TRACKER_OUTQ];
 		int current;

@@ -31,8 +31,10 @@ static long number_after(const char *s, const char *key)
 static void pgbench_mode(const struct h_corral *c, const char *mode, const char *extra)
 {
 	char *pgbench = h_pgtool("pgbench");
-	struct h_cmd r = h_run(90, "PGPASSWORD=%s %s -n -M %s %s -c 50 -j 50 -T 4 -h 127.0.0.1 -p %d -U %s prep_bench",
-			       H.password, pgbench, mode, extra, c->port, H.user);
+	struct h_cmd r = h_run(
+		90,
+		"PGPASSWORD=%s %s -n -M %s %s -c 50 -j 50 -T 4 -h 127.0.0.1 -p %d -U %s prep_bench",
+		H.password, pgbench, mode, extra, c->port, H.user);
 	long done = number_after(r.out, "number of transactions actually processed: ");
 	long failed = number_after(r.out, "number of failed transactions: ");
 	cr_assert_eq(r.status, 0, "pgbench -M %s %s exited %d\n%s\n%.2000s\n%s", mode, extra,
@@ -48,9 +50,10 @@ static void pgbench_mode(const struct h_corral *c, const char *mode, const char 
 
 Test(prepared, pgbench_prepared_and_extended, .timeout = 90)
 {
-	struct h_corral *c = h_corral_start(TX, "prep_bench = host=@PGHOST@ port=@PGPORT@ "
-						"dbname=prep_bench user=bench password=secret "
-						"pool_size=5\n",
+	struct h_corral *c = h_corral_start(TX,
+					    "prep_bench = host=@PGHOST@ port=@PGPORT@ "
+					    "dbname=prep_bench user=bench password=secret "
+					    "pool_size=5\n",
 					    NULL);
 	pgbench_mode(c, "prepared", "");
 	pgbench_mode(c, "prepared", "-S");
@@ -175,8 +178,8 @@ static char *pipeline_trace(PGconn *conn)
 	cr_assert(PQsendQueryPrepared(conn, "p1", 1, zero, NULL, NULL, 0)); /* 22012 */
 	cr_assert(PQsendQueryPrepared(conn, "p1", 1, one, NULL, NULL, 0));  /* skipped */
 	cr_assert(PQpipelineSync(conn));
-	cr_assert(PQsendQueryPrepared(conn, "p1", 1, one, NULL, NULL, 0));  /* p1 exists */
-	cr_assert(PQsendPrepare(conn, "p1", "select 2", 0, NULL));          /* 42P05 */
+	cr_assert(PQsendQueryPrepared(conn, "p1", 1, one, NULL, NULL, 0)); /* p1 exists */
+	cr_assert(PQsendPrepare(conn, "p1", "select 2", 0, NULL));         /* 42P05 */
 	cr_assert(PQpipelineSync(conn));
 	cr_assert(PQsendPrepare(conn, "p2", "select nosuchcolumn", 0, NULL)); /* 42703 */
 	cr_assert(PQpipelineSync(conn));
@@ -293,7 +296,8 @@ static char *raw_exchange(int fd, const struct raw_msg *msgs)
 	static unsigned char buf[65536];
 	size_t len = 0;
 	bool closed;
-	cr_assert(h_read_until_msg(fd, buf, sizeof(buf), &len, 'Z', 5, &closed), "no ReadyForQuery");
+	cr_assert(h_read_until_msg(fd, buf, sizeof(buf), &len, 'Z', 5, &closed),
+		  "no ReadyForQuery");
 	struct h_sbuf types = {0};
 	for (size_t off = 0; off < len;) {
 		char type;
@@ -308,7 +312,10 @@ static char *raw_exchange(int fd, const struct raw_msg *msgs)
 	return types.p;
 }
 
-#define RAW(t, lit) {t, lit, sizeof(lit) - 1}
+#define RAW(t, lit)                     \
+	{                               \
+		t, lit, sizeof(lit) - 1 \
+	}
 
 static void expect_raw(int fd, const struct raw_msg *msgs, const char *want)
 {
@@ -324,10 +331,15 @@ Test(prepared, close_message, .timeout = 30)
 					    H_BENCH_DB_WITH(" pool_size=1"), NULL);
 	int fd = h_raw_login(c->port, NULL);
 	const struct raw_msg prep[] = {RAW('P', "s1\0select 1\0\0\0"), RAW('S', ""), {0}};
-	const struct raw_msg run[] = {RAW('B', "\0s1\0\0\0\0\0\0\0"), RAW('E', "\0\0\0\0\0"),
-				      RAW('S', ""), {0}};
-	const struct raw_msg close_run[] = {RAW('C', "Ss1\0"), RAW('B', "\0s1\0\0\0\0\0\0\0"),
-					    RAW('E', "\0\0\0\0\0"), RAW('S', ""), {0}};
+	const struct raw_msg run[] = {RAW('B', "\0s1\0\0\0\0\0\0\0"),
+				      RAW('E', "\0\0\0\0\0"),
+				      RAW('S', ""),
+				      {0}};
+	const struct raw_msg close_run[] = {RAW('C', "Ss1\0"),
+					    RAW('B', "\0s1\0\0\0\0\0\0\0"),
+					    RAW('E', "\0\0\0\0\0"),
+					    RAW('S', ""),
+					    {0}};
 	const struct raw_msg close_only[] = {RAW('C', "Ss1\0"), RAW('S', ""), {0}};
 	expect_raw(fd, prep, "1Z");
 	expect_raw(fd, run, "2DCZ");

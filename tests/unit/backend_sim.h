@@ -59,7 +59,7 @@ struct sim {
 	uint8_t expect[SIM_MAX_NOTED], got[SIM_MAX_NOTED];
 	int n_expect, n_got, n_noted;
 	bool cur_noted, cur_failed; /* the message being handled (or its COPY) is noted */
-	const char *failure; /* what sim_check_step found wrong */
+	const char *failure;        /* what sim_check_step found wrong */
 };
 
 void sim_init(struct sim *s, struct sim_source *src);

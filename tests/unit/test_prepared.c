@@ -26,7 +26,8 @@ Test(prepared_sql, recognises_the_one_statement)
 	cr_assert_eq(st.cmd, SQL_PREPARE);
 	cr_assert_eq(parse("execute \"Foo\"(1)").cmd, SQL_EXECUTE);
 	cr_assert_str_eq(parse("execute \"Foo\"(1)").name, "Foo");
-	cr_assert_eq(parse("/* a /* nested */ comment */ DEALLOCATE PREPARE x").cmd, SQL_DEALLOCATE);
+	cr_assert_eq(parse("/* a /* nested */ comment */ DEALLOCATE PREPARE x").cmd,
+		     SQL_DEALLOCATE);
 	cr_assert_str_eq(parse("deallocate prepare x").name, "x");
 	cr_assert_eq(parse("DEALLOCATE ALL;").cmd, SQL_DEALLOCATE_ALL);
 	cr_assert_eq(parse("deallocate \"all\"").cmd, SQL_DEALLOCATE);
@@ -84,8 +85,12 @@ Test(prepared_registry, prepared_once_then_renamed_and_evicted)
 	struct prep_client *pc = prep_client_new();
 	struct evbuffer *out = evbuffer_new();
 	struct sent_log log = {0};
-	struct prep_ctx ctx = {.pc = pc, .srv = srv, .max_statements = 1, .out = out,
-			       .sent = record, .arg = &log};
+	struct prep_ctx ctx = {.pc = pc,
+			       .srv = srv,
+			       .max_statements = 1,
+			       .out = out,
+			       .sent = record,
+			       .arg = &log};
 	struct prep_content *a = prep_content_new(PREP_PROTOCOL, "select 1\0\0\0", 11);
 	struct prep_content *b = prep_content_new(PREP_PROTOCOL, "select 2\0\0\0", 11);
 	cr_assert_neq(a->hash, b->hash);
@@ -105,7 +110,7 @@ Test(prepared_registry, prepared_once_then_renamed_and_evicted)
 	struct prep_entry *eb = prep_server_entry(srv, b, &coll);
 	cr_assert(prep_make_present(&ctx, eb, false, NULL));
 	cr_assert_str_eq(log.types, "PCP");
-	prep_note_resolve(pc, srv, TRACKER_DONE); /* the Close */
+	prep_note_resolve(pc, srv, TRACKER_DONE);   /* the Close */
 	prep_note_resolve(pc, srv, TRACKER_FAILED); /* b's Parse failed: b is absent */
 	cr_assert_eq(prep_need(srv, eb), PREP_PARSE);
 	/* A lost answer: unknown, so Close + Parse. */

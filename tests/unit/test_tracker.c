@@ -266,6 +266,7 @@ Test(tracker, simulated_backend_many_seeds, .timeout = 60)
 	}
 	/* Failing closed is the exception, not the rule. */
 	cr_assert_lt(lost, 2000, "%d of 20000 runs lost track", lost);
-	cr_assert_lt(lost_noted, 10000, "%d of 20000 runs lost track of noted requests", lost_noted);
+	cr_assert_lt(lost_noted, 10000, "%d of 20000 runs lost track of noted requests",
+		     lost_noted);
 	cr_assert_gt(checked, 8000, "only %d runs checked noted outcomes", checked);
 }
