@@ -96,7 +96,7 @@ static void pop(struct tracker_hyp *h)
 static void record(struct tracker_hyp *h, enum tracker_outcome o, bool head)
 {
 	if (h->outq_len == TRACKER_OUTQ) {
-		h->outq_over = true;
+		h->outq_over = true; /* tracker_server / tracker_client fail closed */
 		return;
 	}
 	if (head)
@@ -472,7 +472,7 @@ enum tracker_result tracker_client_ex(struct tracker *t, char type, const uint8_
 			return res;
 		}
 	}
-	if (t->n_hyp > 1)
+	if (t->n_hyp > 1 || t->hyp[0].outq_over)
 		check_outcomes_agree(t);
 	return TRACKER_OK;
 }
@@ -589,6 +589,8 @@ enum tracker_result tracker_server(struct tracker *t, char type, const uint8_t *
 		why = hyp_server(t, 0, type, &(bool){false});
 		if (why)
 			goto out_of_step;
+		if (t->hyp[0].outq_over)
+			check_outcomes_agree(t);
 		return TRACKER_OK;
 	}
 	if (type != 'N' && type != 'A' && type != 'S' && hidden_head(t)) {
@@ -622,10 +624,9 @@ enum tracker_result tracker_server(struct tracker *t, char type, const uint8_t *
 			drop_hyp(t, i);
 	if (t->n_hyp == 0)
 		goto out_of_step;
-	if (t->n_hyp > 1) {
-		check_outcomes_agree(t);
+	check_outcomes_agree(t); /* also a single reading's overflow */
+	if (t->n_hyp > 1)
 		dedupe(t);
-	}
 	return TRACKER_OK;
 
 out_of_step:

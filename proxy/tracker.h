@@ -38,8 +38,9 @@
 #define TRACKER_MAX_HYP 4
 /* Requests in flight at once; past it the client is refused (a bound on memory). */
 #define TRACKER_MAX_PENDING (1u << 20)
-/* Outcomes of noted requests a reading keeps until every reading agrees on them. */
-#define TRACKER_OUTQ 32
+/* Outcomes of noted requests a reading keeps until they are taken; more decided at once
+ * (an error skipping a longer pipeline of them) fails closed. */
+#define TRACKER_OUTQ 64
 /* Requests kept without allocating (most links have a handful in flight). */
 #define TRACKER_INLINE 16 /* a power of two, as every ring size */
 
