@@ -87,6 +87,7 @@ static const struct ini_key corral_keys[] = {
 	{ "server_lifetime", parse_seconds_key, FIELD(server_lifetime), 0, 0 },
 	{ "max_packet_size", ini_key_int, FIELD(max_packet_size),
 	  MIN_PACKET_SIZE, MAX_PACKET_SIZE },
+	{ "max_prepared_statements", ini_key_int, FIELD(max_prepared_statements), 0, 100000 },
 	{ "log_level", ini_key_log_level, FIELD(log_level), 0, 0 },
 	{ "shutdown_timeout", parse_seconds_key, FIELD(shutdown_timeout), 0, 0 },
 	/* PgBouncer's limits */
@@ -766,6 +767,7 @@ static bool set_defaults(struct load_ctx *ctx, const char *path)
 	cfg->default_pool_size = 20;
 	cfg->max_client_conn = 10000;
 	cfg->max_packet_size = MAX_PACKET_SIZE;
+	cfg->max_prepared_statements = 200;
 	cfg->query_wait_timeout = 120;
 	cfg->server_connect_timeout = 15;
 	cfg->server_idle_timeout = 600;

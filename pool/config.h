@@ -63,6 +63,9 @@ struct corral_config {
 	int default_pool_size;
 	int max_client_conn;
 	int max_packet_size;     /* bytes; longer client messages get an error */
+	/* Named prepared statements kept per server connection in transaction pooling
+	 * (proxy/prepared.h); 0 = named statements are refused there */
+	int max_prepared_statements;
 	double query_wait_timeout;     /* seconds; 0 = wait forever */
 	double server_connect_timeout; /* seconds */
 	double server_idle_timeout;    /* seconds; 0 = never */

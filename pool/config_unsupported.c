@@ -42,8 +42,6 @@ const struct ini_unsupported config_unsupported_keys[] = {
 	{"conffile", "the configuration file is given with -c"},
 	{"service_name", NULL},
 	{"job_name", NULL},
-	{"max_prepared_statements",
-	 "protocol-level named prepared statements need pool_mode = session for now"},
 	{"scram_iterations", "corral checks SCRAM logins against the verifier in auth_file, "
 			     "with that verifier's iteration count"},
 	/* authentication */

@@ -204,4 +204,8 @@ void server_teardown(struct server *s)
 	params_clear(&s->params);
 	params_clear(&s->applied);
 	params_clear(&s->pending);
+	if (s->prepared) {
+		s->prepared_free(s->prepared);
+		s->prepared = NULL;
+	}
 }

@@ -45,6 +45,10 @@ struct server {
 	 * if it is torn down first (shutdown, connection lost). */
 	void *job;
 	void (*job_free)(void *job);
+	/* The named statements prepared on it for transaction pooling (proxy/prepared.h,
+	 * made at first use), freed with the server. */
+	void *prepared;
+	void (*prepared_free)(void *prepared);
 	struct param_set params;    /* as this server last reported them */
 	/* Every parameter corral set on this server for its clients (reported or not) and
 	 * has not reset since; a reset query that resets them empties it. */

@@ -25,6 +25,7 @@
 #include "proxy/random.h"
 #include "proxy/server_cmd.h"
 #include "proxy/server_drain.h"
+#include "proxy/prepared_relay.h"
 #include "proxy/server_reset.h"
 #include "proxy/session_params.h"
 #include "proxy/worker.h"
@@ -308,6 +309,7 @@ void client_free(struct client *c)
 	free(c->application_name);
 	params_clear(&c->params);
 	relay_free(&c->relay);
+	prepared_client_free(c);
 	free(c);
 }
 

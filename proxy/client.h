@@ -24,6 +24,7 @@
 
 struct worker;
 struct admin_session;
+struct prep_client;
 
 /* Each state belongs to one of the worker's client lists (proxy/client_lists.h);
  * client_set_state is the one place a state changes. */
@@ -89,6 +90,11 @@ struct client {
 	usec_t last_active;          /* last time the client sent something */
 	struct server *server;       /* linked server while CL_ACTIVE */
 	struct relay relay;
+	/* Its named prepared statements in transaction pooling (proxy/prepared.h), made at
+	 * the first one; prep_mode: enum prep_mode of the current link. */
+	struct prep_client *prep;
+	uint8_t prep_mode;
+	bool prep_hold;              /* its input waits for the server's replies */
 	struct cancel_key cancel;    /* its BackendKeyData (proxy/cancel_keys.h) */
 	struct admin_session *admin; /* a client of the admin console (proxy/admin.h), else NULL */
 };

@@ -11,6 +11,7 @@
 #include "proxy/client_stats.h"
 #include "proxy/flush.h"
 #include "proxy/pgproto.h"
+#include "proxy/prepared_relay.h"
 #include "proxy/session_params.h"
 #include "proxy/worker.h"
 
@@ -20,15 +21,32 @@
 /* SCAN_HOLD: stop before this message; it stays in the source buffer.
  * SCAN_SERVER_GONE: stop before it; the server spoke between the client's transactions
  * (transaction pooling): it is dropped, the client keeps its connection.
- * SCAN_REFUSE: stop before it; sc->sqlstate and sc->error say why (the relay ends). */
-enum scan_result { SCAN_OK, SCAN_TERMINATE, SCAN_ERROR, SCAN_HOLD, SCAN_REFUSE, SCAN_SERVER_GONE };
+ * SCAN_REFUSE: stop before it; sc->sqlstate and sc->error say why (the relay ends).
+ * SCAN_WAIT: stop before it until more of it has arrived (nothing looked at yet).
+ * SCAN_REWRITE: a prepared-statement message (proxy/prepared_relay.h), replaced.
+ * SCAN_SWALLOW: a reply to corral's own request: dropped (sc->replacement, if not
+ * empty, goes to the client in its place). */
+enum scan_result {
+	SCAN_OK,
+	SCAN_TERMINATE,
+	SCAN_ERROR,
+	SCAN_HOLD,
+	SCAN_REFUSE,
+	SCAN_SERVER_GONE,
+	SCAN_WAIT,
+	SCAN_REWRITE,
+	SCAN_SWALLOW,
+};
 
 struct scan {
 	struct evbuffer *src, *dst;
 	uint32_t *remaining;
+	bool *discarding; /* the rest of the current message is dropped, not passed */
 	uint32_t max_len; /* longest acceptable message length field */
 	/* Which types inspect needs the body of (at most INSPECT_MAX bytes of it). */
 	bool (*wants_body)(char type);
+	/* Whether inspect needs the whole message there (it may drop it). */
+	bool (*wants_whole)(struct client *c, char type);
 	/* Looks at a message of length field len; body holds its first body_len bytes
 	 * (NULL unless wants_body). */
 	enum scan_result (*inspect)(struct scan *sc, char type, const uint8_t *body,
@@ -37,26 +55,51 @@ struct scan {
 	const char *sqlstate;
 	const char *error;
 	char why_buf[64];
-	size_t moved; /* bytes moved from src to dst */
+	size_t off, avail; /* where inspect's message starts; bytes in src */
+	struct evbuffer *replacement;
+	size_t moved; /* bytes taken from src (relayed or dropped) */
 };
+
+/* What has been looked at goes to dst now: corral's own bytes come next. */
+static void scan_flush(struct scan *sc, size_t *off)
+{
+	if (*off) {
+		evbuffer_remove_buffer(sc->src, sc->dst, *off);
+		sc->moved += *off;
+		*off = 0;
+	}
+	sc->avail = evbuffer_get_length(sc->src);
+}
+
+static bool scan_rewrite(struct scan *sc, char type, uint32_t len);
 
 /*
  * Moves every complete message header's worth of data from src to dst, calling
  * inspect on each header.  Bytes are moved in one evbuffer_remove_buffer at the end
- * (or before a Terminate, which is dropped).  The tail of a message that has not
- * fully arrived is moved as far as it goes and *remaining counts the rest.
+ * (or before a Terminate, which is dropped, or before corral's own bytes).  The tail
+ * of a message that has not fully arrived is moved as far as it goes and *remaining
+ * counts the rest.
  */
 static enum scan_result scan_messages(struct scan *sc)
 {
-	size_t avail = evbuffer_get_length(sc->src);
 	size_t off = 0;
 	enum scan_result res = SCAN_OK;
 
-	while (off < avail) {
+	sc->avail = evbuffer_get_length(sc->src);
+	while (off < sc->avail) {
+		size_t avail = sc->avail;
 		if (*sc->remaining) {
 			size_t take = avail - off < *sc->remaining ? avail - off : *sc->remaining;
-			off += take;
 			*sc->remaining -= (uint32_t)take;
+			if (*sc->discarding) {
+				scan_flush(sc, &off);
+				evbuffer_drain(sc->src, take);
+				sc->moved += take;
+				sc->avail -= take;
+				*sc->discarding = *sc->remaining != 0;
+			} else {
+				off += take;
+			}
 			continue;
 		}
 		char type;
@@ -70,6 +113,9 @@ static enum scan_result scan_messages(struct scan *sc)
 			res = SCAN_ERROR;
 			break;
 		}
+		if (sc->wants_whole && sc->wants_whole(sc->c, type) &&
+		    avail - off < (size_t)len + 1)
+			break;
 		uint8_t body[INSPECT_MAX];
 		const uint8_t *bodyp = NULL;
 		size_t body_len = 0;
@@ -82,14 +128,42 @@ static enum scan_result scan_messages(struct scan *sc)
 			evbuffer_copyout_from(sc->src, &pos, body, body_len);
 			bodyp = body;
 		}
+		sc->off = off;
 		res = sc->inspect(sc, type, bodyp, body_len, len);
+
+		if (res == SCAN_WAIT) {
+			res = SCAN_OK;
+			break;
+		}
+		if (res == SCAN_REWRITE) {
+			scan_flush(sc, &off);
+			size_t before = sc->avail;
+			if (!scan_rewrite(sc, type, len)) {
+				res = SCAN_REFUSE;
+				break;
+			}
+			sc->avail = evbuffer_get_length(sc->src);
+			sc->moved += before - sc->avail;
+			res = SCAN_OK;
+			continue;
+		}
+		if (res == SCAN_SWALLOW) {
+			scan_flush(sc, &off);
+			evbuffer_drain(sc->src, (size_t)len + 1);
+			sc->moved += (size_t)len + 1;
+			sc->avail -= (size_t)len + 1;
+			if (sc->replacement && evbuffer_get_length(sc->replacement))
+				evbuffer_add_buffer(sc->dst, sc->replacement);
+			res = SCAN_OK;
+			continue;
+		}
 		if (res != SCAN_OK)
 			break;
 		*sc->remaining = len + 1;
 	}
 	if (off)
 		evbuffer_remove_buffer(sc->src, sc->dst, off);
-	sc->moved = off;
+	sc->moved += off;
 	return res;
 }
 
@@ -145,6 +219,19 @@ static enum scan_result inspect_client_msg(struct scan *sc, char type, const uin
 	}
 	if (type == 'X')
 		return SCAN_TERMINATE; /* the client leaves; the server stays ours */
+	if (sc->c->prep_mode != PREP_OFF) {
+		switch (prepared_client_check(sc->c, type, len, sc->src, sc->off, sc->avail)) {
+		case PREP_WAIT:
+			return SCAN_WAIT;
+		case PREP_REWRITE:
+			return SCAN_REWRITE; /* scan_rewrite tells the tracker */
+		case PREP_HOLD:
+			sc->c->prep_hold = true;
+			return SCAN_WAIT;
+		default:
+			break;
+		}
+	}
 	switch (tracker_client(&sc->c->relay.tracker, type, body, len - 4)) {
 	case TRACKER_OK:
 		return SCAN_OK;
@@ -159,11 +246,32 @@ static enum scan_result inspect_client_msg(struct scan *sc, char type, const uin
 	}
 }
 
+/* The message at the head of src (what came before it is in dst) is replaced. */
+static bool scan_rewrite(struct scan *sc, char type, uint32_t len)
+{
+	struct prep_rewrite rw;
+	if (!prepared_client_rewrite(sc->c, type, len, sc->src, sc->dst, &rw)) {
+		sc->sqlstate = rw.sqlstate;
+		sc->error = rw.error;
+		return false;
+	}
+	*sc->remaining = rw.remaining;
+	*sc->discarding = rw.discard && rw.remaining;
+	return true;
+}
+
 /* ---- server -> client --------------------------------------------------------------- */
 
 static bool server_wants_body(char type)
 {
 	return type == 'Z' || type == 'S' || type == 'E';
+}
+
+/* Replies that may be corral's own (prepared statements) are dropped whole. */
+static bool server_wants_whole(struct client *c, char type)
+{
+	return (type == '1' || type == '3' || type == 'E' || type == 'C' || type == '2') &&
+	       prepared_awaiting(c);
 }
 
 /* ErrorResponse with severity FATAL or PANIC: the server ends the connection. */
@@ -221,6 +329,19 @@ static enum scan_result inspect_server_msg(struct scan *sc, char type, const uin
 	}
 	if (fatal)
 		r->server_fatal = true;
+	if (c->prep_mode != PREP_OFF) {
+		switch (prepared_server_reply(c, type, body, body_len, len - 4, sc->replacement)) {
+		case PREP_REPLY_SWALLOW:
+		case PREP_REPLY_REPLACE:
+			return SCAN_SWALLOW;
+		case PREP_REPLY_LOST:
+			sc->sqlstate = "08P01";
+			sc->error = "lost track of corral's own requests to the server";
+			return SCAN_REFUSE;
+		default:
+			break;
+		}
+	}
 	if (type == 'S' && len - 4 == body_len)
 		take_parameter_status(c, body, body_len);
 	/* Statement pooling: a statement that opened a transaction block gets corral's
@@ -272,12 +393,14 @@ void relay_from_client(struct client *c)
 		.src = bufferevent_get_input(c->bev),
 		.dst = bufferevent_get_output(c->server->bev),
 		.remaining = &c->relay.to_server_remaining,
+		.discarding = &c->relay.to_server_discard,
 		.max_len = (uint32_t)c->worker->cfg->max_packet_size,
 		.wants_body = client_wants_body,
 		.inspect = inspect_client_msg,
 		.c = c,
 	};
 	enum scan_result res = scan_messages(&sc);
+
 	if (sc.moved) {
 		/* The read callback's time (the link's, for input held while it waited). */
 		usec_t now = c->last_active > c->linked_at ? c->last_active : c->linked_at;
@@ -312,10 +435,13 @@ static void server_read(struct bufferevent *bev, void *arg)
 		.src = bufferevent_get_input(bev),
 		.dst = bufferevent_get_output(c->bev),
 		.remaining = &r->to_client_remaining,
+		.discarding = &r->to_client_discard,
 		.max_len = UINT32_MAX - 1,
 		.wants_body = server_wants_body,
+		.wants_whole = server_wants_whole,
 		.inspect = inspect_server_msg,
 		.c = c,
+		.replacement = c->prep ? prepared_reply_buffer(c) : NULL,
 	};
 	enum scan_result res = scan_messages(&sc);
 	client_stats_sent_to_client(c, sc.moved);
@@ -354,6 +480,11 @@ static void server_read(struct bufferevent *bev, void *arg)
 	if (maybe_release(c))
 		return;
 	apply_backpressure(bev, c->bev);
+	if (c->prep_hold) {
+		/* A client message waited for these replies (proxy/prepared_relay.h). */
+		c->prep_hold = false;
+		relay_from_client(c);
+	}
 }
 
 static void server_drained(struct bufferevent *bev, void *arg)
@@ -393,6 +524,9 @@ void relay_start(struct client *c)
 	r->server_fatal = r->pin_logged = false;
 	r->query_start = r->xact_start = 0;
 	tracker_reset(&r->tracker); /* a server is handed over settled, outside a transaction */
+	r->to_server_discard = r->to_client_discard = false;
+	c->prep_mode = prepared_mode(c);
+	c->prep_hold = false;
 	s->owner = c;
 	bufferevent_setcb(s->bev, server_read, server_drained, server_event, c);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, 0);
@@ -412,6 +546,7 @@ void relay_start(struct client *c)
 void relay_stop(struct client *c)
 {
 	struct server *s = c->server;
+	prepared_link_end(c);
 	bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
 	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
 	s->owner = NULL;

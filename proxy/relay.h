@@ -24,6 +24,8 @@ struct client;
 struct relay {
 	uint32_t to_server_remaining; /* bytes of the current client message still to pass */
 	uint32_t to_client_remaining; /* bytes of the current server message still to pass */
+	bool to_server_discard;       /* ... of a client message corral replaced: dropped */
+	bool to_client_discard;       /* (never set: swallowed replies are taken whole) */
 	/* What the server still owes the client (proxy/tracker.h); it alone decides
 	 * whether the server may be given back. */
 	struct tracker tracker;

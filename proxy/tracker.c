@@ -5,21 +5,28 @@
 
 /* A request the backend has yet to answer (one byte each in a reading's ring). */
 enum req {
-	REQ_QUERY = 'Q',
-	REQ_FUNC = 'F',
-	REQ_PARSE = 'P',
-	REQ_BIND = 'B',
-	REQ_DESC_STMT = 's', /* Describe 'S': ParameterDescription, then RowDescription/NoData */
-	REQ_DESC_PORTAL = 'p',
-	REQ_EXEC = 'E',
-	REQ_CLOSE = 'C',
-	REQ_SYNC = 'S',
+	REQ_QUERY = 1,
+	REQ_FUNC,
+	REQ_PARSE,
+	REQ_BIND,
+	REQ_DESC_STMT, /* Describe 'S': ParameterDescription, then RowDescription/NoData */
+	REQ_DESC_PORTAL,
+	REQ_EXEC,
+	REQ_CLOSE,
+	REQ_SYNC,
 	/* A Flush with a body: ignored inside COPY, an error (and skip to Sync) outside. */
-	REQ_BAD_FLUSH = 'h',
+	REQ_BAD_FLUSH,
 	/* CopyDone / CopyFail: end a COPY FROM STDIN, ignored anywhere else. */
-	REQ_COPY_DONE = 'c',
-	REQ_COPY_FAIL = 'f',
+	REQ_COPY_DONE,
+	REQ_COPY_FAIL,
 };
+
+/* A request whose outcome the relay asked for (tracker_client_noted), and one whose
+ * replies the client never sees as they are (TRACKER_HIDDEN): bits beside the kind, so
+ * the ring stays one byte a request. */
+#define REQ_NOTED 0x80
+#define REQ_HIDDEN 0x40
+#define REQ_KIND 0x3f
 
 /* Where the head request's COPY is. */
 enum copy_state { COPY_NONE, COPY_IN, COPY_OUT, COPY_OUT_DONE };
@@ -29,6 +36,7 @@ enum copy_state { COPY_NONE, COPY_IN, COPY_OUT, COPY_OUT_DONE };
 static void hyp_init(struct tracker_hyp *h)
 {
 	memset(h, 0, sizeof(*h));
+	h->head_at = -1;
 	h->q = h->inline_q;
 	h->cap = TRACKER_INLINE;
 }
@@ -40,9 +48,15 @@ static void hyp_free(struct tracker_hyp *h)
 	hyp_init(h);
 }
 
-static uint8_t at(const struct tracker_hyp *h, uint32_t i)
+/* The i-th request as stored: its kind, with REQ_NOTED when the relay wants its outcome. */
+static uint8_t raw_at(const struct tracker_hyp *h, uint32_t i)
 {
 	return h->q[(h->head + i) & (h->cap - 1)];
+}
+
+static uint8_t at(const struct tracker_hyp *h, uint32_t i)
+{
+	return raw_at(h, i) & REQ_KIND;
 }
 
 static bool grow(struct tracker_hyp *h)
@@ -52,7 +66,7 @@ static bool grow(struct tracker_hyp *h)
 	if (!q)
 		return false;
 	for (uint32_t i = 0; i < h->len; i++)
-		q[i] = at(h, i);
+		q[i] = raw_at(h, i);
 	if (h->q != h->inline_q)
 		free(h->q);
 	h->q = q;
@@ -78,12 +92,33 @@ static void pop(struct tracker_hyp *h)
 	h->len--;
 }
 
+/* A noted request was decided; head: by the server message being applied. */
+static void record(struct tracker_hyp *h, enum tracker_outcome o, bool head)
+{
+	if (h->outq_len == TRACKER_OUTQ) {
+		h->outq_over = true; /* tracker_server / tracker_client fail closed */
+		return;
+	}
+	if (head)
+		h->head_at = (int8_t)h->outq_len;
+	h->outq[h->outq_len++] = (uint8_t)o;
+}
+
+/* The front request never ran (skipped after an error, or swallowed by a COPY). */
+static void drop_front(struct tracker_hyp *h)
+{
+	if (raw_at(h, 0) & REQ_NOTED)
+		record(h, TRACKER_SKIPPED, false);
+	pop(h);
+}
+
 /* Removes the n requests after the head (what a COPY swallowed). */
 static void remove_after_head(struct tracker_hyp *h, uint32_t n)
 {
-	uint8_t first = at(h, 0);
-	for (uint32_t i = 0; i <= n; i++)
-		pop(h);
+	uint8_t first = raw_at(h, 0);
+	pop(h);
+	for (uint32_t i = 0; i < n; i++)
+		drop_front(h);
 	h->head = (h->head + h->cap - 1) & (h->cap - 1);
 	h->q[h->head] = first;
 	h->len++;
@@ -99,17 +134,18 @@ static bool hyp_copy(struct tracker_hyp *dst, const struct tracker_hyp *src)
 	dst->q = q;
 	dst->head = 0;
 	for (uint32_t i = 0; i < src->len; i++)
-		q[i] = at(src, i);
+		q[i] = raw_at(src, i);
 	return true;
 }
 
 static bool hyp_equal(const struct tracker_hyp *a, const struct tracker_hyp *b)
 {
 	if (a->len != b->len || a->copy != b->copy || a->described != b->described ||
-	    a->skipping != b->skipping || a->open != b->open)
+	    a->skipping != b->skipping || a->open != b->open || a->head_failed != b->head_failed ||
+	    a->outq_len != b->outq_len || memcmp(a->outq, b->outq, a->outq_len) != 0)
 		return false;
 	for (uint32_t i = 0; i < a->len; i++)
-		if (at(a, i) != at(b, i))
+		if (raw_at(a, i) != raw_at(b, i))
 			return false;
 	return true;
 }
@@ -137,7 +173,9 @@ static void drop_ignored(struct tracker_hyp *h)
 /* The head request is fully answered. */
 static void complete(struct tracker_hyp *h)
 {
-	uint8_t r = at(h, 0);
+	uint8_t raw = raw_at(h, 0), r = raw & REQ_KIND;
+	if (raw & REQ_NOTED)
+		record(h, TRACKER_DONE, true);
 	pop(h);
 	h->described = false;
 	if (is_extended(r))
@@ -149,13 +187,18 @@ static void complete(struct tracker_hyp *h)
 static void request_failed(struct tracker_hyp *h)
 {
 	uint8_t r = at(h, 0);
-	if (!is_extended(r))
-		return; /* Query, FunctionCall, Sync: ReadyForQuery follows */
+	if (!is_extended(r)) {
+		h->head_failed = true; /* Query, FunctionCall, Sync: ReadyForQuery follows */
+		return;
+	}
 	/* PostgreSQL discards every message up to the next Sync. */
 	h->described = false;
 	h->open = true;
+	if (raw_at(h, 0) & REQ_NOTED)
+		record(h, TRACKER_FAILED, true);
+	pop(h);
 	while (h->len && at(h, 0) != REQ_SYNC)
-		pop(h);
+		drop_front(h);
 	if (!h->len)
 		h->skipping = true;
 }
@@ -210,6 +253,9 @@ static const char *answer_in_copy(struct tracker_hyp *h, char type)
 /* ReadyForQuery answers Query, FunctionCall and Sync. */
 static const char *ready(struct tracker_hyp *h)
 {
+	if (raw_at(h, 0) & REQ_NOTED)
+		record(h, h->head_failed ? TRACKER_FAILED : TRACKER_DONE, true);
+	h->head_failed = false;
 	pop(h);
 	h->open = false;
 	h->described = false;
@@ -312,7 +358,10 @@ void tracker_reset(struct tracker *t)
 	struct tracker_hyp *h = &t->hyp[0];
 	h->head = h->len = 0;
 	h->copy = COPY_NONE;
-	h->described = h->skipping = h->open = false;
+	h->described = h->skipping = h->open = h->head_failed = false;
+	h->outq_len = 0;
+	h->outq_over = false;
+	h->head_at = -1;
 	t->n_hyp = 1;
 	t->tx_status = 'I';
 	t->lost = false;
@@ -355,8 +404,11 @@ static uint8_t request_of(char type, const uint8_t *body, size_t len)
 static enum tracker_result hyp_client(struct tracker_hyp *h, uint8_t r)
 {
 	if (h->skipping) {
-		if (r != REQ_SYNC)
+		if ((r & REQ_KIND) != REQ_SYNC) {
+			if (r & REQ_NOTED)
+				record(h, TRACKER_SKIPPED, false);
 			return TRACKER_OK; /* discarded by the backend */
+		}
 		h->skipping = false;
 	}
 	if (is_copy_end(r) && h->len == 0)
@@ -364,13 +416,53 @@ static enum tracker_result hyp_client(struct tracker_hyp *h, uint8_t r)
 	return push(h, r);
 }
 
-enum tracker_result tracker_client(struct tracker *t, char type, const uint8_t *body, size_t len)
+/* With several readings, outcomes are reported only when every reading has the same. */
+static void check_outcomes_agree(struct tracker *t)
+{
+	/* Readings can reach the same state through different outcomes of a noted request
+	 * (the failed COPY's error was one request's, or an earlier one's and that request
+	 * was skipped), so waiting for them to agree could report the wrong one: any
+	 * difference fails closed. */
+	for (int i = 0; i < t->n_hyp; i++) {
+		const struct tracker_hyp *a = &t->hyp[0], *b = &t->hyp[i];
+		if (b->outq_over || a->outq_len != b->outq_len ||
+		    memcmp(a->outq, b->outq, a->outq_len) != 0 || a->head_at != b->head_at) {
+			t->lost = true;
+			t->why = "a request corral tracks has more than one possible outcome";
+			return;
+		}
+	}
+}
+
+/* With several readings, a server message that one of them would give to a hidden
+ * request: the relay could not tell whether to pass it on.  Fails closed. */
+static bool hidden_head(const struct tracker *t)
+{
+	for (int i = 0; i < t->n_hyp; i++)
+		if (t->hyp[i].len && (raw_at(&t->hyp[i], 0) & REQ_HIDDEN))
+			return true;
+	return false;
+}
+
+static void clear_head_marks(struct tracker *t)
+{
+	for (int i = 0; i < t->n_hyp; i++)
+		t->hyp[i].head_at = -1;
+}
+
+enum tracker_result tracker_client_ex(struct tracker *t, char type, const uint8_t *body, size_t len,
+				      int flags)
 {
 	if (t->lost)
 		return TRACKER_OK;
 	uint8_t r = request_of(type, body, len);
 	if (!r)
 		return TRACKER_OK;
+	if (flags & TRACKER_NOTED)
+		r |= REQ_NOTED;
+	if (flags & TRACKER_HIDDEN)
+		r |= REQ_NOTED | REQ_HIDDEN;
+	clear_head_marks(t);
 	for (int i = 0; i < t->n_hyp; i++) {
 		enum tracker_result res = hyp_client(&t->hyp[i], r);
 		if (res != TRACKER_OK) {
@@ -380,6 +472,8 @@ enum tracker_result tracker_client(struct tracker *t, char type, const uint8_t *
 			return res;
 		}
 	}
+	if (t->n_hyp > 1 || t->hyp[0].outq_over)
+		check_outcomes_agree(t);
 	return TRACKER_OK;
 }
 
@@ -482,6 +576,7 @@ enum tracker_result tracker_server(struct tracker *t, char type, const uint8_t *
 			return TRACKER_OK;
 	}
 	const char *why = NULL;
+	clear_head_marks(t);
 	if (type == 'Z') {
 		if (!body || len != 1) {
 			why = "malformed ReadyForQuery";
@@ -494,6 +589,13 @@ enum tracker_result tracker_server(struct tracker *t, char type, const uint8_t *
 		why = hyp_server(t, 0, type, &(bool){false});
 		if (why)
 			goto out_of_step;
+		if (t->hyp[0].outq_over)
+			check_outcomes_agree(t);
+		return TRACKER_OK;
+	}
+	if (type != 'N' && type != 'A' && type != 'S' && hidden_head(t)) {
+		t->lost = true;
+		t->why = "a reply corral must hide could answer more than one request";
 		return TRACKER_OK;
 	}
 	/* Readings added by a failed COPY are appended already answered; only the ones
@@ -522,6 +624,7 @@ enum tracker_result tracker_server(struct tracker *t, char type, const uint8_t *
 			drop_hyp(t, i);
 	if (t->n_hyp == 0)
 		goto out_of_step;
+	check_outcomes_agree(t); /* also a single reading's overflow */
 	if (t->n_hyp > 1)
 		dedupe(t);
 	return TRACKER_OK;
@@ -550,6 +653,35 @@ bool tracker_in_copy(const struct tracker *t)
 		if (t->hyp[i].copy != COPY_NONE)
 			return true;
 	return false;
+}
+
+uint32_t tracker_take_outcomes(struct tracker *t, uint8_t out[TRACKER_OUTQ], int *current)
+{
+	/* What every reading says, from the front. */
+	uint32_t n = t->hyp[0].outq_len;
+	for (int i = 1; i < t->n_hyp; i++) {
+		const struct tracker_hyp *b = &t->hyp[i];
+		uint32_t k = 0;
+		while (k < n && k < b->outq_len && b->outq[k] == t->hyp[0].outq[k])
+			k++;
+		n = k;
+	}
+	memcpy(out, t->hyp[0].outq, n);
+	*current = t->hyp[0].head_at >= 0 && (uint32_t)t->hyp[0].head_at < n ? t->hyp[0].head_at
+									     : -1;
+	for (int i = 0; i < t->n_hyp; i++) {
+		struct tracker_hyp *h = &t->hyp[i];
+		memmove(h->outq, h->outq + n, h->outq_len - n);
+		h->outq_len = (uint8_t)(h->outq_len - n);
+		h->head_at = -1;
+	}
+	return n;
+}
+
+bool tracker_head_noted(const struct tracker *t)
+{
+	const struct tracker_hyp *h = &t->hyp[0];
+	return t->n_hyp == 1 && !t->lost && h->len && (raw_at(h, 0) & REQ_NOTED);
 }
 
 uint32_t tracker_pending(const struct tracker *t)

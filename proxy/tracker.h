@@ -18,6 +18,13 @@
  * settled only when all of them agree.  Too many readings, or none left, and it fails
  * closed: the connection is never reused.
  *
+ * A request may be noted (TRACKER_NOTED): the relay that injects or rewrites
+ * messages (prepared statements, proxy/prepared.h) learns what became of it, in the
+ * order the backend decided: done, failed, or skipped (never run: after an error the
+ * backend skips to Sync).  With several readings an outcome is reported once they
+ * agree; a reply that could belong to a hidden request (TRACKER_HIDDEN) while readings
+ * differ makes the tracker fail closed.
+ *
  * Pure: message types and the few body bytes it needs in, facts out.  No I/O.
  */
 #ifndef CORRAL_PROXY_TRACKER_H
@@ -31,6 +38,9 @@
 #define TRACKER_MAX_HYP 4
 /* Requests in flight at once; past it the client is refused (a bound on memory). */
 #define TRACKER_MAX_PENDING (1u << 20)
+/* Outcomes of noted requests a reading keeps until they are taken; more decided at once
+ * (an error skipping a longer pipeline of them) fails closed. */
+#define TRACKER_OUTQ 64
 /* Requests kept without allocating (most links have a handful in flight). */
 #define TRACKER_INLINE 16 /* a power of two, as every ring size */
 
@@ -41,15 +51,30 @@ enum tracker_result {
 	TRACKER_NO_MEMORY,
 };
 
+/* What became of a noted request. */
+enum tracker_outcome {
+	TRACKER_NONE,
+	TRACKER_DONE,    /* answered without an error (a Query: no ErrorResponse before 'Z') */
+	TRACKER_FAILED,  /* answered by an ErrorResponse */
+	TRACKER_SKIPPED, /* never ran: discarded after an earlier error, or swallowed by COPY */
+};
+
 /* One reading of the backend's state: the requests it has yet to answer, in order. */
 struct tracker_hyp {
 	uint8_t *q; /* ring of enum tracker_req (internal), cap a power of two */
 	uint32_t cap, head, len;
 	uint8_t inline_q[TRACKER_INLINE];
-	uint8_t copy;   /* the head request is in a COPY (internal enum) */
-	bool described; /* Describe of a statement: ParameterDescription seen */
-	bool skipping;  /* an extended-protocol error: the backend ignores all but Sync */
-	bool open;      /* extended messages answered since the last ReadyForQuery */
+	uint8_t copy;     /* the head request is in a COPY (internal enum) */
+	bool described;   /* Describe of a statement: ParameterDescription seen */
+	bool skipping;    /* an extended-protocol error: the backend ignores all but Sync */
+	bool open;        /* extended messages answered since the last ReadyForQuery */
+	bool head_failed; /* the head Query / FunctionCall / Sync had an ErrorResponse */
+	/* Noted requests decided and not yet taken (tracker_take_outcomes), in order;
+	 * head_at: the one the last server message decided, -1: none. */
+	uint8_t outq[TRACKER_OUTQ];
+	uint8_t outq_len;
+	int8_t head_at;
+	bool outq_over; /* more than TRACKER_OUTQ untaken: fails closed */
 };
 
 struct tracker {
@@ -69,7 +94,18 @@ void tracker_free(struct tracker *t);
  * The client sent a message of this type to the server.  body is needed for Describe
  * only (its first byte, 'S' or 'P'); NULL otherwise is fine.
  */
-enum tracker_result tracker_client(struct tracker *t, char type, const uint8_t *body, size_t len);
+/* Flags of a request (tracker_client_ex): the caller wants its outcome
+ * (tracker_take_outcomes); its replies are not passed on as they are (corral's own, or
+ * replaced), so a reply must never be in doubt between it and another request. */
+#define TRACKER_NOTED 1
+#define TRACKER_HIDDEN 2
+enum tracker_result tracker_client_ex(struct tracker *t, char type, const uint8_t *body, size_t len,
+				      int flags);
+static inline enum tracker_result tracker_client(struct tracker *t, char type, const uint8_t *body,
+						 size_t len)
+{
+	return tracker_client_ex(t, type, body, len, 0);
+}
 /*
  * The server sent a message of this type.  body is needed for ReadyForQuery (its
  * status byte).  TRACKER_OUT_OF_STEP: the message has no place in any reading (a
@@ -94,6 +130,15 @@ static inline bool tracker_settled(const struct tracker *t)
 }
 /* True while any reading has a COPY running. */
 bool tracker_in_copy(const struct tracker *t);
+/*
+ * The outcomes of noted requests decided so far and agreed on by every reading, in the
+ * order of the requests (enum tracker_outcome each, into out); returns how many and
+ * takes them.  *current: the index of the one decided by the server message just given
+ * to tracker_server (whose reply that message is), or -1.  Meaningless once lost.
+ */
+uint32_t tracker_take_outcomes(struct tracker *t, uint8_t out[TRACKER_OUTQ], int *current);
+/* The request the backend is answering now is a noted one (one reading, not lost). */
+bool tracker_head_noted(const struct tracker *t);
 /* Requests in flight in the first reading (for logs and tests). */
 uint32_t tracker_pending(const struct tracker *t);
 

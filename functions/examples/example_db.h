@@ -6,9 +6,9 @@
  * The connection string is ctx->dsn (DATABASE_URL: corral or PostgreSQL itself); the
  * function name becomes the fallback application_name, so corral's per-application limits
  * ([limits] app.NAME) apply to it.  A connection found broken before a statement is
- * reset and re-prepared; a statement the server does not know (26000, e.g. a pooler
- * handed over another server connection) runs as an unnamed statement (ex_db_exec).
- * Nothing is retried after it may have run.
+ * reset and re-prepared.  Nothing is retried after it may have run.  Behind corral in
+ * transaction pooling the prepared statements follow the client to whichever server
+ * connection it gets (corral prepares them there on demand), so no fallback is needed.
  */
 #ifndef CORRAL_FUNCTIONS_EXAMPLES_EXAMPLE_DB_H
 #define CORRAL_FUNCTIONS_EXAMPLES_EXAMPLE_DB_H
@@ -120,24 +120,9 @@ static inline void ex_db_close(struct ex_db *db)
 	db->conn = NULL;
 }
 
-static inline const struct ex_stmt *ex_db__stmt(const struct ex_db *db, const char *name)
-{
-	for (size_t i = 0; i < db->n_stmts; i++) {
-		if (strcmp(db->stmts[i].name, name) == 0)
-			return &db->stmts[i];
-	}
-	return NULL;
-}
-
 /*
  * Runs prepared statement name with text parameters (NULL pointers are SQL NULLs).
  * Returns the result (PQclear it); check PQresultStatus.  NULL only when memory ran out.
- *
- * Behind a pooler in transaction mode each statement may land on another server
- * connection, one where the statement was never prepared (26000).  Outside a transaction
- * the same SQL then runs as an unnamed statement (Parse, Bind, Execute and one Sync:
- * one server connection, whichever it is), which every server can take; nothing ran
- * the first time, so nothing runs twice.
  */
 static inline PGresult *ex_db_exec(struct ex_db *db, const char *name, int nparams,
 				   const char *const *params)
@@ -148,14 +133,7 @@ static inline PGresult *ex_db_exec(struct ex_db *db, const char *name, int npara
 		if (PQstatus(db->conn) == CONNECTION_OK)
 			(void)ex_db__prepare_all(db);
 	}
-	PGresult *res = PQexecPrepared(db->conn, name, nparams, params, NULL, NULL, 0);
-	const struct ex_stmt *s = ex_db__stmt(db, name);
-	if (s && strcmp(ex_sqlstate(res), "26000") == 0 &&
-	    PQtransactionStatus(db->conn) == PQTRANS_IDLE) {
-		PQclear(res);
-		res = PQexecParams(db->conn, s->sql, nparams, NULL, params, NULL, NULL, 0);
-	}
-	return res;
+	return PQexecPrepared(db->conn, name, nparams, params, NULL, NULL, 0);
 }
 
 /* Whether a failed statement was refused for its input (SQLSTATE class 22 or 23) rather

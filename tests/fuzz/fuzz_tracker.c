@@ -10,7 +10,9 @@
  * - odd: the bytes are any stream of client and server message types (with the body
  *   bytes the tracker reads), as an attacker or a broken server would send them.
  *   Nothing may crash or leak, a tracker that went out of step never settles again, and
- *   a settled tracker has nothing pending.
+ *   a settled tracker has nothing pending.  Some client requests are noted (as the
+ *   prepared-statement relay notes the ones it injects); the simulated game checks each
+ *   outcome the tracker reports against what the backend did.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -44,8 +46,15 @@ static void arbitrary(const uint8_t *data, size_t size)
 			len = 1, body = (uint8_t) "ITE"[body % 3];
 		if (type == 'D' && from_client)
 			body = body & 2 ? 'S' : 'P';
-		enum tracker_result res = from_client ? tracker_client(&t, type, &body, len)
-						      : tracker_server(&t, type, &body, len);
+		bool noted = data[i + 1] & 4;
+		enum tracker_result res = from_client
+						  ? tracker_client_ex(&t, type, &body, len,
+								      noted ? TRACKER_HIDDEN : 0)
+						  : tracker_server(&t, type, &body, len);
+		uint8_t out[TRACKER_OUTQ];
+		int current;
+		uint32_t n = tracker_take_outcomes(&t, out, &current);
+		CHECK(n <= TRACKER_OUTQ && current < (int)n);
 		if (res == TRACKER_OUT_OF_STEP)
 			broken = true;
 		CHECK(!(broken && tracker_settled(&t)));

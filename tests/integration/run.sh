@@ -30,9 +30,10 @@
 #                  cancels
 #   database fn    the example functions' tables (functions/examples/schema.sql) and
 #                  corral-fn's queue tables: the function runner tests (test_fn_*.c)
-#   databases txpool_w1, txpool_w2, txpool_ext
+#   databases txpool_w1, txpool_w2, txpool_ext, prep_bench
 #                  copies of pgb (template), each used by one test of test_txpool.c
-#                  only (transaction-pooling pgbench runs that count backends)
+#                  only (transaction-pooling pgbench runs that count backends), and
+#                  prep_bench by test_prepared.c's pgbench runs
 #
 # Environment contract for BINARY (read by tests/integration/harness.c):
 #   CORRAL_BIN               absolute path of bin/corral (an already-set CORRAL_BIN wins,
@@ -121,6 +122,7 @@ su_psql >/dev/null <<'EOF' || fail "txpool database setup failed"
 create database txpool_w1 owner bench template pgb;
 create database txpool_w2 owner bench template pgb;
 create database txpool_ext owner bench template pgb;
+create database prep_bench owner bench template pgb;
 create database fn owner bench;
 EOF
 "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$data" -p "$port" -U bench -d fn \

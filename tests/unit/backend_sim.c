@@ -38,6 +38,8 @@ void sim_free(struct sim *s)
 
 static void emit_status(struct sim *s, char type, char status)
 {
+	if (type == 'E')
+		s->cur_failed = true;
 	if (s->out_len == SIM_MAX_OUT) {
 		s->failure = "simulator output full";
 		return;
@@ -129,6 +131,21 @@ static void run_statements(struct sim *s)
 
 /* ---- COPY FROM STDIN ---------------------------------------------------------- */
 
+static void expect_outcome(struct sim *s, enum tracker_outcome o)
+{
+	if (s->n_expect < SIM_MAX_NOTED)
+		s->expect[s->n_expect++] = (uint8_t)o;
+}
+
+/* The noted message being handled is finished (not while its COPY runs). */
+static void finish_noted(struct sim *s)
+{
+	if (s->cur_noted && !s->copy)
+		expect_outcome(s, s->cur_failed ? TRACKER_FAILED : TRACKER_DONE);
+	if (!s->copy)
+		s->cur_noted = false;
+}
+
 static void copy_in_ends(struct sim *s, bool ok)
 {
 	int by = s->copy;
@@ -209,7 +226,7 @@ static void execute(struct sim *s)
 	}
 }
 
-static void handle(struct sim *s, char msg)
+static void handle_one(struct sim *s, char msg)
 {
 	if (s->copy) {
 		copy_in_read(s, msg);
@@ -271,15 +288,52 @@ static void handle(struct sim *s, char msg)
 	}
 }
 
+static void handle(struct sim *s, char msg, bool noted)
+{
+	if (s->copy) {
+		/* Read by the COPY, which it may end: the COPY's owner is decided first, and
+		 * a noted message read by COPY never runs. */
+		handle_one(s, msg);
+		finish_noted(s);
+		if (noted)
+			expect_outcome(s, TRACKER_SKIPPED);
+		return;
+	}
+	if (noted && s->skipping && msg != 'S') {
+		expect_outcome(s, TRACKER_SKIPPED);
+		return;
+	}
+	s->cur_noted = noted;
+	s->cur_failed = false;
+	handle_one(s, msg);
+	finish_noted(s);
+}
+
 /* ---- the driver ---------------------------------------------------------------- */
 
 static const char client_msgs[] = "QQFPPBBspEECSSSdddcfHh";
+
+/* What the tracker said about noted requests after a call. */
+static void take_outcomes(struct sim *s)
+{
+	uint8_t out[TRACKER_OUTQ];
+	int current;
+	uint32_t n = tracker_take_outcomes(&s->tracker, out, &current);
+	if (s->tracker.lost)
+		return;
+	for (uint32_t i = 0; i < n && s->n_got < SIM_MAX_NOTED; i++)
+		s->got[s->n_got++] = out[i];
+}
 
 static void send_one(struct sim *s)
 {
 	char msg = client_msgs[sim_byte(s->src) % (sizeof(client_msgs) - 1)];
 	if (s->in_len == SIM_MAX_IN)
 		return;
+	/* The relay notes requests it rewrote or injected (never Sync or COPY messages). */
+	bool noted = strchr("QFPBspEC", msg) && chance(s, 30) && s->n_noted < SIM_MAX_NOTED;
+	s->n_noted += noted;
+	s->in_noted[(s->in_head + s->in_len) % SIM_MAX_IN] = noted;
 	s->in[(s->in_head + s->in_len++) % SIM_MAX_IN] = msg;
 	s->sent++;
 	char type = msg;
@@ -295,16 +349,19 @@ static void send_one(struct sim *s)
 	}
 	if (getenv("SIM_TRACE"))
 		fprintf(stderr, ">%c ", msg);
-	if (tracker_client(&s->tracker, type, body, len) != TRACKER_OK)
+	int flags = noted ? (chance(s, 50) ? TRACKER_HIDDEN : TRACKER_NOTED) : 0;
+	if (tracker_client_ex(&s->tracker, type, body, len, flags) != TRACKER_OK)
 		s->failure = "tracker refused a client message";
+	take_outcomes(s);
 }
 
 static void backend_one(struct sim *s)
 {
 	char msg = s->in[s->in_head];
+	bool noted = s->in_noted[s->in_head];
 	s->in_head = (s->in_head + 1) % SIM_MAX_IN;
 	s->in_len--;
-	handle(s, msg);
+	handle(s, msg, noted);
 }
 
 static void deliver_one(struct sim *s)
@@ -318,6 +375,7 @@ static void deliver_one(struct sim *s)
 		fprintf(stderr, "<%c%c ", type, z ? status : ' ');
 	if (tracker_server(&s->tracker, type, z ? &status : NULL, z ? 1 : 0) != TRACKER_OK)
 		s->failure = s->tracker.why ? s->tracker.why : "tracker out of step";
+	take_outcomes(s);
 }
 
 /* Nothing sent is unread, nothing said is undelivered, and the backend waits for a
@@ -339,16 +397,36 @@ static bool backend_owes_nothing(const struct sim *s)
 	return true;
 }
 
+/* Each outcome the tracker reported is the one the backend gave that request. */
+static void check_outcomes(struct sim *s)
+{
+	if (s->tracker.lost)
+		return; /* failed closed: the relay ends the client, no outcome is used */
+	int n = s->n_got < s->n_expect ? s->n_got : s->n_expect;
+	for (int i = 0; i < n; i++)
+		if (s->got[i] != s->expect[i]) {
+			static char why[96];
+			snprintf(why, sizeof(why),
+				 "noted request %d: tracker says outcome %d, backend did %d", i,
+				 s->got[i], s->expect[i]);
+			s->failure = why;
+			return;
+		}
+}
+
 static void check(struct sim *s)
 {
+	check_outcomes(s);
 	if (s->failure)
 		return;
 	bool settled = tracker_settled(&s->tracker);
 	if (settled && !backend_owes_nothing(s))
 		s->failure = "tracker settled while the backend still owes replies";
 	/* Liveness: once the backend is done, the tracker must say so, unless a COPY
-	 * failed (then it may keep several readings, or give up and fail closed). */
-	else if (!settled && backend_done(s) && !s->copy_failed && s->sent > 0)
+	 * failed (then it may keep several readings, or give up and fail closed), or more
+	 * noted requests were decided at once than it keeps (it fails closed). */
+	else if (!settled && backend_done(s) && !s->copy_failed && s->sent > 0 &&
+		 !(s->tracker.lost && strstr(s->tracker.why, "outcome")))
 		s->failure = "backend done but the tracker is not settled";
 }
 
@@ -389,5 +467,10 @@ const char *sim_run(struct sim *s, int max_messages)
 			deliver_one(s);
 		check(s);
 	}
+	/* Every noted request has its outcome, unless the tracker failed closed, a COPY it
+	 * started still runs, or readings of a failed COPY still disagree on it. */
+	if (!s->failure && !s->tracker.lost && s->tracker.n_hyp == 1 &&
+	    (s->n_got != s->n_expect || (!s->copy && s->n_expect != s->n_noted)))
+		s->failure = "a noted request got no outcome";
 	return s->failure;
 }

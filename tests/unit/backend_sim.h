@@ -12,7 +12,9 @@
  * message (to the tracker and the backend's input), the backend handles its next
  * input, one reply reaches the tracker.  sim_check_step then asks the question that
  * matters: whenever the tracker calls the server settled, has the backend really
- * answered everything, with nothing more to come?
+ * answered everything, with nothing more to come?  Some requests are sent noted
+ * (tracker_client_noted, as the prepared-statement relay does): the outcome the tracker
+ * reports for each (done, failed, skipped) must be what the backend did with it.
  */
 #ifndef CORRAL_TESTS_BACKEND_SIM_H
 #define CORRAL_TESTS_BACKEND_SIM_H
@@ -25,6 +27,7 @@
 
 #define SIM_MAX_IN 256
 #define SIM_MAX_OUT 4096
+#define SIM_MAX_NOTED 1024
 
 /* Where decisions come from: a byte string (fuzzer) or a xorshift seed. */
 struct sim_source {
@@ -39,6 +42,7 @@ struct sim {
 	struct tracker tracker;
 	/* Client messages sent, not yet read by the backend (tracker request codes). */
 	char in[SIM_MAX_IN];
+	bool in_noted[SIM_MAX_IN];
 	size_t in_head, in_len;
 	/* Replies not yet delivered: type and, for ReadyForQuery, status. */
 	char out[SIM_MAX_OUT], out_status[SIM_MAX_OUT];
@@ -50,7 +54,12 @@ struct sim {
 	bool open;           /* extended messages handled since the last ReadyForQuery */
 	bool copy_failed;    /* some COPY FROM STDIN ended in an error */
 	int sent;            /* client messages sent so far */
-	const char *failure; /* what sim_check_step found wrong */
+	/* Noted requests: the outcome the backend gave each (enum tracker_outcome), in the
+	 * order it handled them, and what the tracker reported, in its order. */
+	uint8_t expect[SIM_MAX_NOTED], got[SIM_MAX_NOTED];
+	int n_expect, n_got, n_noted;
+	bool cur_noted, cur_failed; /* the message being handled (or its COPY) is noted */
+	const char *failure;        /* what sim_check_step found wrong */
 };
 
 void sim_init(struct sim *s, struct sim_source *src);

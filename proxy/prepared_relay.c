@@ -1,0 +1,703 @@
+#include "proxy/prepared_relay.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "proxy/client.h"
+#include "proxy/pgproto.h"
+#include "proxy/prepared.h"
+#include "proxy/prepared_msg.h"
+#include "proxy/prepared_sql.h"
+#include "proxy/worker.h"
+
+/* How much of a message check looks at before it knows (a Bind's two names). */
+#define PEEK_MAX 256
+
+static struct prep_server *server_registry(struct client *c)
+{
+	struct server *s = c->server;
+	if (!s->prepared) {
+		s->prepared = prep_server_new();
+		s->prepared_free = (void (*)(void *))prep_server_free;
+	}
+	return s->prepared;
+}
+
+static struct prep_client *client_map(struct client *c)
+{
+	if (!c->prep)
+		c->prep = prep_client_new();
+	return c->prep;
+}
+
+/* ---- client -> server ------------------------------------------------------------ */
+
+static size_t peek(struct evbuffer *src, size_t off, size_t avail, uint8_t *buf, size_t want)
+{
+	size_t n = avail - off < want ? avail - off : want;
+	struct evbuffer_ptr pos;
+	evbuffer_ptr_set(src, &pos, off, EVBUFFER_PTR_SET);
+	evbuffer_copyout_from(src, &pos, buf, n);
+	return n;
+}
+
+/* The client's own Parse of name was sent in an earlier Sync segment and not answered:
+ * whether name exists is PostgreSQL's to say first (a failed Parse leaves no statement,
+ * and a Bind of it must then get 26000, not the Parse's error again). */
+static bool must_wait_for_parse(struct client *c, const char *name)
+{
+	const struct prep_stmt *st = c->prep ? prep_client_find(c->prep, name) : NULL;
+	return st && st->pending && c->server->prepared &&
+	       st->seg != ((struct prep_server *)c->server->prepared)->seg;
+}
+
+/*
+ * The tracker gave up on this link: the server is never given to another client (it is
+ * closed when this one leaves), and nothing corral sends on its own can be answered
+ * for.  A Parse keeps the client's own name on this server; a statement the server is
+ * known to have is still renamed; anything else goes as it is.
+ */
+static enum prep_verdict lost_mode(struct client *c, char type, const struct prepmsg_name *nm)
+{
+	if (type == 'P' || type == 'C') {
+		if (c->prep)
+			prep_client_remove(c->prep, nm->name);
+		return PREP_PASS;
+	}
+	const struct prep_stmt *st = c->prep ? prep_client_find(c->prep, nm->name) : NULL;
+	struct prep_server *srv = c->server->prepared;
+	if (!st || !srv)
+		return PREP_PASS;
+	bool collision;
+	struct prep_entry *e = prep_server_entry(srv, st->content, &collision);
+	return e && prep_need(srv, e) == PREP_PRESENT ? PREP_REWRITE : PREP_PASS;
+}
+
+enum prep_verdict prepared_client_check(struct client *c, char type, uint32_t len,
+					struct evbuffer *src, size_t off, size_t avail)
+{
+	size_t body_len = len - 4, have = avail - off - PG_HEADER_LEN;
+	if (avail - off < PG_HEADER_LEN)
+		return PREP_WAIT;
+	uint8_t buf[PEEK_MAX];
+	switch (type) {
+	case 'S':
+		/* A new segment: what an error skips ends here (prepared.h). */
+		if (c->server->prepared)
+			((struct prep_server *)c->server->prepared)->seg++;
+		return PREP_PASS;
+	case 'Q': {
+		size_t n = peek(src, off + PG_HEADER_LEN, avail, buf,
+				body_len < 32 ? body_len : 32);
+		if (c->prep_mode == PREP_OFF || !prepared_sql_maybe(buf, n))
+			return PREP_PASS;
+		return have >= body_len ? PREP_REWRITE : PREP_WAIT;
+	}
+	case 'P':
+	case 'B':
+	case 'D':
+	case 'C': {
+		size_t n = peek(src, off + PG_HEADER_LEN, avail, buf,
+				body_len < PEEK_MAX ? body_len : PEEK_MAX);
+		struct prepmsg_name nm;
+		if (!prepmsg_stmt_name(type, buf, n, n == body_len, &nm))
+			return n == body_len || n == PEEK_MAX ? PREP_PASS : PREP_WAIT;
+		if (nm.name[0] == '\0' || nm.kind != 'S')
+			return PREP_PASS; /* unnamed statements and portals are the client's own */
+		if (c->prep_mode == PREP_REFUSE && type != 'P')
+			return PREP_PASS; /* only a named Parse is refused: the rest fails by itself */
+		if (c->relay.tracker.n_hyp > 1 && !c->relay.tracker.lost) {
+			/* A failed COPY left several readings: what corral would inject could
+			 * not be answered for.  Give up tracking as the tracker does when its
+			 * readings run out: the server stays with this client, then is closed. */
+			c->relay.tracker.lost = true;
+			c->relay.tracker.why = "named statement after a COPY whose end is in doubt";
+		}
+		if (c->relay.tracker.lost && lost_mode(c, type, &nm) == PREP_PASS)
+			return PREP_PASS;
+		if (!c->relay.tracker.lost && must_wait_for_parse(c, nm.name))
+			return PREP_HOLD;
+		/* Parse, Describe and Close are read whole; a Bind up to its statement name,
+		 * its parameters stream through. */
+		size_t need = type == 'B' ? nm.after : body_len;
+		return have >= need ? PREP_REWRITE : PREP_WAIT;
+	}
+	default:
+		return PREP_PASS;
+	}
+}
+
+struct rewrite {
+	struct client *c;
+	struct prep_client *pc;
+	struct prep_server *srv;
+	struct evbuffer *dst;
+	struct prep_ctx ctx;
+	bool tracker_failed;
+};
+
+static bool tell_tracker(void *arg, char type, const uint8_t *body, size_t len, int flags)
+{
+	struct rewrite *w = arg;
+	struct tracker *t = &w->c->relay.tracker;
+	if (tracker_client_ex(t, type, body, len, flags) != TRACKER_OK) {
+		w->tracker_failed = true;
+		return false;
+	}
+	/* Sent after an error the backend has already reported: skipped at once (and
+	 * outcomes the readings of a failed COPY now agree on). */
+	uint8_t out[TRACKER_OUTQ];
+	int current;
+	uint32_t n = tracker_take_outcomes(t, out, &current);
+	for (uint32_t i = 0; i < n && !t->lost && w->pc->notes_len; i++)
+		prep_note_resolve(w->pc, w->srv, out[i]);
+	return true;
+}
+
+/* An error in order: a Bind that fails on the server, whose error is replaced.  fmt has
+ * one %s, the client's statement name. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+static bool refuse(struct rewrite *w, const char *sqlstate, const char *fmt, const char *name)
+{
+	if (!prep_note_push(w->pc, NOTE_REFUSE, NULL, NULL))
+		return false;
+	struct prep_note *n =
+		&w->pc->notes[(w->pc->notes_head + w->pc->notes_len - 1) % w->pc->notes_cap];
+	snprintf(n->sqlstate, sizeof(n->sqlstate), "%s", sqlstate);
+	char msg[512];
+	snprintf(msg, sizeof(msg), fmt, name);
+	n->message = strdup(msg);
+	if (!n->message)
+		return false;
+	prepmsg_put_failing_bind(w->dst, PREP_NONE_NAME);
+	return tell_tracker(w, 'B', NULL, 0, TRACKER_HIDDEN);
+}
+#pragma GCC diagnostic pop
+
+/* A Bind or Describe of a name the client does not have: PostgreSQL's own 26000 for
+ * the prefixed name, renamed on its way back (prepared_server_reply). */
+static bool unknown_stmt(struct rewrite *w, const char *name)
+{
+	size_t n = strlen(PREP_UNKNOWN_PREFIX) + strlen(name) + 1;
+	char *full = malloc(n);
+	if (!full)
+		return false;
+	snprintf(full, n, "%s%s", PREP_UNKNOWN_PREFIX, name);
+	prepmsg_put_failing_bind(w->dst, full);
+	free(full);
+	return tell_tracker(w, 'B', NULL, 0, 0);
+}
+
+/* The server entry of content; NULL on a collision, or out of memory (*oom). */
+static struct prep_entry *entry_of(struct rewrite *w, struct prep_content *content, bool *oom)
+{
+	bool collision;
+	struct prep_entry *e = prep_server_entry(w->srv, content, &collision);
+	*oom = !e && !collision;
+	return e;
+}
+
+static bool rewrite_parse(struct rewrite *w, const char *name, const uint8_t *rest, size_t rest_len)
+{
+	if (w->c->prep_mode == PREP_REFUSE)
+		return refuse(w, "0A000",
+			      "prepared statement \"%s\": named prepared statements are off in "
+			      "transaction pooling (corral's max_prepared_statements = 0)",
+			      name);
+	if (prep_client_find(w->pc, name))
+		return refuse(w, "42P05", "prepared statement \"%s\" already exists", name);
+	struct prep_content *content = prep_content_new(PREP_PROTOCOL, rest, rest_len);
+	if (!content)
+		return false;
+	struct prep_stmt *st = prep_client_add(w->pc, name, content);
+	prep_content_unref(content);
+	if (!st)
+		return false;
+	st->pending = true;
+	st->seg = w->srv->seg;
+	bool oom;
+	struct prep_entry *e = entry_of(w, st->content, &oom);
+	if (!e) {
+		prep_client_remove(w->pc, name);
+		return oom ? false
+			   : refuse(w, "XX000",
+				    "prepared statement \"%s\": corral's server "
+				    "name collides with another statement",
+				    name);
+	}
+	if (prep_need(w->srv, e) != PREP_PRESENT)
+		return prep_make_present(&w->ctx, e, true, st);
+	/* The server has it: the client's Parse is checked under a scratch name, so its
+	 * reply and any error (an aborted transaction, a table dropped since) are
+	 * PostgreSQL's own, in order; the scratch statement is closed at once. */
+	prep_touch(w->srv, e);
+	if (!prep_note_push(w->pc, NOTE_CLIENT_PARSE, NULL, st))
+		return false;
+	prepmsg_put_parse(w->dst, PREP_CHECK_NAME, rest, rest_len);
+	if (!tell_tracker(w, 'P', NULL, 0, TRACKER_NOTED))
+		return false;
+	if (!prep_note_push(w->pc, NOTE_CHECK_CLOSE, NULL, NULL))
+		return false;
+	prepmsg_put_close(w->dst, 'S', PREP_CHECK_NAME);
+	return tell_tracker(w, 'C', NULL, 0, TRACKER_HIDDEN);
+}
+
+/* A Bind or Describe of a named statement: prepared on this server first if need be. */
+static bool use_stmt(struct rewrite *w, const char *name, const char **server_name)
+{
+	struct prep_stmt *st = prep_client_find(w->pc, name);
+	*server_name = NULL;
+	if (!st)
+		return unknown_stmt(w, name);
+	bool oom;
+	struct prep_entry *e = entry_of(w, st->content, &oom);
+	if (!e)
+		return oom ? false
+			   : refuse(w, "XX000",
+				    "prepared statement \"%s\": corral's server "
+				    "name collides with another statement",
+				    name);
+	if (st->content->kind == PREP_SQL && prep_need(w->srv, e) != PREP_PRESENT)
+		return refuse(w, "0A000",
+			      "prepared statement \"%s\" was made by SQL PREPARE: in transaction "
+			      "pooling corral cannot prepare it again for the extended protocol",
+			      name);
+	if (!prep_make_present(&w->ctx, e, false, NULL))
+		return false;
+	*server_name = e->content->server_name;
+	return true;
+}
+
+/* ---- SQL: PREPARE, EXECUTE, DEALLOCATE, DISCARD ALL ------------------------------- */
+
+/* A simple Query answered with an error in order: a failing Bind, then a Sync for the
+ * ReadyForQuery (in a transaction block both leave it failed, as the Query would). */
+static bool refuse_query(struct rewrite *w, const char *sqlstate, const char *fmt, const char *name)
+{
+	if (!refuse(w, sqlstate, fmt, name))
+		return false;
+	prepmsg_put_empty(w->dst, 'S');
+	w->srv->seg++;
+	return tell_tracker(w, 'S', NULL, 0, 0);
+}
+
+static bool send_query(struct rewrite *w, const char *const *parts, const size_t *lens, size_t n,
+		       int flags)
+{
+	prepmsg_put_query_parts(w->dst, parts, lens, n);
+	return tell_tracker(w, 'Q', NULL, 0, flags);
+}
+
+static bool sql_prepare(struct rewrite *w, const char *text, const struct sql_stmt *st)
+{
+	if (w->c->prep_mode == PREP_REFUSE)
+		return refuse_query(w, "0A000",
+				    "prepared statement \"%s\": named prepared statements are off "
+				    "in transaction pooling (corral's max_prepared_statements = 0)",
+				    st->name);
+	if (prep_client_find(w->pc, st->name))
+		return refuse_query(w, "42P05", "prepared statement \"%s\" already exists",
+				    st->name);
+	const char *body = text + st->after_name;
+	size_t body_len = st->end - st->after_name;
+	struct prep_content *content = prep_content_new(PREP_SQL, body, body_len);
+	if (!content)
+		return false;
+	struct prep_stmt *stmt = prep_client_add(w->pc, st->name, content);
+	prep_content_unref(content);
+	if (!stmt)
+		return false;
+	bool oom;
+	struct prep_entry *e = entry_of(w, stmt->content, &oom);
+	if (!e) {
+		prep_client_remove(w->pc, st->name);
+		return oom ? false
+			   : refuse_query(w, "XX000",
+					  "prepared statement \"%s\": corral's server "
+					  "name collides with another statement",
+					  st->name);
+	}
+	/* PREPARE X itself, so its reply and errors are PostgreSQL's; X is closed first
+	 * unless known absent (Close of a missing statement is no error). */
+	if (!prep_begin_create(&w->ctx, e, NOTE_SQL_PREPARE, stmt))
+		return false;
+	const char *parts[] = {"PREPARE ", e->content->server_name, body};
+	const size_t lens[] = {8, strlen(e->content->server_name), body_len};
+	return send_query(w, parts, lens, 3, TRACKER_NOTED);
+}
+
+static bool sql_execute(struct rewrite *w, const char *text, size_t len, const struct sql_stmt *st)
+{
+	struct prep_stmt *stmt = prep_client_find(w->pc, st->name);
+	const char *rest = text + st->after_name;
+	size_t rest_len = st->end - st->after_name;
+	if (!stmt) {
+		/* PostgreSQL's own error, naming the client's statement. */
+		const char *parts[] = {text};
+		const size_t lens[] = {strnlen(text, len)};
+		return send_query(w, parts, lens, 1, 0);
+	}
+	bool oom;
+	struct prep_entry *e = entry_of(w, stmt->content, &oom);
+	if (!e)
+		return oom ? false
+			   : refuse_query(w, "XX000",
+					  "prepared statement \"%s\": corral's server "
+					  "name collides with another statement",
+					  st->name);
+	const char *x = e->content->server_name;
+	if (prep_need(w->srv, e) == PREP_PRESENT) {
+		prep_touch(w->srv, e);
+		const char *parts[] = {"EXECUTE ", x, rest};
+		const size_t lens[] = {8, strlen(x), rest_len};
+		return send_query(w, parts, lens, 3, 0);
+	}
+	if (stmt->content->kind != PREP_SQL)
+		return refuse_query(
+			w, "0A000",
+			"prepared statement \"%s\" was made by a protocol Parse: in "
+			"transaction pooling corral cannot prepare it again for EXECUTE",
+			st->name);
+	/* Prepared in the same query string: one request, one ReadyForQuery, and an error
+	 * of the PREPARE (a table dropped since) is the client's EXECUTE's error.  The
+	 * newline ends a trailing -- comment. */
+	if (!prep_begin_create(&w->ctx, e, NOTE_SQL_EXECUTE, NULL))
+		return false;
+	const struct prep_content *ct = stmt->content;
+	const char *parts[] = {"PREPARE ", x, (const char *)ct->body, "\n;EXECUTE ", x, rest};
+	const size_t lens[] = {8, strlen(x), ct->len, 10, strlen(x), rest_len};
+	return send_query(w, parts, lens, 6, TRACKER_HIDDEN);
+}
+
+static bool sql_deallocate(struct rewrite *w, const char *text, size_t len,
+			   const struct sql_stmt *st)
+{
+	if (!prep_client_remove(w->pc, st->name)) {
+		const char *parts[] = {text}; /* PostgreSQL's own 26000 */
+		const size_t lens[] = {strnlen(text, len)};
+		return send_query(w, parts, lens, 1, 0);
+	}
+	/* The server's statement is shared (and the LRU's to close): DEALLOCATE's reply,
+	 * or its error in an aborted transaction, comes from a scratch statement, whose
+	 * PREPARE's CommandComplete is swallowed. */
+	if (!prep_note_push(w->pc, NOTE_SQL_EXECUTE, NULL, NULL))
+		return false;
+	static const char q[] = "PREPARE " PREP_CHECK_NAME
+				" AS SELECT 1;DEALLOCATE " PREP_CHECK_NAME;
+	const char *parts[] = {q};
+	const size_t lens[] = {sizeof(q) - 1};
+	return send_query(w, parts, lens, 1, TRACKER_HIDDEN);
+}
+
+static bool rewrite_query(struct rewrite *w, const char *text, size_t len)
+{
+	len = strnlen(text, len); /* the Query's own NUL is not part of the SQL */
+	struct sql_stmt st;
+	prepared_sql_parse(text, len, &st);
+	switch (st.cmd) {
+	case SQL_PREPARE:
+		return sql_prepare(w, text, &st);
+	case SQL_EXECUTE:
+		if (w->c->prep_mode == PREP_ON)
+			return sql_execute(w, text, len, &st);
+		break;
+	case SQL_DEALLOCATE:
+		if (w->c->prep_mode == PREP_ON)
+			return sql_deallocate(w, text, len, &st);
+		break;
+	case SQL_DEALLOCATE_ALL:
+	case SQL_DISCARD_ALL:
+		/* Runs as it is: the client's names go, and this server's statements too,
+		 * whoever prepared them (they are prepared again where needed). */
+		prep_client_clear(w->pc);
+		prep_server_forget(w->srv);
+		break;
+	default:
+		break;
+	}
+	const char *parts[] = {text};
+	const size_t lens[] = {strnlen(text, len)};
+	return send_query(w, parts, lens, 1, 0);
+}
+
+static bool rewrite_message(struct rewrite *w, char type, const uint8_t *body, size_t len,
+			    size_t whole, struct prep_rewrite *rw)
+{
+	struct prepmsg_name nm;
+	if (!prepmsg_stmt_name(type, body, len, true, &nm))
+		return false; /* check saw it */
+	const char *server_name;
+	switch (type) {
+	case 'P':
+		return rewrite_parse(w, nm.name, body + nm.after, len - nm.after);
+	case 'B':
+		if (!use_stmt(w, nm.name, &server_name))
+			return false;
+		rw->remaining = (uint32_t)(whole - nm.after);
+		if (!server_name) {
+			rw->discard = true; /* refused: the parameters go nowhere */
+			return true;
+		}
+		prepmsg_put_bind_head(w->dst, (const char *)body, server_name, rw->remaining);
+		return tell_tracker(w, 'B', NULL, 0, 0);
+	case 'D':
+		if (!use_stmt(w, nm.name, &server_name))
+			return false;
+		if (!server_name)
+			return true;
+		prepmsg_put_describe(w->dst, 'S', server_name);
+		return tell_tracker(w, 'D', (const uint8_t *)"S", 1, 0);
+	case 'C':
+		/* Only the client's name goes; the server's statement stays for others (and
+		 * for the LRU).  Close of a statement nobody has is PostgreSQL's own answer. */
+		prep_client_remove(w->pc, nm.name);
+		prepmsg_put_close(w->dst, 'S', PREP_NONE_NAME);
+		return tell_tracker(w, 'C', NULL, 0, 0);
+	default:
+		return false;
+	}
+}
+
+bool prepared_client_rewrite(struct client *c, char type, uint32_t len, struct evbuffer *src,
+			     struct evbuffer *dst, struct prep_rewrite *rw)
+{
+	struct rewrite w = {.c = c, .dst = dst};
+	rw->remaining = 0;
+	rw->discard = false;
+	rw->sqlstate = "53200";
+	rw->error = "out of memory";
+	w.pc = client_map(c);
+	w.srv = server_registry(c);
+	if (!w.pc || !w.srv)
+		return false;
+	w.ctx = (struct prep_ctx){
+		.pc = w.pc,
+		.srv = w.srv,
+		.max_statements = c->worker->cfg->max_prepared_statements,
+		.out = dst,
+		.sent = tell_tracker,
+		.arg = &w,
+	};
+	size_t whole = len - 4;
+	/* What check waited for: all of it, or a Bind up to its statement name. */
+	size_t have = evbuffer_get_length(src) - PG_HEADER_LEN;
+	size_t n = whole < have ? whole : have;
+	uint8_t *body = malloc(n ? n : 1);
+	if (!body)
+		return false;
+	struct evbuffer_ptr pos;
+	evbuffer_ptr_set(src, &pos, PG_HEADER_LEN, EVBUFFER_PTR_SET);
+	evbuffer_copyout_from(src, &pos, body, n);
+	bool ok;
+	if (type == 'Q') {
+		ok = rewrite_query(&w, (const char *)body, n);
+	} else {
+		struct prepmsg_name nm;
+		if (type == 'B' && prepmsg_stmt_name(type, body, n, false, &nm))
+			n = nm.after; /* the parameters stay in src and stream */
+		ok = rewrite_message(&w, type, body, n, whole, rw);
+	}
+	free(body);
+	if (w.tracker_failed) {
+		rw->sqlstate = "54000";
+		rw->error = "too many requests in flight without replies read";
+		return false;
+	}
+	if (!ok)
+		return false;
+	evbuffer_drain(src, PG_HEADER_LEN + n);
+	if (type != 'B')
+		rw->remaining = 0;
+	return true;
+}
+
+/* ---- server -> client ------------------------------------------------------------ */
+
+bool prepared_awaiting(const struct client *c)
+{
+	return c->prep && c->prep->notes_len;
+}
+
+/* An error naming one of corral's statements that the server lacks (or has twice):
+ * something corral did not see (DEALLOCATE ALL in a function) changed the server. */
+static void check_foreign_change(struct client *c, const uint8_t *body, size_t len)
+{
+	const char *code = pgproto_error_field(body, len, 'C');
+	const char *msg = pgproto_error_field(body, len, 'M');
+	if (!code || !msg || (strcmp(code, "26000") != 0 && strcmp(code, "42P05") != 0) ||
+	    !strstr(msg, "\"corral_"))
+		return;
+	if (c->server->prepared)
+		prep_server_forget(c->server->prepared);
+}
+
+static bool note_is_hidden(const struct prep_note *n)
+{
+	return n->kind != NOTE_CLIENT_PARSE && n->kind != NOTE_SQL_PREPARE;
+}
+
+/* What the client gets instead of the server message that decided note n. */
+static enum prep_reply reply_for(const struct prep_note *n, int outcome, char type,
+				 const uint8_t *body, size_t body_len, struct evbuffer *out)
+{
+	switch (n->kind) {
+	case NOTE_INJECT_PARSE:
+	case NOTE_INJECT_CLOSE:
+	case NOTE_CHECK_CLOSE:
+		/* corral's own: an error stands for the client's next request */
+		return outcome == TRACKER_DONE ? PREP_REPLY_SWALLOW : PREP_REPLY_PASS;
+	case NOTE_REFUSE: {
+		if (outcome != TRACKER_FAILED)
+			return PREP_REPLY_LOST; /* PREP_NONE_NAME exists: not ours */
+		/* An unknown name: PostgreSQL's own error for PREP_NONE_NAME, renamed, is the
+		 * one a direct connection gets (same routine, same fields). */
+		const char *code = type == 'E' ? pgproto_error_field(body, body_len, 'C') : NULL;
+		if (!(strcmp(n->sqlstate, "26000") == 0 && code && strcmp(code, "26000") == 0 &&
+		      prepmsg_put_error_renamed(out, body, body_len, n->message))) {
+			evbuffer_drain(out, evbuffer_get_length(out));
+			pgproto_put_error(out, "ERROR", n->sqlstate, n->message);
+		}
+		return PREP_REPLY_REPLACE;
+	}
+	default:
+		return PREP_REPLY_PASS;
+	}
+}
+
+static enum prep_reply decide(struct client *c, struct prep_client *pc, struct tracker *t,
+			      char type, const uint8_t *body, size_t body_len,
+			      struct evbuffer *out_buf);
+
+/* PostgreSQL's 26000 for PREP_UNKNOWN_PREFIX + name, as it reads for name. */
+static bool rename_unknown(const uint8_t *body, size_t len, struct evbuffer *out)
+{
+	static const char lead[] = "prepared statement \"" PREP_UNKNOWN_PREFIX;
+	const char *msg = pgproto_error_field(body, len, 'M');
+	if (!msg || strncmp(msg, lead, sizeof(lead) - 1) != 0)
+		return false;
+	char fixed[1024];
+	int n = snprintf(fixed, sizeof(fixed), "prepared statement \"%s", msg + sizeof(lead) - 1);
+	return n > 0 && (size_t)n < sizeof(fixed) &&
+	       prepmsg_put_error_renamed(out, body, len, fixed);
+}
+
+/*
+ * An error that names corral's server name of one of the client's statements ("bind
+ * message supplies 1 parameters, but prepared statement "corral_..." requires 2") is
+ * given the client's name, as PostgreSQL would have said it.  body: all of it.
+ */
+static bool rename_in_error(struct prep_client *pc, const uint8_t *body, size_t len,
+			    struct evbuffer *out)
+{
+	const char *msg = pgproto_error_field(body, len, 'M');
+	const char *at = msg ? strstr(msg, "\"corral_") : NULL;
+	if (!at || strlen(at) < PREP_NAME_LEN + 1)
+		return false;
+	for (uint32_t i = 0; i <= pc->n_buckets; i++)
+		for (const struct prep_stmt *st = i < pc->n_buckets ? pc->buckets[i]
+								    : pc->forgotten;
+		     st; st = st->next) {
+			const char *x = st->content->server_name;
+			size_t xl = strlen(x);
+			if (strncmp(at + 1, x, xl) != 0 || at[1 + xl] != '"')
+				continue;
+			char fixed[1024];
+			int n = snprintf(fixed, sizeof(fixed), "%.*s\"%s\"%s", (int)(at - msg), msg,
+					 st->name, at + 2 + xl);
+			return n > 0 && (size_t)n < sizeof(fixed) &&
+			       prepmsg_put_error_renamed(out, body, len, fixed);
+		}
+	return false;
+}
+
+enum prep_reply prepared_server_reply(struct client *c, char type, const uint8_t *body,
+				      size_t body_len, size_t whole_len, struct evbuffer *out_buf)
+{
+	struct prep_client *pc = c->prep;
+	struct tracker *t = &c->relay.tracker;
+	if (type == 'E' && c->prep_mode == PREP_ON)
+		check_foreign_change(c, body, body_len);
+	enum prep_reply reply = decide(c, pc, t, type, body, body_len, out_buf);
+	if (reply == PREP_REPLY_PASS && type == 'E' && out_buf && body_len == whole_len &&
+	    rename_unknown(body, body_len, out_buf))
+		return PREP_REPLY_REPLACE;
+	/* Only a whole message can be replaced (the relay has all of it when body does). */
+	if (reply == PREP_REPLY_PASS && type == 'E' && pc && out_buf && body_len == whole_len &&
+	    rename_in_error(pc, body, body_len, out_buf))
+		return PREP_REPLY_REPLACE;
+	return reply;
+}
+
+static enum prep_reply decide(struct client *c, struct prep_client *pc, struct tracker *t,
+			      char type, const uint8_t *body, size_t body_len,
+			      struct evbuffer *out_buf)
+{
+	if (!pc || !pc->notes_len)
+		return PREP_REPLY_PASS;
+	if (t->lost) {
+		/* The tracker gave up (the server stays with this client, then is closed):
+		 * replies to corral's own requests could no longer be told apart, but if
+		 * every request waiting is the client's own, its replies pass as they are. */
+		for (uint32_t i = 0; i < pc->notes_len; i++)
+			if (note_is_hidden(&pc->notes[(pc->notes_head + i) % pc->notes_cap]))
+				return PREP_REPLY_LOST;
+		prep_notes_abandon(pc);
+		return PREP_REPLY_PASS;
+	}
+	struct prep_server *srv = c->server->prepared;
+	enum prep_reply reply = PREP_REPLY_PASS;
+	struct prep_note *n;
+	uint8_t out[TRACKER_OUTQ];
+	int current;
+	uint32_t count = tracker_take_outcomes(t, out, &current);
+	for (uint32_t i = 0; i < count; i++) {
+		n = prep_note_front(pc);
+		if (!n)
+			return PREP_REPLY_LOST; /* an outcome nobody asked for */
+		if ((int)i == current)
+			reply = reply_for(n, out[i], type, body, body_len, out_buf);
+		if (reply == PREP_REPLY_LOST)
+			return reply;
+		prep_note_resolve(pc, srv, out[i]);
+	}
+	/* Every earlier note is resolved: a noted head request is the front note. */
+	n = prep_note_front(pc);
+	if (type == 'C' && n && tracker_head_noted(t) && n->kind == NOTE_SQL_EXECUTE &&
+	    !n->swallowed_cc) {
+		n->swallowed_cc = true; /* the PREPARE before the client's EXECUTE */
+		return PREP_REPLY_SWALLOW;
+	}
+	return reply;
+}
+
+enum prep_mode prepared_mode(const struct client *c)
+{
+	if (c->pool->mode == POOL_MODE_SESSION)
+		return PREP_OFF;
+	return c->worker->cfg->max_prepared_statements > 0 ? PREP_ON : PREP_REFUSE;
+}
+
+struct evbuffer *prepared_reply_buffer(struct client *c)
+{
+	return c->prep ? c->prep->reply : NULL;
+}
+
+void prepared_link_end(struct client *c)
+{
+	if (c->prep)
+		prep_client_forget_buried(c->prep);
+	if (c->prep && c->prep->notes_len) {
+		/* Only notes of the link that ends; the server's registry learns that the
+		 * outcome of what they sent is unknown. */
+		prep_notes_abandon(c->prep);
+	}
+}
+
+void prepared_client_free(struct client *c)
+{
+	prep_client_free(c->prep);
+	c->prep = NULL;
+}

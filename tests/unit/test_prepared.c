@@ -1,0 +1,146 @@
+/*
+ * Prepared statements in transaction pooling: the SQL recogniser (proxy/prepared_sql.c)
+ * with tricky quoting, and the per-server registry's decisions (proxy/prepared.c): what
+ * must be sent before a statement is used, as answers arrive, fail or are lost.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "proxy/prepared.h"
+#include "proxy/prepared_sql.h"
+#include "proxy/tracker.h"
+
+static struct sql_stmt parse(const char *sql)
+{
+	struct sql_stmt st;
+	prepared_sql_parse(sql, strlen(sql), &st);
+	return st;
+}
+
+Test(prepared_sql, recognises_the_one_statement)
+{
+	struct sql_stmt st = parse("  PREPARE Foo(int) AS SELECT $1;  ");
+	cr_assert_eq(st.cmd, SQL_PREPARE);
+	cr_assert_str_eq(st.name, "foo");
+	cr_assert_eq(st.cmd, SQL_PREPARE);
+	cr_assert_eq(parse("execute \"Foo\"(1)").cmd, SQL_EXECUTE);
+	cr_assert_str_eq(parse("execute \"Foo\"(1)").name, "Foo");
+	cr_assert_eq(parse("/* a /* nested */ comment */ DEALLOCATE PREPARE x").cmd,
+		     SQL_DEALLOCATE);
+	cr_assert_str_eq(parse("deallocate prepare x").name, "x");
+	cr_assert_eq(parse("DEALLOCATE ALL;").cmd, SQL_DEALLOCATE_ALL);
+	cr_assert_eq(parse("deallocate \"all\"").cmd, SQL_DEALLOCATE);
+	cr_assert_eq(parse("-- c\nDISCARD ALL").cmd, SQL_DISCARD_ALL);
+	cr_assert_eq(parse("DISCARD PLANS").cmd, SQL_OTHER);
+	cr_assert_eq(parse("PREPARE TRANSACTION 'x'").cmd, SQL_OTHER);
+	cr_assert_eq(parse("prepared_x").cmd, SQL_OTHER);
+	cr_assert_eq(parse("DEALLOCATE x y").cmd, SQL_OTHER);
+}
+
+Test(prepared_sql, semicolons_in_quotes_are_not_ends)
+{
+	const char *sql = "PREPARE p AS SELECT 'a;b', \"c;d\", $x$;$x$, E'\\';' -- ;\n";
+	struct sql_stmt st = parse(sql);
+	cr_assert_eq(st.cmd, SQL_PREPARE);
+	cr_assert_eq(st.end, strlen(sql));
+	cr_assert_eq(parse("PREPARE p AS SELECT 1; SELECT 2").cmd, SQL_OTHER);
+	cr_assert_eq(parse("PREPARE p AS SELECT 1;;").cmd, SQL_PREPARE);
+	cr_assert_eq(parse("PREPARE p AS SELECT 'unterminated").cmd, SQL_OTHER);
+	cr_assert_eq(parse("PREPARE p AS SELECT $q$ never closed").cmd, SQL_OTHER);
+	cr_assert_eq(parse("PREPARE p AS SELECT 1 /* open").cmd, SQL_OTHER);
+	st = parse("EXECUTE p(';', $$;$$)");
+	cr_assert_eq(st.cmd, SQL_EXECUTE);
+	cr_assert_eq(st.end, strlen("EXECUTE p(';', $$;$$)"));
+}
+
+Test(prepared_sql, first_look)
+{
+	cr_assert(prepared_sql_maybe((const uint8_t *)"  prepare x", 11));
+	cr_assert(prepared_sql_maybe((const uint8_t *)"EXECUTE", 7));
+	cr_assert(prepared_sql_maybe((const uint8_t *)"/* c */ x", 9));
+	cr_assert_not(prepared_sql_maybe((const uint8_t *)"SELECT 1", 8));
+	cr_assert_not(prepared_sql_maybe((const uint8_t *)"DELETE FROM t", 13));
+	cr_assert_not(prepared_sql_maybe((const uint8_t *)"END", 3));
+	cr_assert(prepared_sql_maybe((const uint8_t *)"dea", 3)); /* too short to tell */
+}
+
+/* ---- the registry ------------------------------------------------------------------ */
+
+struct sent_log {
+	char types[64];
+	int n;
+};
+
+static bool record(void *arg, char type, const uint8_t *body, size_t len, int flags)
+{
+	struct sent_log *l = arg;
+	l->types[l->n++] = flags ? type : (char)(type + 32);
+	return true;
+}
+
+Test(prepared_registry, prepared_once_then_renamed_and_evicted)
+{
+	struct prep_server *srv = prep_server_new();
+	struct prep_client *pc = prep_client_new();
+	struct evbuffer *out = evbuffer_new();
+	struct sent_log log = {0};
+	struct prep_ctx ctx = {.pc = pc,
+			       .srv = srv,
+			       .max_statements = 1,
+			       .out = out,
+			       .sent = record,
+			       .arg = &log};
+	struct prep_content *a = prep_content_new(PREP_PROTOCOL, "select 1\0\0\0", 11);
+	struct prep_content *b = prep_content_new(PREP_PROTOCOL, "select 2\0\0\0", 11);
+	cr_assert_neq(a->hash, b->hash);
+	cr_assert(strncmp(a->server_name, "corral_", 7) == 0);
+	bool coll;
+	struct prep_entry *ea = prep_server_entry(srv, a, &coll);
+	cr_assert_eq(prep_need(srv, ea), PREP_PARSE);
+	cr_assert(prep_make_present(&ctx, ea, false, NULL));
+	cr_assert_str_eq(log.types, "P");
+	/* In flight, same segment: present for what follows it. */
+	cr_assert_eq(prep_need(srv, ea), PREP_PRESENT);
+	srv->seg++;
+	cr_assert_eq(prep_need(srv, ea), PREP_CLOSE_PARSE);
+	prep_note_resolve(pc, srv, TRACKER_DONE);
+	cr_assert_eq(prep_need(srv, ea), PREP_PRESENT);
+	/* b evicts a (limit 1): Close a, Parse b. */
+	struct prep_entry *eb = prep_server_entry(srv, b, &coll);
+	cr_assert(prep_make_present(&ctx, eb, false, NULL));
+	cr_assert_str_eq(log.types, "PCP");
+	prep_note_resolve(pc, srv, TRACKER_DONE);   /* the Close */
+	prep_note_resolve(pc, srv, TRACKER_FAILED); /* b's Parse failed: b is absent */
+	cr_assert_eq(prep_need(srv, eb), PREP_PARSE);
+	/* A lost answer: unknown, so Close + Parse. */
+	cr_assert(prep_make_present(&ctx, eb, false, NULL));
+	prep_notes_abandon(pc);
+	srv->seg++;
+	cr_assert_eq(prep_need(srv, eb), PREP_CLOSE_PARSE);
+	prep_server_forget(srv);
+	prep_content_unref(a);
+	prep_content_unref(b);
+	evbuffer_free(out);
+	prep_client_free(pc);
+	prep_server_free(srv);
+}
+
+Test(prepared_registry, client_names)
+{
+	struct prep_client *pc = prep_client_new();
+	struct prep_content *a = prep_content_new(PREP_SQL, "AS SELECT 1", 11);
+	char name[16];
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "s%d", i);
+		cr_assert_not_null(prep_client_add(pc, name, a));
+	}
+	cr_assert_not_null(prep_client_find(pc, "s42"));
+	cr_assert(prep_client_remove(pc, "s42"));
+	cr_assert_null(prep_client_find(pc, "s42"));
+	cr_assert_not(prep_client_remove(pc, "s42"));
+	prep_client_clear(pc);
+	cr_assert_null(prep_client_find(pc, "s1"));
+	prep_content_unref(a);
+	prep_client_free(pc);
+}
