@@ -151,7 +151,7 @@ Test(control, reload_resizes_pool_under_load, .timeout = 90)
 {
 	make_role("ctl_resize");
 	char *dbs = db_line("bench", "ctl_resize", " pool_size=10");
-	struct h_corral *c = h_corral_start(TX_SETTINGS, dbs, NULL);
+	struct h_corral *c = h_corral_start(TX_SETTINGS "admin_users = bench\n", dbs, NULL);
 	static struct bench b; /* h_fini kills it if the test fails: it must outlive the test */
 	bench_start(&b, c, 100, 12,
 		    "BEGIN;\nSELECT pg_sleep(0.002);\nSELECT 1;\nCOMMIT;\n");
@@ -165,11 +165,21 @@ Test(control, reload_resizes_pool_under_load, .timeout = 90)
 		      h_pg_backends("bench", "ctl_resize"), h_corral_log_tail(c));
 	cr_expect_eq(dumped_pool_size(c, "bench"), 4);
 
+	/* The second one through the admin console: RELOAD, then SHOW POOLS. */
 	edit_ini(c, "pool_size=4", "pool_size=7");
-	reload(c);
+	char *admin_ci = h_conninfo(c, H.user, "corral", H.password);
+	PGconn *admin = h_connect(c, admin_ci);
+	free(admin_ci);
+	h_exec_ok(admin, "RELOAD");
 	cr_expect_geq(h_wait_pg_backends("bench", "ctl_resize", 7, 10), 0,
 		      "PostgreSQL sees %d backends after the pool grew to 7:\n%s",
 		      h_pg_backends("bench", "ctl_resize"), h_corral_log_tail(c));
+	PGresult *pools = h_exec(admin, "SHOW POOLS");
+	cr_assert_eq(PQresultStatus(pools), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(pools));
+	cr_assert_eq(PQntuples(pools), 1);
+	cr_expect_str_eq(PQgetvalue(pools, 0, PQfnumber(pools, "pool_size")), "7");
+	PQclear(pools);
+	PQfinish(admin);
 	cr_expect_eq(dumped_pool_size(c, "bench"), 7);
 
 	long n = bench_finish(&b, 40);
