@@ -1771,3 +1771,42 @@ int h_raw_login(int port, const char *query)
 	}
 	return fd;
 }
+
+char *h_stats_dump_line(const struct h_corral *c, const char *kind, const char *match)
+{
+	int before = h_log_count(c, "event=stats_dump ");
+
+	cr_assert_eq(kill(c->pid, SIGUSR1), 0);
+	cr_assert(h_wait_log_count(c, "event=stats_dump ", before + 1, 5.0), "no stats dump:\n%s",
+		  h_corral_log_tail(c));
+	char *log = h_read_file(c->log, NULL);
+	cr_assert_not_null(log);
+	/* The lines between the previous dump's end line and this one's. */
+	char *start = log;
+	for (int i = 0; i < before; i++)
+		start = strstr(start, "event=stats_dump ") + 1;
+	*strstr(start, "event=stats_dump ") = '\0';
+	char want[64], *found = NULL;
+	snprintf(want, sizeof want, "event=%s ", kind);
+	for (char *line = start; line && *line && !found;) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		if (strstr(line, want) && strstr(line, match))
+			found = strdup(line);
+		line = nl ? nl + 1 : NULL;
+	}
+	free(log);
+	return found;
+}
+
+long long h_log_field(const char *line, const char *key)
+{
+	size_t klen = strlen(key);
+
+	for (const char *p = line; (p = strstr(p, key)) != NULL; p += klen) {
+		if ((p == line || p[-1] == ' ') && p[klen] == '=')
+			return strtoll(p + klen + 1, NULL, 10);
+	}
+	return -1;
+}

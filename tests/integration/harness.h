@@ -158,6 +158,14 @@ void h_corral_stop(struct h_corral *c);
 bool h_corral_alive(struct h_corral *c);
 /* The last 3 KB of corral's log, in a static buffer (valid until the next call). */
 const char *h_corral_log_tail(const struct h_corral *c);
+/*
+ * Asks corral for a statistics dump (SIGUSR1, proxy/stats_dump.c) and returns (malloc'd)
+ * the line of that dump of kind ("stats_pool", "stats_app") containing match (e.g.
+ * db="bench"), or NULL if the dump has none.
+ */
+char *h_stats_dump_line(const struct h_corral *c, const char *kind, const char *match);
+/* The integer value of key=... in a key=value log line, or -1 if the key is not there. */
+long long h_log_field(const char *line, const char *key);
 /* Polls (10 ms) corral's log until it contains needle; false after timeout_s. */
 bool h_wait_log(const struct h_corral *c, const char *needle, double timeout_s);
 /* h_file_count and h_wait_file_count on corral's log. */

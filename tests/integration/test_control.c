@@ -70,21 +70,12 @@ static void reload(const struct h_corral *c)
 /* The pool_size of the stats_pool line of db in a fresh SIGUSR1 dump, or -1. */
 static int dumped_pool_size(const struct h_corral *c, const char *db)
 {
-	int before = h_log_count(c, "event=stats_dump ");
-	cr_assert_eq(kill(c->pid, SIGUSR1), 0);
-	cr_assert(h_wait_log_count(c, "event=stats_dump ", before + 1, 5.0), "no stats dump:\n%s",
-		  h_corral_log_tail(c));
-	char *log = h_read_file(c->log, NULL);
-	char *want = h_printf("event=stats_pool db=\"%s\"", db);
-	int size = -1;
-	/* The last such line is this dump's. */
-	for (char *p = log; (p = strstr(p, want)) != NULL; p++) {
-		char *f = strstr(p, " pool_size=");
-		if (f)
-			size = atoi(f + strlen(" pool_size="));
-	}
-	free(want);
-	free(log);
+	char *match = h_printf("db=\"%s\"", db);
+	char *line = h_stats_dump_line(c, "stats_pool", match);
+	int size = line ? (int)h_log_field(line, "pool_size") : -1;
+
+	free(match);
+	free(line);
 	return size;
 }
 

@@ -191,43 +191,11 @@ static void wait_metrics(int mport, struct prom_doc *doc, const struct want *wan
 	}
 }
 
-/* ---- the SIGUSR1 dump (as test_stats.c reads it) ---- */
-
-/* The value of key=... in line (an integer), or -1. */
-static long long field(const char *line, const char *key)
-{
-	size_t klen = strlen(key);
-
-	for (const char *p = line; (p = strstr(p, key)) != NULL; p += klen) {
-		if ((p == line || p[-1] == ' ') && p[klen] == '=')
-			return strtoll(p + klen + 1, NULL, 10);
-	}
-	return -1;
-}
-
-/* Asks for a dump; returns (malloc'd) its line of kind containing match. */
+/* The dump's line of kind containing match (h_stats_dump_line); fails if there is none. */
 static char *dump_line(const struct h_corral *c, const char *kind, const char *match)
 {
-	int before = h_log_count(c, "event=stats_dump ");
+	char *found = h_stats_dump_line(c, kind, match);
 
-	cr_assert_eq(kill(c->pid, SIGUSR1), 0);
-	cr_assert(h_wait_log_count(c, "event=stats_dump ", before + 1, 5.0), "no stats dump:\n%s",
-		  h_corral_log_tail(c));
-	char *log = h_read_file(c->log, NULL), *start = log, *found = NULL;
-	for (int i = 0; i < before; i++)
-		start = strstr(start, "event=stats_dump ") + 1;
-	*strstr(start, "event=stats_dump ") = '\0';
-	char want[64];
-	snprintf(want, sizeof want, "event=%s ", kind);
-	for (char *line = start; line && *line && !found;) {
-		char *nl = strchr(line, '\n');
-		if (nl)
-			*nl = '\0';
-		if (strstr(line, want) && strstr(line, match))
-			found = strdup(line);
-		line = nl ? nl + 1 : NULL;
-	}
-	free(log);
 	cr_assert_not_null(found, "no %s line with %s in the dump", kind, match);
 	return found;
 }
@@ -361,7 +329,7 @@ Test(metrics, counters_match_the_workload_and_the_dump, .timeout = 60)
 	};
 	for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
 		double m = value(&doc, same[i].metric, POOL),
-		       d = (double)field(line, same[i].key) * same[i].scale;
+		       d = (double)h_log_field(line, same[i].key) * same[i].scale;
 		cr_expect(fabs(m - d) < 1e-9, "%s = %.6f but the dump's %s gives %.6f\n%s",
 			  same[i].metric, m, same[i].key, d, line);
 	}
@@ -375,12 +343,12 @@ Test(metrics, counters_match_the_workload_and_the_dump, .timeout = 60)
 		sv += value(&doc, "corral_pool_servers", l);
 		free(l);
 	}
-	cr_expect_eq(sv, (double)field(line, "servers"), "%s", line);
+	cr_expect_eq(sv, (double)h_log_field(line, "servers"), "%s", line);
 	/* The p99 the dump reports is the upper edge of a bucket: the histogram's cumulative
 	 * count there covers at least 99% of the transactions. */
 	char *le = h_printf("database=\"bench\",le=\"%lld.%06lld\",user=\"bench\"",
-			    field(line, "xact_p99_us") / 1000000,
-			    field(line, "xact_p99_us") % 1000000);
+			    h_log_field(line, "xact_p99_us") / 1000000,
+			    h_log_field(line, "xact_p99_us") % 1000000);
 	cr_expect_geq(value(&doc, "corral_pool_transaction_duration_seconds_bucket", le), 990, "%s",
 		      le);
 	free(le);
@@ -433,7 +401,7 @@ Test(metrics, counters_match_the_workload_and_the_dump, .timeout = 60)
 	line = dump_line(c, "stats_app", "app=\"metrics_counts\"");
 	scrape(mport, &doc);
 	cr_expect_eq(value(&doc, "corral_app_sent_bytes_total", "app=\"metrics_counts\""),
-		     (double)field(line, "bytes_sent"));
+		     (double)h_log_field(line, "bytes_sent"));
 	free(line);
 	prom_free(&doc);
 

@@ -30,53 +30,6 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-/* The value of key=... in line (an integer), or -1 if the key is not there. */
-static long long field(const char *line, const char *key)
-{
-	size_t klen = strlen(key);
-
-	for (const char *p = line; (p = strstr(p, key)) != NULL; p += klen) {
-		if ((p == line || p[-1] == ' ') && p[klen] == '=')
-			return strtoll(p + klen + 1, NULL, 10);
-	}
-	return -1;
-}
-
-/*
- * Asks corral for a dump and returns (malloc'd) the line of that dump that starts with
- * event=stats_pool or event=stats_app (kind) and contains match (e.g. db="bench"), or
- * NULL if the dump has none.
- */
-static char *dump_line(const struct h_corral *c, const char *kind, const char *match)
-{
-	int before = h_log_count(c, "event=stats_dump ");
-
-	cr_assert_eq(kill(c->pid, SIGUSR1), 0);
-	cr_assert(h_wait_log_count(c, "event=stats_dump ", before + 1, 5.0), "no stats dump:\n%s",
-		  h_corral_log_tail(c));
-	char *log = h_read_file(c->log, NULL);
-	cr_assert_not_null(log);
-	/* The lines between the previous dump's end line and this one's. */
-	char *start = log;
-	for (int i = 0; i < before; i++)
-		start = strstr(start, "event=stats_dump ") + 1;
-	char *end = strstr(start, "event=stats_dump ");
-	*end = '\0';
-	char *found = NULL;
-	for (char *line = start; line && *line && !found;) {
-		char *nl = strchr(line, '\n');
-		if (nl)
-			*nl = '\0';
-		char want[64];
-		snprintf(want, sizeof want, "event=%s ", kind);
-		if (strstr(line, want) && strstr(line, match))
-			found = strdup(line);
-		line = nl ? nl + 1 : NULL;
-	}
-	free(log);
-	return found;
-}
-
 struct want {
 	const char *key;
 	long long value;
@@ -91,9 +44,9 @@ static char *wait_values(const struct h_corral *c, const char *kind, const char 
 
 	for (;;) {
 		free(line);
-		line = dump_line(c, kind, match);
+		line = h_stats_dump_line(c, kind, match);
 		size_t ok = 0;
-		while (line && ok < n && field(line, want[ok].key) == want[ok].value)
+		while (line && ok < n && h_log_field(line, want[ok].key) == want[ok].value)
 			ok++;
 		if (ok == n)
 			return line;
@@ -141,20 +94,20 @@ Test(stats, counts_transactions_and_queries, .timeout = 60)
 	};
 	char *line = wait_values(c, "stats_pool", "db=\"bench\"", pool,
 				 sizeof pool / sizeof pool[0]);
-	cr_expect_gt(field(line, "bytes_received"), 1000 * 14, "%s", line); /* 'Q' + "SELECT 1" */
-	cr_expect_gt(field(line, "bytes_sent"), 1000 * 6, "%s", line); /* at least ReadyForQuery */
-	cr_expect_gt(field(line, "xact_time_us"), 0, "%s", line);
-	cr_expect_gt(field(line, "query_time_us"), 0, "%s", line);
-	cr_expect_geq(field(line, "xact_time_us"), field(line, "query_time_us") / 2, "%s", line);
-	cr_expect_gt(field(line, "xact_p99_us"), 0, "%s", line);
-	cr_expect_geq(field(line, "xact_p99_us"), field(line, "xact_p50_us"), "%s", line);
-	cr_expect_eq(field(line, "pool_size"), 10, "%s", line);
+	cr_expect_gt(h_log_field(line, "bytes_received"), 1000 * 14, "%s", line); /* 'Q' + "SELECT 1" */
+	cr_expect_gt(h_log_field(line, "bytes_sent"), 1000 * 6, "%s", line); /* at least ReadyForQuery */
+	cr_expect_gt(h_log_field(line, "xact_time_us"), 0, "%s", line);
+	cr_expect_gt(h_log_field(line, "query_time_us"), 0, "%s", line);
+	cr_expect_geq(h_log_field(line, "xact_time_us"), h_log_field(line, "query_time_us") / 2, "%s", line);
+	cr_expect_gt(h_log_field(line, "xact_p99_us"), 0, "%s", line);
+	cr_expect_geq(h_log_field(line, "xact_p99_us"), h_log_field(line, "xact_p50_us"), "%s", line);
+	cr_expect_eq(h_log_field(line, "pool_size"), 10, "%s", line);
 	cr_expect(strstr(line, "pool_mode=transaction") != NULL, "%s", line);
 	free(line);
 
 	const struct want app[] = {{"xact_count", 1000}, {"query_count", 1200}, {"cl_idle", 10}};
 	line = wait_values(c, "stats_app", "app=\"stats_counts\"", app, sizeof app / sizeof app[0]);
-	cr_expect_eq(field(line, "limit"), 0, "%s", line);
+	cr_expect_eq(h_log_field(line, "limit"), 0, "%s", line);
 	free(line);
 
 	for (int i = 0; i < 10; i++)
@@ -183,8 +136,8 @@ Test(stats, gauges_while_clients_wait, .timeout = 60)
 	};
 	char *line = wait_values(c, "stats_pool", "db=\"bench\"", busy,
 				 sizeof busy / sizeof busy[0]);
-	cr_expect_gt(field(line, "maxwait_us"), 0, "%s", line);
-	cr_expect_eq(field(line, "sv_idle"), 0, "%s", line);
+	cr_expect_gt(h_log_field(line, "maxwait_us"), 0, "%s", line);
+	cr_expect_eq(h_log_field(line, "sv_idle"), 0, "%s", line);
 	free(line);
 	const struct want app_busy[] = {{"cl_active", 10}, {"cl_waiting", 20}};
 	free(wait_values(c, "stats_app", "app=\"stats_gauges\"", app_busy, 2));
@@ -201,10 +154,10 @@ Test(stats, gauges_while_clients_wait, .timeout = 60)
 	line = wait_values(c, "stats_pool", "db=\"bench\"", done, sizeof done / sizeof done[0]);
 	/* 20 clients waited a pg_sleep(2) or more (and, the pool being cold, most of the
 	 * first ten waited for their server's login). */
-	cr_expect_geq(field(line, "wait_count"), 20, "%s", line);
-	cr_expect_geq(field(line, "wait_time_us"), 20LL * 1500000, "%s", line);
-	cr_expect_geq(field(line, "wait_p99_us"), 1500000, "%s", line);
-	cr_expect_eq(field(line, "maxwait_us"), 0, "%s", line);
+	cr_expect_geq(h_log_field(line, "wait_count"), 20, "%s", line);
+	cr_expect_geq(h_log_field(line, "wait_time_us"), 20LL * 1500000, "%s", line);
+	cr_expect_geq(h_log_field(line, "wait_p99_us"), 1500000, "%s", line);
+	cr_expect_eq(h_log_field(line, "maxwait_us"), 0, "%s", line);
 	free(line);
 	for (int i = 0; i < 30; i++)
 		PQfinish(conn[i]);
