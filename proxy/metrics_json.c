@@ -1,115 +1,102 @@
 #include "proxy/metrics_json.h"
+#include "proxy/text_out.h"
 
-#include <stdarg.h>
 #include <stdio.h>
-
-/* Writes, so that a failed add (out of memory) is remembered once. */
-struct writer {
-	struct evbuffer *out;
-	bool ok;
-};
-
-static void PRINTF_LIKE(2, 3) put(struct writer *w, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	if (w->ok && evbuffer_add_vprintf(w->out, fmt, ap) < 0)
-		w->ok = false;
-	va_end(ap);
-}
 
 /* A JSON string.  Names come from clients (application_name) and may hold any byte:
  * control characters and bytes outside ASCII are written as \u00XX, so the document
  * is valid whatever they are. */
-static void put_string(struct writer *w, const char *s)
+static void put_string(struct text_out *w, const char *s)
 {
-	put(w, "\"");
+	text_put(w, "\"");
 	for (const unsigned char *p = (const unsigned char *)s; w->ok && *p; p++) {
 		if (*p == '"' || *p == '\\')
-			put(w, "\\%c", *p);
+			text_put(w, "\\%c", *p);
 		else if (*p < 0x20 || *p >= 0x7f)
-			put(w, "\\u%04x", *p);
+			text_put(w, "\\u%04x", *p);
 		else
 			w->ok = evbuffer_add(w->out, p, 1) == 0;
 	}
-	put(w, "\"");
+	text_put(w, "\"");
 }
 
-static void put_hist(struct writer *w, const char *name, const uint64_t *hist)
+static void put_hist(struct text_out *w, const char *name, const uint64_t *hist)
 {
-	put(w, ",\"%s\":[", name);
+	text_put(w, ",\"%s\":[", name);
 	for (unsigned b = 0; b < STATS_HIST_BUCKETS; b++)
-		put(w, "%s%llu", b ? "," : "", (unsigned long long)hist[b]);
-	put(w, "]");
+		text_put(w, "%s%llu", b ? "," : "", (unsigned long long)hist[b]);
+	text_put(w, "]");
 }
 
 /* What pools, applications and the sum of pools all have; starts with a comma. */
-static void put_totals(struct writer *w, const struct stats_totals *t)
+static void put_totals(struct text_out *w, const struct stats_totals *t)
 {
 	const long long *cl = t->clients;
-	put(w,
-	    ",\"clients\":{\"login\":%lld,\"idle\":%lld,\"waiting_app\":%lld,\"waiting\":%lld,"
-	    "\"active\":%lld,\"closing\":%lld}",
-	    cl[STATS_CL_LOGIN], cl[STATS_CL_IDLE], cl[STATS_CL_WAITING_APP], cl[STATS_CL_WAITING],
-	    cl[STATS_CL_ACTIVE], cl[STATS_CL_CLOSING]);
-	put(w,
-	    ",\"xact_count\":%llu,\"query_count\":%llu,\"bytes_received\":%llu,\"bytes_sent\":%llu,"
-	    "\"xact_time_us\":%llu,\"query_time_us\":%llu,\"wait_time_us\":%llu,\"checkouts\":%llu,"
-	    "\"wait_count\":%llu,\"sheds\":%llu,\"timeouts\":%llu",
-	    (unsigned long long)t->xact_count, (unsigned long long)t->query_count,
-	    (unsigned long long)t->bytes_received, (unsigned long long)t->bytes_sent,
-	    (unsigned long long)t->xact_time_us, (unsigned long long)t->query_time_us,
-	    (unsigned long long)t->wait_time_us, (unsigned long long)t->checkouts,
-	    (unsigned long long)t->wait_count, (unsigned long long)t->sheds,
-	    (unsigned long long)t->timeouts);
-	put(w,
-	    ",\"xact_p50_us\":%lld,\"xact_p95_us\":%lld,\"xact_p99_us\":%lld,\"wait_p50_us\":%lld,"
-	    "\"wait_p95_us\":%lld,\"wait_p99_us\":%lld",
-	    stats_hist_quantile(t->xact_hist, 0.50), stats_hist_quantile(t->xact_hist, 0.95),
-	    stats_hist_quantile(t->xact_hist, 0.99), stats_hist_quantile(t->wait_hist, 0.50),
-	    stats_hist_quantile(t->wait_hist, 0.95), stats_hist_quantile(t->wait_hist, 0.99));
+	text_put(w,
+		 ",\"clients\":{\"login\":%lld,\"idle\":%lld,\"waiting_app\":%lld,\"waiting\":%lld,"
+		 "\"active\":%lld,\"closing\":%lld}",
+		 cl[STATS_CL_LOGIN], cl[STATS_CL_IDLE], cl[STATS_CL_WAITING_APP],
+		 cl[STATS_CL_WAITING], cl[STATS_CL_ACTIVE], cl[STATS_CL_CLOSING]);
+	text_put(
+		w,
+		",\"xact_count\":%llu,\"query_count\":%llu,\"bytes_received\":%llu,\"bytes_sent\":%llu,"
+		"\"xact_time_us\":%llu,\"query_time_us\":%llu,\"wait_time_us\":%llu,\"checkouts\":%llu,"
+		"\"wait_count\":%llu,\"sheds\":%llu,\"timeouts\":%llu",
+		(unsigned long long)t->xact_count, (unsigned long long)t->query_count,
+		(unsigned long long)t->bytes_received, (unsigned long long)t->bytes_sent,
+		(unsigned long long)t->xact_time_us, (unsigned long long)t->query_time_us,
+		(unsigned long long)t->wait_time_us, (unsigned long long)t->checkouts,
+		(unsigned long long)t->wait_count, (unsigned long long)t->sheds,
+		(unsigned long long)t->timeouts);
+	text_put(
+		w,
+		",\"xact_p50_us\":%lld,\"xact_p95_us\":%lld,\"xact_p99_us\":%lld,\"wait_p50_us\":%lld,"
+		"\"wait_p95_us\":%lld,\"wait_p99_us\":%lld",
+		stats_hist_quantile(t->xact_hist, 0.50), stats_hist_quantile(t->xact_hist, 0.95),
+		stats_hist_quantile(t->xact_hist, 0.99), stats_hist_quantile(t->wait_hist, 0.50),
+		stats_hist_quantile(t->wait_hist, 0.95), stats_hist_quantile(t->wait_hist, 0.99));
 	put_hist(w, "xact_hist", t->xact_hist);
 	put_hist(w, "wait_hist", t->wait_hist);
 }
 
-static void put_pool(struct writer *w, const struct stats_pool *p,
+static void put_pool(struct text_out *w, const struct stats_pool *p,
 		     const struct metrics_process *proc)
 {
-	put(w, "{\"database\":");
+	text_put(w, "{\"database\":");
 	put_string(w, p->database);
-	put(w, ",\"user\":");
+	text_put(w, ",\"user\":");
 	put_string(w, p->user);
-	put(w, ",\"pool_mode\":\"%s\",\"pool_size\":%d", pool_mode_name(p->pool_mode),
-	    p->pool_size);
+	text_put(w, ",\"pool_mode\":\"%s\",\"pool_size\":%d", pool_mode_name(p->pool_mode),
+		 p->pool_size);
 	int max_conn = metrics_max_connections(proc, p->database);
 	if (max_conn >= 0)
-		put(w, ",\"max_connections\":%d", max_conn);
+		text_put(w, ",\"max_connections\":%d", max_conn);
 	else
-		put(w, ",\"max_connections\":null");
-	put(w,
-	    ",\"servers\":{\"login\":%d,\"idle\":%d,\"active\":%d,\"closing\":%d},"
-	    "\"servers_total\":%d,\"queue_depth\":%d,\"maxwait_us\":%lld",
-	    p->sv_login, p->sv_idle, p->sv_active, p->sv_closing, p->servers, p->queue_depth,
-	    p->maxwait_us);
+		text_put(w, ",\"max_connections\":null");
+	text_put(w,
+		 ",\"servers\":{\"login\":%d,\"idle\":%d,\"active\":%d,\"closing\":%d},"
+		 "\"servers_total\":%d,\"queue_depth\":%d,\"maxwait_us\":%lld",
+		 p->sv_login, p->sv_idle, p->sv_active, p->sv_closing, p->servers, p->queue_depth,
+		 p->maxwait_us);
 	put_totals(w, &p->t);
-	put(w, "}");
+	text_put(w, "}");
 }
 
-static void put_app(struct writer *w, const struct stats_app *a)
+static void put_app(struct text_out *w, const struct stats_app *a)
 {
-	put(w, "{\"name\":");
+	text_put(w, "{\"name\":");
 	put_string(w, a->name);
-	put(w,
-	    ",\"limit\":%d,\"slots_in_use\":%d,\"queue_depth\":%d,\"maxwait_us\":%lld,"
-	    "\"admitted\":%llu",
-	    a->limit, a->slots_in_use, a->queue_depth, a->maxwait_us,
-	    (unsigned long long)a->t.admitted);
+	text_put(w,
+		 ",\"limit\":%d,\"slots_in_use\":%d,\"queue_depth\":%d,\"maxwait_us\":%lld,"
+		 "\"admitted\":%llu",
+		 a->limit, a->slots_in_use, a->queue_depth, a->maxwait_us,
+		 (unsigned long long)a->t.admitted);
 	put_totals(w, &a->t);
-	put(w, "}");
+	text_put(w, "}");
 }
 
 /* Sums of every pool: the whole corral at a glance. */
-static void put_sum(struct writer *w, const struct stats_snapshot *snap)
+static void put_sum(struct text_out *w, const struct stats_snapshot *snap)
 {
 	struct stats_totals sum = {0};
 	int pool_size = 0, servers = 0, queue_depth = 0;
@@ -139,32 +126,32 @@ static void put_sum(struct writer *w, const struct stats_snapshot *snap)
 			sum.wait_hist[b] += t->wait_hist[b];
 		}
 	}
-	put(w, "{\"pool_size\":%d,\"servers_total\":%d,\"queue_depth\":%d,\"maxwait_us\":%lld",
-	    pool_size, servers, queue_depth, maxwait);
+	text_put(w, "{\"pool_size\":%d,\"servers_total\":%d,\"queue_depth\":%d,\"maxwait_us\":%lld",
+		 pool_size, servers, queue_depth, maxwait);
 	put_totals(w, &sum);
-	put(w, "}");
+	text_put(w, "}");
 }
 
 bool metrics_json_write(struct evbuffer *out, const struct stats_snapshot *snap,
 			const struct metrics_process *proc)
 {
-	struct writer w = {.out = out, .ok = true};
-	put(&w, "{\"ts_ms\":%lld,\"serving\":\"%s\",\"workers\":%d,\"hist_le_us\":[",
-	    (long long)proc->unix_ms, serving_name(proc->serving), snap->n_workers);
+	struct text_out w = {.out = out, .ok = true};
+	text_put(&w, "{\"ts_ms\":%lld,\"serving\":\"%s\",\"workers\":%d,\"hist_le_us\":[",
+		 (long long)proc->unix_ms, serving_name(proc->serving), snap->n_workers);
 	for (unsigned b = 0; b + 1 < STATS_HIST_BUCKETS; b++)
-		put(&w, "%s%lld", b ? "," : "", stats_hist_upper(b) - 1);
-	put(&w, "],\"totals\":");
+		text_put(&w, "%s%lld", b ? "," : "", stats_hist_upper(b) - 1);
+	text_put(&w, "],\"totals\":");
 	put_sum(&w, snap);
-	put(&w, ",\"pools\":[");
+	text_put(&w, ",\"pools\":[");
 	for (size_t i = 0; i < snap->n_pools; i++) {
-		put(&w, i ? "," : "");
+		text_put(&w, i ? "," : "");
 		put_pool(&w, &snap->pools[i], proc);
 	}
-	put(&w, "],\"apps\":[");
+	text_put(&w, "],\"apps\":[");
 	for (size_t i = 0; i < snap->n_apps; i++) {
-		put(&w, i ? "," : "");
+		text_put(&w, i ? "," : "");
 		put_app(&w, &snap->apps[i]);
 	}
-	put(&w, "]}\n");
+	text_put(&w, "]}\n");
 	return w.ok;
 }

@@ -1,6 +1,6 @@
 #include "proxy/metrics_prom.h"
+#include "proxy/text_out.h"
 
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,30 +47,15 @@ static const char *const client_states[STATS_CL_GROUPS] = {
 	[STATS_CL_CLOSING] = "closing",
 };
 
-/* Writes, so that a failed evbuffer_add_printf (out of memory) is remembered once. */
-struct writer {
-	struct evbuffer *out;
-	bool ok;
-};
-
-static void PRINTF_LIKE(2, 3) put(struct writer *w, const char *fmt, ...)
+static void family(struct text_out *w, const char *name, const char *type, const char *help)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	if (w->ok && evbuffer_add_vprintf(w->out, fmt, ap) < 0)
-		w->ok = false;
-	va_end(ap);
-}
-
-static void family(struct writer *w, const char *name, const char *type, const char *help)
-{
-	put(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	text_put(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* Microseconds as seconds, exactly: "1.250000". */
-static void put_seconds(struct writer *w, unsigned long long us)
+static void put_seconds(struct text_out *w, unsigned long long us)
 {
-	put(w, "%llu.%06llu", us / 1000000, us % 1000000);
+	text_put(w, "%llu.%06llu", us / 1000000, us % 1000000);
 }
 
 bool metrics_prom_label_value(struct evbuffer *out, const char *s)
@@ -114,7 +99,7 @@ static char *labels_of(const char *const *kv)
 	return s;
 }
 
-static void write_counters(struct writer *w, const char *prefix, const struct subject *subj,
+static void write_counters(struct text_out *w, const char *prefix, const struct subject *subj,
 			   size_t n)
 {
 	char name[96];
@@ -125,17 +110,17 @@ static void write_counters(struct writer *w, const char *prefix, const struct su
 		for (size_t i = 0; i < n; i++) {
 			unsigned long long v = *(const uint64_t *)((const char *)subj[i].t +
 								   d->offset);
-			put(w, "%s{%s} ", name, subj[i].labels);
+			text_put(w, "%s{%s} ", name, subj[i].labels);
 			if (d->micros)
 				put_seconds(w, v);
 			else
-				put(w, "%llu", v);
-			put(w, "\n");
+				text_put(w, "%llu", v);
+			text_put(w, "\n");
 		}
 	}
 }
 
-static void write_clients(struct writer *w, const char *prefix, const char *what,
+static void write_clients(struct text_out *w, const char *prefix, const char *what,
 			  const struct subject *subj, size_t n)
 {
 	char name[96], help[160];
@@ -147,13 +132,13 @@ static void write_clients(struct writer *w, const char *prefix, const char *what
 	family(w, name, "gauge", help);
 	for (size_t i = 0; i < n; i++) {
 		for (int s = 0; s < STATS_CL_GROUPS; s++)
-			put(w, "%s{%s,state=\"%s\"} %lld\n", name, subj[i].labels, client_states[s],
-			    subj[i].t->clients[s]);
+			text_put(w, "%s{%s,state=\"%s\"} %lld\n", name, subj[i].labels,
+				 client_states[s], subj[i].t->clients[s]);
 	}
 }
 
 /* One histogram family: queue waits (wait) or transaction latency. */
-static void write_histogram(struct writer *w, const char *name, const char *help,
+static void write_histogram(struct text_out *w, const char *name, const char *help,
 			    const struct subject *subj, size_t n, bool wait)
 {
 	family(w, name, "histogram", help);
@@ -163,20 +148,20 @@ static void write_histogram(struct writer *w, const char *name, const char *help
 		unsigned long long cum = 0;
 		for (unsigned b = 0; b + 1 < STATS_HIST_BUCKETS; b++) {
 			cum += hist[b];
-			put(w, "%s_bucket{%s,le=\"", name, subj[i].labels);
+			text_put(w, "%s_bucket{%s,le=\"", name, subj[i].labels);
 			put_seconds(w, (unsigned long long)(stats_hist_upper(b) - 1));
-			put(w, "\"} %llu\n", cum);
+			text_put(w, "\"} %llu\n", cum);
 		}
 		cum += hist[STATS_HIST_BUCKETS - 1];
-		put(w, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, subj[i].labels, cum);
-		put(w, "%s_sum{%s} ", name, subj[i].labels);
+		text_put(w, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, subj[i].labels, cum);
+		text_put(w, "%s_sum{%s} ", name, subj[i].labels);
 		put_seconds(w, wait ? t->wait_time_us : t->xact_time_us);
-		put(w, "\n%s_count{%s} %llu\n", name, subj[i].labels, cum);
+		text_put(w, "\n%s_count{%s} %llu\n", name, subj[i].labels, cum);
 	}
 }
 
 /* What pools and applications both have: clients, counters, the two histograms. */
-static void write_common(struct writer *w, const char *prefix, const char *what,
+static void write_common(struct text_out *w, const char *prefix, const char *what,
 			 const struct subject *subj, size_t n)
 {
 	char name[96];
@@ -194,28 +179,28 @@ static void write_common(struct writer *w, const char *prefix, const char *what,
 			subj, n, true);
 }
 
-static void write_process(struct writer *w, const struct stats_snapshot *snap,
+static void write_process(struct text_out *w, const struct stats_snapshot *snap,
 			  const struct metrics_process *proc)
 {
 	family(w, "corral_up", "gauge", "1: corral is running (it serves this endpoint).");
-	put(w, "corral_up 1\n");
+	text_put(w, "corral_up 1\n");
 	family(w, "corral_serving_state", "gauge",
 	       "1 for the state corral is in: serving, paused (PAUSE: new transactions held) "
 	       "or shutting_down.");
 	static const enum serving_state states[] = {SERVING_UP, SERVING_PAUSED,
 						    SERVING_SHUTTING_DOWN};
 	for (size_t i = 0; i < ARRAY_SIZE(states); i++)
-		put(w, "corral_serving_state{state=\"%s\"} %d\n", serving_name(states[i]),
-		    proc->serving == states[i]);
+		text_put(w, "corral_serving_state{state=\"%s\"} %d\n", serving_name(states[i]),
+			 proc->serving == states[i]);
 	family(w, "corral_workers", "gauge", "Worker threads (event loops).");
-	put(w, "corral_workers %d\n", snap->n_workers);
+	text_put(w, "corral_workers %d\n", snap->n_workers);
 	family(w, "corral_pools", "gauge", "Pools (database, user) that have had a client.");
-	put(w, "corral_pools %zu\n", snap->n_pools);
+	text_put(w, "corral_pools %zu\n", snap->n_pools);
 	family(w, "corral_apps", "gauge", "Applications (application_name) with a record.");
-	put(w, "corral_apps %zu\n", snap->n_apps);
+	text_put(w, "corral_apps %zu\n", snap->n_apps);
 }
 
-static void write_databases(struct writer *w, const struct metrics_process *proc)
+static void write_databases(struct text_out *w, const struct metrics_process *proc)
 {
 	bool any = false;
 	for (size_t i = 0; i < proc->n_db_limits; i++)
@@ -228,13 +213,13 @@ static void write_databases(struct writer *w, const struct metrics_process *proc
 	for (size_t i = 0; w->ok && i < proc->n_db_limits; i++) {
 		if (proc->db_limits[i].max_connections < 0)
 			continue;
-		put(w, "corral_database_max_connections{database=\"");
+		text_put(w, "corral_database_max_connections{database=\"");
 		w->ok = w->ok && metrics_prom_label_value(out, proc->db_limits[i].database);
-		put(w, "\"} %d\n", proc->db_limits[i].max_connections);
+		text_put(w, "\"} %d\n", proc->db_limits[i].max_connections);
 	}
 }
 
-static void write_pools(struct writer *w, const struct stats_snapshot *snap,
+static void write_pools(struct text_out *w, const struct stats_snapshot *snap,
 			const struct subject *subj)
 {
 	size_t n = snap->n_pools;
@@ -242,11 +227,11 @@ static void write_pools(struct writer *w, const struct stats_snapshot *snap,
 		return;
 	family(w, "corral_pool_info", "gauge", "1 per pool; pool_mode as a label.");
 	for (size_t i = 0; i < n; i++)
-		put(w, "corral_pool_info{%s,pool_mode=\"%s\"} 1\n", subj[i].labels,
-		    pool_mode_name(snap->pools[i].pool_mode));
+		text_put(w, "corral_pool_info{%s,pool_mode=\"%s\"} 1\n", subj[i].labels,
+			 pool_mode_name(snap->pools[i].pool_mode));
 	family(w, "corral_pool_size", "gauge", "Server connections the pool may open (pool_size).");
 	for (size_t i = 0; i < n; i++)
-		put(w, "corral_pool_size{%s} %d\n", subj[i].labels, snap->pools[i].pool_size);
+		text_put(w, "corral_pool_size{%s} %d\n", subj[i].labels, snap->pools[i].pool_size);
 	family(w, "corral_pool_servers", "gauge",
 	       "Server connections of the pool by state (closing: Terminate sent, backend not "
 	       "gone yet; still counted against pool_size).");
@@ -255,24 +240,24 @@ static void write_pools(struct writer *w, const struct stats_snapshot *snap,
 		const int v[] = {p->sv_login, p->sv_idle, p->sv_active, p->sv_closing};
 		const char *const s[] = {"login", "idle", "active", "closing"};
 		for (size_t k = 0; k < ARRAY_SIZE(v); k++)
-			put(w, "corral_pool_servers{%s,state=\"%s\"} %d\n", subj[i].labels, s[k],
-			    v[k]);
+			text_put(w, "corral_pool_servers{%s,state=\"%s\"} %d\n", subj[i].labels,
+				 s[k], v[k]);
 	}
 	family(w, "corral_pool_queue_depth", "gauge", "Clients queued for a server now.");
 	for (size_t i = 0; i < n; i++)
-		put(w, "corral_pool_queue_depth{%s} %d\n", subj[i].labels,
-		    snap->pools[i].queue_depth);
+		text_put(w, "corral_pool_queue_depth{%s} %d\n", subj[i].labels,
+			 snap->pools[i].queue_depth);
 	family(w, "corral_pool_maxwait_seconds", "gauge",
 	       "How long the longest-waiting client of the pool has waited (0: none waits).");
 	for (size_t i = 0; i < n; i++) {
-		put(w, "corral_pool_maxwait_seconds{%s} ", subj[i].labels);
+		text_put(w, "corral_pool_maxwait_seconds{%s} ", subj[i].labels);
 		put_seconds(w, (unsigned long long)snap->pools[i].maxwait_us);
-		put(w, "\n");
+		text_put(w, "\n");
 	}
 	write_common(w, "corral_pool", "pool", subj, n);
 }
 
-static void write_apps(struct writer *w, const struct stats_snapshot *snap,
+static void write_apps(struct text_out *w, const struct stats_snapshot *snap,
 		       const struct subject *subj)
 {
 	size_t n = snap->n_apps;
@@ -281,29 +266,29 @@ static void write_apps(struct writer *w, const struct stats_snapshot *snap,
 	family(w, "corral_app_limit", "gauge",
 	       "Concurrent transactions the application may run ([limits]; 0: no limit).");
 	for (size_t i = 0; i < n; i++)
-		put(w, "corral_app_limit{%s} %d\n", subj[i].labels, snap->apps[i].limit);
+		text_put(w, "corral_app_limit{%s} %d\n", subj[i].labels, snap->apps[i].limit);
 	family(w, "corral_app_slots_in_use", "gauge",
 	       "Transactions holding one of the application's slots now.");
 	for (size_t i = 0; i < n; i++)
-		put(w, "corral_app_slots_in_use{%s} %d\n", subj[i].labels,
-		    snap->apps[i].slots_in_use);
+		text_put(w, "corral_app_slots_in_use{%s} %d\n", subj[i].labels,
+			 snap->apps[i].slots_in_use);
 	family(w, "corral_app_queue_depth", "gauge",
 	       "Clients queued for one of the application's slots now.");
 	for (size_t i = 0; i < n; i++)
-		put(w, "corral_app_queue_depth{%s} %d\n", subj[i].labels,
-		    snap->apps[i].queue_depth);
+		text_put(w, "corral_app_queue_depth{%s} %d\n", subj[i].labels,
+			 snap->apps[i].queue_depth);
 	family(w, "corral_app_maxwait_seconds", "gauge",
 	       "How long the application's longest-waiting client has waited for a slot.");
 	for (size_t i = 0; i < n; i++) {
-		put(w, "corral_app_maxwait_seconds{%s} ", subj[i].labels);
+		text_put(w, "corral_app_maxwait_seconds{%s} ", subj[i].labels);
 		put_seconds(w, (unsigned long long)snap->apps[i].maxwait_us);
-		put(w, "\n");
+		text_put(w, "\n");
 	}
 	family(w, "corral_app_admitted_total", "counter",
 	       "Checkouts of clients holding an application slot (limited applications).");
 	for (size_t i = 0; i < n; i++)
-		put(w, "corral_app_admitted_total{%s} %llu\n", subj[i].labels,
-		    (unsigned long long)snap->apps[i].t.admitted);
+		text_put(w, "corral_app_admitted_total{%s} %llu\n", subj[i].labels,
+			 (unsigned long long)snap->apps[i].t.admitted);
 	write_common(w, "corral_app", "application", subj, n);
 }
 
@@ -317,7 +302,7 @@ static void free_subjects(struct subject *s, size_t n)
 bool metrics_prom_write(struct evbuffer *out, const struct stats_snapshot *snap,
 			const struct metrics_process *proc)
 {
-	struct writer w = {.out = out, .ok = true};
+	struct text_out w = {.out = out, .ok = true};
 	struct subject *pools = calloc(snap->n_pools + 1, sizeof(*pools));
 	struct subject *apps = calloc(snap->n_apps + 1, sizeof(*apps));
 	w.ok = pools && apps;
