@@ -86,8 +86,7 @@ void pool_env_adopt(struct pool_env *env, const struct corral_config *cfg)
 {
 	env->cfg = cfg;
 	struct list *it, *tmp;
-	list_for_each_safe(it, tmp, &env->pools)
-		adopt_pool(list_entry(it, struct pool, node), cfg);
+	list_for_each_safe(it, tmp, &env->pools) adopt_pool(list_entry(it, struct pool, node), cfg);
 	list_for_each_safe(it, tmp, &env->app_gates)
 		app_gate_claim(list_entry(it, struct app_gate, node));
 }

@@ -23,7 +23,8 @@ const struct admin_command admin_commands[] = {
 	{"RESUME", ADMIN_FULL, admin_cmd_resume, "RESUME [db]"},
 	{"KILL", ADMIN_FULL, admin_cmd_kill, "KILL db"},
 	{"SHUTDOWN", ADMIN_FULL, admin_cmd_shutdown, "SHUTDOWN"},
-	{"SHUTDOWN WAIT_FOR_CLIENTS", ADMIN_FULL, admin_cmd_shutdown_wait, "SHUTDOWN WAIT_FOR_CLIENTS"},
+	{"SHUTDOWN WAIT_FOR_CLIENTS", ADMIN_FULL, admin_cmd_shutdown_wait,
+	 "SHUTDOWN WAIT_FOR_CLIENTS"},
 	{NULL, ADMIN_READ_ONLY, NULL, NULL},
 };
 

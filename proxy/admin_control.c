@@ -19,8 +19,8 @@ static bool one_db(struct admin_ctx *ctx, char *db, size_t len, bool required, b
 	const char *p = ctx->args;
 	*given = admin_next_word(&p, db, len);
 	if ((required && !*given) || *p) {
-		admin_error(ctx, "42601", "syntax error: %s", required ? "a database name is needed"
-								       : "at most one database name");
+		admin_error(ctx, "42601", "syntax error: %s",
+			    required ? "a database name is needed" : "at most one database name");
 		return false;
 	}
 	return true;
@@ -64,7 +64,8 @@ enum admin_result admin_cmd_set(struct admin_ctx *ctx)
 		for (p++; *p == ' ' || *p == '\t'; p++)
 			;
 		if (*p)
-			return admin_error(ctx, "42601", "syntax error: text after the quoted value");
+			return admin_error(ctx, "42601",
+					   "syntax error: text after the quoted value");
 	} else {
 		n = strlen(p);
 		if (n >= sizeof(value))

@@ -379,7 +379,7 @@ void auth_file_free(struct auth_file *af)
 
 bool auth_file_copy(const struct auth_file *src, struct auth_file *dst)
 {
-	*dst = (struct auth_file){ 0 };
+	*dst = (struct auth_file){0};
 	if (src->n_users == 0)
 		return true;
 	dst->users = calloc(src->n_users, sizeof(*dst->users));

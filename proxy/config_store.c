@@ -18,8 +18,8 @@ struct snapshot *snapshot_new(struct corral_config *cfg, struct auth_file *auth)
 	}
 	s->cfg = *cfg;
 	s->auth = *auth;
-	*cfg = (struct corral_config){ 0 };
-	*auth = (struct auth_file){ 0 };
+	*cfg = (struct corral_config){0};
+	*auth = (struct auth_file){0};
 	atomic_init(&s->refs, 1);
 	return s;
 }
@@ -52,7 +52,7 @@ struct snapshot *snapshot_load(const char *path, char *err, size_t errlen)
 	struct corral_config cfg;
 	if (!config_load(path, &cfg, err, errlen))
 		return NULL;
-	struct auth_file auth = { 0 };
+	struct auth_file auth = {0};
 	if (cfg.auth_file && cfg.auth_file[0] &&
 	    (!auth_file_readable(&cfg, err, errlen) ||
 	     !auth_file_load(cfg.auth_file, &auth, err, errlen))) {

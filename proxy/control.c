@@ -34,9 +34,9 @@ static struct {
 	size_t n_paused_dbs;
 	bool shutting_down;
 	bool waiting_for_clients;
-	usec_t shutdown_deadline; /* 0: none */
+	usec_t shutdown_deadline;  /* 0: none */
 	struct event *shutdown_ev; /* worker 0's: polls for the last client */
-} ctl = { .lock = PTHREAD_MUTEX_INITIALIZER };
+} ctl = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* Counts the workers that have done what they were told (one reference per message and
  * one for whoever waits on it). */
@@ -96,11 +96,12 @@ static void kill_clients(struct worker *w, const char *db)
 		list_for_each_safe(it, tmp, &w->client_list[l])
 		{
 			struct client *c = list_entry(it, struct client, node);
-			if (c->database && strcmp(c->database, db) == 0 &&
-			    c->state != CL_CLOSING && c->state != CL_CLOSED)
-				client_fail(c, "57P01",
-					    "terminating connection due to administrator command (KILL \"%s\")",
-					    db);
+			if (c->database && strcmp(c->database, db) == 0 && c->state != CL_CLOSING &&
+			    c->state != CL_CLOSED)
+				client_fail(
+					c, "57P01",
+					"terminating connection due to administrator command (KILL \"%s\")",
+					db);
 		}
 	}
 }
@@ -139,7 +140,7 @@ static void msg_run(struct inbox_item *item, void *ctx)
 		worker_close_listener(w);
 		break;
 	case OP_WATCH_SHUTDOWN: {
-		struct timeval tv = { 0, POLL_USEC };
+		struct timeval tv = {0, POLL_USEC};
 		event_add(ctl.shutdown_ev, &tv);
 		shutdown_watch(-1, 0, NULL);
 		break;
@@ -203,8 +204,8 @@ static void keep_restart_settings(const struct corral_config *old, struct corral
 		cfg->listen_port = old->listen_port;
 	}
 	if (old->workers != cfg->workers) {
-		log_warn("event=reload_needs_restart key=workers value=%d running=%d %s", cfg->workers,
-			 old->workers, what);
+		log_warn("event=reload_needs_restart key=workers value=%d running=%d %s",
+			 cfg->workers, old->workers, what);
 		cfg->workers = old->workers;
 	}
 	if (old->so_reuseport != cfg->so_reuseport) {
@@ -240,13 +241,16 @@ static void log_refusal(const char *what, char *errors, char *err, size_t errlen
 	char first[512] = "";
 	for (char *line = strtok(errors, "\n"); line; line = strtok(NULL, "\n"), n++) {
 		char clean[1024];
-		log_error("event=%s_refused error=\"%s\"", what, log_clean(line, clean, sizeof(clean)));
+		log_error("event=%s_refused error=\"%s\"", what,
+			  log_clean(line, clean, sizeof(clean)));
 		if (n == 0)
 			snprintf(first, sizeof(first), "%s", line);
 	}
 	if (n > 1)
-		snprintf(err, errlen, "%s refused, configuration unchanged: %s (and %d more errors, see the log)",
-			 what, first, n - 1);
+		snprintf(
+			err, errlen,
+			"%s refused, configuration unchanged: %s (and %d more errors, see the log)",
+			what, first, n - 1);
 	else
 		snprintf(err, errlen, "%s refused, configuration unchanged: %s", what, first);
 }
@@ -277,7 +281,7 @@ bool control_reload(char *err, size_t errlen)
 
 static bool needs_restart(const char *key)
 {
-	static const char *const keys[] = { "listen_addr", "listen_port", "workers", "so_reuseport" };
+	static const char *const keys[] = {"listen_addr", "listen_port", "workers", "so_reuseport"};
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
 		if (strcasecmp(keys[i], key) == 0)
 			return true;
@@ -292,8 +296,8 @@ bool control_settable(const char *key)
 bool control_set(const char *key, const char *value, char *err, size_t errlen)
 {
 	if (needs_restart(key)) {
-		snprintf(err, errlen, "SET: %s: needs a restart; change it in the file and restart corral",
-			 key);
+		snprintf(err, errlen,
+			 "SET: %s: needs a restart; change it in the file and restart corral", key);
 		return false;
 	}
 	if (strcasecmp(key, "auth_file") == 0) {
@@ -438,7 +442,7 @@ struct control_wait *control_pause(struct worker *caller, const char *db, contro
 		control_wait_cancel(wait);
 		return NULL;
 	}
-	struct timeval tv = { 0, POLL_USEC };
+	struct timeval tv = {0, POLL_USEC};
 	event_add(wait->ev, &tv);
 	return wait;
 }

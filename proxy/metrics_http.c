@@ -266,8 +266,8 @@ oom:
 	return false;
 }
 
-struct metrics_http *metrics_http_start(struct worker_shared *shared,
-				       const struct snapshot *conf, char *err, size_t errlen)
+struct metrics_http *metrics_http_start(struct worker_shared *shared, const struct snapshot *conf,
+					char *err, size_t errlen)
 {
 	struct metrics_http *m = calloc(1, sizeof(*m));
 	if (!m) {

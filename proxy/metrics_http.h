@@ -26,8 +26,8 @@ struct metrics_http;
  * ("could not listen on ADDR:PORT for [metrics]: ...").
  */
 struct snapshot;
-struct metrics_http *metrics_http_start(struct worker_shared *shared,
-				       const struct snapshot *conf, char *err, size_t errlen);
+struct metrics_http *metrics_http_start(struct worker_shared *shared, const struct snapshot *conf,
+					char *err, size_t errlen);
 /* Stops the thread (a request being answered is finished first) and frees m; NULL ok. */
 void metrics_http_stop(struct metrics_http *m);
 

@@ -15,7 +15,7 @@ struct workers {
 	struct worker *w;
 	pthread_t *threads;
 	int n;
-	int started; /* threads running (workers 1..started) */
+	int started;                      /* threads running (workers 1..started) */
 	bool store_ready, registry_ready; /* for workers_shutdown after a failed init */
 };
 

@@ -17,7 +17,8 @@
 
 TestSuite(admin_control, H_SUITE);
 
-#define SETTINGS "workers = 2\npool_mode = transaction\nquery_wait_timeout = 60\nadmin_users = admin\n"
+#define SETTINGS \
+	"workers = 2\npool_mode = transaction\nquery_wait_timeout = 60\nadmin_users = admin\n"
 #define USERS "\"bench\" \"secret\"\n\"admin\" \"adminpw\"\n"
 
 static void make_role(const char *role)
@@ -35,9 +36,10 @@ static struct h_corral *start(const char *role, const char *extra)
 {
 	make_role(role);
 	char *settings = h_printf("%s%s", SETTINGS, extra);
-	char *dbs = h_printf("bench = host=@PGHOST@ port=@PGPORT@ dbname=bench user=%s password=secret "
-			     "pool_size=5\n",
-			     role);
+	char *dbs =
+		h_printf("bench = host=@PGHOST@ port=@PGPORT@ dbname=bench user=%s password=secret "
+			 "pool_size=5\n",
+			 role);
 	struct h_corral *c = h_corral_start(settings, dbs, USERS);
 	free(settings);
 	free(dbs);
@@ -65,7 +67,8 @@ static void command_ok(PGconn *a, const char *cmd, const char *tag, double timeo
 static void command_fails(PGconn *a, const char *cmd, const char *sqlstate, const char *text)
 {
 	PGresult *r = h_exec(a, cmd);
-	cr_expect_eq(PQresultStatus(r), PGRES_FATAL_ERROR, "%s: %s", cmd, PQresStatus(PQresultStatus(r)));
+	cr_expect_eq(PQresultStatus(r), PGRES_FATAL_ERROR, "%s: %s", cmd,
+		     PQresStatus(PQresultStatus(r)));
 	cr_expect_str_eq(h_sqlstate(r), sqlstate, "%s: %s", cmd, PQresultErrorMessage(r));
 	cr_expect(strstr(PQresultErrorMessage(r), text) != NULL, "%s: [%s] lacks [%s]", cmd,
 		  PQresultErrorMessage(r), text);
@@ -77,7 +80,7 @@ static bool answered_within(PGconn *conn, double secs)
 {
 	double deadline = h_now() + secs;
 	while (h_now() < deadline) {
-		struct pollfd pfd = { .fd = PQsocket(conn), .events = POLLIN };
+		struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
 		poll(&pfd, 1, 50);
 		cr_assert(PQconsumeInput(conn), "%s", PQerrorMessage(conn));
 		if (!PQisBusy(conn))
@@ -94,12 +97,12 @@ static char *bench_start(const struct h_corral *c, int clients, int secs)
 {
 	char *file = h_path("tx.sql"), *out = h_path("pgbench.out");
 	h_write_file(file, "BEGIN;\nSELECT pg_sleep(0.002);\nCOMMIT;\n");
-	char *port = h_printf("%d", c->port), *nc = h_printf("%d", clients), *t = h_printf("%d", secs),
-	     *pgbench = h_pgtool("pgbench");
-	const char *argv[] = { pgbench, "-n", "-h", "127.0.0.1", "-p", port, "-U", H.user, "-c", nc,
-			       "-T", t, "-f", file, H.db, NULL };
+	char *port = h_printf("%d", c->port), *nc = h_printf("%d", clients),
+	     *t = h_printf("%d", secs), *pgbench = h_pgtool("pgbench");
+	const char *argv[] = {pgbench, "-n", "-h", "127.0.0.1", "-p", port, "-U", H.user,
+			      "-c",    nc,   "-T", t,           "-f", file, H.db, NULL};
 	setenv("PGPASSWORD", H.password, 1);
-	struct h_spawn s = { .argv = argv, .out = out, .err = out };
+	struct h_spawn s = {.argv = argv, .out = out, .err = out};
 	bench_pid = h_spawn(&s);
 	bench_running = true;
 	h_track_daemon(&bench_pid, &bench_running);
@@ -122,7 +125,8 @@ static void bench_finish(char *out)
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "pgbench failed:\n%s", text);
 	const char *failed = strstr(text, "number of failed transactions: ");
 	if (failed)
-		cr_expect_eq(atol(failed + strlen("number of failed transactions: ")), 0, "%s", text);
+		cr_expect_eq(atol(failed + strlen("number of failed transactions: ")), 0, "%s",
+			     text);
 	free(text);
 	free(out);
 }
@@ -135,7 +139,8 @@ Test(admin_control, pause_resume_under_load, .timeout = 90)
 {
 	struct h_corral *c = start("adm_pause", "");
 	char *out = bench_start(c, 50, 8);
-	cr_assert_geq(h_wait_pg_backends("bench", "adm_pause", 5, 10), 0, "the load never used 5 servers");
+	cr_assert_geq(h_wait_pg_backends("bench", "adm_pause", 5, 10), 0,
+		      "the load never used 5 servers");
 	PGconn *a = admin(c);
 	command_ok(a, "PAUSE", "PAUSE", 20);
 	cr_expect_eq(h_pg_backends("bench", "adm_pause"), 0, "servers left after PAUSE answered");

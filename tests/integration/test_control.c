@@ -94,10 +94,10 @@ static void bench_start(struct bench *b, const struct h_corral *c, int clients, 
 	b->out = h_path("pgbench.out");
 	char *port = h_printf("%d", c->port), *nc = h_printf("%d", clients),
 	     *t = h_printf("%d", secs), *pgbench = h_pgtool("pgbench");
-	const char *argv[] = { pgbench, "-n", "-h", "127.0.0.1", "-p", port, "-U", H.user,
-			       "-c", nc, "-j", "4", "-T", t, "-f", file, H.db, NULL };
+	const char *argv[] = {pgbench, "-n", "-h", "127.0.0.1", "-p", port, "-U", H.user, "-c",
+			      nc,      "-j", "4",  "-T",        t,    "-f", file, H.db,   NULL};
 	setenv("PGPASSWORD", H.password, 1);
-	struct h_spawn s = { .argv = argv, .out = b->out, .err = b->out };
+	struct h_spawn s = {.argv = argv, .out = b->out, .err = b->out};
 	b->pid = h_spawn(&s);
 	b->running = true;
 	h_track_daemon(&b->pid, &b->running);
@@ -144,8 +144,7 @@ Test(control, reload_resizes_pool_under_load, .timeout = 90)
 	char *dbs = db_line("bench", "ctl_resize", " pool_size=10");
 	struct h_corral *c = h_corral_start(TX_SETTINGS "admin_users = bench\n", dbs, NULL);
 	static struct bench b; /* h_fini kills it if the test fails: it must outlive the test */
-	bench_start(&b, c, 100, 12,
-		    "BEGIN;\nSELECT pg_sleep(0.002);\nSELECT 1;\nCOMMIT;\n");
+	bench_start(&b, c, 100, 12, "BEGIN;\nSELECT pg_sleep(0.002);\nSELECT 1;\nCOMMIT;\n");
 	cr_assert_geq(h_wait_pg_backends("bench", "ctl_resize", 10, 10), 0,
 		      "the load never used 10 servers:\n%s", h_corral_log_tail(c));
 
@@ -193,15 +192,18 @@ Test(control, reload_refuses_broken_config)
 	h_expect_value(a, "select 'before'", "before");
 
 	edit_ini(c, "pool_size=3", "pool_size=5");
-	edit_ini(c, "pool_mode = transaction", "pool_mode = transaction\nmax_client_conn = -1\nlisten_prot = 1");
+	edit_ini(c, "pool_mode = transaction",
+		 "pool_mode = transaction\nmax_client_conn = -1\nlisten_prot = 1");
 	cr_assert_eq(kill(c->pid, SIGHUP), 0);
-	cr_assert(h_wait_log(c, "event=reload_failed", 5.0), "no refusal:\n%s", h_corral_log_tail(c));
+	cr_assert(h_wait_log(c, "event=reload_failed", 5.0), "no refusal:\n%s",
+		  h_corral_log_tail(c));
 	const char *name = strrchr(c->ini, '/') + 1;
 	cr_expect_geq(h_log_count(c, "event=reload_refused"), 2, "each error on its own line:\n%s",
 		      h_corral_log_tail(c));
 	char *bad_value = h_printf("%s:9: max_client_conn: must be", name);
-	char *bad_key = h_printf("%s:10: listen_prot: unknown key in [corral]; did you mean listen_port?",
-				 name);
+	char *bad_key =
+		h_printf("%s:10: listen_prot: unknown key in [corral]; did you mean listen_port?",
+			 name);
 	cr_expect(h_log_count(c, bad_value) >= 1, "%s", h_corral_log_tail(c));
 	cr_expect(h_log_count(c, bad_key) >= 1, "%s", h_corral_log_tail(c));
 	free(bad_value);
@@ -285,7 +287,8 @@ Test(control, reload_changed_database_line_gets_new_servers)
  * (status 0) once it has left. */
 Test(control, sigterm_waits_for_the_last_client)
 {
-	struct h_corral *c = h_corral_start(TX_SETTINGS "shutdown_timeout = 60\n", H_BENCH_DB, NULL);
+	struct h_corral *c = h_corral_start(TX_SETTINGS "shutdown_timeout = 60\n", H_BENCH_DB,
+					    NULL);
 	PGconn *a = h_connect_bench(c);
 	h_expect_value(a, "select 'before'", "before");
 	cr_assert_eq(kill(c->pid, SIGTERM), 0);
@@ -313,7 +316,8 @@ Test(control, sigterm_waits_for_the_last_client)
 	double left = h_now();
 	PQfinish(a);
 	while (h_reap(c->pid, &c->running, &status)) {
-		cr_assert(h_now() - left < 5, "corral still runs 5 s after its last client left:\n%s",
+		cr_assert(h_now() - left < 5,
+			  "corral still runs 5 s after its last client left:\n%s",
 			  h_corral_log_tail(c));
 		usleep(10000);
 	}
@@ -342,10 +346,12 @@ Test(control, sigterm_bounded_by_shutdown_timeout)
 	double took = h_now() - start;
 	cr_expect_geq(took, 0.9, "corral exited after %.2f s, before shutdown_timeout", took);
 	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "corral exited with %d", status);
-	cr_expect(h_log_count(c, "event=shutdown_timeout clients=1") == 1, "%s", h_corral_log_tail(c));
+	cr_expect(h_log_count(c, "event=shutdown_timeout clients=1") == 1, "%s",
+		  h_corral_log_tail(c));
 	PGresult *r = h_exec(a, "select 1");
 	cr_expect_str_eq(h_sqlstate(r), "57P01", "the client got: %s", PQresultErrorMessage(r));
-	cr_expect(strstr(PQresultErrorMessage(r), "terminating connection due to administrator command"),
+	cr_expect(strstr(PQresultErrorMessage(r),
+			 "terminating connection due to administrator command"),
 		  "%s", PQresultErrorMessage(r));
 	PQclear(r);
 	PQfinish(a);

@@ -94,13 +94,17 @@ Test(stats, counts_transactions_and_queries, .timeout = 60)
 	};
 	char *line = wait_values(c, "stats_pool", "db=\"bench\"", pool,
 				 sizeof pool / sizeof pool[0]);
-	cr_expect_gt(h_log_field(line, "bytes_received"), 1000 * 14, "%s", line); /* 'Q' + "SELECT 1" */
-	cr_expect_gt(h_log_field(line, "bytes_sent"), 1000 * 6, "%s", line); /* at least ReadyForQuery */
+	cr_expect_gt(h_log_field(line, "bytes_received"), 1000 * 14, "%s",
+		     line); /* 'Q' + "SELECT 1" */
+	cr_expect_gt(h_log_field(line, "bytes_sent"), 1000 * 6, "%s",
+		     line); /* at least ReadyForQuery */
 	cr_expect_gt(h_log_field(line, "xact_time_us"), 0, "%s", line);
 	cr_expect_gt(h_log_field(line, "query_time_us"), 0, "%s", line);
-	cr_expect_geq(h_log_field(line, "xact_time_us"), h_log_field(line, "query_time_us") / 2, "%s", line);
+	cr_expect_geq(h_log_field(line, "xact_time_us"), h_log_field(line, "query_time_us") / 2,
+		      "%s", line);
 	cr_expect_gt(h_log_field(line, "xact_p99_us"), 0, "%s", line);
-	cr_expect_geq(h_log_field(line, "xact_p99_us"), h_log_field(line, "xact_p50_us"), "%s", line);
+	cr_expect_geq(h_log_field(line, "xact_p99_us"), h_log_field(line, "xact_p50_us"), "%s",
+		      line);
 	cr_expect_eq(h_log_field(line, "pool_size"), 10, "%s", line);
 	cr_expect(strstr(line, "pool_mode=transaction") != NULL, "%s", line);
 	free(line);

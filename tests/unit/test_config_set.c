@@ -17,9 +17,10 @@ static void setup(void)
 	char path[] = "/tmp/corral-config-set-XXXXXX";
 	int fd = mkstemp(path);
 	cr_assert_geq(fd, 0);
-	static const char ini[] = "[corral]\nauth_type = trust\nserver_reset_query = RESET ALL\n"
-				  "[databases]\nd = host=127.0.0.1 dbname=d user=u password=p pool_size=3\n"
-				  "[users]\nu = pool_mode=transaction\n[limits]\napp.a = 2\n";
+	static const char ini[] =
+		"[corral]\nauth_type = trust\nserver_reset_query = RESET ALL\n"
+		"[databases]\nd = host=127.0.0.1 dbname=d user=u password=p pool_size=3\n"
+		"[users]\nu = pool_mode=transaction\n[limits]\napp.a = 2\n";
 	cr_assert_eq(write(fd, ini, sizeof(ini) - 1), (ssize_t)sizeof(ini) - 1);
 	close(fd);
 	char err[1024];
@@ -60,5 +61,6 @@ Test(config_set, refuses_what_the_file_would_refuse)
 	cr_expect_not(config_set(&cfg, "query_wait_timout", "5", &out, err, sizeof(err)));
 	cr_expect(strstr(err, "did you mean query_wait_timeout?") != NULL, "%s", err);
 	cr_expect_not(config_set(&cfg, "min_pool_size", "50", &out, err, sizeof(err)));
-	cr_expect(strstr(err, "min_pool_size: must be at most default_pool_size") != NULL, "%s", err);
+	cr_expect(strstr(err, "min_pool_size: must be at most default_pool_size") != NULL, "%s",
+		  err);
 }

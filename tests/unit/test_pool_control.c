@@ -78,7 +78,8 @@ static void adopt(const char *db_options)
 	int fd = mkstemp(path);
 	cr_assert_geq(fd, 0);
 	char ini[512];
-	int n = snprintf(ini, sizeof(ini), "[corral]\nauth_type = trust\n[databases]\n%s\n", db_options);
+	int n = snprintf(ini, sizeof(ini), "[corral]\nauth_type = trust\n[databases]\n%s\n",
+			 db_options);
 	cr_assert_eq(write(fd, ini, (size_t)n), n);
 	close(fd);
 	char err[1024];
