@@ -216,10 +216,13 @@ Test(cli, second_corral_on_the_same_port)
 	char *second = copy_ini(c, "second.ini", "[corral]\n", "[corral]\n");
 	char *log = h_path("second.log");
 	const char *argv[] = {H.corral_bin, "-c", second, NULL};
-	pid_t pid = h_spawn(&(struct h_spawn){.argv = argv, .out = log, .err = log});
-	bool running = true;
+	/* static: h_fini reads them through the pointers h_track_daemon keeps. */
+	static pid_t pid;
+	static bool running;
 	int status;
 
+	pid = h_spawn(&(struct h_spawn){.argv = argv, .out = log, .err = log});
+	running = true;
 	h_track_daemon(&pid, &running);
 	cr_expect(h_wait_file(log, "event=listening", 10), "the second corral did not start:\n%s",
 		  h_log_tail(log));
