@@ -84,16 +84,23 @@ static void pool_row(struct admin_row *r, const struct stats_pool *p)
 	admin_row_int(r, p->pool_size);
 }
 
-enum admin_result admin_show_pools(struct admin_ctx *ctx)
+static void app_row(struct admin_row *r, const struct stats_app *a);
+
+/* One row per pool (apps false) or per application of a fresh snapshot. */
+static enum admin_result show_snapshot_rows(struct admin_ctx *ctx, const struct admin_col *cols,
+					    size_t n_cols, bool apps)
 {
 	struct stats_snapshot snap;
 	if (!take_snapshot(ctx, &snap))
 		return no_memory(ctx);
-	admin_put_row_description(ctx->out, pool_cols, ARRAY_SIZE(pool_cols));
+	admin_put_row_description(ctx->out, cols, n_cols);
 	bool ok = true;
-	for (size_t i = 0; i < snap.n_pools; i++) {
+	for (size_t i = 0; i < (apps ? snap.n_apps : snap.n_pools); i++) {
 		struct admin_row r = {0};
-		pool_row(&r, &snap.pools[i]);
+		if (apps)
+			app_row(&r, &snap.apps[i]);
+		else
+			pool_row(&r, &snap.pools[i]);
 		ok = admin_row_end(&r, ctx->out) && ok;
 	}
 	stats_snapshot_free(&snap);
@@ -101,6 +108,11 @@ enum admin_result admin_show_pools(struct admin_ctx *ctx)
 		return no_memory(ctx);
 	admin_put_complete(ctx->out, "SHOW");
 	return ADMIN_DONE;
+}
+
+enum admin_result admin_show_pools(struct admin_ctx *ctx)
+{
+	return show_snapshot_rows(ctx, pool_cols, ARRAY_SIZE(pool_cols), false);
 }
 
 /* ---- SHOW STATS, STATS_TOTALS, STATS_AVERAGES ------------------------------------------ */
@@ -346,19 +358,5 @@ static void app_row(struct admin_row *r, const struct stats_app *a)
 
 enum admin_result admin_show_apps(struct admin_ctx *ctx)
 {
-	struct stats_snapshot snap;
-	if (!take_snapshot(ctx, &snap))
-		return no_memory(ctx);
-	admin_put_row_description(ctx->out, app_cols, ARRAY_SIZE(app_cols));
-	bool ok = true;
-	for (size_t i = 0; i < snap.n_apps; i++) {
-		struct admin_row r = {0};
-		app_row(&r, &snap.apps[i]);
-		ok = admin_row_end(&r, ctx->out) && ok;
-	}
-	stats_snapshot_free(&snap);
-	if (!ok)
-		return no_memory(ctx);
-	admin_put_complete(ctx->out, "SHOW");
-	return ADMIN_DONE;
+	return show_snapshot_rows(ctx, app_cols, ARRAY_SIZE(app_cols), true);
 }
