@@ -1810,3 +1810,18 @@ long long h_log_field(const char *line, const char *key)
 	}
 	return -1;
 }
+
+void h_known_workload(PGconn *const conn[10])
+{
+	for (int round = 0; round < 100; round++) {
+		for (int i = 0; i < 10; i++) {
+			if (i == 0) {
+				h_exec_ok(conn[i], "BEGIN");
+				h_exec_ok(conn[i], "SELECT 1");
+				h_exec_ok(conn[i], "COMMIT");
+			} else {
+				h_exec_ok(conn[i], "SELECT 1");
+			}
+		}
+	}
+}

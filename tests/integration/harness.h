@@ -166,6 +166,9 @@ const char *h_corral_log_tail(const struct h_corral *c);
 char *h_stats_dump_line(const struct h_corral *c, const char *kind, const char *match);
 /* The integer value of key=... in a key=value log line, or -1 if the key is not there. */
 long long h_log_field(const char *line, const char *key);
+/* The statistics tests' known workload on 10 connections: 1000 transactions, of which
+ * 900 autocommit SELECTs (a query each) and 100 BEGIN / SELECT / COMMIT (three each). */
+void h_known_workload(PGconn *const conn[10]);
 /* Polls (10 ms) corral's log until it contains needle; false after timeout_s. */
 bool h_wait_log(const struct h_corral *c, const char *needle, double timeout_s);
 /* h_file_count and h_wait_file_count on corral's log. */
