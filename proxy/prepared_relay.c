@@ -516,11 +516,6 @@ bool prepared_client_rewrite(struct client *c, char type, uint32_t len, struct e
 
 /* ---- server -> client ------------------------------------------------------------ */
 
-bool prepared_awaiting(const struct client *c)
-{
-	return c->prep && c->prep->notes_len;
-}
-
 /* An error naming one of corral's statements that the server lacks (or has twice):
  * something corral did not see (DEALLOCATE ALL in a function) changed the server. */
 static void check_foreign_change(struct client *c, const uint8_t *body, size_t len)

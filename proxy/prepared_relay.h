@@ -14,6 +14,9 @@
 
 #include <event2/buffer.h>
 
+#include "proxy/client.h"
+#include "proxy/prepared.h"
+
 struct client;
 
 /* How a link treats named statements (relay_start decides, from the pool mode). */
@@ -59,7 +62,10 @@ enum prep_reply {
 
 /* True while replies to corral's own requests may come: the relay then waits for whole
  * messages of the types prepared_server_reply may drop. */
-bool prepared_awaiting(const struct client *c);
+static inline bool prepared_awaiting(const struct client *c)
+{
+	return c->prep && c->prep->notes_len;
+}
 /*
  * After the tracker took a server message: resolves the notes it decided and says what
  * the client gets.  body holds the message's first body_len bytes of whole_len

@@ -13,6 +13,9 @@ bool prepared_sql_maybe(const uint8_t *p, size_t n)
 		return n >= 32; /* only blanks so far: look at the whole text */
 	if (p[i] == '-' || p[i] == '/')
 		return true; /* a comment first */
+	uint8_t first = p[i] | 0x20;
+	if (first != 'p' && first != 'e' && first != 'd')
+		return false; /* not PREPARE, EXECUTE, DEALLOCATE or DISCARD: most queries */
 	char word[11];
 	size_t k = 0;
 	while (i < n && k < sizeof(word) - 1 && ((p[i] | 0x20) >= 'a' && (p[i] | 0x20) <= 'z'))

@@ -329,7 +329,9 @@ static enum scan_result inspect_server_msg(struct scan *sc, char type, const uin
 	}
 	if (fatal)
 		r->server_fatal = true;
-	if (c->prep_mode != PREP_OFF) {
+	/* Only an error (which may name corral's statements) or a reply while corral's own
+	 * requests are outstanding concerns prepared statements: nothing else is looked at. */
+	if (c->prep_mode != PREP_OFF && (type == 'E' || prepared_awaiting(c))) {
 		switch (prepared_server_reply(c, type, body, body_len, len - 4, sc->replacement)) {
 		case PREP_REPLY_SWALLOW:
 		case PREP_REPLY_REPLACE:
