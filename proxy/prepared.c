@@ -25,7 +25,8 @@ static void make_name_key(void)
 			name_key[i] = (uint8_t)(rand() >> 3);
 }
 
-struct prep_content *prep_content_new(enum prep_kind kind, const void *body, size_t len)
+struct prep_content *prep_content_new(enum prep_kind kind, uint64_t env, const void *body,
+				      size_t len)
 {
 	if (len > UINT32_MAX)
 		return NULL;
@@ -37,9 +38,11 @@ struct prep_content *prep_content_new(enum prep_kind kind, const void *body, siz
 	siphash_init(&h, name_key);
 	uint8_t k = (uint8_t)kind;
 	siphash_update(&h, &k, 1);
+	siphash_update(&h, &env, sizeof(env));
 	siphash_update(&h, body, len);
 	atomic_init(&c->refs, 1);
 	c->hash = siphash_final(&h);
+	c->env = env;
 	c->kind = (uint8_t)kind;
 	c->len = (uint32_t)len;
 	memcpy(c->body, body, len);
@@ -62,8 +65,8 @@ void prep_content_unref(struct prep_content *c)
 
 bool prep_content_equal(const struct prep_content *a, const struct prep_content *b)
 {
-	return a == b ||
-	       (a->kind == b->kind && a->len == b->len && memcmp(a->body, b->body, a->len) == 0);
+	return a == b || (a->kind == b->kind && a->env == b->env && a->len == b->len &&
+			  memcmp(a->body, b->body, a->len) == 0);
 }
 
 /* ---- a server's registry -------------------------------------------------------- */

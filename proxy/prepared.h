@@ -53,14 +53,21 @@ enum prep_kind { PREP_PROTOCOL = 'P', PREP_SQL = 'Q' };
 struct prep_content {
 	atomic_uint refs;
 	uint64_t hash;
+	uint64_t env; /* the settings the text is parsed under (prepared_parse_env) */
 	char server_name[PREP_NAME_LEN];
 	uint8_t kind;
 	uint32_t len;
 	uint8_t body[]; /* PREP_PROTOCOL: query\0 int16 n int32 oid[n]; PREP_SQL: the text */
 };
 
-/* kind + body -> a new content (refs 1), NULL if out of memory. */
-struct prep_content *prep_content_new(enum prep_kind kind, const void *body, size_t len);
+/*
+ * kind + body, parsed under settings env -> a new content (refs 1), NULL if out of
+ * memory.  env is part of the identity: PostgreSQL turns a literal into a value when it
+ * parses the statement (a timestamptz under TimeZone, a date under DateStyle), so one
+ * text under other settings is another statement.
+ */
+struct prep_content *prep_content_new(enum prep_kind kind, uint64_t env, const void *body,
+				      size_t len);
 void prep_content_unref(struct prep_content *c);
 /* The same statement (equal kind and bytes), whatever the hash says. */
 bool prep_content_equal(const struct prep_content *a, const struct prep_content *b);

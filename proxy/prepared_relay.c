@@ -5,6 +5,9 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/siphash.h"
+#include "pool/params.h"
+#include "pool/server.h"
 #include "proxy/client.h"
 #include "proxy/pgproto.h"
 #include "proxy/prepared.h"
@@ -191,6 +194,30 @@ static bool unknown_stmt(struct rewrite *w, const char *name)
 	return tell_tracker(w, 'B', NULL, 0, 0);
 }
 
+/*
+ * The settings a statement's text is parsed under, as the linked server last reported
+ * them (ParameterStatus; corral gave it the client's values when it linked): constants
+ * are read under them once, at Parse, so clients whose values differ must not share a
+ * server statement.  search_path is not here: PostgreSQL looks names up again when it
+ * changes (and refuses a changed result type, as for one session).
+ */
+static uint64_t parse_env(const struct client *c)
+{
+	static const char *const names[] = {"TimeZone", "DateStyle", "IntervalStyle",
+					    "standard_conforming_strings"};
+	static const uint8_t key[16] = "corral parse env";
+	struct siphash h;
+	siphash_init(&h, key);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		const char *v = c->server ? params_get(&c->server->params, names[i]) : NULL;
+		if (v)
+			siphash_update(&h, v, strlen(v) + 1);
+		else
+			siphash_update(&h, "", 1);
+	}
+	return siphash_final(&h);
+}
+
 /* The server entry of content; NULL on a collision, or out of memory (*oom). */
 static struct prep_entry *entry_of(struct rewrite *w, struct prep_content *content, bool *oom)
 {
@@ -209,7 +236,8 @@ static bool rewrite_parse(struct rewrite *w, const char *name, const uint8_t *re
 			      name);
 	if (prep_client_find(w->pc, name))
 		return refuse(w, "42P05", "prepared statement \"%s\" already exists", name);
-	struct prep_content *content = prep_content_new(PREP_PROTOCOL, rest, rest_len);
+	struct prep_content *content = prep_content_new(PREP_PROTOCOL, parse_env(w->c), rest,
+							rest_len);
 	if (!content)
 		return false;
 	struct prep_stmt *st = prep_client_add(w->pc, name, content);
@@ -303,7 +331,7 @@ static bool sql_prepare(struct rewrite *w, const char *text, const struct sql_st
 				    st->name);
 	const char *body = text + st->after_name;
 	size_t body_len = st->end - st->after_name;
-	struct prep_content *content = prep_content_new(PREP_SQL, body, body_len);
+	struct prep_content *content = prep_content_new(PREP_SQL, parse_env(w->c), body, body_len);
 	if (!content)
 		return false;
 	struct prep_stmt *stmt = prep_client_add(w->pc, st->name, content);

@@ -91,8 +91,8 @@ Test(prepared_registry, prepared_once_then_renamed_and_evicted)
 			       .out = out,
 			       .sent = record,
 			       .arg = &log};
-	struct prep_content *a = prep_content_new(PREP_PROTOCOL, "select 1\0\0\0", 11);
-	struct prep_content *b = prep_content_new(PREP_PROTOCOL, "select 2\0\0\0", 11);
+	struct prep_content *a = prep_content_new(PREP_PROTOCOL, 0, "select 1\0\0\0", 11);
+	struct prep_content *b = prep_content_new(PREP_PROTOCOL, 0, "select 2\0\0\0", 11);
 	cr_assert_neq(a->hash, b->hash);
 	cr_assert(strncmp(a->server_name, "corral_", 7) == 0);
 	bool coll;
@@ -129,7 +129,7 @@ Test(prepared_registry, prepared_once_then_renamed_and_evicted)
 Test(prepared_registry, client_names)
 {
 	struct prep_client *pc = prep_client_new();
-	struct prep_content *a = prep_content_new(PREP_SQL, "AS SELECT 1", 11);
+	struct prep_content *a = prep_content_new(PREP_SQL, 0, "AS SELECT 1", 11);
 	char name[16];
 	for (int i = 0; i < 100; i++) {
 		snprintf(name, sizeof(name), "s%d", i);
