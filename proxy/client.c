@@ -159,12 +159,15 @@ static void login_read(evutil_socket_t fd, short what, void *arg)
 
 /* ---- ending ------------------------------------------------------------------- */
 
-/* server_reset_query is for session pooling (PgBouncer's meaning): in transaction
- * pooling a server carries no session state of its client beyond the tracked
- * parameters, which the next link sets anyway. */
+/* server_reset_query is for session pooling (PgBouncer's meaning), and for a client
+ * pinned to its server in transaction pooling (proxy/pin.h): otherwise a server carries
+ * no session state of its client beyond the tracked parameters, which the next link
+ * sets anyway. */
 static const char *reset_query(const struct client *c)
 {
-	return c->pool->mode == POOL_MODE_SESSION ? c->worker->cfg->server_reset_query : NULL;
+	return c->pool->mode == POOL_MODE_SESSION || c->pin_reason
+		       ? c->worker->cfg->server_reset_query
+		       : NULL;
 }
 
 /* A client left while its server was being prepared: keep the server if it is clean. */
@@ -207,6 +210,12 @@ static void detach(struct client *c)
 	relay_stop(c);
 	c->server = NULL;
 	struct relay *r = &c->relay;
+	if (c->pin_reason && c->pool->mode != POOL_MODE_SESSION &&
+	    !(reset_query(c) && reset_query(c)[0])) {
+		/* Pinned, and nothing would undo its LISTEN or lock: no one else gets it. */
+		pool_close_server(s, "a pinned client left and server_reset_query is empty");
+		return;
+	}
 	if (relay_between_queries(r))
 		server_reset_and_release(s, relay_tx_status(r), reset_query(c));
 	else

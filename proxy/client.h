@@ -95,6 +95,12 @@ struct client {
 	struct prep_client *prep;
 	uint8_t prep_mode;
 	bool prep_hold;              /* its input waits for the server's replies */
+	/* pin_policy (proxy/pin.h): why it keeps its server until it leaves (enum
+	 * pin_reason, 0: it does not); a notice was sent (warn); a refused Parse: its
+	 * messages up to the next Sync are dropped (error). */
+	uint8_t pin_reason;
+	bool pin_warned;
+	bool pin_skip;
 	struct cancel_key cancel;    /* its BackendKeyData (proxy/cancel_keys.h) */
 	struct admin_session *admin; /* a client of the admin console (proxy/admin.h), else NULL */
 };

@@ -11,6 +11,7 @@
 #include "proxy/client_stats.h"
 #include "proxy/flush.h"
 #include "proxy/pgproto.h"
+#include "proxy/pin.h"
 #include "proxy/prepared_relay.h"
 #include "proxy/session_params.h"
 #include "proxy/worker.h"
@@ -58,6 +59,7 @@ struct scan {
 	size_t off, avail; /* where inspect's message starts; bytes in src */
 	struct evbuffer *replacement;
 	size_t moved; /* bytes taken from src (relayed or dropped) */
+	bool answered; /* corral wrote to the client itself (pin_policy) */
 };
 
 /* What has been looked at goes to dst now: corral's own bytes come next. */
@@ -219,6 +221,20 @@ static enum scan_result inspect_client_msg(struct scan *sc, char type, const uin
 	}
 	if (type == 'X')
 		return SCAN_TERMINATE; /* the client leaves; the server stays ours */
+	if (sc->c->pool->mode != POOL_MODE_SESSION) {
+		switch (pin_client_check(sc->c, type, len, sc->src, sc->off, sc->avail)) {
+		case PIN_WAIT:
+			return SCAN_WAIT;
+		case PIN_HOLD:
+			sc->c->prep_hold = true; /* server_read relays again after the replies */
+			return SCAN_WAIT;
+		case PIN_ANSWERED:
+			sc->answered = true;
+			return SCAN_SWALLOW; /* dropped; the client has corral's answer */
+		default:
+			break;
+		}
+	}
 	if (sc->c->prep_mode != PREP_OFF) {
 		switch (prepared_client_check(sc->c, type, len, sc->src, sc->off, sc->avail)) {
 		case PREP_WAIT:
@@ -310,7 +326,8 @@ static enum scan_result inspect_server_msg(struct scan *sc, char type, const uin
 	 * server: what the server says now (pg_terminate_backend of an idle backend, an
 	 * idle timeout) is not the client's, and it keeps its connection. */
 	bool between = type != 'N' && type != 'A' && type != 'S' && r->tracker.tx_status == 'I' &&
-		       c->pool->mode != POOL_MODE_SESSION && relay_between_queries(r);
+		       c->pool->mode != POOL_MODE_SESSION && !c->pin_reason &&
+		       relay_between_queries(r);
 	if (between) {
 		sc->error = fatal ? "server sent FATAL between transactions"
 				  : "server spoke between transactions";
@@ -347,7 +364,7 @@ static enum scan_result inspect_server_msg(struct scan *sc, char type, const uin
 	/* Statement pooling: a statement that opened a transaction block gets corral's
 	 * error instead of this ReadyForQuery. */
 	if (type == 'Z' && r->tracker.tx_status != 'I' && tracker_settled(&r->tracker) &&
-	    c->pool->mode == POOL_MODE_STATEMENT)
+	    c->pool->mode == POOL_MODE_STATEMENT && !c->pin_reason)
 		return SCAN_HOLD;
 	return SCAN_OK;
 }
@@ -379,7 +396,8 @@ static void release_backpressure(struct bufferevent *src_bev, struct bufferevent
  * ReadyForQuery is still to be relayed: wait for it to settle).  True if it went. */
 static bool maybe_release(struct client *c)
 {
-	if (c->pool->mode == POOL_MODE_SESSION || relay_tx_status(&c->relay) != 'I' ||
+	if (c->pool->mode == POOL_MODE_SESSION || c->pin_reason ||
+	    relay_tx_status(&c->relay) != 'I' ||
 	    !relay_between_queries(&c->relay) ||
 	    evbuffer_get_length(bufferevent_get_input(c->server->bev)) != 0)
 		return false;
@@ -420,6 +438,8 @@ void relay_from_client(struct client *c)
 		return;
 	}
 	io_flush(c->server->bev);
+	if (sc.answered)
+		io_flush(c->bev);
 	/* Only messages PostgreSQL never answers (a stray CopyDone): nothing to wait for.
 	 * (Not with part of a header still unread: it would come straight back here.) */
 	if (evbuffer_get_length(sc.src) == 0 && maybe_release(c))

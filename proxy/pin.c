@@ -1,0 +1,139 @@
+#include "proxy/pin.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/bufferevent.h>
+
+#include "common/log.h"
+#include "pool/pool.h"
+#include "pool/stats.h"
+#include "proxy/client.h"
+#include "proxy/client_stats.h"
+#include "proxy/pgproto.h"
+#include "proxy/pin_scan.h"
+#include "proxy/relay.h"
+#include "proxy/session_params.h"
+
+_Static_assert(PIN_REASONS <= STATS_PIN_REASONS, "pool/stats.h counts every pin reason");
+
+/* How much of the statement a notice or error quotes. */
+#define QUOTE_MAX 120
+
+static void count(struct client *c, enum stats_pin_action a, enum pin_reason r)
+{
+	CLIENT_STAT_ADD(c, pin_by_reason[a][r], 1);
+}
+
+static void describe(const struct pin_find *f, const char *text, char *out, size_t cap)
+{
+	char stmt[QUOTE_MAX + 4];
+	size_t n = f->stmt_len < QUOTE_MAX ? f->stmt_len : QUOTE_MAX;
+	memcpy(stmt, text + f->stmt_start, n);
+	strcpy(stmt + n, f->stmt_len > QUOTE_MAX ? "..." : "");
+	for (size_t i = 0; i < n; i++)
+		if (stmt[i] == '\n' || stmt[i] == '\r' || stmt[i] == '\t')
+			stmt[i] = ' ';
+	if (f->reason == PIN_SET)
+		snprintf(out, cap, "%s (\"%s\") in \"%s\"", pin_reason_what(f->reason), f->setting,
+			 stmt);
+	else
+		snprintf(out, cap, "%s in \"%s\"", pin_reason_what(f->reason), stmt);
+}
+
+static void answer_refusal(struct client *c, const struct pin_find *f, const char *text)
+{
+	char what[QUOTE_MAX + 128], msg[QUOTE_MAX + 512];
+	describe(f, text, what, sizeof(what));
+	snprintf(msg, sizeof(msg),
+		 "corral refuses %s: in %s pooling it would stay on a server connection other "
+		 "clients share (pin_policy = error; pin_policy = pin keeps the connection for "
+		 "this client instead)",
+		 what, pool_mode_name(c->pool->mode));
+	pgproto_put_error(bufferevent_get_output(c->bev), "ERROR", "0A000", msg);
+	count(c, STATS_PIN_REFUSE, f->reason);
+}
+
+static void warn(struct client *c, const struct pin_find *f, const char *text)
+{
+	char what[QUOTE_MAX + 128], msg[QUOTE_MAX + 512];
+	describe(f, text, what, sizeof(what));
+	snprintf(msg, sizeof(msg),
+		 "corral: %s stays on the server connection, which goes back to the pool after "
+		 "this transaction: later statements may run on another connection, and other "
+		 "clients may see it (pin_policy = warn)",
+		 what);
+	pgproto_put_notice(bufferevent_get_output(c->bev), "WARNING", "01000", msg);
+	c->pin_warned = true;
+	count(c, STATS_PIN_WARN, f->reason);
+}
+
+static void pin(struct client *c, const struct pin_find *f, const char *text)
+{
+	char what[QUOTE_MAX + 128], ids[400], clean[2 * QUOTE_MAX + 256];
+	c->pin_reason = (uint8_t)f->reason;
+	count(c, STATS_PIN, f->reason);
+	describe(f, text, what, sizeof(what));
+	log_info("event=client_pinned client=%llu %s reason=%s what=\"%s\"",
+		 (unsigned long long)c->id, client_log_who(c, ids, sizeof(ids)),
+		 pin_reason_name(f->reason), log_clean(what, clean, sizeof(clean)));
+}
+
+/* A refused Parse: the backend would skip to Sync after its error, so corral does. */
+static enum pin_verdict skip_to_sync(struct client *c, char type)
+{
+	if (type != 'S')
+		return PIN_ANSWERED;
+	c->pin_skip = false;
+	pgproto_put_ready(bufferevent_get_output(c->bev), relay_tx_status(&c->relay));
+	return PIN_ANSWERED;
+}
+
+enum pin_verdict pin_client_check(struct client *c, char type, uint32_t len,
+				  struct evbuffer *src, size_t off, size_t avail)
+{
+	if (c->pin_skip)
+		return avail - off < (size_t)len + 1 ? PIN_WAIT : skip_to_sync(c, type);
+	if ((type != 'Q' && type != 'P') || c->pin_reason)
+		return PIN_PASS; /* a pinned client's server is its own already */
+	if (avail - off < (size_t)len + 1)
+		return PIN_WAIT;
+	/* One contiguous copy of the message, where it is (evbuffer_pullup moves it only
+	 * if it spans chunks). */
+	const unsigned char *m = evbuffer_pullup(src, (ev_ssize_t)(off + len + 1));
+	if (!m)
+		return PIN_PASS; /* out of memory: the tracker will say so */
+	const char *text = (const char *)m + off + PG_HEADER_LEN;
+	size_t text_len = len - 4;
+	if (type == 'P') {
+		const char *nul = memchr(text, '\0', text_len); /* the statement's name */
+		if (!nul)
+			return PIN_PASS; /* malformed: PostgreSQL refuses it */
+		text_len -= (size_t)(nul + 1 - text);
+		text = nul + 1;
+	}
+	struct pin_find f;
+	if (pin_scan(text, text_len, session_params_tracked, &f) == PIN_NONE)
+		return PIN_PASS;
+	switch (c->pool->pin_policy) {
+	case PIN_POLICY_WARN:
+		/* A notice may go between two of the server's messages, never inside one. */
+		if (!c->pin_warned && c->relay.to_client_remaining == 0)
+			warn(c, &f, text);
+		return PIN_PASS;
+	case PIN_POLICY_ERROR:
+		/* The error must come after every reply to what the client sent before. */
+		if (!relay_between_queries(&c->relay))
+			return PIN_HOLD;
+		answer_refusal(c, &f, text);
+		if (type == 'Q') {
+			pgproto_put_ready(bufferevent_get_output(c->bev), relay_tx_status(&c->relay));
+		} else {
+			c->pin_skip = true;
+		}
+		return PIN_ANSWERED;
+	default:
+		pin(c, &f, text);
+		return PIN_PASS;
+	}
+}

@@ -1,0 +1,199 @@
+/*
+ * pin_policy in transaction pooling (proxy/pin.h): what corral cannot carry from one
+ * server connection to another (LISTEN, session advisory locks, temporary tables,
+ * SET of settings it does not carry) keeps the client's server (pin), is refused
+ * (error, 0A000, the client stays usable) or is warned about once (warn), and never
+ * reaches another client under the default.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "tests/integration/harness.h"
+
+TestSuite(pin, H_SUITE);
+
+#define USERS "\"bench\" \"secret\"\n\"admin\" \"adminpw\"\n"
+#define TX "workers = 1\npool_mode = transaction\nadmin_users = admin\n"
+static const char *const TWO_SERVERS = H_BENCH_DB_WITH(" pool_size=2");
+
+static struct h_corral *start(const char *extra)
+{
+	char *settings = h_printf("%s%s", TX, extra ? extra : "");
+	struct h_corral *c = h_corral_start(settings, TWO_SERVERS, USERS);
+	free(settings);
+	return c;
+}
+
+/* The 0A000 error of sql, then the client still answers. */
+static void expect_refused(PGconn *conn, const char *sql, const char *needle)
+{
+	PGresult *res = h_exec(conn, sql);
+	cr_expect_eq(PQresultStatus(res), PGRES_FATAL_ERROR, "%s", sql);
+	cr_expect_str_eq(h_sqlstate(res), "0A000", "%s: %s", sql, PQresultErrorMessage(res));
+	const char *msg = h_err_field(res, PG_DIAG_MESSAGE_PRIMARY);
+	cr_expect(msg && strstr(msg, needle) && strstr(msg, "pin_policy"), "%s: %s", sql, msg);
+	PQclear(res);
+	h_expect_value(conn, "SELECT 41 + 1", "42");
+}
+
+/* Under the default, a client that LISTENs keeps its server, and hears its NOTIFY. */
+Test(pin, listen_keeps_the_server_and_hears_notify, .timeout = 60)
+{
+	struct h_corral *c = start(NULL);
+	PGconn *a = h_connect_bench(c);
+	char *pid = h_value(a, "SELECT pg_backend_pid()");
+	h_exec_ok(a, "/* listen */ LISTEN pin_channel");
+	PGconn *b = h_connect_bench(c);
+	for (int i = 0; i < 20; i++) {
+		char *p = h_value(b, "SELECT pg_backend_pid()");
+		cr_expect_str_neq(p, pid, "another client got the listening server");
+		free(p);
+		char *q = h_value(a, "SELECT pg_backend_pid()");
+		cr_expect_str_eq(q, pid, "the listening client lost its server");
+		free(q);
+	}
+	h_exec_ok(b, "NOTIFY pin_channel, 'hello'");
+	double deadline = h_now() + 10;
+	PGnotify *n = NULL;
+	while (!n && h_now() < deadline) {
+		PQconsumeInput(a);
+		n = PQnotifies(a);
+		if (!n)
+			h_exec_ok(a, "SELECT 1");
+	}
+	cr_assert_not_null(n, "no notification for the listening client");
+	cr_expect_str_eq(n->relname, "pin_channel");
+	cr_expect_str_eq(n->extra, "hello");
+	PQfreemem(n);
+	PQfinish(a);
+	PQfinish(b);
+	free(pid);
+	h_corral_stop(c);
+}
+
+/* A session advisory lock leaves with its client: DISCARD ALL (server_reset_query)
+ * before anyone else gets the server. */
+Test(pin, advisory_lock_never_outlives_its_client, .timeout = 60)
+{
+	struct h_corral *c = start(NULL);
+	PGconn *a = h_connect_bench(c);
+	h_expect_value(a, "SELECT pg_advisory_lock(770077) IS NULL", "f");
+	cr_expect_str_eq(h_direct_value("SELECT count(*) FROM pg_locks WHERE locktype = "
+					"'advisory' AND objid = 770077"),
+			 "1");
+	PGconn *b = h_connect_bench(c);
+	/* Another client can never take it (it is held by a's server, not b's). */
+	for (int i = 0; i < 10; i++)
+		h_expect_value(b, "SELECT pg_try_advisory_xact_lock(770077)", "f");
+	PQfinish(a);
+	cr_expect_lt(h_wait_pg_value("SELECT count(*) FROM pg_locks WHERE locktype = "
+				     "'advisory' AND objid = 770077",
+				     "0", 10),
+		     10, "the lock outlived its client");
+	h_expect_value(b, "SELECT pg_try_advisory_xact_lock(770077)", "t");
+	PQfinish(b);
+	h_corral_stop(c);
+}
+
+/* SET of a setting corral does not carry pins; nobody else ever sees it, and the
+ * client keeps seeing its own. */
+Test(pin, set_is_never_seen_by_another_client, .timeout = 90)
+{
+	struct h_corral *c = start(NULL);
+	PGconn *a = h_connect_bench(c);
+	char *path = h_value(a, "SHOW search_path");
+	h_exec_ok(a, "SET search_path = pin_nowhere, public");
+	h_exec_ok(a, "SET work_mem = '7777kB'");
+	enum { N = 8 };
+	PGconn *others[N];
+	for (int i = 0; i < N; i++)
+		others[i] = h_connect_bench(c);
+	for (int round = 0; round < 5; round++) {
+		for (int i = 0; i < N; i++) {
+			h_expect_show(others[i], "search_path", path);
+			char *wm = h_value(others[i], "SHOW work_mem");
+			cr_expect_str_neq(wm, "7777kB", "client %d saw another's work_mem", i);
+			free(wm);
+		}
+		h_expect_show(a, "search_path", "pin_nowhere, public");
+		h_expect_show(a, "work_mem", "7777kB");
+	}
+	for (int i = 0; i < N; i++)
+		PQfinish(others[i]);
+	PQfinish(a);
+	free(path);
+	h_corral_stop(c);
+}
+
+/* A temporary table stays with its client, which keeps finding it. */
+Test(pin, temp_table_stays_with_its_client, .timeout = 60)
+{
+	struct h_corral *c = start(NULL);
+	PGconn *a = h_connect_bench(c);
+	PGconn *b = h_connect_bench(c);
+	h_exec_ok(a, "CREATE TEMP TABLE pin_tmp (x int)");
+	for (int i = 0; i < 10; i++) {
+		h_exec_ok(b, "SELECT 1");
+		h_exec_ok(a, "INSERT INTO pin_tmp VALUES (1)");
+	}
+	h_expect_value(a, "SELECT count(*) FROM pin_tmp", "10");
+	PQfinish(a);
+	PQfinish(b);
+	h_corral_stop(c);
+}
+
+/* error: each construct is refused before it reaches the server, simple and extended. */
+Test(pin, error_policy_refuses_each_construct, .timeout = 60)
+{
+	struct h_corral *c = start("pin_policy = error\n");
+	PGconn *a = h_connect_bench(c);
+	expect_refused(a, "LISTEN pin_refused", "LISTEN");
+	expect_refused(a, "SELECT pg_advisory_lock(880001)", "advisory lock");
+	expect_refused(a, "CREATE TEMP TABLE pin_t (x int)", "temporary");
+	expect_refused(a, "SET work_mem = '1MB'", "work_mem");
+	expect_refused(a, "BEGIN; DECLARE c CURSOR WITH HOLD FOR SELECT 1; COMMIT",
+		       "WITH HOLD");
+	expect_refused(a, "LOAD 'plpgsql'", "LOAD");
+	/* Not refused: what corral carries or what ends with the transaction. */
+	h_exec_ok(a, "SET TimeZone = 'UTC'");
+	h_exec_ok(a, "BEGIN; SET LOCAL work_mem = '1MB'; SELECT pg_advisory_xact_lock(1); COMMIT");
+	h_exec_ok(a, "SELECT 'LISTEN x', $$ pg_advisory_lock(1) $$ -- LISTEN");
+	/* Extended protocol: the Parse is refused, and the rest up to Sync skipped. */
+	PGresult *res = PQexecParams(a, "SELECT pg_advisory_lock($1::bigint)", 1, NULL,
+				     (const char *const[]){ "880005" }, NULL, NULL, 0);
+	cr_expect_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
+	cr_expect_str_eq(h_sqlstate(res), "0A000");
+	PQclear(res);
+	h_expect_value(a, "SELECT 2", "2");
+	cr_expect_str_eq(h_direct_value("SELECT count(*) FROM pg_locks WHERE locktype = "
+					"'advisory' AND objid IN (880001, 880005)"),
+			 "0");
+	PQfinish(a);
+	h_corral_stop(c);
+}
+
+static void count_notice(void *arg, const PGresult *res)
+{
+	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	if (msg && strstr(msg, "pin_policy = warn"))
+		(*(int *)arg)++;
+}
+
+/* warn: pooling goes on; the client hears it once. */
+Test(pin, warn_policy_warns_once, .timeout = 60)
+{
+	struct h_corral *c = start("pin_policy = warn\n");
+	PGconn *a = h_connect_bench(c);
+	int notices = 0;
+	PQsetNoticeReceiver(a, count_notice, &notices);
+	h_exec_ok(a, "SET work_mem = '3MB'");
+	h_exec_ok(a, "SELECT pg_advisory_unlock_all()");
+	h_exec_ok(a, "SET work_mem = '4MB'");
+	cr_expect_eq(notices, 1);
+	h_exec_ok(a, "RESET work_mem");
+	PQfinish(a);
+	h_corral_stop(c);
+}
