@@ -27,6 +27,44 @@ static struct h_corral *start(const char *extra)
 	return c;
 }
 
+static PGconn *admin(const struct h_corral *c)
+{
+	char *ci = h_conninfo(c, "admin", "corral", "adminpw");
+	PGconn *conn = h_connect(c, ci);
+	free(ci);
+	return conn;
+}
+
+/* SHOW PINS's count for (reason, action) of the bench pool, 0 if no row. */
+static long pins_of(PGconn *adm, const char *reason, const char *action)
+{
+	PGresult *res = h_exec(adm, "SHOW PINS");
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+	long n = 0;
+	for (int i = 0; i < PQntuples(res); i++)
+		if (strcmp(PQgetvalue(res, i, 0), reason) == 0 &&
+		    strcmp(PQgetvalue(res, i, 1), action) == 0 && !PQgetisnull(res, i, 2) &&
+		    strcmp(PQgetvalue(res, i, 2), "bench") == 0)
+			n = atol(PQgetvalue(res, i, 5));
+	PQclear(res);
+	return n;
+}
+
+/* SHOW POOLS's pinned column of the bench pool. */
+static long pinned_of(PGconn *adm)
+{
+	PGresult *res = h_exec(adm, "SHOW POOLS");
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+	int col = PQfnumber(res, "pinned");
+	cr_assert_eq(col, PQnfields(res) - 1, "pinned is the last column");
+	long n = -1;
+	for (int i = 0; i < PQntuples(res); i++)
+		if (strcmp(PQgetvalue(res, i, 0), "bench") == 0)
+			n = atol(PQgetvalue(res, i, col));
+	PQclear(res);
+	return n;
+}
+
 /* The 0A000 error of sql, then the client still answers. */
 static void expect_refused(PGconn *conn, const char *sql, const char *needle)
 {
@@ -68,6 +106,10 @@ Test(pin, listen_keeps_the_server_and_hears_notify, .timeout = 60)
 	cr_expect_str_eq(n->relname, "pin_channel");
 	cr_expect_str_eq(n->extra, "hello");
 	PQfreemem(n);
+	PGconn *adm = admin(c);
+	cr_expect_eq(pins_of(adm, "listen", "pin"), 1);
+	cr_expect_eq(pinned_of(adm), 1);
+	PQfinish(adm);
 	PQfinish(a);
 	PQfinish(b);
 	free(pid);
@@ -171,6 +213,12 @@ Test(pin, error_policy_refuses_each_construct, .timeout = 60)
 	cr_expect_str_eq(h_direct_value("SELECT count(*) FROM pg_locks WHERE locktype = "
 					"'advisory' AND objid IN (880001, 880005)"),
 			 "0");
+	PGconn *adm = admin(c);
+	cr_expect_eq(pins_of(adm, "advisory_lock", "error"), 2);
+	cr_expect_eq(pins_of(adm, "listen", "error"), 1);
+	cr_expect_eq(pins_of(adm, "set", "error"), 1);
+	cr_expect_eq(pinned_of(adm), 0);
+	PQfinish(adm);
 	PQfinish(a);
 	h_corral_stop(c);
 }
@@ -194,6 +242,10 @@ Test(pin, warn_policy_warns_once, .timeout = 60)
 	h_exec_ok(a, "SET work_mem = '4MB'");
 	cr_expect_eq(notices, 1);
 	h_exec_ok(a, "RESET work_mem");
+	PGconn *adm = admin(c);
+	cr_expect_eq(pins_of(adm, "set", "warn"), 1);
+	cr_expect_eq(pinned_of(adm), 0);
+	PQfinish(adm);
 	PQfinish(a);
 	h_corral_stop(c);
 }
