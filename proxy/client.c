@@ -26,6 +26,7 @@
 #include "proxy/server_cmd.h"
 #include "proxy/server_drain.h"
 #include "proxy/prepared_relay.h"
+#include "proxy/pin.h"
 #include "proxy/server_reset.h"
 #include "proxy/session_params.h"
 #include "proxy/worker.h"
@@ -317,6 +318,7 @@ void client_free(struct client *c)
 	free(c->database);
 	free(c->application_name);
 	params_clear(&c->params);
+	pin_client_free(c);
 	relay_free(&c->relay);
 	prepared_client_free(c);
 	free(c);
@@ -558,6 +560,7 @@ static void welcome(struct client *c)
 	 * for an earlier client; a server gets them when linked. */
 	session_params_add_defaults(&c->params, ps);
 	c->param_sig = 0;
+	pin_client_welcome(c);
 	for (size_t i = 0; i < c->params.n; i++) {
 		char spelled[256];
 		if (session_params_tracked(c->params.names[i]) &&

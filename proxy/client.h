@@ -101,6 +101,11 @@ struct client {
 	uint8_t pin_reason;
 	bool pin_warned;
 	bool pin_skip;
+	/* SET / RESET carried (proxy/set_carry.h): those of the Query in flight, kept until
+	 * its ReadyForQuery says whether they took effect (NULL: none); and the client's
+	 * startup parameters, what RESET goes back to (NULL: not needed yet). */
+	struct set_pending *set_pending;
+	struct param_set *startup_params;
 	struct cancel_key cancel;    /* its BackendKeyData (proxy/cancel_keys.h) */
 	struct admin_session *admin; /* a client of the admin console (proxy/admin.h), else NULL */
 };

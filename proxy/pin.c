@@ -1,6 +1,7 @@
 #include "proxy/pin.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/bufferevent.h>
@@ -14,6 +15,7 @@
 #include "proxy/pin_scan.h"
 #include "proxy/relay.h"
 #include "proxy/session_params.h"
+#include "proxy/set_carry.h"
 
 _Static_assert(PIN_REASONS <= STATS_PIN_REASONS, "pool/stats.h counts every pin reason");
 
@@ -79,6 +81,115 @@ static void pin(struct client *c, const struct pin_find *f, const char *text)
 		 pin_reason_name(f->reason), log_clean(what, clean, sizeof(clean)));
 }
 
+/* ---- SET / RESET carried -------------------------------------------------------- */
+
+struct set_pending {
+	struct set_carry sets[SET_CARRY_MAX];
+	int n;
+	bool failed; /* an ErrorResponse: the Query's implicit transaction rolled back */
+};
+
+void pin_client_welcome(struct client *c)
+{
+	if (c->pool->mode == POOL_MODE_SESSION)
+		return;
+	c->startup_params = calloc(1, sizeof(*c->startup_params));
+	if (c->startup_params)
+		params_copy(c->startup_params, &c->params);
+}
+
+void pin_client_free(struct client *c)
+{
+	free(c->set_pending);
+	c->set_pending = NULL;
+	if (c->startup_params) {
+		params_clear(c->startup_params);
+		free(c->startup_params);
+		c->startup_params = NULL;
+	}
+}
+
+static bool stmt_pins(const char *stmt, size_t len, void *arg)
+{
+	struct pin_find f;
+	(void)arg;
+	return pin_scan(stmt, len, session_params_tracked, &f) != PIN_NONE;
+}
+
+/* A Query whose only state is SET / RESET corral can carry: noted for its answer.
+ * Only when nothing else is in flight and no transaction is open, so the next
+ * ReadyForQuery is this Query's and ends its implicit transaction. */
+static bool try_carry(struct client *c, const char *text, size_t len)
+{
+	if (!c->startup_params || c->set_pending || !relay_between_queries(&c->relay) ||
+	    relay_tx_status(&c->relay) != 'I')
+		return false;
+	struct set_pending *p = calloc(1, sizeof(*p));
+	if (!p)
+		return false;
+	if (!set_carry_collect(text, len, stmt_pins, NULL, p->sets, &p->n) || p->n == 0) {
+		free(p);
+		return false;
+	}
+	c->set_pending = p;
+	return true;
+}
+
+/* One carried SET / RESET took effect on c's server. */
+static bool apply_one(struct client *c, const struct set_carry *sc)
+{
+	struct server *s = c->server;
+	if (sc->reset && strcmp(sc->name, "all") == 0) {
+		/* Back to the session defaults: the startup values, as in PostgreSQL; the
+		 * server lost everything corral applied but identity. */
+		params_copy(&c->params, c->startup_params);
+		session_params_after_reset(s, "RESET ALL");
+		return true;
+	}
+	if (sc->reset) {
+		const char *startup = params_get(c->startup_params, sc->name);
+		params_remove(&s->applied, sc->name);
+		if (!startup) {
+			params_remove(&c->params, sc->name);
+			return true;
+		}
+		return params_set(&c->params, sc->name, startup);
+	}
+	/* The server has it now, as if corral had set it: the next client's link resets
+	 * it, this client's next server gets it. */
+	return params_set(&c->params, sc->name, sc->value) &&
+	       params_set(&s->applied, sc->name, sc->value);
+}
+
+void pin_server_msg(struct client *c, char type, const uint8_t *body, size_t body_len)
+{
+	struct set_pending *p = c->set_pending;
+	if (!p)
+		return;
+	if (type == 'E') {
+		p->failed = true;
+		return;
+	}
+	if (type != 'Z')
+		return;
+	char status = body_len ? (char)body[0] : '?';
+	bool ok = !p->failed;
+	for (int i = 0; ok && status == 'I' && i < p->n; i++)
+		ok = apply_one(c, &p->sets[i]);
+	c->param_sig = 0;
+	c->server->param_sig = 0;
+	if (!ok || status != 'I') {
+		/* What the server has now is not known for sure: it stays with this client. */
+		if (!p->failed || status != 'I') {
+			struct pin_find f = {.reason = PIN_SET, .stmt_len = 0};
+			snprintf(f.setting, sizeof(f.setting), "%s", p->sets[0].name);
+			pin(c, &f, "");
+		}
+	}
+	free(p);
+	c->set_pending = NULL;
+}
+
 /* A refused Parse: the backend would skip to Sync after its error, so corral does. */
 static enum pin_verdict skip_to_sync(struct client *c, char type)
 {
@@ -89,8 +200,8 @@ static enum pin_verdict skip_to_sync(struct client *c, char type)
 	return PIN_ANSWERED;
 }
 
-enum pin_verdict pin_client_check(struct client *c, char type, uint32_t len,
-				  struct evbuffer *src, size_t off, size_t avail)
+enum pin_verdict pin_client_check(struct client *c, char type, uint32_t len, struct evbuffer *src,
+				  size_t off, size_t avail)
 {
 	if (c->pin_skip)
 		return avail - off < (size_t)len + 1 ? PIN_WAIT : skip_to_sync(c, type);
@@ -115,6 +226,8 @@ enum pin_verdict pin_client_check(struct client *c, char type, uint32_t len,
 	struct pin_find f;
 	if (pin_scan(text, text_len, session_params_tracked, &f) == PIN_NONE)
 		return PIN_PASS;
+	if (f.reason == PIN_SET && type == 'Q' && try_carry(c, text, text_len))
+		return PIN_PASS; /* carried: pin_server_msg takes it on at its ReadyForQuery */
 	switch (c->pool->pin_policy) {
 	case PIN_POLICY_WARN:
 		/* A notice may go between two of the server's messages, never inside one. */
@@ -127,7 +240,8 @@ enum pin_verdict pin_client_check(struct client *c, char type, uint32_t len,
 			return PIN_HOLD;
 		answer_refusal(c, &f, text);
 		if (type == 'Q') {
-			pgproto_put_ready(bufferevent_get_output(c->bev), relay_tx_status(&c->relay));
+			pgproto_put_ready(bufferevent_get_output(c->bev),
+					  relay_tx_status(&c->relay));
 		} else {
 			c->pin_skip = true;
 		}

@@ -13,6 +13,7 @@
 #define CORRAL_PROXY_PIN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <event2/buffer.h>
@@ -28,7 +29,18 @@ enum pin_verdict {
 
 /* The client message of type and length field len at off in src (avail bytes there).
  * Only asked outside session pooling. */
-enum pin_verdict pin_client_check(struct client *c, char type, uint32_t len,
-				  struct evbuffer *src, size_t off, size_t avail);
+enum pin_verdict pin_client_check(struct client *c, char type, uint32_t len, struct evbuffer *src,
+				  size_t off, size_t avail);
+
+/*
+ * The server's message of type (body: its first body_len bytes) went through the
+ * tracker: a ReadyForQuery ends the Query whose SET / RESET corral carries, and they
+ * become the client's (and the server's) session values if it took effect.  False:
+ * out of memory, the client is pinned instead (never a leak).
+ */
+void pin_server_msg(struct client *c, char type, const uint8_t *body, size_t body_len);
+/* The client logged in (its startup parameters are final), and it is freed. */
+void pin_client_welcome(struct client *c);
+void pin_client_free(struct client *c);
 
 #endif

@@ -83,7 +83,7 @@ static bool scan_body(struct scan *sc, const struct sql_token *t)
 	}
 	if (n < 2 * open)
 		return false;
-	struct pin_find inner = { 0 };
+	struct pin_find inner = {0};
 	if (!scan_text(s + open, n - 2 * open, sc->carried, &inner, sc->depth + 1))
 		return false;
 	sc->out->reason = inner.reason;
@@ -125,7 +125,8 @@ static bool scan_set_config(struct scan *sc)
 		if (depth == 1 && arg == 2) {
 			last_tokens++;
 			last_true = is_word(sc, &t, "true") ||
-				    (k == SQL_TOK_STRING && t.len == 3 && (sc->l.s[t.start + 1] | 0x20) == 't');
+				    (k == SQL_TOK_STRING && t.len == 3 &&
+				     (sc->l.s[t.start + 1] | 0x20) == 't');
 		}
 	}
 	if (arg == 2 && last_tokens == 1 && last_true)
@@ -156,7 +157,8 @@ static bool scan_set(struct scan *sc, bool reset)
 		/* A qualified custom setting: myapp.tenant */
 		struct sql_lexer peek = sc->l;
 		struct sql_token dot, part;
-		while (sql_lex_next(&peek, &dot) == SQL_TOK_OTHER && sql_tok_char(&peek, &dot, '.')) {
+		while (sql_lex_next(&peek, &dot) == SQL_TOK_OTHER &&
+		       sql_tok_char(&peek, &dot, '.')) {
 			char more[64];
 			enum sql_tok pk = sql_lex_next(&peek, &part);
 			if ((pk != SQL_TOK_WORD && pk != SQL_TOK_QIDENT) ||
@@ -201,7 +203,7 @@ static bool scan_create(struct scan *sc)
  */
 static bool scan_statement(struct scan *sc, struct sql_token *first)
 {
-	struct sql_token t = *first, prev = { .kind = SQL_TOK_END };
+	struct sql_token t = *first, prev = {.kind = SQL_TOK_END};
 	enum sql_tok k = t.kind;
 	bool is_do = is_word(sc, &t, "do"), is_create = is_word(sc, &t, "create");
 	bool body = sc->depth > 0;
@@ -267,7 +269,7 @@ static bool scan_statement(struct scan *sc, struct sql_token *first)
 static bool scan_text(const char *text, size_t len, bool (*carried)(const char *),
 		      struct pin_find *out, int depth)
 {
-	struct scan sc = { .carried = carried, .out = out, .depth = depth };
+	struct scan sc = {.carried = carried, .out = out, .depth = depth};
 	sql_lex_init(&sc.l, text, len);
 	struct sql_token t;
 	for (;;) {
@@ -281,8 +283,8 @@ static bool scan_text(const char *text, size_t len, bool (*carried)(const char *
 			struct sql_token e;
 			enum sql_tok ek;
 			size_t end = sc.l.pos;
-			while ((ek = sql_lex_next(&sc.l, &e)) != SQL_TOK_END && ek != SQL_TOK_SEMI &&
-			       ek != SQL_TOK_BAD)
+			while ((ek = sql_lex_next(&sc.l, &e)) != SQL_TOK_END &&
+			       ek != SQL_TOK_SEMI && ek != SQL_TOK_BAD)
 				end = sc.l.pos;
 			if (ek == SQL_TOK_BAD)
 				end = len;

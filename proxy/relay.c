@@ -1,6 +1,7 @@
 #include "proxy/relay.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -346,6 +347,8 @@ static enum scan_result inspect_server_msg(struct scan *sc, char type, const uin
 	}
 	if (fatal)
 		r->server_fatal = true;
+	if (c->set_pending)
+		pin_server_msg(c, type, body, body_len);
 	if (c->prep_mode != PREP_OFF) {
 		switch (prepared_server_reply(c, type, body, body_len, len - 4, sc->replacement)) {
 		case PREP_REPLY_SWALLOW:
@@ -547,6 +550,8 @@ void relay_start(struct client *c)
 	r->to_server_discard = r->to_client_discard = false;
 	c->prep_mode = prepared_mode(c);
 	c->prep_hold = false;
+	free(c->set_pending); /* a Query of another link: its answer will not come here */
+	c->set_pending = NULL;
 	s->owner = c;
 	bufferevent_setcb(s->bev, server_read, server_drained, server_event, c);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, 0);

@@ -140,33 +140,110 @@ Test(pin, advisory_lock_never_outlives_its_client, .timeout = 60)
 	h_corral_stop(c);
 }
 
-/* SET of a setting corral does not carry pins; nobody else ever sees it, and the
- * client keeps seeing its own. */
-Test(pin, set_is_never_seen_by_another_client, .timeout = 90)
+/* a's next query runs on another server: another client holds a's last one in a
+ * transaction (two servers).  Returns the holder, in its transaction. */
+static PGconn *push_off(struct h_corral *c, PGconn *a, PGconn *const *others, int n)
+{
+	char *mine = h_value(a, "SELECT pg_backend_pid()");
+	for (int i = 0; i < n; i++) {
+		h_exec_ok(others[i], "BEGIN");
+		char *p = h_value(others[i], "SELECT pg_backend_pid()");
+		bool same = strcmp(p, mine) == 0;
+		free(p);
+		if (same) {
+			free(mine);
+			return others[i];
+		}
+		h_exec_ok(others[i], "COMMIT");
+	}
+	(void)c;
+	free(mine);
+	cr_assert_fail("no client got a's server");
+	return NULL;
+}
+
+/* SET / RESET are carried: nobody else ever sees them, and the client sees its own on
+ * every server it gets; none of it pins. */
+Test(pin, set_is_carried_and_never_seen_by_another_client, .timeout = 90)
 {
 	struct h_corral *c = start(NULL);
 	PGconn *a = h_connect_bench(c);
 	char *path = h_value(a, "SHOW search_path");
+	char *wm_default = h_value(a, "SHOW work_mem");
 	h_exec_ok(a, "SET search_path = pin_nowhere, public");
 	h_exec_ok(a, "SET work_mem = '7777kB'");
+	h_exec_ok(a, "SET myapp.tenant TO 'a-tenant'");
 	enum { N = 8 };
 	PGconn *others[N];
 	for (int i = 0; i < N; i++)
 		others[i] = h_connect_bench(c);
-	for (int round = 0; round < 5; round++) {
+	char *first = h_value(a, "SELECT pg_backend_pid()");
+	bool switched = false;
+	for (int round = 0; round < 6; round++) {
 		for (int i = 0; i < N; i++) {
 			h_expect_show(others[i], "search_path", path);
-			char *wm = h_value(others[i], "SHOW work_mem");
-			cr_expect_str_neq(wm, "7777kB", "client %d saw another's work_mem", i);
-			free(wm);
+			h_expect_show(others[i], "work_mem", wm_default);
+			h_expect_value(others[i],
+				       "SELECT current_setting('myapp.tenant', true) IS "
+				       "DISTINCT FROM 'a-tenant'",
+				       "t");
 		}
+		PGconn *holder = push_off(c, a, others, N);
 		h_expect_show(a, "search_path", "pin_nowhere, public");
 		h_expect_show(a, "work_mem", "7777kB");
+		h_expect_value(a, "SELECT current_setting('myapp.tenant')", "a-tenant");
+		char *now = h_value(a, "SELECT pg_backend_pid()");
+		switched = switched || strcmp(now, first) != 0;
+		free(now);
+		h_exec_ok(holder, "COMMIT");
 	}
+	cr_expect(switched, "a never changed servers; the test proves nothing");
+	/* A SET in a Query that fails does not take effect, here or anywhere. */
+	PGresult *res = h_exec(a, "SET work_mem = '5MB'; SELECT 1/0");
+	cr_expect_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
+	PQclear(res);
+	h_expect_show(a, "work_mem", "7777kB");
+	h_exec_ok(push_off(c, a, others, N), "COMMIT");
+	/* RESET goes back to the default; asyncpg's reset Query resets everything. */
+	h_exec_ok(a, "RESET work_mem");
+	h_expect_show(a, "work_mem", wm_default);
+	h_exec_ok(a, "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;");
+	for (int i = 0; i < N; i++)
+		h_exec(others[i], "COMMIT");
+	h_expect_show(a, "search_path", path);
+	PGconn *adm = admin(c);
+	cr_expect_eq(pinned_of(adm), 0, "carried SETs pinned a client");
+	PQfinish(adm);
 	for (int i = 0; i < N; i++)
 		PQfinish(others[i]);
 	PQfinish(a);
+	free(first);
 	free(path);
+	free(wm_default);
+	h_corral_stop(c);
+}
+
+/* What corral cannot carry pins, and stays with its client. */
+Test(pin, uncarried_set_pins, .timeout = 60)
+{
+	struct h_corral *c = start(NULL);
+	PGconn *a = h_connect_bench(c);
+	PGconn *b = h_connect_bench(c);
+	char *pid = h_value(a, "SELECT pg_backend_pid()");
+	h_exec_ok(a, "SELECT set_config('work_mem', '6666kB', false)");
+	for (int i = 0; i < 10; i++) {
+		char *p = h_value(b, "SELECT pg_backend_pid()");
+		cr_expect_str_neq(p, pid);
+		free(p);
+		h_expect_show(b, "work_mem", "4MB");
+		h_expect_show(a, "work_mem", "6666kB");
+	}
+	PGconn *adm = admin(c);
+	cr_expect_eq(pins_of(adm, "set", "pin"), 1);
+	PQfinish(adm);
+	PQfinish(a);
+	PQfinish(b);
+	free(pid);
 	h_corral_stop(c);
 }
 
@@ -195,9 +272,9 @@ Test(pin, error_policy_refuses_each_construct, .timeout = 60)
 	expect_refused(a, "LISTEN pin_refused", "LISTEN");
 	expect_refused(a, "SELECT pg_advisory_lock(880001)", "advisory lock");
 	expect_refused(a, "CREATE TEMP TABLE pin_t (x int)", "temporary");
-	expect_refused(a, "SET work_mem = '1MB'", "work_mem");
-	expect_refused(a, "BEGIN; DECLARE c CURSOR WITH HOLD FOR SELECT 1; COMMIT",
-		       "WITH HOLD");
+	expect_refused(a, "SELECT set_config('work_mem', '1MB', false)", "work_mem");
+	h_exec_ok(a, "SET work_mem = '1MB'"); /* carried: never refused */
+	expect_refused(a, "BEGIN; DECLARE c CURSOR WITH HOLD FOR SELECT 1; COMMIT", "WITH HOLD");
 	expect_refused(a, "LOAD 'plpgsql'", "LOAD");
 	/* Not refused: what corral carries or what ends with the transaction. */
 	h_exec_ok(a, "SET TimeZone = 'UTC'");
@@ -205,7 +282,7 @@ Test(pin, error_policy_refuses_each_construct, .timeout = 60)
 	h_exec_ok(a, "SELECT 'LISTEN x', $$ pg_advisory_lock(1) $$ -- LISTEN");
 	/* Extended protocol: the Parse is refused, and the rest up to Sync skipped. */
 	PGresult *res = PQexecParams(a, "SELECT pg_advisory_lock($1::bigint)", 1, NULL,
-				     (const char *const[]){ "880005" }, NULL, NULL, 0);
+				     (const char *const[]){"880005"}, NULL, NULL, 0);
 	cr_expect_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
 	cr_expect_str_eq(h_sqlstate(res), "0A000");
 	PQclear(res);
@@ -237,9 +314,11 @@ Test(pin, warn_policy_warns_once, .timeout = 60)
 	PGconn *a = h_connect_bench(c);
 	int notices = 0;
 	PQsetNoticeReceiver(a, count_notice, &notices);
-	h_exec_ok(a, "SET work_mem = '3MB'");
+	h_exec_ok(a, "SET work_mem = '3MB'"); /* carried: no notice */
+	cr_expect_eq(notices, 0);
+	h_exec_ok(a, "SELECT set_config('work_mem', '3MB', false)");
 	h_exec_ok(a, "SELECT pg_advisory_unlock_all()");
-	h_exec_ok(a, "SET work_mem = '4MB'");
+	h_exec_ok(a, "SELECT set_config('work_mem', '4MB', false)");
 	cr_expect_eq(notices, 1);
 	h_exec_ok(a, "RESET work_mem");
 	PGconn *adm = admin(c);

@@ -40,11 +40,11 @@ static void words(const char *text, char *out, size_t cap)
 	}
 }
 
-#define WORDS(text, want)                                      \
-	do {                                                   \
-		char got[512];                                 \
-		words(text, got, sizeof(got));                 \
-		cr_assert_str_eq(got, want, "%s", text);       \
+#define WORDS(text, want)                                \
+	do {                                             \
+		char got[512];                           \
+		words(text, got, sizeof(got));           \
+		cr_assert_str_eq(got, want, "%s", text); \
 	} while (0)
 
 Test(sql_lex, words_and_statements)
