@@ -161,12 +161,13 @@ static void login_read(evutil_socket_t fd, short what, void *arg)
 /* ---- ending ------------------------------------------------------------------- */
 
 /* server_reset_query is for session pooling (PgBouncer's meaning), and for a client
- * pinned to its server in transaction pooling (proxy/pin.h): otherwise a server carries
+ * pinned to its server in transaction pooling (proxy/pin.h) or one that left with a
+ * carried SET unanswered: otherwise a server carries
  * no session state of its client beyond the tracked parameters, which the next link
  * sets anyway. */
 static const char *reset_query(const struct client *c)
 {
-	return c->pool->mode == POOL_MODE_SESSION || c->pin_reason
+	return c->pool->mode == POOL_MODE_SESSION || c->pin_reason || c->set_pending
 		       ? c->worker->cfg->server_reset_query
 		       : NULL;
 }
@@ -211,9 +212,10 @@ static void detach(struct client *c)
 	relay_stop(c);
 	c->server = NULL;
 	struct relay *r = &c->relay;
-	if (c->pin_reason && c->pool->mode != POOL_MODE_SESSION &&
+	if ((c->pin_reason || c->set_pending) && c->pool->mode != POOL_MODE_SESSION &&
 	    !(reset_query(c) && reset_query(c)[0])) {
-		/* Pinned, and nothing would undo its LISTEN or lock: no one else gets it. */
+		/* Pinned (or left before corral learnt whether its SET took effect), and
+		 * nothing would undo its LISTEN, lock or setting: no one else gets it. */
 		pool_close_server(s, "a pinned client left and server_reset_query is empty");
 		return;
 	}
