@@ -105,6 +105,7 @@ struct client {
 	 * its ReadyForQuery says whether they took effect (NULL: none); and the client's
 	 * startup parameters, what RESET goes back to (NULL: not needed yet). */
 	struct set_pending *set_pending;
+	struct set_pending *set_block; /* SETs of the open transaction block, until it ends */
 	struct param_set *startup_params;
 	struct cancel_key cancel;    /* its BackendKeyData (proxy/cancel_keys.h) */
 	struct admin_session *admin; /* a client of the admin console (proxy/admin.h), else NULL */

@@ -86,7 +86,9 @@ static void pin(struct client *c, const struct pin_find *f, const char *text)
 struct set_pending {
 	struct set_carry sets[SET_CARRY_MAX];
 	int n;
-	bool failed; /* an ErrorResponse: the Query's implicit transaction rolled back */
+	bool failed;   /* an ErrorResponse: the Query's implicit transaction rolled back */
+	bool in_block; /* sent inside a transaction block: takes effect if it commits */
+	bool rollback; /* (c->set_block) a ROLLBACK's CommandComplete was seen */
 };
 
 void pin_client_welcome(struct client *c)
@@ -102,6 +104,8 @@ void pin_client_free(struct client *c)
 {
 	free(c->set_pending);
 	c->set_pending = NULL;
+	free(c->set_block);
+	c->set_block = NULL;
 	if (c->startup_params) {
 		params_clear(c->startup_params);
 		free(c->startup_params);
@@ -121,12 +125,14 @@ static bool stmt_pins(const char *stmt, size_t len, void *arg)
  * ReadyForQuery is this Query's and ends its implicit transaction. */
 static bool try_carry(struct client *c, const char *text, size_t len)
 {
+	char status = relay_tx_status(&c->relay);
 	if (!c->startup_params || c->set_pending || !relay_between_queries(&c->relay) ||
-	    relay_tx_status(&c->relay) != 'I')
+	    (status != 'I' && status != 'T'))
 		return false;
 	struct set_pending *p = calloc(1, sizeof(*p));
 	if (!p)
 		return false;
+	p->in_block = status == 'T';
 	if (!set_carry_collect(text, len, stmt_pins, NULL, p->sets, &p->n) || p->n == 0) {
 		free(p);
 		return false;
@@ -161,33 +167,99 @@ static bool apply_one(struct client *c, const struct set_carry *sc)
 	       params_set(&s->applied, sc->name, sc->value);
 }
 
+/* What the server has is not known for sure any more: it stays with this client. */
+static void pin_unsure(struct client *c, const char *name)
+{
+	struct pin_find f = {.reason = PIN_SET, .stmt_len = 0};
+	snprintf(f.setting, sizeof(f.setting), "%s", name);
+	if (!c->pin_reason)
+		pin(c, &f, "");
+	free(c->set_block);
+	c->set_block = NULL;
+}
+
+static bool apply_all(struct client *c, const struct set_pending *p)
+{
+	bool ok = true;
+	for (int i = 0; ok && i < p->n; i++)
+		ok = apply_one(c, &p->sets[i]);
+	c->param_sig = 0;
+	c->server->param_sig = 0;
+	return ok;
+}
+
+/* The block's CommandComplete: COMMIT makes its SETs the session's; ROLLBACK undoes
+ * them if the block ends with it (ROLLBACK TO SAVEPOINT undoes only some: unsure). */
+static void block_command(struct client *c, const uint8_t *body, size_t body_len)
+{
+	struct set_pending *b = c->set_block;
+	const char *tag = (const char *)body;
+	if (!body_len || !memchr(body, '\0', body_len))
+		return;
+	if (strcmp(tag, "COMMIT") == 0) {
+		if (!apply_all(c, b))
+			pin_unsure(c, b->sets[0].name);
+		free(c->set_block);
+		c->set_block = NULL;
+	} else if (strcmp(tag, "ROLLBACK") == 0) {
+		b->rollback = true;
+	} else if (strncmp(tag, "PREPARE", 7) == 0) {
+		pin_unsure(c, b->sets[0].name);
+	}
+}
+
+/* A Query with SETs inside a block answered without error: they wait for its end. */
+static bool add_to_block(struct client *c, const struct set_pending *p)
+{
+	if (!c->set_block) {
+		c->set_block = calloc(1, sizeof(*c->set_block));
+		if (!c->set_block)
+			return false;
+	}
+	struct set_pending *b = c->set_block;
+	if (b->n + p->n > SET_CARRY_MAX)
+		return false;
+	memcpy(&b->sets[b->n], p->sets, (size_t)p->n * sizeof(p->sets[0]));
+	b->n += p->n;
+	return true;
+}
+
 void pin_server_msg(struct client *c, char type, const uint8_t *body, size_t body_len)
 {
 	struct set_pending *p = c->set_pending;
-	if (!p)
+	if (type == 'C' && c->set_block) {
+		block_command(c, body, body_len);
 		return;
-	if (type == 'E') {
+	}
+	if (type == 'E' && p) {
 		p->failed = true;
 		return;
 	}
 	if (type != 'Z')
 		return;
 	char status = body_len ? (char)body[0] : '?';
-	bool ok = !p->failed;
-	for (int i = 0; ok && status == 'I' && i < p->n; i++)
-		ok = apply_one(c, &p->sets[i]);
-	c->param_sig = 0;
-	c->server->param_sig = 0;
-	if (!ok || status != 'I') {
-		/* What the server has now is not known for sure: it stays with this client. */
-		if (!p->failed || status != 'I') {
-			struct pin_find f = {.reason = PIN_SET, .stmt_len = 0};
-			snprintf(f.setting, sizeof(f.setting), "%s", p->sets[0].name);
-			pin(c, &f, "");
+	if (p) {
+		c->set_pending = NULL;
+		if (p->failed) {
+			/* Nothing of it took effect (its transaction, or block, failed). */
+		} else if (p->in_block && status == 'T') {
+			if (!add_to_block(c, p))
+				pin_unsure(c, p->sets[0].name);
+		} else if (p->in_block || status != 'I' || !apply_all(c, p)) {
+			pin_unsure(c, p->sets[0].name);
 		}
+		free(p);
 	}
-	free(p);
-	c->set_pending = NULL;
+	struct set_pending *b = c->set_block;
+	if (b && (b->rollback || status == 'I')) {
+		/* The block ended: by ROLLBACK (its SETs are undone), or by something corral
+		 * did not see as COMMIT or ROLLBACK, or a ROLLBACK TO SAVEPOINT that kept the
+		 * block open: unsure. */
+		if (!(b->rollback && status == 'I'))
+			pin_unsure(c, b->sets[0].name);
+		free(c->set_block);
+		c->set_block = NULL;
+	}
 }
 
 /* A refused Parse: the backend would skip to Sync after its error, so corral does. */

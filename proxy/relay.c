@@ -281,7 +281,7 @@ static bool scan_rewrite(struct scan *sc, char type, uint32_t len)
 
 static bool server_wants_body(char type)
 {
-	return type == 'Z' || type == 'S' || type == 'E';
+	return type == 'Z' || type == 'S' || type == 'E' || type == 'C'; /* C: pin.h's COMMIT */
 }
 
 /* Replies that may be corral's own (prepared statements) are dropped whole. */
@@ -347,7 +347,7 @@ static enum scan_result inspect_server_msg(struct scan *sc, char type, const uin
 	}
 	if (fatal)
 		r->server_fatal = true;
-	if (c->set_pending)
+	if (c->set_pending || c->set_block)
 		pin_server_msg(c, type, body, body_len);
 	if (c->prep_mode != PREP_OFF) {
 		switch (prepared_server_reply(c, type, body, body_len, len - 4, sc->replacement)) {
@@ -552,6 +552,8 @@ void relay_start(struct client *c)
 	c->prep_hold = false;
 	free(c->set_pending); /* a Query of another link: its answer will not come here */
 	c->set_pending = NULL;
+	free(c->set_block); /* a block never spans links */
+	c->set_block = NULL;
 	s->owner = c;
 	bufferevent_setcb(s->bev, server_read, server_drained, server_event, c);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, 0);

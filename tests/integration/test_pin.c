@@ -328,3 +328,39 @@ Test(pin, warn_policy_warns_once, .timeout = 60)
 	PQfinish(a);
 	h_corral_stop(c);
 }
+
+/* SET inside a transaction block is carried if the block commits, forgotten if it
+ * rolls back; neither pins. */
+Test(pin, set_in_a_block_follows_its_commit, .timeout = 60)
+{
+	struct h_corral *c = start(NULL);
+	PGconn *a = h_connect_bench(c);
+	enum { N = 3 };
+	PGconn *others[N];
+	for (int i = 0; i < N; i++)
+		others[i] = h_connect_bench(c);
+	char *wm_default = h_value(a, "SHOW work_mem");
+	h_exec_ok(a, "BEGIN");
+	h_exec_ok(a, "SET work_mem = '3333kB'");
+	h_exec_ok(a, "SELECT 1");
+	h_exec_ok(a, "COMMIT");
+	h_exec_ok(a, "BEGIN");
+	h_exec_ok(a, "SET statement_timeout = '77s'");
+	h_exec_ok(a, "ROLLBACK");
+	for (int round = 0; round < 3; round++) {
+		PGconn *holder = push_off(c, a, others, N);
+		h_expect_show(a, "work_mem", "3333kB");
+		h_expect_show(a, "statement_timeout", "0");
+		h_exec_ok(holder, "COMMIT");
+		for (int i = 0; i < N; i++)
+			h_expect_show(others[i], "work_mem", wm_default);
+	}
+	PGconn *adm = admin(c);
+	cr_expect_eq(pinned_of(adm), 0);
+	PQfinish(adm);
+	for (int i = 0; i < N; i++)
+		PQfinish(others[i]);
+	PQfinish(a);
+	free(wm_default);
+	h_corral_stop(c);
+}
