@@ -183,16 +183,17 @@ bool set_carry_parse(const char *text, size_t len, struct set_carry *out)
 	}
 }
 
-/* Statements that open or end a transaction block, or need to be outside one. */
+/* Statements that open or end a transaction block: with one among them, the Query is
+ * not one implicit transaction any more. */
 static bool transaction_control(const struct sql_lexer *l, const struct sql_token *t)
 {
 	static const char *const words[] = {
-		"begin",     "start",   "commit",  "end",    "rollback", "abort",
-		"savepoint", "release", "prepare", "vacuum", "set",      "reset",
+		"begin", "start",     "commit",  "end",     "rollback",
+		"abort", "savepoint", "release", "prepare",
 	};
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 		if (sql_tok_word(l, t, words[i]))
-			return i < 10;
+			return true;
 	return false;
 }
 
