@@ -88,6 +88,9 @@ struct set_pending {
 	int n;
 	bool failed;   /* an ErrorResponse: the Query's implicit transaction rolled back */
 	bool in_block; /* sent inside a transaction block: takes effect if it commits */
+	/* From an unnamed Parse (extended protocol): it takes effect only if that statement
+	 * is bound to the unnamed portal and executed before the Sync. */
+	bool from_parse, bound, executed;
 	bool rollback; /* (c->set_block) a ROLLBACK's CommandComplete was seen */
 };
 
@@ -240,8 +243,9 @@ void pin_server_msg(struct client *c, char type, const uint8_t *body, size_t bod
 	char status = body_len ? (char)body[0] : '?';
 	if (p) {
 		c->set_pending = NULL;
-		if (p->failed) {
-			/* Nothing of it took effect (its transaction, or block, failed). */
+		if (p->failed || (p->from_parse && !p->executed)) {
+			/* Nothing of it took effect (its transaction, or block, failed; or the
+			 * statement was only parsed). */
 		} else if (p->in_block && status == 'T') {
 			if (!add_to_block(c, p))
 				pin_unsure(c, p->sets[0].name);
@@ -262,6 +266,31 @@ void pin_server_msg(struct client *c, char type, const uint8_t *body, size_t bod
 	}
 }
 
+/* Bind and Execute after a carried SET's unnamed Parse: whether it runs.  Anything
+ * else that could run another statement there (a second Parse) makes it unsure. */
+static enum pin_verdict follow_extended(struct client *c, char type, uint32_t len,
+					struct evbuffer *src, size_t off, size_t avail)
+{
+	struct set_pending *p = c->set_pending;
+	if (type == 'P') {
+		c->set_pending = NULL;
+		pin_unsure(c, p->sets[0].name);
+		free(p);
+		return PIN_PASS;
+	}
+	char head[2];
+	if (len - 4 < 2 || avail - off < PG_HEADER_LEN + 2)
+		return len - 4 < 2 ? PIN_PASS : PIN_WAIT;
+	struct evbuffer_ptr pos;
+	evbuffer_ptr_set(src, &pos, off + PG_HEADER_LEN, EVBUFFER_PTR_SET);
+	evbuffer_copyout_from(src, &pos, head, sizeof(head));
+	if (type == 'B') /* portal "" and statement "": our statement in the unnamed portal */
+		p->bound = head[0] == '\0' && head[1] == '\0';
+	else if (type == 'E' && head[0] == '\0' && p->bound)
+		p->executed = true;
+	return PIN_PASS;
+}
+
 /* A refused Parse: the backend would skip to Sync after its error, so corral does. */
 static enum pin_verdict skip_to_sync(struct client *c, char type)
 {
@@ -277,6 +306,12 @@ enum pin_verdict pin_client_check(struct client *c, char type, uint32_t len, str
 {
 	if (c->pin_skip)
 		return avail - off < (size_t)len + 1 ? PIN_WAIT : skip_to_sync(c, type);
+	if (c->set_pending && c->set_pending->from_parse &&
+	    (type == 'B' || type == 'E' || type == 'P')) {
+		enum pin_verdict v = follow_extended(c, type, len, src, off, avail);
+		if (v != PIN_PASS || type != 'P')
+			return v;
+	}
 	if ((type != 'Q' && type != 'P') || c->pin_reason)
 		return PIN_PASS; /* a pinned client's server is its own already */
 	if (avail - off < (size_t)len + 1)
@@ -298,8 +333,11 @@ enum pin_verdict pin_client_check(struct client *c, char type, uint32_t len, str
 	struct pin_find f;
 	if (pin_scan(text, text_len, session_params_tracked, &f) == PIN_NONE)
 		return PIN_PASS;
-	if (f.reason == PIN_SET && type == 'Q' && try_carry(c, text, text_len))
+	bool unnamed = type == 'Q' || text == (const char *)m + off + PG_HEADER_LEN + 1;
+	if (f.reason == PIN_SET && unnamed && try_carry(c, text, text_len)) {
+		c->set_pending->from_parse = type == 'P';
 		return PIN_PASS; /* carried: pin_server_msg takes it on at its ReadyForQuery */
+	}
 	switch (c->pool->pin_policy) {
 	case PIN_POLICY_WARN:
 		/* A notice may go between two of the server's messages, never inside one. */

@@ -364,3 +364,42 @@ Test(pin, set_in_a_block_follows_its_commit, .timeout = 60)
 	free(wm_default);
 	h_corral_stop(c);
 }
+
+/* The extended protocol (libpq's PQexecParams, psycopg 3): an unnamed Parse of SET,
+ * bound and executed before its Sync, is carried; a named one pins. */
+Test(pin, extended_protocol_set_is_carried, .timeout = 60)
+{
+	struct h_corral *c = start(NULL);
+	PGconn *a = h_connect_bench(c);
+	enum { N = 3 };
+	PGconn *others[N];
+	for (int i = 0; i < N; i++)
+		others[i] = h_connect_bench(c);
+	char *wm_default = h_value(a, "SHOW work_mem");
+	PGresult *res = PQexecParams(a, "SET work_mem = '2222kB'", 0, NULL, NULL, NULL, NULL, 0);
+	cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+	for (int round = 0; round < 3; round++) {
+		PGconn *holder = push_off(c, a, others, N);
+		res = PQexecParams(a, "SELECT current_setting('work_mem')", 0, NULL, NULL, NULL,
+				   NULL, 0);
+		cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+		cr_expect_str_eq(PQgetvalue(res, 0, 0), "2222kB");
+		PQclear(res);
+		h_exec_ok(holder, "COMMIT");
+		for (int i = 0; i < N; i++)
+			h_expect_show(others[i], "work_mem", wm_default);
+	}
+	PGconn *adm = admin(c);
+	cr_expect_eq(pinned_of(adm), 0);
+	res = PQprepare(a, "named_set", "SET work_mem = '1111kB'", 0, NULL);
+	cr_expect_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+	cr_expect_eq(pinned_of(adm), 1);
+	PQfinish(adm);
+	for (int i = 0; i < N; i++)
+		PQfinish(others[i]);
+	PQfinish(a);
+	free(wm_default);
+	h_corral_stop(c);
+}
