@@ -4,7 +4,8 @@
 
 #include "proxy/sql_lex.h"
 
-/* Settings whose SET is not a plain value: identity, and what SET handles specially. */
+/* Settings whose SET is not a plain value: identity, what SET handles specially, and
+ * seed, which RESET does not undo (session_params.c never resets it). */
 static bool never_carried(const char *name)
 {
 	static const char *const names[] = {
@@ -22,6 +23,7 @@ static bool never_carried(const char *name)
 		"transaction_isolation",
 		"transaction_read_only",
 		"transaction_deferrable",
+		"seed",
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(name, names[i]) == 0)

@@ -63,6 +63,7 @@ Test(set_carry, not_carried)
 		"SET plpgsql.extra_warnings = a, b",
 		"SET work_mem = 64MB",
 		"SET work_mem",
+		"SET seed = 0.5",
 		"SELECT set_config('work_mem', '1MB', false)",
 		"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
 		"SET work_mem = 'unterminated",
