@@ -1,5 +1,6 @@
 #include "proxy/pin_scan.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "proxy/sql_lex.h"
@@ -133,7 +134,7 @@ static bool scan_set_config(struct scan *sc)
 		return false; /* set_config(..., true): the transaction's own */
 	if (name[0] && strchr(name, '\'') == NULL && sc->carried && sc->carried(name))
 		return false;
-	memcpy(sc->out->setting, name[0] ? name : "set_config", sizeof(sc->out->setting));
+	snprintf(sc->out->setting, sizeof(sc->out->setting), "%s", name[0] ? name : "set_config");
 	return found(sc, PIN_SET);
 }
 
@@ -178,7 +179,7 @@ static bool scan_set(struct scan *sc, bool reset)
 		     strcmp(name, "all") == 0 || strcmp(name, "authorization") == 0;
 	if (!never && sc->carried && sc->carried(name))
 		return false;
-	memcpy(sc->out->setting, name[0] ? name : "?", sizeof(sc->out->setting));
+	snprintf(sc->out->setting, sizeof(sc->out->setting), "%s", name[0] ? name : "?");
 	return found(sc, PIN_SET);
 }
 
