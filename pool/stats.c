@@ -61,8 +61,9 @@ void stats_totals_add(struct stats_totals *t, const struct stats_block *b)
 		for (int r = 0; r < STATS_PIN_REASONS; r++) {
 			uint64_t n = (uint64_t)stats_read(&b->pin_by_reason[a][r]);
 			t->pin_by_reason[a][r] += n;
-			*(a == STATS_PIN ? &t->pins : a == STATS_PIN_WARN ? &t->pin_warnings
-									    : &t->pin_refusals) += n;
+			*(a == STATS_PIN        ? &t->pins
+			  : a == STATS_PIN_WARN ? &t->pin_warnings
+						: &t->pin_refusals) += n;
 		}
 	for (int i = 0; i < STATS_CL_GROUPS; i++)
 		t->clients[i] += stats_read(&b->clients[i]);

@@ -371,9 +371,8 @@ enum admin_result admin_show_apps(struct admin_ctx *ctx)
 /* ---- SHOW PINS (corral's: what pin_policy did, and why; proxy/pin.h) -------------------- */
 
 static const struct admin_col pin_cols[] = {
-	{"reason", ADMIN_TEXT},           {"action", ADMIN_TEXT},
-	{"database", ADMIN_TEXT},         {"user", ADMIN_TEXT},
-	{"application_name", ADMIN_TEXT}, {"count", ADMIN_NUMERIC},
+	{"reason", ADMIN_TEXT}, {"action", ADMIN_TEXT},           {"database", ADMIN_TEXT},
+	{"user", ADMIN_TEXT},   {"application_name", ADMIN_TEXT}, {"count", ADMIN_NUMERIC},
 };
 
 static const char *const pin_action_names[STATS_PIN_ACTIONS] = {
@@ -421,7 +420,8 @@ enum admin_result admin_show_pins(struct admin_ctx *ctx)
 	bool ok = true;
 	for (size_t i = 0; i < snap.n_pools; i++)
 		ok = pin_rows(ctx, &snap.pools[i].t, snap.pools[i].database, snap.pools[i].user,
-			      NULL) && ok;
+			      NULL) &&
+		     ok;
 	for (size_t i = 0; i < snap.n_apps; i++)
 		ok = pin_rows(ctx, &snap.apps[i].t, NULL, NULL, snap.apps[i].name) && ok;
 	stats_snapshot_free(&snap);

@@ -179,8 +179,7 @@ static void write_histogram(struct writer *w, const char *name, const char *help
 
 /* What pools and applications both have: clients, counters, the two histograms. */
 /* pin_policy's doings (proxy/pin.h) by action and reason; only those that happened. */
-static void write_pins(struct writer *w, const char *prefix, const struct subject *subj,
-		       size_t n)
+static void write_pins(struct writer *w, const char *prefix, const struct subject *subj, size_t n)
 {
 	static const char *const actions[STATS_PIN_ACTIONS] = {
 		[STATS_PIN] = "pin",

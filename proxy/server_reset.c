@@ -19,7 +19,8 @@ static void reset_done(struct server *s, const struct server_cmd_result *res, vo
 			s->prepared_free(s->prepared);
 			s->prepared = NULL;
 			if (!session_params_reset_discards_all(arg)) {
-				pool_close_server(s, "prepared statements after server_reset_query");
+				pool_close_server(s,
+						  "prepared statements after server_reset_query");
 				return;
 			}
 		}
