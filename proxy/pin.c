@@ -291,6 +291,14 @@ static enum pin_verdict follow_extended(struct client *c, char type, uint32_t le
 	return PIN_PASS;
 }
 
+/* Whether c's session reads '...' with backslash escapes (standard_conforming_strings
+ * off: a reported setting, so c->params has the session's value). */
+static bool scs_off(const struct client *c)
+{
+	const char *scs = params_get(&c->params, "standard_conforming_strings");
+	return scs && strcmp(scs, "off") == 0;
+}
+
 /* A refused Parse: the backend would skip to Sync after its error, so corral does. */
 static enum pin_verdict skip_to_sync(struct client *c, char type)
 {
@@ -331,10 +339,13 @@ enum pin_verdict pin_client_check(struct client *c, char type, uint32_t len, str
 		text = nul + 1;
 	}
 	struct pin_find f;
-	if (pin_scan(text, text_len, session_params_tracked, &f) == PIN_NONE)
+	/* Backslashes are read as the session reads them; the SET reader (set_carry.c)
+	 * knows only standard strings, so such text is not carried. */
+	bool backslashed = scs_off(c) && memchr(text, '\\', text_len);
+	if (pin_scan_ex(text, text_len, session_params_tracked, backslashed, &f) == PIN_NONE)
 		return PIN_PASS;
 	bool unnamed = type == 'Q' || text == (const char *)m + off + PG_HEADER_LEN + 1;
-	if (f.reason == PIN_SET && unnamed && try_carry(c, text, text_len)) {
+	if (f.reason == PIN_SET && unnamed && !backslashed && try_carry(c, text, text_len)) {
 		c->set_pending->from_parse = type == 'P';
 		return PIN_PASS; /* carried: pin_server_msg takes it on at its ReadyForQuery */
 	}

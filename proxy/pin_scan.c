@@ -67,7 +67,7 @@ static bool advisory_name(const char *name)
 	       strcmp(name, "pg_try_advisory_lock_shared") == 0;
 }
 
-static bool scan_text(const char *text, size_t len, bool (*carried)(const char *),
+static bool scan_text(const char *text, size_t len, bool (*carried)(const char *), bool scs_off,
 		      struct pin_find *out, int depth);
 
 /* A string token's contents (quotes and dollar tags off) scanned as a DO body. */
@@ -85,7 +85,8 @@ static bool scan_body(struct scan *sc, const struct sql_token *t)
 	if (n < 2 * open)
 		return false;
 	struct pin_find inner = {0};
-	if (!scan_text(s + open, n - 2 * open, sc->carried, &inner, sc->depth + 1))
+	if (!scan_text(s + open, n - 2 * open, sc->carried, sc->l.backslashes, &inner,
+		       sc->depth + 1))
 		return false;
 	sc->out->reason = inner.reason;
 	memcpy(sc->out->setting, inner.setting, sizeof(inner.setting));
@@ -267,11 +268,11 @@ static bool scan_statement(struct scan *sc, struct sql_token *first)
 	}
 }
 
-static bool scan_text(const char *text, size_t len, bool (*carried)(const char *),
+static bool scan_text(const char *text, size_t len, bool (*carried)(const char *), bool scs_off,
 		      struct pin_find *out, int depth)
 {
 	struct scan sc = {.carried = carried, .out = out, .depth = depth};
-	sql_lex_init(&sc.l, text, len);
+	sql_lex_init_ex(&sc.l, text, len, scs_off);
 	struct sql_token t;
 	for (;;) {
 		enum sql_tok k = sql_lex_next(&sc.l, &t);
@@ -295,10 +296,16 @@ static bool scan_text(const char *text, size_t len, bool (*carried)(const char *
 	}
 }
 
+enum pin_reason pin_scan_ex(const char *text, size_t len, bool (*carried)(const char *name),
+			    bool scs_off, struct pin_find *out)
+{
+	memset(out, 0, sizeof(*out));
+	scan_text(text, len, carried, scs_off, out, 0);
+	return out->reason;
+}
+
 enum pin_reason pin_scan(const char *text, size_t len, bool (*carried)(const char *name),
 			 struct pin_find *out)
 {
-	memset(out, 0, sizeof(*out));
-	scan_text(text, len, carried, out, 0);
-	return out->reason;
+	return pin_scan_ex(text, len, carried, false, out);
 }

@@ -45,5 +45,8 @@ struct pin_find {
  */
 enum pin_reason pin_scan(const char *text, size_t len, bool (*carried)(const char *name),
 			 struct pin_find *out);
+/* The same, read as a session with standard_conforming_strings = off when scs_off. */
+enum pin_reason pin_scan_ex(const char *text, size_t len, bool (*carried)(const char *name),
+			    bool scs_off, struct pin_find *out);
 
 #endif

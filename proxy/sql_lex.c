@@ -23,6 +23,13 @@ void sql_lex_init(struct sql_lexer *l, const char *text, size_t len)
 	l->len = len;
 	l->pos = 0;
 	l->bad = false;
+	l->backslashes = false;
+}
+
+void sql_lex_init_ex(struct sql_lexer *l, const char *text, size_t len, bool scs_off)
+{
+	sql_lex_init(l, text, len);
+	l->backslashes = scs_off;
 }
 
 /* Block comments nest, as in PostgreSQL (scan.l: xc). */
@@ -139,7 +146,8 @@ enum sql_tok sql_lex_next(struct sql_lexer *l, struct sql_token *t)
 		return done(l, t, SQL_TOK_WORD);
 	}
 	if (c == '\'')
-		return skip_quoted(l, '\'', false) ? done(l, t, SQL_TOK_STRING) : bad(l, t);
+		return skip_quoted(l, '\'', l->backslashes) ? done(l, t, SQL_TOK_STRING)
+							    : bad(l, t);
 	if (c == '"')
 		return skip_quoted(l, '"', false) ? done(l, t, SQL_TOK_QIDENT) : bad(l, t);
 	if (c == '$') {

@@ -4,8 +4,8 @@
  * PostgreSQL's scanner knows about where a word can hide: -- comments, nested block
  * comments, '...' strings with '' doubled, E'...' strings with backslash escapes,
  * "quoted identifiers" and $tag$ dollar quotes $tag$; so a LISTEN inside any of them is
- * not a word, and a ';' inside them ends nothing.  (It assumes
- * standard_conforming_strings = on, PostgreSQL's default since 9.1.)
+ * not a word, and a ';' inside them ends nothing.  With standard_conforming_strings
+ * off (sql_lex_init_ex), a backslash escapes in every '...' string, as it does then.
  *
  * Pure and allocation-free: tokens are offsets into the caller's text.
  */
@@ -33,10 +33,13 @@ struct sql_token {
 struct sql_lexer {
 	const char *s;
 	size_t len, pos;
-	bool bad; /* a SQL_TOK_BAD was returned: the text ends unterminated */
+	bool bad;         /* a SQL_TOK_BAD was returned: the text ends unterminated */
+	bool backslashes; /* standard_conforming_strings = off: '\'' does not end '...' */
 };
 
 void sql_lex_init(struct sql_lexer *l, const char *text, size_t len);
+/* The same for a session with standard_conforming_strings = off when scs_off. */
+void sql_lex_init_ex(struct sql_lexer *l, const char *text, size_t len, bool scs_off);
 /* The next token after blanks and comments. */
 enum sql_tok sql_lex_next(struct sql_lexer *l, struct sql_token *t);
 /* A word equal to kw (lower case), ignoring case; false for anything else. */

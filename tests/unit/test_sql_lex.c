@@ -111,3 +111,22 @@ Test(sql_lex, nul_ends_the_text)
 	cr_assert_eq(n, 2);
 	(void)got;
 }
+
+/* standard_conforming_strings = off: a backslash escapes in '...' too, so what hides
+ * in such a string (or does not) follows the session's reading. */
+Test(sql_lex, backslashes_when_standard_strings_are_off)
+{
+	const char *text = "select 'x\\'' ; listen y; --'";
+	struct sql_lexer l;
+	struct sql_token t;
+	int words = 0;
+	sql_lex_init_ex(&l, text, strlen(text), true);
+	while (sql_lex_next(&l, &t) != SQL_TOK_END)
+		words += sql_tok_word(&l, &t, "listen");
+	cr_expect_eq(words, 1, "off: 'x\\'' is one string, then LISTEN runs");
+	words = 0;
+	sql_lex_init(&l, text, strlen(text));
+	while (sql_lex_next(&l, &t) != SQL_TOK_END)
+		words += sql_tok_word(&l, &t, "listen");
+	cr_expect_eq(words, 0, "on: the LISTEN is inside the second string");
+}
