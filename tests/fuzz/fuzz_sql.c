@@ -57,6 +57,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (r != PIN_NONE)
 		CHECK(f.stmt_start <= size && f.stmt_start + f.stmt_len <= size);
 
+	/* As a session with standard_conforming_strings = off reads it. */
+	r = pin_scan_ex(text, size, carried, true, &f);
+	CHECK(r < PIN_REASONS && r == f.reason);
+	if (r != PIN_NONE)
+		CHECK(f.stmt_start <= size && f.stmt_start + f.stmt_len <= size);
+
 	struct set_carry sc;
 	if (set_carry_parse(text, size, &sc)) {
 		CHECK(memchr(sc.name, '\0', sizeof(sc.name)) != NULL && sc.name[0]);
