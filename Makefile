@@ -158,12 +158,14 @@ valgrind: deps $(PROGRAMS) $(TEST_FNS) bin/integration-tests
 # its seed corpus; new inputs go to $(BUILD)/fuzz/corpus, crashes to $(BUILD)/fuzz/.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 30
-FUZZERS      := startup messages tracker
+FUZZERS      := startup messages tracker sql
 FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                 -I. $(shell pkg-config --cflags libevent)
 FUZZ_DEPS    := proxy/pgproto.c proxy/pgproto.h pool/params.c pool/params.h common/macros.h \
-                proxy/tracker.c proxy/tracker.h tests/unit/backend_sim.c tests/unit/backend_sim.h
+                proxy/tracker.c proxy/tracker.h tests/unit/backend_sim.c tests/unit/backend_sim.h \
+                proxy/sql_lex.c proxy/sql_lex.h proxy/pin_scan.c proxy/pin_scan.h \
+                proxy/set_carry.c proxy/set_carry.h proxy/prepared_sql.c proxy/prepared_sql.h
 
 .PHONY: fuzz
 fuzz:
@@ -182,7 +184,8 @@ fuzz:
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DEPS) | deps
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< proxy/pgproto.c pool/params.c proxy/tracker.c \
-	    tests/unit/backend_sim.c \
+	    tests/unit/backend_sim.c proxy/sql_lex.c proxy/pin_scan.c proxy/set_carry.c \
+	    proxy/prepared_sql.c \
 	    $(shell pkg-config --libs libevent)
 
 # Every C file but those .clang-format-ignore lists (files that do not match the style yet;

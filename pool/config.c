@@ -50,6 +50,12 @@ static const char *const pool_mode_names[] = {
 	[POOL_MODE_STATEMENT] = "statement",
 };
 
+static const char *const pin_policy_names[] = {
+	[PIN_POLICY_PIN] = "pin",
+	[PIN_POLICY_WARN] = "warn",
+	[PIN_POLICY_ERROR] = "error",
+};
+
 static const char *const auth_type_names[] = {
 	[AUTH_TRUST] = "trust",
 	[AUTH_MD5] = "md5",
@@ -64,6 +70,7 @@ PARSER(parse_positive_seconds_key);
 PARSER(parse_millis_key);
 PARSER(parse_auth_type_key);
 PARSER(parse_pool_mode_key);
+PARSER(parse_pin_policy_key);
 PARSER(parse_listen_key);
 
 #define FIELD(f) offsetof(struct corral_config, f)
@@ -76,6 +83,7 @@ static const struct ini_key corral_keys[] = {
 	{ "auth_type", parse_auth_type_key, FIELD(auth_type), 0, 0 },
 	{ "auth_file", ini_key_nonempty, FIELD(auth_file), 0, 0 },
 	{ "pool_mode", parse_pool_mode_key, FIELD(pool_mode), 0, 0 },
+	{ "pin_policy", parse_pin_policy_key, FIELD(pin_policy), 0, 0 },
 	{ "default_pool_size", ini_key_int, FIELD(default_pool_size), 1, MAX_POOL_SIZE },
 	{ "max_client_conn", ini_key_int, FIELD(max_client_conn), 1, MAX_CLIENT_CONN },
 	{ "query_wait_timeout", parse_seconds_key, FIELD(query_wait_timeout), 0, 0 },
@@ -186,6 +194,17 @@ PARSER(parse_pool_mode_key)
 		return false;
 	}
 	*(enum pool_mode *)ini_key_field(obj, spec) = (enum pool_mode)i;
+	return true;
+}
+
+PARSER(parse_pin_policy_key)
+{
+	int i = find_name(pin_policy_names, ARRAY_SIZE(pin_policy_names), value);
+	if (i < 0) {
+		ini_fail(ld, spec->name, "must be one of pin, warn, error, got \"%s\"", value);
+		return false;
+	}
+	*(enum pin_policy *)ini_key_field(obj, spec) = (enum pin_policy)i;
 	return true;
 }
 
@@ -315,16 +334,18 @@ static bool is_libpq_keyword(struct load_ctx *ctx, const char *key, bool *known)
 struct line_key {
 	const char *name;
 	size_t offset;
-	int min, max; /* min == IS_POOL_MODE: a pool mode name */
+	int min, max; /* min == IS_POOL_MODE: a pool mode name; IS_PIN_POLICY: a policy */
 };
 
 #define IS_POOL_MODE (-1)
+#define IS_PIN_POLICY (-2)
 #define DB_FIELD(f) offsetof(struct db_config, f)
 #define USER_FIELD(f) offsetof(struct user_config, f)
 
 static const struct line_key db_keys[] = {
 	{ "pool_size", DB_FIELD(pool_size), 1, MAX_POOL_SIZE },
 	{ "pool_mode", DB_FIELD(pool_mode), IS_POOL_MODE, 0 },
+	{ "pin_policy", DB_FIELD(pin_policy), IS_PIN_POLICY, 0 },
 	{ "min_pool_size", DB_FIELD(min_pool_size), 0, MAX_POOL_SIZE },
 	{ "reserve_pool", DB_FIELD(reserve_pool), 0, MAX_POOL_SIZE },
 	{ "max_db_connections", DB_FIELD(max_db_connections), 0, MAX_CLIENT_CONN },
@@ -373,6 +394,15 @@ static bool set_line_key(struct load_ctx *ctx, const char *owner, void *obj,
 		}
 		fail(ctx, owner, "%s must be one of session, transaction, statement, got \"%s\"",
 		     k->name, val);
+		return false;
+	}
+	if (k->min == IS_PIN_POLICY) {
+		int policy = find_name(pin_policy_names, ARRAY_SIZE(pin_policy_names), val);
+		if (policy >= 0) {
+			*slot = policy;
+			return true;
+		}
+		fail(ctx, owner, "%s must be one of pin, warn, error, got \"%s\"", k->name, val);
 		return false;
 	}
 	if (parse_uint_range(val, k->min, k->max, slot))
@@ -764,6 +794,7 @@ static bool set_defaults(struct load_ctx *ctx, const char *path)
 	cfg->listen_port = 6432;
 	cfg->auth_type = AUTH_SCRAM_SHA_256;
 	cfg->pool_mode = POOL_MODE_SESSION;
+	cfg->pin_policy = PIN_POLICY_PIN;
 	cfg->default_pool_size = 20;
 	cfg->max_client_conn = 10000;
 	cfg->max_packet_size = MAX_PACKET_SIZE;
@@ -881,6 +912,7 @@ static char *dup_or_null(const char *s, bool *ok)
 static bool copy_db(const struct db_config *src, struct db_config *dst)
 {
 	*dst = (struct db_config){ .pool_size = src->pool_size, .pool_mode = src->pool_mode,
+				   .pin_policy = src->pin_policy,
 				   .min_pool_size = src->min_pool_size,
 				   .reserve_pool = src->reserve_pool,
 				   .max_db_connections = src->max_db_connections,
@@ -999,6 +1031,18 @@ enum pool_mode config_pool_mode(const struct corral_config *cfg, const struct db
 	return cfg->pool_mode;
 }
 
+enum pin_policy config_pin_policy(const struct corral_config *cfg, const struct db_config *db)
+{
+	return db && db->pin_policy >= 0 ? (enum pin_policy)db->pin_policy : cfg->pin_policy;
+}
+
+const char *pin_policy_name(enum pin_policy policy)
+{
+	if ((size_t)policy < ARRAY_SIZE(pin_policy_names))
+		return pin_policy_names[policy];
+	return "unknown";
+}
+
 /* Capped at the pool size: min_pool_size never opens more than pool_size allows. */
 int config_min_pool_size(const struct corral_config *cfg, const struct db_config *db)
 {
@@ -1077,6 +1121,8 @@ static void format_key(const struct ini_key *k, const struct corral_config *cfg,
 		snprintf(out, len, "%s", auth_type_name(*(const enum auth_type *)field));
 	else if (k->parse == parse_pool_mode_key)
 		snprintf(out, len, "%s", pool_mode_name(*(const enum pool_mode *)field));
+	else if (k->parse == parse_pin_policy_key)
+		snprintf(out, len, "%s", pin_policy_name(*(const enum pin_policy *)field));
 	else /* the string parsers */
 		snprintf(out, len, "%s", *(char *const *)field ? *(char *const *)field : "");
 }

@@ -12,6 +12,10 @@
 #include "common/macros.h"
 
 enum pool_mode { POOL_MODE_SESSION, POOL_MODE_TRANSACTION, POOL_MODE_STATEMENT };
+/* What transaction pooling does with SQL that leaves state on the server connection
+ * corral cannot carry (proxy/pin_scan.h): keep the server for the client (pin), keep
+ * pooling and say so (warn), or refuse the statement (error). */
+enum pin_policy { PIN_POLICY_PIN, PIN_POLICY_WARN, PIN_POLICY_ERROR };
 enum auth_type { AUTH_TRUST, AUTH_MD5, AUTH_SCRAM_SHA_256 };
 
 /* One line of [databases]:  name = host=... port=... dbname=... pool_size=... */
@@ -27,6 +31,7 @@ struct db_config {
 	const char *password;    /* points into conn_vals, or NULL: take it from auth_file */
 	int pool_size;           /* -1: default_pool_size */
 	int pool_mode;           /* -1: [corral] pool_mode, else an enum pool_mode */
+	int pin_policy;          /* -1: [corral] pin_policy, else an enum pin_policy */
 	int min_pool_size;       /* -1: [corral] min_pool_size */
 	int reserve_pool;        /* -1: [corral] reserve_pool_size */
 	int max_db_connections;  /* -1: [corral] max_db_connections (0 = no limit) */
@@ -60,6 +65,7 @@ struct corral_config {
 	char *auth_file;         /* resolved relative to the current directory, as given */
 	int auth_file_line;      /* where it was set, for errors about the file */
 	enum pool_mode pool_mode;
+	enum pin_policy pin_policy;
 	int default_pool_size;
 	int max_client_conn;
 	int max_packet_size;     /* bytes; longer client messages get an error */
@@ -161,6 +167,8 @@ bool config_show(const struct corral_config *cfg,
 		 void *arg) WARN_UNUSED;
 
 const char *pool_mode_name(enum pool_mode mode);
+enum pin_policy config_pin_policy(const struct corral_config *cfg, const struct db_config *db);
+const char *pin_policy_name(enum pin_policy policy);
 const char *auth_type_name(enum auth_type type);
 
 #endif

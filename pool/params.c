@@ -54,6 +54,21 @@ bool params_set(struct param_set *ps, const char *name, const char *value)
 	return true;
 }
 
+void params_remove(struct param_set *ps, const char *name)
+{
+	int i = find(ps, name);
+	if (i < 0)
+		return;
+	free(ps->names[i]);
+	free(ps->values[i]);
+	/* The order stays: signatures read the set in order. */
+	for (size_t j = (size_t)i + 1; j < ps->n; j++) {
+		ps->names[j - 1] = ps->names[j];
+		ps->values[j - 1] = ps->values[j];
+	}
+	ps->n--;
+}
+
 const char *params_get(const struct param_set *ps, const char *name)
 {
 	int i = find(ps, name);

@@ -22,6 +22,8 @@ struct param_set {
 /* Sets name to value, replacing an earlier value; false when the set is full. */
 bool params_set(struct param_set *ps, const char *name, const char *value);
 const char *params_get(const struct param_set *ps, const char *name);
+/* Drops name (any case) if present, keeping the others' order. */
+void params_remove(struct param_set *ps, const char *name);
 void params_copy(struct param_set *dst, const struct param_set *src);
 void params_clear(struct param_set *ps);
 

@@ -226,6 +226,7 @@ void pool_take_settings(struct pool *pool, const struct corral_config *cfg,
 {
 	pool->size = config_pool_size(cfg, db);
 	pool->mode = config_pool_mode(cfg, db, pool->user);
+	pool->pin_policy = config_pin_policy(cfg, db);
 	pool->min_size = config_min_pool_size(cfg, db);
 	pool->reserve = config_reserve_pool(cfg, db);
 	pool->max_db = config_max_db_connections(cfg, db);

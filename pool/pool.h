@@ -80,6 +80,7 @@ struct pool {
 	char *user;                 /* the client-facing user this pool serves */
 	int size;
 	enum pool_mode mode;
+	enum pin_policy pin_policy; /* transaction pooling's answer to what cannot be carried */
 	int min_size;               /* min_pool_size */
 	int reserve;                /* reserve_pool_size */
 	int max_db;                 /* max_db_connections (0: none) */

@@ -57,6 +57,14 @@ void stats_totals_add(struct stats_totals *t, const struct stats_block *b)
 	t->timeouts += (uint64_t)stats_read(&b->timeouts);
 	t->admitted += (uint64_t)stats_read(&b->admitted);
 	t->logins += (uint64_t)stats_read(&b->logins);
+	for (int a = 0; a < STATS_PIN_ACTIONS; a++)
+		for (int r = 0; r < STATS_PIN_REASONS; r++) {
+			uint64_t n = (uint64_t)stats_read(&b->pin_by_reason[a][r]);
+			t->pin_by_reason[a][r] += n;
+			*(a == STATS_PIN        ? &t->pins
+			  : a == STATS_PIN_WARN ? &t->pin_warnings
+						: &t->pin_refusals) += n;
+		}
 	for (int i = 0; i < STATS_CL_GROUPS; i++)
 		t->clients[i] += stats_read(&b->clients[i]);
 	for (int i = 0; i < STATS_SV_GROUPS; i++)

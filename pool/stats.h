@@ -37,6 +37,11 @@
  *   admitted        checkouts of clients holding an application slot ([limits]; 0 for
  *                   unlimited applications)
  *   logins          clients that logged in (total_client_login_count)
+ *   pins            clients that kept their server for the session because of SQL whose
+ *                   state corral cannot carry (pin_policy = pin; proxy/pin.h)
+ *   pin_warnings    notices sent instead (pin_policy = warn; once per client)
+ *   pin_refusals    statements refused instead (pin_policy = error)
+ *   pin_by_reason   the three above by reason (enum pin_reason, proxy/pin_scan.h)
  *   xact_hist       transactions by xact time (log buckets, stats_hist_bucket)
  *   wait_hist       checkouts by wait time (0 for those that did not queue)
  */
@@ -57,6 +62,11 @@
 #define STATS_HIST_BUCKETS 64
 
 typedef atomic_llong stats_counter;
+
+/* What was done about SQL that cannot be carried (pin_policy), and why: proxy/pin_scan.h's
+ * enum pin_reason has at most STATS_PIN_REASONS values (proxy/pin.c checks). */
+enum stats_pin_action { STATS_PIN, STATS_PIN_WARN, STATS_PIN_REFUSE, STATS_PIN_ACTIONS };
+#define STATS_PIN_REASONS 8
 
 /* Clients of a pool or application by state group; they mirror a worker's client
  * lists (proxy/client_lists.h). */
@@ -86,6 +96,7 @@ struct stats_block {
 	stats_counter xact_time_us, query_time_us, wait_time_us;
 	stats_counter checkouts, wait_count, sheds, timeouts, admitted;
 	stats_counter logins;
+	stats_counter pin_by_reason[STATS_PIN_ACTIONS][STATS_PIN_REASONS];
 	stats_counter clients[STATS_CL_GROUPS]; /* gauges: this worker's clients now */
 	stats_counter servers[STATS_SV_GROUPS]; /* gauges: this worker's servers now (pools) */
 	stats_counter xact_hist[STATS_HIST_BUCKETS];
@@ -136,6 +147,8 @@ struct stats_totals {
 	uint64_t xact_time_us, query_time_us, wait_time_us;
 	uint64_t checkouts, wait_count, sheds, timeouts, admitted;
 	uint64_t logins;
+	uint64_t pins, pin_warnings, pin_refusals; /* sums of pin_by_reason */
+	uint64_t pin_by_reason[STATS_PIN_ACTIONS][STATS_PIN_REASONS];
 	long long clients[STATS_CL_GROUPS];
 	long long servers[STATS_SV_GROUPS];
 	uint64_t xact_hist[STATS_HIST_BUCKETS];

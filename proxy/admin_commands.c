@@ -10,6 +10,7 @@ const struct admin_command admin_commands[] = {
 	{"SHOW STATS_TOTALS", ADMIN_READ_ONLY, admin_show_stats_totals, "SHOW STATS_TOTALS"},
 	{"SHOW STATS_AVERAGES", ADMIN_READ_ONLY, admin_show_stats_averages, "SHOW STATS_AVERAGES"},
 	{"SHOW APPS", ADMIN_READ_ONLY, admin_show_apps, "SHOW APPS"},
+	{"SHOW PINS", ADMIN_READ_ONLY, admin_show_pins, "SHOW PINS"},
 	{"SHOW CLIENTS", ADMIN_READ_ONLY, admin_show_clients, "SHOW CLIENTS"},
 	{"SHOW SERVERS", ADMIN_READ_ONLY, admin_show_servers, "SHOW SERVERS"},
 	{"SHOW DATABASES", ADMIN_READ_ONLY, admin_show_databases, "SHOW DATABASES"},

@@ -1,7 +1,7 @@
 /*
  * The console's SHOW commands (handlers of admin_commands[], proxy/admin_cmd.h).
  * Column lists and meanings: README.md, "Admin console".
- *   admin_show_stats.c    POOLS, STATS, STATS_TOTALS, STATS_AVERAGES, APPS (statistics snapshot)
+ *   admin_show_stats.c    POOLS, STATS, STATS_TOTALS, STATS_AVERAGES, APPS, PINS (statistics)
  *   admin_show_config.c   DATABASES, USERS, CONFIG, VERSION, HELP (configuration)
  *   admin_show_conns.c    CLIENTS, SERVERS, LISTS (gathered from every worker)
  */
@@ -15,6 +15,7 @@ enum admin_result admin_show_stats(struct admin_ctx *ctx);
 enum admin_result admin_show_stats_totals(struct admin_ctx *ctx);
 enum admin_result admin_show_stats_averages(struct admin_ctx *ctx);
 enum admin_result admin_show_apps(struct admin_ctx *ctx);
+enum admin_result admin_show_pins(struct admin_ctx *ctx);
 
 enum admin_result admin_show_databases(struct admin_ctx *ctx);
 enum admin_result admin_show_users(struct admin_ctx *ctx);

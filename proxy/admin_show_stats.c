@@ -9,6 +9,7 @@
 #include "common/macros.h"
 #include "pool/stats.h"
 #include "proxy/admin_show.h"
+#include "proxy/pin_scan.h"
 #include "proxy/stats_period.h"
 #include "proxy/worker.h"
 
@@ -50,6 +51,7 @@ static const struct admin_col pool_cols[] = {
 	{"cl_welcome_wait", ADMIN_INT4},
 	{"sv_closing", ADMIN_INT4},
 	{"pool_size", ADMIN_INT4},
+	{"pinned", ADMIN_NUMERIC}, /* clients that kept their server (pin_policy = pin) */
 };
 
 static void pool_row(struct admin_row *r, const struct stats_pool *p)
@@ -82,6 +84,7 @@ static void pool_row(struct admin_row *r, const struct stats_pool *p)
 	admin_row_int(r, cl[STATS_CL_LOGIN]);
 	admin_row_int(r, p->sv_closing);
 	admin_row_int(r, p->pool_size);
+	admin_row_uint(r, p->t.pins);
 }
 
 static void app_row(struct admin_row *r, const struct stats_app *a);
@@ -331,6 +334,7 @@ static const struct admin_col app_cols[] = {
 	{"shed", ADMIN_NUMERIC},          {"timed_out", ADMIN_NUMERIC},
 	{"wait_p50_us", ADMIN_NUMERIC},   {"wait_p99_us", ADMIN_NUMERIC},
 	{"xact_p50_us", ADMIN_NUMERIC},   {"xact_p99_us", ADMIN_NUMERIC},
+	{"pinned", ADMIN_NUMERIC},
 };
 
 static void app_row(struct admin_row *r, const struct stats_app *a)
@@ -354,9 +358,73 @@ static void app_row(struct admin_row *r, const struct stats_app *a)
 	admin_row_int(r, stats_hist_quantile(a->t.wait_hist, 0.99));
 	admin_row_int(r, stats_hist_quantile(a->t.xact_hist, 0.50));
 	admin_row_int(r, stats_hist_quantile(a->t.xact_hist, 0.99));
+	admin_row_uint(r, a->t.pins);
 }
 
 enum admin_result admin_show_apps(struct admin_ctx *ctx)
 {
 	return show_snapshot_rows(ctx, app_cols, ARRAY_SIZE(app_cols), true);
+}
+
+/* ---- SHOW PINS (corral's: what pin_policy did, and why; proxy/pin.h) -------------------- */
+
+static const struct admin_col pin_cols[] = {
+	{"reason", ADMIN_TEXT}, {"action", ADMIN_TEXT},           {"database", ADMIN_TEXT},
+	{"user", ADMIN_TEXT},   {"application_name", ADMIN_TEXT}, {"count", ADMIN_NUMERIC},
+};
+
+static const char *const pin_action_names[STATS_PIN_ACTIONS] = {
+	[STATS_PIN] = "pin",
+	[STATS_PIN_WARN] = "warn",
+	[STATS_PIN_REFUSE] = "error",
+};
+
+/* One row per action and reason that happened: pools give database and user (and no
+ * application), applications their name (and no pool); the counters are kept per pool
+ * and per application, not per pair. */
+static bool pin_rows(struct admin_ctx *ctx, const struct stats_totals *t, const char *db,
+		     const char *user, const char *app)
+{
+	bool ok = true;
+	for (int a = 0; a < STATS_PIN_ACTIONS; a++)
+		for (int reason = 1; reason < PIN_REASONS; reason++) {
+			uint64_t n = t->pin_by_reason[a][reason];
+			if (!n)
+				continue;
+			struct admin_row r = {0};
+			admin_row_text(&r, pin_reason_name((enum pin_reason)reason));
+			admin_row_text(&r, pin_action_names[a]);
+			if (db) {
+				admin_row_text(&r, db);
+				admin_row_text(&r, user);
+				admin_row_null(&r);
+			} else {
+				admin_row_null(&r);
+				admin_row_null(&r);
+				admin_row_text(&r, app);
+			}
+			admin_row_uint(&r, n);
+			ok = admin_row_end(&r, ctx->out) && ok;
+		}
+	return ok;
+}
+
+enum admin_result admin_show_pins(struct admin_ctx *ctx)
+{
+	struct stats_snapshot snap;
+	if (!take_snapshot(ctx, &snap))
+		return no_memory(ctx);
+	admin_put_row_description(ctx->out, pin_cols, ARRAY_SIZE(pin_cols));
+	bool ok = true;
+	for (size_t i = 0; i < snap.n_pools; i++)
+		ok = pin_rows(ctx, &snap.pools[i].t, snap.pools[i].database, snap.pools[i].user,
+			      NULL) &&
+		     ok;
+	for (size_t i = 0; i < snap.n_apps; i++)
+		ok = pin_rows(ctx, &snap.apps[i].t, NULL, NULL, snap.apps[i].name) && ok;
+	stats_snapshot_free(&snap);
+	if (!ok)
+		return no_memory(ctx);
+	admin_put_complete(ctx->out, "SHOW");
+	return ADMIN_DONE;
 }

@@ -26,6 +26,7 @@
 #include "proxy/server_cmd.h"
 #include "proxy/server_drain.h"
 #include "proxy/prepared_relay.h"
+#include "proxy/pin.h"
 #include "proxy/server_reset.h"
 #include "proxy/session_params.h"
 #include "proxy/worker.h"
@@ -159,12 +160,16 @@ static void login_read(evutil_socket_t fd, short what, void *arg)
 
 /* ---- ending ------------------------------------------------------------------- */
 
-/* server_reset_query is for session pooling (PgBouncer's meaning): in transaction
- * pooling a server carries no session state of its client beyond the tracked
- * parameters, which the next link sets anyway. */
+/* server_reset_query is for session pooling (PgBouncer's meaning), and for a client
+ * pinned to its server in transaction pooling (proxy/pin.h) or one that left with a
+ * carried SET unanswered: otherwise a server carries
+ * no session state of its client beyond the tracked parameters, which the next link
+ * sets anyway. */
 static const char *reset_query(const struct client *c)
 {
-	return c->pool->mode == POOL_MODE_SESSION ? c->worker->cfg->server_reset_query : NULL;
+	return c->pool->mode == POOL_MODE_SESSION || c->pin_reason || c->set_pending
+		       ? c->worker->cfg->server_reset_query
+		       : NULL;
 }
 
 /* A client left while its server was being prepared: keep the server if it is clean. */
@@ -207,6 +212,13 @@ static void detach(struct client *c)
 	relay_stop(c);
 	c->server = NULL;
 	struct relay *r = &c->relay;
+	if ((c->pin_reason || c->set_pending) && c->pool->mode != POOL_MODE_SESSION &&
+	    !(reset_query(c) && reset_query(c)[0])) {
+		/* Pinned (or left before corral learnt whether its SET took effect), and
+		 * nothing would undo its LISTEN, lock or setting: no one else gets it. */
+		pool_close_server(s, "a pinned client left and server_reset_query is empty");
+		return;
+	}
 	if (relay_between_queries(r))
 		server_reset_and_release(s, relay_tx_status(r), reset_query(c));
 	else
@@ -308,6 +320,7 @@ void client_free(struct client *c)
 	free(c->database);
 	free(c->application_name);
 	params_clear(&c->params);
+	pin_client_free(c);
 	relay_free(&c->relay);
 	prepared_client_free(c);
 	free(c);
@@ -549,6 +562,7 @@ static void welcome(struct client *c)
 	 * for an earlier client; a server gets them when linked. */
 	session_params_add_defaults(&c->params, ps);
 	c->param_sig = 0;
+	pin_client_welcome(c);
 	for (size_t i = 0; i < c->params.n; i++) {
 		char spelled[256];
 		if (session_params_tracked(c->params.names[i]) &&

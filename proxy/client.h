@@ -95,6 +95,18 @@ struct client {
 	struct prep_client *prep;
 	uint8_t prep_mode;
 	bool prep_hold;              /* its input waits for the server's replies */
+	/* pin_policy (proxy/pin.h): why it keeps its server until it leaves (enum
+	 * pin_reason, 0: it does not); a notice was sent (warn); a refused Parse: its
+	 * messages up to the next Sync are dropped (error). */
+	uint8_t pin_reason;
+	bool pin_warned;
+	bool pin_skip;
+	/* SET / RESET carried (proxy/set_carry.h): those of the Query in flight, kept until
+	 * its ReadyForQuery says whether they took effect (NULL: none); and the client's
+	 * startup parameters, what RESET goes back to (NULL: not needed yet). */
+	struct set_pending *set_pending;
+	struct set_pending *set_block; /* SETs of the open transaction block, until it ends */
+	struct param_set *startup_params;
 	struct cancel_key cancel;    /* its BackendKeyData (proxy/cancel_keys.h) */
 	struct admin_session *admin; /* a client of the admin console (proxy/admin.h), else NULL */
 };

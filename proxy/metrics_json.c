@@ -41,13 +41,15 @@ static void put_totals(struct text_out *w, const struct stats_totals *t)
 		w,
 		",\"xact_count\":%llu,\"query_count\":%llu,\"bytes_received\":%llu,\"bytes_sent\":%llu,"
 		"\"xact_time_us\":%llu,\"query_time_us\":%llu,\"wait_time_us\":%llu,\"checkouts\":%llu,"
-		"\"wait_count\":%llu,\"sheds\":%llu,\"timeouts\":%llu",
+		"\"wait_count\":%llu,\"sheds\":%llu,\"timeouts\":%llu,\"pins\":%llu,"
+		"\"pin_warnings\":%llu,\"pin_refusals\":%llu",
 		(unsigned long long)t->xact_count, (unsigned long long)t->query_count,
 		(unsigned long long)t->bytes_received, (unsigned long long)t->bytes_sent,
 		(unsigned long long)t->xact_time_us, (unsigned long long)t->query_time_us,
 		(unsigned long long)t->wait_time_us, (unsigned long long)t->checkouts,
 		(unsigned long long)t->wait_count, (unsigned long long)t->sheds,
-		(unsigned long long)t->timeouts);
+		(unsigned long long)t->timeouts, (unsigned long long)t->pins,
+		(unsigned long long)t->pin_warnings, (unsigned long long)t->pin_refusals);
 	text_put(
 		w,
 		",\"xact_p50_us\":%lld,\"xact_p95_us\":%lld,\"xact_p99_us\":%lld,\"wait_p50_us\":%lld,"
@@ -119,6 +121,9 @@ static void put_sum(struct text_out *w, const struct stats_snapshot *snap)
 		sum.wait_count += t->wait_count;
 		sum.sheds += t->sheds;
 		sum.timeouts += t->timeouts;
+		sum.pins += t->pins;
+		sum.pin_warnings += t->pin_warnings;
+		sum.pin_refusals += t->pin_refusals;
 		for (int k = 0; k < STATS_CL_GROUPS; k++)
 			sum.clients[k] += t->clients[k];
 		for (unsigned b = 0; b < STATS_HIST_BUCKETS; b++) {

@@ -10,7 +10,8 @@
  *     "apps":  [ { "name", "limit", "slots_in_use", "queue_depth", "maxwait_us",
  *                  "admitted", ...totals } ] }
  * where totals are "clients": {login, idle, waiting_app, waiting, active, closing},
- * the counters of pool/stats.h under their names there (xact_count, ..., timeouts),
+ * the counters of pool/stats.h under their names there (xact_count, ..., timeouts, pins,
+ * pin_warnings, pin_refusals),
  * xact_/wait_ p50, p95, p99 in microseconds (stats_hist_quantile) and the histograms
  * themselves (xact_hist, wait_hist: 64 bucket counts, not cumulative), so a reader can
  * take quantiles over any interval from two samples.

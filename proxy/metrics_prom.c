@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "proxy/pin_scan.h"
+
 /* One family's samples for one pool or application: its labels, already escaped
  * ("database=\"bench\",user=\"bench\""), and its totals. */
 struct subject {
@@ -161,12 +163,37 @@ static void write_histogram(struct text_out *w, const char *name, const char *he
 }
 
 /* What pools and applications both have: clients, counters, the two histograms. */
+/* pin_policy's doings (proxy/pin.h) by action and reason; only those that happened. */
+static void write_pins(struct text_out *w, const char *prefix, const struct subject *subj, size_t n)
+{
+	static const char *const actions[STATS_PIN_ACTIONS] = {
+		[STATS_PIN] = "pin",
+		[STATS_PIN_WARN] = "warn",
+		[STATS_PIN_REFUSE] = "error",
+	};
+	char name[96];
+	snprintf(name, sizeof(name), "%s_pins_total", prefix);
+	family(w, name, "counter",
+	       "SQL whose session state corral cannot carry, by what pin_policy did (pin: the "
+	       "client kept its server; warn: a notice; error: refused) and why.");
+	for (size_t i = 0; i < n; i++)
+		for (int a = 0; a < STATS_PIN_ACTIONS; a++)
+			for (int r = 1; r < PIN_REASONS; r++)
+				if (subj[i].t->pin_by_reason[a][r])
+					text_put(w, "%s{%s,action=\"%s\",reason=\"%s\"} %llu\n",
+						 name, subj[i].labels, actions[a],
+						 pin_reason_name((enum pin_reason)r),
+						 (unsigned long long)subj[i]
+							 .t->pin_by_reason[a][r]);
+}
+
 static void write_common(struct text_out *w, const char *prefix, const char *what,
 			 const struct subject *subj, size_t n)
 {
 	char name[96];
 	write_clients(w, prefix, what, subj, n);
 	write_counters(w, prefix, subj, n);
+	write_pins(w, prefix, subj, n);
 	snprintf(name, sizeof(name), "%s_transaction_duration_seconds", prefix);
 	write_histogram(w, name,
 			"Transaction latency: first request at the server to the ReadyForQuery "

@@ -3,6 +3,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "proxy/sql_lex.h"
+
 bool prepared_sql_maybe(const uint8_t *p, size_t n)
 {
 	size_t i = 0;
@@ -29,171 +31,41 @@ bool prepared_sql_maybe(const uint8_t *p, size_t n)
 	       strcmp(word, "deallocate") == 0 || strcmp(word, "discard") == 0;
 }
 
-struct lex {
-	const char *s;
-	size_t len, pos;
-	bool bad; /* unterminated string, comment or quote: not ours to judge */
-};
-
-static bool is_space(char c)
+/* The name after a keyword: an identifier, folded unless quoted; false if none. */
+static bool read_name(struct sql_lexer *l, char *name, bool *quoted)
 {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+	struct sql_token t;
+	sql_lex_next(l, &t);
+	*quoted = t.kind == SQL_TOK_QIDENT;
+	return sql_tok_ident(l, &t, name, SQL_NAME_MAX + 1) && name[0];
 }
 
-static bool ident_start(unsigned char c)
+/* To the end of the statement: the first ';' outside quotes and comments (at it). */
+static void skip_statement(struct sql_lexer *l)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
-}
-
-static bool ident_char(unsigned char c)
-{
-	return ident_start(c) || (c >= '0' && c <= '9') || c == '$';
-}
-
-/* Skips blanks and comments (block comments nest, as in PostgreSQL). */
-static void skip_blank(struct lex *l)
-{
-	while (l->pos < l->len) {
-		const char *s = l->s;
-		if (is_space(s[l->pos])) {
-			l->pos++;
-		} else if (s[l->pos] == '-' && l->pos + 1 < l->len && s[l->pos + 1] == '-') {
-			while (l->pos < l->len && s[l->pos] != '\n')
-				l->pos++;
-		} else if (s[l->pos] == '/' && l->pos + 1 < l->len && s[l->pos + 1] == '*') {
-			int depth = 0;
-			do {
-				if (l->pos + 1 >= l->len) {
-					l->bad = true;
-					l->pos = l->len;
-					return;
-				}
-				if (s[l->pos] == '/' && s[l->pos + 1] == '*') {
-					depth++;
-					l->pos += 2;
-				} else if (s[l->pos] == '*' && s[l->pos + 1] == '/') {
-					depth--;
-					l->pos += 2;
-				} else {
-					l->pos++;
-				}
-			} while (depth > 0);
-		} else {
+	struct sql_token t;
+	for (;;) {
+		enum sql_tok k = sql_lex_next(l, &t);
+		if (k == SQL_TOK_END || k == SQL_TOK_SEMI) {
+			l->pos = t.start;
 			return;
 		}
-	}
-}
-
-/* A quoted run from l->pos (at the opening quote) to past the closing one; a doubled
- * quote is one character; backslash escapes when escapes is set (E''). */
-static void skip_quoted(struct lex *l, char q, bool escapes)
-{
-	l->pos++;
-	while (l->pos < l->len) {
-		char c = l->s[l->pos++];
-		if (escapes && c == '\\') {
-			l->pos++;
-		} else if (c == q) {
-			if (l->pos < l->len && l->s[l->pos] == q)
-				l->pos++;
-			else
-				return;
-		}
-	}
-	l->bad = true;
-}
-
-/* $tag$ ... $tag$ at l->pos; false if this '$' starts no dollar quote. */
-static bool skip_dollar(struct lex *l)
-{
-	size_t start = l->pos, i = start + 1;
-	while (i < l->len && l->s[i] != '$' && ident_char((unsigned char)l->s[i]) && l->s[i] != '$')
-		i++;
-	if (i >= l->len || l->s[i] != '$' ||
-	    (i > start + 1 && !ident_start((unsigned char)l->s[start + 1])))
-		return false;
-	size_t tag_len = i + 1 - start;
-	for (size_t j = i + 1; j + tag_len <= l->len; j++)
-		if (l->s[j] == '$' && memcmp(l->s + j, l->s + start, tag_len) == 0) {
-			l->pos = j + tag_len;
-			return true;
-		}
-	l->bad = true;
-	l->pos = l->len;
-	return true;
-}
-
-/* An identifier at l->pos into name (folded unless quoted); false if none. */
-static bool read_ident(struct lex *l, char *name, bool *quoted)
-{
-	size_t n = 0;
-	*quoted = false;
-	if (l->pos < l->len && l->s[l->pos] == '"') {
-		*quoted = true;
-		l->pos++;
-		while (l->pos < l->len) {
-			char c = l->s[l->pos++];
-			if (c == '"') {
-				if (l->pos < l->len && l->s[l->pos] == '"')
-					l->pos++;
-				else
-					goto done;
-			}
-			if (n < SQL_NAME_MAX)
-				name[n++] = c;
-		}
-		l->bad = true;
-		return false;
-	}
-	if (l->pos >= l->len || !ident_start((unsigned char)l->s[l->pos]))
-		return false;
-	while (l->pos < l->len && ident_char((unsigned char)l->s[l->pos])) {
-		char c = l->s[l->pos++];
-		if (n < SQL_NAME_MAX)
-			name[n++] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
-	}
-done:
-	name[n] = '\0';
-	return n > 0;
-}
-
-/* Skips to the end of the statement: the first ';' outside quotes and comments. */
-static void skip_statement(struct lex *l)
-{
-	while (l->pos < l->len && !l->bad) {
-		skip_blank(l);
-		if (l->pos >= l->len)
+		if (k == SQL_TOK_BAD)
 			return;
-		char c = l->s[l->pos];
-		if (c == ';' || c == '\0')
-			return;
-		if (c == '\'') {
-			bool e = l->pos > 0 && (l->s[l->pos - 1] == 'E' || l->s[l->pos - 1] == 'e');
-			skip_quoted(l, '\'', e);
-		} else if (c == '"') {
-			skip_quoted(l, '"', false);
-		} else if (c == '$' &&
-			   (l->pos == 0 || !ident_char((unsigned char)l->s[l->pos - 1]))) {
-			if (!skip_dollar(l))
-				l->pos++;
-		} else {
-			l->pos++;
-		}
 	}
 }
 
 /* Only blanks, comments and ';' after the statement. */
-static bool nothing_after(struct lex *l)
+static bool nothing_after(struct sql_lexer *l)
 {
-	while (l->pos < l->len) {
-		skip_blank(l);
-		if (l->pos >= l->len || l->s[l->pos] == '\0')
-			return !l->bad;
-		if (l->s[l->pos] != ';')
+	struct sql_token t;
+	for (;;) {
+		enum sql_tok k = sql_lex_next(l, &t);
+		if (k == SQL_TOK_END)
+			return true;
+		if (k != SQL_TOK_SEMI)
 			return false;
-		l->pos++;
 	}
-	return !l->bad;
 }
 
 static bool keyword(const char *word, const char *kw)
@@ -205,11 +77,11 @@ void prepared_sql_parse(const char *text, size_t len, struct sql_stmt *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->cmd = SQL_OTHER;
-	struct lex l = {.s = text, .len = len};
+	struct sql_lexer l;
+	sql_lex_init(&l, text, len);
 	char word[SQL_NAME_MAX + 1];
 	bool quoted;
-	skip_blank(&l);
-	if (!read_ident(&l, word, &quoted) || quoted)
+	if (!read_name(&l, word, &quoted) || quoted)
 		return;
 	enum sql_cmd cmd;
 	if (keyword(word, "prepare"))
@@ -222,24 +94,24 @@ void prepared_sql_parse(const char *text, size_t len, struct sql_stmt *out)
 		cmd = SQL_DISCARD_ALL;
 	else
 		return;
-	skip_blank(&l);
-	if (!read_ident(&l, out->name, &quoted))
+	if (!read_name(&l, out->name, &quoted))
 		return;
 	if (cmd == SQL_DISCARD_ALL && (quoted || !keyword(out->name, "all")))
 		return; /* DISCARD PLANS / TEMP / SEQUENCES: no statement is dropped */
 	if (cmd == SQL_PREPARE && !quoted && keyword(out->name, "transaction"))
 		return; /* two-phase commit */
 	if (cmd == SQL_DEALLOCATE && !quoted && keyword(out->name, "prepare")) {
-		skip_blank(&l);
-		if (!read_ident(&l, out->name, &quoted))
+		if (!read_name(&l, out->name, &quoted))
 			return;
 	}
 	if (cmd == SQL_DEALLOCATE && !quoted && keyword(out->name, "all"))
 		cmd = SQL_DEALLOCATE_ALL;
 	out->after_name = l.pos;
 	if (cmd != SQL_PREPARE && cmd != SQL_EXECUTE) {
-		skip_blank(&l); /* DEALLOCATE name, DISCARD ALL: nothing more */
-		if (l.pos < l.len && l.s[l.pos] != ';' && l.s[l.pos] != '\0')
+		struct sql_lexer peek = l; /* DEALLOCATE name, DISCARD ALL: nothing more */
+		struct sql_token t;
+		enum sql_tok k = sql_lex_next(&peek, &t);
+		if (k != SQL_TOK_END && k != SQL_TOK_SEMI)
 			return;
 	}
 	skip_statement(&l);

@@ -1,8 +1,7 @@
 /*
  * SQL-level prepared statements in a simple Query: PREPARE, EXECUTE, DEALLOCATE and
- * DISCARD ALL, recognised when the Query holds that one statement (a small lexer:
- * comments, quoted identifiers, strings, E'' strings and dollar quotes, so a ';' inside
- * them is not an end).  Anything else, or any doubt, is "other" and passes unchanged.
+ * DISCARD ALL, recognised when the Query holds that one statement (read with
+ * proxy/sql_lex.h, so a ';' inside a comment, string or quote is not an end).  Anything else, or any doubt, is "other" and passes unchanged.
  * Pure.
  */
 #ifndef CORRAL_PROXY_PREPARED_SQL_H

@@ -1,6 +1,7 @@
 #include "proxy/relay.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -11,6 +12,7 @@
 #include "proxy/client_stats.h"
 #include "proxy/flush.h"
 #include "proxy/pgproto.h"
+#include "proxy/pin.h"
 #include "proxy/prepared_relay.h"
 #include "proxy/session_params.h"
 #include "proxy/worker.h"
@@ -58,6 +60,7 @@ struct scan {
 	size_t off, avail; /* where inspect's message starts; bytes in src */
 	struct evbuffer *replacement;
 	size_t moved; /* bytes taken from src (relayed or dropped) */
+	bool answered; /* corral wrote to the client itself (pin_policy) */
 };
 
 /* What has been looked at goes to dst now: corral's own bytes come next. */
@@ -219,6 +222,20 @@ static enum scan_result inspect_client_msg(struct scan *sc, char type, const uin
 	}
 	if (type == 'X')
 		return SCAN_TERMINATE; /* the client leaves; the server stays ours */
+	if (sc->c->pool->mode != POOL_MODE_SESSION) {
+		switch (pin_client_check(sc->c, type, len, sc->src, sc->off, sc->avail)) {
+		case PIN_WAIT:
+			return SCAN_WAIT;
+		case PIN_HOLD:
+			sc->c->prep_hold = true; /* server_read relays again after the replies */
+			return SCAN_WAIT;
+		case PIN_ANSWERED:
+			sc->answered = true;
+			return SCAN_SWALLOW; /* dropped; the client has corral's answer */
+		default:
+			break;
+		}
+	}
 	if (sc->c->prep_mode != PREP_OFF) {
 		switch (prepared_client_check(sc->c, type, len, sc->src, sc->off, sc->avail)) {
 		case PREP_WAIT:
@@ -264,7 +281,7 @@ static bool scan_rewrite(struct scan *sc, char type, uint32_t len)
 
 static bool server_wants_body(char type)
 {
-	return type == 'Z' || type == 'S' || type == 'E';
+	return type == 'Z' || type == 'S' || type == 'E' || type == 'C'; /* C: pin.h's COMMIT */
 }
 
 /* Replies that may be corral's own (prepared statements) are dropped whole. */
@@ -310,7 +327,8 @@ static enum scan_result inspect_server_msg(struct scan *sc, char type, const uin
 	 * server: what the server says now (pg_terminate_backend of an idle backend, an
 	 * idle timeout) is not the client's, and it keeps its connection. */
 	bool between = type != 'N' && type != 'A' && type != 'S' && r->tracker.tx_status == 'I' &&
-		       c->pool->mode != POOL_MODE_SESSION && relay_between_queries(r);
+		       c->pool->mode != POOL_MODE_SESSION && !c->pin_reason &&
+		       relay_between_queries(r);
 	if (between) {
 		sc->error = fatal ? "server sent FATAL between transactions"
 				  : "server spoke between transactions";
@@ -329,6 +347,8 @@ static enum scan_result inspect_server_msg(struct scan *sc, char type, const uin
 	}
 	if (fatal)
 		r->server_fatal = true;
+	if (c->set_pending || c->set_block)
+		pin_server_msg(c, type, body, body_len);
 	/* Only an error (which may name corral's statements) or a reply while corral's own
 	 * requests are outstanding concerns prepared statements: nothing else is looked at. */
 	if (c->prep_mode != PREP_OFF && (type == 'E' || prepared_awaiting(c))) {
@@ -349,7 +369,7 @@ static enum scan_result inspect_server_msg(struct scan *sc, char type, const uin
 	/* Statement pooling: a statement that opened a transaction block gets corral's
 	 * error instead of this ReadyForQuery. */
 	if (type == 'Z' && r->tracker.tx_status != 'I' && tracker_settled(&r->tracker) &&
-	    c->pool->mode == POOL_MODE_STATEMENT)
+	    c->pool->mode == POOL_MODE_STATEMENT && !c->pin_reason)
 		return SCAN_HOLD;
 	return SCAN_OK;
 }
@@ -381,7 +401,8 @@ static void release_backpressure(struct bufferevent *src_bev, struct bufferevent
  * ReadyForQuery is still to be relayed: wait for it to settle).  True if it went. */
 static bool maybe_release(struct client *c)
 {
-	if (c->pool->mode == POOL_MODE_SESSION || relay_tx_status(&c->relay) != 'I' ||
+	if (c->pool->mode == POOL_MODE_SESSION || c->pin_reason ||
+	    relay_tx_status(&c->relay) != 'I' ||
 	    !relay_between_queries(&c->relay) ||
 	    evbuffer_get_length(bufferevent_get_input(c->server->bev)) != 0)
 		return false;
@@ -422,6 +443,8 @@ void relay_from_client(struct client *c)
 		return;
 	}
 	io_flush(c->server->bev);
+	if (sc.answered)
+		io_flush(c->bev);
 	/* Only messages PostgreSQL never answers (a stray CopyDone): nothing to wait for.
 	 * (Not with part of a header still unread: it would come straight back here.) */
 	if (evbuffer_get_length(sc.src) == 0 && maybe_release(c))
@@ -529,6 +552,10 @@ void relay_start(struct client *c)
 	r->to_server_discard = r->to_client_discard = false;
 	c->prep_mode = prepared_mode(c);
 	c->prep_hold = false;
+	free(c->set_pending); /* a Query of another link: its answer will not come here */
+	c->set_pending = NULL;
+	free(c->set_block); /* a block never spans links */
+	c->set_block = NULL;
 	s->owner = c;
 	bufferevent_setcb(s->bev, server_read, server_drained, server_event, c);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, 0);

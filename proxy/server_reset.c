@@ -13,6 +13,17 @@ static void reset_done(struct server *s, const struct server_cmd_result *res, vo
 	else {
 		/* ROLLBACK undoes no session setting; DISCARD ALL undoes them all. */
 		session_params_after_reset(s, arg);
+		if (arg && s->prepared) {
+			/* A pinned client's server (proxy/pin.h): what corral prepared there is
+			 * gone after DISCARD ALL; after anything else it is not known. */
+			s->prepared_free(s->prepared);
+			s->prepared = NULL;
+			if (!session_params_reset_discards_all(arg)) {
+				pool_close_server(s,
+						  "prepared statements after server_reset_query");
+				return;
+			}
+		}
 		pool_release(s);
 	}
 }

@@ -399,6 +399,12 @@ static bool has_words(const char *text, const char *w1, const char *w2)
 	return false;
 }
 
+bool session_params_reset_discards_all(const char *reset_query)
+{
+	return has_words(reset_query, "discard", "all") ||
+	       has_words(reset_query, "deallocate", "all");
+}
+
 void session_params_after_reset(struct server *s, const char *reset_query)
 {
 	s->param_sig = 0;

@@ -57,6 +57,9 @@ void session_params_add_defaults(struct param_set *wanted, const struct param_se
 /* True when s was brought to exactly wanted (signature sig) and nothing reported a
  * change since: then no query is needed, and none can be (see the .c). */
 bool session_params_current(const struct server *s, const struct param_set *wanted, uint64_t sig);
+/* Whether a server_reset_query drops every prepared statement (DISCARD ALL,
+ * DEALLOCATE ALL). */
+bool session_params_reset_discards_all(const char *reset_query);
 /* The sync query for wanted is about to run on s. */
 void session_params_sending(struct server *s, const struct param_set *wanted);
 /* It has answered: without error, s has wanted and nothing else corral set.  With an

@@ -75,7 +75,8 @@ static const char *const POOLS_COLS =
 	"database,user,cl_active,cl_waiting,cl_active_cancel_req,cl_waiting_cancel_req,"
 	"sv_active,sv_active_cancel,sv_being_canceled,sv_idle,sv_used,sv_tested,sv_login,"
 	"maxwait,maxwait_us,pool_mode,load_balance_hosts,"
-	"cl_idle,cl_linked,cl_waiting_server,cl_waiting_app,cl_welcome_wait,sv_closing,pool_size";
+	"cl_idle,cl_linked,cl_waiting_server,cl_waiting_app,cl_welcome_wait,sv_closing,pool_size,"
+	"pinned";
 static const char *const STATS_COLS =
 	"database,total_server_assignment_count,total_xact_count,total_query_count,"
 	"total_received,total_sent,total_xact_time,total_query_time,total_wait_time,"
@@ -106,7 +107,8 @@ static const struct {
 	{"SHOW APPS",
 	 "application_name,limit,active,waiting,slots_in_use,queue_depth,cl_idle,maxwait,"
 	 "maxwait_us,xact_count,checkouts,admitted,shed,timed_out,wait_p50_us,wait_p99_us,"
-	 "xact_p50_us,xact_p99_us"},
+	 "xact_p50_us,xact_p99_us,pinned"},
+	{"SHOW PINS", "reason,action,database,user,application_name,count"},
 	{"SHOW CLIENTS", NULL /* SOCKET_COLS */},
 	{"SHOW SERVERS", NULL /* SOCKET_COLS */},
 	{"SHOW DATABASES",

@@ -1,0 +1,311 @@
+#include "proxy/pin_scan.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "proxy/sql_lex.h"
+
+static const char *const reason_names[PIN_REASONS] = {
+	[PIN_NONE] = "none",
+	[PIN_LISTEN] = "listen",
+	[PIN_ADVISORY_LOCK] = "advisory_lock",
+	[PIN_TEMP_OBJECT] = "temp_object",
+	[PIN_HOLD_CURSOR] = "cursor_with_hold",
+	[PIN_LOAD] = "load",
+	[PIN_SET] = "set",
+	[PIN_UNREADABLE] = "unreadable",
+};
+
+static const char *const reason_whats[PIN_REASONS] = {
+	[PIN_NONE] = "nothing",
+	[PIN_LISTEN] = "LISTEN",
+	[PIN_ADVISORY_LOCK] = "a session advisory lock",
+	[PIN_TEMP_OBJECT] = "a temporary object",
+	[PIN_HOLD_CURSOR] = "a cursor WITH HOLD",
+	[PIN_LOAD] = "LOAD",
+	[PIN_SET] = "a session setting",
+	[PIN_UNREADABLE] = "SQL corral cannot read to its end",
+};
+
+const char *pin_reason_name(enum pin_reason r)
+{
+	return r < PIN_REASONS ? reason_names[r] : "?";
+}
+
+const char *pin_reason_what(enum pin_reason r)
+{
+	return r < PIN_REASONS ? reason_whats[r] : "?";
+}
+
+/* Scanning depth for DO bodies and the strings inside them (EXECUTE 'LISTEN x'). */
+#define BODY_DEPTH 3
+
+struct scan {
+	struct sql_lexer l;
+	bool (*carried)(const char *name);
+	struct pin_find *out;
+	int depth; /* 0: the client's text; more: inside a DO body */
+};
+
+static bool is_word(struct scan *sc, const struct sql_token *t, const char *kw)
+{
+	return sql_tok_word(&sc->l, t, kw);
+}
+
+static bool found(struct scan *sc, enum pin_reason r)
+{
+	if (sc->out->reason == PIN_NONE)
+		sc->out->reason = r;
+	return true;
+}
+
+static bool advisory_name(const char *name)
+{
+	return strcmp(name, "pg_advisory_lock") == 0 ||
+	       strcmp(name, "pg_advisory_lock_shared") == 0 ||
+	       strcmp(name, "pg_try_advisory_lock") == 0 ||
+	       strcmp(name, "pg_try_advisory_lock_shared") == 0;
+}
+
+static bool scan_text(const char *text, size_t len, bool (*carried)(const char *), bool scs_off,
+		      struct pin_find *out, int depth);
+
+/* A string token's contents (quotes and dollar tags off) scanned as a DO body. */
+static bool scan_body(struct scan *sc, const struct sql_token *t)
+{
+	if (sc->depth >= BODY_DEPTH)
+		return found(sc, PIN_UNREADABLE);
+	const char *s = sc->l.s + t->start;
+	size_t n = t->len, open = 1;
+	if (s[0] == '$') {
+		open = (size_t)((const char *)memchr(s + 1, '$', n - 1) - s) + 1;
+	} else if (s[0] == 'e' || s[0] == 'E') {
+		open = 2;
+	}
+	if (n < 2 * open)
+		return false;
+	struct pin_find inner = {0};
+	if (!scan_text(s + open, n - 2 * open, sc->carried, sc->l.backslashes, &inner,
+		       sc->depth + 1))
+		return false;
+	sc->out->reason = inner.reason;
+	memcpy(sc->out->setting, inner.setting, sizeof(inner.setting));
+	return true;
+}
+
+/* set_config(name, value, is_local): only a literal true is local. */
+static bool scan_set_config(struct scan *sc)
+{
+	struct sql_token t;
+	if (sql_lex_next(&sc->l, &t) != SQL_TOK_OTHER || !sql_tok_char(&sc->l, &t, '('))
+		return false; /* not a call */
+	int depth = 1, arg = 0, last_tokens = 0;
+	bool last_true = false;
+	char name[64] = "";
+	while (depth > 0) {
+		enum sql_tok k = sql_lex_next(&sc->l, &t);
+		if (k == SQL_TOK_END || k == SQL_TOK_SEMI || k == SQL_TOK_BAD)
+			break;
+		if (sql_tok_char(&sc->l, &t, '(')) {
+			depth++;
+		} else if (sql_tok_char(&sc->l, &t, ')')) {
+			depth--;
+			continue;
+		} else if (depth == 1 && sql_tok_char(&sc->l, &t, ',')) {
+			arg++;
+			last_tokens = 0;
+			continue;
+		}
+		if (depth == 1 && arg == 0 && k == SQL_TOK_STRING && t.len >= 2 &&
+		    sc->l.s[t.start] == '\'' && t.len - 2 < sizeof(name)) {
+			memcpy(name, sc->l.s + t.start + 1, t.len - 2);
+			name[t.len - 2] = '\0';
+			for (char *p = name; *p; p++)
+				if (*p >= 'A' && *p <= 'Z')
+					*p = (char)(*p + 32);
+		}
+		if (depth == 1 && arg == 2) {
+			last_tokens++;
+			last_true = is_word(sc, &t, "true") ||
+				    (k == SQL_TOK_STRING && t.len == 3 &&
+				     (sc->l.s[t.start + 1] | 0x20) == 't');
+		}
+	}
+	if (arg == 2 && last_tokens == 1 && last_true)
+		return false; /* set_config(..., true): the transaction's own */
+	if (name[0] && strchr(name, '\'') == NULL && sc->carried && sc->carried(name))
+		return false;
+	snprintf(sc->out->setting, sizeof(sc->out->setting), "%s", name[0] ? name : "set_config");
+	return found(sc, PIN_SET);
+}
+
+/* SET ... / RESET ... after its first word (reset: RESET). */
+static bool scan_set(struct scan *sc, bool reset)
+{
+	struct sql_token t;
+	enum sql_tok k = sql_lex_next(&sc->l, &t);
+	if (!reset && (is_word(sc, &t, "local") || is_word(sc, &t, "transaction") ||
+		       is_word(sc, &t, "constraints")))
+		return false; /* the transaction's own */
+	if (!reset && is_word(sc, &t, "session"))
+		k = sql_lex_next(&sc->l, &t);
+	char name[64] = "";
+	if (is_word(sc, &t, "time")) {
+		strcpy(name, "timezone");
+	} else if (is_word(sc, &t, "names")) {
+		strcpy(name, "client_encoding");
+	} else if (k == SQL_TOK_WORD || k == SQL_TOK_QIDENT) {
+		(void)sql_tok_ident(&sc->l, &t, name, sizeof(name));
+		/* A qualified custom setting: myapp.tenant */
+		struct sql_lexer peek = sc->l;
+		struct sql_token dot, part;
+		while (sql_lex_next(&peek, &dot) == SQL_TOK_OTHER &&
+		       sql_tok_char(&peek, &dot, '.')) {
+			char more[64];
+			enum sql_tok pk = sql_lex_next(&peek, &part);
+			if ((pk != SQL_TOK_WORD && pk != SQL_TOK_QIDENT) ||
+			    !sql_tok_ident(&peek, &part, more, sizeof(more)) ||
+			    strlen(name) + 1 + strlen(more) >= sizeof(name)) {
+				name[0] = '\0';
+				break;
+			}
+			strcat(name, ".");
+			strcat(name, more);
+			sc->l = peek;
+		}
+	}
+	/* ROLE, SESSION AUTHORIZATION and ALL are never carried; what corral cannot name,
+	 * it cannot carry. */
+	bool never = !name[0] || strcmp(name, "role") == 0 || strcmp(name, "session") == 0 ||
+		     strcmp(name, "all") == 0 || strcmp(name, "authorization") == 0;
+	if (!never && sc->carried && sc->carried(name))
+		return false;
+	snprintf(sc->out->setting, sizeof(sc->out->setting), "%s", name[0] ? name : "?");
+	return found(sc, PIN_SET);
+}
+
+/* CREATE [OR REPLACE] [GLOBAL | LOCAL] TEMP | TEMPORARY ..., or a pg_temp name. */
+static bool scan_create(struct scan *sc)
+{
+	struct sql_token t;
+	for (int i = 0; i < 4; i++) {
+		sql_lex_next(&sc->l, &t);
+		if (is_word(sc, &t, "temp") || is_word(sc, &t, "temporary"))
+			return found(sc, PIN_TEMP_OBJECT);
+		if (!is_word(sc, &t, "or") && !is_word(sc, &t, "replace") &&
+		    !is_word(sc, &t, "global") && !is_word(sc, &t, "local"))
+			break;
+	}
+	return false; /* the rest of the statement is read by the caller */
+}
+
+/*
+ * One statement from its first token.  True once a reason is found (the scan
+ * stops).  The statement's words are read to its ';' so the next starts clean.
+ */
+static bool scan_statement(struct scan *sc, struct sql_token *first)
+{
+	struct sql_token t = *first, prev = {.kind = SQL_TOK_END};
+	enum sql_tok k = t.kind;
+	bool is_do = is_word(sc, &t, "do"), is_create = is_word(sc, &t, "create");
+	bool body = sc->depth > 0;
+	sc->out->stmt_start = first->start;
+	if (is_word(sc, &t, "listen"))
+		return found(sc, PIN_LISTEN);
+	if (is_word(sc, &t, "load"))
+		return found(sc, PIN_LOAD);
+	if (is_word(sc, &t, "set") && scan_set(sc, false))
+		return true;
+	if (is_word(sc, &t, "reset") && scan_set(sc, true))
+		return true;
+	if (is_create && scan_create(sc))
+		return true;
+	for (;;) {
+		if (k == SQL_TOK_END || k == SQL_TOK_SEMI)
+			return false;
+		if (k == SQL_TOK_BAD)
+			return found(sc, PIN_UNREADABLE);
+		char name[64];
+		if ((k == SQL_TOK_WORD || k == SQL_TOK_QIDENT) &&
+		    sql_tok_ident(&sc->l, &t, name, sizeof(name))) {
+			if (advisory_name(name))
+				return found(sc, PIN_ADVISORY_LOCK);
+			if (strcmp(name, "set_config") == 0 && scan_set_config(sc))
+				return true;
+			if (is_word(sc, &prev, "into") &&
+			    (strcmp(name, "temp") == 0 || strcmp(name, "temporary") == 0))
+				return found(sc, PIN_TEMP_OBJECT);
+			if (is_word(sc, &prev, "with") && strcmp(name, "hold") == 0)
+				return found(sc, PIN_HOLD_CURSOR);
+			if (is_create && strcmp(name, "pg_temp") == 0)
+				return found(sc, PIN_TEMP_OBJECT);
+			/* A DO body runs: these count wherever they are in it. */
+			if (body && (strcmp(name, "listen") == 0 || strcmp(name, "load") == 0 ||
+				     strcmp(name, "temp") == 0 || strcmp(name, "temporary") == 0 ||
+				     strcmp(name, "pg_temp") == 0))
+				return found(sc, strcmp(name, "listen") == 0 ? PIN_LISTEN
+						 : strcmp(name, "load") == 0 ? PIN_LOAD
+									     : PIN_TEMP_OBJECT);
+			if (body && t.start != first->start &&
+			    (strcmp(name, "set") == 0 || strcmp(name, "reset") == 0) &&
+			    (prev.kind == SQL_TOK_END || is_word(sc, &prev, "begin") ||
+			     is_word(sc, &prev, "then") || is_word(sc, &prev, "else") ||
+			     is_word(sc, &prev, "loop")) &&
+			    scan_set(sc, strcmp(name, "reset") == 0))
+				return true;
+		}
+		if (k == SQL_TOK_STRING && (is_do || body) && scan_body(sc, &t))
+			return true;
+		prev = t;
+		k = sql_lex_next(&sc->l, &t);
+		if (body && k == SQL_TOK_SEMI) {
+			/* In a body a ';' ends a PL/pgSQL statement: the next may be a SET. */
+			prev.kind = SQL_TOK_END;
+			k = sql_lex_next(&sc->l, &t);
+			if (k == SQL_TOK_END)
+				return false;
+		}
+	}
+}
+
+static bool scan_text(const char *text, size_t len, bool (*carried)(const char *), bool scs_off,
+		      struct pin_find *out, int depth)
+{
+	struct scan sc = {.carried = carried, .out = out, .depth = depth};
+	sql_lex_init_ex(&sc.l, text, len, scs_off);
+	struct sql_token t;
+	for (;;) {
+		enum sql_tok k = sql_lex_next(&sc.l, &t);
+		if (k == SQL_TOK_END)
+			return false;
+		if (k == SQL_TOK_SEMI)
+			continue;
+		if (scan_statement(&sc, &t)) {
+			/* The statement runs to its ';' (or the end) for the message. */
+			struct sql_token e;
+			enum sql_tok ek;
+			size_t end = sc.l.pos;
+			while ((ek = sql_lex_next(&sc.l, &e)) != SQL_TOK_END &&
+			       ek != SQL_TOK_SEMI && ek != SQL_TOK_BAD)
+				end = sc.l.pos;
+			if (ek == SQL_TOK_BAD)
+				end = len;
+			out->stmt_len = end > out->stmt_start ? end - out->stmt_start : 0;
+			return true;
+		}
+	}
+}
+
+enum pin_reason pin_scan_ex(const char *text, size_t len, bool (*carried)(const char *name),
+			    bool scs_off, struct pin_find *out)
+{
+	memset(out, 0, sizeof(*out));
+	scan_text(text, len, carried, scs_off, out, 0);
+	return out->reason;
+}
+
+enum pin_reason pin_scan(const char *text, size_t len, bool (*carried)(const char *name),
+			 struct pin_find *out)
+{
+	return pin_scan_ex(text, len, carried, false, out);
+}

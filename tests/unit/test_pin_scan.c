@@ -1,0 +1,119 @@
+/*
+ * What pins a client to its server (proxy/pin_scan.c): each construct, and the same
+ * words where they do not count (strings, comments, quoted identifiers, dollar quotes,
+ * SET LOCAL, the _xact_ locks, set_config(..., true)).
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "proxy/pin_scan.h"
+
+static bool carried(const char *name)
+{
+	return strcmp(name, "timezone") == 0 || strcmp(name, "client_encoding") == 0 ||
+	       strcmp(name, "datestyle") == 0;
+}
+
+static enum pin_reason scan(const char *sql)
+{
+	struct pin_find f;
+	return pin_scan(sql, strlen(sql), carried, &f);
+}
+
+#define PINS(sql, reason) cr_assert_eq(scan(sql), reason, "%s", sql)
+
+Test(pin_scan, listen)
+{
+	PINS("LISTEN foo", PIN_LISTEN);
+	PINS("select 1; listen \"Foo\"", PIN_LISTEN);
+	PINS("/* c */ Listen x;", PIN_LISTEN);
+	PINS("select 'listen x'", PIN_NONE);
+	PINS("-- listen x\nselect 1", PIN_NONE);
+	PINS("select $$ listen x $$", PIN_NONE);
+	PINS("select 1 as \"listen\"", PIN_NONE);
+	PINS("unlisten foo", PIN_NONE);
+	PINS("notify foo, 'listen'", PIN_NONE);
+	PINS("select 1 from listen", PIN_NONE);
+}
+
+Test(pin_scan, advisory_locks)
+{
+	PINS("select pg_advisory_lock(1)", PIN_ADVISORY_LOCK);
+	PINS("SELECT x, PG_TRY_ADVISORY_LOCK_SHARED(1, 2) from t", PIN_ADVISORY_LOCK);
+	PINS("select pg_catalog.pg_advisory_lock_shared(1)", PIN_ADVISORY_LOCK);
+	PINS("select pg_try_advisory_lock(42)", PIN_ADVISORY_LOCK);
+	PINS("select pg_advisory_xact_lock(1)", PIN_NONE);
+	PINS("select pg_try_advisory_xact_lock(1)", PIN_NONE);
+	PINS("select pg_advisory_unlock(1)", PIN_NONE);
+	PINS("select 'pg_advisory_lock(1)'", PIN_NONE);
+}
+
+Test(pin_scan, temp_objects)
+{
+	PINS("create temp table t (a int)", PIN_TEMP_OBJECT);
+	PINS("CREATE GLOBAL TEMPORARY TABLE t (a int)", PIN_TEMP_OBJECT);
+	PINS("create or replace temp view v as select 1", PIN_TEMP_OBJECT);
+	PINS("create temporary sequence s", PIN_TEMP_OBJECT);
+	PINS("create table pg_temp.t (a int)", PIN_TEMP_OBJECT);
+	PINS("select * into temp t from x", PIN_TEMP_OBJECT);
+	PINS("select * into temporary table t from x", PIN_TEMP_OBJECT);
+	PINS("create table t (temp int)", PIN_NONE);
+	PINS("select temp from t", PIN_NONE);
+}
+
+Test(pin_scan, cursors_load)
+{
+	PINS("declare c cursor with hold for select 1", PIN_HOLD_CURSOR);
+	PINS("DECLARE c NO SCROLL CURSOR WITH HOLD FOR select 1", PIN_HOLD_CURSOR);
+	PINS("declare c cursor without hold for select 1", PIN_NONE);
+	PINS("declare c cursor for select 1", PIN_NONE);
+	PINS("load 'auto_explain'", PIN_LOAD);
+}
+
+Test(pin_scan, set_and_reset)
+{
+	PINS("set search_path = a, b", PIN_SET);
+	PINS("SET work_mem TO '64MB'", PIN_SET);
+	PINS("set session statement_timeout = 5", PIN_SET);
+	PINS("reset work_mem", PIN_SET);
+	PINS("reset all", PIN_SET);
+	PINS("set role bob", PIN_SET);
+	PINS("set session authorization bob", PIN_SET);
+	PINS("set myapp.tenant = '7'", PIN_SET);
+	PINS("set local work_mem = '1MB'", PIN_NONE);
+	PINS("set transaction isolation level serializable", PIN_NONE);
+	PINS("set constraints all deferred", PIN_NONE);
+	PINS("set time zone 'UTC'", PIN_NONE);
+	PINS("SET TimeZone = 'UTC'", PIN_NONE);
+	PINS("set names 'UTF8'", PIN_NONE);
+	PINS("reset datestyle", PIN_NONE);
+	PINS("update t set a = 1", PIN_NONE);
+	PINS("select set_config('work_mem', '1MB', false)", PIN_SET);
+	PINS("select set_config('work_mem', '1MB', true)", PIN_NONE);
+	PINS("select set_config('work_mem', '1MB', $1)", PIN_SET);
+	PINS("select set_config('TimeZone', 'UTC', false)", PIN_NONE);
+	PINS("select 'set_config(''a'', ''b'', false)'", PIN_NONE);
+
+	struct pin_find f;
+	const char *sql = "select 1; SET search_path = x; select 2";
+	cr_assert_eq(pin_scan(sql, strlen(sql), carried, &f), PIN_SET);
+	cr_assert_str_eq(f.setting, "search_path");
+	cr_assert_eq(f.stmt_start, 10);
+	cr_assert_eq(f.stmt_len, strlen("SET search_path = x"));
+}
+
+Test(pin_scan, do_bodies_run)
+{
+	PINS("do $$ begin perform pg_advisory_lock(1); end $$", PIN_ADVISORY_LOCK);
+	PINS("do $x$ begin execute 'LISTEN foo'; end $x$", PIN_LISTEN);
+	PINS("do $$ begin set work_mem = '1MB'; end $$", PIN_SET);
+	PINS("do $$ begin create temp table t (a int); end $$", PIN_TEMP_OBJECT);
+	PINS("do $$ begin update t set a = 1; end $$", PIN_NONE);
+	PINS("do $$ begin perform 1; end $$", PIN_NONE);
+}
+
+Test(pin_scan, unreadable_fails_closed)
+{
+	PINS("select 'unterminated", PIN_UNREADABLE);
+	PINS("select 1 /* open", PIN_UNREADABLE);
+}
