@@ -14,6 +14,7 @@
 #include <criterion/criterion.h>
 
 #include "tests/integration/harness.h"
+#include "tests/integration/prepared_helpers.h"
 
 TestSuite(prepared, H_SUITE);
 
@@ -79,39 +80,6 @@ Test(prepared, asyncpg_and_psycopg, .timeout = 90)
 
 /* ---- libpq ---------------------------------------------------------------------- */
 
-static PGresult *prepare(PGconn *conn, const char *name, const char *sql)
-{
-	PGresult *res = PQprepare(conn, name, sql, 0, NULL);
-	cr_assert_not_null(res);
-	return res;
-}
-
-static void prepare_ok(PGconn *conn, const char *name, const char *sql)
-{
-	PGresult *res = prepare(conn, name, sql);
-	cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "prepare %s: %s", name,
-		     PQresultErrorMessage(res));
-	PQclear(res);
-}
-
-/* Runs statement name with one text parameter; its one value must be want (or its
- * SQLSTATE must be want_state when want is NULL). */
-static void exec_prepared(PGconn *conn, const char *name, const char *arg, const char *want,
-			  const char *want_state)
-{
-	const char *vals[] = {arg};
-	PGresult *res = PQexecPrepared(conn, name, arg ? 1 : 0, vals, NULL, NULL, 0);
-	if (want) {
-		cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s(%s): %s", name,
-			     arg ? arg : "", PQresultErrorMessage(res));
-		cr_assert_str_eq(PQgetvalue(res, 0, 0), want, "%s(%s)", name, arg ? arg : "");
-	} else {
-		cr_assert_str_eq(h_sqlstate(res), want_state, "%s: %s", name,
-				 PQresultErrorMessage(res));
-	}
-	PQclear(res);
-}
-
 /* Three statements, at most two per server: every use of the third evicts one. */
 Test(prepared, libpq_pipeline_with_eviction, .timeout = 60)
 {
@@ -121,16 +89,16 @@ Test(prepared, libpq_pipeline_with_eviction, .timeout = 60)
 	const char *sql[] = {"select $1::int + 1", "select $1::int * 10", "select 'x' || $1::text"};
 	const char *names[] = {"s1", "s2", "s3"};
 	for (int i = 0; i < 3; i++) {
-		prepare_ok(a, names[i], sql[i]);
-		prepare_ok(b, names[i], sql[i]); /* the same text: one server statement */
+		pr_prepare_ok(a, names[i], sql[i]);
+		pr_prepare_ok(b, names[i], sql[i]); /* the same text: one server statement */
 	}
-	prepare_ok(b, "b4", "select $1::int - 1");
+	pr_prepare_ok(b, "b4", "select $1::int - 1");
 	for (int round = 0; round < 3; round++) {
-		exec_prepared(a, "s1", "4", "5", NULL);
-		exec_prepared(b, "b4", "4", "3", NULL);
-		exec_prepared(a, "s2", "4", "40", NULL);
-		exec_prepared(b, "s3", "4", "x4", NULL);
-		exec_prepared(a, "s3", "5", "x5", NULL);
+		pr_exec_prepared(a, "s1", "4", "5", NULL);
+		pr_exec_prepared(b, "b4", "4", "3", NULL);
+		pr_exec_prepared(a, "s2", "4", "40", NULL);
+		pr_exec_prepared(b, "s3", "4", "x4", NULL);
+		pr_exec_prepared(a, "s3", "5", "x5", NULL);
 	}
 	/* A pipeline that needs all three on a server that keeps two. */
 	cr_assert(PQenterPipelineMode(a));
@@ -162,7 +130,7 @@ Test(prepared, libpq_pipeline_with_eviction, .timeout = 60)
 		}
 	}
 	cr_assert(PQexitPipelineMode(a));
-	exec_prepared(a, "s2", "1", "10", NULL);
+	pr_exec_prepared(a, "s2", "1", "10", NULL);
 	PQfinish(a);
 	PQfinish(b);
 	h_corral_stop(c);
@@ -225,15 +193,15 @@ Test(prepared, errors_stay_in_order_and_with_their_client, .timeout = 60)
 	PQfinish(direct);
 
 	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c);
-	PGresult *res = prepare(a, "s1", "select from nosuchtable");
+	PGresult *res = pr_prepare(a, "s1", "select from nosuchtable");
 	cr_assert_str_eq(h_sqlstate(res), "42P01");
 	PQclear(res);
-	prepare_ok(b, "s1", "select 42");
-	exec_prepared(b, "s1", NULL, "42", NULL);
-	exec_prepared(a, "s1", NULL, NULL, "26000"); /* a has none, as in PostgreSQL */
-	prepare_ok(a, "s1", "select 43");
-	exec_prepared(a, "s1", NULL, "43", NULL);
-	exec_prepared(b, "s1", NULL, "42", NULL);
+	pr_prepare_ok(b, "s1", "select 42");
+	pr_exec_prepared(b, "s1", NULL, "42", NULL);
+	pr_exec_prepared(a, "s1", NULL, NULL, "26000"); /* a has none, as in PostgreSQL */
+	pr_prepare_ok(a, "s1", "select 43");
+	pr_exec_prepared(a, "s1", NULL, "43", NULL);
+	pr_exec_prepared(b, "s1", NULL, "42", NULL);
 	PQfinish(a);
 	PQfinish(b);
 	h_corral_stop(c);
@@ -246,21 +214,21 @@ Test(prepared, close_deallocate_discard, .timeout = 60)
 	struct h_corral *c = h_corral_start(TX "workers = 1\n", H_BENCH_DB_WITH(" pool_size=1"),
 					    NULL);
 	PGconn *a = h_connect_bench(c), *other = h_connect_bench(c);
-	prepare_ok(other, "s1", "select 1");
+	pr_prepare_ok(other, "s1", "select 1");
 	const char *ways[] = {"close", "DEALLOCATE s1", "DEALLOCATE PREPARE ALL", "DISCARD ALL",
 			      "deallocate \"s1\""};
 	for (size_t i = 0; i < sizeof(ways) / sizeof(ways[0]); i++) {
-		prepare_ok(a, "s1", "select 1");
-		exec_prepared(a, "s1", NULL, "1", NULL);
+		pr_prepare_ok(a, "s1", "select 1");
+		pr_exec_prepared(a, "s1", NULL, "1", NULL);
 		if (i == 0)
 			h_exec_ok(a, "DEALLOCATE s1"); /* Close: raw_close_message below */
 		else
 			h_exec_ok(a, ways[i]);
-		exec_prepared(a, "s1", NULL, NULL, "26000");
-		prepare_ok(a, "s1", "select 2"); /* the name is free, with other text */
-		exec_prepared(a, "s1", NULL, "2", NULL);
+		pr_exec_prepared(a, "s1", NULL, NULL, "26000");
+		pr_prepare_ok(a, "s1", "select 2"); /* the name is free, with other text */
+		pr_exec_prepared(a, "s1", NULL, "2", NULL);
 		h_exec_ok(a, "DEALLOCATE s1");
-		exec_prepared(other, "s1", NULL, "1", NULL);
+		pr_exec_prepared(other, "s1", NULL, "1", NULL);
 	}
 	PGresult *res = h_exec(a, "DEALLOCATE nosuch");
 	cr_assert_str_eq(h_sqlstate(res), "26000");
@@ -270,60 +238,6 @@ Test(prepared, close_deallocate_discard, .timeout = 60)
 	h_corral_stop(c);
 }
 
-/* Sends the messages in msgs (type, body, body length; type 0 ends) on fd and returns
- * the types of the replies up to the ReadyForQuery, as a string. */
-struct raw_msg {
-	char type;
-	const char *body;
-	size_t len;
-};
-
-static char *raw_exchange(int fd, const struct raw_msg *msgs)
-{
-	unsigned char out[1024];
-	size_t n = 0;
-	for (const struct raw_msg *m = msgs; m->type; m++) {
-		out[n++] = (unsigned char)m->type;
-		uint32_t len = (uint32_t)m->len + 4;
-		out[n++] = (unsigned char)(len >> 24);
-		out[n++] = (unsigned char)(len >> 16);
-		out[n++] = (unsigned char)(len >> 8);
-		out[n++] = (unsigned char)len;
-		memcpy(out + n, m->body, m->len);
-		n += m->len;
-	}
-	cr_assert_eq(write(fd, out, n), (ssize_t)n);
-	static unsigned char buf[65536];
-	size_t len = 0;
-	bool closed;
-	cr_assert(h_read_until_msg(fd, buf, sizeof(buf), &len, 'Z', 5, &closed),
-		  "no ReadyForQuery");
-	struct h_sbuf types = {0};
-	for (size_t off = 0; off < len;) {
-		char type;
-		const unsigned char *body;
-		size_t body_len;
-		size_t m = h_msg(buf + off, len - off, &type, &body, &body_len);
-		cr_assert_gt(m, 0);
-		h_sb_add(&types, &type, 1);
-		off += m;
-	}
-	h_sb_add(&types, "", 1);
-	return types.p;
-}
-
-#define RAW(t, lit)                     \
-	{                               \
-		t, lit, sizeof(lit) - 1 \
-	}
-
-static void expect_raw(int fd, const struct raw_msg *msgs, const char *want)
-{
-	char *got = raw_exchange(fd, msgs);
-	cr_assert_str_eq(got, want);
-	free(got);
-}
-
 /* Close of a named statement is answered in order and only forgets the client's name. */
 Test(prepared, close_message, .timeout = 30)
 {
@@ -331,15 +245,8 @@ Test(prepared, close_message, .timeout = 30)
 					    H_BENCH_DB_WITH(" pool_size=1"), NULL);
 	int fd = h_raw_login(c->port, NULL);
 	const struct raw_msg prep[] = {RAW('P', "s1\0select 1\0\0\0"), RAW('S', ""), {0}};
-	const struct raw_msg run[] = {RAW('B', "\0s1\0\0\0\0\0\0\0"),
-				      RAW('E', "\0\0\0\0\0"),
-				      RAW('S', ""),
-				      {0}};
-	const struct raw_msg close_run[] = {RAW('C', "Ss1\0"),
-					    RAW('B', "\0s1\0\0\0\0\0\0\0"),
-					    RAW('E', "\0\0\0\0\0"),
-					    RAW('S', ""),
-					    {0}};
+	const struct raw_msg run[] = {RAW_RUN("s1"), {0}};
+	const struct raw_msg close_run[] = {RAW('C', "Ss1\0"), RAW_RUN("s1"), {0}};
 	const struct raw_msg close_only[] = {RAW('C', "Ss1\0"), RAW('S', ""), {0}};
 	expect_raw(fd, prep, "1Z");
 	expect_raw(fd, run, "2DCZ");
@@ -368,7 +275,7 @@ Test(prepared, sql_prepare_execute_across_servers, .timeout = 60)
 	PGconn *a = h_connect_bench(c);
 	h_exec_ok(a, "PREPARE q1(int) AS SELECT $1 * 2");
 	h_exec_ok(a, "prepare Q2 as select 'a;b' || $1::text -- comment; not the end");
-	prepare_ok(a, "s1", "select $1::int + 100");
+	pr_prepare_ok(a, "s1", "select $1::int + 100");
 	h_expect_value(a, "EXECUTE q1(21)", "42");
 	int pid = backend_pid(a);
 	PGconn *su = h_superuser();
@@ -379,7 +286,7 @@ Test(prepared, sql_prepare_execute_across_servers, .timeout = 60)
 	h_expect_value(a, "EXECUTE q1(5)", "10");
 	cr_assert_neq(backend_pid(a), pid);
 	h_expect_value(a, "execute q2('c')", "a;bc");
-	exec_prepared(a, "s1", "1", "101", NULL);
+	pr_exec_prepared(a, "s1", "1", "101", NULL);
 	PGresult *res = h_exec(a, "PREPARE q1 AS SELECT 1");
 	cr_assert_str_eq(h_sqlstate(res), "42P05");
 	PQclear(res);
@@ -398,7 +305,7 @@ Test(prepared, max_prepared_statements_zero, .timeout = 30)
 {
 	struct h_corral *c = h_corral_start(TX "max_prepared_statements = 0\n", H_BENCH_DB, NULL);
 	PGconn *a = h_connect_bench(c);
-	PGresult *res = prepare(a, "P_0", "select 1");
+	PGresult *res = pr_prepare(a, "P_0", "select 1");
 	cr_assert_str_eq(h_sqlstate(res), "0A000");
 	cr_assert(strstr(PQresultErrorMessage(res), "max_prepared_statements = 0") != NULL, "%s",
 		  PQresultErrorMessage(res));

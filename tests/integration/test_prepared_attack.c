@@ -13,6 +13,7 @@
 #include <criterion/criterion.h>
 
 #include "tests/integration/harness.h"
+#include "tests/integration/prepared_helpers.h"
 
 /*
  * KNOWN_DEFECT: tests of holes an attack review found in transaction pooling's prepared
@@ -32,28 +33,24 @@ TestSuite(prepared_attack, H_SUITE);
 #define TX "pool_mode = transaction\n"
 #define ONE_SERVER H_BENCH_DB_WITH(" pool_size=1")
 
-static void prepare_ok(PGconn *conn, const char *name, const char *sql)
+/* Runs scenario on a client of corral (transaction pooling, one server); it closes the
+ * client. */
+static void on_corral(void (*scenario)(PGconn *))
 {
-	PGresult *res = PQprepare(conn, name, sql, 0, NULL);
-	cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "prepare %s: %s", name,
-		     PQresultErrorMessage(res));
-	PQclear(res);
+	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
+	scenario(h_connect_bench(c));
+	h_corral_stop(c);
 }
 
-/* Runs name without parameters; want: its one value, or NULL and want_state. */
-static void exec_prepared(PGconn *conn, const char *name, const char *want, const char *want_state)
+/* Runs scenario on two clients of corral (as on_corral), closed after it. */
+static void on_corral2(void (*scenario)(PGconn *a, PGconn *b))
 {
-	PGresult *res = PQexecPrepared(conn, name, 0, NULL, NULL, NULL, 0);
-	if (want) {
-		cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s: %s", name,
-			     PQresultErrorMessage(res));
-		cr_assert_str_eq(PQgetvalue(res, 0, 0), want, "%s gave %s", name,
-				 PQgetvalue(res, 0, 0));
-	} else {
-		cr_assert_str_eq(h_sqlstate(res), want_state, "%s: %s", name,
-				 PQresultErrorMessage(res));
-	}
-	PQclear(res);
+	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
+	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c);
+	scenario(a, b);
+	PQfinish(a);
+	PQfinish(b);
+	h_corral_stop(c);
 }
 
 /* The server name of the statement whose text is like pattern, read on the server. */
@@ -74,33 +71,30 @@ static char *server_name_of(PGconn *conn, const char *pattern)
  * anything but one lone PREPARE / EXECUTE / DEALLOCATE).  The registry still says the
  * server has it: the other client's Bind runs the replacement.
  */
-Test(prepared_attack, poison_shared_statement_via_multistatement, .timeout = 30,
-     .disabled = KNOWN_DEFECT)
+static void poison_shared_statement_via_multistatement(PGconn *a, PGconn *b)
 {
-	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
-	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c);
-	prepare_ok(a, "s1", "select 'good'::text");
-	exec_prepared(a, "s1", "good", NULL);
+	pr_prepare_ok(a, "s1", "select 'good'::text");
+	pr_exec_prepared(a, "s1", NULL, "good", NULL);
 	char *x = server_name_of(b, "%%good%%");
 	char *q = h_printf("select 1; deallocate %s; prepare %s as select 'evil'::text", x, x);
 	h_exec_ok(b, q);
 	free(q);
-	exec_prepared(a, "s1", "good", NULL); /* direct PostgreSQL: a's own statement */
+	pr_exec_prepared(a, "s1", NULL, "good", NULL); /* direct PostgreSQL: a's own statement */
 	free(x);
-	PQfinish(a);
-	PQfinish(b);
-	h_corral_stop(c);
+}
+
+Test(prepared_attack, poison_shared_statement_via_multistatement, .timeout = 30,
+     .disabled = KNOWN_DEFECT)
+{
+	on_corral2(poison_shared_statement_via_multistatement);
 }
 
 /* FINDING: a lone DEALLOCATE of a server name the client does not have passes as it is
  * and drops another client's statement: that client's next use fails (26000). */
-Test(prepared_attack, deallocate_server_name_of_other_client, .timeout = 30,
-     .disabled = KNOWN_DEFECT)
+static void deallocate_server_name_of_other_client(PGconn *a, PGconn *b)
 {
-	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
-	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c);
-	prepare_ok(a, "s1", "select 'good'::text");
-	exec_prepared(a, "s1", "good", NULL);
+	pr_prepare_ok(a, "s1", "select 'good'::text");
+	pr_exec_prepared(a, "s1", NULL, "good", NULL);
 	char *x = server_name_of(b, "%%good%%");
 	char *q = h_printf("DEALLOCATE %s", x);
 	PGresult *res = h_exec(b, q); /* direct PostgreSQL: 26000 (b has no such name) */
@@ -108,23 +102,24 @@ Test(prepared_attack, deallocate_server_name_of_other_client, .timeout = 30,
 	char *bstate = strdup(st ? st : "");
 	PQclear(res);
 	free(q);
-	exec_prepared(a, "s1", "good", NULL);
+	pr_exec_prepared(a, "s1", NULL, "good", NULL);
 	cr_expect_str_eq(bstate, "26000", "b deallocated corral's %s", x);
 	free(bstate);
 	free(x);
-	PQfinish(a);
-	PQfinish(b);
-	h_corral_stop(c);
+}
+
+Test(prepared_attack, deallocate_server_name_of_other_client, .timeout = 30,
+     .disabled = KNOWN_DEFECT)
+{
+	on_corral2(deallocate_server_name_of_other_client);
 }
 
 /* FINDING: EXECUTE of a server name passes as it is: b runs a's statement directly
  * (direct PostgreSQL: 26000). */
-Test(prepared_attack, execute_server_name_of_other_client, .timeout = 30, .disabled = KNOWN_DEFECT)
+static void execute_server_name_of_other_client(PGconn *a, PGconn *b)
 {
-	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
-	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c);
-	prepare_ok(a, "s1", "select 'secret-of-a'::text");
-	exec_prepared(a, "s1", "secret-of-a", NULL);
+	pr_prepare_ok(a, "s1", "select 'secret-of-a'::text");
+	pr_exec_prepared(a, "s1", NULL, "secret-of-a", NULL);
 	char *x = server_name_of(b, "%%secret-of-a%%");
 	char *q = h_printf("EXECUTE %s", x);
 	PGresult *res = h_exec(b, q);
@@ -133,26 +128,28 @@ Test(prepared_attack, execute_server_name_of_other_client, .timeout = 30, .disab
 	PQclear(res);
 	free(q);
 	free(x);
-	PQfinish(a);
-	PQfinish(b);
-	h_corral_stop(c);
+}
+
+Test(prepared_attack, execute_server_name_of_other_client, .timeout = 30, .disabled = KNOWN_DEFECT)
+{
+	on_corral2(execute_server_name_of_other_client);
 }
 
 /* DEALLOCATE ALL in a multi-statement Query (DISCARD ALL is refused there) drops every statement of the server behind
  * corral's back: another client's next use must not fail. */
+static void discard_all_multistatement_other_client(PGconn *a, PGconn *b)
+{
+	pr_prepare_ok(a, "s1", "select 'good'::text");
+	pr_exec_prepared(a, "s1", NULL, "good", NULL);
+	h_exec_ok(b, "select 1; deallocate all");
+	pr_exec_prepared(a, "s1", NULL, "good", NULL);
+	pr_exec_prepared(a, "s1", NULL, "good", NULL);
+}
+
 Test(prepared_attack, discard_all_multistatement_other_client, .timeout = 30,
      .disabled = KNOWN_DEFECT)
 {
-	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
-	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c);
-	prepare_ok(a, "s1", "select 'good'::text");
-	exec_prepared(a, "s1", "good", NULL);
-	h_exec_ok(b, "select 1; deallocate all");
-	exec_prepared(a, "s1", "good", NULL);
-	exec_prepared(a, "s1", "good", NULL);
-	PQfinish(a);
-	PQfinish(b);
-	h_corral_stop(c);
+	on_corral2(discard_all_multistatement_other_client);
 }
 
 /* FINDING: DISCARD ALL / DEALLOCATE ALL / DEALLOCATE that PostgreSQL refuses (in a
@@ -167,18 +164,33 @@ static PGconn *direct_pg(void)
 	return conn;
 }
 
-static void discard_all_in_tx(PGconn *a)
+/* q1 by SQL PREPARE (and s1 by Parse when with_s1); in a transaction (aborted first when
+ * aborted) stmt is refused with want_state; after the ROLLBACK they are still there. */
+static void refused_keeps_statements(PGconn *a, bool with_s1, bool aborted, const char *stmt,
+				     const char *want_state)
 {
 	h_exec_ok(a, "PREPARE q1 AS SELECT 'q1'::text");
-	prepare_ok(a, "s1", "select 's1'::text");
+	if (with_s1)
+		pr_prepare_ok(a, "s1", "select 's1'::text");
 	h_exec_ok(a, "BEGIN");
-	PGresult *res = h_exec(a, "DISCARD ALL");
-	cr_assert_str_eq(h_sqlstate(res), "25001");
+	PGresult *res;
+	if (aborted) {
+		res = h_exec(a, "SELECT 1/0");
+		PQclear(res);
+	}
+	res = h_exec(a, stmt);
+	cr_assert_str_eq(h_sqlstate(res), want_state);
 	PQclear(res);
 	h_exec_ok(a, "ROLLBACK");
 	h_expect_value(a, "EXECUTE q1", "q1");
-	exec_prepared(a, "s1", "s1", NULL);
+	if (with_s1)
+		pr_exec_prepared(a, "s1", NULL, "s1", NULL);
 	PQfinish(a);
+}
+
+static void discard_all_in_tx(PGconn *a)
+{
+	refused_keeps_statements(a, true, false, "DISCARD ALL", "25001");
 }
 
 Test(prepared_attack, discard_all_refused_in_tx_block_direct_pg, .timeout = 30)
@@ -189,25 +201,12 @@ Test(prepared_attack, discard_all_refused_in_tx_block_direct_pg, .timeout = 30)
 Test(prepared_attack, discard_all_refused_in_tx_block_keeps_statements, .timeout = 30,
      .disabled = KNOWN_DEFECT)
 {
-	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
-	discard_all_in_tx(h_connect_bench(c));
-	h_corral_stop(c);
+	on_corral(discard_all_in_tx);
 }
 
 static void deallocate_all_in_aborted_tx(PGconn *a)
 {
-	h_exec_ok(a, "PREPARE q1 AS SELECT 'q1'::text");
-	prepare_ok(a, "s1", "select 's1'::text");
-	h_exec_ok(a, "BEGIN");
-	PGresult *res = h_exec(a, "SELECT 1/0");
-	PQclear(res);
-	res = h_exec(a, "DEALLOCATE ALL");
-	cr_assert_str_eq(h_sqlstate(res), "25P02");
-	PQclear(res);
-	h_exec_ok(a, "ROLLBACK");
-	h_expect_value(a, "EXECUTE q1", "q1");
-	exec_prepared(a, "s1", "s1", NULL);
-	PQfinish(a);
+	refused_keeps_statements(a, true, true, "DEALLOCATE ALL", "25P02");
 }
 
 Test(prepared_attack, deallocate_all_in_aborted_tx_direct_pg, .timeout = 30)
@@ -218,23 +217,12 @@ Test(prepared_attack, deallocate_all_in_aborted_tx_direct_pg, .timeout = 30)
 Test(prepared_attack, deallocate_all_in_aborted_tx_keeps_statements, .timeout = 30,
      .disabled = KNOWN_DEFECT)
 {
-	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
-	deallocate_all_in_aborted_tx(h_connect_bench(c));
-	h_corral_stop(c);
+	on_corral(deallocate_all_in_aborted_tx);
 }
 
 static void deallocate_in_aborted_tx(PGconn *a)
 {
-	h_exec_ok(a, "PREPARE q1 AS SELECT 'q1'::text");
-	h_exec_ok(a, "BEGIN");
-	PGresult *res = h_exec(a, "SELECT 1/0");
-	PQclear(res);
-	res = h_exec(a, "DEALLOCATE q1");
-	cr_assert_str_eq(h_sqlstate(res), "25P02");
-	PQclear(res);
-	h_exec_ok(a, "ROLLBACK");
-	h_expect_value(a, "EXECUTE q1", "q1");
-	PQfinish(a);
+	refused_keeps_statements(a, false, true, "DEALLOCATE q1", "25P02");
 }
 
 Test(prepared_attack, deallocate_in_aborted_tx_direct_pg, .timeout = 30)
@@ -245,63 +233,7 @@ Test(prepared_attack, deallocate_in_aborted_tx_direct_pg, .timeout = 30)
 Test(prepared_attack, deallocate_in_aborted_tx_keeps_statement, .timeout = 30,
      .disabled = KNOWN_DEFECT)
 {
-	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
-	deallocate_in_aborted_tx(h_connect_bench(c));
-	h_corral_stop(c);
-}
-
-/* ---- raw protocol ---- */
-
-struct raw_msg {
-	char type;
-	const char *body;
-	size_t len;
-};
-
-static char *raw_exchange(int fd, const struct raw_msg *msgs)
-{
-	unsigned char out[2048];
-	size_t n = 0;
-	for (const struct raw_msg *m = msgs; m->type; m++) {
-		out[n++] = (unsigned char)m->type;
-		uint32_t len = (uint32_t)m->len + 4;
-		out[n++] = (unsigned char)(len >> 24);
-		out[n++] = (unsigned char)(len >> 16);
-		out[n++] = (unsigned char)(len >> 8);
-		out[n++] = (unsigned char)len;
-		memcpy(out + n, m->body, m->len);
-		n += m->len;
-	}
-	cr_assert_eq(write(fd, out, n), (ssize_t)n);
-	static unsigned char buf[65536];
-	size_t len = 0;
-	bool closed;
-	cr_assert(h_read_until_msg(fd, buf, sizeof(buf), &len, 'Z', 5, &closed),
-		  "no ReadyForQuery");
-	struct h_sbuf types = {0};
-	for (size_t off = 0; off < len;) {
-		char type;
-		const unsigned char *body;
-		size_t body_len;
-		size_t m = h_msg(buf + off, len - off, &type, &body, &body_len);
-		cr_assert_gt(m, 0);
-		h_sb_add(&types, &type, 1);
-		off += m;
-	}
-	h_sb_add(&types, "", 1);
-	return types.p;
-}
-
-#define RAW(t, lit)                     \
-	{                               \
-		t, lit, sizeof(lit) - 1 \
-	}
-
-static void expect_raw(int fd, const struct raw_msg *msgs, const char *want)
-{
-	char *got = raw_exchange(fd, msgs);
-	cr_assert_str_eq(got, want);
-	free(got);
+	on_corral(deallocate_in_aborted_tx);
 }
 
 /* FINDING: a Close after an error in the same Sync segment is skipped by PostgreSQL
@@ -313,10 +245,7 @@ Test(prepared_attack, close_skipped_after_error_keeps_statement, .timeout = 30,
 					    NULL);
 	int fd = h_raw_login(c->port, NULL);
 	const struct raw_msg prep[] = {RAW('P', "s1\0select 1\0\0\0"), RAW('S', ""), {0}};
-	const struct raw_msg run[] = {RAW('B', "\0s1\0\0\0\0\0\0\0"),
-				      RAW('E', "\0\0\0\0\0"),
-				      RAW('S', ""),
-				      {0}};
+	const struct raw_msg run[] = {RAW_RUN("s1"), {0}};
 	/* unnamed Parse of 1/0, run it (error), then Close s1 (skipped) */
 	const struct raw_msg err_close[] = {RAW('P', "\0select 1/0\0\0\0"),
 					    RAW('B', "\0\0\0\0\0\0\0\0"),
@@ -346,14 +275,8 @@ Test(prepared_attack, parse_skipped_after_error, .timeout = 30)
 				     RAW('P', "s2\0select 2\0\0\0"),
 				     RAW('S', ""),
 				     {0}};
-	const struct raw_msg run1[] = {RAW('B', "\0s1\0\0\0\0\0\0\0"),
-				       RAW('E', "\0\0\0\0\0"),
-				       RAW('S', ""),
-				       {0}};
-	const struct raw_msg run2[] = {RAW('B', "\0s2\0\0\0\0\0\0\0"),
-				       RAW('E', "\0\0\0\0\0"),
-				       RAW('S', ""),
-				       {0}};
+	const struct raw_msg run1[] = {RAW_RUN("s1"), {0}};
+	const struct raw_msg run2[] = {RAW_RUN("s2"), {0}};
 	const struct raw_msg prep2[] = {RAW('P', "s2\0select 2\0\0\0"), RAW('S', ""), {0}};
 	expect_raw(fd, m1, "11EZ");
 	expect_raw(fd, run1, "2DCZ");
@@ -366,37 +289,37 @@ Test(prepared_attack, parse_skipped_after_error, .timeout = 30)
 
 /* FINDING: a client that makes "corral_none:foo" on the server (multi-statement SQL)
  * turns another client's Bind of an unknown name foo into a run of its SQL. */
-Test(prepared_attack, unknown_prefix_statement_planted, .timeout = 30, .disabled = KNOWN_DEFECT)
+static void unknown_prefix_statement_planted(PGconn *a, PGconn *b)
 {
-	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
-	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c);
 	h_exec_ok(b, "select 1; prepare \"corral_none:foo\" as select 'evil'::text");
 	PGresult *res = PQexecPrepared(a, "foo", 0, NULL, NULL, NULL, 0);
 	/* direct PostgreSQL: 26000, no such statement */
 	cr_expect_str_eq(h_sqlstate(res) ? h_sqlstate(res) : "", "26000", "a ran: %s",
 			 PQresultStatus(res) == PGRES_TUPLES_OK ? PQgetvalue(res, 0, 0) : "?");
 	PQclear(res);
-	PQfinish(a);
-	PQfinish(b);
-	h_corral_stop(c);
+}
+
+Test(prepared_attack, unknown_prefix_statement_planted, .timeout = 30, .disabled = KNOWN_DEFECT)
+{
+	on_corral2(unknown_prefix_statement_planted);
 }
 
 /* FINDING: a client that makes corral_none on the server turns corral's refusals (a
  * duplicate Parse) into a lost link for another client. */
-Test(prepared_attack, corral_none_planted, .timeout = 30, .disabled = KNOWN_DEFECT)
+static void corral_none_planted(PGconn *a, PGconn *b)
 {
-	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
-	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c);
 	h_exec_ok(b, "select 1; prepare corral_none as select 1");
-	prepare_ok(a, "s1", "select 1");
+	pr_prepare_ok(a, "s1", "select 1");
 	PGresult *res = PQprepare(a, "s1", "select 1", 0, NULL);
 	cr_expect_str_eq(h_sqlstate(res) ? h_sqlstate(res) : "", "42P05", "%s",
 			 PQresultErrorMessage(res));
 	PQclear(res);
-	exec_prepared(a, "s1", "1", NULL); /* a is still served */
-	PQfinish(a);
-	PQfinish(b);
-	h_corral_stop(c);
+	pr_exec_prepared(a, "s1", NULL, "1", NULL); /* a is still served */
+}
+
+Test(prepared_attack, corral_none_planted, .timeout = 30, .disabled = KNOWN_DEFECT)
+{
+	on_corral2(corral_none_planted);
 }
 
 /* FINDING: a client that makes corral_check on the server makes other clients' Parse
@@ -405,11 +328,11 @@ Test(prepared_attack, corral_check_planted, .timeout = 30, .disabled = KNOWN_DEF
 {
 	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
 	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c), *d = h_connect_bench(c);
-	prepare_ok(a, "s1", "select 'x'::text");
-	exec_prepared(a, "s1", "x", NULL);
+	pr_prepare_ok(a, "s1", "select 'x'::text");
+	pr_exec_prepared(a, "s1", NULL, "x", NULL);
 	h_exec_ok(b, "select 1; prepare corral_check as select 1");
-	prepare_ok(d, "t1", "select 'x'::text"); /* direct PostgreSQL: fine */
-	exec_prepared(d, "t1", "x", NULL);
+	pr_prepare_ok(d, "t1", "select 'x'::text"); /* direct PostgreSQL: fine */
+	pr_exec_prepared(d, "t1", NULL, "x", NULL);
 	PQfinish(a);
 	PQfinish(b);
 	PQfinish(d);
@@ -420,10 +343,8 @@ Test(prepared_attack, corral_check_planted, .timeout = 30, .disabled = KNOWN_DEF
  * PostgreSQL re-analyses a cached plan when search_path changed; when the result type
  * differs, it refuses ("cached plan must not change result type", 0A000), which a
  * direct connection (one statement per client) never hits. */
-Test(prepared_attack, search_path_same_text, .timeout = 30, .disabled = KNOWN_DEFECT)
+static void search_path_same_text(PGconn *a, PGconn *b)
 {
-	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
-	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c);
 	h_exec_ok(a, "drop schema if exists att_a cascade; drop schema if exists att_b cascade;"
 		     "create schema att_a; create schema att_b;"
 		     "create table att_a.t(v text); insert into att_a.t values ('from a');"
@@ -431,25 +352,27 @@ Test(prepared_attack, search_path_same_text, .timeout = 30, .disabled = KNOWN_DE
 		     "create table att_a.u(v text); insert into att_a.u values ('text a');"
 		     "create table att_b.u(v int); insert into att_b.u values (42)");
 	h_exec_ok(a, "BEGIN; SET LOCAL search_path = att_a");
-	prepare_ok(a, "s", "select v from t");
-	exec_prepared(a, "s", "from a", NULL);
+	pr_prepare_ok(a, "s", "select v from t");
+	pr_exec_prepared(a, "s", NULL, "from a", NULL);
 	h_exec_ok(a, "COMMIT");
 	h_exec_ok(b, "BEGIN; SET LOCAL search_path = att_b");
-	prepare_ok(b, "s", "select v from t");
-	exec_prepared(b, "s", "from b", NULL);
+	pr_prepare_ok(b, "s", "select v from t");
+	pr_exec_prepared(b, "s", NULL, "from b", NULL);
 	h_exec_ok(b, "COMMIT");
 	/* different result types */
 	h_exec_ok(a, "BEGIN; SET LOCAL search_path = att_a");
-	prepare_ok(a, "u", "select v from u");
-	exec_prepared(a, "u", "text a", NULL);
+	pr_prepare_ok(a, "u", "select v from u");
+	pr_exec_prepared(a, "u", NULL, "text a", NULL);
 	h_exec_ok(a, "COMMIT");
 	h_exec_ok(b, "BEGIN; SET LOCAL search_path = att_b");
-	prepare_ok(b, "u", "select v from u");
-	exec_prepared(b, "u", "42", NULL); /* direct PostgreSQL: 42 */
+	pr_prepare_ok(b, "u", "select v from u");
+	pr_exec_prepared(b, "u", NULL, "42", NULL); /* direct PostgreSQL: 42 */
 	h_exec_ok(b, "COMMIT");
-	PQfinish(a);
-	PQfinish(b);
-	h_corral_stop(c);
+}
+
+Test(prepared_attack, search_path_same_text, .timeout = 30, .disabled = KNOWN_DEFECT)
+{
+	on_corral2(search_path_same_text);
 }
 
 /* Names longer than 63 bytes: PostgreSQL keys statements by their first 63 bytes. */
@@ -461,7 +384,7 @@ static void long_names(PGconn *a)
 	memcpy(n2, n1, 71);
 	n1[69] = '1';
 	n2[69] = '2';
-	prepare_ok(a, n1, "select 1");
+	pr_prepare_ok(a, n1, "select 1");
 	PGresult *res = PQprepare(a, n2, "select 2", 0, NULL);
 	/* direct PostgreSQL: 42P05 (the same first 63 bytes) */
 	cr_expect_str_eq(h_sqlstate(res) ? h_sqlstate(res) : "", "42P05", "%s",
@@ -472,10 +395,7 @@ static void long_names(PGconn *a)
 
 Test(prepared_attack, long_names_truncation, .timeout = 30, .disabled = KNOWN_DEFECT)
 {
-	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
-	PGconn *a = h_connect_bench(c);
-	long_names(a);
-	h_corral_stop(c);
+	on_corral(long_names);
 }
 
 Test(prepared_attack, long_names_truncation_direct_pg, .timeout = 30)
@@ -484,62 +404,62 @@ Test(prepared_attack, long_names_truncation_direct_pg, .timeout = 30)
 }
 
 /* Parse of text with two statements: PostgreSQL refuses (42601), nothing is left. */
-Test(prepared_attack, parse_multi_statement_text, .timeout = 30)
+static void parse_multi_statement_text(PGconn *a, PGconn *b)
 {
-	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
-	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c);
 	PGresult *res = PQprepare(a, "m", "select 1; select 2", 0, NULL);
 	cr_assert_str_eq(h_sqlstate(res), "42601");
 	PQclear(res);
-	exec_prepared(a, "m", NULL, "26000");
-	prepare_ok(b, "m", "select 3");
-	exec_prepared(b, "m", "3", NULL);
-	PQfinish(a);
-	PQfinish(b);
-	h_corral_stop(c);
+	pr_exec_prepared(a, "m", NULL, NULL, "26000");
+	pr_prepare_ok(b, "m", "select 3");
+	pr_exec_prepared(b, "m", NULL, "3", NULL);
+}
+
+Test(prepared_attack, parse_multi_statement_text, .timeout = 30)
+{
+	on_corral2(parse_multi_statement_text);
 }
 
 /* Client names that are corral's own shapes are only the client's names. */
+static void client_uses_corral_names(PGconn *a, PGconn *b)
+{
+	pr_prepare_ok(a, "corral_check", "select 'a-check'::text");
+	pr_prepare_ok(a, "corral_none", "select 'a-none'::text");
+	pr_prepare_ok(a, "corral_none:x", "select 'a-nonex'::text");
+	h_exec_ok(a, "PREPARE corral_0000000000000000 AS SELECT 'a-sql'::text");
+	pr_prepare_ok(b, "s1", "select 'b'::text");
+	pr_prepare_ok(b, "t1", "select 'b'::text");
+	pr_exec_prepared(b, "s1", NULL, "b", NULL);
+	pr_exec_prepared(a, "corral_check", NULL, "a-check", NULL);
+	pr_exec_prepared(a, "corral_none", NULL, "a-none", NULL);
+	pr_exec_prepared(a, "corral_none:x", NULL, "a-nonex", NULL);
+	h_expect_value(a, "EXECUTE corral_0000000000000000", "a-sql");
+	pr_exec_prepared(b, "x", NULL, NULL, "26000");
+	pr_exec_prepared(b, "t1", NULL, "b", NULL);
+	h_exec_ok(a, "DEALLOCATE corral_check");
+	pr_exec_prepared(b, "s1", NULL, "b", NULL);
+}
+
 Test(prepared_attack, client_uses_corral_names, .timeout = 30)
 {
-	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
-	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c);
-	prepare_ok(a, "corral_check", "select 'a-check'::text");
-	prepare_ok(a, "corral_none", "select 'a-none'::text");
-	prepare_ok(a, "corral_none:x", "select 'a-nonex'::text");
-	h_exec_ok(a, "PREPARE corral_0000000000000000 AS SELECT 'a-sql'::text");
-	prepare_ok(b, "s1", "select 'b'::text");
-	prepare_ok(b, "t1", "select 'b'::text");
-	exec_prepared(b, "s1", "b", NULL);
-	exec_prepared(a, "corral_check", "a-check", NULL);
-	exec_prepared(a, "corral_none", "a-none", NULL);
-	exec_prepared(a, "corral_none:x", "a-nonex", NULL);
-	h_expect_value(a, "EXECUTE corral_0000000000000000", "a-sql");
-	exec_prepared(b, "x", NULL, "26000");
-	exec_prepared(b, "t1", "b", NULL);
-	h_exec_ok(a, "DEALLOCATE corral_check");
-	exec_prepared(b, "s1", "b", NULL);
-	PQfinish(a);
-	PQfinish(b);
-	h_corral_stop(c);
+	on_corral2(client_uses_corral_names);
 }
 
 /* FINDING: PREPARE inside a multi-statement Query passes as it is: the client's own
  * name is made on the shared server, and another client's EXECUTE of that name (not in
  * its map, so passed as it is) runs it; direct PostgreSQL: 26000 for the other client. */
-Test(prepared_attack, multistatement_prepare_leaks_to_other_client, .timeout = 30,
-     .disabled = KNOWN_DEFECT)
+static void multistatement_prepare_leaks_to_other_client(PGconn *a, PGconn *b)
 {
-	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
-	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c);
 	h_exec_ok(a, "PREPARE leak AS SELECT 'from a'::text; SELECT 1");
 	PGresult *res = h_exec(b, "EXECUTE leak");
 	cr_expect_str_eq(h_sqlstate(res) ? h_sqlstate(res) : "", "26000", "b ran a's: %s",
 			 PQresultStatus(res) == PGRES_TUPLES_OK ? PQgetvalue(res, 0, 0) : "?");
 	PQclear(res);
-	PQfinish(a);
-	PQfinish(b);
-	h_corral_stop(c);
+}
+
+Test(prepared_attack, multistatement_prepare_leaks_to_other_client, .timeout = 30,
+     .disabled = KNOWN_DEFECT)
+{
+	on_corral2(multistatement_prepare_leaks_to_other_client);
 }
 
 /* Flush without Sync with an injected Parse: the client's statement is evicted by
@@ -559,37 +479,19 @@ Test(prepared_attack, flush_without_sync_after_eviction, .timeout = 30)
 					RAW('E', "\0\0\0\0\0"),
 					RAW('H', ""),
 					{0}};
-	unsigned char out[256];
-	size_t n = 0;
-	for (const struct raw_msg *m = flush; m->type; m++) {
-		out[n++] = (unsigned char)m->type;
-		uint32_t len = (uint32_t)m->len + 4;
-		out[n++] = (unsigned char)(len >> 24);
-		out[n++] = (unsigned char)(len >> 16);
-		out[n++] = (unsigned char)(len >> 8);
-		out[n++] = (unsigned char)len;
-		memcpy(out + n, m->body, m->len);
-		n += m->len;
-	}
-	cr_assert_eq(write(fd, out, n), (ssize_t)n);
+	raw_send(fd, flush);
 	unsigned char buf[4096];
 	size_t len = 0;
 	bool closed;
 	cr_assert(h_read_until_msg(fd, buf, sizeof(buf), &len, 'C', 5, &closed),
 		  "no CommandComplete before Sync");
 	/* the other client waits for the server: it must not get it yet, nor a's replies */
-	const struct raw_msg run2[] = {RAW('B', "\0s2\0\0\0\0\0\0\0"),
-				       RAW('E', "\0\0\0\0\0"),
-				       RAW('S', ""),
-				       {0}};
+	const struct raw_msg run2[] = {RAW_RUN("s2"), {0}};
 	cr_assert_eq(write(fd, "S\0\0\0\4", 5), 5);
 	len = 0;
 	cr_assert(h_read_until_msg(fd, buf, sizeof(buf), &len, 'Z', 5, &closed));
 	expect_raw(fd2, run2, "2DCZ");
-	const struct raw_msg run1[] = {RAW('B', "\0s1\0\0\0\0\0\0\0"),
-				       RAW('E', "\0\0\0\0\0"),
-				       RAW('S', ""),
-				       {0}};
+	const struct raw_msg run1[] = {RAW_RUN("s1"), {0}};
 	expect_raw(fd, run1, "2DCZ");
 	close(fd);
 	close(fd2);
@@ -610,38 +512,17 @@ Test(prepared_attack, client_leaves_with_injected_parse_in_flight, .timeout = 30
 	const struct raw_msg prep2[] = {RAW('P', "s2\0select 'b'::text\0\0\0"), RAW('S', ""), {0}};
 	expect_raw(fd, prep, "1Z");
 	expect_raw(fd2, prep2, "1Z"); /* evicts s1 */
-	const struct raw_msg run1[] = {RAW('B', "\0s1\0\0\0\0\0\0\0"),
-				       RAW('E', "\0\0\0\0\0"),
-				       RAW('S', ""),
-				       {0}};
-	unsigned char out[256];
-	size_t n = 0;
-	for (const struct raw_msg *m = run1; m->type; m++) {
-		out[n++] = (unsigned char)m->type;
-		uint32_t len = (uint32_t)m->len + 4;
-		out[n++] = (unsigned char)(len >> 24);
-		out[n++] = (unsigned char)(len >> 16);
-		out[n++] = (unsigned char)(len >> 8);
-		out[n++] = (unsigned char)len;
-		memcpy(out + n, m->body, m->len);
-		n += m->len;
-	}
-	cr_assert_eq(write(fd, out, n), (ssize_t)n);
+	const struct raw_msg run1[] = {RAW_RUN("s1"), {0}};
+	raw_send(fd, run1);
 	usleep(100 * 1000);
 	close(fd); /* leaves with the injected Parse, Bind, Execute unanswered */
-	const struct raw_msg run2[] = {RAW('B', "\0s2\0\0\0\0\0\0\0"),
-				       RAW('E', "\0\0\0\0\0"),
-				       RAW('S', ""),
-				       {0}};
+	const struct raw_msg run2[] = {RAW_RUN("s2"), {0}};
 	expect_raw(fd2, run2, "2DCZ");
 	const struct raw_msg prep3[] = {RAW('P',
 					    "s3\0select 'slow'::text from pg_sleep(0.5)\0\0\0"),
 					RAW('S', ""),
 					{0}};
-	const struct raw_msg run3[] = {RAW('B', "\0s3\0\0\0\0\0\0\0"),
-				       RAW('E', "\0\0\0\0\0"),
-				       RAW('S', ""),
-				       {0}};
+	const struct raw_msg run3[] = {RAW_RUN("s3"), {0}};
 	expect_raw(fd2, prep3, "1Z");
 	expect_raw(fd2, run3, "2DCZ");
 	expect_raw(fd2, run2, "2DCZ");
@@ -651,37 +532,20 @@ Test(prepared_attack, client_leaves_with_injected_parse_in_flight, .timeout = 30
 
 /* DISCARD ALL through the extended protocol (unnamed Parse, never lexed) drops the
  * server's statements behind corral's back: another client's next use must work. */
-Test(prepared_attack, discard_all_extended_protocol_other_client, .timeout = 30,
-     .disabled = KNOWN_DEFECT)
+static void discard_all_extended_protocol_other_client(PGconn *a, PGconn *b)
 {
-	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
-	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c);
-	prepare_ok(a, "s1", "select 'good'::text");
-	exec_prepared(a, "s1", "good", NULL);
+	pr_prepare_ok(a, "s1", "select 'good'::text");
+	pr_exec_prepared(a, "s1", NULL, "good", NULL);
 	PGresult *res = PQexecParams(b, "DISCARD ALL", 0, NULL, NULL, NULL, NULL, 0);
 	cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
 	PQclear(res);
-	exec_prepared(a, "s1", "good", NULL);
-	PQfinish(a);
-	PQfinish(b);
-	h_corral_stop(c);
+	pr_exec_prepared(a, "s1", NULL, "good", NULL);
 }
 
-static void send_raw(int fd, const struct raw_msg *msgs)
+Test(prepared_attack, discard_all_extended_protocol_other_client, .timeout = 30,
+     .disabled = KNOWN_DEFECT)
 {
-	unsigned char out[2048];
-	size_t n = 0;
-	for (const struct raw_msg *m = msgs; m->type; m++) {
-		out[n++] = (unsigned char)m->type;
-		uint32_t len = (uint32_t)m->len + 4;
-		out[n++] = (unsigned char)(len >> 24);
-		out[n++] = (unsigned char)(len >> 16);
-		out[n++] = (unsigned char)(len >> 8);
-		out[n++] = (unsigned char)len;
-		memcpy(out + n, m->body, m->len);
-		n += m->len;
-	}
-	cr_assert_eq(write(fd, out, n), (ssize_t)n);
+	on_corral2(discard_all_extended_protocol_other_client);
 }
 
 /* COPY FROM STDIN in a pipeline, then a statement that needs an injected Parse (it was
@@ -703,9 +567,7 @@ Test(prepared_attack, copy_in_pipeline_then_injected_parse, .timeout = 30)
 				       RAW('E', "\0\0\0\0\0"),
 				       RAW('d', "1\n2\n"),
 				       RAW('c', ""),
-				       RAW('B', "\0s1\0\0\0\0\0\0\0"),
-				       RAW('E', "\0\0\0\0\0"),
-				       RAW('S', ""),
+				       RAW_RUN("s1"),
 				       {0}};
 	expect_raw(fd, pipe, "12GC2DCZ");
 	/* the same with a CopyFail: the error, then the rest skipped */
@@ -715,23 +577,14 @@ Test(prepared_attack, copy_in_pipeline_then_injected_parse, .timeout = 30)
 					    RAW('E', "\0\0\0\0\0"),
 					    RAW('d', "1\n"),
 					    RAW('f', "no\0"),
-					    RAW('B', "\0s1\0\0\0\0\0\0\0"),
-					    RAW('E', "\0\0\0\0\0"),
-					    RAW('S', ""),
+					    RAW_RUN("s1"),
 					    {0}};
-	const struct raw_msg run2[] = {RAW('B', "\0s2\0\0\0\0\0\0\0"),
-				       RAW('E', "\0\0\0\0\0"),
-				       RAW('S', ""),
-				       {0}};
+	const struct raw_msg run2[] = {RAW_RUN("s2"), {0}};
 	expect_raw(fd2, run2, "2DCZ"); /* evicts s1 again */
 	expect_raw(fd, pipe_fail, "12GEZ");
-	const struct raw_msg run1[] = {RAW('B', "\0s1\0\0\0\0\0\0\0"),
-				       RAW('E', "\0\0\0\0\0"),
-				       RAW('S', ""),
-				       {0}};
+	const struct raw_msg run1[] = {RAW_RUN("s1"), {0}};
 	expect_raw(fd, run1, "2DCZ");
 	expect_raw(fd2, run2, "2DCZ");
-	(void)send_raw;
 	close(fd);
 	close(fd2);
 	h_corral_stop(c);
@@ -746,81 +599,78 @@ static void same_text_other_setting(PGconn *a, PGconn *b, const char *set_a, con
 {
 	h_exec_ok(a, set_a);
 	h_exec_ok(b, set_b);
-	prepare_ok(a, "s", sql);
-	exec_prepared(a, "s", want_a, NULL);
-	prepare_ok(b, "s", sql);
-	exec_prepared(b, "s", want_b, NULL); /* direct PostgreSQL: b's own reading */
+	pr_prepare_ok(a, "s", sql);
+	pr_exec_prepared(a, "s", NULL, want_a, NULL);
+	pr_prepare_ok(b, "s", sql);
+	pr_exec_prepared(b, "s", NULL, want_b, NULL); /* direct PostgreSQL: b's own reading */
 }
 
-Test(prepared_attack, same_text_other_timezone, .timeout = 30)
+static void same_text_other_timezone(PGconn *a, PGconn *b)
 {
-	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
-	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c);
 	same_text_other_setting(
 		a, b, "SET TimeZone = 'UTC'", "SET TimeZone = 'Asia/Tokyo'",
 		"select extract(epoch from '2020-01-01 00:00'::timestamptz)::int::text",
 		"1577836800", "1577804400");
-	PQfinish(a);
-	PQfinish(b);
-	h_corral_stop(c);
+}
+
+Test(prepared_attack, same_text_other_timezone, .timeout = 30)
+{
+	on_corral2(same_text_other_timezone);
 }
 
 Test(prepared_attack, same_text_other_timezone_direct_pg, .timeout = 30)
 {
 	PGconn *a = direct_pg(), *b = direct_pg();
-	same_text_other_setting(
-		a, b, "SET TimeZone = 'UTC'", "SET TimeZone = 'Asia/Tokyo'",
-		"select extract(epoch from '2020-01-01 00:00'::timestamptz)::int::text",
-		"1577836800", "1577804400");
+	same_text_other_timezone(a, b);
 	PQfinish(a);
 	PQfinish(b);
+}
+
+static void same_text_other_datestyle(PGconn *a, PGconn *b)
+{
+	same_text_other_setting(a, b, "SET DateStyle = 'ISO, MDY'", "SET DateStyle = 'ISO, DMY'",
+				"select extract(month from '01/02/2020'::date)::int::text", "1",
+				"2");
 }
 
 Test(prepared_attack, same_text_other_datestyle, .timeout = 30)
 {
-	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
-	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c);
-	same_text_other_setting(a, b, "SET DateStyle = 'ISO, MDY'", "SET DateStyle = 'ISO, DMY'",
-				"select extract(month from '01/02/2020'::date)::int::text", "1",
-				"2");
-	PQfinish(a);
-	PQfinish(b);
-	h_corral_stop(c);
+	on_corral2(same_text_other_datestyle);
 }
 
-Test(prepared_attack, same_text_other_standard_conforming_strings, .timeout = 30)
+static void same_text_other_standard_conforming_strings(PGconn *a, PGconn *b)
 {
-	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
-	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c);
 	same_text_other_setting(a, b,
 				"SET escape_string_warning = off; "
 				"SET standard_conforming_strings = off",
 				"SET standard_conforming_strings = on",
 				"select length('\\\\')::text", "1", "2");
-	PQfinish(a);
-	PQfinish(b);
-	h_corral_stop(c);
+}
+
+Test(prepared_attack, same_text_other_standard_conforming_strings, .timeout = 30)
+{
+	on_corral2(same_text_other_standard_conforming_strings);
 }
 
 /* FINDING: a statement name longer than the 256 bytes corral peeks at passes as it is:
  * the Parse makes the client's own name on the shared server, and another client's
  * Bind of the same (long) name, not in its map, runs it.  Direct PostgreSQL: 26000. */
-Test(prepared_attack, name_past_peek_leaks_to_other_client, .timeout = 30, .disabled = KNOWN_DEFECT)
+static void name_past_peek_leaks_to_other_client(PGconn *a, PGconn *b)
 {
-	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
-	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c);
 	char name[301];
 	memset(name, 'n', 300);
 	name[300] = '\0';
-	prepare_ok(a, name, "select 'from a'::text");
-	exec_prepared(a, name, "from a", NULL);
+	pr_prepare_ok(a, name, "select 'from a'::text");
+	pr_exec_prepared(a, name, NULL, "from a", NULL);
 	PGresult *res = PQexecPrepared(b, name, 0, NULL, NULL, NULL, 0);
 	cr_expect_str_eq(h_sqlstate(res) ? h_sqlstate(res) : "", "26000", "b ran a's: %s",
 			 PQresultStatus(res) == PGRES_TUPLES_OK ? PQgetvalue(res, 0, 0) : "?");
 	PQclear(res);
-	PQfinish(a);
-	PQfinish(b);
-	h_corral_stop(c);
+}
+
+Test(prepared_attack, name_past_peek_leaks_to_other_client, .timeout = 30, .disabled = KNOWN_DEFECT)
+{
+	on_corral2(name_past_peek_leaks_to_other_client);
 }
 
 /* FINDING: a Bind whose portal name is longer than 256 bytes passes as it is, with the
@@ -857,9 +707,7 @@ static void explain_execute(PGconn *a)
 
 Test(prepared_attack, explain_execute, .timeout = 30, .disabled = KNOWN_DEFECT)
 {
-	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
-	explain_execute(h_connect_bench(c));
-	h_corral_stop(c);
+	on_corral(explain_execute);
 }
 
 Test(prepared_attack, explain_execute_direct_pg, .timeout = 30)
@@ -868,10 +716,8 @@ Test(prepared_attack, explain_execute_direct_pg, .timeout = 30)
 }
 
 /* Equal text, different parameter types: separate server statements. */
-Test(prepared_attack, same_text_other_param_types, .timeout = 30)
+static void same_text_other_param_types(PGconn *a, PGconn *b)
 {
-	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
-	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c);
 	Oid t_int = 23, t_text = 25;
 	PGresult *res = PQprepare(a, "s", "select pg_typeof($1)::text", 1, &t_int);
 	cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK);
@@ -888,7 +734,9 @@ Test(prepared_attack, same_text_other_param_types, .timeout = 30)
 		cr_assert_str_eq(PQgetvalue(res, 0, 0), "text");
 		PQclear(res);
 	}
-	PQfinish(a);
-	PQfinish(b);
-	h_corral_stop(c);
+}
+
+Test(prepared_attack, same_text_other_param_types, .timeout = 30)
+{
+	on_corral2(same_text_other_param_types);
 }
