@@ -65,6 +65,27 @@ static long pinned_of(PGconn *adm)
 	return n;
 }
 
+/* No client is pinned (SHOW POOLS); then a and the n others leave. */
+static void nothing_pinned_then_close(const struct h_corral *c, PGconn *a, PGconn **others, int n)
+{
+	PGconn *adm = admin(c);
+	cr_expect_eq(pinned_of(adm), 0, "carried SETs pinned a client");
+	PQfinish(adm);
+	for (int i = 0; i < n; i++)
+		PQfinish(others[i]);
+	PQfinish(a);
+}
+
+/* SHOW PINS counts reason/action n times, and SHOW POOLS' pinned column is pinned. */
+static void expect_pins(const struct h_corral *c, const char *reason, const char *action,
+			long long n, long long pinned)
+{
+	PGconn *adm = admin(c);
+	cr_expect_eq(pins_of(adm, reason, action), n, "SHOW PINS %s/%s", reason, action);
+	cr_expect_eq(pinned_of(adm), pinned, "SHOW POOLS pinned");
+	PQfinish(adm);
+}
+
 /* The 0A000 error of sql, then the client still answers. */
 static void expect_refused(PGconn *conn, const char *sql, const char *needle)
 {
@@ -106,10 +127,7 @@ Test(pin, listen_keeps_the_server_and_hears_notify, .timeout = 60)
 	cr_expect_str_eq(n->relname, "pin_channel");
 	cr_expect_str_eq(n->extra, "hello");
 	PQfreemem(n);
-	PGconn *adm = admin(c);
-	cr_expect_eq(pins_of(adm, "listen", "pin"), 1);
-	cr_expect_eq(pinned_of(adm), 1);
-	PQfinish(adm);
+	expect_pins(c, "listen", "pin", 1, 1);
 	PQfinish(a);
 	PQfinish(b);
 	free(pid);
@@ -211,12 +229,7 @@ Test(pin, set_is_carried_and_never_seen_by_another_client, .timeout = 90)
 	for (int i = 0; i < N; i++)
 		h_exec(others[i], "COMMIT");
 	h_expect_show(a, "search_path", path);
-	PGconn *adm = admin(c);
-	cr_expect_eq(pinned_of(adm), 0, "carried SETs pinned a client");
-	PQfinish(adm);
-	for (int i = 0; i < N; i++)
-		PQfinish(others[i]);
-	PQfinish(a);
+	nothing_pinned_then_close(c, a, others, N);
 	free(first);
 	free(path);
 	free(wm_default);
@@ -321,10 +334,7 @@ Test(pin, warn_policy_warns_once, .timeout = 60)
 	h_exec_ok(a, "SELECT set_config('work_mem', '4MB', false)");
 	cr_expect_eq(notices, 1);
 	h_exec_ok(a, "RESET work_mem");
-	PGconn *adm = admin(c);
-	cr_expect_eq(pins_of(adm, "set", "warn"), 1);
-	cr_expect_eq(pinned_of(adm), 0);
-	PQfinish(adm);
+	expect_pins(c, "set", "warn", 1, 0);
 	PQfinish(a);
 	h_corral_stop(c);
 }
@@ -355,12 +365,7 @@ Test(pin, set_in_a_block_follows_its_commit, .timeout = 60)
 		for (int i = 0; i < N; i++)
 			h_expect_show(others[i], "work_mem", wm_default);
 	}
-	PGconn *adm = admin(c);
-	cr_expect_eq(pinned_of(adm), 0);
-	PQfinish(adm);
-	for (int i = 0; i < N; i++)
-		PQfinish(others[i]);
-	PQfinish(a);
+	nothing_pinned_then_close(c, a, others, N);
 	free(wm_default);
 	h_corral_stop(c);
 }
