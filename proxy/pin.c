@@ -342,7 +342,8 @@ enum pin_verdict pin_client_check(struct client *c, char type, uint32_t len, str
 	/* Backslashes are read as the session reads them; the SET reader (set_carry.c)
 	 * knows only standard strings, so such text is not carried. */
 	bool backslashed = scs_off(c) && memchr(text, '\\', text_len);
-	if (pin_scan_ex(text, text_len, session_params_tracked, backslashed, &f) == PIN_NONE)
+	if (pin_scan_ex(text, text_len, session_params_tracked, backslashed, type == 'Q', &f) ==
+	    PIN_NONE)
 		return PIN_PASS;
 	bool unnamed = type == 'Q' || text == (const char *)m + off + PG_HEADER_LEN + 1;
 	if (f.reason == PIN_SET && unnamed && !backslashed && try_carry(c, text, text_len)) {

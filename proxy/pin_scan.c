@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proxy/sql_lex.h"
 
@@ -14,6 +15,7 @@ static const char *const reason_names[PIN_REASONS] = {
 	[PIN_LOAD] = "load",
 	[PIN_SET] = "set",
 	[PIN_UNREADABLE] = "unreadable",
+	[PIN_PREPARED_SQL] = "prepared_sql",
 };
 
 static const char *const reason_whats[PIN_REASONS] = {
@@ -25,6 +27,8 @@ static const char *const reason_whats[PIN_REASONS] = {
 	[PIN_LOAD] = "LOAD",
 	[PIN_SET] = "a session setting",
 	[PIN_UNREADABLE] = "SQL corral cannot read to its end",
+	[PIN_PREPARED_SQL] = "PREPARE, EXECUTE, DEALLOCATE or DISCARD (or a name of corral's "
+			     "own statements) other than alone in a query",
 };
 
 const char *pin_reason_name(enum pin_reason r)
@@ -44,7 +48,11 @@ struct scan {
 	struct sql_lexer l;
 	bool (*carried)(const char *name);
 	struct pin_find *out;
-	int depth; /* 0: the client's text; more: inside a DO body */
+	int depth;      /* 0: the client's text; more: inside a DO body */
+	int statements; /* in the client's text */
+	/* A statement of the client's text starts with PREPARE, EXECUTE, DEALLOCATE or
+	 * DISCARD, or names corral_...: whether that pins depends on the whole text. */
+	bool prepared_sql;
 };
 
 static bool is_word(struct scan *sc, const struct sql_token *t, const char *kw)
@@ -69,6 +77,8 @@ static bool advisory_name(const char *name)
 
 static bool scan_text(const char *text, size_t len, bool (*carried)(const char *), bool scs_off,
 		      struct pin_find *out, int depth);
+static bool scan_client_text(const char *text, size_t len, bool (*carried)(const char *),
+			     bool scs_off, bool simple_query, struct pin_find *out, int depth);
 
 /* A string token's contents (quotes and dollar tags off) scanned as a DO body. */
 static bool scan_body(struct scan *sc, const struct sql_token *t)
@@ -210,6 +220,9 @@ static bool scan_statement(struct scan *sc, struct sql_token *first)
 	bool is_do = is_word(sc, &t, "do"), is_create = is_word(sc, &t, "create");
 	bool body = sc->depth > 0;
 	sc->out->stmt_start = first->start;
+	if (!body && (is_word(sc, &t, "prepare") || is_word(sc, &t, "execute") ||
+		      is_word(sc, &t, "deallocate") || is_word(sc, &t, "discard")))
+		sc->prepared_sql = true;
 	if (is_word(sc, &t, "listen"))
 		return found(sc, PIN_LISTEN);
 	if (is_word(sc, &t, "load"))
@@ -230,6 +243,8 @@ static bool scan_statement(struct scan *sc, struct sql_token *first)
 		    sql_tok_ident(&sc->l, &t, name, sizeof(name))) {
 			if (advisory_name(name))
 				return found(sc, PIN_ADVISORY_LOCK);
+			if (!body && strncasecmp(name, "corral_", 7) == 0)
+				sc->prepared_sql = true;
 			if (strcmp(name, "set_config") == 0 && scan_set_config(sc))
 				return true;
 			if (is_word(sc, &prev, "into") &&
@@ -271,15 +286,29 @@ static bool scan_statement(struct scan *sc, struct sql_token *first)
 static bool scan_text(const char *text, size_t len, bool (*carried)(const char *), bool scs_off,
 		      struct pin_find *out, int depth)
 {
+	return scan_client_text(text, len, carried, scs_off, true, out, depth);
+}
+
+static bool scan_client_text(const char *text, size_t len, bool (*carried)(const char *),
+			     bool scs_off, bool simple_query, struct pin_find *out, int depth)
+{
 	struct scan sc = {.carried = carried, .out = out, .depth = depth};
 	sql_lex_init_ex(&sc.l, text, len, scs_off);
 	struct sql_token t;
 	for (;;) {
 		enum sql_tok k = sql_lex_next(&sc.l, &t);
-		if (k == SQL_TOK_END)
+		if (k == SQL_TOK_END) {
+			/* prepared_sql.c follows such a statement only alone in a Query. */
+			if (depth == 0 && sc.prepared_sql && (!simple_query || sc.statements > 1)) {
+				out->stmt_start = 0;
+				out->stmt_len = len;
+				return found(&sc, PIN_PREPARED_SQL);
+			}
 			return false;
+		}
 		if (k == SQL_TOK_SEMI)
 			continue;
+		sc.statements++;
 		if (scan_statement(&sc, &t)) {
 			/* The statement runs to its ';' (or the end) for the message. */
 			struct sql_token e;
@@ -297,15 +326,15 @@ static bool scan_text(const char *text, size_t len, bool (*carried)(const char *
 }
 
 enum pin_reason pin_scan_ex(const char *text, size_t len, bool (*carried)(const char *name),
-			    bool scs_off, struct pin_find *out)
+			    bool scs_off, bool simple_query, struct pin_find *out)
 {
 	memset(out, 0, sizeof(*out));
-	scan_text(text, len, carried, scs_off, out, 0);
+	scan_client_text(text, len, carried, scs_off, simple_query, out, 0);
 	return out->reason;
 }
 
 enum pin_reason pin_scan(const char *text, size_t len, bool (*carried)(const char *name),
 			 struct pin_find *out)
 {
-	return pin_scan_ex(text, len, carried, false, out);
+	return pin_scan_ex(text, len, carried, false, true, out);
 }

@@ -24,6 +24,10 @@ enum pin_reason {
 	PIN_LOAD,          /* LOAD 'library' */
 	PIN_SET,           /* SET / RESET / set_config(..., false) of a setting not carried */
 	PIN_UNREADABLE,    /* text the lexer cannot end (unterminated quote or comment) */
+	/* PREPARE / EXECUTE / DEALLOCATE / DISCARD, or a name of corral's own server
+	 * statements (corral_...), in text corral does not rewrite: anything but a simple
+	 * query that is that one statement alone (proxy/prepared_sql.c). */
+	PIN_PREPARED_SQL,
 	PIN_REASONS
 };
 
@@ -45,8 +49,10 @@ struct pin_find {
  */
 enum pin_reason pin_scan(const char *text, size_t len, bool (*carried)(const char *name),
 			 struct pin_find *out);
-/* The same, read as a session with standard_conforming_strings = off when scs_off. */
+/* The same, read as a session with standard_conforming_strings = off when scs_off;
+ * simple_query: the text is a Query's, where one such statement alone is corral's to
+ * rewrite (no pin); a Parse's text is not rewritten. */
 enum pin_reason pin_scan_ex(const char *text, size_t len, bool (*carried)(const char *name),
-			    bool scs_off, struct pin_find *out);
+			    bool scs_off, bool simple_query, struct pin_find *out);
 
 #endif

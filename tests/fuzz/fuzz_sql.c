@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(f.stmt_start <= size && f.stmt_start + f.stmt_len <= size);
 
 	/* As a session with standard_conforming_strings = off reads it. */
-	r = pin_scan_ex(text, size, carried, true, &f);
+	r = pin_scan_ex(text, size, carried, true, size % 2 == 0, &f);
 	CHECK(r < PIN_REASONS && r == f.reason);
 	if (r != PIN_NONE)
 		CHECK(f.stmt_start <= size && f.stmt_start + f.stmt_len <= size);

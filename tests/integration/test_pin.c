@@ -408,3 +408,30 @@ Test(pin, extended_protocol_set_is_carried, .timeout = 60)
 	free(wm_default);
 	h_corral_stop(c);
 }
+
+/*
+ * SQL prepared statements corral does not rewrite (a PREPARE inside a multi-statement
+ * query; a name of corral's own server statements there) pin: the statement stays on
+ * the client's own server and is gone (server_reset_query) before anyone else gets it.
+ */
+Test(pin, multi_statement_prepare_pins_and_never_leaks, .timeout = 60)
+{
+	struct h_corral *c = start(NULL);
+	PGconn *a = h_connect_bench(c);
+	h_exec_ok(a, "PREPARE leak AS SELECT 'from a'::text; SELECT 1");
+	h_expect_value(a, "EXECUTE leak", "from a"); /* its own server keeps it */
+	expect_pins(c, "prepared_sql", "pin", 1, 1);
+	PQfinish(a);
+	/* Both servers, one after the other, to anyone else: no leak on either. */
+	PGconn *b = h_connect_bench(c), *d = h_connect_bench(c);
+	h_exec_ok(b, "BEGIN");
+	h_exec_ok(d, "BEGIN");
+	PGresult *rb = h_exec(b, "EXECUTE leak"), *rd = h_exec(d, "EXECUTE leak");
+	cr_expect_str_eq(h_sqlstate(rb), "26000", "another client ran a's statement");
+	cr_expect_str_eq(h_sqlstate(rd), "26000", "another client ran a's statement");
+	PQclear(rb);
+	PQclear(rd);
+	PQfinish(b);
+	PQfinish(d);
+	h_corral_stop(c);
+}

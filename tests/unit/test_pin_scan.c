@@ -117,3 +117,29 @@ Test(pin_scan, unreadable_fails_closed)
 	PINS("select 'unterminated", PIN_UNREADABLE);
 	PINS("select 1 /* open", PIN_UNREADABLE);
 }
+
+/* PREPARE and friends are rewritten by prepared_sql.c only alone in a Query; anywhere
+ * else, and any name of corral's own server statements outside that case, pins. */
+Test(pin_scan, prepared_sql_outside_what_corral_rewrites)
+{
+	struct pin_find f;
+	const char *alone[] = {"PREPARE s AS SELECT 1", "EXECUTE s", "DEALLOCATE s", "DISCARD ALL;",
+			       "  prepare s (int) as select $1 ;"};
+	for (size_t i = 0; i < sizeof(alone) / sizeof(alone[0]); i++)
+		cr_expect_eq(scan(alone[i]), PIN_NONE, "%s", alone[i]);
+	const char *pins[] = {
+		"PREPARE leak AS SELECT 'from a'::text; SELECT 1",
+		"select 1; deallocate corral_0123456789abcdef; prepare corral_0123456789abcdef as "
+		"select 'evil'",
+		"select 1; DISCARD ALL",
+		"SELECT 1; EXECUTE s",
+		"SELECT 1; SELECT \"corral_none:foo\"",
+	};
+	for (size_t i = 0; i < sizeof(pins) / sizeof(pins[0]); i++)
+		cr_expect_eq(scan(pins[i]), PIN_PREPARED_SQL, "%s", pins[i]);
+	/* A Parse's text is never rewritten: one such statement alone pins too. */
+	const char *parse = "PREPARE x AS SELECT 1";
+	cr_expect_eq(pin_scan_ex(parse, strlen(parse), NULL, false, false, &f), PIN_PREPARED_SQL);
+	/* In strings and comments they are not statements. */
+	cr_expect_eq(scan("SELECT 'prepare x as select 1; corral_x'; -- deallocate all"), PIN_NONE);
+}
