@@ -357,17 +357,43 @@ static bool sql_prepare(struct rewrite *w, const char *text, const struct sql_st
 	return send_query(w, parts, lens, 3, TRACKER_NOTED);
 }
 
+/*
+ * EXECUTE or DEALLOCATE (verb) of a name the client has not prepared: sent as the name
+ * behind PREP_UNKNOWN_PREFIX, so that PostgreSQL answers its own 26000 for it (renamed
+ * back on the way, rename_unknown) whatever the shared server holds, another client's
+ * corral_... statement among them.  A pinned client's SQL-made statements live on its
+ * own server (pin.c), so its names go as they are.
+ */
+static bool sql_unknown(struct rewrite *w, const char *verb, const char *text, size_t len,
+			const struct sql_stmt *st)
+{
+	if (w->c->pin_reason) {
+		const char *parts[] = {text};
+		const size_t lens[] = {strnlen(text, len)};
+		return send_query(w, parts, lens, 1, 0);
+	}
+	char quoted[2 * SQL_NAME_MAX + 2];
+	size_t q = 0;
+	for (const char *p = st->name; *p && q + 2 < sizeof(quoted); p++) {
+		if (*p == '"')
+			quoted[q++] = '"';
+		quoted[q++] = *p;
+	}
+	quoted[q] = '\0';
+	const char *rest = text + st->after_name;
+	const char *parts[] = {verb, " \"" PREP_UNKNOWN_PREFIX, quoted, "\"", rest};
+	const size_t lens[] = {strlen(verb), sizeof(" \"" PREP_UNKNOWN_PREFIX) - 1, q, 1,
+			       strnlen(rest, len - st->after_name)};
+	return send_query(w, parts, lens, 5, 0);
+}
+
 static bool sql_execute(struct rewrite *w, const char *text, size_t len, const struct sql_stmt *st)
 {
 	struct prep_stmt *stmt = prep_client_find(w->pc, st->name);
 	const char *rest = text + st->after_name;
 	size_t rest_len = st->end - st->after_name;
-	if (!stmt) {
-		/* PostgreSQL's own error, naming the client's statement. */
-		const char *parts[] = {text};
-		const size_t lens[] = {strnlen(text, len)};
-		return send_query(w, parts, lens, 1, 0);
-	}
+	if (!stmt)
+		return sql_unknown(w, "EXECUTE", text, len, st);
 	bool oom;
 	struct prep_entry *e = entry_of(w, stmt->content, &oom);
 	if (!e)
@@ -403,11 +429,8 @@ static bool sql_execute(struct rewrite *w, const char *text, size_t len, const s
 static bool sql_deallocate(struct rewrite *w, const char *text, size_t len,
 			   const struct sql_stmt *st)
 {
-	if (!prep_client_remove(w->pc, st->name)) {
-		const char *parts[] = {text}; /* PostgreSQL's own 26000 */
-		const size_t lens[] = {strnlen(text, len)};
-		return send_query(w, parts, lens, 1, 0);
-	}
+	if (!prep_client_remove(w->pc, st->name))
+		return sql_unknown(w, "DEALLOCATE", text, len, st);
 	/* The server's statement is shared (and the LRU's to close): DEALLOCATE's reply,
 	 * or its error in an aborted transaction, comes from a scratch statement, whose
 	 * PREPARE's CommandComplete is swallowed. */

@@ -108,8 +108,7 @@ static void deallocate_server_name_of_other_client(PGconn *a, PGconn *b)
 	free(x);
 }
 
-Test(prepared_attack, deallocate_server_name_of_other_client, .timeout = 30,
-     .disabled = KNOWN_DEFECT)
+Test(prepared_attack, deallocate_server_name_of_other_client, .timeout = 30)
 {
 	on_corral2(deallocate_server_name_of_other_client);
 }
@@ -130,7 +129,7 @@ static void execute_server_name_of_other_client(PGconn *a, PGconn *b)
 	free(x);
 }
 
-Test(prepared_attack, execute_server_name_of_other_client, .timeout = 30, .disabled = KNOWN_DEFECT)
+Test(prepared_attack, execute_server_name_of_other_client, .timeout = 30)
 {
 	on_corral2(execute_server_name_of_other_client);
 }
