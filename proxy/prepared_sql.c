@@ -55,19 +55,6 @@ static void skip_statement(struct sql_lexer *l)
 	}
 }
 
-/* Only blanks, comments and ';' after the statement. */
-static bool nothing_after(struct sql_lexer *l)
-{
-	struct sql_token t;
-	for (;;) {
-		enum sql_tok k = sql_lex_next(l, &t);
-		if (k == SQL_TOK_END)
-			return true;
-		if (k != SQL_TOK_SEMI)
-			return false;
-	}
-}
-
 static bool keyword(const char *word, const char *kw)
 {
 	return strcmp(word, kw) == 0;
@@ -116,7 +103,7 @@ void prepared_sql_parse(const char *text, size_t len, struct sql_stmt *out)
 	}
 	skip_statement(&l);
 	out->end = l.pos;
-	if (l.bad || !nothing_after(&l))
+	if (l.bad || !sql_lex_only_semis(&l))
 		return;
 	out->cmd = cmd;
 }

@@ -76,19 +76,6 @@ static bool read_name(struct sql_lexer *l, struct sql_token *t, char *name, size
 	}
 }
 
-/* Nothing but blanks, comments and ';' to the end. */
-static bool at_end(struct sql_lexer *l)
-{
-	struct sql_token t;
-	for (;;) {
-		enum sql_tok k = sql_lex_next(l, &t);
-		if (k == SQL_TOK_END)
-			return true;
-		if (k != SQL_TOK_SEMI)
-			return false;
-	}
-}
-
 /* One element of the value at t: a word, a '...' string, a number or a quoted
  * identifier (lists only).  *next: the token after it. */
 static bool read_element(struct sql_lexer *l, struct sql_token *t, bool in_list, char *out,
@@ -147,13 +134,13 @@ bool set_carry_parse(const char *text, size_t len, struct set_carry *out)
 	if (reset && sql_tok_word(&l, &t, "all")) {
 		strcpy(out->name, "all"); /* back to the session defaults: carried as such */
 		out->reset = true;
-		return at_end(&l);
+		return sql_lex_only_semis(&l);
 	}
 	if (!read_name(&l, &t, out->name, sizeof(out->name)) || never_carried(out->name))
 		return false;
 	if (reset) {
 		out->reset = true;
-		return at_end(&l);
+		return sql_lex_only_semis(&l);
 	}
 	if (strcmp(out->name, "all") == 0)
 		return false; /* SET ALL is not SQL */
@@ -163,14 +150,14 @@ bool set_carry_parse(const char *text, size_t len, struct set_carry *out)
 	k = sql_lex_next(&l, &t);
 	if (sql_tok_word(&l, &t, "default")) {
 		out->reset = true;
-		return at_end(&l);
+		return sql_lex_only_semis(&l);
 	}
 	size_t vlen = 0;
 	if (!list_quoted(out->name)) {
 		/* One element; a list would be a list-input setting corral does not know. */
 		if (!read_element(&l, &t, false, out->value, &vlen, &k))
 			return false;
-		return k == SQL_TOK_END || (k == SQL_TOK_SEMI && at_end(&l));
+		return k == SQL_TOK_END || (k == SQL_TOK_SEMI && sql_lex_only_semis(&l));
 	}
 	/* search_path and its kind: words (folded) and "identifiers" (kept quoted), as SET
 	 * stores them; a '...' element would be quoted by SET, so it is not carried. */
@@ -178,7 +165,7 @@ bool set_carry_parse(const char *text, size_t len, struct set_carry *out)
 		if (!read_element(&l, &t, true, out->value, &vlen, &k))
 			return false;
 		if (k == SQL_TOK_END || k == SQL_TOK_SEMI)
-			return k == SQL_TOK_END || at_end(&l);
+			return k == SQL_TOK_END || sql_lex_only_semis(&l);
 		if (!sql_tok_char(&l, &t, ',') || !append(out->value, &vlen, ", ", 2))
 			return false;
 		k = sql_lex_next(&l, &t);

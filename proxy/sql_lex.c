@@ -202,3 +202,15 @@ bool sql_tok_ident(const struct sql_lexer *l, const struct sql_token *t, char *o
 	out[n] = '\0';
 	return true;
 }
+
+bool sql_lex_only_semis(struct sql_lexer *l)
+{
+	struct sql_token t;
+	for (;;) {
+		enum sql_tok k = sql_lex_next(l, &t);
+		if (k == SQL_TOK_END)
+			return true;
+		if (k != SQL_TOK_SEMI)
+			return false;
+	}
+}

@@ -52,6 +52,8 @@ bool sql_tok_char(const struct sql_lexer *l, const struct sql_token *t, char c);
  * False (out empty) for other tokens.
  */
 bool sql_tok_ident(const struct sql_lexer *l, const struct sql_token *t, char *out, size_t cap);
+/* True when nothing but blanks, comments and ';' is left (consumes them). */
+bool sql_lex_only_semis(struct sql_lexer *l);
 /* Skips blanks and comments only (l->pos then is where the next token starts). */
 void sql_lex_skip_blank(struct sql_lexer *l);
 
