@@ -33,10 +33,10 @@
 
 struct h_env H;
 
-#define MAX_CORRALS  8
+#define MAX_CORRALS 8
 #define MAX_SAMPLERS 4
-#define MAX_DAEMONS  16
-#define MAX_PGS      2
+#define MAX_DAEMONS 16
+#define MAX_PGS 2
 
 struct h_sampler {
 	pthread_t thread;
@@ -82,7 +82,8 @@ const char *h_need_env(const char *name)
 static void sanitize(char *s)
 {
 	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')))
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9')))
 			*s = '_';
 }
 
@@ -114,7 +115,8 @@ void h_init(void)
 	H.pg_bindir = h_need_env("CORRAL_TEST_PG_BINDIR");
 	dir = h_need_env("CORRAL_TEST_DIR");
 
-	snprintf(name, sizeof name, "%s.%s", criterion_current_suite->name, criterion_current_test->name);
+	snprintf(name, sizeof name, "%s.%s", criterion_current_suite->name,
+		 criterion_current_test->name);
 	sanitize(name);
 	snprintf(H.dir, sizeof H.dir, "%s/%.60s.XXXXXX", dir, name);
 	if (mkdtemp(H.dir) == NULL)
@@ -216,8 +218,8 @@ char *h_subst(const char *text)
 	const struct {
 		const char *token, *value;
 	} subs[] = {
-		{"@PGHOST@", H.pghost}, {"@PGPORT@", port},	    {"@DIR@", H.dir},
-		{"@USER@", H.user},	{"@PASSWORD@", H.password}, {"@DB@", H.db},
+		{"@PGHOST@", H.pghost}, {"@PGPORT@", port},         {"@DIR@", H.dir},
+		{"@USER@", H.user},     {"@PASSWORD@", H.password}, {"@DB@", H.db},
 	};
 
 	h_sb_add(&b, "", 0);
@@ -369,7 +371,8 @@ bool h_has_key(const char *settings, const char *key)
 	     line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
 		while (*line == ' ' || *line == '\t')
 			line++;
-		if (strncmp(line, key, n) == 0 && (line[n] == ' ' || line[n] == '\t' || line[n] == '='))
+		if (strncmp(line, key, n) == 0 &&
+		    (line[n] == ' ' || line[n] == '\t' || line[n] == '='))
 			return true;
 	}
 	return false;
@@ -385,7 +388,8 @@ const char *h_log_tail(const char *path)
 	if (all == NULL)
 		snprintf(tail, sizeof tail, "(no log at %s)", path);
 	else
-		snprintf(tail, sizeof tail, "%s", len >= sizeof tail ? all + len - (sizeof tail - 1) : all);
+		snprintf(tail, sizeof tail, "%s",
+			 len >= sizeof tail ? all + len - (sizeof tail - 1) : all);
 	free(all);
 	return tail;
 }
@@ -451,7 +455,8 @@ double h_proc_cpu_seconds(pid_t pid)
 	/* Fields after the command (which may hold spaces) start after the last ')'. */
 	p = strrchr(stat, ')');
 	if (p == NULL || hz <= 0 ||
-	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2) {
+	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+		   &stime) != 2) {
 		free(stat);
 		return -1;
 	}
@@ -464,8 +469,8 @@ double h_proc_cpu_seconds(pid_t pid)
 void h_need_program(const char *path, const char *make_target)
 {
 	if (access(path, X_OK) != 0)
-		cr_assert_fail("%s is not an executable (%s): build it with `make %s`", path, strerror(errno),
-			       make_target);
+		cr_assert_fail("%s is not an executable (%s): build it with `make %s`", path,
+			       strerror(errno), make_target);
 }
 
 void h_track_daemon(pid_t *pid, bool *running)
@@ -509,7 +514,8 @@ const char *h_status_text(int status, char *buf, size_t len)
 	if (WIFEXITED(status))
 		snprintf(buf, len, "exit status %d", WEXITSTATUS(status));
 	else if (WIFSIGNALED(status))
-		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status),
+			 strsignal(WTERMSIG(status)));
 	else
 		snprintf(buf, len, "wait status 0x%x", status);
 	return buf;
@@ -524,7 +530,9 @@ pid_t h_spawn(const struct h_spawn *s)
 		cr_assert_fail("fork: %s", strerror(errno));
 	if (pid == 0) {
 		int out = open(s->out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int err = strcmp(s->err, s->out) == 0 ? out : open(s->err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int err = strcmp(s->err, s->out) == 0
+				  ? out
+				  : open(s->err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		int null = open("/dev/null", O_RDONLY);
 
 		/* Die with the test process, even if Criterion kills it on a timeout. */
@@ -567,7 +575,8 @@ void h_wait_port(const char *what, pid_t pid, bool *running, int port, const cha
 		if (h_now() > deadline) {
 			const char *tail = h_log_tail(log);
 
-			cr_assert_fail("%s did not accept on port %d within 10 s; %s:\n%s", what, port, log, tail);
+			cr_assert_fail("%s did not accept on port %d within 10 s; %s:\n%s", what,
+				       port, log, tail);
 		}
 		sleep_ms(10);
 	}
@@ -674,8 +683,10 @@ struct h_corral *h_corral_start_wrapped(const char *const *wrapper, const char *
 	argv[n++] = "-c";
 	argv[n++] = c->ini;
 	argv[n] = NULL;
-	c->pid = h_spawn(&(struct h_spawn){.argv = argv, .search_path = wrapper != NULL && wrapper[0] != NULL,
-					   .out = c->log, .err = c->log});
+	c->pid = h_spawn(&(struct h_spawn){.argv = argv,
+					   .search_path = wrapper != NULL && wrapper[0] != NULL,
+					   .out = c->log,
+					   .err = c->log});
 	c->running = true;
 	h_track_daemon(&c->pid, &c->running);
 	h_wait_port("corral", c->pid, &c->running, c->port, c->log);
@@ -773,7 +784,8 @@ PGconn *h_connect(const struct h_corral *c, const char *ci)
 
 		snprintf(msg, sizeof msg, "%s", err);
 		free(err);
-		cr_assert_fail("connection failed: %s(%s)%s%s", msg, ci, c ? "\ncorral log:\n" : "", tail);
+		cr_assert_fail("connection failed: %s(%s)%s%s", msg, ci, c ? "\ncorral log:\n" : "",
+			       tail);
 	}
 	return conn;
 }
@@ -844,7 +856,8 @@ PGresult *h_exec(PGconn *conn, const char *sql)
 	return h_exec_t(conn, sql, H_QUERY_TIMEOUT);
 }
 
-PGresult *h_exec_params(PGconn *conn, const char *sql, int n, const char *const *values, double timeout_s)
+PGresult *h_exec_params(PGconn *conn, const char *sql, int n, const char *const *values,
+			double timeout_s)
 {
 	if (!PQsendQueryParams(conn, sql, n, NULL, values, NULL, NULL, 0))
 		return PQmakeEmptyPGresult(conn, PGRES_FATAL_ERROR);
@@ -880,8 +893,8 @@ char *h_value(PGconn *conn, const char *sql)
 	char *v;
 
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-		cr_assert_fail("%.200s: %s (%d rows) %s%s", sql, PQresStatus(PQresultStatus(r)), PQntuples(r),
-			       PQresultErrorMessage(r), PQerrorMessage(conn));
+		cr_assert_fail("%.200s: %s (%d rows) %s%s", sql, PQresStatus(PQresultStatus(r)),
+			       PQntuples(r), PQresultErrorMessage(r), PQerrorMessage(conn));
 	v = strdup(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return v;
@@ -903,7 +916,8 @@ void h_expect_show(PGconn *conn, const char *name, const char *want)
 	free(sql);
 }
 
-void h_expect_new_client(const struct h_corral *c, const char *ci, const char *sql, const char *want)
+void h_expect_new_client(const struct h_corral *c, const char *ci, const char *sql,
+			 const char *want)
 {
 	PGconn *conn = ci != NULL ? h_connect(c, ci) : h_connect_bench(c);
 
@@ -948,10 +962,12 @@ PGconn *h_superuser(void)
 	return conn;
 }
 
-static const char *count_sql = "select count(*) from pg_stat_activity where backend_type = 'client backend'"
-			       " and datname = $1 and ($2::text is null or usename = $2)";
+static const char *count_sql =
+	"select count(*) from pg_stat_activity where backend_type = 'client backend'"
+	" and datname = $1 and ($2::text is null or usename = $2)";
 
-static int count_backends(PGconn *conn, const char *datname, const char *usename, char *err, size_t errlen)
+static int count_backends(PGconn *conn, const char *datname, const char *usename, char *err,
+			  size_t errlen)
 {
 	const char *params[2] = {datname, usename};
 	PGresult *r = PQexecParams(conn, count_sql, 2, NULL, params, NULL, NULL, 0);
@@ -1071,7 +1087,8 @@ struct h_sampler *h_sampler_start(const char *datname, const char *usename)
 		cr_assert_fail("pthread_create failed");
 	samplers[n_samplers++] = s;
 	/* Report only once sampling runs, so the caller's workload is fully observed. */
-	for (double deadline = h_now() + 10; atomic_load(&s->samples) == 0 && s->error[0] == '\0';) {
+	for (double deadline = h_now() + 10;
+	     atomic_load(&s->samples) == 0 && s->error[0] == '\0';) {
 		if (h_now() > deadline)
 			cr_assert_fail("pg_stat_activity sampler did not start");
 		sleep_ms(1);
@@ -1108,8 +1125,8 @@ static char *pg_ctl_command(const struct h_pg *pg, const char *args)
 {
 	char owner[128];
 
-	return h_printf("%s%s/pg_ctl -w -t 60 -D %s/pg -l %s/postgres.log %s", as_pg_owner(owner, sizeof owner),
-			H.pg_bindir, pg->dir, pg->dir, args);
+	return h_printf("%s%s/pg_ctl -w -t 60 -D %s/pg -l %s/postgres.log %s",
+			as_pg_owner(owner, sizeof owner), H.pg_bindir, pg->dir, pg->dir, args);
 }
 
 /* For h_fini: no assertion, no output. */
@@ -1143,14 +1160,16 @@ struct h_pg *h_pg_start(const char *name, const char *args)
 		cr_assert_fail("chmod %s: %s", H.dir, strerror(errno));
 	q_bin = h_shq(H.pg_bindir);
 	q_dir = h_shq(pg->dir);
-	r = h_run(120, "PG_BIN=%s bash %s start %s --hba 'host all all 127.0.0.1/32 trust' "
+	r = h_run(120,
+		  "PG_BIN=%s bash %s start %s --hba 'host all all 127.0.0.1/32 trust' "
 		  "synchronous_commit=on %s",
 		  q_bin, pgtmp, q_dir, args ? args : "");
 	free(q_bin);
 	free(q_dir);
 	pg->port = atoi(r.out);
 	if (r.status != 0 || pg->port <= 0)
-		cr_assert_fail("pgtmp.sh start %s: status %d, port [%s]\n%s", pg->dir, r.status, r.out, r.err);
+		cr_assert_fail("pgtmp.sh start %s: status %d, port [%s]\n%s", pg->dir, r.status,
+			       r.out, r.err);
 	pg->running = true;
 	h_cmd_free(&r);
 	return pg;
@@ -1165,7 +1184,8 @@ double h_pg_ctl(struct h_pg *pg, const char *args)
 	if (r.status != 0) {
 		char *log = h_printf("%s/postgres.log", pg->dir);
 
-		cr_assert_fail("%s: status %d\n%s%s\n%s:\n%s", cmd, r.status, r.out, r.err, log, h_log_tail(log));
+		cr_assert_fail("%s: status %d\n%s%s\n%s:\n%s", cmd, r.status, r.out, r.err, log,
+			       h_log_tail(log));
 	}
 	if (strncmp(args, "stop", 4) == 0)
 		pg->running = false;
@@ -1207,8 +1227,9 @@ void h_psql_expect(const struct h_corral *c, const char *sql, const char *want)
 	if (r.status != 0 || strcmp(r.out, want) != 0) {
 		const char *tail = h_corral_log_tail(c);
 
-		cr_assert_fail("psql -c %s: status %d, stdout [%s] (want [%s]), stderr [%s]\ncorral log:\n%s",
-			       q_sql, r.status, r.out, want, r.err, tail);
+		cr_assert_fail(
+			"psql -c %s: status %d, stdout [%s] (want [%s]), stderr [%s]\ncorral log:\n%s",
+			q_sql, r.status, r.out, want, r.err, tail);
 	}
 	h_cmd_free(&r);
 	free(ci);
@@ -1219,11 +1240,12 @@ void h_psql_expect(const struct h_corral *c, const char *sql, const char *want)
 void h_psql_run(const char *ci, const char *cmd, const char *want_out)
 {
 	char *q_ci = h_shq(ci), *q_cmd = h_shq(cmd), *psql = h_pgtool("psql");
-	struct h_cmd r =
-		h_run(60, "PGCLIENTENCODING=UTF8 %s -X -v ON_ERROR_STOP=1 -d %s -c %s", psql, q_ci, q_cmd);
+	struct h_cmd r = h_run(60, "PGCLIENTENCODING=UTF8 %s -X -v ON_ERROR_STOP=1 -d %s -c %s",
+			       psql, q_ci, q_cmd);
 
 	cr_assert_eq(r.status, 0, "psql -c %s: status %d, stderr: %s", q_cmd, r.status, r.err);
-	cr_assert_str_eq(r.out, want_out, "psql -c %s: stdout [%s], want [%s]", q_cmd, r.out, want_out);
+	cr_assert_str_eq(r.out, want_out, "psql -c %s: stdout [%s], want [%s]", q_cmd, r.out,
+			 want_out);
 	h_cmd_free(&r);
 	free(q_ci);
 	free(q_cmd);
@@ -1372,7 +1394,8 @@ static void expect_big_value_back(PGconn *conn, const char *text, size_t len)
 	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
 	cr_assert_eq(PQntuples(r), 1);
 	cr_assert_eq((size_t)PQgetlength(r, 0, 0), len);
-	cr_expect(memcmp(PQgetvalue(r, 0, 0), text, len) == 0, "the %zu-byte value came back changed", len);
+	cr_expect(memcmp(PQgetvalue(r, 0, 0), text, len) == 0,
+		  "the %zu-byte value came back changed", len);
 	PQclear(r);
 }
 
@@ -1433,7 +1456,8 @@ void h_copy_in(const char *ci, const char *table, int n, char md5[33])
 	free(copy);
 }
 
-void h_copy_out(const char *ci, const char *table, int n, const char *name, char md5[33], size_t *len)
+void h_copy_out(const char *ci, const char *table, int n, const char *name, char md5[33],
+		size_t *len)
 {
 	char *path = h_path(name), *tag = h_printf("COPY %d\n", n);
 	char *copy = h_printf("\\copy (select id, v from %s order by id) to '%s'", table, path);
@@ -1502,7 +1526,8 @@ size_t h_read_reply(int fd, void *buf, size_t cap, double timeout_s, bool *close
 }
 
 /* The first ErrorResponse among the complete messages in buf, parsed as h_parse_error does. */
-static bool find_error(const unsigned char *buf, size_t len, char sqlstate[6], char *msg, size_t msglen)
+static bool find_error(const unsigned char *buf, size_t len, char sqlstate[6], char *msg,
+		       size_t msglen)
 {
 	size_t off = 0, n, blen;
 	const unsigned char *body;
@@ -1529,9 +1554,10 @@ void h_expect_error_then_close(int fd, const char *what, const char *want_state,
 {
 	h_read_final_reply(fd, 5.0, r);
 	cr_expect(r->closed, "%s: connection not closed within 5 s (%zu bytes read)", what, r->len);
-	cr_expect(r->error, "%s: no ErrorResponse before the close (%zu bytes, the first 0x%02x)", what,
-		  r->len, r->len > 0 ? r->buf[0] : 0);
-	cr_expect_str_eq(r->sqlstate, want_state, "%s: SQLSTATE [%s] %s", what, r->sqlstate, r->msg);
+	cr_expect(r->error, "%s: no ErrorResponse before the close (%zu bytes, the first 0x%02x)",
+		  what, r->len, r->len > 0 ? r->buf[0] : 0);
+	cr_expect_str_eq(r->sqlstate, want_state, "%s: SQLSTATE [%s] %s", what, r->sqlstate,
+			 r->msg);
 }
 
 void h_expect_byte(int fd, char want, const char *what)
@@ -1613,7 +1639,8 @@ size_t h_startup_packet(unsigned char *buf, size_t cap, uint32_t version, const 
 	return n;
 }
 
-size_t h_msg(const unsigned char *buf, size_t len, char *type, const unsigned char **body, size_t *body_len)
+size_t h_msg(const unsigned char *buf, size_t len, char *type, const unsigned char **body,
+	     size_t *body_len)
 {
 	uint32_t mlen;
 
@@ -1644,8 +1671,8 @@ static bool has_msg(const unsigned char *buf, size_t len, char want)
 	return false;
 }
 
-bool h_read_until_msg(int fd, unsigned char *buf, size_t cap, size_t *len, char want, double timeout_s,
-		      bool *closed)
+bool h_read_until_msg(int fd, unsigned char *buf, size_t cap, size_t *len, char want,
+		      double timeout_s, bool *closed)
 {
 	double deadline = h_now() + timeout_s;
 
@@ -1824,4 +1851,21 @@ void h_known_workload(PGconn *const conn[10])
 			}
 		}
 	}
+}
+
+void h_expect_logins_refused(const struct h_corral *c)
+{
+	char *ci = h_conninfo(c, H.user, H.db, H.password), *err = NULL;
+	PGconn *late = NULL;
+	for (double deadline = h_now() + 5; h_now() < deadline; usleep(20000)) {
+		late = h_try_connect(ci, 5, &err);
+		if (!late)
+			break;
+		PQfinish(late);
+		free(err);
+		err = NULL;
+	}
+	cr_expect_null(late, "a new client got in while shutting down");
+	free(err);
+	free(ci);
 }

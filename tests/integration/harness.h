@@ -41,9 +41,9 @@ struct h_env {
 	const char *password; /* secret */
 	const char *md5_user; /* md5user, stored as md5 in PostgreSQL */
 	const char *md5_password;
-	const char *db;		/* bench */
+	const char *db;         /* bench */
 	const char *pgbench_db; /* pgb: pgbench tables, only the pgbench test uses it */
-	const char *idle_db;	/* idle: only the server_idle_timeout test uses it */
+	const char *idle_db;    /* idle: only the server_idle_timeout test uses it */
 	const char *limit_user; /* limited: password secret, only the stranded-waiter test */
 	const char *pg_bindir;
 	char dir[512]; /* this test's own scratch dir (made by h_init) */
@@ -69,8 +69,8 @@ char *h_subst(const char *text);
 char *h_path(const char *name); /* H.dir + "/" + name */
 void h_write_file(const char *path, const char *content);
 char *h_read_file(const char *path, size_t *len); /* NULL if it cannot be read */
-char *h_shq(const char *s);			  /* single-quoted for sh */
-double h_now(void);				  /* monotonic seconds */
+char *h_shq(const char *s);                       /* single-quoted for sh */
+double h_now(void);                               /* monotonic seconds */
 void h_md5_hex(const void *data, size_t len, char out[33]);
 int h_free_port(void); /* a loopback port below 32768 nothing listens on now */
 /* The next value of a xorshift64 sequence in *state (never 0): reproducible noise. */
@@ -82,9 +82,9 @@ char *h_make_text(size_t len, uint64_t seed);
 /* How h_spawn starts a program. */
 struct h_spawn {
 	const char *const *argv; /* NULL-terminated; argv[0] is the program */
-	bool search_path;	 /* look argv[0] up in PATH (execvp), else exec it as given */
-	const char *out;	 /* stdout to this file (created, truncated) */
-	const char *err;	 /* stderr likewise; the same path as out: both to one file */
+	bool search_path;        /* look argv[0] up in PATH (execvp), else exec it as given */
+	const char *out;         /* stdout to this file (created, truncated) */
+	const char *err;         /* stderr likewise; the same path as out: both to one file */
 };
 /*
  * Forks and execs s->argv with stdin /dev/null and PGSSLMODE=disable in its environment;
@@ -169,6 +169,9 @@ long long h_log_field(const char *line, const char *key);
 /* The statistics tests' known workload on 10 connections: 1000 transactions, of which
  * 900 autocommit SELECTs (a query each) and 100 BEGIN / SELECT / COMMIT (three each). */
 void h_known_workload(PGconn *const conn[10]);
+/* Within 5 s, new logins to c fail (corral shutting down: the listeners close on every
+ * worker's next loop turn). */
+void h_expect_logins_refused(const struct h_corral *c);
 /* Polls (10 ms) corral's log until it contains needle; false after timeout_s. */
 bool h_wait_log(const struct h_corral *c, const char *needle, double timeout_s);
 /* h_file_count and h_wait_file_count on corral's log. */
@@ -207,7 +210,8 @@ void h_wait_result(PGconn *conn, double deadline, const char *what);
 /* The results of what was already sent on conn (PQsendQuery...), as h_exec_t; what names it. */
 PGresult *h_results(PGconn *conn, const char *what, double timeout_s);
 /* Extended protocol with text parameters. */
-PGresult *h_exec_params(PGconn *conn, const char *sql, int n, const char *const *values, double timeout_s);
+PGresult *h_exec_params(PGconn *conn, const char *sql, int n, const char *const *values,
+			double timeout_s);
 /* Fails the test unless the command succeeds. */
 void h_exec_ok(PGconn *conn, const char *sql);
 /* Fails unless sql returns exactly one row; returns its first value. */
@@ -220,7 +224,8 @@ void h_expect_value(PGconn *conn, const char *sql, const char *want);
 /* The same for "SHOW name". */
 void h_expect_show(PGconn *conn, const char *name, const char *want);
 /* A new client logs in to c with ci (NULL: bench/secret to bench), runs sql, must get want, and leaves. */
-void h_expect_new_client(const struct h_corral *c, const char *ci, const char *sql, const char *want);
+void h_expect_new_client(const struct h_corral *c, const char *ci, const char *sql,
+			 const char *want);
 /*
  * conn, a client of c that the test disturbed or kept waiting, still gets answers and
  * leaves (PQfinish); then a new client logs in with ci (as h_expect_new_client) and gets
@@ -315,7 +320,8 @@ void h_big_value_round_trip(PGconn *conn, size_t len, uint64_t seed);
  * and length.  Both want psql to report "COPY n".
  */
 void h_copy_in(const char *ci, const char *table, int n, char md5[33]);
-void h_copy_out(const char *ci, const char *table, int n, const char *name, char md5[33], size_t *len);
+void h_copy_out(const char *ci, const char *table, int n, const char *name, char md5[33],
+		size_t *len);
 
 /* ---- raw sockets (for bad input) ---- */
 int h_tcp_connect(int port);
@@ -334,8 +340,8 @@ bool h_parse_error(const void *buf, size_t len, char sqlstate[6], char *msg, siz
 struct h_reply {
 	unsigned char buf[4096];
 	size_t len;
-	bool closed;	  /* the peer closed (EOF or reset) within the time */
-	bool error;	  /* an ErrorResponse is among the complete messages in buf */
+	bool closed;      /* the peer closed (EOF or reset) within the time */
+	bool error;       /* an ErrorResponse is among the complete messages in buf */
 	char sqlstate[6]; /* the first ErrorResponse's, if error */
 	char msg[256];
 };
@@ -353,8 +359,8 @@ int h_raw_login(int port, const char *query);
 void h_expect_byte(int fd, char want, const char *what);
 
 /* ---- raw protocol ---- */
-#define H_PROTOCOL_3_0	      0x00030000u
-#define H_SSL_REQUEST_CODE    80877103u
+#define H_PROTOCOL_3_0 0x00030000u
+#define H_SSL_REQUEST_CODE 80877103u
 #define H_GSSENC_REQUEST_CODE 80877104u
 /* An 8-byte packet of length and code only (SSLRequest, GSSENCRequest) into buf. */
 void h_request_packet(unsigned char buf[8], uint32_t code);
@@ -368,14 +374,15 @@ size_t h_startup_packet(unsigned char *buf, size_t cap, uint32_t version, const 
  * Returns the message's full size (1 + its length field), or 0 if it is incomplete or
  * its length field is below 4.
  */
-size_t h_msg(const unsigned char *buf, size_t len, char *type, const unsigned char **body, size_t *body_len);
+size_t h_msg(const unsigned char *buf, size_t len, char *type, const unsigned char **body,
+	     size_t *body_len);
 /*
  * Reads into buf (appending at *len) until a complete message of type want is in it
  * (true), or the peer closes, cap is reached or timeout_s passes (false).  *closed tells
  * whether the peer closed.  Scans whole messages only: buf must start at a message.
  */
-bool h_read_until_msg(int fd, unsigned char *buf, size_t cap, size_t *len, char want, double timeout_s,
-		      bool *closed);
+bool h_read_until_msg(int fd, unsigned char *buf, size_t cap, size_t *len, char want,
+		      double timeout_s, bool *closed);
 /* Big-endian int32 at p. */
 uint32_t h_be32(const void *p);
 
