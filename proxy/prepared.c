@@ -254,7 +254,7 @@ struct prep_stmt *prep_client_find(const struct prep_client *pc, const char *nam
 {
 	for (struct prep_stmt *st = pc->buckets[name_hash(name) & (pc->n_buckets - 1)]; st;
 	     st = st->next)
-		if (strcmp(st->name, name) == 0)
+		if (!st->closing && strcmp(st->name, name) == 0)
 			return st;
 	return NULL;
 }
@@ -288,6 +288,8 @@ struct prep_stmt *prep_client_add(struct prep_client *pc, const char *name,
 	st->content = content_ref(content);
 	st->gen = ++pc->gen;
 	st->pending = false;
+	st->closing = false;
+	st->close_ticket = 0;
 	st->seg = 0;
 	struct prep_stmt **slot = &pc->buckets[name_hash(name) & (pc->n_buckets - 1)];
 	st->next = *slot;
@@ -320,7 +322,7 @@ static bool remove_stmt(struct prep_client *pc, const char *name, uint64_t gen)
 	for (struct prep_stmt **p = &pc->buckets[name_hash(name) & (pc->n_buckets - 1)]; *p;
 	     p = &(*p)->next) {
 		struct prep_stmt *st = *p;
-		if (strcmp(st->name, name) != 0 || (gen && st->gen != gen))
+		if (strcmp(st->name, name) != 0 || (gen ? st->gen != gen : st->closing))
 			continue;
 		*p = st->next;
 		bury(pc, st);
@@ -330,10 +332,19 @@ static bool remove_stmt(struct prep_client *pc, const char *name, uint64_t gen)
 	return false;
 }
 
+static struct prep_stmt *find_gen(const struct prep_client *pc, const char *name, uint64_t gen)
+{
+	for (struct prep_stmt *st = pc->buckets[name_hash(name) & (pc->n_buckets - 1)]; st;
+	     st = st->next)
+		if (st->gen == gen && strcmp(st->name, name) == 0)
+			return st;
+	return NULL;
+}
+
 static void confirm_stmt(struct prep_client *pc, const char *name, uint64_t gen)
 {
-	struct prep_stmt *st = prep_client_find(pc, name);
-	if (st && st->gen == gen)
+	struct prep_stmt *st = find_gen(pc, name, gen);
+	if (st)
 		st->pending = false;
 }
 
@@ -352,6 +363,77 @@ void prep_client_clear(struct prep_client *pc)
 		pc->buckets[i] = NULL;
 	}
 	pc->n_stmts = 0;
+}
+
+bool prep_client_close(struct prep_client *pc, const char *name, enum prep_note_kind kind,
+		       uint64_t seg, bool *oom)
+{
+	*oom = false;
+	uint64_t ticket = pc->tickets + 1;
+	struct prep_stmt *one = NULL;
+	uint32_t n = 0;
+	if (name) {
+		one = prep_client_find(pc, name);
+		if (one) {
+			one->closing = true;
+			one->close_ticket = ticket;
+			n = 1;
+		}
+	} else {
+		for (uint32_t i = 0; i < pc->n_buckets; i++)
+			for (struct prep_stmt *st = pc->buckets[i]; st; st = st->next)
+				if (!st->closing) {
+					st->closing = true;
+					st->close_ticket = ticket;
+					n++;
+				}
+	}
+	if (!n && kind != NOTE_SQL_CLEAR)
+		return false;
+	/* DISCARD ALL of no names is still noted: its answer must not be mistaken. */
+	if (!prep_note_push(pc, kind, NULL, one)) {
+		*oom = true;
+		if (one)
+			one->closing = false; /* nothing was sent: as before */
+		return false;
+	}
+	struct prep_note *note = &pc->notes[(pc->notes_head + pc->notes_len - 1) % pc->notes_cap];
+	note->ticket = ticket;
+	note->seg = seg;
+	pc->tickets = ticket;
+	if (!pc->n_closing++)
+		pc->closing_seg = seg;
+	return true;
+}
+
+/* The note of a request that forgot names was answered: done, they go; else back. */
+static void closing_answered(struct prep_client *pc, const struct prep_note *n, bool done)
+{
+	for (uint32_t i = 0; i < pc->n_buckets; i++)
+		for (struct prep_stmt **p = &pc->buckets[i]; *p;) {
+			struct prep_stmt *st = *p;
+			if (!st->closing || st->close_ticket != n->ticket) {
+				p = &st->next;
+				continue;
+			}
+			if (!done) {
+				st->closing = false;
+				p = &st->next;
+				continue;
+			}
+			*p = st->next;
+			bury(pc, st);
+			pc->n_stmts--;
+		}
+	/* The next one's segment is the oldest now (notes are in order). */
+	pc->n_closing--;
+	for (uint32_t i = 1; pc->n_closing && i < pc->notes_len; i++) {
+		const struct prep_note *m = &pc->notes[(pc->notes_head + i) % pc->notes_cap];
+		if (m->ticket) {
+			pc->closing_seg = m->seg;
+			break;
+		}
+	}
 }
 
 /* ---- notes ---------------------------------------------------------------------- */
@@ -441,6 +523,11 @@ void prep_note_resolve(struct prep_client *pc, struct prep_server *srv, int outc
 			srv->n_lru++;
 		}
 		break;
+	case NOTE_CLIENT_CLOSE:
+	case NOTE_SQL_DEALLOCATE:
+	case NOTE_SQL_CLEAR:
+		closing_answered(pc, n, done);
+		break;
 	default:
 		break;
 	}
@@ -453,7 +540,9 @@ void prep_notes_abandon(struct prep_client *pc)
 {
 	while (pc->notes_len) {
 		struct prep_note *n = prep_note_front(pc);
-		if (n->stmt_name)
+		if (n->ticket)
+			closing_answered(pc, n, true); /* as the client asked */
+		else if (n->stmt_name)
 			confirm_stmt(pc, n->stmt_name, n->stmt_gen); /* nothing to wait for now */
 		if (n->entry) {
 			n->entry->inflight--;

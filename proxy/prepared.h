@@ -109,6 +109,11 @@ struct prep_stmt {
 	struct prep_content *content;
 	uint64_t gen; /* tells a re-prepared name from the one a note meant */
 	bool pending; /* the client's Parse of it is unanswered, sent ... */
+	/* The client's Close / DEALLOCATE / DISCARD ALL of it is unanswered, sent ... (it
+	 * is gone for the client's later messages, and back if PostgreSQL skips or refuses
+	 * that request; close_ticket: the one request that closes it) */
+	bool closing;
+	uint64_t close_ticket;
 	uint64_t seg; /* ... in this Sync segment of the server */
 	char name[];
 };
@@ -121,6 +126,12 @@ enum prep_note_kind {
 	NOTE_REFUSE,       /* a Bind that fails: its error is replaced by corral's */
 	NOTE_SQL_PREPARE,  /* the client's PREPARE, sent as PREPARE X */
 	NOTE_SQL_EXECUTE,  /* PREPARE X ...; EXECUTE X: the first CommandComplete is swallowed */
+	/* The client's request that forgets names (ticket): Close, SQL DEALLOCATE (sent as
+	 * NOTE_SQL_EXECUTE's PREPARE + DEALLOCATE of a scratch name), DEALLOCATE ALL or
+	 * DISCARD ALL.  Done: they go; skipped or refused: they are back. */
+	NOTE_CLIENT_CLOSE,
+	NOTE_SQL_DEALLOCATE,
+	NOTE_SQL_CLEAR,
 };
 
 struct prep_note {
@@ -129,6 +140,8 @@ struct prep_note {
 	struct prep_entry *entry; /* the server statement it changes, or NULL */
 	char *stmt_name;          /* NOTE_CLIENT_PARSE / SQL: the client's name and ... */
 	uint64_t stmt_gen;        /* ... generation, forgotten if the Parse fails */
+	uint64_t ticket;          /* NOTE_CLIENT_CLOSE, _SQL_DEALLOCATE, _SQL_CLEAR, ... */
+	uint64_t seg;             /* ... sent in this Sync segment */
 	char sqlstate[6];         /* NOTE_REFUSE */
 	char *message;
 };
@@ -137,6 +150,12 @@ struct prep_client {
 	struct prep_stmt **buckets;
 	uint32_t n_buckets, n_stmts;
 	uint64_t gen;
+	/* Requests that forget names, unanswered (NOTE_CLIENT_CLOSE ...): how many, and the
+	 * Sync segment of the oldest (a message of a later segment waits for them: names
+	 * are only sure once PostgreSQL has said whether it ran them). */
+	uint64_t tickets;
+	uint32_t n_closing;
+	uint64_t closing_seg;
 	/* Notes of the current link, oldest first (a ring; the tracker notes them in order). */
 	struct prep_note *notes;
 	uint32_t notes_cap, notes_head, notes_len;
@@ -146,14 +165,29 @@ struct prep_client {
 
 struct prep_client *prep_client_new(void);
 void prep_client_free(struct prep_client *pc);
+/* The client's statement name (closing ones are gone already), or NULL. */
 struct prep_stmt *prep_client_find(const struct prep_client *pc, const char *name);
 /* Adds name -> content (a new reference is taken); NULL if out of memory. */
 struct prep_stmt *prep_client_add(struct prep_client *pc, const char *name,
 				  struct prep_content *content);
-/* Forgets name (Close, DEALLOCATE); false if it was not there. */
+/* Forgets name at once (a Parse corral refused); false if it was not there. */
 bool prep_client_remove(struct prep_client *pc, const char *name);
-/* DEALLOCATE ALL, DISCARD ALL. */
+/* Forgets every name at once (the client is freed). */
 void prep_client_clear(struct prep_client *pc);
+/*
+ * The client's request that forgets name (all names when name is NULL: DEALLOCATE ALL,
+ * DISCARD ALL), sent in Sync segment seg: they are closing until the note of kind
+ * (NOTE_CLIENT_CLOSE ...) pushed here is resolved.  False: none of them (nothing is
+ * pushed), or out of memory (*oom).
+ */
+bool prep_client_close(struct prep_client *pc, const char *name, enum prep_note_kind kind,
+		       uint64_t seg, bool *oom);
+/* A message of Sync segment seg that names statements must wait for the answers to
+ * requests of earlier segments that forget names. */
+static inline bool prep_client_closing_before(const struct prep_client *pc, uint64_t seg)
+{
+	return pc && pc->n_closing && pc->closing_seg != seg;
+}
 /* Frees the statements removed since the last call (kept for errors in flight). */
 void prep_client_forget_buried(struct prep_client *pc);
 

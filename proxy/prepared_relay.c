@@ -15,8 +15,23 @@
 #include "proxy/prepared_sql.h"
 #include "proxy/worker.h"
 
-/* How much of a message check looks at before it knows (a Bind's two names). */
+/* How much of a message check looks at first (a Bind's two names fit nearly always),
+ * and how long the names may be in all: longer ones fail the client (54000), since
+ * PostgreSQL keeps only NAMEDATALEN - 1 bytes of a name anyway. */
 #define PEEK_MAX 256
+#define NAMES_MAX 8192
+
+/* PostgreSQL keys statements by the first 63 bytes of their names (a hash of
+ * NAMEDATALEN keys): so does corral.  Returns name, or key holding its first bytes. */
+static const char *stmt_key(const char *name, char key[SQL_NAME_MAX + 1])
+{
+	size_t n = strnlen(name, SQL_NAME_MAX + 1);
+	if (n <= SQL_NAME_MAX)
+		return name;
+	memcpy(key, name, SQL_NAME_MAX);
+	key[SQL_NAME_MAX] = '\0';
+	return key;
+}
 
 static struct prep_server *server_registry(struct client *c)
 {
@@ -78,6 +93,66 @@ static enum prep_verdict lost_mode(struct client *c, char type, const struct pre
 	return e && prep_need(srv, e) == PREP_PRESENT ? PREP_REWRITE : PREP_PASS;
 }
 
+/*
+ * A Parse, Bind, Describe or Close whose names do not end within PEEK_MAX bytes: read
+ * up to NAMES_MAX of it, then decide as for short names (check_names).  A name of
+ * corral's shape must never pass unmapped: past NAMES_MAX the rewrite fails the client.
+ */
+static enum prep_verdict check_names(struct client *c, char type, uint32_t body_len,
+				     const struct prepmsg_name *nm, size_t have);
+
+static enum prep_verdict long_names(struct client *c, char type, uint32_t body_len,
+				    struct evbuffer *src, size_t off, size_t avail)
+{
+	size_t want = body_len < NAMES_MAX ? body_len : NAMES_MAX;
+	size_t have = avail - off - PG_HEADER_LEN;
+	if (have < want)
+		return PREP_WAIT;
+	uint8_t *big = malloc(want);
+	if (!big)
+		return PREP_REWRITE; /* the rewrite fails it (out of memory) */
+	size_t n = peek(src, off + PG_HEADER_LEN, avail, big, want);
+	struct prepmsg_name nm;
+	enum prep_verdict v;
+	if (!prepmsg_stmt_name(type, big, n, n == body_len, &nm))
+		v = n == body_len ? PREP_PASS : PREP_REWRITE; /* malformed, or too long */
+	else
+		v = check_names(c, type, body_len, &nm, have);
+	free(big);
+	return v;
+}
+
+static enum prep_verdict check_names(struct client *c, char type, uint32_t body_len,
+				     const struct prepmsg_name *found, size_t have)
+{
+	struct prepmsg_name name = *found, *nm = &name;
+	if (nm->name[0] == '\0' || nm->kind != 'S')
+		return PREP_PASS; /* unnamed statements and portals are the client's own */
+	if (c->prep_mode == PREP_REFUSE && type != 'P')
+		return PREP_PASS; /* only a named Parse is refused: the rest fails by itself */
+	if (c->relay.tracker.n_hyp > 1 && !c->relay.tracker.lost) {
+		/* A failed COPY left several readings: what corral would inject could
+		 * not be answered for.  Give up tracking as the tracker does when its
+		 * readings run out: the server stays with this client, then is closed. */
+		c->relay.tracker.lost = true;
+		c->relay.tracker.why = "named statement after a COPY whose end is in doubt";
+	}
+	char key[SQL_NAME_MAX + 1];
+	nm->name = stmt_key(nm->name, key);
+	if (c->relay.tracker.lost && lost_mode(c, type, nm) == PREP_PASS)
+		return PREP_PASS;
+	if (!c->relay.tracker.lost &&
+	    (must_wait_for_parse(c, nm->name) ||
+	     (c->server->prepared &&
+	      prep_client_closing_before(c->prep,
+					 ((struct prep_server *)c->server->prepared)->seg))))
+		return PREP_HOLD;
+	/* Parse, Describe and Close are read whole; a Bind up to its statement name,
+	 * its parameters stream through. */
+	size_t need = type == 'B' ? nm->after : body_len;
+	return have >= need ? PREP_REWRITE : PREP_WAIT;
+}
+
 enum prep_verdict prepared_client_check(struct client *c, char type, uint32_t len,
 					struct evbuffer *src, size_t off, size_t avail)
 {
@@ -94,8 +169,16 @@ enum prep_verdict prepared_client_check(struct client *c, char type, uint32_t le
 	case 'Q': {
 		size_t n = peek(src, off + PG_HEADER_LEN, avail, buf,
 				body_len < 32 ? body_len : 32);
-		if (c->prep_mode == PREP_OFF || !prepared_sql_maybe(buf, n))
+		struct prep_server *srv = c->server->prepared;
+		if (c->prep_mode == PREP_OFF || !prepared_sql_maybe(buf, n)) {
+			/* A Query answers itself: what it forgets is settled by its reply, and
+			 * a later message may wait for that (prep_client_closing_before). */
+			if (srv)
+				srv->seg++;
 			return PREP_PASS;
+		}
+		if (srv && prep_client_closing_before(c->prep, srv->seg))
+			return PREP_HOLD;
 		return have >= body_len ? PREP_REWRITE : PREP_WAIT;
 	}
 	case 'P':
@@ -105,27 +188,12 @@ enum prep_verdict prepared_client_check(struct client *c, char type, uint32_t le
 		size_t n = peek(src, off + PG_HEADER_LEN, avail, buf,
 				body_len < PEEK_MAX ? body_len : PEEK_MAX);
 		struct prepmsg_name nm;
-		if (!prepmsg_stmt_name(type, buf, n, n == body_len, &nm))
-			return n == body_len || n == PEEK_MAX ? PREP_PASS : PREP_WAIT;
-		if (nm.name[0] == '\0' || nm.kind != 'S')
-			return PREP_PASS; /* unnamed statements and portals are the client's own */
-		if (c->prep_mode == PREP_REFUSE && type != 'P')
-			return PREP_PASS; /* only a named Parse is refused: the rest fails by itself */
-		if (c->relay.tracker.n_hyp > 1 && !c->relay.tracker.lost) {
-			/* A failed COPY left several readings: what corral would inject could
-			 * not be answered for.  Give up tracking as the tracker does when its
-			 * readings run out: the server stays with this client, then is closed. */
-			c->relay.tracker.lost = true;
-			c->relay.tracker.why = "named statement after a COPY whose end is in doubt";
-		}
-		if (c->relay.tracker.lost && lost_mode(c, type, &nm) == PREP_PASS)
-			return PREP_PASS;
-		if (!c->relay.tracker.lost && must_wait_for_parse(c, nm.name))
-			return PREP_HOLD;
-		/* Parse, Describe and Close are read whole; a Bind up to its statement name,
-		 * its parameters stream through. */
-		size_t need = type == 'B' ? nm.after : body_len;
-		return have >= need ? PREP_REWRITE : PREP_WAIT;
+		bool found = prepmsg_stmt_name(type, buf, n, n == body_len, &nm);
+		if (!found && n == PEEK_MAX && body_len > PEEK_MAX)
+			return long_names(c, type, body_len, src, off, avail);
+		if (!found)
+			return n == body_len ? PREP_PASS : PREP_WAIT; /* malformed: PostgreSQL's */
+		return check_names(c, type, body_len, &nm, have);
 	}
 	default:
 		return PREP_PASS;
@@ -429,13 +497,13 @@ static bool sql_execute(struct rewrite *w, const char *text, size_t len, const s
 static bool sql_deallocate(struct rewrite *w, const char *text, size_t len,
 			   const struct sql_stmt *st)
 {
-	if (!prep_client_remove(w->pc, st->name))
-		return sql_unknown(w, "DEALLOCATE", text, len, st);
-	/* The server's statement is shared (and the LRU's to close): DEALLOCATE's reply,
-	 * or its error in an aborted transaction, comes from a scratch statement, whose
-	 * PREPARE's CommandComplete is swallowed. */
-	if (!prep_note_push(w->pc, NOTE_SQL_EXECUTE, NULL, NULL))
-		return false;
+	/* The name goes when PostgreSQL has run the DEALLOCATE (not in an aborted
+	 * transaction).  The server's statement is shared (and the LRU's to close):
+	 * DEALLOCATE's reply, or its error, comes from a scratch statement, whose PREPARE's
+	 * CommandComplete is swallowed. */
+	bool oom;
+	if (!prep_client_close(w->pc, st->name, NOTE_SQL_DEALLOCATE, w->srv->seg, &oom))
+		return oom ? false : sql_unknown(w, "DEALLOCATE", text, len, st);
 	static const char q[] = "PREPARE " PREP_CHECK_NAME
 				" AS SELECT 1;DEALLOCATE " PREP_CHECK_NAME;
 	const char *parts[] = {q};
@@ -460,12 +528,19 @@ static bool rewrite_query(struct rewrite *w, const char *text, size_t len)
 			return sql_deallocate(w, text, len, &st);
 		break;
 	case SQL_DEALLOCATE_ALL:
-	case SQL_DISCARD_ALL:
-		/* Runs as it is: the client's names go, and this server's statements too,
-		 * whoever prepared them (they are prepared again where needed). */
-		prep_client_clear(w->pc);
+	case SQL_DISCARD_ALL: {
+		/* Runs as it is: the client's names go if it runs (not in a transaction
+		 * block, an aborted one), and this server's statements too, whoever
+		 * prepared them: from now on each is closed and prepared again where
+		 * needed, right whether it ran or not. */
+		bool oom;
+		if (!prep_client_close(w->pc, NULL, NOTE_SQL_CLEAR, w->srv->seg, &oom))
+			return false;
 		prep_server_forget(w->srv);
-		break;
+		const char *parts[] = {text};
+		const size_t lens[] = {strnlen(text, len)};
+		return send_query(w, parts, lens, 1, TRACKER_NOTED);
+	}
 	default:
 		break;
 	}
@@ -478,8 +553,14 @@ static bool rewrite_message(struct rewrite *w, char type, const uint8_t *body, s
 			    size_t whole, struct prep_rewrite *rw)
 {
 	struct prepmsg_name nm;
-	if (!prepmsg_stmt_name(type, body, len, true, &nm))
-		return false; /* check saw it */
+	if (!prepmsg_stmt_name(type, body, len, true, &nm)) {
+		/* check saw it: the names run past NAMES_MAX */
+		rw->sqlstate = "54000";
+		rw->error = "statement or portal name longer than corral's limit of 8192 bytes";
+		return false;
+	}
+	char key[SQL_NAME_MAX + 1];
+	nm.name = stmt_key(nm.name, key);
 	const char *server_name;
 	switch (type) {
 	case 'P':
@@ -501,12 +582,18 @@ static bool rewrite_message(struct rewrite *w, char type, const uint8_t *body, s
 			return true;
 		prepmsg_put_describe(w->dst, 'S', server_name);
 		return tell_tracker(w, 'D', (const uint8_t *)"S", 1, 0);
-	case 'C':
-		/* Only the client's name goes; the server's statement stays for others (and
-		 * for the LRU).  Close of a statement nobody has is PostgreSQL's own answer. */
-		prep_client_remove(w->pc, nm.name);
+	case 'C': {
+		/* Only the client's name goes, once PostgreSQL has run the Close (it skips
+		 * it after an error); the server's statement stays for others (and for the
+		 * LRU).  Close of a statement nobody has is PostgreSQL's own answer. */
+		bool oom;
+		bool noted = prep_client_close(w->pc, nm.name, NOTE_CLIENT_CLOSE, w->srv->seg,
+					       &oom);
+		if (oom)
+			return false;
 		prepmsg_put_close(w->dst, 'S', PREP_NONE_NAME);
-		return tell_tracker(w, 'C', NULL, 0, 0);
+		return tell_tracker(w, 'C', NULL, 0, noted ? TRACKER_NOTED : 0);
+	}
 	default:
 		return false;
 	}
@@ -536,6 +623,8 @@ bool prepared_client_rewrite(struct client *c, char type, uint32_t len, struct e
 	/* What check waited for: all of it, or a Bind up to its statement name. */
 	size_t have = evbuffer_get_length(src) - PG_HEADER_LEN;
 	size_t n = whole < have ? whole : have;
+	if (type == 'B' && n > NAMES_MAX)
+		n = NAMES_MAX; /* the names are within (check_names); the parameters stream */
 	uint8_t *body = malloc(n ? n : 1);
 	if (!body)
 		return false;
@@ -545,6 +634,7 @@ bool prepared_client_rewrite(struct client *c, char type, uint32_t len, struct e
 	bool ok;
 	if (type == 'Q') {
 		ok = rewrite_query(&w, (const char *)body, n);
+		w.srv->seg++; /* a Query answers itself (prepared_client_check) */
 	} else {
 		struct prepmsg_name nm;
 		if (type == 'B' && prepmsg_stmt_name(type, body, n, false, &nm))
@@ -582,7 +672,8 @@ static void check_foreign_change(struct client *c, const uint8_t *body, size_t l
 
 static bool note_is_hidden(const struct prep_note *n)
 {
-	return n->kind != NOTE_CLIENT_PARSE && n->kind != NOTE_SQL_PREPARE;
+	return n->kind != NOTE_CLIENT_PARSE && n->kind != NOTE_SQL_PREPARE &&
+	       n->kind != NOTE_CLIENT_CLOSE && n->kind != NOTE_SQL_CLEAR;
 }
 
 /* What the client gets instead of the server message that decided note n. */
@@ -711,8 +802,8 @@ static enum prep_reply decide(struct client *c, struct prep_client *pc, struct t
 	}
 	/* Every earlier note is resolved: a noted head request is the front note. */
 	n = prep_note_front(pc);
-	if (type == 'C' && n && tracker_head_noted(t) && n->kind == NOTE_SQL_EXECUTE &&
-	    !n->swallowed_cc) {
+	if (type == 'C' && n && tracker_head_noted(t) &&
+	    (n->kind == NOTE_SQL_EXECUTE || n->kind == NOTE_SQL_DEALLOCATE) && !n->swallowed_cc) {
 		n->swallowed_cc = true; /* the PREPARE before the client's EXECUTE */
 		return PREP_REPLY_SWALLOW;
 	}

@@ -53,6 +53,18 @@ static void on_corral2(void (*scenario)(PGconn *a, PGconn *b))
 	h_corral_stop(c);
 }
 
+/* Runs scenario on two clients of corral (as on_corral2); b is the attacker, pinned by
+ * its SQL (pin.h: prepared_sql), which the scenario closes itself: the server is reset
+ * before a gets it again. */
+static void on_corral2_attacker_leaves(void (*scenario)(PGconn *a, PGconn *b))
+{
+	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
+	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c);
+	scenario(a, b);
+	PQfinish(a);
+	h_corral_stop(c);
+}
+
 /* The server name of the statement whose text is like pattern, read on the server. */
 static char *server_name_of(PGconn *conn, const char *pattern)
 {
@@ -66,10 +78,10 @@ static char *server_name_of(PGconn *conn, const char *pattern)
 }
 
 /*
- * FINDING: a client reads another client's server name in pg_prepared_statements and
- * replaces the statement with its own SQL in a multi-statement Query (the lexer passes
- * anything but one lone PREPARE / EXECUTE / DEALLOCATE).  The registry still says the
- * server has it: the other client's Bind runs the replacement.
+ * A client reads another client's server name in pg_prepared_statements and replaces
+ * the statement with its own SQL in a multi-statement Query (corral rewrites only a lone
+ * PREPARE / EXECUTE / DEALLOCATE): that pins it (prepared_sql), and the server is reset
+ * before anyone else gets it, so the other client's Bind runs its own statement.
  */
 static void poison_shared_statement_via_multistatement(PGconn *a, PGconn *b)
 {
@@ -78,19 +90,21 @@ static void poison_shared_statement_via_multistatement(PGconn *a, PGconn *b)
 	char *x = server_name_of(b, "%%good%%");
 	char *q = h_printf("select 1; deallocate %s; prepare %s as select 'evil'::text", x, x);
 	h_exec_ok(b, q);
+	h_expect_value(b, "select 'b still on its server'", "b still on its server");
+	PQfinish(b);
 	free(q);
 	pr_exec_prepared(a, "s1", NULL, "good", NULL); /* direct PostgreSQL: a's own statement */
+	pr_exec_prepared(a, "s1", NULL, "good", NULL);
 	free(x);
 }
 
-Test(prepared_attack, poison_shared_statement_via_multistatement, .timeout = 30,
-     .disabled = KNOWN_DEFECT)
+Test(prepared_attack, poison_shared_statement_via_multistatement, .timeout = 30)
 {
-	on_corral2(poison_shared_statement_via_multistatement);
+	on_corral2_attacker_leaves(poison_shared_statement_via_multistatement);
 }
 
-/* FINDING: a lone DEALLOCATE of a server name the client does not have passes as it is
- * and drops another client's statement: that client's next use fails (26000). */
+/* A lone DEALLOCATE of a server name the client does not have must not drop another
+ * client's statement (direct PostgreSQL: 26000 for b; a's next use works). */
 static void deallocate_server_name_of_other_client(PGconn *a, PGconn *b)
 {
 	pr_prepare_ok(a, "s1", "select 'good'::text");
@@ -113,8 +127,8 @@ Test(prepared_attack, deallocate_server_name_of_other_client, .timeout = 30)
 	on_corral2(deallocate_server_name_of_other_client);
 }
 
-/* FINDING: EXECUTE of a server name passes as it is: b runs a's statement directly
- * (direct PostgreSQL: 26000). */
+/* EXECUTE of another client's server name must not run a's statement (direct
+ * PostgreSQL: 26000). */
 static void execute_server_name_of_other_client(PGconn *a, PGconn *b)
 {
 	pr_prepare_ok(a, "s1", "select 'secret-of-a'::text");
@@ -134,26 +148,27 @@ Test(prepared_attack, execute_server_name_of_other_client, .timeout = 30)
 	on_corral2(execute_server_name_of_other_client);
 }
 
-/* DEALLOCATE ALL in a multi-statement Query (DISCARD ALL is refused there) drops every statement of the server behind
- * corral's back: another client's next use must not fail. */
+/* DEALLOCATE ALL in a multi-statement Query (DISCARD ALL is refused there) drops every
+ * statement of the server behind corral's back: it pins the client, and after it left
+ * (the server reset) another client's next use must not fail. */
 static void discard_all_multistatement_other_client(PGconn *a, PGconn *b)
 {
 	pr_prepare_ok(a, "s1", "select 'good'::text");
 	pr_exec_prepared(a, "s1", NULL, "good", NULL);
 	h_exec_ok(b, "select 1; deallocate all");
+	PQfinish(b);
 	pr_exec_prepared(a, "s1", NULL, "good", NULL);
 	pr_exec_prepared(a, "s1", NULL, "good", NULL);
 }
 
-Test(prepared_attack, discard_all_multistatement_other_client, .timeout = 30,
-     .disabled = KNOWN_DEFECT)
+Test(prepared_attack, discard_all_multistatement_other_client, .timeout = 30)
 {
-	on_corral2(discard_all_multistatement_other_client);
+	on_corral2_attacker_leaves(discard_all_multistatement_other_client);
 }
 
-/* FINDING: DISCARD ALL / DEALLOCATE ALL / DEALLOCATE that PostgreSQL refuses (in a
- * transaction block, in an aborted transaction) still make corral forget the client's
- * statements; direct PostgreSQL keeps them. */
+/* DISCARD ALL / DEALLOCATE ALL / DEALLOCATE that PostgreSQL refuses (in a transaction
+ * block, in an aborted transaction) keep the client's statements, as on a direct
+ * connection: corral forgets names only when PostgreSQL has run the request. */
 static PGconn *direct_pg(void)
 {
 	char *ci = h_pg_conninfo("bench", "bench", "secret");
@@ -197,8 +212,7 @@ Test(prepared_attack, discard_all_refused_in_tx_block_direct_pg, .timeout = 30)
 	discard_all_in_tx(direct_pg());
 }
 
-Test(prepared_attack, discard_all_refused_in_tx_block_keeps_statements, .timeout = 30,
-     .disabled = KNOWN_DEFECT)
+Test(prepared_attack, discard_all_refused_in_tx_block_keeps_statements, .timeout = 30)
 {
 	on_corral(discard_all_in_tx);
 }
@@ -213,8 +227,7 @@ Test(prepared_attack, deallocate_all_in_aborted_tx_direct_pg, .timeout = 30)
 	deallocate_all_in_aborted_tx(direct_pg());
 }
 
-Test(prepared_attack, deallocate_all_in_aborted_tx_keeps_statements, .timeout = 30,
-     .disabled = KNOWN_DEFECT)
+Test(prepared_attack, deallocate_all_in_aborted_tx_keeps_statements, .timeout = 30)
 {
 	on_corral(deallocate_all_in_aborted_tx);
 }
@@ -229,16 +242,14 @@ Test(prepared_attack, deallocate_in_aborted_tx_direct_pg, .timeout = 30)
 	deallocate_in_aborted_tx(direct_pg());
 }
 
-Test(prepared_attack, deallocate_in_aborted_tx_keeps_statement, .timeout = 30,
-     .disabled = KNOWN_DEFECT)
+Test(prepared_attack, deallocate_in_aborted_tx_keeps_statement, .timeout = 30)
 {
 	on_corral(deallocate_in_aborted_tx);
 }
 
-/* FINDING: a Close after an error in the same Sync segment is skipped by PostgreSQL
- * (the statement stays), but corral forgets the client's name at once. */
-Test(prepared_attack, close_skipped_after_error_keeps_statement, .timeout = 30,
-     .disabled = KNOWN_DEFECT)
+/* A Close after an error in the same Sync segment is skipped by PostgreSQL (the
+ * statement stays): so is corral's forgetting of the client's name. */
+Test(prepared_attack, close_skipped_after_error_keeps_statement, .timeout = 30)
 {
 	struct h_corral *c = h_corral_start(TX "auth_type = trust\nworkers = 1\n", ONE_SERVER,
 					    NULL);
@@ -256,6 +267,65 @@ Test(prepared_attack, close_skipped_after_error_keeps_statement, .timeout = 30,
 	expect_raw(fd, run, "2DCZ");
 	expect_raw(fd, err_close, "1EZ"); /* 1/0 fails in Bind (folded) */
 	expect_raw(fd, run, "2DCZ");      /* direct PostgreSQL: s1 still exists */
+	close(fd);
+	h_corral_stop(c);
+}
+
+/* Sends msgs on fd and reads the types of the replies until n ReadyForQuery. */
+static char *raw_pipeline(int fd, const struct raw_msg *msgs, int n)
+{
+	static const struct raw_msg none[] = {{0}};
+	struct h_sbuf all = {0};
+	int z = 0;
+	for (const struct raw_msg *m = msgs; z < n; m = none) {
+		char *got = raw_exchange(fd, m);
+		for (const char *p = got; *p; p++)
+			z += *p == 'Z';
+		h_sb_add(&all, got, strlen(got));
+		free(got);
+	}
+	h_sb_add(&all, "", 1);
+	return all.p;
+}
+
+/* The same skipped Close, with the client's next Sync segment sent at once (before the
+ * error came back): its Bind of s1 waits for the answer, and runs s1 as PostgreSQL does. */
+Test(prepared_attack, close_skipped_pipelined_bind_runs, .timeout = 30)
+{
+	struct h_corral *c = h_corral_start(TX "auth_type = trust\nworkers = 1\n", ONE_SERVER,
+					    NULL);
+	int fd = h_raw_login(c->port, NULL);
+	const struct raw_msg prep[] = {RAW('P', "s1\0select 1\0\0\0"), RAW('S', ""), {0}};
+	const struct raw_msg pipe[] = {RAW('P', "\0select 1/0\0\0\0"),
+				       RAW('B', "\0\0\0\0\0\0\0\0"),
+				       RAW('E', "\0\0\0\0\0"),
+				       RAW('C', "Ss1\0"),
+				       RAW('S', ""),
+				       RAW_RUN("s1"),
+				       {0}};
+	expect_raw(fd, prep, "1Z");
+	char *got = raw_pipeline(fd, pipe, 2);
+	cr_expect_str_eq(got, "1EZ2DCZ"); /* direct PostgreSQL */
+	free(got);
+	close(fd);
+	h_corral_stop(c);
+}
+
+/* Simple queries sent at once: a DEALLOCATE refused in an aborted transaction, ROLLBACK,
+ * EXECUTE of the statement: it runs, as on a direct connection. */
+Test(prepared_attack, deallocate_refused_pipelined_execute_runs, .timeout = 30)
+{
+	struct h_corral *c = h_corral_start(TX "auth_type = trust\nworkers = 1\n", ONE_SERVER,
+					    NULL);
+	int fd = h_raw_login(c->port, NULL);
+	const struct raw_msg prep[] = {RAW('Q', "PREPARE q1 AS SELECT 'q1'::text\0"), {0}};
+	const struct raw_msg pipe[] = {RAW('Q', "BEGIN\0"),         RAW('Q', "SELECT 1/0\0"),
+				       RAW('Q', "DEALLOCATE q1\0"), RAW('Q', "ROLLBACK\0"),
+				       RAW('Q', "EXECUTE q1\0"),    {0}};
+	expect_raw(fd, prep, "CZ");
+	char *got = raw_pipeline(fd, pipe, 5);
+	cr_expect_str_eq(got, "CZEZEZCZTDCZ"); /* direct PostgreSQL */
+	free(got);
 	close(fd);
 	h_corral_stop(c);
 }
@@ -286,11 +356,13 @@ Test(prepared_attack, parse_skipped_after_error, .timeout = 30)
 	h_corral_stop(c);
 }
 
-/* FINDING: a client that makes "corral_none:foo" on the server (multi-statement SQL)
- * turns another client's Bind of an unknown name foo into a run of its SQL. */
+/* A client that makes "corral_none:foo" on the server (multi-statement SQL) would turn
+ * another client's Bind of an unknown name foo into a run of its SQL: it is pinned,
+ * and its server reset when it leaves. */
 static void unknown_prefix_statement_planted(PGconn *a, PGconn *b)
 {
 	h_exec_ok(b, "select 1; prepare \"corral_none:foo\" as select 'evil'::text");
+	PQfinish(b);
 	PGresult *res = PQexecPrepared(a, "foo", 0, NULL, NULL, NULL, 0);
 	/* direct PostgreSQL: 26000, no such statement */
 	cr_expect_str_eq(h_sqlstate(res) ? h_sqlstate(res) : "", "26000", "a ran: %s",
@@ -298,16 +370,17 @@ static void unknown_prefix_statement_planted(PGconn *a, PGconn *b)
 	PQclear(res);
 }
 
-Test(prepared_attack, unknown_prefix_statement_planted, .timeout = 30, .disabled = KNOWN_DEFECT)
+Test(prepared_attack, unknown_prefix_statement_planted, .timeout = 30)
 {
-	on_corral2(unknown_prefix_statement_planted);
+	on_corral2_attacker_leaves(unknown_prefix_statement_planted);
 }
 
-/* FINDING: a client that makes corral_none on the server turns corral's refusals (a
- * duplicate Parse) into a lost link for another client. */
+/* A client that makes corral_none on the server would turn corral's refusals (a
+ * duplicate Parse) into a lost link for another client: pinned, reset when it leaves. */
 static void corral_none_planted(PGconn *a, PGconn *b)
 {
 	h_exec_ok(b, "select 1; prepare corral_none as select 1");
+	PQfinish(b);
 	pr_prepare_ok(a, "s1", "select 1");
 	PGresult *res = PQprepare(a, "s1", "select 1", 0, NULL);
 	cr_expect_str_eq(h_sqlstate(res) ? h_sqlstate(res) : "", "42P05", "%s",
@@ -316,24 +389,25 @@ static void corral_none_planted(PGconn *a, PGconn *b)
 	pr_exec_prepared(a, "s1", NULL, "1", NULL); /* a is still served */
 }
 
-Test(prepared_attack, corral_none_planted, .timeout = 30, .disabled = KNOWN_DEFECT)
+Test(prepared_attack, corral_none_planted, .timeout = 30)
 {
-	on_corral2(corral_none_planted);
+	on_corral2_attacker_leaves(corral_none_planted);
 }
 
-/* FINDING: a client that makes corral_check on the server makes other clients' Parse
- * of a statement the server has fail with 42P05 about corral_check. */
-Test(prepared_attack, corral_check_planted, .timeout = 30, .disabled = KNOWN_DEFECT)
+/* A client that makes corral_check on the server would make other clients' Parse of a
+ * statement the server has fail with 42P05 about corral_check: pinned, reset when it
+ * leaves. */
+Test(prepared_attack, corral_check_planted, .timeout = 30)
 {
 	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
 	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c), *d = h_connect_bench(c);
 	pr_prepare_ok(a, "s1", "select 'x'::text");
 	pr_exec_prepared(a, "s1", NULL, "x", NULL);
 	h_exec_ok(b, "select 1; prepare corral_check as select 1");
+	PQfinish(b);
 	pr_prepare_ok(d, "t1", "select 'x'::text"); /* direct PostgreSQL: fine */
 	pr_exec_prepared(d, "t1", NULL, "x", NULL);
 	PQfinish(a);
-	PQfinish(b);
 	PQfinish(d);
 	h_corral_stop(c);
 }
@@ -392,7 +466,7 @@ static void long_names(PGconn *a)
 	PQfinish(a);
 }
 
-Test(prepared_attack, long_names_truncation, .timeout = 30, .disabled = KNOWN_DEFECT)
+Test(prepared_attack, long_names_truncation, .timeout = 30)
 {
 	on_corral(long_names);
 }
@@ -443,22 +517,23 @@ Test(prepared_attack, client_uses_corral_names, .timeout = 30)
 	on_corral2(client_uses_corral_names);
 }
 
-/* FINDING: PREPARE inside a multi-statement Query passes as it is: the client's own
- * name is made on the shared server, and another client's EXECUTE of that name (not in
- * its map, so passed as it is) runs it; direct PostgreSQL: 26000 for the other client. */
-static void multistatement_prepare_leaks_to_other_client(PGconn *a, PGconn *b)
+/* PREPARE inside a multi-statement Query passes as it is: the client's own name is
+ * made on its server, so the client is pinned, and another client's EXECUTE of that name
+ * after it left gets 26000 as on a direct connection. */
+static void multistatement_prepare_leaks_to_other_client(PGconn *b, PGconn *a)
 {
 	h_exec_ok(a, "PREPARE leak AS SELECT 'from a'::text; SELECT 1");
+	h_expect_value(a, "EXECUTE leak", "from a");
+	PQfinish(a);
 	PGresult *res = h_exec(b, "EXECUTE leak");
 	cr_expect_str_eq(h_sqlstate(res) ? h_sqlstate(res) : "", "26000", "b ran a's: %s",
 			 PQresultStatus(res) == PGRES_TUPLES_OK ? PQgetvalue(res, 0, 0) : "?");
 	PQclear(res);
 }
 
-Test(prepared_attack, multistatement_prepare_leaks_to_other_client, .timeout = 30,
-     .disabled = KNOWN_DEFECT)
+Test(prepared_attack, multistatement_prepare_leaks_to_other_client, .timeout = 30)
 {
-	on_corral2(multistatement_prepare_leaks_to_other_client);
+	on_corral2_attacker_leaves(multistatement_prepare_leaks_to_other_client);
 }
 
 /* Flush without Sync with an injected Parse: the client's statement is evicted by
@@ -538,13 +613,13 @@ static void discard_all_extended_protocol_other_client(PGconn *a, PGconn *b)
 	PGresult *res = PQexecParams(b, "DISCARD ALL", 0, NULL, NULL, NULL, NULL, 0);
 	cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
 	PQclear(res);
+	PQfinish(b); /* pinned by it (prepared_sql) */
 	pr_exec_prepared(a, "s1", NULL, "good", NULL);
 }
 
-Test(prepared_attack, discard_all_extended_protocol_other_client, .timeout = 30,
-     .disabled = KNOWN_DEFECT)
+Test(prepared_attack, discard_all_extended_protocol_other_client, .timeout = 30)
 {
-	on_corral2(discard_all_extended_protocol_other_client);
+	on_corral2_attacker_leaves(discard_all_extended_protocol_other_client);
 }
 
 /* COPY FROM STDIN in a pipeline, then a statement that needs an injected Parse (it was
@@ -651,9 +726,9 @@ Test(prepared_attack, same_text_other_standard_conforming_strings, .timeout = 30
 	on_corral2(same_text_other_standard_conforming_strings);
 }
 
-/* FINDING: a statement name longer than the 256 bytes corral peeks at passes as it is:
- * the Parse makes the client's own name on the shared server, and another client's
- * Bind of the same (long) name, not in its map, runs it.  Direct PostgreSQL: 26000. */
+/* A statement name longer than the 256 bytes corral peeks at first is read whole (up to
+ * 8192 bytes) and mapped like any other: another client's Bind of the same long name
+ * gets 26000, as on a direct connection. */
 static void name_past_peek_leaks_to_other_client(PGconn *a, PGconn *b)
 {
 	char name[301];
@@ -667,14 +742,14 @@ static void name_past_peek_leaks_to_other_client(PGconn *a, PGconn *b)
 	PQclear(res);
 }
 
-Test(prepared_attack, name_past_peek_leaks_to_other_client, .timeout = 30, .disabled = KNOWN_DEFECT)
+Test(prepared_attack, name_past_peek_leaks_to_other_client, .timeout = 30)
 {
 	on_corral2(name_past_peek_leaks_to_other_client);
 }
 
-/* FINDING: a Bind whose portal name is longer than 256 bytes passes as it is, with the
- * client's statement name: the client's own statement is not found (26000). */
-Test(prepared_attack, long_portal_name_bind, .timeout = 30, .disabled = KNOWN_DEFECT)
+/* A Bind whose portal name is longer than 256 bytes still has its statement name
+ * mapped: the client's own statement runs. */
+Test(prepared_attack, long_portal_name_bind, .timeout = 30)
 {
 	struct h_corral *c = h_corral_start(TX "auth_type = trust\nworkers = 1\n", ONE_SERVER,
 					    NULL);

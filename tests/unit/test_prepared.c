@@ -144,3 +144,52 @@ Test(prepared_registry, client_names)
 	prep_content_unref(a);
 	prep_client_free(pc);
 }
+
+/* Close, DEALLOCATE, DISCARD ALL: names go when PostgreSQL ran the request, and are
+ * back when it skipped or refused it; later segments wait for the answer. */
+Test(prepared_registry, names_closed_only_when_done)
+{
+	struct prep_client *pc = prep_client_new();
+	struct prep_server *srv = prep_server_new();
+	struct prep_content *a = prep_content_new(PREP_SQL, 0, "AS SELECT 1", 11);
+	cr_assert_not_null(prep_client_add(pc, "s1", a));
+	cr_assert_not_null(prep_client_add(pc, "s2", a));
+	bool oom;
+	cr_assert_not(prep_client_close(pc, "nope", NOTE_CLIENT_CLOSE, 1, &oom));
+	cr_assert_not(oom);
+	cr_assert(prep_client_close(pc, "s1", NOTE_CLIENT_CLOSE, 1, &oom));
+	cr_assert_null(prep_client_find(pc, "s1"), "gone for later messages");
+	cr_assert_not(prep_client_closing_before(pc, 1), "same segment: no wait");
+	cr_assert(prep_client_closing_before(pc, 2), "a later segment waits");
+	/* a new s1 in the same segment, then the Close is skipped: the old one is back once
+	 * the new one's (skipped) Parse is answered */
+	struct prep_stmt *again = prep_client_add(pc, "s1", a);
+	cr_assert_not_null(again);
+	cr_assert(prep_note_push(pc, NOTE_CLIENT_PARSE, NULL, again));
+	prep_note_resolve(pc, srv, TRACKER_SKIPPED);
+	prep_note_resolve(pc, srv, TRACKER_SKIPPED);
+	struct prep_stmt *s1 = prep_client_find(pc, "s1");
+	cr_assert_not_null(s1);
+	cr_assert_neq(s1->gen, 3, "the first s1, not the skipped one");
+	cr_assert_not(prep_client_closing_before(pc, 2));
+	/* DISCARD ALL refused, then run */
+	cr_assert(prep_client_close(pc, NULL, NOTE_SQL_CLEAR, 3, &oom));
+	cr_assert_null(prep_client_find(pc, "s2"));
+	prep_note_resolve(pc, srv, TRACKER_FAILED);
+	cr_assert_not_null(prep_client_find(pc, "s2"));
+	cr_assert(prep_client_close(pc, NULL, NOTE_SQL_CLEAR, 4, &oom));
+	prep_note_resolve(pc, srv, TRACKER_DONE);
+	cr_assert_null(prep_client_find(pc, "s1"));
+	cr_assert_null(prep_client_find(pc, "s2"));
+	cr_assert_eq(pc->n_stmts, 0);
+	/* with no names DISCARD ALL is still noted; a link that ends forgets as asked */
+	cr_assert(prep_client_close(pc, NULL, NOTE_SQL_CLEAR, 5, &oom));
+	cr_assert_not_null(prep_client_add(pc, "s3", a));
+	cr_assert(prep_client_close(pc, "s3", NOTE_CLIENT_CLOSE, 5, &oom));
+	prep_notes_abandon(pc);
+	cr_assert_null(prep_client_find(pc, "s3"));
+	cr_assert_eq(pc->n_closing, 0);
+	prep_content_unref(a);
+	prep_client_free(pc);
+	prep_server_free(srv);
+}
