@@ -44,14 +44,16 @@ Test(drivers, cancel_from_asyncpg_and_psycopg, .timeout = 60)
 #define NODE_QUERIES_PER_ROUND 5 /* named.js's QUERIES_PER_ROUND */
 #define NODE_TOTAL (NODE_CLIENTS * NODE_ROUNDS * NODE_QUERIES_PER_ROUND)
 
-/* A database no other test uses, so that its backends are this pool's alone. */
+/* A database no other test uses (the test without prepared statements uses bench), so
+ * that its backends are this pool's alone. */
 #define NODE_DB "node_named"
 #define NODE_DB_LINE(options)                                    \
 	NODE_DB " = host=@PGHOST@ port=@PGPORT@ dbname=" NODE_DB \
 		" user=bench password=secret" options "\n"
 
-/* node named.js against c; fails the test with a pointer to make if pg is not installed. */
-static struct h_cmd run_named_js(const struct h_corral *c)
+/* node named.js against database db of c; fails the test with a pointer to make if pg
+ * is not installed. */
+static struct h_cmd run_named_js(const struct h_corral *c, const char *db)
 {
 	const char *src = h_need_env("CORRAL_SRCDIR");
 	char *dir = h_printf("%s/tests/integration/drivers/node", src);
@@ -64,8 +66,7 @@ static struct h_cmd run_named_js(const struct h_corral *c)
 	char *qdir = h_shq(dir);
 	struct h_cmd r = h_run(90,
 			       "cd %s && node named.js postgresql://%s:%s@127.0.0.1:%d/%s %d %d",
-			       qdir, H.user, H.password, c->port, NODE_DB, NODE_CLIENTS,
-			       NODE_ROUNDS);
+			       qdir, H.user, H.password, c->port, db, NODE_CLIENTS, NODE_ROUNDS);
 	free(qdir);
 	free(pg);
 	free(dir);
@@ -79,7 +80,7 @@ Test(drivers, node_postgres_named_queries, .timeout = 100)
 	struct h_corral *c = h_corral_start("pool_mode = transaction\n",
 					    NODE_DB_LINE(" pool_size=5"), NULL);
 	struct h_sampler *s = h_sampler_start(NODE_DB, H.user);
-	struct h_cmd r = run_named_js(c);
+	struct h_cmd r = run_named_js(c, NODE_DB);
 	int samples = 0, peak = h_sampler_stop(s, &samples);
 	char *want = h_printf("node-postgres: %d of %d named queries ok", NODE_TOTAL, NODE_TOTAL);
 	cr_assert_eq(r.status, 0,
@@ -101,8 +102,8 @@ Test(drivers, node_postgres_named_queries_without_prepared_statements, .timeout 
 {
 	struct h_corral *c =
 		h_corral_start("pool_mode = transaction\nmax_prepared_statements = 0\n",
-			       NODE_DB_LINE(" pool_size=5"), NULL);
-	struct h_cmd r = run_named_js(c);
+			       H_BENCH_DB_WITH(" pool_size=5"), NULL);
+	struct h_cmd r = run_named_js(c, H.db);
 	cr_assert_neq(r.status, 0, "named.js succeeded with max_prepared_statements = 0\n%s",
 		      r.out);
 	cr_assert(r.status > 0 && r.status < 128, "named.js did not exit by itself: %d\n%s\n%s",
