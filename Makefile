@@ -115,7 +115,7 @@ NODE_DRIVERS := tests/integration/drivers/node
 NODE_STAMP   := $(NODE_DRIVERS)/node_modules/.package-lock.json
 $(NODE_STAMP): $(NODE_DRIVERS)/package.json $(NODE_DRIVERS)/package-lock.json | deps
 	@cd $(NODE_DRIVERS) && npm ci --no-audit --no-fund || { \
-	    echo "make: npm ci failed in $(NODE_DRIVERS): the node-postgres driver tests" \
+	    echo "npm ci failed in $(NODE_DRIVERS): the node-postgres driver tests" \
 	         "need its packages (package-lock.json) from the npm registry" \
 	         "(registry.npmjs.org, or npm's registry= setting); is it reachable?" >&2; exit 1; }
 	@touch $@
