@@ -106,9 +106,23 @@ $(BUILD)/proxy/dashboard_html.o: proxy/dashboard.html
 -include $(CORE_OBJ:.o=.d) $(FN_OBJ:.o=.d) $(STORM_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(ITEST_OBJ:.o=.d) \
 	 $(BUILD)/proxy/main.d $(BUILD)/functions/runner/main.d $(BUILD)/functions/storm/main.d
 
+# node-postgres for the drivers/node_postgres_* tests (tests/integration/drivers/node/):
+# `npm ci` installs exactly what package-lock.json records, into node_modules there, when
+# it is missing or older than the lockfile, so the tests themselves never go to the
+# network.  npm ci leaves node_modules/.package-lock.json behind; touched, it is the stamp.
+# Without the registry this fails, and says so: the tests would fail anyway.
+NODE_DRIVERS := tests/integration/drivers/node
+NODE_STAMP   := $(NODE_DRIVERS)/node_modules/.package-lock.json
+$(NODE_STAMP): $(NODE_DRIVERS)/package.json $(NODE_DRIVERS)/package-lock.json | deps
+	@cd $(NODE_DRIVERS) && npm ci --no-audit --no-fund || { \
+	    echo "npm ci failed in $(NODE_DRIVERS): the node-postgres driver tests" \
+	         "need its packages (package-lock.json) from the npm registry" \
+	         "(registry.npmjs.org, or npm's registry= setting); is it reachable?" >&2; exit 1; }
+	@touch $@
+
 # Unit tests first, then the integration suite against a throwaway PostgreSQL that
 # tests/integration/run.sh starts and stops; its Criterion summary ends the output.
-test: deps $(PROGRAMS) $(TEST_FNS) $(BIN)/unit-tests $(BIN)/integration-tests
+test: deps $(PROGRAMS) $(TEST_FNS) $(NODE_STAMP) $(BIN)/unit-tests $(BIN)/integration-tests
 	./$(BIN)/unit-tests --jobs 2
 	CORRAL_BIN=$(CURDIR)/$(BIN)/corral CORRAL_BINDIR=$(CURDIR)/$(BIN) \
 	    ./tests/integration/run.sh ./$(BIN)/integration-tests
@@ -150,7 +164,7 @@ asan: deps
 	    LDFLAGS="-fsanitize=address,undefined" test
 
 # The integration suite with corral under valgrind (memory errors, leaks).
-valgrind: deps $(PROGRAMS) $(TEST_FNS) bin/integration-tests
+valgrind: deps $(PROGRAMS) $(TEST_FNS) $(NODE_STAMP) bin/integration-tests
 	CORRAL_BIN=$(CURDIR)/scripts/valgrind-corral.sh CORRAL_BINDIR=$(CURDIR)/bin \
 	    ./tests/integration/run.sh ./bin/integration-tests
 

@@ -8,6 +8,11 @@ set -euo pipefail
 PKGS="build-essential pkg-config libevent-dev libpq-dev libssl-dev libinih-dev
       libcriterion-dev postgresql-15 postgresql-client-15 pgbouncer valgrind openssl
       python3 python3-asyncpg python3-psycopg chromium"
+# node and npm: the node-postgres test (tests/integration/drivers/node, `npm ci`).  Any
+# will do, so Debian's are installed only when there are none: NodeSource's nodejs, say,
+# brings its own npm and conflicts with Debian's npm package.
+command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 
 missing=()
 for p in $PKGS; do

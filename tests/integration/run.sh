@@ -34,6 +34,8 @@
 #                  copies of pgb (template), each used by one test of test_txpool.c
 #                  only (transaction-pooling pgbench runs that count backends), and
 #                  prep_bench by test_prepared.c's pgbench runs
+#   database node_named  empty, used only by test_drivers.c's node-postgres test (it
+#                  counts the pool's backends)
 #
 # Environment contract for BINARY (read by tests/integration/harness.c):
 #   CORRAL_BIN               absolute path of bin/corral (an already-set CORRAL_BIN wins,
@@ -124,6 +126,7 @@ create database txpool_w2 owner bench template pgb;
 create database txpool_ext owner bench template pgb;
 create database prep_bench owner bench template pgb;
 create database fn owner bench;
+create database node_named owner bench;
 EOF
 "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$data" -p "$port" -U bench -d fn \
 	-f "$root/functions/examples/schema.sql" >"$tmp/schema.log" 2>&1 ||
