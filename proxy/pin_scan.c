@@ -218,6 +218,7 @@ static bool scan_statement(struct scan *sc, struct sql_token *first)
 	struct sql_token t = *first, prev = {.kind = SQL_TOK_END};
 	enum sql_tok k = t.kind;
 	bool is_do = is_word(sc, &t, "do"), is_create = is_word(sc, &t, "create");
+	bool is_explain = is_word(sc, &t, "explain");
 	bool body = sc->depth > 0;
 	sc->out->stmt_start = first->start;
 	if (!body && (is_word(sc, &t, "prepare") || is_word(sc, &t, "execute") ||
@@ -244,6 +245,10 @@ static bool scan_statement(struct scan *sc, struct sql_token *first)
 			if (advisory_name(name))
 				return found(sc, PIN_ADVISORY_LOCK);
 			if (!body && strncasecmp(name, "corral_", 7) == 0)
+				sc->prepared_sql = true;
+			/* EXPLAIN EXECUTE, CREATE TABLE AS EXECUTE: a client's statement name */
+			if (!body && k == SQL_TOK_WORD && strcmp(name, "execute") == 0 &&
+			    (is_explain || (is_create && is_word(sc, &prev, "as"))))
 				sc->prepared_sql = true;
 			if (strcmp(name, "set_config") == 0 && scan_set_config(sc))
 				return true;

@@ -426,14 +426,13 @@ static bool sql_prepare(struct rewrite *w, const char *text, const struct sql_st
 }
 
 /*
- * EXECUTE or DEALLOCATE (verb) of a name the client has not prepared: sent as the name
+ * EXECUTE or DEALLOCATE of a name the client has not prepared: sent as the name
  * behind PREP_UNKNOWN_PREFIX, so that PostgreSQL answers its own 26000 for it (renamed
  * back on the way, rename_unknown) whatever the shared server holds, another client's
  * corral_... statement among them.  A pinned client's SQL-made statements live on its
  * own server (pin.c), so its names go as they are.
  */
-static bool sql_unknown(struct rewrite *w, const char *verb, const char *text, size_t len,
-			const struct sql_stmt *st)
+static bool sql_unknown(struct rewrite *w, const char *text, size_t len, const struct sql_stmt *st)
 {
 	if (w->c->pin_reason) {
 		const char *parts[] = {text};
@@ -449,8 +448,8 @@ static bool sql_unknown(struct rewrite *w, const char *verb, const char *text, s
 	}
 	quoted[q] = '\0';
 	const char *rest = text + st->after_name;
-	const char *parts[] = {verb, " \"" PREP_UNKNOWN_PREFIX, quoted, "\"", rest};
-	const size_t lens[] = {strlen(verb), sizeof(" \"" PREP_UNKNOWN_PREFIX) - 1, q, 1,
+	const char *parts[] = {text, "\"" PREP_UNKNOWN_PREFIX, quoted, "\"", rest};
+	const size_t lens[] = {st->name_at, sizeof("\"" PREP_UNKNOWN_PREFIX) - 1, q, 1,
 			       strnlen(rest, len - st->after_name)};
 	return send_query(w, parts, lens, 5, 0);
 }
@@ -461,7 +460,7 @@ static bool sql_execute(struct rewrite *w, const char *text, size_t len, const s
 	const char *rest = text + st->after_name;
 	size_t rest_len = st->end - st->after_name;
 	if (!stmt)
-		return sql_unknown(w, "EXECUTE", text, len, st);
+		return sql_unknown(w, text, len, st);
 	bool oom;
 	struct prep_entry *e = entry_of(w, stmt->content, &oom);
 	if (!e)
@@ -470,11 +469,12 @@ static bool sql_execute(struct rewrite *w, const char *text, size_t len, const s
 					  "prepared statement \"%s\": corral's server "
 					  "name collides with another statement",
 					  st->name);
+	/* What comes before the name (EXECUTE, EXPLAIN ... EXECUTE) goes as it is. */
 	const char *x = e->content->server_name;
 	if (prep_need(w->srv, e) == PREP_PRESENT) {
 		prep_touch(w->srv, e);
-		const char *parts[] = {"EXECUTE ", x, rest};
-		const size_t lens[] = {8, strlen(x), rest_len};
+		const char *parts[] = {text, x, rest};
+		const size_t lens[] = {st->name_at, strlen(x), rest_len};
 		return send_query(w, parts, lens, 3, 0);
 	}
 	if (stmt->content->kind != PREP_SQL)
@@ -489,9 +489,9 @@ static bool sql_execute(struct rewrite *w, const char *text, size_t len, const s
 	if (!prep_begin_create(&w->ctx, e, NOTE_SQL_EXECUTE, NULL))
 		return false;
 	const struct prep_content *ct = stmt->content;
-	const char *parts[] = {"PREPARE ", x, (const char *)ct->body, "\n;EXECUTE ", x, rest};
-	const size_t lens[] = {8, strlen(x), ct->len, 10, strlen(x), rest_len};
-	return send_query(w, parts, lens, 6, TRACKER_HIDDEN);
+	const char *parts[] = {"PREPARE ", x, (const char *)ct->body, "\n;", text, x, rest};
+	const size_t lens[] = {8, strlen(x), ct->len, 2, st->name_at, strlen(x), rest_len};
+	return send_query(w, parts, lens, 7, TRACKER_HIDDEN);
 }
 
 static bool sql_deallocate(struct rewrite *w, const char *text, size_t len,
@@ -503,7 +503,7 @@ static bool sql_deallocate(struct rewrite *w, const char *text, size_t len,
 	 * CommandComplete is swallowed. */
 	bool oom;
 	if (!prep_client_close(w->pc, st->name, NOTE_SQL_DEALLOCATE, w->srv->seg, &oom))
-		return oom ? false : sql_unknown(w, "DEALLOCATE", text, len, st);
+		return oom ? false : sql_unknown(w, text, len, st);
 	static const char q[] = "PREPARE " PREP_CHECK_NAME
 				" AS SELECT 1;DEALLOCATE " PREP_CHECK_NAME;
 	const char *parts[] = {q};

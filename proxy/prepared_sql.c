@@ -16,8 +16,9 @@ bool prepared_sql_maybe(const uint8_t *p, size_t n)
 	if (p[i] == '-' || p[i] == '/')
 		return true; /* a comment first */
 	uint8_t first = p[i] | 0x20;
-	if (first != 'p' && first != 'e' && first != 'd')
-		return false; /* not PREPARE, EXECUTE, DEALLOCATE or DISCARD: most queries */
+	if (first != 'p' && first != 'e' && first != 'd' && first != 'c')
+		return false; /* not PREPARE, EXECUTE, DEALLOCATE, DISCARD, EXPLAIN or CREATE:
+			       * most queries */
 	char word[11];
 	size_t k = 0;
 	while (i < n && k < sizeof(word) - 1 && ((p[i] | 0x20) >= 'a' && (p[i] | 0x20) <= 'z'))
@@ -26,18 +27,65 @@ bool prepared_sql_maybe(const uint8_t *p, size_t n)
 	if (i == n && k < sizeof(word) - 1)
 		return k == 0 || strncmp("prepare", word, k) == 0 ||
 		       strncmp("execute", word, k) == 0 || strncmp("deallocate", word, k) == 0 ||
-		       strncmp("discard", word, k) == 0;
+		       strncmp("discard", word, k) == 0 || strncmp("explain", word, k) == 0 ||
+		       strncmp("create", word, k) == 0;
 	return strcmp(word, "prepare") == 0 || strcmp(word, "execute") == 0 ||
-	       strcmp(word, "deallocate") == 0 || strcmp(word, "discard") == 0;
+	       strcmp(word, "deallocate") == 0 || strcmp(word, "discard") == 0 ||
+	       strcmp(word, "explain") == 0 || strcmp(word, "create") == 0;
 }
 
-/* The name after a keyword: an identifier, folded unless quoted; false if none. */
-static bool read_name(struct sql_lexer *l, char *name, bool *quoted)
+/* The name after a keyword: an identifier, folded unless quoted; false if none.  *at:
+ * where its token starts. */
+static bool read_name_at(struct sql_lexer *l, char *name, bool *quoted, size_t *at)
 {
 	struct sql_token t;
 	sql_lex_next(l, &t);
 	*quoted = t.kind == SQL_TOK_QIDENT;
+	*at = t.start;
 	return sql_tok_ident(l, &t, name, SQL_NAME_MAX + 1) && name[0];
+}
+
+static bool read_name(struct sql_lexer *l, char *name, bool *quoted)
+{
+	size_t at;
+	return read_name_at(l, name, quoted, &at);
+}
+
+static bool is_kw(const struct sql_lexer *l, const struct sql_token *t, const char *kw)
+{
+	char w[16];
+	return t->kind == SQL_TOK_WORD && sql_tok_ident(l, t, w, sizeof(w)) && strcmp(w, kw) == 0;
+}
+
+/*
+ * EXPLAIN [ANALYZE] [VERBOSE] [(options)] EXECUTE name ..., and CREATE TABLE ... AS
+ * EXECUTE name ...: past the first word, to the EXECUTE that names a statement (outside
+ * parentheses, after one of the words that may come just before it).  True with l at
+ * the name.
+ */
+static bool find_inner_execute(struct sql_lexer *l, bool explain)
+{
+	struct sql_token t, prev = {.kind = SQL_TOK_END};
+	int depth = 0;
+	for (;;) {
+		enum sql_tok k = sql_lex_next(l, &t);
+		if (k == SQL_TOK_END || k == SQL_TOK_SEMI || k == SQL_TOK_BAD)
+			return false;
+		if (k == SQL_TOK_OTHER && l->s[t.start] == '(')
+			depth++;
+		else if (k == SQL_TOK_OTHER && l->s[t.start] == ')')
+			depth--;
+		else if (depth == 0 && is_kw(l, &t, "execute"))
+			return explain ? prev.kind == SQL_TOK_END || is_kw(l, &prev, "analyze") ||
+						 is_kw(l, &prev, "analyse") ||
+						 is_kw(l, &prev, "verbose") ||
+						 (prev.kind == SQL_TOK_OTHER &&
+						  l->s[prev.start] == ')')
+				       : is_kw(l, &prev, "as");
+		if (depth < 0)
+			return false;
+		prev = t;
+	}
 }
 
 /* To the end of the statement: the first ';' outside quotes and comments (at it). */
@@ -73,7 +121,9 @@ void prepared_sql_parse(const char *text, size_t len, struct sql_stmt *out)
 	enum sql_cmd cmd;
 	if (keyword(word, "prepare"))
 		cmd = SQL_PREPARE;
-	else if (keyword(word, "execute"))
+	else if (keyword(word, "execute") ||
+		 ((keyword(word, "explain") || keyword(word, "create")) &&
+		  find_inner_execute(&l, keyword(word, "explain"))))
 		cmd = SQL_EXECUTE;
 	else if (keyword(word, "deallocate"))
 		cmd = SQL_DEALLOCATE;
@@ -81,14 +131,14 @@ void prepared_sql_parse(const char *text, size_t len, struct sql_stmt *out)
 		cmd = SQL_DISCARD_ALL;
 	else
 		return;
-	if (!read_name(&l, out->name, &quoted))
+	if (!read_name_at(&l, out->name, &quoted, &out->name_at))
 		return;
 	if (cmd == SQL_DISCARD_ALL && (quoted || !keyword(out->name, "all")))
 		return; /* DISCARD PLANS / TEMP / SEQUENCES: no statement is dropped */
 	if (cmd == SQL_PREPARE && !quoted && keyword(out->name, "transaction"))
 		return; /* two-phase commit */
 	if (cmd == SQL_DEALLOCATE && !quoted && keyword(out->name, "prepare")) {
-		if (!read_name(&l, out->name, &quoted))
+		if (!read_name_at(&l, out->name, &quoted, &out->name_at))
 			return;
 	}
 	if (cmd == SQL_DEALLOCATE && !quoted && keyword(out->name, "all"))

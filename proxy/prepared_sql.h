@@ -17,7 +17,7 @@
 enum sql_cmd {
 	SQL_OTHER,
 	SQL_PREPARE,        /* PREPARE name [(types)] AS statement */
-	SQL_EXECUTE,        /* EXECUTE name [(arguments)] */
+	SQL_EXECUTE,        /* [EXPLAIN ... | CREATE TABLE ... AS] EXECUTE name [(arguments)] */
 	SQL_DEALLOCATE,     /* DEALLOCATE [PREPARE] name */
 	SQL_DEALLOCATE_ALL, /* DEALLOCATE [PREPARE] ALL */
 	SQL_DISCARD_ALL,    /* DISCARD ALL */
@@ -26,6 +26,8 @@ enum sql_cmd {
 struct sql_stmt {
 	enum sql_cmd cmd;
 	char name[SQL_NAME_MAX + 1]; /* as PostgreSQL reads it: unquoted folded to lower case */
+	size_t name_at;              /* offset of the name in the text (what comes before
+				      * it is sent as it is) */
 	size_t after_name;           /* offset just past the name in the text */
 	size_t end;                  /* offset of the statement's end (its ';' or the end) */
 };

@@ -769,17 +769,27 @@ Test(prepared_attack, long_portal_name_bind, .timeout = 30)
 }
 
 /* Other statements that name a prepared statement (EXPLAIN EXECUTE, CREATE TABLE AS
- * EXECUTE) are not rewritten: direct PostgreSQL runs the client's statement. */
+ * EXECUTE) run the client's statement, as on a direct connection; an unknown name gets
+ * PostgreSQL's 26000. */
 static void explain_execute(PGconn *a)
 {
-	h_exec_ok(a, "PREPARE q1 AS SELECT 1");
-	PGresult *res = h_exec(a, "EXPLAIN EXECUTE q1");
+	h_exec_ok(a, "PREPARE q1(int) AS SELECT $1 + 1 AS v");
+	PGresult *res = h_exec(a, "EXPLAIN (COSTS OFF) EXECUTE q1(41)");
 	cr_expect_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+	h_exec_ok(a, "DROP TABLE IF EXISTS att_ctas");
+	h_exec_ok(a, "CREATE TABLE att_ctas AS EXECUTE q1(41)");
+	h_expect_value(a, "SELECT v FROM att_ctas", "42");
+	h_exec_ok(a, "DROP TABLE att_ctas");
+	res = h_exec(a, "EXPLAIN EXECUTE nope");
+	cr_expect_str_eq(h_sqlstate(res) ? h_sqlstate(res) : "", "26000");
+	cr_expect(strstr(PQresultErrorMessage(res), "\"nope\"") != NULL, "%s",
+		  PQresultErrorMessage(res));
 	PQclear(res);
 	PQfinish(a);
 }
 
-Test(prepared_attack, explain_execute, .timeout = 30, .disabled = KNOWN_DEFECT)
+Test(prepared_attack, explain_execute, .timeout = 30)
 {
 	on_corral(explain_execute);
 }

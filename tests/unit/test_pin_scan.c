@@ -123,8 +123,14 @@ Test(pin_scan, unreadable_fails_closed)
 Test(pin_scan, prepared_sql_outside_what_corral_rewrites)
 {
 	struct pin_find f;
-	const char *alone[] = {"PREPARE s AS SELECT 1", "EXECUTE s", "DEALLOCATE s", "DISCARD ALL;",
-			       "  prepare s (int) as select $1 ;"};
+	const char *alone[] = {"PREPARE s AS SELECT 1",
+			       "EXECUTE s",
+			       "DEALLOCATE s",
+			       "DISCARD ALL;",
+			       "  prepare s (int) as select $1 ;",
+			       "EXPLAIN ANALYZE EXECUTE s",
+			       "CREATE TABLE t AS EXECUTE s",
+			       "CREATE TRIGGER t AFTER INSERT ON x EXECUTE FUNCTION f()"};
 	for (size_t i = 0; i < sizeof(alone) / sizeof(alone[0]); i++)
 		cr_expect_eq(scan(alone[i]), PIN_NONE, "%s", alone[i]);
 	const char *pins[] = {
@@ -134,12 +140,18 @@ Test(pin_scan, prepared_sql_outside_what_corral_rewrites)
 		"select 1; DISCARD ALL",
 		"SELECT 1; EXECUTE s",
 		"SELECT 1; SELECT \"corral_none:foo\"",
+		"SELECT 1; EXPLAIN EXECUTE s",
+		"SELECT 1; CREATE TABLE t AS EXECUTE s",
 	};
 	for (size_t i = 0; i < sizeof(pins) / sizeof(pins[0]); i++)
 		cr_expect_eq(scan(pins[i]), PIN_PREPARED_SQL, "%s", pins[i]);
 	/* A Parse's text is never rewritten: one such statement alone pins too. */
 	const char *parse = "PREPARE x AS SELECT 1";
 	cr_expect_eq(pin_scan_ex(parse, strlen(parse), NULL, false, false, &f), PIN_PREPARED_SQL);
+	parse = "EXPLAIN EXECUTE x";
+	cr_expect_eq(pin_scan_ex(parse, strlen(parse), NULL, false, false, &f), PIN_PREPARED_SQL);
+	parse = "CREATE TRIGGER t AFTER INSERT ON x FOR EACH ROW EXECUTE FUNCTION f()";
+	cr_expect_eq(pin_scan_ex(parse, strlen(parse), NULL, false, false, &f), PIN_NONE);
 	/* In strings and comments they are not statements. */
 	cr_expect_eq(scan("SELECT 'prepare x as select 1; corral_x'; -- deallocate all"), PIN_NONE);
 }

@@ -63,6 +63,44 @@ Test(prepared_sql, first_look)
 	cr_assert_not(prepared_sql_maybe((const uint8_t *)"DELETE FROM t", 13));
 	cr_assert_not(prepared_sql_maybe((const uint8_t *)"END", 3));
 	cr_assert(prepared_sql_maybe((const uint8_t *)"dea", 3)); /* too short to tell */
+	cr_assert(prepared_sql_maybe((const uint8_t *)"explain execute q", 17));
+	cr_assert(prepared_sql_maybe((const uint8_t *)"CREATE TABLE", 12));
+}
+
+/* Statements that name a prepared statement inside: EXPLAIN ... EXECUTE, CREATE TABLE
+ * ... AS EXECUTE; what comes before the name is kept. */
+Test(prepared_sql, execute_inside_explain_and_create_table_as)
+{
+	static const struct {
+		const char *sql, *name, *before;
+	} yes[] = {
+		{"EXPLAIN EXECUTE q1", "q1", "EXPLAIN EXECUTE "},
+		{"explain analyze verbose execute Q1(1, 'a')", "q1",
+		 "explain analyze verbose execute "},
+		{"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE \"Q\"", "Q",
+		 "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE "},
+		{"CREATE TABLE t (a, b) AS EXECUTE q1 WITH NO DATA", "q1",
+		 "CREATE TABLE t (a, b) AS EXECUTE "},
+	};
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		struct sql_stmt st;
+		prepared_sql_parse(yes[i].sql, strlen(yes[i].sql), &st);
+		cr_assert_eq(st.cmd, SQL_EXECUTE, "%s", yes[i].sql);
+		cr_assert_str_eq(st.name, yes[i].name);
+		cr_assert_eq(st.name_at, strlen(yes[i].before), "%s", yes[i].sql);
+	}
+	static const char *const no[] = {
+		"EXPLAIN SELECT 1",
+		"CREATE TRIGGER t AFTER INSERT ON x FOR EACH ROW EXECUTE FUNCTION f()",
+		"CREATE EVENT TRIGGER e ON ddl_command_start EXECUTE FUNCTION f()",
+		"EXPLAIN SELECT (execute) FROM t",
+		"EXPLAIN EXECUTE q1; SELECT 1",
+	};
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+		struct sql_stmt st;
+		prepared_sql_parse(no[i], strlen(no[i]), &st);
+		cr_assert_eq(st.cmd, SQL_OTHER, "%s", no[i]);
+	}
 }
 
 /* ---- the registry ------------------------------------------------------------------ */
