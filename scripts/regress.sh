@@ -113,3 +113,112 @@ if [ ! -f "$LIB/regress.so" ]; then
 	cp "$LIB/build/regress.so" "$LIB/"
 	for so in refint autoinc; do ln -sf "/usr/lib/postgresql/15/lib/$so.so" "$LIB/$so.so"; done
 fi
+
+# ---------------------------------------------------------------- runs
+
+[ "$SCHEDULE" = parallel ] || [ "$SCHEDULE" = serial ] || die "REGRESS_SCHEDULE: parallel or serial"
+case " $MODES " in *" session "* | *" transaction "*) [ -x "$CORRAL" ] || die "no $CORRAL (make)" ;; esac
+for mode in $MODES; do
+	case $mode in direct | session | transaction) ;; *) die "unknown mode $mode" ;; esac
+done
+
+TMP=$(mktemp -d /tmp/corral-regress.XXXXXX)
+chmod 755 "$TMP"
+CORRAL_PID=
+cleanup() {
+	[ -z "$CORRAL_PID" ] || { kill -INT "$CORRAL_PID" 2>/dev/null; wait "$CORRAL_PID" 2>/dev/null; } || true
+	[ -d "$TMP/pg" ] && pgtmp_stop "$TMP/pg"
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# The outputs are written by pg_regress and, for COPY ... TO a file in results/, by the
+# server: as root both run as PostgreSQL's OS user, which must be able to reach them.
+as_owner() { pgtmp_as_owner "$@"; }
+
+# run_mode MODE: a fresh PostgreSQL (and corral), the schedule, the results in $CACHE/MODE.
+run_mode() {
+	local mode=$1 out=$CACHE/$1 port args=()
+	rm -rf "$out" "$TMP/pg" && mkdir -p "$out" "$TMP/pg"
+	[ "$(id -u)" = 0 ] && chown "$PGTMP_RUN_AS" "$out"
+	# Trust over TCP: pg_regress logs in as postgres, corral logs in as each client.
+	pgtmp_start "$TMP/pg" --hba "host all all 127.0.0.1/32 trust" max_connections=150 ||
+		die "$mode: PostgreSQL did not start"
+	port=$PGTMP_PORT
+	if [ "$mode" != direct ]; then
+		port=$(pgtmp_free_port)
+		cat >"$out/corral.ini" <<-INI
+			; written by scripts/regress.sh
+			[corral]
+			listen_addr = 127.0.0.1
+			listen_port = $port
+			auth_type = trust
+			pool_mode = $mode
+			default_pool_size = 40
+			workers = 2
+			log_level = warn
+
+			[databases]
+			regression = host=127.0.0.1 port=$PGTMP_PORT dbname=regression
+			postgres = host=127.0.0.1 port=$PGTMP_PORT dbname=postgres
+		INI
+		"$CORRAL" -c "$out/corral.ini" >"$out/corral.log" 2>&1 &
+		CORRAL_PID=$!
+		for _ in $(seq 100); do
+			(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+			kill -0 "$CORRAL_PID" 2>/dev/null || { cat "$out/corral.log" >&2; die "$mode: corral did not start"; }
+			sleep 0.1
+		done
+	fi
+	args=(--inputdir="$REGRESS_SRC" --outputdir="$out" --bindir="$PG_BIN" --dlpath="$LIB"
+		--host=127.0.0.1 --port="$port" --user=postgres --dbname=regression)
+	if [ -n "${REGRESS_TESTS:-}" ]; then
+		# shellcheck disable=SC2206
+		args+=(test_setup $REGRESS_TESTS)
+	elif [ "$SCHEDULE" = serial ]; then
+		args+=(--schedule="$REGRESS_SRC/parallel_schedule" --max-connections=1) # make installcheck
+	else
+		args+=(--schedule="$REGRESS_SRC/parallel_schedule" --max-concurrent-tests=20) # installcheck-parallel
+	fi
+	say "$mode: pg_regress on port $port (log: $out/pg_regress.log)"
+	local t0=$SECONDS
+	(cd "$out" && as_owner env PGAPPNAME= "$PG_REGRESS" "${args[@]}") >"$out/pg_regress.log" 2>&1 || true
+	echo $((SECONDS - t0)) >"$out/seconds"
+	# One line per test: NAME ok|FAILED|ignored.
+	sed -nE 's/^(test| ) *([A-Za-z0-9_.-]+) +\.\.\. (ok|FAILED|failed \(ignored\)).*/\2 \3/p' \
+		"$out/pg_regress.log" | sed 's/failed (ignored)/ignored/' >"$out/status"
+	if [ "$mode" != direct ]; then
+		kill -INT "$CORRAL_PID" 2>/dev/null || true
+		wait "$CORRAL_PID" 2>/dev/null || true
+		CORRAL_PID=
+	fi
+	pgtmp_stop "$TMP/pg"
+	[ -s "$out/status" ] || { tail -20 "$out/pg_regress.log" >&2; die "$mode: pg_regress ran no test"; }
+}
+
+for mode in $MODES; do run_mode "$mode"; done
+
+# ---------------------------------------------------------------- report
+
+count() { grep -c " $2\$" "$CACHE/$1/status" || true; }
+failed() { awk '$2 != "ok" { print $1 }' "$CACHE/$1/status" | sort; }
+echo
+printf '%-12s %7s %7s %6s  %s\n' mode passed failed secs 'fail here but not directly (+) / pass here but not directly (-)'
+for mode in $MODES; do
+	diffs=
+	if [ "$mode" != direct ] && [ -f "$CACHE/direct/status" ]; then
+		diffs=$(comm -23 <(failed "$mode") <(failed direct) | sed 's/^/+/' | tr '\n' ' ')
+		diffs+=$(comm -13 <(failed "$mode") <(failed direct) | sed 's/^/-/' | tr '\n' ' ')
+	fi
+	printf '%-12s %7s %7s %6s  %s\n' "$mode" "$(count "$mode" ok)" \
+		"$(($(count "$mode" FAILED) + $(count "$mode" ignored)))" "$(cat "$CACHE/$mode/seconds")" "$diffs"
+done
+echo
+for mode in $MODES; do
+	if [ -s "$CACHE/$mode/regression.diffs" ]; then
+		echo "$mode: $CACHE/$mode/regression.diffs"
+	else
+		echo "$mode: no differences"
+	fi
+done
