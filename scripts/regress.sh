@@ -8,6 +8,7 @@
 #   REGRESS_MODES="direct transaction" scripts/regress.sh
 #   REGRESS_TESTS="boolean char prepare" scripts/regress.sh   these tests only (in order,
 #                                      after test_setup, which the others need)
+#   REGRESS_OUT=DIR                    results in DIR/<mode>/ (default build/regress/)
 #
 # What it needs, fetched once into build/regress/ (the cache; delete it to start over):
 #   pg_regress       postgresql-server-dev-15, at the installed postgresql-15's version
@@ -21,18 +22,21 @@
 # Each run: a throwaway PostgreSQL (scripts/pgtmp.sh; trust for 127.0.0.1, so corral's
 # server logins need no password) and corral (auth_type = trust, database lines for
 # `regression` and `postgres`, each client logging in to the server as itself).
-# pg_regress runs as the superuser "postgres" over TCP; results, regression.diffs and
-# corral's log go to build/regress/<mode>/.  Ports 20000-31999 on 127.0.0.1 only.
+# pg_regress runs as the superuser "postgres" over TCP; results, regression.diffs,
+# pg_regress.log and corral's config and log go to build/regress/<mode>/, the table to
+# build/regress/summary.txt.  Ports 20000-31999 on 127.0.0.1 only.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${REGRESS_DIR:-$ROOT/build/regress}
+OUT=${REGRESS_OUT:-$CACHE}
 CORRAL=${CORRAL_BIN:-$ROOT/bin/corral}
 MODES=${REGRESS_MODES:-direct session transaction}
 SCHEDULE=${REGRESS_SCHEDULE:-parallel}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PGXS_DIR=/usr/lib/postgresql/15/lib/pgxs
 PG_REGRESS=$PGXS_DIR/src/test/regress/pg_regress
+# shellcheck source=scripts/pgtmp.sh
 . "$ROOT/scripts/pgtmp.sh"
 pgtmp_unset_pgenv
 
@@ -45,11 +49,12 @@ pkg_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true; }
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep 'install ok installed' >/dev/null; }
 
 PGVER=$(pkg_version postgresql-15)
-[ -n "$PGVER" ] && installed postgresql-15 || die "postgresql-15 is not installed (make deps)"
+if [ -z "$PGVER" ] || ! installed postgresql-15; then die "postgresql-15 is not installed (make deps)"; fi
 
 need=()
-[ "$(pkg_version postgresql-server-dev-15)" = "$PGVER" ] && installed postgresql-server-dev-15 ||
+if [ "$(pkg_version postgresql-server-dev-15)" != "$PGVER" ] || ! installed postgresql-server-dev-15; then
 	need+=("postgresql-server-dev-15=$PGVER")
+fi
 installed dpkg-dev || need+=(dpkg-dev)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ]; then
@@ -107,6 +112,7 @@ if [ ! -f "$LIB/regress.so" ]; then
 	say "building regress.so"
 	rm -rf "$LIB" && mkdir -p "$LIB/build"
 	cp "$REGRESS_SRC/regress.c" "$LIB/build/"
+	# shellcheck disable=SC2016  # make's $(...), not the shell's
 	printf 'MODULES = regress\nPG_CONFIG = %s/pg_config\nPGXS := $(shell $(PG_CONFIG) --pgxs)\ninclude $(PGXS)\n' \
 		"$PG_BIN" >"$LIB/build/Makefile"
 	make -C "$LIB/build" >"$LIB/build.log" 2>&1 || { cat "$LIB/build.log" >&2; die "regress.so did not build"; }
@@ -125,6 +131,7 @@ done
 TMP=$(mktemp -d /tmp/corral-regress.XXXXXX)
 chmod 755 "$TMP"
 CORRAL_PID=
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
 	[ -z "$CORRAL_PID" ] || { kill -INT "$CORRAL_PID" 2>/dev/null; wait "$CORRAL_PID" 2>/dev/null; } || true
 	[ -d "$TMP/pg" ] && pgtmp_stop "$TMP/pg"
@@ -137,9 +144,9 @@ trap 'exit 130' INT TERM
 # server: as root both run as PostgreSQL's OS user, which must be able to reach them.
 as_owner() { pgtmp_as_owner "$@"; }
 
-# run_mode MODE: a fresh PostgreSQL (and corral), the schedule, the results in $CACHE/MODE.
+# run_mode MODE: a fresh PostgreSQL (and corral), the schedule, the results in $OUT/MODE.
 run_mode() {
-	local mode=$1 out=$CACHE/$1 port args=()
+	local mode=$1 out=$OUT/$1 port args=()
 	rm -rf "$out" "$TMP/pg" && mkdir -p "$out" "$TMP/pg"
 	[ "$(id -u)" = 0 ] && chown "$PGTMP_RUN_AS" "$out"
 	# Trust over TCP: pg_regress logs in as postgres, corral logs in as each client.
@@ -201,24 +208,27 @@ for mode in $MODES; do run_mode "$mode"; done
 
 # ---------------------------------------------------------------- report
 
-count() { grep -c " $2\$" "$CACHE/$1/status" || true; }
-failed() { awk '$2 != "ok" { print $1 }' "$CACHE/$1/status" | sort; }
-echo
-printf '%-12s %7s %7s %6s  %s\n' mode passed failed secs 'fail here but not directly (+) / pass here but not directly (-)'
-for mode in $MODES; do
-	diffs=
-	if [ "$mode" != direct ] && [ -f "$CACHE/direct/status" ]; then
-		diffs=$(comm -23 <(failed "$mode") <(failed direct) | sed 's/^/+/' | tr '\n' ' ')
-		diffs+=$(comm -13 <(failed "$mode") <(failed direct) | sed 's/^/-/' | tr '\n' ' ')
-	fi
-	printf '%-12s %7s %7s %6s  %s\n' "$mode" "$(count "$mode" ok)" \
-		"$(($(count "$mode" FAILED) + $(count "$mode" ignored)))" "$(cat "$CACHE/$mode/seconds")" "$diffs"
-done
-echo
-for mode in $MODES; do
-	if [ -s "$CACHE/$mode/regression.diffs" ]; then
-		echo "$mode: $CACHE/$mode/regression.diffs"
-	else
-		echo "$mode: no differences"
-	fi
-done
+count() { grep -c " $2\$" "$OUT/$1/status" || true; }
+failed() { awk '$2 != "ok" { print $1 }' "$OUT/$1/status" | sort; }
+report() {
+	echo
+	printf '%-12s %7s %7s %6s  %s\n' mode passed failed secs 'fail here but not directly (+) / pass here but not directly (-)'
+	for mode in $MODES; do
+		diffs=
+		if [ "$mode" != direct ] && [ -f "$OUT/direct/status" ]; then
+			diffs=$(comm -23 <(failed "$mode") <(failed direct) | sed 's/^/+/' | tr '\n' ' ')
+			diffs+=$(comm -13 <(failed "$mode") <(failed direct) | sed 's/^/-/' | tr '\n' ' ')
+		fi
+		printf '%-12s %7s %7s %6s  %s\n' "$mode" "$(count "$mode" ok)" \
+			"$(($(count "$mode" FAILED) + $(count "$mode" ignored)))" "$(cat "$OUT/$mode/seconds")" "$diffs"
+	done
+	echo
+	for mode in $MODES; do
+		if [ -s "$OUT/$mode/regression.diffs" ]; then
+			echo "$mode: $OUT/$mode/regression.diffs"
+		else
+			echo "$mode: no differences"
+		fi
+	done
+}
+report | tee "$OUT/summary.txt"
