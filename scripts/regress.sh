@@ -30,6 +30,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${REGRESS_DIR:-$ROOT/build/regress}
 OUT=${REGRESS_OUT:-$CACHE}
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
 CORRAL=${CORRAL_BIN:-$ROOT/bin/corral}
 MODES=${REGRESS_MODES:-direct session transaction}
 SCHEDULE=${REGRESS_SCHEDULE:-parallel}
