@@ -138,6 +138,15 @@ test-diff: deps $(PROGRAMS) $(BIN)/integration-tests
 	CORRAL_DIFF_SEQUENCES=$(DIFF_SEQUENCES) CORRAL_DIFF_SEED=$(DIFF_SEED) CORRAL_DIFF_KEEP_GOING=1 \
 	    ./tests/integration/run.sh ./$(BIN)/integration-tests --filter 'differential/*'
 
+# PostgreSQL 15's own regression suite (parallel_schedule) directly, then through corral
+# in session and in transaction mode; prints passed / failed per mode and the tests that
+# fail only through corral (scripts/regress.sh; not part of make test: minutes, and
+# fetches the suite once into build/regress/).  REGRESS_SCHEDULE=serial runs it as
+# make installcheck does (one test at a time).
+.PHONY: regress
+regress: deps $(BIN)/corral
+	CORRAL_BIN=$(CURDIR)/$(BIN)/corral ./scripts/regress.sh
+
 unit: deps $(BIN)/unit-tests
 	./$(BIN)/unit-tests --jobs 2
 
