@@ -266,8 +266,11 @@ static bool unknown_stmt(struct rewrite *w, const char *name)
  * The settings a statement's text is parsed under, as the linked server last reported
  * them (ParameterStatus; corral gave it the client's values when it linked): constants
  * are read under them once, at Parse, so clients whose values differ must not share a
- * server statement.  search_path is not here: PostgreSQL looks names up again when it
- * changes (and refuses a changed result type, as for one session).
+ * server statement.  And the client's search_path (startup or carried SET; PostgreSQL 15
+ * does not report it): PostgreSQL would look names up again when it changes, but a
+ * changed result type is then an error (0A000) a client alone on its connection never
+ * gets, so tenants with their own search_path get their own statements.  A search_path
+ * set otherwise (SET LOCAL, set_config, a function's SET) is not seen here.
  */
 static uint64_t parse_env(const struct client *c)
 {
@@ -278,11 +281,10 @@ static uint64_t parse_env(const struct client *c)
 	siphash_init(&h, key);
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		const char *v = c->server ? params_get(&c->server->params, names[i]) : NULL;
-		if (v)
-			siphash_update(&h, v, strlen(v) + 1);
-		else
-			siphash_update(&h, "", 1);
+		siphash_update(&h, v ? v : "", v ? strlen(v) + 1 : 1);
 	}
+	const char *path = params_get(&c->params, "search_path");
+	siphash_update(&h, path ? path : "", path ? strlen(path) + 1 : 1);
 	return siphash_final(&h);
 }
 
