@@ -57,6 +57,10 @@ struct server {
 	/* Signature of the client parameters this server was last brought to (see
 	 * proxy/session_params.h); 0 when unknown or changed since. */
 	uint64_t param_sig;
+	/* Whose sequence values (currval, lastval) it may hold: a client's id, 0 for none
+	 * (new, or after DISCARD ALL), SERVER_SEQ_MIXED once several clients used it
+	 * (proxy/pin.h pin_link_sequences). */
+	uint64_t seq_owner;
 	bool pool_slot_returned;    /* its pool's count was given back ahead of the close */
 	/* Cancel requests sent for it and not yet delivered (pool/cancel.h); the owner's
 	 * cancel_done runs when the last one is, and a closed server is freed only then. */
@@ -65,6 +69,8 @@ struct server {
 	int backend_pid;
 	uint64_t login_sig;         /* its pool's login_sig when it logged in */
 };
+
+#define SERVER_SEQ_MIXED UINT64_MAX
 
 /* Starts a login for s (already on its pool's login list).  False: could not start. */
 bool server_login_start(struct server *s, const char *const *keys, const char *const *vals)

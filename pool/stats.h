@@ -66,7 +66,7 @@ typedef atomic_llong stats_counter;
 /* What was done about SQL that cannot be carried (pin_policy), and why: proxy/pin_scan.h's
  * enum pin_reason has at most STATS_PIN_REASONS values (proxy/pin.c checks). */
 enum stats_pin_action { STATS_PIN, STATS_PIN_WARN, STATS_PIN_REFUSE, STATS_PIN_ACTIONS };
-#define STATS_PIN_REASONS 9
+#define STATS_PIN_REASONS 10
 
 /* Clients of a pool or application by state group; they mirror a worker's client
  * lists (proxy/client_lists.h). */

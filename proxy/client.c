@@ -27,6 +27,7 @@
 #include "proxy/server_drain.h"
 #include "proxy/prepared_relay.h"
 #include "proxy/pin.h"
+#include "proxy/seq_state.h"
 #include "proxy/server_reset.h"
 #include "proxy/session_params.h"
 #include "proxy/worker.h"
@@ -700,15 +701,22 @@ static void link_server(struct client *c, struct server *s)
 		client_fail(c, "53200", "out of memory");
 		return;
 	}
-	if (!query) {
+	bool discard_seq = seq_state_link(c, s, bufferevent_get_input(c->bev));
+	if (!query && !discard_seq) {
 		report_server_values(c, s);
 		client_set_state(c, CL_ACTIVE);
 		relay_start(c);
 		return;
 	}
-	const char *queries[] = { query };
-	session_params_sending(s, &c->params);
-	server_cmd_run(s, queries, 1, forward_param, prepared, c);
+	const char *queries[2];
+	int n = 0;
+	if (discard_seq)
+		queries[n++] = "DISCARD SEQUENCES";
+	if (query) {
+		queries[n++] = query;
+		session_params_sending(s, &c->params);
+	}
+	server_cmd_run(s, queries, n, forward_param, prepared, c);
 	free(query);
 }
 

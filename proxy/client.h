@@ -87,6 +87,7 @@ struct client {
 	struct stats_block *pool_stats, *app_stats;
 	usec_t wait_start;           /* when it queued (application slot or server), 0: not */
 	usec_t linked_at;            /* when it got its server, if it had to wait */
+	uint64_t prev_server_id;     /* the server of its last link (proxy/seq_state.h) */
 	usec_t last_active;          /* last time the client sent something */
 	struct server *server;       /* linked server while CL_ACTIVE */
 	struct relay relay;

@@ -16,6 +16,7 @@ static const char *const reason_names[PIN_REASONS] = {
 	[PIN_SET] = "set",
 	[PIN_UNREADABLE] = "unreadable",
 	[PIN_PREPARED_SQL] = "prepared_sql",
+	[PIN_SEQUENCE] = "sequence_state",
 };
 
 static const char *const reason_whats[PIN_REASONS] = {
@@ -29,6 +30,7 @@ static const char *const reason_whats[PIN_REASONS] = {
 	[PIN_UNREADABLE] = "SQL corral cannot read to its end",
 	[PIN_PREPARED_SQL] = "PREPARE, EXECUTE, DEALLOCATE or DISCARD (or a name of corral's "
 			     "own statements) other than alone in a query",
+	[PIN_SEQUENCE] = "currval() or lastval() (the session's sequence values)",
 };
 
 const char *pin_reason_name(enum pin_reason r)
@@ -209,6 +211,14 @@ static bool scan_create(struct scan *sc)
 	return false; /* the rest of the statement is read by the caller */
 }
 
+/* The word just read is called: a '(' comes next. */
+static bool called(const struct scan *sc)
+{
+	struct sql_lexer ahead = sc->l;
+	struct sql_token t;
+	return sql_lex_next(&ahead, &t) == SQL_TOK_OTHER && ahead.s[t.start] == '(';
+}
+
 /*
  * One statement from its first token.  True once a reason is found (the scan
  * stops).  The statement's words are read to its ';' so the next starts clean.
@@ -244,6 +254,9 @@ static bool scan_statement(struct scan *sc, struct sql_token *first)
 		    sql_tok_ident(&sc->l, &t, name, sizeof(name))) {
 			if (advisory_name(name))
 				return found(sc, PIN_ADVISORY_LOCK);
+			if ((strcmp(name, "currval") == 0 || strcmp(name, "lastval") == 0) &&
+			    called(sc))
+				return found(sc, PIN_SEQUENCE);
 			if (!body && strncasecmp(name, "corral_", 7) == 0)
 				sc->prepared_sql = true;
 			/* EXPLAIN EXECUTE, CREATE TABLE AS EXECUTE: a client's statement name */

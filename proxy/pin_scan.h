@@ -28,6 +28,9 @@ enum pin_reason {
 	 * statements (corral_...), in text corral does not rewrite: anything but a simple
 	 * query that is that one statement alone (proxy/prepared_sql.c). */
 	PIN_PREPARED_SQL,
+	/* currval() / lastval(): they read the session's sequence values, which nextval()
+	 * (a column DEFAULT among them, never seen) leaves on the server connection. */
+	PIN_SEQUENCE,
 	PIN_REASONS
 };
 

@@ -2,6 +2,7 @@
 
 #include "pool/pool.h"
 #include "proxy/server_cmd.h"
+#include "proxy/seq_state.h"
 #include "proxy/session_params.h"
 
 static void reset_done(struct server *s, const struct server_cmd_result *res, void *arg)
@@ -13,6 +14,8 @@ static void reset_done(struct server *s, const struct server_cmd_result *res, vo
 	else {
 		/* ROLLBACK undoes no session setting; DISCARD ALL undoes them all. */
 		session_params_after_reset(s, arg);
+		if (arg && session_params_reset_discards_all(arg))
+			seq_state_reset(s);
 		if (arg && s->prepared) {
 			/* A pinned client's server (proxy/pin.h): what corral prepared there is
 			 * gone after DISCARD ALL; after anything else it is not known. */

@@ -24,6 +24,8 @@ Scenarios (each: pgbench -n -T DURATION -P 1 -j 2, over TCP to the target):
   tpcb     -c 50          TPC-B-like, 50 persistent clients
   connect  -C -S -c 200   a new connection per transaction, select-only, 200 clients
            (direct: more clients than the role may have, so clients abort there)
+  simple50 / prepared50   -S -M simple / -M prepared -c 50 (only when asked for):
+           named prepared statements in transaction pooling against the same queries
 
 For each scenario, each round, each target (order rotated each round):
   truncate pgbench_history, vacuum branches/tellers, checkpoint; wait until no backend
@@ -64,7 +66,14 @@ SCENARIOS = {
     "tpcb":    {"args": ["-c", "50"], "what": "TPC-B-like, 50 persistent clients"},
     "connect": {"args": ["-C", "-S", "-c", "200"],
                 "what": "new connection per transaction, select-only, 200 clients"},
+    # Prepared statements in transaction pooling against the same load as simple queries
+    # (not in the default set: make bench BENCH_ARGS="--scenarios simple50,prepared50").
+    "simple50":   {"args": ["-S", "-M", "simple", "-c", "50"],
+                   "what": "select-only, simple protocol, 50 persistent clients"},
+    "prepared50": {"args": ["-S", "-M", "prepared", "-c", "50"],
+                   "what": "select-only, named prepared statements, 50 persistent clients"},
 }
+DEFAULT_SCENARIOS = ["select", "tpcb", "connect"]
 TARGETS = ["direct", "pgbouncer", "corral-w1", "corral-w2"]
 
 
@@ -505,7 +514,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=int(E("BENCH_ROUNDS", "3")))
     ap.add_argument("--duration", type=int, default=int(E("BENCH_DURATION", "10")),
                     help="seconds per pgbench run")
-    ap.add_argument("--scenarios", default=E("BENCH_SCENARIOS", ",".join(SCENARIOS)),
+    ap.add_argument("--scenarios", default=E("BENCH_SCENARIOS", ",".join(DEFAULT_SCENARIOS)),
                     help="comma-separated subset of " + ",".join(SCENARIOS))
     ap.add_argument("--targets", default=E("BENCH_TARGETS", ",".join(TARGETS)),
                     help="comma-separated subset of " + ",".join(TARGETS))

@@ -81,8 +81,9 @@ static void expect_pins(const struct h_corral *c, const char *reason, const char
 			long long n, long long pinned)
 {
 	PGconn *adm = admin(c);
-	cr_expect_eq(pins_of(adm, reason, action), n, "SHOW PINS %s/%s", reason, action);
-	cr_expect_eq(pinned_of(adm), pinned, "SHOW POOLS pinned");
+	long got = pins_of(adm, reason, action), now = pinned_of(adm);
+	cr_expect_eq(got, n, "SHOW PINS %s/%s: %ld", reason, action, got);
+	cr_expect_eq(now, pinned, "SHOW POOLS pinned: %ld", now);
 	PQfinish(adm);
 }
 
@@ -433,5 +434,75 @@ Test(pin, multi_statement_prepare_pins_and_never_leaks, .timeout = 60)
 	PQclear(rd);
 	PQfinish(b);
 	PQfinish(d);
+	h_corral_stop(c);
+}
+
+/* The SQLSTATE of sql's error on conn ("" when it succeeds). */
+static char *state_of(PGconn *conn, const char *sql)
+{
+	PGresult *res = h_exec(conn, sql);
+	char *st = strdup(h_sqlstate(res) ? h_sqlstate(res) : "");
+	PQclear(res);
+	return st;
+}
+
+/*
+ * currval() / lastval() never read another client's sequence values (nextval leaves
+ * them on the server connection; a column DEFAULT calls it unseen): B, given the server
+ * A's nextval ran on, gets PostgreSQL's 55000 as on its own connection; A keeps its own
+ * value while nobody else used its server, in one transaction always, and is pinned by
+ * currval (sequence_state) so its later transactions see its own values.
+ */
+Test(pin, sequence_values_never_reach_another_client, .timeout = 60)
+{
+	struct h_corral *c = h_corral_start("workers = 1\npool_mode = transaction\n"
+					    "admin_users = admin\n",
+					    H_BENCH_DB_WITH(" pool_size=1"), USERS);
+	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c);
+	h_exec_ok(a, "DROP TABLE IF EXISTS pin_seq_t; DROP SEQUENCE IF EXISTS pin_seq;"
+		     "CREATE SEQUENCE pin_seq; CREATE TABLE pin_seq_t (id serial, v int)");
+	/* a column DEFAULT, never seen by corral, then the other client reads */
+	h_exec_ok(a, "INSERT INTO pin_seq_t (v) VALUES (1)");
+	h_expect_value(a, "SELECT nextval('pin_seq')::text", "1");
+	const char *readers[] = {"SELECT currval('pin_seq')", "SELECT lastval()",
+				 "SELECT currval('pin_seq_t_id_seq')",
+				 "BEGIN; SELECT currval('pin_seq'); COMMIT"};
+	for (size_t i = 0; i < sizeof(readers) / sizeof(readers[0]); i++) {
+		char *st = state_of(b, readers[i]);
+		cr_expect_str_eq(st, "55000", "b read a's sequence values: %s", readers[i]);
+		free(st);
+		h_exec_ok(b, "ROLLBACK");
+	}
+	PQfinish(b); /* pinned by its currval: its server is reset when it leaves */
+	/* another client used the server since a's nextval: 55000 (directly: 1), never
+	 * another client's value */
+	char *st = state_of(a, "SELECT currval('pin_seq')");
+	cr_expect_str_eq(st, "55000");
+	free(st);
+	/* pinned now: its values are its own from here on, across transactions */
+	h_expect_value(a, "SELECT nextval('pin_seq')::text", "2");
+	h_expect_value(a, "SELECT currval('pin_seq')::text", "2");
+	h_expect_value(a, "SELECT lastval()::text", "2");
+	expect_pins(c, "sequence_state", "pin", 2, 2);
+	PQfinish(a);
+	/* in one transaction, its own value */
+	PGconn *d = h_connect_bench(c);
+	h_expect_value(d, "BEGIN; SELECT nextval('pin_seq'); SELECT currval('pin_seq')::text", "3");
+	h_exec_ok(d, "COMMIT");
+	PQfinish(d);
+	h_corral_stop(c);
+}
+
+/* A client alone on its server keeps its values across transactions, as directly. */
+Test(pin, sequence_values_of_a_client_alone_stay, .timeout = 60)
+{
+	struct h_corral *c = h_corral_start("workers = 1\npool_mode = transaction\n",
+					    H_BENCH_DB_WITH(" pool_size=1"), USERS);
+	PGconn *a = h_connect_bench(c);
+	h_exec_ok(a, "DROP SEQUENCE IF EXISTS pin_seq2; CREATE SEQUENCE pin_seq2");
+	h_expect_value(a, "SELECT nextval('pin_seq2')::text", "1");
+	h_expect_value(a, "SELECT currval('pin_seq2')::text", "1");
+	h_expect_value(a, "SELECT lastval()::text", "1");
+	PQfinish(a);
 	h_corral_stop(c);
 }

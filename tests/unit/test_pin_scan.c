@@ -155,3 +155,19 @@ Test(pin_scan, prepared_sql_outside_what_corral_rewrites)
 	/* In strings and comments they are not statements. */
 	cr_expect_eq(scan("SELECT 'prepare x as select 1; corral_x'; -- deallocate all"), PIN_NONE);
 }
+
+/* currval() / lastval() read the session's sequence values: they pin; a column or a
+ * string of that name does not. */
+Test(pin_scan, sequence_readers)
+{
+	const char *pins[] = {"SELECT currval('s')", "select LASTVAL()",
+			      "SELECT pg_catalog.currval ( 's' )", "SELECT \"currval\"('s')",
+			      "DO $$ BEGIN PERFORM lastval(); END $$"};
+	for (size_t i = 0; i < sizeof(pins) / sizeof(pins[0]); i++)
+		cr_expect_eq(scan(pins[i]), PIN_SEQUENCE, "%s", pins[i]);
+	const char * not [] = {"SELECT nextval('s')", "SELECT lastval FROM t",
+			       "SELECT 'currval(1)'", "SELECT \"CURRVAL\"('s')",
+			       "SELECT setval('s', 1)"};
+	for (size_t i = 0; i < sizeof(not ) / sizeof(not [0]); i++)
+		cr_expect_eq(scan(not [i]), PIN_NONE, "%s", not [i]);
+}
