@@ -132,6 +132,18 @@ enum prep_note_kind {
 	NOTE_CLIENT_CLOSE,
 	NOTE_SQL_DEALLOCATE,
 	NOTE_SQL_CLEAR,
+	NOTE_SQL_TEXT, /* a rewritten Query with nothing else to note: its error position */
+};
+
+/*
+ * Where a rewritten Query's text differs from the client's, in characters: corral's own
+ * PREPARE first (skip), then the client's text with its statement name (name_len, at
+ * name_at) replaced by one of repl_len.  An error position is given back in the
+ * client's text, or left out when it points into what corral wrote.
+ */
+struct prep_pos_map {
+	bool set;
+	uint32_t skip, name_at, repl_len, name_len;
 };
 
 struct prep_note {
@@ -140,6 +152,7 @@ struct prep_note {
 	struct prep_entry *entry; /* the server statement it changes, or NULL */
 	char *stmt_name;          /* NOTE_CLIENT_PARSE / SQL: the client's name and ... */
 	uint64_t stmt_gen;        /* ... generation, forgotten if the Parse fails */
+	struct prep_pos_map pos;  /* a rewritten Query's */
 	uint64_t ticket;          /* NOTE_CLIENT_CLOSE, _SQL_DEALLOCATE, _SQL_CLEAR, ... */
 	uint64_t seg;             /* ... sent in this Sync segment */
 	char sqlstate[6];         /* NOTE_REFUSE */

@@ -114,8 +114,8 @@ void prepmsg_put_empty(struct evbuffer *out, char type)
 	put_header(out, type, 0);
 }
 
-bool prepmsg_put_error_renamed(struct evbuffer *out, const uint8_t *body, size_t len,
-			       const char *message)
+bool prepmsg_put_error_field(struct evbuffer *out, const uint8_t *body, size_t len, char code,
+			     const char *value)
 {
 	/* Fields: a code byte and a NUL-terminated value each, then a final NUL. */
 	size_t total = 0, off = 0;
@@ -124,7 +124,7 @@ bool prepmsg_put_error_renamed(struct evbuffer *out, const uint8_t *body, size_t
 		if (!nul)
 			return false;
 		size_t end = (size_t)(nul - body) + 1;
-		total += body[off] == 'M' ? 2 + strlen(message) : end - off;
+		total += body[off] != code ? end - off : value ? 2 + strlen(value) : 0;
 		off = end;
 	}
 	if (off >= len)
@@ -133,14 +133,20 @@ bool prepmsg_put_error_renamed(struct evbuffer *out, const uint8_t *body, size_t
 	for (off = 0; body[off];) {
 		const uint8_t *nul = memchr(body + off + 1, 0, len - off - 1);
 		size_t end = (size_t)(nul - body) + 1;
-		if (body[off] == 'M') {
-			evbuffer_add(out, "M", 1);
-			evbuffer_add(out, message, strlen(message) + 1);
-		} else {
+		if (body[off] != code) {
 			evbuffer_add(out, body + off, end - off);
+		} else if (value) {
+			evbuffer_add(out, &code, 1);
+			evbuffer_add(out, value, strlen(value) + 1);
 		}
 		off = end;
 	}
 	evbuffer_add(out, "", 1);
 	return true;
+}
+
+bool prepmsg_put_error_renamed(struct evbuffer *out, const uint8_t *body, size_t len,
+			       const char *message)
+{
+	return prepmsg_put_error_field(out, body, len, 'M', message);
 }

@@ -42,8 +42,11 @@ void prepmsg_put_describe(struct evbuffer *out, char kind, const char *name);
 void prepmsg_put_failing_bind(struct evbuffer *out, const char *name);
 void prepmsg_put_query_parts(struct evbuffer *out, const char *const *parts, const size_t *lens,
 			     size_t n);
-/* The server's ErrorResponse (body, len bytes: all of it) with its message field
- * replaced; false if the body is malformed or cut short. */
+/* The server's ErrorResponse (body, len bytes: all of it) with its field of code given
+ * value (left out when value is NULL); false if the body is malformed or cut short. */
+bool prepmsg_put_error_field(struct evbuffer *out, const uint8_t *body, size_t len, char code,
+			     const char *value);
+/* The same for the message field. */
 bool prepmsg_put_error_renamed(struct evbuffer *out, const uint8_t *body, size_t len,
 			       const char *message);
 /* One-byte body messages corral answers with: ParseComplete '1', CloseComplete '3'. */

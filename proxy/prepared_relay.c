@@ -382,6 +382,32 @@ static bool refuse_query(struct rewrite *w, const char *sqlstate, const char *fm
 	return tell_tracker(w, 'S', NULL, 0, 0);
 }
 
+/* Characters in n bytes of text (PostgreSQL counts error positions in characters; a
+ * UTF-8 continuation byte is not one). */
+static uint32_t chars(const char *p, size_t n)
+{
+	uint32_t c = 0;
+	for (size_t i = 0; i < n; i++)
+		c += ((uint8_t)p[i] & 0xC0) != 0x80;
+	return c;
+}
+
+/* The note just pushed is of a Query whose text is corral's skip bytes, then the
+ * client's text with the name at st->name_at replaced by repl (prep_pos_map). */
+static void note_pos(struct rewrite *w, const char *skip, size_t skip_len, const char *text,
+		     const struct sql_stmt *st, const char *repl, size_t repl_len)
+{
+	struct prep_client *pc = w->pc;
+	struct prep_note *n = &pc->notes[(pc->notes_head + pc->notes_len - 1) % pc->notes_cap];
+	n->pos = (struct prep_pos_map){
+		.set = true,
+		.skip = chars(skip, skip_len),
+		.name_at = chars(text, st->name_at),
+		.repl_len = chars(repl, repl_len),
+		.name_len = chars(text + st->name_at, st->after_name - st->name_at),
+	};
+}
+
 static bool send_query(struct rewrite *w, const char *const *parts, const size_t *lens, size_t n,
 		       int flags)
 {
@@ -422,8 +448,10 @@ static bool sql_prepare(struct rewrite *w, const char *text, const struct sql_st
 	 * unless known absent (Close of a missing statement is no error). */
 	if (!prep_begin_create(&w->ctx, e, NOTE_SQL_PREPARE, stmt))
 		return false;
-	const char *parts[] = {"PREPARE ", e->content->server_name, body};
-	const size_t lens[] = {8, strlen(e->content->server_name), body_len};
+	const char *x = e->content->server_name;
+	note_pos(w, "", 0, text, st, x, strlen(x));
+	const char *parts[] = {text, x, body};
+	const size_t lens[] = {st->name_at, strlen(x), body_len};
 	return send_query(w, parts, lens, 3, TRACKER_NOTED);
 }
 
@@ -450,10 +478,14 @@ static bool sql_unknown(struct rewrite *w, const char *text, size_t len, const s
 	}
 	quoted[q] = '\0';
 	const char *rest = text + st->after_name;
-	const char *parts[] = {text, "\"" PREP_UNKNOWN_PREFIX, quoted, "\"", rest};
-	const size_t lens[] = {st->name_at, sizeof("\"" PREP_UNKNOWN_PREFIX) - 1, q, 1,
-			       strnlen(rest, len - st->after_name)};
-	return send_query(w, parts, lens, 5, 0);
+	char repl[sizeof(quoted) + sizeof(PREP_UNKNOWN_PREFIX) + 2];
+	int r = snprintf(repl, sizeof(repl), "\"%s%s\"", PREP_UNKNOWN_PREFIX, quoted);
+	if (!prep_note_push(w->pc, NOTE_SQL_TEXT, NULL, NULL))
+		return false;
+	note_pos(w, "", 0, text, st, repl, (size_t)r);
+	const char *parts[] = {text, repl, rest};
+	const size_t lens[] = {st->name_at, (size_t)r, strnlen(rest, len - st->after_name)};
+	return send_query(w, parts, lens, 3, TRACKER_NOTED);
 }
 
 static bool sql_execute(struct rewrite *w, const char *text, size_t len, const struct sql_stmt *st)
@@ -475,9 +507,12 @@ static bool sql_execute(struct rewrite *w, const char *text, size_t len, const s
 	const char *x = e->content->server_name;
 	if (prep_need(w->srv, e) == PREP_PRESENT) {
 		prep_touch(w->srv, e);
+		if (!prep_note_push(w->pc, NOTE_SQL_TEXT, NULL, NULL))
+			return false;
+		note_pos(w, "", 0, text, st, x, strlen(x));
 		const char *parts[] = {text, x, rest};
 		const size_t lens[] = {st->name_at, strlen(x), rest_len};
-		return send_query(w, parts, lens, 3, 0);
+		return send_query(w, parts, lens, 3, TRACKER_NOTED);
 	}
 	if (stmt->content->kind != PREP_SQL)
 		return refuse_query(
@@ -493,6 +528,10 @@ static bool sql_execute(struct rewrite *w, const char *text, size_t len, const s
 	const struct prep_content *ct = stmt->content;
 	const char *parts[] = {"PREPARE ", x, (const char *)ct->body, "\n;", text, x, rest};
 	const size_t lens[] = {8, strlen(x), ct->len, 2, st->name_at, strlen(x), rest_len};
+	/* skip: corral's PREPARE, in characters (its ASCII and the body's) */
+	note_pos(w, "", 0, text, st, x, strlen(x));
+	w->pc->notes[(w->pc->notes_head + w->pc->notes_len - 1) % w->pc->notes_cap].pos.skip =
+		(uint32_t)(10 + strlen(x)) + chars((const char *)ct->body, ct->len);
 	return send_query(w, parts, lens, 7, TRACKER_HIDDEN);
 }
 
@@ -675,7 +714,39 @@ static void check_foreign_change(struct client *c, const uint8_t *body, size_t l
 static bool note_is_hidden(const struct prep_note *n)
 {
 	return n->kind != NOTE_CLIENT_PARSE && n->kind != NOTE_SQL_PREPARE &&
-	       n->kind != NOTE_CLIENT_CLOSE && n->kind != NOTE_SQL_CLEAR;
+	       n->kind != NOTE_CLIENT_CLOSE && n->kind != NOTE_SQL_CLEAR &&
+	       n->kind != NOTE_SQL_TEXT;
+}
+
+/* The error's position (field P) as it reads in the client's text, or 0 when it points
+ * into what corral wrote (prep_pos_map). */
+static unsigned long client_position(const struct prep_pos_map *m, unsigned long p)
+{
+	if (p <= m->skip)
+		return 0;
+	p -= m->skip;
+	if (p <= m->name_at)
+		return p;
+	if (p <= (unsigned long)m->name_at + m->repl_len)
+		return (unsigned long)m->name_at + 1; /* in the name: its start */
+	return p - m->repl_len + m->name_len;
+}
+
+/* An error of a rewritten Query with a position: given back in the client's terms. */
+static bool put_position(const struct prep_note *n, const uint8_t *body, size_t len,
+			 struct evbuffer *out)
+{
+	const char *pos = pgproto_error_field(body, len, 'P');
+	if (!n->pos.set || !pos)
+		return false;
+	char *end;
+	unsigned long p = strtoul(pos, &end, 10);
+	if (*end || !p)
+		return false;
+	unsigned long mapped = client_position(&n->pos, p);
+	char v[24];
+	snprintf(v, sizeof(v), "%lu", mapped);
+	return prepmsg_put_error_field(out, body, len, 'P', mapped ? v : NULL);
 }
 
 /* What the client gets instead of the server message that decided note n. */
@@ -809,6 +880,10 @@ static enum prep_reply decide(struct client *c, struct prep_client *pc, struct t
 		n->swallowed_cc = true; /* the PREPARE before the client's EXECUTE */
 		return PREP_REPLY_SWALLOW;
 	}
+	/* A rewritten Query's error comes before its ReadyForQuery decides it. */
+	if (type == 'E' && reply == PREP_REPLY_PASS && n && tracker_head_noted(t) && out_buf &&
+	    put_position(n, body, body_len, out_buf))
+		return PREP_REPLY_REPLACE;
 	return reply;
 }
 

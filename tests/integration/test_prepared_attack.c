@@ -849,3 +849,57 @@ Test(prepared_attack, same_text_other_param_types, .timeout = 30)
 {
 	on_corral2(same_text_other_param_types);
 }
+
+/* Errors of PREPARE / EXECUTE that corral rewrote point where they do on a direct
+ * connection (psql's "LINE 1: ... ^" is drawn from the position): corral's server name
+ * is longer than the client's, and EXECUTE may carry corral's own PREPARE in front. */
+static const char *const position_sql[] = {
+	"PREPARE pos_a AS SELECT $1a",
+	"PREPARE pos_b(nonexistenttype) AS SELECT $1",
+	"/* \xc3\xbc */ PREPARE \"pos_\xc3\xbc\" AS SELECT nosuchcolumn",
+	"EXECUTE pos_q(5::smallint, 'x')",
+	"EXECUTE pos_q(1, nosuchcolumn)",
+	"EXPLAIN EXECUTE pos_q(1, 2 +)",
+	"EXECUTE pos_unknown(1, nosuchcolumn)",
+};
+
+static char *positions(PGconn *conn)
+{
+	h_exec_ok(conn, "PREPARE pos_q(int, int) AS SELECT $1 + $2");
+	struct h_sbuf out = {0};
+	for (size_t i = 0; i < sizeof(position_sql) / sizeof(position_sql[0]); i++) {
+		PGresult *res = h_exec(conn, position_sql[i]);
+		const char *p = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
+		char *line = h_printf("%s: %s %s\n", position_sql[i],
+				      h_sqlstate(res) ? h_sqlstate(res) : "ok", p ? p : "-");
+		h_sb_add(&out, line, strlen(line));
+		free(line);
+		PQclear(res);
+	}
+	h_sb_add(&out, "", 1);
+	PQfinish(conn);
+	return out.p;
+}
+
+Test(prepared_attack, error_positions_as_direct, .timeout = 30)
+{
+	char *want = positions(direct_pg());
+	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
+	char *got = positions(h_connect_bench(c));
+	cr_expect_str_eq(got, want);
+	cr_log_info("%s", got);
+	/* and with the statement evicted: EXECUTE carries corral's PREPARE in front */
+	h_corral_stop(c);
+	c = h_corral_start(TX "workers = 1\nmax_prepared_statements = 1\n", ONE_SERVER, NULL);
+	PGconn *a = h_connect_bench(c);
+	h_exec_ok(a, "PREPARE pos_q(int, int) AS SELECT $1 + $2");
+	h_exec_ok(a, "PREPARE pos_other AS SELECT 2"); /* evicts pos_q's */
+	PGresult *res = h_exec(a, "EXECUTE pos_q(1, nosuchcolumn)");
+	const char *p = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
+	cr_expect_str_eq(p ? p : "-", "18");
+	PQclear(res);
+	PQfinish(a);
+	h_corral_stop(c);
+	free(want);
+	free(got);
+}
