@@ -770,3 +770,115 @@ static void leaves_with_close_unanswered(struct target *t)
 }
 
 SCENARIO(leaves_with_close_unanswered, NULL, false)
+
+/* ---- a statement made in the previous segment, still unanswered ----------------------- */
+
+/* SQL PREPARE and, sent at once, a protocol Bind of it: PostgreSQL ran the PREPARE
+ * first, the Bind runs it (CZ2DCZ).  corral sees the statement in flight from an earlier
+ * segment (prep_need: PREP_CLOSE_PARSE) and, as it was made by SQL, refuses the Bind with
+ * 0A000 (use_stmt): SQL PREPARE does not mark the name pending, so nothing waits for
+ * its answer (must_wait_for_parse). */
+static void sql_prepare_pipelined_bind(struct target *t)
+{
+	int fd = open_fd(t);
+	EXPECT(fd, "CZ2DCZ", 2, query("PREPARE q1 AS SELECT 'q1'::text"), BRUN("q1"));
+	close_fd(t, fd);
+}
+
+SCENARIO(sql_prepare_pipelined_bind, NULL, KNOWN_DEFECT)
+
+/* The same when the PREPARE fails: PostgreSQL has no q1 for the Bind (E42P01Z E26000Z);
+ * corral answers 0A000. */
+static void sql_prepare_failed_pipelined_bind(struct target *t)
+{
+	int fd = open_fd(t);
+	EXPECT(fd, "E42P01ZE26000Z", 2, query("PREPARE q1 AS SELECT * FROM att2_no_such_table"),
+	       BRUN("q1"));
+	close_fd(t, fd);
+}
+
+SCENARIO(sql_prepare_failed_pipelined_bind, NULL, KNOWN_DEFECT)
+
+/* A protocol Parse, Sync and, sent at once, SQL EXECUTE of it: PostgreSQL runs it
+ * (1ZTDCZ).  A simple Query does not wait for the Parse's answer; corral sees the
+ * statement in flight from an earlier segment and, as it was made by a Parse, refuses
+ * the EXECUTE with 0A000 (sql_execute). */
+static void parse_pipelined_sql_execute(struct target *t)
+{
+	int fd = open_fd(t);
+	struct bmsg p = parse_of("s1", "select 's1'::text");
+	EXPECT(fd, "1ZTDCZ", 2, p, B('S', ""), query("EXECUTE s1"));
+	free_built(&p, 1);
+	close_fd(t, fd);
+}
+
+SCENARIO(parse_pipelined_sql_execute, NULL, KNOWN_DEFECT)
+
+/* The same with DEALLOCATE: PostgreSQL drops it (1ZCZ), then s1 is unknown. */
+static void parse_pipelined_sql_deallocate(struct target *t)
+{
+	int fd = open_fd(t);
+	struct bmsg p = parse_of("s1", "select 's1'::text");
+	EXPECT(fd, "1ZCZ", 2, p, B('S', ""), query("DEALLOCATE s1"));
+	EXPECT(fd, "E26000Z", 1, BRUN("s1"));
+	free_built(&p, 1);
+	close_fd(t, fd);
+}
+
+SCENARIO(parse_pipelined_sql_deallocate, NULL, false)
+
+/* A failing SQL PREPARE and, sent at once, another PREPARE of the name: PostgreSQL made
+ * no q1, the second PREPARE makes it (E42P01Z CZ, then TDCZ).  corral keeps the name from
+ * the moment it sends the PREPARE and a Query waits for no earlier answer: 42P05. */
+static void sql_prepare_failed_pipelined_prepare(struct target *t)
+{
+	int fd = open_fd(t);
+	EXPECT(fd, "E42P01ZCZ", 2, query("PREPARE q1 AS SELECT * FROM att2_no_such_table"),
+	       query("PREPARE q1 AS SELECT 'q1'::text"));
+	EXPECT(fd, "TDCZ", 1, query("EXECUTE q1"));
+	close_fd(t, fd);
+}
+
+SCENARIO(sql_prepare_failed_pipelined_prepare, NULL, KNOWN_DEFECT)
+
+/* ... and a protocol Parse of the name: PostgreSQL 1Z; corral 42P05 (the name is not
+ * pending, so the Parse does not wait, must_wait_for_parse). */
+static void sql_prepare_failed_pipelined_parse(struct target *t)
+{
+	int fd = open_fd(t);
+	struct bmsg p = parse_of("q1", "select 'q1'::text");
+	EXPECT(fd, "E42P01Z1Z", 2, query("PREPARE q1 AS SELECT * FROM att2_no_such_table"), p,
+	       B('S', ""));
+	EXPECT(fd, "2DCZ", 1, BRUN("q1"));
+	free_built(&p, 1);
+	close_fd(t, fd);
+}
+
+SCENARIO(sql_prepare_failed_pipelined_parse, NULL, KNOWN_DEFECT)
+
+/* ... and EXECUTE of it: PostgreSQL 26000 (no q1).  corral prepares the failed text
+ * again in the EXECUTE's query string and the client gets the PREPARE's 42P01. */
+static void sql_prepare_failed_pipelined_execute(struct target *t)
+{
+	int fd = open_fd(t);
+	EXPECT(fd, "E42P01ZE26000Z", 2,
+	       query("PREPARE q1 AS SELECT * FROM att2_no_such_table"), query("EXECUTE q1"));
+	close_fd(t, fd);
+}
+
+SCENARIO(sql_prepare_failed_pipelined_execute, NULL, KNOWN_DEFECT)
+
+/* A failing protocol Parse, Sync and, sent at once, SQL PREPARE of the name: PostgreSQL
+ * made no s1, the PREPARE makes it (E42P01Z CZ).  The Query does not wait for the Parse's
+ * answer (prepared_client_check: only closing names hold a Query): corral 42P05. */
+static void parse_failed_pipelined_sql_prepare(struct target *t)
+{
+	int fd = open_fd(t);
+	struct bmsg p = parse_of("s1", "select * from att2_no_such_table");
+	EXPECT(fd, "E42P01ZCZ", 2, p, B('S', ""), query("PREPARE s1 AS SELECT 's1'::text"));
+	EXPECT(fd, "TDCZ", 1, query("EXECUTE s1"));
+	free_built(&p, 1);
+	close_fd(t, fd);
+}
+
+SCENARIO(parse_failed_pipelined_sql_prepare, NULL, KNOWN_DEFECT)
