@@ -861,8 +861,8 @@ SCENARIO(sql_prepare_failed_pipelined_parse, NULL, KNOWN_DEFECT)
 static void sql_prepare_failed_pipelined_execute(struct target *t)
 {
 	int fd = open_fd(t);
-	EXPECT(fd, "E42P01ZE26000Z", 2,
-	       query("PREPARE q1 AS SELECT * FROM att2_no_such_table"), query("EXECUTE q1"));
+	EXPECT(fd, "E42P01ZE26000Z", 2, query("PREPARE q1 AS SELECT * FROM att2_no_such_table"),
+	       query("EXECUTE q1"));
 	close_fd(t, fd);
 }
 
@@ -882,3 +882,87 @@ static void parse_failed_pipelined_sql_prepare(struct target *t)
 }
 
 SCENARIO(parse_failed_pipelined_sql_prepare, NULL, KNOWN_DEFECT)
+
+/* ---- an eviction sent while the backend skips to Sync ------------------------------- */
+
+/*
+ * max_prepared_statements = 1.  An error reported before Sync (Flush), then a Parse of
+ * new text in the same segment: PostgreSQL skips it (1E22012Z), s1 stays (2DCZ).  corral
+ * evicts s1's statement for the new one (evict), and its Close, sent while the backend
+ * skips, is decided at once (tell_tracker): skipped, so prep_note_resolve puts the
+ * victim back at the LRU's tail, which evict takes again: the worker loops forever.
+ */
+static void eviction_while_skipping(struct target *t)
+{
+	int fd = open_fd(t);
+	struct bmsg p = parse_of("s1", "select 11"), p2 = parse_of("s2", "select 22");
+	EXPECT(fd, "1Z", 1, p, B('S', ""));
+	send_msgs(fd,
+		  (struct bmsg[]){B('P', "\0select 1/0\0\0\0"), B('B', "\0\0\0\0\0\0\0\0"),
+				  B('E', "\0\0\0\0\0"), B('H', "")},
+		  4);
+	usleep(300 * 1000); /* the error comes back before the Parse is sent */
+	EXPECT(fd, "1E22012Z", 1, p2, B('S', ""));
+	EXPECT(fd, "2DCZ", 1, BRUN("s1"));
+	free_built(&p, 1);
+	free_built(&p2, 1);
+	close_fd(t, fd);
+}
+
+SCENARIO(eviction_while_skipping, TX "max_prepared_statements = 1\n", KNOWN_DEFECT)
+
+/* The same with SQL PREPARE (prep_begin_create evicts too): PostgreSQL skips the Query
+ * as it skips to Sync (1E22012Z), and q2 is unknown (E26000Z). */
+static void eviction_while_skipping_sql(struct target *t)
+{
+	int fd = open_fd(t);
+	struct bmsg p = parse_of("s1", "select 11");
+	EXPECT(fd, "1Z", 1, p, B('S', ""));
+	send_msgs(fd,
+		  (struct bmsg[]){B('P', "\0select 1/0\0\0\0"), B('B', "\0\0\0\0\0\0\0\0"),
+				  B('E', "\0\0\0\0\0"), B('H', "")},
+		  4);
+	usleep(300 * 1000);
+	EXPECT(fd, "1E22012Z", 1, query("PREPARE q2 AS SELECT 22"), B('S', ""));
+	EXPECT(fd, "E26000Z", 1, query("EXECUTE q2"));
+	EXPECT(fd, "2DCZ", 1, BRUN("s1"));
+	free_built(&p, 1);
+	close_fd(t, fd);
+}
+
+SCENARIO(eviction_while_skipping_sql, TX "max_prepared_statements = 1\n", KNOWN_DEFECT)
+
+/* The same under the default max_prepared_statements (200): 200 statements, then the
+ * error and a Parse of a 201st text. */
+static void eviction_while_skipping_default_limit(struct target *t)
+{
+	int fd = open_fd(t);
+	struct bmsg m[201];
+	char want[203];
+	for (int i = 0; i < 200; i++) {
+		char name[16], sql[32];
+		snprintf(name, sizeof(name), "s%d", i);
+		snprintf(sql, sizeof(sql), "select %d", i);
+		m[i] = parse_of(name, sql);
+		want[i] = '1';
+	}
+	m[200] = B('S', "");
+	want[200] = 'Z';
+	want[201] = '\0';
+	char *got = xchg(fd, m, 201, 1);
+	cr_assert_str_eq(got, want);
+	free(got);
+	free_built(m, 200);
+	send_msgs(fd,
+		  (struct bmsg[]){B('P', "\0select 1/0\0\0\0"), B('B', "\0\0\0\0\0\0\0\0"),
+				  B('E', "\0\0\0\0\0"), B('H', "")},
+		  4);
+	usleep(300 * 1000);
+	struct bmsg p = parse_of("s200", "select 200");
+	EXPECT(fd, "1E22012Z", 1, p, B('S', ""));
+	EXPECT(fd, "2DCZ", 1, BRUN("s0"));
+	free_built(&p, 1);
+	close_fd(t, fd);
+}
+
+SCENARIO(eviction_while_skipping_default_limit, NULL, KNOWN_DEFECT)
