@@ -74,7 +74,7 @@ static void send_msgs(int fd, const struct bmsg *m, size_t n)
 /* Reads replies until nz ReadyForQuery (or the peer closes, or 5 s pass: then "!" and
  * what came ends the string, "#" for a close).  NoticeResponse is "N", an ErrorResponse
  * "E" and its SQLSTATE. */
-static char *read_replies(int fd, int nz)
+static char *read_until(int fd, char stop, int nz)
 {
 	static unsigned char buf[1 << 20];
 	size_t len = 0, off = 0;
@@ -97,7 +97,7 @@ static char *read_replies(int fd, int nz)
 					i += 2 + strlen(f);
 				}
 			}
-			z += type == 'Z';
+			z += type == stop;
 			continue;
 		}
 		if (off) {
@@ -120,6 +120,11 @@ static char *read_replies(int fd, int nz)
 	}
 	h_sb_add(&out, "", 1);
 	return out.p;
+}
+
+static char *read_replies(int fd, int nz)
+{
+	return read_until(fd, 'Z', nz);
 }
 
 static char *xchg(int fd, const struct bmsg *m, size_t n, int nz)
@@ -966,3 +971,36 @@ static void eviction_while_skipping_default_limit(struct target *t)
 }
 
 SCENARIO(eviction_while_skipping_default_limit, NULL, KNOWN_DEFECT)
+
+/*
+ * Lost tracking (a named Describe while the failed COPY's readings differ), an error
+ * reported before Sync (Flush), then DISCARD ALL, DISCARD ALL, Sync sent at once:
+ * PostgreSQL skips both Queries to the Sync (Z) and s1 stays (2DCZ).  corral notes the
+ * first DISCARD ALL as closing every name (prep_client_close), but a lost tracker
+ * reports no outcome for it (tracker_client_ex returns at once) and the backend sends
+ * nothing: the second DISCARD ALL waits for that answer (PREP_HOLD: a Query's check does
+ * not look at tracker.lost), and the client's Sync behind it is never sent.  Hangs.
+ */
+static void lost_mode_hold_never_released(struct target *t)
+{
+	char *table = copy_table(t, "hold");
+	int fd = open_fd(t);
+	struct bmsg p = parse_of("s1", "select 's1'::text"), d = describe_of("s1");
+	EXPECT(fd, "1Z", 1, p, B('S', ""));
+	failed_copy(fd, table);
+	send_msgs(fd,
+		  (struct bmsg[]){d, B('P', "\0select 1/0\0\0\0"), B('B', "\0\0\0\0\0\0\0\0"),
+				  B('E', "\0\0\0\0\0"), B('H', "")},
+		  5);
+	char *got = read_until(fd, 'E', 1);
+	cr_assert_str_eq(got, "tT1E22012");
+	free(got);
+	EXPECT(fd, "Z", 1, query("DISCARD ALL"), query("DISCARD ALL"), B('S', ""));
+	EXPECT(fd, "2DCZ", 1, BRUN("s1"));
+	free_built(&p, 1);
+	free_built(&d, 1);
+	free(table);
+	close_fd(t, fd);
+}
+
+SCENARIO(lost_mode_hold_never_released, NULL, KNOWN_DEFECT)
