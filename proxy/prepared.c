@@ -173,8 +173,10 @@ struct prep_entry *prep_server_entry(struct prep_server *s, struct prep_content 
 void prep_server_forget(struct prep_server *s)
 {
 	for (uint32_t i = 0; i < s->n_buckets; i++)
-		for (struct prep_entry *e = s->buckets[i]; e; e = e->next)
+		for (struct prep_entry *e = s->buckets[i]; e; e = e->next) {
 			e->uncertain = true;
+			e->stale = e->inflight;
+		}
 }
 
 enum prep_need prep_need(const struct prep_server *s, const struct prep_entry *e)
@@ -483,6 +485,10 @@ static void note_pop(struct prep_client *pc)
 static void op_answered(struct prep_entry *e, enum prep_op op, bool done)
 {
 	e->inflight--;
+	if (e->stale) {
+		e->stale--; /* sent before something dropped statements: still uncertain */
+		return;
+	}
 	if (done) {
 		e->exists = op == PREP_OP_PARSE;
 		e->uncertain = false;
@@ -546,6 +552,8 @@ void prep_notes_abandon(struct prep_client *pc)
 			confirm_stmt(pc, n->stmt_name, n->stmt_gen); /* nothing to wait for now */
 		if (n->entry) {
 			n->entry->inflight--;
+			if (n->entry->stale)
+				n->entry->stale--;
 			n->entry->uncertain = true;
 		}
 		note_pop(pc);
@@ -579,6 +587,9 @@ static bool evict(struct prep_ctx *ctx, struct prep_entry *keep)
 		s->n_lru--;
 		if (!send_close(ctx, victim, NOTE_INJECT_CLOSE))
 			return false;
+		if (victim->in_lru)
+			break; /* skipped at once (the backend skips to Sync): back in the LRU,
+				* and so would the next be; the next segment evicts */
 	}
 	return true;
 }

@@ -84,6 +84,8 @@ struct prep_entry {
 	bool exists;          /* after every answered Parse / Close of it */
 	bool uncertain;       /* an answer was lost (client left): exists is unknown */
 	uint32_t inflight;    /* Parse / Close of it sent, not yet answered */
+	uint32_t stale;       /* of those, sent before a prep_server_forget: their answers
+			       * tell nothing about now */
 	uint8_t last_op;      /* enum prep_op, the last one sent ... */
 	uint64_t last_op_seg; /* ... in this Sync segment of the server */
 };

@@ -20,6 +20,9 @@
  * PostgreSQL keeps only NAMEDATALEN - 1 bytes of a name anyway. */
 #define PEEK_MAX 256
 #define NAMES_MAX 8192
+#define NAMES_PEEK \
+	(2 * NAMES_MAX + 4) /* a Bind's portal and statement names, or a
+					* Describe / Close's kind and name */
 
 /* PostgreSQL keys statements by the first 63 bytes of their names (a hash of
  * NAMEDATALEN keys): so does corral.  Returns name, or key holding its first bytes. */
@@ -95,8 +98,8 @@ static enum prep_verdict lost_mode(struct client *c, char type, const struct pre
 
 /*
  * A Parse, Bind, Describe or Close whose names do not end within PEEK_MAX bytes: read
- * up to NAMES_MAX of it, then decide as for short names (check_names).  A name of
- * corral's shape must never pass unmapped: past NAMES_MAX the rewrite fails the client.
+ * up to NAMES_PEEK of it, then decide as for short names (check_names).  A name of
+ * corral's shape must never pass unmapped: past that the rewrite fails the client.
  */
 static enum prep_verdict check_names(struct client *c, char type, uint32_t body_len,
 				     const struct prepmsg_name *nm, size_t have);
@@ -104,7 +107,7 @@ static enum prep_verdict check_names(struct client *c, char type, uint32_t body_
 static enum prep_verdict long_names(struct client *c, char type, uint32_t body_len,
 				    struct evbuffer *src, size_t off, size_t avail)
 {
-	size_t want = body_len < NAMES_MAX ? body_len : NAMES_MAX;
+	size_t want = body_len < NAMES_PEEK ? body_len : NAMES_PEEK;
 	size_t have = avail - off - PG_HEADER_LEN;
 	if (have < want)
 		return PREP_WAIT;
@@ -153,6 +156,26 @@ static enum prep_verdict check_names(struct client *c, char type, uint32_t body_
 	return have >= need ? PREP_REWRITE : PREP_WAIT;
 }
 
+/* A PREPARE, EXECUTE or DEALLOCATE (the body_len bytes at off of src) of a name whose
+ * Parse or PREPARE of an earlier segment is unanswered: PostgreSQL says first whether it
+ * exists. */
+static bool query_waits(struct client *c, struct evbuffer *src, size_t off, size_t body_len)
+{
+	if (!c->prep || !c->prep->n_stmts)
+		return false;
+	char *text = malloc(body_len ? body_len : 1);
+	if (!text)
+		return false; /* the rewrite fails it */
+	struct evbuffer_ptr pos;
+	evbuffer_ptr_set(src, &pos, off, EVBUFFER_PTR_SET);
+	evbuffer_copyout_from(src, &pos, text, body_len);
+	struct sql_stmt st;
+	prepared_sql_parse(text, strnlen(text, body_len), &st);
+	free(text);
+	return (st.cmd == SQL_PREPARE || st.cmd == SQL_EXECUTE || st.cmd == SQL_DEALLOCATE) &&
+	       must_wait_for_parse(c, st.name);
+}
+
 enum prep_verdict prepared_client_check(struct client *c, char type, uint32_t len,
 					struct evbuffer *src, size_t off, size_t avail)
 {
@@ -177,9 +200,13 @@ enum prep_verdict prepared_client_check(struct client *c, char type, uint32_t le
 				srv->seg++;
 			return PREP_PASS;
 		}
-		if (srv && prep_client_closing_before(c->prep, srv->seg))
+		if (srv && !c->relay.tracker.lost && prep_client_closing_before(c->prep, srv->seg))
+			return PREP_HOLD; /* (a lost tracker answers nothing: never wait for it) */
+		if (have < body_len)
+			return PREP_WAIT;
+		if (!c->relay.tracker.lost && query_waits(c, src, off + PG_HEADER_LEN, body_len))
 			return PREP_HOLD;
-		return have >= body_len ? PREP_REWRITE : PREP_WAIT;
+		return PREP_REWRITE;
 	}
 	case 'P':
 	case 'B':
@@ -207,6 +234,9 @@ struct rewrite {
 	struct evbuffer *dst;
 	struct prep_ctx ctx;
 	bool tracker_failed;
+	/* The statement name as the client sent it (a protocol message), when corral keys
+	 * it by fewer bytes (stmt_key): PostgreSQL's messages name it whole. */
+	const char *shown;
 };
 
 static bool tell_tracker(void *arg, char type, const uint8_t *body, size_t len, int flags)
@@ -238,11 +268,13 @@ static bool refuse(struct rewrite *w, const char *sqlstate, const char *fmt, con
 	struct prep_note *n =
 		&w->pc->notes[(w->pc->notes_head + w->pc->notes_len - 1) % w->pc->notes_cap];
 	snprintf(n->sqlstate, sizeof(n->sqlstate), "%s", sqlstate);
-	char msg[512];
-	snprintf(msg, sizeof(msg), fmt, name);
-	n->message = strdup(msg);
+	if (w->shown)
+		name = w->shown;
+	size_t cap = strlen(fmt) + strlen(name) + 1;
+	n->message = malloc(cap);
 	if (!n->message)
 		return false;
+	snprintf(n->message, cap, fmt, name);
 	prepmsg_put_failing_bind(w->dst, PREP_NONE_NAME);
 	return tell_tracker(w, 'B', NULL, 0, TRACKER_HIDDEN);
 }
@@ -252,6 +284,8 @@ static bool refuse(struct rewrite *w, const char *sqlstate, const char *fmt, con
  * the prefixed name, renamed on its way back (prepared_server_reply). */
 static bool unknown_stmt(struct rewrite *w, const char *name)
 {
+	if (w->shown)
+		name = w->shown;
 	size_t n = strlen(PREP_UNKNOWN_PREFIX) + strlen(name) + 1;
 	char *full = malloc(n);
 	if (!full)
@@ -434,6 +468,8 @@ static bool sql_prepare(struct rewrite *w, const char *text, const struct sql_st
 	prep_content_unref(content);
 	if (!stmt)
 		return false;
+	stmt->pending = true; /* until PostgreSQL answers (must_wait_for_parse) */
+	stmt->seg = w->srv->seg;
 	bool oom;
 	struct prep_entry *e = entry_of(w, stmt->content, &oom);
 	if (!e) {
@@ -456,11 +492,12 @@ static bool sql_prepare(struct rewrite *w, const char *text, const struct sql_st
 }
 
 /*
- * EXECUTE or DEALLOCATE of a name the client has not prepared: sent as the name
- * behind PREP_UNKNOWN_PREFIX, so that PostgreSQL answers its own 26000 for it (renamed
- * back on the way, rename_unknown) whatever the shared server holds, another client's
- * corral_... statement among them.  A pinned client's SQL-made statements live on its
- * own server (pin.c), so its names go as they are.
+ * EXECUTE or DEALLOCATE of a name the client has not prepared: sent for PREP_NONE_NAME
+ * (never on a server another client may get: any SQL that could make it pins), so that
+ * PostgreSQL answers its own 26000, whatever the shared server holds (another client's
+ * corral_... statement among them), renamed back for the client (sql_text_error).  A
+ * pinned client's SQL-made statements live on its own server (pin.c), so its names go
+ * as they are.
  */
 static bool sql_unknown(struct rewrite *w, const char *text, size_t len, const struct sql_stmt *st)
 {
@@ -469,22 +506,18 @@ static bool sql_unknown(struct rewrite *w, const char *text, size_t len, const s
 		const size_t lens[] = {strnlen(text, len)};
 		return send_query(w, parts, lens, 1, 0);
 	}
-	char quoted[2 * SQL_NAME_MAX + 2];
-	size_t q = 0;
-	for (const char *p = st->name; *p && q + 2 < sizeof(quoted); p++) {
-		if (*p == '"')
-			quoted[q++] = '"';
-		quoted[q++] = *p;
-	}
-	quoted[q] = '\0';
-	const char *rest = text + st->after_name;
-	char repl[sizeof(quoted) + sizeof(PREP_UNKNOWN_PREFIX) + 2];
-	int r = snprintf(repl, sizeof(repl), "\"%s%s\"", PREP_UNKNOWN_PREFIX, quoted);
 	if (!prep_note_push(w->pc, NOTE_SQL_TEXT, NULL, NULL))
 		return false;
-	note_pos(w, "", 0, text, st, repl, (size_t)r);
-	const char *parts[] = {text, repl, rest};
-	const size_t lens[] = {st->name_at, (size_t)r, strnlen(rest, len - st->after_name)};
+	struct prep_note *n =
+		&w->pc->notes[(w->pc->notes_head + w->pc->notes_len - 1) % w->pc->notes_cap];
+	n->stmt_name = strdup(st->name);
+	if (!n->stmt_name)
+		return false;
+	note_pos(w, "", 0, text, st, PREP_NONE_NAME, strlen(PREP_NONE_NAME));
+	const char *rest = text + st->after_name;
+	const char *parts[] = {text, PREP_NONE_NAME, rest};
+	const size_t lens[] = {st->name_at, strlen(PREP_NONE_NAME),
+			       strnlen(rest, len - st->after_name)};
 	return send_query(w, parts, lens, 3, TRACKER_NOTED);
 }
 
@@ -601,7 +634,9 @@ static bool rewrite_message(struct rewrite *w, char type, const uint8_t *body, s
 		return false;
 	}
 	char key[SQL_NAME_MAX + 1];
+	const char *as_sent = nm.name;
 	nm.name = stmt_key(nm.name, key);
+	w->shown = nm.name == as_sent ? NULL : as_sent;
 	const char *server_name;
 	switch (type) {
 	case 'P':
@@ -664,8 +699,8 @@ bool prepared_client_rewrite(struct client *c, char type, uint32_t len, struct e
 	/* What check waited for: all of it, or a Bind up to its statement name. */
 	size_t have = evbuffer_get_length(src) - PG_HEADER_LEN;
 	size_t n = whole < have ? whole : have;
-	if (type == 'B' && n > NAMES_MAX)
-		n = NAMES_MAX; /* the names are within (check_names); the parameters stream */
+	if (type == 'B' && n > NAMES_PEEK)
+		n = NAMES_PEEK; /* the names are within (check_names); the parameters stream */
 	uint8_t *body = malloc(n ? n : 1);
 	if (!body)
 		return false;
@@ -704,8 +739,15 @@ static void check_foreign_change(struct client *c, const uint8_t *body, size_t l
 {
 	const char *code = pgproto_error_field(body, len, 'C');
 	const char *msg = pgproto_error_field(body, len, 'M');
-	if (!code || !msg || (strcmp(code, "26000") != 0 && strcmp(code, "42P05") != 0) ||
-	    !strstr(msg, "\"corral_"))
+	const char *at = msg ? strstr(msg, "\"corral_") : NULL;
+	if (!code || !at || (strcmp(code, "26000") != 0 && strcmp(code, "42P05") != 0))
+		return;
+	/* corral_<16 hex digits>: a statement of corral's registry (not corral_none, the
+	 * name corral's own refusals use, nor corral_check) */
+	for (int i = 8; i < 8 + 16; i++)
+		if (!((at[i] >= '0' && at[i] <= '9') || (at[i] >= 'a' && at[i] <= 'f')))
+			return;
+	if (at[24] != '"')
 		return;
 	if (c->server->prepared)
 		prep_server_forget(c->server->prepared);
@@ -730,6 +772,25 @@ static unsigned long client_position(const struct prep_pos_map *m, unsigned long
 	if (p <= (unsigned long)m->name_at + m->repl_len)
 		return (unsigned long)m->name_at + 1; /* in the name: its start */
 	return p - m->repl_len + m->name_len;
+}
+
+/* PostgreSQL's 26000 for PREP_NONE_NAME in a Query of a name the client has not
+ * prepared (sql_unknown): the client's name, as PostgreSQL says it. */
+static bool sql_text_error(const struct prep_note *n, const uint8_t *body, size_t len,
+			   struct evbuffer *out)
+{
+	static const char none[] = "prepared statement \"" PREP_NONE_NAME "\" does not exist";
+	const char *msg = pgproto_error_field(body, len, 'M');
+	if (n->kind != NOTE_SQL_TEXT || !n->stmt_name || !msg || strcmp(msg, none) != 0)
+		return false;
+	size_t cap = strlen(n->stmt_name) + sizeof(none);
+	char *fixed = malloc(cap);
+	if (!fixed)
+		return false;
+	snprintf(fixed, cap, "prepared statement \"%s\" does not exist", n->stmt_name);
+	bool ok = prepmsg_put_error_renamed(out, body, len, fixed);
+	free(fixed);
+	return ok;
 }
 
 /* An error of a rewritten Query with a position: given back in the client's terms. */
@@ -788,10 +849,14 @@ static bool rename_unknown(const uint8_t *body, size_t len, struct evbuffer *out
 	const char *msg = pgproto_error_field(body, len, 'M');
 	if (!msg || strncmp(msg, lead, sizeof(lead) - 1) != 0)
 		return false;
-	char fixed[1024];
-	int n = snprintf(fixed, sizeof(fixed), "prepared statement \"%s", msg + sizeof(lead) - 1);
-	return n > 0 && (size_t)n < sizeof(fixed) &&
-	       prepmsg_put_error_renamed(out, body, len, fixed);
+	size_t cap = strlen(msg) + 1;
+	char *fixed = malloc(cap);
+	if (!fixed)
+		return false;
+	snprintf(fixed, cap, "prepared statement \"%s", msg + sizeof(lead) - 1);
+	bool ok = prepmsg_put_error_renamed(out, body, len, fixed);
+	free(fixed);
+	return ok;
 }
 
 /*
@@ -882,7 +947,8 @@ static enum prep_reply decide(struct client *c, struct prep_client *pc, struct t
 	}
 	/* A rewritten Query's error comes before its ReadyForQuery decides it. */
 	if (type == 'E' && reply == PREP_REPLY_PASS && n && tracker_head_noted(t) && out_buf &&
-	    put_position(n, body, body_len, out_buf))
+	    (sql_text_error(n, body, body_len, out_buf) ||
+	     put_position(n, body, body_len, out_buf)))
 		return PREP_REPLY_REPLACE;
 	return reply;
 }

@@ -1,5 +1,6 @@
 #include "proxy/sql_lex.h"
 
+#include <stdint.h>
 #include <string.h>
 
 static bool is_space(char c)
@@ -182,15 +183,15 @@ bool sql_tok_char(const struct sql_lexer *l, const struct sql_token *t, char c)
 
 bool sql_tok_ident(const struct sql_lexer *l, const struct sql_token *t, char *out, size_t cap)
 {
-	size_t n = 0;
+	size_t n = 0, i;
 	out[0] = '\0';
 	if (t->kind == SQL_TOK_WORD) {
-		for (size_t i = 0; i < t->len && n + 1 < cap; i++) {
+		for (i = 0; i < t->len && n + 1 < cap; i++) {
 			char c = l->s[t->start + i];
 			out[n++] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
 		}
 	} else if (t->kind == SQL_TOK_QIDENT) {
-		for (size_t i = 1; i + 1 < t->len && n + 1 < cap; i++) {
+		for (i = 1; i + 1 < t->len && n + 1 < cap; i++) {
 			char c = l->s[t->start + i];
 			if (c == '"')
 				i++; /* "" is one quote */
@@ -198,6 +199,14 @@ bool sql_tok_ident(const struct sql_lexer *l, const struct sql_token *t, char *o
 		}
 	} else {
 		return false;
+	}
+	/* Cut short in the middle of a UTF-8 character: PostgreSQL truncates an identifier
+	 * at a character's start (pg_mbcliplen), so drop the part. */
+	if (i < t->len && ((uint8_t)l->s[t->start + i] & 0xC0) == 0x80) {
+		while (n && ((uint8_t)out[n - 1] & 0xC0) == 0x80)
+			n--;
+		if (n && ((uint8_t)out[n - 1] & 0xC0) == 0xC0)
+			n--;
 	}
 	out[n] = '\0';
 	return true;
