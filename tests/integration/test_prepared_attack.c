@@ -42,27 +42,28 @@ static void on_corral(void (*scenario)(PGconn *))
 	h_corral_stop(c);
 }
 
-/* Runs scenario on two clients of corral (as on_corral), closed after it. */
-static void on_corral2(void (*scenario)(PGconn *a, PGconn *b))
+/* Runs scenario on two clients of corral (as on_corral); a is closed after it, and b too
+ * unless b_leaves: then b is an attacker pinned by its SQL (pin.h: prepared_sql) that the
+ * scenario closes itself, and its server is reset before a gets it again. */
+static void on_corral2_ex(void (*scenario)(PGconn *a, PGconn *b), bool b_leaves)
 {
 	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
 	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c);
 	scenario(a, b);
 	PQfinish(a);
-	PQfinish(b);
+	if (!b_leaves)
+		PQfinish(b);
 	h_corral_stop(c);
 }
 
-/* Runs scenario on two clients of corral (as on_corral2); b is the attacker, pinned by
- * its SQL (pin.h: prepared_sql), which the scenario closes itself: the server is reset
- * before a gets it again. */
+static void on_corral2(void (*scenario)(PGconn *a, PGconn *b))
+{
+	on_corral2_ex(scenario, false);
+}
+
 static void on_corral2_attacker_leaves(void (*scenario)(PGconn *a, PGconn *b))
 {
-	struct h_corral *c = h_corral_start(TX "workers = 1\n", ONE_SERVER, NULL);
-	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c);
-	scenario(a, b);
-	PQfinish(a);
-	h_corral_stop(c);
+	on_corral2_ex(scenario, true);
 }
 
 /* The server name of the statement whose text is like pattern, read on the server. */
@@ -288,13 +289,26 @@ static char *raw_pipeline(int fd, const struct raw_msg *msgs, int n)
 	return all.p;
 }
 
-/* The same skipped Close, with the client's next Sync segment sent at once (before the
- * error came back): its Bind of s1 waits for the answer, and runs s1 as PostgreSQL does. */
-Test(prepared_attack, close_skipped_pipelined_bind_runs, .timeout = 30)
+/* On one raw client of corral: prep (replies want_prep), then pipe sent at once, whose
+ * replies up to its n-th ReadyForQuery must be want (a direct connection's). */
+static void expect_pipelined(const struct raw_msg *prep, const char *want_prep,
+			     const struct raw_msg *pipe, int n, const char *want)
 {
 	struct h_corral *c = h_corral_start(TX "auth_type = trust\nworkers = 1\n", ONE_SERVER,
 					    NULL);
 	int fd = h_raw_login(c->port, NULL);
+	expect_raw(fd, prep, want_prep);
+	char *got = raw_pipeline(fd, pipe, n);
+	cr_expect_str_eq(got, want);
+	free(got);
+	close(fd);
+	h_corral_stop(c);
+}
+
+/* The same skipped Close, with the client's next Sync segment sent at once (before the
+ * error came back): its Bind of s1 waits for the answer, and runs s1 as PostgreSQL does. */
+Test(prepared_attack, close_skipped_pipelined_bind_runs, .timeout = 30)
+{
 	const struct raw_msg prep[] = {RAW('P', "s1\0select 1\0\0\0"), RAW('S', ""), {0}};
 	const struct raw_msg pipe[] = {RAW('P', "\0select 1/0\0\0\0"),
 				       RAW('B', "\0\0\0\0\0\0\0\0"),
@@ -303,31 +317,18 @@ Test(prepared_attack, close_skipped_pipelined_bind_runs, .timeout = 30)
 				       RAW('S', ""),
 				       RAW_RUN("s1"),
 				       {0}};
-	expect_raw(fd, prep, "1Z");
-	char *got = raw_pipeline(fd, pipe, 2);
-	cr_expect_str_eq(got, "1EZ2DCZ"); /* direct PostgreSQL */
-	free(got);
-	close(fd);
-	h_corral_stop(c);
+	expect_pipelined(prep, "1Z", pipe, 2, "1EZ2DCZ");
 }
 
 /* Simple queries sent at once: a DEALLOCATE refused in an aborted transaction, ROLLBACK,
  * EXECUTE of the statement: it runs, as on a direct connection. */
 Test(prepared_attack, deallocate_refused_pipelined_execute_runs, .timeout = 30)
 {
-	struct h_corral *c = h_corral_start(TX "auth_type = trust\nworkers = 1\n", ONE_SERVER,
-					    NULL);
-	int fd = h_raw_login(c->port, NULL);
 	const struct raw_msg prep[] = {RAW('Q', "PREPARE q1 AS SELECT 'q1'::text\0"), {0}};
 	const struct raw_msg pipe[] = {RAW('Q', "BEGIN\0"),         RAW('Q', "SELECT 1/0\0"),
 				       RAW('Q', "DEALLOCATE q1\0"), RAW('Q', "ROLLBACK\0"),
 				       RAW('Q', "EXECUTE q1\0"),    {0}};
-	expect_raw(fd, prep, "CZ");
-	char *got = raw_pipeline(fd, pipe, 5);
-	cr_expect_str_eq(got, "CZEZEZCZTDCZ"); /* direct PostgreSQL */
-	free(got);
-	close(fd);
-	h_corral_stop(c);
+	expect_pipelined(prep, "CZ", pipe, 5, "CZEZEZCZTDCZ");
 }
 
 /* A pipeline: Parse s1, error, (Parse s2 skipped), Sync, then Bind s2: 26000 as on a
