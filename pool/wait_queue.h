@@ -8,6 +8,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #include "common/clock.h"
@@ -38,6 +39,8 @@ struct pool_waiter {
 	struct server *server;      /* PENDING_SERVER */
 	char sqlstate[6];           /* PENDING_FAIL */
 	char *message;              /* PENDING_FAIL, owned (NULL: out of memory) */
+	uint64_t prefer;            /* the server it had last (its id; 0: none): taken if
+				     * idle among the last few parked (pool_checkout) */
 };
 
 /* True while pool/ owes w something: queued, or an activation pending. */

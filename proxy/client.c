@@ -764,6 +764,7 @@ static void request_server(struct client *c)
 		}
 	}
 	bool full;
+	c->waiter.prefer = c->prev_server_id; /* its session's leftovers are there */
 	struct server *s = pool_checkout(c->pool, &c->waiter, &full);
 	if (s) {
 		link_server(c, s);

@@ -177,3 +177,25 @@ Test(pool_control, removed_database_keeps_its_pool)
 	cr_expect_eq(s->state, SV_IDLE, "its servers stay while it may have clients");
 	close(p1);
 }
+
+/* A client's previous server is handed back if it is idle among the last parked; any
+ * other idle one otherwise (LIFO). */
+Test(pool_control, checkout_prefers_the_previous_server)
+{
+	int p1, p2;
+	struct server *a = new_server(&p1), *b = new_server(&p2);
+	a->id = 11;
+	b->id = 12;
+	struct pool_waiter w;
+	bool full;
+	waiter_init(&w);
+	w.prefer = a->id;
+	cr_assert_eq(pool_checkout(fx.pool, &w, &full), a, "its previous server, not LIFO's b");
+	w.prefer = a->id; /* busy now: LIFO */
+	cr_assert_eq(pool_checkout(fx.pool, &w, &full), b);
+	pool_release(a);
+	pool_release(b);
+	w.prefer = 0;
+	cr_assert_eq(pool_checkout(fx.pool, &w, &full), b, "no preference: LIFO");
+	pool_release(b);
+}
