@@ -726,7 +726,7 @@ bool pool_has_params(struct pool *pool)
 }
 
 /* How far from the LIFO end pool_checkout looks for a waiter's previous server. */
-#define PREFER_SCAN 4
+#define PREFER_SCAN 16
 
 /*
  * The waiter's previous server if it is among the last PREFER_SCAN parked (a client

@@ -58,8 +58,8 @@ static bool is_kw(const struct sql_lexer *l, const struct sql_token *t, const ch
 }
 
 /*
- * EXPLAIN [ANALYZE] [VERBOSE] [(options)] EXECUTE name ..., and CREATE TABLE ... AS
- * EXECUTE name ...: past the first word, to the EXECUTE that names a statement (outside
+ * EXPLAIN [ANALYZE] [VERBOSE] [(options)] [CREATE TABLE ... AS] EXECUTE name ..., and
+ * CREATE TABLE ... AS EXECUTE name ...: past the first word, to the EXECUTE that names a statement (outside
  * parentheses, after one of the words that may come just before it).  True with l at
  * the name.
  */
@@ -76,12 +76,11 @@ static bool find_inner_execute(struct sql_lexer *l, bool explain)
 		else if (k == SQL_TOK_OTHER && l->s[t.start] == ')')
 			depth--;
 		else if (depth == 0 && is_kw(l, &t, "execute"))
-			return explain ? prev.kind == SQL_TOK_END || is_kw(l, &prev, "analyze") ||
-						 is_kw(l, &prev, "analyse") ||
-						 is_kw(l, &prev, "verbose") ||
-						 (prev.kind == SQL_TOK_OTHER &&
-						  l->s[prev.start] == ')')
-				       : is_kw(l, &prev, "as");
+			return is_kw(l, &prev, "as") ||
+			       (explain &&
+				(prev.kind == SQL_TOK_END || is_kw(l, &prev, "analyze") ||
+				 is_kw(l, &prev, "analyse") || is_kw(l, &prev, "verbose") ||
+				 (prev.kind == SQL_TOK_OTHER && l->s[prev.start] == ')')));
 		if (depth < 0)
 			return false;
 		prev = t;

@@ -81,6 +81,8 @@ Test(prepared_sql, execute_inside_explain_and_create_table_as)
 		 "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE "},
 		{"CREATE TABLE t (a, b) AS EXECUTE q1 WITH NO DATA", "q1",
 		 "CREATE TABLE t (a, b) AS EXECUTE "},
+		{"EXPLAIN (ANALYZE) CREATE TABLE s.t (a) AS EXECUTE q1 WITH DATA", "q1",
+		 "EXPLAIN (ANALYZE) CREATE TABLE s.t (a) AS EXECUTE "},
 	};
 	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
 		struct sql_stmt st;
