@@ -12,6 +12,7 @@
 #include "proxy/relay.h"
 #include "proxy/session_params.h"
 #include "proxy/set_carry.h"
+#include "proxy/sql_lex.h"
 
 /* A lone RESET or SET ... TO DEFAULT is short; a longer Query is not looked into. */
 #define RESET_QUERY_MAX 1024
@@ -50,29 +51,64 @@ static bool maybe_reset(struct evbuffer *src, size_t off, size_t avail, uint32_t
 	return starts_with_word(head, n, "reset") || starts_with_word(head, n, "set");
 }
 
+/* The next token is the word w. */
+static bool next_word(struct sql_lexer *l, const char *w)
+{
+	struct sql_token t;
+	sql_lex_next(l, &t);
+	return sql_tok_word(l, &t, w);
+}
+
+/* RESET TIME ZONE, SET [SESSION] TIME ZONE DEFAULT | LOCAL: PostgreSQL's RESET
+ * timezone in other words (which set_carry_parse leaves to the ParameterStatus). */
+static bool time_zone_reset(const char *text, size_t len)
+{
+	struct sql_lexer l, after_set;
+	struct sql_token t;
+	sql_lex_init(&l, text, len);
+	sql_lex_next(&l, &t);
+	if (sql_tok_word(&l, &t, "reset"))
+		return next_word(&l, "time") && next_word(&l, "zone") && sql_lex_only_semis(&l);
+	if (!sql_tok_word(&l, &t, "set"))
+		return false;
+	after_set = l;
+	if (!next_word(&l, "session"))
+		l = after_set;
+	if (!next_word(&l, "time") || !next_word(&l, "zone"))
+		return false;
+	sql_lex_next(&l, &t);
+	return (sql_tok_word(&l, &t, "default") || sql_tok_word(&l, &t, "local")) &&
+	       sql_lex_only_semis(&l);
+}
+
 /* The RESET the Query (text: len bytes of body, and a NUL) is, if it is one corral
  * brings back a startup value for. */
 static bool parse_reset(const struct client *c, const char *text, size_t len, struct set_carry *sc)
 {
 	/* One string and its NUL, as PostgreSQL wants a Query (else it is its error). */
-	if (strlen(text) + 1 != len || !set_carry_parse(text, len, sc) || !sc->reset)
+	if (strlen(text) + 1 != len)
 		return false;
+	if (time_zone_reset(text, len)) {
+		memset(sc, 0, sizeof(*sc));
+		strcpy(sc->name, "timezone");
+		sc->reset = true;
+	} else if (!set_carry_parse(text, len, sc) || !sc->reset) {
+		return false;
+	}
 	if (strcmp(sc->name, "all") == 0)
 		return true;
 	return params_get(c->startup_params, sc->name) && session_params_restorable(sc->name);
 }
 
-/* The Query's text, whole (the caller checked it has arrived), or NULL. */
-static char *copy_text(struct evbuffer *src, size_t off, uint32_t len)
+/* The Query's text, whole (the caller checked it has arrived and is at most
+ * RESET_QUERY_MAX long), into text. */
+static void copy_text(struct evbuffer *src, size_t off, uint32_t len,
+		      char text[RESET_QUERY_MAX + 1])
 {
-	char *text = malloc(len - 4 + 1);
-	if (!text)
-		return NULL;
 	struct evbuffer_ptr pos;
 	evbuffer_ptr_set(src, &pos, off + PG_HEADER_LEN, EVBUFFER_PTR_SET);
 	evbuffer_copyout_from(src, &pos, text, len - 4);
 	text[len - 4] = '\0';
-	return text;
 }
 
 enum startup_reset_verdict startup_reset_check(struct client *c, uint32_t len, struct evbuffer *src,
@@ -82,11 +118,10 @@ enum startup_reset_verdict startup_reset_check(struct client *c, uint32_t len, s
 		return STARTUP_RESET_PASS;
 	if (avail - off < (size_t)len + 1)
 		return STARTUP_RESET_WAIT;
-	char *text = copy_text(src, off, len);
+	char text[RESET_QUERY_MAX + 1];
+	copy_text(src, off, len, text);
 	struct set_carry sc;
-	bool reset = text && parse_reset(c, text, len - 4, &sc);
-	free(text);
-	if (!reset)
+	if (!parse_reset(c, text, len - 4, &sc))
 		return STARTUP_RESET_PASS;
 	/* The added SELECT's replies are told apart by being this Query's: nothing else
 	 * may be answered meanwhile.  Behind requests whose answers need more from the
@@ -102,9 +137,8 @@ bool startup_reset_rewrite(struct client *c, uint32_t len, struct evbuffer *src,
 {
 	*sqlstate = "53200";
 	*error = "out of memory";
-	char *text = copy_text(src, 0, len);
-	if (!text)
-		return false;
+	char text[RESET_QUERY_MAX + 1];
+	copy_text(src, 0, len, text);
 	struct set_carry sc;
 	bool oom = false;
 	char *restore = NULL;
@@ -112,17 +146,14 @@ bool startup_reset_rewrite(struct client *c, uint32_t len, struct evbuffer *src,
 		restore = session_params_restore_sql(c->startup_params,
 						     strcmp(sc.name, "all") == 0 ? NULL : sc.name,
 						     &oom);
-	if (oom) {
-		free(text);
+	if (oom)
 		return false;
-	}
 	/* The newline ends a trailing -- comment; an empty statement is no statement. */
 	const char *parts[] = {text, "\n;", restore};
 	const size_t lens[] = {strlen(text), 2, restore ? strlen(restore) : 0};
 	size_t n = restore ? 3 : 1;
 	prepmsg_put_query_parts(dst, parts, lens, n);
 	evbuffer_drain(src, (size_t)len + 1);
-	free(text);
 	free(restore);
 	if (n > 1) {
 		c->startup_reset = ANSWER_CLIENT;

@@ -5,6 +5,7 @@
  * the server's default instead; and SQL cannot set a reset value.  So a Query that is
  * exactly one
  *   RESET name      SET [SESSION] name TO DEFAULT      RESET ALL
+ *   RESET TIME ZONE      SET [SESSION] TIME ZONE { DEFAULT | LOCAL }
  * of a setting with a startup value (any, for RESET ALL) goes to the server as
  *   <the client's text>\n;SELECT pg_catalog.set_config(E'name', E'startup', false), ...
  * in one Query: one implicit transaction (or the client's block: a ROLLBACK undoes

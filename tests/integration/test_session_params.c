@@ -420,7 +420,7 @@ Test(session_params, reset_goes_back_to_startup_values)
  * keeps it, an aborted block refuses it): as on a direct connection.  The client sees
  * one result, its own statement's.
  */
-#define EDGE_OPTIONS "-c work_mem=7MB -c corral.tenant=o\\'b\\\\\\\\r"
+#define EDGE_OPTIONS "-c work_mem=7MB -c TimeZone=PST8PDT -c corral.tenant=o\\'b\\\\\\\\r"
 
 static void expect_tag(PGconn *conn, const char *sql, const char *tag)
 {
@@ -439,6 +439,13 @@ static void reset_edges(PGconn *conn)
 	h_exec_ok(conn, "SET work_mem = '3MB'");
 	expect_tag(conn, "SET work_mem TO DEFAULT;", "SET");
 	h_expect_show(conn, "work_mem", "7MB");
+	h_exec_ok(conn, "SET TIME ZONE 'UTC'");
+	expect_tag(conn, "RESET TIME ZONE", "RESET");
+	h_expect_show(conn, "TimeZone", "PST8PDT");
+	cr_expect_str_eq(PQparameterStatus(conn, "TimeZone"), "PST8PDT");
+	h_exec_ok(conn, "SET TimeZone = 'UTC'");
+	expect_tag(conn, "set session time zone local", "SET");
+	h_expect_show(conn, "TimeZone", "PST8PDT");
 	h_exec_ok(conn, "SET corral.tenant = 'x'");
 	expect_tag(conn, "RESET corral.tenant", "RESET");
 	h_expect_show(conn, "corral.tenant", "o'b\\r");
