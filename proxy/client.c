@@ -563,7 +563,6 @@ static void welcome(struct client *c)
 	 * for an earlier client; a server gets them when linked. */
 	session_params_add_defaults(&c->params, ps);
 	c->param_sig = 0;
-	pin_client_welcome(c);
 	for (size_t i = 0; i < c->params.n; i++) {
 		char spelled[256];
 		if (session_params_tracked(c->params.names[i]) &&
@@ -571,6 +570,7 @@ static void welcome(struct client *c)
 					 spelled, sizeof(spelled)))
 			(void)params_set(&c->params, c->params.names[i], spelled);
 	}
+	pin_client_welcome(c); /* what RESET goes back to, spelled as the client sees it */
 	const char *values[PARAMS_MAX];
 	for (size_t i = 0; i < ps->n; i++) {
 		const char *value = params_get(&c->params, ps->names[i]);
@@ -606,6 +606,13 @@ static void report_server_values(struct client *c, struct server *s)
 				continue;
 			pgproto_put_parameter_status(out, name, have);
 			pool_shared_learn_spelling(c->pool->shared, name, c->params.values[i], have);
+			/* What RESET goes back to is spelled so too: the same value, and a
+			 * link after it needs no set_config() to respell it. */
+			const char *startup = c->startup_params
+						      ? params_get(c->startup_params, name)
+						      : NULL;
+			if (startup && strcmp(startup, c->params.values[i]) == 0)
+				(void)params_set(c->startup_params, name, have);
 			(void)params_set(&c->params, name, have);
 			c->param_sig = 0;
 		}

@@ -104,10 +104,14 @@ struct client {
 	bool pin_skip;
 	/* SET / RESET carried (proxy/set_carry.h): those of the Query in flight, kept until
 	 * its ReadyForQuery says whether they took effect (NULL: none); and the client's
-	 * startup parameters, what RESET goes back to (NULL: not needed yet). */
+	 * startup parameters, what RESET goes back to (every pool mode; NULL until the
+	 * welcome, or out of memory). */
 	struct set_pending *set_pending;
 	struct set_pending *set_block; /* SETs of the open transaction block, until it ends */
 	struct param_set *startup_params;
+	/* A RESET of a startup value was sent with the value set back after it
+	 * (proxy/startup_reset.h): which of its answer the server is at, 0: none. */
+	uint8_t startup_reset;
 	struct cancel_key cancel;    /* its BackendKeyData (proxy/cancel_keys.h) */
 	struct admin_session *admin; /* a client of the admin console (proxy/admin.h), else NULL */
 };

@@ -96,8 +96,6 @@ struct set_pending {
 
 void pin_client_welcome(struct client *c)
 {
-	if (c->pool->mode == POOL_MODE_SESSION)
-		return;
 	c->startup_params = calloc(1, sizeof(*c->startup_params));
 	if (c->startup_params)
 		params_copy(c->startup_params, &c->params);
@@ -114,6 +112,15 @@ void pin_client_free(struct client *c)
 		free(c->startup_params);
 		c->startup_params = NULL;
 	}
+}
+
+void pin_carry_restored(struct client *c)
+{
+	struct set_pending *p = c->set_pending;
+	if (!p || p->from_parse)
+		return;
+	for (int i = 0; i < p->n; i++)
+		p->sets[i].restored = p->sets[i].reset;
 }
 
 static bool stmt_pins(const char *stmt, size_t len, void *arg)
@@ -144,6 +151,17 @@ static bool try_carry(struct client *c, const char *text, size_t len)
 	return true;
 }
 
+/* After RESET ALL corral set every startup value back (session_params_restore_sql):
+ * the server has them as corral set them. */
+static bool restored_all(struct server *s, const struct param_set *startup)
+{
+	for (size_t i = 0; i < startup->n; i++)
+		if (session_params_restorable(startup->names[i]) &&
+		    !params_set(&s->applied, startup->names[i], startup->values[i]))
+			return false;
+	return true;
+}
+
 /* One carried SET / RESET took effect on c's server. */
 static bool apply_one(struct client *c, const struct set_carry *sc)
 {
@@ -153,15 +171,21 @@ static bool apply_one(struct client *c, const struct set_carry *sc)
 		 * server lost everything corral applied but identity. */
 		params_copy(&c->params, c->startup_params);
 		session_params_after_reset(s, "RESET ALL");
-		return true;
+		return !sc->restored || restored_all(s, c->startup_params);
 	}
 	if (sc->reset) {
 		const char *startup = params_get(c->startup_params, sc->name);
-		params_remove(&s->applied, sc->name);
 		if (!startup) {
+			params_remove(&s->applied, sc->name);
 			params_remove(&c->params, sc->name);
 			return true;
 		}
+		/* Restored: the server has it as corral set it, for the next link to reset;
+		 * else the server's default, which the next link brings to startup again. */
+		if (!sc->restored)
+			params_remove(&s->applied, sc->name);
+		else if (!params_set(&s->applied, sc->name, startup))
+			return false;
 		return params_set(&c->params, sc->name, startup);
 	}
 	/* The server has it now, as if corral had set it: the next client's link resets

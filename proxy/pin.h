@@ -39,7 +39,11 @@ enum pin_verdict pin_client_check(struct client *c, char type, uint32_t len, str
  * out of memory, the client is pinned instead (never a leak).
  */
 void pin_server_msg(struct client *c, char type, const uint8_t *body, size_t body_len);
-/* The client logged in (its startup parameters are final), and it is freed. */
+/* The Query just sent, whose SET / RESET corral carries (if any), got the startup values
+ * set back after its RESET (proxy/startup_reset.h). */
+void pin_carry_restored(struct client *c);
+/* The client logged in (its startup parameters are final; kept in every pool mode, for
+ * RESET), and it is freed. */
 void pin_client_welcome(struct client *c);
 void pin_client_free(struct client *c);
 

@@ -15,6 +15,7 @@
 #include "proxy/pin.h"
 #include "proxy/prepared_relay.h"
 #include "proxy/session_params.h"
+#include "proxy/startup_reset.h"
 #include "proxy/worker.h"
 
 /* Messages larger than this are never looked into, only passed through. */
@@ -61,6 +62,7 @@ struct scan {
 	struct evbuffer *replacement;
 	size_t moved; /* bytes taken from src (relayed or dropped) */
 	bool answered; /* corral wrote to the client itself (pin_policy) */
+	bool restore;  /* SCAN_REWRITE is startup_reset's, not prepared statements' */
 };
 
 /* What has been looked at goes to dst now: corral's own bytes come next. */
@@ -222,6 +224,22 @@ static enum scan_result inspect_client_msg(struct scan *sc, char type, const uin
 	}
 	if (type == 'X')
 		return SCAN_TERMINATE; /* the client leaves; the server stays ours */
+	/* First, before anything below notes the Query: a hold asks again later. */
+	bool restore = false;
+	if (type == 'Q') {
+		switch (startup_reset_check(sc->c, len, sc->src, sc->off, sc->avail)) {
+		case STARTUP_RESET_WAIT:
+			return SCAN_WAIT;
+		case STARTUP_RESET_HOLD:
+			sc->c->prep_hold = true; /* server_read relays again after the replies */
+			return SCAN_WAIT;
+		case STARTUP_RESET_REWRITE:
+			restore = true;
+			break;
+		default:
+			break;
+		}
+	}
 	if (sc->c->pool->mode != POOL_MODE_SESSION) {
 		switch (pin_client_check(sc->c, type, len, sc->src, sc->off, sc->avail)) {
 		case PIN_WAIT:
@@ -249,6 +267,10 @@ static enum scan_result inspect_client_msg(struct scan *sc, char type, const uin
 			break;
 		}
 	}
+	if (restore) {
+		sc->restore = true;
+		return SCAN_REWRITE; /* scan_rewrite tells the tracker */
+	}
 	switch (tracker_client(&sc->c->relay.tracker, type, body, len - 4)) {
 	case TRACKER_OK:
 		return SCAN_OK;
@@ -266,6 +288,11 @@ static enum scan_result inspect_client_msg(struct scan *sc, char type, const uin
 /* The message at the head of src (what came before it is in dst) is replaced. */
 static bool scan_rewrite(struct scan *sc, char type, uint32_t len)
 {
+	if (sc->restore) {
+		sc->restore = false;
+		return startup_reset_rewrite(sc->c, len, sc->src, sc->dst, &sc->sqlstate,
+					     &sc->error);
+	}
 	struct prep_rewrite rw;
 	if (!prepared_client_rewrite(sc->c, type, len, sc->src, sc->dst, &rw)) {
 		sc->sqlstate = rw.sqlstate;
@@ -284,9 +311,12 @@ static bool server_wants_body(char type)
 	return type == 'Z' || type == 'S' || type == 'E' || type == 'C'; /* C: pin.h's COMMIT */
 }
 
-/* Replies that may be corral's own (prepared statements) are dropped whole. */
+/* Replies that may be corral's own (prepared statements, the SELECT after a RESET) are
+ * dropped whole. */
 static bool server_wants_whole(struct client *c, char type)
 {
+	if (c->startup_reset && startup_reset_wants_whole(c, type))
+		return true;
 	return (type == '1' || type == '3' || type == 'E' || type == 'C' || type == '2') &&
 	       prepared_awaiting(c);
 }
@@ -349,6 +379,8 @@ static enum scan_result inspect_server_msg(struct scan *sc, char type, const uin
 		r->server_fatal = true;
 	if (c->set_pending || c->set_block)
 		pin_server_msg(c, type, body, body_len);
+	if (c->startup_reset && startup_reset_swallow(c, type))
+		return SCAN_SWALLOW;
 	/* Only an error (which may name corral's statements) or a reply while corral's own
 	 * requests are outstanding concerns prepared statements: nothing else is looked at. */
 	if (c->prep_mode != PREP_OFF && (type == 'E' || prepared_awaiting(c))) {
@@ -552,6 +584,7 @@ void relay_start(struct client *c)
 	r->to_server_discard = r->to_client_discard = false;
 	c->prep_mode = prepared_mode(c);
 	c->prep_hold = false;
+	c->startup_reset = 0;
 	free(c->set_pending); /* a Query of another link: its answer will not come here */
 	c->set_pending = NULL;
 	free(c->set_block); /* a block never spans links */

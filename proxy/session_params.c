@@ -284,6 +284,16 @@ static bool leftover(const struct param_set *wanted, const struct server *s, siz
 	return !params_get(wanted, s->applied.names[i]) && !needs_no_reset(s->applied.names[i]);
 }
 
+/* Appends one set_config() of name to value, the first one after "SELECT ". */
+static void put_set_config(struct query_buf *q, const char *name, const char *value)
+{
+	fputs(q->calls++ ? ", pg_catalog.set_config(" : "SELECT pg_catalog.set_config(", q->f);
+	put_literal(q->f, name);
+	fputs(", ", q->f);
+	put_literal(q->f, value);
+	fputs(", false)", q->f);
+}
+
 char *session_params_sync_query(const struct param_set *wanted, const struct server *s, bool *oom)
 {
 	*oom = false;
@@ -309,11 +319,7 @@ char *session_params_sync_query(const struct param_set *wanted, const struct ser
 			continue;
 		if (!q.calls && !begin_statement(&q))
 			goto oom;
-		fputs(q.calls++ ? ", pg_catalog.set_config(" : "SELECT pg_catalog.set_config(", q.f);
-		put_literal(q.f, wanted->names[i]);
-		fputs(", ", q.f);
-		put_literal(q.f, wanted->values[i]);
-		fputs(", false)", q.f);
+		put_set_config(&q, wanted->names[i], wanted->values[i]);
 	}
 	if (!q.f)
 		return NULL;
@@ -329,6 +335,35 @@ oom:
 	free(q.text);
 	*oom = true;
 	return NULL;
+}
+
+bool session_params_restorable(const char *name)
+{
+	return !is_identity(name) && !needs_no_reset(name);
+}
+
+char *session_params_restore_sql(const struct param_set *startup, const char *name, bool *oom)
+{
+	*oom = false;
+	struct query_buf q = { 0 };
+	for (size_t i = 0; i < startup->n; i++) {
+		const char *n = startup->names[i];
+		if ((name && strcasecmp(n, name) != 0) || !session_params_restorable(n))
+			continue;
+		if (!q.f && !begin_statement(&q)) {
+			*oom = true;
+			return NULL;
+		}
+		put_set_config(&q, n, startup->values[i]);
+	}
+	if (!q.f)
+		return NULL;
+	if (fclose(q.f) != 0) {
+		free(q.text);
+		*oom = true;
+		return NULL;
+	}
+	return q.text;
 }
 
 /*

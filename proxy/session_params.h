@@ -42,6 +42,19 @@ uint64_t session_params_signature(const struct param_set *ps);
  */
 char *session_params_sync_query(const struct param_set *wanted, const struct server *s, bool *oom);
 
+/*
+ * What makes a server end a client's RESET with the client's startup value (PostgreSQL
+ * makes a startup-packet value the reset value; corral applies it with set_config(),
+ * after which RESET goes to the server's default):
+ *   SELECT pg_catalog.set_config(E'DateStyle', E'Postgres, MDY', false), ...
+ * for name (NULL: RESET ALL, every one RESET ALL touches), from startup.  NULL when
+ * startup has no such value (or allocation failed: *oom set).  Caller frees.
+ */
+char *session_params_restore_sql(const struct param_set *startup, const char *name, bool *oom);
+/* Whether RESET ALL goes back to name's startup value: not for role and
+ * session_authorization (RESET ALL keeps them), nor the transaction-scoped ones. */
+bool session_params_restorable(const char *name);
+
 /* Reported parameters a client can change and a pooled server must match
  * (client_encoding, DateStyle, TimeZone, ...). */
 bool session_params_tracked(const char *name);

@@ -20,6 +20,9 @@ struct set_carry {
 	char name[64]; /* lower case; a custom one as "app.key"; "all": RESET ALL */
 	char value[SET_CARRY_VALUE_MAX]; /* unless reset */
 	bool reset;                      /* RESET name, or SET name TO DEFAULT */
+	/* (not the parser's) corral set the startup values back after this reset, as it
+	 * sets a client's values (proxy/startup_reset.h) */
+	bool restored;
 };
 
 /* Whether text[0..len) (may end with NUL) is one SET / RESET corral can carry. */

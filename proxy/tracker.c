@@ -647,6 +647,15 @@ bool tracker_settled_slow(const struct tracker *t)
 	return true;
 }
 
+bool tracker_will_settle(const struct tracker *t)
+{
+	if (t->lost || t->n_hyp != 1 || t->hyp[0].copy != COPY_NONE || !t->hyp[0].len)
+		return false;
+	const struct tracker_hyp *h = &t->hyp[0];
+	uint8_t last = at(h, h->len - 1);
+	return last == REQ_QUERY || last == REQ_FUNC || last == REQ_SYNC;
+}
+
 bool tracker_in_copy(const struct tracker *t)
 {
 	for (int i = 0; i < t->n_hyp; i++)

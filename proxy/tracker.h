@@ -128,6 +128,13 @@ static inline bool tracker_settled(const struct tracker *t)
 	}
 	return tracker_settled_slow(t);
 }
+/*
+ * True when the backend will answer everything in flight and end with a ReadyForQuery
+ * without anything more from the client: one reading, no COPY, and the last request a
+ * Query, FunctionCall or Sync.  (Not settled, not lost.)  A relay may then hold a client
+ * message until the server is settled without waiting forever.
+ */
+bool tracker_will_settle(const struct tracker *t);
 /* True while any reading has a COPY running. */
 bool tracker_in_copy(const struct tracker *t);
 /*

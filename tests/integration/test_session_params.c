@@ -6,6 +6,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -391,16 +392,10 @@ Test(session_params, reset_goes_back_to_startup_values_direct)
 	free(base);
 }
 
-/* KNOWN DEFECT (make regress: date, timestamp, horology, guc): corral gives a server the
- * client's startup values with set_config(), so a RESET on the server goes to the
- * server's default; built skipped unless -DCORRAL_KNOWN_DEFECTS. */
-#ifdef CORRAL_KNOWN_DEFECTS
-#define KNOWN_DEFECT false
-#else
-#define KNOWN_DEFECT true
-#endif
-
-Test(session_params, reset_goes_back_to_startup_values, .disabled = KNOWN_DEFECT)
+/* Found by make regress (date, timestamp, horology, guc): corral gives a server the
+ * client's startup values with set_config(), after which a RESET on the server goes to
+ * the server's default; corral sets the startup value back (proxy/startup_reset.h). */
+Test(session_params, reset_goes_back_to_startup_values)
 {
 	const char *modes[] = {"workers = 1\npool_mode = session\n",
 			       "workers = 1\npool_mode = transaction\n"};
@@ -415,6 +410,161 @@ Test(session_params, reset_goes_back_to_startup_values, .disabled = KNOWN_DEFECT
 		PQfinish(b);
 		free(ci);
 		free(base);
+		h_corral_stop(c);
+	}
+}
+
+/*
+ * The same RESET with a comment after it, SET ... TO DEFAULT, a startup value with a
+ * quote and a backslash, and RESET in a transaction block (ROLLBACK undoes it, COMMIT
+ * keeps it, an aborted block refuses it): as on a direct connection.  The client sees
+ * one result, its own statement's.
+ */
+#define EDGE_OPTIONS "-c work_mem=7MB -c TimeZone=PST8PDT -c corral.tenant=o\\'b\\\\\\\\r"
+
+static void expect_tag(PGconn *conn, const char *sql, const char *tag)
+{
+	PGresult *res = h_exec(conn, sql);
+	cr_expect_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s: %s", sql,
+		     PQresultErrorMessage(res));
+	cr_expect_str_eq(PQcmdStatus(res), tag, "%s", sql);
+	PQclear(res);
+}
+
+static void reset_edges(PGconn *conn)
+{
+	h_exec_ok(conn, "SET work_mem = '3MB'");
+	expect_tag(conn, "RESET work_mem -- back to the startup value", "RESET");
+	h_expect_show(conn, "work_mem", "7MB");
+	h_exec_ok(conn, "SET work_mem = '3MB'");
+	expect_tag(conn, "SET work_mem TO DEFAULT;", "SET");
+	h_expect_show(conn, "work_mem", "7MB");
+	h_exec_ok(conn, "SET TIME ZONE 'UTC'");
+	expect_tag(conn, "RESET TIME ZONE", "RESET");
+	h_expect_show(conn, "TimeZone", "PST8PDT");
+	cr_expect_str_eq(PQparameterStatus(conn, "TimeZone"), "PST8PDT");
+	h_exec_ok(conn, "SET TimeZone = 'UTC'");
+	expect_tag(conn, "set session time zone local", "SET");
+	h_expect_show(conn, "TimeZone", "PST8PDT");
+	h_exec_ok(conn, "SET corral.tenant = 'x'");
+	expect_tag(conn, "RESET corral.tenant", "RESET");
+	h_expect_show(conn, "corral.tenant", "o'b\\r");
+
+	h_exec_ok(conn, "SET work_mem = '3MB'");
+	h_exec_ok(conn, "BEGIN");
+	expect_tag(conn, "RESET work_mem", "RESET");
+	h_expect_show(conn, "work_mem", "7MB");
+	h_exec_ok(conn, "ROLLBACK");
+	h_expect_show(conn, "work_mem", "3MB");
+	h_exec_ok(conn, "BEGIN");
+	expect_tag(conn, "RESET ALL", "RESET");
+	h_exec_ok(conn, "COMMIT");
+	h_expect_show(conn, "work_mem", "7MB");
+
+	h_exec_ok(conn, "SET work_mem = '3MB'");
+	h_exec_ok(conn, "BEGIN");
+	PGresult *res = h_exec(conn, "SELECT 1/0");
+	PQclear(res);
+	res = h_exec(conn, "RESET work_mem");
+	cr_expect_str_eq(h_sqlstate(res), "25P02");
+	PQclear(res);
+	h_exec_ok(conn, "ROLLBACK");
+	h_expect_show(conn, "work_mem", "3MB");
+	PQfinish(conn);
+}
+
+Test(session_params, reset_edges_direct)
+{
+	char *base = h_pg_conninfo(H.user, H.db, H.password);
+	char *ci = h_printf("%s options='" EDGE_OPTIONS "'", base);
+	PGconn *conn = PQconnectdb(ci);
+	cr_assert_eq(PQstatus(conn), CONNECTION_OK, "%s", PQerrorMessage(conn));
+	reset_edges(conn);
+	free(ci);
+	free(base);
+}
+
+Test(session_params, reset_edges)
+{
+	const char *modes[] = {"workers = 1\npool_mode = session\n",
+			       "workers = 1\npool_mode = transaction\n"};
+	for (size_t i = 0; i < 2; i++) {
+		struct h_corral *c = h_corral_start(modes[i], ONE_SERVER_DB, NULL);
+		char *base = h_conninfo(c, H.user, H.db, H.password);
+		char *ci = h_printf("%s options='" EDGE_OPTIONS "'", base);
+		reset_edges(h_connect(c, ci));
+		PGconn *b = h_connect_bench(c);
+		h_expect_show(b, "work_mem", "4MB");
+		h_expect_show(b, "corral.tenant", "");
+		PQfinish(b);
+		free(ci);
+		free(base);
+		h_corral_stop(c);
+	}
+}
+
+/* Appends a Query message of sql to buf at *n. */
+static void put_query(unsigned char *buf, size_t *n, const char *sql)
+{
+	size_t len = strlen(sql) + 1 + 4;
+	buf[(*n)++] = 'Q';
+	for (int shift = 24; shift >= 0; shift -= 8)
+		buf[(*n)++] = (unsigned char)(len >> shift);
+	memcpy(buf + *n, sql, strlen(sql) + 1);
+	*n += strlen(sql) + 1;
+}
+
+/*
+ * A RESET sent behind a Query not yet answered (no wait between them) waits for its
+ * answer, then goes back to the startup value; the client sees each Query's own
+ * replies only: SET, RESET, then SHOW's one row.
+ */
+Test(session_params, reset_behind_an_unanswered_query)
+{
+	const char *modes[] = {"auth_type = trust\nworkers = 1\npool_mode = session\n",
+			       "auth_type = trust\nworkers = 1\npool_mode = transaction\n"};
+	for (size_t i = 0; i < 2; i++) {
+		struct h_corral *c = h_corral_start(modes[i], ONE_SERVER_DB, NULL);
+		const char *kv[] = {"user",    "bench",           "database", "bench",
+				    "options", "-c work_mem=7MB", NULL};
+		unsigned char pkt[256], buf[16384];
+		size_t n = h_startup_packet(pkt, sizeof pkt, H_PROTOCOL_3_0, kv), len = 0;
+		bool closed;
+		int fd = h_tcp_connect(c->port);
+		h_send_all(fd, pkt, n);
+		cr_assert(h_read_until_msg(fd, buf, sizeof buf, &len, 'Z', 10.0, &closed));
+		n = 0;
+		put_query(pkt, &n, "SET work_mem = '3MB'");
+		put_query(pkt, &n, "RESET work_mem");
+		put_query(pkt, &n, "SHOW work_mem");
+		h_send_all(fd, pkt, n);
+		char seen[64] = "", tags[128] = "", row[32] = "";
+		int ready = 0;
+		len = 0;
+		while (ready < 3) {
+			size_t at = 0, whole;
+			char type;
+			const unsigned char *body;
+			size_t body_len;
+			cr_assert(h_read_until_msg(fd, buf, sizeof buf, &len, 'Z', 10.0, &closed),
+				  "replies so far: %s", seen);
+			while ((whole = h_msg(buf + at, len - at, &type, &body, &body_len)) != 0) {
+				if (type != 'S' && strlen(seen) + 1 < sizeof(seen))
+					strncat(seen, &type, 1);
+				if (type == 'C')
+					strcat(strcat(tags, (const char *)body), ",");
+				if (type == 'D' && body_len > 6 && h_be32(body + 2) < sizeof(row))
+					memcpy(row, body + 6, h_be32(body + 2));
+				ready += type == 'Z';
+				at += whole;
+			}
+			memmove(buf, buf + at, len - at);
+			len -= at;
+		}
+		cr_expect_str_eq(seen, "CZCZTDCZ", "%s", modes[i]);
+		cr_expect_str_eq(tags, "SET,RESET,SHOW,", "%s", modes[i]);
+		cr_expect_str_eq(row, "7MB", "%s", modes[i]);
+		close(fd);
 		h_corral_stop(c);
 	}
 }

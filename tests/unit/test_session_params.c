@@ -290,3 +290,61 @@ Test(session_params, name_parts_longer_than_an_identifier_are_refused)
 	cr_expect_not(startup_ok(part64, "1"));
 	cr_expect(startup_ok("search_path", "a,public"));
 }
+
+/* ---- what brings a RESET back to the startup values -------------------------- */
+
+static void expect_restore(const char *const *startup_kv, const char *name, const char *want)
+{
+	struct param_set startup = {0};
+	fill(&startup, startup_kv);
+	bool oom = true;
+	char *q = session_params_restore_sql(&startup, name, &oom);
+	cr_assert_not(oom);
+	if (!want)
+		cr_expect_null(q, "want none, got [%s]", q ? q : "");
+	else
+		cr_expect_str_eq(q ? q : "(null)", want);
+	free(q);
+	params_clear(&startup);
+}
+
+Test(session_params, restore_sets_the_startup_value_of_one_name)
+{
+	const char *const startup[] = {"DateStyle", "Postgres, MDY", "work_mem", "7MB", NULL};
+	expect_restore(startup, "datestyle",
+		       "SELECT pg_catalog.set_config(E'DateStyle', E'Postgres, MDY', false)");
+	expect_restore(startup, "work_mem",
+		       "SELECT pg_catalog.set_config(E'work_mem', E'7MB', false)");
+	expect_restore(startup, "statement_timeout", NULL);
+}
+
+/* RESET ALL: every startup value but who the session runs as (RESET ALL keeps it) and
+ * the transaction-scoped ones. */
+Test(session_params, restore_all_skips_identity_and_transaction_settings)
+{
+	const char *const startup[] = {"role",
+				       "r1",
+				       "work_mem",
+				       "7MB",
+				       "session_authorization",
+				       "u",
+				       "transaction_isolation",
+				       "serializable",
+				       "TimeZone",
+				       "PST8PDT",
+				       NULL};
+	expect_restore(startup, NULL,
+		       "SELECT pg_catalog.set_config(E'work_mem', E'7MB', false), "
+		       "pg_catalog.set_config(E'TimeZone', E'PST8PDT', false)");
+	expect_restore(startup, "role", NULL);
+	expect_restore(NONE, NULL, NULL);
+}
+
+/* Values come from the client's startup packet: quotes and backslashes escaped. */
+Test(session_params, restore_escapes_values)
+{
+	expect_restore((const char *const[]){"corral.tenant", "o'b\\r'); DROP TABLE t; --", NULL},
+		       NULL,
+		       "SELECT pg_catalog.set_config(E'corral.tenant', "
+		       "E'o''b\\\\r''); DROP TABLE t; --', false)");
+}

@@ -123,6 +123,31 @@ Test(tracker, asynchronous_messages)
 	accepts("<N <S <A = >Q <N <S <T <A <D <N <C <ZI = <A =");
 }
 
+/* Whether everything in flight is answered without more from the client (a relay may
+ * hold a message until then). */
+static bool will_settle_after(const char *script)
+{
+	struct tracker t;
+	tracker_init(&t);
+	cr_assert_eq(play(&t, script), TRACKER_OK, "refused \"%s\"", script);
+	bool v = tracker_will_settle(&t);
+	tracker_free(&t);
+	return v;
+}
+
+Test(tracker, will_settle)
+{
+	cr_expect_not(will_settle_after(""), "settled already");
+	cr_expect(will_settle_after(">Q"));
+	cr_expect(will_settle_after(">Q <T <D"));
+	cr_expect(will_settle_after(">P >B >E >S"));
+	cr_expect(will_settle_after(">F"));
+	cr_expect_not(will_settle_after(">P >B >E"), "no Sync: the backend waits");
+	cr_expect_not(will_settle_after(">P >B >E >S >P"));
+	cr_expect_not(will_settle_after(">P >S <1 <ZI >B"), "open without a Sync");
+	cr_expect_not(will_settle_after(">Q <G"), "COPY waits for the client's data");
+}
+
 Test(tracker, copy_in_simple)
 {
 	accepts(">Q <G >d >d ~ >c ~ <C ~ <ZI =");
