@@ -277,6 +277,19 @@ static bool begin_statement(struct query_buf *q)
 	return true;
 }
 
+/* The query built (NULL: nothing to do, or out of memory, then *oom). */
+static char *finish_query(struct query_buf *q, bool *oom)
+{
+	if (!q->f)
+		return NULL;
+	if (fclose(q->f) != 0) {
+		free(q->text);
+		*oom = true;
+		return NULL;
+	}
+	return q->text;
+}
+
 /* Whether s has a value corral applied for an earlier client that wanted leaves to the
  * session default. */
 static bool leftover(const struct param_set *wanted, const struct server *s, size_t i)
@@ -321,14 +334,7 @@ char *session_params_sync_query(const struct param_set *wanted, const struct ser
 			goto oom;
 		put_set_config(&q, wanted->names[i], wanted->values[i]);
 	}
-	if (!q.f)
-		return NULL;
-	if (fclose(q.f) != 0) {
-		free(q.text);
-		*oom = true;
-		return NULL;
-	}
-	return q.text;
+	return finish_query(&q, oom);
 oom:
 	if (q.f)
 		fclose(q.f);
@@ -356,14 +362,7 @@ char *session_params_restore_sql(const struct param_set *startup, const char *na
 		}
 		put_set_config(&q, n, startup->values[i]);
 	}
-	if (!q.f)
-		return NULL;
-	if (fclose(q.f) != 0) {
-		free(q.text);
-		*oom = true;
-		return NULL;
-	}
-	return q.text;
+	return finish_query(&q, oom);
 }
 
 /*

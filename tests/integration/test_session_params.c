@@ -381,15 +381,43 @@ static void reset_goes_back_to_startup_values(PGconn *conn)
 	PQfinish(conn);
 }
 
-Test(session_params, reset_goes_back_to_startup_values_direct)
+/* steps on a direct connection with these startup options. */
+static void on_direct(const char *options, void (*steps)(PGconn *))
 {
 	char *base = h_pg_conninfo(H.user, H.db, H.password);
-	char *ci = h_printf("%s options='" RESET_OPTIONS "'", base);
+	char *ci = h_printf("%s options='%s'", base, options);
 	PGconn *conn = PQconnectdb(ci);
 	cr_assert_eq(PQstatus(conn), CONNECTION_OK, "%s", PQerrorMessage(conn));
-	reset_goes_back_to_startup_values(conn);
+	steps(conn);
 	free(ci);
 	free(base);
+}
+
+/* steps through corral with these startup options, in session and in transaction
+ * pooling (one server); then the next client sees the defaults. */
+static void in_both_modes(const char *options, void (*steps)(PGconn *))
+{
+	const char *modes[] = {"workers = 1\npool_mode = session\n",
+			       "workers = 1\npool_mode = transaction\n"};
+	for (size_t i = 0; i < 2; i++) {
+		struct h_corral *c = h_corral_start(modes[i], ONE_SERVER_DB, NULL);
+		char *base = h_conninfo(c, H.user, H.db, H.password);
+		char *ci = h_printf("%s options='%s'", base, options);
+		steps(h_connect(c, ci));
+		PGconn *b = h_connect_bench(c);
+		h_expect_show(b, "work_mem", "4MB");
+		h_expect_value(b, "SELECT coalesce(current_setting('corral.tenant', true), '')",
+			       "");
+		PQfinish(b);
+		free(ci);
+		free(base);
+		h_corral_stop(c);
+	}
+}
+
+Test(session_params, reset_goes_back_to_startup_values_direct)
+{
+	on_direct(RESET_OPTIONS, reset_goes_back_to_startup_values);
 }
 
 /* Found by make regress (date, timestamp, horology, guc): corral gives a server the
@@ -397,21 +425,7 @@ Test(session_params, reset_goes_back_to_startup_values_direct)
  * the server's default; corral sets the startup value back (proxy/startup_reset.h). */
 Test(session_params, reset_goes_back_to_startup_values)
 {
-	const char *modes[] = {"workers = 1\npool_mode = session\n",
-			       "workers = 1\npool_mode = transaction\n"};
-	for (size_t i = 0; i < 2; i++) {
-		struct h_corral *c = h_corral_start(modes[i], ONE_SERVER_DB, NULL);
-		char *base = h_conninfo(c, H.user, H.db, H.password);
-		char *ci = h_printf("%s options='" RESET_OPTIONS "'", base);
-		reset_goes_back_to_startup_values(h_connect(c, ci));
-		/* the next client sees the defaults */
-		PGconn *b = h_connect_bench(c);
-		h_expect_show(b, "work_mem", "4MB");
-		PQfinish(b);
-		free(ci);
-		free(base);
-		h_corral_stop(c);
-	}
+	in_both_modes(RESET_OPTIONS, reset_goes_back_to_startup_values);
 }
 
 /*
@@ -475,32 +489,12 @@ static void reset_edges(PGconn *conn)
 
 Test(session_params, reset_edges_direct)
 {
-	char *base = h_pg_conninfo(H.user, H.db, H.password);
-	char *ci = h_printf("%s options='" EDGE_OPTIONS "'", base);
-	PGconn *conn = PQconnectdb(ci);
-	cr_assert_eq(PQstatus(conn), CONNECTION_OK, "%s", PQerrorMessage(conn));
-	reset_edges(conn);
-	free(ci);
-	free(base);
+	on_direct(EDGE_OPTIONS, reset_edges);
 }
 
 Test(session_params, reset_edges)
 {
-	const char *modes[] = {"workers = 1\npool_mode = session\n",
-			       "workers = 1\npool_mode = transaction\n"};
-	for (size_t i = 0; i < 2; i++) {
-		struct h_corral *c = h_corral_start(modes[i], ONE_SERVER_DB, NULL);
-		char *base = h_conninfo(c, H.user, H.db, H.password);
-		char *ci = h_printf("%s options='" EDGE_OPTIONS "'", base);
-		reset_edges(h_connect(c, ci));
-		PGconn *b = h_connect_bench(c);
-		h_expect_show(b, "work_mem", "4MB");
-		h_expect_show(b, "corral.tenant", "");
-		PQfinish(b);
-		free(ci);
-		free(base);
-		h_corral_stop(c);
-	}
+	in_both_modes(EDGE_OPTIONS, reset_edges);
 }
 
 /* Appends a Query message of sql to buf at *n. */
