@@ -31,6 +31,7 @@
 #include "common/ini_load.h"
 #include "common/parse.h"
 #include "common/suggest.h"
+#include "pool/config_tls.h"
 #include "pool/config_unsupported.h"
 
 #define MAX_WORKERS 256
@@ -118,6 +119,12 @@ static const struct ini_key corral_keys[] = {
 	{ "admin_users", ini_key_string, FIELD(admin_users), 0, 0 },
 	{ "stats_users", ini_key_string, FIELD(stats_users), 0, 0 },
 	{ "stats_period", ini_key_int, FIELD(stats_period), 1, MAX_STATS_PERIOD },
+	/* TLS to PostgreSQL (pool/config_tls.h) */
+	{ "server_tls_sslmode", ini_key_nonempty, FIELD(server_tls_sslmode), 0, 0 },
+	{ "server_tls_ca_file", ini_key_nonempty, FIELD(server_tls_ca_file), 0, 0 },
+	{ "server_tls_cert_file", ini_key_nonempty, FIELD(server_tls_cert_file), 0, 0 },
+	{ "server_tls_key_file", ini_key_nonempty, FIELD(server_tls_key_file), 0, 0 },
+	{ "server_tls_protocols", ini_key_nonempty, FIELD(server_tls_protocols), 0, 0 },
 };
 
 /* [metrics]: the HTTP endpoint (proxy/metrics_http.c). */
@@ -854,6 +861,29 @@ static void check_whole(struct load_ctx *ctx)
 	}
 }
 
+/* The server_tls_* keys become each database line's libpq TLS keywords, unless the
+ * line gives its own (so a reload that changes them changes the lines' login, and their
+ * servers are replaced). */
+static void apply_server_tls(struct load_ctx *ctx)
+{
+	struct corral_config *cfg = ctx->cfg;
+	struct config_tls_param p[CONFIG_SERVER_TLS_PARAMS];
+	int n;
+	const char *bad;
+	char why[300];
+	if (!config_server_tls(cfg, p, &n, &bad, why, sizeof(why))) {
+		fail_line(ctx, key_line(ctx, bad), bad, "%s", why);
+		return;
+	}
+	for (size_t i = 0; i < cfg->n_dbs; i++)
+		for (int k = 0; k < n; k++)
+			if (!db_has_conn(&cfg->dbs[i], p[k].keyword) &&
+			    !db_add_conn(&cfg->dbs[i], p[k].keyword, p[k].value)) {
+				fail_line(ctx, 0, NULL, "out of memory");
+				return;
+			}
+}
+
 bool config_load(const char *path, struct corral_config *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
@@ -869,6 +899,8 @@ bool config_load(const char *path, struct corral_config *out, char *err, size_t 
 	PQconninfoFree(ctx.libpq_options);
 	if (!ctx.ini.failed)
 		check_whole(&ctx);
+	if (!ctx.ini.failed)
+		apply_server_tls(&ctx);
 	out->auth_file_line = key_line(&ctx, "auth_file");
 	if (ctx.ini.failed) {
 		config_free(out);
@@ -887,6 +919,11 @@ void config_free(struct corral_config *cfg)
 	free(cfg->admin_db);
 	free(cfg->admin_users);
 	free(cfg->stats_users);
+	free(cfg->server_tls_sslmode);
+	free(cfg->server_tls_ca_file);
+	free(cfg->server_tls_cert_file);
+	free(cfg->server_tls_key_file);
+	free(cfg->server_tls_protocols);
 	free(cfg->metrics_addr);
 	for (size_t i = 0; i < cfg->n_dbs; i++)
 		db_free(&cfg->dbs[i]);
@@ -983,6 +1020,12 @@ bool config_set(const struct corral_config *cur, const char *key, const char *va
 	}
 	struct load_ctx ctx = { .cfg = out };
 	ini_load_begin(&ctx.ini, "SET", err, errlen);
+	if (strncmp(key, "server_tls_", 11) == 0) {
+		/* they are the database lines' login keywords, made when the file is read */
+		snprintf(err, errlen, "SET: %s takes effect with RELOAD (edit the file)", key);
+		config_free(out);
+		return false;
+	}
 	ctx.ini.unsupported = config_unsupported_keys;
 	ctx.ini.n_unsupported = config_n_unsupported_keys;
 	ctx.ini.unsupported_by = "corral";

@@ -106,6 +106,10 @@ struct corral_config {
 	char *admin_db;                /* the console's database name; "pgbouncer" is an alias */
 	char *admin_users;             /* comma-separated: every console command */
 	char *stats_users;             /* comma-separated: SHOW commands only */
+	/* server_tls_* (pool/config_tls.h): defaults of the database lines' libpq TLS
+	 * keywords, NULL when not given */
+	char *server_tls_sslmode, *server_tls_ca_file, *server_tls_cert_file,
+		*server_tls_key_file, *server_tls_protocols;
 	int stats_period;              /* seconds between the snapshots avg_* are computed from */
 	/* [metrics] listen = ADDR:PORT: the HTTP endpoint (proxy/metrics_http.h); off
 	 * (metrics_addr NULL) unless set */

@@ -10,7 +10,7 @@
 	"the statistics are read from the admin console (SHOW STATS) or with kill -USR1"
 #define AUTH_FILE_ONLY "users and their secrets come from auth_file only"
 #define LOG_LEVEL "log_level = info logs every login, logout and error; debug adds more"
-#define SERVER_TLS "put libpq's sslmode=, sslrootcert=, sslcert=, sslkey= on the [databases] line"
+#define SERVER_TLS "libpq has no cipher setting: PostgreSQL's ssl_ciphers chooses"
 #define CLIENT_TLS "corral does not offer TLS to clients yet (it answers SSLRequest with 'N')"
 #define KERNEL "the kernel's defaults apply"
 #define KEEPALIVE_SERVER \
@@ -86,11 +86,6 @@ const struct ini_unsupported config_unsupported_keys[] = {
 	{"client_tls13_ciphers", CLIENT_TLS},
 	{"client_tls_ecdhcurve", CLIENT_TLS},
 	{"client_tls_dheparams", CLIENT_TLS},
-	{"server_tls_sslmode", SERVER_TLS},
-	{"server_tls_ca_file", SERVER_TLS},
-	{"server_tls_key_file", SERVER_TLS},
-	{"server_tls_cert_file", SERVER_TLS},
-	{"server_tls_protocols", SERVER_TLS},
 	{"server_tls_ciphers", SERVER_TLS},
 	{"server_tls13_ciphers", SERVER_TLS},
 	/* dangerous timeouts */

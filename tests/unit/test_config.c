@@ -352,8 +352,8 @@ Test(config, pgbouncer_settings_are_not_supported_rather_than_unknown)
 		     "unix_socket_dir: not supported by corral; corral listens on TCP only");
 	expect_error(HEAD "log_stats = 1\n", 3,
 		     "log_stats: not supported by corral; the statistics are read");
-	expect_error(HEAD "server_tls_sslmode = require\n", 3,
-		     "server_tls_sslmode: not supported by corral; put libpq's sslmode=");
+	expect_error(HEAD "server_tls_ciphers = HIGH\n", 3,
+		     "server_tls_ciphers: not supported by corral; libpq has no cipher setting");
 	/* A [databases] parameter of PgBouncer's that libpq does not know either. */
 	expect_error(HEAD "[databases]\nbench = host=x connect_query='select 1'\n", 4,
 		     "bench: \"connect_query\" is not supported by corral");
@@ -700,7 +700,7 @@ Test(config, reference_config_examples_load)
 	FILE *in = fopen("conf/corral.ini", "r");
 	if (!in)
 		return;
-	char text[16384] = "", line[512];
+	char text[32768] = "", line[512];
 	size_t len = 0;
 	int examples = 0;
 	while (fgets(line, sizeof(line), in)) {
@@ -1171,7 +1171,7 @@ Test(config, show_lists_every_corral_key)
 		&cfg);
 	int n = 0;
 	cr_assert(config_show(&cfg, count_row, &n));
-	cr_expect_eq(n, 35); /* every key of conf/corral.ini's [corral] */
+	cr_expect_eq(n, 40); /* every key of conf/corral.ini's [corral] */
 	config_free(&cfg);
 }
 
@@ -1210,4 +1210,40 @@ Test(config, metrics_listen)
 		     "listen: set twice");
 	expect_error(HEAD "[metrics]\nlsten = 127.0.0.1:1\n", 4,
 		     "lsten: unknown key in [metrics]; did you mean listen?");
+}
+
+/* server_tls_* become the database lines' libpq keywords, unless a line has its own. */
+Test(config, server_tls_keys_are_database_line_defaults)
+{
+	struct corral_config cfg;
+	load_ok("[corral]\nauth_type = trust\nserver_tls_sslmode = verify-full\n"
+		"server_tls_ca_file = conf/corral.ini\nserver_tls_protocols = tlsv1.2,tlsv1.3\n"
+		"[databases]\na = host=x\nb = host=y sslmode=disable\n",
+		&cfg);
+	const char *want_a[][2] = {{"sslmode", "verify-full"},
+				   {"sslrootcert", "conf/corral.ini"},
+				   {"ssl_min_protocol_version", "TLSv1.2"},
+				   {"ssl_max_protocol_version", "TLSv1.3"}};
+	const struct db_config *a = config_find_db(&cfg, "a"), *b = config_find_db(&cfg, "b");
+	for (size_t k = 0; k < sizeof(want_a) / sizeof(want_a[0]); k++) {
+		const char *got = NULL, *got_b = NULL;
+		for (size_t i = 0; i < a->n_conn; i++)
+			if (strcmp(a->conn_keys[i], want_a[k][0]) == 0)
+				got = a->conn_vals[i];
+		for (size_t i = 0; i < b->n_conn; i++)
+			if (strcmp(b->conn_keys[i], want_a[k][0]) == 0)
+				got_b = b->conn_vals[i];
+		cr_expect_str_eq(got ? got : "-", want_a[k][1], "%s", want_a[k][0]);
+		if (k == 0)
+			cr_expect_str_eq(got_b ? got_b : "-", "disable", "the line's own sslmode");
+	}
+	config_free(&cfg);
+	expect_error(HEAD "server_tls_sslmode = sometimes\n", 3,
+		     "server_tls_sslmode: unknown sslmode \"sometimes\"");
+	expect_error(HEAD "server_tls_ca_file = /nonexistent/root.crt\n", 3,
+		     "server_tls_ca_file: cannot read \"/nonexistent/root.crt\"");
+	expect_error(HEAD "server_tls_protocols = tlsv1.0,tlsv1.3\n", 3,
+		     "server_tls_protocols: libpq takes a range of TLS versions");
+	expect_error(HEAD "server_tls_protocols = sslv3\n", 3,
+		     "server_tls_protocols: unknown TLS protocol \"sslv3\"");
 }
