@@ -18,8 +18,27 @@
 
 static const char scram_mechanisms[] = "SCRAM-SHA-256\0"; /* list ends with an empty name */
 
+/* Why a login failed when it is not the password itself, for corral's log only (as
+ * PostgreSQL's server log says "Role does not exist"; the client hears no more than a
+ * wrong password would tell it). */
+static const char *failure_reason(const struct client *c)
+{
+	if (!c->secret)
+		return "user not in auth_file";
+	if (c->auth_method == AUTH_METHOD_SCRAM && c->secret->kind == SECRET_MD5)
+		return "auth_file secret is an md5 hash, which cannot serve SCRAM (auth_type = "
+		       "scram-sha-256): give its password or a SCRAM verifier";
+	return NULL;
+}
+
 static void auth_failed(struct client *c)
 {
+	const char *why = failure_reason(c);
+	if (why) {
+		char ids[400];
+		log_warn("event=login_refused client=%llu %s reason=\"%s\"",
+			 (unsigned long long)c->id, client_log_who(c, ids, sizeof(ids)), why);
+	}
 	client_fail(c, "28P01", "password authentication failed for user \"%s\"", c->user);
 }
 
