@@ -832,8 +832,7 @@ static bool set_defaults(struct load_ctx *ctx, const char *path)
 	return false;
 }
 
-/* 127.0.0.0/8 or ::1 (listen_addr is always an address: ini_key_address). */
-static bool listen_is_loopback(const char *addr)
+bool config_listen_is_loopback(const char *addr)
 {
 	struct in_addr a4;
 	struct in6_addr a6;
@@ -856,7 +855,7 @@ static void check_whole(struct load_ctx *ctx)
 			  "required with auth_type = hba (the pg_hba.conf rules)");
 	/* trust for everyone who can reach a public address is a mistake nobody means: only
 	 * an hba file may open trust to other hosts, address by address. */
-	if (cfg->auth_type == AUTH_TRUST && !listen_is_loopback(cfg->listen_addr))
+	if (cfg->auth_type == AUTH_TRUST && !config_listen_is_loopback(cfg->listen_addr))
 		fail_line(ctx, key_line(ctx, "auth_type"), "auth_type",
 			  "trust lets anyone who reaches listen_addr = %s log in as any user "
 			  "without a password; listen on 127.0.0.1 or ::1, or use auth_type = hba "

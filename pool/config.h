@@ -176,5 +176,7 @@ const char *pool_mode_name(enum pool_mode mode);
 enum pin_policy config_pin_policy(const struct corral_config *cfg, const struct db_config *db);
 const char *pin_policy_name(enum pin_policy policy);
 const char *auth_type_name(enum auth_type type);
+/* Whether a listen_addr is 127.0.0.0/8 or ::1 (auth_type = trust is refused elsewhere). */
+bool config_listen_is_loopback(const char *addr);
 
 #endif

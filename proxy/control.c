@@ -269,6 +269,19 @@ bool control_reload(char *err, size_t errlen)
 	struct snapshot *next = snapshot_load(cur->cfg.path, errors, RELOAD_ERRLEN);
 	if (next) {
 		keep_restart_settings(&cur->cfg, &next->cfg);
+		/* The file's listen_addr waits for a restart: trust is judged by the one the
+		 * listener really has, or a reload could open trust on a public address. */
+		if (next->cfg.auth_type == AUTH_TRUST &&
+		    !config_listen_is_loopback(next->cfg.listen_addr)) {
+			snprintf(errors, RELOAD_ERRLEN,
+				 "%s: auth_type: trust refused: corral still listens on %s until "
+				 "a restart; use auth_type = hba",
+				 cur->cfg.path, next->cfg.listen_addr);
+			snapshot_release(next);
+			next = NULL;
+		}
+	}
+	if (next) {
 		publish(next, "reload_applied");
 	} else {
 		log_refusal("reload", errors, err, errlen);
@@ -290,7 +303,8 @@ static bool needs_restart(const char *key)
 
 bool control_settable(const char *key)
 {
-	return !needs_restart(key) && strcasecmp(key, "auth_file") != 0;
+	return !needs_restart(key) && strcasecmp(key, "auth_file") != 0 &&
+	       strcasecmp(key, "auth_hba_file") != 0;
 }
 
 bool control_set(const char *key, const char *value, char *err, size_t errlen)

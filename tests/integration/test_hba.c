@@ -46,10 +46,11 @@ static void expect_login_ok(const struct h_corral *c, const char *user, const ch
 	free(ci);
 }
 
-static void expect_login_error(const struct h_corral *c, const char *user, const char *password,
-			       const char *sqlstate, const char *must_contain)
+static void expect_db_login_error(const struct h_corral *c, const char *user, const char *db,
+				  const char *password, const char *sqlstate,
+				  const char *must_contain)
 {
-	char *ci = h_conninfo(c, user, H.db, password);
+	char *ci = h_conninfo(c, user, db, password);
 	char *err = NULL;
 	PGconn *conn = h_try_connect(ci, H_QUERY_TIMEOUT, &err);
 	if (conn) {
@@ -62,6 +63,12 @@ static void expect_login_error(const struct h_corral *c, const char *user, const
 		  must_contain, err);
 	free(err);
 	free(ci);
+}
+
+static void expect_login_error(const struct h_corral *c, const char *user, const char *password,
+			       const char *sqlstate, const char *must_contain)
+{
+	expect_db_login_error(c, user, H.db, password, sqlstate, must_contain);
 }
 
 #define RULES                                                      \
@@ -191,4 +198,56 @@ Test(hba, refused_at_start)
 	free(ini);
 	free(text);
 	free(hba);
+}
+
+/* A console command's error text (malloc'd), "" when it succeeded. */
+static char *console_error(PGconn *a, const char *cmd)
+{
+	PGresult *r = h_exec(a, cmd);
+	char *msg = strdup(PQresultStatus(r) == PGRES_COMMAND_OK ? "" : PQresultErrorMessage(r));
+	PQclear(r);
+	return msg;
+}
+
+/* SET keeps the rules in force; the rules' file and a switch to hba need a RELOAD. */
+Test(hba, set_keeps_the_rules)
+{
+	char *path = h_path("hba.conf");
+	h_write_file(path, "host corral bench 127.0.0.1/32 scram-sha-256\n"
+			   "host bench alice 127.0.0.1/32 trust\n"
+			   "host all rob all reject\n");
+	char *settings = h_printf("auth_type = hba\nauth_hba_file = %s\nadmin_users = bench\n",
+				  path);
+	struct h_corral *c = h_corral_start(settings, H_BENCH_DB, USERS);
+	/* The console (admin_db) is a database like any other for the rules. */
+	expect_db_login_error(c, "alice", "corral", NULL, "28000",
+			      "no pg_hba.conf entry for host \"127.0.0.1\", user \"alice\", "
+			      "database \"corral\"");
+	char *ci = h_conninfo(c, "bench", "corral", "secret");
+	PGconn *a = h_connect(c, ci);
+	char *msg = console_error(a, "SET default_pool_size = 7");
+	cr_expect_str_eq(msg, "");
+	free(msg);
+	msg = console_error(a, "SET auth_hba_file = /etc/passwd");
+	cr_expect(strstr(msg, "SET: auth_hba_file: change it in the file and RELOAD"), "%s", msg);
+	free(msg);
+	/* After the SET the same rules decide. */
+	expect_login_ok(c, "alice", NULL);
+	expect_login_error(c, "rob", "robpass", "28000", "pg_hba.conf rejects connection");
+	/* Leaving hba by SET is allowed: the auth file decides again. */
+	msg = console_error(a, "SET auth_type = scram-sha-256");
+	cr_expect_str_eq(msg, "");
+	free(msg);
+	expect_login_error(c, "alice", NULL, "", "fe_sendauth: no password supplied");
+	expect_login_ok(c, "rob", "robpass");
+	/* ... and coming back needs the file read again. */
+	msg = console_error(a, "SET auth_type = hba");
+	cr_expect(strstr(msg, "hba reads auth_hba_file: change it in the file and RELOAD"), "%s",
+		  msg);
+	free(msg);
+	PQfinish(a);
+	free(ci);
+	free(settings);
+	free(path);
+	h_corral_stop(c);
 }
