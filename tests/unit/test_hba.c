@@ -220,3 +220,18 @@ Test(hba, copy_and_load)
 	cr_expect(!hba_load(path, &r, err, sizeof(err)));
 	cr_expect(strstr(err, "cannot open") != NULL, "%s", err);
 }
+
+Test(hba, reference_file_loads)
+{
+	/* conf/hba.conf is documentation; it must also stay valid.  Tests run from the
+	 * repository root (make unit); elsewhere there is nothing to check. */
+	if (access("conf/hba.conf", R_OK) != 0)
+		return;
+	struct hba_rules r;
+	char err[512] = "";
+	cr_assert(hba_load("conf/hba.conf", &r, err, sizeof(err)), "%s", err);
+	cr_expect_eq(match_line(&r, "127.0.0.1", "u", "d"), 7);
+	cr_expect_eq(match_line(&r, "10.0.0.1", "u", "d"), 10);
+	cr_expect_eq(r.rules[2].method, HBA_SCRAM);
+	hba_free(&r);
+}
