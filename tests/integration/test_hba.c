@@ -251,3 +251,16 @@ Test(hba, set_keeps_the_rules)
 	free(path);
 	h_corral_stop(c);
 }
+
+/* samehost: 127.0.0.1 is an address of this machine (lo); a sameuser database line. */
+Test(hba, samehost_and_sameuser)
+{
+	struct h_corral *c = start_with_rules("host sameuser all all reject\n"
+					      "host all alice samehost trust\n");
+	expect_login_ok(c, "alice", NULL);
+	expect_db_login_error(c, "bench", "bench", "secret", "28000",
+			      "pg_hba.conf rejects connection for host \"127.0.0.1\", user "
+			      "\"bench\", database \"bench\"");
+	expect_login_error(c, "rob", "robpass", "28000", "no pg_hba.conf entry");
+	h_corral_stop(c);
+}
