@@ -61,6 +61,7 @@ static const char *const auth_type_names[] = {
 	[AUTH_TRUST] = "trust",
 	[AUTH_MD5] = "md5",
 	[AUTH_SCRAM_SHA_256] = "scram-sha-256",
+	[AUTH_HBA] = "hba",
 };
 
 /* Parsers for a struct ini_key (common/ini_load.h) of [corral], obj a struct corral_config;
@@ -83,6 +84,7 @@ static const struct ini_key corral_keys[] = {
 	{ "so_reuseport", ini_key_bool, FIELD(so_reuseport), 0, 0 },
 	{ "auth_type", parse_auth_type_key, FIELD(auth_type), 0, 0 },
 	{ "auth_file", ini_key_nonempty, FIELD(auth_file), 0, 0 },
+	{ "auth_hba_file", ini_key_nonempty, FIELD(auth_hba_file), 0, 0 },
 	{ "pool_mode", parse_pool_mode_key, FIELD(pool_mode), 0, 0 },
 	{ "pin_policy", parse_pin_policy_key, FIELD(pin_policy), 0, 0 },
 	{ "default_pool_size", ini_key_int, FIELD(default_pool_size), 1, MAX_POOL_SIZE },
@@ -184,7 +186,7 @@ PARSER(parse_auth_type_key)
 {
 	int i = find_name(auth_type_names, ARRAY_SIZE(auth_type_names), value);
 	if (i < 0) {
-		ini_fail(ld, spec->name, "must be one of trust, md5, scram-sha-256, got \"%s\"",
+		ini_fail(ld, spec->name, "must be one of trust, md5, scram-sha-256, hba, got \"%s\"",
 			 value);
 		return false;
 	}
@@ -830,14 +832,35 @@ static bool set_defaults(struct load_ctx *ctx, const char *path)
 	return false;
 }
 
+bool config_listen_is_loopback(const char *addr)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET, addr, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, addr, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
 /* Rules that involve more than one key, checked once the whole file is read. */
 static void check_whole(struct load_ctx *ctx)
 {
 	struct corral_config *cfg = ctx->cfg;
-	if (cfg->auth_type != AUTH_TRUST && !cfg->auth_file)
+	/* With hba, a file of only trust and reject lines needs no secrets. */
+	if (cfg->auth_type != AUTH_TRUST && cfg->auth_type != AUTH_HBA && !cfg->auth_file)
 		fail_line(ctx, key_line(ctx, "auth_type"), "auth_file",
 			  "required with auth_type = %s (it holds the users' secrets)",
 			  auth_type_name(cfg->auth_type));
+	if (cfg->auth_type == AUTH_HBA && !cfg->auth_hba_file)
+		fail_line(ctx, key_line(ctx, "auth_type"), "auth_hba_file",
+			  "required with auth_type = hba (the pg_hba.conf rules)");
+	/* trust for everyone who can reach a public address is a mistake nobody means: only
+	 * an hba file may open trust to other hosts, address by address. */
+	if (cfg->auth_type == AUTH_TRUST && !config_listen_is_loopback(cfg->listen_addr))
+		fail_line(ctx, key_line(ctx, "auth_type"), "auth_type",
+			  "trust lets anyone who reaches listen_addr = %s log in as any user "
+			  "without a password; listen on 127.0.0.1 or ::1, or use auth_type = hba "
+			  "with trust lines for the addresses you mean",
+			  cfg->listen_addr);
 	if (cfg->min_pool_size > cfg->default_pool_size)
 		fail_line(ctx, key_line(ctx, "min_pool_size"), "min_pool_size",
 			  "must be at most default_pool_size (%d), got %d", cfg->default_pool_size,
@@ -902,6 +925,7 @@ bool config_load(const char *path, struct corral_config *out, char *err, size_t 
 	if (!ctx.ini.failed)
 		apply_server_tls(&ctx);
 	out->auth_file_line = key_line(&ctx, "auth_file");
+	out->auth_hba_file_line = key_line(&ctx, "auth_hba_file");
 	if (ctx.ini.failed) {
 		config_free(out);
 		return false;
@@ -914,6 +938,7 @@ void config_free(struct corral_config *cfg)
 	free(cfg->path);
 	free(cfg->listen_addr);
 	free(cfg->auth_file);
+	free(cfg->auth_hba_file);
 	free(cfg->server_reset_query);
 	free(cfg->log_level);
 	free(cfg->admin_db);

@@ -45,7 +45,6 @@ const struct ini_unsupported config_unsupported_keys[] = {
 	{"scram_iterations", "corral checks SCRAM logins against the verifier in auth_file, "
 			     "with that verifier's iteration count"},
 	/* authentication */
-	{"auth_hba_file", AUTH_FILE_ONLY},
 	{"auth_ident_file", AUTH_FILE_ONLY},
 	{"auth_user", AUTH_FILE_ONLY},
 	{"auth_query", AUTH_FILE_ONLY},

@@ -185,7 +185,7 @@ int main(int argc, char **argv)
 	enum log_level level;
 	if (log_level_parse(cfg->log_level, &level))
 		log_set_level(level);
-	if (cfg->auth_type != AUTH_TRUST && snap->auth.n_users == 0)
+	if (cfg->auth_type != AUTH_TRUST && cfg->auth_type != AUTH_HBA && snap->auth.n_users == 0)
 		log_warn("event=config_warning msg=\"auth_type %s but no users in auth_file\"",
 			 auth_type_name(cfg->auth_type));
 	if (cfg->auth_type == AUTH_SCRAM_SHA_256)

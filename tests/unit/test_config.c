@@ -269,6 +269,29 @@ Test(config, auth_file_required_unless_trust)
 	expect_error(HEAD "auth_file =\n", 3, "auth_file: must not be empty");
 }
 
+Test(config, hba_needs_its_file_and_trust_stays_on_loopback)
+{
+	expect_error("[corral]\nauth_type = hba\n", 2,
+		     "auth_hba_file: required with auth_type = hba");
+	expect_error("[corral]\nlisten_addr = 0.0.0.0\nauth_type = trust\n", 3,
+		     "auth_type: trust lets anyone who reaches listen_addr = 0.0.0.0 log in as any "
+		     "user without a password; listen on 127.0.0.1 or ::1, or use auth_type = hba");
+	expect_error("[corral]\nauth_type = trust\nlisten_addr = 10.1.2.3\n", 2,
+		     "auth_type: trust lets anyone who reaches listen_addr = 10.1.2.3");
+	struct corral_config cfg;
+	load_ok("[corral]\nauth_type = trust\nlisten_addr = ::1\n", &cfg);
+	config_free(&cfg);
+	load_ok("[corral]\nauth_type = trust\nlisten_addr = 127.0.0.2\n", &cfg);
+	config_free(&cfg);
+	/* With hba the file decides, trust lines included; no auth_file is needed. */
+	load_ok("[corral]\nauth_type = hba\nauth_hba_file = hba.conf\nlisten_addr = 0.0.0.0\n",
+		&cfg);
+	cr_expect_eq(cfg.auth_type, AUTH_HBA);
+	cr_expect_str_eq(cfg.auth_hba_file, "hba.conf");
+	cr_expect_eq(cfg.auth_hba_file_line, 3);
+	config_free(&cfg);
+}
+
 Test(config, unknown_section)
 {
 	expect_error(HEAD "[user]\nbob = 1\n", 3,
@@ -336,7 +359,7 @@ Test(config, cross_key_rules_wait_for_clean_lines)
 	/* auth_file is required with scram-sha-256, but that is not said while a line is
 	 * wrong: the wrong line may be the auth_type. */
 	expect_errors("[corral]\nauth_type = scram\n",
-		      "@:2: auth_type: must be one of trust, md5, scram-sha-256, got \"scram\"");
+		      "@:2: auth_type: must be one of trust, md5, scram-sha-256, hba, got \"scram\"");
 }
 
 Test(config, pgbouncer_settings_are_not_supported_rather_than_unknown)
@@ -431,7 +454,7 @@ Test(config, bad_enum)
 	expect_error(HEAD "pool_mode = sessions\n", 3,
 		     "pool_mode: must be one of session, transaction, statement, got \"sessions\"");
 	expect_error("[corral]\nauth_type = password\n", 2,
-		     "auth_type: must be one of trust, md5, scram-sha-256, got \"password\"");
+		     "auth_type: must be one of trust, md5, scram-sha-256, hba, got \"password\"");
 	expect_error(HEAD "log_level = verbose\n", 3,
 		     "log_level: must be one of debug, info, warn, error");
 }
@@ -1171,7 +1194,7 @@ Test(config, show_lists_every_corral_key)
 		&cfg);
 	int n = 0;
 	cr_assert(config_show(&cfg, count_row, &n));
-	cr_expect_eq(n, 40); /* every key of conf/corral.ini's [corral] */
+	cr_expect_eq(n, 41); /* every key of conf/corral.ini's [corral] */
 	config_free(&cfg);
 }
 
