@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "proxy/auth_md5.h"
 #include "proxy/client.h"
+#include "proxy/client_limits.h"
 #include "proxy/random.h"
 #include "proxy/worker.h"
 
@@ -18,9 +19,10 @@
 
 static const char scram_mechanisms[] = "SCRAM-SHA-256\0"; /* list ends with an empty name */
 
+/* Counted per source address; past auth_failure_delay the answer waits. */
 static void auth_failed(struct client *c)
 {
-	client_fail(c, "28P01", "password authentication failed for user \"%s\"", c->user);
+	client_limits_auth_failed(c);
 }
 
 static void auth_ok(struct client *c)

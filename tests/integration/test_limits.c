@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1428,5 +1429,200 @@ Test(limits, query_wait_notify)
 	PQfinish(wait_app);
 	PQfinish(hold_app);
 	h_expect_still_serving(c, hold, h_conninfo(c, H.user, "nq", H.password));
+	h_corral_stop(c);
+}
+
+/* ------------------------------------------- what a client can make corral hold */
+
+/* Room for n more descriptors in this test process (the harness default may be 1024). */
+static void raise_nofile(rlim_t n)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < n + 200) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > n + 200 ? n + 200
+										    : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+/* A libpq login as bench that must fail with want_state (message containing needle)
+ * within 1 s; returns how long it took. */
+static double expect_refused_at_once(const struct h_corral *c, const char *want_state,
+				     const char *needle)
+{
+	char *ci = h_conninfo(c, H.user, H.db, H.password), *err = NULL;
+	double t0 = h_now();
+	PGconn *conn = h_try_connect(ci, 5, &err);
+	double took = h_now() - t0;
+
+	cr_assert(conn == NULL, "a client got in past the limit");
+	cr_expect(strstr(err, want_state) != NULL && strstr(err, needle) != NULL,
+		  "want %s (%s) in: %s", want_state, needle, err);
+	cr_expect_lt(took, 1.0, "refused after %.2f s, not at once", took);
+	free(err);
+	free(ci);
+	return took;
+}
+
+/*
+ * max_client_conn = limit; `within` silent sockets fill it, `over` more silent ones
+ * are past it.  A libpq client is refused with 53300 at once; a silent socket past the
+ * limit gets the same FATAL and is closed within the refusal grace (1 s), not the
+ * login timeout; once some silent ones within the limit leave, a client is served.
+ */
+static void silent_sockets_case(int limit, int over)
+{
+	char settings[200];
+	int n = limit + over, *fds = calloc((size_t)n, sizeof(int));
+
+	raise_nofile((rlim_t)n + 100);
+	snprintf(
+		settings, sizeof settings,
+		"max_client_conn = %d\nworkers = 2\nclient_login_timeout = 60\nmax_logins_in_progress = 0\n",
+		limit);
+	struct h_corral *c = h_corral_start(settings, H_BENCH_DB, NULL);
+	for (int i = 0; i < limit; i++)
+		fds[i] = h_tcp_connect(c->port);
+	sleep_s(0.3); /* accepted: the ones below are past the limit */
+	for (int i = limit; i < n; i++)
+		fds[i] = h_tcp_connect(c->port);
+	double took = expect_refused_at_once(c, "53300", "max_client_conn");
+
+	/* a silent socket past the limit: the FATAL, then closed, well before 60 s */
+	if (over > 0) {
+		struct h_reply r;
+		double t0 = h_now();
+		h_read_final_reply(fds[n - 1], 5, &r);
+		fds[n - 1] = -1;
+		cr_expect(r.closed && r.error && strcmp(r.sqlstate, "53300") == 0,
+			  "silent socket past the limit: closed %d error %d sqlstate %s", r.closed,
+			  r.error, r.sqlstate);
+		cr_expect_lt(h_now() - t0, 3.0, "silent socket past the limit held %.1f s",
+			     h_now() - t0);
+	}
+	/* the ones past the limit are gone within the grace; free ten places within it */
+	for (int i = 0; i < 10; i++) {
+		close(fds[i]);
+		fds[i] = -1;
+	}
+	sleep_s(1.5);
+	char *ci = h_conninfo(c, H.user, H.db, H.password), *err = NULL;
+	PGconn *ok = h_try_connect(ci, 5, &err);
+	cr_assert(ok != NULL, "no client served after places were freed: %s\n%s", err,
+		  h_corral_log_tail(c));
+	h_expect_value(ok, "select 'served'", "served");
+	PQfinish(ok);
+	cr_log_info("max_client_conn = %d with %d silent sockets: refused in %.3f s", limit, n,
+		    took);
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(fds);
+	free(ci);
+	h_corral_stop(c);
+}
+
+Test(limits, max_client_conn_silent_sockets_refused_at_once)
+{
+	silent_sockets_case(50, 100);
+}
+
+/* The numbers: 2000 silent sockets with max_client_conn = 1000. */
+Test(limits, max_client_conn_1000_with_2000_silent_sockets, .timeout = 60)
+{
+	silent_sockets_case(1000, 1000);
+}
+
+/* max_logins_in_progress = 10 on one worker: ten silent sockets hold every login
+ * place; the next client is refused at once with 53300, and served once they leave. */
+Test(limits, max_logins_in_progress)
+{
+	struct h_corral *c = h_corral_start("workers = 1\nmax_logins_in_progress = 10\n",
+					    H_BENCH_DB, NULL);
+	int fds[10];
+
+	for (int i = 0; i < 10; i++)
+		fds[i] = h_tcp_connect(c->port);
+	sleep_s(0.3);
+	expect_refused_at_once(c, "53300",
+			       "too many logins in progress (max_logins_in_progress = 10)");
+	for (int i = 0; i < 10; i++)
+		close(fds[i]);
+	sleep_s(1.5);
+	PGconn *ok = h_connect_bench(c);
+	h_expect_value(ok, "select 'served'", "served");
+	PQfinish(ok);
+	h_corral_stop(c);
+}
+
+/* A raw startup packet as bench from source address src: true if corral asks for a
+ * password (the address is not refused), false if it answers with an ErrorResponse. */
+static bool asked_for_password_from(const struct h_corral *c, const char *src)
+{
+	const char *kv[] = {"user", "bench", "database", "bench", NULL};
+	unsigned char pkt[256], reply[64];
+	size_t len = h_startup_packet(pkt, sizeof pkt, H_PROTOCOL_3_0, kv);
+	struct sockaddr_in from = {.sin_family = AF_INET}, to = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	bool closed;
+
+	inet_pton(AF_INET, src, &from.sin_addr);
+	inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+	to.sin_port = htons((uint16_t)c->port);
+	cr_assert(bind(fd, (struct sockaddr *)&from, sizeof from) == 0, "bind %s: %s", src,
+		  strerror(errno));
+	cr_assert(connect(fd, (struct sockaddr *)&to, sizeof to) == 0, "connect: %s",
+		  strerror(errno));
+	h_send_all(fd, pkt, len);
+	size_t n = h_read_reply(fd, reply, 1, 3, &closed);
+	close(fd);
+	cr_assert(n == 1, "no answer from corral to a startup packet from %s", src);
+	return reply[0] == 'R';
+}
+
+/*
+ * auth_failure_delay = 2, auth_failure_max = 6: the first two wrong passwords from
+ * 127.0.0.1 are answered at once, the next three after about 1 s each, the sixth
+ * shuts the address out: even the right password then gets 28000 at once.  Another
+ * source address (127.0.0.2) is still asked for its password.  The log names the
+ * address and the count, never the password.
+ */
+Test(limits, repeated_wrong_passwords_are_slowed_then_refused)
+{
+	struct h_corral *c = h_corral_start("auth_failure_delay = 2\nauth_failure_max = 6\n",
+					    H_BENCH_DB, NULL);
+	char *bad = h_conninfo(c, H.user, H.db, "not-the-password-xyzzy");
+	double took[6];
+
+	for (int i = 0; i < 6; i++) {
+		char *err = NULL;
+		double t0 = h_now();
+		PGconn *conn = h_try_connect(bad, 10, &err);
+
+		took[i] = h_now() - t0;
+		cr_assert(conn == NULL, "wrong password let in");
+		cr_expect(strstr(err, "28P01") != NULL ||
+				  strstr(err, "password authentication failed") != NULL,
+			  "attempt %d: %s", i + 1, err);
+		free(err);
+	}
+	cr_log_info("wrong-password answers took %.2f %.2f %.2f %.2f %.2f %.2f s", took[0], took[1],
+		    took[2], took[3], took[4], took[5]);
+	cr_expect_lt(took[0], 0.5);
+	cr_expect_lt(took[1], 0.5);
+	for (int i = 2; i < 6; i++)
+		cr_expect_geq(took[i], 0.9, "failure %d answered after %.2f s, not slowed", i + 1,
+			      took[i]);
+
+	/* shut out: even the right password, at once */
+	expect_refused_at_once(c, "28000", "too many failed logins");
+	/* another address is not */
+	cr_expect(asked_for_password_from(c, "127.0.0.2"), "127.0.0.2 was refused too");
+	cr_expect_not(asked_for_password_from(c, "127.0.0.1"), "127.0.0.1 was not refused");
+	cr_expect(h_wait_log(c, "event=auth_throttle", 1), "no auth_throttle line");
+	cr_expect_eq(h_log_count(c, "not-the-password-xyzzy"), 0, "the password is in the log");
+	cr_expect(h_log_count(c, "action=refuse_address") >= 1);
+	free(bad);
 	h_corral_stop(c);
 }
