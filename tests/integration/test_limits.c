@@ -1626,3 +1626,64 @@ Test(limits, repeated_wrong_passwords_are_slowed_then_refused)
 	free(bad);
 	h_corral_stop(c);
 }
+
+/* ss's lines for the connections matching filter (an ss filter such as "sport = :N"),
+ * once they contain want (ss shows one timer: a retransmit timer hides the keepalive
+ * one while data is in flight), or after 3 s. */
+static char *ss_lines(const char *filter, const char *want)
+{
+	double t0 = h_now();
+
+	for (;;) {
+		struct h_cmd r = h_run(10, "ss -tnoepH %s", filter);
+		char *out = strdup(r.out ? r.out : "");
+
+		h_cmd_free(&r);
+		if (strstr(out, want) != NULL || h_now() - t0 > 3)
+			return out;
+		free(out);
+		sleep_s(0.1);
+	}
+}
+
+/*
+ * tcp_keepalive with tcp_keepidle = 77: corral's accepted socket and its server
+ * connection (libpq's keepalives_idle) both run a keepalive timer of at most 77 s
+ * (ss shows "keepalive,1min..."; the kernel default would be 119min).  With
+ * tcp_keepalive = no the accepted socket has none.
+ */
+Test(limits, tcp_keepalive_both_sides)
+{
+	struct h_corral *c = h_corral_start("tcp_keepalive = yes\ntcp_keepidle = 77\ntcp_keepintvl = 5\n"
+					    "tcp_keepcnt = 3\n",
+					    H_BENCH_DB, NULL);
+	PGconn *conn = h_connect_bench(c);
+	char filter[128], pid[32];
+
+	h_expect_value(conn, "select 'linked'", "linked");
+	snprintf(filter, sizeof filter, "'sport = :%d'", c->port);
+	char *client_side = ss_lines(filter, "keepalive");
+	cr_expect(strstr(client_side, "timer:(keepalive,1min") != NULL, "client side: %s", client_side);
+	snprintf(filter, sizeof filter, "'dport = :%d'", H.pgport);
+	snprintf(pid, sizeof pid, "pid=%d,", (int)c->pid);
+	char *server_side = ss_lines(filter, "keepalive,1min"), *line = strstr(server_side, pid);
+	if (line == NULL)
+		cr_log_warn("ss shows no process for corral's server connection: %s", server_side);
+	else
+		cr_expect(strstr(server_side, "timer:(keepalive,1min") != NULL, "server side: %s",
+			  server_side);
+	PQfinish(conn);
+	h_corral_stop(c);
+	free(client_side);
+	free(server_side);
+
+	c = h_corral_start("tcp_keepalive = no\n", H_BENCH_DB, NULL);
+	conn = h_connect_bench(c);
+	h_expect_value(conn, "select 'linked'", "linked");
+	snprintf(filter, sizeof filter, "'sport = :%d'", c->port);
+	client_side = ss_lines(filter, "keepalive");
+	cr_expect(strstr(client_side, "keepalive") == NULL, "tcp_keepalive = no: %s", client_side);
+	PQfinish(conn);
+	h_corral_stop(c);
+	free(client_side);
+}
