@@ -93,6 +93,7 @@ static const struct ini_key corral_keys[] = {
 	{ "server_idle_timeout", parse_seconds_key, FIELD(server_idle_timeout), 0, 0 },
 	{ "client_login_timeout", parse_seconds_key, FIELD(client_login_timeout), 0, 0 },
 	{ "max_logins_in_progress", ini_key_int, FIELD(max_logins_in_progress), 0, MAX_CLIENT_CONN },
+	{ "max_pools", ini_key_int, FIELD(max_pools), 0, 1000000 },
 	{ "auth_failure_delay", ini_key_int, FIELD(auth_failure_delay), 0, 1000000 },
 	{ "auth_failure_max", ini_key_int, FIELD(auth_failure_max), 0, 1000000 },
 	{ "tcp_keepalive", ini_key_bool, FIELD(tcp_keepalive), 0, 0 },
@@ -812,6 +813,7 @@ static bool set_defaults(struct load_ctx *ctx, const char *path)
 	cfg->server_lifetime = 3600;
 	cfg->client_login_timeout = 60;
 	cfg->max_logins_in_progress = 1024;
+	cfg->max_pools = 1000;
 	cfg->auth_failure_delay = 5;
 	cfg->auth_failure_max = 20;
 	cfg->tcp_keepalive = true;

@@ -812,6 +812,10 @@ void client_authenticated(struct client *c)
 	const char *password = NULL;
 	if (c->secret && c->secret->kind == SECRET_PLAIN)
 		password = c->secret->secret;
+	if (!client_limits_pool_room(c, db->name)) {
+		drop_auth_snapshot(c);
+		return; /* refused: max_pools */
+	}
 	c->pool = pool_get(&c->worker->pools, db, c->user, password);
 	drop_auth_snapshot(c);
 	struct app_gate *gate = c->pool ? app_gate_get(&c->worker->pools, c->application_name) : NULL;

@@ -7,6 +7,7 @@
 #include <event2/event.h>
 
 #include "common/log.h"
+#include "pool/shared.h"
 #include "proxy/auth_throttle.h"
 #include "proxy/client.h"
 #include "proxy/worker.h"
@@ -141,4 +142,13 @@ void client_limits_auth_failed(struct client *c)
 	c->delay_ev = evtimer_new(w->base, delayed_failure, c);
 	if (!c->delay_ev || evtimer_add(c->delay_ev, &tv) != 0)
 		answer_failure(c);
+}
+
+bool client_limits_pool_room(struct client *c, const char *db_name)
+{
+	const struct corral_config *cfg = c->worker->cfg;
+	if (pool_registry_has_room(&c->worker->shared->registry, db_name, c->user, cfg->max_pools))
+		return true;
+	client_fail(c, "53300", "too many pools (max_pools = %d)", cfg->max_pools);
+	return false;
 }

@@ -1687,3 +1687,108 @@ Test(limits, tcp_keepalive_both_sides)
 	h_corral_stop(c);
 	free(client_side);
 }
+
+/* A raw login (auth_type = trust) as user to database bench with application_name app:
+ * true on ReadyForQuery (then Terminate and close), false with *r the refusal. */
+static bool raw_trust_login(const struct h_corral *c, const char *user, const char *app, struct h_reply *r)
+{
+	const char *kv[] = {"user", user, "database", "bench", "application_name", app, NULL};
+	unsigned char pkt[512], buf[16384];
+	size_t n = h_startup_packet(pkt, sizeof pkt, H_PROTOCOL_3_0, kv), len = 0;
+	bool closed;
+	int fd = h_tcp_connect(c->port);
+
+	h_send_all(fd, pkt, n);
+	if (h_read_until_msg(fd, buf, sizeof buf, &len, 'Z', 10.0, &closed)) {
+		static const unsigned char terminate[5] = {'X', 0, 0, 0, 4};
+
+		h_send_all(fd, terminate, sizeof terminate);
+		close(fd);
+		return true;
+	}
+	memset(r, 0, sizeof *r);
+	r->closed = closed;
+	/* the ErrorResponse may follow AuthenticationOk */
+	for (size_t at = 0, m; at < len && !r->error; at += m) {
+		char type;
+		const unsigned char *body;
+		size_t body_len;
+
+		m = h_msg(buf + at, len - at, &type, &body, &body_len);
+		if (m == 0)
+			break;
+		if (type == 'E')
+			r->error = h_parse_error(buf + at, len - at, r->sqlstate, r->msg, sizeof r->msg);
+	}
+	close(fd);
+	return false;
+}
+
+/*
+ * max_pools = 3 with auth_type = trust (any user name makes a pool): bench, u1 and u2
+ * get theirs; u3 is refused with 53300 naming max_pools; an existing pool's user is
+ * still served.
+ */
+Test(limits, max_pools)
+{
+	struct h_corral *c = h_corral_start("auth_type = trust\nmax_pools = 3\n", H_BENCH_DB, NULL);
+	struct h_reply r;
+	const char *users[] = {"bench", "lim_pool_u1", "lim_pool_u2"};
+
+	for (size_t i = 0; i < 3; i++)
+		cr_expect(raw_trust_login(c, users[i], "p", &r), "%s refused: %s %s", users[i], r.sqlstate, r.msg);
+	cr_assert_not(raw_trust_login(c, "lim_pool_u3", "p", &r), "a fourth pool was made");
+	cr_expect(r.error && strcmp(r.sqlstate, "53300") == 0 && strstr(r.msg, "max_pools = 3") != NULL,
+		  "u3: %s %s", r.sqlstate, r.msg);
+	cr_expect(raw_trust_login(c, "lim_pool_u1", "p", &r), "u1 again refused: %s %s", r.sqlstate, r.msg);
+	h_corral_stop(c);
+}
+
+static long vm_rss_kb(pid_t pid)
+{
+	char path[64], *status, *line;
+	long kb = -1;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	status = h_read_file(path, NULL);
+	cr_assert_not_null(status);
+	line = strstr(status, "VmRSS:");
+	if (line != NULL)
+		kb = strtol(line + 6, NULL, 10);
+	free(status);
+	return kb;
+}
+
+/*
+ * 10000 distinct application_names (raw trust logins, each leaving at once): corral's
+ * RSS grows by less than 16 MB from the 1000th to the 10000th, and SHOW APPS has at
+ * most STATS_MAX_APPS (100) rows plus "(other)".
+ */
+Test(limits, many_application_names_bounded, .timeout = 120)
+{
+	struct h_corral *c = h_corral_start("auth_type = trust\nadmin_users = bench\n", H_BENCH_DB, NULL);
+	struct h_reply r;
+	char app[64];
+	long before = 0;
+
+	for (int i = 0; i < 10000; i++) {
+		snprintf(app, sizeof app, "lim-app-%d", i);
+		cr_assert(raw_trust_login(c, "bench", app, &r), "login %d refused: %s %s", i, r.sqlstate, r.msg);
+		if (i == 999)
+			before = vm_rss_kb(c->pid);
+	}
+	long after = vm_rss_kb(c->pid);
+	cr_log_info("corral VmRSS after 1000 application names %ld kB, after 10000 %ld kB", before, after);
+	cr_expect_lt(after - before, 16 * 1024, "RSS grew %ld kB", after - before);
+
+	char *ci = h_conninfo(c, "bench", "corral", "x"), *err = NULL;
+	PGconn *console = h_try_connect(ci, 5, &err);
+	cr_assert_not_null(console, "console: %s", err);
+	PGresult *res = PQexec(console, "SHOW APPS");
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+	cr_expect_leq(PQntuples(res), 101, "SHOW APPS has %d rows", PQntuples(res));
+	PQclear(res);
+	PQfinish(console);
+	free(ci);
+	h_corral_stop(c);
+}
