@@ -4,7 +4,9 @@
  * max_db_connections, max_user_connections, query_wait_timeout (pool and application
  * queue), idle_transaction_timeout, client_idle_timeout, server_lifetime,
  * server_connect_timeout, server_login_retry (login backoff), [limits] app.NAME and
- * app_default, max_queue_depth and query_wait_notify.
+ * app_default, max_queue_depth and query_wait_notify; and what a client can make corral
+ * hold: max_client_conn and max_logins_in_progress against silent sockets,
+ * auth_failure_delay / auth_failure_max, max_pools, application records, tcp_keepalive*.
  *
  * Each test checks the SQLSTATE and that the message names the limit where there is a
  * refusal, and that corral keeps serving afterwards.  (server_idle_timeout is in
