@@ -249,7 +249,8 @@ void client_close(struct client *c, const char *reason)
 		 (unsigned long long)c->id, client_log_who(c, ids, sizeof(ids)),
 		 client_state_name(c->state), log_clean(reason, why, sizeof(why)));
 	client_set_state(c, CL_CLOSED);
-	atomic_fetch_sub(&w->shared->clients, 1);
+	if (!c->refusal) /* a refused client gave its place back when refused */
+		atomic_fetch_sub(&w->shared->clients, 1);
 	event_active(w->reap_ev, 0, 0);
 }
 

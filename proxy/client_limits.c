@@ -26,6 +26,10 @@ enum client_refusal client_limits_check(struct worker *w, struct client *c, int 
 		 auth_throttle_refused(w->shared->throttle, &c->peer.sa, clock_now_usec()))
 		r = REFUSE_THROTTLED;
 	c->refusal = (unsigned char)r;
+	/* It takes no place while it waits for its FATAL: a client within the limit gets
+	 * in as soon as one leaves, however many refused ones are still being told. */
+	if (r != REFUSE_NONE)
+		atomic_fetch_sub(&w->shared->clients, 1);
 	return r;
 }
 

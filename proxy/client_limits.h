@@ -33,7 +33,8 @@ struct client;
 struct worker;
 
 /* At accept, c counted in total clients (all workers) and in w's logins: why c is
- * refused, if it is.  Sets c->refusal. */
+ * refused, if it is.  Sets c->refusal; a refused c is taken out of the total at once
+ * (client_close does not count it out again). */
 enum client_refusal client_limits_check(struct worker *w, struct client *c, int total);
 /* For a refused c: true with *tv the time to wait for its startup packet (c is held
  * and counted), false to refuse it now. */
