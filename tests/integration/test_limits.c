@@ -1783,7 +1783,15 @@ Test(limits, many_application_names_bounded, .timeout = 120)
 	}
 	long after = vm_rss_kb(c->pid);
 	cr_log_info("corral VmRSS after 1000 application names %ld kB, after 10000 %ld kB", before, after);
-	cr_expect_lt(after - before, 16 * 1024, "RSS grew %ld kB", after - before);
+	/* Under `make asan` (ASAN's quarantine keeps freed memory) or valgrind, RSS says
+	 * nothing about what corral keeps; the row count below still does. */
+#ifdef __SANITIZE_ADDRESS__
+	bool rss_meaningful = false;
+#else
+	bool rss_meaningful = strstr(H.corral_bin, "valgrind") == NULL;
+#endif
+	if (rss_meaningful)
+		cr_expect_lt(after - before, 16 * 1024, "RSS grew %ld kB", after - before);
 
 	char *ci = h_conninfo(c, "bench", "corral", "x"), *err = NULL;
 	PGconn *console = h_try_connect(ci, 5, &err);
