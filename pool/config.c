@@ -95,6 +95,14 @@ static const struct ini_key corral_keys[] = {
 	  0, 0 },
 	{ "server_idle_timeout", parse_seconds_key, FIELD(server_idle_timeout), 0, 0 },
 	{ "client_login_timeout", parse_seconds_key, FIELD(client_login_timeout), 0, 0 },
+	{ "max_logins_in_progress", ini_key_int, FIELD(max_logins_in_progress), 0, MAX_CLIENT_CONN },
+	{ "max_pools", ini_key_int, FIELD(max_pools), 0, 1000000 },
+	{ "auth_failure_delay", ini_key_int, FIELD(auth_failure_delay), 0, 1000000 },
+	{ "auth_failure_max", ini_key_int, FIELD(auth_failure_max), 0, 1000000 },
+	{ "tcp_keepalive", ini_key_bool, FIELD(tcp_keepalive), 0, 0 },
+	{ "tcp_keepidle", ini_key_int, FIELD(tcp_keepidle), 0, 86400 },
+	{ "tcp_keepintvl", ini_key_int, FIELD(tcp_keepintvl), 0, 86400 },
+	{ "tcp_keepcnt", ini_key_int, FIELD(tcp_keepcnt), 0, 1000 },
 	{ "server_lifetime", parse_seconds_key, FIELD(server_lifetime), 0, 0 },
 	{ "max_packet_size", ini_key_int, FIELD(max_packet_size),
 	  MIN_PACKET_SIZE, MAX_PACKET_SIZE },
@@ -813,6 +821,11 @@ static bool set_defaults(struct load_ctx *ctx, const char *path)
 	cfg->server_idle_timeout = 600;
 	cfg->server_lifetime = 3600;
 	cfg->client_login_timeout = 60;
+	cfg->max_logins_in_progress = 1024;
+	cfg->max_pools = 1000;
+	cfg->auth_failure_delay = 5;
+	cfg->auth_failure_max = 20;
+	cfg->tcp_keepalive = true;
 	cfg->reserve_pool_timeout = 5;
 	cfg->server_login_retry = 15;
 	cfg->server_login_wait = 5;

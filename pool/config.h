@@ -79,6 +79,13 @@ struct corral_config {
 	double server_idle_timeout;    /* seconds; 0 = never */
 	double server_lifetime;        /* seconds; 0 = never */
 	double client_login_timeout;   /* seconds from connect to authenticated; 0 = never */
+	/* limits on what a client can make corral hold (proxy/client_limits.h) */
+	int max_logins_in_progress;    /* per worker: accepted, not yet authenticated; 0 = no cap */
+	int max_pools;                 /* (database, user) pools in all; 0 = no cap */
+	int auth_failure_delay;        /* failed logins per address in a minute before answers wait 1 s */
+	int auth_failure_max;          /* ... before the address is refused for a minute; 0 = never */
+	bool tcp_keepalive;            /* SO_KEEPALIVE on client sockets, keepalives=1 on servers */
+	int tcp_keepidle, tcp_keepintvl, tcp_keepcnt; /* 0 = the kernel's default */
 	char *server_reset_query;      /* "" = none */
 	char *log_level;               /* debug | info | warn | error */
 	/* SIGTERM waits this long (seconds) for clients to leave, then closes the rest with

@@ -13,8 +13,6 @@
 #define SERVER_TLS "libpq has no cipher setting: PostgreSQL's ssl_ciphers chooses"
 #define CLIENT_TLS "corral does not offer TLS to clients yet (it answers SSLRequest with 'N')"
 #define KERNEL "the kernel's defaults apply"
-#define KEEPALIVE_SERVER \
-	"for server connections use libpq's keepalives* keywords on the [databases] line"
 #define NOT_NEEDED "nothing to set"
 
 const struct ini_unsupported config_unsupported_keys[] = {
@@ -101,10 +99,6 @@ const struct ini_unsupported config_unsupported_keys[] = {
 	{"sbuf_loopcnt", NOT_NEEDED},
 	{"tcp_defer_accept", KERNEL},
 	{"tcp_socket_buffer", KERNEL},
-	{"tcp_keepalive", KEEPALIVE_SERVER},
-	{"tcp_keepcnt", KEEPALIVE_SERVER},
-	{"tcp_keepidle", KEEPALIVE_SERVER},
-	{"tcp_keepintvl", KEEPALIVE_SERVER},
 	{"tcp_user_timeout", "for server connections use libpq's tcp_user_timeout= on the "
 			     "[databases] line"},
 };

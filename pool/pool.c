@@ -14,6 +14,7 @@
 #include "pool/activate.h"
 #include "pool/app_gate.h"
 #include "pool/cancel.h"
+#include "pool/keepalive.h"
 #include "pool/pool_internal.h"
 
 static void reap_dead(evutil_socket_t fd, short what, void *arg)
@@ -182,7 +183,7 @@ static bool add_login_param(struct pool *pool, size_t *k, const char *key, const
 bool pool_build_login_params(struct pool *pool, const struct db_config *db, const char *password)
 {
 	struct pool old = *pool;
-	size_t n = db->n_conn + 3; /* + user, password, NULL */
+	size_t n = db->n_conn + 3 + KEEPALIVE_PARAMS; /* + user, password, keepalives*, NULL */
 	pool->login_keys = calloc(n, sizeof(char *));
 	pool->login_vals = calloc(n, sizeof(char *));
 	size_t k = 0;
@@ -191,6 +192,11 @@ bool pool_build_login_params(struct pool *pool, const struct db_config *db, cons
 		ok = add_login_param(pool, &k, db->conn_keys[i], db->conn_vals[i]);
 	if (ok && !db->user)
 		ok = add_login_param(pool, &k, "user", pool->user);
+	const char *ka_keys[KEEPALIVE_PARAMS], *ka_vals[KEEPALIVE_PARAMS];
+	char ka_buf[KEEPALIVE_PARAMS][16];
+	size_t n_ka = keepalive_login_params(pool->env->cfg, db, ka_keys, ka_vals, ka_buf);
+	for (size_t i = 0; ok && i < n_ka; i++)
+		ok = add_login_param(pool, &k, ka_keys[i], ka_vals[i]);
 	pool->login_password = NULL;
 	if (ok && !db->password && password) {
 		ok = add_login_param(pool, &k, "password", password);

@@ -115,10 +115,25 @@ struct pool_shared *pool_registry_get(struct pool_registry *reg, const char *db_
 	for (ps = reg->head; ps; ps = ps->next)
 		if (strcmp(ps->db_name, db_name) == 0 && strcmp(ps->user, user) == 0)
 			break;
-	if (!ps)
+	if (!ps) {
 		ps = new_pool_shared(reg, db_name, user, worker);
+		reg->n_pools += ps != NULL;
+	}
 	pthread_mutex_unlock(&reg->lock);
 	return ps;
+}
+
+bool pool_registry_has_room(struct pool_registry *reg, const char *db_name, const char *user,
+			    int max)
+{
+	if (max <= 0)
+		return true;
+	pthread_mutex_lock(&reg->lock);
+	bool room = reg->n_pools < (size_t)max;
+	for (struct pool_shared *ps = reg->head; !room && ps; ps = ps->next)
+		room = strcmp(ps->db_name, db_name) == 0 && strcmp(ps->user, user) == 0;
+	pthread_mutex_unlock(&reg->lock);
+	return room;
 }
 
 /* Under reg->lock. */

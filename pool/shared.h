@@ -110,11 +110,18 @@ struct pool_registry {
 	struct app_shared *apps;
 	size_t n_unlimited_apps;          /* records of applications without a limit */
 	struct app_shared *other_app;     /* STATS_OTHER_APP, once made */
+	size_t n_pools;                   /* records in head: max_pools */
 	int n_workers;
 };
 
 bool pool_registry_init(struct pool_registry *reg, int n_workers) WARN_UNUSED;
 void pool_registry_free(struct pool_registry *reg);
+
+/* Whether (db, user) has its record already, or there are fewer than max (0: no cap)
+ * records: pools are made from client-chosen user names (auth_type = trust, or an
+ * auth file of many users), and are never freed. */
+bool pool_registry_has_room(struct pool_registry *reg, const char *db_name, const char *user,
+			    int max);
 
 /* The record for (db, user), created on first use (by worker `worker`, which becomes
  * its home); NULL when out of memory. */

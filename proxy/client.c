@@ -19,6 +19,7 @@
 #include "pool/cancel.h"
 #include "proxy/admin.h"
 #include "proxy/client_auth.h"
+#include "proxy/client_limits.h"
 #include "proxy/client_lists.h"
 #include "proxy/client_stats.h"
 #include "proxy/flush.h"
@@ -151,6 +152,10 @@ static bool login_fill(struct client *c, evutil_socket_t fd)
 static void login_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct client *c = arg;
+	if (what & EV_TIMEOUT) { /* only refused clients have one: proxy/client_limits.h */
+		client_limits_refuse(c);
+		return;
+	}
 	if (!login_fill(c, fd))
 		return;
 	c->last_active = clock_now_usec();
@@ -233,6 +238,7 @@ void client_close(struct client *c, const char *reason)
 	struct worker *w = c->worker;
 	detach(c);
 	cancel_keys_forget(&c->cancel);
+	client_limits_forget(c);
 	login_reader_stop(c);
 	if (c->bev) {
 		bufferevent_free(c->bev); /* closes the socket */
@@ -243,7 +249,8 @@ void client_close(struct client *c, const char *reason)
 		 (unsigned long long)c->id, client_log_who(c, ids, sizeof(ids)),
 		 client_state_name(c->state), log_clean(reason, why, sizeof(why)));
 	client_set_state(c, CL_CLOSED);
-	atomic_fetch_sub(&w->shared->clients, 1);
+	if (!c->refusal) /* a refused client gave its place back when refused */
+		atomic_fetch_sub(&w->shared->clients, 1);
 	event_active(w->reap_ev, 0, 0);
 }
 
@@ -545,9 +552,8 @@ static bool handle_startup_packet(struct client *c)
 		return false;
 	/* As PostgreSQL: the startup packet is read (SSLRequest answered) first, so the
 	 * client can tell this error from a failed TLS negotiation. */
-	if (c->over_limit)
-		client_fail(c, "53300", "no more connections allowed (max_client_conn = %d)",
-			    c->worker->cfg->max_client_conn);
+	if (c->refusal)
+		client_limits_refuse(c);
 	else
 		client_auth_begin(c);
 	return false;
@@ -807,6 +813,10 @@ void client_authenticated(struct client *c)
 	const char *password = NULL;
 	if (c->secret && c->secret->kind == SECRET_PLAIN)
 		password = c->secret->secret;
+	if (!client_limits_pool_room(c, db->name)) {
+		drop_auth_snapshot(c);
+		return; /* refused: max_pools */
+	}
 	c->pool = pool_get(&c->worker->pools, db, c->user, password);
 	drop_auth_snapshot(c);
 	struct app_gate *gate = c->pool ? app_gate_get(&c->worker->pools, c->application_name) : NULL;
@@ -1021,6 +1031,7 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	client_limits_keepalive(fd, w->cfg);
 	c->worker = w;
 	c->id = worker_unique_id(++w->next_client_id, w->id, w->shared->n_workers);
 	c->connected_at = clock_now_usec();
@@ -1038,7 +1049,7 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 	}
 	client_lists_add(w, c);
 	int total = atomic_fetch_add(&w->shared->clients, 1) + 1;
-	c->over_limit = total > w->cfg->max_client_conn;
+	client_limits_check(w, c, total);
 
 	/* A proxy-issued cancel key naming this worker (proxy/cancel_keys.h). */
 	uint32_t rnd[2];
@@ -1053,8 +1064,12 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 	/* Before login nothing legitimate is big: bound what a stranger makes us hold. */
 	bufferevent_setwatermark(c->bev, EV_READ, 0, LOGIN_READ_LIMIT);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE); /* login_read; flush mode: proxy/flush.h */
+	/* A refused client is refused once its startup packet is in, within a grace, or
+	 * (too many held already) after what it has sent so far (proxy/client_limits.h). */
+	struct timeval grace;
+	bool held = c->refusal && client_limits_hold(c, &grace);
 	c->login_ev = event_new(w->base, fd, EV_READ | EV_PERSIST, login_read, c);
-	if (!c->login_ev || event_add(c->login_ev, NULL) != 0) {
+	if (!c->login_ev || event_add(c->login_ev, held ? &grace : NULL) != 0) {
 		client_close(c, "out of memory");
 		return;
 	}
@@ -1062,6 +1077,8 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 	 * here already: read it now instead of after another round through epoll_wait
 	 * (PgBouncer does the same; one epoll_wait fewer per connection). */
 	login_read(fd, EV_READ, c);
+	if (c->refusal && !held)
+		client_limits_refuse(c); /* after an SSLRequest's 'N', if that is all it sent */
 }
 
 static void expire_logins(struct worker *w, usec_t now)

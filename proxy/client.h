@@ -57,7 +57,13 @@ struct client {
 	} peer;
 	usec_t connected_at;
 	bool ssl_asked, gssenc_asked; /* each may be asked once, as PostgreSQL allows */
-	bool over_limit;              /* past max_client_conn: refused after its startup */
+	/* proxy/client_limits.h: why it is refused at accept (enum client_refusal), whether
+	 * it waits for its startup packet meanwhile (in worker->refusing), and a failed
+	 * login's delayed answer */
+	unsigned char refusal;
+	bool refusal_held;
+	struct list refuse_node;
+	struct event *delay_ev;
 
 	/* from the startup packet */
 	char *user;

@@ -12,6 +12,7 @@
 #include "proxy/auth_md5.h"
 #include "proxy/client.h"
 #include "proxy/client_hba.h"
+#include "proxy/client_limits.h"
 #include "proxy/random.h"
 #include "proxy/worker.h"
 
@@ -33,6 +34,8 @@ static const char *failure_reason(const struct client *c)
 	return NULL;
 }
 
+/* Logged with its reason; counted per source address, past auth_failure_delay the
+ * answer waits (client_limits.h). */
 static void auth_failed(struct client *c)
 {
 	const char *why = failure_reason(c);
@@ -41,7 +44,7 @@ static void auth_failed(struct client *c)
 		log_warn("event=login_refused client=%llu %s reason=\"%s\"",
 			 (unsigned long long)c->id, client_log_who(c, ids, sizeof(ids)), why);
 	}
-	client_fail(c, "28P01", "password authentication failed for user \"%s\"", c->user);
+	client_limits_auth_failed(c);
 }
 
 static void auth_ok(struct client *c)

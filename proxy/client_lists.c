@@ -46,8 +46,15 @@ static void count_gauges(struct client *c, enum client_list l, long long n)
 		stats_add(&c->app_stats->clients[l], n);
 }
 
+/* Accepted and not yet authenticated (max_logins_in_progress counts these). */
+static bool logging_in(enum client_state st)
+{
+	return st == CL_STARTUP || st == CL_AUTH;
+}
+
 void client_lists_add(struct worker *w, struct client *c)
 {
+	w->n_logins++;
 	c->state = CL_STARTUP;
 	list_append(&w->client_list[CLIENT_LIST_LOGIN], &c->node);
 	w->n_client_list[CLIENT_LIST_LOGIN]++;
@@ -57,6 +64,12 @@ void client_lists_add(struct worker *w, struct client *c)
 void client_set_state(struct client *c, enum client_state st)
 {
 	enum client_list from = client_list_of(c->state), to = client_list_of(st);
+	if (logging_in(c->state) != logging_in(st)) {
+		if (logging_in(st))
+			c->worker->n_logins++;
+		else
+			c->worker->n_logins--;
+	}
 	c->state = st;
 	if (from == to)
 		return;
@@ -90,6 +103,8 @@ void client_lists_remove(struct client *c)
 {
 	struct worker *w = c->worker;
 	enum client_list l = client_list_of(c->state);
+	if (logging_in(c->state))
+		w->n_logins--;
 	list_del(&c->node);
 	w->n_client_list[l]--;
 	count_gauges(c, l, -1);

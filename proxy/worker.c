@@ -104,6 +104,7 @@ bool worker_init(struct worker *w, int id, struct worker_shared *shared)
 	w->inbox.efd = -1;
 	const struct corral_config *cfg = w->cfg;
 	client_lists_init(w);
+	list_init(&w->refusing);
 	cancel_keys_init(&w->cancel_keys);
 
 	struct event_config *ec = event_config_new();

@@ -29,7 +29,8 @@ struct worker_shared {
 	struct pool_registry registry;
 	struct inbox **inboxes; /* by worker id */
 	int n_workers;
-	atomic_int clients; /* live clients of all workers, for max_client_conn */
+	atomic_int clients;             /* live clients of all workers, for max_client_conn */
+	struct auth_throttle *throttle; /* failed logins by address (proxy/auth_throttle.h) */
 };
 
 struct worker {
@@ -53,6 +54,9 @@ struct worker {
 	struct list client_list[CLIENT_LISTS];
 	size_t n_client_list[CLIENT_LISTS];
 	size_t n_clients;               /* live clients (every list but the dead one) */
+	size_t n_logins;                /* CL_STARTUP and CL_AUTH: max_logins_in_progress */
+	size_t n_refusing;              /* refused, given REFUSE_GRACE for their startup packet */
+	struct list refusing;           /* those, oldest first (proxy/client_limits.c) */
 	struct cancel_keys cancel_keys; /* this worker's clients by BackendKeyData */
 	uint64_t next_client_id;
 };

@@ -1,5 +1,7 @@
 #include "proxy/workers.h"
 
+#include "proxy/auth_throttle.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +20,9 @@ bool workers_init(struct workers *ws, int n, struct snapshot *first)
 	if (!pool_registry_init(&ws->shared.registry, n))
 		return false;
 	ws->registry_ready = true;
+	ws->shared.throttle = auth_throttle_new(AUTH_THROTTLE_SLOTS);
+	if (!ws->shared.throttle)
+		return false;
 	ws->w = calloc((size_t)n, sizeof(*ws->w));
 	ws->threads = calloc((size_t)n, sizeof(*ws->threads));
 	ws->shared.inboxes = calloc((size_t)n, sizeof(*ws->shared.inboxes));
@@ -77,6 +82,7 @@ void workers_shutdown(struct workers *ws)
 	free(ws->w);
 	free(ws->threads);
 	free(ws->shared.inboxes);
+	auth_throttle_free(ws->shared.throttle);
 	if (ws->registry_ready)
 		pool_registry_free(&ws->shared.registry);
 	if (ws->store_ready)

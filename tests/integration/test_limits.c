@@ -4,7 +4,9 @@
  * max_db_connections, max_user_connections, query_wait_timeout (pool and application
  * queue), idle_transaction_timeout, client_idle_timeout, server_lifetime,
  * server_connect_timeout, server_login_retry (login backoff), [limits] app.NAME and
- * app_default, max_queue_depth and query_wait_notify.
+ * app_default, max_queue_depth and query_wait_notify; and what a client can make corral
+ * hold: max_client_conn and max_logins_in_progress against silent sockets,
+ * auth_failure_delay / auth_failure_max, max_pools, application records, tcp_keepalive*.
  *
  * Each test checks the SQLSTATE and that the message names the limit where there is a
  * refusal, and that corral keeps serving afterwards.  (server_idle_timeout is in
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1428,5 +1431,376 @@ Test(limits, query_wait_notify)
 	PQfinish(wait_app);
 	PQfinish(hold_app);
 	h_expect_still_serving(c, hold, h_conninfo(c, H.user, "nq", H.password));
+	h_corral_stop(c);
+}
+
+/* ------------------------------------------- what a client can make corral hold */
+
+/* Room for n more descriptors in this test process (the harness default may be 1024). */
+static void raise_nofile(rlim_t n)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < n + 200) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > n + 200 ? n + 200
+										    : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+/* A libpq login as bench that must fail with want_state (message containing needle)
+ * within 1 s; returns how long it took. */
+static double expect_refused_at_once(const struct h_corral *c, const char *want_state,
+				     const char *needle)
+{
+	char *ci = h_conninfo(c, H.user, H.db, H.password), *err = NULL;
+	double t0 = h_now();
+	PGconn *conn = h_try_connect(ci, 5, &err);
+	double took = h_now() - t0;
+
+	cr_assert(conn == NULL, "a client got in past the limit");
+	cr_expect(strstr(err, want_state) != NULL && strstr(err, needle) != NULL,
+		  "want %s (%s) in: %s", want_state, needle, err);
+	cr_expect_lt(took, 1.0, "refused after %.2f s, not at once", took);
+	free(err);
+	free(ci);
+	return took;
+}
+
+/*
+ * max_client_conn = limit; `within` silent sockets fill it, `over` more silent ones
+ * are past it.  A libpq client is refused with 53300 at once; a silent socket past the
+ * limit gets the same FATAL and is closed within the refusal grace (1 s), not the
+ * login timeout; once some silent ones within the limit leave, a client is served.
+ */
+static void silent_sockets_case(int limit, int over)
+{
+	char settings[200];
+	int n = limit + over, *fds = calloc((size_t)n, sizeof(int));
+
+	raise_nofile((rlim_t)n + 100);
+	snprintf(
+		settings, sizeof settings,
+		"max_client_conn = %d\nworkers = 2\nclient_login_timeout = 60\nmax_logins_in_progress = 0\n",
+		limit);
+	struct h_corral *c = h_corral_start(settings, H_BENCH_DB, NULL);
+	for (int i = 0; i < limit; i++)
+		fds[i] = h_tcp_connect(c->port);
+	sleep_s(0.3); /* accepted: the ones below are past the limit */
+	for (int i = limit; i < n; i++)
+		fds[i] = h_tcp_connect(c->port);
+	double took = expect_refused_at_once(c, "53300", "max_client_conn");
+
+	/* a silent socket past the limit: the FATAL, then closed, well before 60 s */
+	if (over > 0) {
+		struct h_reply r;
+		double t0 = h_now();
+		h_read_final_reply(fds[n - 1], 5, &r);
+		fds[n - 1] = -1;
+		cr_expect(r.closed && r.error && strcmp(r.sqlstate, "53300") == 0,
+			  "silent socket past the limit: closed %d error %d sqlstate %s", r.closed,
+			  r.error, r.sqlstate);
+		cr_expect_lt(h_now() - t0, 3.0, "silent socket past the limit held %.1f s",
+			     h_now() - t0);
+	}
+	/* free ten places within the limit: a client gets in as soon as corral has seen
+	 * them go, while refused sockets are still being told (they hold no place) */
+	for (int i = 0; i < 10; i++) {
+		close(fds[i]);
+		fds[i] = -1;
+	}
+	cr_assert(h_wait_log_count(c, "reason=\"client closed the connection\"", 10, 5),
+		  "corral did not see 10 silent sockets leave:\n%s", h_corral_log_tail(c));
+	char *ci = h_conninfo(c, H.user, H.db, H.password), *err = NULL;
+	PGconn *ok = h_try_connect(ci, 5, &err);
+	cr_assert(ok != NULL, "no client served after places were freed: %s\n%s", err,
+		  h_corral_log_tail(c));
+	h_expect_value(ok, "select 'served'", "served");
+	PQfinish(ok);
+	cr_log_info("max_client_conn = %d with %d silent sockets: refused in %.3f s", limit, n,
+		    took);
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(fds);
+	free(ci);
+	h_corral_stop(c);
+}
+
+Test(limits, max_client_conn_silent_sockets_refused_at_once)
+{
+	silent_sockets_case(50, 100);
+}
+
+/* The numbers: 2000 silent sockets with max_client_conn = 1000. */
+Test(limits, max_client_conn_1000_with_2000_silent_sockets, .timeout = 60)
+{
+	silent_sockets_case(1000, 1000);
+}
+
+/* max_logins_in_progress = 10 on one worker: ten silent sockets hold every login
+ * place; the next client is refused at once with 53300, and served once they leave. */
+Test(limits, max_logins_in_progress)
+{
+	struct h_corral *c = h_corral_start("workers = 1\nmax_logins_in_progress = 10\n",
+					    H_BENCH_DB, NULL);
+	int fds[10];
+
+	for (int i = 0; i < 10; i++)
+		fds[i] = h_tcp_connect(c->port);
+	sleep_s(0.3);
+	expect_refused_at_once(c, "53300",
+			       "too many logins in progress (max_logins_in_progress = 10)");
+	for (int i = 0; i < 10; i++)
+		close(fds[i]);
+	sleep_s(1.5);
+	PGconn *ok = h_connect_bench(c);
+	h_expect_value(ok, "select 'served'", "served");
+	PQfinish(ok);
+	h_corral_stop(c);
+}
+
+/* A raw startup packet as bench from source address src: true if corral asks for a
+ * password (the address is not refused), false if it answers with an ErrorResponse. */
+static bool asked_for_password_from(const struct h_corral *c, const char *src)
+{
+	const char *kv[] = {"user", "bench", "database", "bench", NULL};
+	unsigned char pkt[256], reply[64];
+	size_t len = h_startup_packet(pkt, sizeof pkt, H_PROTOCOL_3_0, kv);
+	struct sockaddr_in from = {.sin_family = AF_INET}, to = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	bool closed;
+
+	inet_pton(AF_INET, src, &from.sin_addr);
+	inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+	to.sin_port = htons((uint16_t)c->port);
+	cr_assert(bind(fd, (struct sockaddr *)&from, sizeof from) == 0, "bind %s: %s", src,
+		  strerror(errno));
+	cr_assert(connect(fd, (struct sockaddr *)&to, sizeof to) == 0, "connect: %s",
+		  strerror(errno));
+	h_send_all(fd, pkt, len);
+	size_t n = h_read_reply(fd, reply, 1, 3, &closed);
+	close(fd);
+	cr_assert(n == 1, "no answer from corral to a startup packet from %s", src);
+	return reply[0] == 'R';
+}
+
+/*
+ * auth_failure_delay = 2, auth_failure_max = 6: the first two wrong passwords from
+ * 127.0.0.1 are answered at once, the next three after about 1 s each, the sixth
+ * shuts the address out: even the right password then gets 28000 at once.  Another
+ * source address (127.0.0.2) is still asked for its password.  The log names the
+ * address and the count, never the password.
+ */
+Test(limits, repeated_wrong_passwords_are_slowed_then_refused)
+{
+	struct h_corral *c = h_corral_start("auth_failure_delay = 2\nauth_failure_max = 6\n",
+					    H_BENCH_DB, NULL);
+	char *bad = h_conninfo(c, H.user, H.db, "not-the-password-xyzzy");
+	double took[6];
+
+	for (int i = 0; i < 6; i++) {
+		char *err = NULL;
+		double t0 = h_now();
+		PGconn *conn = h_try_connect(bad, 10, &err);
+
+		took[i] = h_now() - t0;
+		cr_assert(conn == NULL, "wrong password let in");
+		cr_expect(strstr(err, "28P01") != NULL ||
+				  strstr(err, "password authentication failed") != NULL,
+			  "attempt %d: %s", i + 1, err);
+		free(err);
+	}
+	cr_log_info("wrong-password answers took %.2f %.2f %.2f %.2f %.2f %.2f s", took[0], took[1],
+		    took[2], took[3], took[4], took[5]);
+	cr_expect_lt(took[0], 0.5);
+	cr_expect_lt(took[1], 0.5);
+	for (int i = 2; i < 6; i++)
+		cr_expect_geq(took[i], 0.9, "failure %d answered after %.2f s, not slowed", i + 1,
+			      took[i]);
+
+	/* shut out: even the right password, at once */
+	expect_refused_at_once(c, "28000", "too many failed logins");
+	/* another address is not */
+	cr_expect(asked_for_password_from(c, "127.0.0.2"), "127.0.0.2 was refused too");
+	cr_expect_not(asked_for_password_from(c, "127.0.0.1"), "127.0.0.1 was not refused");
+	cr_expect(h_wait_log(c, "event=auth_throttle", 1), "no auth_throttle line");
+	cr_expect_eq(h_log_count(c, "not-the-password-xyzzy"), 0, "the password is in the log");
+	cr_expect(h_log_count(c, "action=refuse_address") >= 1);
+	free(bad);
+	h_corral_stop(c);
+}
+
+/* ss's lines for the connections matching filter (an ss filter such as "sport = :N"),
+ * once they contain want (ss shows one timer: a retransmit timer hides the keepalive
+ * one while data is in flight), or after 3 s. */
+static char *ss_lines(const char *filter, const char *want)
+{
+	double t0 = h_now();
+
+	for (;;) {
+		struct h_cmd r = h_run(10, "ss -tnoepH %s", filter);
+		char *out = strdup(r.out ? r.out : "");
+
+		h_cmd_free(&r);
+		if (strstr(out, want) != NULL || h_now() - t0 > 3)
+			return out;
+		free(out);
+		sleep_s(0.1);
+	}
+}
+
+/*
+ * tcp_keepalive with tcp_keepidle = 77: corral's accepted socket and its server
+ * connection (libpq's keepalives_idle) both run a keepalive timer of at most 77 s
+ * (ss shows "keepalive,1min..."; the kernel default would be 119min).  With
+ * tcp_keepalive = no the accepted socket has none.
+ */
+Test(limits, tcp_keepalive_both_sides)
+{
+	struct h_corral *c = h_corral_start("tcp_keepalive = yes\ntcp_keepidle = 77\ntcp_keepintvl = 5\n"
+					    "tcp_keepcnt = 3\n",
+					    H_BENCH_DB, NULL);
+	PGconn *conn = h_connect_bench(c);
+	char filter[128], pid[32];
+
+	h_expect_value(conn, "select 'linked'", "linked");
+	snprintf(filter, sizeof filter, "'sport = :%d'", c->port);
+	char *client_side = ss_lines(filter, "keepalive");
+	cr_expect(strstr(client_side, "timer:(keepalive,1min") != NULL, "client side: %s", client_side);
+	snprintf(filter, sizeof filter, "'dport = :%d'", H.pgport);
+	snprintf(pid, sizeof pid, "pid=%d,", (int)c->pid);
+	char *server_side = ss_lines(filter, "keepalive,1min"), *line = strstr(server_side, pid);
+	if (line == NULL)
+		cr_log_warn("ss shows no process for corral's server connection: %s", server_side);
+	else
+		cr_expect(strstr(server_side, "timer:(keepalive,1min") != NULL, "server side: %s",
+			  server_side);
+	PQfinish(conn);
+	h_corral_stop(c);
+	free(client_side);
+	free(server_side);
+
+	c = h_corral_start("tcp_keepalive = no\n", H_BENCH_DB, NULL);
+	conn = h_connect_bench(c);
+	h_expect_value(conn, "select 'linked'", "linked");
+	snprintf(filter, sizeof filter, "'sport = :%d'", c->port);
+	client_side = ss_lines(filter, "keepalive");
+	cr_expect(strstr(client_side, "keepalive") == NULL, "tcp_keepalive = no: %s", client_side);
+	PQfinish(conn);
+	h_corral_stop(c);
+	free(client_side);
+}
+
+/* A raw login (auth_type = trust) as user to database bench with application_name app:
+ * true on ReadyForQuery (then Terminate and close), false with *r the refusal. */
+static bool raw_trust_login(const struct h_corral *c, const char *user, const char *app, struct h_reply *r)
+{
+	const char *kv[] = {"user", user, "database", "bench", "application_name", app, NULL};
+	unsigned char pkt[512], buf[16384];
+	size_t n = h_startup_packet(pkt, sizeof pkt, H_PROTOCOL_3_0, kv), len = 0;
+	bool closed;
+	int fd = h_tcp_connect(c->port);
+
+	h_send_all(fd, pkt, n);
+	if (h_read_until_msg(fd, buf, sizeof buf, &len, 'Z', 10.0, &closed)) {
+		static const unsigned char terminate[5] = {'X', 0, 0, 0, 4};
+
+		h_send_all(fd, terminate, sizeof terminate);
+		close(fd);
+		return true;
+	}
+	memset(r, 0, sizeof *r);
+	r->closed = closed;
+	/* the ErrorResponse may follow AuthenticationOk */
+	for (size_t at = 0, m; at < len && !r->error; at += m) {
+		char type;
+		const unsigned char *body;
+		size_t body_len;
+
+		m = h_msg(buf + at, len - at, &type, &body, &body_len);
+		if (m == 0)
+			break;
+		if (type == 'E')
+			r->error = h_parse_error(buf + at, len - at, r->sqlstate, r->msg, sizeof r->msg);
+	}
+	close(fd);
+	return false;
+}
+
+/*
+ * max_pools = 3 with auth_type = trust (any user name makes a pool): bench, u1 and u2
+ * get theirs; u3 is refused with 53300 naming max_pools; an existing pool's user is
+ * still served.
+ */
+Test(limits, max_pools)
+{
+	struct h_corral *c = h_corral_start("auth_type = trust\nmax_pools = 3\n", H_BENCH_DB, NULL);
+	struct h_reply r;
+	const char *users[] = {"bench", "lim_pool_u1", "lim_pool_u2"};
+
+	for (size_t i = 0; i < 3; i++)
+		cr_expect(raw_trust_login(c, users[i], "p", &r), "%s refused: %s %s", users[i], r.sqlstate, r.msg);
+	cr_assert_not(raw_trust_login(c, "lim_pool_u3", "p", &r), "a fourth pool was made");
+	cr_expect(r.error && strcmp(r.sqlstate, "53300") == 0 && strstr(r.msg, "max_pools = 3") != NULL,
+		  "u3: %s %s", r.sqlstate, r.msg);
+	cr_expect(raw_trust_login(c, "lim_pool_u1", "p", &r), "u1 again refused: %s %s", r.sqlstate, r.msg);
+	h_corral_stop(c);
+}
+
+static long vm_rss_kb(pid_t pid)
+{
+	char path[64], *status, *line;
+	long kb = -1;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	status = h_read_file(path, NULL);
+	cr_assert_not_null(status);
+	line = strstr(status, "VmRSS:");
+	if (line != NULL)
+		kb = strtol(line + 6, NULL, 10);
+	free(status);
+	return kb;
+}
+
+/*
+ * 10000 distinct application_names (raw trust logins, each leaving at once): corral's
+ * RSS grows by less than 16 MB from the 1000th to the 10000th, and SHOW APPS has at
+ * most STATS_MAX_APPS (100) rows plus "(other)".
+ */
+Test(limits, many_application_names_bounded, .timeout = 120)
+{
+	struct h_corral *c = h_corral_start("auth_type = trust\nadmin_users = bench\n", H_BENCH_DB, NULL);
+	struct h_reply r;
+	char app[64];
+	long before = 0;
+
+	for (int i = 0; i < 10000; i++) {
+		snprintf(app, sizeof app, "lim-app-%d", i);
+		cr_assert(raw_trust_login(c, "bench", app, &r), "login %d refused: %s %s", i, r.sqlstate, r.msg);
+		if (i == 999)
+			before = vm_rss_kb(c->pid);
+	}
+	long after = vm_rss_kb(c->pid);
+	cr_log_info("corral VmRSS after 1000 application names %ld kB, after 10000 %ld kB", before, after);
+	/* Under `make asan` (ASAN's quarantine keeps freed memory) or valgrind, RSS says
+	 * nothing about what corral keeps; the row count below still does. */
+#ifdef __SANITIZE_ADDRESS__
+	bool rss_meaningful = false;
+#else
+	bool rss_meaningful = strstr(H.corral_bin, "valgrind") == NULL;
+#endif
+	if (rss_meaningful)
+		cr_expect_lt(after - before, 16 * 1024, "RSS grew %ld kB", after - before);
+
+	char *ci = h_conninfo(c, "bench", "corral", "x"), *err = NULL;
+	PGconn *console = h_try_connect(ci, 5, &err);
+	cr_assert_not_null(console, "console: %s", err);
+	PGresult *res = PQexec(console, "SHOW APPS");
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+	cr_expect_leq(PQntuples(res), 101, "SHOW APPS has %d rows", PQntuples(res));
+	PQclear(res);
+	PQfinish(console);
+	free(ci);
 	h_corral_stop(c);
 }

@@ -1,0 +1,55 @@
+/*
+ * Limits on what a client can make corral hold before it has logged in (README:
+ * "Limits on what a client can make corral hold").
+ *
+ * A client past max_client_conn, past its worker's max_logins_in_progress, or from an
+ * address auth_throttle has shut out is refused when it is accepted: it never reaches
+ * authentication.  Its FATAL waits for its startup packet, as PostgreSQL's does, so
+ * libpq (which since CVE-2024-10977 shows no error sent in answer to an SSLRequest)
+ * prints the message; but only REFUSE_GRACE_MS, and only for REFUSE_HELD_MAX clients per
+ * worker at a time (a newcomer past that many pushes out the oldest).  A silent socket
+ * gets the FATAL written then and is closed: sockets that never speak hold nothing
+ * beyond the limit for more than a second.
+ */
+#ifndef CORRAL_PROXY_CLIENT_LIMITS_H
+#define CORRAL_PROXY_CLIENT_LIMITS_H
+
+#include <stdbool.h>
+#include <sys/time.h>
+
+#include "pool/config.h"
+
+#define REFUSE_GRACE_MS 1000 /* a refused client's startup packet is waited for this long */
+#define REFUSE_HELD_MAX 64   /* refused clients per worker waiting for theirs */
+
+enum client_refusal {
+	REFUSE_NONE,
+	REFUSE_MAX_CLIENT_CONN, /* 53300, PostgreSQL's "too many clients" class */
+	REFUSE_LOGINS,          /* 53300: max_logins_in_progress */
+	REFUSE_THROTTLED,       /* 28000: auth_failure_max failed logins from the address */
+};
+
+struct client;
+struct worker;
+
+/* At accept, c counted in total clients (all workers) and in w's logins: why c is
+ * refused, if it is.  Sets c->refusal; a refused c is taken out of the total at once
+ * (client_close does not count it out again). */
+enum client_refusal client_limits_check(struct worker *w, struct client *c, int total);
+/* For a refused c: true with *tv the time to wait for its startup packet (c is held
+ * and counted), false to refuse it now. */
+bool client_limits_hold(struct client *c, struct timeval *tv);
+/* Sends c's refusal (FATAL) and closes it once written. */
+void client_limits_refuse(struct client *c);
+/* c is closed: it no longer counts as held, and a delayed answer is dropped. */
+void client_limits_forget(struct client *c);
+/* c's password was wrong: answered with 28P01 now, or after AUTH_THROTTLE_DELAY_MS when
+ * its address has failed more than auth_failure_delay times in the window. */
+void client_limits_auth_failed(struct client *c);
+/* Whether c, authenticated, may have its (db, user) pool: it exists, or max_pools is
+ * not reached; otherwise c is refused with 53300. */
+bool client_limits_pool_room(struct client *c, const char *db_name);
+/* SO_KEEPALIVE and TCP_KEEPIDLE/INTVL/CNT on an accepted socket as cfg says. */
+void client_limits_keepalive(int fd, const struct corral_config *cfg);
+
+#endif
