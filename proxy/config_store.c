@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "proxy/client_tls.h"
+
 struct snapshot *snapshot_new(struct corral_config *cfg, struct auth_file *auth)
 {
 	struct snapshot *s = calloc(1, sizeof(*s));
@@ -59,9 +61,19 @@ struct snapshot *snapshot_load(const char *path, char *err, size_t errlen)
 		config_free(&cfg);
 		return NULL;
 	}
+	SSL_CTX *tls = NULL;
+	if (!client_tls_ctx_build(&cfg, &tls, err, errlen)) {
+		config_free(&cfg);
+		auth_file_free(&auth);
+		return NULL;
+	}
 	struct snapshot *s = snapshot_new(&cfg, &auth);
-	if (!s)
+	if (!s) {
+		SSL_CTX_free(tls);
 		snprintf(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
+	s->client_tls = tls;
 	return s;
 }
 
@@ -76,6 +88,7 @@ void snapshot_release(struct snapshot *s)
 		return;
 	config_free(&s->cfg);
 	auth_file_free(&s->auth);
+	SSL_CTX_free(s->client_tls);
 	free(s);
 }
 

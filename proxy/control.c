@@ -290,7 +290,8 @@ static bool needs_restart(const char *key)
 
 bool control_settable(const char *key)
 {
-	return !needs_restart(key) && strcasecmp(key, "auth_file") != 0;
+	return !needs_restart(key) && strcasecmp(key, "auth_file") != 0 &&
+	       strncasecmp(key, "client_tls_", 11) != 0;
 }
 
 bool control_set(const char *key, const char *value, char *err, size_t errlen)
@@ -302,6 +303,11 @@ bool control_set(const char *key, const char *value, char *err, size_t errlen)
 	}
 	if (strcasecmp(key, "auth_file") == 0) {
 		snprintf(err, errlen, "SET: auth_file: change it in the file and RELOAD");
+		return false;
+	}
+	/* The SSL_CTX is built from the files when the configuration is read. */
+	if (strncasecmp(key, "client_tls_", 11) == 0) {
+		snprintf(err, errlen, "SET: %s: change it in the file and RELOAD", key);
 		return false;
 	}
 	pthread_mutex_lock(&ctl.lock);
@@ -318,6 +324,10 @@ bool control_set(const char *key, const char *value, char *err, size_t errlen)
 	if (ok && !next) {
 		snprintf(err, errlen, "SET: %s: out of memory", key);
 		ok = false;
+	}
+	if (next && cur->client_tls) { /* SET does not touch TLS: the same SSL_CTX */
+		SSL_CTX_up_ref(cur->client_tls);
+		next->client_tls = cur->client_tls;
 	}
 	char clean[300];
 	if (ok) {

@@ -1171,7 +1171,7 @@ Test(config, show_lists_every_corral_key)
 		&cfg);
 	int n = 0;
 	cr_assert(config_show(&cfg, count_row, &n));
-	cr_expect_eq(n, 35); /* every key of conf/corral.ini's [corral] */
+	cr_expect_eq(n, 41); /* every key of conf/corral.ini's [corral] */
 	config_free(&cfg);
 }
 
