@@ -7,6 +7,7 @@
  * server certificate for localhost signed by it, a client certificate signed by it.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -308,4 +309,53 @@ Test(client_tls, config_check_names_the_key, .timeout = 60)
 	free(users);
 	free(ini);
 	free(s);
+}
+
+/* c's configuration file with from replaced by to, then SIGHUP; want: the log event the
+ * reload must end with (reload_done or reload_refused). */
+static void reload_with(const struct h_corral *c, const char *from, const char *to,
+			const char *want)
+{
+	char *text = h_read_file(c->ini, NULL);
+	cr_assert_not_null(text);
+	char *at = strstr(text, from);
+	cr_assert_not_null(at, "%s not in %s", from, c->ini);
+	char *next = h_printf("%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+	h_write_file(c->ini, next);
+	int before = h_log_count(c, want);
+	cr_assert_eq(kill(c->pid, SIGHUP), 0);
+	cr_assert(h_wait_log_count(c, want, before + 1, 5.0), "no %s:\n%s", want,
+		  h_corral_log_tail(c));
+	free(next);
+	free(text);
+}
+
+Test(client_tls, reload_changes_the_mode_for_new_clients, .timeout = 60)
+{
+	struct h_corral *c = start_tls("prefer");
+	char *plain_ci = ci_with(c, "sslmode=disable");
+	PGconn *plain = h_connect(c, plain_ci);
+	PGconn *tls = connect_tls(c, "sslmode=require");
+
+	/* A certificate that is not there: the reload is refused whole, TLS goes on. */
+	reload_with(c, "server.crt", "gone.crt", "event=reload_refused");
+	cr_expect(h_wait_log(c, "client_tls_cert_file", 1), "%s", h_corral_log_tail(c));
+	reload_with(c, "gone.crt", "server.crt", "event=reload_done");
+
+	reload_with(c, "client_tls_sslmode = prefer", "client_tls_sslmode = require",
+		    "event=reload_done");
+	/* Connected clients keep going, plain or not; a new plain one is refused. */
+	h_expect_value(plain, "select 'plain still'", "plain still");
+	h_expect_value(tls, "select 'tls still'", "tls still");
+	char *err = NULL;
+	PGconn *refused = h_try_connect(plain_ci, 10, &err);
+	cr_expect(!refused && err && strstr(err, "28000"), "new plain client: [%s]",
+		  err ? err : "");
+	free(err);
+	PGconn *again = connect_tls(c, "sslmode=require");
+	PQfinish(again);
+	PQfinish(tls);
+	PQfinish(plain);
+	free(plain_ci);
+	h_corral_stop(c);
 }
