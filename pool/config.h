@@ -33,7 +33,7 @@ struct client_tls_config {
 	enum client_tls_mode sslmode;
 	char *key_file, *cert_file, *ca_file; /* as given, relative to the working directory */
 	unsigned protocols;                   /* common/tls_protocols.h; default secure */
-	char *ciphers;                        /* OpenSSL cipher list; NULL = OpenSSL's default */
+	char *ciphers;                        /* PgBouncer's name or OpenSSL's list; NULL = OpenSSL's */
 	/* where each was set (0: not set), for errors found when the files are read */
 	int key_line, cert_line, ca_line, ciphers_line;
 };

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -83,6 +84,30 @@ static bool set_protocols(SSL_CTX *ctx, unsigned mask)
 	return SSL_CTX_set_min_proto_version(ctx, lo) && SSL_CTX_set_max_proto_version(ctx, hi);
 }
 
+/* PgBouncer's (libusual's) names for cipher lists, so its client_tls_ciphers values
+ * mean the same here; anything else is an OpenSSL cipher string. */
+static const char *cipher_list(const char *value)
+{
+	static const struct {
+		const char *name, *list;
+	} alias[] = {
+		{"default", "HIGH+EECDH:HIGH+EDH:!SSLv3:!SHA384:!SHA256:!DSS:!aNULL"},
+		{"secure", "HIGH+EECDH:HIGH+EDH:!SSLv3:!SHA384:!SHA256:!DSS:!aNULL"},
+		{"compat", "HIGH:+3DES:!aNULL"},
+		{"legacy", "HIGH:+3DES:!aNULL"},
+		{"insecure", "ALL:!aNULL:!eNULL"},
+		{"all", "ALL:!aNULL:!eNULL"},
+		{"normal", "HIGH+EECDH:HIGH+EDH:HIGH+RSA:+SHA384:+SHA256:+SSLv3:+EDH:+RSA:-3DES:"
+			   "3DES+RSA:!CAMELLIA:!DSS:!aNULL"},
+		{"fast", "HIGH+EECDH:HIGH+EDH:HIGH+RSA:+AES256:+SHA256:+SHA384:+SSLv3:+EDH:+RSA:"
+			 "-3DES:3DES+RSA:!CAMELLIA:!DSS:!aNULL"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(alias); i++)
+		if (strcasecmp(value, alias[i].name) == 0)
+			return alias[i].list;
+	return value;
+}
+
 static bool configure(struct ctx_build *b, SSL_CTX *ctx)
 {
 	const struct client_tls_config *t = &b->cfg->client_tls;
@@ -95,8 +120,7 @@ static bool configure(struct ctx_build *b, SSL_CTX *ctx)
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if (!set_protocols(ctx, t->protocols))
 		return build_fail(b, 0, "client_tls_protocols", "OpenSSL refused the versions");
-	if (t->ciphers && strcasecmp(t->ciphers, "default") != 0 &&
-	    !SSL_CTX_set_cipher_list(ctx, t->ciphers))
+	if (t->ciphers && !SSL_CTX_set_cipher_list(ctx, cipher_list(t->ciphers)))
 		return build_fail(b, t->ciphers_line, "client_tls_ciphers",
 				  "OpenSSL knows no cipher in this list");
 

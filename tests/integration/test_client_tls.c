@@ -292,6 +292,11 @@ Test(client_tls, config_check_names_the_key, .timeout = 60)
 		     H.dir, H.dir);
 	expect_t_error(s, "client_tls_ca_file", "required");
 	free(s);
+	s = h_printf("client_tls_sslmode = require\nclient_tls_cert_file = %s/server.crt\n"
+		     "client_tls_key_file = %s/server.key\nclient_tls_ciphers = NO-SUCH-CIPHER\n",
+		     H.dir, H.dir);
+	expect_t_error(s, "client_tls_ciphers", "no cipher");
+	free(s);
 	expect_t_error("client_tls_sslmode = sometimes\n", "client_tls_sslmode", "verify-full");
 	expect_t_error("client_tls_protocols = tlsv1.2,sslv3\n", "client_tls_protocols", "sslv3");
 
@@ -299,7 +304,7 @@ Test(client_tls, config_check_names_the_key, .timeout = 60)
 	s = tls_settings("verify-full");
 	char *ini = h_path("good.ini"), *users = h_path("users.txt");
 	char *text = h_printf("[corral]\nlisten_port = %d\nauth_file = %s\n%s"
-			      "client_tls_protocols = tlsv1.2,tlsv1.3\n",
+			      "client_tls_protocols = tlsv1.2,tlsv1.3\nclient_tls_ciphers = fast\n",
 			      h_free_port(), users, s);
 	h_write_file(ini, text);
 	struct h_cmd r = h_run(10, "%s -t -c %s", H.corral_bin, ini);
@@ -357,5 +362,29 @@ Test(client_tls, reload_changes_the_mode_for_new_clients, .timeout = 60)
 	PQfinish(tls);
 	PQfinish(plain);
 	free(plain_ci);
+	h_corral_stop(c);
+}
+
+/* client_tls_protocols and _ciphers reach OpenSSL: TLS 1.2 only, PgBouncer's "fast". */
+Test(client_tls, protocols_and_ciphers, .timeout = 60)
+{
+	make_certs();
+	char *s = tls_settings("require");
+	char *settings = h_printf("%sclient_tls_protocols = tlsv1.2\nclient_tls_ciphers = fast\n",
+				  s);
+	struct h_corral *c = h_corral_start(settings, H_BENCH_DB, NULL);
+	PGconn *conn = connect_tls(c, "sslmode=require");
+	cr_expect_str_eq(PQsslAttribute(conn, "protocol"), "TLSv1.2");
+	h_expect_value(conn, "select 'tls 1.2'", "tls 1.2");
+	PQfinish(conn);
+
+	/* A client that wants TLS 1.3 at least finds no common version. */
+	char *ci = ci_with(c, "sslmode=require ssl_min_protocol_version=TLSv1.3"), *err = NULL;
+	conn = h_try_connect(ci, 10, &err);
+	cr_expect_null(conn, "a TLS 1.3 client got in with client_tls_protocols = tlsv1.2");
+	free(err);
+	free(ci);
+	free(settings);
+	free(s);
 	h_corral_stop(c);
 }
