@@ -96,7 +96,15 @@ Test(client_tls, require_serves_tls_and_refuses_plain_text, .timeout = 60)
 	free(err);
 	free(ci);
 
-	/* psql too. */
+	/* An error inside TLS reaches the client before the close: a wrong password. */
+	char *base = h_conninfo(c, H.user, H.db, "wrong");
+	ci = h_printf("%s sslmode=require", base);
+	conn = h_try_connect(ci, 10, &err);
+	cr_expect(!conn && err && strstr(err, "28P01"), "wrong password over TLS: [%s]",
+		  err ? err : "");
+	free(err);
+	free(ci);
+	free(base);
 	h_corral_stop(c);
 }
 
