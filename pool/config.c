@@ -32,6 +32,7 @@
 #include "common/parse.h"
 #include "common/suggest.h"
 #include "common/tls_protocols.h"
+#include "pool/config_tls.h"
 #include "pool/config_unsupported.h"
 
 #define MAX_WORKERS 256
@@ -67,6 +68,7 @@ static const char *const auth_type_names[] = {
 	[AUTH_TRUST] = "trust",
 	[AUTH_MD5] = "md5",
 	[AUTH_SCRAM_SHA_256] = "scram-sha-256",
+	[AUTH_HBA] = "hba",
 };
 
 /* Parsers for a struct ini_key (common/ini_load.h) of [corral], obj a struct corral_config;
@@ -91,6 +93,7 @@ static const struct ini_key corral_keys[] = {
 	{ "so_reuseport", ini_key_bool, FIELD(so_reuseport), 0, 0 },
 	{ "auth_type", parse_auth_type_key, FIELD(auth_type), 0, 0 },
 	{ "auth_file", ini_key_nonempty, FIELD(auth_file), 0, 0 },
+	{ "auth_hba_file", ini_key_nonempty, FIELD(auth_hba_file), 0, 0 },
 	{ "pool_mode", parse_pool_mode_key, FIELD(pool_mode), 0, 0 },
 	{ "pin_policy", parse_pin_policy_key, FIELD(pin_policy), 0, 0 },
 	{ "default_pool_size", ini_key_int, FIELD(default_pool_size), 1, MAX_POOL_SIZE },
@@ -134,6 +137,12 @@ static const struct ini_key corral_keys[] = {
 	{ "client_tls_ca_file", ini_key_nonempty, FIELD(client_tls.ca_file), 0, 0 },
 	{ "client_tls_protocols", parse_tls_protocols_key, FIELD(client_tls.protocols), 0, 0 },
 	{ "client_tls_ciphers", ini_key_nonempty, FIELD(client_tls.ciphers), 0, 0 },
+	/* TLS to PostgreSQL (pool/config_tls.h) */
+	{ "server_tls_sslmode", ini_key_nonempty, FIELD(server_tls_sslmode), 0, 0 },
+	{ "server_tls_ca_file", ini_key_nonempty, FIELD(server_tls_ca_file), 0, 0 },
+	{ "server_tls_cert_file", ini_key_nonempty, FIELD(server_tls_cert_file), 0, 0 },
+	{ "server_tls_key_file", ini_key_nonempty, FIELD(server_tls_key_file), 0, 0 },
+	{ "server_tls_protocols", ini_key_nonempty, FIELD(server_tls_protocols), 0, 0 },
 };
 
 /* [metrics]: the HTTP endpoint (proxy/metrics_http.c). */
@@ -193,7 +202,7 @@ PARSER(parse_auth_type_key)
 {
 	int i = find_name(auth_type_names, ARRAY_SIZE(auth_type_names), value);
 	if (i < 0) {
-		ini_fail(ld, spec->name, "must be one of trust, md5, scram-sha-256, got \"%s\"",
+		ini_fail(ld, spec->name, "must be one of trust, md5, scram-sha-256, hba, got \"%s\"",
 			 value);
 		return false;
 	}
@@ -892,15 +901,36 @@ static void check_client_tls(struct load_ctx *ctx)
 			  mode);
 }
 
+bool config_listen_is_loopback(const char *addr)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET, addr, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, addr, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
 /* Rules that involve more than one key, checked once the whole file is read. */
 static void check_whole(struct load_ctx *ctx)
 {
 	struct corral_config *cfg = ctx->cfg;
-	if (cfg->auth_type != AUTH_TRUST && !cfg->auth_file)
+	/* With hba, a file of only trust and reject lines needs no secrets. */
+	if (cfg->auth_type != AUTH_TRUST && cfg->auth_type != AUTH_HBA && !cfg->auth_file)
 		fail_line(ctx, key_line(ctx, "auth_type"), "auth_file",
 			  "required with auth_type = %s (it holds the users' secrets)",
 			  auth_type_name(cfg->auth_type));
 	check_client_tls(ctx);
+	if (cfg->auth_type == AUTH_HBA && !cfg->auth_hba_file)
+		fail_line(ctx, key_line(ctx, "auth_type"), "auth_hba_file",
+			  "required with auth_type = hba (the pg_hba.conf rules)");
+	/* trust for everyone who can reach a public address is a mistake nobody means: only
+	 * an hba file may open trust to other hosts, address by address. */
+	if (cfg->auth_type == AUTH_TRUST && !config_listen_is_loopback(cfg->listen_addr))
+		fail_line(ctx, key_line(ctx, "auth_type"), "auth_type",
+			  "trust lets anyone who reaches listen_addr = %s log in as any user "
+			  "without a password; listen on 127.0.0.1 or ::1, or use auth_type = hba "
+			  "with trust lines for the addresses you mean",
+			  cfg->listen_addr);
 	if (cfg->min_pool_size > cfg->default_pool_size)
 		fail_line(ctx, key_line(ctx, "min_pool_size"), "min_pool_size",
 			  "must be at most default_pool_size (%d), got %d", cfg->default_pool_size,
@@ -924,6 +954,29 @@ static void check_whole(struct load_ctx *ctx)
 	}
 }
 
+/* The server_tls_* keys become each database line's libpq TLS keywords, unless the
+ * line gives its own (so a reload that changes them changes the lines' login, and their
+ * servers are replaced). */
+static void apply_server_tls(struct load_ctx *ctx)
+{
+	struct corral_config *cfg = ctx->cfg;
+	struct config_tls_param p[CONFIG_SERVER_TLS_PARAMS];
+	int n;
+	const char *bad;
+	char why[300];
+	if (!config_server_tls(cfg, p, &n, &bad, why, sizeof(why))) {
+		fail_line(ctx, key_line(ctx, bad), bad, "%s", why);
+		return;
+	}
+	for (size_t i = 0; i < cfg->n_dbs; i++)
+		for (int k = 0; k < n; k++)
+			if (!db_has_conn(&cfg->dbs[i], p[k].keyword) &&
+			    !db_add_conn(&cfg->dbs[i], p[k].keyword, p[k].value)) {
+				fail_line(ctx, 0, NULL, "out of memory");
+				return;
+			}
+}
+
 bool config_load(const char *path, struct corral_config *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
@@ -939,11 +992,14 @@ bool config_load(const char *path, struct corral_config *out, char *err, size_t 
 	PQconninfoFree(ctx.libpq_options);
 	if (!ctx.ini.failed)
 		check_whole(&ctx);
+	if (!ctx.ini.failed)
+		apply_server_tls(&ctx);
 	out->auth_file_line = key_line(&ctx, "auth_file");
 	out->client_tls.key_line = key_line(&ctx, "client_tls_key_file");
 	out->client_tls.cert_line = key_line(&ctx, "client_tls_cert_file");
 	out->client_tls.ca_line = key_line(&ctx, "client_tls_ca_file");
 	out->client_tls.ciphers_line = key_line(&ctx, "client_tls_ciphers");
+	out->auth_hba_file_line = key_line(&ctx, "auth_hba_file");
 	if (ctx.ini.failed) {
 		config_free(out);
 		return false;
@@ -956,11 +1012,17 @@ void config_free(struct corral_config *cfg)
 	free(cfg->path);
 	free(cfg->listen_addr);
 	free(cfg->auth_file);
+	free(cfg->auth_hba_file);
 	free(cfg->server_reset_query);
 	free(cfg->log_level);
 	free(cfg->admin_db);
 	free(cfg->admin_users);
 	free(cfg->stats_users);
+	free(cfg->server_tls_sslmode);
+	free(cfg->server_tls_ca_file);
+	free(cfg->server_tls_cert_file);
+	free(cfg->server_tls_key_file);
+	free(cfg->server_tls_protocols);
 	free(cfg->metrics_addr);
 	free(cfg->client_tls.key_file);
 	free(cfg->client_tls.cert_file);
@@ -1061,6 +1123,12 @@ bool config_set(const struct corral_config *cur, const char *key, const char *va
 	}
 	struct load_ctx ctx = { .cfg = out };
 	ini_load_begin(&ctx.ini, "SET", err, errlen);
+	if (strncmp(key, "server_tls_", 11) == 0) {
+		/* they are the database lines' login keywords, made when the file is read */
+		snprintf(err, errlen, "SET: %s takes effect with RELOAD (edit the file)", key);
+		config_free(out);
+		return false;
+	}
 	ctx.ini.unsupported = config_unsupported_keys;
 	ctx.ini.n_unsupported = config_n_unsupported_keys;
 	ctx.ini.unsupported_by = "corral";

@@ -16,7 +16,7 @@ enum pool_mode { POOL_MODE_SESSION, POOL_MODE_TRANSACTION, POOL_MODE_STATEMENT }
  * corral cannot carry (proxy/pin_scan.h): keep the server for the client (pin), keep
  * pooling and say so (warn), or refuse the statement (error). */
 enum pin_policy { PIN_POLICY_PIN, PIN_POLICY_WARN, PIN_POLICY_ERROR };
-enum auth_type { AUTH_TRUST, AUTH_MD5, AUTH_SCRAM_SHA_256 };
+enum auth_type { AUTH_TRUST, AUTH_MD5, AUTH_SCRAM_SHA_256, AUTH_HBA };
 /* client_tls_sslmode, PgBouncer's names and order: from DISABLE on, each is stricter. */
 enum client_tls_mode {
 	CLIENT_TLS_DISABLE,
@@ -84,6 +84,8 @@ struct corral_config {
 	enum auth_type auth_type;
 	char *auth_file;         /* resolved relative to the current directory, as given */
 	int auth_file_line;      /* where it was set, for errors about the file */
+	char *auth_hba_file;     /* pg_hba.conf rules for auth_type = hba (proxy/hba.h) */
+	int auth_hba_file_line;
 	enum pool_mode pool_mode;
 	enum pin_policy pin_policy;
 	int default_pool_size;
@@ -126,6 +128,10 @@ struct corral_config {
 	char *admin_db;                /* the console's database name; "pgbouncer" is an alias */
 	char *admin_users;             /* comma-separated: every console command */
 	char *stats_users;             /* comma-separated: SHOW commands only */
+	/* server_tls_* (pool/config_tls.h): defaults of the database lines' libpq TLS
+	 * keywords, NULL when not given */
+	char *server_tls_sslmode, *server_tls_ca_file, *server_tls_cert_file,
+		*server_tls_key_file, *server_tls_protocols;
 	int stats_period;              /* seconds between the snapshots avg_* are computed from */
 	struct client_tls_config client_tls;
 	/* [metrics] listen = ADDR:PORT: the HTTP endpoint (proxy/metrics_http.h); off
@@ -191,5 +197,7 @@ const char *pool_mode_name(enum pool_mode mode);
 enum pin_policy config_pin_policy(const struct corral_config *cfg, const struct db_config *db);
 const char *pin_policy_name(enum pin_policy policy);
 const char *auth_type_name(enum auth_type type);
+/* Whether a listen_addr is 127.0.0.0/8 or ::1 (auth_type = trust is refused elsewhere). */
+bool config_listen_is_loopback(const char *addr);
 
 #endif

@@ -10,7 +10,7 @@
 	"the statistics are read from the admin console (SHOW STATS) or with kill -USR1"
 #define AUTH_FILE_ONLY "users and their secrets come from auth_file only"
 #define LOG_LEVEL "log_level = info logs every login, logout and error; debug adds more"
-#define SERVER_TLS "put libpq's sslmode=, sslrootcert=, sslcert=, sslkey= on the [databases] line"
+#define SERVER_TLS "libpq has no cipher setting: PostgreSQL's ssl_ciphers chooses"
 #define CLIENT_TLS \
 	"corral takes client_tls_sslmode, _key_file, _cert_file, _ca_file, _protocols and _ciphers; set TLS 1.3 suites through the OpenSSL configuration"
 #define KERNEL "the kernel's defaults apply"
@@ -46,7 +46,6 @@ const struct ini_unsupported config_unsupported_keys[] = {
 	{"scram_iterations", "corral checks SCRAM logins against the verifier in auth_file, "
 			     "with that verifier's iteration count"},
 	/* authentication */
-	{"auth_hba_file", AUTH_FILE_ONLY},
 	{"auth_ident_file", AUTH_FILE_ONLY},
 	{"auth_user", AUTH_FILE_ONLY},
 	{"auth_query", AUTH_FILE_ONLY},
@@ -81,11 +80,6 @@ const struct ini_unsupported config_unsupported_keys[] = {
 	{"client_tls13_ciphers", CLIENT_TLS},
 	{"client_tls_ecdhcurve", CLIENT_TLS},
 	{"client_tls_dheparams", CLIENT_TLS},
-	{"server_tls_sslmode", SERVER_TLS},
-	{"server_tls_ca_file", SERVER_TLS},
-	{"server_tls_key_file", SERVER_TLS},
-	{"server_tls_cert_file", SERVER_TLS},
-	{"server_tls_protocols", SERVER_TLS},
 	{"server_tls_ciphers", SERVER_TLS},
 	{"server_tls13_ciphers", SERVER_TLS},
 	/* dangerous timeouts */

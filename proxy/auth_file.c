@@ -398,3 +398,16 @@ bool auth_file_copy(const struct auth_file *src, struct auth_file *dst)
 	}
 	return true;
 }
+
+size_t auth_file_md5_only(const struct auth_file *af, void (*each)(const char *name, void *arg),
+			  void *arg)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < af->n_users; i++)
+		if (af->users[i].kind == SECRET_MD5) {
+			n++;
+			if (each)
+				each(af->users[i].name, arg);
+		}
+	return n;
+}

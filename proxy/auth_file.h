@@ -41,6 +41,10 @@ bool auth_file_load(const char *path, struct auth_file *out, char *err, size_t e
 bool auth_file_parse(const char *name, const char *text, struct auth_file *out, char *err,
 		     size_t errlen) WARN_UNUSED;
 const struct user_secret *auth_file_find(const struct auth_file *af, const char *user);
+/* The users whose secret is an md5 hash: under auth_type = scram-sha-256 they can never
+ * log in (SCRAM needs the password or a verifier).  Calls each(name, arg) for each. */
+size_t auth_file_md5_only(const struct auth_file *af, void (*each)(const char *name, void *arg),
+			  void *arg);
 void auth_file_free(struct auth_file *af);
 /* A deep copy (SET keeps the auth file in force); false when out of memory. */
 bool auth_file_copy(const struct auth_file *src, struct auth_file *dst) WARN_UNUSED;

@@ -41,7 +41,7 @@ enum client_state {
 	CL_CLOSED,       /* waiting to be freed */
 };
 
-enum auth_method { AUTH_METHOD_NONE, AUTH_METHOD_MD5, AUTH_METHOD_SCRAM };
+enum auth_method { AUTH_METHOD_NONE, AUTH_METHOD_MD5, AUTH_METHOD_SCRAM, AUTH_METHOD_PASSWORD };
 
 struct client {
 	struct list node;            /* the worker's list of its state (client_lists.h) */

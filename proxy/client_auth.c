@@ -6,10 +6,12 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <openssl/crypto.h>
 
 #include "common/log.h"
 #include "proxy/auth_md5.h"
 #include "proxy/client.h"
+#include "proxy/client_hba.h"
 #include "proxy/random.h"
 #include "proxy/worker.h"
 
@@ -18,8 +20,27 @@
 
 static const char scram_mechanisms[] = "SCRAM-SHA-256\0"; /* list ends with an empty name */
 
+/* Why a login failed when it is not the password itself, for corral's log only (as
+ * PostgreSQL's server log says "Role does not exist"; the client hears no more than a
+ * wrong password would tell it). */
+static const char *failure_reason(const struct client *c)
+{
+	if (!c->secret)
+		return "user not in auth_file";
+	if (c->auth_method == AUTH_METHOD_SCRAM && c->secret->kind == SECRET_MD5)
+		return "auth_file secret is an md5 hash, which cannot serve SCRAM (auth_type = "
+		       "scram-sha-256): give its password or a SCRAM verifier";
+	return NULL;
+}
+
 static void auth_failed(struct client *c)
 {
+	const char *why = failure_reason(c);
+	if (why) {
+		char ids[400];
+		log_warn("event=login_refused client=%llu %s reason=\"%s\"",
+			 (unsigned long long)c->id, client_log_who(c, ids, sizeof(ids)), why);
+	}
 	client_fail(c, "28P01", "password authentication failed for user \"%s\"", c->user);
 }
 
@@ -40,6 +61,37 @@ static void begin_scram(struct client *c)
 			 sizeof(scram_mechanisms));
 }
 
+static void begin_md5(struct client *c)
+{
+	/* As PostgreSQL: a user whose stored secret is a SCRAM verifier uses SCRAM. */
+	if (c->secret && c->secret->kind == SECRET_SCRAM) {
+		begin_scram(c);
+		return;
+	}
+	c->auth_method = AUTH_METHOD_MD5;
+	if (!random_bytes(c->md5_salt, sizeof(c->md5_salt))) {
+		client_fail(c, "XX000", "could not generate random salt");
+		return;
+	}
+	pgproto_put_auth(bufferevent_get_output(c->bev), PG_AUTH_MD5, c->md5_salt,
+			 sizeof(c->md5_salt));
+}
+
+/* auth_type as the method an hba rule would name. */
+static enum hba_method method_of(enum auth_type type)
+{
+	switch (type) {
+	case AUTH_TRUST:
+		return HBA_TRUST;
+	case AUTH_MD5:
+		return HBA_MD5;
+	case AUTH_SCRAM_SHA_256:
+	case AUTH_HBA:
+		break;
+	}
+	return HBA_SCRAM;
+}
+
 void client_auth_begin(struct client *c)
 {
 	const struct corral_config *cfg = c->worker->cfg;
@@ -48,29 +100,72 @@ void client_auth_begin(struct client *c)
 	c->secret = auth_file_find(c->worker->auth, c->user);
 	client_set_state(c, CL_AUTH);
 
-	switch (cfg->auth_type) {
-	case AUTH_TRUST:
+	enum hba_method method = method_of(cfg->auth_type);
+	if (cfg->auth_type == AUTH_HBA && !client_hba_method(c, &c->auth_snap->hba, &method))
+		return;
+	switch (method) {
+	case HBA_TRUST:
 		auth_ok(c);
 		return;
-	case AUTH_MD5:
-		/* As PostgreSQL: a user whose stored secret is a SCRAM verifier uses SCRAM. */
-		if (c->secret && c->secret->kind == SECRET_SCRAM) {
-			begin_scram(c);
-			return;
-		}
-		c->auth_method = AUTH_METHOD_MD5;
-		if (!random_bytes(c->md5_salt, sizeof(c->md5_salt))) {
-			client_fail(c, "XX000", "could not generate random salt");
-			return;
-		}
-		pgproto_put_auth(bufferevent_get_output(c->bev), PG_AUTH_MD5, c->md5_salt,
-				 sizeof(c->md5_salt));
+	case HBA_MD5:
+		begin_md5(c);
 		return;
-	case AUTH_SCRAM_SHA_256:
+	case HBA_PASSWORD:
+		c->auth_method = AUTH_METHOD_PASSWORD;
+		pgproto_put_auth(bufferevent_get_output(c->bev), PG_AUTH_CLEARTEXT, NULL, 0);
+		return;
+	case HBA_SCRAM:
 		/* A user with only an md5 secret cannot do SCRAM; PostgreSQL fails them too. */
 		begin_scram(c);
 		return;
+	case HBA_REJECT:
+	case HBA_CERT: /* client_hba_method refuses both */
+		client_fail(c, "28000", "authentication method not available");
+		return;
 	}
+}
+
+/* A cleartext password against any kind of stored secret. */
+static bool password_matches(const struct user_secret *sec, const char *user, const char *pw)
+{
+	if (!sec)
+		return false;
+	switch (sec->kind) {
+	case SECRET_PLAIN: {
+		size_t n = strlen(sec->secret);
+		return strlen(pw) == n && CRYPTO_memcmp(sec->secret, pw, n) == 0;
+	}
+	case SECRET_MD5: {
+		char hash[MD5_PASSWD_LEN + 1];
+		md5_password_hash(pw, user, hash);
+		return CRYPTO_memcmp(hash, sec->secret, sizeof(hash)) == 0;
+	}
+	case SECRET_SCRAM: {
+		struct scram_secret d;
+		const struct scram_secret *s = &sec->scram;
+		return scram_secret_from_password(pw, s->salt, s->salt_len, s->iterations, &d) &&
+		       CRYPTO_memcmp(d.stored_key, s->stored_key, SCRAM_KEY_LEN) == 0 &&
+		       CRYPTO_memcmp(d.server_key, s->server_key, SCRAM_KEY_LEN) == 0;
+	}
+	}
+	return false;
+}
+
+static void handle_password(struct client *c, struct pg_reader *r)
+{
+	const char *pw = pg_read_string(r);
+	if (r->bad || r->p != r->end) {
+		client_fail(c, "08P01", "invalid password packet");
+		return;
+	}
+	if (pw[0] == '\0') {
+		client_fail(c, "28P01", "empty password returned by client");
+		return;
+	}
+	if (password_matches(c->secret, c->user, pw))
+		auth_ok(c);
+	else
+		auth_failed(c);
 }
 
 static void handle_md5(struct client *c, struct pg_reader *r)
@@ -175,6 +270,8 @@ void client_auth_read(struct client *c)
 
 	if (c->auth_method == AUTH_METHOD_MD5)
 		handle_md5(c, &r);
+	else if (c->auth_method == AUTH_METHOD_PASSWORD)
+		handle_password(c, &r);
 	else if (c->scram.step == SCRAM_WANT_CLIENT_FIRST)
 		handle_scram_first(c, &r);
 	else if (c->scram.step == SCRAM_WANT_CLIENT_FINAL)

@@ -31,9 +31,10 @@ struct snapshot *snapshot_new(struct corral_config *cfg, struct auth_file *auth)
  * set, and where a relative path was looked for (the working directory, not the
  * configuration file's directory).  Errors inside the file name the file's own lines.
  */
-static bool auth_file_readable(const struct corral_config *cfg, char *err, size_t errlen)
+static bool file_readable(const struct corral_config *cfg, const char *key, const char *file,
+			  int line, char *err, size_t errlen)
 {
-	int fd = open(cfg->auth_file, O_RDONLY | O_CLOEXEC);
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		close(fd);
 		return true;
@@ -41,11 +42,11 @@ static bool auth_file_readable(const struct corral_config *cfg, char *err, size_
 	int e = errno;
 	char where[PATH_MAX + 64] = "";
 	char cwd[PATH_MAX];
-	if (cfg->auth_file[0] != '/')
+	if (file[0] != '/')
 		snprintf(where, sizeof(where), " (relative to the working directory %s)",
 			 getcwd(cwd, sizeof(cwd)) ? cwd : "?");
-	snprintf(err, errlen, "%s:%d: auth_file: cannot open \"%s\"%s: %s", cfg->path,
-		 cfg->auth_file_line, cfg->auth_file, where, strerror(e));
+	snprintf(err, errlen, "%s:%d: %s: cannot open \"%s\"%s: %s", cfg->path, line, key, file,
+		 where, strerror(e));
 	return false;
 }
 
@@ -56,23 +57,36 @@ struct snapshot *snapshot_load(const char *path, char *err, size_t errlen)
 		return NULL;
 	struct auth_file auth = {0};
 	if (cfg.auth_file && cfg.auth_file[0] &&
-	    (!auth_file_readable(&cfg, err, errlen) ||
+	    (!file_readable(&cfg, "auth_file", cfg.auth_file, cfg.auth_file_line, err, errlen) ||
 	     !auth_file_load(cfg.auth_file, &auth, err, errlen))) {
 		config_free(&cfg);
 		return NULL;
 	}
+	/* The rules are read only when they are used: a file left behind by an earlier
+	 * auth_type = hba does not stop a start. */
+	struct hba_rules hba = {0};
+	if (cfg.auth_type == AUTH_HBA && (!file_readable(&cfg, "auth_hba_file", cfg.auth_hba_file,
+							 cfg.auth_hba_file_line, err, errlen) ||
+					  !hba_load(cfg.auth_hba_file, &hba, err, errlen))) {
+		config_free(&cfg);
+		auth_file_free(&auth);
+		return NULL;
+	}
 	SSL_CTX *tls = NULL;
 	if (!client_tls_ctx_build(&cfg, &tls, err, errlen)) {
+		hba_free(&hba);
 		config_free(&cfg);
 		auth_file_free(&auth);
 		return NULL;
 	}
 	struct snapshot *s = snapshot_new(&cfg, &auth);
 	if (!s) {
+		hba_free(&hba);
 		SSL_CTX_free(tls);
 		snprintf(err, errlen, "%s: out of memory", path);
 		return NULL;
 	}
+	s->hba = hba;
 	s->client_tls = tls;
 	return s;
 }
@@ -88,6 +102,7 @@ void snapshot_release(struct snapshot *s)
 		return;
 	config_free(&s->cfg);
 	auth_file_free(&s->auth);
+	hba_free(&s->hba);
 	SSL_CTX_free(s->client_tls);
 	free(s);
 }

@@ -23,12 +23,14 @@
 #include "common/macros.h"
 #include "pool/config.h"
 #include "proxy/auth_file.h"
+#include "proxy/hba.h"
 
 struct snapshot {
 	struct corral_config cfg;
 	struct auth_file auth;
-	SSL_CTX *client_tls; /* proxy/client_tls.h; NULL: TLS off */
-	uint64_t generation; /* 1 for the configuration read at start, +1 per publish */
+	struct hba_rules hba; /* auth_type = hba's rules; empty otherwise */
+	SSL_CTX *client_tls;  /* proxy/client_tls.h; NULL: TLS off */
+	uint64_t generation;  /* 1 for the configuration read at start, +1 per publish */
 	atomic_int refs;
 };
 
@@ -39,10 +41,12 @@ struct config_store {
 };
 
 /* A snapshot taking ownership of *cfg and *auth (both left zeroed), with no reference
- * yet; NULL when out of memory (then *cfg and *auth are freed). */
+ * yet and no hba rules (the caller moves them into s->hba); NULL when out of memory
+ * (then *cfg and *auth are freed). */
 struct snapshot *snapshot_new(struct corral_config *cfg, struct auth_file *auth);
 /*
- * Reads the configuration file at path and the auth file it names into a new snapshot
+ * Reads the configuration file at path and the auth file (and, for auth_type = hba,
+ * auth_hba_file) it names into a new snapshot
  * (one reference, not yet published), or NULL with every error in err: the
  * configuration's "FILE:LINE: KEY: why" lines (joined by '\n'), or the auth file's.
  */

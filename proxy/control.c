@@ -269,6 +269,19 @@ bool control_reload(char *err, size_t errlen)
 	struct snapshot *next = snapshot_load(cur->cfg.path, errors, RELOAD_ERRLEN);
 	if (next) {
 		keep_restart_settings(&cur->cfg, &next->cfg);
+		/* The file's listen_addr waits for a restart: trust is judged by the one the
+		 * listener really has, or a reload could open trust on a public address. */
+		if (next->cfg.auth_type == AUTH_TRUST &&
+		    !config_listen_is_loopback(next->cfg.listen_addr)) {
+			snprintf(errors, RELOAD_ERRLEN,
+				 "%s: auth_type: trust refused: corral still listens on %s until "
+				 "a restart; use auth_type = hba",
+				 cur->cfg.path, next->cfg.listen_addr);
+			snapshot_release(next);
+			next = NULL;
+		}
+	}
+	if (next) {
 		publish(next, "reload_applied");
 	} else {
 		log_refusal("reload", errors, err, errlen);
@@ -291,7 +304,7 @@ static bool needs_restart(const char *key)
 bool control_settable(const char *key)
 {
 	return !needs_restart(key) && strcasecmp(key, "auth_file") != 0 &&
-	       strncasecmp(key, "client_tls_", 11) != 0;
+	       strcasecmp(key, "auth_hba_file") != 0 && strncasecmp(key, "client_tls_", 11) != 0;
 }
 
 bool control_set(const char *key, const char *value, char *err, size_t errlen)
@@ -301,8 +314,8 @@ bool control_set(const char *key, const char *value, char *err, size_t errlen)
 			 "SET: %s: needs a restart; change it in the file and restart corral", key);
 		return false;
 	}
-	if (strcasecmp(key, "auth_file") == 0) {
-		snprintf(err, errlen, "SET: auth_file: change it in the file and RELOAD");
+	if (strcasecmp(key, "auth_file") == 0 || strcasecmp(key, "auth_hba_file") == 0) {
+		snprintf(err, errlen, "SET: %s: change it in the file and RELOAD", key);
 		return false;
 	}
 	/* The SSL_CTX is built from the files when the configuration is read. */
@@ -315,16 +328,34 @@ bool control_set(const char *key, const char *value, char *err, size_t errlen)
 	struct corral_config cfg;
 	struct auth_file auth;
 	bool ok = config_set(&cur->cfg, key, value, &cfg, err, errlen);
+	/* SET keeps the rules in force; it cannot read them for a switch to hba. */
+	if (ok && cfg.auth_type == AUTH_HBA && cur->cfg.auth_type != AUTH_HBA) {
+		config_free(&cfg);
+		snprintf(err, errlen,
+			 "SET: auth_type: hba reads auth_hba_file: change it in the "
+			 "file and RELOAD");
+		ok = false;
+	}
+	struct hba_rules hba = {0};
 	if (ok && !auth_file_copy(&cur->auth, &auth)) {
 		config_free(&cfg);
 		snprintf(err, errlen, "SET: %s: out of memory", key);
 		ok = false;
 	}
-	struct snapshot *next = ok ? snapshot_new(&cfg, &auth) : NULL;
-	if (ok && !next) {
+	if (ok && !hba_copy(&cur->hba, &hba)) {
+		config_free(&cfg);
+		auth_file_free(&auth);
 		snprintf(err, errlen, "SET: %s: out of memory", key);
 		ok = false;
 	}
+	struct snapshot *next = ok ? snapshot_new(&cfg, &auth) : NULL;
+	if (ok && !next) {
+		hba_free(&hba);
+		snprintf(err, errlen, "SET: %s: out of memory", key);
+		ok = false;
+	}
+	if (next)
+		next->hba = hba;
 	if (next && cur->client_tls) { /* SET does not touch TLS: the same SSL_CTX */
 		SSL_CTX_up_ref(cur->client_tls);
 		next->client_tls = cur->client_tls;

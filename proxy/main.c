@@ -156,6 +156,16 @@ out:
 	return rc;
 }
 
+/* An md5 hash in the auth file cannot serve SCRAM: said at start and by corral -t. */
+static void warn_md5_only(const char *user, void *auth_file)
+{
+	char name[200];
+	log_warn("event=config_warning msg=\"user %s: its secret in %s is an md5 hash, which "
+		 "cannot serve auth_type = scram-sha-256 (its logins will fail): give the "
+		 "password or a SCRAM verifier\"",
+		 log_clean(user, name, sizeof(name)), (const char *)auth_file);
+}
+
 int main(int argc, char **argv)
 {
 	struct cli_args args;
@@ -175,9 +185,11 @@ int main(int argc, char **argv)
 	enum log_level level;
 	if (log_level_parse(cfg->log_level, &level))
 		log_set_level(level);
-	if (cfg->auth_type != AUTH_TRUST && snap->auth.n_users == 0)
+	if (cfg->auth_type != AUTH_TRUST && cfg->auth_type != AUTH_HBA && snap->auth.n_users == 0)
 		log_warn("event=config_warning msg=\"auth_type %s but no users in auth_file\"",
 			 auth_type_name(cfg->auth_type));
+	if (cfg->auth_type == AUTH_SCRAM_SHA_256)
+		auth_file_md5_only(&snap->auth, warn_md5_only, cfg->auth_file);
 
 	if (check_only) {
 		printf("corral: configuration %s is valid\n", path);

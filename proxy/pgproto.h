@@ -27,6 +27,7 @@
 /* Authentication request codes (the int32 after 'R'). */
 enum pg_auth_code {
 	PG_AUTH_OK = 0,
+	PG_AUTH_CLEARTEXT = 3,
 	PG_AUTH_MD5 = 5,
 	PG_AUTH_SASL = 10,
 	PG_AUTH_SASL_CONTINUE = 11,

@@ -125,6 +125,23 @@ static enum prep_verdict long_names(struct client *c, char type, uint32_t body_l
 	return v;
 }
 
+/*
+ * A failed COPY left several readings, or a COPY is running (a message that is not
+ * COPY data ends it with an error, and where the backend then skips to depends on
+ * Syncs sent inside it): what corral would inject could not be answered for.  Give up
+ * tracking as the tracker does when its readings run out: the server stays with this
+ * client, then is closed, and the client's messages go as they are.
+ */
+static void give_up_in_doubt(struct client *c)
+{
+	struct tracker *t = &c->relay.tracker;
+	if (t->lost || (t->n_hyp < 2 && !tracker_in_copy(t)))
+		return;
+	t->lost = true;
+	t->why = t->n_hyp > 1 ? "named statement after a COPY whose end is in doubt"
+			      : "named statement during a COPY";
+}
+
 static enum prep_verdict check_names(struct client *c, char type, uint32_t body_len,
 				     const struct prepmsg_name *found, size_t have)
 {
@@ -133,13 +150,7 @@ static enum prep_verdict check_names(struct client *c, char type, uint32_t body_
 		return PREP_PASS; /* unnamed statements and portals are the client's own */
 	if (c->prep_mode == PREP_REFUSE && type != 'P')
 		return PREP_PASS; /* only a named Parse is refused: the rest fails by itself */
-	if (c->relay.tracker.n_hyp > 1 && !c->relay.tracker.lost) {
-		/* A failed COPY left several readings: what corral would inject could
-		 * not be answered for.  Give up tracking as the tracker does when its
-		 * readings run out: the server stays with this client, then is closed. */
-		c->relay.tracker.lost = true;
-		c->relay.tracker.why = "named statement after a COPY whose end is in doubt";
-	}
+	give_up_in_doubt(c);
 	char key[SQL_NAME_MAX + 1];
 	nm->name = stmt_key(nm->name, key);
 	if (c->relay.tracker.lost && lost_mode(c, type, nm) == PREP_PASS)

@@ -229,3 +229,48 @@ Test(auth, empty_password)
 	expect_login_ok(c, H.user, H.password, H.user);
 	h_corral_stop(c);
 }
+
+/*
+ * An md5 hash in the auth file cannot serve auth_type = scram-sha-256: corral -t warns
+ * naming the user, and a login of that user is refused as a wrong password would be,
+ * while corral's log says why (never the client's error).  A user not in the auth file
+ * is logged as such too.
+ */
+Test(auth, md5_secret_under_scram_is_explained)
+{
+	char md5[33], *both = h_printf("%s%s", H.password, H.user);
+	h_md5_hex(both, strlen(both), md5);
+	char *users = h_printf("\"bench\" \"md5%s\"\n\"other\" \"secret\"\n", md5);
+	char *ini = h_path("md5scram.ini"), *file = h_path("md5scram.txt");
+	h_write_file(file, users);
+	char *text = h_printf("[corral]\nlisten_port = %d\nauth_type = scram-sha-256\n"
+			      "auth_file = %s\n[databases]\nbench = host=127.0.0.1 port=%d\n",
+			      h_free_port(), file, H.pgport);
+	h_write_file(ini, text);
+	struct h_cmd r = h_run(10, "%s -t -c %s", H.corral_bin, ini);
+	cr_expect_eq(r.status, 0, "corral -t: %d %s", r.status, r.err);
+	cr_expect(strstr(r.err, "user bench: its secret in") &&
+			  strstr(r.err, "is an md5 hash, which cannot serve auth_type = "
+					"scram-sha-256"),
+		  "corral -t did not warn: [%s]", r.err);
+	cr_expect(!strstr(r.err, "user other"), "warned about a plaintext secret: [%s]", r.err);
+	h_cmd_free(&r);
+
+	struct h_corral *c = h_corral_start("auth_type = scram-sha-256\n", H_BENCH_DB, users);
+	char *err = login_error(c, H.user, H.db, H.password);
+	cr_expect(strstr(err, "28P01") && strstr(err, "password authentication failed"), "%s", err);
+	cr_expect(!strstr(err, "md5"), "the client's error says too much: %s", err);
+	free(err);
+	cr_expect(h_wait_log(c, "event=login_refused", 5));
+	cr_expect(log_line_has(c, "event=login_refused", "md5 hash, which cannot serve SCRAM"),
+		  "%s", h_corral_log_tail(c));
+	err = login_error(c, "nobody", H.db, "x");
+	free(err);
+	cr_expect(h_wait_log(c, "user not in auth_file", 5), "%s", h_corral_log_tail(c));
+	h_corral_stop(c);
+	free(text);
+	free(ini);
+	free(file);
+	free(users);
+	free(both);
+}

@@ -396,3 +396,39 @@ Test(client_tls, protocols_and_ciphers, .timeout = 60)
 	free(s);
 	h_corral_stop(c);
 }
+
+/* auth_type = hba: hostssl lines match TLS clients, hostnossl lines the others. */
+Test(client_tls, hba_hostssl_and_hostnossl, .timeout = 60)
+{
+	make_certs();
+	char *hba = h_path("hba.conf");
+	h_write_file(hba, "hostssl all all 127.0.0.1/32 trust\n"
+			  "hostnossl all all 127.0.0.1/32 reject\n");
+	char *tls = tls_settings("prefer");
+	char *settings = h_printf("%sauth_type = hba\nauth_hba_file = %s\n", tls, hba);
+	struct h_corral *c = h_corral_start(settings, H_BENCH_DB, NULL);
+
+	/* TLS and no password: the hostssl trust line. */
+	char *base = h_conninfo(c, H.user, H.db, NULL);
+	char *ci = h_printf("%s sslmode=require", base);
+	PGconn *conn = h_connect(c, ci);
+	cr_expect_eq(PQsslInUse(conn), 1);
+	h_expect_value(conn, "select 'hostssl'", "hostssl");
+	PQfinish(conn);
+	free(ci);
+
+	/* Plain text: the hostnossl reject line, in PostgreSQL's words. */
+	ci = h_printf("%s sslmode=disable", base);
+	char *err = NULL;
+	conn = h_try_connect(ci, 10, &err);
+	cr_expect(!conn && err && strstr(err, "pg_hba.conf rejects connection") &&
+			  strstr(err, "no encryption"),
+		  "plain client: [%s]", err ? err : "");
+	free(err);
+	free(ci);
+	free(base);
+	free(settings);
+	free(tls);
+	free(hba);
+	h_corral_stop(c);
+}

@@ -88,3 +88,54 @@ Test(server_tls, traffic_over_a_tls_server_connection, .timeout = 60)
 	h_corral_stop(c);
 	free(plain_ci);
 }
+
+/* The server_tls_* keys of [corral] as the database lines' defaults (PgBouncer's names),
+ * against the cluster's real certificate (CN=localhost, self-signed: it is its own
+ * root): verify-full logs in over TLS; with another root the certificate check fails,
+ * the client gets an error and corral's log says why. */
+Test(server_tls, server_tls_keys_verify_full, .timeout = 60)
+{
+	PGconn *su = h_superuser();
+	char *crt = h_printf("%s/server.crt", H.sockdir);
+	char *settings = h_printf("server_tls_sslmode = verify-full\nserver_tls_ca_file = %s\n"
+				  "server_tls_protocols = secure\nquery_wait_timeout = 3\n",
+				  crt);
+	const char *dbs = "bench = host=localhost port=@PGPORT@ dbname=bench user=bench "
+			  "password=secret\n";
+	struct h_corral *c = h_corral_start(settings, dbs, NULL);
+	PGconn *conn = h_connect_bench(c);
+	char *v = server_ssl(su, conn);
+	cr_expect(strncmp(v, "t TLSv1.", 8) == 0, "pg_stat_ssl of a verify-full login: [%s]", v);
+	free(v);
+	PQfinish(conn);
+	h_corral_stop(c);
+
+	/* another root: the login fails on the certificate */
+	char *dir = h_printf("%s/other-root", h_need_env("CORRAL_TEST_DIR"));
+	struct h_cmd r = h_run(30,
+			       "mkdir -p %s && openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
+			       "-subj /CN=localhost -keyout %s/k.pem -out %s/c.pem 2>&1",
+			       dir, dir, dir);
+	cr_assert_eq(r.status, 0, "openssl: %s", r.out);
+	h_cmd_free(&r);
+	free(settings);
+	settings = h_printf("server_tls_sslmode = verify-full\nserver_tls_ca_file = %s/c.pem\n"
+			    "query_wait_timeout = 3\n",
+			    dir);
+	c = h_corral_start(settings, dbs, NULL);
+	char *ci = h_conninfo(c, H.user, H.db, H.password);
+	conn = PQconnectdb(ci);
+	PGresult *res = PQexec(conn, "select 1");
+	cr_expect(PQstatus(conn) != CONNECTION_OK || PQresultStatus(res) != PGRES_TUPLES_OK,
+		  "a login with the wrong root worked");
+	PQclear(res);
+	PQfinish(conn);
+	cr_expect(h_wait_log(c, "certificate verify failed", 5),
+		  "corral's log does not say why:\n%s", h_corral_log_tail(c));
+	h_corral_stop(c);
+	free(ci);
+	free(dir);
+	free(settings);
+	free(crt);
+	PQfinish(su);
+}

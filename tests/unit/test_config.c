@@ -270,6 +270,29 @@ Test(config, auth_file_required_unless_trust)
 	expect_error(HEAD "auth_file =\n", 3, "auth_file: must not be empty");
 }
 
+Test(config, hba_needs_its_file_and_trust_stays_on_loopback)
+{
+	expect_error("[corral]\nauth_type = hba\n", 2,
+		     "auth_hba_file: required with auth_type = hba");
+	expect_error("[corral]\nlisten_addr = 0.0.0.0\nauth_type = trust\n", 3,
+		     "auth_type: trust lets anyone who reaches listen_addr = 0.0.0.0 log in as any "
+		     "user without a password; listen on 127.0.0.1 or ::1, or use auth_type = hba");
+	expect_error("[corral]\nauth_type = trust\nlisten_addr = 10.1.2.3\n", 2,
+		     "auth_type: trust lets anyone who reaches listen_addr = 10.1.2.3");
+	struct corral_config cfg;
+	load_ok("[corral]\nauth_type = trust\nlisten_addr = ::1\n", &cfg);
+	config_free(&cfg);
+	load_ok("[corral]\nauth_type = trust\nlisten_addr = 127.0.0.2\n", &cfg);
+	config_free(&cfg);
+	/* With hba the file decides, trust lines included; no auth_file is needed. */
+	load_ok("[corral]\nauth_type = hba\nauth_hba_file = hba.conf\nlisten_addr = 0.0.0.0\n",
+		&cfg);
+	cr_expect_eq(cfg.auth_type, AUTH_HBA);
+	cr_expect_str_eq(cfg.auth_hba_file, "hba.conf");
+	cr_expect_eq(cfg.auth_hba_file_line, 3);
+	config_free(&cfg);
+}
+
 Test(config, unknown_section)
 {
 	expect_error(HEAD "[user]\nbob = 1\n", 3,
@@ -337,7 +360,7 @@ Test(config, cross_key_rules_wait_for_clean_lines)
 	/* auth_file is required with scram-sha-256, but that is not said while a line is
 	 * wrong: the wrong line may be the auth_type. */
 	expect_errors("[corral]\nauth_type = scram\n",
-		      "@:2: auth_type: must be one of trust, md5, scram-sha-256, got \"scram\"");
+		      "@:2: auth_type: must be one of trust, md5, scram-sha-256, hba, got \"scram\"");
 }
 
 Test(config, pgbouncer_settings_are_not_supported_rather_than_unknown)
@@ -353,8 +376,8 @@ Test(config, pgbouncer_settings_are_not_supported_rather_than_unknown)
 		     "unix_socket_dir: not supported by corral; corral listens on TCP only");
 	expect_error(HEAD "log_stats = 1\n", 3,
 		     "log_stats: not supported by corral; the statistics are read");
-	expect_error(HEAD "server_tls_sslmode = require\n", 3,
-		     "server_tls_sslmode: not supported by corral; put libpq's sslmode=");
+	expect_error(HEAD "server_tls_ciphers = HIGH\n", 3,
+		     "server_tls_ciphers: not supported by corral; libpq has no cipher setting");
 	/* A [databases] parameter of PgBouncer's that libpq does not know either. */
 	expect_error(HEAD "[databases]\nbench = host=x connect_query='select 1'\n", 4,
 		     "bench: \"connect_query\" is not supported by corral");
@@ -432,7 +455,7 @@ Test(config, bad_enum)
 	expect_error(HEAD "pool_mode = sessions\n", 3,
 		     "pool_mode: must be one of session, transaction, statement, got \"sessions\"");
 	expect_error("[corral]\nauth_type = password\n", 2,
-		     "auth_type: must be one of trust, md5, scram-sha-256, got \"password\"");
+		     "auth_type: must be one of trust, md5, scram-sha-256, hba, got \"password\"");
 	expect_error(HEAD "log_level = verbose\n", 3,
 		     "log_level: must be one of debug, info, warn, error");
 }
@@ -701,7 +724,7 @@ Test(config, reference_config_examples_load)
 	FILE *in = fopen("conf/corral.ini", "r");
 	if (!in)
 		return;
-	char text[16384] = "", line[512];
+	char text[32768] = "", line[512];
 	size_t len = 0;
 	int examples = 0;
 	while (fgets(line, sizeof(line), in)) {
@@ -1172,7 +1195,7 @@ Test(config, show_lists_every_corral_key)
 		&cfg);
 	int n = 0;
 	cr_assert(config_show(&cfg, count_row, &n));
-	cr_expect_eq(n, 41); /* every key of conf/corral.ini's [corral] */
+	cr_expect_eq(n, 47); /* every key of conf/corral.ini's [corral] */
 	config_free(&cfg);
 }
 
@@ -1245,4 +1268,40 @@ Test(config, client_tls_keys)
 		     3, "client_tls_ca_file: required");
 	/* Still not supported: named as such. */
 	expect_error(HEAD "client_tls13_ciphers = X\n", 3, "client_tls13_ciphers: not supported by corral");
+}
+
+/* server_tls_* become the database lines' libpq keywords, unless a line has its own. */
+Test(config, server_tls_keys_are_database_line_defaults)
+{
+	struct corral_config cfg;
+	load_ok("[corral]\nauth_type = trust\nserver_tls_sslmode = verify-full\n"
+		"server_tls_ca_file = conf/corral.ini\nserver_tls_protocols = tlsv1.2,tlsv1.3\n"
+		"[databases]\na = host=x\nb = host=y sslmode=disable\n",
+		&cfg);
+	const char *want_a[][2] = {{"sslmode", "verify-full"},
+				   {"sslrootcert", "conf/corral.ini"},
+				   {"ssl_min_protocol_version", "TLSv1.2"},
+				   {"ssl_max_protocol_version", "TLSv1.3"}};
+	const struct db_config *a = config_find_db(&cfg, "a"), *b = config_find_db(&cfg, "b");
+	for (size_t k = 0; k < sizeof(want_a) / sizeof(want_a[0]); k++) {
+		const char *got = NULL, *got_b = NULL;
+		for (size_t i = 0; i < a->n_conn; i++)
+			if (strcmp(a->conn_keys[i], want_a[k][0]) == 0)
+				got = a->conn_vals[i];
+		for (size_t i = 0; i < b->n_conn; i++)
+			if (strcmp(b->conn_keys[i], want_a[k][0]) == 0)
+				got_b = b->conn_vals[i];
+		cr_expect_str_eq(got ? got : "-", want_a[k][1], "%s", want_a[k][0]);
+		if (k == 0)
+			cr_expect_str_eq(got_b ? got_b : "-", "disable", "the line's own sslmode");
+	}
+	config_free(&cfg);
+	expect_error(HEAD "server_tls_sslmode = sometimes\n", 3,
+		     "server_tls_sslmode: unknown sslmode \"sometimes\"");
+	expect_error(HEAD "server_tls_ca_file = /nonexistent/root.crt\n", 3,
+		     "server_tls_ca_file: cannot read \"/nonexistent/root.crt\"");
+	expect_error(HEAD "server_tls_protocols = tlsv1.0,tlsv1.3\n", 3,
+		     "server_tls_protocols: libpq takes a range of TLS versions");
+	expect_error(HEAD "server_tls_protocols = sslv3\n", 3,
+		     "server_tls_protocols: unknown TLS protocol \"sslv3\"");
 }

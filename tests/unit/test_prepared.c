@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proxy/prepared.h"
@@ -232,4 +233,142 @@ Test(prepared_registry, names_closed_only_when_done)
 	prep_content_unref(a);
 	prep_client_free(pc);
 	prep_server_free(srv);
+}
+
+/*
+ * Random Parse / Close / DISCARD ALL and answers (done, failed, skipped, or the link
+ * lost) against a model of the client's names: each Parse makes an entry; a Close hides
+ * the visible one and DISCARD ALL every visible one, under a ticket; done, a ticket's
+ * entries go, any other answer brings them back; a Parse answered not done removes its
+ * entry; a lost link counts every forget as done.  After every step the names corral's
+ * later messages see, and the count of unanswered forgets, match the model.
+ */
+#define MODEL_NAMES 4
+#define MODEL_MAX 512
+
+struct model_entry {
+	int name, gen;
+	bool closing, gone;
+	int ticket;
+};
+
+struct model_note {
+	int kind; /* 0: Parse (entry gen), 1: Close / DISCARD ALL (ticket) */
+	int gen, ticket;
+};
+
+struct model {
+	struct model_entry e[MODEL_MAX];
+	int n;
+	struct model_note q[MODEL_MAX];
+	int head, len, tickets, gens, closing;
+};
+
+static bool model_visible(const struct model *m, int name)
+{
+	for (int k = 0; k < m->n; k++)
+		if (!m->e[k].gone && m->e[k].name == name && !m->e[k].closing)
+			return true;
+	return false;
+}
+
+/* No entry of name at all, closing or not: only then may a Parse of it come, since a
+ * Parse of a name whose Close is unanswered waits for that answer when sent after a
+ * Sync, and in the same segment is skipped whenever the Close was. */
+static bool model_free_name(const struct model *m, int name)
+{
+	for (int k = 0; k < m->n; k++)
+		if (!m->e[k].gone && m->e[k].name == name)
+			return false;
+	return true;
+}
+
+static void model_forget(struct model *m, int ticket, bool done)
+{
+	for (int k = 0; k < m->n; k++)
+		if (!m->e[k].gone && m->e[k].closing && m->e[k].ticket == ticket) {
+			if (done)
+				m->e[k].gone = true;
+			else
+				m->e[k].closing = false;
+		}
+	m->closing--;
+}
+
+static void model_hide(struct model *m, int name, int ticket)
+{
+	for (int k = 0; k < m->n; k++)
+		if (!m->e[k].gone && !m->e[k].closing && (name < 0 || m->e[k].name == name)) {
+			m->e[k].closing = true;
+			m->e[k].ticket = ticket;
+		}
+}
+
+Test(prepared_registry, random_forgetting_follows_the_answers)
+{
+	struct prep_content *ct = prep_content_new(PREP_SQL, 0, "AS SELECT 1", 11);
+	for (unsigned seed = 1; seed <= 500; seed++) {
+		srand(seed);
+		struct prep_client *pc = prep_client_new();
+		struct prep_server *srv = prep_server_new();
+		static struct model m;
+		memset(&m, 0, sizeof(m));
+		char name[8];
+		for (int step = 0; step < 80 && m.n < MODEL_MAX - 1; step++) {
+			int op = rand() % 5, i = rand() % MODEL_NAMES;
+			snprintf(name, sizeof(name), "s%d", i);
+			bool oom;
+			if (op == 0 && model_free_name(&m, i)) { /* Parse */
+				struct prep_stmt *st = prep_client_add(pc, name, ct);
+				cr_assert(prep_note_push(pc, NOTE_CLIENT_PARSE, NULL, st));
+				m.e[m.n++] = (struct model_entry){i, ++m.gens, false, false, 0};
+				m.q[(m.head + m.len++) % MODEL_MAX] = (struct model_note){0, m.gens,
+											  0};
+			} else if (op == 1 || op == 2) { /* Close of name, or DISCARD ALL */
+				bool any = op == 2 || model_visible(&m, i);
+				cr_assert_eq(prep_client_close(pc, op == 1 ? name : NULL,
+							       op == 1 ? NOTE_CLIENT_CLOSE
+								       : NOTE_SQL_CLEAR,
+							       1, &oom),
+					     any, "seed %u step %d", seed, step);
+				if (any) {
+					model_hide(&m, op == 1 ? i : -1, ++m.tickets);
+					m.q[(m.head + m.len++) % MODEL_MAX] =
+						(struct model_note){1, 0, m.tickets};
+					m.closing++;
+				}
+			} else if (op == 3 && m.len) { /* the oldest request is answered */
+				int r = rand() % 3;
+				int outcome = r == 0   ? TRACKER_FAILED
+					      : r == 1 ? TRACKER_SKIPPED
+						       : TRACKER_DONE;
+				struct model_note n = m.q[m.head];
+				m.head = (m.head + 1) % MODEL_MAX;
+				m.len--;
+				prep_note_resolve(pc, srv, outcome);
+				if (n.kind == 0 && outcome != TRACKER_DONE)
+					for (int k = 0; k < m.n; k++)
+						if (m.e[k].gen == n.gen)
+							m.e[k].gone = true;
+				if (n.kind == 1)
+					model_forget(&m, n.ticket, outcome == TRACKER_DONE);
+			} else if (op == 4 && rand() % 6 == 0) { /* the link ends */
+				prep_notes_abandon(pc);
+				for (; m.len; m.len--, m.head = (m.head + 1) % MODEL_MAX)
+					if (m.q[m.head].kind == 1)
+						model_forget(&m, m.q[m.head].ticket, true);
+			}
+			for (int k = 0; k < MODEL_NAMES; k++) {
+				snprintf(name, sizeof(name), "s%d", k);
+				cr_assert_eq(prep_client_find(pc, name) != NULL,
+					     model_visible(&m, k), "seed %u step %d: s%d", seed,
+					     step, k);
+			}
+			cr_assert_eq(pc->n_closing, (uint32_t)m.closing, "seed %u step %d", seed,
+				     step);
+		}
+		prep_client_free(pc);
+		prep_server_free(srv);
+	}
+	prep_content_unref(ct);
 }
