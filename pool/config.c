@@ -31,6 +31,7 @@
 #include "common/ini_load.h"
 #include "common/parse.h"
 #include "common/suggest.h"
+#include "common/tls_protocols.h"
 #include "pool/config_tls.h"
 #include "pool/config_unsupported.h"
 
@@ -57,6 +58,12 @@ static const char *const pin_policy_names[] = {
 	[PIN_POLICY_ERROR] = "error",
 };
 
+static const char *const client_tls_mode_names[] = {
+	[CLIENT_TLS_DISABLE] = "disable",     [CLIENT_TLS_ALLOW] = "allow",
+	[CLIENT_TLS_PREFER] = "prefer",       [CLIENT_TLS_REQUIRE] = "require",
+	[CLIENT_TLS_VERIFY_CA] = "verify-ca", [CLIENT_TLS_VERIFY_FULL] = "verify-full",
+};
+
 static const char *const auth_type_names[] = {
 	[AUTH_TRUST] = "trust",
 	[AUTH_MD5] = "md5",
@@ -74,6 +81,8 @@ PARSER(parse_auth_type_key);
 PARSER(parse_pool_mode_key);
 PARSER(parse_pin_policy_key);
 PARSER(parse_listen_key);
+PARSER(parse_tls_mode_key);
+PARSER(parse_tls_protocols_key);
 
 #define FIELD(f) offsetof(struct corral_config, f)
 
@@ -129,6 +138,13 @@ static const struct ini_key corral_keys[] = {
 	{ "admin_users", ini_key_string, FIELD(admin_users), 0, 0 },
 	{ "stats_users", ini_key_string, FIELD(stats_users), 0, 0 },
 	{ "stats_period", ini_key_int, FIELD(stats_period), 1, MAX_STATS_PERIOD },
+	/* TLS for clients, PgBouncer's names (proxy/client_tls.h) */
+	{ "client_tls_sslmode", parse_tls_mode_key, FIELD(client_tls.sslmode), 0, 0 },
+	{ "client_tls_key_file", ini_key_nonempty, FIELD(client_tls.key_file), 0, 0 },
+	{ "client_tls_cert_file", ini_key_nonempty, FIELD(client_tls.cert_file), 0, 0 },
+	{ "client_tls_ca_file", ini_key_nonempty, FIELD(client_tls.ca_file), 0, 0 },
+	{ "client_tls_protocols", parse_tls_protocols_key, FIELD(client_tls.protocols), 0, 0 },
+	{ "client_tls_ciphers", ini_key_nonempty, FIELD(client_tls.ciphers), 0, 0 },
 	/* TLS to PostgreSQL (pool/config_tls.h) */
 	{ "server_tls_sslmode", ini_key_nonempty, FIELD(server_tls_sslmode), 0, 0 },
 	{ "server_tls_ca_file", ini_key_nonempty, FIELD(server_tls_ca_file), 0, 0 },
@@ -211,6 +227,36 @@ PARSER(parse_pool_mode_key)
 		return false;
 	}
 	*(enum pool_mode *)ini_key_field(obj, spec) = (enum pool_mode)i;
+	return true;
+}
+
+PARSER(parse_tls_mode_key)
+{
+	int i = find_name(client_tls_mode_names, ARRAY_SIZE(client_tls_mode_names), value);
+	if (i < 0) {
+		ini_fail(ld, spec->name,
+			 "must be one of disable, allow, prefer, require, verify-ca, verify-full, "
+			 "got \"%s\"",
+			 value);
+		return false;
+	}
+	*(enum client_tls_mode *)ini_key_field(obj, spec) = (enum client_tls_mode)i;
+	return true;
+}
+
+PARSER(parse_tls_protocols_key)
+{
+	char bad[64];
+	if (!tls_protocols_parse(value, ini_key_field(obj, spec), bad, sizeof(bad))) {
+		if (bad[0])
+			ini_fail(ld, spec->name,
+				 "unknown protocol \"%s\" (known: tlsv1.0, tlsv1.1, tlsv1.2, tlsv1.3, "
+				 "secure, all, legacy)",
+				 bad);
+		else
+			ini_fail(ld, spec->name, "names no protocol");
+		return false;
+	}
 	return true;
 }
 
@@ -835,6 +881,7 @@ static bool set_defaults(struct load_ctx *ctx, const char *path)
 	cfg->server_reset_query = strdup("DISCARD ALL");
 	cfg->log_level = strdup("info");
 	cfg->stats_period = 60;
+	cfg->client_tls.protocols = TLS_PROTO_SECURE;
 	cfg->admin_db = strdup("corral");
 	cfg->admin_users = strdup("");
 	cfg->stats_users = strdup("");
@@ -843,6 +890,28 @@ static bool set_defaults(struct load_ctx *ctx, const char *path)
 		return true;
 	fail_line(ctx, 0, NULL, "out of memory");
 	return false;
+}
+
+/* TLS on: a certificate and its key; verify-*: the CA that signs client certificates. */
+static void check_client_tls(struct load_ctx *ctx)
+{
+	const struct client_tls_config *t = &ctx->cfg->client_tls;
+	if (t->sslmode == CLIENT_TLS_DISABLE)
+		return;
+	int line = key_line(ctx, "client_tls_sslmode");
+	const char *mode = client_tls_mode_names[t->sslmode];
+	if (!t->cert_file)
+		fail_line(ctx, line, "client_tls_cert_file",
+			  "required with client_tls_sslmode = %s (the certificate corral presents)",
+			  mode);
+	if (!t->key_file)
+		fail_line(ctx, line, "client_tls_key_file",
+			  "required with client_tls_sslmode = %s (the certificate's private key)", mode);
+	if (t->sslmode >= CLIENT_TLS_VERIFY_CA && !t->ca_file)
+		fail_line(ctx, line, "client_tls_ca_file",
+			  "required with client_tls_sslmode = %s (the CA that signs client "
+			  "certificates)",
+			  mode);
 }
 
 bool config_listen_is_loopback(const char *addr)
@@ -863,6 +932,7 @@ static void check_whole(struct load_ctx *ctx)
 		fail_line(ctx, key_line(ctx, "auth_type"), "auth_file",
 			  "required with auth_type = %s (it holds the users' secrets)",
 			  auth_type_name(cfg->auth_type));
+	check_client_tls(ctx);
 	if (cfg->auth_type == AUTH_HBA && !cfg->auth_hba_file)
 		fail_line(ctx, key_line(ctx, "auth_type"), "auth_hba_file",
 			  "required with auth_type = hba (the pg_hba.conf rules)");
@@ -938,6 +1008,10 @@ bool config_load(const char *path, struct corral_config *out, char *err, size_t 
 	if (!ctx.ini.failed)
 		apply_server_tls(&ctx);
 	out->auth_file_line = key_line(&ctx, "auth_file");
+	out->client_tls.key_line = key_line(&ctx, "client_tls_key_file");
+	out->client_tls.cert_line = key_line(&ctx, "client_tls_cert_file");
+	out->client_tls.ca_line = key_line(&ctx, "client_tls_ca_file");
+	out->client_tls.ciphers_line = key_line(&ctx, "client_tls_ciphers");
 	out->auth_hba_file_line = key_line(&ctx, "auth_hba_file");
 	if (ctx.ini.failed) {
 		config_free(out);
@@ -963,6 +1037,10 @@ void config_free(struct corral_config *cfg)
 	free(cfg->server_tls_key_file);
 	free(cfg->server_tls_protocols);
 	free(cfg->metrics_addr);
+	free(cfg->client_tls.key_file);
+	free(cfg->client_tls.cert_file);
+	free(cfg->client_tls.ca_file);
+	free(cfg->client_tls.ciphers);
 	for (size_t i = 0; i < cfg->n_dbs; i++)
 		db_free(&cfg->dbs[i]);
 	free(cfg->dbs);
@@ -1204,6 +1282,10 @@ static void format_key(const struct ini_key *k, const struct corral_config *cfg,
 		snprintf(out, len, "%s", pool_mode_name(*(const enum pool_mode *)field));
 	else if (k->parse == parse_pin_policy_key)
 		snprintf(out, len, "%s", pin_policy_name(*(const enum pin_policy *)field));
+	else if (k->parse == parse_tls_mode_key)
+		snprintf(out, len, "%s", client_tls_mode_names[*(const enum client_tls_mode *)field]);
+	else if (k->parse == parse_tls_protocols_key)
+		tls_protocols_format(*(const unsigned *)field, out, len);
 	else /* the string parsers */
 		snprintf(out, len, "%s", *(char *const *)field ? *(char *const *)field : "");
 }

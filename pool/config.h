@@ -17,6 +17,26 @@ enum pool_mode { POOL_MODE_SESSION, POOL_MODE_TRANSACTION, POOL_MODE_STATEMENT }
  * pooling and say so (warn), or refuse the statement (error). */
 enum pin_policy { PIN_POLICY_PIN, PIN_POLICY_WARN, PIN_POLICY_ERROR };
 enum auth_type { AUTH_TRUST, AUTH_MD5, AUTH_SCRAM_SHA_256, AUTH_HBA };
+/* client_tls_sslmode, PgBouncer's names and order: from DISABLE on, each is stricter. */
+enum client_tls_mode {
+	CLIENT_TLS_DISABLE,
+	CLIENT_TLS_ALLOW,
+	CLIENT_TLS_PREFER,
+	CLIENT_TLS_REQUIRE,
+	CLIENT_TLS_VERIFY_CA,
+	CLIENT_TLS_VERIFY_FULL,
+};
+
+/* TLS on the listener (proxy/client_tls.h); the files are read when the configuration is
+ * (proxy/config_store.c), so a bad one fails start, `corral -t` and RELOAD alike. */
+struct client_tls_config {
+	enum client_tls_mode sslmode;
+	char *key_file, *cert_file, *ca_file; /* as given, relative to the working directory */
+	unsigned protocols;                   /* common/tls_protocols.h; default secure */
+	char *ciphers;                        /* PgBouncer's name or OpenSSL's list; NULL = OpenSSL's */
+	/* where each was set (0: not set), for errors found when the files are read */
+	int key_line, cert_line, ca_line, ciphers_line;
+};
 
 /* One line of [databases]:  name = host=... port=... dbname=... pool_size=... */
 struct db_config {
@@ -120,6 +140,7 @@ struct corral_config {
 	char *server_tls_sslmode, *server_tls_ca_file, *server_tls_cert_file,
 		*server_tls_key_file, *server_tls_protocols;
 	int stats_period;              /* seconds between the snapshots avg_* are computed from */
+	struct client_tls_config client_tls;
 	/* [metrics] listen = ADDR:PORT: the HTTP endpoint (proxy/metrics_http.h); off
 	 * (metrics_addr NULL) unless set */
 	char *metrics_addr;            /* an IPv4 or IPv6 address, without brackets */

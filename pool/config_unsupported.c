@@ -11,7 +11,8 @@
 #define AUTH_FILE_ONLY "users and their secrets come from auth_file only"
 #define LOG_LEVEL "log_level = info logs every login, logout and error; debug adds more"
 #define SERVER_TLS "libpq has no cipher setting: PostgreSQL's ssl_ciphers chooses"
-#define CLIENT_TLS "corral does not offer TLS to clients yet (it answers SSLRequest with 'N')"
+#define CLIENT_TLS \
+	"corral takes client_tls_sslmode, _key_file, _cert_file, _ca_file, _protocols and _ciphers; set TLS 1.3 suites through the OpenSSL configuration"
 #define KERNEL "the kernel's defaults apply"
 #define NOT_NEEDED "nothing to set"
 
@@ -74,12 +75,6 @@ const struct ini_unsupported config_unsupported_keys[] = {
 	{"resolv_conf", "libpq resolves host names with the system's resolver"},
 	{"login_notify_message", NULL},
 	/* TLS */
-	{"client_tls_sslmode", CLIENT_TLS},
-	{"client_tls_key_file", CLIENT_TLS},
-	{"client_tls_cert_file", CLIENT_TLS},
-	{"client_tls_ca_file", CLIENT_TLS},
-	{"client_tls_protocols", CLIENT_TLS},
-	{"client_tls_ciphers", CLIENT_TLS},
 	{"client_tls13_ciphers", CLIENT_TLS},
 	{"client_tls_ecdhcurve", CLIENT_TLS},
 	{"client_tls_dheparams", CLIENT_TLS},

@@ -20,6 +20,7 @@
 #include "proxy/admin.h"
 #include "proxy/client_auth.h"
 #include "proxy/client_limits.h"
+#include "proxy/client_tls.h"
 #include "proxy/client_lists.h"
 #include "proxy/client_stats.h"
 #include "proxy/flush.h"
@@ -297,7 +298,9 @@ void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...)
 void client_shutdown(struct client *c)
 {
 	bool mid_message = c->server && c->relay.to_client_remaining > 0;
-	if (c->bev && c->state != CL_CLOSING && !mid_message) {
+	/* Through TLS only the bufferevent could write it, and the loop is over: the
+	 * client just sees its connection close. */
+	if (c->bev && c->state != CL_CLOSING && !mid_message && !client_tls_active(c)) {
 		struct evbuffer *out = bufferevent_get_output(c->bev);
 		pgproto_put_error(out, "FATAL", "57P01",
 				  "terminating connection due to administrator command");
@@ -489,6 +492,39 @@ static void negotiate_version(struct client *c, const struct pg_startup *st)
 					      unsupported, n);
 }
 
+static void setup_bev(struct client *c);
+
+/* An SSLRequest: 'N' when TLS is off, else 'S' and from now on c->bev is an OpenSSL
+ * bufferevent, read through its callbacks (the login reader reads the plain fd). */
+static bool start_tls(struct client *c)
+{
+	bool closed;
+	struct bufferevent *tls = client_tls_accept(c, &closed);
+	if (!tls)
+		return !closed;
+	login_reader_stop(c);
+	setup_bev(c);
+	bufferevent_enable(c->bev, EV_READ);
+	return false; /* the startup packet comes after the handshake */
+}
+
+/* client_tls_sslmode require and stricter: a plain startup packet is refused as
+ * PostgreSQL's pg_hba refuses "no encryption", after the packet is read, so the client
+ * is told why instead of seeing its connection drop. */
+static bool plain_text_allowed(struct client *c)
+{
+	enum client_tls_mode mode = c->worker->cfg->client_tls.sslmode;
+	if (mode < CLIENT_TLS_REQUIRE || client_tls_active(c))
+		return true;
+	client_fail(c, "28000",
+		    "no encryption: corral accepts only TLS connections (client_tls_sslmode = %s); "
+		    "connect with sslmode=require or stricter",
+		    mode == CLIENT_TLS_REQUIRE     ? "require"
+		    : mode == CLIENT_TLS_VERIFY_CA ? "verify-ca"
+						   : "verify-full");
+	return false;
+}
+
 /* One startup packet from the input; false when there is nothing more to do now. */
 static bool handle_startup_packet(struct client *c)
 {
@@ -523,8 +559,11 @@ static bool handle_startup_packet(struct client *c)
 		}
 		*asked = true;
 		evbuffer_drain(in, len);
-		bufferevent_write(c->bev, "N", 1); /* no TLS / GSS yet: plain text goes on */
-		return true;
+		if (st.code == PG_GSSENC_REQUEST_CODE) {
+			bufferevent_write(c->bev, "N", 1); /* no GSS: plain text goes on */
+			return true;
+		}
+		return start_tls(c);
 	}
 	case PG_CANCEL_REQUEST_CODE:
 		/* As PostgreSQL: no reply, the connection just ends. */
@@ -549,6 +588,8 @@ static bool handle_startup_packet(struct client *c)
 		negotiate_version(c, &st);
 	evbuffer_drain(in, len);
 	if (!ok)
+		return false;
+	if (!plain_text_allowed(c))
 		return false;
 	/* As PostgreSQL: the startup packet is read (SSLRequest answered) first, so the
 	 * client can tell this error from a failed TLS negotiation. */
@@ -1014,12 +1055,26 @@ static void client_write(struct bufferevent *bev, void *arg)
 static void client_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct client *c = arg;
+	char why[300];
+	if (what & BEV_EVENT_CONNECTED)
+		return; /* the TLS handshake is done; the startup packet follows */
 	if (what & BEV_EVENT_TIMEOUT)
 		client_close(c, "client did not read its error");
 	else if (what & BEV_EVENT_EOF)
 		client_close(c, "client closed the connection");
+	else if (client_tls_active(c))
+		client_close(c, client_tls_error(c, why, sizeof(why)));
 	else
 		client_close(c, "client socket error");
+}
+
+/* Callbacks and limits of a new bufferevent: the socket's, or the TLS one after it. */
+static void setup_bev(struct client *c)
+{
+	bufferevent_setcb(c->bev, client_read, client_write, client_event, c);
+	bufferevent_set_max_single_read(c->bev, RELAY_MAX_READ);
+	/* Before login nothing legitimate is big: bound what a stranger makes us hold. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, LOGIN_READ_LIMIT);
 }
 
 void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *addr, int addrlen)
@@ -1059,10 +1114,7 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 	}
 	cancel_keys_issue(&w->cancel_keys, &c->cancel, w->id, rnd);
 
-	bufferevent_setcb(c->bev, client_read, client_write, client_event, c);
-	bufferevent_set_max_single_read(c->bev, RELAY_MAX_READ);
-	/* Before login nothing legitimate is big: bound what a stranger makes us hold. */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, LOGIN_READ_LIMIT);
+	setup_bev(c);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE); /* login_read; flush mode: proxy/flush.h */
 	/* A refused client is refused once its startup packet is in, within a grace, or
 	 * (too many held already) after what it has sent so far (proxy/client_limits.h). */

@@ -8,13 +8,13 @@
 
 #include "common/log.h"
 #include "proxy/client.h"
+#include "proxy/client_tls.h"
 
-/* Whether the client came over TLS.  corral has no client TLS yet: hostssl rules never
- * match and messages say "no encryption".  The TLS work answers this from the client. */
+/* Whether the client came over TLS (client_tls_sslmode, proxy/client_tls.h): hostssl
+ * rules match it, hostnossl ones do not, and messages say "SSL encryption". */
 static bool client_over_tls(const struct client *c)
 {
-	(void)c;
-	return false;
+	return client_tls_active(c);
 }
 
 /* The client's address without its port, as PostgreSQL names it in its messages. */
@@ -90,11 +90,11 @@ bool client_hba_method(struct client *c, const struct hba_rules *rules, enum hba
 		return false;
 	}
 	if (r->method == HBA_CERT) {
-		/* Parsed so a file written for the day clients have TLS loads now; until then no
-		 * login can present a certificate. */
+		/* Parsed so a file written for it loads; checking the certificate's name
+		 * against the user is not done yet, so nobody gets in by this rule. */
 		client_fail(c, "28000",
 			    "certificate authentication failed for user \"%s\": corral does not "
-			    "accept TLS from clients yet (%s line %d)",
+			    "do cert authentication yet (%s line %d)",
 			    c->user, rules->name, r->line);
 		return false;
 	}

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "proxy/client_tls.h"
+
 struct snapshot *snapshot_new(struct corral_config *cfg, struct auth_file *auth)
 {
 	struct snapshot *s = calloc(1, sizeof(*s));
@@ -70,13 +72,22 @@ struct snapshot *snapshot_load(const char *path, char *err, size_t errlen)
 		auth_file_free(&auth);
 		return NULL;
 	}
+	SSL_CTX *tls = NULL;
+	if (!client_tls_ctx_build(&cfg, &tls, err, errlen)) {
+		hba_free(&hba);
+		config_free(&cfg);
+		auth_file_free(&auth);
+		return NULL;
+	}
 	struct snapshot *s = snapshot_new(&cfg, &auth);
 	if (!s) {
 		hba_free(&hba);
+		SSL_CTX_free(tls);
 		snprintf(err, errlen, "%s: out of memory", path);
 		return NULL;
 	}
 	s->hba = hba;
+	s->client_tls = tls;
 	return s;
 }
 
@@ -92,6 +103,7 @@ void snapshot_release(struct snapshot *s)
 	config_free(&s->cfg);
 	auth_file_free(&s->auth);
 	hba_free(&s->hba);
+	SSL_CTX_free(s->client_tls);
 	free(s);
 }
 

@@ -18,6 +18,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <openssl/ssl.h>
+
 #include "common/macros.h"
 #include "pool/config.h"
 #include "proxy/auth_file.h"
@@ -27,6 +29,7 @@ struct snapshot {
 	struct corral_config cfg;
 	struct auth_file auth;
 	struct hba_rules hba; /* auth_type = hba's rules; empty otherwise */
+	SSL_CTX *client_tls;  /* proxy/client_tls.h; NULL: TLS off */
 	uint64_t generation;  /* 1 for the configuration read at start, +1 per publish */
 	atomic_int refs;
 };

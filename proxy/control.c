@@ -304,7 +304,7 @@ static bool needs_restart(const char *key)
 bool control_settable(const char *key)
 {
 	return !needs_restart(key) && strcasecmp(key, "auth_file") != 0 &&
-	       strcasecmp(key, "auth_hba_file") != 0;
+	       strcasecmp(key, "auth_hba_file") != 0 && strncasecmp(key, "client_tls_", 11) != 0;
 }
 
 bool control_set(const char *key, const char *value, char *err, size_t errlen)
@@ -315,6 +315,11 @@ bool control_set(const char *key, const char *value, char *err, size_t errlen)
 		return false;
 	}
 	if (strcasecmp(key, "auth_file") == 0 || strcasecmp(key, "auth_hba_file") == 0) {
+		snprintf(err, errlen, "SET: %s: change it in the file and RELOAD", key);
+		return false;
+	}
+	/* The SSL_CTX is built from the files when the configuration is read. */
+	if (strncasecmp(key, "client_tls_", 11) == 0) {
 		snprintf(err, errlen, "SET: %s: change it in the file and RELOAD", key);
 		return false;
 	}
@@ -351,6 +356,10 @@ bool control_set(const char *key, const char *value, char *err, size_t errlen)
 	}
 	if (next)
 		next->hba = hba;
+	if (next && cur->client_tls) { /* SET does not touch TLS: the same SSL_CTX */
+		SSL_CTX_up_ref(cur->client_tls);
+		next->client_tls = cur->client_tls;
+	}
 	char clean[300];
 	if (ok) {
 		/* Values are not logged: a key may one day hold a secret. */

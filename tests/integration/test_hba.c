@@ -71,15 +71,15 @@ static void expect_login_error(const struct h_corral *c, const char *user, const
 	expect_db_login_error(c, user, H.db, password, sqlstate, must_contain);
 }
 
-#define RULES                                                      \
-	"# first match decides\n"                                  \
-	"host bench alice 127.0.0.1/32 trust\n"                    \
-	"host all rob 127.0.0.0/8 reject\n"                        \
-	"host bench mia 127.0.0.1 255.255.255.255 md5\n"           \
-	"host bench pat 127.0.0.1/32 password\n"                   \
-	"host all far 10.0.0.0/8 trust   # excludes loopback\n"    \
-	"host bench alice,bench ::1/128 reject\n"                  \
-	"hostssl all all all trust       # no client TLS: never\n" \
+#define RULES                                                   \
+	"# first match decides\n"                               \
+	"host bench alice 127.0.0.1/32 trust\n"                 \
+	"host all rob 127.0.0.0/8 reject\n"                     \
+	"host bench mia 127.0.0.1 255.255.255.255 md5\n"        \
+	"host bench pat 127.0.0.1/32 password\n"                \
+	"host all far 10.0.0.0/8 trust   # excludes loopback\n" \
+	"host bench alice,bench ::1/128 reject\n"               \
+	"hostssl all all all trust       # TLS is off: never\n" \
 	"hostnossl bench,other bench 127.0.0.1/32 scram-sha-256\n"
 
 Test(hba, methods_by_line)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/tls_protocols.h"
 #include "pool/config.h"
 
 /* Criterion runs each test in its own process, so one path per process is enough. */
@@ -1194,7 +1195,7 @@ Test(config, show_lists_every_corral_key)
 		&cfg);
 	int n = 0;
 	cr_assert(config_show(&cfg, count_row, &n));
-	cr_expect_eq(n, 49); /* every key of conf/corral.ini's [corral] */
+	cr_expect_eq(n, 55); /* every key of conf/corral.ini's [corral] */
 	config_free(&cfg);
 }
 
@@ -1233,6 +1234,40 @@ Test(config, metrics_listen)
 		     "listen: set twice");
 	expect_error(HEAD "[metrics]\nlsten = 127.0.0.1:1\n", 4,
 		     "lsten: unknown key in [metrics]; did you mean listen?");
+}
+
+/* ---- client TLS keys (the files themselves are read by proxy/client_tls.c) ---- */
+
+Test(config, client_tls_keys)
+{
+	struct corral_config cfg;
+	load_ok(HEAD, &cfg);
+	cr_expect_eq(cfg.client_tls.sslmode, CLIENT_TLS_DISABLE);
+	cr_expect_eq(cfg.client_tls.protocols, TLS_PROTO_SECURE);
+	cr_expect_null(cfg.client_tls.ciphers);
+	config_free(&cfg);
+
+	load_ok(HEAD "client_tls_sslmode = verify-full\nclient_tls_cert_file = s.crt\n"
+		     "client_tls_key_file = s.key\nclient_tls_ca_file = ca.crt\n"
+		     "client_tls_protocols = tlsv1.3\nclient_tls_ciphers = HIGH\n",
+		&cfg);
+	cr_expect_eq(cfg.client_tls.sslmode, CLIENT_TLS_VERIFY_FULL);
+	cr_expect_str_eq(cfg.client_tls.cert_file, "s.crt");
+	cr_expect_eq(cfg.client_tls.cert_line, 4);
+	cr_expect_eq(cfg.client_tls.protocols, TLS_PROTO_1_3);
+	cr_expect_str_eq(cfg.client_tls.ciphers, "HIGH");
+	config_free(&cfg);
+
+	expect_error(HEAD "client_tls_sslmode = on\n", 3, "client_tls_sslmode: must be one of");
+	expect_error(HEAD "client_tls_protocols = tlsv1.4\n", 3,
+		     "client_tls_protocols: unknown protocol \"tlsv1.4\"");
+	expect_error(HEAD "client_tls_sslmode = require\nclient_tls_key_file = s.key\n", 3,
+		     "client_tls_cert_file: required with client_tls_sslmode = require");
+	expect_error(HEAD "client_tls_sslmode = verify-ca\nclient_tls_key_file = s.key\n"
+			  "client_tls_cert_file = s.crt\n",
+		     3, "client_tls_ca_file: required");
+	/* Still not supported: named as such. */
+	expect_error(HEAD "client_tls13_ciphers = X\n", 3, "client_tls13_ciphers: not supported by corral");
 }
 
 /* server_tls_* become the database lines' libpq keywords, unless a line has its own. */

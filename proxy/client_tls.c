@@ -1,0 +1,237 @@
+#include "proxy/client_tls.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+
+#include "common/tls_protocols.h"
+#include "proxy/client.h"
+#include "proxy/config_store.h"
+#include "proxy/flush.h"
+#include "proxy/worker.h"
+
+/* ---- the SSL_CTX ---------------------------------------------------------------- */
+
+struct ctx_build {
+	const struct corral_config *cfg;
+	char *err;
+	size_t errlen;
+};
+
+/* "FILE:LINE: KEY: why", the last OpenSSL error appended when there is one. */
+static bool build_fail(struct ctx_build *b, int line, const char *key, const char *why)
+{
+	char ssl_err[256] = "";
+	unsigned long e = ERR_peek_last_error();
+	if (e) {
+		strcpy(ssl_err, " (");
+		ERR_error_string_n(e, ssl_err + 2, sizeof(ssl_err) - 3);
+		strcat(ssl_err, ")");
+	}
+	ERR_clear_error();
+	if (line > 0)
+		snprintf(b->err, b->errlen, "%s:%d: %s: %s%s", b->cfg->path, line, key, why,
+			 ssl_err);
+	else
+		snprintf(b->err, b->errlen, "%s: %s: %s%s", b->cfg->path, key, why, ssl_err);
+	return false;
+}
+
+/* OpenSSL's own messages for a missing file are obscure: look first, say it plainly. */
+static bool readable(struct ctx_build *b, int line, const char *key, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (f) {
+		fclose(f);
+		return true;
+	}
+	char why[600];
+	snprintf(why, sizeof(why), "cannot open \"%s\": %s", path, strerror(errno));
+	return build_fail(b, line, key, why);
+}
+
+/* PgBouncer's set of versions as OpenSSL's range plus SSL_OP_NO_* for holes in it. */
+static bool set_protocols(SSL_CTX *ctx, unsigned mask)
+{
+	static const struct {
+		unsigned bit;
+		int version;
+		long no_op;
+	} v[] = {
+		{TLS_PROTO_1_0, TLS1_VERSION, SSL_OP_NO_TLSv1},
+		{TLS_PROTO_1_1, TLS1_1_VERSION, SSL_OP_NO_TLSv1_1},
+		{TLS_PROTO_1_2, TLS1_2_VERSION, SSL_OP_NO_TLSv1_2},
+		{TLS_PROTO_1_3, TLS1_3_VERSION, SSL_OP_NO_TLSv1_3},
+	};
+	int lo = 0, hi = 0;
+	long no = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
+		if (mask & v[i].bit) {
+			if (!lo)
+				lo = v[i].version;
+			hi = v[i].version;
+		} else {
+			no |= v[i].no_op;
+		}
+	}
+	SSL_CTX_set_options(ctx, no);
+	return SSL_CTX_set_min_proto_version(ctx, lo) && SSL_CTX_set_max_proto_version(ctx, hi);
+}
+
+/* PgBouncer's (libusual's) names for cipher lists, so its client_tls_ciphers values
+ * mean the same here; anything else is an OpenSSL cipher string. */
+static const char *cipher_list(const char *value)
+{
+	static const struct {
+		const char *name, *list;
+	} alias[] = {
+		{"default", "HIGH+EECDH:HIGH+EDH:!SSLv3:!SHA384:!SHA256:!DSS:!aNULL"},
+		{"secure", "HIGH+EECDH:HIGH+EDH:!SSLv3:!SHA384:!SHA256:!DSS:!aNULL"},
+		{"compat", "HIGH:+3DES:!aNULL"},
+		{"legacy", "HIGH:+3DES:!aNULL"},
+		{"insecure", "ALL:!aNULL:!eNULL"},
+		{"all", "ALL:!aNULL:!eNULL"},
+		{"normal", "HIGH+EECDH:HIGH+EDH:HIGH+RSA:+SHA384:+SHA256:+SSLv3:+EDH:+RSA:-3DES:"
+			   "3DES+RSA:!CAMELLIA:!DSS:!aNULL"},
+		{"fast", "HIGH+EECDH:HIGH+EDH:HIGH+RSA:+AES256:+SHA256:+SHA384:+SSLv3:+EDH:+RSA:"
+			 "-3DES:3DES+RSA:!CAMELLIA:!DSS:!aNULL"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(alias); i++)
+		if (strcasecmp(value, alias[i].name) == 0)
+			return alias[i].list;
+	return value;
+}
+
+static bool configure(struct ctx_build *b, SSL_CTX *ctx)
+{
+	const struct client_tls_config *t = &b->cfg->client_tls;
+	/* As PostgreSQL: no compression (CRIME), no renegotiation, no session cache (a
+	 * resumed session would skip the client certificate check of verify-*). */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+					 SSL_OP_NO_TICKET | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	/* Idle clients are most of a pooler's clients: no 34 KB of buffers each. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (!set_protocols(ctx, t->protocols))
+		return build_fail(b, 0, "client_tls_protocols", "OpenSSL refused the versions");
+	if (t->ciphers && !SSL_CTX_set_cipher_list(ctx, cipher_list(t->ciphers)))
+		return build_fail(b, t->ciphers_line, "client_tls_ciphers",
+				  "OpenSSL knows no cipher in this list");
+
+	if (!readable(b, t->cert_line, "client_tls_cert_file", t->cert_file) ||
+	    !readable(b, t->key_line, "client_tls_key_file", t->key_file))
+		return false;
+	/* The key first: loaded after the certificate, OpenSSL would refuse a key that does
+	 * not match it as unreadable; this way the mismatch is found below, and said so. */
+	if (SSL_CTX_use_PrivateKey_file(ctx, t->key_file, SSL_FILETYPE_PEM) != 1)
+		return build_fail(b, t->key_line, "client_tls_key_file",
+				  "not a PEM private key (an encrypted key is not supported)");
+	if (SSL_CTX_use_certificate_chain_file(ctx, t->cert_file) != 1)
+		return build_fail(b, t->cert_line, "client_tls_cert_file",
+				  "not a PEM certificate (chain)");
+	if (SSL_CTX_check_private_key(ctx) != 1)
+		return build_fail(b, t->key_line, "client_tls_key_file",
+				  "does not match the certificate of client_tls_cert_file");
+
+	if (!t->ca_file)
+		return true;
+	if (!readable(b, t->ca_line, "client_tls_ca_file", t->ca_file))
+		return false;
+	if (SSL_CTX_load_verify_locations(ctx, t->ca_file, NULL) != 1)
+		return build_fail(b, t->ca_line, "client_tls_ca_file", "not PEM certificates");
+	if (t->sslmode < CLIENT_TLS_VERIFY_CA)
+		return true; /* PgBouncer: below verify-ca a client certificate is not asked for */
+	STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(t->ca_file);
+	if (!names)
+		return build_fail(b, t->ca_line, "client_tls_ca_file", "no CA names in it");
+	SSL_CTX_set_client_CA_list(ctx, names);
+	/* verify-full is verify-ca for clients, as in PgBouncer. */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	return true;
+}
+
+bool client_tls_ctx_build(const struct corral_config *cfg, SSL_CTX **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	if (cfg->client_tls.sslmode == CLIENT_TLS_DISABLE)
+		return true;
+	struct ctx_build b = {cfg, err, errlen};
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	if (!ctx)
+		return build_fail(&b, 0, "client_tls_sslmode", "cannot make an SSL_CTX");
+	if (!configure(&b, ctx)) {
+		SSL_CTX_free(ctx);
+		return false;
+	}
+	*out = ctx;
+	return true;
+}
+
+/* ---- a client's handshake ------------------------------------------------------- */
+
+struct bufferevent *client_tls_accept(struct client *c, bool *closed)
+{
+	*closed = false;
+	SSL_CTX *ctx = c->worker->snap->client_tls;
+	if (!ctx) {
+		bufferevent_write(c->bev, "N", 1); /* TLS off: plain text goes on */
+		return NULL;
+	}
+	/* As PostgreSQL (CVE-2021-23214): bytes behind the SSLRequest came before the
+	 * handshake, in plain text, perhaps from a man in the middle: never read them as
+	 * if they had been encrypted. */
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+		client_fail(c, "08P01", "received unencrypted data after SSL request");
+		*closed = true;
+		return NULL;
+	}
+	/* 'S' goes out on the plain socket before OpenSSL takes the fd over; a fresh
+	 * connection's socket buffer takes one byte (and an 'N' to a GSSENCRequest). */
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evbuffer_add(out, "S", 1);
+	io_flush(c->bev);
+	SSL *ssl = evbuffer_get_length(out) == 0 ? SSL_new(ctx) : NULL;
+	struct bufferevent *tls = NULL;
+	if (ssl) {
+		struct event_base *base = bufferevent_get_base(c->bev);
+		tls = bufferevent_openssl_socket_new(base, bufferevent_getfd(c->bev), ssl,
+						     BUFFEREVENT_SSL_ACCEPTING,
+						     BEV_OPT_CLOSE_ON_FREE);
+		if (!tls)
+			SSL_free(ssl);
+	}
+	if (!tls) {
+		client_close(c, "could not start TLS");
+		*closed = true;
+		return NULL;
+	}
+	/* The old bufferevent lets go of the fd (it would close it) and goes. */
+	bufferevent_setfd(c->bev, -1);
+	bufferevent_free(c->bev);
+	c->bev = tls;
+	/* A client that closes its TCP connection without a TLS close_notify has just
+	 * left, as a plain one would have: EOF, not an error. */
+	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+	return tls;
+}
+
+bool client_tls_active(const struct client *c)
+{
+	return c->bev && bufferevent_openssl_get_ssl(c->bev) != NULL;
+}
+
+const char *client_tls_error(const struct client *c, char *buf, size_t len)
+{
+	unsigned long e = c->bev ? bufferevent_get_openssl_error(c->bev) : 0;
+	if (!e)
+		snprintf(buf, len, "TLS connection failed");
+	else
+		ERR_error_string_n(e, buf, len);
+	return buf;
+}

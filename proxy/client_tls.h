@@ -1,0 +1,45 @@
+/*
+ * TLS on the listener: client_tls_* of [corral] (README "TLS for clients").  A client
+ * asks with an SSLRequest; when TLS is on it is answered 'S' and its socket
+ * bufferevent is replaced by an OpenSSL one on the same fd, through which everything
+ * after (handshake, startup packet, login, relay) goes.  The SSL_CTX is built when the
+ * configuration is read and lives in its snapshot, so RELOAD swaps certificates for
+ * the clients that connect afterwards; connected ones keep theirs (SSL_new holds a
+ * reference to its SSL_CTX).
+ */
+#ifndef CORRAL_PROXY_CLIENT_TLS_H
+#define CORRAL_PROXY_CLIENT_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+#include "common/macros.h"
+#include "pool/config.h"
+
+struct client;
+struct bufferevent;
+
+/*
+ * The SSL_CTX cfg->client_tls describes into *out: NULL with client_tls_sslmode =
+ * disable.  False with "FILE:LINE: KEY: why" in err when a file cannot be read, the key
+ * does not match the certificate or OpenSSL refuses a setting.
+ */
+bool client_tls_ctx_build(const struct corral_config *cfg, SSL_CTX **out, char *err,
+			  size_t errlen) WARN_UNUSED;
+
+/*
+ * c's SSLRequest has been taken from its input: answers 'N' when TLS is off, else 'S'
+ * and starts the handshake on a new bufferevent, returned (c->bev is then freed, the
+ * caller sets the new one up).  NULL when TLS is off or c was ended; *closed says which.
+ */
+struct bufferevent *client_tls_accept(struct client *c, bool *closed);
+
+/* True for a client whose bufferevent is an OpenSSL one. */
+bool client_tls_active(const struct client *c);
+
+/* Why the OpenSSL bufferevent of c failed, for the log (into buf). */
+const char *client_tls_error(const struct client *c, char *buf, size_t len);
+
+#endif
