@@ -5,74 +5,42 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "common/tls_protocols.h"
 #include "pool/config.h"
 
 static const char *const sslmodes[] = {"disable", "allow",     "prefer",
 				       "require", "verify-ca", "verify-full"};
 
-/* TLS versions in libpq's spelling, oldest first; PgBouncer's names index the same. */
+/* TLS versions in libpq's spelling, oldest first, as the bits of tls_protocols.h. */
 static const char *const versions[] = {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"};
-static const char *const pgbouncer_names[] = {"tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3"};
 #define N_VERSIONS 4
 
 /*
- * PgBouncer's protocol list ("secure", "all", "legacy", "normal", or names joined by
- * commas or blanks) as a range of versions; libpq takes only a range, so a list with a
- * gap ("tlsv1.0,tlsv1.3") is refused.  *lo, *hi: indexes into versions.
+ * PgBouncer's protocol list (common/tls_protocols.h) as a range of versions; libpq
+ * takes only a range, so a list with a gap ("tlsv1.0,tlsv1.3") is refused.  *lo, *hi:
+ * indexes into versions.
  */
 static bool parse_protocols(const char *text, int *lo, int *hi, char *err, size_t errlen)
 {
-	if (strcasecmp(text, "secure") == 0 || strcasecmp(text, "normal") == 0) {
-		*lo = 2, *hi = 3;
-		return true;
-	}
-	if (strcasecmp(text, "all") == 0 || strcasecmp(text, "legacy") == 0) {
-		*lo = 0, *hi = 3;
-		return true;
-	}
-	bool seen[N_VERSIONS] = {false};
-	char word[16];
-	for (const char *p = text; *p;) {
-		size_t len = strcspn(p, ", \t");
-		if (len == 0) {
-			p++;
-			continue;
-		}
-		if (len >= sizeof(word)) {
-			snprintf(err, errlen, "unknown TLS protocol in \"%s\"", text);
-			return false;
-		}
-		memcpy(word, p, len);
-		word[len] = '\0';
-		int v = -1;
-		for (int i = 0; i < N_VERSIONS; i++)
-			if (strcasecmp(word, pgbouncer_names[i]) == 0)
-				v = i;
-		if (v < 0) {
-			snprintf(err, errlen,
-				 "unknown TLS protocol \"%s\" (secure, all, or tlsv1.0 to tlsv1.3)",
-				 word);
-			return false;
-		}
-		seen[v] = true;
-		p += len;
+	unsigned mask;
+	char bad[32];
+	if (!tls_protocols_parse(text, &mask, bad, sizeof(bad))) {
+		snprintf(err, errlen,
+			 "unknown TLS protocol \"%s\" (secure, all, or tlsv1.0 to tlsv1.3)", bad);
+		return false;
 	}
 	*lo = -1;
 	for (int i = 0; i < N_VERSIONS; i++)
-		if (seen[i]) {
+		if (mask & (1u << i)) {
 			if (*lo < 0)
 				*lo = i;
 			*hi = i;
 		}
-	if (*lo < 0) {
-		snprintf(err, errlen, "no TLS protocol given");
-		return false;
-	}
 	for (int i = *lo; i <= *hi; i++)
-		if (!seen[i]) {
+		if (!(mask & (1u << i))) {
 			snprintf(err, errlen,
 				 "libpq takes a range of TLS versions: \"%s\" leaves out %s", text,
-				 pgbouncer_names[i]);
+				 versions[i]);
 			return false;
 		}
 	return true;
@@ -126,7 +94,7 @@ bool config_server_tls(const struct corral_config *cfg,
 							files[i].key};
 	}
 	if (cfg->server_tls_protocols) {
-		int lo, hi;
+		int lo = 0, hi = 0;
 		if (!parse_protocols(cfg->server_tls_protocols, &lo, &hi, err, errlen)) {
 			*bad_key = "server_tls_protocols";
 			return false;
