@@ -74,6 +74,11 @@ SCENARIOS = {
                    "what": "select-only, named prepared statements, 50 persistent clients"},
 }
 DEFAULT_SCENARIOS = ["select", "tpcb", "connect"]
+SCENARIOS["connect100"] = {"args": ["-C", "-S", "-c", "100"],
+                           "what": "new connection per transaction, select-only, 100 clients"}
+# --tls: both proxies get client TLS (client_tls_sslmode = require, a self-signed
+# certificate made here) and pgbench connects with sslmode=require.
+TLS = {"on": False, "cert": None, "key": None}
 TARGETS = ["direct", "pgbouncer", "corral-w1", "corral-w2"]
 
 
@@ -229,6 +234,12 @@ class Target:
         self.ini = os.path.join(self.dir, "pgbouncer.ini" if name == "pgbouncer" else "corral.ini")
         self.logfile = os.path.join(workdir, f"{name}.log")
 
+    def tls_lines(self):
+        if not TLS["on"]:
+            return ""
+        return (f"client_tls_sslmode = require\nclient_tls_cert_file = {TLS['cert']}\n"
+                f"client_tls_key_file = {TLS['key']}\n")
+
     @property
     def is_proxy(self):
         return self.name != "direct"
@@ -260,7 +271,7 @@ logfile =
 pidfile =
 log_connections = 0
 log_disconnections = 0
-"""
+{self.tls_lines()}"""
         else:
             workers = int(self.name.rsplit("-w", 1)[1])
             text = f"""; written by tests/bench/bench.py
@@ -276,7 +287,7 @@ min_pool_size = 0
 reserve_pool_size = 0
 max_client_conn = {MAX_CLIENT_CONN}
 log_level = warn
-
+{self.tls_lines()}
 [databases]
 {self.dbline()}
 """
@@ -398,7 +409,8 @@ class Runner:
             with open(base + ".out", "w") as fo, open(base + ".err", "w") as fe:
                 self.pgbench = subprocess.Popen(argv, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL,
                                                 start_new_session=True,
-                                                env=clean_env(PGPASSWORD=PASSWORD, PGSSLMODE="disable"))
+                                                env=clean_env(PGPASSWORD=PASSWORD,
+                                                              PGSSLMODE="require" if TLS["on"] else "disable"))
             try:
                 rc = self.pgbench.wait(a.duration + 60)
             except subprocess.TimeoutExpired:
@@ -460,7 +472,9 @@ def report(meta, runs):
          f"{meta['rounds']} round(s) × {meta['duration']} s per run, medians; order of targets "
          f"rotated each round; proxies restarted for every run.  Both proxies: {POOL_MODE} "
          f"pooling, default_pool_size {POOL_SIZE}, max_client_conn {MAX_CLIENT_CONN}, "
-         f"scram-sha-256 with the same SCRAM secret.  PostgreSQL: max_connections "
+         f"scram-sha-256 with the same SCRAM secret"
+         f"{'; client TLS (client_tls_sslmode = require, RSA 2048 self-signed; pgbench sslmode=require)' if TLS['on'] else ''}"
+         f".  PostgreSQL: max_connections "
          f"{MAX_CONNECTIONS}, role {USER} limited to {ROLE_LIMIT}; pgbench -i -s {meta['scale']}.",
          ""]
     for scen in meta["scenarios"]:
@@ -524,6 +538,8 @@ def main():
     ap.add_argument("--quiet-max", type=float, default=15, help="at most this many s of waiting")
     ap.add_argument("--workdir", default=E("BENCH_WORKDIR"),
                     help="default: a new /tmp/corral-bench.XXXXXX")
+    ap.add_argument("--tls", action="store_true",
+                    help="client TLS on both proxies (sslmode=require); not for direct")
     ap.add_argument("--keep", action="store_true",
                     help="leave PostgreSQL running and its data in WORKDIR/pg at the end")
     a = ap.parse_args()
@@ -592,6 +608,16 @@ def main():
         secret = pg.su(f"select rolpassword from pg_authid where rolname = '{USER}'")
         if not secret.startswith("SCRAM-SHA-256$"):
             raise RuntimeError(f"role {USER} has no SCRAM verifier")
+        if a.tls:
+            TLS["on"] = True
+            TLS["cert"] = os.path.join(a.workdir, "tls.crt")
+            TLS["key"] = os.path.join(a.workdir, "tls.key")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                            "-subj", "/CN=localhost", "-keyout", TLS["key"], "-out", TLS["cert"]],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            os.chmod(TLS["key"], 0o600)
+            if IS_ROOT:                  # pgbouncer reads them as postgres after -u
+                chown_run_as(a.workdir, TLS["cert"], TLS["key"])
         targets = [Target(t, a.workdir, pg, secret) for t in a.targets]
         runner = Runner(a, pg)
 
