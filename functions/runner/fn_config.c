@@ -247,6 +247,50 @@ PARSER(parse_queue_key)
 
 /* ---- keys and sections ----------------------------------------------------------------- */
 
+#define ENV_PREFIX "env."
+
+/* env.NAME = value: NAME as a shell variable's (letters, digits, '_', not first a digit);
+ * DATABASE_URL and CORRAL_FN_NAME are the runner's to set. */
+static void set_env_var(struct load_ctx *ctx, struct fn_function_config *fn, const char *key,
+			const char *value)
+{
+	const char *var = key + strlen(ENV_PREFIX);
+	size_t len = strlen(var);
+	bool ok = len > 0 && !(var[0] >= '0' && var[0] <= '9');
+	for (size_t i = 0; ok && i < len; i++)
+		ok = var[i] == '_' || (var[i] >= '0' && var[i] <= '9') ||
+		     (var[i] >= 'a' && var[i] <= 'z') || (var[i] >= 'A' && var[i] <= 'Z');
+	if (!ok) {
+		fail(ctx, key, "an environment variable's name is letters, digits and '_', "
+			       "not starting with a digit");
+		return;
+	}
+	if (strcmp(var, "DATABASE_URL") == 0 || strcmp(var, "CORRAL_FN_NAME") == 0) {
+		fail(ctx, key, "is set by corral-fn (database_url = sets DATABASE_URL)");
+		return;
+	}
+	for (size_t i = 0; i < fn->n_env; i++) {
+		if (strncmp(fn->env[i], var, len) == 0 && fn->env[i][len] == '=') {
+			fail(ctx, key, "set twice");
+			return;
+		}
+	}
+	char **env = realloc(fn->env, (fn->n_env + 1) * sizeof(*env));
+	if (env)
+		fn->env = env;
+	size_t vlen = strlen(value);
+	char *entry = malloc(len + vlen + 2);
+	if (!env || !entry) {
+		free(entry);
+		fail(ctx, key, "out of memory");
+		return;
+	}
+	memcpy(entry, var, len);
+	entry[len] = '=';
+	memcpy(entry + len + 1, value, vlen + 1);
+	fn->env[fn->n_env++] = entry;
+}
+
 static int on_entry(void *user, const char *section, const char *name, const char *value)
 {
 	struct load_ctx *ctx = user;
@@ -257,6 +301,9 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 	} else if (ctx->section == SECTION_RUNNER) {
 		ini_key_set(&ctx->ini, runner_keys, ARRAY_SIZE(runner_keys), ctx->runner_seen, cfg,
 			    "runner", name, value);
+	} else if (ctx->section == SECTION_FUNCTION &&
+		   strncmp(name, ENV_PREFIX, strlen(ENV_PREFIX)) == 0) {
+		set_env_var(ctx, &cfg->functions[ctx->function], name, value);
 	} else if (ctx->section == SECTION_FUNCTION) {
 		struct fn_function_config *fn = &cfg->functions[ctx->function];
 		char section_name[sizeof(FUNCTION_PREFIX) + FUNCTION_NAME_MAX];
@@ -504,23 +551,44 @@ bool fn_config_load(const char *path, struct fn_runner_config *out, char *err, s
 	return true;
 }
 
-void fn_config_free(struct fn_runner_config *cfg)
+/* Frees s, zeroing it first when wipe: free() alone leaves the bytes in the heap. */
+static void release(char *s, bool wipe)
+{
+	if (s && wipe)
+		explicit_bzero(s, strlen(s));
+	free(s);
+}
+
+static void config_free(struct fn_runner_config *cfg, bool wipe)
 {
 	for (size_t i = 0; i < cfg->n_functions; i++) {
 		struct fn_function_config *fn = &cfg->functions[i];
-		free(fn->name);
-		free(fn->so_path);
-		free(fn->database_url);
-		free(fn->schedule);
-		free(fn->queue);
+		release(fn->name, wipe);
+		release(fn->so_path, wipe);
+		release(fn->database_url, wipe);
+		release(fn->schedule, wipe);
+		release(fn->queue, wipe);
+		for (size_t j = 0; j < fn->n_env; j++)
+			release(fn->env[j], wipe);
+		free(fn->env);
 	}
 	free(cfg->functions);
-	free(cfg->listen_addr);
-	free(cfg->database_url);
-	free(cfg->queue_database_url);
-	free(cfg->functions_dir);
-	free(cfg->log_level);
+	release(cfg->listen_addr, wipe);
+	release(cfg->database_url, wipe);
+	release(cfg->queue_database_url, wipe);
+	release(cfg->functions_dir, wipe);
+	release(cfg->log_level, wipe);
 	memset(cfg, 0, sizeof(*cfg));
+}
+
+void fn_config_free(struct fn_runner_config *cfg)
+{
+	config_free(cfg, false);
+}
+
+void fn_config_wipe(struct fn_runner_config *cfg)
+{
+	config_free(cfg, true);
 }
 
 const struct fn_function_config *fn_config_find(const struct fn_runner_config *cfg,

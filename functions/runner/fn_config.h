@@ -36,6 +36,10 @@ struct fn_function_config {
 	unsigned queue_depth;  /* most invocations waiting; default 100 */
 	usec_t queue_timeout_usec; /* longest wait for an environment; default 10 s */
 	bool http;             /* reachable over HTTP (/fn/NAME, the Lambda invoke path); default yes */
+	/* env.NAME = value: the environment variables of its environments, "NAME=value"
+	 * each; with DATABASE_URL and CORRAL_FN_NAME, all the environment they get. */
+	char **env;
+	size_t n_env;
 
 	/* cron trigger: schedule = 5 fields (cron.h); has_schedule when set */
 	bool has_schedule;
@@ -71,6 +75,10 @@ struct fn_runner_config {
 bool fn_config_load(const char *path, struct fn_runner_config *out, char *err,
 		    size_t errlen) WARN_UNUSED;
 void fn_config_free(struct fn_runner_config *cfg);
+/* fn_config_free that zeroes every string first: in an environment, so that the .so it
+ * loads cannot read the other functions' DATABASE_URLs and variables from the runner's
+ * memory it inherited. */
+void fn_config_wipe(struct fn_runner_config *cfg);
 const struct fn_function_config *fn_config_find(const struct fn_runner_config *cfg,
 						const char *name);
 

@@ -163,6 +163,57 @@ static bool limit_memory(uint32_t mb, char *error, size_t errlen)
 	return true;
 }
 
+/* A copy of what points into the runner's configuration, which is about to be wiped. */
+static struct fn_host_config own_config(const struct fn_host_config *cfg)
+{
+	struct fn_host_config own = *cfg;
+	own.so_path = cfg->so_path ? strdup(cfg->so_path) : NULL;
+	own.function_name = cfg->function_name ? strdup(cfg->function_name) : NULL;
+	own.dsn = cfg->dsn ? strdup(cfg->dsn) : NULL;
+	char **env = calloc(cfg->n_env + 1, sizeof(*env));
+	for (size_t i = 0; env && i < cfg->n_env; i++)
+		env[i] = strdup(cfg->env[i]);
+	own.env = env;
+	own.n_env = env ? cfg->n_env : 0;
+	return own;
+}
+
+/*
+ * The process's environment becomes DATABASE_URL, CORRAL_FN_NAME and the function's own
+ * env.NAME variables, nothing of the runner's.  /proc/self/environ shows the block the
+ * runner was started with, not environ, so that block is zeroed too (it is this
+ * process's copy of the runner's stack).
+ */
+static void set_environment(const struct fn_host_config *cfg)
+{
+	unsigned long start = 0, end = 0;
+	FILE *f = fopen("/proc/self/stat", "re");
+	char line[4096];
+	if (f && fgets(line, sizeof(line), f)) {
+		/* env_start and env_end are fields 50 and 51; field 2 (comm) may hold spaces */
+		const char *p = strrchr(line, ')');
+		int field = 2;
+		while (p && *p && field < 50) {
+			p = strchr(p + 1, ' ');
+			if (p)
+				field++;
+		}
+		if (p && sscanf(p + 1, "%lu %lu", &start, &end) != 2)
+			start = end = 0;
+	}
+	if (f)
+		fclose(f);
+	clearenv();
+	if (start && end > start)
+		explicit_bzero((void *)start, end - start);
+	if (cfg->dsn && *cfg->dsn)
+		setenv("DATABASE_URL", cfg->dsn, 1);
+	setenv("CORRAL_FN_NAME", cfg->function_name ? cfg->function_name : "", 1);
+	for (size_t i = 0; i < cfg->n_env; i++)
+		if (cfg->env[i])
+			putenv(cfg->env[i]);
+}
+
 /* ---- talking to the runner -------------------------------------------------------- */
 
 static bool write_all(int fd, const uint8_t *p, size_t len)
@@ -427,6 +478,10 @@ _Noreturn void fn_env_main(const struct fn_host_config *cfg, int fd, usec_t spaw
 			   pid_t parent)
 {
 	setup_process(fd, parent);
+	struct fn_host_config own = own_config(cfg);
+	cfg = &own;
+	fn_host_wipe_inherited();
+	set_environment(cfg);
 
 	struct env env;
 	memset(&env, 0, sizeof(env));
@@ -438,9 +493,6 @@ _Noreturn void fn_env_main(const struct fn_host_config *cfg, int fd, usec_t spaw
 	env.ctx.memory_limit_mb = cfg->memory_limit_mb;
 	env.ctx.log = env_log;
 	env.ctx.remaining_ms = env_remaining_ms;
-	if (cfg->dsn && *cfg->dsn)
-		setenv("DATABASE_URL", cfg->dsn, 1);
-	setenv("CORRAL_FN_NAME", env.ctx.function_name, 1);
 
 	char error[512] = "";
 	bool ok = limit_memory(cfg->memory_limit_mb, error, sizeof(error)) &&

@@ -353,6 +353,8 @@ struct fn_env *fn_env_start(struct fn_function *fn, struct fn_call *call)
 		.function_name = fn->cfg->name,
 		.dsn = fn->dsn,
 		.memory_limit_mb = fn->cfg->memory_mb,
+		.env = fn->cfg->env,
+		.n_env = fn->cfg->n_env,
 	};
 	char err[256];
 	if (!fn_host_spawn(&hc, &env->host, err, sizeof(err))) {

@@ -17,6 +17,22 @@
 
 /* ---- spawning ------------------------------------------------------------------------ */
 
+static void (*wipe_fn)(void *arg);
+static void *wipe_arg;
+
+void fn_host_set_wipe(void (*wipe)(void *arg), void *arg)
+{
+	wipe_fn = wipe;
+	wipe_arg = arg;
+}
+
+void fn_host_wipe_inherited(void)
+{
+	if (wipe_fn)
+		wipe_fn(wipe_arg);
+	wipe_fn = NULL;
+}
+
 static int open_pidfd(pid_t pid)
 {
 #ifdef SYS_pidfd_open
@@ -46,11 +62,16 @@ bool fn_host_spawn(const struct fn_host_config *cfg, struct fn_host *h, char *er
 		return false;
 	}
 	if (pid == 0) {
+		/* A group of its own, before the function can fork: one kill(-pgid) reaches
+		 * every process it starts (the parent sets it too, whichever runs first). */
+		setpgid(0, 0);
 		close(sv[0]);
 		fn_env_main(cfg, sv[1], h->spawned_at, parent);
 	}
 	close(sv[1]);
+	(void)setpgid(pid, pid);
 	h->pid = pid;
+	h->pgid = pid;
 	h->fd = sv[0];
 	h->pidfd = open_pidfd(pid);
 	int flags = fcntl(h->fd, F_GETFL);
@@ -143,8 +164,23 @@ enum fn_host_io fn_host_stop(struct fn_host *h)
 
 void fn_host_kill(struct fn_host *h)
 {
+	if (h->pgid > 0)
+		kill(-h->pgid, SIGKILL);
 	if (h->pid > 0 && !h->exited)
 		kill(h->pid, SIGKILL);
+}
+
+/*
+ * The environment has exited but is not reaped yet (a zombie): its pid, and so the
+ * group id, cannot be reused, so killing the group now cannot hit a stranger.  Whatever
+ * the function forked dies here, however the environment ended.
+ */
+static void kill_group_before_reap(struct fn_host *h)
+{
+	if (h->pgid > 0) {
+		kill(-h->pgid, SIGKILL);
+		h->pgid = 0;
+	}
 }
 
 bool fn_host_reap(struct fn_host *h, bool wait)
@@ -154,6 +190,13 @@ bool fn_host_reap(struct fn_host *h, bool wait)
 	if (h->pid <= 0)
 		return false;
 	for (;;) {
+		siginfo_t si;
+		memset(&si, 0, sizeof(si));
+		int w = waitid(P_PID, (id_t)h->pid, &si, WEXITED | WNOWAIT | (wait ? 0 : WNOHANG));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w == 0 && si.si_pid == h->pid)
+			kill_group_before_reap(h);
 		int status;
 		pid_t r = waitpid(h->pid, &status, wait ? 0 : WNOHANG);
 		if (r == h->pid) {

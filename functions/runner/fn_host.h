@@ -39,10 +39,27 @@ struct fn_host_config {
 	 * own mappings, shared copy-on-write, are not the function's): RLIMIT_AS.  Libraries
 	 * the function loads count.  0: no limit. */
 	uint32_t memory_limit_mb;
+	/* "NAME=value" entries: with DATABASE_URL and CORRAL_FN_NAME, the whole environment
+	 * of the process (the runner's own variables are not passed on). */
+	char *const *env;
+	size_t n_env;
 };
+
+/*
+ * What an environment calls right after the fork, once it has copied what it needs of its
+ * fn_host_config: the runner (main.c) frees its configuration there, zeroed, so that the
+ * function cannot read the other functions' DATABASE_URLs and variables from the memory it
+ * inherited.  Only in the child; none by default (the tests of fn_host).
+ */
+void fn_host_set_wipe(void (*wipe)(void *arg), void *arg);
+void fn_host_wipe_inherited(void);
 
 struct fn_host {
 	pid_t pid;        /* 0 once reaped */
+	/* The environment's process group (its pid: it calls setpgid(0, 0) first), so that
+	 * a kill reaches what the function forked too.  0 once the group has been killed
+	 * after the reap. */
+	pid_t pgid;
 	int fd;           /* the runner's end: non-blocking, close-on-exec; -1 once closed */
 	int pidfd;        /* readable once the process has exited; -1 where unsupported */
 	usec_t spawned_at;
@@ -84,7 +101,9 @@ enum fn_host_io fn_host_stop(struct fn_host *h);
 /* Writes what h->out holds, as far as the socket takes it. */
 enum fn_host_io fn_host_flush(struct fn_host *h);
 
-/* SIGKILL (timeout, protocol error, shutdown grace over).  Reap afterwards. */
+/* SIGKILL to the environment's whole process group (timeout, protocol error, shutdown
+ * grace over): a sleeper the function forked goes with it.  Reap afterwards; the reap
+ * kills the group again, since a function's children outlive a clean exit too. */
 void fn_host_kill(struct fn_host *h);
 /* Collects the exit status: true once the process is reaped (h->exited, h->wait_status).
  * With wait, blocks until it exits. */

@@ -18,6 +18,7 @@
 #include "common/cli.h"
 #include "common/log.h"
 #include "functions/runner/fn_config.h"
+#include "functions/runner/fn_host.h"
 #include "functions/runner/fn_cron.h"
 #include "functions/runner/fn_http.h"
 #include "functions/runner/fn_queue.h"
@@ -129,6 +130,12 @@ out:
 	return rc;
 }
 
+/* In an environment, just forked: the configuration of every function goes, zeroed. */
+static void wipe_config(void *arg)
+{
+	fn_config_wipe(arg);
+}
+
 /* Every environment holds a socketpair and a pidfd, every HTTP client a socket. */
 static void raise_fd_limit(void)
 {
@@ -164,6 +171,7 @@ int main(int argc, char **argv)
 		signal(SIGPIPE, SIG_IGN);
 		setvbuf(stdout, NULL, _IOLBF, 0); /* REPORT lines reach a pipe as they happen */
 		raise_fd_limit();
+		fn_host_set_wipe(wipe_config, &cfg);
 		rc = run(&cfg);
 	}
 	fn_config_free(&cfg);
