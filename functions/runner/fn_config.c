@@ -39,6 +39,7 @@
 #define MAX_BATCH_SIZE 10000       /* Lambda's largest SQS batch */
 #define MAX_QUEUE_CONCURRENCY 1000 /* Lambda's largest maximum concurrency of an SQS source */
 #define MAX_RECEIVE_COUNT 1000     /* SQS's largest maxReceiveCount */
+#define MAX_CONNECTIONS 1000000
 
 /* Parsers for a struct ini_key (common/ini_load.h) of the runner's or a function's struct;
  * ini_key_int, _nonempty, _address, _log_level and _bool are common/ini_load.c's. */
@@ -67,6 +68,8 @@ static const struct ini_key runner_keys[] = {
 	{ "shutdown_grace", parse_duration_key, RUNNER(shutdown_grace_usec), 0, 0 },
 	{ "log_level", ini_key_log_level, RUNNER(log_level), 0, 0 },
 	{ "log_reports", ini_key_bool, RUNNER(log_reports), 0, 0 },
+	{ "request_timeout", parse_positive_duration_key, RUNNER(request_timeout_usec), 0, 0 },
+	{ "max_connections", parse_unsigned_key, RUNNER(max_connections), 1, MAX_CONNECTIONS },
 };
 
 static const struct ini_key function_keys[] = {
@@ -412,6 +415,8 @@ static bool runner_defaults(struct load_ctx *ctx)
 	cfg->init_timeout_usec = 10 * USEC_PER_SEC;
 	cfg->shutdown_grace_usec = 2 * USEC_PER_SEC;
 	cfg->log_reports = true;
+	cfg->request_timeout_usec = 10 * USEC_PER_SEC;
+	cfg->max_connections = 10000;
 	cfg->listen_addr = strdup("127.0.0.1");
 	cfg->functions_dir = strdup("bin/functions");
 	cfg->log_level = strdup("info");

@@ -66,6 +66,8 @@ struct fn_runner_config {
 	usec_t shutdown_grace_usec; /* SHUTDOWN to SIGKILL; default 2 s */
 	char *log_level;        /* default info */
 	bool log_reports;       /* START/END/REPORT lines on stdout; default yes */
+	usec_t request_timeout_usec; /* a whole HTTP request (headers and body); default 10 s */
+	unsigned max_connections; /* HTTP connections open at once; default 10000 */
 
 	struct fn_function_config *functions;
 	size_t n_functions;

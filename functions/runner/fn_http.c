@@ -32,6 +32,7 @@
 #include "common/log.h"
 #include "functions/fn_event.h"
 #include "functions/runner/fn_http.h"
+#include "functions/runner/fn_http_guard.h"
 #include "functions/runner/fn_metrics.h"
 #include "functions/runner/json.h"
 
@@ -50,6 +51,7 @@ struct fn_http {
 	struct fn_runtime *rt;
 	struct evhttp *http;
 	struct evhttp_bound_socket *bound;
+	struct fn_http_guard *guard;
 	int port;
 };
 
@@ -380,6 +382,7 @@ static void invoke(struct fn_http *h, struct evhttp_request *req, enum route rou
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct fn_http *h = arg;
+	fn_http_guard_request_read(h->guard, req);
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
 	char *path = raw ? evhttp_uridecode(raw, 0, NULL) : NULL;
@@ -512,11 +515,20 @@ struct fn_http *fn_http_new(struct event_base *base, struct fn_runtime *rt,
 		free(h);
 		return NULL;
 	}
+	h->guard = fn_http_guard_new(base, h->http, h->bound, cfg->request_timeout_usec,
+				     cfg->max_connections);
+	if (!h->guard) {
+		snprintf(err, errlen, "out of memory");
+		evhttp_free(h->http);
+		free(h);
+		return NULL;
+	}
 	return h;
 }
 
 void fn_http_stop_accepting(struct fn_http *h)
 {
+	fn_http_guard_stop_accepting(h->guard);
 	if (h->bound)
 		evhttp_del_accept_socket(h->http, h->bound);
 	h->bound = NULL;
@@ -532,5 +544,6 @@ void fn_http_free(struct fn_http *h)
 	if (!h)
 		return;
 	evhttp_free(h->http);
+	fn_http_guard_free(h->guard); /* after: evhttp_free closes the connections it tracks */
 	free(h);
 }

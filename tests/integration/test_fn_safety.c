@@ -4,11 +4,18 @@
  * functions' configuration.  tests/functions/unsafe.c is the function that tries.  No
  * database: the runner alone (h_fn_start with no corral).
  */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -135,5 +142,177 @@ Test(fn_safety, a_function_sees_only_its_own_configuration)
 		  r.body ? r.body : r.error);
 	h_http_free(&r);
 	free(run_secret);
+	h_fn_stop(f);
+}
+
+/* ---- the HTTP listener (fn_http_guard.c) ---- */
+
+/* A TCP connection to corral-fn's port, blocking; -1 if refused. */
+static int connect_fn(const struct h_fn *f)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* Whether the peer has closed fd (EOF or reset) within ms. */
+static bool closed_within(int fd, int ms)
+{
+	struct pollfd pfd = {fd, POLLIN, 0};
+	if (poll(&pfd, 1, ms) <= 0)
+		return false;
+	char buf[256];
+	ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+	return n <= 0;
+}
+
+/* utime + stime of pid in clock ticks. */
+static long long cpu_ticks(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')');
+	/* fields after comm: state is 3; utime 14, stime 15 */
+	for (int field = 2; p && field < 13; field++)
+		p = strchr(p + 1, ' ');
+	long long ut = 0, st = 0;
+	if (!p || sscanf(p + 1, "%lld %lld", &ut, &st) != 2)
+		return -1;
+	return ut + st;
+}
+
+static int open_fds(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	int n = 0;
+	for (struct dirent *e; d && (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* A client that sends its request a byte a second is cut off at request_timeout, where
+ * evhttp's per-read timeout alone would keep it forever. */
+Test(fn_safety, slow_loris_is_cut_off_at_request_timeout)
+{
+	char *cfg = h_printf("request_timeout = 2\n%s", "[function.unsafe]\nso = ");
+	char *full = h_printf("%s%s/test-functions/unsafe.so\n", cfg, h_fn_bindir());
+	struct h_fn *f = h_fn_start(NULL, full);
+	free(cfg);
+	free(full);
+
+	int fd = connect_fn(f);
+	cr_assert_geq(fd, 0);
+	const char *req = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaa\r\n\r\n";
+	double start = h_now();
+	bool closed = false;
+	for (size_t i = 0; req[i] && !closed; i++) {
+		if (send(fd, req + i, 1, MSG_NOSIGNAL) != 1)
+			closed = true;
+		else
+			closed = closed_within(fd, 1000);
+	}
+	double secs = h_now() - start;
+	close(fd);
+	cr_expect(closed, "the slow client was never cut off");
+	cr_expect(secs < 5.0, "cut off after %.1f s (request_timeout = 2)", secs);
+	cr_expect(h_fn_wait_log(f, "event=http_request_timeout", 2.0), "no log line:\n%s",
+		  h_fn_log_tail(f));
+	/* a normal request still works */
+	struct h_http r = h_fn_http(f, "GET", "/healthz", NULL, NULL);
+	cr_expect_eq(r.status, 200);
+	h_http_free(&r);
+	h_fn_stop(f);
+}
+
+/* Out of descriptors, the listener rests instead of failing accept() in a loop: little
+ * CPU meanwhile, one warning, and it serves again once descriptors are back. */
+Test(fn_safety, descriptor_exhaustion_pauses_the_listener)
+{
+	char *full = h_printf(
+		"request_timeout = 30\n[function.unsafe]\nso = %s/test-functions/unsafe.so\n",
+		h_fn_bindir());
+	struct h_fn *f = h_fn_start(NULL, full);
+	free(full);
+
+	int have = open_fds(f->pid);
+	cr_assert_gt(have, 0);
+	struct rlimit old;
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	cr_assert_eq(prlimit(f->pid, RLIMIT_NOFILE, NULL, &old), 0);
+	/* the soft limit only: a hard one could not be raised back */
+	struct rlimit low = {(rlim_t)have + 8, old.rlim_max};
+	cr_assert_eq(prlimit(f->pid, RLIMIT_NOFILE, &low, &old), 0, "prlimit: %s", strerror(errno));
+	enum { N = 40 };
+	int fds[N];
+	for (int i = 0; i < N; i++)
+		fds[i] = connect_fn(f); /* the kernel's backlog takes what corral-fn cannot */
+	usleep(500 * 1000);
+	long long before = cpu_ticks(f->pid);
+	sleep(3);
+	long long after = cpu_ticks(f->pid);
+	long hz = sysconf(_SC_CLK_TCK);
+	cr_expect(before >= 0 && after - before < hz / 4,
+		  "corral-fn used %lld ticks (of %ld a second) in 3 s out of descriptors",
+		  after - before, hz);
+	cr_expect(h_fn_wait_log(f, "event=http_accept_paused", 1.0), "no pause logged:\n%s",
+		  h_fn_log_tail(f));
+	const char *const paused[] = {"event=http_accept_paused", NULL};
+	cr_expect_eq(h_fn_log_lines(f, paused), 1, "the pause is logged once per episode:\n%s",
+		     h_fn_log_tail(f));
+	for (int i = 0; i < N; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	cr_assert_eq(prlimit(f->pid, RLIMIT_NOFILE, &old, NULL), 0);
+	usleep(500 * 1000);
+	struct h_http r = h_fn_http(f, "GET", "/healthz", NULL, NULL);
+	cr_expect_eq(r.status, 200, "serves again: %d %s", r.status, r.error);
+	h_http_free(&r);
+	h_fn_stop(f);
+}
+
+/* Past max_connections a connection is closed at once, unanswered. */
+Test(fn_safety, connections_beyond_max_connections_are_refused)
+{
+	char *full = h_printf(
+		"max_connections = 3\n[function.unsafe]\nso = %s/test-functions/unsafe.so\n",
+		h_fn_bindir());
+	struct h_fn *f = h_fn_start(NULL, full);
+	free(full);
+
+	usleep(200 * 1000); /* the harness's own probe of the port is closed */
+	int held[3];
+	for (int i = 0; i < 3; i++)
+		held[i] = connect_fn(f);
+	usleep(200 * 1000);
+	int extra = connect_fn(f);
+	cr_assert_geq(extra, 0);
+	const char *req = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+	(void)send(extra, req, strlen(req), MSG_NOSIGNAL);
+	cr_expect(closed_within(extra, 2000), "a 4th connection was served");
+	close(extra);
+	cr_expect(h_fn_wait_log(f, "event=http_connection_refused", 1.0), "%s", h_fn_log_tail(f));
+	for (int i = 0; i < 3; i++)
+		if (held[i] >= 0)
+			close(held[i]);
+	usleep(200 * 1000);
+	struct h_http r = h_fn_http(f, "GET", "/healthz", NULL, NULL);
+	cr_expect_eq(r.status, 200);
+	h_http_free(&r);
 	h_fn_stop(f);
 }
