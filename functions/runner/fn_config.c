@@ -53,6 +53,7 @@ PARSER(parse_so_key);
 PARSER(parse_on_limit_key);
 PARSER(parse_schedule_key);
 PARSER(parse_queue_key);
+PARSER(parse_token_file_key);
 
 #define RUNNER(f) offsetof(struct fn_runner_config, f)
 #define FUNCTION(f) offsetof(struct fn_function_config, f)
@@ -70,6 +71,7 @@ static const struct ini_key runner_keys[] = {
 	{ "log_reports", ini_key_bool, RUNNER(log_reports), 0, 0 },
 	{ "request_timeout", parse_positive_duration_key, RUNNER(request_timeout_usec), 0, 0 },
 	{ "max_connections", parse_unsigned_key, RUNNER(max_connections), 1, MAX_CONNECTIONS },
+	{ "auth_token_file", parse_token_file_key, RUNNER(auth_token), 0, 0 },
 };
 
 static const struct ini_key function_keys[] = {
@@ -195,6 +197,38 @@ PARSER(parse_so_key)
 	}
 	bool ok = ini_key_string(ld, spec, obj, path);
 	free(path);
+	return ok;
+}
+
+/* auth_token_file = PATH: the token is the file's first line (its end of line and
+ * trailing blanks dropped), read now; the path is not kept. */
+PARSER(parse_token_file_key)
+{
+	FILE *in = fopen(value, "re");
+	if (!in) {
+		ini_fail(ld, spec->name, "cannot read \"%s\": %s", value, strerror(errno));
+		return false;
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n = getline(&line, &cap, in);
+	fclose(in);
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
+			 line[n - 1] == '\t'))
+		line[--n] = '\0';
+	bool ok = n > 0;
+	for (ssize_t i = 0; ok && i < n; i++)
+		ok = line[i] > 0x20 && line[i] < 0x7f; /* what a Bearer token may hold */
+	if (!ok)
+		ini_fail(ld, spec->name, "\"%s\": the first line must be the token, printable "
+					 "and without blanks",
+			 value);
+	else
+		*(char **)ini_key_field(obj, spec) = line;
+	if (!ok && line) {
+		explicit_bzero(line, cap);
+		free(line);
+	}
 	return ok;
 }
 
@@ -583,6 +617,7 @@ static void config_free(struct fn_runner_config *cfg, bool wipe)
 	release(cfg->queue_database_url, wipe);
 	release(cfg->functions_dir, wipe);
 	release(cfg->log_level, wipe);
+	release(cfg->auth_token, true); /* a secret: zeroed however it goes */
 	memset(cfg, 0, sizeof(*cfg));
 }
 

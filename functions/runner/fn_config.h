@@ -68,6 +68,9 @@ struct fn_runner_config {
 	bool log_reports;       /* START/END/REPORT lines on stdout; default yes */
 	usec_t request_timeout_usec; /* a whole HTTP request (headers and body); default 10 s */
 	unsigned max_connections; /* HTTP connections open at once; default 10000 */
+	/* auth_token_file = PATH: its first line; the invoke paths and /metrics then need
+	 * "Authorization: Bearer <token>".  NULL: no authentication (the default). */
+	char *auth_token;
 
 	struct fn_function_config *functions;
 	size_t n_functions;

@@ -96,8 +96,8 @@ static int64_t realtime_ms(void)
 
 /*
  * Makes the forked copy of the runner into a process of its own: dies with the runner,
- * forgets the runner's signal handlers and fds, sends stdout (the function's printf) to
- * the runner's log on stderr.
+ * forgets the runner's signal handlers and fds, sends stdout (the function's printf) where
+ * stderr goes: the pipe fn_host_spawn() set up, which the runner logs line by line.
  */
 static void setup_process(int fd, pid_t parent)
 {

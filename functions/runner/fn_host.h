@@ -43,7 +43,14 @@ struct fn_host_config {
 	 * of the process (the runner's own variables are not passed on). */
 	char *const *env;
 	size_t n_env;
+	/* The function's stdout and stderr go to a pipe the caller reads (fn_host_read_output)
+	 * rather than straight into the runner's stderr, where a function could forge log
+	 * lines or flood it.  Off: they are the runner's stderr (the blocking users). */
+	bool capture_output;
 };
+
+/* Longest line of a function's output logged; the rest of the line is dropped. */
+#define FN_HOST_OUTPUT_LINE_MAX 4096
 
 /*
  * What an environment calls right after the fork, once it has copied what it needs of its
@@ -68,6 +75,10 @@ struct fn_host {
 	int wait_status;
 	unsigned invocations; /* INVOKE frames queued so far */
 	struct fn_buf in, out; /* received and not yet decoded / queued and not yet written */
+	int output_fd;         /* capture_output: the read end of stdout/stderr, else -1 */
+	char output_line[FN_HOST_OUTPUT_LINE_MAX]; /* the line being read */
+	size_t output_len;
+	bool output_cut;       /* the line being read was logged cut: drop the rest */
 };
 
 /*
@@ -110,6 +121,14 @@ void fn_host_kill(struct fn_host *h);
 bool fn_host_reap(struct fn_host *h, bool wait);
 /* Closes the fds and frees the buffers; a process still running is killed and reaped. */
 void fn_host_close(struct fn_host *h);
+
+/*
+ * Reads what the function wrote to stdout/stderr (h->output_fd, non-blocking) and logs each
+ * line, escaped and cut at FN_HOST_OUTPUT_LINE_MAX:
+ *   ... level=info event=fn_log function=NAME request_id=- stream=output msg="..."
+ * FN_HOST_IO_EOF once every writer has closed it (the last line is logged then).
+ */
+enum fn_host_io fn_host_read_output(struct fn_host *h, const char *function_name);
 
 /* Writes a LOG frame to the runner's log (stderr):
  *   ... level=info event=fn_log function=NAME request_id=ID msg="..." */

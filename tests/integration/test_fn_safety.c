@@ -316,3 +316,143 @@ Test(fn_safety, connections_beyond_max_connections_are_refused)
 	h_http_free(&r);
 	h_fn_stop(f);
 }
+
+/* ---- what a function writes ---- */
+
+/* Headers that frame the answer are the runner's: a function's are dropped, logged. */
+Test(fn_safety, framing_headers_of_a_function_are_dropped)
+{
+	char *full = h_printf("[function.unsafe]\nso = %s/test-functions/unsafe.so\n",
+			      h_fn_bindir());
+	struct h_fn *f = h_fn_start(NULL, full);
+	free(full);
+
+	const char *names[] = {"Content-Length", "Transfer-Encoding", "Connection"};
+	for (size_t i = 0; i < 3; i++) {
+		char *path = h_printf("/fn/unsafe?header=%s", names[i]);
+		struct h_http r = h_fn_http(f, "GET", path, NULL, NULL);
+		cr_expect_eq(r.status, 200, "%s: %d %s", names[i], r.status, r.error);
+		cr_expect_str_eq(r.body ? r.body : "", "{\"ok\":true}");
+		char *v = h_http_header(&r, names[i]);
+		if (i == 0)
+			cr_expect(v && strcmp(v, "11") == 0, "Content-Length: %s",
+				  v ? v : "(none)");
+		else
+			cr_expect(!v || strcmp(v, "1") != 0, "%s: 1 went through:\n%s", names[i],
+				  r.head);
+		free(v);
+		h_http_free(&r);
+		free(path);
+	}
+	const char *const dropped[] = {"event=fn_header_dropped", "function=unsafe", NULL};
+	cr_expect(h_fn_wait_log_lines(f, dropped, 3, 2.0), "%s", h_fn_log_tail(f));
+	h_fn_stop(f);
+}
+
+/* The runner log's whole text. */
+static char *read_log(const struct h_fn *f, size_t *len)
+{
+	FILE *in = fopen(f->log, "rb");
+	cr_assert(in);
+	char *buf = NULL;
+	size_t cap = 0;
+	*len = 0;
+	for (;;) {
+		if (*len + 4096 + 1 > cap) {
+			cap = cap * 2 + 8192;
+			buf = realloc(buf, cap);
+			cr_assert(buf);
+		}
+		size_t n = fread(buf + *len, 1, 4096, in);
+		*len += n;
+		if (n == 0)
+			break;
+	}
+	fclose(in);
+	buf[*len] = '\0';
+	return buf;
+}
+
+/* stdout and stderr become fn_log lines: escaped, cut at 4 KB, never raw in the log. */
+Test(fn_safety, function_output_is_logged_escaped_and_bounded)
+{
+	char *full = h_printf("[function.unsafe]\nso = %s/test-functions/unsafe.so\n",
+			      h_fn_bindir());
+	struct h_fn *f = h_fn_start(NULL, full);
+	free(full);
+
+	struct h_http r = h_fn_http(f, "GET", "/fn/unsafe?print=10", NULL, NULL);
+	cr_expect_eq(r.status, 200);
+	h_http_free(&r);
+	r = h_fn_http(f, "GET", "/fn/unsafe?print=10000", NULL, NULL);
+	cr_expect_eq(r.status, 200);
+	h_http_free(&r);
+	const char *const err[] = {"event=fn_log", "stream=output", "msg=\"stderr line\"", NULL};
+	cr_expect(h_fn_wait_log_lines(f, err, 2, 3.0), "stderr not logged:\n%s", h_fn_log_tail(f));
+	const char *const cut[] = {"event=fn_log", "stream=output", "truncated=true", NULL};
+	cr_expect(h_fn_wait_log_lines(f, cut, 1, 3.0), "no cut line:\n%s", h_fn_log_tail(f));
+
+	size_t len;
+	char *log = read_log(f, &len);
+	cr_expect(!memchr(log, 0x1b, len), "a raw escape character reached the runner's log");
+	cr_expect(strstr(log, "msg=\"xxxxxxxxxx\\x1b[31m\""), "escaped line missing:\n%s",
+		  h_fn_log_tail(f));
+	/* every line of the log is bounded: 4096 characters escaped at most 4 each, plus keys */
+	size_t longest = 0;
+	for (char *p = log, *nl; *p; p = nl + 1) {
+		nl = strchr(p, '\n');
+		if (!nl)
+			nl = p + strlen(p) - 1;
+		if ((size_t)(nl - p) > longest)
+			longest = (size_t)(nl - p);
+	}
+	cr_expect(longest < 4096 + 300, "a log line of %zu characters", longest);
+	free(log);
+	h_fn_stop(f);
+}
+
+/* ---- auth_token_file ---- */
+
+Test(fn_safety, bearer_token_guards_invocations_and_metrics)
+{
+	char path[] = "/tmp/corral-fn-token.XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	const char *token = "s3cr3t-Token_42";
+	cr_assert_eq(write(fd, "s3cr3t-Token_42\n", 16), 16);
+	close(fd);
+	char *full = h_printf(
+		"auth_token_file = %s\n[function.unsafe]\nso = %s/test-functions/unsafe.so\n", path,
+		h_fn_bindir());
+	struct h_fn *f = h_fn_start(NULL, full);
+	free(full);
+	unlink(path); /* read at start, not kept */
+
+	const char *routes[][2] = {
+		{"GET", "/fn/unsafe"},
+		{"POST", "/2015-03-31/functions/unsafe/invocations"},
+		{"GET", "/metrics"},
+	};
+	char *good = h_printf("Authorization: Bearer %s", token);
+	const char *bad[] = {NULL, "Authorization: Bearer s3cr3t-Token_4",
+			     "Authorization: Bearer s3cr3t-Token_43",
+			     "Authorization: Basic czNjcjN0", "Authorization: Bearer "};
+	for (size_t i = 0; i < 3; i++) {
+		const char *body = routes[i][0][0] == 'P' ? "{}" : NULL;
+		for (size_t j = 0; j < sizeof(bad) / sizeof(bad[0]); j++) {
+			struct h_http r = h_fn_http(f, routes[i][0], routes[i][1], bad[j], body);
+			cr_expect_eq(r.status, 401, "%s %s with %s: %d", routes[i][0], routes[i][1],
+				     bad[j] ? bad[j] : "no header", r.status);
+			h_http_free(&r);
+		}
+		struct h_http r = h_fn_http(f, routes[i][0], routes[i][1], good, body);
+		cr_expect_eq(r.status, 200, "%s %s with the token: %d %s", routes[i][0],
+			     routes[i][1], r.status, r.body ? r.body : r.error);
+		h_http_free(&r);
+	}
+	struct h_http r = h_fn_http(f, "GET", "/healthz", NULL, NULL);
+	cr_expect_eq(r.status, 200, "/healthz stays open for liveness probes");
+	h_http_free(&r);
+	free(good);
+	h_fn_stop(f);
+}
