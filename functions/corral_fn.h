@@ -21,8 +21,9 @@
  * during that call.  A function may start threads of its own but must not use ctx or resp
  * from them, and must stop them in fn_shutdown.
  *
- * The environment is a fork of the runner without exec: a function never calls exit()
- * (it would run the runner's atexit handlers; return FN_ERROR instead), and what it
+ * The environment is corral-fn re-executed (or, with exec_environments = no, a fork of the
+ * runner): a function never calls exit() (it would run the runner's atexit handlers;
+ * return FN_ERROR instead), and what it
  * prints on stdout or stderr goes to the runner's log, one fn_log line per line (stream=output),
  * escaped and cut at 4 KB.
  *

@@ -72,6 +72,7 @@ static const struct ini_key runner_keys[] = {
 	{ "request_timeout", parse_positive_duration_key, RUNNER(request_timeout_usec), 0, 0 },
 	{ "max_connections", parse_unsigned_key, RUNNER(max_connections), 1, MAX_CONNECTIONS },
 	{ "auth_token_file", parse_token_file_key, RUNNER(auth_token), 0, 0 },
+	{ "exec_environments", ini_key_bool, RUNNER(exec_environments), 0, 0 },
 };
 
 static const struct ini_key function_keys[] = {
@@ -451,6 +452,7 @@ static bool runner_defaults(struct load_ctx *ctx)
 	cfg->log_reports = true;
 	cfg->request_timeout_usec = 10 * USEC_PER_SEC;
 	cfg->max_connections = 10000;
+	cfg->exec_environments = true;
 	cfg->listen_addr = strdup("127.0.0.1");
 	cfg->functions_dir = strdup("bin/functions");
 	cfg->log_level = strdup("info");

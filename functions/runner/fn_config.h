@@ -71,6 +71,9 @@ struct fn_runner_config {
 	/* auth_token_file = PATH: its first line; the invoke paths and /metrics then need
 	 * "Authorization: Bearer <token>".  NULL: no authentication (the default). */
 	char *auth_token;
+	/* exec_environments: each environment execs corral-fn (a fresh memory image, nothing
+	 * of the runner's in it) rather than running in the fork; default yes */
+	bool exec_environments;
 
 	struct fn_function_config *functions;
 	size_t n_functions;

@@ -474,6 +474,83 @@ static void serve(struct env *env)
 	}
 }
 
+/* ---- exec'd environments ----------------------------------------------------------- */
+
+/* What fn_env_exec passes besides the function's own variables; gone before the .so loads
+ * (set_environment rebuilds the environment from scratch). */
+#define EXEC_SO "CORRAL_FN_ENV_SO"
+#define EXEC_MEMORY "CORRAL_FN_ENV_MEMORY_MB"
+#define EXEC_SPAWNED "CORRAL_FN_ENV_SPAWNED_AT"
+#define EXEC_PARENT "CORRAL_FN_ENV_PARENT"
+
+_Noreturn void fn_env_exec(const char *path, const struct fn_host_config *cfg, int fd,
+			   usec_t spawned_at, pid_t parent)
+{
+	/* fd 3 survives the exec; nothing else of the runner's does */
+	if (fd != ENV_FD) {
+		dup2(fd, ENV_FD);
+		close(fd);
+	} else {
+		fcntl(ENV_FD, F_SETFD, 0);
+	}
+	if (close_range(ENV_FD + 1, ~0U, 0) != 0) {
+		for (int i = ENV_FD + 1; i < 65536; i++)
+			close(i);
+	}
+	size_t n = 0;
+	char **envp = calloc(cfg->n_env + 7, sizeof(*envp));
+	if (!envp)
+		_exit(ENV_EXIT_LOST);
+	if (asprintf(&envp[n++], EXEC_SO "=%s", cfg->so_path ? cfg->so_path : "") < 0 ||
+	    asprintf(&envp[n++], EXEC_MEMORY "=%u", cfg->memory_limit_mb) < 0 ||
+	    asprintf(&envp[n++], EXEC_SPAWNED "=%lld", (long long)spawned_at) < 0 ||
+	    asprintf(&envp[n++], EXEC_PARENT "=%d", (int)parent) < 0 ||
+	    asprintf(&envp[n++], "CORRAL_FN_NAME=%s",
+		     cfg->function_name ? cfg->function_name : "") < 0)
+		_exit(ENV_EXIT_LOST);
+	if (cfg->dsn && *cfg->dsn && asprintf(&envp[n++], "DATABASE_URL=%s", cfg->dsn) < 0)
+		_exit(ENV_EXIT_LOST);
+	for (size_t i = 0; i < cfg->n_env; i++)
+		envp[n++] = cfg->env[i];
+	char *const argv[] = {"corral-fn", "--environment", NULL};
+	execve(path, argv, envp);
+	fprintf(stderr, "corral-fn: exec %s: %s\n", path, strerror(errno));
+	_exit(ENV_EXIT_LOST);
+}
+
+static char *take_env(const char *name)
+{
+	const char *v = getenv(name);
+	char *copy = strdup(v ? v : "");
+	unsetenv(name);
+	return copy;
+}
+
+_Noreturn void fn_env_exec_main(void)
+{
+	struct fn_host_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	char *so = take_env(EXEC_SO), *mem = take_env(EXEC_MEMORY);
+	char *spawned = take_env(EXEC_SPAWNED), *parent = take_env(EXEC_PARENT);
+	char *name = take_env("CORRAL_FN_NAME"), *dsn = take_env("DATABASE_URL");
+	if (!so || !mem || !spawned || !parent || !name || !dsn)
+		_exit(ENV_EXIT_LOST);
+	cfg.so_path = so;
+	cfg.function_name = name;
+	cfg.dsn = *dsn ? dsn : NULL;
+	cfg.memory_limit_mb = (uint32_t)strtoul(mem, NULL, 10);
+	/* what is left is the function's own env.NAME variables */
+	size_t n = 0;
+	for (char **e = environ; e && *e; e++)
+		n++;
+	char **env = calloc(n + 1, sizeof(*env));
+	for (size_t i = 0; env && i < n; i++)
+		env[i] = environ[i];
+	cfg.env = env;
+	cfg.n_env = env ? n : 0;
+	fn_env_main(&cfg, ENV_FD, (usec_t)strtoll(spawned, NULL, 10), (pid_t)atoi(parent));
+}
+
 _Noreturn void fn_env_main(const struct fn_host_config *cfg, int fd, usec_t spawned_at,
 			   pid_t parent)
 {

@@ -26,6 +26,13 @@ void fn_host_set_wipe(void (*wipe)(void *arg), void *arg)
 	wipe_arg = arg;
 }
 
+static const char *exec_path;
+
+void fn_host_set_exec(const char *path)
+{
+	exec_path = path;
+}
+
 void fn_host_wipe_inherited(void)
 {
 	if (wipe_fn)
@@ -82,6 +89,8 @@ bool fn_host_spawn(const struct fn_host_config *cfg, struct fn_host *h, char *er
 			dup2(out[1], STDERR_FILENO);
 			close(out[1]);
 		}
+		if (exec_path)
+			fn_env_exec(exec_path, cfg, sv[1], h->spawned_at, parent);
 		fn_env_main(cfg, sv[1], h->spawned_at, parent);
 	}
 	close(sv[1]);

@@ -61,6 +61,14 @@ struct fn_host_config {
 void fn_host_set_wipe(void (*wipe)(void *arg), void *arg);
 void fn_host_wipe_inherited(void);
 
+/*
+ * Environments exec path with "--environment" right after the fork (fn_env_exec), so
+ * that they start from a fresh memory image: a fork's copy of the runner holds what
+ * no wipe reaches (other invocations' events, freed copies of the configuration).
+ * corral-fn sets /proc/self/exe; NULL (the default, the tests of fn_host): fork only.
+ */
+void fn_host_set_exec(const char *path);
+
 struct fn_host {
 	pid_t pid;        /* 0 once reaped */
 	/* The environment's process group (its pid: it calls setpgid(0, 0) first), so that

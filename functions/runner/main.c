@@ -18,8 +18,9 @@
 #include "common/cli.h"
 #include "common/log.h"
 #include "functions/runner/fn_config.h"
-#include "functions/runner/fn_host.h"
 #include "functions/runner/fn_cron.h"
+#include "functions/runner/fn_env.h"
+#include "functions/runner/fn_host.h"
 #include "functions/runner/fn_http.h"
 #include "functions/runner/fn_queue.h"
 #include "functions/runner/fn_runtime.h"
@@ -148,6 +149,8 @@ static void raise_fd_limit(void)
 
 int main(int argc, char **argv)
 {
+	if (argc == 2 && strcmp(argv[1], "--environment") == 0)
+		fn_env_exec_main(); /* an environment, exec'd by fn_host_spawn */
 	struct cli_args args;
 	int status = cli_parse(argc, argv, "corral-fn", CORRAL_FN_VERSION, usage, &args);
 	if (status >= 0)
@@ -172,6 +175,8 @@ int main(int argc, char **argv)
 		setvbuf(stdout, NULL, _IOLBF, 0); /* REPORT lines reach a pipe as they happen */
 		raise_fd_limit();
 		fn_host_set_wipe(wipe_config, &cfg);
+		if (cfg.exec_environments)
+			fn_host_set_exec("/proc/self/exe");
 		rc = run(&cfg);
 	}
 	fn_config_free(&cfg);

@@ -92,7 +92,8 @@ Test(fn_safety, a_function_sees_only_its_own_configuration)
 	snprintf(run2, sizeof run2, "Xv%dxrun", (int)getpid() * 13);
 	char *run_secret = h_printf("%s%s", run1, run2);
 	setenv("CORRAL_TEST_RUNNER_SECRET", run_secret, 1); /* corral-fn inherits it */
-	char *mine = unsafe_as("unsafe", "env.MY_SETTING = mine-42\n");
+	/* a scan of its whole memory takes seconds under ASan */
+	char *mine = unsafe_as("unsafe", "timeout = 30\nenv.MY_SETTING = mine-42\n");
 	char *other = h_printf("%s"
 			       "database_url = postgresql://u:%s%s@127.0.0.1:1/db\n"
 			       "env.API_KEY = %s%s\n",
@@ -142,6 +143,62 @@ Test(fn_safety, a_function_sees_only_its_own_configuration)
 		  r.body ? r.body : r.error);
 	h_http_free(&r);
 	free(run_secret);
+	h_fn_stop(f);
+}
+
+/* exec_environments = no: the fork alone still replaces the environment (the memory is
+ * exec's to guarantee, see the test above). */
+Test(fn_safety, a_forked_environment_gets_only_its_own_variables)
+{
+	setenv("CORRAL_TEST_RUNNER_SECRET", "forksecret", 1);
+	char *cfg = h_printf("exec_environments = no\n"
+			     "[function.unsafe]\nso = %s/test-functions/unsafe.so\nenv.MINE = 1\n"
+			     "[function.other]\nso = %s/test-functions/unsafe.so\nenv.THEIRS = 2\n",
+			     h_fn_bindir(), h_fn_bindir());
+	struct h_fn *f = h_fn_start(NULL, cfg);
+	free(cfg);
+	unsetenv("CORRAL_TEST_RUNNER_SECRET");
+	struct h_http r = h_fn_http(f, "GET", "/fn/unsafe?environ=1", NULL, NULL);
+	cr_assert_eq(r.status, 200, "%d %s", r.status, r.body ? r.body : r.error);
+	const char *own = strstr(r.body, "--\n");
+	cr_assert(own, "%s", r.body);
+	cr_expect_str_eq(own, "--\nCORRAL_FN_NAME=unsafe\nMINE=1\n");
+	cr_expect(!strstr(r.body, "forksecret") && !strstr(r.body, "THEIRS"), "%s", r.body);
+	h_http_free(&r);
+	h_fn_stop(f);
+}
+
+/* Another function's invocation in flight when an environment starts: its event (a
+ * secret in the body) is nowhere in the new environment's memory. */
+Test(fn_safety, another_invocations_event_is_not_in_a_new_environment)
+{
+	char *cfg = h_printf("[function.other]\nso = %s/test-functions/probe.so\ntimeout = 10\n"
+			     "[function.unsafe]\nso = %s/test-functions/unsafe.so\ntimeout = 30\n",
+			     h_fn_bindir(), h_fn_bindir());
+	struct h_fn *f = h_fn_start(NULL, cfg);
+	free(cfg);
+
+	char a[64], b[64];
+	snprintf(a, sizeof a, "evsecret%dD", (int)getpid());
+	snprintf(b, sizeof b, "Uu%dxev", (int)getpid() * 17);
+	char *body = h_printf("{\"card\":\"%s%s\"}", a, b);
+	struct h_http_bg *bg = h_http_start(f->port, "POST", "/fn/other?sleep_ms=3000", NULL, body,
+					    30.0);
+	cr_assert(h_fn_wait_children(f, 1, false, 5.0), "other's environment never started");
+	usleep(300 * 1000); /* its event is in the runner, sent to the environment */
+	char *path = h_printf("/fn/unsafe?find=%s&then=%s", a, b);
+	struct h_http r = h_fn_http(f, "GET", path, NULL, NULL);
+	cr_expect_eq(r.status, 200, "%d %s", r.status, r.body ? r.body : r.error);
+	cr_expect(r.body && strstr(r.body, "\"found\":false"), "the other event is readable: %s",
+		  r.body ? r.body : r.error);
+	h_http_free(&r);
+	r = h_http_join(bg);
+	cr_expect_eq(r.status, 200, "other: %d %s", r.status, r.error);
+	cr_expect(r.body && strstr(r.body, a), "other got its event: %s",
+		  r.body ? r.body : r.error);
+	h_http_free(&r);
+	free(path);
+	free(body);
 	h_fn_stop(f);
 }
 

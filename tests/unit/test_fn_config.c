@@ -818,6 +818,10 @@ Test(fn_config, http_listener_limits)
 	cr_assert_eq(cfg.request_timeout_usec, SEC(10));
 	cr_assert_eq(cfg.max_connections, 10000);
 	cr_assert_null(cfg.auth_token);
+	cr_assert(cfg.exec_environments);
+	fn_config_free(&cfg);
+	load_ok("[runner]\nexec_environments = no\n[function.f]\n", &cfg);
+	cr_assert_not(cfg.exec_environments);
 	fn_config_free(&cfg);
 	load_ok("[runner]\nrequest_timeout = 0.5\nmax_connections = 3\n[function.f]\n", &cfg);
 	cr_assert_eq(cfg.request_timeout_usec, SEC(0.5));
