@@ -1,6 +1,8 @@
 /* The INI loading both configuration loaders share; see ini_load.h. */
 #include "common/ini_load.h"
 
+#define INI_LOAD_STDIO_BUF 8192
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -151,9 +153,20 @@ void ini_load_parse_file(struct ini_load *ld,
 		ld->fatal = true;
 		return;
 	}
+	/* stdio reads into our buffer, so that it can be zeroed with the line buffer: a
+	 * configuration holds passwords, and freed memory keeps them for whatever runs in
+	 * a fork of this process later (corral-fn's environments load untrusted code). */
+	char *stdio_buf = calloc(1, INI_LOAD_STDIO_BUF);
+	if (stdio_buf)
+		setvbuf(ld->file, stdio_buf, _IOFBF, INI_LOAD_STDIO_BUF);
 	int rc = ini_parse_stream(read_line, ld, on_entry, user);
 	fclose(ld->file);
 	ld->file = NULL;
+	if (stdio_buf)
+		explicit_bzero(stdio_buf, INI_LOAD_STDIO_BUF);
+	free(stdio_buf);
+	if (ld->buf)
+		explicit_bzero(ld->buf, ld->cap);
 	free(ld->buf);
 	ld->buf = NULL;
 	ld->cap = 0;

@@ -21,9 +21,11 @@
  * during that call.  A function may start threads of its own but must not use ctx or resp
  * from them, and must stop them in fn_shutdown.
  *
- * The environment is a fork of the runner without exec: a function never calls exit()
- * (it would run the runner's atexit handlers; return FN_ERROR instead), and what it
- * prints on stdout or stderr goes to the runner's log.
+ * The environment is corral-fn re-executed (or, with exec_environments = no, a fork of the
+ * runner): a function never calls exit() (it would run the runner's atexit handlers;
+ * return FN_ERROR instead), and what it
+ * prints on stdout or stderr goes to the runner's log, one fn_log line per line (stream=output),
+ * escaped and cut at 4 KB.
  *
  * Limits: the invocation is killed with its environment when the deadline passes ("Task
  * timed out after N seconds"); address space beyond the memory limit is refused (malloc
@@ -268,7 +270,9 @@ static inline int fn_response_content_type(struct fn_response *resp, const char 
 /*
  * Adds a response header (Location, Cache-Control, ...).  The name must be an HTTP token;
  * the value may not hold control characters (no header injection).  Content-Type goes
- * through fn_response_content_type().
+ * through fn_response_content_type().  Headers that frame the answer or the connection
+ * (Content-Length, Transfer-Encoding, Connection, Keep-Alive, Upgrade, Trailer, TE) are
+ * the runner's: the runner drops them, with a warning in its log.
  */
 static inline int fn_response_header(struct fn_response *resp, const char *name, const char *value)
 {

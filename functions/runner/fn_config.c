@@ -39,6 +39,7 @@
 #define MAX_BATCH_SIZE 10000       /* Lambda's largest SQS batch */
 #define MAX_QUEUE_CONCURRENCY 1000 /* Lambda's largest maximum concurrency of an SQS source */
 #define MAX_RECEIVE_COUNT 1000     /* SQS's largest maxReceiveCount */
+#define MAX_CONNECTIONS 1000000
 
 /* Parsers for a struct ini_key (common/ini_load.h) of the runner's or a function's struct;
  * ini_key_int, _nonempty, _address, _log_level and _bool are common/ini_load.c's. */
@@ -52,6 +53,7 @@ PARSER(parse_so_key);
 PARSER(parse_on_limit_key);
 PARSER(parse_schedule_key);
 PARSER(parse_queue_key);
+PARSER(parse_token_file_key);
 
 #define RUNNER(f) offsetof(struct fn_runner_config, f)
 #define FUNCTION(f) offsetof(struct fn_function_config, f)
@@ -67,6 +69,10 @@ static const struct ini_key runner_keys[] = {
 	{ "shutdown_grace", parse_duration_key, RUNNER(shutdown_grace_usec), 0, 0 },
 	{ "log_level", ini_key_log_level, RUNNER(log_level), 0, 0 },
 	{ "log_reports", ini_key_bool, RUNNER(log_reports), 0, 0 },
+	{ "request_timeout", parse_positive_duration_key, RUNNER(request_timeout_usec), 0, 0 },
+	{ "max_connections", parse_unsigned_key, RUNNER(max_connections), 1, MAX_CONNECTIONS },
+	{ "auth_token_file", parse_token_file_key, RUNNER(auth_token), 0, 0 },
+	{ "exec_environments", ini_key_bool, RUNNER(exec_environments), 0, 0 },
 };
 
 static const struct ini_key function_keys[] = {
@@ -195,6 +201,38 @@ PARSER(parse_so_key)
 	return ok;
 }
 
+/* auth_token_file = PATH: the token is the file's first line (its end of line and
+ * trailing blanks dropped), read now; the path is not kept. */
+PARSER(parse_token_file_key)
+{
+	FILE *in = fopen(value, "re");
+	if (!in) {
+		ini_fail(ld, spec->name, "cannot read \"%s\": %s", value, strerror(errno));
+		return false;
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n = getline(&line, &cap, in);
+	fclose(in);
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
+			 line[n - 1] == '\t'))
+		line[--n] = '\0';
+	bool ok = n > 0;
+	for (ssize_t i = 0; ok && i < n; i++)
+		ok = line[i] > 0x20 && line[i] < 0x7f; /* what a Bearer token may hold */
+	if (!ok)
+		ini_fail(ld, spec->name, "\"%s\": the first line must be the token, printable "
+					 "and without blanks",
+			 value);
+	else
+		*(char **)ini_key_field(obj, spec) = line;
+	if (!ok && line) {
+		explicit_bzero(line, cap);
+		free(line);
+	}
+	return ok;
+}
+
 PARSER(parse_on_limit_key)
 {
 	enum fn_on_limit *slot = ini_key_field(obj, spec);
@@ -247,6 +285,50 @@ PARSER(parse_queue_key)
 
 /* ---- keys and sections ----------------------------------------------------------------- */
 
+#define ENV_PREFIX "env."
+
+/* env.NAME = value: NAME as a shell variable's (letters, digits, '_', not first a digit);
+ * DATABASE_URL and CORRAL_FN_NAME are the runner's to set. */
+static void set_env_var(struct load_ctx *ctx, struct fn_function_config *fn, const char *key,
+			const char *value)
+{
+	const char *var = key + strlen(ENV_PREFIX);
+	size_t len = strlen(var);
+	bool ok = len > 0 && !(var[0] >= '0' && var[0] <= '9');
+	for (size_t i = 0; ok && i < len; i++)
+		ok = var[i] == '_' || (var[i] >= '0' && var[i] <= '9') ||
+		     (var[i] >= 'a' && var[i] <= 'z') || (var[i] >= 'A' && var[i] <= 'Z');
+	if (!ok) {
+		fail(ctx, key, "an environment variable's name is letters, digits and '_', "
+			       "not starting with a digit");
+		return;
+	}
+	if (strcmp(var, "DATABASE_URL") == 0 || strcmp(var, "CORRAL_FN_NAME") == 0) {
+		fail(ctx, key, "is set by corral-fn (database_url = sets DATABASE_URL)");
+		return;
+	}
+	for (size_t i = 0; i < fn->n_env; i++) {
+		if (strncmp(fn->env[i], var, len) == 0 && fn->env[i][len] == '=') {
+			fail(ctx, key, "set twice");
+			return;
+		}
+	}
+	char **env = realloc(fn->env, (fn->n_env + 1) * sizeof(*env));
+	if (env)
+		fn->env = env;
+	size_t vlen = strlen(value);
+	char *entry = malloc(len + vlen + 2);
+	if (!env || !entry) {
+		free(entry);
+		fail(ctx, key, "out of memory");
+		return;
+	}
+	memcpy(entry, var, len);
+	entry[len] = '=';
+	memcpy(entry + len + 1, value, vlen + 1);
+	fn->env[fn->n_env++] = entry;
+}
+
 static int on_entry(void *user, const char *section, const char *name, const char *value)
 {
 	struct load_ctx *ctx = user;
@@ -257,6 +339,9 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 	} else if (ctx->section == SECTION_RUNNER) {
 		ini_key_set(&ctx->ini, runner_keys, ARRAY_SIZE(runner_keys), ctx->runner_seen, cfg,
 			    "runner", name, value);
+	} else if (ctx->section == SECTION_FUNCTION &&
+		   strncmp(name, ENV_PREFIX, strlen(ENV_PREFIX)) == 0) {
+		set_env_var(ctx, &cfg->functions[ctx->function], name, value);
 	} else if (ctx->section == SECTION_FUNCTION) {
 		struct fn_function_config *fn = &cfg->functions[ctx->function];
 		char section_name[sizeof(FUNCTION_PREFIX) + FUNCTION_NAME_MAX];
@@ -365,6 +450,9 @@ static bool runner_defaults(struct load_ctx *ctx)
 	cfg->init_timeout_usec = 10 * USEC_PER_SEC;
 	cfg->shutdown_grace_usec = 2 * USEC_PER_SEC;
 	cfg->log_reports = true;
+	cfg->request_timeout_usec = 10 * USEC_PER_SEC;
+	cfg->max_connections = 10000;
+	cfg->exec_environments = true;
 	cfg->listen_addr = strdup("127.0.0.1");
 	cfg->functions_dir = strdup("bin/functions");
 	cfg->log_level = strdup("info");
@@ -504,23 +592,45 @@ bool fn_config_load(const char *path, struct fn_runner_config *out, char *err, s
 	return true;
 }
 
-void fn_config_free(struct fn_runner_config *cfg)
+/* Frees s, zeroing it first when wipe: free() alone leaves the bytes in the heap. */
+static void release(char *s, bool wipe)
+{
+	if (s && wipe)
+		explicit_bzero(s, strlen(s));
+	free(s);
+}
+
+static void config_free(struct fn_runner_config *cfg, bool wipe)
 {
 	for (size_t i = 0; i < cfg->n_functions; i++) {
 		struct fn_function_config *fn = &cfg->functions[i];
-		free(fn->name);
-		free(fn->so_path);
-		free(fn->database_url);
-		free(fn->schedule);
-		free(fn->queue);
+		release(fn->name, wipe);
+		release(fn->so_path, wipe);
+		release(fn->database_url, wipe);
+		release(fn->schedule, wipe);
+		release(fn->queue, wipe);
+		for (size_t j = 0; j < fn->n_env; j++)
+			release(fn->env[j], wipe);
+		free(fn->env);
 	}
 	free(cfg->functions);
-	free(cfg->listen_addr);
-	free(cfg->database_url);
-	free(cfg->queue_database_url);
-	free(cfg->functions_dir);
-	free(cfg->log_level);
+	release(cfg->listen_addr, wipe);
+	release(cfg->database_url, wipe);
+	release(cfg->queue_database_url, wipe);
+	release(cfg->functions_dir, wipe);
+	release(cfg->log_level, wipe);
+	release(cfg->auth_token, true); /* a secret: zeroed however it goes */
 	memset(cfg, 0, sizeof(*cfg));
+}
+
+void fn_config_free(struct fn_runner_config *cfg)
+{
+	config_free(cfg, false);
+}
+
+void fn_config_wipe(struct fn_runner_config *cfg)
+{
+	config_free(cfg, true);
 }
 
 const struct fn_function_config *fn_config_find(const struct fn_runner_config *cfg,

@@ -36,6 +36,10 @@ struct fn_function_config {
 	unsigned queue_depth;  /* most invocations waiting; default 100 */
 	usec_t queue_timeout_usec; /* longest wait for an environment; default 10 s */
 	bool http;             /* reachable over HTTP (/fn/NAME, the Lambda invoke path); default yes */
+	/* env.NAME = value: the environment variables of its environments, "NAME=value"
+	 * each; with DATABASE_URL and CORRAL_FN_NAME, all the environment they get. */
+	char **env;
+	size_t n_env;
 
 	/* cron trigger: schedule = 5 fields (cron.h); has_schedule when set */
 	bool has_schedule;
@@ -62,6 +66,14 @@ struct fn_runner_config {
 	usec_t shutdown_grace_usec; /* SHUTDOWN to SIGKILL; default 2 s */
 	char *log_level;        /* default info */
 	bool log_reports;       /* START/END/REPORT lines on stdout; default yes */
+	usec_t request_timeout_usec; /* a whole HTTP request (headers and body); default 10 s */
+	unsigned max_connections; /* HTTP connections open at once; default 10000 */
+	/* auth_token_file = PATH: its first line; the invoke paths and /metrics then need
+	 * "Authorization: Bearer <token>".  NULL: no authentication (the default). */
+	char *auth_token;
+	/* exec_environments: each environment execs corral-fn (a fresh memory image, nothing
+	 * of the runner's in it) rather than running in the fork; default yes */
+	bool exec_environments;
 
 	struct fn_function_config *functions;
 	size_t n_functions;
@@ -71,6 +83,10 @@ struct fn_runner_config {
 bool fn_config_load(const char *path, struct fn_runner_config *out, char *err,
 		    size_t errlen) WARN_UNUSED;
 void fn_config_free(struct fn_runner_config *cfg);
+/* fn_config_free that zeroes every string first: in an environment, so that the .so it
+ * loads cannot read the other functions' DATABASE_URLs and variables from the runner's
+ * memory it inherited. */
+void fn_config_wipe(struct fn_runner_config *cfg);
 const struct fn_function_config *fn_config_find(const struct fn_runner_config *cfg,
 						const char *name);
 

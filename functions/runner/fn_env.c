@@ -96,8 +96,8 @@ static int64_t realtime_ms(void)
 
 /*
  * Makes the forked copy of the runner into a process of its own: dies with the runner,
- * forgets the runner's signal handlers and fds, sends stdout (the function's printf) to
- * the runner's log on stderr.
+ * forgets the runner's signal handlers and fds, sends stdout (the function's printf) where
+ * stderr goes: the pipe fn_host_spawn() set up, which the runner logs line by line.
  */
 static void setup_process(int fd, pid_t parent)
 {
@@ -161,6 +161,57 @@ static bool limit_memory(uint32_t mb, char *error, size_t errlen)
 		return false;
 	}
 	return true;
+}
+
+/* A copy of what points into the runner's configuration, which is about to be wiped. */
+static struct fn_host_config own_config(const struct fn_host_config *cfg)
+{
+	struct fn_host_config own = *cfg;
+	own.so_path = cfg->so_path ? strdup(cfg->so_path) : NULL;
+	own.function_name = cfg->function_name ? strdup(cfg->function_name) : NULL;
+	own.dsn = cfg->dsn ? strdup(cfg->dsn) : NULL;
+	char **env = calloc(cfg->n_env + 1, sizeof(*env));
+	for (size_t i = 0; env && i < cfg->n_env; i++)
+		env[i] = strdup(cfg->env[i]);
+	own.env = env;
+	own.n_env = env ? cfg->n_env : 0;
+	return own;
+}
+
+/*
+ * The process's environment becomes DATABASE_URL, CORRAL_FN_NAME and the function's own
+ * env.NAME variables, nothing of the runner's.  /proc/self/environ shows the block the
+ * runner was started with, not environ, so that block is zeroed too (it is this
+ * process's copy of the runner's stack).
+ */
+static void set_environment(const struct fn_host_config *cfg)
+{
+	unsigned long start = 0, end = 0;
+	FILE *f = fopen("/proc/self/stat", "re");
+	char line[4096];
+	if (f && fgets(line, sizeof(line), f)) {
+		/* env_start and env_end are fields 50 and 51; field 2 (comm) may hold spaces */
+		const char *p = strrchr(line, ')');
+		int field = 2;
+		while (p && *p && field < 50) {
+			p = strchr(p + 1, ' ');
+			if (p)
+				field++;
+		}
+		if (p && sscanf(p + 1, "%lu %lu", &start, &end) != 2)
+			start = end = 0;
+	}
+	if (f)
+		fclose(f);
+	clearenv();
+	if (start && end > start)
+		explicit_bzero((void *)start, end - start);
+	if (cfg->dsn && *cfg->dsn)
+		setenv("DATABASE_URL", cfg->dsn, 1);
+	setenv("CORRAL_FN_NAME", cfg->function_name ? cfg->function_name : "", 1);
+	for (size_t i = 0; i < cfg->n_env; i++)
+		if (cfg->env[i])
+			putenv(cfg->env[i]);
 }
 
 /* ---- talking to the runner -------------------------------------------------------- */
@@ -423,10 +474,91 @@ static void serve(struct env *env)
 	}
 }
 
+/* ---- exec'd environments ----------------------------------------------------------- */
+
+/* What fn_env_exec passes besides the function's own variables; gone before the .so loads
+ * (set_environment rebuilds the environment from scratch). */
+#define EXEC_SO "CORRAL_FN_ENV_SO"
+#define EXEC_MEMORY "CORRAL_FN_ENV_MEMORY_MB"
+#define EXEC_SPAWNED "CORRAL_FN_ENV_SPAWNED_AT"
+#define EXEC_PARENT "CORRAL_FN_ENV_PARENT"
+
+_Noreturn void fn_env_exec(const char *path, const struct fn_host_config *cfg, int fd,
+			   usec_t spawned_at, pid_t parent)
+{
+	/* fd 3 survives the exec; nothing else of the runner's does */
+	if (fd != ENV_FD) {
+		dup2(fd, ENV_FD);
+		close(fd);
+	} else {
+		fcntl(ENV_FD, F_SETFD, 0);
+	}
+	if (close_range(ENV_FD + 1, ~0U, 0) != 0) {
+		for (int i = ENV_FD + 1; i < 65536; i++)
+			close(i);
+	}
+	size_t n = 0;
+	char **envp = calloc(cfg->n_env + 7, sizeof(*envp));
+	if (!envp)
+		_exit(ENV_EXIT_LOST);
+	if (asprintf(&envp[n++], EXEC_SO "=%s", cfg->so_path ? cfg->so_path : "") < 0 ||
+	    asprintf(&envp[n++], EXEC_MEMORY "=%u", cfg->memory_limit_mb) < 0 ||
+	    asprintf(&envp[n++], EXEC_SPAWNED "=%lld", (long long)spawned_at) < 0 ||
+	    asprintf(&envp[n++], EXEC_PARENT "=%d", (int)parent) < 0 ||
+	    asprintf(&envp[n++], "CORRAL_FN_NAME=%s",
+		     cfg->function_name ? cfg->function_name : "") < 0)
+		_exit(ENV_EXIT_LOST);
+	if (cfg->dsn && *cfg->dsn && asprintf(&envp[n++], "DATABASE_URL=%s", cfg->dsn) < 0)
+		_exit(ENV_EXIT_LOST);
+	for (size_t i = 0; i < cfg->n_env; i++)
+		envp[n++] = cfg->env[i];
+	char *const argv[] = {"corral-fn", "--environment", NULL};
+	execve(path, argv, envp);
+	fprintf(stderr, "corral-fn: exec %s: %s\n", path, strerror(errno));
+	_exit(ENV_EXIT_LOST);
+}
+
+static char *take_env(const char *name)
+{
+	const char *v = getenv(name);
+	char *copy = strdup(v ? v : "");
+	unsetenv(name);
+	return copy;
+}
+
+_Noreturn void fn_env_exec_main(void)
+{
+	struct fn_host_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	char *so = take_env(EXEC_SO), *mem = take_env(EXEC_MEMORY);
+	char *spawned = take_env(EXEC_SPAWNED), *parent = take_env(EXEC_PARENT);
+	char *name = take_env("CORRAL_FN_NAME"), *dsn = take_env("DATABASE_URL");
+	if (!so || !mem || !spawned || !parent || !name || !dsn)
+		_exit(ENV_EXIT_LOST);
+	cfg.so_path = so;
+	cfg.function_name = name;
+	cfg.dsn = *dsn ? dsn : NULL;
+	cfg.memory_limit_mb = (uint32_t)strtoul(mem, NULL, 10);
+	/* what is left is the function's own env.NAME variables */
+	size_t n = 0;
+	for (char **e = environ; e && *e; e++)
+		n++;
+	char **env = calloc(n + 1, sizeof(*env));
+	for (size_t i = 0; env && i < n; i++)
+		env[i] = environ[i];
+	cfg.env = env;
+	cfg.n_env = env ? n : 0;
+	fn_env_main(&cfg, ENV_FD, (usec_t)strtoll(spawned, NULL, 10), (pid_t)atoi(parent));
+}
+
 _Noreturn void fn_env_main(const struct fn_host_config *cfg, int fd, usec_t spawned_at,
 			   pid_t parent)
 {
 	setup_process(fd, parent);
+	struct fn_host_config own = own_config(cfg);
+	cfg = &own;
+	fn_host_wipe_inherited();
+	set_environment(cfg);
 
 	struct env env;
 	memset(&env, 0, sizeof(env));
@@ -438,9 +570,6 @@ _Noreturn void fn_env_main(const struct fn_host_config *cfg, int fd, usec_t spaw
 	env.ctx.memory_limit_mb = cfg->memory_limit_mb;
 	env.ctx.log = env_log;
 	env.ctx.remaining_ms = env_remaining_ms;
-	if (cfg->dsn && *cfg->dsn)
-		setenv("DATABASE_URL", cfg->dsn, 1);
-	setenv("CORRAL_FN_NAME", env.ctx.function_name, 1);
 
 	char error[512] = "";
 	bool ok = limit_memory(cfg->memory_limit_mb, error, sizeof(error)) &&

@@ -16,4 +16,12 @@
 _Noreturn void fn_env_main(const struct fn_host_config *cfg, int fd, usec_t spawned_at,
 			   pid_t parent);
 
+/* In the forked child instead of fn_env_main: execs path ("--environment") with fd as fd 3
+ * and cfg in the new process's environment; fn_env_exec_main() takes it up there. */
+_Noreturn void fn_env_exec(const char *path, const struct fn_host_config *cfg, int fd,
+			   usec_t spawned_at, pid_t parent);
+/* corral-fn --environment: rebuilds the fn_host_config fn_env_exec() passed and runs
+ * fn_env_main. */
+_Noreturn void fn_env_exec_main(void);
+
 #endif

@@ -66,6 +66,17 @@ static void flush(struct fn_env *env)
 		event_add(env->ev_write, NULL);
 }
 
+/* The function wrote to stdout or stderr: into the log, line by line, escaped. */
+static void on_output(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct fn_env *env = arg;
+	enum fn_host_io io = fn_host_read_output(&env->host, env->fn->cfg->name);
+	if (io == FN_HOST_IO_EOF || io == FN_HOST_IO_ERROR)
+		event_del(env->ev_output);
+}
+
 /* Unlinks and frees env (fn_host_close kills and reaps a process still running). */
 static void env_release(struct fn_env *env)
 {
@@ -78,6 +89,11 @@ static void env_release(struct fn_env *env)
 	if (env->ev_exit)
 		event_free(env->ev_exit);
 	event_free(env->ev_timer);
+	if (env->ev_output) {
+		event_free(env->ev_output);
+		/* what the environment wrote last, if the pipe's end is not seen yet */
+		(void)fn_host_read_output(&env->host, env->fn->cfg->name);
+	}
 	fn_host_close(&env->host);
 	free(env);
 }
@@ -353,6 +369,9 @@ struct fn_env *fn_env_start(struct fn_function *fn, struct fn_call *call)
 		.function_name = fn->cfg->name,
 		.dsn = fn->dsn,
 		.memory_limit_mb = fn->cfg->memory_mb,
+		.env = fn->cfg->env,
+		.n_env = fn->cfg->n_env,
+		.capture_output = true,
 	};
 	char err[256];
 	if (!fn_host_spawn(&hc, &env->host, err, sizeof(err))) {
@@ -369,6 +388,12 @@ struct fn_env *fn_env_start(struct fn_function *fn, struct fn_call *call)
 	env->ev_timer = evtimer_new(rt->base, on_timer, env);
 	if (env->host.pidfd >= 0)
 		env->ev_exit = event_new(rt->base, env->host.pidfd, EV_READ, on_exited, env);
+	if (env->host.output_fd >= 0) {
+		env->ev_output = event_new(rt->base, env->host.output_fd, EV_READ | EV_PERSIST,
+					   on_output, env);
+		if (env->ev_output)
+			event_add(env->ev_output, NULL);
+	}
 	if (!env->ev_read || !env->ev_write || !env->ev_timer ||
 	    (env->host.pidfd >= 0 && !env->ev_exit)) {
 		log_error("event=env_spawn_failed function=%s error=\"out of memory\"",
@@ -381,6 +406,8 @@ struct fn_env *fn_env_start(struct fn_function *fn, struct fn_call *call)
 			event_free(env->ev_timer);
 		if (env->ev_exit)
 			event_free(env->ev_exit);
+		if (env->ev_output)
+			event_free(env->ev_output);
 		fn_host_close(&env->host);
 		free(env);
 		return NULL;

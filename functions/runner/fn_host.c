@@ -17,6 +17,29 @@
 
 /* ---- spawning ------------------------------------------------------------------------ */
 
+static void (*wipe_fn)(void *arg);
+static void *wipe_arg;
+
+void fn_host_set_wipe(void (*wipe)(void *arg), void *arg)
+{
+	wipe_fn = wipe;
+	wipe_arg = arg;
+}
+
+static const char *exec_path;
+
+void fn_host_set_exec(const char *path)
+{
+	exec_path = path;
+}
+
+void fn_host_wipe_inherited(void)
+{
+	if (wipe_fn)
+		wipe_fn(wipe_arg);
+	wipe_fn = NULL;
+}
+
 static int open_pidfd(pid_t pid)
 {
 #ifdef SYS_pidfd_open
@@ -30,10 +53,16 @@ static int open_pidfd(pid_t pid)
 bool fn_host_spawn(const struct fn_host_config *cfg, struct fn_host *h, char *err, size_t errlen)
 {
 	memset(h, 0, sizeof(*h));
-	h->fd = h->pidfd = -1;
-	int sv[2];
+	h->fd = h->pidfd = h->output_fd = -1;
+	int sv[2], out[2] = {-1, -1};
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
 		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		return false;
+	}
+	if (cfg->capture_output && pipe2(out, O_CLOEXEC) != 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
 		return false;
 	}
 	pid_t parent = getpid();
@@ -43,14 +72,38 @@ bool fn_host_spawn(const struct fn_host_config *cfg, struct fn_host *h, char *er
 		snprintf(err, errlen, "fork: %s", strerror(errno));
 		close(sv[0]);
 		close(sv[1]);
+		if (out[0] >= 0) {
+			close(out[0]);
+			close(out[1]);
+		}
 		return false;
 	}
 	if (pid == 0) {
+		/* A group of its own, before the function can fork: one kill(-pgid) reaches
+		 * every process it starts (the parent sets it too, whichever runs first). */
+		setpgid(0, 0);
 		close(sv[0]);
+		if (out[1] >= 0) { /* stdout and stderr: the pipe (fn_env.c keeps them so) */
+			close(out[0]);
+			dup2(out[1], STDOUT_FILENO);
+			dup2(out[1], STDERR_FILENO);
+			close(out[1]);
+		}
+		if (exec_path)
+			fn_env_exec(exec_path, cfg, sv[1], h->spawned_at, parent);
 		fn_env_main(cfg, sv[1], h->spawned_at, parent);
 	}
 	close(sv[1]);
+	if (out[1] >= 0) {
+		close(out[1]);
+		h->output_fd = out[0];
+		int oflags = fcntl(h->output_fd, F_GETFL);
+		if (oflags >= 0)
+			(void)fcntl(h->output_fd, F_SETFL, oflags | O_NONBLOCK);
+	}
+	(void)setpgid(pid, pid);
 	h->pid = pid;
+	h->pgid = pid;
 	h->fd = sv[0];
 	h->pidfd = open_pidfd(pid);
 	int flags = fcntl(h->fd, F_GETFL);
@@ -143,8 +196,23 @@ enum fn_host_io fn_host_stop(struct fn_host *h)
 
 void fn_host_kill(struct fn_host *h)
 {
+	if (h->pgid > 0)
+		kill(-h->pgid, SIGKILL);
 	if (h->pid > 0 && !h->exited)
 		kill(h->pid, SIGKILL);
+}
+
+/*
+ * The environment has exited but is not reaped yet (a zombie): its pid, and so the
+ * group id, cannot be reused, so killing the group now cannot hit a stranger.  Whatever
+ * the function forked dies here, however the environment ended.
+ */
+static void kill_group_before_reap(struct fn_host *h)
+{
+	if (h->pgid > 0) {
+		kill(-h->pgid, SIGKILL);
+		h->pgid = 0;
+	}
 }
 
 bool fn_host_reap(struct fn_host *h, bool wait)
@@ -154,6 +222,13 @@ bool fn_host_reap(struct fn_host *h, bool wait)
 	if (h->pid <= 0)
 		return false;
 	for (;;) {
+		siginfo_t si;
+		memset(&si, 0, sizeof(si));
+		int w = waitid(P_PID, (id_t)h->pid, &si, WEXITED | WNOWAIT | (wait ? 0 : WNOHANG));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w == 0 && si.si_pid == h->pid)
+			kill_group_before_reap(h);
 		int status;
 		pid_t r = waitpid(h->pid, &status, wait ? 0 : WNOHANG);
 		if (r == h->pid) {
@@ -184,9 +259,59 @@ void fn_host_close(struct fn_host *h)
 		close(h->fd);
 	if (h->pidfd >= 0)
 		close(h->pidfd);
-	h->fd = h->pidfd = -1;
+	if (h->output_fd >= 0)
+		close(h->output_fd);
+	h->fd = h->pidfd = h->output_fd = -1;
 	fn_buf_free(&h->in);
 	fn_buf_free(&h->out);
+}
+
+static void log_output_line(const char *function_name, const char *line, size_t len, bool cut)
+{
+	char text[FN_HOST_OUTPUT_LINE_MAX + 1], msg[4 * FN_HOST_OUTPUT_LINE_MAX + 1], name[128];
+	memcpy(text, line, len);
+	text[len] = '\0'; /* a NUL the function wrote ends the line early: log_clean stops there */
+	log_info("event=fn_log function=%s request_id=- stream=output%s msg=\"%s\"",
+		 log_clean(function_name ? function_name : "", name, sizeof(name)),
+		 cut ? " truncated=true" : "", log_clean(text, msg, sizeof(msg)));
+}
+
+enum fn_host_io fn_host_read_output(struct fn_host *h, const char *function_name)
+{
+	char chunk[16 * 1024];
+	for (;;) {
+		ssize_t n = read(h->output_fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return FN_HOST_IO_OK;
+		if (n <= 0) { /* EOF (or an error, taken as one): the last, unended line */
+			if (h->output_len > 0 && !h->output_cut)
+				log_output_line(function_name, h->output_line, h->output_len,
+						false);
+			h->output_len = 0;
+			return n == 0 ? FN_HOST_IO_EOF : FN_HOST_IO_ERROR;
+		}
+		for (ssize_t i = 0; i < n; i++) {
+			char c = chunk[i];
+			if (c == '\n') {
+				if (!h->output_cut)
+					log_output_line(function_name, h->output_line,
+							h->output_len, false);
+				h->output_len = 0;
+				h->output_cut = false;
+				continue;
+			}
+			if (h->output_cut)
+				continue;
+			h->output_line[h->output_len++] = c;
+			if (h->output_len == sizeof(h->output_line)) {
+				log_output_line(function_name, h->output_line, h->output_len, true);
+				h->output_len = 0;
+				h->output_cut = true;
+			}
+		}
+	}
 }
 
 void fn_host_log(const char *function_name, const struct fn_log *line)

@@ -39,10 +39,42 @@ struct fn_host_config {
 	 * own mappings, shared copy-on-write, are not the function's): RLIMIT_AS.  Libraries
 	 * the function loads count.  0: no limit. */
 	uint32_t memory_limit_mb;
+	/* "NAME=value" entries: with DATABASE_URL and CORRAL_FN_NAME, the whole environment
+	 * of the process (the runner's own variables are not passed on). */
+	char *const *env;
+	size_t n_env;
+	/* The function's stdout and stderr go to a pipe the caller reads (fn_host_read_output)
+	 * rather than straight into the runner's stderr, where a function could forge log
+	 * lines or flood it.  Off: they are the runner's stderr (the blocking users). */
+	bool capture_output;
 };
+
+/* Longest line of a function's output logged; the rest of the line is dropped. */
+#define FN_HOST_OUTPUT_LINE_MAX 4096
+
+/*
+ * What an environment calls right after the fork, once it has copied what it needs of its
+ * fn_host_config: the runner (main.c) frees its configuration there, zeroed, so that the
+ * function cannot read the other functions' DATABASE_URLs and variables from the memory it
+ * inherited.  Only in the child; none by default (the tests of fn_host).
+ */
+void fn_host_set_wipe(void (*wipe)(void *arg), void *arg);
+void fn_host_wipe_inherited(void);
+
+/*
+ * Environments exec path with "--environment" right after the fork (fn_env_exec), so
+ * that they start from a fresh memory image: a fork's copy of the runner holds what
+ * no wipe reaches (other invocations' events, freed copies of the configuration).
+ * corral-fn sets /proc/self/exe; NULL (the default, the tests of fn_host): fork only.
+ */
+void fn_host_set_exec(const char *path);
 
 struct fn_host {
 	pid_t pid;        /* 0 once reaped */
+	/* The environment's process group (its pid: it calls setpgid(0, 0) first), so that
+	 * a kill reaches what the function forked too.  0 once the group has been killed
+	 * after the reap. */
+	pid_t pgid;
 	int fd;           /* the runner's end: non-blocking, close-on-exec; -1 once closed */
 	int pidfd;        /* readable once the process has exited; -1 where unsupported */
 	usec_t spawned_at;
@@ -51,6 +83,10 @@ struct fn_host {
 	int wait_status;
 	unsigned invocations; /* INVOKE frames queued so far */
 	struct fn_buf in, out; /* received and not yet decoded / queued and not yet written */
+	int output_fd;         /* capture_output: the read end of stdout/stderr, else -1 */
+	char output_line[FN_HOST_OUTPUT_LINE_MAX]; /* the line being read */
+	size_t output_len;
+	bool output_cut;       /* the line being read was logged cut: drop the rest */
 };
 
 /*
@@ -84,13 +120,23 @@ enum fn_host_io fn_host_stop(struct fn_host *h);
 /* Writes what h->out holds, as far as the socket takes it. */
 enum fn_host_io fn_host_flush(struct fn_host *h);
 
-/* SIGKILL (timeout, protocol error, shutdown grace over).  Reap afterwards. */
+/* SIGKILL to the environment's whole process group (timeout, protocol error, shutdown
+ * grace over): a sleeper the function forked goes with it.  Reap afterwards; the reap
+ * kills the group again, since a function's children outlive a clean exit too. */
 void fn_host_kill(struct fn_host *h);
 /* Collects the exit status: true once the process is reaped (h->exited, h->wait_status).
  * With wait, blocks until it exits. */
 bool fn_host_reap(struct fn_host *h, bool wait);
 /* Closes the fds and frees the buffers; a process still running is killed and reaped. */
 void fn_host_close(struct fn_host *h);
+
+/*
+ * Reads what the function wrote to stdout/stderr (h->output_fd, non-blocking) and logs each
+ * line, escaped and cut at FN_HOST_OUTPUT_LINE_MAX:
+ *   ... level=info event=fn_log function=NAME request_id=- stream=output msg="..."
+ * FN_HOST_IO_EOF once every writer has closed it (the last line is logged then).
+ */
+enum fn_host_io fn_host_read_output(struct fn_host *h, const char *function_name);
 
 /* Writes a LOG frame to the runner's log (stderr):
  *   ... level=info event=fn_log function=NAME request_id=ID msg="..." */

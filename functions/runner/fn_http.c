@@ -32,6 +32,7 @@
 #include "common/log.h"
 #include "functions/fn_event.h"
 #include "functions/runner/fn_http.h"
+#include "functions/runner/fn_http_guard.h"
 #include "functions/runner/fn_metrics.h"
 #include "functions/runner/json.h"
 
@@ -50,6 +51,8 @@ struct fn_http {
 	struct fn_runtime *rt;
 	struct evhttp *http;
 	struct evhttp_bound_socket *bound;
+	struct fn_http_guard *guard;
+	const char *auth_token; /* the configuration's (wiped in environments); NULL: none */
 	int port;
 };
 
@@ -94,6 +97,23 @@ static void reply_object(struct evhttp_request *req, int status, const char *rea
 	json_free(&w);
 }
 
+/*
+ * Headers that frame the message or the connection are the runner's: a function's
+ * Content-Length or Transfer-Encoding beside evhttp's own would let it split the answer
+ * (response smuggling through a proxy in front), Connection and the like would change
+ * what happens to the connection.  Dropped, with a warning.
+ */
+static bool framing_header(const char *name)
+{
+	static const char *const framing[] = {"Content-Length", "Transfer-Encoding", "Connection",
+					      "Keep-Alive",     "Upgrade",           "Trailer",
+					      "TE"};
+	for (size_t i = 0; i < sizeof(framing) / sizeof(framing[0]); i++)
+		if (strcasecmp(name, framing[i]) == 0)
+			return true;
+	return false;
+}
+
 static void reply_result(struct evhttp_request *req, enum route route, const struct fn_call_done *d)
 {
 	const struct fn_result *r = d->result;
@@ -105,8 +125,17 @@ static void reply_result(struct evhttp_request *req, enum route route, const str
 		status = r->status;
 		size_t pos = 0;
 		const char *name, *value;
-		while (fn_result_header(r, &pos, &name, &value))
-			evhttp_add_header(out, name, value);
+		while (fn_result_header(r, &pos, &name, &value)) {
+			if (!framing_header(name)) {
+				evhttp_add_header(out, name, value);
+				continue;
+			}
+			char fn[128], id[128], hdr[128];
+			log_warn("event=fn_header_dropped function=%s request_id=%s header=\"%s\"",
+				 log_clean(d->function_name ? d->function_name : "", fn, sizeof(fn)),
+				 log_clean(d->request_id, id, sizeof(id)),
+				 log_clean(name, hdr, sizeof(hdr)));
+		}
 	}
 	struct evbuffer *buf = evbuffer_new();
 	if (buf)
@@ -377,9 +406,36 @@ static void invoke(struct fn_http *h, struct evhttp_request *req, enum route rou
 		reply_json(req, 202, "Accepted", request_id, "");
 }
 
+/* Equal without a time that depends on where they differ: the token cannot be guessed a
+ * byte at a time from how long a refusal takes.  Only the length may show. */
+static bool same_secret(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned char diff = (unsigned char)(la != lb);
+	for (size_t i = 0; i < la; i++)
+		diff |= (unsigned char)(a[i] ^ b[i < lb ? i : 0]);
+	return lb > 0 && diff == 0;
+}
+
+/* With auth_token_file, every route but /healthz (a liveness probe) needs the token. */
+static bool authorized(const struct fn_http *h, struct evhttp_request *req, const char *path)
+{
+	if (!h->auth_token || strcmp(path, "/healthz") == 0)
+		return true;
+	const char *auth =
+		evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	if (auth && strncasecmp(auth, "Bearer ", 7) == 0 && same_secret(auth + 7, h->auth_token))
+		return true;
+	evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+			  "Bearer realm=\"corral-fn\"");
+	reply_json(req, 401, "Unauthorized", NULL, "{\"message\":\"Unauthorized\"}");
+	return false;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct fn_http *h = arg;
+	fn_http_guard_request_read(h->guard, req);
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
 	char *path = raw ? evhttp_uridecode(raw, 0, NULL) : NULL;
@@ -389,6 +445,10 @@ static void on_request(struct evhttp_request *req, void *arg)
 	}
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	char name[NAME_MAX_LEN];
+	if (!authorized(h, req, path)) {
+		free(path);
+		return;
+	}
 	if (strcmp(path, "/metrics") == 0 || strcmp(path, "/healthz") == 0) {
 		struct evbuffer *buf = evbuffer_new();
 		bool metrics = path[1] == 'm';
@@ -479,6 +539,7 @@ struct fn_http *fn_http_new(struct event_base *base, struct fn_runtime *rt,
 	}
 	h->base = base;
 	h->rt = rt;
+	h->auth_token = cfg->auth_token;
 	h->http = evhttp_new(base);
 	if (!h->http) {
 		snprintf(err, errlen, "evhttp_new failed");
@@ -512,11 +573,20 @@ struct fn_http *fn_http_new(struct event_base *base, struct fn_runtime *rt,
 		free(h);
 		return NULL;
 	}
+	h->guard = fn_http_guard_new(base, h->http, h->bound, cfg->request_timeout_usec,
+				     cfg->max_connections);
+	if (!h->guard) {
+		snprintf(err, errlen, "out of memory");
+		evhttp_free(h->http);
+		free(h);
+		return NULL;
+	}
 	return h;
 }
 
 void fn_http_stop_accepting(struct fn_http *h)
 {
+	fn_http_guard_stop_accepting(h->guard);
 	if (h->bound)
 		evhttp_del_accept_socket(h->http, h->bound);
 	h->bound = NULL;
@@ -532,5 +602,6 @@ void fn_http_free(struct fn_http *h)
 	if (!h)
 		return;
 	evhttp_free(h->http);
+	fn_http_guard_free(h->guard); /* after: evhttp_free closes the connections it tracks */
 	free(h);
 }

@@ -31,6 +31,8 @@ struct fn_env {
 	enum fn_env_state state;
 	struct fn_host host;
 	struct event *ev_read, *ev_write, *ev_exit, *ev_timer;
+	/* the function's stdout/stderr (fn_host_read_output) */
+	struct event *ev_output;
 	struct fn_call *call; /* the invocation it runs, or starts for */
 	bool first_call;      /* the next invocation is the cold one */
 	bool lost;            /* its socket closed: waiting for the exit, then reaping */

@@ -19,6 +19,8 @@
 #include "common/log.h"
 #include "functions/runner/fn_config.h"
 #include "functions/runner/fn_cron.h"
+#include "functions/runner/fn_env.h"
+#include "functions/runner/fn_host.h"
 #include "functions/runner/fn_http.h"
 #include "functions/runner/fn_queue.h"
 #include "functions/runner/fn_runtime.h"
@@ -129,6 +131,12 @@ out:
 	return rc;
 }
 
+/* In an environment, just forked: the configuration of every function goes, zeroed. */
+static void wipe_config(void *arg)
+{
+	fn_config_wipe(arg);
+}
+
 /* Every environment holds a socketpair and a pidfd, every HTTP client a socket. */
 static void raise_fd_limit(void)
 {
@@ -141,6 +149,8 @@ static void raise_fd_limit(void)
 
 int main(int argc, char **argv)
 {
+	if (argc == 2 && strcmp(argv[1], "--environment") == 0)
+		fn_env_exec_main(); /* an environment, exec'd by fn_host_spawn */
 	struct cli_args args;
 	int status = cli_parse(argc, argv, "corral-fn", CORRAL_FN_VERSION, usage, &args);
 	if (status >= 0)
@@ -164,6 +174,9 @@ int main(int argc, char **argv)
 		signal(SIGPIPE, SIG_IGN);
 		setvbuf(stdout, NULL, _IOLBF, 0); /* REPORT lines reach a pipe as they happen */
 		raise_fd_limit();
+		fn_host_set_wipe(wipe_config, &cfg);
+		if (cfg.exec_environments)
+			fn_host_set_exec("/proc/self/exe");
 		rc = run(&cfg);
 	}
 	fn_config_free(&cfg);

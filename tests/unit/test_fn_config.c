@@ -783,3 +783,64 @@ Test(fn_config, every_error_is_reported)
 			 CONF ":8: on_limit: must be queue or throttle, got \"wait\"");
 	fn_config_free(&cfg);
 }
+
+/* ---- issue 11: env.NAME, the HTTP listener's limits, auth_token_file ------------------------ */
+
+Test(fn_config, env_variables_of_a_function)
+{
+	struct fn_runner_config cfg;
+	load_ok("[function.f]\nenv.API_URL = https://example.com/x?a=1\nenv._x9 = \n"
+		"[function.g]\n",
+		&cfg);
+	cr_assert_eq(cfg.functions[0].n_env, 2);
+	cr_assert_str_eq(cfg.functions[0].env[0], "API_URL=https://example.com/x?a=1");
+	cr_assert_str_eq(cfg.functions[0].env[1], "_x9=");
+	cr_assert_eq(cfg.functions[1].n_env, 0);
+	fn_config_wipe(&cfg); /* what an environment does; the same as free otherwise */
+	cr_assert_null(cfg.functions);
+}
+
+Test(fn_config, bad_env_variables)
+{
+	expect_function_error("env. = x", "env.: an environment variable's name is letters");
+	expect_function_error("env.9LIVES = x", "env.9LIVES: an environment variable's name");
+	expect_function_error("env.A-B = x", "env.A-B: an environment variable's name");
+	expect_function_error("env.DATABASE_URL = x", "env.DATABASE_URL: is set by corral-fn");
+	expect_function_error("env.CORRAL_FN_NAME = x", "env.CORRAL_FN_NAME: is set by corral-fn");
+	expect_error("[function.f]\nenv.A = 1\nenv.A = 2\n", CONF ":3: env.A: set twice");
+	expect_runner_error("env.A = 1", "env.A: unknown key in [runner]");
+}
+
+Test(fn_config, http_listener_limits)
+{
+	struct fn_runner_config cfg;
+	load_ok("[function.f]\n", &cfg);
+	cr_assert_eq(cfg.request_timeout_usec, SEC(10));
+	cr_assert_eq(cfg.max_connections, 10000);
+	cr_assert_null(cfg.auth_token);
+	cr_assert(cfg.exec_environments);
+	fn_config_free(&cfg);
+	load_ok("[runner]\nexec_environments = no\n[function.f]\n", &cfg);
+	cr_assert_not(cfg.exec_environments);
+	fn_config_free(&cfg);
+	load_ok("[runner]\nrequest_timeout = 0.5\nmax_connections = 3\n[function.f]\n", &cfg);
+	cr_assert_eq(cfg.request_timeout_usec, SEC(0.5));
+	cr_assert_eq(cfg.max_connections, 3);
+	fn_config_free(&cfg);
+	expect_runner_error("request_timeout = 0", "request_timeout: ");
+	expect_runner_error("max_connections = 0", "max_connections: ");
+}
+
+Test(fn_config, auth_token_file)
+{
+	write_file("token", "abc.DEF-123_~ \r\nsecond line\n");
+	struct fn_runner_config cfg;
+	load_ok("[runner]\nauth_token_file = token\n[function.f]\n", &cfg);
+	cr_assert_str_eq(cfg.auth_token, "abc.DEF-123_~");
+	fn_config_free(&cfg);
+	expect_runner_error("auth_token_file = missing", "auth_token_file: cannot read \"missing\"");
+	write_file("empty", "\n");
+	expect_runner_error("auth_token_file = empty", "auth_token_file: \"empty\": the first line");
+	write_file("blank", "two words\n");
+	expect_runner_error("auth_token_file = blank", "auth_token_file: \"blank\": the first line");
+}
