@@ -313,7 +313,7 @@ Test(prepared_registry, random_forgetting_follows_the_answers)
 		struct prep_server *srv = prep_server_new();
 		static struct model m;
 		memset(&m, 0, sizeof(m));
-		char name[8];
+		char name[16];
 		for (int step = 0; step < 80 && m.n < MODEL_MAX - 1; step++) {
 			int op = rand() % 5, i = rand() % MODEL_NAMES;
 			snprintf(name, sizeof(name), "s%d", i);
