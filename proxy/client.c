@@ -179,13 +179,16 @@ static const char *reset_query(const struct client *c)
 		       : NULL;
 }
 
-/* A client left while its server was being prepared: keep the server if it is clean. */
+/* A client left while its server was being prepared: keep the server if it is clean.
+ * arg: non-NULL when the client wanted server_reset_query run, read now from the
+ * configuration in force (a RELOAD meanwhile may have freed the one it had). */
 static void orphan_prepared(struct server *s, const struct server_cmd_result *res, void *arg)
 {
 	if (res->failure)
 		pool_close_server(s, res->failure);
 	else if (session_params_finished(s, res->error))
-		server_reset_and_release(s, res->status, arg);
+		server_reset_and_release(s, res->status,
+					 arg ? s->pool->env->cfg->server_reset_query : NULL);
 	else
 		pool_close_server(s, "session parameters could not be applied");
 }
@@ -213,7 +216,7 @@ static void detach(struct client *c)
 	if (c->state == CL_PREPARING) {
 		/* The parameter query is still running; it decides the server's fate. */
 		c->server = NULL;
-		server_cmd_rebind(s, orphan_prepared, (void *)reset_query(c));
+		server_cmd_rebind(s, orphan_prepared, reset_query(c) ? (void *)s : NULL);
 		return;
 	}
 	relay_stop(c);

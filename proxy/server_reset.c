@@ -14,7 +14,7 @@ static void reset_done(struct server *s, const struct server_cmd_result *res, vo
 	else {
 		/* ROLLBACK undoes no session setting; DISCARD ALL undoes them all. */
 		session_params_after_reset(s, arg);
-		if (arg && session_params_reset_discards_all(arg))
+		if (session_params_reset_discards_sequences(arg))
 			seq_state_reset(s);
 		if (arg && s->prepared) {
 			/* A pinned client's server (proxy/pin.h): what corral prepared there is
@@ -43,5 +43,6 @@ void server_reset_and_release(struct server *s, char tx_status, const char *rese
 		pool_release(s);
 	else
 		server_cmd_run(s, queries, n, NULL, reset_done,
-			       (void *)(reset_query && reset_query[0] ? reset_query : NULL));
+			       (void *)session_params_reset_class(
+				       reset_query && reset_query[0] ? reset_query : NULL));
 }

@@ -439,6 +439,25 @@ bool session_params_reset_discards_all(const char *reset_query)
 	       has_words(reset_query, "deallocate", "all");
 }
 
+const char *session_params_reset_class(const char *reset_query)
+{
+	if (!reset_query)
+		return NULL;
+	if (has_words(reset_query, "discard", "all"))
+		return "DISCARD ALL";
+	bool dealloc = has_words(reset_query, "deallocate", "all");
+	bool reset = has_words(reset_query, "reset", "all");
+	return dealloc && reset ? "DEALLOCATE ALL; RESET ALL"
+	       : dealloc	? "DEALLOCATE ALL"
+	       : reset		? "RESET ALL"
+				: "SELECT";
+}
+
+bool session_params_reset_discards_sequences(const char *reset_query)
+{
+	return reset_query && has_words(reset_query, "discard", "all");
+}
+
 void session_params_after_reset(struct server *s, const char *reset_query)
 {
 	s->param_sig = 0;

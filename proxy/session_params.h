@@ -81,6 +81,14 @@ void session_params_sending(struct server *s, const struct param_set *wanted);
 bool session_params_finished(struct server *s, bool failed);
 /* s now serves a client whose set is wanted (signature sig), as the server spells it. */
 void session_params_linked(struct server *s, const struct param_set *wanted, uint64_t sig);
+/*
+ * A static text that every predicate here reads as it reads reset_query (NULL for
+ * NULL): what a reset in flight keeps, since a RELOAD may free the configuration the
+ * query came from before the reset is answered.
+ */
+const char *session_params_reset_class(const char *reset_query);
+/* Whether a server_reset_query drops the session's sequence values (DISCARD ALL). */
+bool session_params_reset_discards_sequences(const char *reset_query);
 /* s ran reset_query (NULL: only ROLLBACK, which undoes no session setting): forgets
  * what it reset, all of it for DISCARD ALL, all but role and session_authorization
  * for RESET ALL. */
