@@ -348,3 +348,34 @@ Test(session_params, restore_escapes_values)
 		       "SELECT pg_catalog.set_config(E'corral.tenant', "
 		       "E'o''b\\\\r''); DROP TABLE t; --', false)");
 }
+
+/* A reset in flight keeps only a static class of its query: every predicate reads the
+ * class as it reads the query. */
+Test(session_params, reset_class_keeps_what_matters)
+{
+	static const char *const queries[] = {"DISCARD ALL",
+					      "discard all;",
+					      "DEALLOCATE ALL",
+					      "RESET ALL",
+					      "deallocate all; reset all",
+					      "SELECT 1",
+					      "DISCARD SEQUENCES",
+					      "CLOSE ALL"};
+	for (size_t i = 0; i < sizeof(queries) / sizeof(queries[0]); i++) {
+		const char *q = queries[i], *k = session_params_reset_class(q);
+		cr_assert_not_null(k);
+		cr_expect_eq(session_params_reset_discards_all(k),
+			     session_params_reset_discards_all(q), "%s", q);
+		cr_expect_eq(session_params_reset_discards_sequences(k),
+			     session_params_reset_discards_sequences(q), "%s", q);
+		struct server a = {0}, b = {0};
+		cr_assert(params_set(&a.applied, "work_mem", "7MB"));
+		cr_assert(params_set(&b.applied, "work_mem", "7MB"));
+		session_params_after_reset(&a, q);
+		session_params_after_reset(&b, k);
+		cr_expect_eq(a.applied.n, b.applied.n, "%s", q);
+		params_clear(&a.applied);
+		params_clear(&b.applied);
+	}
+	cr_expect_null(session_params_reset_class(NULL));
+}
