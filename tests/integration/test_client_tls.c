@@ -1,7 +1,7 @@
 /*
  * TLS between clients and corral (client_tls_* of [corral]): libpq with sslmode=require
  * and verify-full gets TLS (PQsslInUse), a plain client under require is refused with
- * 28000, 20 MB values go both ways, 200 TLS logins in a row, client certificates under
+ * 28000, 20 MB values go both ways, 1000 TLS logins from 4 threads, client certificates under
  * verify-ca, cancel requests in plain text, GSSENCRequest still 'N', and `corral -t`
  * naming a bad key.  The certificates are made here with the openssl CLI: a CA, a
  * server certificate for localhost signed by it, a client certificate signed by it.
@@ -145,6 +145,10 @@ Test(client_tls, twenty_megabytes_each_way, .timeout = 120)
 	h_corral_stop(c);
 }
 
+/* 1000 TLS logins (the count) from 4 threads. */
+#define LOGIN_THREADS 4
+#define LOGINS_PER_THREAD 250
+
 struct login_run {
 	const char *ci;
 	int ok;
@@ -154,7 +158,7 @@ struct login_run {
 static void *logins(void *arg)
 {
 	struct login_run *r = arg;
-	for (int i = 0; i < 50; i++) {
+	for (int i = 0; i < LOGINS_PER_THREAD; i++) {
 		PGconn *conn = PQconnectdb(r->ci);
 		if (PQstatus(conn) == CONNECTION_OK && PQsslInUse(conn) == 1)
 			r->ok++;
@@ -165,24 +169,25 @@ static void *logins(void *arg)
 	return NULL;
 }
 
-Test(client_tls, two_hundred_tls_logins, .timeout = 120)
+Test(client_tls, a_thousand_tls_logins, .timeout = 120)
 {
 	struct h_corral *c = start_tls("require");
 	char *ci = ci_with(c, "sslmode=require");
-	struct login_run runs[4];
-	pthread_t th[4];
-	for (int i = 0; i < 4; i++) {
+	struct login_run runs[LOGIN_THREADS];
+	pthread_t th[LOGIN_THREADS];
+	for (int i = 0; i < LOGIN_THREADS; i++) {
 		runs[i] = (struct login_run){.ci = ci};
 		cr_assert_eq(pthread_create(&th[i], NULL, logins, &runs[i]), 0);
 	}
 	int ok = 0;
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < LOGIN_THREADS; i++) {
 		pthread_join(th[i], NULL);
 		ok += runs[i].ok;
-		cr_expect_eq(runs[i].ok, 50, "thread %d: %d of 50 logins; last error: %s", i,
-			     runs[i].ok, runs[i].err);
+		cr_expect_eq(runs[i].ok, LOGINS_PER_THREAD,
+			     "thread %d: %d of %d logins; last error: %s", i, runs[i].ok,
+			     LOGINS_PER_THREAD, runs[i].err);
 	}
-	cr_expect_eq(ok, 200);
+	cr_expect_eq(ok, LOGIN_THREADS * LOGINS_PER_THREAD);
 	free(ci);
 	h_corral_stop(c);
 }
