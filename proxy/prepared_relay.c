@@ -437,16 +437,16 @@ static uint32_t chars(const char *p, size_t n)
 	return c;
 }
 
-/* The note just pushed is of a Query whose text is corral's skip bytes, then the
- * client's text with the name at st->name_at replaced by repl (prep_pos_map). */
-static void note_pos(struct rewrite *w, const char *skip, size_t skip_len, const char *text,
-		     const struct sql_stmt *st, const char *repl, size_t repl_len)
+/* The note just pushed is of a Query whose text is skip characters of corral's, then
+ * the client's text with the name at st->name_at replaced by repl (prep_pos_map). */
+static void note_pos(struct rewrite *w, uint32_t skip, const char *text, const struct sql_stmt *st,
+		     const char *repl, size_t repl_len)
 {
 	struct prep_client *pc = w->pc;
 	struct prep_note *n = &pc->notes[(pc->notes_head + pc->notes_len - 1) % pc->notes_cap];
 	n->pos = (struct prep_pos_map){
 		.set = true,
-		.skip = chars(skip, skip_len),
+		.skip = skip,
 		.name_at = chars(text, st->name_at),
 		.repl_len = chars(repl, repl_len),
 		.name_len = chars(text + st->name_at, st->after_name - st->name_at),
@@ -496,7 +496,7 @@ static bool sql_prepare(struct rewrite *w, const char *text, const struct sql_st
 	if (!prep_begin_create(&w->ctx, e, NOTE_SQL_PREPARE, stmt))
 		return false;
 	const char *x = e->content->server_name;
-	note_pos(w, "", 0, text, st, x, strlen(x));
+	note_pos(w, 0, text, st, x, strlen(x));
 	const char *parts[] = {text, x, body};
 	const size_t lens[] = {st->name_at, strlen(x), body_len};
 	return send_query(w, parts, lens, 3, TRACKER_NOTED);
@@ -524,7 +524,7 @@ static bool sql_unknown(struct rewrite *w, const char *text, size_t len, const s
 	n->stmt_name = strdup(st->name);
 	if (!n->stmt_name)
 		return false;
-	note_pos(w, "", 0, text, st, PREP_NONE_NAME, strlen(PREP_NONE_NAME));
+	note_pos(w, 0, text, st, PREP_NONE_NAME, strlen(PREP_NONE_NAME));
 	const char *rest = text + st->after_name;
 	const char *parts[] = {text, PREP_NONE_NAME, rest};
 	const size_t lens[] = {st->name_at, strlen(PREP_NONE_NAME),
@@ -553,7 +553,7 @@ static bool sql_execute(struct rewrite *w, const char *text, size_t len, const s
 		prep_touch(w->srv, e);
 		if (!prep_note_push(w->pc, NOTE_SQL_TEXT, NULL, NULL))
 			return false;
-		note_pos(w, "", 0, text, st, x, strlen(x));
+		note_pos(w, 0, text, st, x, strlen(x));
 		const char *parts[] = {text, x, rest};
 		const size_t lens[] = {st->name_at, strlen(x), rest_len};
 		return send_query(w, parts, lens, 3, TRACKER_NOTED);
@@ -572,10 +572,9 @@ static bool sql_execute(struct rewrite *w, const char *text, size_t len, const s
 	const struct prep_content *ct = stmt->content;
 	const char *parts[] = {"PREPARE ", x, (const char *)ct->body, "\n;", text, x, rest};
 	const size_t lens[] = {8, strlen(x), ct->len, 2, st->name_at, strlen(x), rest_len};
-	/* skip: corral's PREPARE, in characters (its ASCII and the body's) */
-	note_pos(w, "", 0, text, st, x, strlen(x));
-	w->pc->notes[(w->pc->notes_head + w->pc->notes_len - 1) % w->pc->notes_cap].pos.skip =
-		(uint32_t)(10 + strlen(x)) + chars((const char *)ct->body, ct->len);
+	/* corral's "PREPARE x body\n;" first: its ASCII and the body's characters */
+	note_pos(w, (uint32_t)(10 + strlen(x)) + chars((const char *)ct->body, ct->len), text, st,
+		 x, strlen(x));
 	return send_query(w, parts, lens, 7, TRACKER_HIDDEN);
 }
 
