@@ -803,10 +803,17 @@ static void explain_execute(PGconn *a)
 	PGresult *res = h_exec(a, "EXPLAIN (COSTS OFF) EXECUTE q1(41)");
 	cr_expect_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
 	PQclear(res);
-	h_exec_ok(a, "DROP TABLE IF EXISTS att_ctas");
-	h_exec_ok(a, "CREATE TABLE att_ctas AS EXECUTE q1(41)");
-	h_expect_value(a, "SELECT v FROM att_ctas", "42");
-	h_exec_ok(a, "DROP TABLE att_ctas");
+	/* a table of this test's own: its direct twin runs at the same time */
+	char *drop = h_printf("DROP TABLE IF EXISTS att_ctas_%d", (int)getpid());
+	char *ctas = h_printf("CREATE TABLE att_ctas_%d AS EXECUTE q1(41)", (int)getpid());
+	char *sel = h_printf("SELECT v FROM att_ctas_%d", (int)getpid());
+	h_exec_ok(a, drop);
+	h_exec_ok(a, ctas);
+	h_expect_value(a, sel, "42");
+	h_exec_ok(a, drop);
+	free(drop);
+	free(ctas);
+	free(sel);
 	res = h_exec(a, "EXPLAIN EXECUTE nope");
 	cr_expect_str_eq(h_sqlstate(res) ? h_sqlstate(res) : "", "26000");
 	cr_expect(strstr(PQresultErrorMessage(res), "\"nope\"") != NULL, "%s",
