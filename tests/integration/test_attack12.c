@@ -318,3 +318,34 @@ Test(attack12, currval_hidden_name_tx, .disabled = KNOWN_DEFECT)
 	PQfinish(b);
 	h_corral_stop(c);
 }
+
+/* Affinity: C's previous server is busy in B's transaction; C must get another, never
+ * B's, and never a third when pool_size=2 is used up. */
+Test(attack12, affinity_busy_previous)
+{
+	struct h_corral *c = h_corral_start(TX, H_BENCH_DB_WITH(" pool_size=2"), NULL);
+	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c), *cc = h_connect_bench(c);
+	char *cpid = h_value(cc, "SELECT pg_backend_pid()");
+	h_exec_ok(b, "BEGIN");
+	char *bpid = h_value(b, "SELECT pg_backend_pid()");
+	char *cpid2 = h_value(cc, "SELECT pg_backend_pid()");
+	cr_expect_str_neq(cpid2, bpid, "C got B's busy server (C had %s)", cpid);
+	h_exec_ok(a, "BEGIN");
+	char *apid = h_value(a, "SELECT pg_backend_pid()");
+	cr_expect_str_neq(apid, bpid);
+	cr_assert(PQsendQuery(cc, "SELECT pg_backend_pid()"));
+	usleep(300000);
+	cr_expect_leq(h_pg_backends("bench", "bench"), 2);
+	PQconsumeInput(cc);
+	cr_expect(PQisBusy(cc), "C answered while both servers are in transactions");
+	h_exec_ok(b, "COMMIT");
+	PGresult *r = h_results(cc, "C", 5.0);
+	cr_expect_str_eq(PQgetvalue(r, 0, 0), bpid);
+	PQclear(r);
+	h_exec_ok(a, "COMMIT");
+	cr_expect_leq(h_pg_backends("bench", "bench"), 2);
+	PQfinish(a);
+	PQfinish(b);
+	PQfinish(cc);
+	h_corral_stop(c);
+}
