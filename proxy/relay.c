@@ -332,14 +332,9 @@ static bool error_is_fatal(const uint8_t *body, size_t len)
 
 static void take_parameter_status(struct client *c, const uint8_t *body, size_t len)
 {
-	struct pg_reader rd;
-	pg_reader_init(&rd, body, len);
-	const char *name = pg_read_string(&rd);
-	const char *value = pg_read_string(&rd);
-	if (rd.bad)
+	const char *name, *value;
+	if (!session_params_reported(c->server, body, len, &name, &value))
 		return;
-	(void)params_set(&c->server->params, name, value);
-	c->server->param_sig = 0;
 	/* The client changed it (SET): its next server must match. */
 	if (session_params_tracked(name)) {
 		(void)params_set(&c->params, name, value);

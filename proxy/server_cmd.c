@@ -8,6 +8,7 @@
 #include <event2/buffer.h>
 
 #include "proxy/pgproto.h"
+#include "proxy/session_params.h"
 
 /* A server that takes longer than this to answer corral's own queries is dropped. */
 #define CMD_TIMEOUT_SEC 10
@@ -53,14 +54,9 @@ static void take_error(struct server_cmd *cmd, const uint8_t *body, size_t len)
 
 static void take_param(struct server_cmd *cmd, const uint8_t *body, size_t len)
 {
-	struct pg_reader r;
-	pg_reader_init(&r, body, len);
-	const char *name = pg_read_string(&r);
-	const char *value = pg_read_string(&r);
-	if (r.bad)
+	const char *name, *value;
+	if (!session_params_reported(cmd->server, body, len, &name, &value))
 		return;
-	(void)params_set(&cmd->server->params, name, value);
-	cmd->server->param_sig = 0;
 	if (cmd->on_param)
 		cmd->on_param(cmd->arg, name, value);
 }

@@ -14,6 +14,10 @@
 #include "proxy/pgproto.h"
 #include "proxy/random.h"
 #include "proxy/server_reset.h"
+#include "proxy/session_params.h"
+
+/* A ParameterStatus is a name and a value of a setting: far below this. */
+#define PARAM_REPORT_MAX 8192
 
 /*
  * What the server is sent once the cancel has landed (then nothing the client sent
@@ -123,9 +127,16 @@ static void drain_read(struct bufferevent *bev, void *arg)
 		}
 		if (pr == PG_PARSE_INCOMPLETE)
 			return;
-		/* Only the marker's row and the ReadyForQuery after it matter. */
-		bool look = d->sent && len <= 4 + 128 &&
-			    (type == 'D' || (type == 'Z' && d->marker_seen));
+		/* The marker's row and the ReadyForQuery after it matter; and what the
+		 * client's last statements set (ParameterStatus): the next client's link
+		 * compares with it, or it would see the setting.  Too long to record: the
+		 * server's value is unknown, it is not reused. */
+		if (type == 'S' && len > 4 + PARAM_REPORT_MAX) {
+			give_up(d, "ParameterStatus too long to record while draining");
+			return;
+		}
+		bool look = type == 'S' || (d->sent && len <= 4 + 128 &&
+					    (type == 'D' || (type == 'Z' && d->marker_seen)));
 		if (!look) {
 			d->skip = len + 1;
 			continue;
@@ -133,6 +144,16 @@ static void drain_read(struct bufferevent *bev, void *arg)
 		if (have < (size_t)len + 1)
 			return;
 		uint8_t *msg = evbuffer_pullup(in, (ev_ssize_t)len + 1);
+		if (type == 'S') {
+			const char *name, *value;
+			if (!session_params_reported(d->server, msg + PG_HEADER_LEN, len - 4, &name,
+						     &value)) {
+				give_up(d, "malformed ParameterStatus while draining");
+				return;
+			}
+			evbuffer_drain(in, (size_t)len + 1);
+			continue;
+		}
 		if (type == 'D') {
 			if (is_marker_row(d, msg + PG_HEADER_LEN, len - 4))
 				d->marker_seen = true;

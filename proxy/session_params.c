@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 
 #include "common/siphash.h"
+#include "proxy/pgproto.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -474,4 +475,18 @@ void session_params_after_reset(struct server *s, const char *reset_query)
 		params_copy(&s->applied, &keep);
 		params_clear(&keep);
 	}
+}
+
+bool session_params_reported(struct server *s, const uint8_t *body, size_t len, const char **name,
+			     const char **value)
+{
+	struct pg_reader r;
+	pg_reader_init(&r, body, len);
+	*name = pg_read_string(&r);
+	*value = pg_read_string(&r);
+	if (r.bad)
+		return false;
+	(void)params_set(&s->params, *name, *value);
+	s->param_sig = 0;
+	return true;
 }

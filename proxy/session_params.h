@@ -89,6 +89,13 @@ void session_params_linked(struct server *s, const struct param_set *wanted, uin
 const char *session_params_reset_class(const char *reset_query);
 /* Whether a server_reset_query drops the session's sequence values (DISCARD ALL). */
 bool session_params_reset_discards_sequences(const char *reset_query);
+/*
+ * A ParameterStatus from s (body of len bytes): the server's value is recorded
+ * (s->params, what the next link compares with) and its signature dropped.  *name and
+ * *value point into body; false if the message is malformed.
+ */
+bool session_params_reported(struct server *s, const uint8_t *body, size_t len, const char **name,
+			     const char **value);
 /* s ran reset_query (NULL: only ROLLBACK, which undoes no session setting): forgets
  * what it reset, all of it for DISCARD ALL, all but role and session_authorization
  * for RESET ALL. */
