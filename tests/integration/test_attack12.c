@@ -12,7 +12,9 @@
 #include "tests/integration/harness.h"
 #include "tests/integration/prepared_helpers.h"
 
-/* Tests of holes found here, not fixed yet: built skipped unless -DCORRAL_KNOWN_DEFECTS. */
+/* Tests of holes found here, not fixed yet (currval after BEGIN, or through a name the
+ * text does not spell; README "Sequence values"): built skipped unless
+ * -DCORRAL_KNOWN_DEFECTS. */
 #ifdef CORRAL_KNOWN_DEFECTS
 #define KNOWN_DEFECT false
 #else
@@ -99,17 +101,23 @@ static void reset_shapes(const char *settings)
 			    h_conninfo(c, "bench", "bench", "secret"));
 	PGconn *a = h_connect(c, ci);
 	h_expect_show(a, "application_name", "a'b\\c");
-	const char *shapes[] = {"RESET application_name", "RESET application_name;",
-				"RESET application_name;;", "RESET application_name -- x",
-				"RESET application_name /* x */", "SET application_name TO DEFAULT",
-				"RESET ALL", "reset all ;", NULL};
+	const char *shapes[] = {"RESET application_name",
+				"RESET application_name;",
+				"RESET application_name;;",
+				"RESET application_name -- x",
+				"RESET application_name /* x */",
+				"SET application_name TO DEFAULT",
+				"RESET ALL",
+				"reset all ;",
+				NULL};
 	for (int i = 0; shapes[i]; i++) {
 		h_exec_ok(a, "SET application_name = 'zz'");
 		PGresult *r = h_exec(a, shapes[i]);
 		cr_expect_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s: %s", shapes[i],
 			     PQresultErrorMessage(r));
-		cr_expect_str_eq(PQcmdStatus(r), strncasecmp(shapes[i], "SET", 3) == 0 ? "SET" : "RESET",
-				 "%s", shapes[i]);
+		cr_expect_str_eq(PQcmdStatus(r),
+				 strncasecmp(shapes[i], "SET", 3) == 0 ? "SET" : "RESET", "%s",
+				 shapes[i]);
 		PQclear(r);
 		h_expect_show(a, "application_name", "a'b\\c");
 	}
@@ -133,17 +141,25 @@ static void reset_shapes(const char *settings)
 	h_corral_stop(c);
 }
 
-Test(attack12, reset_shapes_tx) { reset_shapes(TX); }
-Test(attack12, reset_shapes_session) { reset_shapes(SESS); }
+Test(attack12, reset_shapes_tx)
+{
+	reset_shapes(TX);
+}
+Test(attack12, reset_shapes_session)
+{
+	reset_shapes(SESS);
+}
 
 /* Client A sends RESET and leaves at once; B on the same server sees no A value. */
-Test(attack12, reset_then_disconnect, .disabled = KNOWN_DEFECT)
+Test(attack12, reset_then_disconnect)
 {
 	struct h_corral *c = h_corral_start(TX "auth_type = trust\n", ONE, NULL);
 	for (int i = 0; i < 20; i++) {
 		int fd = h_raw_login(c->port, NULL);
 		const struct raw_msg m[] = {RAW('Q', "SET application_name='leak'\0"),
-					    RAW('Q', "RESET application_name\0"), RAW('X', ""), {0}};
+					    RAW('Q', "RESET application_name\0"),
+					    RAW('X', ""),
+					    {0}};
 		raw_send(fd, m);
 		close(fd);
 	}
@@ -179,7 +195,10 @@ static void pipelined(const char *settings, const char *reset, const char *want)
 	for (int i = 0; qs[i]; i++) {
 		size_t l = strlen(qs[i]) + 1;
 		q[n++] = 'Q';
-		q[n++] = 0; q[n++] = 0; q[n++] = (unsigned char)((l + 4) >> 8); q[n++] = (unsigned char)(l + 4);
+		q[n++] = 0;
+		q[n++] = 0;
+		q[n++] = (unsigned char)((l + 4) >> 8);
+		q[n++] = (unsigned char)(l + 4);
 		memcpy(q + n, qs[i], l);
 		n += l;
 	}
@@ -197,9 +216,18 @@ static void pipelined(const char *settings, const char *reset, const char *want)
 
 #define TXT TX "auth_type = trust\n"
 #define SST SESS "auth_type = trust\n"
-Test(attack12, reset_pipelined_tx) { pipelined(TXT, "RESET application_name", "TDCZCSZTDCZTDCZ"); }
-Test(attack12, reset_pipelined_all_tx) { pipelined(TXT, "RESET ALL", "TDCZCSZTDCZTDCZ"); }
-Test(attack12, reset_pipelined_session) { pipelined(SST, "RESET application_name", "TDCZCSZTDCZTDCZ"); }
+Test(attack12, reset_pipelined_tx)
+{
+	pipelined(TXT, "RESET application_name", "TDCZCSZTDCZTDCZ");
+}
+Test(attack12, reset_pipelined_all_tx)
+{
+	pipelined(TXT, "RESET ALL", "TDCZCSZTDCZTDCZ");
+}
+Test(attack12, reset_pipelined_session)
+{
+	pipelined(SST, "RESET application_name", "TDCZCSZTDCZTDCZ");
+}
 
 /* A has application_name origA at startup, SETs it, RESETs (rewritten) and leaves at once. */
 static void reset_leave(const char *settings)
@@ -208,7 +236,9 @@ static void reset_leave(const char *settings)
 	for (int i = 0; i < 20; i++) {
 		int fd = login_app(c->port, "origA");
 		const struct raw_msg m[] = {RAW('Q', "SET application_name='leak'\0"),
-					    RAW('Q', "RESET application_name\0"), RAW('X', ""), {0}};
+					    RAW('Q', "RESET application_name\0"),
+					    RAW('X', ""),
+					    {0}};
 		raw_send(fd, m);
 		close(fd);
 	}
@@ -218,8 +248,14 @@ static void reset_leave(const char *settings)
 	PQfinish(b);
 	h_corral_stop(c);
 }
-Test(attack12, reset_leave_tx) { reset_leave(TXT); }
-Test(attack12, reset_leave_session) { reset_leave(SST); }
+Test(attack12, reset_leave_tx)
+{
+	reset_leave(TXT);
+}
+Test(attack12, reset_leave_session)
+{
+	reset_leave(SST);
+}
 
 Test(attack12, options_backslash_direct_pg)
 {
@@ -235,7 +271,9 @@ Test(attack12, options_backslash_direct_pg)
 }
 
 /* A sends SET and Terminate in one write and closes at once; B, next on the one
- * server, must see its own (default) values.  PostgreSQL: a new session, defaults. */
+ * server, must see its own (default) values.  PostgreSQL: a new session, defaults.
+ * (Found here: the ParameterStatus of A's SET came while corral drained the server after
+ * A left, and was skipped, so B's link did not reset the reported setting.) */
 static void set_then_leave(const char *settings, const char *set, const char *name,
 			   const char *want)
 {
@@ -251,7 +289,10 @@ static void set_then_leave(const char *settings, const char *set, const char *na
 		unsigned char q[300];
 		size_t l = strlen(set) + 1, n = 0;
 		q[n++] = 'Q';
-		q[n++] = 0; q[n++] = 0; q[n++] = (unsigned char)((l + 4) >> 8); q[n++] = (unsigned char)(l + 4);
+		q[n++] = 0;
+		q[n++] = 0;
+		q[n++] = (unsigned char)((l + 4) >> 8);
+		q[n++] = (unsigned char)(l + 4);
 		memcpy(q + n, set, l);
 		n += l;
 		memcpy(q + n, "X\0\0\0\4", 5);
@@ -279,7 +320,7 @@ Test(attack12, set_x_leak_statement_timeout_session)
 {
 	set_then_leave(SST, "SET statement_timeout = '4321'", "statement_timeout", "0");
 }
-Test(attack12, set_x_leak_app_name_tx, .disabled = KNOWN_DEFECT)
+Test(attack12, set_x_leak_app_name_tx)
 {
 	set_then_leave(TXT, "SET application_name = 'leak'", "application_name", "");
 }
@@ -287,17 +328,17 @@ Test(attack12, set_x_leak_app_name_session)
 {
 	set_then_leave(SST, "SET application_name = 'leak'", "application_name", "");
 }
-Test(attack12, set_x_leak_timezone_tx, .disabled = KNOWN_DEFECT)
+Test(attack12, set_x_leak_timezone_tx)
 {
 	char *tz = h_direct_value("SHOW timezone");
 	set_then_leave(TXT, "SET timezone = 'Asia/Kathmandu'", "timezone", tz);
 }
-Test(attack12, set_x_leak_datestyle_tx, .disabled = KNOWN_DEFECT)
+Test(attack12, set_x_leak_datestyle_tx)
 {
 	char *ds = h_direct_value("SHOW datestyle");
 	set_then_leave(TXT, "SET datestyle = 'SQL, DMY'", "datestyle", ds);
 }
-Test(attack12, set_x_leak_intervalstyle_tx, .disabled = KNOWN_DEFECT)
+Test(attack12, set_x_leak_intervalstyle_tx)
 {
 	set_then_leave(TXT, "SET intervalstyle = 'iso_8601'", "intervalstyle", "postgres");
 }
