@@ -253,22 +253,44 @@ int h_fn_sampler_stop(struct h_fn_sampler *s, int *samples)
 
 /* ---------------------------------------------------------------- corral-fn */
 
+static bool fn_spawn(struct h_fn *f, const char *bin, const char *url, const char *s_config);
+
 struct h_fn *h_fn_start(const struct h_corral *db, const char *config)
 {
 	/* Not freed: h_fini may still need pid and running (h_track_daemon). */
 	struct h_fn *f = calloc(1, sizeof *f);
 	char *bin = h_fn_bin("corral-fn"), *url = db ? h_fn_database_url(db) : NULL;
-	char *s_config, *ini;
+	char *s_config;
 	int idx = n_fns++;
 
 	h_need_program(bin, "bin/corral-fn");
 	snprintf(f->ini, sizeof f->ini, "%s/corral-fn%d.ini", H.dir, idx);
 	snprintf(f->log, sizeof f->log, "%s/corral-fn%d.log", H.dir, idx);
 	snprintf(f->reports, sizeof f->reports, "%s/corral-fn%d.reports", H.dir, idx);
-	f->port = h_free_port();
-
 	s_config = h_subst(config ? config : "");
-	ini = h_printf("; written by tests/integration/harness_fn.c\n"
+	/* h_free_port's port may be taken by another test's process before corral-fn binds
+	 * it: then another port, a few times. */
+	for (int attempt = 0;; attempt++) {
+		f->port = h_free_port();
+		if (fn_spawn(f, bin, url, s_config) || attempt == 4)
+			break;
+	}
+	free(s_config);
+	free(url);
+	free(bin);
+	h_wait_port("corral-fn", f->pid, &f->running, f->port, f->log);
+	/* The port accepts from listen() on; the log line comes once everything started. */
+	if (!h_fn_wait_log(f, "event=listening", 10))
+		cr_assert_fail("corral-fn did not log event=listening within 10 s; %s:\n%s", f->log,
+			       h_fn_log_tail(f));
+	return f;
+}
+
+/* Writes f's ini for f->port and starts corral-fn; false when it exited at once because
+ * the port was taken (the caller tries another). */
+static bool fn_spawn(struct h_fn *f, const char *bin, const char *url, const char *s_config)
+{
+	char *ini = h_printf("; written by tests/integration/harness_fn.c\n"
 		       "[runner]\n"
 		       "listen_addr = 127.0.0.1\n"
 		       "listen_port = %d\n"
@@ -279,20 +301,19 @@ struct h_fn *h_fn_start(const struct h_corral *db, const char *config)
 		       s_config);
 	h_write_file(f->ini, ini);
 	free(ini);
-	free(s_config);
-	free(url);
-
 	f->pid = h_spawn(&(struct h_spawn){.argv = (const char *const[]){bin, "-c", f->ini, NULL},
 					   .out = f->reports, .err = f->log});
 	f->running = true;
 	h_track_daemon(&f->pid, &f->running);
-	free(bin);
-	h_wait_port("corral-fn", f->pid, &f->running, f->port, f->log);
-	/* The port accepts from listen() on; the log line comes once everything started. */
-	if (!h_fn_wait_log(f, "event=listening", 10))
-		cr_assert_fail("corral-fn did not log event=listening within 10 s; %s:\n%s", f->log,
-			       h_fn_log_tail(f));
-	return f;
+	/* Either it listens (event=listening) or it has exited. */
+	for (double end = h_now() + 10; h_now() < end;) {
+		int status;
+		if (!h_reap(f->pid, &f->running, &status))
+			return !strstr(h_log_tail(f->log), "Address already in use");
+		if (h_fn_wait_log(f, "event=listening", 0.05))
+			return true;
+	}
+	return true; /* h_wait_port says what is wrong */
 }
 
 #define MAX_ENVS 4096
