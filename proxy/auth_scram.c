@@ -536,13 +536,14 @@ static bool check_gs2_flag(struct scram_exchange *ex, const char **p)
 		if (!ex->cbind_in_use)
 			return refuse(ex, "08P01", "malformed SCRAM message",
 				      "binding_data_without_plus");
-		if (s[1] != '=')
+		const char *end = s[1] == '=' ? strchr(s + 2, ',') : NULL;
+		if (!end)
 			return malformed("client-first", "bad_gs2_header");
-		if (strncmp(s + 2, CBIND_TYPE, strlen(CBIND_TYPE)) != 0 ||
-		    s[2 + strlen(CBIND_TYPE)] != ',')
+		if ((size_t)(end - s - 2) != strlen(CBIND_TYPE) ||
+		    memcmp(s + 2, CBIND_TYPE, strlen(CBIND_TYPE)) != 0)
 			return refuse(ex, "08P01", "unsupported SCRAM channel-binding type",
 				      "binding_type");
-		*p = s + 2 + strlen(CBIND_TYPE);
+		*p = end;
 		return true;
 	default:
 		return malformed("client-first", "bad_gs2_flag");
