@@ -277,15 +277,19 @@ static size_t sasl_initial(unsigned char *out, const char *mech, const char *dat
 	return 1 + len;
 }
 
-/* A TLS session (SSLRequest, as libpq 15) up to AuthenticationSASL, whose mechanism
- * list must be PLUS then SCRAM-SHA-256. */
-static void tls_to_sasl(const struct h_corral *c, struct tls_raw *t)
+/* A TLS session (direct, or after an SSLRequest as libpq 15) up to AuthenticationSASL,
+ * whose mechanism list must be PLUS then SCRAM-SHA-256. */
+static void tls_to_sasl(const struct h_corral *c, struct tls_raw *t, bool direct)
 {
 	unsigned char buf[4096];
 	size_t len = 0, body_len;
 	bool closed;
 	const char *kv[] = {"user", "bench", "database", "bench", NULL};
-	cr_assert(tls_raw_connect(t, c->port, true, NULL, 0));
+	if (direct)
+		cr_assert(tls_raw_connect(t, c->port, false, TLS_RAW_ALPN_PG,
+					  sizeof(TLS_RAW_ALPN_PG) - 1));
+	else
+		cr_assert(tls_raw_connect(t, c->port, true, NULL, 0));
 	size_t n = h_startup_packet(buf, sizeof(buf), H_PROTOCOL_3_0, kv);
 	cr_assert(tls_raw_send(t, buf, n));
 	cr_assert(tls_raw_read_until(t, buf, sizeof(buf), &len, 'R', &closed));
@@ -296,14 +300,14 @@ static void tls_to_sasl(const struct h_corral *c, struct tls_raw *t)
 }
 
 /* Sends a SASLInitialResponse in a fresh TLS session; expects PostgreSQL's refusal. */
-static void refused_first(const struct h_corral *c, const char *mech, const char *data,
+static void refused_first(const struct h_corral *c, bool direct, const char *mech, const char *data,
 			  const char *want_state, const char *want_msg)
 {
 	struct tls_raw t;
 	unsigned char buf[4096];
 	size_t len = 0;
 	bool closed;
-	tls_to_sasl(c, &t);
+	tls_to_sasl(c, &t, direct);
 	size_t n = sasl_initial(buf, mech, data);
 	cr_assert(tls_raw_send(&t, buf, n));
 	cr_expect(tls_raw_read_until(&t, buf, sizeof(buf), &len, 'E', &closed));
@@ -315,13 +319,15 @@ Test(client_tls_direct, scram_binding_refusals_on_the_wire, .timeout = 60)
 {
 	struct h_corral *c = start("prefer", NULL);
 	/* The client can bind and thinks we cannot: PLUS was taken out of the list. */
-	refused_first(c, "SCRAM-SHA-256", "y,,n=,r=abcdefgh", "08P01",
+	refused_first(c, false, "SCRAM-SHA-256", "y,,n=,r=abcdefgh", "08P01",
 		      "SCRAM channel binding negotiation error");
-	refused_first(c, "SCRAM-SHA-256-PLUS", "n,,n=,r=abcdefgh", "08P01",
+	refused_first(c, true, "SCRAM-SHA-256", "y,,n=,r=abcdefgh", "08P01",
+		      "SCRAM channel binding negotiation error");
+	refused_first(c, false, "SCRAM-SHA-256-PLUS", "n,,n=,r=abcdefgh", "08P01",
 		      "malformed SCRAM message");
-	refused_first(c, "SCRAM-SHA-256", "p=tls-server-end-point,,n=,r=abcdefgh", "08P01",
+	refused_first(c, false, "SCRAM-SHA-256", "p=tls-server-end-point,,n=,r=abcdefgh", "08P01",
 		      "malformed SCRAM message");
-	refused_first(c, "SCRAM-SHA-256-PLUS", "p=tls-unique,,n=,r=abcdefgh", "08P01",
+	refused_first(c, false, "SCRAM-SHA-256-PLUS", "p=tls-unique,,n=,r=abcdefgh", "08P01",
 		      "unsupported SCRAM channel-binding type");
 
 	/* PLUS with binding data of another certificate: 28000. */
@@ -329,7 +335,7 @@ Test(client_tls_direct, scram_binding_refusals_on_the_wire, .timeout = 60)
 	unsigned char buf[4096];
 	size_t len = 0, body_len;
 	bool closed;
-	tls_to_sasl(c, &t);
+	tls_to_sasl(c, &t, true); /* direct TLS: a TLS session like any other */
 	size_t n = sasl_initial(buf, "SCRAM-SHA-256-PLUS", "p=tls-server-end-point,,n=,r=abcdefgh");
 	cr_assert(tls_raw_send(&t, buf, n));
 	cr_assert(tls_raw_read_until(&t, buf, sizeof(buf), &len, 'R', &closed));
