@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 bool pool_registry_init(struct pool_registry *reg, int n_workers)
 {
 	reg->head = NULL;
@@ -41,6 +43,7 @@ void pool_registry_free(struct pool_registry *reg)
 		free(ps->db_name);
 		params_clear(&ps->params);
 		params_clear(&ps->spellings);
+		OPENSSL_cleanse(&ps->scram_keys, sizeof(ps->scram_keys));
 		pthread_mutex_destroy(&ps->params_lock);
 		free(ps->slots);
 		free(ps);
@@ -258,6 +261,24 @@ void pool_shared_get_error(struct pool_shared *ps, char *out, size_t outlen)
 	pthread_mutex_lock(&ps->params_lock);
 	snprintf(out, outlen, "%s", ps->last_error[0] ? ps->last_error : "server login failed");
 	pthread_mutex_unlock(&ps->params_lock);
+}
+
+void pool_shared_set_scram_keys(struct pool_shared *ps, const struct scram_keys *keys)
+{
+	pthread_mutex_lock(&ps->params_lock);
+	ps->scram_keys = *keys;
+	ps->have_scram_keys = true;
+	pthread_mutex_unlock(&ps->params_lock);
+}
+
+bool pool_shared_get_scram_keys(struct pool_shared *ps, struct scram_keys *out)
+{
+	pthread_mutex_lock(&ps->params_lock);
+	bool have = ps->have_scram_keys;
+	if (have)
+		*out = ps->scram_keys;
+	pthread_mutex_unlock(&ps->params_lock);
+	return have;
 }
 
 /* Increments n if it stays within limit (0: no limit, it is only counted). */

@@ -41,6 +41,10 @@ struct scram_exchange {
 	char *server_first;
 	char *nonce;     /* client nonce + server nonce */
 	char cbind_flag; /* gs2 flag of client-first, 'n' or 'y': fixes final's c= */
+	/* The client's ClientKey, recovered from a proof that was right (SCRAM pass-through,
+	 * pool/scram_client.h); cleansed by scram_exchange_free. */
+	bool have_client_key;
+	uint8_t client_key[SCRAM_KEY_LEN];
 };
 
 /*
@@ -71,5 +75,9 @@ enum scram_result { SCRAM_MALFORMED, SCRAM_WRONG_PROOF, SCRAM_OK };
  */
 enum scram_result scram_handle_client_final(struct scram_exchange *ex, const char *msg, size_t len,
 					    char **server_final) WARN_UNUSED;
+
+/* After SCRAM_OK: the client's ClientKey in out (the caller cleanses it); false before. */
+bool scram_exchange_client_key(const struct scram_exchange *ex,
+			       uint8_t out[SCRAM_KEY_LEN]) WARN_UNUSED;
 
 #endif

@@ -863,6 +863,8 @@ void client_authenticated(struct client *c)
 	}
 	c->pool = pool_get(&c->worker->pools, db, c->user, password);
 	drop_auth_snapshot(c);
+	if (c->pool && c->pool->scram_passthrough && c->scram_keys)
+		pool_shared_set_scram_keys(c->pool->shared, c->scram_keys);
 	struct app_gate *gate = c->pool ? app_gate_get(&c->worker->pools, c->application_name) : NULL;
 	if (!c->pool || !gate) {
 		client_fail(c, "53200", "out of memory");

@@ -221,16 +221,38 @@ static void handle_scram_first(struct client *c, struct pg_reader *r)
 	free(server_first);
 }
 
+/* The keys of a SCRAM exchange that worked, for SCRAM pass-through. */
+static bool scram_keys_of(const struct scram_exchange *ex, struct scram_keys *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (ex->secret.salt_len > sizeof(out->salt) ||
+	    !scram_exchange_client_key(ex, out->client_key))
+		return false;
+	out->iterations = ex->secret.iterations;
+	memcpy(out->salt, ex->secret.salt, ex->secret.salt_len);
+	out->salt_len = ex->secret.salt_len;
+	memcpy(out->stored_key, ex->secret.stored_key, sizeof(out->stored_key));
+	memcpy(out->server_key, ex->secret.server_key, sizeof(out->server_key));
+	return true;
+}
+
 static void handle_scram_final(struct client *c, struct pg_reader *r)
 {
 	size_t len = (size_t)(r->end - r->p);
 	char *server_final = NULL;
+	struct scram_keys keys;
 	switch (scram_handle_client_final(&c->scram, (const char *)r->p, len, &server_final)) {
 	case SCRAM_OK:
 		pgproto_put_auth(bufferevent_get_output(c->bev), PG_AUTH_SASL_FINAL, server_final,
 				 strlen(server_final));
 		free(server_final);
-		auth_ok(c);
+		/* The proof gave away the ClientKey: with the verifier's salt, iterations and
+		 * keys it logs in to PostgreSQL if that stores the same verifier. */
+		if (scram_keys_of(&c->scram, &keys))
+			c->scram_keys = &keys;
+		auth_ok(c); /* c is freed by the reaper, never inside this call */
+		c->scram_keys = NULL;
+		OPENSSL_cleanse(&keys, sizeof(keys));
 		return;
 	case SCRAM_WRONG_PROOF:
 		auth_failed(c);

@@ -1,0 +1,969 @@
+/*
+ * The login state machine of SCRAM pass-through: one event on the socket, re-armed
+ * for reading or writing as the step needs, everything buffered in two evbuffers so
+ * partial reads and writes (plain or TLS) never block the loop.  Every failure ends
+ * in pool_login_done with a message shaped like libpq's ("connection to server at
+ * ... failed: FATAL:  ...") and the server's SQLSTATE, so the pool treats a refusal
+ * exactly as it treats one libpq reported.
+ */
+#include "pool/server_login_raw.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "common/log.h"
+#include "pool/pool.h"
+#include "pool/server.h"
+
+/* A login message bigger than this is not PostgreSQL talking. */
+#define MAX_LOGIN_MESSAGE 65536
+#define PG_PROTOCOL_3 196608
+#define SSL_REQUEST_CODE 80877103
+#define CANCEL_REQUEST_CODE 80877102
+#define AUTH_OK 0
+#define AUTH_MD5 5
+#define AUTH_SASL 10
+#define AUTH_SASL_CONTINUE 11
+#define AUTH_SASL_FINAL 12
+
+enum sslmode { SSL_DISABLE, SSL_ALLOW, SSL_PREFER, SSL_REQUIRE, SSL_VERIFY_CA, SSL_VERIFY_FULL };
+
+enum raw_step {
+	RAW_CONNECTING, /* connect() under way */
+	RAW_SSL_ANSWER, /* SSLRequest sent, waiting for 'S' or 'N' */
+	RAW_HANDSHAKE,  /* SSL_connect under way */
+	RAW_MESSAGES,   /* StartupMessage sent: authentication, parameters, ReadyForQuery */
+};
+
+struct server_raw {
+	struct server *s;
+	int fd;
+	SSL *ssl;
+	struct event *ev;
+	enum raw_step step;
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	uint32_t cancel_pid, cancel_key;
+	bool have_cancel_key;
+
+	/* Login only (freed or cleansed when it ends). */
+	struct evbuffer *in, *out;
+	struct evbuffer *startup; /* the StartupMessage, until it is sent */
+	enum sslmode sslmode;
+	char *host;  /* as the line says it (for messages, SNI, verify-full) */
+	char *where; /* 'server at "h", port p' or 'server on socket "..."' */
+	char *rootcert, *cert, *key, *min_proto, *max_proto;
+	struct scram_keys keys;
+	struct scram_client sc;
+	bool sasl_started, sasl_verified;
+};
+
+/* ---- the database line's keywords ---- */
+
+struct login_opts {
+	const char *host, *hostaddr, *port, *dbname, *user, *sslmode, *rootcert, *cert, *key;
+	const char *min_proto, *max_proto, *app, *fallback_app, *options, *client_encoding;
+	const char *keepalives, *ka_idle, *ka_interval, *ka_count;
+};
+
+/* Keywords that change nothing here (or that libpq only reads for other methods). */
+static const char *const ignored_keys[] = {
+	"connect_timeout", /* server_connect_timeout bounds every login */
+	"passfile",         "password",   "sslcompression", "sslsni",
+	"tcp_user_timeout", "krbsrvname", "gsslib",
+};
+
+static bool read_opts(const char *const *keys, const char *const *vals, struct login_opts *o,
+		      char *err, size_t errlen)
+{
+	const struct {
+		const char *name;
+		const char **to;
+	} known[] = {
+		{"host", &o->host},
+		{"hostaddr", &o->hostaddr},
+		{"port", &o->port},
+		{"dbname", &o->dbname},
+		{"user", &o->user},
+		{"sslmode", &o->sslmode},
+		{"sslrootcert", &o->rootcert},
+		{"sslcert", &o->cert},
+		{"sslkey", &o->key},
+		{"ssl_min_protocol_version", &o->min_proto},
+		{"ssl_max_protocol_version", &o->max_proto},
+		{"application_name", &o->app},
+		{"fallback_application_name", &o->fallback_app},
+		{"options", &o->options},
+		{"client_encoding", &o->client_encoding},
+		{"keepalives", &o->keepalives},
+		{"keepalives_idle", &o->ka_idle},
+		{"keepalives_interval", &o->ka_interval},
+		{"keepalives_count", &o->ka_count},
+	};
+	memset(o, 0, sizeof(*o));
+	for (size_t i = 0; keys[i]; i++) {
+		bool done = false;
+		for (size_t j = 0; !done && j < ARRAY_SIZE(known); j++)
+			if (strcmp(keys[i], known[j].name) == 0) {
+				*known[j].to = vals[i];
+				done = true;
+			}
+		for (size_t j = 0; !done && j < ARRAY_SIZE(ignored_keys); j++)
+			done = strcmp(keys[i], ignored_keys[j]) == 0;
+		/* Off-values of features corral's login lacks are fine too. */
+		if (!done &&
+		    ((strcmp(keys[i], "gssencmode") == 0 && strcmp(vals[i], "require") != 0) ||
+		     (strcmp(keys[i], "channel_binding") == 0 && strcmp(vals[i], "require") != 0) ||
+		     (strcmp(keys[i], "target_session_attrs") == 0 && strcmp(vals[i], "any") == 0)))
+			done = true;
+		if (!done) {
+			snprintf(
+				err, errlen,
+				"SCRAM pass-through cannot honour %s=%s on the database line (give the "
+				"line a password instead)",
+				keys[i], vals[i]);
+			return false;
+		}
+	}
+	if ((o->host && strchr(o->host, ',')) || (o->hostaddr && strchr(o->hostaddr, ',')) ||
+	    (o->port && strchr(o->port, ','))) {
+		snprintf(err, errlen,
+			 "SCRAM pass-through logs in to one host only (the database "
+			 "line lists several)");
+		return false;
+	}
+	return true;
+}
+
+static bool parse_sslmode(const char *v, enum sslmode *out)
+{
+	static const char *const names[] = {"disable", "allow",     "prefer",
+					    "require", "verify-ca", "verify-full"};
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (strcmp(v, names[i]) == 0) {
+			*out = (enum sslmode)i;
+			return true;
+		}
+	return false;
+}
+
+/* ---- ending ---- */
+
+static void raw_login_end(struct server_raw *raw)
+{
+	if (raw->ev) {
+		event_free(raw->ev);
+		raw->ev = NULL;
+	}
+	if (raw->in)
+		evbuffer_free(raw->in);
+	if (raw->out)
+		evbuffer_free(raw->out);
+	if (raw->startup)
+		evbuffer_free(raw->startup);
+	raw->in = raw->out = raw->startup = NULL;
+	scram_client_free(&raw->sc);
+	OPENSSL_cleanse(&raw->keys, sizeof(raw->keys));
+	free(raw->host);
+	free(raw->where);
+	free(raw->rootcert);
+	free(raw->cert);
+	free(raw->key);
+	free(raw->min_proto);
+	free(raw->max_proto);
+	raw->host = raw->where = raw->rootcert = raw->cert = raw->key = NULL;
+	raw->min_proto = raw->max_proto = NULL;
+}
+
+static void fail(struct server_raw *raw, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void fail(struct server_raw *raw, const char *sqlstate, const char *fmt, ...)
+{
+	char why[700], msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	snprintf(msg, sizeof(msg), "connection to %s failed: %s",
+		 raw->where ? raw->where : "server", why);
+	raw_login_end(raw);
+	pool_login_done(raw->s, false, msg, sqlstate);
+}
+
+static void fail_tls(struct server_raw *raw, const char *what)
+{
+	char e[256] = "";
+	unsigned long code = ERR_get_error();
+	if (code)
+		ERR_error_string_n(code, e, sizeof(e));
+	ERR_clear_error();
+	long v = raw->ssl ? SSL_get_verify_result(raw->ssl) : X509_V_OK;
+	if (v != X509_V_OK)
+		fail(raw, NULL, "%s: certificate verify failed: %s", what,
+		     X509_verify_cert_error_string(v));
+	else
+		fail(raw, NULL, "%s%s%s", what, *e ? ": " : "", e);
+}
+
+/* ---- I/O ---- */
+
+static void raw_event(evutil_socket_t fd, short what, void *arg);
+
+static bool arm(struct server_raw *raw, short what)
+{
+	event_del(raw->ev);
+	event_assign(raw->ev, raw->s->pool->env->base, raw->fd, what, raw_event, raw);
+	return event_add(raw->ev, NULL) == 0;
+}
+
+/* Wait for what an SSL call wants (or what a plain socket needs). */
+static short ssl_want(struct server_raw *raw, int ret)
+{
+	int e = SSL_get_error(raw->ssl, ret);
+	if (e == SSL_ERROR_WANT_READ)
+		return EV_READ;
+	if (e == SSL_ERROR_WANT_WRITE)
+		return EV_WRITE;
+	return 0;
+}
+
+/* Writes what raw->out holds: 1 all written, 0 must wait for *wait, -1 error. */
+static int flush_out(struct server_raw *raw, short *wait)
+{
+	while (evbuffer_get_length(raw->out) > 0) {
+		size_t n = evbuffer_get_length(raw->out);
+		if (n > 16384)
+			n = 16384;
+		const unsigned char *p = evbuffer_pullup(raw->out, (ssize_t)n);
+		if (!p)
+			return -1;
+		ssize_t w;
+		if (raw->ssl) {
+			ERR_clear_error();
+			int r = SSL_write(raw->ssl, p, (int)n);
+			if (r <= 0) {
+				*wait = ssl_want(raw, r);
+				return *wait ? 0 : -1;
+			}
+			w = r;
+		} else {
+			w = send(raw->fd, p, n, MSG_NOSIGNAL);
+			if (w < 0) {
+				if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+					*wait = EV_WRITE;
+					return 0;
+				}
+				return -1;
+			}
+		}
+		evbuffer_drain(raw->out, (size_t)w);
+	}
+	return 1;
+}
+
+/* Reads what is there into raw->in: 1 read something or nothing to read yet (*wait
+ * says for what), 0 the server closed, -1 error. */
+static int fill_in(struct server_raw *raw, short *wait)
+{
+	for (;;) {
+		char buf[16384];
+		ssize_t r;
+		if (raw->ssl) {
+			ERR_clear_error();
+			int n = SSL_read(raw->ssl, buf, sizeof(buf));
+			if (n <= 0) {
+				int e = SSL_get_error(raw->ssl, n);
+				if (e == SSL_ERROR_ZERO_RETURN)
+					return 0;
+				*wait = ssl_want(raw, n);
+				return *wait ? 1 : -1;
+			}
+			r = n;
+		} else {
+			r = recv(raw->fd, buf, sizeof(buf), 0);
+			if (r == 0)
+				return 0;
+			if (r < 0) {
+				if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+					*wait = EV_READ;
+					return 1;
+				}
+				return -1;
+			}
+		}
+		if (evbuffer_add(raw->in, buf, (size_t)r) != 0)
+			return -1;
+	}
+}
+
+/* ---- messages to the server ---- */
+
+static void put_int32(struct evbuffer *b, uint32_t v)
+{
+	uint32_t n = htonl(v);
+	evbuffer_add(b, &n, 4);
+}
+
+static void put_str(struct evbuffer *b, const char *s)
+{
+	evbuffer_add(b, s, strlen(s) + 1);
+}
+
+static bool put_startup(struct evbuffer *to, const struct login_opts *o)
+{
+	struct evbuffer *body = evbuffer_new();
+	if (!body)
+		return false;
+	put_int32(body, PG_PROTOCOL_3);
+	const char *app = o->app ? o->app : o->fallback_app;
+	const char *pairs[][2] = {
+		{"user", o->user},
+		{"database", o->dbname ? o->dbname : o->user},
+		{"application_name", app},
+		{"options", o->options},
+		{"client_encoding", o->client_encoding},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(pairs); i++)
+		if (pairs[i][1]) {
+			put_str(body, pairs[i][0]);
+			put_str(body, pairs[i][1]);
+		}
+	evbuffer_add(body, "", 1);
+	put_int32(to, (uint32_t)evbuffer_get_length(body) + 4);
+	evbuffer_add_buffer(to, body);
+	evbuffer_free(body);
+	return true;
+}
+
+/* A 'p' message: SASLInitialResponse (mech != NULL) or SASLResponse. */
+static void put_sasl(struct server_raw *raw, const char *mech, const char *data)
+{
+	size_t len = strlen(data);
+	size_t body = (mech ? strlen(mech) + 1 + 4 : 0) + len;
+	evbuffer_add(raw->out, "p", 1);
+	put_int32(raw->out, (uint32_t)(body + 4));
+	if (mech) {
+		put_str(raw->out, mech);
+		put_int32(raw->out, (uint32_t)len);
+	}
+	evbuffer_add(raw->out, data, len);
+}
+
+/* ---- messages from the server ---- */
+
+static uint32_t get_int32(const unsigned char *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return ntohl(v);
+}
+
+/* An ErrorResponse: fields S (localized severity), C, M, D. */
+static void handle_error(struct server_raw *raw, const unsigned char *p, size_t len)
+{
+	const char *sev = "FATAL", *code = NULL, *msg = "(no message)", *detail = NULL;
+	const char *end = (const char *)p + len;
+	const char *f = (const char *)p;
+	while (f < end && *f) {
+		const char *v = f + 1;
+		const char *z = memchr(v, '\0', (size_t)(end - v));
+		if (!z)
+			break;
+		if (*f == 'S')
+			sev = v;
+		else if (*f == 'C' && strlen(v) == 5)
+			code = v;
+		else if (*f == 'M')
+			msg = v;
+		else if (*f == 'D')
+			detail = v;
+		f = z + 1;
+	}
+	bool differs = raw->sc.verifier_differs;
+	if (code && strcmp(code, "28P01") == 0)
+		/* Not the client's fault: corral's verifier is not the server's. */
+		log_warn("event=scram_passthrough_refused server=%llu db=%s user=%s verifier=%s "
+			 "hint=\"the auth_file verifier must be the one in pg_authid (same salt, "
+			 "iterations and keys)\"",
+			 (unsigned long long)raw->s->id, raw->s->pool->db_name, raw->s->pool->user,
+			 differs ? "other_salt_or_iterations" : "same_salt");
+	char sqlstate[6] = "";
+	if (code)
+		memcpy(sqlstate, code, 6);
+	if (detail)
+		fail(raw, sqlstate, "%s:  %s DETAIL:  %s", sev, msg, detail);
+	else
+		fail(raw, sqlstate, "%s:  %s", sev, msg);
+}
+
+/* AuthenticationSASL: its list of mechanisms must name SCRAM-SHA-256. */
+static bool handle_sasl(struct server_raw *raw, const unsigned char *p, size_t len)
+{
+	bool offered = false;
+	const char *end = (const char *)p + len, *m = (const char *)p;
+	while (m < end && *m) {
+		const char *z = memchr(m, '\0', (size_t)(end - m));
+		if (!z)
+			break;
+		offered = offered || strcmp(m, "SCRAM-SHA-256") == 0;
+		m = z + 1;
+	}
+	if (!offered || raw->sasl_started) {
+		fail(raw, NULL,
+		     "the server does not offer SCRAM-SHA-256 (SCRAM pass-through "
+		     "needs it)");
+		return false;
+	}
+	char *first = NULL;
+	if (!scram_client_first(&raw->sc, "", NULL, &first)) {
+		fail(raw, NULL, "cannot start a SCRAM exchange");
+		return false;
+	}
+	raw->sasl_started = true;
+	put_sasl(raw, "SCRAM-SHA-256", first);
+	free(first);
+	return true;
+}
+
+static bool handle_auth(struct server_raw *raw, const unsigned char *p, size_t len)
+{
+	if (len < 4) {
+		fail(raw, "08P01", "malformed authentication request");
+		return false;
+	}
+	uint32_t code = get_int32(p);
+	p += 4;
+	len -= 4;
+	char *final = NULL;
+	switch (code) {
+	case AUTH_OK:
+		/* Unless the server proved it knows the verifier, a server that merely
+		 * says "ok" (trust) gets the login: that is its decision, not a leak. */
+		return true;
+	case AUTH_SASL:
+		return handle_sasl(raw, p, len);
+	case AUTH_SASL_CONTINUE:
+		if (!raw->sasl_started ||
+		    !scram_client_final(&raw->sc, &raw->keys, (const char *)p, len, &final)) {
+			fail(raw, "08P01", "malformed SCRAM server-first message");
+			return false;
+		}
+		put_sasl(raw, NULL, final);
+		OPENSSL_cleanse(final, strlen(final));
+		free(final);
+		return true;
+	case AUTH_SASL_FINAL:
+		/* Fail closed: a server that does not know ServerKey is not PostgreSQL's. */
+		if (!scram_client_verify_server(&raw->sc, &raw->keys, (const char *)p, len)) {
+			fail(raw, "28000",
+			     "the server's SCRAM signature is wrong (it does not "
+			     "know the user's verifier)");
+			return false;
+		}
+		raw->sasl_verified = true;
+		return true;
+	default:
+		fail(raw, "28000",
+		     "the server asks for authentication type %u; SCRAM pass-through answers only "
+		     "SCRAM-SHA-256 (give the database line a password)",
+		     code);
+		return false;
+	}
+}
+
+static void record_param(struct server_raw *raw, const unsigned char *p, size_t len)
+{
+	const char *name = (const char *)p, *end = name + len;
+	const char *z = memchr(name, '\0', len);
+	if (!z || !memchr(z + 1, '\0', (size_t)(end - z - 1)))
+		return;
+	for (size_t i = 0; i < params_reported_count; i++)
+		if (strcmp(name, params_reported_names[i]) == 0)
+			(void)params_set(&raw->s->params, name, z + 1);
+}
+
+/* The login is done: the server goes to the pool like one libpq logged in. */
+static void logged_in(struct server_raw *raw)
+{
+	struct server *s = raw->s;
+	if (evbuffer_get_length(raw->in) > 0) {
+		fail(raw, "08P01", "the server sent data after ReadyForQuery");
+		return;
+	}
+	raw_login_end(raw);
+	s->backend_pid = (int)raw->cancel_pid;
+	if (!server_attach(s, s->pool->env->base)) {
+		pool_login_done(s, false, "cannot create a bufferevent for the server socket",
+				NULL);
+		return;
+	}
+	pool_login_done(s, true, NULL, NULL);
+}
+
+/* Handles every whole message in raw->in; false once the login ended (either way). */
+static bool handle_messages(struct server_raw *raw)
+{
+	for (;;) {
+		unsigned char hdr[5];
+		if (evbuffer_copyout(raw->in, hdr, 5) < 5)
+			return true;
+		uint32_t len = get_int32(hdr + 1);
+		if (len < 4 || len > MAX_LOGIN_MESSAGE) {
+			fail(raw, "08P01", "invalid message length %u during login", len);
+			return false;
+		}
+		if (evbuffer_get_length(raw->in) < (size_t)len + 1)
+			return true;
+		unsigned char *m = evbuffer_pullup(raw->in, (ssize_t)len + 1);
+		if (!m) {
+			fail(raw, NULL, "out of memory");
+			return false;
+		}
+		const unsigned char *body = m + 5;
+		size_t blen = len - 4;
+		bool go_on = true;
+		switch (hdr[0]) {
+		case 'R':
+			go_on = handle_auth(raw, body, blen);
+			break;
+		case 'E':
+			handle_error(raw, body, blen);
+			return false;
+		case 'S':
+			record_param(raw, body, blen);
+			break;
+		case 'K':
+			if (blen == 8) {
+				raw->cancel_pid = get_int32(body);
+				raw->cancel_key = get_int32(body + 4);
+				raw->have_cancel_key = true;
+			}
+			break;
+		case 'N': /* a notice during login: nobody to tell */
+			break;
+		case 'Z':
+			if (raw->sasl_started && !raw->sasl_verified) {
+				fail(raw, "28000",
+				     "the server ended the SCRAM exchange without its "
+				     "signature");
+				return false;
+			}
+			evbuffer_drain(raw->in, (size_t)len + 1);
+			logged_in(raw);
+			return false;
+		default:
+			fail(raw, "08P01", "unexpected message type '%c' during login",
+			     hdr[0] >= 32 && hdr[0] < 127 ? hdr[0] : '?');
+			return false;
+		}
+		if (!go_on)
+			return false;
+		evbuffer_drain(raw->in, (size_t)len + 1);
+	}
+}
+
+/* ---- TLS ---- */
+
+static int proto_version(const char *name)
+{
+	static const struct {
+		const char *name;
+		int v;
+	} v[] = {{"TLSv1", TLS1_VERSION},
+		 {"TLSv1.1", TLS1_1_VERSION},
+		 {"TLSv1.2", TLS1_2_VERSION},
+		 {"TLSv1.3", TLS1_3_VERSION}};
+	for (size_t i = 0; name && i < ARRAY_SIZE(v); i++)
+		if (strcmp(name, v[i].name) == 0)
+			return v[i].v;
+	return 0;
+}
+
+static bool is_ip(const char *h)
+{
+	unsigned char b[sizeof(struct in6_addr)];
+	return inet_pton(AF_INET, h, b) == 1 || inet_pton(AF_INET6, h, b) == 1;
+}
+
+static bool start_tls(struct server_raw *raw)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	bool ok = ctx != NULL;
+	/* libpq's default minimum is TLSv1.2. */
+	int lo = raw->min_proto ? proto_version(raw->min_proto) : TLS1_2_VERSION;
+	ok = ok && SSL_CTX_set_min_proto_version(ctx, lo) == 1;
+	if (ok && raw->max_proto)
+		ok = SSL_CTX_set_max_proto_version(ctx, proto_version(raw->max_proto)) == 1;
+	if (ok && raw->sslmode >= SSL_VERIFY_CA) {
+		ok = SSL_CTX_load_verify_locations(ctx, raw->rootcert, NULL) == 1;
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	}
+	if (ok && raw->cert)
+		ok = SSL_CTX_use_certificate_chain_file(ctx, raw->cert) == 1 &&
+		     SSL_CTX_use_PrivateKey_file(ctx, raw->key, SSL_FILETYPE_PEM) == 1 &&
+		     SSL_CTX_check_private_key(ctx) == 1;
+	if (ok)
+		raw->ssl = SSL_new(ctx);
+	SSL_CTX_free(ctx); /* the SSL holds its own reference */
+	ok = ok && raw->ssl && SSL_set_fd(raw->ssl, raw->fd) == 1;
+	bool name = raw->host && raw->host[0] != '/' && !is_ip(raw->host);
+	if (ok && name)
+		ok = SSL_set_tlsext_host_name(raw->ssl, raw->host) == 1;
+	if (ok && raw->sslmode == SSL_VERIFY_FULL)
+		ok = name ? SSL_set1_host(raw->ssl, raw->host) == 1
+			  : X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(raw->ssl), raw->host) == 1;
+	if (!ok) {
+		fail_tls(raw, "cannot set up TLS");
+		return false;
+	}
+	SSL_set_connect_state(raw->ssl);
+	raw->step = RAW_HANDSHAKE;
+	return true;
+}
+
+/* ---- the steps ---- */
+
+/* Runs the login as far as it goes without waiting; arms the event for the rest. */
+static void advance(struct server_raw *raw)
+{
+	short wait = 0;
+	for (;;) {
+		switch (raw->step) {
+		case RAW_CONNECTING: {
+			int err = 0;
+			socklen_t len = sizeof(err);
+			if (getsockopt(raw->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+				err = errno;
+			if (err) {
+				fail(raw, NULL, "%s", strerror(err));
+				return;
+			}
+			if (raw->sslmode == SSL_DISABLE || raw->sslmode == SSL_ALLOW ||
+			    raw->addr.ss_family == AF_UNIX) {
+				raw->step = RAW_MESSAGES;
+				continue;
+			}
+			put_int32(raw->out, 8);
+			put_int32(raw->out, SSL_REQUEST_CODE);
+			raw->step = RAW_SSL_ANSWER;
+			continue;
+		}
+		case RAW_SSL_ANSWER: {
+			int f = flush_out(raw, &wait);
+			if (f < 0) {
+				fail(raw, NULL, "could not send SSL negotiation packet: %s",
+				     strerror(errno));
+				return;
+			}
+			if (f == 0)
+				goto wait;
+			char c;
+			ssize_t r = recv(raw->fd, &c, 1, 0);
+			if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+				wait = EV_READ;
+				goto wait;
+			}
+			if (r <= 0 || (c != 'S' && c != 'N')) {
+				fail(raw, NULL, "received invalid response to SSL negotiation");
+				return;
+			}
+			if (c == 'S') {
+				if (!start_tls(raw))
+					return;
+			} else if (raw->sslmode >= SSL_REQUIRE) {
+				fail(raw, NULL,
+				     "server does not support SSL, but SSL was required");
+				return;
+			} else {
+				raw->step = RAW_MESSAGES;
+			}
+			continue;
+		}
+		case RAW_HANDSHAKE: {
+			ERR_clear_error();
+			int r = SSL_connect(raw->ssl);
+			if (r == 1) {
+				raw->step = RAW_MESSAGES;
+				continue;
+			}
+			wait = ssl_want(raw, r);
+			if (!wait) {
+				fail_tls(raw, "SSL handshake failed");
+				return;
+			}
+			goto wait;
+		}
+		case RAW_MESSAGES: {
+			if (raw->startup) {
+				/* After the TLS handshake, if there is one: never in the clear. */
+				evbuffer_add_buffer(raw->out, raw->startup);
+				evbuffer_free(raw->startup);
+				raw->startup = NULL;
+			}
+			int f = flush_out(raw, &wait);
+			if (f < 0) {
+				fail(raw, NULL, "could not send data to server: %s",
+				     strerror(errno));
+				return;
+			}
+			if (f == 0)
+				goto wait;
+			int r = fill_in(raw, &wait);
+			if (r <= 0) {
+				/* Whatever it said before closing (an ErrorResponse) says why. */
+				if (!handle_messages(raw))
+					return;
+				fail(raw, NULL, "server closed the connection unexpectedly");
+				return;
+			}
+			if (!handle_messages(raw))
+				return;
+			if (evbuffer_get_length(raw->out) > 0)
+				continue; /* an answer to send */
+			goto wait;
+		}
+		}
+	}
+wait:
+	if (!arm(raw, wait ? wait : EV_READ))
+		fail(raw, NULL, "cannot wait for the server socket");
+}
+
+static void raw_event(evutil_socket_t fd, short what, void *arg)
+{
+	advance(arg);
+}
+
+/* Where to connect: a Unix socket path or a TCP address (blocking name lookup, as
+ * libpq's PQconnectPoll does it too). */
+static bool resolve(struct server_raw *raw, const struct login_opts *o, char *err, size_t errlen)
+{
+	const char *host = o->hostaddr ? o->hostaddr : o->host ? o->host : getenv("PGHOST");
+	const char *port = o->port ? o->port : getenv("PGPORT");
+	if (!host || !*host)
+		host = "/var/run/postgresql"; /* libpq's DEFAULT_PGSOCKET_DIR on Debian */
+	if (!port || !*port)
+		port = "5432";
+	char *end;
+	long p = strtol(port, &end, 10);
+	if (*end || p < 1 || p > 65535) {
+		snprintf(err, errlen, "invalid port number: \"%s\"", port);
+		return false;
+	}
+	char where[400];
+	if (host[0] == '/') {
+		struct sockaddr_un *un = (struct sockaddr_un *)&raw->addr;
+		un->sun_family = AF_UNIX;
+		int n = snprintf(un->sun_path, sizeof(un->sun_path), "%s/.s.PGSQL.%ld", host, p);
+		if (n < 0 || (size_t)n >= sizeof(un->sun_path)) {
+			snprintf(err, errlen, "Unix-domain socket path \"%s\" is too long", host);
+			return false;
+		}
+		raw->addr_len = sizeof(*un);
+		snprintf(where, sizeof(where), "server on socket \"%s\"", un->sun_path);
+	} else {
+		struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+		struct addrinfo *res = NULL;
+		int e = getaddrinfo(host, port, &hints, &res);
+		if (e != 0 || !res || res->ai_addrlen > sizeof(raw->addr)) {
+			snprintf(err, errlen, "could not translate host name \"%s\" to address: %s",
+				 host, e ? gai_strerror(e) : "no address");
+			if (res)
+				freeaddrinfo(res);
+			return false;
+		}
+		memcpy(&raw->addr, res->ai_addr, res->ai_addrlen);
+		raw->addr_len = res->ai_addrlen;
+		freeaddrinfo(res);
+		snprintf(where, sizeof(where), "server at \"%s\", port %ld",
+			 o->host ? o->host : host, p);
+	}
+	raw->where = strdup(where);
+	return raw->where != NULL;
+}
+
+static void set_keepalives(int fd, const struct login_opts *o)
+{
+	int on = !o->keepalives || atoi(o->keepalives) != 0;
+	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	if (!on)
+		return;
+	const struct {
+		const char *v;
+		int opt;
+	} ka[] = {{o->ka_idle, TCP_KEEPIDLE},
+		  {o->ka_interval, TCP_KEEPINTVL},
+		  {o->ka_count, TCP_KEEPCNT}};
+	for (size_t i = 0; i < ARRAY_SIZE(ka); i++) {
+		int v = ka[i].v ? atoi(ka[i].v) : 0;
+		if (v > 0)
+			(void)setsockopt(fd, IPPROTO_TCP, ka[i].opt, &v, sizeof(v));
+	}
+}
+
+static char *dup_or_null(const char *s, bool *ok)
+{
+	char *d = s ? strdup(s) : NULL;
+	if (s && !d)
+		*ok = false;
+	return d;
+}
+
+bool server_login_raw_start(struct server *s, const char *const *keys, const char *const *vals,
+			    const struct scram_keys *sk, char *err, size_t errlen)
+{
+	struct login_opts o;
+	if (!read_opts(keys, vals, &o, err, errlen))
+		return false;
+	enum sslmode mode = SSL_PREFER;
+	const char *m = o.sslmode ? o.sslmode : getenv("PGSSLMODE");
+	if (m && *m && !parse_sslmode(m, &mode)) {
+		snprintf(err, errlen, "invalid sslmode value: \"%s\"", m);
+		return false;
+	}
+	if (mode >= SSL_VERIFY_CA && !o.rootcert) {
+		snprintf(
+			err, errlen,
+			"SCRAM pass-through with sslmode=%s needs sslrootcert= on the database line "
+			"(or server_tls_ca_file)",
+			m);
+		return false;
+	}
+	if (!o.user) {
+		snprintf(err, errlen, "no user to log in as");
+		return false;
+	}
+	struct server_raw *raw = calloc(1, sizeof(*raw));
+	if (!raw) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	s->raw = raw; /* from here on server_teardown frees it */
+	raw->s = s;
+	raw->fd = -1;
+	raw->keys = *sk;
+	raw->sslmode = mode;
+	bool ok = true;
+	raw->host = dup_or_null(o.host ? o.host : o.hostaddr, &ok);
+	raw->rootcert = dup_or_null(o.rootcert, &ok);
+	raw->cert = dup_or_null(o.cert, &ok);
+	raw->key = dup_or_null(o.key ? o.key : o.cert, &ok);
+	raw->min_proto = dup_or_null(o.min_proto, &ok);
+	raw->max_proto = dup_or_null(o.max_proto, &ok);
+	raw->in = evbuffer_new();
+	raw->out = evbuffer_new();
+	raw->startup = evbuffer_new();
+	if (!ok || !raw->in || !raw->out || !raw->startup || !put_startup(raw->startup, &o)) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	if (!resolve(raw, &o, err, errlen))
+		return false;
+	raw->fd = socket(raw->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (raw->fd < 0) {
+		snprintf(err, errlen, "could not create socket: %s", strerror(errno));
+		return false;
+	}
+	if (raw->addr.ss_family != AF_UNIX) {
+		int one = 1;
+		(void)setsockopt(raw->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		set_keepalives(raw->fd, &o);
+	}
+	if (connect(raw->fd, (struct sockaddr *)&raw->addr, raw->addr_len) != 0 &&
+	    errno != EINPROGRESS) {
+		snprintf(err, errlen, "connection to %s failed: %s", raw->where, strerror(errno));
+		return false;
+	}
+	raw->step = RAW_CONNECTING;
+	raw->ev = event_new(s->pool->env->base, raw->fd, EV_WRITE, raw_event, raw);
+	if (!raw->ev || event_add(raw->ev, NULL) != 0) {
+		snprintf(err, errlen, "cannot wait for the server socket");
+		return false;
+	}
+	return true;
+}
+
+int server_raw_fd(const struct server_raw *raw)
+{
+	return raw->fd;
+}
+
+void *server_raw_ssl(const struct server_raw *raw)
+{
+	return raw->ssl;
+}
+
+bool server_raw_cancel_target(const struct server_raw *raw, struct server_raw_cancel *out)
+{
+	if (!raw->have_cancel_key)
+		return false;
+	out->addr = raw->addr;
+	out->addr_len = raw->addr_len;
+	out->pid = raw->cancel_pid;
+	out->key = raw->cancel_key;
+	return true;
+}
+
+bool server_raw_cancel_send(const struct server_raw_cancel *c)
+{
+	int fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	/* Bounded: connect and recv give up after 5 s (Linux applies SO_SNDTIMEO to connect). */
+	struct timeval tv = {5, 0};
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	uint32_t pkt[4] = {htonl(16), htonl(CANCEL_REQUEST_CODE), htonl(c->pid), htonl(c->key)};
+	bool ok = connect(fd, (const struct sockaddr *)&c->addr, c->addr_len) == 0 &&
+		  send(fd, pkt, sizeof(pkt), MSG_NOSIGNAL) == (ssize_t)sizeof(pkt);
+	if (ok) {
+		/* The server closes the connection once it has the request (as PQcancel waits). */
+		char b;
+		(void)recv(fd, &b, 1, 0);
+	}
+	close(fd);
+	return ok;
+}
+
+void server_raw_free(struct server_raw *raw)
+{
+	if (!raw)
+		return;
+	raw_login_end(raw);
+	if (raw->fd >= 0) {
+		/* Goodbye if it goes out at once (as PQfinish); the backend exits on EOF too. */
+		static const char terminate[] = {'X', 0, 0, 0, 4};
+		if (raw->ssl && SSL_is_init_finished(raw->ssl)) {
+			ERR_clear_error();
+			(void)SSL_write(raw->ssl, terminate, sizeof(terminate));
+		} else if (!raw->ssl && raw->step == RAW_MESSAGES) {
+			(void)send(raw->fd, terminate, sizeof(terminate),
+				   MSG_NOSIGNAL | MSG_DONTWAIT);
+		}
+	}
+	if (raw->ssl)
+		SSL_free(raw->ssl);
+	ERR_clear_error();
+	if (raw->fd >= 0)
+		close(raw->fd);
+	OPENSSL_cleanse(raw, sizeof(*raw));
+	free(raw);
+}
