@@ -1,0 +1,211 @@
+/*
+ * SCRAM pass-through (pool/server_login_raw.c): a database line without a password,
+ * an auth file holding only the user's SCRAM verifier as pg_authid has it, and the
+ * cluster demanding scram-sha-256 over TCP (run.sh's pg_hba).  corral logs in to
+ * PostgreSQL with the keys of the client's own proof: queries work, a second client
+ * and a second server reuse the keys, a wrong password neither gets in nor spoils
+ * them, a verifier with another salt than PostgreSQL's gets PostgreSQL's refusal (and
+ * a hint in corral's log), TLS to the server and cancel requests work.
+ * Each test has roles of its own (tests run two at a time).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "tests/integration/harness.h"
+
+TestSuite(passthrough, H_SUITE);
+
+#define PT_PASSWORD "pt-secret"
+
+/* Creates role name with PT_PASSWORD (a SCRAM verifier of its own salt); returns it. */
+static char *make_role(PGconn *su, const char *name)
+{
+	char *sql = h_printf("do $$ begin create role %s login password '" PT_PASSWORD "'; "
+			     "exception when duplicate_object then null; end $$",
+			     name);
+	h_exec_ok(su, sql);
+	free(sql);
+	sql = h_printf("select rolpassword from pg_authid where rolname = '%s'", name);
+	char *v = h_value(su, sql);
+	free(sql);
+	cr_assert(strncmp(v, "SCRAM-SHA-256$", 14) == 0, "%s's secret: %s", name, v);
+	return v;
+}
+
+/* The [databases] line: no user, no password (options: more keywords). */
+static char *db_line(const char *options)
+{
+	return h_printf("pt = host=@PGHOST@ port=@PGPORT@ dbname=bench%s\n", options);
+}
+
+static struct h_corral *start(const char *user, const char *verifier, const char *options)
+{
+	char *users = h_printf("\"%s\" \"%s\"\n", user, verifier);
+	char *dbs = db_line(options);
+	struct h_corral *c = h_corral_start("", dbs, users);
+	free(users);
+	free(dbs);
+	return c;
+}
+
+static char *login_error(const struct h_corral *c, const char *user, const char *password)
+{
+	char *ci = h_conninfo(c, user, "pt", password), *err = NULL;
+	PGconn *conn = h_try_connect(ci, H_QUERY_TIMEOUT, &err);
+	if (conn) {
+		PQfinish(conn);
+		cr_assert_fail("login %s succeeded; want it refused", ci);
+	}
+	free(ci);
+	return err;
+}
+
+Test(passthrough, scram_keys_log_in_and_are_reused, .timeout = 90)
+{
+	PGconn *su = h_superuser();
+	char *verifier = make_role(su, "pt_user1");
+	struct h_corral *c = start("pt_user1", verifier, " pool_size=3");
+	char *ci = h_conninfo(c, "pt_user1", "pt", PT_PASSWORD);
+
+	/* The first client's proof gives the keys; the server login uses them. */
+	PGconn *a = h_connect(c, ci);
+	h_expect_value(a, "select current_user || ' ' || current_database()", "pt_user1 bench");
+	cr_expect(h_wait_log(c, "event=server_login ", 5), "no server login:\n%s",
+		  h_corral_log_tail(c));
+
+	/* A wrong password is refused by corral and does not spoil the keys. */
+	char *err = login_error(c, "pt_user1", "wrong");
+	cr_expect(strstr(err, "28P01") != NULL, "wrong password: %s", err);
+	free(err);
+
+	/* a holds its server in a transaction: b's needs a second login with the keys. */
+	h_exec_ok(a, "begin");
+	h_exec_ok(a, "select 1");
+	PGconn *b = h_connect(c, ci);
+	h_expect_value(b, "select current_user", "pt_user1");
+	cr_expect_eq(h_pg_backends("bench", "pt_user1"), 2, "two servers of pt_user1");
+	h_exec_ok(a, "commit");
+
+	/* The secret never reaches the log. */
+	char *log = h_read_file(c->log, NULL);
+	char *stored = strchr(verifier, '$');
+	stored = stored ? strchr(stored + 1, '$') : NULL;
+	cr_assert(stored);
+	char *colon = strchr(stored, ':');
+	*colon = '\0';
+	cr_expect(strstr(log, stored + 1) == NULL, "the StoredKey is in corral's log");
+	cr_expect(strstr(log, PT_PASSWORD) == NULL, "the password is in corral's log");
+	free(log);
+
+	/* Cancel requests reach a pass-through server (its own BackendKeyData). */
+	cr_assert(PQsendQuery(b, "select pg_sleep(30)"));
+	double deadline = h_now() + 10;
+	PGresult *res = NULL;
+	while (!res && h_now() < deadline) {
+		char e[256];
+		PGcancel *cn = PQgetCancel(b);
+		cr_assert_eq(PQcancel(cn, e, sizeof(e)), 1, "PQcancel: %s", e);
+		PQfreeCancel(cn);
+		h_wait_result(b, h_now() + 1, "cancelled sleep");
+		res = PQgetResult(b);
+	}
+	cr_assert(res, "no answer after cancelling");
+	cr_expect_str_eq(h_sqlstate(res), "57014", "cancelled: %s", PQresultErrorMessage(res));
+	PQclear(res);
+	while ((res = PQgetResult(b)))
+		PQclear(res);
+	h_expect_value(b, "select 'after cancel'", "after cancel");
+
+	PQfinish(a);
+	PQfinish(b);
+	h_expect_new_client(c, ci, "select 2", "2");
+	free(ci);
+	h_corral_stop(c);
+	free(verifier);
+	PQfinish(su);
+}
+
+Test(passthrough, verifier_with_another_salt_is_refused_by_postgres, .timeout = 60)
+{
+	PGconn *su = h_superuser();
+	char *mine = make_role(su, "pt_user2");
+	/* The same password, another salt: right for corral, wrong for PostgreSQL. */
+	char *other = make_role(su, "pt_other2");
+	cr_assert_str_neq(mine, other);
+	struct h_corral *c = start("pt_user2", other, "");
+
+	char *err = login_error(c, "pt_user2", PT_PASSWORD);
+	cr_expect(strstr(err, "password authentication failed for user \"pt_user2\"") != NULL,
+		  "want PostgreSQL's refusal: %s", err);
+	free(err);
+	cr_expect(h_wait_log(c, "event=scram_passthrough_refused", 5),
+		  "no hint in corral's log:\n%s", h_corral_log_tail(c));
+	cr_expect(h_wait_log(c, "verifier=other_salt_or_iterations", 1), "%s",
+		  h_corral_log_tail(c));
+	cr_expect(h_corral_alive(c));
+	h_corral_stop(c);
+	free(mine);
+	free(other);
+	PQfinish(su);
+}
+
+/* "t" if the server connection behind conn is TLS (pg_stat_ssl), else "f". */
+static char *server_ssl(PGconn *su, PGconn *conn)
+{
+	char *pid = h_value(conn, "select pg_backend_pid()");
+	char *sql = h_printf("select case when ssl then 't' else 'f' end from pg_stat_ssl "
+			     "where pid = %s",
+			     pid);
+	char *v = h_value(su, sql);
+	free(sql);
+	free(pid);
+	return v;
+}
+
+Test(passthrough, tls_to_the_server, .timeout = 60)
+{
+	PGconn *su = h_superuser();
+	char *verifier = make_role(su, "pt_user3");
+	struct h_corral *c = start("pt_user3", verifier, " sslmode=require");
+	char *ci = h_conninfo(c, "pt_user3", "pt", PT_PASSWORD);
+	PGconn *conn = h_connect(c, ci);
+	char *v = server_ssl(su, conn);
+	cr_expect_str_eq(v, "t", "pg_stat_ssl for a sslmode=require pass-through server");
+	free(v);
+	h_expect_value(conn, "select count(*) from generate_series(1, 100000)", "100000");
+	PQfinish(conn);
+
+	/* verify-full without a CA file: refused with a clear reason, corral stays up. */
+	h_corral_stop(c);
+	c = start("pt_user3", verifier, " sslmode=verify-full");
+	char *err = login_error(c, "pt_user3", PT_PASSWORD);
+	cr_expect(strstr(err, "sslrootcert") != NULL, "verify-full without a CA: %s", err);
+	free(err);
+	cr_expect(h_corral_alive(c));
+	free(ci);
+	h_corral_stop(c);
+	free(verifier);
+	PQfinish(su);
+}
+
+Test(passthrough, no_keys_no_passthrough_for_a_fixed_user, .timeout = 60)
+{
+	/* A line with user= logs in as that user: no pass-through, the line's password. */
+	PGconn *su = h_superuser();
+	char *verifier = make_role(su, "pt_user4");
+	char *users = h_printf("\"pt_user4\" \"%s\"\n", verifier);
+	struct h_corral *c = h_corral_start(
+		"", "pt = host=@PGHOST@ port=@PGPORT@ dbname=bench user=bench password=secret\n",
+		users);
+	char *ci = h_conninfo(c, "pt_user4", "pt", PT_PASSWORD);
+	PGconn *conn = h_connect(c, ci);
+	h_expect_value(conn, "select current_user", "bench");
+	PQfinish(conn);
+	free(ci);
+	free(users);
+	h_corral_stop(c);
+	free(verifier);
+	PQfinish(su);
+}
