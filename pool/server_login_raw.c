@@ -58,7 +58,7 @@ struct server_raw {
 	SSL *ssl;
 	struct event *ev;
 	enum raw_step step;
-	struct sockaddr_storage addr;
+	struct sockaddr_storage addr; /* connected to (cancel requests go there) */
 	socklen_t addr_len;
 	uint32_t cancel_pid, cancel_key;
 	bool have_cancel_key;
@@ -66,6 +66,10 @@ struct server_raw {
 	/* Login only (freed or cleansed when it ends). */
 	struct evbuffer *in, *out;
 	struct evbuffer *startup; /* the StartupMessage, until it is sent */
+	/* TCP: the host's addresses, tried in turn as libpq does ("localhost" may be ::1
+	 * first while the server listens on 127.0.0.1 only); NULL for a Unix socket. */
+	struct addrinfo *ai_list, *ai_next;
+	int keepalive[4]; /* on, idle, interval, count (0: the system's) */
 	enum sslmode sslmode;
 	char *host;  /* as the line says it (for messages, SNI, verify-full) */
 	char *where; /* 'server at "h", port p' or 'server on socket "..."' */
@@ -178,6 +182,9 @@ static void raw_login_end(struct server_raw *raw)
 		evbuffer_free(raw->out);
 	if (raw->startup)
 		evbuffer_free(raw->startup);
+	if (raw->ai_list)
+		freeaddrinfo(raw->ai_list);
+	raw->ai_list = raw->ai_next = NULL;
 	raw->in = raw->out = raw->startup = NULL;
 	scram_client_free(&raw->sc);
 	OPENSSL_cleanse(&raw->keys, sizeof(raw->keys));
@@ -641,6 +648,9 @@ static bool start_tls(struct server_raw *raw)
 
 /* ---- the steps ---- */
 
+static bool connect_next(struct server_raw *raw, char *why, size_t len);
+static void raw_keep_peer(struct server_raw *raw);
+
 /* Runs the login as far as it goes without waiting; arms the event for the rest. */
 static void advance(struct server_raw *raw)
 {
@@ -652,12 +662,20 @@ static void advance(struct server_raw *raw)
 			socklen_t len = sizeof(err);
 			if (getsockopt(raw->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
 				err = errno;
+			if (err && raw->ai_next) {
+				char why[300];
+				if (connect_next(raw, why, sizeof(why)))
+					goto wait_write;
+				fail(raw, NULL, "%s", why);
+				return;
+			}
 			if (err) {
 				fail(raw, NULL, "%s", strerror(err));
 				return;
 			}
+			raw_keep_peer(raw);
 			if (raw->sslmode == SSL_DISABLE || raw->sslmode == SSL_ALLOW ||
-			    raw->addr.ss_family == AF_UNIX) {
+			    !raw->ai_list) { /* no TLS on a Unix socket, as libpq */
 				raw->step = RAW_MESSAGES;
 				continue;
 			}
@@ -745,6 +763,10 @@ static void advance(struct server_raw *raw)
 wait:
 	if (!arm(raw, wait ? wait : EV_READ))
 		fail(raw, NULL, "cannot wait for the server socket");
+	return;
+wait_write:
+	if (!arm(raw, EV_WRITE))
+		fail(raw, NULL, "cannot wait for the server socket");
 }
 
 static void raw_event(evutil_socket_t fd, short what, void *arg)
@@ -783,16 +805,14 @@ static bool resolve(struct server_raw *raw, const struct login_opts *o, char *er
 		struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
 		struct addrinfo *res = NULL;
 		int e = getaddrinfo(host, port, &hints, &res);
-		if (e != 0 || !res || res->ai_addrlen > sizeof(raw->addr)) {
+		if (e != 0 || !res) {
 			snprintf(err, errlen, "could not translate host name \"%s\" to address: %s",
 				 host, e ? gai_strerror(e) : "no address");
 			if (res)
 				freeaddrinfo(res);
 			return false;
 		}
-		memcpy(&raw->addr, res->ai_addr, res->ai_addrlen);
-		raw->addr_len = res->ai_addrlen;
-		freeaddrinfo(res);
+		raw->ai_list = raw->ai_next = res;
 		snprintf(where, sizeof(where), "server at \"%s\", port %ld",
 			 o->host ? o->host : host, p);
 	}
@@ -800,22 +820,71 @@ static bool resolve(struct server_raw *raw, const struct login_opts *o, char *er
 	return raw->where != NULL;
 }
 
-static void set_keepalives(int fd, const struct login_opts *o)
+static void keepalive_opts(struct server_raw *raw, const struct login_opts *o)
 {
-	int on = !o->keepalives || atoi(o->keepalives) != 0;
-	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
-	if (!on)
-		return;
-	const struct {
-		const char *v;
-		int opt;
-	} ka[] = {{o->ka_idle, TCP_KEEPIDLE},
-		  {o->ka_interval, TCP_KEEPINTVL},
-		  {o->ka_count, TCP_KEEPCNT}};
-	for (size_t i = 0; i < ARRAY_SIZE(ka); i++) {
-		int v = ka[i].v ? atoi(ka[i].v) : 0;
-		if (v > 0)
-			(void)setsockopt(fd, IPPROTO_TCP, ka[i].opt, &v, sizeof(v));
+	raw->keepalive[0] = !o->keepalives || atoi(o->keepalives) != 0;
+	raw->keepalive[1] = o->ka_idle ? atoi(o->ka_idle) : 0;
+	raw->keepalive[2] = o->ka_interval ? atoi(o->ka_interval) : 0;
+	raw->keepalive[3] = o->ka_count ? atoi(o->ka_count) : 0;
+}
+
+static void set_keepalives(const struct server_raw *raw)
+{
+	int on = raw->keepalive[0];
+	(void)setsockopt(raw->fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	static const int opts[] = {0, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT};
+	for (size_t i = 1; on && i < ARRAY_SIZE(opts); i++)
+		if (raw->keepalive[i] > 0)
+			(void)setsockopt(raw->fd, IPPROTO_TCP, opts[i], &raw->keepalive[i],
+					 sizeof(int));
+}
+
+/* The address connected to, for cancel requests. */
+static void raw_keep_peer(struct server_raw *raw)
+{
+	if (!raw->ai_list)
+		return; /* a Unix socket: raw->addr is its path already */
+	raw->addr_len = sizeof(raw->addr);
+	if (getpeername(raw->fd, (struct sockaddr *)&raw->addr, &raw->addr_len) != 0)
+		raw->addr_len = 0;
+}
+
+/* Starts connect() to the next address (TCP) or the socket (Unix); false with why if
+ * none could even start. */
+static bool connect_next(struct server_raw *raw, char *why, size_t len)
+{
+	int e = 0;
+	for (;;) {
+		const struct sockaddr *sa = (const struct sockaddr *)&raw->addr;
+		socklen_t sa_len = raw->addr_len;
+		if (raw->ai_list) {
+			if (!raw->ai_next) {
+				snprintf(why, len, "%s", strerror(e ? e : ECONNREFUSED));
+				return false;
+			}
+			sa = raw->ai_next->ai_addr;
+			sa_len = raw->ai_next->ai_addrlen;
+			raw->ai_next = raw->ai_next->ai_next;
+		}
+		if (raw->fd >= 0)
+			close(raw->fd);
+		raw->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (raw->fd < 0) {
+			snprintf(why, len, "could not create socket: %s", strerror(errno));
+			return false;
+		}
+		if (sa->sa_family != AF_UNIX) {
+			int one = 1;
+			(void)setsockopt(raw->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+			set_keepalives(raw);
+		}
+		if (connect(raw->fd, sa, sa_len) == 0 || errno == EINPROGRESS)
+			return true;
+		e = errno;
+		if (!raw->ai_list) {
+			snprintf(why, len, "%s", strerror(e));
+			return false;
+		}
 	}
 }
 
@@ -877,19 +946,10 @@ bool server_login_raw_start(struct server *s, const char *const *keys, const cha
 	}
 	if (!resolve(raw, &o, err, errlen))
 		return false;
-	raw->fd = socket(raw->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (raw->fd < 0) {
-		snprintf(err, errlen, "could not create socket: %s", strerror(errno));
-		return false;
-	}
-	if (raw->addr.ss_family != AF_UNIX) {
-		int one = 1;
-		(void)setsockopt(raw->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		set_keepalives(raw->fd, &o);
-	}
-	if (connect(raw->fd, (struct sockaddr *)&raw->addr, raw->addr_len) != 0 &&
-	    errno != EINPROGRESS) {
-		snprintf(err, errlen, "connection to %s failed: %s", raw->where, strerror(errno));
+	keepalive_opts(raw, &o);
+	char why[300];
+	if (!connect_next(raw, why, sizeof(why))) {
+		snprintf(err, errlen, "connection to %s failed: %s", raw->where, why);
 		return false;
 	}
 	raw->step = RAW_CONNECTING;
@@ -913,7 +973,7 @@ void *server_raw_ssl(const struct server_raw *raw)
 
 bool server_raw_cancel_target(const struct server_raw *raw, struct server_raw_cancel *out)
 {
-	if (!raw->have_cancel_key)
+	if (!raw->have_cancel_key || raw->addr_len == 0)
 		return false;
 	out->addr = raw->addr;
 	out->addr_len = raw->addr_len;

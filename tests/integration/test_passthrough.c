@@ -184,7 +184,56 @@ Test(passthrough, tls_to_the_server, .timeout = 60)
 	cr_expect(strstr(err, "sslrootcert") != NULL, "verify-full without a CA: %s", err);
 	free(err);
 	cr_expect(h_corral_alive(c));
+	h_corral_stop(c);
 	free(ci);
+
+	/* verify-full against the cluster's certificate (CN=localhost, its own root); the
+	 * name "localhost" may resolve to ::1 first, where nothing listens. */
+	char *dbs = h_printf("pt = host=localhost port=@PGPORT@ dbname=bench sslmode=verify-full "
+			     "sslrootcert=%s/server.crt\n",
+			     H.sockdir);
+	char *users = h_printf("\"pt_user3\" \"%s\"\n", verifier);
+	c = h_corral_start("", dbs, users);
+	ci = h_conninfo(c, "pt_user3", "pt", PT_PASSWORD);
+	conn = h_connect(c, ci);
+	v = server_ssl(su, conn);
+	cr_expect_str_eq(v, "t", "pg_stat_ssl for a verify-full pass-through server");
+	free(v);
+	PQfinish(conn);
+	free(ci);
+	h_corral_stop(c);
+	free(dbs);
+
+	/* Another root: the certificate check fails, the log says so. */
+	dbs = h_printf("pt = host=localhost port=@PGPORT@ dbname=bench sslmode=verify-ca "
+		       "sslrootcert=/etc/ssl/certs/ca-certificates.crt\n");
+	c = h_corral_start("", dbs, users);
+	err = login_error(c, "pt_user3", PT_PASSWORD);
+	cr_expect(strstr(err, "certificate verify failed") != NULL, "another root: %s", err);
+	free(err);
+	cr_expect(h_corral_alive(c));
+	h_corral_stop(c);
+	free(dbs);
+	free(users);
+	free(verifier);
+	PQfinish(su);
+}
+
+/* A Unix socket (trust in the harness: the server says AuthenticationOk at once). */
+Test(passthrough, unix_socket, .timeout = 60)
+{
+	PGconn *su = h_superuser();
+	char *verifier = make_role(su, "pt_user5");
+	char *users = h_printf("\"pt_user5\" \"%s\"\n", verifier);
+	char *dbs = h_printf("pt = host=%s port=@PGPORT@ dbname=bench\n", H.sockdir);
+	struct h_corral *c = h_corral_start("", dbs, users);
+	char *ci = h_conninfo(c, "pt_user5", "pt", PT_PASSWORD);
+	PGconn *conn = h_connect(c, ci);
+	h_expect_value(conn, "select current_user", "pt_user5");
+	PQfinish(conn);
+	free(ci);
+	free(dbs);
+	free(users);
 	h_corral_stop(c);
 	free(verifier);
 	PQfinish(su);
