@@ -200,7 +200,7 @@ bool pool_build_login_params(struct pool *pool, const struct db_config *db, cons
 	for (size_t i = 0; ok && i < n_ka; i++)
 		ok = add_login_param(pool, &k, ka_keys[i], ka_vals[i]);
 	pool->login_password = NULL;
-	pool->scram_passthrough = !db->password && !db->user && !password;
+	pool->passthrough = !db->password && !db->user && !password;
 	if (ok && !db->password && password) {
 		ok = add_login_param(pool, &k, "password", password);
 		if (ok)
@@ -443,12 +443,12 @@ static void launch_login(struct pool *pool)
 		  pool->db_name, pool->user);
 	const char *const *keys = (const char *const *)pool->login_keys;
 	const char *const *vals = (const char *const *)pool->login_vals;
-	struct scram_keys sk;
-	if (pool->scram_passthrough && pool_shared_get_scram_keys(pool->shared, &sk)) {
-		/* libpq cannot log in with keys: corral's own login does (it copies them). */
+	struct login_secret sec;
+	if (pool->passthrough && pool_shared_get_passthrough(pool->shared, &sec)) {
+		/* libpq cannot log in with keys or a hash: corral's own login does. */
 		char err[256];
-		bool started = server_login_raw_start(s, keys, vals, &sk, err, sizeof(err));
-		OPENSSL_cleanse(&sk, sizeof(sk));
+		bool started = server_login_raw_start(s, keys, vals, &sec, err, sizeof(err));
+		OPENSSL_cleanse(&sec, sizeof(sec));
 		if (!started)
 			pool_login_done(s, false, err, NULL);
 		return;

@@ -25,6 +25,7 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -74,7 +75,7 @@ struct server_raw {
 	char *host;  /* as the line says it (for messages, SNI, verify-full) */
 	char *where; /* 'server at "h", port p' or 'server on socket "..."' */
 	char *rootcert, *cert, *key, *min_proto, *max_proto;
-	struct scram_keys keys;
+	struct login_secret sec;
 	struct scram_client sc;
 	bool sasl_started, sasl_verified;
 };
@@ -187,7 +188,7 @@ static void raw_login_end(struct server_raw *raw)
 	raw->ai_list = raw->ai_next = NULL;
 	raw->in = raw->out = raw->startup = NULL;
 	scram_client_free(&raw->sc);
-	OPENSSL_cleanse(&raw->keys, sizeof(raw->keys));
+	OPENSSL_cleanse(&raw->sec, sizeof(raw->sec));
 	free(raw->host);
 	free(raw->where);
 	free(raw->rootcert);
@@ -433,6 +434,12 @@ static bool handle_sasl(struct server_raw *raw, const unsigned char *p, size_t l
 		offered = offered || strcmp(m, "SCRAM-SHA-256") == 0;
 		m = z + 1;
 	}
+	if (!raw->sec.have_scram) {
+		fail(raw, "28000",
+		     "the server asks for SCRAM; pass-through has only the auth file's md5 hash "
+		     "(give the auth file the user's SCRAM verifier from pg_authid)");
+		return false;
+	}
 	if (!offered || raw->sasl_started) {
 		fail(raw, NULL,
 		     "the server does not offer SCRAM-SHA-256 (SCRAM pass-through "
@@ -447,6 +454,39 @@ static bool handle_sasl(struct server_raw *raw, const unsigned char *p, size_t l
 	raw->sasl_started = true;
 	put_sasl(raw, "SCRAM-SHA-256", first);
 	free(first);
+	return true;
+}
+
+/* AuthenticationMD5Password: "md5" + md5hex(hash without "md5" || salt), the answer
+ * libpq computes from the password, made from the auth file's hash instead. */
+static bool handle_md5(struct server_raw *raw, const unsigned char *salt, size_t len)
+{
+	if (!raw->sec.have_md5 || len != 4) {
+		fail(raw, "28000",
+		     raw->sec.have_md5
+			     ? "malformed md5 authentication request"
+			     : "the server asks for md5; pass-through has only SCRAM keys "
+			       "(md5 needs the md5 hash in the auth file)");
+		return false;
+	}
+	unsigned char in[32 + 4], digest[16];
+	unsigned int n = 0;
+	memcpy(in, raw->sec.md5 + 3, 32);
+	memcpy(in + 32, salt, 4);
+	bool ok = EVP_Digest(in, sizeof(in), digest, &n, EVP_md5(), NULL) == 1 && n == 16;
+	OPENSSL_cleanse(in, sizeof(in));
+	if (!ok) {
+		fail(raw, NULL, "md5 is not available");
+		return false;
+	}
+	char answer[36];
+	memcpy(answer, "md5", 3);
+	for (int i = 0; i < 16; i++)
+		snprintf(answer + 3 + 2 * i, 3, "%02x", digest[i]);
+	evbuffer_add(raw->out, "p", 1);
+	put_int32(raw->out, 4 + 35 + 1);
+	evbuffer_add(raw->out, answer, 36); /* with its NUL */
+	OPENSSL_cleanse(answer, sizeof(answer));
 	return true;
 }
 
@@ -467,9 +507,11 @@ static bool handle_auth(struct server_raw *raw, const unsigned char *p, size_t l
 		return true;
 	case AUTH_SASL:
 		return handle_sasl(raw, p, len);
+	case AUTH_MD5:
+		return handle_md5(raw, p, len);
 	case AUTH_SASL_CONTINUE:
 		if (!raw->sasl_started ||
-		    !scram_client_final(&raw->sc, &raw->keys, (const char *)p, len, &final)) {
+		    !scram_client_final(&raw->sc, &raw->sec.scram, (const char *)p, len, &final)) {
 			fail(raw, "08P01", "malformed SCRAM server-first message");
 			return false;
 		}
@@ -479,7 +521,7 @@ static bool handle_auth(struct server_raw *raw, const unsigned char *p, size_t l
 		return true;
 	case AUTH_SASL_FINAL:
 		/* Fail closed: a server that does not know ServerKey is not PostgreSQL's. */
-		if (!scram_client_verify_server(&raw->sc, &raw->keys, (const char *)p, len)) {
+		if (!scram_client_verify_server(&raw->sc, &raw->sec.scram, (const char *)p, len)) {
 			fail(raw, "28000",
 			     "the server's SCRAM signature is wrong (it does not "
 			     "know the user's verifier)");
@@ -897,7 +939,7 @@ static char *dup_or_null(const char *s, bool *ok)
 }
 
 bool server_login_raw_start(struct server *s, const char *const *keys, const char *const *vals,
-			    const struct scram_keys *sk, char *err, size_t errlen)
+			    const struct login_secret *sec, char *err, size_t errlen)
 {
 	struct login_opts o;
 	if (!read_opts(keys, vals, &o, err, errlen))
@@ -928,7 +970,7 @@ bool server_login_raw_start(struct server *s, const char *const *keys, const cha
 	s->raw = raw; /* from here on server_teardown frees it */
 	raw->s = s;
 	raw->fd = -1;
-	raw->keys = *sk;
+	raw->sec = *sec;
 	raw->sslmode = mode;
 	bool ok = true;
 	raw->host = dup_or_null(o.host ? o.host : o.hostaddr, &ok);

@@ -22,14 +22,24 @@
 struct server;
 struct server_raw;
 
+/* What a pass-through login answers the server with: SCRAM keys from a client's
+ * proof, and/or the auth file's md5 hash ("md5" + 32 hex), which is as good as the
+ * password for md5 authentication.  Secrets: memory only, OPENSSL_cleanse'd. */
+struct login_secret {
+	bool have_scram;
+	struct scram_keys scram;
+	bool have_md5;
+	char md5[36];
+};
+
 /*
  * Starts the login of s (on its pool's login list) with the database line's libpq
- * keywords and values (NULL-terminated) and the user's keys (copied).  False with err
+ * keywords and values (NULL-terminated) and the user's secret (copied).  False with err
  * when it cannot start: a keyword it cannot honour (several hosts, sslcrl, ...), no
  * socket; the caller then ends the login (pool_login_done).
  */
 bool server_login_raw_start(struct server *s, const char *const *keys, const char *const *vals,
-			    const struct scram_keys *sk, char *err, size_t errlen) WARN_UNUSED;
+			    const struct login_secret *sec, char *err, size_t errlen) WARN_UNUSED;
 
 /* The socket (-1 if none yet), and the SSL object (NULL: plain) once logged in. */
 int server_raw_fd(const struct server_raw *raw);

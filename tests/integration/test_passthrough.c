@@ -258,3 +258,30 @@ Test(passthrough, no_keys_no_passthrough_for_a_fixed_user, .timeout = 60)
 	free(verifier);
 	PQfinish(su);
 }
+
+/* md5 pass-through: the auth file's md5 hash (as pg_authid has it) answers the
+ * server's md5 request (run.sh's pg_hba asks md5user for md5 over TCP). */
+Test(passthrough, md5_hash_logs_in, .timeout = 60)
+{
+	PGconn *su = h_superuser();
+	char *sql = h_printf("select rolpassword from pg_authid where rolname = '%s'", H.md5_user);
+	char *hash = h_value(su, sql);
+	cr_assert(strncmp(hash, "md5", 3) == 0, "%s's secret: %s", H.md5_user, hash);
+	char *users = h_printf("\"%s\" \"%s\"\n", H.md5_user, hash);
+	char *dbs = db_line("");
+	struct h_corral *c = h_corral_start("auth_type = md5\n", dbs, users);
+	char *ci = h_conninfo(c, H.md5_user, "pt", H.md5_password);
+	PGconn *conn = h_connect(c, ci);
+	h_expect_value(conn, "select current_user", H.md5_user);
+	PQfinish(conn);
+	char *log = h_read_file(c->log, NULL);
+	cr_expect(strstr(log, hash + 3) == NULL, "the md5 hash is in corral's log");
+	free(log);
+	free(ci);
+	h_corral_stop(c);
+	free(dbs);
+	free(users);
+	free(hash);
+	free(sql);
+	PQfinish(su);
+}
