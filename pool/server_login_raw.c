@@ -656,6 +656,9 @@ static bool start_tls(struct server_raw *raw)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 	bool ok = ctx != NULL;
+	/* flush_out may retry a write from another evbuffer_pullup address. */
+	if (ok)
+		SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	/* libpq's default minimum is TLSv1.2. */
 	int lo = raw->min_proto ? proto_version(raw->min_proto) : TLS1_2_VERSION;
 	ok = ok && SSL_CTX_set_min_proto_version(ctx, lo) == 1;

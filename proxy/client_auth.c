@@ -129,7 +129,9 @@ void client_auth_begin(struct client *c)
 }
 
 /* A cleartext password against any kind of stored secret. */
-static bool password_matches(const struct user_secret *sec, const char *user, const char *pw)
+/* keys: where a SCRAM verifier's keys go when the password is right (pass-through). */
+static bool password_matches(const struct user_secret *sec, const char *user, const char *pw,
+			     struct scram_keys *keys)
 {
 	if (!sec)
 		return false;
@@ -144,11 +146,14 @@ static bool password_matches(const struct user_secret *sec, const char *user, co
 		return CRYPTO_memcmp(hash, sec->secret, sizeof(hash)) == 0;
 	}
 	case SECRET_SCRAM: {
-		struct scram_secret d;
+		/* The keys, ClientKey included, as a SCRAM proof would give them. */
 		const struct scram_secret *s = &sec->scram;
-		return scram_secret_from_password(pw, s->salt, s->salt_len, s->iterations, &d) &&
-		       CRYPTO_memcmp(d.stored_key, s->stored_key, SCRAM_KEY_LEN) == 0 &&
-		       CRYPTO_memcmp(d.server_key, s->server_key, SCRAM_KEY_LEN) == 0;
+		bool ok = scram_keys_from_password(pw, s->salt, s->salt_len, s->iterations, keys) &&
+			  CRYPTO_memcmp(keys->stored_key, s->stored_key, SCRAM_KEY_LEN) == 0 &&
+			  CRYPTO_memcmp(keys->server_key, s->server_key, SCRAM_KEY_LEN) == 0;
+		if (!ok)
+			OPENSSL_cleanse(keys, sizeof(*keys));
+		return ok;
 	}
 	}
 	return false;
@@ -165,10 +170,16 @@ static void handle_password(struct client *c, struct pg_reader *r)
 		client_fail(c, "28P01", "empty password returned by client");
 		return;
 	}
-	if (password_matches(c->secret, c->user, pw))
-		auth_ok(c);
-	else
+	struct scram_keys keys = {0};
+	if (!password_matches(c->secret, c->user, pw, &keys)) {
 		auth_failed(c);
+		return;
+	}
+	if (keys.salt_len)
+		c->scram_keys = &keys; /* a cleartext password against a verifier: its keys too */
+	auth_ok(c);                    /* c is freed by the reaper, never inside this call */
+	c->scram_keys = NULL;
+	OPENSSL_cleanse(&keys, sizeof(keys));
 }
 
 static void handle_md5(struct client *c, struct pg_reader *r)

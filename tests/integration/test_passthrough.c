@@ -285,3 +285,32 @@ Test(passthrough, md5_hash_logs_in, .timeout = 60)
 	free(sql);
 	PQfinish(su);
 }
+
+/* A cleartext password (hba method "password") checked against the verifier gives the
+ * same keys a SCRAM proof would. */
+Test(passthrough, cleartext_password_gives_the_keys_too, .timeout = 60)
+{
+	PGconn *su = h_superuser();
+	char *verifier = make_role(su, "pt_user6");
+	char *hba = h_path("hba.conf");
+	h_write_file(hba, "host all all 127.0.0.1/32 password\n");
+	char *settings = h_printf("auth_type = hba\nauth_hba_file = %s\n", hba);
+	char *users = h_printf("\"pt_user6\" \"%s\"\n", verifier);
+	char *dbs = db_line("");
+	struct h_corral *c = h_corral_start(settings, dbs, users);
+	char *ci = h_conninfo(c, "pt_user6", "pt", PT_PASSWORD);
+	PGconn *conn = h_connect(c, ci);
+	h_expect_value(conn, "select current_user", "pt_user6");
+	PQfinish(conn);
+	char *err = login_error(c, "pt_user6", "wrong");
+	cr_expect(strstr(err, "28P01") != NULL, "wrong password: %s", err);
+	free(err);
+	free(ci);
+	h_corral_stop(c);
+	free(dbs);
+	free(users);
+	free(settings);
+	free(hba);
+	free(verifier);
+	PQfinish(su);
+}
