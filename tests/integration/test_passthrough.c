@@ -8,8 +8,13 @@
  * a hint in corral's log), TLS to the server and cancel requests work.
  * Each test has roles of its own (tests run two at a time).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -311,6 +316,132 @@ Test(passthrough, cleartext_password_gives_the_keys_too, .timeout = 60)
 	free(users);
 	free(settings);
 	free(hba);
+	free(verifier);
+	PQfinish(su);
+}
+
+/* ---- a server that does not know the verifier ---- */
+
+struct fake_pg {
+	int listen_fd;
+	char server_first_tail[200]; /* ",s=<salt>,i=<iterations>" from the verifier */
+	bool sent_final;
+};
+
+static bool read_full(int fd, void *buf, size_t n)
+{
+	for (size_t got = 0; got < n;) {
+		ssize_t r = recv(fd, (char *)buf + got, n - got, 0);
+		if (r <= 0)
+			return false;
+		got += (size_t)r;
+	}
+	return true;
+}
+
+/* One message (type byte unless startup) into a malloc'd body; NULL on EOF. */
+static char *read_msg(int fd, bool startup, size_t *len)
+{
+	char type;
+	uint32_t n;
+	if ((!startup && !read_full(fd, &type, 1)) || !read_full(fd, &n, 4))
+		return NULL;
+	n = ntohl(n);
+	if (n < 4 || n > 10000)
+		return NULL;
+	char *body = calloc(1, n - 4 + 1);
+	if (!read_full(fd, body, n - 4)) {
+		free(body);
+		return NULL;
+	}
+	*len = n - 4;
+	return body;
+}
+
+static void send_auth(int fd, uint32_t code, const char *data, size_t len)
+{
+	char buf[512];
+	uint32_t n = htonl((uint32_t)(4 + 4 + len)), c = htonl(code);
+	buf[0] = 'R';
+	memcpy(buf + 1, &n, 4);
+	memcpy(buf + 5, &c, 4);
+	memcpy(buf + 9, data, len);
+	cr_assert_eq(send(fd, buf, 9 + len, MSG_NOSIGNAL), (ssize_t)(9 + len));
+}
+
+static void *fake_pg_main(void *arg)
+{
+	struct fake_pg *f = arg;
+	int fd = accept(f->listen_fd, NULL, NULL);
+	if (fd < 0)
+		return NULL;
+	struct timeval tv = {10, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	size_t len;
+	char *m = read_msg(fd, true, &len); /* StartupMessage (sslmode=disable) */
+	free(m);
+	send_auth(fd, 10, "SCRAM-SHA-256\0", 15);
+	m = read_msg(fd, false, &len); /* SASLInitialResponse */
+	if (m) {
+		const char *r = memmem(m, len, ",r=", 3);
+		char first[400];
+		snprintf(first, sizeof(first), "r=%.*sFAKESERVERNONCE%s", r ? 24 : 0,
+			 r ? r + 3 : "", f->server_first_tail);
+		send_auth(fd, 11, first, strlen(first));
+		free(m);
+		m = read_msg(fd, false, &len); /* client-final */
+	}
+	if (m) {
+		/* A signature made without ServerKey, then "ok" as if all were well. */
+		const char *v = "v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+		send_auth(fd, 12, v, strlen(v));
+		send_auth(fd, 0, "", 0);
+		static const char ready[] = {'Z', 0, 0, 0, 5, 'I'};
+		send(fd, ready, sizeof(ready), MSG_NOSIGNAL);
+		f->sent_final = true;
+		free(m);
+		char b;
+		while (recv(fd, &b, 1, 0) > 0) /* until corral hangs up */
+			;
+	}
+	close(fd);
+	return NULL;
+}
+
+Test(passthrough, server_without_the_verifier_is_refused, .timeout = 60)
+{
+	PGconn *su = h_superuser();
+	char *verifier = make_role(su, "pt_user7");
+	struct fake_pg f = {0};
+	/* "SCRAM-SHA-256$<iter>:<salt>$...": the salt and iterations a real server would send. */
+	const char *iter = strchr(verifier, '$') + 1, *salt = strchr(iter, ':') + 1;
+	const char *salt_end = strchr(salt, '$');
+	snprintf(f.server_first_tail, sizeof(f.server_first_tail), ",s=%.*s,i=%.*s",
+		 (int)(salt_end - salt), salt, (int)(salt - 1 - iter), iter);
+	f.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof(a);
+	cr_assert(bind(f.listen_fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+		  listen(f.listen_fd, 4) == 0 &&
+		  getsockname(f.listen_fd, (struct sockaddr *)&a, &alen) == 0);
+	pthread_t t;
+	cr_assert(pthread_create(&t, NULL, fake_pg_main, &f) == 0);
+
+	char *users = h_printf("\"pt_user7\" \"%s\"\n", verifier);
+	char *dbs = h_printf("pt = host=127.0.0.1 port=%d dbname=bench sslmode=disable\n",
+			     ntohs(a.sin_port));
+	struct h_corral *c = h_corral_start("", dbs, users);
+	char *err = login_error(c, "pt_user7", PT_PASSWORD);
+	cr_expect(strstr(err, "SCRAM signature is wrong") != NULL, "want a refusal: %s", err);
+	free(err);
+	shutdown(f.listen_fd, SHUT_RDWR);
+	pthread_join(t, NULL);
+	close(f.listen_fd);
+	cr_expect(f.sent_final, "the fake server did not get to its signature");
+	cr_expect(h_corral_alive(c));
+	h_corral_stop(c);
+	free(dbs);
+	free(users);
 	free(verifier);
 	PQfinish(su);
 }
