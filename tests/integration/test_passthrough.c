@@ -173,13 +173,30 @@ Test(passthrough, tls_to_the_server, .timeout = 60)
 {
 	PGconn *su = h_superuser();
 	char *verifier = make_role(su, "pt_user3");
-	struct h_corral *c = start("pt_user3", verifier, " sslmode=require");
+	char *users0 = h_printf("\"pt_user3\" \"%s\"\n\"ptadmin\" \"adminpw\"\n", verifier);
+	char *dbs0 = db_line(" sslmode=require");
+	struct h_corral *c = h_corral_start("admin_users = ptadmin\n", dbs0, users0);
+	free(users0);
+	free(dbs0);
 	char *ci = h_conninfo(c, "pt_user3", "pt", PT_PASSWORD);
 	PGconn *conn = h_connect(c, ci);
 	char *v = server_ssl(su, conn);
 	cr_expect_str_eq(v, "t", "pg_stat_ssl for a sslmode=require pass-through server");
 	free(v);
 	h_expect_value(conn, "select count(*) from generate_series(1, 100000)", "100000");
+
+	/* SHOW SERVERS knows the pass-through server's socket, TLS and backend pid. */
+	char *adm_ci = h_conninfo(c, "ptadmin", "corral", "adminpw");
+	PGconn *adm = h_connect(c, adm_ci);
+	PGresult *r = h_exec(adm, "SHOW SERVERS");
+	cr_assert_eq(PQntuples(r), 1, "%s", PQresultErrorMessage(r));
+	cr_expect(strncmp(PQgetvalue(r, 0, PQfnumber(r, "tls")), "TLSv1.", 6) == 0, "tls: [%s]",
+		  PQgetvalue(r, 0, PQfnumber(r, "tls")));
+	cr_expect_gt(atoi(PQgetvalue(r, 0, PQfnumber(r, "remote_pid"))), 0);
+	cr_expect_gt(atoi(PQgetvalue(r, 0, PQfnumber(r, "port"))), 0);
+	PQclear(r);
+	PQfinish(adm);
+	free(adm_ci);
 	PQfinish(conn);
 
 	/* verify-full without a CA file: refused with a clear reason, corral stays up. */
