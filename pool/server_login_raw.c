@@ -8,18 +8,17 @@
  */
 #include "pool/server_login_raw.h"
 
+#include "pool/server_raw.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -28,7 +27,6 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "common/log.h"
 #include "pool/pool.h"
@@ -38,56 +36,11 @@
 #define MAX_LOGIN_MESSAGE 65536
 #define PG_PROTOCOL_3 196608
 #define SSL_REQUEST_CODE 80877103
-#define CANCEL_REQUEST_CODE 80877102
 #define AUTH_OK 0
 #define AUTH_MD5 5
 #define AUTH_SASL 10
 #define AUTH_SASL_CONTINUE 11
 #define AUTH_SASL_FINAL 12
-
-enum sslmode { SSL_DISABLE, SSL_ALLOW, SSL_PREFER, SSL_REQUIRE, SSL_VERIFY_CA, SSL_VERIFY_FULL };
-
-enum raw_step {
-	RAW_CONNECTING, /* connect() under way */
-	RAW_SSL_ANSWER, /* SSLRequest sent, waiting for 'S' or 'N' */
-	RAW_HANDSHAKE,  /* SSL_connect under way */
-	RAW_MESSAGES,   /* StartupMessage sent: authentication, parameters, ReadyForQuery */
-};
-
-struct server_raw {
-	struct server *s;
-	int fd;
-	SSL *ssl;
-	struct event *ev;
-	enum raw_step step;
-	struct sockaddr_storage addr; /* connected to (cancel requests go there) */
-	socklen_t addr_len;
-	uint32_t cancel_pid, cancel_key;
-	bool have_cancel_key;
-
-	/* Login only (freed or cleansed when it ends). */
-	struct evbuffer *in, *out;
-	struct evbuffer *startup; /* the StartupMessage, until it is sent */
-	/* TCP: the host's addresses, tried in turn as libpq does ("localhost" may be ::1
-	 * first while the server listens on 127.0.0.1 only); NULL for a Unix socket. */
-	struct addrinfo *ai_list, *ai_next;
-	int keepalive[4]; /* on, idle, interval, count (0: the system's) */
-	enum sslmode sslmode;
-	char *host;  /* as the line says it (for messages, SNI, verify-full) */
-	char *where; /* 'server at "h", port p' or 'server on socket "..."' */
-	char *rootcert, *cert, *key, *min_proto, *max_proto;
-	struct login_secret sec;
-	struct scram_client sc;
-	bool sasl_started, sasl_verified;
-};
-
-/* ---- the database line's keywords ---- */
-
-struct login_opts {
-	const char *host, *hostaddr, *port, *dbname, *user, *sslmode, *rootcert, *cert, *key;
-	const char *min_proto, *max_proto, *app, *fallback_app, *options, *client_encoding;
-	const char *keepalives, *ka_idle, *ka_interval, *ka_count;
-};
 
 /* Keywords that change nothing here (or that libpq only reads for other methods). */
 static const char *const ignored_keys[] = {
@@ -241,86 +194,6 @@ static bool arm(struct server_raw *raw, short what)
 	event_del(raw->ev);
 	event_assign(raw->ev, raw->s->pool->env->base, raw->fd, what, raw_event, raw);
 	return event_add(raw->ev, NULL) == 0;
-}
-
-/* Wait for what an SSL call wants (or what a plain socket needs). */
-static short ssl_want(struct server_raw *raw, int ret)
-{
-	int e = SSL_get_error(raw->ssl, ret);
-	if (e == SSL_ERROR_WANT_READ)
-		return EV_READ;
-	if (e == SSL_ERROR_WANT_WRITE)
-		return EV_WRITE;
-	return 0;
-}
-
-/* Writes what raw->out holds: 1 all written, 0 must wait for *wait, -1 error. */
-static int flush_out(struct server_raw *raw, short *wait)
-{
-	while (evbuffer_get_length(raw->out) > 0) {
-		size_t n = evbuffer_get_length(raw->out);
-		if (n > 16384)
-			n = 16384;
-		const unsigned char *p = evbuffer_pullup(raw->out, (ssize_t)n);
-		if (!p)
-			return -1;
-		ssize_t w;
-		if (raw->ssl) {
-			ERR_clear_error();
-			int r = SSL_write(raw->ssl, p, (int)n);
-			if (r <= 0) {
-				*wait = ssl_want(raw, r);
-				return *wait ? 0 : -1;
-			}
-			w = r;
-		} else {
-			w = send(raw->fd, p, n, MSG_NOSIGNAL);
-			if (w < 0) {
-				if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-					*wait = EV_WRITE;
-					return 0;
-				}
-				return -1;
-			}
-		}
-		evbuffer_drain(raw->out, (size_t)w);
-	}
-	return 1;
-}
-
-/* Reads what is there into raw->in: 1 read something or nothing to read yet (*wait
- * says for what), 0 the server closed, -1 error. */
-static int fill_in(struct server_raw *raw, short *wait)
-{
-	for (;;) {
-		char buf[16384];
-		ssize_t r;
-		if (raw->ssl) {
-			ERR_clear_error();
-			int n = SSL_read(raw->ssl, buf, sizeof(buf));
-			if (n <= 0) {
-				int e = SSL_get_error(raw->ssl, n);
-				if (e == SSL_ERROR_ZERO_RETURN)
-					return 0;
-				*wait = ssl_want(raw, n);
-				return *wait ? 1 : -1;
-			}
-			r = n;
-		} else {
-			r = recv(raw->fd, buf, sizeof(buf), 0);
-			if (r == 0)
-				return 0;
-			if (r < 0) {
-				if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-					*wait = EV_READ;
-					return 1;
-				}
-				return -1;
-			}
-		}
-		if (evbuffer_add(raw->in, buf, (size_t)r) != 0)
-			return -1;
-	}
 }
 
 /* ---- messages to the server ---- */
@@ -630,72 +503,7 @@ static bool handle_messages(struct server_raw *raw)
 	}
 }
 
-/* ---- TLS ---- */
-
-static int proto_version(const char *name)
-{
-	static const struct {
-		const char *name;
-		int v;
-	} v[] = {{"TLSv1", TLS1_VERSION},
-		 {"TLSv1.1", TLS1_1_VERSION},
-		 {"TLSv1.2", TLS1_2_VERSION},
-		 {"TLSv1.3", TLS1_3_VERSION}};
-	for (size_t i = 0; name && i < ARRAY_SIZE(v); i++)
-		if (strcmp(name, v[i].name) == 0)
-			return v[i].v;
-	return 0;
-}
-
-static bool is_ip(const char *h)
-{
-	unsigned char b[sizeof(struct in6_addr)];
-	return inet_pton(AF_INET, h, b) == 1 || inet_pton(AF_INET6, h, b) == 1;
-}
-
-static bool start_tls(struct server_raw *raw)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-	bool ok = ctx != NULL;
-	/* flush_out may retry a write from another evbuffer_pullup address. */
-	if (ok)
-		SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	/* libpq's default minimum is TLSv1.2. */
-	int lo = raw->min_proto ? proto_version(raw->min_proto) : TLS1_2_VERSION;
-	ok = ok && SSL_CTX_set_min_proto_version(ctx, lo) == 1;
-	if (ok && raw->max_proto)
-		ok = SSL_CTX_set_max_proto_version(ctx, proto_version(raw->max_proto)) == 1;
-	if (ok && raw->sslmode >= SSL_VERIFY_CA) {
-		ok = SSL_CTX_load_verify_locations(ctx, raw->rootcert, NULL) == 1;
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	}
-	if (ok && raw->cert)
-		ok = SSL_CTX_use_certificate_chain_file(ctx, raw->cert) == 1 &&
-		     SSL_CTX_use_PrivateKey_file(ctx, raw->key, SSL_FILETYPE_PEM) == 1 &&
-		     SSL_CTX_check_private_key(ctx) == 1;
-	if (ok)
-		raw->ssl = SSL_new(ctx);
-	SSL_CTX_free(ctx); /* the SSL holds its own reference */
-	ok = ok && raw->ssl && SSL_set_fd(raw->ssl, raw->fd) == 1;
-	bool name = raw->host && raw->host[0] != '/' && !is_ip(raw->host);
-	if (ok && name)
-		ok = SSL_set_tlsext_host_name(raw->ssl, raw->host) == 1;
-	if (ok && raw->sslmode == SSL_VERIFY_FULL)
-		ok = name ? SSL_set1_host(raw->ssl, raw->host) == 1
-			  : X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(raw->ssl), raw->host) == 1;
-	if (!ok) {
-		fail_tls(raw, "cannot set up TLS");
-		return false;
-	}
-	SSL_set_connect_state(raw->ssl);
-	raw->step = RAW_HANDSHAKE;
-	return true;
-}
-
 /* ---- the steps ---- */
-
-static bool connect_next(struct server_raw *raw, char *why, size_t len);
-static void raw_keep_peer(struct server_raw *raw);
 
 /* Runs the login as far as it goes without waiting; arms the event for the rest. */
 static void advance(struct server_raw *raw)
@@ -710,7 +518,7 @@ static void advance(struct server_raw *raw)
 				err = errno;
 			if (err && raw->ai_next) {
 				char why[300];
-				if (connect_next(raw, why, sizeof(why)))
+				if (server_raw_connect_next(raw, why, sizeof(why)))
 					goto wait_write;
 				fail(raw, NULL, "%s", why);
 				return;
@@ -719,7 +527,7 @@ static void advance(struct server_raw *raw)
 				fail(raw, NULL, "%s", strerror(err));
 				return;
 			}
-			raw_keep_peer(raw);
+			server_raw_keep_peer(raw);
 			if (raw->sslmode == SSL_DISABLE || raw->sslmode == SSL_ALLOW ||
 			    !raw->ai_list) { /* no TLS on a Unix socket, as libpq */
 				raw->step = RAW_MESSAGES;
@@ -731,7 +539,7 @@ static void advance(struct server_raw *raw)
 			continue;
 		}
 		case RAW_SSL_ANSWER: {
-			int f = flush_out(raw, &wait);
+			int f = server_raw_flush(raw, &wait);
 			if (f < 0) {
 				fail(raw, NULL, "could not send SSL negotiation packet: %s",
 				     strerror(errno));
@@ -750,8 +558,11 @@ static void advance(struct server_raw *raw)
 				return;
 			}
 			if (c == 'S') {
-				if (!start_tls(raw))
+				if (!server_raw_start_tls(raw)) {
+					fail_tls(raw, "cannot set up TLS");
 					return;
+				}
+				raw->step = RAW_HANDSHAKE;
 			} else if (raw->sslmode >= SSL_REQUIRE) {
 				fail(raw, NULL,
 				     "server does not support SSL, but SSL was required");
@@ -768,7 +579,7 @@ static void advance(struct server_raw *raw)
 				raw->step = RAW_MESSAGES;
 				continue;
 			}
-			wait = ssl_want(raw, r);
+			wait = server_raw_ssl_want(raw, r);
 			if (!wait) {
 				fail_tls(raw, "SSL handshake failed");
 				return;
@@ -782,7 +593,7 @@ static void advance(struct server_raw *raw)
 				evbuffer_free(raw->startup);
 				raw->startup = NULL;
 			}
-			int f = flush_out(raw, &wait);
+			int f = server_raw_flush(raw, &wait);
 			if (f < 0) {
 				fail(raw, NULL, "could not send data to server: %s",
 				     strerror(errno));
@@ -790,7 +601,7 @@ static void advance(struct server_raw *raw)
 			}
 			if (f == 0)
 				goto wait;
-			int r = fill_in(raw, &wait);
+			int r = server_raw_fill(raw, &wait);
 			if (r <= 0) {
 				/* Whatever it said before closing (an ErrorResponse) says why. */
 				if (!handle_messages(raw))
@@ -818,120 +629,6 @@ wait_write:
 static void raw_event(evutil_socket_t fd, short what, void *arg)
 {
 	advance(arg);
-}
-
-/* Where to connect: a Unix socket path or a TCP address (blocking name lookup, as
- * libpq's PQconnectPoll does it too). */
-static bool resolve(struct server_raw *raw, const struct login_opts *o, char *err, size_t errlen)
-{
-	const char *host = o->hostaddr ? o->hostaddr : o->host ? o->host : getenv("PGHOST");
-	const char *port = o->port ? o->port : getenv("PGPORT");
-	if (!host || !*host)
-		host = "/var/run/postgresql"; /* libpq's DEFAULT_PGSOCKET_DIR on Debian */
-	if (!port || !*port)
-		port = "5432";
-	char *end;
-	long p = strtol(port, &end, 10);
-	if (*end || p < 1 || p > 65535) {
-		snprintf(err, errlen, "invalid port number: \"%s\"", port);
-		return false;
-	}
-	char where[400];
-	if (host[0] == '/') {
-		struct sockaddr_un *un = (struct sockaddr_un *)&raw->addr;
-		un->sun_family = AF_UNIX;
-		int n = snprintf(un->sun_path, sizeof(un->sun_path), "%s/.s.PGSQL.%ld", host, p);
-		if (n < 0 || (size_t)n >= sizeof(un->sun_path)) {
-			snprintf(err, errlen, "Unix-domain socket path \"%s\" is too long", host);
-			return false;
-		}
-		raw->addr_len = sizeof(*un);
-		snprintf(where, sizeof(where), "server on socket \"%s\"", un->sun_path);
-	} else {
-		struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-		struct addrinfo *res = NULL;
-		int e = getaddrinfo(host, port, &hints, &res);
-		if (e != 0 || !res) {
-			snprintf(err, errlen, "could not translate host name \"%s\" to address: %s",
-				 host, e ? gai_strerror(e) : "no address");
-			if (res)
-				freeaddrinfo(res);
-			return false;
-		}
-		raw->ai_list = raw->ai_next = res;
-		snprintf(where, sizeof(where), "server at \"%s\", port %ld",
-			 o->host ? o->host : host, p);
-	}
-	raw->where = strdup(where);
-	return raw->where != NULL;
-}
-
-static void keepalive_opts(struct server_raw *raw, const struct login_opts *o)
-{
-	raw->keepalive[0] = !o->keepalives || atoi(o->keepalives) != 0;
-	raw->keepalive[1] = o->ka_idle ? atoi(o->ka_idle) : 0;
-	raw->keepalive[2] = o->ka_interval ? atoi(o->ka_interval) : 0;
-	raw->keepalive[3] = o->ka_count ? atoi(o->ka_count) : 0;
-}
-
-static void set_keepalives(const struct server_raw *raw)
-{
-	int on = raw->keepalive[0];
-	(void)setsockopt(raw->fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
-	static const int opts[] = {0, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT};
-	for (size_t i = 1; on && i < ARRAY_SIZE(opts); i++)
-		if (raw->keepalive[i] > 0)
-			(void)setsockopt(raw->fd, IPPROTO_TCP, opts[i], &raw->keepalive[i],
-					 sizeof(int));
-}
-
-/* The address connected to, for cancel requests. */
-static void raw_keep_peer(struct server_raw *raw)
-{
-	if (!raw->ai_list)
-		return; /* a Unix socket: raw->addr is its path already */
-	raw->addr_len = sizeof(raw->addr);
-	if (getpeername(raw->fd, (struct sockaddr *)&raw->addr, &raw->addr_len) != 0)
-		raw->addr_len = 0;
-}
-
-/* Starts connect() to the next address (TCP) or the socket (Unix); false with why if
- * none could even start. */
-static bool connect_next(struct server_raw *raw, char *why, size_t len)
-{
-	int e = 0;
-	for (;;) {
-		const struct sockaddr *sa = (const struct sockaddr *)&raw->addr;
-		socklen_t sa_len = raw->addr_len;
-		if (raw->ai_list) {
-			if (!raw->ai_next) {
-				snprintf(why, len, "%s", strerror(e ? e : ECONNREFUSED));
-				return false;
-			}
-			sa = raw->ai_next->ai_addr;
-			sa_len = raw->ai_next->ai_addrlen;
-			raw->ai_next = raw->ai_next->ai_next;
-		}
-		if (raw->fd >= 0)
-			close(raw->fd);
-		raw->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (raw->fd < 0) {
-			snprintf(why, len, "could not create socket: %s", strerror(errno));
-			return false;
-		}
-		if (sa->sa_family != AF_UNIX) {
-			int one = 1;
-			(void)setsockopt(raw->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-			set_keepalives(raw);
-		}
-		if (connect(raw->fd, sa, sa_len) == 0 || errno == EINPROGRESS)
-			return true;
-		e = errno;
-		if (!raw->ai_list) {
-			snprintf(why, len, "%s", strerror(e));
-			return false;
-		}
-	}
 }
 
 static char *dup_or_null(const char *s, bool *ok)
@@ -990,11 +687,11 @@ bool server_login_raw_start(struct server *s, const char *const *keys, const cha
 		snprintf(err, errlen, "out of memory");
 		return false;
 	}
-	if (!resolve(raw, &o, err, errlen))
+	if (!server_raw_resolve(raw, &o, err, errlen))
 		return false;
-	keepalive_opts(raw, &o);
+	server_raw_keepalive_opts(raw, &o);
 	char why[300];
-	if (!connect_next(raw, why, sizeof(why))) {
+	if (!server_raw_connect_next(raw, why, sizeof(why))) {
 		snprintf(err, errlen, "connection to %s failed: %s", raw->where, why);
 		return false;
 	}
@@ -1005,48 +702,6 @@ bool server_login_raw_start(struct server *s, const char *const *keys, const cha
 		return false;
 	}
 	return true;
-}
-
-int server_raw_fd(const struct server_raw *raw)
-{
-	return raw->fd;
-}
-
-void *server_raw_ssl(const struct server_raw *raw)
-{
-	return raw->ssl;
-}
-
-bool server_raw_cancel_target(const struct server_raw *raw, struct server_raw_cancel *out)
-{
-	if (!raw->have_cancel_key || raw->addr_len == 0)
-		return false;
-	out->addr = raw->addr;
-	out->addr_len = raw->addr_len;
-	out->pid = raw->cancel_pid;
-	out->key = raw->cancel_key;
-	return true;
-}
-
-bool server_raw_cancel_send(const struct server_raw_cancel *c)
-{
-	int fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return false;
-	/* Bounded: connect and recv give up after 5 s (Linux applies SO_SNDTIMEO to connect). */
-	struct timeval tv = {5, 0};
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	uint32_t pkt[4] = {htonl(16), htonl(CANCEL_REQUEST_CODE), htonl(c->pid), htonl(c->key)};
-	bool ok = connect(fd, (const struct sockaddr *)&c->addr, c->addr_len) == 0 &&
-		  send(fd, pkt, sizeof(pkt), MSG_NOSIGNAL) == (ssize_t)sizeof(pkt);
-	if (ok) {
-		/* The server closes the connection once it has the request (as PQcancel waits). */
-		char b;
-		(void)recv(fd, &b, 1, 0);
-	}
-	close(fd);
-	return ok;
 }
 
 void server_raw_free(struct server_raw *raw)
