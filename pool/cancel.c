@@ -8,11 +8,13 @@
 #include "common/inbox.h"
 #include "common/log.h"
 #include "pool/pool.h"
+#include "pool/server_login_raw.h"
 
 struct cancel_req {
-	struct inbox_item item;  /* first: the completion, posted back */
-	struct cancel_req *next; /* in the thread's queue */
-	PGcancel *cancel;
+	struct inbox_item item;       /* first: the completion, posted back */
+	struct cancel_req *next;      /* in the thread's queue */
+	PGcancel *cancel;             /* a libpq server's */
+	struct server_raw_cancel raw; /* one of corral's own logins (cancel == NULL) */
 	struct inbox *reply_to;
 	struct server *server;
 	bool ok;
@@ -64,7 +66,8 @@ static void *cancel_thread(void *arg)
 			cq.tail = NULL;
 		pthread_mutex_unlock(&cq.lock);
 		char err[256];
-		r->ok = PQcancel(r->cancel, err, sizeof(err)) == 1;
+		r->ok = r->cancel ? PQcancel(r->cancel, err, sizeof(err)) == 1
+				  : server_raw_cancel_send(&r->raw);
 		inbox_post(r->reply_to, &r->item);
 		pthread_mutex_lock(&cq.lock);
 	}
@@ -81,9 +84,12 @@ static void *cancel_thread(void *arg)
 bool server_cancel(struct server *s)
 {
 	struct cancel_req *r = calloc(1, sizeof(*r));
-	if (r)
-		r->cancel = s->conn ? PQgetCancel(s->conn) : NULL;
-	if (!r || !r->cancel) {
+	bool have = false;
+	if (r && s->raw)
+		have = server_raw_cancel_target(s->raw, &r->raw);
+	else if (r)
+		have = (r->cancel = s->conn ? PQgetCancel(s->conn) : NULL) != NULL;
+	if (!r || !have) {
 		log_error("event=cancel_failed server=%llu error=\"out of memory\"",
 			  (unsigned long long)s->id);
 		if (r)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <openssl/crypto.h>
 
 #include "common/inbox.h"
 #include "common/ids.h"
@@ -16,6 +17,7 @@
 #include "pool/cancel.h"
 #include "pool/keepalive.h"
 #include "pool/pool_internal.h"
+#include "pool/server_login_raw.h"
 
 static void reap_dead(evutil_socket_t fd, short what, void *arg)
 {
@@ -198,6 +200,7 @@ bool pool_build_login_params(struct pool *pool, const struct db_config *db, cons
 	for (size_t i = 0; ok && i < n_ka; i++)
 		ok = add_login_param(pool, &k, ka_keys[i], ka_vals[i]);
 	pool->login_password = NULL;
+	pool->passthrough = !db->password && !db->user && !password;
 	if (ok && !db->password && password) {
 		ok = add_login_param(pool, &k, "password", password);
 		if (ok)
@@ -438,8 +441,19 @@ static void launch_login(struct pool *pool)
 	set_server_state(s, SV_LOGIN);
 	log_debug("event=server_login_start server=%llu db=%s user=%s", (unsigned long long)s->id,
 		  pool->db_name, pool->user);
-	if (!server_login_start(s, (const char *const *)pool->login_keys,
-				(const char *const *)pool->login_vals))
+	const char *const *keys = (const char *const *)pool->login_keys;
+	const char *const *vals = (const char *const *)pool->login_vals;
+	struct login_secret sec;
+	if (pool->passthrough && pool_shared_get_passthrough(pool->shared, &sec)) {
+		/* libpq cannot log in with keys or a hash: corral's own login does. */
+		char err[256];
+		bool started = server_login_raw_start(s, keys, vals, &sec, err, sizeof(err));
+		OPENSSL_cleanse(&sec, sizeof(sec));
+		if (!started)
+			pool_login_done(s, false, err, NULL);
+		return;
+	}
+	if (!server_login_start(s, keys, vals))
 		pool_login_done(s, false, s->conn ? PQerrorMessage(s->conn) : "out of memory", NULL);
 }
 

@@ -91,6 +91,11 @@ struct pool {
 	char **login_keys;
 	char **login_vals;
 	char *login_password;       /* the auth file's password when the line has none */
+	/* Neither the line nor the auth file has a password for the login, and the line
+	 * logs in as the client's user: servers log in with the keys of the user's last
+	 * SCRAM proof or the auth file's md5 hash (pass-through, pool/server_login_raw.h)
+	 * once a client has given them. */
+	bool passthrough;
 	/* Hash of the database line's login keywords and values: a server logged in with
 	 * other ones (the line changed on a reload) is never handed to a client again. */
 	uint64_t login_sig;

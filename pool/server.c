@@ -1,5 +1,6 @@
 #include "pool/server.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +9,7 @@
 
 #include "common/log.h"
 #include "pool/pool.h"
+#include "pool/server_login_raw.h"
 
 static const char *const state_names[] = {
 	[SV_LOGIN] = "login",     [SV_IDLE] = "idle",     [SV_ACTIVE] = "active",
@@ -17,6 +19,26 @@ static const char *const state_names[] = {
 const char *server_state_name(enum server_state st)
 {
 	return state_names[st];
+}
+
+int server_socket(const struct server *s)
+{
+	if (s->bev)
+		return bufferevent_getfd(s->bev);
+	if (s->raw)
+		return server_raw_fd(s->raw);
+	return s->conn ? PQsocket(s->conn) : -1;
+}
+
+void server_tls_text(const struct server *s, char *buf, size_t len)
+{
+	SSL *ssl = s->raw                           ? server_raw_ssl(s->raw)
+		   : s->conn && PQsslInUse(s->conn) ? PQsslStruct(s->conn, "OpenSSL")
+						    : NULL;
+	if (ssl)
+		snprintf(buf, len, "%s/%s", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+	else if (len)
+		buf[0] = '\0';
 }
 
 static void login_step(evutil_socket_t fd, short what, void *arg);
@@ -57,6 +79,15 @@ static void record_params(struct server *s)
 
 bool server_attach(struct server *s, struct event_base *base)
 {
+	if (s->raw) {
+		/* No BEV_OPT_CLOSE_ON_FREE: server_raw_free closes both. */
+		SSL *ssl = server_raw_ssl(s->raw);
+		int fd = server_raw_fd(s->raw);
+		s->bev = ssl ? bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_OPEN,
+							      0)
+			     : bufferevent_socket_new(base, fd, 0);
+		return s->bev != NULL;
+	}
 	int fd = PQsocket(s->conn);
 	if (PQsslInUse(s->conn)) {
 		/* No BEV_OPT_CLOSE_ON_FREE: libpq owns both the SSL object and the socket. */
@@ -201,6 +232,8 @@ void server_teardown(struct server *s)
 		PQfinish(s->conn);
 		s->conn = NULL;
 	}
+	server_raw_free(s->raw);
+	s->raw = NULL;
 	params_clear(&s->params);
 	params_clear(&s->applied);
 	params_clear(&s->pending);

@@ -30,7 +30,10 @@ struct server {
 	struct pool *pool;
 	uint64_t id;
 
-	PGconn *conn;
+	PGconn *conn;               /* a libpq login (NULL with raw) */
+	/* corral's own login and connection, for SCRAM pass-through (NULL with conn):
+	 * socket, SSL, cancel key (pool/server_login_raw.h). */
+	struct server_raw *raw;
 	struct event *login_ev;     /* readiness of PQsocket during login */
 	int login_fd;
 	struct bufferevent *bev;    /* after login */
@@ -83,6 +86,10 @@ void server_detach(struct server *s);
 void server_teardown(struct server *s);
 
 const char *server_state_name(enum server_state st);
+/* The server's socket, -1 if it has none yet. */
+int server_socket(const struct server *s);
+/* "TLSv1.3/TLS_AES_256_GCM_SHA384" into buf if the connection is TLS, else "". */
+void server_tls_text(const struct server *s, char *buf, size_t len);
 
 /*
  * libpq's message of a failed login, asked for verbose (server_login_start): a refusal

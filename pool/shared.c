@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 bool pool_registry_init(struct pool_registry *reg, int n_workers)
 {
 	reg->head = NULL;
@@ -41,6 +43,7 @@ void pool_registry_free(struct pool_registry *reg)
 		free(ps->db_name);
 		params_clear(&ps->params);
 		params_clear(&ps->spellings);
+		OPENSSL_cleanse(&ps->passthrough, sizeof(ps->passthrough));
 		pthread_mutex_destroy(&ps->params_lock);
 		free(ps->slots);
 		free(ps);
@@ -258,6 +261,32 @@ void pool_shared_get_error(struct pool_shared *ps, char *out, size_t outlen)
 	pthread_mutex_lock(&ps->params_lock);
 	snprintf(out, outlen, "%s", ps->last_error[0] ? ps->last_error : "server login failed");
 	pthread_mutex_unlock(&ps->params_lock);
+}
+
+void pool_shared_set_scram_keys(struct pool_shared *ps, const struct scram_keys *keys)
+{
+	pthread_mutex_lock(&ps->params_lock);
+	ps->passthrough.scram = *keys;
+	ps->passthrough.have_scram = true;
+	pthread_mutex_unlock(&ps->params_lock);
+}
+
+void pool_shared_set_md5(struct pool_shared *ps, const char *md5_hash)
+{
+	if (strlen(md5_hash) != sizeof(ps->passthrough.md5) - 1)
+		return;
+	pthread_mutex_lock(&ps->params_lock);
+	memcpy(ps->passthrough.md5, md5_hash, sizeof(ps->passthrough.md5));
+	ps->passthrough.have_md5 = true;
+	pthread_mutex_unlock(&ps->params_lock);
+}
+
+bool pool_shared_get_passthrough(struct pool_shared *ps, struct login_secret *out)
+{
+	pthread_mutex_lock(&ps->params_lock);
+	*out = ps->passthrough;
+	pthread_mutex_unlock(&ps->params_lock);
+	return out->have_scram || out->have_md5;
 }
 
 /* Increments n if it stays within limit (0: no limit, it is only counted). */

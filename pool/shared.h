@@ -13,6 +13,7 @@
 
 #include "pool/config.h"
 #include "pool/params.h"
+#include "pool/server_login_raw.h"
 #include "pool/stats.h"
 
 #define MAX_WORKERS 256
@@ -88,6 +89,10 @@ struct pool_shared {
 	struct param_set spellings;
 	/* Set once spellings has an entry: until then a login looks nothing up. */
 	atomic_bool have_spellings;
+	/* Pass-through (pool/server_login_raw.h): the user's SCRAM keys from the last
+	 * client proof that worked, the auth file's md5 hash; under params_lock, memory
+	 * only, cleansed when freed. */
+	struct login_secret passthrough;
 };
 
 /* One application over all workers: its concurrency limit ([limits] app.NAME; 0: none)
@@ -139,6 +144,12 @@ bool pool_shared_spelling(struct pool_shared *ps, const char *name, const char *
 			  size_t outlen);
 void pool_shared_set_error(struct pool_shared *ps, const char *msg);
 void pool_shared_get_error(struct pool_shared *ps, char *out, size_t outlen);
+/* The SCRAM keys a client's proof gave (SCRAM pass-through); the last one wins. */
+void pool_shared_set_scram_keys(struct pool_shared *ps, const struct scram_keys *keys);
+/* The auth file's md5 hash of the user ("md5" + 32 hex), for md5 pass-through. */
+void pool_shared_set_md5(struct pool_shared *ps, const char *md5_hash);
+/* A copy of what there is in *out (the caller cleanses it); false if nothing. */
+bool pool_shared_get_passthrough(struct pool_shared *ps, struct login_secret *out) WARN_UNUSED;
 
 /* The record for application app with the given limit (0: none), created on first
  * use; past STATS_MAX_APPS unlimited applications, the shared STATS_OTHER_APP record.

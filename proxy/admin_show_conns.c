@@ -209,7 +209,7 @@ static const char *login_user(const struct pool *p)
 
 static void server_row(struct admin_row *r, const struct worker *w, const struct server *s)
 {
-	int fd = s->bev ? bufferevent_getfd(s->bev) : s->conn ? PQsocket(s->conn) : -1;
+	int fd = server_socket(s);
 	/* While relaying, the owner is the client the server is linked to (relay.c). */
 	const struct client *c = s->state == SV_ACTIVE ? s->owner : NULL;
 	admin_row_text(r, "S");
@@ -227,11 +227,9 @@ static void server_row(struct admin_row *r, const struct worker *w, const struct
 	ptr_col(r, s);
 	ptr_col(r, c);
 	admin_row_int(r, s->backend_pid);
-	if (s->conn && PQsslInUse(s->conn))
-		admin_row_printf(r, "%s/%s", PQsslAttribute(s->conn, "protocol"),
-				 PQsslAttribute(s->conn, "cipher"));
-	else
-		admin_row_text(r, "");
+	char tls[128];
+	server_tls_text(s, tls, sizeof(tls));
+	admin_row_text(r, tls);
 	admin_row_text(r, c && c->application_name ? c->application_name : "");
 	admin_row_int(r, 0);
 	admin_row_uint(r, s->id);

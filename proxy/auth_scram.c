@@ -384,6 +384,8 @@ void scram_exchange_free(struct scram_exchange *ex)
 	free(ex->server_first);
 	free(ex->nonce);
 	OPENSSL_cleanse(&ex->secret, sizeof(ex->secret));
+	OPENSSL_cleanse(ex->client_key, sizeof(ex->client_key));
+	ex->have_client_key = false;
 	ex->client_first_bare = NULL;
 	ex->server_first = NULL;
 	ex->nonce = NULL;
@@ -742,7 +744,7 @@ static char *make_auth_message(const struct scram_exchange *ex, const char *fina
 
 /* ClientKey = proof XOR HMAC(StoredKey, AuthMessage); right if H(ClientKey) == StoredKey. */
 static bool proof_matches(const struct scram_secret *s, const char *auth_msg,
-			  const uint8_t proof[SCRAM_KEY_LEN])
+			  const uint8_t proof[SCRAM_KEY_LEN], uint8_t keep[SCRAM_KEY_LEN])
 {
 	uint8_t sig[SCRAM_KEY_LEN], client_key[SCRAM_KEY_LEN], stored[SCRAM_KEY_LEN];
 	bool ok;
@@ -752,6 +754,8 @@ static bool proof_matches(const struct scram_secret *s, const char *auth_msg,
 		client_key[i] = proof[i] ^ sig[i];
 	ok = ok && sha256(client_key, SCRAM_KEY_LEN, stored) &&
 	     CRYPTO_memcmp(stored, s->stored_key, SCRAM_KEY_LEN) == 0;
+	if (ok)
+		memcpy(keep, client_key, SCRAM_KEY_LEN);
 	OPENSSL_cleanse(client_key, sizeof(client_key));
 	return ok;
 }
@@ -796,16 +800,26 @@ enum scram_result scram_handle_client_final(struct scram_exchange *ex, const cha
 	if (auth_msg == NULL)
 		goto out;
 	/* The mock verifies too, so an unknown user costs what a wrong password does. */
-	right = proof_matches(&ex->secret, auth_msg, proof);
+	right = proof_matches(&ex->secret, auth_msg, proof, ex->client_key);
 	if (!right || ex->mock) {
+		OPENSSL_cleanse(ex->client_key, sizeof(ex->client_key));
 		res = SCRAM_WRONG_PROOF;
 		goto out;
 	}
 	*server_final = make_server_final(&ex->secret, auth_msg);
 	/* Out of memory is no protocol violation, but it must not let anyone in. */
 	res = *server_final != NULL ? SCRAM_OK : SCRAM_WRONG_PROOF;
+	ex->have_client_key = res == SCRAM_OK;
 out:
 	free(auth_msg);
 	free(buf);
 	return res;
+}
+
+bool scram_exchange_client_key(const struct scram_exchange *ex, uint8_t out[SCRAM_KEY_LEN])
+{
+	if (!ex->have_client_key)
+		return false;
+	memcpy(out, ex->client_key, SCRAM_KEY_LEN);
+	return true;
 }

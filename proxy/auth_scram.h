@@ -53,6 +53,10 @@ struct scram_exchange {
 	/* Set by a failed step that PostgreSQL words otherwise than "malformed SCRAM
 	 * message" (scram_failure). */
 	const char *fail_sqlstate, *fail_message;
+	/* The client's ClientKey, recovered from a proof that was right (SCRAM pass-through,
+	 * pool/scram_client.h); cleansed by scram_exchange_free. */
+	bool have_client_key;
+	uint8_t client_key[SCRAM_KEY_LEN];
 };
 
 /*
@@ -105,5 +109,9 @@ enum scram_result scram_handle_client_final(struct scram_exchange *ex, const cha
  * 28000, ...), "malformed SCRAM message" 08P01 for the rest.
  */
 const char *scram_failure(const struct scram_exchange *ex, const char **sqlstate);
+
+/* After SCRAM_OK: the client's ClientKey in out (the caller cleanses it); false before. */
+bool scram_exchange_client_key(const struct scram_exchange *ex,
+			       uint8_t out[SCRAM_KEY_LEN]) WARN_UNUSED;
 
 #endif

@@ -875,6 +875,16 @@ static void request_server(struct client *c)
 	wait_quietly(c, CL_WAITING);
 }
 
+/* What the pool's server logins will answer with (pass-through, DESIGN.md §5): the
+ * keys of the SCRAM proof just made, or the auth file's md5 hash. */
+static void keep_passthrough_secret(struct client *c)
+{
+	if (c->scram_keys)
+		pool_shared_set_scram_keys(c->pool->shared, c->scram_keys);
+	else if (c->secret && c->secret->kind == SECRET_MD5)
+		pool_shared_set_md5(c->pool->shared, c->secret->secret);
+}
+
 void client_authenticated(struct client *c)
 {
 	const struct corral_config *cfg = c->worker->cfg;
@@ -900,6 +910,8 @@ void client_authenticated(struct client *c)
 		return; /* refused: max_pools */
 	}
 	c->pool = pool_get(&c->worker->pools, db, c->user, password);
+	if (c->pool && c->pool->passthrough)
+		keep_passthrough_secret(c);
 	drop_auth_snapshot(c);
 	struct app_gate *gate = c->pool ? app_gate_get(&c->worker->pools, c->application_name) : NULL;
 	if (!c->pool || !gate) {

@@ -82,6 +82,9 @@ struct client {
 	struct snapshot *auth_snap;
 	uint8_t md5_salt[4];
 	struct scram_exchange scram;
+	/* While client_authenticated runs after a SCRAM proof: the user's keys (on the
+	 * stack of client_auth.c's handle_scram_final), for SCRAM pass-through; else NULL. */
+	const struct scram_keys *scram_keys;
 
 	/* after login */
 	struct pool *pool;

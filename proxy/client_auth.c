@@ -143,7 +143,9 @@ void client_auth_begin(struct client *c)
 }
 
 /* A cleartext password against any kind of stored secret. */
-static bool password_matches(const struct user_secret *sec, const char *user, const char *pw)
+/* keys: where a SCRAM verifier's keys go when the password is right (pass-through). */
+static bool password_matches(const struct user_secret *sec, const char *user, const char *pw,
+			     struct scram_keys *keys)
 {
 	if (!sec)
 		return false;
@@ -158,11 +160,14 @@ static bool password_matches(const struct user_secret *sec, const char *user, co
 		return CRYPTO_memcmp(hash, sec->secret, sizeof(hash)) == 0;
 	}
 	case SECRET_SCRAM: {
-		struct scram_secret d;
+		/* The keys, ClientKey included, as a SCRAM proof would give them. */
 		const struct scram_secret *s = &sec->scram;
-		return scram_secret_from_password(pw, s->salt, s->salt_len, s->iterations, &d) &&
-		       CRYPTO_memcmp(d.stored_key, s->stored_key, SCRAM_KEY_LEN) == 0 &&
-		       CRYPTO_memcmp(d.server_key, s->server_key, SCRAM_KEY_LEN) == 0;
+		bool ok = scram_keys_from_password(pw, s->salt, s->salt_len, s->iterations, keys) &&
+			  CRYPTO_memcmp(keys->stored_key, s->stored_key, SCRAM_KEY_LEN) == 0 &&
+			  CRYPTO_memcmp(keys->server_key, s->server_key, SCRAM_KEY_LEN) == 0;
+		if (!ok)
+			OPENSSL_cleanse(keys, sizeof(*keys));
+		return ok;
 	}
 	}
 	return false;
@@ -179,10 +184,16 @@ static void handle_password(struct client *c, struct pg_reader *r)
 		client_fail(c, "28P01", "empty password returned by client");
 		return;
 	}
-	if (password_matches(c->secret, c->user, pw))
-		auth_ok(c);
-	else
+	struct scram_keys keys = {0};
+	if (!password_matches(c->secret, c->user, pw, &keys)) {
 		auth_failed(c);
+		return;
+	}
+	if (keys.salt_len)
+		c->scram_keys = &keys; /* a cleartext password against a verifier: its keys too */
+	auth_ok(c);                    /* c is freed by the reaper, never inside this call */
+	c->scram_keys = NULL;
+	OPENSSL_cleanse(&keys, sizeof(keys));
 }
 
 static void handle_md5(struct client *c, struct pg_reader *r)
@@ -235,16 +246,38 @@ static void handle_scram_first(struct client *c, struct pg_reader *r)
 	free(server_first);
 }
 
+/* The keys of a SCRAM exchange that worked, for SCRAM pass-through. */
+static bool scram_keys_of(const struct scram_exchange *ex, struct scram_keys *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (ex->secret.salt_len > sizeof(out->salt) ||
+	    !scram_exchange_client_key(ex, out->client_key))
+		return false;
+	out->iterations = ex->secret.iterations;
+	memcpy(out->salt, ex->secret.salt, ex->secret.salt_len);
+	out->salt_len = ex->secret.salt_len;
+	memcpy(out->stored_key, ex->secret.stored_key, sizeof(out->stored_key));
+	memcpy(out->server_key, ex->secret.server_key, sizeof(out->server_key));
+	return true;
+}
+
 static void handle_scram_final(struct client *c, struct pg_reader *r)
 {
 	size_t len = (size_t)(r->end - r->p);
 	char *server_final = NULL;
+	struct scram_keys keys;
 	switch (scram_handle_client_final(&c->scram, (const char *)r->p, len, &server_final)) {
 	case SCRAM_OK:
 		pgproto_put_auth(bufferevent_get_output(c->bev), PG_AUTH_SASL_FINAL, server_final,
 				 strlen(server_final));
 		free(server_final);
-		auth_ok(c);
+		/* The proof gave away the ClientKey: with the verifier's salt, iterations and
+		 * keys it logs in to PostgreSQL if that stores the same verifier. */
+		if (scram_keys_of(&c->scram, &keys))
+			c->scram_keys = &keys;
+		auth_ok(c); /* c is freed by the reaper, never inside this call */
+		c->scram_keys = NULL;
+		OPENSSL_cleanse(&keys, sizeof(keys));
 		return;
 	case SCRAM_WRONG_PROOF:
 		auth_failed(c);

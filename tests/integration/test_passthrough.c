@@ -1,0 +1,464 @@
+/*
+ * SCRAM pass-through (pool/server_login_raw.c): a database line without a password,
+ * an auth file holding only the user's SCRAM verifier as pg_authid has it, and the
+ * cluster demanding scram-sha-256 over TCP (run.sh's pg_hba).  corral logs in to
+ * PostgreSQL with the keys of the client's own proof: queries work, a second client
+ * and a second server reuse the keys, a wrong password neither gets in nor spoils
+ * them, a verifier with another salt than PostgreSQL's gets PostgreSQL's refusal (and
+ * a hint in corral's log), TLS to the server and cancel requests work.
+ * Each test has roles of its own (tests run two at a time).
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "tests/integration/harness.h"
+
+TestSuite(passthrough, H_SUITE);
+
+#define PT_PASSWORD "pt-secret"
+
+/* Creates role name with PT_PASSWORD (a SCRAM verifier of its own salt); returns it. */
+static char *make_role(PGconn *su, const char *name)
+{
+	char *sql = h_printf("do $$ begin create role %s login password '" PT_PASSWORD "'; "
+			     "exception when duplicate_object then null; end $$",
+			     name);
+	h_exec_ok(su, sql);
+	free(sql);
+	sql = h_printf("select rolpassword from pg_authid where rolname = '%s'", name);
+	char *v = h_value(su, sql);
+	free(sql);
+	cr_assert(strncmp(v, "SCRAM-SHA-256$", 14) == 0, "%s's secret: %s", name, v);
+	return v;
+}
+
+/* The [databases] line: no user, no password (options: more keywords). */
+static char *db_line(const char *options)
+{
+	return h_printf("pt = host=@PGHOST@ port=@PGPORT@ dbname=bench%s\n", options);
+}
+
+static struct h_corral *start(const char *user, const char *verifier, const char *options)
+{
+	char *users = h_printf("\"%s\" \"%s\"\n", user, verifier);
+	char *dbs = db_line(options);
+	struct h_corral *c = h_corral_start("", dbs, users);
+	free(users);
+	free(dbs);
+	return c;
+}
+
+static char *login_error(const struct h_corral *c, const char *user, const char *password)
+{
+	char *ci = h_conninfo(c, user, "pt", password), *err = NULL;
+	PGconn *conn = h_try_connect(ci, H_QUERY_TIMEOUT, &err);
+	if (conn) {
+		PQfinish(conn);
+		cr_assert_fail("login %s succeeded; want it refused", ci);
+	}
+	free(ci);
+	return err;
+}
+
+Test(passthrough, scram_keys_log_in_and_are_reused, .timeout = 90)
+{
+	PGconn *su = h_superuser();
+	char *verifier = make_role(su, "pt_user1");
+	struct h_corral *c = start("pt_user1", verifier, " pool_size=3");
+	char *ci = h_conninfo(c, "pt_user1", "pt", PT_PASSWORD);
+
+	/* The first client's proof gives the keys; the server login uses them. */
+	PGconn *a = h_connect(c, ci);
+	h_expect_value(a, "select current_user || ' ' || current_database()", "pt_user1 bench");
+	cr_expect(h_wait_log(c, "event=server_login ", 5), "no server login:\n%s",
+		  h_corral_log_tail(c));
+
+	/* A wrong password is refused by corral and does not spoil the keys. */
+	char *err = login_error(c, "pt_user1", "wrong");
+	cr_expect(strstr(err, "28P01") != NULL, "wrong password: %s", err);
+	free(err);
+
+	/* a holds its server in a transaction: b's needs a second login with the keys. */
+	h_exec_ok(a, "begin");
+	h_exec_ok(a, "select 1");
+	PGconn *b = h_connect(c, ci);
+	h_expect_value(b, "select current_user", "pt_user1");
+	cr_expect_eq(h_pg_backends("bench", "pt_user1"), 2, "two servers of pt_user1");
+	h_exec_ok(a, "commit");
+
+	/* The secret never reaches the log. */
+	char *log = h_read_file(c->log, NULL);
+	char *stored = strchr(verifier, '$');
+	stored = stored ? strchr(stored + 1, '$') : NULL;
+	cr_assert(stored);
+	char *colon = strchr(stored, ':');
+	*colon = '\0';
+	cr_expect(strstr(log, stored + 1) == NULL, "the StoredKey is in corral's log");
+	cr_expect(strstr(log, PT_PASSWORD) == NULL, "the password is in corral's log");
+	free(log);
+
+	/* Cancel requests reach a pass-through server (its own BackendKeyData). */
+	cr_assert(PQsendQuery(b, "select pg_sleep(30)"));
+	double deadline = h_now() + 10;
+	PGresult *res = NULL;
+	while (!res && h_now() < deadline) {
+		char e[256];
+		PGcancel *cn = PQgetCancel(b);
+		cr_assert_eq(PQcancel(cn, e, sizeof(e)), 1, "PQcancel: %s", e);
+		PQfreeCancel(cn);
+		h_wait_result(b, h_now() + 1, "cancelled sleep");
+		res = PQgetResult(b);
+	}
+	cr_assert(res, "no answer after cancelling");
+	cr_expect_str_eq(h_sqlstate(res), "57014", "cancelled: %s", PQresultErrorMessage(res));
+	PQclear(res);
+	while ((res = PQgetResult(b)))
+		PQclear(res);
+	h_expect_value(b, "select 'after cancel'", "after cancel");
+
+	PQfinish(a);
+	PQfinish(b);
+	h_expect_new_client(c, ci, "select 2", "2");
+	free(ci);
+	h_corral_stop(c);
+	free(verifier);
+	PQfinish(su);
+}
+
+Test(passthrough, verifier_with_another_salt_is_refused_by_postgres, .timeout = 60)
+{
+	PGconn *su = h_superuser();
+	char *mine = make_role(su, "pt_user2");
+	/* The same password, another salt: right for corral, wrong for PostgreSQL. */
+	char *other = make_role(su, "pt_other2");
+	cr_assert_str_neq(mine, other);
+	struct h_corral *c = start("pt_user2", other, "");
+
+	char *err = login_error(c, "pt_user2", PT_PASSWORD);
+	cr_expect(strstr(err, "password authentication failed for user \"pt_user2\"") != NULL,
+		  "want PostgreSQL's refusal: %s", err);
+	free(err);
+	cr_expect(h_wait_log(c, "event=scram_passthrough_refused", 5),
+		  "no hint in corral's log:\n%s", h_corral_log_tail(c));
+	cr_expect(h_wait_log(c, "verifier=other_salt_or_iterations", 1), "%s",
+		  h_corral_log_tail(c));
+	cr_expect(h_corral_alive(c));
+	h_corral_stop(c);
+	free(mine);
+	free(other);
+	PQfinish(su);
+}
+
+/* "t" if the server connection behind conn is TLS (pg_stat_ssl), else "f". */
+static char *server_ssl(PGconn *su, PGconn *conn)
+{
+	char *pid = h_value(conn, "select pg_backend_pid()");
+	char *sql = h_printf("select case when ssl then 't' else 'f' end from pg_stat_ssl "
+			     "where pid = %s",
+			     pid);
+	char *v = h_value(su, sql);
+	free(sql);
+	free(pid);
+	return v;
+}
+
+Test(passthrough, tls_to_the_server, .timeout = 60)
+{
+	PGconn *su = h_superuser();
+	char *verifier = make_role(su, "pt_user3");
+	char *users0 = h_printf("\"pt_user3\" \"%s\"\n\"ptadmin\" \"adminpw\"\n", verifier);
+	char *dbs0 = db_line(" sslmode=require");
+	struct h_corral *c = h_corral_start("admin_users = ptadmin\n", dbs0, users0);
+	free(users0);
+	free(dbs0);
+	char *ci = h_conninfo(c, "pt_user3", "pt", PT_PASSWORD);
+	PGconn *conn = h_connect(c, ci);
+	char *v = server_ssl(su, conn);
+	cr_expect_str_eq(v, "t", "pg_stat_ssl for a sslmode=require pass-through server");
+	free(v);
+	h_expect_value(conn, "select count(*) from generate_series(1, 100000)", "100000");
+
+	/* SHOW SERVERS knows the pass-through server's socket, TLS and backend pid. */
+	char *adm_ci = h_conninfo(c, "ptadmin", "corral", "adminpw");
+	PGconn *adm = h_connect(c, adm_ci);
+	PGresult *r = h_exec(adm, "SHOW SERVERS");
+	cr_assert_eq(PQntuples(r), 1, "%s", PQresultErrorMessage(r));
+	cr_expect(strncmp(PQgetvalue(r, 0, PQfnumber(r, "tls")), "TLSv1.", 6) == 0, "tls: [%s]",
+		  PQgetvalue(r, 0, PQfnumber(r, "tls")));
+	cr_expect_gt(atoi(PQgetvalue(r, 0, PQfnumber(r, "remote_pid"))), 0);
+	cr_expect_gt(atoi(PQgetvalue(r, 0, PQfnumber(r, "port"))), 0);
+	PQclear(r);
+	PQfinish(adm);
+	free(adm_ci);
+	PQfinish(conn);
+
+	/* verify-full without a CA file: refused with a clear reason, corral stays up. */
+	h_corral_stop(c);
+	c = start("pt_user3", verifier, " sslmode=verify-full");
+	char *err = login_error(c, "pt_user3", PT_PASSWORD);
+	cr_expect(strstr(err, "sslrootcert") != NULL, "verify-full without a CA: %s", err);
+	free(err);
+	cr_expect(h_corral_alive(c));
+	h_corral_stop(c);
+	free(ci);
+
+	/* verify-full against the cluster's certificate (CN=localhost, its own root); the
+	 * name "localhost" may resolve to ::1 first, where nothing listens. */
+	char *dbs = h_printf("pt = host=localhost port=@PGPORT@ dbname=bench sslmode=verify-full "
+			     "sslrootcert=%s/server.crt\n",
+			     H.sockdir);
+	char *users = h_printf("\"pt_user3\" \"%s\"\n", verifier);
+	c = h_corral_start("", dbs, users);
+	ci = h_conninfo(c, "pt_user3", "pt", PT_PASSWORD);
+	conn = h_connect(c, ci);
+	v = server_ssl(su, conn);
+	cr_expect_str_eq(v, "t", "pg_stat_ssl for a verify-full pass-through server");
+	free(v);
+	PQfinish(conn);
+	free(ci);
+	h_corral_stop(c);
+	free(dbs);
+
+	/* Another root: the certificate check fails, the log says so. */
+	dbs = h_printf("pt = host=localhost port=@PGPORT@ dbname=bench sslmode=verify-ca "
+		       "sslrootcert=/etc/ssl/certs/ca-certificates.crt\n");
+	c = h_corral_start("", dbs, users);
+	err = login_error(c, "pt_user3", PT_PASSWORD);
+	cr_expect(strstr(err, "certificate verify failed") != NULL, "another root: %s", err);
+	free(err);
+	cr_expect(h_corral_alive(c));
+	h_corral_stop(c);
+	free(dbs);
+	free(users);
+	free(verifier);
+	PQfinish(su);
+}
+
+/* A Unix socket (trust in the harness: the server says AuthenticationOk at once). */
+Test(passthrough, unix_socket, .timeout = 60)
+{
+	PGconn *su = h_superuser();
+	char *verifier = make_role(su, "pt_user5");
+	char *users = h_printf("\"pt_user5\" \"%s\"\n", verifier);
+	char *dbs = h_printf("pt = host=%s port=@PGPORT@ dbname=bench\n", H.sockdir);
+	struct h_corral *c = h_corral_start("", dbs, users);
+	char *ci = h_conninfo(c, "pt_user5", "pt", PT_PASSWORD);
+	PGconn *conn = h_connect(c, ci);
+	h_expect_value(conn, "select current_user", "pt_user5");
+	PQfinish(conn);
+	free(ci);
+	free(dbs);
+	free(users);
+	h_corral_stop(c);
+	free(verifier);
+	PQfinish(su);
+}
+
+Test(passthrough, no_keys_no_passthrough_for_a_fixed_user, .timeout = 60)
+{
+	/* A line with user= logs in as that user: no pass-through, the line's password. */
+	PGconn *su = h_superuser();
+	char *verifier = make_role(su, "pt_user4");
+	char *users = h_printf("\"pt_user4\" \"%s\"\n", verifier);
+	struct h_corral *c = h_corral_start(
+		"", "pt = host=@PGHOST@ port=@PGPORT@ dbname=bench user=bench password=secret\n",
+		users);
+	char *ci = h_conninfo(c, "pt_user4", "pt", PT_PASSWORD);
+	PGconn *conn = h_connect(c, ci);
+	h_expect_value(conn, "select current_user", "bench");
+	PQfinish(conn);
+	free(ci);
+	free(users);
+	h_corral_stop(c);
+	free(verifier);
+	PQfinish(su);
+}
+
+/* md5 pass-through: the auth file's md5 hash (as pg_authid has it) answers the
+ * server's md5 request (run.sh's pg_hba asks md5user for md5 over TCP). */
+Test(passthrough, md5_hash_logs_in, .timeout = 60)
+{
+	PGconn *su = h_superuser();
+	char *sql = h_printf("select rolpassword from pg_authid where rolname = '%s'", H.md5_user);
+	char *hash = h_value(su, sql);
+	cr_assert(strncmp(hash, "md5", 3) == 0, "%s's secret: %s", H.md5_user, hash);
+	char *users = h_printf("\"%s\" \"%s\"\n", H.md5_user, hash);
+	char *dbs = db_line("");
+	struct h_corral *c = h_corral_start("auth_type = md5\n", dbs, users);
+	char *ci = h_conninfo(c, H.md5_user, "pt", H.md5_password);
+	PGconn *conn = h_connect(c, ci);
+	h_expect_value(conn, "select current_user", H.md5_user);
+	PQfinish(conn);
+	char *log = h_read_file(c->log, NULL);
+	cr_expect(strstr(log, hash + 3) == NULL, "the md5 hash is in corral's log");
+	free(log);
+	free(ci);
+	h_corral_stop(c);
+	free(dbs);
+	free(users);
+	free(hash);
+	free(sql);
+	PQfinish(su);
+}
+
+/* A cleartext password (hba method "password") checked against the verifier gives the
+ * same keys a SCRAM proof would. */
+Test(passthrough, cleartext_password_gives_the_keys_too, .timeout = 60)
+{
+	PGconn *su = h_superuser();
+	char *verifier = make_role(su, "pt_user6");
+	char *hba = h_path("hba.conf");
+	h_write_file(hba, "host all all 127.0.0.1/32 password\n");
+	char *settings = h_printf("auth_type = hba\nauth_hba_file = %s\n", hba);
+	char *users = h_printf("\"pt_user6\" \"%s\"\n", verifier);
+	char *dbs = db_line("");
+	struct h_corral *c = h_corral_start(settings, dbs, users);
+	char *ci = h_conninfo(c, "pt_user6", "pt", PT_PASSWORD);
+	PGconn *conn = h_connect(c, ci);
+	h_expect_value(conn, "select current_user", "pt_user6");
+	PQfinish(conn);
+	char *err = login_error(c, "pt_user6", "wrong");
+	cr_expect(strstr(err, "28P01") != NULL, "wrong password: %s", err);
+	free(err);
+	free(ci);
+	h_corral_stop(c);
+	free(dbs);
+	free(users);
+	free(settings);
+	free(hba);
+	free(verifier);
+	PQfinish(su);
+}
+
+/* ---- a server that does not know the verifier ---- */
+
+struct fake_pg {
+	int listen_fd;
+	char server_first_tail[200]; /* ",s=<salt>,i=<iterations>" from the verifier */
+	bool sent_final;
+};
+
+static bool read_full(int fd, void *buf, size_t n)
+{
+	for (size_t got = 0; got < n;) {
+		ssize_t r = recv(fd, (char *)buf + got, n - got, 0);
+		if (r <= 0)
+			return false;
+		got += (size_t)r;
+	}
+	return true;
+}
+
+/* One message (type byte unless startup) into a malloc'd body; NULL on EOF. */
+static char *read_msg(int fd, bool startup, size_t *len)
+{
+	char type;
+	uint32_t n;
+	if ((!startup && !read_full(fd, &type, 1)) || !read_full(fd, &n, 4))
+		return NULL;
+	n = ntohl(n);
+	if (n < 4 || n > 10000)
+		return NULL;
+	char *body = calloc(1, n - 4 + 1);
+	if (!read_full(fd, body, n - 4)) {
+		free(body);
+		return NULL;
+	}
+	*len = n - 4;
+	return body;
+}
+
+static void send_auth(int fd, uint32_t code, const char *data, size_t len)
+{
+	char buf[512];
+	uint32_t n = htonl((uint32_t)(4 + 4 + len)), c = htonl(code);
+	buf[0] = 'R';
+	memcpy(buf + 1, &n, 4);
+	memcpy(buf + 5, &c, 4);
+	memcpy(buf + 9, data, len);
+	cr_assert_eq(send(fd, buf, 9 + len, MSG_NOSIGNAL), (ssize_t)(9 + len));
+}
+
+static void *fake_pg_main(void *arg)
+{
+	struct fake_pg *f = arg;
+	int fd = accept(f->listen_fd, NULL, NULL);
+	if (fd < 0)
+		return NULL;
+	struct timeval tv = {10, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	size_t len;
+	char *m = read_msg(fd, true, &len); /* StartupMessage (sslmode=disable) */
+	free(m);
+	send_auth(fd, 10, "SCRAM-SHA-256\0", 15);
+	m = read_msg(fd, false, &len); /* SASLInitialResponse */
+	if (m) {
+		const char *r = memmem(m, len, ",r=", 3);
+		char first[400];
+		snprintf(first, sizeof(first), "r=%.*sFAKESERVERNONCE%s", r ? 24 : 0,
+			 r ? r + 3 : "", f->server_first_tail);
+		send_auth(fd, 11, first, strlen(first));
+		free(m);
+		m = read_msg(fd, false, &len); /* client-final */
+	}
+	if (m) {
+		/* A signature made without ServerKey, then "ok" as if all were well. */
+		const char *v = "v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+		send_auth(fd, 12, v, strlen(v));
+		send_auth(fd, 0, "", 0);
+		static const char ready[] = {'Z', 0, 0, 0, 5, 'I'};
+		send(fd, ready, sizeof(ready), MSG_NOSIGNAL);
+		f->sent_final = true;
+		free(m);
+		char b;
+		while (recv(fd, &b, 1, 0) > 0) /* until corral hangs up */
+			;
+	}
+	close(fd);
+	return NULL;
+}
+
+Test(passthrough, server_without_the_verifier_is_refused, .timeout = 60)
+{
+	PGconn *su = h_superuser();
+	char *verifier = make_role(su, "pt_user7");
+	struct fake_pg f = {0};
+	/* "SCRAM-SHA-256$<iter>:<salt>$...": the salt and iterations a real server would send. */
+	const char *iter = strchr(verifier, '$') + 1, *salt = strchr(iter, ':') + 1;
+	const char *salt_end = strchr(salt, '$');
+	snprintf(f.server_first_tail, sizeof(f.server_first_tail), ",s=%.*s,i=%.*s",
+		 (int)(salt_end - salt), salt, (int)(salt - 1 - iter), iter);
+	f.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof(a);
+	cr_assert(bind(f.listen_fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+		  listen(f.listen_fd, 4) == 0 &&
+		  getsockname(f.listen_fd, (struct sockaddr *)&a, &alen) == 0);
+	pthread_t t;
+	cr_assert(pthread_create(&t, NULL, fake_pg_main, &f) == 0);
+
+	char *users = h_printf("\"pt_user7\" \"%s\"\n", verifier);
+	char *dbs = h_printf("pt = host=127.0.0.1 port=%d dbname=bench sslmode=disable\n",
+			     ntohs(a.sin_port));
+	struct h_corral *c = h_corral_start("", dbs, users);
+	char *err = login_error(c, "pt_user7", PT_PASSWORD);
+	cr_expect(strstr(err, "SCRAM signature is wrong") != NULL, "want a refusal: %s", err);
+	free(err);
+	shutdown(f.listen_fd, SHUT_RDWR);
+	pthread_join(t, NULL);
+	close(f.listen_fd);
+	cr_expect(f.sent_final, "the fake server did not get to its signature");
+	cr_expect(h_corral_alive(c));
+	h_corral_stop(c);
+	free(dbs);
+	free(users);
+	free(verifier);
+	PQfinish(su);
+}
