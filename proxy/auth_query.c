@@ -62,6 +62,8 @@ void auth_query_counters(struct auth_query_counters *out)
 	out->failed = atomic_load(&n_failed);
 	out->cache_hits = atomic_load(&n_hits);
 	out->shared = atomic_load(&n_shared);
+	pthread_once(&cache_once, make_cache);
+	out->cached = cache ? auth_cache_size(cache) : 0;
 }
 
 /* The lookup's configuration: a RELOAD that changes any of it drops the cache. */

@@ -48,6 +48,7 @@ struct auth_query_counters {
 	uint64_t found, not_found, failed;
 	uint64_t cache_hits; /* logins answered from the cache */
 	uint64_t shared;     /* logins that joined a lookup already running */
+	uint64_t cached;     /* entries in the cache now (expired ones until pushed out) */
 };
 void auth_query_counters(struct auth_query_counters *out);
 

@@ -169,8 +169,9 @@ static void *many_login(void *p)
 
 Test(auth_query, fifty_concurrent_logins_share_the_lookup)
 {
-	struct h_corral *c = h_corral_start("auth_user = corral_auth\npool_mode = transaction\n",
-					    H_BENCH_DB_WITH(" pool_size=5"), AUTH_USERS);
+	struct h_corral *c = h_corral_start(
+		"auth_user = corral_auth\npool_mode = transaction\nadmin_users = admin\n",
+		H_BENCH_DB_WITH(" pool_size=5"), AUTH_USERS "\"admin\" \"adminpw\"\n");
 	enum { N = 50 };
 	pthread_t t[N];
 	struct many_arg a[N];
@@ -189,6 +190,22 @@ Test(auth_query, fifty_concurrent_logins_share_the_lookup)
 	/* One lookup per worker at most (workers = 2): the rest joined it or the cache. */
 	int n = h_log_count(c, LOOKUP);
 	cr_expect(n >= 1 && n <= 2, "%d lookups for one user:\n%s", n, h_corral_log_tail(c));
+	/* SHOW AUTH_QUERY: every login either ran the lookup, joined it or hit the cache. */
+	char *aci = h_conninfo(c, "admin", "corral", "adminpw");
+	PGconn *adm = h_connect(c, aci);
+	PGresult *r = h_exec(adm, "SHOW AUTH_QUERY");
+	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+	long long lk = atoll(PQgetvalue(r, 0, 0)), found = atoll(PQgetvalue(r, 0, 1)),
+		  hits = atoll(PQgetvalue(r, 0, 4)), shared = atoll(PQgetvalue(r, 0, 5)),
+		  cached = atoll(PQgetvalue(r, 0, 6));
+	cr_expect_eq(lk, n, "SHOW AUTH_QUERY lookups %lld, log %d", lk, n);
+	cr_expect_eq(found, n);
+	cr_expect_eq(lk + shared + hits, N, "lookups %lld + shared %lld + hits %lld", lk, shared,
+		     hits);
+	cr_expect_eq(cached, 1);
+	PQclear(r);
+	PQfinish(adm);
+	free(aci);
 	h_corral_stop(c);
 }
 
