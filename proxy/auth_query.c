@@ -505,9 +505,9 @@ bool auth_query_start(struct client *c, int method)
 	const struct db_config *lookup_db = cfg->auth_dbname && cfg->auth_dbname[0]
 						    ? config_find_db(cfg, cfg->auth_dbname)
 						    : db;
-	c->authq_tried = true;
 	if (!lookup_db)
-		return false;
+		return false; /* logged as a user not in auth_file */
+	c->authq_tried = true;
 	pthread_once(&cache_once, make_cache);
 	char *sig = signature(cfg);
 	size_t klen = strlen(lookup_db->name) + strlen(auth_user) + 2;
