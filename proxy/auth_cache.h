@@ -31,6 +31,15 @@ enum auth_cache_result {
 	AUTH_CACHE_MISS,      /* not cached (or expired): ask PostgreSQL */
 	AUTH_CACHE_FOUND,     /* *out is a copy of the secret (auth_secret_free it) */
 	AUTH_CACHE_NOT_FOUND, /* PostgreSQL said there is no such user (or no password) */
+	/* auth_cache_get_or_claim only: */
+	AUTH_CACHE_CLAIMED, /* not cached: the caller's worker runs the lookup */
+	AUTH_CACHE_PENDING, /* another worker runs it and will tell the caller's */
+};
+
+/* Workers waiting for another's lookup, as a bit set (pool/shared.h: MAX_WORKERS). */
+#define AUTH_CACHE_WORKERS 256
+struct auth_cache_waiters {
+	uint64_t bits[AUTH_CACHE_WORKERS / 64];
 };
 
 struct auth_cache *auth_cache_new(void);
@@ -45,5 +54,25 @@ enum auth_cache_result auth_cache_get(struct auth_cache *ac, const char *sig, ui
 bool auth_cache_put(struct auth_cache *ac, const char *sig, uint64_t gen, const char *key,
 		    const char *user, const struct user_secret *sec, usec_t now, usec_t ttl);
 size_t auth_cache_size(struct auth_cache *ac);
+
+/*
+ * One lookup per user in the process: auth_cache_get, and on a miss either a claim
+ * for worker (CLAIMED: run it, then auth_cache_finish) or, when another worker holds
+ * a claim made less than stale_after ago, worker is put on its list (PENDING: the
+ * holder tells it).  A claim older than stale_after is taken over.  Out of memory for
+ * the claim: MISS (run it alone).
+ */
+enum auth_cache_result auth_cache_get_or_claim(struct auth_cache *ac, const char *sig, uint64_t gen,
+					       const char *key, const char *user, usec_t now,
+					       int worker, usec_t stale_after,
+					       struct user_secret *out);
+/*
+ * The claimed lookup is over: unless failed, its answer is put (as auth_cache_put);
+ * the claim goes, and *others gets the workers that wait for it (none if there was no
+ * claim).  Under one lock, so a worker that misses the claim finds the answer.
+ */
+void auth_cache_finish(struct auth_cache *ac, const char *sig, uint64_t gen, const char *key,
+		       const char *user, const struct user_secret *sec, bool failed, usec_t now,
+		       usec_t ttl, struct auth_cache_waiters *others);
 
 #endif

@@ -1,8 +1,9 @@
 /*
  * auth_query lookups on a worker's loop (proxy/auth_query.h).  A lookup is one libpq
  * connection as auth_user: login, one PQsendQueryParams, its result, PQfinish.  Its
- * clients wait on its list (c->authq_node); the answer goes to the cache first, then
- * to each client still in CL_AUTH.
+ * clients wait on its list (c->authq_node); the answer goes to the cache first (with
+ * the claim dropped), then to the workers that follow it (answer_msg), then to each
+ * client still in CL_AUTH.
  */
 #include "proxy/auth_query.h"
 
@@ -25,7 +26,9 @@
 #include "proxy/config_store.h"
 #include "proxy/worker.h"
 
-enum lookup_step { LK_QUEUED, LK_LOGIN, LK_QUERY };
+/* LK_FOLLOW: another worker runs this user's lookup (auth_cache_get_or_claim); this
+ * one only holds the clients until its answer comes through the inbox. */
+enum lookup_step { LK_QUEUED, LK_LOGIN, LK_QUERY, LK_FOLLOW };
 
 struct authq_lookup {
 	struct list node; /* w->authq_lookups, oldest first */
@@ -111,6 +114,69 @@ static void lookup_free(struct authq_lookup *lk)
 }
 
 static void start_next(struct worker *w);
+static void report(struct authq_lookup *lk, const struct user_secret *sec, const char *sqlstate,
+		   const char *why);
+static void deliver(struct authq_lookup *lk, const struct user_secret *sec, const char *sqlstate,
+		    const char *why);
+static struct authq_lookup *find_lookup(struct worker *w, const char *sig, const char *key,
+					const char *user);
+
+/* A lookup's answer for another worker whose clients wait for it (LK_FOLLOW there). */
+struct answer_msg {
+	struct inbox_item item;
+	char *sig, *key, *user;
+	bool found, failed;
+	struct user_secret sec;
+	char sqlstate[6];
+	char why[512];
+};
+
+static void answer_free(struct inbox_item *item)
+{
+	struct answer_msg *m = container_of(item, struct answer_msg, item);
+	free(m->sig);
+	free(m->key);
+	free(m->user);
+	if (m->found)
+		auth_secret_free(&m->sec);
+	free(m);
+}
+
+static void finish(struct authq_lookup *lk, const struct user_secret *sec, const char *sqlstate,
+		   const char *why);
+
+static void answer_run(struct inbox_item *item, void *ctx)
+{
+	struct answer_msg *m = container_of(item, struct answer_msg, item);
+	struct worker *w = container_of(ctx, struct worker, pools);
+	struct authq_lookup *lk = find_lookup(w, m->sig, m->key, m->user);
+	if (lk && lk->step == LK_FOLLOW) /* else its clients left, or it timed out */
+		finish(lk, m->found ? &m->sec : NULL, m->failed ? m->sqlstate : NULL, m->why);
+	answer_free(item);
+}
+
+static void tell_worker(struct authq_lookup *lk, int to, const struct user_secret *sec,
+			const char *sqlstate, const char *why)
+{
+	struct answer_msg *m = calloc(1, sizeof(*m));
+	if (!m)
+		return; /* its clients time out */
+	m->item.run = answer_run;
+	m->item.drop = answer_free;
+	m->sig = strdup(lk->sig);
+	m->key = strdup(lk->key);
+	m->user = strdup(lk->user);
+	m->failed = sqlstate != NULL;
+	if (sqlstate)
+		snprintf(m->sqlstate, sizeof(m->sqlstate), "%s", sqlstate);
+	snprintf(m->why, sizeof(m->why), "%s", why ? why : "");
+	m->found = sec && auth_secret_copy(sec, &m->sec);
+	if (!m->sig || !m->key || !m->user || (sec && !m->found)) {
+		answer_free(&m->item);
+		return;
+	}
+	inbox_post(lk->w->shared->inboxes[to], &m->item);
+}
 
 /*
  * The lookup is over: sec (NULL: no such user) is cached, unless sqlstate says it
@@ -120,6 +186,20 @@ static void finish(struct authq_lookup *lk, const struct user_secret *sec, const
 		   const char *why)
 {
 	struct worker *w = lk->w;
+	if (lk->step != LK_FOLLOW)
+		report(lk, sec, sqlstate, why);
+	else
+		log_debug("event=auth_query_answer worker=%d from=other_worker", w->id);
+	deliver(lk, sec, sqlstate, why);
+	lookup_free(lk);
+	start_next(w);
+}
+
+/* This worker ran the lookup: logged, counted, cached, and told to the workers whose
+ * clients wait for it. */
+static void report(struct authq_lookup *lk, const struct user_secret *sec, const char *sqlstate,
+		   const char *why)
+{
 	double ms = (double)(clock_now_usec() - lk->started) / 1000.0;
 	char u[130], d[130];
 	log_clean(lk->user, u, sizeof(u));
@@ -137,9 +217,19 @@ static void finish(struct authq_lookup *lk, const struct user_secret *sec, const
 		log_info("event=auth_query_lookup user=\"%s\" db=\"%s\" auth_user=\"%s\" result=%s "
 			 "ms=%.1f",
 			 u, d, lk->auth_user, sec ? "found" : "not_found", ms);
-		(void)auth_cache_put(cache, lk->sig, lk->gen, lk->key, lk->user, sec,
-				     clock_now_usec(), lk->ttl);
 	}
+	struct auth_cache_waiters others;
+	auth_cache_finish(cache, lk->sig, lk->gen, lk->key, lk->user, sec, sqlstate != NULL,
+			  clock_now_usec(), lk->ttl, &others);
+	for (int i = 0; i < lk->w->shared->n_workers && i < AUTH_CACHE_WORKERS; i++)
+		if (i != lk->w->id && (others.bits[i / 64] >> (i % 64)) & 1)
+			tell_worker(lk, i, sec, sqlstate, why);
+}
+
+/* Each client still waiting goes on with the answer, or fails with the lookup. */
+static void deliver(struct authq_lookup *lk, const struct user_secret *sec, const char *sqlstate,
+		    const char *why)
+{
 	struct list *it;
 	while ((it = list_first(&lk->waiters)) != NULL) {
 		struct client *c = container_of(it, struct client, authq_node);
@@ -163,8 +253,6 @@ static void finish(struct authq_lookup *lk, const struct user_secret *sec, const
 		}
 		client_auth_resume(c, NULL, NULL);
 	}
-	lookup_free(lk);
-	start_next(w);
 }
 
 /* The lookup failed for a reason of its own (login, query, timeout). */
@@ -360,7 +448,8 @@ static size_t running(const struct worker *w)
 {
 	size_t n = 0;
 	for (const struct list *it = w->authq_lookups.next; it != &w->authq_lookups; it = it->next)
-		n += container_of(it, struct authq_lookup, node)->step != LK_QUEUED;
+		n += container_of(it, struct authq_lookup, node)->step == LK_LOGIN ||
+		     container_of(it, struct authq_lookup, node)->step == LK_QUERY;
 	return n;
 }
 
@@ -447,7 +536,7 @@ static bool build_params(struct authq_lookup *lk, const struct db_config *db,
 }
 
 static struct authq_lookup *new_lookup(struct client *c, const struct db_config *lookup_db,
-				       const char *auth_user, char *sig, char *key)
+				       const char *auth_user, char *sig, char *key, bool follow)
 {
 	const struct corral_config *cfg = &c->auth_snap->cfg;
 	struct authq_lookup *lk = calloc(1, sizeof(*lk));
@@ -466,11 +555,16 @@ static struct authq_lookup *new_lookup(struct client *c, const struct db_config 
 	lk->db_name = strdup(lookup_db->name);
 	lk->auth_user = strdup(auth_user);
 	lk->query = strdup(cfg->auth_query);
-	double t = cfg->server_connect_timeout;
+	/* A follower waits a second longer than the worker that runs the lookup, whose
+	 * own timeout is then the one its clients hear about. */
+	double t = cfg->server_connect_timeout + (follow ? 1 : 0);
 	struct timeval tv = {(time_t)t, (suseconds_t)((t - (double)(time_t)t) * 1e6)};
 	lk->timer = evtimer_new(c->worker->base, on_timeout, lk);
+	if (follow)
+		lk->step = LK_FOLLOW;
 	if (!lk->user || !lk->db_name || !lk->auth_user || !lk->query || !lk->timer ||
-	    !build_params(lk, lookup_db, &c->auth_snap->auth) || evtimer_add(lk->timer, &tv) != 0) {
+	    (!follow && !build_params(lk, lookup_db, &c->auth_snap->auth)) ||
+	    evtimer_add(lk->timer, &tv) != 0) {
 		lk->sig = lk->key = NULL; /* the caller frees them */
 		lookup_free(lk);
 		return NULL;
@@ -516,9 +610,20 @@ bool auth_query_start(struct client *c, int method)
 		goto oom;
 	snprintf(key, klen, "%s\x1f%s", lookup_db->name, auth_user);
 
+	/* Clients of this worker asking for the same user join its lookup. */
+	struct authq_lookup *lk = find_lookup(c->worker, sig, key, c->user);
+	if (lk) {
+		atomic_fetch_add(&n_shared, 1);
+		free(sig);
+		free(key);
+		goto join;
+	}
 	struct user_secret sec;
-	switch (auth_cache_get(cache, sig, c->auth_snap->generation, key, c->user, clock_now_usec(),
-			       &sec)) {
+	usec_t stale = (usec_t)((cfg->server_connect_timeout + 5) * USEC_PER_SEC);
+	enum auth_cache_result r = auth_cache_get_or_claim(cache, sig, c->auth_snap->generation,
+							   key, c->user, clock_now_usec(),
+							   c->worker->id, stale, &sec);
+	switch (r) {
 	case AUTH_CACHE_FOUND:
 		c->own_secret = malloc(sizeof(*c->own_secret));
 		if (!c->own_secret) {
@@ -533,19 +638,24 @@ bool auth_query_start(struct client *c, int method)
 		free(sig);
 		free(key);
 		return false;
+	case AUTH_CACHE_PENDING:
+		atomic_fetch_add(&n_shared, 1);
+		break;
 	case AUTH_CACHE_MISS:
+	case AUTH_CACHE_CLAIMED:
 		break;
 	}
-	struct authq_lookup *lk = find_lookup(c->worker, sig, key, c->user);
-	if (lk) {
-		atomic_fetch_add(&n_shared, 1);
-		free(sig);
-		free(key);
-	} else {
-		lk = new_lookup(c, lookup_db, auth_user, sig, key);
-		if (!lk)
-			goto oom;
+	uint64_t gen = c->auth_snap->generation;
+	lk = new_lookup(c, lookup_db, auth_user, sig, key, r == AUTH_CACHE_PENDING);
+	if (!lk) {
+		if (r == AUTH_CACHE_CLAIMED) { /* others may wait for it: they time out */
+			struct auth_cache_waiters others;
+			auth_cache_finish(cache, sig, gen, key, c->user, NULL, true,
+					  clock_now_usec(), 0, &others);
+		}
+		goto oom;
 	}
+join:
 	c->authq = lk;
 	c->authq_method = (uint8_t)method;
 	list_append(&lk->waiters, &c->authq_node);

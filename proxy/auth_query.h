@@ -10,9 +10,11 @@
  *
  * Everything runs on the worker's loop (libpq non-blocking: PQconnectStartParams /
  * PQconnectPoll, PQsendQueryParams / PQconsumeInput / PQisBusy on socket events).
- * Clients of one worker asking for the same user at once share one lookup; the
- * answer is kept for auth_query_cache_ttl in a process-wide cache
- * (proxy/auth_cache.h), so other workers' clients use it too.  A lookup that cannot
+ * Clients asking for the same user at once share one lookup in the process: those of
+ * the worker that claimed it (proxy/auth_cache.h) wait on its list, those of other
+ * workers on a follower lookup (no connection) that the claiming worker tells the
+ * answer through the inbox.  The answer is kept for auth_query_cache_ttl in the
+ * process-wide cache.  A lookup that cannot
  * log in, fails or outlasts server_connect_timeout fails its clients with 08006 /
  * 58000 and is not cached.  A client that leaves while its lookup runs is only
  * taken off the lookup's list (the answer still fills the cache).

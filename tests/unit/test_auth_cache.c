@@ -128,3 +128,49 @@ Test(auth_cache, secrets_as_postgres_returns_them)
 	cr_expect_not(auth_secret_parse("alice", "", &bad));
 	cr_expect_not(auth_secret_parse("alice", "SCRAM-SHA-256$x", &bad));
 }
+
+Test(auth_cache, one_lookup_per_user_in_the_process)
+{
+	struct auth_cache *ac = auth_cache_new();
+	struct user_secret out, s = parsed("a", "pw");
+	usec_t stale = 20 * SEC;
+	/* Worker 0 claims; workers 1 and 3 wait for it; 0 again is its own (a lookup of
+	 * its own would have been found before asking). */
+	cr_expect_eq(auth_cache_get_or_claim(ac, "s", 1, "db", "a", 0, 0, stale, &out),
+		     AUTH_CACHE_CLAIMED);
+	cr_expect_eq(auth_cache_get_or_claim(ac, "s", 1, "db", "a", 1, 1, stale, &out),
+		     AUTH_CACHE_PENDING);
+	cr_expect_eq(auth_cache_get_or_claim(ac, "s", 1, "db", "a", 1, 3, stale, &out),
+		     AUTH_CACHE_PENDING);
+	/* Another user is another claim. */
+	cr_expect_eq(auth_cache_get_or_claim(ac, "s", 1, "db", "b", 1, 1, stale, &out),
+		     AUTH_CACHE_CLAIMED);
+	struct auth_cache_waiters w;
+	auth_cache_finish(ac, "s", 1, "db", "a", &s, false, 2, 60 * SEC, &w);
+	cr_expect_eq(w.bits[0], (1ULL << 1) | (1ULL << 3));
+	/* Answered: everyone reads the cache now, nobody claims. */
+	cr_expect_eq(auth_cache_get_or_claim(ac, "s", 1, "db", "a", 3, 2, stale, &out),
+		     AUTH_CACHE_FOUND);
+	auth_secret_free(&out);
+	/* A failed lookup is not cached; the claim goes, its waiters hear. */
+	cr_expect_eq(auth_cache_get_or_claim(ac, "s", 1, "db", "b", 4, 2, stale, &out),
+		     AUTH_CACHE_PENDING);
+	auth_cache_finish(ac, "s", 1, "db", "b", NULL, true, 5, 60 * SEC, &w);
+	cr_expect_eq(w.bits[0], 1ULL << 2);
+	cr_expect_eq(auth_cache_get_or_claim(ac, "s", 1, "db", "b", 6, 2, stale, &out),
+		     AUTH_CACHE_CLAIMED);
+	/* A claim older than stale_after is taken over, its waiters kept. */
+	cr_expect_eq(auth_cache_get_or_claim(ac, "s", 1, "db", "b", 7, 5, stale, &out),
+		     AUTH_CACHE_PENDING);
+	cr_expect_eq(auth_cache_get_or_claim(ac, "s", 1, "db", "b", 6 + stale, 1, stale, &out),
+		     AUTH_CACHE_CLAIMED);
+	auth_cache_finish(ac, "s", 1, "db", "b", NULL, false, 7 + stale, 60 * SEC, &w);
+	cr_expect_eq(w.bits[0], 1ULL << 5);
+	cr_expect_eq(auth_cache_get_or_claim(ac, "s", 1, "db", "b", 8 + stale, 0, stale, &out),
+		     AUTH_CACHE_NOT_FOUND);
+	/* Finishing what nobody claimed tells nobody. */
+	auth_cache_finish(ac, "s", 1, "db", "zz", NULL, true, 0, SEC, &w);
+	cr_expect_eq(w.bits[0] | w.bits[1] | w.bits[2] | w.bits[3], 0);
+	auth_secret_free(&s);
+	auth_cache_free(ac);
+}
