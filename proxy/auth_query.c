@@ -473,7 +473,11 @@ static void launch(struct authq_lookup *lk)
 		fail_lookup(lk, "08006", "cannot wait for the auth_query socket");
 }
 
-/* Queued lookups start as running ones end; one whose clients all left is dropped. */
+/*
+ * Queued lookups start, oldest first, as running ones end.  One whose clients all left
+ * runs too: clients of other workers may wait for it (its claim), and its answer fills
+ * the cache; its timer, running since it was queued, bounds how long it is kept.
+ */
 static void start_next(struct worker *w)
 {
 	struct list *it, *tmp;
@@ -484,10 +488,6 @@ static void start_next(struct worker *w)
 		struct authq_lookup *lk = container_of(it, struct authq_lookup, node);
 		if (lk->step != LK_QUEUED)
 			continue;
-		if (list_empty(&lk->waiters)) {
-			lookup_free(lk);
-			continue;
-		}
 		launch(lk);
 		/* launch may have failed and freed lk, and with it tmp's neighbour: restart. */
 		start_next(w);
