@@ -337,3 +337,59 @@ Test(auth_query, a_slow_lookup_is_shared_by_every_worker)
 	cr_expect_eq(h_log_count(c, LOOKUP), 1, "%s", h_corral_log_tail(c));
 	h_corral_stop(c);
 }
+
+struct refused_arg {
+	char *ci;
+	char *err; /* NULL: logged in */
+};
+
+static void *refused_login(void *p)
+{
+	struct refused_arg *a = p;
+	PGconn *conn = h_try_connect(a->ci, H_QUERY_TIMEOUT, &a->err);
+	if (conn)
+		PQfinish(conn);
+	return NULL;
+}
+
+Test(auth_query, lookups_past_the_cap_wait_their_turn)
+{
+	/* One worker, lookups of a second each, seven users at once: four run, three wait
+	 * for a place, and every client gets its answer (six names that do not exist, and
+	 * one that does). */
+	/* The sleep is the outer side, so a name that does not exist sleeps too (and comes
+	 * back as a row of NULLs: no password, no such user). */
+	struct h_corral *c = h_corral_start(
+		"auth_user = corral_auth\nworkers = 1\n"
+		"auth_query = SELECT u.usename, u.passwd FROM (SELECT pg_sleep(1)) s "
+		"LEFT JOIN pg_shadow u ON u.usename = $1\n",
+		H_BENCH_DB, AUTH_USERS);
+	enum { N = 7 };
+	pthread_t t[N];
+	struct refused_arg a[N];
+	double t0 = h_now();
+	for (int i = 0; i < N; i++) {
+		char user[32];
+		if (i == 0)
+			snprintf(user, sizeof(user), "authq_user");
+		else
+			snprintf(user, sizeof(user), "authq_ghost%d", i);
+		a[i] = (struct refused_arg){.ci = h_conninfo(c, user, H.db, "aqpass")};
+		cr_assert_eq(pthread_create(&t[i], NULL, refused_login, &a[i]), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		pthread_join(t[i], NULL);
+		if (i == 0)
+			cr_expect_null(a[i].err, "authq_user refused: %s", a[i].err);
+		else
+			cr_expect(a[i].err && strstr(a[i].err, "28P01"), "ghost %d: %s", i,
+				  a[i].err ? a[i].err : "logged in");
+		free(a[i].err);
+		free(a[i].ci);
+	}
+	double took = h_now() - t0;
+	cr_expect(took >= 1.9 && took < 6, "seven lookups of 1 s, four at a time, took %.1f s",
+		  took);
+	cr_expect_eq(h_log_count(c, LOOKUP), N, "%s", h_corral_log_tail(c));
+	h_corral_stop(c);
+}
