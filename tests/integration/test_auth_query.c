@@ -393,3 +393,26 @@ Test(auth_query, lookups_past_the_cap_wait_their_turn)
 	cr_expect_eq(h_log_count(c, LOOKUP), N, "%s", h_corral_log_tail(c));
 	h_corral_stop(c);
 }
+
+Test(auth_query, hba_rules_pick_the_method_for_a_looked_up_secret)
+{
+	char *path = h_path("authq-hba.conf");
+	h_write_file(path, "host all authq_many 127.0.0.1/32 password\n"
+			   "host all authq_rot 127.0.0.1/32 reject\n"
+			   "host all all 127.0.0.1/32 md5\n");
+	char *settings = h_printf("auth_type = hba\nauth_hba_file = %s\nauth_user = corral_auth\n",
+				  path);
+	struct h_corral *c = h_corral_start(settings, H_BENCH_DB, AUTH_USERS);
+	/* md5 with a SCRAM verifier: SCRAM, as PostgreSQL; password: the cleartext checked
+	 * against the verifier. */
+	expect_login_ok(c, "authq_user", "aqpass");
+	expect_wrong_password(c, "authq_user", "wrong");
+	expect_login_ok(c, "authq_many", "manypass");
+	expect_wrong_password(c, "authq_many", "wrong");
+	/* A rejected user is refused before anything is asked of PostgreSQL. */
+	expect_refused(c, "authq_rot", "rot1", "28000", "pg_hba.conf rejects connection");
+	cr_expect_eq(h_log_count(c, LOOKUP), 2, "%s", h_corral_log_tail(c));
+	h_corral_stop(c);
+	free(settings);
+	free(path);
+}
