@@ -94,6 +94,10 @@ static const struct ini_key corral_keys[] = {
 	{ "auth_type", parse_auth_type_key, FIELD(auth_type), 0, 0 },
 	{ "auth_file", ini_key_nonempty, FIELD(auth_file), 0, 0 },
 	{ "auth_hba_file", ini_key_nonempty, FIELD(auth_hba_file), 0, 0 },
+	{ "auth_user", ini_key_string, FIELD(auth_user), 0, 0 },
+	{ "auth_query", ini_key_nonempty, FIELD(auth_query), 0, 0 },
+	{ "auth_dbname", ini_key_string, FIELD(auth_dbname), 0, 0 },
+	{ "auth_query_cache_ttl", parse_seconds_key, FIELD(auth_query_cache_ttl), 0, 0 },
 	{ "pool_mode", parse_pool_mode_key, FIELD(pool_mode), 0, 0 },
 	{ "pin_policy", parse_pin_policy_key, FIELD(pin_policy), 0, 0 },
 	{ "default_pool_size", ini_key_int, FIELD(default_pool_size), 1, MAX_POOL_SIZE },
@@ -325,6 +329,7 @@ static int key_line(const struct load_ctx *ctx, const char *name)
 static void db_free(struct db_config *db)
 {
 	free(db->name);
+	free(db->auth_user);
 	for (size_t i = 0; i < db->n_conn; i++) {
 		free(db->conn_keys[i]);
 		free(db->conn_vals[i]);
@@ -507,6 +512,23 @@ static bool db_set(struct load_ctx *ctx, const char *owner, void *obj, const cha
 	const struct line_key *k = find_line_key(db_keys, ARRAY_SIZE(db_keys), key);
 	if (k)
 		return set_line_key(ctx, owner, db, k, val);
+	/* PgBouncer's per-database auth_user (proxy/auth_query.h): corral's, not libpq's. */
+	if (strcmp(key, "auth_user") == 0) {
+		if (db->auth_user) {
+			fail(ctx, owner, "\"%s\" given twice", key);
+			return false;
+		}
+		if (*val == '\0') {
+			fail(ctx, owner, "auth_user must not be empty");
+			return false;
+		}
+		db->auth_user = strdup(val);
+		if (!db->auth_user) {
+			fail(ctx, owner, "out of memory");
+			return false;
+		}
+		return true;
+	}
 	if (db_has_conn(db, key)) {
 		fail(ctx, owner, "\"%s\" given twice", key);
 		return false;
@@ -879,6 +901,8 @@ static bool set_defaults(struct load_ctx *ctx, const char *path)
 	cfg->path = strdup(path);
 	cfg->listen_addr = strdup("127.0.0.1");
 	cfg->server_reset_query = strdup("DISCARD ALL");
+	cfg->auth_query = strdup("SELECT usename, passwd FROM pg_shadow WHERE usename=$1");
+	cfg->auth_query_cache_ttl = 60;
 	cfg->log_level = strdup("info");
 	cfg->stats_period = 60;
 	cfg->client_tls.protocols = TLS_PROTO_SECURE;
@@ -886,7 +910,7 @@ static bool set_defaults(struct load_ctx *ctx, const char *path)
 	cfg->admin_users = strdup("");
 	cfg->stats_users = strdup("");
 	if (cfg->path && cfg->listen_addr && cfg->server_reset_query && cfg->log_level &&
-	    cfg->admin_db && cfg->admin_users && cfg->stats_users)
+	    cfg->auth_query && cfg->admin_db && cfg->admin_users && cfg->stats_users)
 		return true;
 	fail_line(ctx, 0, NULL, "out of memory");
 	return false;
@@ -944,6 +968,11 @@ static void check_whole(struct load_ctx *ctx)
 			  "without a password; listen on 127.0.0.1 or ::1, or use auth_type = hba "
 			  "with trust lines for the addresses you mean",
 			  cfg->listen_addr);
+	/* auth_dbname names the [databases] entry whose connection the lookup uses, as in
+	 * PgBouncer; one that names nothing could never answer. */
+	if (cfg->auth_dbname && cfg->auth_dbname[0] && !config_find_db(cfg, cfg->auth_dbname))
+		fail_line(ctx, key_line(ctx, "auth_dbname"), "auth_dbname",
+			  "\"%s\" is not a database of [databases]", cfg->auth_dbname);
 	if (cfg->min_pool_size > cfg->default_pool_size)
 		fail_line(ctx, key_line(ctx, "min_pool_size"), "min_pool_size",
 			  "must be at most default_pool_size (%d), got %d", cfg->default_pool_size,
@@ -1026,6 +1055,9 @@ void config_free(struct corral_config *cfg)
 	free(cfg->listen_addr);
 	free(cfg->auth_file);
 	free(cfg->auth_hba_file);
+	free(cfg->auth_user);
+	free(cfg->auth_query);
+	free(cfg->auth_dbname);
 	free(cfg->server_reset_query);
 	free(cfg->log_level);
 	free(cfg->admin_db);
@@ -1072,6 +1104,8 @@ static bool copy_db(const struct db_config *src, struct db_config *dst)
 				   .line = src->line };
 	dst->name = strdup(src->name);
 	if (!dst->name)
+		return false;
+	if (src->auth_user && !(dst->auth_user = strdup(src->auth_user)))
 		return false;
 	for (size_t i = 0; i < src->n_conn; i++)
 		if (!db_add_conn(dst, src->conn_keys[i], src->conn_vals[i]))
@@ -1177,6 +1211,13 @@ const struct user_config *config_find_user(const struct corral_config *cfg, cons
 			return &cfg->users[i];
 	}
 	return NULL;
+}
+
+const char *config_auth_user(const struct corral_config *cfg, const struct db_config *db)
+{
+	if (db && db->auth_user)
+		return db->auth_user;
+	return cfg->auth_user && cfg->auth_user[0] ? cfg->auth_user : NULL;
 }
 
 enum pool_mode config_pool_mode(const struct corral_config *cfg, const struct db_config *db,

@@ -55,6 +55,7 @@ struct db_config {
 	int min_pool_size;       /* -1: [corral] min_pool_size */
 	int reserve_pool;        /* -1: [corral] reserve_pool_size */
 	int max_db_connections;  /* -1: [corral] max_db_connections (0 = no limit) */
+	char *auth_user;         /* auth_user= on the line (proxy/auth_query.h), else NULL */
 	int line;                /* line in the file, for messages */
 };
 
@@ -86,6 +87,13 @@ struct corral_config {
 	int auth_file_line;      /* where it was set, for errors about the file */
 	char *auth_hba_file;     /* pg_hba.conf rules for auth_type = hba (proxy/hba.h) */
 	int auth_hba_file_line;
+	/* auth_query (proxy/auth_query.h): the secret of a user not in auth_file is asked of
+	 * PostgreSQL, logged in as auth_user ("" or NULL: off), running auth_query in
+	 * auth_dbname's database ("" or NULL: the client's), cached this long (seconds) */
+	char *auth_user;
+	char *auth_query;
+	char *auth_dbname;
+	double auth_query_cache_ttl;
 	enum pool_mode pool_mode;
 	enum pin_policy pin_policy;
 	int default_pool_size;
@@ -175,6 +183,8 @@ bool config_set(const struct corral_config *cur, const char *key, const char *va
 		struct corral_config *out, char *err, size_t errlen) WARN_UNUSED;
 
 const struct db_config *config_find_db(const struct corral_config *cfg, const char *name);
+/* The auth_user for logins to db (its line's, else [corral]'s); NULL: auth_query is off. */
+const char *config_auth_user(const struct corral_config *cfg, const struct db_config *db);
 const struct user_config *config_find_user(const struct corral_config *cfg, const char *name);
 int config_pool_size(const struct corral_config *cfg, const struct db_config *db);
 /* The user's override, else the database's, else [corral]'s. */

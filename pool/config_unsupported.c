@@ -45,9 +45,6 @@ const struct ini_unsupported config_unsupported_keys[] = {
 			     "with that verifier's iteration count"},
 	/* authentication */
 	{"auth_ident_file", AUTH_FILE_ONLY},
-	{"auth_user", AUTH_FILE_ONLY},
-	{"auth_query", AUTH_FILE_ONLY},
-	{"auth_dbname", AUTH_FILE_ONLY},
 	{"auth_ldap_options", AUTH_FILE_ONLY},
 	/* logging */
 	{"syslog", STDERR_ONLY},
@@ -103,9 +100,8 @@ const size_t config_n_unsupported_keys = ARRAY_SIZE(config_unsupported_keys);
 /* [databases] line parameters of PgBouncer's that neither libpq nor corral takes
  * (reserve_pool_size is corral's reserve_pool=, which "did you mean" offers). */
 static const struct ini_unsupported db_keys[] = {
-	{"auth_user", AUTH_FILE_ONLY},
-	{"auth_query", AUTH_FILE_ONLY},
-	{"auth_dbname", AUTH_FILE_ONLY},
+	{"auth_query", "auth_query is set in [corral] for every database"},
+	{"auth_dbname", "auth_dbname is set in [corral] for every database"},
 	{"connect_query", NULL},
 	{"query_wait_timeout", "query_wait_timeout is set in [corral] for every database"},
 	{"max_db_client_connections", "max_client_conn limits clients over all databases"},

@@ -18,6 +18,7 @@ const struct admin_command admin_commands[] = {
 	{"SHOW CONFIG", ADMIN_READ_ONLY, admin_show_config, "SHOW CONFIG"},
 	{"SHOW LISTS", ADMIN_READ_ONLY, admin_show_lists, "SHOW LISTS"},
 	{"SHOW VERSION", ADMIN_READ_ONLY, admin_show_version, "SHOW VERSION"},
+	{"SHOW AUTH_QUERY", ADMIN_READ_ONLY, admin_show_auth_query, "SHOW AUTH_QUERY"},
 	{"RELOAD", ADMIN_FULL, admin_cmd_reload, "RELOAD"},
 	{"SET", ADMIN_FULL, admin_cmd_set, "SET key = value"},
 	{"PAUSE", ADMIN_FULL, admin_cmd_pause, "PAUSE [db]"},

@@ -4,6 +4,7 @@
  *   admin_show_stats.c    POOLS, STATS, STATS_TOTALS, STATS_AVERAGES, APPS, PINS (statistics)
  *   admin_show_config.c   DATABASES, USERS, CONFIG, VERSION, HELP (configuration)
  *   admin_show_conns.c    CLIENTS, SERVERS, LISTS (gathered from every worker)
+ *   admin_show_auth.c     AUTH_QUERY (auth_query's counters)
  */
 #ifndef CORRAL_PROXY_ADMIN_SHOW_H
 #define CORRAL_PROXY_ADMIN_SHOW_H
@@ -26,5 +27,7 @@ enum admin_result admin_show_help(struct admin_ctx *ctx);
 enum admin_result admin_show_clients(struct admin_ctx *ctx);
 enum admin_result admin_show_servers(struct admin_ctx *ctx);
 enum admin_result admin_show_lists(struct admin_ctx *ctx);
+
+enum admin_result admin_show_auth_query(struct admin_ctx *ctx); /* admin_show_auth.c */
 
 #endif

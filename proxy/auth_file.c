@@ -356,6 +356,48 @@ bool auth_file_load(const char *path, struct auth_file *out, char *err, size_t e
 	return ok;
 }
 
+bool auth_secret_parse(const char *user, const char *text, struct user_secret *out)
+{
+	struct parser ps = {.name = "auth_query"};
+	uint8_t salt[PLAIN_SALT_LEN];
+
+	memset(out, 0, sizeof(*out));
+	if (text[0] == '\0')
+		return false;
+	out->name = strdup(user);
+	out->secret = strdup(text);
+	if (!out->name || !out->secret || !classify(&ps, 0, out))
+		goto fail;
+	/* As derive_plain_keys: once per secret, not per login. */
+	if (out->kind == SECRET_PLAIN) {
+		if (RAND_bytes(salt, sizeof(salt)) != 1 ||
+		    !scram_secret_from_password(out->secret, salt, sizeof(salt),
+						SCRAM_DEFAULT_ITERATIONS, &out->scram))
+			goto fail;
+		out->has_scram = true;
+	}
+	return true;
+fail:
+	free_secret(out);
+	return false;
+}
+
+bool auth_secret_copy(const struct user_secret *src, struct user_secret *dst)
+{
+	*dst = *src;
+	dst->name = strdup(src->name);
+	dst->secret = strdup(src->secret);
+	if (dst->name && dst->secret)
+		return true;
+	free_secret(dst);
+	return false;
+}
+
+void auth_secret_free(struct user_secret *u)
+{
+	free_secret(u);
+}
+
 static int find_cmp(const void *key, const void *elem)
 {
 	return strcmp(key, ((const struct user_secret *)elem)->name);

@@ -46,6 +46,14 @@ const struct user_secret *auth_file_find(const struct auth_file *af, const char 
 size_t auth_file_md5_only(const struct auth_file *af, void (*each)(const char *name, void *arg),
 			  void *arg);
 void auth_file_free(struct auth_file *af);
+/* One secret as the auth file would hold it for user (proxy/auth_query.h: a secret
+ * PostgreSQL gave), SCRAM keys derived for a plaintext password; false when text is
+ * empty, a bad verifier, or memory is short (out then holds nothing). */
+bool auth_secret_parse(const char *user, const char *text, struct user_secret *out) WARN_UNUSED;
+/* A deep copy; false when out of memory (dst then holds nothing). */
+bool auth_secret_copy(const struct user_secret *src, struct user_secret *dst) WARN_UNUSED;
+/* Frees what a parse or copy made, wiping the secret. */
+void auth_secret_free(struct user_secret *u);
 /* A deep copy (SET keeps the auth file in force); false when out of memory. */
 bool auth_file_copy(const struct auth_file *src, struct auth_file *dst) WARN_UNUSED;
 

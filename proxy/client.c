@@ -18,6 +18,7 @@
 #include "pool/app_gate.h"
 #include "pool/cancel.h"
 #include "proxy/admin.h"
+#include "proxy/auth_query.h"
 #include "proxy/client_auth.h"
 #include "proxy/client_limits.h"
 #include "proxy/client_tls.h"
@@ -245,6 +246,7 @@ void client_close(struct client *c, const char *reason)
 		return;
 	struct worker *w = c->worker;
 	detach(c);
+	auth_query_detach(c); /* its lookup must not call back a freed client */
 	cancel_keys_forget(&c->cancel);
 	client_limits_forget(c);
 	login_reader_stop(c);
@@ -324,6 +326,12 @@ void client_shutdown(struct client *c)
 static void drop_auth_snapshot(struct client *c)
 {
 	c->secret = NULL;
+	auth_query_detach(c);
+	if (c->own_secret) {
+		auth_secret_free(c->own_secret);
+		free(c->own_secret);
+		c->own_secret = NULL;
+	}
 	if (c->auth_snap)
 		snapshot_release(c->auth_snap);
 	c->auth_snap = NULL;

@@ -80,6 +80,15 @@ struct client {
 	/* The snapshot whose auth file secret points into, held until the login is done:
 	 * a reload meanwhile does not pull it away. */
 	struct snapshot *auth_snap;
+	/* auth_query (proxy/auth_query.h): the lookup it waits for (NULL: none), its place
+	 * on that lookup's list, the method to use once the secret is known (enum
+	 * hba_method), whether auth_query was asked (for the refusal's log line), and the
+	 * secret it found (c->secret points at it; freed with the login) */
+	struct authq_lookup *authq;
+	struct list authq_node;
+	uint8_t authq_method;
+	bool authq_tried;
+	struct user_secret *own_secret;
 	uint8_t md5_salt[4];
 	struct scram_exchange scram;
 	/* While client_authenticated runs after a SCRAM proof: the user's keys (on the

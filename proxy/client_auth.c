@@ -10,10 +10,12 @@
 
 #include "common/log.h"
 #include "proxy/auth_md5.h"
+#include "proxy/auth_query.h"
 #include "proxy/client.h"
 #include "proxy/client_hba.h"
 #include "proxy/client_limits.h"
 #include "proxy/client_tls.h"
+#include "proxy/flush.h"
 #include "proxy/random.h"
 #include "proxy/worker.h"
 
@@ -26,7 +28,9 @@
 static const char *failure_reason(const struct client *c)
 {
 	if (!c->secret)
-		return "user not in auth_file";
+		return c->authq_tried
+			       ? "user not in auth_file, and auth_query found no password for it"
+			       : "user not in auth_file";
 	if (c->auth_method == AUTH_METHOD_SCRAM && c->secret->kind == SECRET_MD5)
 		return "auth_file secret is an md5 hash, which cannot serve SCRAM (auth_type = "
 		       "scram-sha-256): give its password or a SCRAM verifier";
@@ -109,17 +113,9 @@ static enum hba_method method_of(enum auth_type type)
 	return HBA_SCRAM;
 }
 
-void client_auth_begin(struct client *c)
+/* The exchange of method, with c->secret as it is now (NULL: fails as a wrong password). */
+static void begin_method(struct client *c, enum hba_method method)
 {
-	const struct corral_config *cfg = c->worker->cfg;
-	c->auth_snap = c->worker->snap;
-	snapshot_hold(c->auth_snap);
-	c->secret = auth_file_find(c->worker->auth, c->user);
-	client_set_state(c, CL_AUTH);
-
-	enum hba_method method = method_of(cfg->auth_type);
-	if (cfg->auth_type == AUTH_HBA && !client_hba_method(c, &c->auth_snap->hba, &method))
-		return;
 	switch (method) {
 	case HBA_TRUST:
 		auth_ok(c);
@@ -140,6 +136,35 @@ void client_auth_begin(struct client *c)
 		client_fail(c, "28000", "authentication method not available");
 		return;
 	}
+}
+
+void client_auth_begin(struct client *c)
+{
+	const struct corral_config *cfg = c->worker->cfg;
+	c->auth_snap = c->worker->snap;
+	snapshot_hold(c->auth_snap);
+	c->secret = auth_file_find(c->worker->auth, c->user);
+	client_set_state(c, CL_AUTH);
+
+	enum hba_method method = method_of(cfg->auth_type);
+	if (cfg->auth_type == AUTH_HBA && !client_hba_method(c, &c->auth_snap->hba, &method))
+		return;
+	/* A user auth_file does not know may be PostgreSQL's: ask (the exchange waits,
+	 * nothing is sent to the client meanwhile). */
+	if (!c->secret && method != HBA_TRUST && method != HBA_REJECT && method != HBA_CERT &&
+	    auth_query_start(c, (int)method))
+		return;
+	begin_method(c, method);
+}
+
+void client_auth_resume(struct client *c, const char *sqlstate, const char *message)
+{
+	if (sqlstate)
+		client_fail(c, sqlstate, "%s", message);
+	else
+		begin_method(c, (enum hba_method)c->authq_method);
+	if (c->state != CL_CLOSING && c->state != CL_CLOSED)
+		io_flush(c->bev);
 }
 
 /* A cleartext password against any kind of stored secret. */
@@ -290,6 +315,8 @@ static void handle_scram_final(struct client *c, struct pg_reader *r)
 
 void client_auth_read(struct client *c)
 {
+	if (c->authq)
+		return; /* nothing was asked yet while auth_query runs: kept for later */
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	char type;
 	uint32_t len;

@@ -13,6 +13,10 @@ struct client;
 void client_auth_begin(struct client *c);
 /* Handles what the client sent while CL_AUTH. */
 void client_auth_read(struct client *c);
+/* auth_query's lookup for c is over (proxy/auth_query.h): with sqlstate NULL the
+ * exchange starts with c->secret (NULL: no such user), else c fails with the
+ * lookup's error (message: why, without secrets). */
+void client_auth_resume(struct client *c, const char *sqlstate, const char *message);
 /* Releases exchange state. */
 void client_auth_cleanup(struct client *c);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "proxy/auth_query.h"
 #include "proxy/client.h"
 #include "proxy/listen_guard.h"
 #include "proxy/stats_period.h"
@@ -105,6 +106,7 @@ bool worker_init(struct worker *w, int id, struct worker_shared *shared)
 	const struct corral_config *cfg = w->cfg;
 	client_lists_init(w);
 	list_init(&w->refusing);
+	list_init(&w->authq_lookups);
 	cancel_keys_init(&w->cancel_keys);
 
 	struct event_config *ec = event_config_new();
@@ -187,6 +189,7 @@ void worker_shutdown(struct worker *w)
 		while ((c = client_list_first(w, l)) != NULL)
 			client_shutdown(c);
 	}
+	auth_query_worker_shutdown(w); /* before the base its events are on goes */
 	if (w->base)
 		pool_env_shutdown(&w->pools);
 	if (w->id == 0)

@@ -58,6 +58,7 @@ struct worker {
 	size_t n_refusing;              /* refused, given REFUSE_GRACE for their startup packet */
 	struct list refusing;           /* those, oldest first (proxy/client_limits.c) */
 	struct cancel_keys cancel_keys; /* this worker's clients by BackendKeyData */
+	struct list authq_lookups;      /* auth_query lookups (proxy/auth_query.h) */
 	uint64_t next_client_id;
 };
 

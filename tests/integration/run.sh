@@ -36,6 +36,11 @@
 #                  prep_bench by test_prepared.c's pgbench runs
 #   database node_named  empty, used only by test_drivers.c's node-postgres test (it
 #                  counts the pool's backends)
+#   role corral_auth  password 'authpass', SELECT on pg_shadow in bench and pgb (a view,
+#                  so the grant is enough without superuser): auth_user of test_auth_query.c
+#   roles authq_user / authq_rot / authq_many  passwords 'aqpass' / 'rot1' / 'manypass'
+#                  (SCRAM verifiers), in PostgreSQL only: test_auth_query.c logs in as
+#                  them through auth_query; authq_rot's password is changed by its test
 #
 # Environment contract for BINARY (read by tests/integration/harness.c):
 #   CORRAL_BIN               absolute path of bin/corral (an already-set CORRAL_BIN wins,
@@ -115,6 +120,10 @@ set password_encryption = 'scram-sha-256';
 create role limited login password 'secret';
 create role drainer login password 'secret' connection limit 2;
 create role stubborn login password 'secret';
+create role corral_auth login password 'authpass';
+create role authq_user login password 'aqpass';
+create role authq_rot login password 'rot1';
+create role authq_many login password 'manypass';
 EOF
 [ "$(su_psql -Atc "select left(rolpassword, 3) from pg_authid where rolname = 'md5user'")" = md5 ] ||
 	fail "md5user's password is not stored as md5"
@@ -127,6 +136,13 @@ create database txpool_ext owner bench template pgb;
 create database prep_bench owner bench template pgb;
 create database fn owner bench;
 create database node_named owner bench;
+EOF
+# pg_shadow is a view in each database's pg_catalog: the grant is per database.
+su_psql >/dev/null <<'EOF' || fail "auth_query grant failed"
+\c bench
+grant select on pg_shadow to corral_auth;
+\c pgb
+grant select on pg_shadow to corral_auth;
 EOF
 "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$data" -p "$port" -U bench -d fn \
 	-f "$root/functions/examples/schema.sql" >"$tmp/schema.log" 2>&1 ||

@@ -121,6 +121,7 @@ static const struct {
 	{"SHOW CONFIG", "key,value,default,changeable"},
 	{"SHOW LISTS", "list,items"},
 	{"SHOW VERSION", "version"},
+	{"SHOW AUTH_QUERY", "lookups,found,not_found,failed,cache_hits,shared,cached"},
 	{"SHOW HELP", "command"},
 };
 

@@ -1195,7 +1195,7 @@ Test(config, show_lists_every_corral_key)
 		&cfg);
 	int n = 0;
 	cr_assert(config_show(&cfg, count_row, &n));
-	cr_expect_eq(n, 55); /* every key of conf/corral.ini's [corral] */
+	cr_expect_eq(n, 59); /* every key of conf/corral.ini's [corral] */
 	config_free(&cfg);
 }
 
@@ -1304,4 +1304,51 @@ Test(config, server_tls_keys_are_database_line_defaults)
 		     "server_tls_protocols: libpq takes a range of TLS versions");
 	expect_error(HEAD "server_tls_protocols = sslv3\n", 3,
 		     "server_tls_protocols: unknown TLS protocol \"sslv3\"");
+}
+
+/* ---- auth_query (proxy/auth_query.h) ---- */
+
+Test(config, auth_query_keys)
+{
+	struct corral_config cfg;
+	load_ok(HEAD "[databases]\nbench = host=127.0.0.1\n", &cfg);
+	cr_expect_null(config_auth_user(&cfg, config_find_db(&cfg, "bench")), "off by default");
+	cr_expect_str_eq(cfg.auth_query, "SELECT usename, passwd FROM pg_shadow WHERE usename=$1");
+	cr_expect_eq(cfg.auth_query_cache_ttl, 60);
+	config_free(&cfg);
+
+	load_ok(HEAD "auth_user = corral_auth\nauth_query = SELECT u, p FROM f($1)\n"
+		     "auth_dbname = other\nauth_query_cache_ttl = 1.5\n"
+		     "[databases]\nbench = host=127.0.0.1 auth_user=bench_auth\n"
+		     "other = host=127.0.0.1\n",
+		&cfg);
+	cr_expect_str_eq(cfg.auth_query, "SELECT u, p FROM f($1)");
+	cr_expect_str_eq(cfg.auth_dbname, "other");
+	cr_expect_eq(cfg.auth_query_cache_ttl, 1.5);
+	const struct db_config *bench = config_find_db(&cfg, "bench");
+	cr_expect_str_eq(config_auth_user(&cfg, bench), "bench_auth", "the line's wins");
+	cr_expect_str_eq(config_auth_user(&cfg, config_find_db(&cfg, "other")), "corral_auth");
+	cr_expect_str_eq(config_auth_user(&cfg, NULL), "corral_auth");
+	/* auth_user= is corral's, not a libpq keyword the server login would get. */
+	for (size_t i = 0; i < bench->n_conn; i++)
+		cr_expect_str_neq(bench->conn_keys[i], "auth_user");
+	struct corral_config copy;
+	cr_assert(config_copy(&cfg, &copy));
+	cr_expect_str_eq(config_auth_user(&copy, config_find_db(&copy, "bench")), "bench_auth");
+	cr_expect_str_eq(copy.auth_query, "SELECT u, p FROM f($1)");
+	config_free(&copy);
+	config_free(&cfg);
+}
+
+Test(config, auth_query_key_errors)
+{
+	expect_error(HEAD "auth_dbname = nosuch\n[databases]\nbench = host=127.0.0.1\n", 3,
+		     "auth_dbname: \"nosuch\" is not a database of [databases]");
+	expect_error(HEAD "auth_query =\n", 3, "auth_query: must not be empty");
+	expect_error(HEAD "[databases]\nbench = host=127.0.0.1 auth_user=a auth_user=b\n", 4,
+		     "bench: \"auth_user\" given twice");
+	expect_error(HEAD "[databases]\nbench = host=127.0.0.1 auth_query=x\n", 4,
+		     "bench: \"auth_query\" is not supported by corral; auth_query is set in "
+		     "[corral]");
+	expect_error(HEAD "auth_query_cache_ttl = -1\n", 3, "auth_query_cache_ttl:");
 }
