@@ -90,13 +90,26 @@ bool client_hba_method(struct client *c, const struct hba_rules *rules, enum hba
 		return false;
 	}
 	if (r->method == HBA_CERT) {
-		/* Parsed so a file written for it loads; checking the certificate's name
-		 * against the user is not done yet, so nobody gets in by this rule. */
-		client_fail(c, "28000",
-			    "certificate authentication failed for user \"%s\": corral does not "
-			    "do cert authentication yet (%s line %d)",
-			    c->user, rules->name, r->line);
-		return false;
+		/* As PostgreSQL: a certificate corral verified, whose common name is the user
+		 * name (no user name maps); then no password is asked. */
+		char cn[256];
+		if (!client_tls_peer_cn(c, cn, sizeof(cn))) {
+			client_fail(c, "28000", "connection requires a valid client certificate");
+			return false;
+		}
+		if (strcmp(cn, c->user) != 0) {
+			char ids[400];
+			log_warn(
+				"event=login_refused client=%llu %s reason=\"the certificate's common "
+				"name is not the user name (cert rule, %s line %d)\"",
+				(unsigned long long)c->id, client_log_who(c, ids, sizeof(ids)),
+				rules->name, r->line);
+			client_fail(c, "28000", "certificate authentication failed for user \"%s\"",
+				    c->user);
+			return false;
+		}
+		*out = HBA_TRUST;
+		return true;
 	}
 	*out = r->method;
 	return true;

@@ -10,6 +10,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
+#include <openssl/x509.h>
 
 #include "common/tls_protocols.h"
 #include "proxy/client.h"
@@ -319,6 +320,33 @@ bool client_tls_end_point(const struct client *c, unsigned char *out, size_t cap
 bool client_tls_active(const struct client *c)
 {
 	return c->bev && bufferevent_openssl_get_ssl(c->bev) != NULL;
+}
+
+bool client_tls_peer_cn(const struct client *c, char *out, size_t cap)
+{
+	SSL *ssl = c->bev ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+	if (!ssl || SSL_get_verify_result(ssl) != X509_V_OK)
+		return false;
+	X509 *cert = SSL_get1_peer_certificate(ssl);
+	if (!cert)
+		return false; /* none asked (below verify-ca) or none sent */
+	bool ok = false;
+	X509_NAME *subject = X509_get_subject_name(cert);
+	int i = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+	const ASN1_STRING *cn = i < 0 ? NULL
+				      : X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i));
+	if (cn) {
+		size_t n = (size_t)ASN1_STRING_length(cn);
+		const unsigned char *d = ASN1_STRING_get0_data(cn);
+		/* As PostgreSQL: a NUL inside the name would let "admin\0.evil" pass as "admin". */
+		if (n < cap && !memchr(d, 0, n)) {
+			memcpy(out, d, n);
+			out[n] = '\0';
+			ok = true;
+		}
+	}
+	X509_free(cert);
+	return ok;
 }
 
 const char *client_tls_error(const struct client *c, char *buf, size_t len)

@@ -60,6 +60,11 @@ bool client_tls_end_point(const struct client *c, unsigned char *out, size_t cap
 /* True for a client whose bufferevent is an OpenSSL one. */
 bool client_tls_active(const struct client *c);
 
+/* The common name of the certificate c presented and corral verified against
+ * client_tls_ca_file, into out (NUL-terminated); false when there is none (no TLS, no
+ * certificate asked or sent, or a name that does not fit or holds a NUL). */
+bool client_tls_peer_cn(const struct client *c, char *out, size_t cap);
+
 /* Why the OpenSSL bufferevent of c failed, for the log (into buf). */
 const char *client_tls_error(const struct client *c, char *buf, size_t len);
 

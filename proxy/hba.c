@@ -229,6 +229,9 @@ static bool parse_line(struct parser *ps, char *line, struct hba_rule *r)
 		return fail(ps, "end-of-line before authentication method");
 	if (!parse_method(ps, f[mi], r))
 		return false;
+	/* PostgreSQL's rule: without TLS there is no certificate to check. */
+	if (r->method == HBA_CERT && r->type != HBA_HOSTSSL)
+		return fail(ps, "cert authentication is only supported on hostssl connections");
 	if (mi + 1 < nf)
 		return fail(ps, "option \"%s\" after the method is not supported", f[mi + 1]);
 	return true;

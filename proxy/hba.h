@@ -6,7 +6,8 @@
  * DATABASE: names, comma lists, all, sameuser, replication (never matches: corral
  * has no replication connections).  USER: names, comma lists, all.
  * ADDRESS: CIDR (IPv4 or IPv6), an address followed by a netmask column, all, samehost.
- * METHOD: trust, reject, md5, scram-sha-256, password, cert.
+ * METHOD: trust, reject, md5, scram-sha-256, password, cert (hostssl lines only, as
+ * PostgreSQL: the client certificate's common name must be the user name).
  * '#' starts a comment.  +group, @file, samerole, samenet, host names, quoted names
  * and options after the method are refused with the file and line.
  *

@@ -437,3 +437,63 @@ Test(client_tls, hba_hostssl_and_hostnossl, .timeout = 60)
 	free(hba);
 	h_corral_stop(c);
 }
+
+/* hba `cert`: the verified certificate's common name (bench) must be the user name;
+ * no password is asked.  Without a certificate corral checked (below verify-ca none
+ * is asked for), PostgreSQL's "connection requires a valid client certificate". */
+Test(client_tls, hba_cert_matches_common_name, .timeout = 60)
+{
+	make_certs();
+	char *hba = h_path("hba.conf");
+	h_write_file(hba, "hostssl all all 127.0.0.1/32 cert\n");
+	const char *modes[] = {"verify-ca", "require"};
+	for (size_t m = 0; m < 2; m++) {
+		char *tls = tls_settings(modes[m]);
+		char *settings = h_printf("%sauth_type = hba\nauth_hba_file = %s\n", tls, hba);
+		struct h_corral *c = h_corral_start(settings, H_BENCH_DB, NULL);
+		char *certs = h_printf("sslmode=require sslcert=%s/client.crt sslkey=%s/client.key",
+				       H.dir, H.dir);
+		char *base = h_conninfo(c, H.user, H.db, NULL);
+		char *ci = h_printf("%s %s", base, certs), *err = NULL;
+		PGconn *conn = h_try_connect(ci, 10, &err);
+		if (m == 0) {
+			cr_expect_str_eq(H.user, "bench", "the client certificate's CN is bench");
+			cr_expect_not_null(conn, "bench with its certificate: [%s]",
+					   err ? err : "");
+			if (conn)
+				h_expect_value(conn, "select 'by certificate'", "by certificate");
+		} else {
+			cr_expect(!conn && err && strstr(err, "28000") &&
+					  strstr(err,
+						 "connection requires a valid client certificate"),
+				  "no certificate asked under require: [%s]", err ? err : "");
+		}
+		if (conn)
+			PQfinish(conn);
+		free(err);
+		err = NULL;
+		free(ci);
+		free(base);
+
+		/* Another user with bench's certificate. */
+		base = h_conninfo(c, "someone_else", H.db, NULL);
+		ci = h_printf("%s %s", base, certs);
+		conn = h_try_connect(ci, 10, &err);
+		const char *want = m == 0 ? "certificate authentication failed for user "
+					    "\"someone_else\""
+					  : "connection requires a valid client certificate";
+		cr_expect(!conn && err && strstr(err, "28000") && strstr(err, want),
+			  "%s, someone_else with bench's certificate: [%s]", modes[m],
+			  err ? err : "");
+		if (conn)
+			PQfinish(conn);
+		free(err);
+		free(ci);
+		free(base);
+		free(certs);
+		free(settings);
+		free(tls);
+		h_corral_stop(c);
+	}
+	free(hba);
+}

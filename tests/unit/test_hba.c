@@ -62,7 +62,7 @@ Test(hba, parses_columns_and_methods)
 				      "hostnossl sameuser all 10.0.0.0 255.0.0.0 md5\n"
 				      "host\treplication all samehost password\n"
 				      "host all all all reject\n"
-				      "host all all 0.0.0.0/0 cert\n");
+				      "hostssl all all 0.0.0.0/0 cert\n");
 	cr_assert_eq(r.n, 6);
 	cr_expect_eq(r.rules[0].line, 3);
 	cr_expect_eq(r.rules[0].method, HBA_TRUST);
@@ -195,6 +195,9 @@ Test(hba, errors_name_the_line)
 	expect_error("host\n", "end-of-line before database specification");
 	expect_error("host all all all md5 clientcert=verify-full\n",
 		     "option \"clientcert=verify-full\" after the method is not supported");
+	expect_error("host all all all cert\n",
+		     "hba.conf:1: cert authentication is only supported on hostssl connections");
+	expect_error("hostnossl all all all cert\n", "only supported on hostssl");
 	expect_error("host \"all\" all all md5\n", "quoted database names are not supported");
 	expect_error("host samerole all all md5\n", "\"samerole\" is not supported");
 	expect_error("hostgssenc all all all md5\n", "not supported (no GSSAPI)");
