@@ -20,7 +20,8 @@ struct app_gate *app_gate_get(struct pool_env *env, const char *app)
 		if (strcmp(g->shared->app, app) == 0)
 			return g;
 	}
-	struct app_shared *a = pool_registry_app(env->registry, app, config_app_limit(env->cfg, app));
+	struct app_shared *a = pool_registry_app_ex(env->registry, app, config_app_limit(env->cfg, app),
+						    config_app_named(env->cfg, app));
 	if (!a)
 		return NULL;
 	struct app_gate *g = find_gate(env, a); /* "(other)": one gate for every name in it */

@@ -26,7 +26,8 @@ struct app_gate {
 };
 
 /* The gate of application app on this worker (made on first use; applications past
- * STATS_MAX_APPS without a limit share the "(other)" one), or NULL when out of memory. */
+ * STATS_MAX_APPS not named in [limits] share the "(other)" one), or NULL when out of
+ * memory. */
 struct app_gate *app_gate_get(struct pool_env *env, const char *app);
 /* Whether clients of g's application must hold a token ([limits]). */
 static inline bool app_gate_limited(const struct app_gate *g)

@@ -252,7 +252,13 @@ void client_close(struct client *c, const char *reason)
 	log_info("event=client_closed client=%llu %s state=%s reason=\"%s\"",
 		 (unsigned long long)c->id, client_log_who(c, ids, sizeof(ids)),
 		 client_state_name(c->state), log_clean(reason, why, sizeof(why)));
-	client_set_state(c, CL_CLOSED);
+	client_set_state(c, CL_CLOSED); /* the last use of its pool's statistics */
+	if (c->pool) {
+		/* The pool may be freed from now on (max_pools, pool/pool_retire.c). */
+		pool_leave(c->pool);
+		c->pool = NULL;
+		c->pool_stats = NULL;
+	}
 	if (!c->refusal) /* a refused client gave its place back when refused */
 		atomic_fetch_sub(&w->shared->clients, 1);
 	event_active(w->reap_ev, 0, 0);
@@ -857,12 +863,13 @@ void client_authenticated(struct client *c)
 	const char *password = NULL;
 	if (c->secret && c->secret->kind == SECRET_PLAIN)
 		password = c->secret->secret;
-	if (!client_limits_pool_room(c, db->name)) {
-		drop_auth_snapshot(c);
-		return; /* refused: max_pools */
-	}
-	c->pool = pool_get(&c->worker->pools, db, c->user, password);
+	bool pools_full;
+	c->pool = pool_join(&c->worker->pools, db, c->user, password, cfg->max_pools, &pools_full);
 	drop_auth_snapshot(c);
+	if (pools_full) {
+		client_limits_refuse_pool(c); /* max_pools, and no pool idle to free */
+		return;
+	}
 	struct app_gate *gate = c->pool ? app_gate_get(&c->worker->pools, c->application_name) : NULL;
 	if (!c->pool || !gate) {
 		client_fail(c, "53200", "out of memory");
