@@ -307,17 +307,20 @@ void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...)
 void client_shutdown(struct client *c)
 {
 	bool mid_message = c->server && c->relay.to_client_remaining > 0;
-	/* Through TLS only the bufferevent could write it, and the loop is over: the
-	 * client just sees its connection close. */
-	if (c->bev && c->state != CL_CLOSING && !mid_message && !client_tls_active(c)) {
+	if (c->bev && c->state != CL_CLOSING && !mid_message) {
 		struct evbuffer *out = bufferevent_get_output(c->bev);
 		pgproto_put_error(out, "FATAL", "57P01",
 				  "terminating connection due to administrator command");
-		/* A socket bufferevent freezes the front of its output outside its own
-		 * write callback; the loop is over, so write it ourselves. */
-		evbuffer_unfreeze(out, 1);
-		(void)evbuffer_write(out, bufferevent_getfd(c->bev));
-		evbuffer_freeze(out, 1);
+		if (client_tls_active(c)) {
+			/* Only through the session: raw bytes would be garbage to the client. */
+			(void)client_tls_write_now(c);
+		} else {
+			/* A socket bufferevent freezes the front of its output outside its own
+			 * write callback; the loop is over, so write it ourselves. */
+			evbuffer_unfreeze(out, 1);
+			(void)evbuffer_write(out, bufferevent_getfd(c->bev));
+			evbuffer_freeze(out, 1);
+		}
 	}
 	client_close(c, "shutting down");
 }
