@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/macros.h"
 
 bool pool_registry_init(struct pool_registry *reg, int n_workers)
 {
@@ -174,31 +175,41 @@ void pool_shared_detach(struct pool_shared *ps)
  */
 static bool retire_oldest_idle(struct pool_registry *reg)
 {
-	struct pool_shared **victim = NULL;
-	long long oldest = 0;
-	for (struct pool_shared **pp = &reg->head; *pp; pp = &(*pp)->next) {
-		struct pool_shared *ps = *pp;
-		long long used = atomic_load(&ps->last_used);
-		if (ps->keep || (victim && used >= oldest) || !pool_shared_idle(ps, reg->n_workers))
+	/* A client may join the chosen record between the look and the mark (it then keeps
+	 * it): the next oldest is tried, a few times. */
+	const struct pool_shared *tried[3] = {NULL};
+	for (size_t attempt = 0; attempt < ARRAY_SIZE(tried); attempt++) {
+		struct pool_shared **victim = NULL;
+		long long oldest = 0;
+		for (struct pool_shared **pp = &reg->head; *pp; pp = &(*pp)->next) {
+			struct pool_shared *ps = *pp;
+			long long used = atomic_load(&ps->last_used);
+			bool was_tried = false;
+			for (size_t i = 0; i < attempt; i++)
+				was_tried = was_tried || tried[i] == ps;
+			if (ps->keep || was_tried || (victim && used >= oldest) ||
+			    !pool_shared_idle(ps, reg->n_workers))
+				continue;
+			victim = pp;
+			oldest = used;
+		}
+		if (!victim)
+			return false;
+		struct pool_shared *ps = *victim;
+		atomic_store(&ps->retiring, true);
+		if (atomic_load(&ps->clients) > 0) {
+			atomic_store(&ps->retiring, false);
+			tried[attempt] = ps;
 			continue;
-		victim = pp;
-		oldest = used;
+		}
+		*victim = ps->next;
+		ps->next = reg->retired;
+		reg->retired = ps;
+		reg->n_pools--;
+		reg->n_retired++;
+		return true;
 	}
-	if (!victim)
-		return false;
-	struct pool_shared *ps = *victim;
-	atomic_store(&ps->retiring, true);
-	if (atomic_load(&ps->clients) > 0) {
-		/* A client attached between the look and the mark: it keeps the pool. */
-		atomic_store(&ps->retiring, false);
-		return false;
-	}
-	*victim = ps->next;
-	ps->next = reg->retired;
-	reg->retired = ps;
-	reg->n_pools--;
-	reg->n_retired++;
-	return true;
+	return false;
 }
 
 /* Under reg->lock. */
