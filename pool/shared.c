@@ -16,6 +16,7 @@ bool pool_registry_init(struct pool_registry *reg, int n_workers)
 	reg->other_app = NULL;
 	reg->n_pools = 0;
 	reg->retired = NULL;
+	reg->retired_apps = NULL;
 	reg->n_retired = 0;
 	reg->n_workers = n_workers;
 	return pthread_mutex_init(&reg->lock, NULL) == 0;
@@ -32,6 +33,13 @@ static void free_pool_record(struct pool_shared *ps)
 	free(ps);
 }
 
+static void free_app_record(struct app_shared *a)
+{
+	free(a->app);
+	free(a->slots);
+	free(a);
+}
+
 void pool_registry_free(struct pool_registry *reg)
 {
 	struct server_count *sc = reg->counts;
@@ -42,15 +50,16 @@ void pool_registry_free(struct pool_registry *reg)
 		sc = next;
 	}
 	reg->counts = NULL;
-	struct app_shared *app = reg->apps;
-	while (app) {
-		struct app_shared *next = app->next;
-		free(app->app);
-		free(app->slots);
-		free(app);
-		app = next;
+	struct app_shared *app_lists[] = {reg->apps, reg->retired_apps};
+	for (size_t i = 0; i < 2; i++) {
+		struct app_shared *app = app_lists[i];
+		while (app) {
+			struct app_shared *next = app->next;
+			free_app_record(app);
+			app = next;
+		}
 	}
-	reg->apps = NULL;
+	reg->apps = reg->retired_apps = NULL;
 	struct pool_shared *lists[] = {reg->head, reg->retired};
 	for (size_t i = 0; i < 2; i++) {
 		struct pool_shared *ps = lists[i];
@@ -212,6 +221,8 @@ static bool retire_oldest_idle(struct pool_registry *reg)
 	return false;
 }
 
+static void sweep_apps_locked(struct pool_registry *reg);
+
 /* Under reg->lock. */
 static void sweep_locked(struct pool_registry *reg)
 {
@@ -234,6 +245,7 @@ void pool_registry_sweep(struct pool_registry *reg)
 {
 	pthread_mutex_lock(&reg->lock);
 	sweep_locked(reg);
+	sweep_apps_locked(reg);
 	pthread_mutex_unlock(&reg->lock);
 }
 
@@ -301,22 +313,97 @@ static struct app_shared *new_app(struct pool_registry *reg, const char *app, in
 		return NULL;
 	}
 	atomic_init(&a->limit, limit);
+	atomic_init(&a->last_used, (long long)clock_now_usec());
 	a->next = reg->apps;
 	reg->apps = a;
 	return a;
+}
+
+bool app_shared_attach(struct app_shared *a)
+{
+	atomic_fetch_add(&a->clients, 1);
+	if (atomic_load(&a->retiring)) {
+		atomic_fetch_sub(&a->clients, 1);
+		return false;
+	}
+	atomic_store(&a->last_used, (long long)clock_now_usec());
+	return true;
+}
+
+void app_shared_detach(struct app_shared *a)
+{
+	atomic_store(&a->last_used, (long long)clock_now_usec());
+	atomic_fetch_sub(&a->clients, 1);
+}
+
+/* Under reg->lock: no client attached, none queued, no token in use or in flight. */
+static bool app_idle(const struct pool_registry *reg, const struct app_shared *a)
+{
+	return atomic_load(&a->clients) == 0 && atomic_load(&a->active) == 0 &&
+	       atomic_load(&a->msgs) == 0 && shared_sum_waiting(a->slots, reg->n_workers) == 0;
+}
+
+/* Under reg->lock: retires the least recently used idle application record that is
+ * not kept (pool records' handshake, retire_oldest_idle); false if none is idle. */
+static bool retire_oldest_idle_app(struct pool_registry *reg)
+{
+	struct app_shared **victim = NULL;
+	long long oldest = 0;
+	for (struct app_shared **pp = &reg->apps; *pp; pp = &(*pp)->next) {
+		struct app_shared *a = *pp;
+		long long used = atomic_load(&a->last_used);
+		if (a->keep || (victim && used >= oldest) || !app_idle(reg, a))
+			continue;
+		victim = pp;
+		oldest = used;
+	}
+	if (!victim)
+		return false;
+	struct app_shared *a = *victim;
+	atomic_store(&a->retiring, true);
+	if (atomic_load(&a->clients) > 0) {
+		atomic_store(&a->retiring, false);
+		return false;
+	}
+	*victim = a->next;
+	a->next = reg->retired_apps;
+	reg->retired_apps = a;
+	reg->n_unlimited_apps--;
+	return true;
+}
+
+/* Under reg->lock: frees the retired application records nothing holds any more. */
+static void sweep_apps_locked(struct pool_registry *reg)
+{
+	struct app_shared **pp = &reg->retired_apps;
+	while (*pp) {
+		struct app_shared *a = *pp;
+		if (atomic_load(&a->locals) > 0 || atomic_load(&a->msgs) > 0 ||
+		    atomic_load(&a->active) > 0) {
+			pp = &a->next;
+			continue;
+		}
+		*pp = a->next;
+		free_app_record(a);
+	}
 }
 
 struct app_shared *pool_registry_app_ex(struct pool_registry *reg, const char *app, int limit,
 					bool named)
 {
 	pthread_mutex_lock(&reg->lock);
+	sweep_apps_locked(reg);
 	struct app_shared *a;
 	for (a = reg->apps; a; a = a->next)
 		if (a != reg->other_app && strcmp(a->app, app) == 0)
 			break;
-	if (!a && !named && reg->n_unlimited_apps >= STATS_MAX_APPS) {
-		if (!reg->other_app)
+	if (!a && !named && reg->n_unlimited_apps >= STATS_MAX_APPS &&
+	    !retire_oldest_idle_app(reg)) {
+		if (!reg->other_app) {
 			reg->other_app = new_app(reg, STATS_OTHER_APP, limit);
+			if (reg->other_app)
+				reg->other_app->keep = true;
+		}
 		a = reg->other_app;
 		/* Every name in it has app_default's limit (or none): they share it. */
 		if (a)
@@ -325,7 +412,12 @@ struct app_shared *pool_registry_app_ex(struct pool_registry *reg, const char *a
 		a = new_app(reg, app, limit);
 		if (a && !named)
 			reg->n_unlimited_apps++;
+		if (a)
+			a->keep = named;
 	}
+	/* Counted for the caller's gate before anyone can see the record unheld. */
+	if (a)
+		atomic_fetch_add(&a->locals, 1);
 	pthread_mutex_unlock(&reg->lock);
 	return a;
 }

@@ -17,11 +17,11 @@
 
 #define MAX_WORKERS 256
 /* Applications without an app.NAME entry in [limits] (unlimited, or limited by
- * app_default) get a record of their own up to this many; the names that come after
- * share one, "(other)", with app_default's limit shared between them:
- * application_name is the client's to choose, and records live until the process
- * ends.  A metrics system's cardinality cap, rather than freeing: a record holds
- * statistics a scrape may still want, and tokens and queues across workers. */
+ * app_default) get a record of their own up to this many (application_name is the
+ * client's to choose).  Past it, the least recently used idle one is retired to make
+ * room, as pools are past max_pools; when none is idle the new name shares one
+ * record, "(other)", with app_default's limit shared between the names in it (a
+ * metrics system's cardinality cap). */
 #define STATS_MAX_APPS 100
 #define STATS_OTHER_APP "(other)"
 #define CACHE_LINE 64
@@ -121,6 +121,15 @@ struct app_shared {
 	atomic_int limit;
 	atomic_int active;
 	struct worker_slot *slots;        /* by worker id (registry->n_workers) */
+	/* Retiring, as struct pool_shared's (pool/app_gate.c lets go of a retiring
+	 * record's gates).  keep: named in [limits], or "(other)": never retired.  locals:
+	 * workers' gates of it; msgs: tokens passed in inbox messages. */
+	bool keep;
+	atomic_bool retiring;
+	atomic_int clients;
+	atomic_int locals;
+	atomic_int msgs;
+	atomic_llong last_used;
 };
 
 struct pool_registry {
@@ -132,6 +141,7 @@ struct pool_registry {
 	struct app_shared *other_app;     /* STATS_OTHER_APP, once made */
 	size_t n_pools;                   /* records in head: max_pools */
 	struct pool_shared *retired;      /* retiring records, freed by pool_registry_sweep */
+	struct app_shared *retired_apps;  /* the same for applications */
 	size_t n_retired;                 /* records retired since start (log, tests) */
 	int n_workers;
 };
@@ -185,8 +195,10 @@ void pool_shared_get_error(struct pool_shared *ps, char *out, size_t outlen);
 
 /* The record for application app with the given limit (0: none), created on first
  * use; named: app has its own app.NAME entry in [limits].  Past STATS_MAX_APPS
- * applications not named, the shared STATS_OTHER_APP record (its limit set to
- * `limit`, app_default's).  NULL when out of memory. */
+ * applications not named, the least recently used idle one is retired first; if none
+ * is idle, the shared STATS_OTHER_APP record (its limit set to `limit`,
+ * app_default's).  The record is counted for the caller's gate (locals + 1).  NULL
+ * when out of memory. */
 struct app_shared *pool_registry_app_ex(struct pool_registry *reg, const char *app, int limit,
 					bool named);
 /* The same, an application with a limit taken as named (tests). */
@@ -195,6 +207,10 @@ static inline struct app_shared *pool_registry_app(struct pool_registry *reg, co
 {
 	return pool_registry_app_ex(reg, app, limit, limit > 0);
 }
+
+/* Attaches a client to a (clients + 1); false if a is retiring. */
+bool app_shared_attach(struct app_shared *a);
+void app_shared_detach(struct app_shared *a);
 
 /* Servers of database db_name (NULL: of every database) over all users and workers,
  * from login start to close: what PAUSE waits to see at 0. */

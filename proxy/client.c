@@ -259,6 +259,13 @@ void client_close(struct client *c, const char *reason)
 		c->pool = NULL;
 		c->pool_stats = NULL;
 	}
+	if (c->app_gate) {
+		/* Its application's record may be retired from now on (pool/shared.h). */
+		app_gate_part(c->app_gate);
+		c->app_gate = NULL;
+		c->gate = NULL;
+		c->app_stats = NULL;
+	}
 	if (!c->refusal) /* a refused client gave its place back when refused */
 		atomic_fetch_sub(&w->shared->clients, 1);
 	event_active(w->reap_ev, 0, 0);
@@ -873,7 +880,8 @@ void client_authenticated(struct client *c)
 		client_limits_refuse_pool(c); /* max_pools, and no pool idle to free */
 		return;
 	}
-	struct app_gate *gate = c->pool ? app_gate_get(&c->worker->pools, c->application_name) : NULL;
+	struct app_gate *gate = c->pool ? app_gate_join(&c->worker->pools, c->application_name) : NULL;
+	c->app_gate = gate;
 	if (!c->pool || !gate) {
 		client_fail(c, "53200", "out of memory");
 		return;

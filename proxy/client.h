@@ -86,6 +86,7 @@ struct client {
 	struct pool *pool;
 	struct pool_waiter waiter;   /* queued for a server of c->pool */
 	struct app_gate *gate;       /* its application's concurrency limit, if any */
+	struct app_gate *app_gate;   /* its application's gate, joined (app_gate_join) */
 	struct pool_waiter app_waiter; /* queued at the gate */
 	bool has_token;              /* holds one of the gate's tokens */
 	/* This worker's statistics of its pool and application (pool/stats.h), set once

@@ -1819,7 +1819,8 @@ static void app_names_logins(const struct h_corral *c, atomic_int *next, int end
  * corral's RSS grows by less than 8 MB from the 2000th name to the 10000th (names
  * 1000..2000 warm up the allocator's arenas, one per worker thread; a per-name leak of
  * even 1 KB would show as 8 MB), and SHOW APPS has at most STATS_MAX_APPS (100) rows
- * plus "(other)".
+ * plus "(other)": the oldest idle records were freed (the first name's is gone, the
+ * last name has its own), and the record of an application whose client stays is kept.
  */
 static void many_application_names(const char *limits)
 {
@@ -1827,6 +1828,12 @@ static void many_application_names(const char *limits)
 	snprintf(databases, sizeof databases, "%s%s", H_BENCH_DB, limits);
 	struct h_corral *c = h_corral_start("auth_type = trust\nadmin_users = bench\n", databases, NULL);
 	atomic_int next = 0;
+	/* A client that stays keeps its application's record however old it gets. */
+	char *held_ci = h_conninfo(c, "bench", "bench", NULL);
+	char *held_ci_app = h_printf("%s application_name=lim-app-held", held_ci);
+	PGconn *held = h_connect(c, held_ci_app);
+	free(held_ci);
+	free(held_ci_app);
 
 	app_names_logins(c, &next, 2000);
 	long before = vm_rss_kb(c->pid);
@@ -1849,11 +1856,19 @@ static void many_application_names(const char *limits)
 	PGresult *res = PQexec(console, "SHOW APPS");
 	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
 	cr_expect_leq(PQntuples(res), 101, "SHOW APPS has %d rows", PQntuples(res));
-	bool other = false;
-	for (int i = 0; i < PQntuples(res); i++)
-		other = other || strcmp(PQgetvalue(res, i, 0), "(other)") == 0;
-	cr_expect(other, "no (other) row");
+	bool first = false, last = false, held_row = false;
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *name = PQgetvalue(res, i, 0);
+		first = first || strcmp(name, "lim-app-0") == 0;
+		last = last || strcmp(name, "lim-app-9999") == 0;
+		held_row = held_row || strcmp(name, "lim-app-held") == 0;
+	}
+	cr_expect_not(first, "the first name's idle record was never freed");
+	cr_expect(last, "the last name has no record of its own");
+	cr_expect(held_row, "the record of an application with a client was freed");
 	PQclear(res);
+	h_expect_value(held, "select 'still here'", "still here");
+	PQfinish(held);
 	PQfinish(console);
 	free(ci);
 	h_corral_stop(c);

@@ -147,7 +147,7 @@ Test(pool_retire, no_cap_never_retires)
 	cr_expect_null(reg.retired);
 }
 
-Test(pool_retire, app_default_names_past_the_cap_share_other_and_its_limit)
+Test(pool_retire, busy_app_default_names_past_the_cap_share_other_and_its_limit)
 {
 	char name[32];
 	for (int i = 0; i < STATS_MAX_APPS; i++) {
@@ -156,6 +156,7 @@ Test(pool_retire, app_default_names_past_the_cap_share_other_and_its_limit)
 		cr_assert_not_null(a);
 		cr_expect_str_eq(a->app, name);
 		cr_expect_eq(atomic_load(&a->limit), 20);
+		cr_assert(app_shared_attach(a)); /* in use: not retired */
 	}
 	struct app_shared *other = pool_registry_app_ex(&reg, "fn-over", 20, false);
 	cr_assert_not_null(other);
@@ -167,4 +168,54 @@ Test(pool_retire, app_default_names_past_the_cap_share_other_and_its_limit)
 	cr_assert_not_null(named);
 	cr_expect_str_eq(named->app, "checkout");
 	cr_expect_eq(atomic_load(&named->limit), 5);
+}
+
+static struct app_shared *find_app(struct app_shared *list, const char *name)
+{
+	for (; list; list = list->next)
+		if (strcmp(list->app, name) == 0)
+			return list;
+	return NULL;
+}
+
+Test(pool_retire, idle_application_records_make_room_and_are_freed_once_let_go)
+{
+	char name[32];
+	struct app_shared *apps[STATS_MAX_APPS];
+	for (int i = 0; i < STATS_MAX_APPS; i++) {
+		snprintf(name, sizeof(name), "fn%d", i);
+		apps[i] = pool_registry_app_ex(&reg, name, 0, false);
+		cr_assert_not_null(apps[i]);
+		atomic_store(&apps[i]->last_used, 1000 + i);
+	}
+	atomic_store(&apps[7]->last_used, 1); /* the least recently used */
+	struct app_shared *named = pool_registry_app_ex(&reg, "checkout", 5, true);
+	atomic_store(&named->last_used, 0); /* older still, but named in [limits] */
+	cr_assert(app_shared_attach(apps[3]));
+	atomic_store(&apps[3]->last_used, 0); /* older, but a client is attached */
+
+	struct app_shared *fresh = pool_registry_app_ex(&reg, "fn-new", 0, false);
+	cr_assert_not_null(fresh);
+	cr_expect_str_eq(fresh->app, "fn-new", "its own record, not (other)");
+	cr_expect(atomic_load(&apps[7]->retiring));
+	cr_expect_null(find_app(reg.apps, "fn7"), "off the list (SHOW APPS)");
+	cr_expect_eq(find_app(reg.retired_apps, "fn7"), apps[7]);
+	cr_expect_not(app_shared_attach(apps[7]), "nobody joins a retiring record");
+	cr_expect_not(atomic_load(&named->retiring));
+	cr_expect_not(atomic_load(&apps[3]->retiring));
+
+	/* Held by its gate (locals 1) and a token in flight, then let go. */
+	atomic_fetch_add(&apps[7]->msgs, 1);
+	atomic_fetch_sub(&apps[7]->locals, 1);
+	pool_registry_sweep(&reg);
+	cr_expect_eq(reg.retired_apps, apps[7]);
+	atomic_fetch_sub(&apps[7]->msgs, 1);
+	pool_registry_sweep(&reg);
+	cr_expect_null(reg.retired_apps, "freed once nothing holds it");
+
+	/* A token in use keeps a record from being chosen at all. */
+	atomic_store(&apps[8]->last_used, 2);
+	atomic_store(&apps[8]->active, 1);
+	cr_assert_not_null(pool_registry_app_ex(&reg, "fn-newer", 0, false));
+	cr_expect_not(atomic_load(&apps[8]->retiring));
 }
