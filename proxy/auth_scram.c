@@ -453,31 +453,154 @@ static bool malformed(const char *what, const char *why)
 	return false;
 }
 
+/* ---- channel binding (tls-server-end-point) ----------------------------------- */
+
+/* The one binding type PostgreSQL (and so libpq) knows; the gs2 header that names it,
+ * without authzid (refused anyway), is what client-final's c= starts with. */
+#define CBIND_TYPE "tls-server-end-point"
+#define CBIND_HEADER "p=" CBIND_TYPE ",,"
+
+static const char mechanisms_plain[] = "SCRAM-SHA-256\0";
+static const char mechanisms_plus[] = "SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0";
+
+bool scram_offer_channel_binding(struct scram_exchange *ex, const uint8_t *cert_hash, size_t len)
+{
+	if (len == 0 || len > sizeof(ex->cbind_data))
+		return false;
+	memcpy(ex->cbind_data, cert_hash, len);
+	ex->cbind_len = len;
+	ex->cbind_offered = true;
+	return true;
+}
+
+const char *scram_mechanisms(const struct scram_exchange *ex, size_t *len)
+{
+	/* sizeof counts the string's own NUL: the empty name that ends the list. */
+	*len = ex->cbind_offered ? sizeof(mechanisms_plus) : sizeof(mechanisms_plain);
+	return ex->cbind_offered ? mechanisms_plus : mechanisms_plain;
+}
+
+bool scram_select_mechanism(struct scram_exchange *ex, const char *mechanism)
+{
+	if (strcmp(mechanism, "SCRAM-SHA-256") == 0) {
+		ex->cbind_in_use = false;
+		return true;
+	}
+	/* PLUS where it was not offered (no TLS) is no mechanism of this server. */
+	if (ex->cbind_offered && strcmp(mechanism, "SCRAM-SHA-256-PLUS") == 0) {
+		ex->cbind_in_use = true;
+		return true;
+	}
+	return false;
+}
+
+const char *scram_failure(const struct scram_exchange *ex, const char **sqlstate)
+{
+	*sqlstate = ex->fail_sqlstate ? ex->fail_sqlstate : "08P01";
+	return ex->fail_message ? ex->fail_message : "malformed SCRAM message";
+}
+
+/* A refusal PostgreSQL words itself (auth-scram.c), kept for scram_failure. */
+static bool refuse(struct scram_exchange *ex, const char *sqlstate, const char *message,
+		   const char *why)
+{
+	ex->fail_sqlstate = sqlstate;
+	ex->fail_message = message;
+	log_debug("event=scram_refused why=%s", why);
+	return false;
+}
+
 /*
- * Parses gs2-header and client-first-message-bare.  PostgreSQL's rules: "n,," or
- * "y,," (we never offer SCRAM-SHA-256-PLUS, so "y" is honest and "p" is refused),
- * no authzid, no mandatory extension, then n= (ignored: the startup packet names
- * the user), r= with a printable nonce, then any optional extensions.
+ * The gs2 flag of client-first against the mechanism chosen, as PostgreSQL checks it:
+ * 'n' and 'y' only without PLUS, and 'y' (the client can bind but believes we cannot)
+ * refused when PLUS was offered: someone in the middle took it out of the list; 'p'
+ * only with PLUS, and only for tls-server-end-point.  *p moves past the flag (and its
+ * "=type") to the ',' that ends it.
  */
-static bool parse_client_first(const char *buf, char *cbind_flag, const char **bare,
-			       const char **nonce, size_t *nonce_len)
+static bool check_gs2_flag(struct scram_exchange *ex, const char **p)
+{
+	const char *s = *p;
+
+	switch (s[0]) {
+	case 'n':
+	case 'y':
+		if (ex->cbind_in_use)
+			return refuse(ex, "08P01", "malformed SCRAM message",
+				      "plus_without_binding_data");
+		if (s[0] == 'y' && ex->cbind_offered)
+			return refuse(ex, "08P01", "SCRAM channel binding negotiation error",
+				      "binding_downgrade");
+		*p = s + 1;
+		return true;
+	case 'p':
+		if (!ex->cbind_in_use)
+			return refuse(ex, "08P01", "malformed SCRAM message",
+				      "binding_data_without_plus");
+		const char *end = s[1] == '=' ? strchr(s + 2, ',') : NULL;
+		if (!end)
+			return malformed("client-first", "bad_gs2_header");
+		if ((size_t)(end - s - 2) != strlen(CBIND_TYPE) ||
+		    memcmp(s + 2, CBIND_TYPE, strlen(CBIND_TYPE)) != 0)
+			return refuse(ex, "08P01", "unsupported SCRAM channel-binding type",
+				      "binding_type");
+		*p = end;
+		return true;
+	default:
+		return malformed("client-first", "bad_gs2_flag");
+	}
+}
+
+/*
+ * client-final's c=: base64 of the gs2 header, followed under PLUS by the certificate
+ * hash; a PLUS client that finds another hash talks to another certificate than ours,
+ * i.e. through someone who holds the TLS session in the middle.
+ */
+static bool check_binding(struct scram_exchange *ex, const char *val, size_t len)
+{
+	if (!ex->cbind_in_use) {
+		const char *expect = ex->cbind_flag == 'y' ? "eSws" : "biws";
+		if (len != 4 || memcmp(val, expect, 4) != 0)
+			return refuse(ex, "08P01",
+				      "unexpected SCRAM channel-binding attribute in "
+				      "client-final-message",
+				      "unexpected_channel_binding");
+		return true;
+	}
+	uint8_t input[sizeof(CBIND_HEADER) - 1 + SCRAM_CBIND_MAX];
+	char expect[B64_LEN(sizeof(input)) + 1];
+	size_t header_len = sizeof(CBIND_HEADER) - 1;
+	memcpy(input, CBIND_HEADER, header_len);
+	memcpy(input + header_len, ex->cbind_data, ex->cbind_len);
+	b64_encode(input, header_len + ex->cbind_len, expect);
+	if (len != strlen(expect) || CRYPTO_memcmp(val, expect, len) != 0)
+		return refuse(ex, "28000", "SCRAM channel binding check failed",
+			      "binding_mismatch");
+	return true;
+}
+
+/*
+ * Parses gs2-header and client-first-message-bare.  PostgreSQL's rules: the gs2 flag
+ * as check_gs2_flag says, no authzid, no mandatory extension, then n= (ignored: the
+ * startup packet names the user), r= with a printable nonce, then any optional
+ * extensions.
+ */
+static bool parse_client_first(struct scram_exchange *ex, const char *buf, char *cbind_flag,
+			       const char **bare, const char **nonce, size_t *nonce_len)
 {
 	const char *p = buf;
 	const char *val;
 	size_t len;
 
-	if (p[0] == 'p')
-		return malformed("client-first", "channel_binding_not_offered");
-	if (p[0] != 'n' && p[0] != 'y')
-		return malformed("client-first", "bad_gs2_flag");
+	if (!check_gs2_flag(ex, &p))
+		return false;
+	if (p[0] != ',')
+		return malformed("client-first", "bad_gs2_header");
+	if (p[1] == 'a')
+		return malformed("client-first", "authzid_unsupported");
 	if (p[1] != ',')
 		return malformed("client-first", "bad_gs2_header");
-	if (p[2] == 'a')
-		return malformed("client-first", "authzid_unsupported");
-	if (p[2] != ',')
-		return malformed("client-first", "bad_gs2_header");
-	*cbind_flag = p[0];
-	p += 3;
+	*cbind_flag = buf[0];
+	p += 2;
 	*bare = p;
 	if (*p == 'm')
 		return malformed("client-first", "mandatory_extension");
@@ -549,7 +672,7 @@ bool scram_handle_client_first(struct scram_exchange *ex, const char *msg, size_
 	buf = copy_message(msg, len, "client-first");
 	if (buf == NULL)
 		return false;
-	if (!parse_client_first(buf, &cbind_flag, &bare, &cnonce, &cnonce_len) ||
+	if (!parse_client_first(ex, buf, &cbind_flag, &bare, &cnonce, &cnonce_len) ||
 	    !make_server_nonce(server_nonce, snonce, sizeof(snonce)))
 		goto fail;
 
@@ -571,15 +694,13 @@ fail:
 }
 
 /*
- * Parses client-final-message: c= must be the base64 of the gs2 header the client
- * sent first ("biws" for "n,,", "eSws" for "y,,"), r= must be the whole nonce,
+ * Parses client-final-message: c= as check_binding says, r= must be the whole nonce,
  * optional extensions, then p= with a 32-byte proof as the very last attribute.
  * without_proof ends where ",p=" starts: it is part of the AuthMessage.
  */
-static bool parse_client_final(const struct scram_exchange *ex, const char *buf,
-			       size_t *without_proof, uint8_t proof[SCRAM_KEY_LEN])
+static bool parse_client_final(struct scram_exchange *ex, const char *buf, size_t *without_proof,
+			       uint8_t proof[SCRAM_KEY_LEN])
 {
-	const char *expect_cbind = ex->cbind_flag == 'y' ? "eSws" : "biws";
 	const char *p = buf;
 	const char *attr_start, *val;
 	size_t len, n;
@@ -587,8 +708,8 @@ static bool parse_client_final(const struct scram_exchange *ex, const char *buf,
 
 	if (!read_attr(&p, 'c', NULL, &val, &len))
 		return malformed("client-final", "missing_channel_binding");
-	if (len != 4 || memcmp(val, expect_cbind, 4) != 0)
-		return malformed("client-final", "unexpected_channel_binding");
+	if (!check_binding(ex, val, len))
+		return false;
 	if (!read_attr(&p, 'r', NULL, &val, &len))
 		return malformed("client-final", "missing_nonce");
 	if (len != strlen(ex->nonce) || memcmp(val, ex->nonce, len) != 0)

@@ -150,6 +150,8 @@ static bool login_fill(struct client *c, evutil_socket_t fd)
 	return true;
 }
 
+static bool direct_tls(struct client *c);
+
 static void login_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct client *c = arg;
@@ -157,6 +159,8 @@ static void login_read(evutil_socket_t fd, short what, void *arg)
 		client_limits_refuse(c);
 		return;
 	}
+	if (direct_tls(c))
+		return;
 	if (!login_fill(c, fd))
 		return;
 	c->last_active = clock_now_usec();
@@ -527,6 +531,31 @@ static bool start_tls(struct client *c)
 	return false; /* the startup packet comes after the handshake */
 }
 
+/*
+ * PostgreSQL 17's direct TLS: before anything is read, a client whose first byte opens
+ * a TLS handshake record gets the handshake at once, no SSLRequest.  It counts as its
+ * one SSL request: an SSLRequest inside is refused as a second one (PostgreSQL: a
+ * protocol error).  True when there is nothing to read now: c is TLS (or closed), or
+ * its first byte has not come yet.
+ */
+static bool direct_tls(struct client *c)
+{
+	if (c->state != CL_STARTUP || c->ssl_asked || c->gssenc_asked ||
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		return false;
+	enum client_tls_first first = client_tls_peek_first(c);
+	if (first != TLS_FIRST_HANDSHAKE)
+		return first == TLS_FIRST_NOTHING;
+	c->ssl_asked = true;
+	c->tls_direct = true;
+	if (!client_tls_accept_direct(c))
+		return true;
+	login_reader_stop(c);
+	setup_bev(c);
+	bufferevent_enable(c->bev, EV_READ);
+	return true;
+}
+
 /* client_tls_sslmode require and stricter: a plain startup packet is refused as
  * PostgreSQL's pg_hba refuses "no encryption", after the packet is read, so the client
  * is told why instead of seeing its connection drop. */
@@ -550,6 +579,15 @@ static bool handle_startup_packet(struct client *c)
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	uint32_t len;
 	const char *why = NULL;
+	/* A TLS ClientHello where TLS is off (else direct_tls took it): PostgreSQL closes
+	 * without a word, as the client could not read a plain-text error anyway. */
+	if (!c->ssl_asked && !c->gssenc_asked && !client_tls_active(c)) {
+		const uint8_t *first = evbuffer_pullup(in, 1);
+		if (first && first[0] == 0x16) {
+			client_close(c, "TLS handshake without SSLRequest, client TLS is off");
+			return false;
+		}
+	}
 	enum pg_parse_result pr = pgproto_startup_length(in, &len, &why);
 	if (pr == PG_PARSE_INCOMPLETE)
 		return false;
@@ -1077,8 +1115,14 @@ static void client_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct client *c = arg;
 	char why[300];
-	if (what & BEV_EVENT_CONNECTED)
-		return; /* the TLS handshake is done; the startup packet follows */
+	if (what & BEV_EVENT_CONNECTED) {
+		/* The TLS handshake is done; the startup packet follows.  As PostgreSQL 17:
+		 * direct TLS without ALPN is refused (it shows that the client meant to speak
+		 * PostgreSQL, not some other protocol tunnelled to this port). */
+		if (c->tls_direct && !client_tls_alpn_used(c))
+			client_close(c, "direct TLS connection without ALPN protocol negotiation");
+		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT)
 		client_close(c, "client did not read its error");
 	else if (what & BEV_EVENT_EOF)

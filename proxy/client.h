@@ -57,6 +57,7 @@ struct client {
 	} peer;
 	usec_t connected_at;
 	bool ssl_asked, gssenc_asked; /* each may be asked once, as PostgreSQL allows */
+	bool tls_direct;              /* TLS from its first byte, no SSLRequest (client_tls.h) */
 	/* proxy/client_limits.h: why it is refused at accept (enum client_refusal), whether
 	 * it waits for its startup packet meanwhile (in worker->refusing), and a failed
 	 * login's delayed answer */

@@ -13,13 +13,12 @@
 #include "proxy/client.h"
 #include "proxy/client_hba.h"
 #include "proxy/client_limits.h"
+#include "proxy/client_tls.h"
 #include "proxy/random.h"
 #include "proxy/worker.h"
 
 /* A password message is small; PostgreSQL caps it likewise (PG_MAX_AUTH_TOKEN_LENGTH). */
 #define MAX_PASSWORD_MESSAGE 65535
-
-static const char scram_mechanisms[] = "SCRAM-SHA-256\0"; /* list ends with an empty name */
 
 /* Why a login failed when it is not the password itself, for corral's log only (as
  * PostgreSQL's server log says "Role does not exist"; the client hears no more than a
@@ -60,8 +59,23 @@ static void begin_scram(struct client *c)
 	const struct scram_secret *secret = c->secret && c->secret->has_scram ? &c->secret->scram
 									      : NULL;
 	scram_exchange_init(&c->scram, secret, c->user);
-	pgproto_put_auth(bufferevent_get_output(c->bev), PG_AUTH_SASL, scram_mechanisms,
-			 sizeof(scram_mechanisms));
+	/* As PostgreSQL: over TLS SCRAM-SHA-256-PLUS is offered first, bound to the hash
+	 * of corral's certificate (libpq's channel_binding=require needs it). */
+	unsigned char hash[SCRAM_CBIND_MAX];
+	size_t hash_len = 0;
+	if (client_tls_active(c) && client_tls_end_point(c, hash, sizeof(hash), &hash_len))
+		(void)scram_offer_channel_binding(&c->scram, hash, hash_len);
+	size_t len;
+	const char *mechanisms = scram_mechanisms(&c->scram, &len);
+	pgproto_put_auth(bufferevent_get_output(c->bev), PG_AUTH_SASL, mechanisms, len);
+}
+
+/* A SCRAM message refused: PostgreSQL's words for why (scram_failure). */
+static void scram_refused(struct client *c)
+{
+	const char *sqlstate;
+	const char *message = scram_failure(&c->scram, &sqlstate);
+	client_fail(c, sqlstate, "%s", message);
 }
 
 static void begin_md5(struct client *c)
@@ -202,7 +216,7 @@ static void handle_scram_first(struct client *c, struct pg_reader *r)
 		client_fail(c, "08P01", "malformed SASLInitialResponse message");
 		return;
 	}
-	if (strcmp(mech, "SCRAM-SHA-256") != 0) {
+	if (!scram_select_mechanism(&c->scram, mech)) {
 		client_fail(c, "08P01", "client selected an invalid SASL authentication mechanism");
 		return;
 	}
@@ -213,7 +227,7 @@ static void handle_scram_first(struct client *c, struct pg_reader *r)
 	}
 	char *server_first = NULL;
 	if (!scram_handle_client_first(&c->scram, (const char *)data, len, NULL, &server_first)) {
-		client_fail(c, "08P01", "malformed SCRAM message");
+		scram_refused(c);
 		return;
 	}
 	pgproto_put_auth(bufferevent_get_output(c->bev), PG_AUTH_SASL_CONTINUE, server_first,
@@ -236,7 +250,7 @@ static void handle_scram_final(struct client *c, struct pg_reader *r)
 		auth_failed(c);
 		return;
 	case SCRAM_MALFORMED:
-		client_fail(c, "08P01", "malformed SCRAM message");
+		scram_refused(c);
 		return;
 	}
 }

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <strings.h>
 
@@ -110,6 +111,33 @@ static const char *cipher_list(const char *value)
 	return value;
 }
 
+/*
+ * ALPN, as PostgreSQL 17's alpn_cb: a client that offers protocols must offer
+ * "postgresql", else the handshake fails with a no_application_protocol alert (RFC
+ * 7301).  One that offers none is not called here: fine after an SSLRequest, refused
+ * after the handshake of a direct TLS connection (client_tls_alpn_used).  The list is
+ * the client's bytes: walked with every length checked, not with SSL_select_next_proto
+ * (CVE-2024-5535 was in its handling of odd lists).
+ */
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+		       const unsigned char *in, unsigned int inlen, void *arg)
+{
+	static const char proto[] = "postgresql";
+	unsigned int i = 0;
+	while (i < inlen) {
+		unsigned int n = in[i];
+		if (n == 0 || n > inlen - i - 1)
+			break; /* a malformed list offers nothing */
+		if (n == sizeof(proto) - 1 && memcmp(in + i + 1, proto, n) == 0) {
+			*out = in + i + 1; /* OpenSSL copies the selection */
+			*outlen = (unsigned char)n;
+			return SSL_TLSEXT_ERR_OK;
+		}
+		i += 1 + n;
+	}
+	return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
 static bool configure(struct ctx_build *b, SSL_CTX *ctx)
 {
 	const struct client_tls_config *t = &b->cfg->client_tls;
@@ -120,6 +148,7 @@ static bool configure(struct ctx_build *b, SSL_CTX *ctx)
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	/* Idle clients are most of a pooler's clients: no 34 KB of buffers each. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
 	if (!set_protocols(ctx, t->protocols))
 		return build_fail(b, 0, "client_tls_protocols", "OpenSSL refused the versions");
 	if (t->ciphers && !SSL_CTX_set_cipher_list(ctx, cipher_list(t->ciphers)))
@@ -177,6 +206,34 @@ bool client_tls_ctx_build(const struct corral_config *cfg, SSL_CTX **out, char *
 
 /* ---- a client's handshake ------------------------------------------------------- */
 
+/* An OpenSSL bufferevent in accepting state on c's fd replaces c->bev; NULL (c
+ * closed) when OpenSSL cannot start. */
+static struct bufferevent *take_over(struct client *c, SSL_CTX *ctx)
+{
+	SSL *ssl = SSL_new(ctx);
+	struct bufferevent *tls = NULL;
+	if (ssl) {
+		struct event_base *base = bufferevent_get_base(c->bev);
+		tls = bufferevent_openssl_socket_new(base, bufferevent_getfd(c->bev), ssl,
+						     BUFFEREVENT_SSL_ACCEPTING,
+						     BEV_OPT_CLOSE_ON_FREE);
+		if (!tls)
+			SSL_free(ssl);
+	}
+	if (!tls) {
+		client_close(c, "could not start TLS");
+		return NULL;
+	}
+	/* The old bufferevent lets go of the fd (it would close it) and goes. */
+	bufferevent_setfd(c->bev, -1);
+	bufferevent_free(c->bev);
+	c->bev = tls;
+	/* A client that closes its TCP connection without a TLS close_notify has just
+	 * left, as a plain one would have: EOF, not an error. */
+	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+	return tls;
+}
+
 struct bufferevent *client_tls_accept(struct client *c, bool *closed)
 {
 	*closed = false;
@@ -198,29 +255,67 @@ struct bufferevent *client_tls_accept(struct client *c, bool *closed)
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	evbuffer_add(out, "S", 1);
 	io_flush(c->bev);
-	SSL *ssl = evbuffer_get_length(out) == 0 ? SSL_new(ctx) : NULL;
 	struct bufferevent *tls = NULL;
-	if (ssl) {
-		struct event_base *base = bufferevent_get_base(c->bev);
-		tls = bufferevent_openssl_socket_new(base, bufferevent_getfd(c->bev), ssl,
-						     BUFFEREVENT_SSL_ACCEPTING,
-						     BEV_OPT_CLOSE_ON_FREE);
-		if (!tls)
-			SSL_free(ssl);
-	}
-	if (!tls) {
+	if (evbuffer_get_length(out) == 0)
+		tls = take_over(c, ctx);
+	else
 		client_close(c, "could not start TLS");
-		*closed = true;
-		return NULL;
-	}
-	/* The old bufferevent lets go of the fd (it would close it) and goes. */
-	bufferevent_setfd(c->bev, -1);
-	bufferevent_free(c->bev);
-	c->bev = tls;
-	/* A client that closes its TCP connection without a TLS close_notify has just
-	 * left, as a plain one would have: EOF, not an error. */
-	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+	*closed = tls == NULL;
 	return tls;
+}
+
+enum client_tls_first client_tls_peek_first(const struct client *c)
+{
+	if (!c->worker->snap->client_tls)
+		return TLS_FIRST_PLAIN; /* nothing to look for: the startup path reads it */
+	unsigned char b;
+	ssize_t n = recv(bufferevent_getfd(c->bev), &b, 1, MSG_PEEK);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return TLS_FIRST_NOTHING;
+	if (n != 1)
+		return TLS_FIRST_PLAIN; /* EOF or an error: the read finds it */
+	/* A TLS record of type handshake (22); a startup packet's first byte is the top
+	 * byte of its length, 0 for anything PostgreSQL accepts. */
+	return b == 0x16 ? TLS_FIRST_HANDSHAKE : TLS_FIRST_PLAIN;
+}
+
+struct bufferevent *client_tls_accept_direct(struct client *c)
+{
+	return take_over(c, c->worker->snap->client_tls);
+}
+
+bool client_tls_alpn_used(const struct client *c)
+{
+	SSL *ssl = c->bev ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+	const unsigned char *proto = NULL;
+	unsigned int len = 0;
+	if (ssl)
+		SSL_get0_alpn_selected(ssl, &proto, &len);
+	return len > 0;
+}
+
+/*
+ * RFC 5929 tls-server-end-point, as PostgreSQL's be_tls_get_certificate_hash: the
+ * certificate hashed with its signature's hash algorithm, MD5 and SHA-1 taken as
+ * SHA-256.  X509_get_signature_info also knows RSA-PSS.  A certificate whose signature
+ * names no hash (Ed25519) has no binding: false, and PLUS is not offered.
+ */
+bool client_tls_end_point(const struct client *c, unsigned char *out, size_t cap, size_t *len)
+{
+	SSL *ssl = c->bev ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+	X509 *cert = ssl ? SSL_get_certificate(ssl) : NULL;
+	int md_nid = NID_undef;
+	if (!cert || !X509_get_signature_info(cert, &md_nid, NULL, NULL, NULL))
+		return false;
+	const EVP_MD *md = md_nid == NID_md5 || md_nid == NID_sha1 ? EVP_sha256()
+								   : EVP_get_digestbynid(md_nid);
+	unsigned char hash[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	if (!md || !X509_digest(cert, md, hash, &n) || n > cap)
+		return false;
+	memcpy(out, hash, n);
+	*len = n;
+	return true;
 }
 
 bool client_tls_active(const struct client *c)

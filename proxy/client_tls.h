@@ -36,6 +36,27 @@ bool client_tls_ctx_build(const struct corral_config *cfg, SSL_CTX **out, char *
  */
 struct bufferevent *client_tls_accept(struct client *c, bool *closed);
 
+/*
+ * PostgreSQL 17's direct TLS (sslnegotiation=direct): a client may open with its TLS
+ * ClientHello instead of an SSLRequest.  Looked at (MSG_PEEK, nothing taken from the
+ * socket) before the first read, only when client TLS is on: TLS_FIRST_NOTHING while
+ * no byte has come, TLS_FIRST_PLAIN for anything else (TLS off, EOF, errors included).
+ */
+enum client_tls_first { TLS_FIRST_NOTHING, TLS_FIRST_PLAIN, TLS_FIRST_HANDSHAKE };
+enum client_tls_first client_tls_peek_first(const struct client *c);
+
+/* The handshake starts at once on the ClientHello still in the socket: as
+ * client_tls_accept, without the 'S'.  NULL: c was closed. */
+struct bufferevent *client_tls_accept_direct(struct client *c);
+
+/* After the handshake: the client offered ALPN and "postgresql" was selected (a client
+ * offering ALPN without it fails the handshake: no_application_protocol). */
+bool client_tls_alpn_used(const struct client *c);
+
+/* The tls-server-end-point channel binding data (RFC 5929) of c's TLS session: the
+ * hash of corral's certificate into out; false when there is none. */
+bool client_tls_end_point(const struct client *c, unsigned char *out, size_t cap, size_t *len);
+
 /* True for a client whose bufferevent is an OpenSSL one. */
 bool client_tls_active(const struct client *c);
 
