@@ -11,24 +11,48 @@
 
 static struct app_gate *find_gate(struct pool_env *env, const struct app_shared *a);
 
+/* Frees g if its record is retiring and nothing of it is left here; true if freed.
+ * The record itself goes at the registry's next sweep. */
+static bool drop_if_unused(struct app_gate *g)
+{
+	if (!atomic_load(&g->shared->retiring) || g->waiting.n || g->n_clients)
+		return false;
+	list_del(&g->node);
+	atomic_fetch_sub(&g->shared->locals, 1);
+	free(g);
+	return true;
+}
+
 struct app_gate *app_gate_get(struct pool_env *env, const char *app)
 {
 	struct list *it, *tmp;
 	list_for_each_safe(it, tmp, &env->app_gates)
 	{
 		struct app_gate *g = list_entry(it, struct app_gate, node);
+		/* A retiring record's gate lingers until its last client here leaves; one
+		 * passed on the way is let go now rather than at the tick, so a flood of
+		 * names does not pile up retired records between ticks. */
+		if (atomic_load(&g->shared->retiring)) {
+			(void)drop_if_unused(g);
+			continue;
+		}
 		if (strcmp(g->shared->app, app) == 0)
 			return g;
 	}
-	struct app_shared *a = pool_registry_app(env->registry, app, config_app_limit(env->cfg, app));
+	struct app_shared *a = pool_registry_app_ex(env->registry, app, config_app_limit(env->cfg, app),
+						    config_app_named(env->cfg, app));
 	if (!a)
 		return NULL;
 	struct app_gate *g = find_gate(env, a); /* "(other)": one gate for every name in it */
-	if (g)
+	if (g) {
+		atomic_fetch_sub(&a->locals, 1); /* counted once, for that gate */
 		return g;
+	}
 	g = calloc(1, sizeof(*g));
-	if (!g)
+	if (!g) {
+		atomic_fetch_sub(&a->locals, 1);
 		return NULL;
+	}
 	g->shared = a;
 	g->env = env;
 	struct worker_slot *slot = &a->slots[env->worker_id];
@@ -36,6 +60,28 @@ struct app_gate *app_gate_get(struct pool_env *env, const char *app)
 	wait_queue_init(&g->waiting, &slot->pub.waiting, &slot->pub.oldest);
 	list_append(&env->app_gates, &g->node);
 	return g;
+}
+
+struct app_gate *app_gate_join(struct pool_env *env, const char *app)
+{
+	/* The gate found may start retiring before the client is attached (the attach then
+	 * fails); the next round finds or makes the live record. */
+	for (int round = 0; round < 4; round++) {
+		struct app_gate *g = app_gate_get(env, app);
+		if (!g)
+			return NULL;
+		if (app_shared_attach(g->shared)) {
+			g->n_clients++;
+			return g;
+		}
+	}
+	return NULL;
+}
+
+void app_gate_part(struct app_gate *g)
+{
+	g->n_clients--;
+	app_shared_detach(g->shared);
 }
 
 /* A limit a reload lowered leaves the tokens above it in use until they come back; one
@@ -114,11 +160,14 @@ static void token_run(struct inbox_item *item, void *ctx)
 	int hops = m->hops;
 	free(m);
 	pass_token(env, a, find_gate(env, a), hops);
+	atomic_fetch_sub(&a->msgs, 1); /* after its last use: the record may go now */
 }
 
 static void token_drop(struct inbox_item *item)
 {
-	free(item);
+	struct token_msg *m = (struct token_msg *)item;
+	atomic_fetch_sub(&m->shared->msgs, 1);
+	free(m);
 }
 
 /*
@@ -140,6 +189,7 @@ static void pass_token(struct pool_env *env, struct app_shared *a, struct app_ga
 			m->item.run = token_run;
 			m->item.drop = token_drop;
 			m->shared = a;
+			atomic_fetch_add(&a->msgs, 1); /* keeps the record until m is run or dropped */
 			m->hops = hops + 1;
 			inbox_post(env->inboxes[to], &m->item);
 			return;
@@ -174,9 +224,14 @@ static void fail_app_waiter(struct pool_waiter *w, const char *sqlstate, const c
 void app_gates_tick(struct pool_env *env, usec_t now)
 {
 	struct list *it, *tmp;
+	bool dropped = false;
 	list_for_each_safe(it, tmp, &env->app_gates)
 	{
 		struct app_gate *g = list_entry(it, struct app_gate, node);
+		if (drop_if_unused(g)) { /* retired to make room for another name */
+			dropped = true;
+			continue;
+		}
 		if (g->waiting.n == 0 && !app_gate_limited(g))
 			continue; /* statistics only: nobody queues there */
 		app_gate_claim(g);
@@ -185,4 +240,6 @@ void app_gates_tick(struct pool_env *env, usec_t now)
 			 g->shared->app, atomic_load_explicit(&g->shared->limit, memory_order_relaxed));
 		pool_tick_waiters(env, &g->waiting, now, fail_app_waiter, g, what);
 	}
+	if (dropped && env->registry)
+		pool_registry_sweep(env->registry);
 }

@@ -23,11 +23,18 @@ struct app_gate {
 	struct app_shared *shared;
 	struct stats_block *stats;  /* this worker's counters of the application */
 	struct wait_queue waiting;  /* clients waiting for a token */
+	size_t n_clients;           /* clients of this worker joined to it (app_gate_join) */
 };
 
 /* The gate of application app on this worker (made on first use; applications past
- * STATS_MAX_APPS without a limit share the "(other)" one), or NULL when out of memory. */
+ * STATS_MAX_APPS not named in [limits] share the "(other)" one), or NULL when out of
+ * memory. */
 struct app_gate *app_gate_get(struct pool_env *env, const char *app);
+/* app_gate_get for a client, who is attached to the application's record (it is not
+ * retired until app_gate_part); NULL when out of memory. */
+struct app_gate *app_gate_join(struct pool_env *env, const char *app);
+/* The client joined by app_gate_join has left (its last use of the gate). */
+void app_gate_part(struct app_gate *g);
 /* Whether clients of g's application must hold a token ([limits]). */
 static inline bool app_gate_limited(const struct app_gate *g)
 {

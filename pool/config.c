@@ -1269,6 +1269,11 @@ int config_max_user_connections(const struct corral_config *cfg, const char *use
 						 : cfg->max_user_connections;
 }
 
+bool config_app_named(const struct corral_config *cfg, const char *app)
+{
+	return app && find_app_limit(cfg, app) != NULL;
+}
+
 int config_app_limit(const struct corral_config *cfg, const char *app)
 {
 	const struct app_limit *limit = app ? find_app_limit(cfg, app) : NULL;

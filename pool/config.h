@@ -197,6 +197,8 @@ int config_max_user_connections(const struct corral_config *cfg, const char *use
 /* Concurrent transactions allowed to application app: app.NAME, else app_default;
  * 0 = no limit. */
 int config_app_limit(const struct corral_config *cfg, const char *app);
+/* Whether [limits] names app (app.NAME), rather than app_default covering it. */
+bool config_app_named(const struct corral_config *cfg, const char *app);
 
 /* Whether name is one of the comma-separated names of list (blanks around names
  * ignored; exact, case-sensitive match as user names are); false for a NULL list. */

@@ -219,8 +219,10 @@ bool pool_build_login_params(struct pool *pool, const struct db_config *db, cons
 	return true;
 }
 
-static void pool_free(struct pool *pool)
+void pool_free(struct pool *pool)
 {
+	if (pool->shared)
+		atomic_fetch_sub(&pool->shared->locals, 1); /* the record may be freed now */
 	if (pool->retry_ev)
 		event_free(pool->retry_ev);
 	free_login_params(pool);
@@ -250,15 +252,19 @@ struct pool *pool_find(struct pool_env *env, const char *db_name, const char *us
 	list_for_each_safe(it, tmp, &env->pools)
 	{
 		struct pool *p = list_entry(it, struct pool, node);
-		if (strcmp(p->db_name, db_name) == 0 && strcmp(p->user, user) == 0)
+		/* A retiring pool's part here lingers until it is empty; nobody joins it. */
+		if (strcmp(p->db_name, db_name) == 0 && strcmp(p->user, user) == 0 &&
+		    !atomic_load(&p->shared->retiring))
 			return p;
 	}
 	return NULL;
 }
 
-struct pool *pool_get(struct pool_env *env, const struct db_config *db, const char *user,
-		      const char *password)
+static struct pool *pool_get_ex(struct pool_env *env, const struct db_config *db,
+				const char *user, const char *password, int max_pools,
+				enum registry_get_result *why)
 {
+	*why = REG_OK;
 	struct pool *found = pool_find(env, db->name, user);
 	if (found) {
 		/* The auth file gave this user a new password (a reload): new logins use it. */
@@ -269,11 +275,16 @@ struct pool *pool_get(struct pool_env *env, const struct db_config *db, const ch
 		return found;
 	}
 	struct pool *pool = calloc(1, sizeof(*pool));
-	if (!pool)
+	if (!pool) {
+		*why = REG_NOMEM;
 		return NULL;
+	}
 	pool->env = env;
 	pool->user = strdup(user);
-	pool->shared = pool->user ? pool_registry_get(env->registry, db->name, user, env->worker_id)
+	/* The pool of a database line's own user= is the operator's: never retired. */
+	bool keep = db->user && strcmp(db->user, user) == 0;
+	pool->shared = pool->user ? pool_registry_get_ex(env->registry, db->name, user,
+							 env->worker_id, max_pools, keep, why)
 				  : NULL;
 	if (pool->shared) {
 		pool->db_name = pool->shared->db_name;
@@ -290,6 +301,8 @@ struct pool *pool_get(struct pool_env *env, const struct db_config *db, const ch
 	pool->retry_ev = evtimer_new(env->base, retry_timer_fired, pool);
 	if (!pool->user || !pool->shared || !pool->retry_ev ||
 	    !pool_build_login_params(pool, db, password)) {
+		if (*why == REG_OK)
+			*why = REG_NOMEM;
 		pool_free(pool);
 		return NULL;
 	}
@@ -297,6 +310,41 @@ struct pool *pool_get(struct pool_env *env, const struct db_config *db, const ch
 	log_info("event=pool_created worker=%d db=%s user=%s pool_size=%d pool_mode=%s",
 		 env->worker_id, db->name, user, pool->size, pool_mode_name(pool->mode));
 	return pool;
+}
+
+struct pool *pool_get(struct pool_env *env, const struct db_config *db, const char *user,
+		      const char *password)
+{
+	enum registry_get_result why;
+	return pool_get_ex(env, db, user, password, 0, &why);
+}
+
+struct pool *pool_join(struct pool_env *env, const struct db_config *db, const char *user,
+		       const char *password, int max_pools, bool *full)
+{
+	enum registry_get_result why = REG_OK;
+	*full = false;
+	/* A pool found here can start retiring before the client is attached to it (the
+	 * attach then fails); the next round finds or makes the live record.  Each round
+	 * only fails that way when another worker retired the pool in between. */
+	for (int round = 0; round < 4; round++) {
+		struct pool *pool = pool_get_ex(env, db, user, password, max_pools, &why);
+		if (!pool)
+			break;
+		if (pool_shared_attach(pool->shared)) {
+			pool->n_clients++;
+			return pool;
+		}
+		why = REG_FULL;
+	}
+	*full = why == REG_FULL;
+	return NULL;
+}
+
+void pool_leave(struct pool *pool)
+{
+	pool->n_clients--;
+	pool_shared_detach(pool->shared);
 }
 
 /* ---- servers ---------------------------------------------------------------------- */
@@ -374,6 +422,10 @@ static void requeue_reserved(struct pool *pool, struct server *s)
  */
 static bool retire_server(struct pool *pool, struct server *s)
 {
+	if (atomic_load(&pool->shared->retiring)) {
+		pool_close_server(s, "its pool is being freed (max_pools)");
+		return true;
+	}
 	if (s->login_sig != pool->login_sig) {
 		pool_close_server(s, "its database's connection settings changed (reload)");
 		return true;
@@ -400,7 +452,8 @@ static void offer_server(struct pool *pool, struct server *s)
 {
 	struct pool_env *env = pool->env;
 	/* Plain loads of this worker's pool: nothing shared on the way back. */
-	if ((pool->shrinking || pool->paused || s->login_sig != pool->login_sig) &&
+	if ((pool->shrinking || pool->paused || s->login_sig != pool->login_sig ||
+	     atomic_load(&pool->shared->retiring)) &&
 	    retire_server(pool, s))
 		return;
 	struct pool_waiter *head = wait_queue_head(&pool->waiting);
@@ -832,14 +885,18 @@ static void want_server_run(struct inbox_item *item, void *ctx)
 	struct want_server_msg *m = (struct want_server_msg *)item;
 	struct pool_env *env = ctx;
 	struct pool *pool = find_local_pool(env, m->shared);
-	if (pool && !env->shutting_down && pool->waiting.n == 0 && !list_empty(&pool->idle))
+	if (pool && !env->shutting_down && pool->waiting.n == 0 && !list_empty(&pool->idle) &&
+	    !atomic_load(&pool->shared->retiring))
 		send_server(list_entry(list_first(&pool->idle), struct server, node), m->from);
+	atomic_fetch_sub(&m->shared->msgs, 1); /* the last use of m->shared */
 	free(m);
 }
 
 static void want_server_drop(struct inbox_item *item)
 {
-	free(item);
+	struct want_server_msg *m = (struct want_server_msg *)item;
+	atomic_fetch_sub(&m->shared->msgs, 1);
+	free(m);
 }
 
 static void ask_for_server(struct pool *pool, int from)
@@ -850,6 +907,7 @@ static void ask_for_server(struct pool *pool, int from)
 	m->item.run = want_server_run;
 	m->item.drop = want_server_drop;
 	m->shared = pool->shared;
+	atomic_fetch_add(&m->shared->msgs, 1); /* keeps the record until m is run or dropped */
 	m->from = pool->env->worker_id;
 	inbox_post(pool->env->inboxes[from], &m->item);
 }
@@ -867,6 +925,14 @@ static void kick_run(struct inbox_item *item, void *ctx)
 	struct pool *pool = find_local_pool(env, m->shared);
 	if (pool && !env->shutting_down)
 		grow_for_waiters(pool);
+	atomic_fetch_sub(&m->shared->msgs, 1);
+	free(m);
+}
+
+static void kick_drop(struct inbox_item *item)
+{
+	struct kick_msg *m = (struct kick_msg *)item;
+	atomic_fetch_sub(&m->shared->msgs, 1);
 	free(m);
 }
 
@@ -876,8 +942,9 @@ static void kick_worker(struct pool *pool, int to)
 	if (!m)
 		return; /* that worker's next tick retries */
 	m->item.run = kick_run;
-	m->item.drop = want_server_drop;
+	m->item.drop = kick_drop;
 	m->shared = pool->shared;
+	atomic_fetch_add(&m->shared->msgs, 1);
 	inbox_post(pool->env->inboxes[to], &m->item);
 }
 
@@ -898,16 +965,23 @@ static void server_move_run(struct inbox_item *item, void *ctx)
 	 * which the database is gone (then only a pool here already may take it) and its
 	 * line may differ (offer_server closes a server of other settings). */
 	struct pool *pool = find_local_pool(env, shared);
-	const struct db_config *db = pool ? NULL : config_find_db(env->cfg, shared->db_name);
+	/* A record retiring takes no new part on this worker (the server in flight keeps
+	 * it from retiring, so this is belt and braces). */
+	bool retiring = atomic_load(&shared->retiring);
+	const struct db_config *db =
+		pool || retiring ? NULL : config_find_db(env->cfg, shared->db_name);
 	if (db)
 		pool = pool_get(env, db, shared->user, m->password);
 	server_move_free(m);
-	if (!pool || env->shutting_down || !server_attach(s, env->base)) {
+	if (!pool || pool->shared != shared || env->shutting_down ||
+	    !server_attach(s, env->base)) {
 		server_teardown(s);
 		pool_shared_put_slot(shared);
 		free(s);
+		atomic_fetch_sub(&shared->msgs, 1);
 		return;
 	}
+	atomic_fetch_sub(&shared->msgs, 1); /* the pool here holds the record now */
 	s->pool = pool;
 	s->state = SV_CLOSED;
 	list_init(&s->node);
@@ -923,6 +997,7 @@ static void server_move_drop(struct inbox_item *item)
 	struct server_move_msg *m = (struct server_move_msg *)item;
 	server_teardown(m->server);
 	free(m->server);
+	atomic_fetch_sub(&m->shared->msgs, 1);
 	server_move_free(m);
 }
 
@@ -944,6 +1019,7 @@ static void send_server(struct server *s, int to)
 	m->item.drop = server_move_drop;
 	m->server = s;
 	m->shared = pool->shared;
+	atomic_fetch_add(&m->shared->msgs, 1);
 	/* Out of this worker's lists and event loop; libpq keeps the socket. */
 	leave_state(s);
 	s->state = SV_CLOSED;
@@ -1186,7 +1262,7 @@ static void keep_min_pool(struct pool *pool, usec_t now)
 {
 	struct pool_env *env = pool->env;
 	if (pool->min_size <= 0 || pool->shared->home_worker != env->worker_id || env->shutting_down ||
-	    pool->paused)
+	    pool->paused || atomic_load(&pool->shared->retiring))
 		return;
 	while (atomic_load(&pool->shared->servers) < pool->min_size) {
 		if (now < atomic_load(&pool->shared->retry_at) ||
@@ -1246,8 +1322,17 @@ static void tick_pool(struct pool *pool, usec_t now)
 void pool_env_tick(struct pool_env *env, usec_t now)
 {
 	struct list *it, *tmp;
+	bool dropped = false;
 	list_for_each_safe(it, tmp, &env->pools)
-		tick_pool(list_entry(it, struct pool, node), now);
+	{
+		struct pool *pool = list_entry(it, struct pool, node);
+		if (atomic_load(&pool->shared->retiring))
+			dropped |= pool_retire_tick(pool);
+		else
+			tick_pool(pool, now);
+	}
+	if (dropped && env->registry)
+		pool_registry_sweep(env->registry);
 	app_gates_tick(env, now);
 }
 

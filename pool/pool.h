@@ -109,6 +109,7 @@ struct pool {
 	struct list login, idle, active, closing; /* servers by state */
 	struct wait_queue waiting;  /* clients waiting for a server */
 	size_t n_login, n_idle, n_active, n_closing;
+	size_t n_clients;           /* clients of this worker joined to it (pool_join) */
 	size_t asks_pending;        /* idle servers asked of other workers, since the last tick */
 	struct event *retry_ev;     /* while logins back off: the next probe, or server_login_wait's end */
 	usec_t retry_ev_at;         /* when retry_ev fires; 0: not pending */
@@ -136,6 +137,17 @@ void pool_env_prewarm(struct pool_env *env);
  */
 struct pool *pool_get(struct pool_env *env, const struct db_config *db, const char *user,
 		      const char *password);
+
+/*
+ * pool_get for a client, who is joined to the pool (it cannot be freed until
+ * pool_leave).  Past max_pools (0: no cap) pools, the least recently used idle one
+ * made from a client-chosen user is freed to make room (pool/pool_retire.c); NULL
+ * with *full set when none is idle, NULL alone when out of memory.
+ */
+struct pool *pool_join(struct pool_env *env, const struct db_config *db, const char *user,
+		       const char *password, int max_pools, bool *full);
+/* The client joined by pool_join has left (its last use of the pool). */
+void pool_leave(struct pool *pool);
 
 /* Covers the pool's queued clients with logins or other workers' idle servers, as far
  * as its limits (and a pause) allow. */

@@ -21,6 +21,12 @@ void pool_take_settings(struct pool *pool, const struct corral_config *cfg,
 /* This worker's pool (db_name, user), or NULL. */
 struct pool *pool_find(struct pool_env *env, const char *db_name, const char *user);
 
+/* Frees this worker's part of a pool (the shared record is the registry's). */
+void pool_free(struct pool *pool);
+/* On each tick, for a pool whose record is retiring (pool/pool_retire.c): its idle
+ * servers close; once nothing of it is left here, it is freed.  True if freed. */
+bool pool_retire_tick(struct pool *pool);
+
 /* On each tick: a removed database's pool with no client here closes its idle servers. */
 void pool_tick_removed(struct pool *pool);
 

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include "common/clock.h"
+#include "common/macros.h"
 
 bool pool_registry_init(struct pool_registry *reg, int n_workers)
 {
@@ -13,8 +15,31 @@ bool pool_registry_init(struct pool_registry *reg, int n_workers)
 	reg->apps = NULL;
 	reg->n_unlimited_apps = 0;
 	reg->other_app = NULL;
+	reg->n_pools = 0;
+	reg->retired = NULL;
+	reg->retired_apps = NULL;
+	reg->n_retired = 0;
 	reg->n_workers = n_workers;
 	return pthread_mutex_init(&reg->lock, NULL) == 0;
+}
+
+static void free_pool_record(struct pool_shared *ps)
+{
+	free(ps->user);
+	free(ps->db_name);
+	params_clear(&ps->params);
+	params_clear(&ps->spellings);
+	OPENSSL_cleanse(&ps->passthrough, sizeof(ps->passthrough));
+	pthread_mutex_destroy(&ps->params_lock);
+	free(ps->slots);
+	free(ps);
+}
+
+static void free_app_record(struct app_shared *a)
+{
+	free(a->app);
+	free(a->slots);
+	free(a);
 }
 
 void pool_registry_free(struct pool_registry *reg)
@@ -27,29 +52,26 @@ void pool_registry_free(struct pool_registry *reg)
 		sc = next;
 	}
 	reg->counts = NULL;
-	struct app_shared *app = reg->apps;
-	while (app) {
-		struct app_shared *next = app->next;
-		free(app->app);
-		free(app->slots);
-		free(app);
-		app = next;
+	struct app_shared *app_lists[] = {reg->apps, reg->retired_apps};
+	for (size_t i = 0; i < 2; i++) {
+		struct app_shared *app = app_lists[i];
+		while (app) {
+			struct app_shared *next = app->next;
+			free_app_record(app);
+			app = next;
+		}
 	}
-	reg->apps = NULL;
-	struct pool_shared *ps = reg->head;
-	while (ps) {
-		struct pool_shared *next = ps->next;
-		free(ps->user);
-		free(ps->db_name);
-		params_clear(&ps->params);
-		params_clear(&ps->spellings);
-		OPENSSL_cleanse(&ps->passthrough, sizeof(ps->passthrough));
-		pthread_mutex_destroy(&ps->params_lock);
-		free(ps->slots);
-		free(ps);
-		ps = next;
+	reg->apps = reg->retired_apps = NULL;
+	struct pool_shared *lists[] = {reg->head, reg->retired};
+	for (size_t i = 0; i < 2; i++) {
+		struct pool_shared *ps = lists[i];
+		while (ps) {
+			struct pool_shared *next = ps->next;
+			free_pool_record(ps);
+			ps = next;
+		}
 	}
-	reg->head = NULL;
+	reg->head = reg->retired = NULL;
 	pthread_mutex_destroy(&reg->lock);
 }
 
@@ -105,24 +127,162 @@ static struct pool_shared *new_pool_shared(struct pool_registry *reg, const char
 		free(ps);
 		return NULL;
 	}
+	ps->db_servers->refs++;
+	ps->user_servers->refs++;
+	atomic_init(&ps->last_used, (long long)clock_now_usec());
 	ps->next = reg->head;
 	reg->head = ps;
 	return ps;
 }
 
-struct pool_shared *pool_registry_get(struct pool_registry *reg, const char *db_name,
-				      const char *user, int worker)
+/* Under reg->lock: one record fewer names sc; a count no record names is freed (user
+ * names are the client's choice, so they must not pile up either).  Its n is 0: every
+ * server of those records has given its slot back. */
+static void put_count(struct pool_registry *reg, struct server_count *sc)
+{
+	if (--sc->refs > 0)
+		return;
+	for (struct server_count **pp = &reg->counts; *pp; pp = &(*pp)->next)
+		if (*pp == sc) {
+			*pp = sc->next;
+			break;
+		}
+	free(sc->name);
+	free(sc);
+}
+
+bool pool_shared_idle(const struct pool_shared *ps, int n_workers)
+{
+	if (atomic_load(&ps->clients) > 0 || shared_sum_waiting(ps->slots, n_workers) > 0)
+		return false;
+	int idle = 0;
+	for (int i = 0; i < n_workers; i++)
+		idle += atomic_load(&ps->slots[i].pub.idle);
+	return atomic_load(&ps->servers) <= idle;
+}
+
+bool pool_shared_attach(struct pool_shared *ps)
+{
+	atomic_fetch_add(&ps->clients, 1);
+	if (atomic_load(&ps->retiring)) {
+		atomic_fetch_sub(&ps->clients, 1);
+		return false;
+	}
+	atomic_store(&ps->last_used, (long long)clock_now_usec());
+	return true;
+}
+
+void pool_shared_detach(struct pool_shared *ps)
+{
+	atomic_store(&ps->last_used, (long long)clock_now_usec());
+	atomic_fetch_sub(&ps->clients, 1);
+}
+
+/*
+ * Under reg->lock: retires the least recently used idle record that is not kept, to
+ * make room for a new one; false if none is idle.  The record leaves the list at once
+ * (SHOW POOLS, lookups), and is freed by pool_registry_sweep once every worker has
+ * dropped its part (pool_retire.c).
+ */
+static bool retire_oldest_idle(struct pool_registry *reg)
+{
+	/* A client may join the chosen record between the look and the mark (it then keeps
+	 * it): the next oldest is tried, a few times. */
+	const struct pool_shared *tried[3] = {NULL};
+	for (size_t attempt = 0; attempt < ARRAY_SIZE(tried); attempt++) {
+		struct pool_shared **victim = NULL;
+		long long oldest = 0;
+		for (struct pool_shared **pp = &reg->head; *pp; pp = &(*pp)->next) {
+			struct pool_shared *ps = *pp;
+			long long used = atomic_load(&ps->last_used);
+			bool was_tried = false;
+			for (size_t i = 0; i < attempt; i++)
+				was_tried = was_tried || tried[i] == ps;
+			if (ps->keep || was_tried || (victim && used >= oldest) ||
+			    !pool_shared_idle(ps, reg->n_workers))
+				continue;
+			victim = pp;
+			oldest = used;
+		}
+		if (!victim)
+			return false;
+		struct pool_shared *ps = *victim;
+		atomic_store(&ps->retiring, true);
+		if (atomic_load(&ps->clients) > 0) {
+			atomic_store(&ps->retiring, false);
+			tried[attempt] = ps;
+			continue;
+		}
+		*victim = ps->next;
+		ps->next = reg->retired;
+		reg->retired = ps;
+		reg->n_pools--;
+		reg->n_retired++;
+		return true;
+	}
+	return false;
+}
+
+static void sweep_apps_locked(struct pool_registry *reg);
+
+/* Under reg->lock. */
+static void sweep_locked(struct pool_registry *reg)
+{
+	struct pool_shared **pp = &reg->retired;
+	while (*pp) {
+		struct pool_shared *ps = *pp;
+		if (atomic_load(&ps->locals) > 0 || atomic_load(&ps->msgs) > 0 ||
+		    atomic_load(&ps->servers) > 0) {
+			pp = &ps->next;
+			continue;
+		}
+		*pp = ps->next;
+		put_count(reg, ps->db_servers);
+		put_count(reg, ps->user_servers);
+		free_pool_record(ps);
+	}
+}
+
+void pool_registry_sweep(struct pool_registry *reg)
 {
 	pthread_mutex_lock(&reg->lock);
+	sweep_locked(reg);
+	sweep_apps_locked(reg);
+	pthread_mutex_unlock(&reg->lock);
+}
+
+struct pool_shared *pool_registry_get_ex(struct pool_registry *reg, const char *db_name,
+					 const char *user, int worker, int max, bool keep,
+					 enum registry_get_result *why)
+{
+	enum registry_get_result r = REG_OK;
+	pthread_mutex_lock(&reg->lock);
+	sweep_locked(reg);
 	struct pool_shared *ps;
 	for (ps = reg->head; ps; ps = ps->next)
 		if (strcmp(ps->db_name, db_name) == 0 && strcmp(ps->user, user) == 0)
 			break;
-	if (!ps) {
+	if (!ps && max > 0 && reg->n_pools >= (size_t)max && !retire_oldest_idle(reg))
+		r = REG_FULL;
+	else if (!ps) {
 		ps = new_pool_shared(reg, db_name, user, worker);
-		reg->n_pools += ps != NULL;
+		if (ps) {
+			ps->keep = keep;
+			reg->n_pools++;
+		} else {
+			r = REG_NOMEM;
+		}
+	}
+	/* Counted for the caller's struct pool before anyone else can see the record
+	 * unheld: a new record is idle, and could otherwise be retired and freed before
+	 * its maker holds it. */
+	if (ps) {
+		atomic_fetch_add(&ps->locals, 1);
+		ps->keep = ps->keep || keep;
 	}
 	pthread_mutex_unlock(&reg->lock);
+	if (why)
+		*why = r;
 	return ps;
 }
 
@@ -134,7 +294,8 @@ bool pool_registry_has_room(struct pool_registry *reg, const char *db_name, cons
 	pthread_mutex_lock(&reg->lock);
 	bool room = reg->n_pools < (size_t)max;
 	for (struct pool_shared *ps = reg->head; !room && ps; ps = ps->next)
-		room = strcmp(ps->db_name, db_name) == 0 && strcmp(ps->user, user) == 0;
+		room = (strcmp(ps->db_name, db_name) == 0 && strcmp(ps->user, user) == 0) ||
+		       (!ps->keep && pool_shared_idle(ps, reg->n_workers));
 	pthread_mutex_unlock(&reg->lock);
 	return room;
 }
@@ -154,27 +315,111 @@ static struct app_shared *new_app(struct pool_registry *reg, const char *app, in
 		return NULL;
 	}
 	atomic_init(&a->limit, limit);
+	atomic_init(&a->last_used, (long long)clock_now_usec());
 	a->next = reg->apps;
 	reg->apps = a;
 	return a;
 }
 
-struct app_shared *pool_registry_app(struct pool_registry *reg, const char *app, int limit)
+bool app_shared_attach(struct app_shared *a)
+{
+	atomic_fetch_add(&a->clients, 1);
+	if (atomic_load(&a->retiring)) {
+		atomic_fetch_sub(&a->clients, 1);
+		return false;
+	}
+	atomic_store(&a->last_used, (long long)clock_now_usec());
+	return true;
+}
+
+void app_shared_detach(struct app_shared *a)
+{
+	atomic_store(&a->last_used, (long long)clock_now_usec());
+	atomic_fetch_sub(&a->clients, 1);
+}
+
+/* Under reg->lock: no client attached, none queued, no token in use or in flight. */
+static bool app_idle(const struct pool_registry *reg, const struct app_shared *a)
+{
+	return atomic_load(&a->clients) == 0 && atomic_load(&a->active) == 0 &&
+	       atomic_load(&a->msgs) == 0 && shared_sum_waiting(a->slots, reg->n_workers) == 0;
+}
+
+/* Under reg->lock: retires the least recently used idle application record that is
+ * not kept (pool records' handshake, retire_oldest_idle); false if none is idle. */
+static bool retire_oldest_idle_app(struct pool_registry *reg)
+{
+	struct app_shared **victim = NULL;
+	long long oldest = 0;
+	for (struct app_shared **pp = &reg->apps; *pp; pp = &(*pp)->next) {
+		struct app_shared *a = *pp;
+		long long used = atomic_load(&a->last_used);
+		if (a->keep || (victim && used >= oldest) || !app_idle(reg, a))
+			continue;
+		victim = pp;
+		oldest = used;
+	}
+	if (!victim)
+		return false;
+	struct app_shared *a = *victim;
+	atomic_store(&a->retiring, true);
+	if (atomic_load(&a->clients) > 0) {
+		atomic_store(&a->retiring, false);
+		return false;
+	}
+	*victim = a->next;
+	a->next = reg->retired_apps;
+	reg->retired_apps = a;
+	reg->n_unlimited_apps--;
+	return true;
+}
+
+/* Under reg->lock: frees the retired application records nothing holds any more. */
+static void sweep_apps_locked(struct pool_registry *reg)
+{
+	struct app_shared **pp = &reg->retired_apps;
+	while (*pp) {
+		struct app_shared *a = *pp;
+		if (atomic_load(&a->locals) > 0 || atomic_load(&a->msgs) > 0 ||
+		    atomic_load(&a->active) > 0) {
+			pp = &a->next;
+			continue;
+		}
+		*pp = a->next;
+		free_app_record(a);
+	}
+}
+
+struct app_shared *pool_registry_app_ex(struct pool_registry *reg, const char *app, int limit,
+					bool named)
 {
 	pthread_mutex_lock(&reg->lock);
+	sweep_apps_locked(reg);
 	struct app_shared *a;
 	for (a = reg->apps; a; a = a->next)
 		if (a != reg->other_app && strcmp(a->app, app) == 0)
 			break;
-	if (!a && limit <= 0 && reg->n_unlimited_apps >= STATS_MAX_APPS) {
-		if (!reg->other_app)
-			reg->other_app = new_app(reg, STATS_OTHER_APP, 0);
+	if (!a && !named && reg->n_unlimited_apps >= STATS_MAX_APPS &&
+	    !retire_oldest_idle_app(reg)) {
+		if (!reg->other_app) {
+			reg->other_app = new_app(reg, STATS_OTHER_APP, limit);
+			if (reg->other_app)
+				reg->other_app->keep = true;
+		}
 		a = reg->other_app;
+		/* Every name in it has app_default's limit (or none): they share it. */
+		if (a)
+			atomic_store_explicit(&a->limit, limit, memory_order_relaxed);
 	} else if (!a) {
 		a = new_app(reg, app, limit);
-		if (a && limit <= 0)
+		if (a && !named)
 			reg->n_unlimited_apps++;
+		if (a)
+			a->keep = named;
 	}
+	/* Counted for the caller's gate before anyone can see the record unheld. */
+	if (a)
+		atomic_fetch_add(&a->locals, 1);
 	pthread_mutex_unlock(&reg->lock);
 	return a;
 }
@@ -194,9 +439,11 @@ void pool_registry_set_limits(struct pool_registry *reg, const struct corral_con
 {
 	pthread_mutex_lock(&reg->lock);
 	for (struct app_shared *a = reg->apps; a; a = a->next)
-		if (a != reg->other_app) /* names past STATS_MAX_APPS: unlimited, statistics only */
-			atomic_store_explicit(&a->limit, config_app_limit(cfg, a->app),
-					      memory_order_relaxed);
+		/* Names past STATS_MAX_APPS share app_default's limit in "(other)". */
+		atomic_store_explicit(&a->limit,
+				      a == reg->other_app ? cfg->app_default_limit
+							  : config_app_limit(cfg, a->app),
+				      memory_order_relaxed);
 	pthread_mutex_unlock(&reg->lock);
 }
 

@@ -17,9 +17,12 @@
 #include "pool/stats.h"
 
 #define MAX_WORKERS 256
-/* Applications without a [limits] entry get a record of their own (for statistics)
- * up to this many; the names that come after share one, "(other)": application_name
- * is the client's to choose, and records live until the process ends. */
+/* Applications without an app.NAME entry in [limits] (unlimited, or limited by
+ * app_default) get a record of their own up to this many (application_name is the
+ * client's to choose).  Past it, the least recently used idle one is retired to make
+ * room, as pools are past max_pools; when none is idle the new name shares one
+ * record, "(other)", with app_default's limit shared between the names in it (a
+ * metrics system's cardinality cap). */
 #define STATS_MAX_APPS 100
 #define STATS_OTHER_APP "(other)"
 #define CACHE_LINE 64
@@ -34,6 +37,7 @@ struct server_count {
 	struct server_count *next;
 	bool is_user;
 	char *name;
+	int refs;          /* pool records naming it, under the registry lock: freed at 0 */
 	atomic_int n;
 	/* Set by a pool that could not log in because this count is at its limit:
 	 * every worker then closes an idle server counted here to make room. */
@@ -93,6 +97,22 @@ struct pool_shared {
 	 * client proof that worked, the auth file's md5 hash; under params_lock, memory
 	 * only, cleansed when freed. */
 	struct login_secret passthrough;
+
+	/*
+	 * Retiring (pool/pool_retire.c).  keep: made for a database line's own user= (set
+	 * up by the operator), never retired.  A client attaches with clients + 1 and then
+	 * checks retiring; the retirer sets retiring and then checks clients (both seq_cst),
+	 * so one of them always sees the other and no client is ever attached to a
+	 * retiring record.  A retiring record is off the registry's list (no lookup finds
+	 * it) and is freed once locals (workers holding a struct pool of it), msgs (inbox
+	 * messages naming it) and servers are all 0; none of them can grow again then.
+	 */
+	bool keep;
+	atomic_bool retiring;
+	atomic_int clients;               /* clients attached to it on any worker */
+	atomic_int locals;
+	atomic_int msgs;
+	atomic_llong last_used;           /* when a client last attached or left (µs) */
 };
 
 /* One application over all workers: its concurrency limit ([limits] app.NAME; 0: none)
@@ -106,6 +126,15 @@ struct app_shared {
 	atomic_int limit;
 	atomic_int active;
 	struct worker_slot *slots;        /* by worker id (registry->n_workers) */
+	/* Retiring, as struct pool_shared's (pool/app_gate.c lets go of a retiring
+	 * record's gates).  keep: named in [limits], or "(other)": never retired.  locals:
+	 * workers' gates of it; msgs: tokens passed in inbox messages. */
+	bool keep;
+	atomic_bool retiring;
+	atomic_int clients;
+	atomic_int locals;
+	atomic_int msgs;
+	atomic_llong last_used;
 };
 
 struct pool_registry {
@@ -113,9 +142,12 @@ struct pool_registry {
 	struct pool_shared *head;
 	struct server_count *counts;
 	struct app_shared *apps;
-	size_t n_unlimited_apps;          /* records of applications without a limit */
+	size_t n_unlimited_apps;          /* records of applications not named in [limits] */
 	struct app_shared *other_app;     /* STATS_OTHER_APP, once made */
 	size_t n_pools;                   /* records in head: max_pools */
+	struct pool_shared *retired;      /* retiring records, freed by pool_registry_sweep */
+	struct app_shared *retired_apps;  /* the same for applications */
+	size_t n_retired;                 /* records retired since start (log, tests) */
 	int n_workers;
 };
 
@@ -123,15 +155,36 @@ bool pool_registry_init(struct pool_registry *reg, int n_workers) WARN_UNUSED;
 void pool_registry_free(struct pool_registry *reg);
 
 /* Whether (db, user) has its record already, or there are fewer than max (0: no cap)
- * records: pools are made from client-chosen user names (auth_type = trust, or an
- * auth file of many users), and are never freed. */
+ * records, or one of them could be retired to make room (pool_registry_idle):
+ * pools are made from client-chosen user names (auth_type = trust, or an auth file of
+ * many users). */
 bool pool_registry_has_room(struct pool_registry *reg, const char *db_name, const char *user,
 			    int max);
 
-/* The record for (db, user), created on first use (by worker `worker`, which becomes
- * its home); NULL when out of memory. */
-struct pool_shared *pool_registry_get(struct pool_registry *reg, const char *db_name,
-				      const char *user, int worker);
+enum registry_get_result { REG_OK, REG_FULL, REG_NOMEM };
+/* The live record for (db, user), created on first use (by worker `worker`, which
+ * becomes its home); keep marks a record made for a database line's own user.  With
+ * max records (0: no cap) already there, the least recently used idle one is retired
+ * first; *why (may be NULL) says REG_FULL when none is idle. */
+struct pool_shared *pool_registry_get_ex(struct pool_registry *reg, const char *db_name,
+					 const char *user, int worker, int max, bool keep,
+					 enum registry_get_result *why);
+static inline struct pool_shared *pool_registry_get(struct pool_registry *reg, const char *db_name,
+						    const char *user, int worker)
+{
+	return pool_registry_get_ex(reg, db_name, user, worker, 0, false, NULL);
+}
+
+/* Whether no client, queued client or busy server holds ps on any worker (its idle
+ * servers do not count): it may be retired.  Read without the lock: a hint, made
+ * sure by the clients/retiring handshake. */
+bool pool_shared_idle(const struct pool_shared *ps, int n_workers);
+/* Attaches a client to ps (clients + 1, last_used now); false if ps is retiring (the
+ * caller then needs the live record, pool_registry_get). */
+bool pool_shared_attach(struct pool_shared *ps);
+void pool_shared_detach(struct pool_shared *ps);
+/* Frees the retiring records nothing holds any more (any thread; takes the lock). */
+void pool_registry_sweep(struct pool_registry *reg);
 
 void pool_shared_set_params(struct pool_shared *ps, const struct param_set *params);
 /* Copies the shared parameters into out; false if no login has reported any yet. */
@@ -152,9 +205,23 @@ void pool_shared_set_md5(struct pool_shared *ps, const char *md5_hash);
 bool pool_shared_get_passthrough(struct pool_shared *ps, struct login_secret *out) WARN_UNUSED;
 
 /* The record for application app with the given limit (0: none), created on first
- * use; past STATS_MAX_APPS unlimited applications, the shared STATS_OTHER_APP record.
- * NULL when out of memory. */
-struct app_shared *pool_registry_app(struct pool_registry *reg, const char *app, int limit);
+ * use; named: app has its own app.NAME entry in [limits].  Past STATS_MAX_APPS
+ * applications not named, the least recently used idle one is retired first; if none
+ * is idle, the shared STATS_OTHER_APP record (its limit set to `limit`,
+ * app_default's).  The record is counted for the caller's gate (locals + 1).  NULL
+ * when out of memory. */
+struct app_shared *pool_registry_app_ex(struct pool_registry *reg, const char *app, int limit,
+					bool named);
+/* The same, an application with a limit taken as named (tests). */
+static inline struct app_shared *pool_registry_app(struct pool_registry *reg, const char *app,
+						   int limit)
+{
+	return pool_registry_app_ex(reg, app, limit, limit > 0);
+}
+
+/* Attaches a client to a (clients + 1); false if a is retiring. */
+bool app_shared_attach(struct app_shared *a);
+void app_shared_detach(struct app_shared *a);
 
 /* Servers of database db_name (NULL: of every database) over all users and workers,
  * from login start to close: what PAUSE waits to see at 0. */

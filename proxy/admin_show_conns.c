@@ -17,6 +17,7 @@
 #include "proxy/admin_gather.h"
 #include "proxy/admin_show.h"
 #include "proxy/client.h"
+#include "proxy/client_tls.h"
 #include "proxy/worker.h"
 
 /* PgBouncer's SHOW CLIENTS / SHOW SERVERS columns, then corral's. */
@@ -139,7 +140,8 @@ static void client_row(struct admin_row *r, const struct worker *w, const struct
 	ptr_col(r, c);
 	ptr_col(r, c->server);
 	admin_row_int(r, 0);
-	admin_row_text(r, ""); /* clients never use TLS yet */
+	char tls[128];
+	admin_row_text(r, client_tls_describe(c, tls, sizeof(tls)));
 	admin_row_text(r, c->application_name ? c->application_name : "");
 	admin_row_int(r, 0);
 	admin_row_uint(r, c->id);

@@ -258,7 +258,20 @@ void client_close(struct client *c, const char *reason)
 	log_info("event=client_closed client=%llu %s state=%s reason=\"%s\"",
 		 (unsigned long long)c->id, client_log_who(c, ids, sizeof(ids)),
 		 client_state_name(c->state), log_clean(reason, why, sizeof(why)));
-	client_set_state(c, CL_CLOSED);
+	client_set_state(c, CL_CLOSED); /* the last use of its pool's statistics */
+	if (c->pool) {
+		/* The pool may be freed from now on (max_pools, pool/pool_retire.c). */
+		pool_leave(c->pool);
+		c->pool = NULL;
+		c->pool_stats = NULL;
+	}
+	if (c->app_gate) {
+		/* Its application's record may be retired from now on (pool/shared.h). */
+		app_gate_part(c->app_gate);
+		c->app_gate = NULL;
+		c->gate = NULL;
+		c->app_stats = NULL;
+	}
 	if (!c->refusal) /* a refused client gave its place back when refused */
 		atomic_fetch_sub(&w->shared->clients, 1);
 	event_active(w->reap_ev, 0, 0);
@@ -307,17 +320,20 @@ void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...)
 void client_shutdown(struct client *c)
 {
 	bool mid_message = c->server && c->relay.to_client_remaining > 0;
-	/* Through TLS only the bufferevent could write it, and the loop is over: the
-	 * client just sees its connection close. */
-	if (c->bev && c->state != CL_CLOSING && !mid_message && !client_tls_active(c)) {
+	if (c->bev && c->state != CL_CLOSING && !mid_message) {
 		struct evbuffer *out = bufferevent_get_output(c->bev);
 		pgproto_put_error(out, "FATAL", "57P01",
 				  "terminating connection due to administrator command");
-		/* A socket bufferevent freezes the front of its output outside its own
-		 * write callback; the loop is over, so write it ourselves. */
-		evbuffer_unfreeze(out, 1);
-		(void)evbuffer_write(out, bufferevent_getfd(c->bev));
-		evbuffer_freeze(out, 1);
+		if (client_tls_active(c)) {
+			/* Only through the session: raw bytes would be garbage to the client. */
+			(void)client_tls_write_now(c);
+		} else {
+			/* A socket bufferevent freezes the front of its output outside its own
+			 * write callback; the loop is over, so write it ourselves. */
+			evbuffer_unfreeze(out, 1);
+			(void)evbuffer_write(out, bufferevent_getfd(c->bev));
+			evbuffer_freeze(out, 1);
+		}
 	}
 	client_close(c, "shutting down");
 }
@@ -913,15 +929,17 @@ void client_authenticated(struct client *c)
 	const char *password = NULL;
 	if (c->secret && c->secret->kind == SECRET_PLAIN)
 		password = c->secret->secret;
-	if (!client_limits_pool_room(c, db->name)) {
-		drop_auth_snapshot(c);
-		return; /* refused: max_pools */
-	}
-	c->pool = pool_get(&c->worker->pools, db, c->user, password);
+	bool pools_full;
+	c->pool = pool_join(&c->worker->pools, db, c->user, password, cfg->max_pools, &pools_full);
 	if (c->pool && c->pool->passthrough)
 		keep_passthrough_secret(c);
 	drop_auth_snapshot(c);
-	struct app_gate *gate = c->pool ? app_gate_get(&c->worker->pools, c->application_name) : NULL;
+	if (pools_full) {
+		client_limits_refuse_pool(c); /* max_pools, and no pool idle to free */
+		return;
+	}
+	struct app_gate *gate = c->pool ? app_gate_join(&c->worker->pools, c->application_name) : NULL;
+	c->app_gate = gate;
 	if (!c->pool || !gate) {
 		client_fail(c, "53200", "out of memory");
 		return;

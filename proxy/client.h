@@ -99,6 +99,7 @@ struct client {
 	struct pool *pool;
 	struct pool_waiter waiter;   /* queued for a server of c->pool */
 	struct app_gate *gate;       /* its application's concurrency limit, if any */
+	struct app_gate *app_gate;   /* its application's gate, joined (app_gate_join) */
 	struct pool_waiter app_waiter; /* queued at the gate */
 	bool has_token;              /* holds one of the gate's tokens */
 	/* This worker's statistics of its pool and application (pool/stats.h), set once
@@ -143,8 +144,9 @@ void client_expire(struct worker *w, usec_t now);
 /* Sends a FATAL ErrorResponse, then closes once it is flushed (or after a grace
  * period if the client does not read).  Logs reason. */
 void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...) PRINTF_LIKE(3, 4);
-/* Shutdown: a best-effort FATAL 57P01 written straight to the socket (the event
- * loop has ended), then client_close. */
+/* Shutdown: a best-effort FATAL 57P01 written at once (the event loop has ended):
+ * straight to the socket, or through the TLS session of a TLS client (never raw bytes
+ * into a TLS stream), then client_close. */
 void client_shutdown(struct client *c);
 /* Closes without a message (the client left or the socket failed). */
 void client_close(struct client *c, const char *reason);

@@ -148,11 +148,7 @@ void client_limits_auth_failed(struct client *c)
 		answer_failure(c);
 }
 
-bool client_limits_pool_room(struct client *c, const char *db_name)
+void client_limits_refuse_pool(struct client *c)
 {
-	const struct corral_config *cfg = c->worker->cfg;
-	if (pool_registry_has_room(&c->worker->shared->registry, db_name, c->user, cfg->max_pools))
-		return true;
-	client_fail(c, "53300", "too many pools (max_pools = %d)", cfg->max_pools);
-	return false;
+	client_fail(c, "53300", "too many pools (max_pools = %d)", c->worker->cfg->max_pools);
 }

@@ -46,9 +46,9 @@ void client_limits_forget(struct client *c);
 /* c's password was wrong: answered with 28P01 now, or after AUTH_THROTTLE_DELAY_MS when
  * its address has failed more than auth_failure_delay times in the window. */
 void client_limits_auth_failed(struct client *c);
-/* Whether c, authenticated, may have its (db, user) pool: it exists, or max_pools is
- * not reached; otherwise c is refused with 53300. */
-bool client_limits_pool_room(struct client *c, const char *db_name);
+/* c, authenticated, needs a new (db, user) pool, max_pools exist and none is idle
+ * enough to be freed (pool_join): refused with 53300. */
+void client_limits_refuse_pool(struct client *c);
 /* SO_KEEPALIVE and TCP_KEEPIDLE/INTVL/CNT on an accepted socket as cfg says. */
 void client_limits_keepalive(int fd, const struct corral_config *cfg);
 

@@ -1,5 +1,7 @@
 #include "proxy/client_tls.h"
 
+#include <limits.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <sys/socket.h>
@@ -347,6 +349,40 @@ bool client_tls_peer_cn(const struct client *c, char *out, size_t cap)
 	}
 	X509_free(cert);
 	return ok;
+}
+
+bool client_tls_write_now(struct client *c)
+{
+	SSL *ssl = c->bev ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+	if (!ssl || !SSL_is_init_finished(ssl))
+		return false;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evbuffer_unfreeze(out, 1);
+	/* From the front of the output, as libevent would have: a write it left half done
+	 * (SSL_ERROR_WANT_WRITE) is retried with the same bytes first, as SSL requires. */
+	while (evbuffer_get_length(out) > 0) {
+		size_t len = evbuffer_get_contiguous_space(out);
+		const unsigned char *p = evbuffer_pullup(out, (ev_ssize_t)len);
+		ERR_clear_error();
+		int n = SSL_write(ssl, p, len > INT_MAX ? INT_MAX : (int)len);
+		if (n <= 0)
+			break; /* the socket is full or the session broken: best effort */
+		if (evbuffer_drain(out, (size_t)n) != 0)
+			break;
+	}
+	bool all = evbuffer_get_length(out) == 0;
+	evbuffer_freeze(out, 1);
+	return all;
+}
+
+const char *client_tls_describe(const struct client *c, char *buf, size_t len)
+{
+	SSL *ssl = c->bev ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+	if (!ssl || !SSL_is_init_finished(ssl))
+		snprintf(buf, len, "%s", "");
+	else
+		snprintf(buf, len, "%s/%s", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+	return buf;
 }
 
 const char *client_tls_error(const struct client *c, char *buf, size_t len)

@@ -65,6 +65,13 @@ bool client_tls_active(const struct client *c);
  * certificate asked or sent, or a name that does not fit or holds a NUL). */
 bool client_tls_peer_cn(const struct client *c, char *out, size_t cap);
 
+/* Shutdown, the loop over: writes what c's TLS bufferevent holds for it (a FATAL put
+ * last) through its SSL session at once, as far as the socket takes it without
+ * waiting; true if all of it went.  False at once for a client without TLS. */
+bool client_tls_write_now(struct client *c);
+/* PgBouncer's SHOW CLIENTS tls column: "TLSv1.3/TLS_AES_256_GCM_SHA384" once the
+ * handshake is done, "" for a plain client. */
+const char *client_tls_describe(const struct client *c, char *buf, size_t len);
 /* Why the OpenSSL bufferevent of c failed, for the log (into buf). */
 const char *client_tls_error(const struct client *c, char *buf, size_t len);
 

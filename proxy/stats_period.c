@@ -45,6 +45,14 @@ static void add_counters(struct stats_totals *to, const struct stats_totals *t)
 	to->logins += t->logins;
 }
 
+/* cur - old, or 0 when the sum went down: a pool freed to make room for others
+ * (max_pools, pool/pool_retire.c) takes its counts out of its database's sums, as
+ * PgBouncer's freed pools do, and the period is then read as a counter reset. */
+static uint64_t grown(uint64_t cur, uint64_t old)
+{
+	return cur > old ? cur - old : 0;
+}
+
 /* PgBouncer's calc_average: counts per second, times per event of their kind. */
 static void average(struct stats_averages *avg, const struct stats_totals *cur,
 		    const struct stats_totals *old, usec_t dur)
@@ -52,21 +60,21 @@ static void average(struct stats_averages *avg, const struct stats_totals *cur,
 	memset(avg, 0, sizeof(*avg));
 	if (dur <= 0)
 		return;
-	uint64_t xacts = cur->xact_count - old->xact_count;
-	uint64_t queries = cur->query_count - old->query_count;
-	uint64_t checkouts = cur->checkouts - old->checkouts;
+	uint64_t xacts = grown(cur->xact_count, old->xact_count);
+	uint64_t queries = grown(cur->query_count, old->query_count);
+	uint64_t checkouts = grown(cur->checkouts, old->checkouts);
 	avg->server_assignment_count = USEC_PER_SEC * checkouts / (uint64_t)dur;
 	avg->xact_count = USEC_PER_SEC * xacts / (uint64_t)dur;
 	avg->query_count = USEC_PER_SEC * queries / (uint64_t)dur;
-	avg->recv = USEC_PER_SEC * (cur->bytes_received - old->bytes_received) / (uint64_t)dur;
-	avg->sent = USEC_PER_SEC * (cur->bytes_sent - old->bytes_sent) / (uint64_t)dur;
-	avg->client_login_count = USEC_PER_SEC * (cur->logins - old->logins) / (uint64_t)dur;
+	avg->recv = USEC_PER_SEC * grown(cur->bytes_received, old->bytes_received) / (uint64_t)dur;
+	avg->sent = USEC_PER_SEC * grown(cur->bytes_sent, old->bytes_sent) / (uint64_t)dur;
+	avg->client_login_count = USEC_PER_SEC * grown(cur->logins, old->logins) / (uint64_t)dur;
 	if (xacts)
-		avg->xact_time = (cur->xact_time_us - old->xact_time_us) / xacts;
+		avg->xact_time = grown(cur->xact_time_us, old->xact_time_us) / xacts;
 	if (queries)
-		avg->query_time = (cur->query_time_us - old->query_time_us) / queries;
+		avg->query_time = grown(cur->query_time_us, old->query_time_us) / queries;
 	if (checkouts)
-		avg->wait_time = (cur->wait_time_us - old->wait_time_us) / checkouts;
+		avg->wait_time = grown(cur->wait_time_us, old->wait_time_us) / checkouts;
 }
 
 /* Sums per database of snap into a new array (NULL, n 0 when out of memory). */

@@ -497,3 +497,71 @@ Test(client_tls, hba_cert_matches_common_name, .timeout = 60)
 	}
 	free(hba);
 }
+
+/*
+ * SHOW CLIENTS' tls column names the protocol and cipher of a TLS client
+ * ("TLSv1.3/TLS_AES_256_GCM_SHA384", as PgBouncer's does) and is empty for a plain one;
+ * and at shutdown (shutdown_timeout reached) a TLS client gets its FATAL 57P01 inside
+ * TLS, as libpq reads it, not raw bytes in the TLS stream.
+ */
+Test(client_tls, show_clients_tls_and_57p01_through_tls_at_shutdown, .timeout = 60)
+{
+	make_certs();
+	char *s = tls_settings("allow");
+	char *settings = h_printf("%sadmin_users = bench\nshutdown_timeout = 1\n", s);
+	struct h_corral *c = h_corral_start(settings, H_BENCH_DB, NULL);
+	free(s);
+	free(settings);
+	PGconn *tls = connect_tls(c, "sslmode=require");
+	h_expect_value(tls, "select 'tls'", "tls");
+	char *ci = ci_with(c, "sslmode=disable application_name=plain-one");
+	PGconn *plain = h_connect(c, ci);
+	free(ci);
+	cr_expect_eq(PQsslInUse(plain), 0);
+	ci = ci_with(c, "sslmode=disable dbname=corral");
+	PGconn *admin = h_connect(c, ci);
+	free(ci);
+
+	PGresult *r = h_exec(admin, "SHOW CLIENTS");
+	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+	int tls_col = PQfnumber(r, "tls"), app_col = PQfnumber(r, "application_name"),
+	    db_col = PQfnumber(r, "database");
+	cr_assert(tls_col >= 0 && app_col >= 0 && db_col >= 0);
+	int seen_tls = 0, seen_plain = 0;
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *v = PQgetvalue(r, i, tls_col);
+		if (strcmp(PQgetvalue(r, i, db_col), "bench") != 0)
+			continue;
+		if (strcmp(PQgetvalue(r, i, app_col), "plain-one") == 0) {
+			seen_plain++;
+			cr_expect_str_eq(v, "", "a plain client's tls column");
+		} else {
+			seen_tls++;
+			char want[160];
+			snprintf(want, sizeof want, "%s/%s", PQsslAttribute(tls, "protocol"),
+				 PQsslAttribute(tls, "cipher"));
+			cr_expect_str_eq(v, want, "the TLS client's tls column");
+		}
+	}
+	cr_expect_eq(seen_tls, 1);
+	cr_expect_eq(seen_plain, 1);
+	PQclear(r);
+	PQfinish(admin);
+	PQfinish(plain);
+
+	double start = h_now();
+	cr_assert_eq(kill(c->pid, SIGTERM), 0);
+	int status = 0;
+	while (h_reap(c->pid, &c->running, &status)) {
+		cr_assert(h_now() - start < 5, "corral still runs 5 s after SIGTERM:\n%s",
+			  h_corral_log_tail(c));
+		usleep(10000);
+	}
+	r = h_exec(tls, "select 1");
+	cr_expect_str_eq(h_sqlstate(r), "57P01", "the TLS client got: %s", PQresultErrorMessage(r));
+	cr_expect(strstr(PQresultErrorMessage(r),
+			 "terminating connection due to administrator command"),
+		  "%s", PQresultErrorMessage(r));
+	PQclear(r);
+	PQfinish(tls);
+}

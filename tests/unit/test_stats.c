@@ -202,6 +202,8 @@ Test(stats_snapshot, unlimited_applications_past_the_cap_share_one_record)
 		snprintf(name, sizeof(name), "fn%d", i);
 		struct app_shared *a = pool_registry_app(&reg, name, 0);
 		cr_assert_not_null(a);
+		/* Each in use: an idle one would be retired to make room (test_pool_retire.c). */
+		cr_assert(app_shared_attach(a));
 		if (!first)
 			first = a;
 	}
