@@ -695,3 +695,58 @@ Test(passthrough, auth_query_password_change_gives_new_keys, .timeout = 90)
 	h_corral_stop(c);
 	PQfinish(su);
 }
+
+/*
+ * Within the TTL after ALTER ROLE, the old password still gets in to corral (its
+ * cached verifier) but PostgreSQL refuses the server logins made with its keys, and
+ * those failed rounds back the pool's logins off.  The first client with the new
+ * password after the TTL brings new keys, which end the backoff: it logs in at once
+ * rather than getting the old keys' refusal until server_login_retry.
+ */
+Test(passthrough, auth_query_new_keys_end_the_old_keys_backoff, .timeout = 90)
+{
+	PGconn *su = h_superuser();
+	char *verifier = make_role(su, "ptaq_stale");
+	h_exec_ok(su, "alter role ptaq_stale password '" PT_PASSWORD "'"); /* a rerun's leftover */
+	struct h_corral *c = start_aq(6);
+
+	/* A wrong password caches the verifier, and no server is opened. */
+	char *err = login_error(c, "ptaq_stale", "wrong");
+	cr_expect(strstr(err, "28P01") != NULL, "wrong password: %s", err);
+	free(err);
+	double fetched = h_now();
+	h_exec_ok(su, "alter role ptaq_stale password 'pt-new'");
+
+	/* Until the TTL ends: corral takes the old password, PostgreSQL does not. */
+	int refused = 0;
+	while (h_now() - fetched < 5.5) {
+		err = login_error(c, "ptaq_stale", PT_PASSWORD);
+		cr_expect(strstr(err, "password authentication failed for user \"ptaq_stale\""),
+			  "old password within the TTL: %s", err);
+		free(err);
+		refused++;
+		usleep(100000);
+	}
+	cr_expect_gt(h_log_count(c, "event=scram_passthrough_refused"), 1, "%s",
+		     h_corral_log_tail(c));
+	cr_expect_gt(h_log_count(c, "round=new"), 3, "%s", h_corral_log_tail(c));
+
+	/* Rounds at about 0, 0.25, 0.75, 1.75 and 3.75 s: the backoff (4 s) outlasts the
+	 * TTL. */
+	double left = 6.3 - (h_now() - fetched);
+	if (left > 0)
+		usleep((useconds_t)(left * 1e6));
+	char *ci = h_conninfo(c, "ptaq_stale", "pt", "pt-new");
+	PGconn *conn = h_connect(c, ci);
+	h_expect_value(conn, "select current_user", "ptaq_stale");
+	expect_server_user(su, conn, "ptaq_stale");
+	PQfinish(conn);
+	err = login_error(c, "ptaq_stale", PT_PASSWORD);
+	cr_expect(strstr(err, "28P01") != NULL, "old password after the TTL: %s", err);
+	free(err);
+
+	free(ci);
+	h_corral_stop(c);
+	free(verifier);
+	PQfinish(su);
+}
