@@ -648,10 +648,14 @@ Test(passthrough, auth_query_password_change_gives_new_keys, .timeout = 90)
 	char *old_ci = h_conninfo(c, "ptaq_rot", "pt", PT_PASSWORD);
 	char *new_ci = h_conninfo(c, "ptaq_rot", "pt", "pt-rotated");
 
+	/* a's server (logged in with the old keys) stays busy: every later client of the
+	 * pool needs a login of its own (corral has several workers; an idle server could
+	 * serve a client of any of them). */
 	PGconn *a = h_connect(c, old_ci);
 	h_expect_value(a, "select current_user", "ptaq_rot");
 	double fetched = h_now();
-	PQfinish(a);
+	h_exec_ok(a, "begin");
+	h_exec_ok(a, "select 1");
 
 	/* A new password: a new salt, new keys. */
 	h_exec_ok(su, "alter role ptaq_rot password 'pt-rotated'");
@@ -661,29 +665,33 @@ Test(passthrough, auth_query_password_change_gives_new_keys, .timeout = 90)
 	cr_expect_eq(aq_lookups(c, "ptaq_rot", "found"), 1, "%s", h_corral_log_tail(c));
 
 	/* After the TTL: the new password logs in, and server logins made with its keys
-	 * work (b holds the idle server, so c's client needs a new login). */
+	 * work (b's, then d's while b holds its server). */
 	double left = 2.3 - (h_now() - fetched);
 	if (left > 0)
 		usleep((useconds_t)(left * 1e6));
 	PGconn *b = h_connect(c, new_ci);
 	h_expect_value(b, "select current_user", "ptaq_rot");
+	expect_server_user(su, b, "ptaq_rot");
 	cr_expect_eq(aq_lookups(c, "ptaq_rot", "found"), 2, "%s", h_corral_log_tail(c));
 	h_exec_ok(b, "begin");
 	h_exec_ok(b, "select 1");
 	PGconn *d = h_connect(c, new_ci);
 	h_expect_value(d, "select current_user", "ptaq_rot");
 	expect_server_user(su, d, "ptaq_rot");
-	cr_expect_eq(h_pg_backends("bench", "ptaq_rot"), 2, "two servers of ptaq_rot");
+	cr_expect_eq(h_pg_backends("bench", "ptaq_rot"), 3, "three servers of ptaq_rot");
+	cr_expect_eq(h_log_count(c, "event=server_login server="), 3, "%s", h_corral_log_tail(c));
 	cr_expect_eq(h_log_count(c, "event=server_login_failed"), 0, "%s", h_corral_log_tail(c));
 	cr_expect_eq(h_log_count(c, "scram_passthrough_refused"), 0, "%s", h_corral_log_tail(c));
 	h_exec_ok(b, "commit");
+	h_exec_ok(a, "commit"); /* the old keys' server still serves */
+	h_expect_value(a, "select current_user", "ptaq_rot");
 
 	/* The old password no longer gets in. */
 	char *err = login_error(c, "ptaq_rot", PT_PASSWORD);
 	cr_expect(strstr(err, "28P01") != NULL, "old password: %s", err);
 	free(err);
 
-	/* Every server now (idle ones logged in with the old keys, too) serves. */
+	PQfinish(a);
 	PQfinish(b);
 	PQfinish(d);
 	h_expect_new_client(c, new_ci, "select 3", "3");
@@ -749,4 +757,25 @@ Test(passthrough, auth_query_new_keys_end_the_old_keys_backoff, .timeout = 90)
 	h_corral_stop(c);
 	free(verifier);
 	PQfinish(su);
+}
+
+/* md5 pass-through with auth_query: md5user's hash comes from pg_shadow, not the auth
+ * file, and answers the server's md5 request (run.sh's pg_hba). */
+Test(passthrough, auth_query_md5_hash_logs_in, .timeout = 60)
+{
+	char *settings = h_printf("auth_type = md5\nauth_user = corral_auth\n");
+	char *dbs = db_line("");
+	struct h_corral *c = h_corral_start(settings, dbs, AQ_USERS);
+	char *ci = h_conninfo(c, H.md5_user, "pt", H.md5_password);
+	PGconn *conn = h_connect(c, ci);
+	h_expect_value(conn, "select current_user", H.md5_user);
+	PQfinish(conn);
+	cr_expect_eq(aq_lookups(c, H.md5_user, "found"), 1, "%s", h_corral_log_tail(c));
+	char *err = login_error(c, H.md5_user, "wrong");
+	cr_expect(strstr(err, "28P01") != NULL, "wrong password: %s", err);
+	free(err);
+	free(ci);
+	h_corral_stop(c);
+	free(dbs);
+	free(settings);
 }
