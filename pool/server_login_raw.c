@@ -283,8 +283,8 @@ static void handle_error(struct server_raw *raw, const unsigned char *p, size_t 
 	if (code && strcmp(code, "28P01") == 0)
 		/* Not the client's fault: corral's verifier is not the server's. */
 		log_warn("event=scram_passthrough_refused server=%llu db=%s user=%s verifier=%s "
-			 "hint=\"the auth_file verifier must be the one in pg_authid (same salt, "
-			 "iterations and keys)\"",
+			 "hint=\"the verifier in auth_file (or auth_query's cached answer) must be "
+			 "the one in pg_authid (same salt, iterations and keys)\"",
 			 (unsigned long long)raw->s->id, raw->s->pool->db_name, raw->s->pool->user,
 			 differs ? "other_salt_or_iterations" : "same_salt");
 	char sqlstate[6] = "";

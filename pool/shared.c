@@ -510,12 +510,33 @@ void pool_shared_get_error(struct pool_shared *ps, char *out, size_t outlen)
 	pthread_mutex_unlock(&ps->params_lock);
 }
 
+static bool same_scram_keys(const struct scram_keys *a, const struct scram_keys *b)
+{
+	return a->iterations == b->iterations && a->salt_len == b->salt_len &&
+	       memcmp(a->salt, b->salt, a->salt_len) == 0 &&
+	       memcmp(a->client_key, b->client_key, sizeof(a->client_key)) == 0 &&
+	       memcmp(a->stored_key, b->stored_key, sizeof(a->stored_key)) == 0 &&
+	       memcmp(a->server_key, b->server_key, sizeof(a->server_key)) == 0;
+}
+
+/* Other keys (or a hash) than the logins used may be what makes them work again (a
+ * password changed in PostgreSQL, a new verifier from auth_query): the next login
+ * starts at once rather than after the backoff the old ones earned. */
+static void new_secret_ends_backoff(struct pool_shared *ps)
+{
+	atomic_store(&ps->retry_at, 0);
+}
+
 void pool_shared_set_scram_keys(struct pool_shared *ps, const struct scram_keys *keys)
 {
 	pthread_mutex_lock(&ps->params_lock);
+	bool changed = !ps->passthrough.have_scram ||
+		       !same_scram_keys(&ps->passthrough.scram, keys);
 	ps->passthrough.scram = *keys;
 	ps->passthrough.have_scram = true;
 	pthread_mutex_unlock(&ps->params_lock);
+	if (changed)
+		new_secret_ends_backoff(ps);
 }
 
 void pool_shared_set_md5(struct pool_shared *ps, const char *md5_hash)
@@ -523,9 +544,13 @@ void pool_shared_set_md5(struct pool_shared *ps, const char *md5_hash)
 	if (strlen(md5_hash) != sizeof(ps->passthrough.md5) - 1)
 		return;
 	pthread_mutex_lock(&ps->params_lock);
+	bool changed = !ps->passthrough.have_md5 ||
+		       memcmp(ps->passthrough.md5, md5_hash, sizeof(ps->passthrough.md5)) != 0;
 	memcpy(ps->passthrough.md5, md5_hash, sizeof(ps->passthrough.md5));
 	ps->passthrough.have_md5 = true;
 	pthread_mutex_unlock(&ps->params_lock);
+	if (changed)
+		new_secret_ends_backoff(ps);
 }
 
 bool pool_shared_get_passthrough(struct pool_shared *ps, struct login_secret *out)

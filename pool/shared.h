@@ -197,9 +197,11 @@ bool pool_shared_spelling(struct pool_shared *ps, const char *name, const char *
 			  size_t outlen);
 void pool_shared_set_error(struct pool_shared *ps, const char *msg);
 void pool_shared_get_error(struct pool_shared *ps, char *out, size_t outlen);
-/* The SCRAM keys a client's proof gave (SCRAM pass-through); the last one wins. */
+/* The SCRAM keys a client's proof gave (SCRAM pass-through); the last one wins.  Keys
+ * (or a hash) other than the pool had end its login backoff (retry_at). */
 void pool_shared_set_scram_keys(struct pool_shared *ps, const struct scram_keys *keys);
-/* The auth file's md5 hash of the user ("md5" + 32 hex), for md5 pass-through. */
+/* The auth file's (or auth_query's) md5 hash of the user ("md5" + 32 hex), for md5
+ * pass-through. */
 void pool_shared_set_md5(struct pool_shared *ps, const char *md5_hash);
 /* A copy of what there is in *out (the caller cleanses it); false if nothing. */
 bool pool_shared_get_passthrough(struct pool_shared *ps, struct login_secret *out) WARN_UNUSED;

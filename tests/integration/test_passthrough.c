@@ -462,3 +462,320 @@ Test(passthrough, server_without_the_verifier_is_refused, .timeout = 60)
 	free(verifier);
 	PQfinish(su);
 }
+
+/* ---- auth_query + pass-through: no password on disk for the user ---- */
+
+/*
+ * A user that exists only in PostgreSQL: the auth file holds auth_user's password and
+ * the admin's, nothing of the user's; auth_query fetches its SCRAM verifier from
+ * pg_shadow, and the database line has neither user= nor password=, so the server
+ * login is a pass-through one with the keys of the client's proof.
+ */
+#define AQ_USERS "\"corral_auth\" \"authpass\"\n\"ptadmin\" \"adminpw\"\n"
+
+static struct h_corral *start_aq(int ttl)
+{
+	char *settings = h_printf("auth_user = corral_auth\nadmin_users = ptadmin\n"
+				  "auth_query_cache_ttl = %d\n",
+				  ttl);
+	char *dbs = db_line("");
+	struct h_corral *c = h_corral_start(settings, dbs, AQ_USERS);
+	free(dbs);
+	free(settings);
+	return c;
+}
+
+/* PostgreSQL itself demands the password of name over TCP: trust cannot make a test
+ * pass by accident. */
+static void expect_postgres_wants_a_password(const char *name)
+{
+	char *ci = h_pg_conninfo(name, H.db, NULL), *err = NULL;
+	PGconn *conn = h_try_connect(ci, H_QUERY_TIMEOUT, &err);
+	if (conn) {
+		PQfinish(conn);
+		cr_assert_fail("%s logged in to PostgreSQL without a password", name);
+	}
+	cr_expect(strstr(err, "no password supplied") != NULL, "direct login: %s", err);
+	free(err);
+	free(ci);
+	ci = h_pg_conninfo(name, H.db, "wrong");
+	conn = h_try_connect(ci, H_QUERY_TIMEOUT, &err);
+	if (conn) {
+		PQfinish(conn);
+		cr_assert_fail("%s logged in to PostgreSQL with a wrong password", name);
+	}
+	cr_expect(strstr(err, "28P01") != NULL, "direct login, wrong password: %s", err);
+	free(err);
+	free(ci);
+}
+
+/* The server behind conn is logged in as name (pg_stat_activity, not only current_user). */
+static void expect_server_user(PGconn *su, PGconn *conn, const char *name)
+{
+	char *pid = h_value(conn, "select pg_backend_pid()");
+	char *sql = h_printf("select usename from pg_stat_activity where pid = %s", pid);
+	char *v = h_value(su, sql);
+	cr_expect_str_eq(v, name, "pg_stat_activity.usename of the server");
+	free(v);
+	free(sql);
+	free(pid);
+}
+
+/* SHOW SERVERS: want servers of pool pt, each with user name. */
+static void expect_show_servers(const struct h_corral *c, const char *name, int want)
+{
+	char *ci = h_conninfo(c, "ptadmin", "corral", "adminpw");
+	PGconn *adm = h_connect(c, ci);
+	PGresult *r = h_exec(adm, "SHOW SERVERS");
+	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+	cr_expect_eq(PQntuples(r), want, "SHOW SERVERS rows");
+	for (int i = 0; i < PQntuples(r); i++) {
+		cr_expect_str_eq(PQgetvalue(r, i, PQfnumber(r, "user")), name);
+		cr_expect_str_eq(PQgetvalue(r, i, PQfnumber(r, "database")), "pt");
+	}
+	PQclear(r);
+	PQfinish(adm);
+	free(ci);
+}
+
+static int aq_lookups(const struct h_corral *c, const char *name, const char *result)
+{
+	char *needle = h_printf("event=auth_query_lookup user=\"%s\" db=\"pt\" "
+				"auth_user=\"corral_auth\" result=%s",
+				name, result);
+	int n = h_log_count(c, needle);
+	free(needle);
+	return n;
+}
+
+Test(passthrough, auth_query_user_logs_in_with_passthrough, .timeout = 90)
+{
+	PGconn *su = h_superuser();
+	char *verifier = make_role(su, "ptaq_user1");
+	expect_postgres_wants_a_password("ptaq_user1");
+	struct h_corral *c = start_aq(60);
+	char *ci = h_conninfo(c, "ptaq_user1", "pt", PT_PASSWORD);
+
+	PGconn *a = h_connect(c, ci);
+	h_expect_value(a, "select current_user || ' ' || current_database()", "ptaq_user1 bench");
+	expect_server_user(su, a, "ptaq_user1");
+	cr_expect_eq(aq_lookups(c, "ptaq_user1", "found"), 1, "%s", h_corral_log_tail(c));
+	cr_expect(h_wait_log(c, "event=server_login server=", 5), "no server login:\n%s",
+		  h_corral_log_tail(c));
+	cr_expect(h_wait_log(c, "db=pt user=ptaq_user1 pid=", 1), "%s", h_corral_log_tail(c));
+	cr_expect_eq(h_pg_backends("bench", "ptaq_user1"), 1);
+	expect_show_servers(c, "ptaq_user1", 1);
+
+	/* A second server login of the pool reuses the keys (a holds its server). */
+	h_exec_ok(a, "begin");
+	h_exec_ok(a, "select 1");
+	PGconn *b = h_connect(c, ci);
+	h_expect_value(b, "select current_user", "ptaq_user1");
+	expect_server_user(su, b, "ptaq_user1");
+	cr_expect_eq(h_pg_backends("bench", "ptaq_user1"), 2, "two servers of ptaq_user1");
+	expect_show_servers(c, "ptaq_user1", 2);
+	h_exec_ok(a, "commit");
+	cr_expect_eq(aq_lookups(c, "ptaq_user1", "found"), 1, "cached: %s", h_corral_log_tail(c));
+
+	/* Neither the fetched verifier's keys nor the password reach the log. */
+	char *log = h_read_file(c->log, NULL);
+	cr_expect(strstr(log, verifier) == NULL, "the verifier is in corral's log");
+	cr_expect(strstr(log, PT_PASSWORD) == NULL, "the password is in corral's log");
+	cr_expect(strstr(log, "scram_passthrough_refused") == NULL, "%s", log);
+	free(log);
+
+	PQfinish(a);
+	PQfinish(b);
+	free(ci);
+	h_corral_stop(c);
+	free(verifier);
+	PQfinish(su);
+}
+
+Test(passthrough, auth_query_wrong_password_spoils_no_keys, .timeout = 90)
+{
+	PGconn *su = h_superuser();
+	char *verifier = make_role(su, "ptaq_user2");
+	expect_postgres_wants_a_password("ptaq_user2");
+	struct h_corral *c = start_aq(60);
+
+	/* Before any keys: refused by corral, no server login tried. */
+	char *err = login_error(c, "ptaq_user2", "wrong");
+	cr_expect(strstr(err, "28P01") && strstr(err, "password authentication failed for user "
+						      "\"ptaq_user2\""),
+		  "wrong password: %s", err);
+	free(err);
+	cr_expect_eq(aq_lookups(c, "ptaq_user2", "found"), 1, "%s", h_corral_log_tail(c));
+	cr_expect_eq(h_pg_backends("bench", "ptaq_user2"), 0);
+	cr_expect_eq(h_log_count(c, "event=server_login"), 0, "%s", h_corral_log_tail(c));
+
+	char *ci = h_conninfo(c, "ptaq_user2", "pt", PT_PASSWORD);
+	PGconn *a = h_connect(c, ci);
+	h_expect_value(a, "select current_user", "ptaq_user2");
+	expect_server_user(su, a, "ptaq_user2");
+
+	/* With keys: a wrong password neither gets in nor replaces them; the next server
+	 * login (a holds its server) works. */
+	h_exec_ok(a, "begin");
+	err = login_error(c, "ptaq_user2", "wrong");
+	cr_expect(strstr(err, "28P01") != NULL, "wrong password: %s", err);
+	free(err);
+	PGconn *b = h_connect(c, ci);
+	h_expect_value(b, "select current_user", "ptaq_user2");
+	expect_server_user(su, b, "ptaq_user2");
+	cr_expect_eq(h_pg_backends("bench", "ptaq_user2"), 2);
+	h_exec_ok(a, "commit");
+	cr_expect_eq(h_log_count(c, "event=server_login_failed"), 0, "%s", h_corral_log_tail(c));
+	cr_expect_eq(aq_lookups(c, "ptaq_user2", "found"), 1, "%s", h_corral_log_tail(c));
+
+	PQfinish(a);
+	PQfinish(b);
+	free(ci);
+	h_corral_stop(c);
+	free(verifier);
+	PQfinish(su);
+}
+
+Test(passthrough, auth_query_password_change_gives_new_keys, .timeout = 90)
+{
+	PGconn *su = h_superuser();
+	char *old_verifier = make_role(su, "ptaq_rot");
+	h_exec_ok(su, "alter role ptaq_rot password '" PT_PASSWORD "'"); /* a rerun's leftover */
+	free(old_verifier);
+	old_verifier = h_value(su, "select rolpassword from pg_authid where rolname = 'ptaq_rot'");
+	expect_postgres_wants_a_password("ptaq_rot");
+	struct h_corral *c = start_aq(2);
+	char *old_ci = h_conninfo(c, "ptaq_rot", "pt", PT_PASSWORD);
+	char *new_ci = h_conninfo(c, "ptaq_rot", "pt", "pt-rotated");
+
+	/* a's server (logged in with the old keys) stays busy: every later client of the
+	 * pool needs a login of its own (corral has several workers; an idle server could
+	 * serve a client of any of them). */
+	PGconn *a = h_connect(c, old_ci);
+	h_expect_value(a, "select current_user", "ptaq_rot");
+	double fetched = h_now();
+	h_exec_ok(a, "begin");
+	h_exec_ok(a, "select 1");
+
+	/* A new password: a new salt, new keys. */
+	h_exec_ok(su, "alter role ptaq_rot password 'pt-rotated'");
+	char *new_verifier =
+		h_value(su, "select rolpassword from pg_authid where rolname = 'ptaq_rot'");
+	cr_assert_str_neq(new_verifier, old_verifier);
+	cr_expect_eq(aq_lookups(c, "ptaq_rot", "found"), 1, "%s", h_corral_log_tail(c));
+
+	/* After the TTL: the new password logs in, and server logins made with its keys
+	 * work (b's, then d's while b holds its server). */
+	double left = 2.3 - (h_now() - fetched);
+	if (left > 0)
+		usleep((useconds_t)(left * 1e6));
+	PGconn *b = h_connect(c, new_ci);
+	h_expect_value(b, "select current_user", "ptaq_rot");
+	expect_server_user(su, b, "ptaq_rot");
+	cr_expect_eq(aq_lookups(c, "ptaq_rot", "found"), 2, "%s", h_corral_log_tail(c));
+	h_exec_ok(b, "begin");
+	h_exec_ok(b, "select 1");
+	PGconn *d = h_connect(c, new_ci);
+	h_expect_value(d, "select current_user", "ptaq_rot");
+	expect_server_user(su, d, "ptaq_rot");
+	cr_expect_eq(h_pg_backends("bench", "ptaq_rot"), 3, "three servers of ptaq_rot");
+	cr_expect_eq(h_log_count(c, "event=server_login server="), 3, "%s", h_corral_log_tail(c));
+	cr_expect_eq(h_log_count(c, "event=server_login_failed"), 0, "%s", h_corral_log_tail(c));
+	cr_expect_eq(h_log_count(c, "scram_passthrough_refused"), 0, "%s", h_corral_log_tail(c));
+	h_exec_ok(b, "commit");
+	h_exec_ok(a, "commit"); /* the old keys' server still serves */
+	h_expect_value(a, "select current_user", "ptaq_rot");
+
+	/* The old password no longer gets in. */
+	char *err = login_error(c, "ptaq_rot", PT_PASSWORD);
+	cr_expect(strstr(err, "28P01") != NULL, "old password: %s", err);
+	free(err);
+
+	PQfinish(a);
+	PQfinish(b);
+	PQfinish(d);
+	h_expect_new_client(c, new_ci, "select 3", "3");
+
+	free(new_ci);
+	free(old_ci);
+	free(new_verifier);
+	free(old_verifier);
+	h_corral_stop(c);
+	PQfinish(su);
+}
+
+/*
+ * Within the TTL after ALTER ROLE, the old password still gets in to corral (its
+ * cached verifier) but PostgreSQL refuses the server logins made with its keys, and
+ * those failed rounds back the pool's logins off.  The first client with the new
+ * password after the TTL brings new keys, which end the backoff: it logs in at once
+ * rather than getting the old keys' refusal until server_login_retry.
+ */
+Test(passthrough, auth_query_new_keys_end_the_old_keys_backoff, .timeout = 90)
+{
+	PGconn *su = h_superuser();
+	char *verifier = make_role(su, "ptaq_stale");
+	h_exec_ok(su, "alter role ptaq_stale password '" PT_PASSWORD "'"); /* a rerun's leftover */
+	struct h_corral *c = start_aq(6);
+
+	/* A wrong password caches the verifier, and no server is opened. */
+	char *err = login_error(c, "ptaq_stale", "wrong");
+	cr_expect(strstr(err, "28P01") != NULL, "wrong password: %s", err);
+	free(err);
+	double fetched = h_now();
+	h_exec_ok(su, "alter role ptaq_stale password 'pt-new'");
+
+	/* Until the TTL ends: corral takes the old password, PostgreSQL does not. */
+	int refused = 0;
+	while (h_now() - fetched < 5.5) {
+		err = login_error(c, "ptaq_stale", PT_PASSWORD);
+		cr_expect(strstr(err, "password authentication failed for user \"ptaq_stale\""),
+			  "old password within the TTL: %s", err);
+		free(err);
+		refused++;
+		usleep(100000);
+	}
+	cr_expect_gt(h_log_count(c, "event=scram_passthrough_refused"), 1, "%s",
+		     h_corral_log_tail(c));
+	cr_expect_gt(h_log_count(c, "round=new"), 3, "%s", h_corral_log_tail(c));
+
+	/* Rounds at about 0, 0.25, 0.75, 1.75 and 3.75 s: the backoff (4 s) outlasts the
+	 * TTL. */
+	double left = 6.3 - (h_now() - fetched);
+	if (left > 0)
+		usleep((useconds_t)(left * 1e6));
+	char *ci = h_conninfo(c, "ptaq_stale", "pt", "pt-new");
+	PGconn *conn = h_connect(c, ci);
+	h_expect_value(conn, "select current_user", "ptaq_stale");
+	expect_server_user(su, conn, "ptaq_stale");
+	PQfinish(conn);
+	err = login_error(c, "ptaq_stale", PT_PASSWORD);
+	cr_expect(strstr(err, "28P01") != NULL, "old password after the TTL: %s", err);
+	free(err);
+
+	free(ci);
+	h_corral_stop(c);
+	free(verifier);
+	PQfinish(su);
+}
+
+/* md5 pass-through with auth_query: md5user's hash comes from pg_shadow, not the auth
+ * file, and answers the server's md5 request (run.sh's pg_hba). */
+Test(passthrough, auth_query_md5_hash_logs_in, .timeout = 60)
+{
+	char *settings = h_printf("auth_type = md5\nauth_user = corral_auth\n");
+	char *dbs = db_line("");
+	struct h_corral *c = h_corral_start(settings, dbs, AQ_USERS);
+	char *ci = h_conninfo(c, H.md5_user, "pt", H.md5_password);
+	PGconn *conn = h_connect(c, ci);
+	h_expect_value(conn, "select current_user", H.md5_user);
+	PQfinish(conn);
+	cr_expect_eq(aq_lookups(c, H.md5_user, "found"), 1, "%s", h_corral_log_tail(c));
+	char *err = login_error(c, H.md5_user, "wrong");
+	cr_expect(strstr(err, "28P01") != NULL, "wrong password: %s", err);
+	free(err);
+	free(ci);
+	h_corral_stop(c);
+	free(dbs);
+	free(settings);
+}

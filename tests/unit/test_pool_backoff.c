@@ -192,3 +192,34 @@ Test(backoff, failure_that_does_not_pass_fails_the_waiter_at_once)
 	event_base_loop(fx.base, EVLOOP_NONBLOCK);
 	cr_assert_eq(rec.n_failed, 2);
 }
+
+/* Pass-through: keys other than the pool's (a password changed in PostgreSQL) end the
+ * backoff the old ones earned; the same keys again (or the same md5 hash) do not. */
+Test(backoff, new_passthrough_secret_ends_the_backoff)
+{
+	struct scram_keys k = {.iterations = 4096, .salt_len = 16};
+	memset(k.client_key, 1, sizeof(k.client_key));
+	pool_shared_set_scram_keys(fx.pool->shared, &k);
+	pool_login_done(login_under_way(), false, "password authentication failed", "28P01");
+	cr_assert_gt(atomic_load(&fx.pool->shared->retry_at), 0);
+	pool_shared_set_scram_keys(fx.pool->shared, &k);
+	cr_assert_gt(atomic_load(&fx.pool->shared->retry_at), 0, "the same keys again");
+
+	k.salt[0] = 7; /* ALTER ROLE ... PASSWORD: another salt, other keys */
+	memset(k.client_key, 2, sizeof(k.client_key));
+	pool_shared_set_scram_keys(fx.pool->shared, &k);
+	cr_assert_eq(atomic_load(&fx.pool->shared->retry_at), 0);
+	cr_assert_eq(atomic_load(&fx.pool->shared->failed_rounds), 1, "only the wait ends");
+
+	usleep(1000);
+	pool_login_done(login_under_way(), false, "password authentication failed", "28P01");
+	cr_assert_gt(atomic_load(&fx.pool->shared->retry_at), 0);
+	pool_shared_set_md5(fx.pool->shared, "md5"
+					     "0123456789abcdef0123456789abcdef");
+	cr_assert_eq(atomic_load(&fx.pool->shared->retry_at), 0, "a first md5 hash");
+	usleep(1000);
+	pool_login_done(login_under_way(), false, "password authentication failed", "28P01");
+	pool_shared_set_md5(fx.pool->shared, "md5"
+					     "0123456789abcdef0123456789abcdef");
+	cr_assert_gt(atomic_load(&fx.pool->shared->retry_at), 0, "the same hash again");
+}
