@@ -1,0 +1,484 @@
+/*
+ * Attack 16: the listener's direct TLS (proxy/client.c direct_tls, proxy/client_tls.c)
+ * and the SCRAM pass-through server login (pool/server_login_raw.c,
+ * pool/scram_client.c) driven by a hostile client and a hostile server.
+ *
+ * Client side: a lone 0x16 (or a few bytes of a TLS record) must not hold its login
+ * slot past client_login_timeout; an SSLRequest with a ClientHello behind it in the same
+ * write is plain text before the handshake (CVE-2021-23214) and refused; a real
+ * ClientHello written one byte at a time still logs in; a storm of half-started
+ * handshakes leaves corral serving.
+ *
+ * Server side (a fake PostgreSQL on a loopback socket): a server-first with a nonce
+ * that does not extend corral's, one with i=1000000000 (corral must not run PBKDF2: the
+ * keys are the client's), an AuthenticationOk with no SASLFinal, a SASLFinal before any
+ * server-first, an oversized message, and a server that never answers: every one is
+ * refused, promptly, and corral goes on serving.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "tests/integration/harness.h"
+#include "tests/integration/tls_raw.h"
+
+TestSuite(attack16, H_SUITE);
+
+/* ---- client side: direct TLS ---- */
+
+static void make_certs(void)
+{
+	struct h_cmd r =
+		h_run(60,
+		      "cd %s && "
+		      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=corral-test-ca "
+		      "-keyout ca.key -out ca.crt && "
+		      "openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key "
+		      "-out server.csr && "
+		      "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' >san.ext && "
+		      "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+		      "-days 2 -extfile san.ext -out server.crt && chmod 600 ca.key server.key",
+		      H.dir);
+	cr_assert_eq(r.status, 0, "openssl: status %d\n%s\n%s", r.status, r.out, r.err);
+	h_cmd_free(&r);
+}
+
+static struct h_corral *start_tls(const char *extra)
+{
+	make_certs();
+	char *settings =
+		h_printf("client_tls_sslmode = allow\nclient_tls_cert_file = %s/server.crt\n"
+			 "client_tls_key_file = %s/server.key\n%s",
+			 H.dir, H.dir, extra ? extra : "");
+	struct h_corral *c = h_corral_start(settings, H_BENCH_DB, NULL);
+	free(settings);
+	return c;
+}
+
+/* Seconds until the peer closes fd (up to limit; limit + 1 if it never does). */
+static double seconds_to_close(int fd, double limit)
+{
+	double t0 = h_now();
+	unsigned char buf[4096];
+	bool closed = false;
+	(void)h_read_reply(fd, buf, sizeof(buf), limit, &closed);
+	return closed ? h_now() - t0 : limit + 1;
+}
+
+/* A lone handshake byte, a record header and a half record: each is closed at
+ * client_login_timeout, as PostgreSQL's authentication_timeout closes them. */
+Test(attack16, direct_tls_partial_hello_closed_at_login_timeout, .timeout = 60)
+{
+	struct h_corral *c = start_tls("client_login_timeout = 1\n");
+	static const unsigned char parts[][9] = {
+		{0x16},
+		{0x16, 0x03, 0x01, 0x02, 0x00},
+		{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc},
+	};
+	static const size_t lens[] = {1, 5, 9};
+	int fds[3];
+	for (int i = 0; i < 3; i++) {
+		fds[i] = h_tcp_connect(c->port);
+		h_send_all(fds[i], parts[i], lens[i]);
+	}
+	for (int i = 0; i < 3; i++) {
+		double s = seconds_to_close(fds[i], 8);
+		cr_expect(s <= 5, "a %zu-byte TLS start was held %.1f s (login timeout 1 s)",
+			  lens[i], s);
+		close(fds[i]);
+	}
+	PGconn *conn = h_connect_bench(c);
+	h_expect_value(conn, "SELECT 1", "1");
+	PQfinish(conn);
+	cr_expect(h_corral_alive(c));
+	h_corral_stop(c);
+}
+
+/* SSLRequest and the ClientHello in one write: the hello was plain text before the
+ * handshake (CVE-2021-23214): refused with 08P01, no 'S'. */
+Test(attack16, sslrequest_with_clienthello_in_one_write_refused, .timeout = 60)
+{
+	struct h_corral *c = start_tls(NULL);
+	unsigned char buf[64];
+	h_request_packet(buf, H_SSL_REQUEST_CODE);
+	static const unsigned char hello[] = {0x16, 0x03, 0x01, 0x00, 0x05,
+					      0x01, 0x00, 0x00, 0x01, 0x03};
+	memcpy(buf + 8, hello, sizeof(hello));
+	int fd = h_tcp_connect(c->port);
+	h_send_all(fd, buf, 8 + sizeof(hello));
+	struct h_reply r;
+	h_read_final_reply(fd, 5, &r);
+	cr_expect(r.len == 0 || r.buf[0] != 'S', "corral answered 'S' to a pipelined hello");
+	cr_expect(r.closed, "corral kept the connection");
+	cr_expect(r.error && strcmp(r.sqlstate, "08P01") == 0 &&
+			  strstr(r.msg, "unencrypted data after SSL request") != NULL,
+		  "want 08P01 unencrypted data: error=%d %s %s", r.error, r.sqlstate, r.msg);
+	PGconn *conn = h_connect_bench(c);
+	h_expect_value(conn, "SELECT 1", "1");
+	PQfinish(conn);
+	h_corral_stop(c);
+}
+
+/* A real ClientHello (ALPN postgresql) captured from a memory BIO, sent one byte per
+ * write with pauses, then the handshake finished on the socket: corral's MSG_PEEK of
+ * the first byte and the handshake must cope, and the login work. */
+Test(attack16, direct_tls_hello_one_byte_at_a_time, .timeout = 60)
+{
+	struct h_corral *c = start_tls("auth_type = trust\n");
+	struct tls_raw t = {.fd = -1};
+	t.ctx = SSL_CTX_new(TLS_client_method());
+	cr_assert_not_null(t.ctx);
+	t.ssl = SSL_new(t.ctx);
+	cr_assert_not_null(t.ssl);
+	cr_assert_eq(SSL_set_alpn_protos(t.ssl, (const unsigned char *)TLS_RAW_ALPN_PG,
+					 sizeof(TLS_RAW_ALPN_PG) - 1),
+		     0);
+	BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+	SSL_set_bio(t.ssl, rb, wb);
+	cr_assert_eq(SSL_connect(t.ssl), -1);
+	cr_assert_eq(SSL_get_error(t.ssl, -1), SSL_ERROR_WANT_READ);
+	char *hello;
+	long n = BIO_get_mem_data(wb, &hello);
+	cr_assert(n > 50 && (unsigned char)hello[0] == 0x16, "hello of %ld bytes", n);
+	unsigned char *copy = malloc((size_t)n);
+	memcpy(copy, hello, (size_t)n);
+
+	t.fd = h_tcp_connect(c->port);
+	int one = 1;
+	setsockopt(t.fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof(one));
+	for (long i = 0; i < n; i++) {
+		h_send_all(t.fd, copy + i, 1);
+		if (i < 8 || i % 64 == 0)
+			usleep(20000);
+	}
+	free(copy);
+	struct timeval tv = {.tv_sec = 5};
+	setsockopt(t.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	SSL_set_fd(t.ssl, t.fd); /* frees the memory BIOs; the state machine goes on */
+	ERR_clear_error();
+	cr_assert_eq(SSL_connect(t.ssl), 1, "handshake after a split hello failed: %s",
+		     ERR_error_string(ERR_get_error(), NULL));
+	unsigned char buf[8192];
+	size_t len = 0;
+	cr_expect(tls_raw_login(&t, buf, sizeof(buf), &len), "login after a split hello failed\n%s",
+		  h_corral_log_tail(c));
+	tls_raw_close(&t);
+	cr_expect(h_corral_alive(c));
+	h_corral_stop(c);
+}
+
+/* 400 connections that start a handshake and vanish (0x16 alone, a half record, a reset
+ * after a real hello's first bytes) with workers = 2: corral serves after, and SHOW
+ * CLIENTS holds none of them. */
+Test(attack16, direct_tls_half_handshake_storm, .timeout = 120)
+{
+	struct h_corral *c = start_tls("workers = 2\nadmin_users = bench\n");
+	static const unsigned char rec[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01};
+	for (int i = 0; i < 400; i++) {
+		int fd = h_tcp_connect(c->port);
+		h_send_all(fd, rec, (size_t)(1 + i % (int)sizeof(rec)));
+		if (i % 3 == 0) { /* a reset rather than a FIN */
+			struct linger lg = {1, 0};
+			setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		}
+		close(fd);
+	}
+	PGconn *conn = h_connect_bench(c);
+	h_expect_value(conn, "SELECT 1", "1");
+	PQfinish(conn);
+	char *aci = h_conninfo(c, "bench", "corral", "secret");
+	PGconn *admin = h_connect(c, aci);
+	free(aci);
+	double deadline = h_now() + 10;
+	int rows = -1;
+	while (h_now() < deadline) {
+		PGresult *r = h_exec(admin, "SHOW CLIENTS");
+		cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+		rows = PQntuples(r);
+		PQclear(r);
+		if (rows <= 1)
+			break;
+		usleep(100000);
+	}
+	cr_expect(rows <= 1, "SHOW CLIENTS still has %d rows after the storm", rows);
+	PQfinish(admin);
+	cr_expect(h_corral_alive(c));
+	h_corral_stop(c);
+}
+
+/* ---- server side: a hostile server to a SCRAM pass-through login ---- */
+
+#define PT_PASSWORD "atk16-secret"
+
+enum fake_mode {
+	FAKE_BAD_NONCE,      /* server-first's nonce does not start with corral's */
+	FAKE_HUGE_ITER,      /* i=1000000000, then AuthenticationOk with no SASLFinal */
+	FAKE_FINAL_FIRST,    /* SASLFinal in answer to the client-first */
+	FAKE_HUGE_MESSAGE,   /* an AuthenticationSASLContinue of 100 MB announced */
+	FAKE_SILENT,         /* reads the startup packet, never answers */
+	FAKE_OK_AFTER_FIRST, /* AuthenticationOk + ReadyForQuery after the client-first */
+};
+
+struct fake_pg {
+	int listen_fd;
+	enum fake_mode mode;
+	bool got_final; /* corral sent a client-final */
+	bool done;
+};
+
+static bool read_full(int fd, void *buf, size_t n)
+{
+	for (size_t got = 0; got < n;) {
+		ssize_t r = recv(fd, (char *)buf + got, n - got, 0);
+		if (r <= 0)
+			return false;
+		got += (size_t)r;
+	}
+	return true;
+}
+
+static char *read_msg(int fd, bool startup, size_t *len)
+{
+	char type;
+	uint32_t n;
+	if ((!startup && !read_full(fd, &type, 1)) || !read_full(fd, &n, 4))
+		return NULL;
+	n = ntohl(n);
+	if (n < 4 || n > 10000)
+		return NULL;
+	char *body = calloc(1, n - 4 + 1);
+	if (!read_full(fd, body, n - 4)) {
+		free(body);
+		return NULL;
+	}
+	*len = n - 4;
+	return body;
+}
+
+static void send_auth(int fd, uint32_t code, const char *data, size_t len)
+{
+	char buf[512];
+	uint32_t n = htonl((uint32_t)(4 + 4 + len)), c = htonl(code);
+	buf[0] = 'R';
+	memcpy(buf + 1, &n, 4);
+	memcpy(buf + 5, &c, 4);
+	memcpy(buf + 9, data, len);
+	(void)send(fd, buf, 9 + len, MSG_NOSIGNAL);
+}
+
+static void send_ok_ready(int fd)
+{
+	send_auth(fd, 0, "", 0);
+	static const char ready[] = {'Z', 0, 0, 0, 5, 'I'};
+	(void)send(fd, ready, sizeof(ready), MSG_NOSIGNAL);
+}
+
+static void serve_one(struct fake_pg *f, int fd)
+{
+	struct timeval tv = {30, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	size_t len;
+	char *m = read_msg(fd, true, &len);
+	if (!m)
+		return;
+	free(m);
+	if (f->mode == FAKE_SILENT)
+		return; /* the caller waits for corral to hang up */
+	send_auth(fd, 10, "SCRAM-SHA-256\0", 15);
+	m = read_msg(fd, false, &len); /* SASLInitialResponse */
+	if (!m)
+		return;
+	const char *r = memmem(m, len, ",r=", 3);
+	char first[400];
+	switch (f->mode) {
+	case FAKE_BAD_NONCE:
+		snprintf(first, sizeof(first),
+			 "r=NOTYOURNONCEATALLXXXXXXXXXXXXXXXX,s=c2FsdA==,i=4096");
+		send_auth(fd, 11, first, strlen(first));
+		break;
+	case FAKE_HUGE_ITER:
+		snprintf(first, sizeof(first), "r=%.*sFAKE,s=c2FsdA==,i=1000000000", r ? 24 : 0,
+			 r ? r + 3 : "");
+		send_auth(fd, 11, first, strlen(first));
+		free(m);
+		m = read_msg(fd, false, &len);
+		if (m)
+			f->got_final = true;
+		send_ok_ready(fd); /* no SASLFinal: the server never proved itself */
+		break;
+	case FAKE_FINAL_FIRST: {
+		const char *v = "v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+		send_auth(fd, 12, v, strlen(v));
+		send_ok_ready(fd);
+		break;
+	}
+	case FAKE_HUGE_MESSAGE: {
+		char hdr[9] = {'R'};
+		uint32_t n = htonl(100u * 1024 * 1024), c = htonl(11);
+		memcpy(hdr + 1, &n, 4);
+		memcpy(hdr + 5, &c, 4);
+		(void)send(fd, hdr, sizeof(hdr), MSG_NOSIGNAL);
+		char zeros[4096] = {0};
+		for (int i = 0; i < 64; i++)
+			if (send(fd, zeros, sizeof(zeros), MSG_NOSIGNAL) <= 0)
+				break;
+		break;
+	}
+	case FAKE_OK_AFTER_FIRST:
+		send_ok_ready(fd);
+		break;
+	case FAKE_SILENT:
+		break;
+	}
+	free(m);
+}
+
+static void *fake_pg_main(void *arg)
+{
+	struct fake_pg *f = arg;
+	for (;;) {
+		int fd = accept(f->listen_fd, NULL, NULL);
+		if (fd < 0)
+			break;
+		serve_one(f, fd);
+		char b;
+		while (recv(fd, &b, 1, 0) > 0) /* until corral hangs up */
+			;
+		close(fd);
+	}
+	f->done = true;
+	return NULL;
+}
+
+static char *make_role(PGconn *su, const char *name)
+{
+	char *sql = h_printf("do $$ begin create role %s login password '" PT_PASSWORD "'; "
+			     "exception when duplicate_object then null; end $$",
+			     name);
+	h_exec_ok(su, sql);
+	free(sql);
+	sql = h_printf("select rolpassword from pg_authid where rolname = '%s'", name);
+	char *v = h_value(su, sql);
+	free(sql);
+	cr_assert(strncmp(v, "SCRAM-SHA-256$", 14) == 0, "%s's secret: %s", name, v);
+	return v;
+}
+
+/* Logs in through corral to the fake server in mode; returns the error and how long
+ * the refusal took. */
+static char *fake_server_login(enum fake_mode mode, double *took, bool *got_final)
+{
+	PGconn *su = h_superuser();
+	char *verifier = make_role(su, "atk16_pt");
+	PQfinish(su);
+	struct fake_pg f = {.mode = mode};
+	int port = h_free_port();
+	f.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+	int one = 1;
+	setsockopt(f.listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	cr_assert(bind(f.listen_fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+		  listen(f.listen_fd, 16) == 0);
+	pthread_t t;
+	cr_assert(pthread_create(&t, NULL, fake_pg_main, &f) == 0);
+
+	char *users = h_printf("\"atk16_pt\" \"%s\"\n", verifier);
+	char *dbs = h_printf("pt = host=127.0.0.1 port=%d dbname=bench sslmode=disable\n", port);
+	struct h_corral *c = h_corral_start("server_connect_timeout = 3\nserver_login_wait = 0\n"
+					    "server_login_retry = 1\n",
+					    dbs, users);
+	char *ci = h_conninfo(c, "atk16_pt", "pt", PT_PASSWORD);
+	double t0 = h_now();
+	PGconn *conn = PQconnectdb(ci);
+	char *err = NULL;
+	if (PQstatus(conn) == CONNECTION_OK) {
+		PGresult *r = PQexec(conn, "SELECT 1");
+		err = h_printf("%s%s", PQresultStatus(r) == PGRES_TUPLES_OK ? "GOT IN: " : "",
+			       PQresultErrorMessage(r));
+		PQclear(r);
+	} else {
+		err = strdup(PQerrorMessage(conn));
+	}
+	*took = h_now() - t0;
+	PQfinish(conn);
+	free(ci);
+	cr_expect(h_corral_alive(c), "corral died against fake server mode %d", mode);
+	h_corral_stop(c);
+	shutdown(f.listen_fd, SHUT_RDWR);
+	pthread_join(t, NULL);
+	close(f.listen_fd);
+	*got_final = f.got_final;
+	free(dbs);
+	free(users);
+	free(verifier);
+	return err;
+}
+
+static void expect_refused(enum fake_mode mode, double max_s, const char *want)
+{
+	double took;
+	bool got_final;
+	char *err = fake_server_login(mode, &took, &got_final);
+	cr_expect(strstr(err, "GOT IN") == NULL, "mode %d: the client got in: %s", mode, err);
+	cr_expect(want == NULL || strstr(err, want) != NULL, "mode %d: want \"%s\" in: %s", mode,
+		  want, err);
+	cr_expect(took <= max_s, "mode %d: the refusal took %.1f s (want <= %.1f)", mode, took,
+		  max_s);
+	free(err);
+}
+
+Test(attack16, fake_server_bad_nonce_refused, .timeout = 60)
+{
+	expect_refused(FAKE_BAD_NONCE, 10, "malformed SCRAM server-first");
+}
+
+/* PBKDF2 of 10^9 iterations takes minutes: corral must not compute it (it has the
+ * client's keys), and the AuthenticationOk without SASLFinal is a server that never
+ * proved it knows ServerKey. */
+Test(attack16, fake_server_huge_iterations_no_final_refused_fast, .timeout = 60)
+{
+	double took;
+	bool got_final;
+	char *err = fake_server_login(FAKE_HUGE_ITER, &took, &got_final);
+	cr_expect(got_final, "corral sent no client-final");
+	cr_expect(strstr(err, "GOT IN") == NULL, "the client got in: %s", err);
+	cr_expect(strstr(err, "without its signature") != NULL, "want a refusal: %s", err);
+	cr_expect(took < 10, "the login took %.1f s: PBKDF2 run on a server's iteration count?",
+		  took);
+	free(err);
+}
+
+Test(attack16, fake_server_final_before_first_refused, .timeout = 60)
+{
+	expect_refused(FAKE_FINAL_FIRST, 10, "signature is wrong");
+}
+
+Test(attack16, fake_server_ok_after_client_first_refused, .timeout = 60)
+{
+	expect_refused(FAKE_OK_AFTER_FIRST, 10, "without its signature");
+}
+
+Test(attack16, fake_server_huge_message_refused, .timeout = 60)
+{
+	expect_refused(FAKE_HUGE_MESSAGE, 10, "invalid message length");
+}
+
+/* A server that takes the startup packet and says nothing: server_connect_timeout
+ * (3 s) bounds the login, as libpq's connect_timeout. */
+Test(attack16, fake_server_silent_times_out, .timeout = 60)
+{
+	expect_refused(FAKE_SILENT, 15, NULL);
+}
