@@ -482,3 +482,77 @@ Test(attack16, fake_server_silent_times_out, .timeout = 60)
 {
 	expect_refused(FAKE_SILENT, 15, NULL);
 }
+
+/* ---- user names past 63 bytes ---- */
+
+#define AQ_USERS "\"bench\" \"secret\"\n\"corral_auth\" \"authpass\"\n"
+/* 63 bytes: PostgreSQL keeps a name's first NAMEDATALEN - 1 bytes. */
+#define ROLE63 "atk16_role63_llllllllllllllllllllllllllllllllllllllllllllllllll"
+#define ROLE63_PW "r63pass"
+
+/* Tries user/password; the role PostgreSQL gave the session, or NULL (*err set). */
+static char *login_as(const char *ci, char **err)
+{
+	*err = NULL;
+	PGconn *conn = h_try_connect(ci, H_QUERY_TIMEOUT, err);
+	if (!conn)
+		return NULL;
+	char *who = h_value(conn, "select current_user");
+	PQfinish(conn);
+	return who;
+}
+
+/*
+ * PostgreSQL cuts the startup packet's user name to 63 bytes before pg_hba.conf and
+ * the role lookup (ProcessStartupPacket): ROLE63 + "_evil" is ROLE63, and a reject
+ * line for ROLE63 refuses it.  corral must match names as PostgreSQL will: otherwise a
+ * 64+ byte name slips past corral's hba line (and per-user limits), auth_query's
+ * usename = $1 (a name: cut too) finds ROLE63's verifier, and the server login as the
+ * long name is ROLE63's session.
+ */
+Test(attack16, user_name_past_63_bytes_is_cut_as_postgres_does, .timeout = 60)
+{
+	cr_assert_eq(strlen(ROLE63), 63);
+	PGconn *su = h_superuser();
+	h_exec_ok(su, "do $$ begin create role " ROLE63 " login password '" ROLE63_PW "'; "
+		      "exception when duplicate_object then null; end $$");
+	PQfinish(su);
+	const char *longer = ROLE63 "_evil";
+
+	/* PostgreSQL itself: the long name is ROLE63. */
+	char *err;
+	char *pci = h_pg_conninfo(longer, "bench", ROLE63_PW);
+	char *who = login_as(pci, &err);
+	cr_assert_not_null(who, "PostgreSQL refused the long name: %s", err);
+	cr_expect_str_eq(who, ROLE63);
+	free(who);
+	free(pci);
+
+	char *path = h_path("atk16-hba.conf");
+	h_write_file(path, "host all " ROLE63 " 127.0.0.1/32 reject\n"
+			   "host all all 127.0.0.1/32 scram-sha-256\n");
+	char *settings = h_printf("auth_type = hba\nauth_hba_file = %s\nauth_user = corral_auth\n",
+				  path);
+	struct h_corral *c = h_corral_start(settings, H_BENCH_DB, AQ_USERS);
+	char *ci = h_conninfo(c, ROLE63, "bench", ROLE63_PW);
+	who = login_as(ci, &err);
+	cr_expect(who == NULL && err && strstr(err, "pg_hba.conf rejects"),
+		  "the reject line let %s in: %s", ROLE63, who ? who : err);
+	free(who);
+	free(err);
+	free(ci);
+	/* The same role, spelled 68 bytes long: PostgreSQL's pg_hba would reject it too. */
+	ci = h_conninfo(c, longer, "bench", ROLE63_PW);
+	who = login_as(ci, &err);
+	cr_expect(who == NULL, "a name past 63 bytes got past the reject line for %s as \"%s\"",
+		  ROLE63, who ? who : "");
+	cr_expect(who != NULL || (err && strstr(err, "pg_hba.conf rejects")),
+		  "want pg_hba.conf's refusal: %s", err ? err : "");
+	free(who);
+	free(err);
+	free(ci);
+	cr_expect(h_corral_alive(c));
+	h_corral_stop(c);
+	free(settings);
+	free(path);
+}
