@@ -689,3 +689,98 @@ Test(attack16, passthrough_pools_freed_under_churn_two_workers, .timeout = 180)
 	h_corral_stop(c);
 	free(users.p);
 }
+
+/* ---- CancelRequest inside direct TLS ---- */
+
+static bool find_key(const unsigned char *buf, size_t len, uint32_t *pid, uint32_t *key)
+{
+	size_t off = 0, n, blen;
+	char type;
+	const unsigned char *body;
+	while ((n = h_msg(buf + off, len - off, &type, &body, &blen)) > 0) {
+		if (type == 'K' && blen == 8) {
+			*pid = h_be32(body);
+			*key = h_be32(body + 4);
+			return true;
+		}
+		off += n;
+	}
+	return false;
+}
+
+/*
+ * PostgreSQL takes a CancelRequest as the first packet inside TLS (after an SSLRequest,
+ * or direct TLS in 17).  Client A (direct TLS) runs pg_sleep(30); B opens direct TLS
+ * and sends A's key inside it: A's query ends with 57014 within seconds.  A wrong key
+ * inside TLS cancels nothing.
+ */
+Test(attack16, cancel_request_inside_direct_tls, .timeout = 90)
+{
+	struct h_corral *c = start_tls("auth_type = trust\n");
+	struct tls_raw a;
+	unsigned char buf[8192];
+	size_t len = 0;
+	cr_assert(
+		tls_raw_connect(&a, c->port, false, TLS_RAW_ALPN_PG, sizeof(TLS_RAW_ALPN_PG) - 1));
+	cr_assert(tls_raw_login(&a, buf, sizeof(buf), &len), "login\n%s", h_corral_log_tail(c));
+	uint32_t pid, key;
+	cr_assert(find_key(buf, len, &pid, &key), "no BackendKeyData");
+
+	static const char q[] = "select pg_sleep(30)";
+	unsigned char msg[64];
+	msg[0] = 'Q';
+	uint32_t n = htonl((uint32_t)(4 + sizeof(q)));
+	memcpy(msg + 1, &n, 4);
+	memcpy(msg + 5, q, sizeof(q));
+	cr_assert(tls_raw_send(&a, msg, 5 + sizeof(q)));
+	usleep(500000);
+
+	/* A wrong key first: nothing is cancelled. */
+	size_t rl = 0;
+	bool closed;
+	unsigned char reply[4096];
+	for (int round = 0; round < 2; round++) {
+		struct tls_raw b;
+		cr_assert(tls_raw_connect(&b, c->port, false, TLS_RAW_ALPN_PG,
+					  sizeof(TLS_RAW_ALPN_PG) - 1));
+		unsigned char cancel[16];
+		uint32_t v[4] = {htonl(16), htonl(80877102u), htonl(pid),
+				 htonl(round == 0 ? key ^ 0x5a5a5a5au : key)};
+		memcpy(cancel, v, 16);
+		cr_assert(tls_raw_send(&b, cancel, 16));
+		unsigned char junk[64];
+		size_t jl = 0;
+		(void)tls_raw_read_until(&b, junk, sizeof(junk), &jl, 'Z', &closed);
+		cr_expect_eq(jl, 0, "corral answered a CancelRequest");
+		tls_raw_close(&b);
+		if (round == 0) {
+			struct timeval one = {.tv_sec = 2};
+			setsockopt(a.fd, SOL_SOCKET, SO_RCVTIMEO, &one, sizeof(one));
+			cr_expect(!tls_raw_read_until(&a, reply, sizeof(reply), &rl, 'E', &closed),
+				  "a wrong key inside TLS cancelled the query");
+		}
+	}
+	double t0 = h_now();
+	struct timeval tv = {.tv_sec = 20};
+	setsockopt(a.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	cr_assert(tls_raw_read_until(&a, reply, sizeof(reply), &rl, 'Z', &closed),
+		  "no answer to the query\n%s", h_corral_log_tail(c));
+	double took = h_now() - t0;
+	char state[6] = "", text[256] = "";
+	size_t off = 0, m, blen;
+	char type;
+	const unsigned char *body;
+	bool error = false;
+	while ((m = h_msg(reply + off, rl - off, &type, &body, &blen)) > 0) {
+		if (type == 'E')
+			error = h_parse_error(reply + off, rl - off, state, text, sizeof(text));
+		off += m;
+	}
+	cr_expect(error && strcmp(state, "57014") == 0,
+		  "want 57014 (canceled by the key inside TLS): error=%d %s %s", error, state,
+		  text);
+	cr_expect(took < 10, "the cancel took %.1f s", took);
+	tls_raw_close(&a);
+	cr_expect(h_corral_alive(c));
+	h_corral_stop(c);
+}
