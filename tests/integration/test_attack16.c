@@ -23,12 +23,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "tests/integration/harness.h"
 #include "tests/integration/tls_raw.h"
@@ -783,4 +787,142 @@ Test(attack16, cancel_request_inside_direct_tls, .timeout = 90)
 	tls_raw_close(&a);
 	cr_expect(h_corral_alive(c));
 	h_corral_stop(c);
+}
+
+/* ---- hba cert: odd common names ---- */
+
+/* A client key and certificate signed by DIR's ca.key, subject given as one openssl
+ * -subj string, into DIR/<name>.crt and .key. */
+static void client_cert(const char *name, const char *subj, const char *ca)
+{
+	struct h_cmd r = h_run(60,
+			       "cd %s && openssl req -newkey rsa:2048 -nodes -subj '%s' "
+			       "-keyout %s.key -out %s.csr && openssl x509 -req -in %s.csr "
+			       "-CA %s.crt -CAkey %s.key -CAcreateserial -days 2 -out %s.crt && "
+			       "chmod 600 %s.key",
+			       H.dir, subj, name, name, name, ca, ca, name, name);
+	cr_assert_eq(r.status, 0, "openssl: status %d\n%s\n%s", r.status, r.out, r.err);
+	h_cmd_free(&r);
+}
+
+/* A certificate whose CN is the 10 bytes "bench\0evil", signed by DIR's CA. */
+static void client_cert_nul_cn(void)
+{
+	char *path = h_printf("%s/ca.key", H.dir);
+	FILE *f = fopen(path, "r");
+	cr_assert_not_null(f);
+	EVP_PKEY *cakey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	free(path);
+	path = h_printf("%s/ca.crt", H.dir);
+	f = fopen(path, "r");
+	cr_assert_not_null(f);
+	X509 *ca = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	free(path);
+	cr_assert(cakey && ca);
+	EVP_PKEY *key = EVP_RSA_gen(2048);
+	X509 *x = X509_new();
+	cr_assert(key && x);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 4242);
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_NAME *n = X509_get_subject_name(x);
+	cr_assert(X509_NAME_add_entry_by_NID(n, NID_commonName, MBSTRING_ASC,
+					     (const unsigned char *)"bench\0evil", 10, -1, 0));
+	X509_set_issuer_name(x, X509_get_subject_name(ca));
+	X509_set_pubkey(x, key);
+	cr_assert(X509_sign(x, cakey, EVP_sha256()) > 0);
+	path = h_printf("%s/nul.crt", H.dir);
+	f = fopen(path, "w");
+	PEM_write_X509(f, x);
+	fclose(f);
+	free(path);
+	path = h_printf("%s/nul.key", H.dir);
+	f = fopen(path, "w");
+	PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+	fclose(f);
+	chmod(path, 0600);
+	free(path);
+	X509_free(x);
+	X509_free(ca);
+	EVP_PKEY_free(key);
+	EVP_PKEY_free(cakey);
+}
+
+/* Logs in as user with DIR/<cert>.crt: NULL if in (with *who the session's user), else
+ * the error. */
+static char *cert_login(const struct h_corral *c, const char *user, const char *cert)
+{
+	char *base = h_conninfo(c, user, "bench", NULL);
+	char *ci = h_printf("%s sslmode=require sslcert=%s/%s.crt sslkey=%s/%s.key", base, H.dir,
+			    cert, H.dir, cert);
+	char *err = NULL;
+	PGconn *conn = h_try_connect(ci, 10, &err);
+	free(ci);
+	free(base);
+	if (conn) {
+		PQfinish(conn);
+		free(err);
+		return NULL;
+	}
+	return err ? err : strdup("(no error)");
+}
+
+/*
+ * hba cert as PostgreSQL's: the first CN of a certificate the CA signed, compared byte
+ * for byte with the user name.  BENCH is not bench; /CN=bench/CN=other is bench and
+ * /CN=other/CN=bench is not (PostgreSQL's X509_NAME_get_text_by_NID takes the first);
+ * a CN with a NUL inside ("bench\0evil") is no name at all; a certificate from another
+ * CA fails the handshake.
+ */
+Test(attack16, hba_cert_odd_common_names, .timeout = 120)
+{
+	make_certs();
+	client_cert("upper", "/CN=BENCH", "ca");
+	client_cert("first_bench", "/CN=bench/CN=other", "ca");
+	client_cert("second_bench", "/CN=other/CN=bench", "ca");
+	client_cert_nul_cn();
+	struct h_cmd r = h_run(60,
+			       "cd %s && openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
+			       "-subj /CN=evil-ca -keyout evilca.key -out evilca.crt",
+			       H.dir);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	h_cmd_free(&r);
+	client_cert("evil", "/CN=bench", "evilca");
+
+	char *hba = h_path("atk16-cert-hba.conf");
+	h_write_file(hba, "hostssl all all 127.0.0.1/32 cert\n");
+	char *settings = h_printf("client_tls_sslmode = verify-ca\nclient_tls_cert_file = "
+				  "%s/server.crt\nclient_tls_key_file = %s/server.key\n"
+				  "client_tls_ca_file = %s/ca.crt\nauth_type = hba\n"
+				  "auth_hba_file = %s\n",
+				  H.dir, H.dir, H.dir, hba);
+	struct h_corral *c = h_corral_start(settings, H_BENCH_DB, NULL);
+
+	char *err = cert_login(c, "bench", "upper");
+	cr_expect(err && strstr(err, "certificate authentication failed for user \"bench\""),
+		  "CN=BENCH as bench: %s", err ? err : "got in");
+	free(err);
+	err = cert_login(c, "BENCH", "upper");
+	cr_expect(err == NULL || strstr(err, "certificate authentication failed") == NULL,
+		  "CN=BENCH as BENCH: the names match, yet: %s", err);
+	free(err);
+	err = cert_login(c, "bench", "first_bench");
+	cr_expect(err == NULL, "/CN=bench/CN=other as bench: %s", err);
+	free(err);
+	err = cert_login(c, "bench", "second_bench");
+	cr_expect(err && strstr(err, "certificate authentication failed for user \"bench\""),
+		  "/CN=other/CN=bench as bench: %s", err ? err : "got in");
+	free(err);
+	err = cert_login(c, "bench", "nul");
+	cr_expect(err != NULL, "a CN of bench\\0evil got in as bench");
+	free(err);
+	err = cert_login(c, "bench", "evil");
+	cr_expect(err != NULL, "a certificate of another CA got in");
+	free(err);
+	cr_expect(h_corral_alive(c));
+	h_corral_stop(c);
+	free(settings);
+	free(hba);
 }
