@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -925,4 +926,80 @@ Test(attack16, hba_cert_odd_common_names, .timeout = 120)
 	h_corral_stop(c);
 	free(settings);
 	free(hba);
+}
+
+/* ---- auth_query: a RELOAD while a lookup runs ---- */
+
+static void edit_and_reload(const struct h_corral *c, const char *from, const char *to)
+{
+	char *text = h_read_file(c->ini, NULL);
+	cr_assert_not_null(text);
+	char *at = strstr(text, from);
+	cr_assert_not_null(at, "\"%s\" is not in %s", from, c->ini);
+	*at = '\0';
+	char *next = h_printf("%s%s%s", text, to, at + strlen(from));
+	h_write_file(c->ini, next);
+	free(next);
+	free(text);
+	int before = h_log_count(c, "event=reload_done");
+	cr_assert_eq(kill(c->pid, SIGHUP), 0);
+	cr_assert(h_wait_log_count(c, "event=reload_done", before + 1, 5.0), "%s",
+		  h_corral_log_tail(c));
+}
+
+struct aq_arg {
+	char *ci;
+	bool ok;
+};
+
+static void *aq_login(void *p)
+{
+	struct aq_arg *a = p;
+	PGconn *conn = PQconnectdb(a->ci);
+	a->ok = PQstatus(conn) == CONNECTION_OK;
+	PQfinish(conn);
+	return NULL;
+}
+
+/*
+ * Lookups of authq_many run 2 s on both workers when a RELOAD makes auth_query one
+ * that finds nobody.  Whatever the logins already waiting get, the old query's answer
+ * must not be cached for the new one: a login after the reload is refused, on either
+ * worker, as PostgreSQL's new answer says.
+ */
+Test(attack16, reload_mid_lookup_does_not_cache_the_old_answer, .timeout = 90)
+{
+	struct h_corral *c = h_corral_start(
+		"workers = 2\nauth_user = corral_auth\n"
+		"auth_query = SELECT usename, passwd FROM pg_shadow, pg_sleep(2) WHERE usename=$1\n",
+		H_BENCH_DB, AQ_USERS);
+	enum { N = 6 };
+	pthread_t t[N];
+	struct aq_arg a[N];
+	for (int i = 0; i < N; i++) {
+		a[i] = (struct aq_arg){.ci = h_conninfo(c, "authq_many", "bench", "manypass")};
+		cr_assert_eq(pthread_create(&t[i], NULL, aq_login, &a[i]), 0);
+	}
+	usleep(500000);
+	edit_and_reload(c, "pg_sleep(2) WHERE usename=$1",
+			"pg_sleep(0) WHERE usename=$1 AND false");
+	for (int i = 0; i < N; i++) {
+		pthread_join(t[i], NULL);
+		free(a[i].ci);
+	}
+	for (int i = 0; i < 6; i++) { /* both workers */
+		char *ci = h_conninfo(c, "authq_many", "bench", "manypass");
+		char *err = NULL;
+		PGconn *conn = h_try_connect(ci, 10, &err);
+		cr_expect(conn == NULL && err && strstr(err, "28P01"),
+			  "login %d after the reload: the old query's answer let authq_many in "
+			  "(%s)\n%s",
+			  i, err ? err : "", h_corral_log_tail(c));
+		if (conn)
+			PQfinish(conn);
+		free(err);
+		free(ci);
+	}
+	cr_expect(h_corral_alive(c));
+	h_corral_stop(c);
 }
