@@ -1003,3 +1003,51 @@ Test(attack16, reload_mid_lookup_does_not_cache_the_old_answer, .timeout = 90)
 	cr_expect(h_corral_alive(c));
 	h_corral_stop(c);
 }
+
+/* ---- auth_query: user names PostgreSQL cannot take as text ---- */
+
+/*
+ * A user name that is not UTF-8 ("\xff\xfe"): PostgreSQL itself answers such a login
+ * with 28P01 (the role is looked up as bytes and not found; the password exchange runs
+ * on a mock secret).  Through corral the lookup's $1 is refused by PostgreSQL (22021),
+ * which corral told the client as 58000 "auth_query failed in database ...: invalid
+ * byte sequence": now no such user, 28P01 as PostgreSQL; no lookup may stay claimed,
+ * and a real user logs in right after, on both workers.
+ */
+Test(attack16, auth_query_user_name_not_utf8, .timeout = 60)
+{
+	const char *bad = "atk16_\xff\xfe";
+	char *pci = h_pg_conninfo(bad, "bench", "x");
+	char *perr = NULL;
+	PGconn *pconn = h_try_connect(pci, 10, &perr);
+	cr_expect(pconn == NULL && perr && strstr(perr, "28P01"), "PostgreSQL: %s",
+		  perr ? perr : "got in");
+	if (pconn)
+		PQfinish(pconn);
+	free(perr);
+	free(pci);
+
+	struct h_corral *c = h_corral_start("workers = 2\nauth_user = corral_auth\n", H_BENCH_DB,
+					    AQ_USERS);
+	for (int i = 0; i < 4; i++) {
+		char *ci = h_conninfo(c, bad, "bench", "x"), *err = NULL;
+		PGconn *conn = h_try_connect(ci, 10, &err);
+		cr_expect(conn == NULL && err && strstr(err, "28P01") &&
+				  strstr(err, "auth_query") == NULL,
+			  "a non-UTF-8 user name: want PostgreSQL's 28P01, got %s",
+			  err ? err : "in");
+		if (conn)
+			PQfinish(conn);
+		free(err);
+		free(ci);
+	}
+	for (int i = 0; i < 4; i++) {
+		char *ci = h_conninfo(c, "authq_many", "bench", "manypass");
+		PGconn *conn = h_connect(c, ci);
+		h_expect_value(conn, "select 1", "1");
+		PQfinish(conn);
+		free(ci);
+	}
+	cr_expect(h_corral_alive(c));
+	h_corral_stop(c);
+}
