@@ -233,6 +233,7 @@ enum fake_mode {
 	FAKE_HUGE_MESSAGE,   /* an AuthenticationSASLContinue of 100 MB announced */
 	FAKE_SILENT,         /* reads the startup packet, never answers */
 	FAKE_OK_AFTER_FIRST, /* AuthenticationOk + ReadyForQuery after the client-first */
+	FAKE_S_THEN_PLAIN,   /* 'S' to the SSLRequest with AuthenticationOk + Z behind it */
 };
 
 struct fake_pg {
@@ -300,6 +301,14 @@ static void serve_one(struct fake_pg *f, int fd)
 	free(m);
 	if (f->mode == FAKE_SILENT)
 		return; /* the caller waits for corral to hang up */
+	if (f->mode == FAKE_S_THEN_PLAIN) {
+		/* CVE-2021-23222's server side: plain bytes behind the 'S', before any
+		 * handshake, must never be read as the server's answers. */
+		static const char stuffed[] = {'S', 'R', 0,   0, 0, 8, 0, 0,
+					       0,   0,   'Z', 0, 0, 0, 5, 'I'};
+		(void)send(fd, stuffed, sizeof(stuffed), MSG_NOSIGNAL);
+		return;
+	}
 	send_auth(fd, 10, "SCRAM-SHA-256\0", 15);
 	m = read_msg(fd, false, &len); /* SASLInitialResponse */
 	if (!m)
@@ -344,6 +353,7 @@ static void serve_one(struct fake_pg *f, int fd)
 		send_ok_ready(fd);
 		break;
 	case FAKE_SILENT:
+	case FAKE_S_THEN_PLAIN:
 		break;
 	}
 	free(m);
@@ -401,7 +411,8 @@ static char *fake_server_login(enum fake_mode mode, double *took, bool *got_fina
 	cr_assert(pthread_create(&t, NULL, fake_pg_main, &f) == 0);
 
 	char *users = h_printf("\"atk16_pt\" \"%s\"\n", verifier);
-	char *dbs = h_printf("pt = host=127.0.0.1 port=%d dbname=bench sslmode=disable\n", port);
+	char *dbs = h_printf("pt = host=127.0.0.1 port=%d dbname=bench sslmode=%s\n", port,
+			     mode == FAKE_S_THEN_PLAIN ? "require" : "disable");
 	struct h_corral *c = h_corral_start("server_connect_timeout = 3\nserver_login_wait = 0\n"
 					    "server_login_retry = 1\n",
 					    dbs, users);
@@ -1050,4 +1061,9 @@ Test(attack16, auth_query_user_name_not_utf8, .timeout = 60)
 	}
 	cr_expect(h_corral_alive(c));
 	h_corral_stop(c);
+}
+
+Test(attack16, fake_server_plain_bytes_behind_its_s_refused, .timeout = 60)
+{
+	expect_refused(FAKE_S_THEN_PLAIN, 10, NULL);
 }
