@@ -1067,3 +1067,47 @@ Test(attack16, fake_server_plain_bytes_behind_its_s_refused, .timeout = 60)
 {
 	expect_refused(FAKE_S_THEN_PLAIN, 10, NULL);
 }
+
+/* 0x16 and then plain text, a record header announcing 16 KB of garbage, and 1 MB of
+ * handshake-typed junk: each is closed promptly (a failed handshake, not a login
+ * slot held to the timeout), and corral serves after. */
+Test(attack16, direct_tls_garbage_hellos_closed, .timeout = 60)
+{
+	struct h_corral *c = start_tls("client_login_timeout = 30\n");
+	size_t big = 1 << 20;
+	unsigned char *junk = malloc(big);
+	cr_assert_not_null(junk);
+	for (size_t i = 0; i < big; i++)
+		junk[i] = (unsigned char)(i * 131 + 7);
+	static const char plain[] = "\x16GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const unsigned char hdr16k[] = {0x16, 0x03, 0x01, 0x40, 0x00};
+	for (int v = 0; v < 3; v++) {
+		int fd = h_tcp_connect(c->port);
+		if (v == 0) {
+			h_send_all(fd, plain, sizeof(plain) - 1);
+		} else if (v == 1) {
+			h_send_all(fd, hdr16k, sizeof(hdr16k));
+			h_send_all(fd, junk, 16384);
+		} else {
+			junk[0] = 0x16;
+			struct timeval tv = {.tv_sec = 5};
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+			size_t off = 0;
+			while (off < big) { /* corral may close before all of it is sent */
+				ssize_t n = send(fd, junk + off, big - off, MSG_NOSIGNAL);
+				if (n <= 0)
+					break;
+				off += (size_t)n;
+			}
+		}
+		double s = seconds_to_close(fd, 10);
+		cr_expect(s <= 5, "variant %d: the connection was held %.1f s", v, s);
+		close(fd);
+	}
+	free(junk);
+	PGconn *conn = h_connect_bench(c);
+	h_expect_value(conn, "SELECT 1", "1");
+	PQfinish(conn);
+	cr_expect(h_corral_alive(c));
+	h_corral_stop(c);
+}
