@@ -567,6 +567,8 @@ static bool direct_tls(struct client *c)
 	login_reader_stop(c);
 	setup_bev(c);
 	bufferevent_enable(c->bev, EV_READ);
+	if (c->refusal)
+		client_limits_keep_grace(c); /* the reader's timeout was its grace */
 	return true;
 }
 

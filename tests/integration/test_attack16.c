@@ -1111,3 +1111,79 @@ Test(attack16, direct_tls_garbage_hellos_closed, .timeout = 60)
 	cr_expect(h_corral_alive(c));
 	h_corral_stop(c);
 }
+
+/* ---- direct TLS and max_client_conn ---- */
+
+/*
+ * README: a client over max_client_conn "is given 1 s for its packet" and then told
+ * 53300.  One that starts direct TLS (0x16) and stalls must not hold on until
+ * client_login_timeout either (it was: the grace was the timeout of the login reader
+ * that direct TLS stops): the grace is the same whatever its first byte.  (0x16 alone,
+ * and a whole handshake with no startup packet after it: 53300 inside TLS.)
+ */
+Test(attack16, direct_tls_over_max_client_conn_gets_the_grace_only, .timeout = 90)
+{
+	struct h_corral *c = start_tls("max_client_conn = 2\nclient_login_timeout = 30\n"
+				       "auth_type = trust\n");
+	PGconn *a = h_connect_bench(c), *b = h_connect_bench(c);
+	h_expect_value(a, "SELECT 1", "1");
+	h_expect_value(b, "SELECT 1", "1");
+
+	int plain = h_tcp_connect(c->port);
+	double sp = seconds_to_close(plain, 10);
+	close(plain);
+	cr_expect(sp <= 4, "a silent plain socket over the limit was held %.1f s", sp);
+
+	int fd = h_tcp_connect(c->port);
+	h_send_all(fd, "\x16", 1);
+	double s = seconds_to_close(fd, 10);
+	close(fd);
+	/* The grace, then closed: no handshake, no way to tell it anything. */
+	cr_expect(s <= 4, "a lone 0x16 over max_client_conn was held %.1f s (plain: %.1f s)", s,
+		  sp);
+
+	/* 100 at once: past the 64 held per worker the oldest is refused at once, and a
+	 * refusal in mid-handshake must close it, not leave it open outside every count. */
+	enum { MANY = 100 };
+	int fds[MANY];
+	for (int i = 0; i < MANY; i++) {
+		fds[i] = h_tcp_connect(c->port);
+		h_send_all(fds[i], "\x16", 1);
+	}
+	double m0 = h_now();
+	int late = 0;
+	for (int i = 0; i < MANY; i++) {
+		if (seconds_to_close(fds[i], 10) > 10)
+			late++;
+		close(fds[i]);
+	}
+	cr_expect_eq(late, 0, "%d of %d refused direct TLS sockets still open after %.1f s", late,
+		     MANY, h_now() - m0);
+
+	struct tls_raw t;
+	bool hs = tls_raw_connect(&t, c->port, false, TLS_RAW_ALPN_PG, sizeof(TLS_RAW_ALPN_PG) - 1);
+	double t0 = h_now();
+	unsigned char buf[2048];
+	size_t len = 0;
+	bool closed = false;
+	struct timeval tv = {.tv_sec = 10};
+	if (hs) {
+		setsockopt(t.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		(void)tls_raw_read_until(&t, buf, sizeof(buf), &len, 'E', &closed);
+	}
+	double s2 = h_now() - t0;
+	char state[6] = "", text[256] = "";
+	cr_expect(!hs || (h_parse_error(buf, len, state, text, sizeof(text)) &&
+			  strcmp(state, "53300") == 0),
+		  "want 53300 inside TLS: %s %s", state, text);
+	cr_expect(!hs || s2 <= 4,
+		  "a direct TLS client with no startup packet over the limit was "
+		  "held %.1f s",
+		  s2);
+	tls_raw_close(&t);
+
+	PQfinish(a);
+	PQfinish(b);
+	cr_expect(h_corral_alive(c));
+	h_corral_stop(c);
+}
