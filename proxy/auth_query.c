@@ -310,9 +310,19 @@ static bool wait_socket(struct authq_lookup *lk, short what)
 /* The query's result: the first row's second column is the secret. */
 static void take_result(struct authq_lookup *lk, PGresult *res)
 {
+	const char *state = PQresultStatus(res) != PGRES_TUPLES_OK
+				    ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
+				    : NULL;
+	if (state && strcmp(state, "22021") == 0) {
+		/* A user name that is not valid in the database's encoding (0xff...): no
+		 * role by that name can be looked up, so it is no such user, as PostgreSQL's
+		 * own login answers it (28P01), not an auth_query failure told to a client
+		 * that has not authenticated. */
+		finish(lk, NULL, NULL, NULL);
+		return;
+	}
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		char line[400];
-		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		fail_lookup(lk, "58000", "auth_query failed in database \"%s\": %s%s%s",
 			    lk->db_name,
 			    first_line(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY), line,

@@ -37,6 +37,8 @@
 
 /* A client that does not read its last error within this is closed anyway. */
 #define CLOSE_FLUSH_TIMEOUT_SEC 5
+/* NAMEDATALEN - 1: the longest user or database name PostgreSQL keeps. */
+#define PG_NAME_MAX 63
 /* Before login nothing is bigger than a password message (client_auth.c's cap). */
 #define LOGIN_READ_LIMIT (128 * 1024)
 /* One read before login: a startup packet or password message is far smaller. */
@@ -495,8 +497,12 @@ static bool take_startup_params(struct client *c, const struct pg_startup *st)
 	}
 	const char *db = pgproto_startup_param(st, "database");
 	const char *app = pgproto_startup_param(st, "application_name");
-	c->user = strdup(user);
-	c->database = strdup(db && db[0] ? db : user);
+	/* As PostgreSQL's ProcessStartupPacket: both names are cut to NAMEDATALEN - 1 bytes
+	 * before anything matches them, or "role63" + "x" would miss hba lines, auth_file
+	 * entries and per-user limits that PostgreSQL applies to "role63" (auth_query's
+	 * usename = $1 and the server login cut it anyway). */
+	c->user = strndup(user, PG_NAME_MAX);
+	c->database = strndup(db && db[0] ? db : user, PG_NAME_MAX);
 	c->application_name = strdup(app ? app : "");
 	if (!c->user || !c->database || !c->application_name) {
 		client_fail(c, "53200", "out of memory");
@@ -561,6 +567,8 @@ static bool direct_tls(struct client *c)
 	login_reader_stop(c);
 	setup_bev(c);
 	bufferevent_enable(c->bev, EV_READ);
+	if (c->refusal)
+		client_limits_keep_grace(c); /* the reader's timeout was its grace */
 	return true;
 }
 

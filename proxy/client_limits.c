@@ -10,6 +10,7 @@
 #include "pool/shared.h"
 #include "proxy/auth_throttle.h"
 #include "proxy/client.h"
+#include "proxy/client_tls.h"
 #include "proxy/worker.h"
 
 enum client_refusal client_limits_check(struct worker *w, struct client *c, int total)
@@ -87,6 +88,34 @@ void client_limits_refuse(struct client *c)
 	case REFUSE_NONE:
 		break;
 	}
+}
+
+static void grace_over(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct client *c = arg;
+	event_free(c->delay_ev);
+	c->delay_ev = NULL;
+	/* A handshake still unfinished after the grace cannot carry the FATAL (nor would
+	 * the close flush end: nothing is written before it): closed without a word, as
+	 * PostgreSQL's authentication_timeout closes it. */
+	if (client_tls_in_handshake(c))
+		client_close(c, "refused client's TLS handshake did not finish within the grace");
+	else
+		client_limits_refuse(c);
+}
+
+/* delay_ev is free: a refused client never reaches authentication, whose delayed
+ * answer is the other use of it. */
+void client_limits_keep_grace(struct client *c)
+{
+	if (!c->refusal_held || c->delay_ev)
+		return;
+	struct timeval tv = {REFUSE_GRACE_MS / 1000, (REFUSE_GRACE_MS % 1000) * 1000};
+	c->delay_ev = evtimer_new(c->worker->base, grace_over, c);
+	if (!c->delay_ev || evtimer_add(c->delay_ev, &tv) != 0)
+		client_limits_refuse(c);
 }
 
 void client_limits_keepalive(int fd, const struct corral_config *cfg)

@@ -41,6 +41,10 @@ enum client_refusal client_limits_check(struct worker *w, struct client *c, int 
 bool client_limits_hold(struct client *c, struct timeval *tv);
 /* Sends c's refusal (FATAL) and closes it once written. */
 void client_limits_refuse(struct client *c);
+/* A held c whose login reader stopped to start direct TLS (its grace was that reader's
+ * timeout): refused when REFUSE_GRACE_MS more have passed without its startup packet,
+ * not at client_login_timeout. */
+void client_limits_keep_grace(struct client *c);
 /* c is closed: it no longer counts as held, and a delayed answer is dropped. */
 void client_limits_forget(struct client *c);
 /* c's password was wrong: answered with 28P01 now, or after AUTH_THROTTLE_DELAY_MS when

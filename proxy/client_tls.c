@@ -324,6 +324,12 @@ bool client_tls_active(const struct client *c)
 	return c->bev && bufferevent_openssl_get_ssl(c->bev) != NULL;
 }
 
+bool client_tls_in_handshake(const struct client *c)
+{
+	SSL *ssl = c->bev ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+	return ssl && !SSL_is_init_finished(ssl);
+}
+
 bool client_tls_peer_cn(const struct client *c, char *out, size_t cap)
 {
 	SSL *ssl = c->bev ? bufferevent_openssl_get_ssl(c->bev) : NULL;

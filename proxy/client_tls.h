@@ -59,6 +59,8 @@ bool client_tls_end_point(const struct client *c, unsigned char *out, size_t cap
 
 /* True for a client whose bufferevent is an OpenSSL one. */
 bool client_tls_active(const struct client *c);
+/* c is TLS and its handshake has not finished (a direct TLS client still in it). */
+bool client_tls_in_handshake(const struct client *c);
 
 /* The common name of the certificate c presented and corral verified against
  * client_tls_ca_file, into out (NUL-terminated); false when there is none (no TLS, no
