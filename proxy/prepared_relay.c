@@ -125,21 +125,46 @@ static enum prep_verdict long_names(struct client *c, char type, uint32_t body_l
 	return v;
 }
 
+static bool note_is_hidden(const struct prep_note *n);
+
+/* Requests corral sent on its own (or whose replies it replaces) are unanswered. */
+static bool hidden_notes_pending(const struct client *c)
+{
+	const struct prep_client *pc = c->prep;
+	for (uint32_t i = 0; pc && i < pc->notes_len; i++)
+		if (note_is_hidden(&pc->notes[(pc->notes_head + i) % pc->notes_cap]))
+			return true;
+	return false;
+}
+
 /*
- * A failed COPY left several readings, or a COPY is running (a message that is not
- * COPY data ends it with an error, and where the backend then skips to depends on
- * Syncs sent inside it): what corral would inject could not be answered for.  Give up
+ * A failed COPY left several readings, or a COPY FROM STDIN may end in more than one
+ * way (tracker_copy_in_doubt: a Sync sent inside it, or the named message itself would
+ * be read by it): what corral would inject could not be answered for.  Give up
  * tracking as the tracker does when its readings run out: the server stays with this
- * client, then is closed, and the client's messages go as they are.
+ * client, then is closed, and the client's messages go as they are.  A COPY TO STDOUT,
+ * or a COPY FROM STDIN whose CopyDone / CopyFail was sent right after it, is no doubt.
+ *
+ * Giving up while requests corral injected for earlier messages are unanswered would
+ * fail the client for nothing (prepared_server_reply: their replies could no longer be
+ * told apart), though the one reading there is accounts for them: the message is held
+ * until they are answered (true: PREP_HOLD), then looked at again.  They are answered
+ * without more from the client: they lie before the Sync or COPY that makes the doubt
+ * (each flushes the backend's output), or inside a running COPY, which they then end
+ * with an error that says they were read (tracker.c: copy_err_of).  With several
+ * readings nothing is held (the tracker fails closed if a reply could be corral's).
  */
-static void give_up_in_doubt(struct client *c)
+static bool give_up_in_doubt(struct client *c)
 {
 	struct tracker *t = &c->relay.tracker;
-	if (t->lost || (t->n_hyp < 2 && !tracker_in_copy(t)))
-		return;
+	if (t->lost || !tracker_copy_in_doubt(t))
+		return false;
+	if (t->n_hyp == 1 && hidden_notes_pending(c))
+		return true;
 	t->lost = true;
 	t->why = t->n_hyp > 1 ? "named statement after a COPY whose end is in doubt"
 			      : "named statement during a COPY";
+	return false;
 }
 
 static enum prep_verdict check_names(struct client *c, char type, uint32_t body_len,
@@ -150,7 +175,8 @@ static enum prep_verdict check_names(struct client *c, char type, uint32_t body_
 		return PREP_PASS; /* unnamed statements and portals are the client's own */
 	if (c->prep_mode == PREP_REFUSE && type != 'P')
 		return PREP_PASS; /* only a named Parse is refused: the rest fails by itself */
-	give_up_in_doubt(c);
+	if (give_up_in_doubt(c))
+		return PREP_HOLD;
 	char key[SQL_NAME_MAX + 1];
 	nm->name = stmt_key(nm->name, key);
 	if (c->relay.tracker.lost && lost_mode(c, type, nm) == PREP_PASS)
