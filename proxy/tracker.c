@@ -163,11 +163,12 @@ static bool is_extended(uint8_t r)
 	       r == REQ_EXEC || r == REQ_CLOSE || r == REQ_BAD_FLUSH;
 }
 
-/* CopyDone/CopyFail that reach the front outside COPY are ignored by the backend. */
+/* CopyDone/CopyFail that reach the front outside COPY are ignored by the backend (and a
+ * request a failed COPY read as its end, noted skipped now: consumed_by_copy). */
 static void drop_ignored(struct tracker_hyp *h)
 {
 	while (h->len && h->copy == COPY_NONE && is_copy_end(at(h, 0)))
-		pop(h);
+		drop_front(h);
 }
 
 /* The head request is fully answered. */
@@ -498,10 +499,12 @@ static void drop_hyp(struct tracker *t, int i)
  * for a CopyFail, 08P01 "unexpected message type" for a message that is not COPY data.
  * Either way every message before that one was read inside the COPY (Syncs and Flushes
  * swallowed), so the count is known.  Any other error (bad data, a constraint, a
- * trigger) may come before the backend has read what the client sent.  The routine
- * (field R) and SQLSTATE (field C) are never translated.
+ * trigger, a cancel) may come before the backend has read what the client sent, but
+ * never after it read a message that is not COPY data (CopyGetData raises at once): that
+ * message was not read by the COPY.  The routine (field R) and SQLSTATE (field C) are
+ * never translated.  Without them (no body, or only its first part) nothing is known.
  */
-enum copy_err { COPY_ERR_DATA, COPY_ERR_COPY_FAIL, COPY_ERR_OTHER_MSG };
+enum copy_err { COPY_ERR_UNKNOWN, COPY_ERR_DATA, COPY_ERR_COPY_FAIL, COPY_ERR_OTHER_MSG };
 
 /* Field code's value in an ErrorResponse body of len bytes (maybe only its first part:
  * a field cut short is not found), or NULL. */
@@ -520,17 +523,35 @@ static const char *error_field(const uint8_t *body, size_t len, char code)
 	return NULL;
 }
 
+/*
+ * A failed COPY FROM STDIN at the head swallowed the n Syncs (and bad Flushes) after it,
+ * and, if other, read the request after them as its end (it never runs).  That request
+ * stays in its place as an ignored COPY end, so its outcome (skipped) is reported after
+ * the head's (a Query's comes only with its ReadyForQuery): outcomes go in the order of
+ * the requests.
+ */
+static void consumed_by_copy(struct tracker_hyp *h, uint32_t n, bool other)
+{
+	remove_after_head(h, n);
+	if (other) {
+		uint32_t i = (h->head + 1) & (h->cap - 1);
+		h->q[i] = (uint8_t)((h->q[i] & ~REQ_KIND) | REQ_COPY_FAIL);
+	}
+}
+
 static enum copy_err copy_err_of(const uint8_t *body, size_t len)
 {
 	const char *routine = error_field(body, len, 'R');
 	const char *code = error_field(body, len, 'C');
-	if (!routine || !code || strcmp(routine, "CopyGetData") != 0)
+	if (!routine || !code)
+		return COPY_ERR_UNKNOWN;
+	if (strcmp(routine, "CopyGetData") != 0)
 		return COPY_ERR_DATA;
 	if (strcmp(code, "57014") == 0)
 		return COPY_ERR_COPY_FAIL;
 	if (strcmp(code, "08P01") == 0)
 		return COPY_ERR_OTHER_MSG;
-	return COPY_ERR_DATA;
+	return COPY_ERR_UNKNOWN; /* (the client's connection failed: it ends anyway) */
 }
 
 /*
@@ -549,19 +570,20 @@ static const char *copy_in_failed(struct tracker *t, int i, enum copy_err err, b
 	while (1 + n < h->len && (at(h, 1 + n) == REQ_SYNC || at(h, 1 + n) == REQ_BAD_FLUSH))
 		n++;
 	bool other = 1 + n < h->len && !is_copy_end(at(h, 1 + n));
-	if (err != COPY_ERR_DATA) {
+	if (err == COPY_ERR_COPY_FAIL || err == COPY_ERR_OTHER_MSG) {
 		/* The message after the swallowed ones is the one the error is about. */
 		bool fail = 1 + n < h->len && at(h, 1 + n) == REQ_COPY_FAIL;
 		if (err == COPY_ERR_COPY_FAIL ? !fail : !other)
 			return "COPY ended by a message the client did not send there";
 		/* The CopyFail stays: outside COPY it is ignored (drop_ignored); the other
 		 * message was read by the COPY, never run. */
-		remove_after_head(h, n + (other ? 1 : 0));
+		consumed_by_copy(h, n, other);
 		h->copy = COPY_NONE;
 		request_failed(h);
 		return NULL;
 	}
-	uint32_t ways = n + 1 + (other ? 1 : 0);
+	/* An error not about the message after the Syncs: that message was not read. */
+	uint32_t ways = n + 1 + (other && err == COPY_ERR_UNKNOWN ? 1 : 0);
 	struct tracker_hyp base;
 	if (!hyp_copy(&base, h)) {
 		*overflow = true;
@@ -582,7 +604,7 @@ static const char *copy_in_failed(struct tracker *t, int i, enum copy_err err, b
 			}
 			t->n_hyp++;
 		}
-		remove_after_head(dst, k);
+		consumed_by_copy(dst, k > n ? n : k, k > n);
 		dst->copy = COPY_NONE;
 		request_failed(dst);
 	}
@@ -645,7 +667,7 @@ enum tracker_result tracker_server(struct tracker *t, char type, const uint8_t *
 	}
 	if (t->n_hyp == 1 && !(t->hyp[0].copy == COPY_IN && type == 'E')) {
 		/* One reading, nothing to split: the common case, without the bookkeeping. */
-		why = hyp_server(t, 0, type, COPY_ERR_DATA, &(bool){false});
+		why = hyp_server(t, 0, type, COPY_ERR_UNKNOWN, &(bool){false});
 		if (why)
 			goto out_of_step;
 		if (t->hyp[0].outq_over)
@@ -661,7 +683,7 @@ enum tracker_result tracker_server(struct tracker *t, char type, const uint8_t *
 	 * there before are asked. */
 	bool bad[TRACKER_MAX_HYP] = {false};
 	int asked = t->n_hyp;
-	enum copy_err err = type == 'E' ? copy_err_of(body, len) : COPY_ERR_DATA;
+	enum copy_err err = type == 'E' ? copy_err_of(body, len) : COPY_ERR_UNKNOWN;
 	for (int i = 0; i < asked; i++) {
 		bool overflow = false;
 		const char *w = hyp_server(t, i, type, err, &overflow);

@@ -1119,3 +1119,79 @@ static void named_during_copy_with_own_request_pending(struct target *t)
 }
 
 SCENARIO(named_during_copy_with_own_request_pending, NULL, false)
+
+/*
+ * A named statement sent behind a COPY FROM STDIN before the COPY began (its Query
+ * sleeps first), after a bad row: the row's error ends the COPY before the backend reads
+ * the Parse, which then runs.  corral checks the Parse under a scratch name and closes
+ * that (its own request).  Direct PostgreSQL: TDCGE22P02Z, then 1tTZ, and s2 runs.  The
+ * tracker kept a second reading, in which the COPY read the Parse as its end (an error
+ * no data error can be: CopyGetData raises 08P01 for the message at once), so its
+ * readings disagreed on the Parse and corral gave up with its scratch Close unanswered:
+ * 08P01 "lost track of corral's own requests" (sequence 1724 of seed 777, when the
+ * CopyInResponse came after the Parse was read).
+ */
+static void named_behind_copy_bad_row(struct target *t)
+{
+	char *table;
+	PGconn *locker = copy_table_locked(t, "nbr", &table);
+	h_exec_ok(locker, "rollback");
+	int fd = open_fd(t);
+	struct bmsg p1 = parse_of("s1", "select 'cf'::text"),
+		    p2 = parse_of("s2", "select 'cf'::text"), d2 = describe_of("s2");
+	char *sql = h_printf("select pg_sleep(0.3); copy %s from stdin", table);
+	EXPECT(fd, "1Z", 1, p1, B('S', ""));
+	send_msgs(fd, (struct bmsg[]){query(sql), B('d', "x\tbad\n"), p2, d2, B('S', "")}, 5);
+	char *got = read_replies(fd, 2);
+	cr_assert_str_eq(got, "TDCGE22P02Z1tTZ", "the failed COPY and s2: %s", got);
+	free(got);
+	EXPECT(fd, "2DCZ", 1, BRUN("s2"));
+	PQfinish(locker);
+	free_built(&p1, 1);
+	free_built(&p2, 1);
+	free_built(&d2, 1);
+	free(sql);
+	free(table);
+	close_fd(t, fd);
+}
+
+SCENARIO(named_behind_copy_bad_row, NULL, false)
+
+/*
+ * The same with a Sync among the COPY's data and a CopyFail: PostgreSQL swallows the Sync
+ * inside the COPY and fails it for the CopyFail (57014), then runs s2 (GE57014Z, 1tTZ).
+ * The error is CopyGetData's about the CopyFail, so the Sync was read by the COPY: one
+ * reading.  The tracker kept a second one (the Sync answered after the error), and a
+ * named statement sent then made it give up tracking for the rest of the link (the
+ * server closed when the client leaves).  Here: corral tracks on, and s2 runs.
+ */
+static void named_after_copy_fail_with_sync_inside(struct target *t)
+{
+	char *table;
+	PGconn *locker = copy_table_locked(t, "nfs", &table);
+	h_exec_ok(locker, "rollback");
+	int fd = open_fd(t);
+	struct bmsg p1 = parse_of("s1", "select 'cf'::text"),
+		    p2 = parse_of("s2", "select 'cf'::text"), d2 = describe_of("s2");
+	char *sql = h_printf("copy %s from stdin", table);
+	EXPECT(fd, "1Z", 1, p1, B('S', ""));
+	send_msgs(fd, (struct bmsg[]){query(sql)}, 1);
+	char *got = read_until(fd, 'G', 1);
+	cr_assert_str_eq(got, "G", "the COPY's start: %s", got);
+	free(got);
+	EXPECT(fd, "E57014Z", 1, B('d', "1\tone\n"), B('S', ""), B('f', "gives up\0"));
+	EXPECT(fd, "1tTZ", 1, p2, d2, B('S', ""));
+	EXPECT(fd, "2DCZ", 1, BRUN("s2"));
+	PQfinish(locker);
+	free_built(&p1, 1);
+	free_built(&p2, 1);
+	free_built(&d2, 1);
+	free(sql);
+	free(table);
+	close_fd(t, fd);
+	if (t->c) /* tracking went on: no client's server was given up on */
+		cr_assert_eq(h_log_count(t->c, "event=server_pinned"), 0, "%s",
+			     h_corral_log_tail(t->c));
+}
+
+SCENARIO(named_after_copy_fail_with_sync_inside, NULL, false)
