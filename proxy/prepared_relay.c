@@ -148,18 +148,19 @@ static bool hidden_notes_pending(const struct client *c)
  * Giving up while requests corral injected for earlier messages are unanswered would
  * fail the client for nothing (prepared_server_reply: their replies could no longer be
  * told apart), though the one reading there is accounts for them: the message is held
- * until they are answered (true: PREP_HOLD), then looked at again.  They are answered
- * without more from the client: they lie before the Sync or COPY that makes the doubt
- * (each flushes the backend's output), or inside a running COPY, which they then end
- * with an error that says they were read (tracker.c: copy_err_of).  With several
- * readings nothing is held (the tracker fails closed if a reply could be corral's).
+ * until they are answered (true: PREP_HOLD), then looked at again, but only when the
+ * backend answers them without more from the client (tracker_hidden_will_answer: a
+ * Sync, Query or FunctionCall after them flushes their replies; held otherwise, the
+ * client's own Sync behind the message would never come).  With several readings, or
+ * no such request after them, it gives up at once (and the client gets 08P01 when their
+ * replies come: fail closed).
  */
 static bool give_up_in_doubt(struct client *c)
 {
 	struct tracker *t = &c->relay.tracker;
 	if (t->lost || !tracker_copy_in_doubt(t))
 		return false;
-	if (t->n_hyp == 1 && hidden_notes_pending(c))
+	if (hidden_notes_pending(c) && tracker_hidden_will_answer(t))
 		return true;
 	t->lost = true;
 	t->why = t->n_hyp > 1 ? "named statement after a COPY whose end is in doubt"

@@ -767,6 +767,25 @@ bool tracker_copy_in_doubt(const struct tracker *t)
 	return false;
 }
 
+bool tracker_hidden_will_answer(const struct tracker *t)
+{
+	if (t->lost || t->n_hyp != 1)
+		return false;
+	const struct tracker_hyp *h = &t->hyp[0];
+	uint32_t last = h->len;
+	for (uint32_t i = 0; i < h->len; i++)
+		if (raw_at(h, i) & REQ_HIDDEN)
+			last = i;
+	if (last == h->len)
+		return false; /* none in flight: nothing to wait for */
+	for (uint32_t i = last + 1; i < h->len; i++) {
+		uint8_t r = at(h, i);
+		if (r == REQ_SYNC || r == REQ_QUERY || r == REQ_FUNC)
+			return true;
+	}
+	return false;
+}
+
 uint32_t tracker_take_outcomes(struct tracker *t, uint8_t out[TRACKER_OUTQ], int *current)
 {
 	/* What every reading says, from the front. */

@@ -150,6 +150,15 @@ bool tracker_in_copy(const struct tracker *t);
  */
 bool tracker_copy_in_doubt(const struct tracker *t);
 /*
+ * True when, in the one reading there is, every hidden request in flight will be
+ * answered (or skipped) and its reply flushed by the backend without anything more from
+ * the client: a Sync, Query or FunctionCall follows the last of them (its ReadyForQuery,
+ * or an error or CopyInResponse on the way, is flushed; a COPY they are sent into reads
+ * them as its end and fails at once).  A relay may then hold a client message until
+ * they are answered without waiting forever.
+ */
+bool tracker_hidden_will_answer(const struct tracker *t);
+/*
  * The outcomes of noted requests decided so far and agreed on by every reading, in the
  * order of the requests (enum tracker_outcome each, into out); returns how many and
  * takes them.  *current: the index of the one decided by the server message just given

@@ -1228,3 +1228,41 @@ static void error_names_the_bound_twin(struct target *t)
 }
 
 SCENARIO(error_names_the_bound_twin, NULL, KNOWN_DEFECT)
+
+/*
+ * A named statement behind a COPY with a Sync inside it (libpq's extended COPY sends
+ * one), all in one write with corral's own request of an earlier message unanswered: a
+ * Parse of s2, whose text the server has as s1's (checked under a scratch name, which
+ * corral closes), the COPY's Parse/Bind/Execute, a row, Sync, CopyDone, Close of s2,
+ * Sync.  Direct PostgreSQL: 112GC3Z (the Sync swallowed by the COPY).  A Sync inside a
+ * COPY leaves its end in doubt, so corral gives up tracking at the Close; it did so with
+ * its scratch Close unanswered, and the first reply came as 08P01 "lost track of
+ * corral's own requests" (differential sequence 77 of seed 777, while a broader rule was
+ * tried).  Now the Close waits until corral's request is answered (the Sync after it
+ * makes the backend flush its reply), then gives up with nothing of corral's in flight.
+ */
+static void named_behind_copy_with_sync_inside(struct target *t)
+{
+	char *table;
+	PGconn *locker = copy_table_locked(t, "nbs", &table);
+	h_exec_ok(locker, "rollback");
+	int fd = open_fd(t);
+	struct bmsg p1 = parse_of("s1", "select 'cf'::text"),
+		    p2 = parse_of("s2", "select 'cf'::text"), c2 = close_of("s2");
+	char *sql = h_printf("copy %s from stdin", table);
+	struct bmsg pc = parse_of("", sql);
+	EXPECT(fd, "1Z", 1, p1, B('S', ""));
+	EXPECT(fd, "112GC3Z", 1, p2, pc, B('B', "\0\0\0\0\0\0\0\0"), B('E', "\0\0\0\0\0"),
+	       B('d', "1\tone\n"), B('S', ""), B('c', ""), c2, B('S', ""));
+	EXPECT(fd, "2DCZ", 1, BRUN("s1"));
+	PQfinish(locker);
+	free_built(&p1, 1);
+	free_built(&p2, 1);
+	free_built(&c2, 1);
+	free_built(&pc, 1);
+	free(sql);
+	free(table);
+	close_fd(t, fd);
+}
+
+SCENARIO(named_behind_copy_with_sync_inside, NULL, false)
