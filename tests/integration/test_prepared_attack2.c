@@ -1197,10 +1197,11 @@ static void named_after_copy_fail_with_sync_inside(struct target *t)
 SCENARIO(named_after_copy_fail_with_sync_inside, NULL, false)
 
 /*
- * KNOWN_DEFECT (not a COPY matter; found by the same make test-diff run, sequence 379 of
- * seed 777, alone too): two names of one client with the same text share one server
- * statement, and an error that names it is given back the first name corral finds
- * (rename_in_error), not the one the failing Bind used.  Direct PostgreSQL names s2.
+ * Not a COPY matter (found by the same make test-diff run, sequence 379 of seed 777,
+ * alone too): names of one client with the same text share one server statement, and an
+ * error that names it was given back the first name corral found (rename_in_error), not
+ * the one the failing Bind used.  Direct PostgreSQL names s5.  Now a twin's Bind and
+ * Describe are noted (NOTE_CLIENT_USE) and its error is given the name it used.
  */
 static void error_names_the_bound_twin(struct target *t)
 {
@@ -1227,7 +1228,7 @@ static void error_names_the_bound_twin(struct target *t)
 	close_fd(t, fd);
 }
 
-SCENARIO(error_names_the_bound_twin, NULL, KNOWN_DEFECT)
+SCENARIO(error_names_the_bound_twin, NULL, false)
 
 /*
  * A named statement behind a COPY with a Sync inside it (libpq's extended COPY sends
