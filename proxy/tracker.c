@@ -26,7 +26,10 @@ enum req {
  * the ring stays one byte a request. */
 #define REQ_NOTED 0x80
 #define REQ_HIDDEN 0x40
-#define REQ_KIND 0x3f
+/* CopyData was sent after this request (before the next): a COPY FROM STDIN may run
+ * through it (tracker_copy_in_doubt). */
+#define REQ_DATA_AFTER 0x20
+#define REQ_KIND 0x1f
 
 /* Where the head request's COPY is. */
 enum copy_state { COPY_NONE, COPY_IN, COPY_OUT, COPY_OUT_DONE };
@@ -456,6 +459,16 @@ enum tracker_result tracker_client_ex(struct tracker *t, char type, const uint8_
 {
 	if (t->lost)
 		return TRACKER_OK;
+	if (type == 'd') {
+		/* Never answered; marks the last request in flight (a client sends COPY data
+		 * only where it expects a COPY to read it). */
+		for (int i = 0; i < t->n_hyp; i++) {
+			struct tracker_hyp *h = &t->hyp[i];
+			if (h->len)
+				h->q[(h->head + h->len - 1) & (h->cap - 1)] |= REQ_DATA_AFTER;
+		}
+		return TRACKER_OK;
+	}
 	uint8_t r = request_of(type, body, len);
 	if (!r)
 		return TRACKER_OK;
@@ -758,9 +771,17 @@ bool tracker_copy_in_doubt(const struct tracker *t)
 		return true;
 	/* A CopyDone / CopyFail not right after a Query or Execute (or another end, then
 	 * ignored): if a COPY runs up to it, what lies between may or may not be read by
-	 * it.  (Clients send CopyDone / CopyFail only for a COPY, so one is a sign of it.) */
-	for (uint32_t j = 1; j < h->len; j++) {
-		uint8_t r = at(h, j), p = at(h, j - 1);
+	 * it.  (Clients send CopyDone / CopyFail only for a COPY, so one is a sign of it.)
+	 * And a Sync (or bad Flush) with COPY data after it, a sign as good (libpq's
+	 * extended COPY: Execute, Sync, data): if the data fails, how many such Syncs the
+	 * COPY swallowed is not known. */
+	for (uint32_t j = 0; j < h->len; j++) {
+		uint8_t raw = raw_at(h, j), r = raw & REQ_KIND;
+		if ((r == REQ_SYNC || r == REQ_BAD_FLUSH) && (raw & REQ_DATA_AFTER))
+			return true;
+		if (j == 0)
+			continue;
+		uint8_t p = at(h, j - 1);
 		if (is_copy_end(r) && p != REQ_QUERY && p != REQ_EXEC && !is_copy_end(p))
 			return true;
 	}
