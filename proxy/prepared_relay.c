@@ -93,7 +93,14 @@ static enum prep_verdict lost_mode(struct client *c, char type, const struct pre
 		return PREP_PASS;
 	bool collision;
 	struct prep_entry *e = prep_server_entry(srv, st->content, &collision);
-	return e && prep_need(srv, e) == PREP_PRESENT ? PREP_REWRITE : PREP_PASS;
+	if (!e)
+		return PREP_PASS;
+	/* A Parse of it sent and unanswered, as the last thing done to it: the backend runs
+	 * that first, so the statement is there exactly when the client's would be (a Parse
+	 * that failed or was skipped leaves none, and the 26000 names the client's name,
+	 * rename_in_error).  Sent as it is, the client's own name would not exist. */
+	bool parsing = e->inflight && e->last_op == PREP_OP_PARSE;
+	return prep_need(srv, e) == PREP_PRESENT || parsing ? PREP_REWRITE : PREP_PASS;
 }
 
 /*
@@ -433,6 +440,12 @@ static bool use_stmt(struct rewrite *w, const char *name, const char **server_na
 				    "prepared statement \"%s\": corral's server "
 				    "name collides with another statement",
 				    name);
+	if (w->c->relay.tracker.lost) {
+		/* lost_mode said the server has it (or its Parse runs first): renamed only,
+		 * nothing of corral's is sent on a server it no longer tracks. */
+		*server_name = e->content->server_name;
+		return true;
+	}
 	if (st->content->kind == PREP_SQL && prep_need(w->srv, e) != PREP_PRESENT)
 		return refuse(w, "0A000",
 			      "prepared statement \"%s\" was made by SQL PREPARE: in transaction "

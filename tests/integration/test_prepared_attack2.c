@@ -1312,3 +1312,38 @@ static void named_behind_extended_copy_with_sync_and_bad_row(struct target *t)
 }
 
 SCENARIO(named_behind_extended_copy_with_sync_and_bad_row, NULL, false)
+
+/*
+ * Tracking given up (a COPY with a Sync among its data) while the client's own Parse of
+ * s2, from an earlier Sync segment, is still unanswered; then a Bind of s2.  Direct
+ * PostgreSQL: TDCZ, 1Z, 12GC (the Sync swallowed), 2DCZ.  corral sent the Bind with the
+ * client's own name, which the server does not have (the Parse went as corral's name):
+ * 26000 (make test-diff DIFF_SEED=4242, sequences 17 and 379, once such COPYs gave up
+ * tracking).  The Parse runs first, so the Bind now goes with the server's name.
+ */
+static void lost_mode_bind_behind_own_parse(struct target *t)
+{
+	char *table;
+	PGconn *locker = copy_table_locked(t, "lbp", &table);
+	h_exec_ok(locker, "rollback");
+	int fd = open_fd(t);
+	struct bmsg p2 = parse_of("s2", "select 'cf2'::text");
+	char *sql = h_printf("copy %s from stdin", table);
+	struct bmsg pc = parse_of("", sql);
+	send_msgs(fd,
+		  (struct bmsg[]){query("select pg_sleep(0.3)"), p2, B('S', ""), pc,
+				  B('B', "\0\0\0\0\0\0\0\0"), B('E', "\0\0\0\0\0"), B('S', ""),
+				  B('d', "1\tone\n"), B('c', ""), BRUN("s2")},
+		  12);
+	char *got = read_replies(fd, 3);
+	cr_assert_str_eq(got, "TDCZ1Z12GC2DCZ", "the COPY and s2: %s", got);
+	free(got);
+	PQfinish(locker);
+	free_built(&p2, 1);
+	free_built(&pc, 1);
+	free(sql);
+	free(table);
+	close_fd(t, fd);
+}
+
+SCENARIO(lost_mode_bind_behind_own_parse, NULL, false)
