@@ -293,12 +293,22 @@ struct prep_stmt *prep_client_add(struct prep_client *pc, const char *name,
 	st->closing = false;
 	st->close_ticket = 0;
 	st->seg = 0;
+	st->twin = false;
 	struct prep_stmt **slot = &pc->buckets[name_hash(name) & (pc->n_buckets - 1)];
 	st->next = *slot;
 	*slot = st;
 	if (++pc->n_stmts > pc->n_buckets)
 		client_grow(pc);
 	return st;
+}
+
+void prep_client_mark_twins(struct prep_client *pc, struct prep_stmt *st)
+{
+	for (uint32_t i = 0; i < pc->n_buckets; i++)
+		for (struct prep_stmt *o = pc->buckets[i]; o; o = o->next)
+			if (o != st &&
+			    strcmp(o->content->server_name, st->content->server_name) == 0)
+				o->twin = st->twin = true;
 }
 
 /* A forgotten statement is kept until the link ends: a reply in flight may still name

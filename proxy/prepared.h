@@ -117,6 +117,10 @@ struct prep_stmt {
 	bool closing;
 	uint64_t close_ticket;
 	uint64_t seg; /* ... in this Sync segment of the server */
+	/* Another of the client's names had the same content (one server statement) when
+	 * this one was made: an error naming the server statement could be either's, so
+	 * its Binds and Describes are noted (NOTE_CLIENT_USE). */
+	bool twin;
 	char name[];
 };
 
@@ -135,6 +139,8 @@ enum prep_note_kind {
 	NOTE_SQL_DEALLOCATE,
 	NOTE_SQL_CLEAR,
 	NOTE_SQL_TEXT, /* a rewritten Query with nothing else to note: its error position */
+	/* A Bind or Describe of a twin (prep_stmt.twin): its error names the client's name. */
+	NOTE_CLIENT_USE,
 };
 
 /*
@@ -185,6 +191,9 @@ struct prep_stmt *prep_client_find(const struct prep_client *pc, const char *nam
 /* Adds name -> content (a new reference is taken); NULL if out of memory. */
 struct prep_stmt *prep_client_add(struct prep_client *pc, const char *name,
 				  struct prep_content *content);
+/* Marks st, and every other name of the client with its server statement, as twins
+ * (prep_stmt.twin) if there is any: one pass over the client's names. */
+void prep_client_mark_twins(struct prep_client *pc, struct prep_stmt *st);
 /* Forgets name at once (a Parse corral refused); false if it was not there. */
 bool prep_client_remove(struct prep_client *pc, const char *name);
 /* Forgets every name at once (the client is freed). */

@@ -93,7 +93,14 @@ static enum prep_verdict lost_mode(struct client *c, char type, const struct pre
 		return PREP_PASS;
 	bool collision;
 	struct prep_entry *e = prep_server_entry(srv, st->content, &collision);
-	return e && prep_need(srv, e) == PREP_PRESENT ? PREP_REWRITE : PREP_PASS;
+	if (!e)
+		return PREP_PASS;
+	/* A Parse of it sent and unanswered, as the last thing done to it: the backend runs
+	 * that first, so the statement is there exactly when the client's would be (a Parse
+	 * that failed or was skipped leaves none, and the 26000 names the client's name,
+	 * rename_in_error).  Sent as it is, the client's own name would not exist. */
+	bool parsing = e->inflight && e->last_op == PREP_OP_PARSE;
+	return prep_need(srv, e) == PREP_PRESENT || parsing ? PREP_REWRITE : PREP_PASS;
 }
 
 /*
@@ -125,21 +132,47 @@ static enum prep_verdict long_names(struct client *c, char type, uint32_t body_l
 	return v;
 }
 
+static bool note_is_hidden(const struct prep_note *n);
+
+/* Requests corral sent on its own (or whose replies it replaces) are unanswered. */
+static bool hidden_notes_pending(const struct client *c)
+{
+	const struct prep_client *pc = c->prep;
+	for (uint32_t i = 0; pc && i < pc->notes_len; i++)
+		if (note_is_hidden(&pc->notes[(pc->notes_head + i) % pc->notes_cap]))
+			return true;
+	return false;
+}
+
 /*
- * A failed COPY left several readings, or a COPY is running (a message that is not
- * COPY data ends it with an error, and where the backend then skips to depends on
- * Syncs sent inside it): what corral would inject could not be answered for.  Give up
+ * A failed COPY left several readings, or a COPY FROM STDIN may end in more than one
+ * way (tracker_copy_in_doubt: a Sync sent inside it, or the named message itself would
+ * be read by it): what corral would inject could not be answered for.  Give up
  * tracking as the tracker does when its readings run out: the server stays with this
- * client, then is closed, and the client's messages go as they are.
+ * client, then is closed, and the client's messages go as they are.  A COPY TO STDOUT,
+ * or a COPY FROM STDIN whose CopyDone / CopyFail was sent right after it, is no doubt.
+ *
+ * Giving up while requests corral injected for earlier messages are unanswered would
+ * fail the client for nothing (prepared_server_reply: their replies could no longer be
+ * told apart), though the one reading there is accounts for them: the message is held
+ * until they are answered (true: PREP_HOLD), then looked at again, but only when the
+ * backend answers them without more from the client (tracker_hidden_will_answer: a
+ * Sync, Query or FunctionCall after them flushes their replies; held otherwise, the
+ * client's own Sync behind the message would never come).  With several readings, or
+ * no such request after them, it gives up at once (and the client gets 08P01 when their
+ * replies come: fail closed).
  */
-static void give_up_in_doubt(struct client *c)
+static bool give_up_in_doubt(struct client *c)
 {
 	struct tracker *t = &c->relay.tracker;
-	if (t->lost || (t->n_hyp < 2 && !tracker_in_copy(t)))
-		return;
+	if (t->lost || !tracker_copy_in_doubt(t))
+		return false;
+	if (hidden_notes_pending(c) && tracker_hidden_will_answer(t))
+		return true;
 	t->lost = true;
 	t->why = t->n_hyp > 1 ? "named statement after a COPY whose end is in doubt"
 			      : "named statement during a COPY";
+	return false;
 }
 
 static enum prep_verdict check_names(struct client *c, char type, uint32_t body_len,
@@ -150,7 +183,8 @@ static enum prep_verdict check_names(struct client *c, char type, uint32_t body_
 		return PREP_PASS; /* unnamed statements and portals are the client's own */
 	if (c->prep_mode == PREP_REFUSE && type != 'P')
 		return PREP_PASS; /* only a named Parse is refused: the rest fails by itself */
-	give_up_in_doubt(c);
+	if (give_up_in_doubt(c))
+		return PREP_HOLD;
 	char key[SQL_NAME_MAX + 1];
 	nm->name = stmt_key(nm->name, key);
 	if (c->relay.tracker.lost && lost_mode(c, type, nm) == PREP_PASS)
@@ -371,6 +405,7 @@ static bool rewrite_parse(struct rewrite *w, const char *name, const uint8_t *re
 				    "name collides with another statement",
 				    name);
 	}
+	prep_client_mark_twins(w->pc, st);
 	if (prep_need(w->srv, e) != PREP_PRESENT)
 		return prep_make_present(&w->ctx, e, true, st);
 	/* The server has it: the client's Parse is checked under a scratch name, so its
@@ -388,11 +423,13 @@ static bool rewrite_parse(struct rewrite *w, const char *name, const uint8_t *re
 	return tell_tracker(w, 'C', NULL, 0, TRACKER_HIDDEN);
 }
 
-/* A Bind or Describe of a named statement: prepared on this server first if need be. */
-static bool use_stmt(struct rewrite *w, const char *name, const char **server_name)
+/* A Bind or Describe of a named statement: prepared on this server first if need be.
+ * *flags: how the caller tells the tracker of it (noted for a twin's). */
+static bool use_stmt(struct rewrite *w, const char *name, const char **server_name, int *flags)
 {
 	struct prep_stmt *st = prep_client_find(w->pc, name);
 	*server_name = NULL;
+	*flags = 0;
 	if (!st)
 		return unknown_stmt(w, name);
 	bool oom;
@@ -403,6 +440,12 @@ static bool use_stmt(struct rewrite *w, const char *name, const char **server_na
 				    "prepared statement \"%s\": corral's server "
 				    "name collides with another statement",
 				    name);
+	if (w->c->relay.tracker.lost) {
+		/* lost_mode said the server has it (or its Parse runs first): renamed only,
+		 * nothing of corral's is sent on a server it no longer tracks. */
+		*server_name = e->content->server_name;
+		return true;
+	}
 	if (st->content->kind == PREP_SQL && prep_need(w->srv, e) != PREP_PRESENT)
 		return refuse(w, "0A000",
 			      "prepared statement \"%s\" was made by SQL PREPARE: in transaction "
@@ -411,6 +454,18 @@ static bool use_stmt(struct rewrite *w, const char *name, const char **server_na
 	if (!prep_make_present(&w->ctx, e, false, NULL))
 		return false;
 	*server_name = e->content->server_name;
+	if (st->twin) {
+		/* Its errors name the server statement, which another name shares: the
+		 * note says whose it is (reply_for). */
+		if (!prep_note_push(w->pc, NOTE_CLIENT_USE, NULL, NULL))
+			return false;
+		struct prep_note *n = &w->pc->notes[(w->pc->notes_head + w->pc->notes_len - 1) %
+						    w->pc->notes_cap];
+		n->stmt_name = strdup(w->shown ? w->shown : name);
+		if (!n->stmt_name)
+			return false;
+		*flags = TRACKER_NOTED;
+	}
 	return true;
 }
 
@@ -648,11 +703,12 @@ static bool rewrite_message(struct rewrite *w, char type, const uint8_t *body, s
 	nm.name = stmt_key(nm.name, key);
 	w->shown = nm.name == as_sent ? NULL : as_sent;
 	const char *server_name;
+	int flags;
 	switch (type) {
 	case 'P':
 		return rewrite_parse(w, nm.name, body + nm.after, len - nm.after);
 	case 'B':
-		if (!use_stmt(w, nm.name, &server_name))
+		if (!use_stmt(w, nm.name, &server_name, &flags))
 			return false;
 		rw->remaining = (uint32_t)(whole - nm.after);
 		if (!server_name) {
@@ -660,14 +716,14 @@ static bool rewrite_message(struct rewrite *w, char type, const uint8_t *body, s
 			return true;
 		}
 		prepmsg_put_bind_head(w->dst, (const char *)body, server_name, rw->remaining);
-		return tell_tracker(w, 'B', NULL, 0, 0);
+		return tell_tracker(w, 'B', NULL, 0, flags);
 	case 'D':
-		if (!use_stmt(w, nm.name, &server_name))
+		if (!use_stmt(w, nm.name, &server_name, &flags))
 			return false;
 		if (!server_name)
 			return true;
 		prepmsg_put_describe(w->dst, 'S', server_name);
-		return tell_tracker(w, 'D', (const uint8_t *)"S", 1, 0);
+		return tell_tracker(w, 'D', (const uint8_t *)"S", 1, flags);
 	case 'C': {
 		/* Only the client's name goes, once PostgreSQL has run the Close (it skips
 		 * it after an error); the server's statement stays for others (and for the
@@ -767,7 +823,7 @@ static bool note_is_hidden(const struct prep_note *n)
 {
 	return n->kind != NOTE_CLIENT_PARSE && n->kind != NOTE_SQL_PREPARE &&
 	       n->kind != NOTE_CLIENT_CLOSE && n->kind != NOTE_SQL_CLEAR &&
-	       n->kind != NOTE_SQL_TEXT;
+	       n->kind != NOTE_SQL_TEXT && n->kind != NOTE_CLIENT_USE;
 }
 
 /* The error's position (field P) as it reads in the client's text, or 0 when it points
@@ -849,7 +905,7 @@ static enum prep_reply reply_for(const struct prep_note *n, int outcome, char ty
 }
 
 static enum prep_reply decide(struct client *c, struct prep_client *pc, struct tracker *t,
-			      char type, const uint8_t *body, size_t body_len,
+			      char type, const uint8_t *body, size_t body_len, size_t whole_len,
 			      struct evbuffer *out_buf);
 
 /* PostgreSQL's 26000 for PREP_UNKNOWN_PREFIX + name, as it reads for name. */
@@ -864,6 +920,25 @@ static bool rename_unknown(const uint8_t *body, size_t len, struct evbuffer *out
 	if (!fixed)
 		return false;
 	snprintf(fixed, cap, "prepared statement \"%s", msg + sizeof(lead) - 1);
+	bool ok = prepmsg_put_error_renamed(out, body, len, fixed);
+	free(fixed);
+	return ok;
+}
+
+/* The first corral statement name (corral_ and 16 hex digits) in an error's message
+ * replaced by name.  body: all of it. */
+static bool rename_as(const uint8_t *body, size_t len, const char *name, struct evbuffer *out)
+{
+	const char *msg = pgproto_error_field(body, len, 'M');
+	const char *at = msg ? strstr(msg, "\"corral_") : NULL;
+	const char *end = at ? strchr(at + 1, '"') : NULL;
+	if (!end || (size_t)(end - at - 1) != PREP_NAME_LEN - 1)
+		return false;
+	size_t cap = strlen(msg) + strlen(name) + 1;
+	char *fixed = malloc(cap);
+	if (!fixed)
+		return false;
+	snprintf(fixed, cap, "%.*s\"%s\"%s", (int)(at - msg), msg, name, end + 1);
 	bool ok = prepmsg_put_error_renamed(out, body, len, fixed);
 	free(fixed);
 	return ok;
@@ -905,7 +980,7 @@ enum prep_reply prepared_server_reply(struct client *c, char type, const uint8_t
 	struct tracker *t = &c->relay.tracker;
 	if (type == 'E' && c->prep_mode == PREP_ON)
 		check_foreign_change(c, body, body_len);
-	enum prep_reply reply = decide(c, pc, t, type, body, body_len, out_buf);
+	enum prep_reply reply = decide(c, pc, t, type, body, body_len, whole_len, out_buf);
 	if (reply == PREP_REPLY_PASS && type == 'E' && out_buf && body_len == whole_len &&
 	    rename_unknown(body, body_len, out_buf))
 		return PREP_REPLY_REPLACE;
@@ -917,7 +992,7 @@ enum prep_reply prepared_server_reply(struct client *c, char type, const uint8_t
 }
 
 static enum prep_reply decide(struct client *c, struct prep_client *pc, struct tracker *t,
-			      char type, const uint8_t *body, size_t body_len,
+			      char type, const uint8_t *body, size_t body_len, size_t whole_len,
 			      struct evbuffer *out_buf)
 {
 	if (!pc || !pc->notes_len)
@@ -944,6 +1019,12 @@ static enum prep_reply decide(struct client *c, struct prep_client *pc, struct t
 			return PREP_REPLY_LOST; /* an outcome nobody asked for */
 		if ((int)i == current)
 			reply = reply_for(n, out[i], type, body, body_len, out_buf);
+		/* A twin's Bind / Describe failed: its error is given the name it used (every
+		 * twin has the server name rename_in_error would look for). */
+		if ((int)i == current && n->kind == NOTE_CLIENT_USE && out[i] == TRACKER_FAILED &&
+		    type == 'E' && out_buf && body_len == whole_len &&
+		    rename_as(body, body_len, n->stmt_name, out_buf))
+			reply = PREP_REPLY_REPLACE;
 		if (reply == PREP_REPLY_LOST)
 			return reply;
 		prep_note_resolve(pc, srv, out[i]);

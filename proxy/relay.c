@@ -359,7 +359,9 @@ static enum scan_result inspect_server_msg(struct scan *sc, char type, const uin
 				  : "server spoke between transactions";
 		return SCAN_SERVER_GONE;
 	}
-	if (tracker_server(&r->tracker, type, body, len - 4) == TRACKER_OUT_OF_STEP) {
+	/* body: at most INSPECT_MAX bytes of the message (an ErrorResponse's first part) */
+	if (tracker_server(&r->tracker, type, body, body ? body_len : len - 4) ==
+	    TRACKER_OUT_OF_STEP) {
 		if (fatal) {
 			/* Said while nothing was asked (an idle timeout, an administrator's
 			 * termination): the client hears it as from PostgreSQL, then the close. */

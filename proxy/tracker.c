@@ -26,7 +26,10 @@ enum req {
  * the ring stays one byte a request. */
 #define REQ_NOTED 0x80
 #define REQ_HIDDEN 0x40
-#define REQ_KIND 0x3f
+/* CopyData was sent after this request (before the next): a COPY FROM STDIN may run
+ * through it (tracker_copy_in_doubt). */
+#define REQ_DATA_AFTER 0x20
+#define REQ_KIND 0x1f
 
 /* Where the head request's COPY is. */
 enum copy_state { COPY_NONE, COPY_IN, COPY_OUT, COPY_OUT_DONE };
@@ -163,11 +166,12 @@ static bool is_extended(uint8_t r)
 	       r == REQ_EXEC || r == REQ_CLOSE || r == REQ_BAD_FLUSH;
 }
 
-/* CopyDone/CopyFail that reach the front outside COPY are ignored by the backend. */
+/* CopyDone/CopyFail that reach the front outside COPY are ignored by the backend (and a
+ * request a failed COPY read as its end, noted skipped now: consumed_by_copy). */
 static void drop_ignored(struct tracker_hyp *h)
 {
 	while (h->len && h->copy == COPY_NONE && is_copy_end(at(h, 0)))
-		pop(h);
+		drop_front(h);
 }
 
 /* The head request is fully answered. */
@@ -455,6 +459,16 @@ enum tracker_result tracker_client_ex(struct tracker *t, char type, const uint8_
 {
 	if (t->lost)
 		return TRACKER_OK;
+	if (type == 'd') {
+		/* Never answered; marks the last request in flight (a client sends COPY data
+		 * only where it expects a COPY to read it). */
+		for (int i = 0; i < t->n_hyp; i++) {
+			struct tracker_hyp *h = &t->hyp[i];
+			if (h->len)
+				h->q[(h->head + h->len - 1) & (h->cap - 1)] |= REQ_DATA_AFTER;
+		}
+		return TRACKER_OK;
+	}
 	uint8_t r = request_of(type, body, len);
 	if (!r)
 		return TRACKER_OK;
@@ -492,22 +506,102 @@ static void drop_hyp(struct tracker *t, int i)
 }
 
 /*
+ * What an ErrorResponse that ends a COPY FROM STDIN says about how far the backend read.
+ * CopyGetData (copyfromparse.c), the function that reads the client's COPY messages,
+ * raises two errors about the message it has just read: 57014 "COPY from stdin failed"
+ * for a CopyFail, 08P01 "unexpected message type" for a message that is not COPY data.
+ * Either way every message before that one was read inside the COPY (Syncs and Flushes
+ * swallowed), so the count is known.  Any other error (bad data, a constraint, a
+ * trigger, a cancel) may come before the backend has read what the client sent, but
+ * never after it read a message that is not COPY data (CopyGetData raises at once): that
+ * message was not read by the COPY.  The routine (field R) and SQLSTATE (field C) are
+ * never translated.  Without them (no body, or only its first part) nothing is known.
+ */
+enum copy_err { COPY_ERR_UNKNOWN, COPY_ERR_DATA, COPY_ERR_COPY_FAIL, COPY_ERR_OTHER_MSG };
+
+/* Field code's value in an ErrorResponse body of len bytes (maybe only its first part:
+ * a field cut short is not found), or NULL. */
+static const char *error_field(const uint8_t *body, size_t len, char code)
+{
+	size_t i = 0;
+	while (body && i < len && body[i] != 0) {
+		char field = (char)body[i++];
+		const uint8_t *end = memchr(body + i, 0, len - i);
+		if (!end)
+			return NULL;
+		if (field == code)
+			return (const char *)body + i;
+		i = (size_t)(end - body) + 1;
+	}
+	return NULL;
+}
+
+/*
+ * A failed COPY FROM STDIN at the head swallowed the n Syncs (and bad Flushes) after it,
+ * and, if other, read the request after them as its end (it never runs).  That request
+ * stays in its place as an ignored COPY end, so its outcome (skipped) is reported after
+ * the head's (a Query's comes only with its ReadyForQuery): outcomes go in the order of
+ * the requests.
+ */
+static void consumed_by_copy(struct tracker_hyp *h, uint32_t n, bool other)
+{
+	remove_after_head(h, n);
+	if (other) {
+		uint32_t i = (h->head + 1) & (h->cap - 1);
+		h->q[i] = (uint8_t)((h->q[i] & ~REQ_KIND) | REQ_COPY_FAIL);
+	}
+}
+
+static enum copy_err copy_err_of(const uint8_t *body, size_t len)
+{
+	const char *routine = error_field(body, len, 'R');
+	const char *code = error_field(body, len, 'C');
+	if (!routine || !code)
+		return COPY_ERR_UNKNOWN;
+	if (strcmp(routine, "CopyGetData") != 0)
+		return COPY_ERR_DATA;
+	if (strcmp(code, "57014") == 0)
+		return COPY_ERR_COPY_FAIL;
+	if (strcmp(code, "08P01") == 0)
+		return COPY_ERR_OTHER_MSG;
+	return COPY_ERR_UNKNOWN; /* (the client's connection failed: it ends anyway) */
+}
+
+/*
  * An error ended a COPY FROM STDIN: the backend swallowed some of the Syncs (and bad
  * Flushes) the client sent after the COPY began, and maybe the one other request after
  * them (which then caused the error).  Each count is a reading; readings that come out
- * the same are kept once.  False: more readings than the tracker keeps.
+ * the same are kept once.  An error CopyGetData raised for the message it read (err)
+ * leaves one count.  Returns NULL, or why this reading cannot be (the error names a
+ * message the client did not send there); *overflow: more readings than the tracker
+ * keeps.
  */
-static bool copy_in_failed(struct tracker *t, int i)
+static const char *copy_in_failed(struct tracker *t, int i, enum copy_err err, bool *overflow)
 {
 	struct tracker_hyp *h = &t->hyp[i];
 	uint32_t n = 0;
 	while (1 + n < h->len && (at(h, 1 + n) == REQ_SYNC || at(h, 1 + n) == REQ_BAD_FLUSH))
 		n++;
 	bool other = 1 + n < h->len && !is_copy_end(at(h, 1 + n));
-	uint32_t ways = n + 1 + (other ? 1 : 0);
+	if (err == COPY_ERR_COPY_FAIL || err == COPY_ERR_OTHER_MSG) {
+		/* The message after the swallowed ones is the one the error is about. */
+		bool fail = 1 + n < h->len && at(h, 1 + n) == REQ_COPY_FAIL;
+		if (err == COPY_ERR_COPY_FAIL ? !fail : !other)
+			return "COPY ended by a message the client did not send there";
+		/* The CopyFail stays: outside COPY it is ignored (drop_ignored); the other
+		 * message was read by the COPY, never run. */
+		consumed_by_copy(h, n, other);
+		h->copy = COPY_NONE;
+		request_failed(h);
+		return NULL;
+	}
+	/* An error not about the message after the Syncs: that message was not read. */
+	uint32_t ways = n + 1 + (other && err == COPY_ERR_UNKNOWN ? 1 : 0);
 	struct tracker_hyp base;
-	if (!hyp_copy(&base, h))
-		return false;
+	if (!hyp_copy(&base, h)) {
+		*overflow = true;
+		return NULL;
+	}
 	bool ok = true;
 	for (uint32_t k = 0; k < ways && ok; k++) {
 		struct tracker_hyp *dst = h;
@@ -523,12 +617,13 @@ static bool copy_in_failed(struct tracker *t, int i)
 			}
 			t->n_hyp++;
 		}
-		remove_after_head(dst, k);
+		consumed_by_copy(dst, k > n ? n : k, k > n);
 		dst->copy = COPY_NONE;
 		request_failed(dst);
 	}
 	hyp_free(&base);
-	return ok;
+	*overflow = !ok;
+	return NULL;
 }
 
 static void dedupe(struct tracker *t)
@@ -543,7 +638,8 @@ static void dedupe(struct tracker *t)
 
 /* Applies one server message to reading i: NULL, or why the message cannot belong
  * to it.  *overflow: the reading split into more than TRACKER_MAX_HYP. */
-static const char *hyp_server(struct tracker *t, int i, char type, bool *overflow)
+static const char *hyp_server(struct tracker *t, int i, char type, enum copy_err err,
+			      bool *overflow)
 {
 	struct tracker_hyp *h = &t->hyp[i];
 	if (type == 'N' || type == 'A' || type == 'S')
@@ -551,10 +647,8 @@ static const char *hyp_server(struct tracker *t, int i, char type, bool *overflo
 	if (h->len == 0)
 		return type == 'Z' ? "ReadyForQuery with nothing outstanding"
 				   : "server message with nothing outstanding";
-	if (h->copy == COPY_IN && type == 'E') {
-		*overflow = !copy_in_failed(t, i);
-		return NULL;
-	}
+	if (h->copy == COPY_IN && type == 'E')
+		return copy_in_failed(t, i, err, overflow);
 	if (h->copy != COPY_NONE)
 		return answer_in_copy(h, type);
 	if (type == 'E') {
@@ -586,7 +680,7 @@ enum tracker_result tracker_server(struct tracker *t, char type, const uint8_t *
 	}
 	if (t->n_hyp == 1 && !(t->hyp[0].copy == COPY_IN && type == 'E')) {
 		/* One reading, nothing to split: the common case, without the bookkeeping. */
-		why = hyp_server(t, 0, type, &(bool){false});
+		why = hyp_server(t, 0, type, COPY_ERR_UNKNOWN, &(bool){false});
 		if (why)
 			goto out_of_step;
 		if (t->hyp[0].outq_over)
@@ -602,9 +696,10 @@ enum tracker_result tracker_server(struct tracker *t, char type, const uint8_t *
 	 * there before are asked. */
 	bool bad[TRACKER_MAX_HYP] = {false};
 	int asked = t->n_hyp;
+	enum copy_err err = type == 'E' ? copy_err_of(body, len) : COPY_ERR_UNKNOWN;
 	for (int i = 0; i < asked; i++) {
 		bool overflow = false;
-		const char *w = hyp_server(t, i, type, &overflow);
+		const char *w = hyp_server(t, i, type, err, &overflow);
 		if (overflow) {
 			/* Fail closed: the server stays with this client and is never reused. */
 			t->lost = true;
@@ -661,6 +756,54 @@ bool tracker_in_copy(const struct tracker *t)
 	for (int i = 0; i < t->n_hyp; i++)
 		if (t->hyp[i].copy != COPY_NONE)
 			return true;
+	return false;
+}
+
+bool tracker_copy_in_doubt(const struct tracker *t)
+{
+	if (t->n_hyp > 1)
+		return true;
+	if (t->lost)
+		return false; /* nothing is injected any more */
+	const struct tracker_hyp *h = &t->hyp[0];
+	/* A running COPY FROM STDIN: the next message is its end, or it is in doubt. */
+	if (h->copy == COPY_IN && (h->len < 2 || !is_copy_end(at(h, 1))))
+		return true;
+	/* A CopyDone / CopyFail not right after a Query or Execute (or another end, then
+	 * ignored): if a COPY runs up to it, what lies between may or may not be read by
+	 * it.  (Clients send CopyDone / CopyFail only for a COPY, so one is a sign of it.)
+	 * And a Sync (or bad Flush) with COPY data after it, a sign as good (libpq's
+	 * extended COPY: Execute, Sync, data): if the data fails, how many such Syncs the
+	 * COPY swallowed is not known. */
+	for (uint32_t j = 0; j < h->len; j++) {
+		uint8_t raw = raw_at(h, j), r = raw & REQ_KIND;
+		if ((r == REQ_SYNC || r == REQ_BAD_FLUSH) && (raw & REQ_DATA_AFTER))
+			return true;
+		if (j == 0)
+			continue;
+		uint8_t p = at(h, j - 1);
+		if (is_copy_end(r) && p != REQ_QUERY && p != REQ_EXEC && !is_copy_end(p))
+			return true;
+	}
+	return false;
+}
+
+bool tracker_hidden_will_answer(const struct tracker *t)
+{
+	if (t->lost || t->n_hyp != 1)
+		return false;
+	const struct tracker_hyp *h = &t->hyp[0];
+	uint32_t last = h->len;
+	for (uint32_t i = 0; i < h->len; i++)
+		if (raw_at(h, i) & REQ_HIDDEN)
+			last = i;
+	if (last == h->len)
+		return false; /* none in flight: nothing to wait for */
+	for (uint32_t i = last + 1; i < h->len; i++) {
+		uint8_t r = at(h, i);
+		if (r == REQ_SYNC || r == REQ_QUERY || r == REQ_FUNC)
+			return true;
+	}
 	return false;
 }
 

@@ -108,7 +108,9 @@ static inline enum tracker_result tracker_client(struct tracker *t, char type, c
 }
 /*
  * The server sent a message of this type.  body is needed for ReadyForQuery (its
- * status byte).  TRACKER_OUT_OF_STEP: the message has no place in any reading (a
+ * status byte); for an ErrorResponse it may be given (its first len bytes will do): one
+ * that ends a COPY FROM STDIN may say how far the backend read (tracker.c:
+ * copy_err_of), which leaves one reading where there would be several.  TRACKER_OUT_OF_STEP: the message has no place in any reading (a
  * ReadyForQuery with nothing outstanding, a reply to a request never sent); t->why
  * says which.
  */
@@ -137,6 +139,25 @@ static inline bool tracker_settled(const struct tracker *t)
 bool tracker_will_settle(const struct tracker *t);
 /* True while any reading has a COPY running. */
 bool tracker_in_copy(const struct tracker *t);
+/*
+ * True when a request added now might have more than one outcome because of a COPY FROM
+ * STDIN: several readings are open, or in some reading a COPY FROM STDIN that runs (or
+ * a Query or Execute that may start one) is followed by something other than its
+ * CopyDone / CopyFail before its end (a Sync or Flush the COPY may or may not swallow if
+ * it fails, a request it may read as its end, or nothing yet: the request added would be
+ * that one).  A COPY TO STDOUT reads nothing, and a COPY whose end follows it at once
+ * ends the same way whatever fails: neither is in doubt.
+ */
+bool tracker_copy_in_doubt(const struct tracker *t);
+/*
+ * True when, in the one reading there is, every hidden request in flight will be
+ * answered (or skipped) and its reply flushed by the backend without anything more from
+ * the client: a Sync, Query or FunctionCall follows the last of them (its ReadyForQuery,
+ * or an error or CopyInResponse on the way, is flushed; a COPY they are sent into reads
+ * them as its end and fails at once).  A relay may then hold a client message until
+ * they are answered without waiting forever.
+ */
+bool tracker_hidden_will_answer(const struct tracker *t);
 /*
  * The outcomes of noted requests decided so far and agreed on by every reading, in the
  * order of the requests (enum tracker_outcome each, into out); returns how many and

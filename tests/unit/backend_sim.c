@@ -146,13 +146,24 @@ static void finish_noted(struct sim *s)
 		s->cur_noted = false;
 }
 
-static void copy_in_ends(struct sim *s, bool ok)
+/* An ErrorResponse that ends a COPY FROM STDIN; why: 'f' CopyGetData read a CopyFail,
+ * 'o' it read a message that is not COPY data, 'd' anything else (bad data, a
+ * constraint, a trigger).  deliver_one gives the tracker its fields, or sometimes none
+ * (as when only part of a long error is looked at). */
+static void copy_error(struct sim *s, char why)
+{
+	if (chance(s, 8))
+		emit_status(s, "NSA"[sim_byte(s->src) % 3], 0);
+	emit_status(s, 'E', why);
+}
+
+static void copy_in_ends(struct sim *s, bool ok, char why)
 {
 	int by = s->copy;
 	s->copy = 0;
 	if (!ok) {
 		s->copy_failed = true;
-		emit(s, 'E');
+		copy_error(s, why);
 		if (by == 'E') {
 			s->skipping = true;
 		} else {
@@ -172,17 +183,17 @@ static void copy_in_read(struct sim *s, char msg)
 	switch (msg) {
 	case 'd':
 		if (chance(s, 15))
-			copy_in_ends(s, false); /* bad data, a constraint, a trigger */
+			copy_in_ends(s, false, 'd'); /* bad data, a constraint, a trigger */
 		break;
 	case 'H':
 	case 'h':
 	case 'S':
 		break; /* ignored inside COPY */
 	case 'c':
-		copy_in_ends(s, !chance(s, 10));
+		copy_in_ends(s, !chance(s, 10), 'd');
 		break;
 	default: /* CopyFail, or "unexpected message type during COPY from stdin" */
-		copy_in_ends(s, false);
+		copy_in_ends(s, false, msg == 'f' ? 'f' : 'o');
 		break;
 	}
 }
@@ -193,7 +204,7 @@ static void copy_in_begins(struct sim *s, int by)
 	emit(s, 'G');
 	s->copy = by;
 	if (chance(s, 10))
-		copy_in_ends(s, false);
+		copy_in_ends(s, false, 'd');
 }
 
 /* ---- one message, as PostgresMain handles it ------------------------------------ */
@@ -372,8 +383,22 @@ static void deliver_one(struct sim *s)
 	s->out_len--;
 	bool z = type == 'Z';
 	if (getenv("SIM_TRACE"))
-		fprintf(stderr, "<%c%c ", type, z ? status : ' ');
-	if (tracker_server(&s->tracker, type, z ? &status : NULL, z ? 1 : 0) != TRACKER_OK)
+		fprintf(stderr, "<%c%c ", type, z || status ? status : ' ');
+	/* A COPY's error with the fields PostgreSQL gives it (routine, SQLSTATE), most of
+	 * the time. */
+	static const uint8_t copy_fail[] =
+		"SERROR\0C57014\0MCOPY from stdin failed\0RCopyGetData\0",
+			     other[] = "SERROR\0C08P01\0Munexpected message type\0RCopyGetData\0",
+			     data[] = "SERROR\0C22P02\0Minvalid input syntax\0RInputFunctionCall\0";
+	const uint8_t *body = z ? &status : NULL;
+	size_t len = z ? 1 : 0;
+	if (type == 'E' && status && chance(s, 75)) {
+		body = status == 'f' ? copy_fail : status == 'o' ? other : data;
+		len = status == 'f'   ? sizeof(copy_fail)
+		      : status == 'o' ? sizeof(other)
+				      : sizeof(data);
+	}
+	if (tracker_server(&s->tracker, type, body, len) != TRACKER_OK)
 		s->failure = s->tracker.why ? s->tracker.why : "tracker out of step";
 	take_outcomes(s);
 }
