@@ -20,6 +20,7 @@
 #include <openssl/rand.h>
 
 #include "common/log.h"
+#include "pool/scram_crypto.h"
 #include "proxy/random.h"
 
 /* Real messages are under 200 bytes; anything near this is an attack or a bug. */
@@ -27,179 +28,6 @@
 /* PostgreSQL's SCRAM_RAW_NONCE_LEN and SCRAM_DEFAULT_SALT_LEN. */
 #define SCRAM_RAW_NONCE_LEN 18
 #define SCRAM_SALT_LEN 16
-
-#define B64_LEN(n) ((((n) + 2) / 3) * 4)
-
-static const char b64_alphabet[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* out must hold B64_LEN(len) + 1 bytes. */
-static void b64_encode(const uint8_t *in, size_t len, char *out)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < len; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16;
-		if (i + 1 < len)
-			v |= (uint32_t)in[i + 1] << 8;
-		if (i + 2 < len)
-			v |= in[i + 2];
-		out[o++] = b64_alphabet[(v >> 18) & 63];
-		out[o++] = b64_alphabet[(v >> 12) & 63];
-		out[o++] = i + 1 < len ? b64_alphabet[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < len ? b64_alphabet[v & 63] : '=';
-	}
-	out[o] = '\0';
-}
-
-static int b64_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/*
- * Strict decoding: padded to a multiple of 4, '=' only as the last one or two
- * characters, no whitespace.  False also when the result would exceed cap, so a
- * client can never make us write past a fixed buffer.
- */
-static bool b64_decode(const char *in, size_t len, uint8_t *out, size_t cap, size_t *out_len)
-{
-	size_t o = 0;
-
-	if (len % 4 != 0)
-		return false;
-	for (size_t i = 0; i < len; i += 4) {
-		bool last = i + 4 == len;
-		int pad = 0;
-		uint32_t v = 0;
-
-		for (int k = 0; k < 4; k++) {
-			char c = in[i + k];
-			int d;
-
-			if (c == '=') {
-				/* only "xx==" or "xxx=" at the very end */
-				if (!last || k < 2 || (k == 2 && in[i + 3] != '='))
-					return false;
-				pad++;
-				d = 0;
-			} else {
-				if (pad > 0)
-					return false;
-				d = b64_value(c);
-				if (d < 0)
-					return false;
-			}
-			v = (v << 6) | (uint32_t)d;
-		}
-		size_t n = 3 - (size_t)pad;
-		if (o + n > cap)
-			return false;
-		out[o++] = (uint8_t)(v >> 16);
-		if (n > 1)
-			out[o++] = (uint8_t)(v >> 8);
-		if (n > 2)
-			out[o++] = (uint8_t)v;
-	}
-	*out_len = o;
-	return true;
-}
-
-/*
- * SHA-256 and HMAC-SHA-256 on algorithms fetched once.  EVP_sha256() and the
- * one-shot HMAC() look the algorithm up in OpenSSL's provider store on every call
- * (EVP_MD_fetch, EVP_MAC_fetch, parameter parsing, locks): in a pgbench -C storm
- * that was most of a SCRAM login's CPU.  Fetched algorithms may be shared between
- * threads; each thread keeps one HMAC context and re-keys it for every use.
- */
-static EVP_MD *sha256_md;
-static EVP_MAC *hmac_alg;
-static pthread_key_t hmac_ctx_key;
-static bool hmac_ctx_key_ok;
-static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
-
-static void algs_free(void)
-{
-	EVP_MD_free(sha256_md);
-	EVP_MAC_free(hmac_alg);
-	sha256_md = NULL;
-	hmac_alg = NULL;
-}
-
-static void hmac_ctx_free(void *ctx)
-{
-	EVP_MAC_CTX_free(ctx);
-}
-
-static void algs_init(void)
-{
-	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-	hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	hmac_ctx_key_ok = pthread_key_create(&hmac_ctx_key, hmac_ctx_free) == 0;
-	/* Registered after OpenSSL's own cleanup, so it runs before it. */
-	(void)atexit(algs_free);
-}
-
-static const EVP_MD *sha256_alg(void)
-{
-	(void)pthread_once(&algs_once, algs_init);
-	return sha256_md;
-}
-
-/* This thread's HMAC-SHA-256 context (freed when the thread ends), or NULL. */
-static EVP_MAC_CTX *thread_hmac(void)
-{
-	static char digest[] = "SHA256";
-	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-		OSSL_PARAM_construct_end(),
-	};
-	EVP_MAC_CTX *ctx;
-
-	(void)pthread_once(&algs_once, algs_init);
-	if (hmac_alg == NULL || !hmac_ctx_key_ok)
-		return NULL;
-	ctx = pthread_getspecific(hmac_ctx_key);
-	if (ctx != NULL)
-		return ctx;
-	ctx = EVP_MAC_CTX_new(hmac_alg);
-	if (ctx == NULL || EVP_MAC_CTX_set_params(ctx, params) != 1 ||
-	    pthread_setspecific(hmac_ctx_key, ctx) != 0) {
-		EVP_MAC_CTX_free(ctx);
-		return NULL;
-	}
-	return ctx;
-}
-
-static bool sha256(const void *data, size_t len, uint8_t out[SCRAM_KEY_LEN])
-{
-	const EVP_MD *md = sha256_alg();
-	unsigned int n = 0;
-
-	return md != NULL && EVP_Digest(data, len, out, &n, md, NULL) == 1 && n == SCRAM_KEY_LEN;
-}
-
-/* Re-keying keeps the digest set in thread_hmac. */
-static bool hmac_sha256(const uint8_t *key, size_t key_len, const void *data, size_t len,
-			uint8_t out[SCRAM_KEY_LEN])
-{
-	EVP_MAC_CTX *ctx = thread_hmac();
-	size_t n = 0;
-
-	return ctx != NULL && EVP_MAC_init(ctx, key, key_len, NULL) == 1 &&
-	       EVP_MAC_update(ctx, data, len) == 1 &&
-	       EVP_MAC_final(ctx, out, &n, SCRAM_KEY_LEN) == 1 && n == SCRAM_KEY_LEN;
-}
 
 static char *str_dup_len(const char *s, size_t len)
 {
@@ -242,12 +70,7 @@ static char *concat(const struct span *parts, size_t n)
 bool scram_secret_from_password(const char *password, const uint8_t *salt, size_t salt_len,
 				int iterations, struct scram_secret *out)
 {
-	uint8_t salted[SCRAM_KEY_LEN];
-	uint8_t client_key[SCRAM_KEY_LEN];
-	bool ok;
-
-	if (password == NULL || salt == NULL || salt_len == 0 || salt_len > SCRAM_MAX_SALT ||
-	    iterations < 1 || strlen(password) > INT_MAX)
+	if (salt_len > SCRAM_MAX_SALT)
 		return false;
 	/*
 	 * PostgreSQL runs the password through SASLprep first.  That is the identity
@@ -255,28 +78,21 @@ bool scram_secret_from_password(const char *password, const uint8_t *salt, size_
 	 * non-ASCII passwords are used as given (libpq does the same when SASLprep
 	 * fails) and may not match what a client derives.
 	 */
-	ok = PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, (int)salt_len, iterations,
-			       EVP_sha256(), SCRAM_KEY_LEN, salted) == 1 &&
-	     hmac_sha256(salted, sizeof(salted), "Client Key", 10, client_key) &&
-	     sha256(client_key, sizeof(client_key), out->stored_key) &&
-	     hmac_sha256(salted, sizeof(salted), "Server Key", 10, out->server_key);
-	if (ok) {
-		out->iterations = iterations;
-		memcpy(out->salt, salt, salt_len);
-		out->salt_len = salt_len;
-	}
-	OPENSSL_cleanse(salted, sizeof(salted));
-	OPENSSL_cleanse(client_key, sizeof(client_key));
-	return ok;
+	if (!scram_password_keys(password, salt, salt_len, iterations, NULL, out->stored_key,
+				 out->server_key))
+		return false;
+	out->iterations = iterations;
+	memcpy(out->salt, salt, salt_len);
+	out->salt_len = salt_len;
+	return true;
 }
 
-/* Decodes the base64 text in [s, end) into exactly want bytes (or 1..cap if want is 0). */
 static bool decode_field(const char *s, const char *end, uint8_t *out, size_t cap, size_t want,
 			 size_t *got)
 {
 	size_t n = 0;
 
-	if (end == NULL || !b64_decode(s, (size_t)(end - s), out, cap, &n))
+	if (end == NULL || !scram_b64_decode(s, (size_t)(end - s), out, cap, &n))
 		return false;
 	if (want != 0 ? n != want : n == 0)
 		return false;
@@ -341,19 +157,12 @@ static void mock_secret_init(void)
 static void mock_secret(const char *seed, struct scram_secret *out)
 {
 	uint8_t digest[SCRAM_KEY_LEN];
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	const EVP_MD *md = sha256_alg();
-	unsigned int n = 0;
-	bool ok;
 
 	(void)pthread_once(&mock_once, mock_secret_init);
 	if (seed == NULL)
 		seed = "";
-	ok = ctx != NULL && md != NULL && EVP_DigestInit_ex(ctx, md, NULL) == 1 &&
-	     EVP_DigestUpdate(ctx, seed, strlen(seed)) == 1 &&
-	     EVP_DigestUpdate(ctx, mock_process_secret, sizeof(mock_process_secret)) == 1 &&
-	     EVP_DigestFinal_ex(ctx, digest, &n) == 1;
-	EVP_MD_CTX_free(ctx);
+	bool ok = scram_hmac(mock_process_secret, sizeof(mock_process_secret), seed, strlen(seed),
+			     digest);
 	if (!ok)
 		memset(digest, 0x5a, sizeof(digest));
 	memset(out, 0, sizeof(*out));
@@ -569,11 +378,11 @@ static bool check_binding(struct scram_exchange *ex, const char *val, size_t len
 		return true;
 	}
 	uint8_t input[sizeof(CBIND_HEADER) - 1 + SCRAM_CBIND_MAX];
-	char expect[B64_LEN(sizeof(input)) + 1];
+	char expect[SCRAM_B64_LEN(sizeof(input)) + 1];
 	size_t header_len = sizeof(CBIND_HEADER) - 1;
 	memcpy(input, CBIND_HEADER, header_len);
 	memcpy(input + header_len, ex->cbind_data, ex->cbind_len);
-	b64_encode(input, header_len + ex->cbind_len, expect);
+	scram_b64_encode(input, header_len + ex->cbind_len, expect);
 	if (len != strlen(expect) || CRYPTO_memcmp(val, expect, len) != 0)
 		return refuse(ex, "28000", "SCRAM channel binding check failed",
 			      "binding_mismatch");
@@ -630,11 +439,11 @@ static bool make_server_nonce(const char *given, char *out, size_t cap)
 		memcpy(out, given, n + 1);
 		return true;
 	}
-	if (cap < B64_LEN(sizeof(raw)) + 1 || !random_bytes(raw, sizeof(raw))) {
+	if (cap < SCRAM_B64_LEN(sizeof(raw)) + 1 || !random_bytes(raw, sizeof(raw))) {
 		log_error("event=scram_nonce_failed why=\"RAND_bytes failed\"");
 		return false;
 	}
-	b64_encode(raw, sizeof(raw), out);
+	scram_b64_encode(raw, sizeof(raw), out);
 	return true;
 }
 
@@ -643,14 +452,14 @@ static bool make_server_nonce(const char *given, char *out, size_t cap)
 static bool make_server_first(struct scram_exchange *ex, const char *cnonce, size_t cnonce_len,
 			      const char *snonce)
 {
-	char salt_b64[B64_LEN(SCRAM_MAX_SALT) + 1];
+	char salt_b64[SCRAM_B64_LEN(SCRAM_MAX_SALT) + 1];
 	char iterations[16];
 	const struct span nonce[] = {{cnonce, cnonce_len}, SPAN(snonce)};
 
 	ex->nonce = concat(nonce, ARRAY_SIZE(nonce));
 	if (ex->nonce == NULL)
 		return false;
-	b64_encode(ex->secret.salt, ex->secret.salt_len, salt_b64);
+	scram_b64_encode(ex->secret.salt, ex->secret.salt_len, salt_b64);
 	snprintf(iterations, sizeof(iterations), "%d", ex->secret.iterations);
 	const struct span first[] = {SPAN("r="),     SPAN(ex->nonce), SPAN(",s="),
 				     SPAN(salt_b64), SPAN(",i="),     SPAN(iterations)};
@@ -723,7 +532,7 @@ static bool parse_client_final(struct scram_exchange *ex, const char *buf, size_
 	} while (attr != 'p');
 	if (*p != '\0')
 		return malformed("client-final", "garbage_after_proof");
-	if (!b64_decode(val, len, proof, SCRAM_KEY_LEN, &n) || n != SCRAM_KEY_LEN)
+	if (!scram_b64_decode(val, len, proof, SCRAM_KEY_LEN, &n) || n != SCRAM_KEY_LEN)
 		return malformed("client-final", "bad_proof");
 	*without_proof = (size_t)(attr_start - 1 - buf);
 	return true;
@@ -749,10 +558,10 @@ static bool proof_matches(const struct scram_secret *s, const char *auth_msg,
 	uint8_t sig[SCRAM_KEY_LEN], client_key[SCRAM_KEY_LEN], stored[SCRAM_KEY_LEN];
 	bool ok;
 
-	ok = hmac_sha256(s->stored_key, SCRAM_KEY_LEN, auth_msg, strlen(auth_msg), sig);
+	ok = scram_hmac(s->stored_key, SCRAM_KEY_LEN, auth_msg, strlen(auth_msg), sig);
 	for (size_t i = 0; i < SCRAM_KEY_LEN; i++)
 		client_key[i] = proof[i] ^ sig[i];
-	ok = ok && sha256(client_key, SCRAM_KEY_LEN, stored) &&
+	ok = ok && scram_sha256(client_key, SCRAM_KEY_LEN, stored) &&
 	     CRYPTO_memcmp(stored, s->stored_key, SCRAM_KEY_LEN) == 0;
 	if (ok)
 		memcpy(keep, client_key, SCRAM_KEY_LEN);
@@ -763,16 +572,16 @@ static bool proof_matches(const struct scram_secret *s, const char *auth_msg,
 static char *make_server_final(const struct scram_secret *s, const char *auth_msg)
 {
 	uint8_t sig[SCRAM_KEY_LEN];
-	char *out = malloc(2 + B64_LEN(SCRAM_KEY_LEN) + 1);
+	char *out = malloc(2 + SCRAM_B64_LEN(SCRAM_KEY_LEN) + 1);
 
 	if (out == NULL)
 		return NULL;
-	if (!hmac_sha256(s->server_key, SCRAM_KEY_LEN, auth_msg, strlen(auth_msg), sig)) {
+	if (!scram_hmac(s->server_key, SCRAM_KEY_LEN, auth_msg, strlen(auth_msg), sig)) {
 		free(out);
 		return NULL;
 	}
 	memcpy(out, "v=", 2);
-	b64_encode(sig, sizeof(sig), out + 2);
+	scram_b64_encode(sig, sizeof(sig), out + 2);
 	return out;
 }
 
