@@ -442,6 +442,23 @@ bool h_wait_log_count(const struct h_corral *c, const char *needle, int want, do
 	return h_wait_file_count(c->log, needle, want, timeout_s);
 }
 
+void h_corral_edit_reload(const struct h_corral *c, const char *from, const char *to)
+{
+	char *text = h_read_file(c->ini, NULL);
+	cr_assert_not_null(text);
+	char *at = strstr(text, from);
+	cr_assert_not_null(at, "\"%s\" is not in %s", from, c->ini);
+	*at = '\0';
+	char *next = h_printf("%s%s%s", text, to, at + strlen(from));
+	h_write_file(c->ini, next);
+	free(next);
+	free(text);
+	int before = h_log_count(c, "event=reload_done");
+	cr_assert_eq(kill(c->pid, SIGHUP), 0);
+	cr_assert(h_wait_log_count(c, "event=reload_done", before + 1, 5.0), "%s",
+		  h_corral_log_tail(c));
+}
+
 double h_proc_cpu_seconds(pid_t pid)
 {
 	char path[64], *stat, *p;
@@ -1358,6 +1375,30 @@ void h_cmd_free(struct h_cmd *r)
 	free(r->out);
 	free(r->err);
 	r->out = r->err = NULL;
+}
+
+void h_make_certs(bool client_cert)
+{
+	struct h_cmd r =
+		h_run(60,
+		      "cd %s && "
+		      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=corral-test-ca "
+		      "-keyout ca.key -out ca.crt && "
+		      "openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key "
+		      "-out server.csr && "
+		      "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' >san.ext && "
+		      "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+		      "-days 2 -extfile san.ext -out server.crt && %s"
+		      "chmod 600 ca.key server.key%s",
+		      H.dir,
+		      client_cert ? "openssl req -newkey rsa:2048 -nodes -subj /CN=bench "
+				    "-keyout client.key -out client.csr && "
+				    "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key "
+				    "-CAcreateserial -days 2 -out client.crt && "
+				  : "",
+		      client_cert ? " client.key" : "");
+	cr_assert_eq(r.status, 0, "openssl: status %d\n%s\n%s", r.status, r.out, r.err);
+	h_cmd_free(&r);
 }
 
 /* ---------------------------------------------------------------- workloads */

@@ -276,24 +276,6 @@ Test(auth_query, auth_dbname_and_a_database_lines_auth_user)
 	h_corral_stop(c);
 }
 
-/* The ini's text from -> to, then SIGHUP and wait until every worker has it. */
-static void edit_and_reload(const struct h_corral *c, const char *from, const char *to)
-{
-	char *text = h_read_file(c->ini, NULL);
-	cr_assert_not_null(text);
-	char *at = strstr(text, from);
-	cr_assert_not_null(at, "\"%s\" is not in %s", from, c->ini);
-	*at = '\0';
-	char *next = h_printf("%s%s%s", text, to, at + strlen(from));
-	h_write_file(c->ini, next);
-	free(next);
-	free(text);
-	int before = h_log_count(c, "event=reload_done");
-	cr_assert_eq(kill(c->pid, SIGHUP), 0);
-	cr_assert(h_wait_log_count(c, "event=reload_done", before + 1, 5.0), "%s",
-		  h_corral_log_tail(c));
-}
-
 Test(auth_query, reload_that_changes_the_query_drops_the_cache)
 {
 	struct h_corral *c = h_corral_start("auth_user = corral_auth\n"
@@ -302,12 +284,12 @@ Test(auth_query, reload_that_changes_the_query_drops_the_cache)
 					    H_BENCH_DB, AUTH_USERS);
 	expect_login_ok(c, "authq_user", "aqpass");
 	/* A reload that leaves the lookup alone keeps the answer. */
-	edit_and_reload(c, "auth_user = corral_auth\n",
-			"auth_user = corral_auth\nlog_level = info\n");
+	h_corral_edit_reload(c, "auth_user = corral_auth\n",
+			     "auth_user = corral_auth\nlog_level = info\n");
 	expect_login_ok(c, "authq_user", "aqpass");
 	cr_expect_eq(h_log_count(c, LOOKUP), 1, "%s", h_corral_log_tail(c));
 	/* One that changes auth_query asks again, with the new query. */
-	edit_and_reload(c, "WHERE usename=$1", "WHERE usename = $1 AND true");
+	h_corral_edit_reload(c, "WHERE usename=$1", "WHERE usename = $1 AND true");
 	expect_login_ok(c, "authq_user", "aqpass");
 	cr_expect_eq(h_log_count(c, LOOKUP), 2, "%s", h_corral_log_tail(c));
 	h_corral_stop(c);

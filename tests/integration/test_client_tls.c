@@ -18,28 +18,6 @@
 
 TestSuite(client_tls, H_SUITE);
 
-/* The CA, server and client certificates in DIR (keys 0600: libpq wants that). */
-static void make_certs(void)
-{
-	struct h_cmd r =
-		h_run(60,
-		      "cd %s && "
-		      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=corral-test-ca "
-		      "-keyout ca.key -out ca.crt && "
-		      "openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key "
-		      "-out server.csr && "
-		      "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' >san.ext && "
-		      "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
-		      "-days 2 -extfile san.ext -out server.crt && "
-		      "openssl req -newkey rsa:2048 -nodes -subj /CN=bench -keyout client.key "
-		      "-out client.csr && "
-		      "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
-		      "-days 2 -out client.crt && chmod 600 ca.key server.key client.key",
-		      H.dir);
-	cr_assert_eq(r.status, 0, "openssl: status %d\n%s\n%s", r.status, r.out, r.err);
-	h_cmd_free(&r);
-}
-
 /* [corral] lines for sslmode with DIR's server certificate (and CA). */
 static char *tls_settings(const char *mode)
 {
@@ -50,7 +28,7 @@ static char *tls_settings(const char *mode)
 
 static struct h_corral *start_tls(const char *mode)
 {
-	make_certs();
+	h_make_certs(true);
 	char *s = tls_settings(mode);
 	struct h_corral *c = h_corral_start(s, H_BENCH_DB, NULL);
 	free(s);
@@ -289,7 +267,7 @@ static void expect_t_error(const char *settings, const char *key, const char *wa
 
 Test(client_tls, config_check_names_the_key, .timeout = 60)
 {
-	make_certs();
+	h_make_certs(true);
 	char *s = h_printf("client_tls_sslmode = require\nclient_tls_cert_file = %s/missing.crt\n"
 			   "client_tls_key_file = %s/server.key\n",
 			   H.dir, H.dir);
@@ -381,7 +359,7 @@ Test(client_tls, reload_changes_the_mode_for_new_clients, .timeout = 60)
 /* client_tls_protocols and _ciphers reach OpenSSL: TLS 1.2 only, PgBouncer's "fast". */
 Test(client_tls, protocols_and_ciphers, .timeout = 60)
 {
-	make_certs();
+	h_make_certs(true);
 	char *s = tls_settings("require");
 	char *settings = h_printf("%sclient_tls_protocols = tlsv1.2\nclient_tls_ciphers = fast\n",
 				  s);
@@ -405,7 +383,7 @@ Test(client_tls, protocols_and_ciphers, .timeout = 60)
 /* auth_type = hba: hostssl lines match TLS clients, hostnossl lines the others. */
 Test(client_tls, hba_hostssl_and_hostnossl, .timeout = 60)
 {
-	make_certs();
+	h_make_certs(true);
 	char *hba = h_path("hba.conf");
 	h_write_file(hba, "hostssl all all 127.0.0.1/32 trust\n"
 			  "hostnossl all all 127.0.0.1/32 reject\n");
@@ -443,7 +421,7 @@ Test(client_tls, hba_hostssl_and_hostnossl, .timeout = 60)
  * is asked for), PostgreSQL's "connection requires a valid client certificate". */
 Test(client_tls, hba_cert_matches_common_name, .timeout = 60)
 {
-	make_certs();
+	h_make_certs(true);
 	char *hba = h_path("hba.conf");
 	h_write_file(hba, "hostssl all all 127.0.0.1/32 cert\n");
 	const char *modes[] = {"verify-ca", "require"};
@@ -506,7 +484,7 @@ Test(client_tls, hba_cert_matches_common_name, .timeout = 60)
  */
 Test(client_tls, show_clients_tls_and_57p01_through_tls_at_shutdown, .timeout = 60)
 {
-	make_certs();
+	h_make_certs(true);
 	char *s = tls_settings("allow");
 	char *settings = h_printf("%sadmin_users = bench\nshutdown_timeout = 1\n", s);
 	struct h_corral *c = h_corral_start(settings, H_BENCH_DB, NULL);
