@@ -478,6 +478,15 @@ static void expect_show_servers(const struct h_corral *c, const char *name, int 
 	free(ci);
 }
 
+/* A client of c by ci, logged in as user, whose server is user's own too. */
+static PGconn *pt_connect(PGconn *su, struct h_corral *c, const char *ci, const char *user)
+{
+	PGconn *conn = h_connect(c, ci);
+	h_expect_value(conn, "select current_user", user);
+	expect_server_user(su, conn, user);
+	return conn;
+}
+
 static int aq_lookups(const struct h_corral *c, const char *name, const char *result)
 {
 	char *needle = h_printf("event=auth_query_lookup user=\"%s\" db=\"pt\" "
@@ -488,13 +497,39 @@ static int aq_lookups(const struct h_corral *c, const char *name, const char *re
 	return n;
 }
 
+/* A test of user, a role in PostgreSQL only, through start_aq(ttl): the superuser, the
+ * role's verifier, corral and the conninfo of user with PT_PASSWORD. */
+struct aq_case {
+	PGconn *su;
+	char *verifier;
+	struct h_corral *c;
+	char *ci;
+};
+
+static void aq_case_start(struct aq_case *k, const char *user, int ttl)
+{
+	k->su = h_superuser();
+	k->verifier = fake_make_role(k->su, user, PT_PASSWORD);
+	expect_postgres_wants_a_password(user);
+	k->c = start_aq(ttl);
+	k->ci = h_conninfo(k->c, user, "pt", PT_PASSWORD);
+}
+
+static void aq_case_end(struct aq_case *k)
+{
+	free(k->ci);
+	h_corral_stop(k->c);
+	free(k->verifier);
+	PQfinish(k->su);
+}
+
 Test(passthrough, auth_query_user_logs_in_with_passthrough, .timeout = 90)
 {
-	PGconn *su = h_superuser();
-	char *verifier = fake_make_role(su, "ptaq_user1", PT_PASSWORD);
-	expect_postgres_wants_a_password("ptaq_user1");
-	struct h_corral *c = start_aq(60);
-	char *ci = h_conninfo(c, "ptaq_user1", "pt", PT_PASSWORD);
+	struct aq_case k;
+	aq_case_start(&k, "ptaq_user1", 60);
+	PGconn *su = k.su;
+	struct h_corral *c = k.c;
+	const char *ci = k.ci;
 
 	PGconn *a = h_connect(c, ci);
 	h_expect_value(a, "select current_user || ' ' || current_database()", "ptaq_user1 bench");
@@ -509,9 +544,7 @@ Test(passthrough, auth_query_user_logs_in_with_passthrough, .timeout = 90)
 	/* A second server login of the pool reuses the keys (a holds its server). */
 	h_exec_ok(a, "begin");
 	h_exec_ok(a, "select 1");
-	PGconn *b = h_connect(c, ci);
-	h_expect_value(b, "select current_user", "ptaq_user1");
-	expect_server_user(su, b, "ptaq_user1");
+	PGconn *b = pt_connect(su, c, ci, "ptaq_user1");
 	cr_expect_eq(h_pg_backends("bench", "ptaq_user1"), 2, "two servers of ptaq_user1");
 	expect_show_servers(c, "ptaq_user1", 2);
 	h_exec_ok(a, "commit");
@@ -519,25 +552,23 @@ Test(passthrough, auth_query_user_logs_in_with_passthrough, .timeout = 90)
 
 	/* Neither the fetched verifier's keys nor the password reach the log. */
 	char *log = h_read_file(c->log, NULL);
-	cr_expect(strstr(log, verifier) == NULL, "the verifier is in corral's log");
+	cr_expect(strstr(log, k.verifier) == NULL, "the verifier is in corral's log");
 	cr_expect(strstr(log, PT_PASSWORD) == NULL, "the password is in corral's log");
 	cr_expect(strstr(log, "scram_passthrough_refused") == NULL, "%s", log);
 	free(log);
 
 	PQfinish(a);
 	PQfinish(b);
-	free(ci);
-	h_corral_stop(c);
-	free(verifier);
-	PQfinish(su);
+	aq_case_end(&k);
 }
 
 Test(passthrough, auth_query_wrong_password_spoils_no_keys, .timeout = 90)
 {
-	PGconn *su = h_superuser();
-	char *verifier = fake_make_role(su, "ptaq_user2", PT_PASSWORD);
-	expect_postgres_wants_a_password("ptaq_user2");
-	struct h_corral *c = start_aq(60);
+	struct aq_case k;
+	aq_case_start(&k, "ptaq_user2", 60);
+	PGconn *su = k.su;
+	struct h_corral *c = k.c;
+	const char *ci = k.ci;
 
 	/* Before any keys: refused by corral, no server login tried. */
 	char *err = login_error(c, "ptaq_user2", "wrong");
@@ -549,10 +580,7 @@ Test(passthrough, auth_query_wrong_password_spoils_no_keys, .timeout = 90)
 	cr_expect_eq(h_pg_backends("bench", "ptaq_user2"), 0);
 	cr_expect_eq(h_log_count(c, "event=server_login"), 0, "%s", h_corral_log_tail(c));
 
-	char *ci = h_conninfo(c, "ptaq_user2", "pt", PT_PASSWORD);
-	PGconn *a = h_connect(c, ci);
-	h_expect_value(a, "select current_user", "ptaq_user2");
-	expect_server_user(su, a, "ptaq_user2");
+	PGconn *a = pt_connect(su, c, ci, "ptaq_user2");
 
 	/* With keys: a wrong password neither gets in nor replaces them; the next server
 	 * login (a holds its server) works. */
@@ -560,9 +588,7 @@ Test(passthrough, auth_query_wrong_password_spoils_no_keys, .timeout = 90)
 	err = login_error(c, "ptaq_user2", "wrong");
 	cr_expect(strstr(err, "28P01") != NULL, "wrong password: %s", err);
 	free(err);
-	PGconn *b = h_connect(c, ci);
-	h_expect_value(b, "select current_user", "ptaq_user2");
-	expect_server_user(su, b, "ptaq_user2");
+	PGconn *b = pt_connect(su, c, ci, "ptaq_user2");
 	cr_expect_eq(h_pg_backends("bench", "ptaq_user2"), 2);
 	h_exec_ok(a, "commit");
 	cr_expect_eq(h_log_count(c, "event=server_login_failed"), 0, "%s", h_corral_log_tail(c));
@@ -570,10 +596,7 @@ Test(passthrough, auth_query_wrong_password_spoils_no_keys, .timeout = 90)
 
 	PQfinish(a);
 	PQfinish(b);
-	free(ci);
-	h_corral_stop(c);
-	free(verifier);
-	PQfinish(su);
+	aq_case_end(&k);
 }
 
 Test(passthrough, auth_query_password_change_gives_new_keys, .timeout = 90)
@@ -609,15 +632,11 @@ Test(passthrough, auth_query_password_change_gives_new_keys, .timeout = 90)
 	double left = 2.3 - (h_now() - fetched);
 	if (left > 0)
 		usleep((useconds_t)(left * 1e6));
-	PGconn *b = h_connect(c, new_ci);
-	h_expect_value(b, "select current_user", "ptaq_rot");
-	expect_server_user(su, b, "ptaq_rot");
+	PGconn *b = pt_connect(su, c, new_ci, "ptaq_rot");
 	cr_expect_eq(aq_lookups(c, "ptaq_rot", "found"), 2, "%s", h_corral_log_tail(c));
 	h_exec_ok(b, "begin");
 	h_exec_ok(b, "select 1");
-	PGconn *d = h_connect(c, new_ci);
-	h_expect_value(d, "select current_user", "ptaq_rot");
-	expect_server_user(su, d, "ptaq_rot");
+	PGconn *d = pt_connect(su, c, new_ci, "ptaq_rot");
 	cr_expect_eq(h_pg_backends("bench", "ptaq_rot"), 3, "three servers of ptaq_rot");
 	cr_expect_eq(h_log_count(c, "event=server_login server="), 3, "%s", h_corral_log_tail(c));
 	cr_expect_eq(h_log_count(c, "event=server_login_failed"), 0, "%s", h_corral_log_tail(c));
@@ -685,9 +704,7 @@ Test(passthrough, auth_query_new_keys_end_the_old_keys_backoff, .timeout = 90)
 	if (left > 0)
 		usleep((useconds_t)(left * 1e6));
 	char *ci = h_conninfo(c, "ptaq_stale", "pt", "pt-new");
-	PGconn *conn = h_connect(c, ci);
-	h_expect_value(conn, "select current_user", "ptaq_stale");
-	expect_server_user(su, conn, "ptaq_stale");
+	PGconn *conn = pt_connect(su, c, ci, "ptaq_stale");
 	PQfinish(conn);
 	err = login_error(c, "ptaq_stale", PT_PASSWORD);
 	cr_expect(strstr(err, "28P01") != NULL, "old password after the TTL: %s", err);
