@@ -227,44 +227,40 @@ Test(passthrough, tls_to_the_server, .timeout = 60)
 	PQfinish(su);
 }
 
-/* A Unix socket (trust in the harness: the server says AuthenticationOk at once). */
-Test(passthrough, unix_socket, .timeout = 60)
+/* Role user (its verifier alone in the auth file) logs in with PT_PASSWORD to pt of
+ * corral with the [databases] lines dbs; its session's current_user is want. */
+static void expect_pt_login(const char *user, const char *dbs, const char *want)
 {
 	PGconn *su = h_superuser();
-	char *verifier = fake_make_role(su, "pt_user5", PT_PASSWORD);
-	char *users = h_printf("\"pt_user5\" \"%s\"\n", verifier);
-	char *dbs = h_printf("pt = host=%s port=@PGPORT@ dbname=bench\n", H.sockdir);
+	char *verifier = fake_make_role(su, user, PT_PASSWORD);
+	char *users = h_printf("\"%s\" \"%s\"\n", user, verifier);
 	struct h_corral *c = h_corral_start("", dbs, users);
-	char *ci = h_conninfo(c, "pt_user5", "pt", PT_PASSWORD);
+	char *ci = h_conninfo(c, user, "pt", PT_PASSWORD);
 	PGconn *conn = h_connect(c, ci);
-	h_expect_value(conn, "select current_user", "pt_user5");
+	h_expect_value(conn, "select current_user", want);
 	PQfinish(conn);
 	free(ci);
-	free(dbs);
 	free(users);
 	h_corral_stop(c);
 	free(verifier);
 	PQfinish(su);
 }
 
+/* A Unix socket (trust in the harness: the server says AuthenticationOk at once). */
+Test(passthrough, unix_socket, .timeout = 60)
+{
+	char *dbs = h_printf("pt = host=%s port=@PGPORT@ dbname=bench\n", H.sockdir);
+	expect_pt_login("pt_user5", dbs, "pt_user5");
+	free(dbs);
+}
+
 Test(passthrough, no_keys_no_passthrough_for_a_fixed_user, .timeout = 60)
 {
 	/* A line with user= logs in as that user: no pass-through, the line's password. */
-	PGconn *su = h_superuser();
-	char *verifier = fake_make_role(su, "pt_user4", PT_PASSWORD);
-	char *users = h_printf("\"pt_user4\" \"%s\"\n", verifier);
-	struct h_corral *c = h_corral_start(
-		"", "pt = host=@PGHOST@ port=@PGPORT@ dbname=bench user=bench password=secret\n",
-		users);
-	char *ci = h_conninfo(c, "pt_user4", "pt", PT_PASSWORD);
-	PGconn *conn = h_connect(c, ci);
-	h_expect_value(conn, "select current_user", "bench");
-	PQfinish(conn);
-	free(ci);
-	free(users);
-	h_corral_stop(c);
-	free(verifier);
-	PQfinish(su);
+	expect_pt_login(
+		"pt_user4",
+		"pt = host=@PGHOST@ port=@PGPORT@ dbname=bench user=bench password=secret\n",
+		"bench");
 }
 
 /* md5 pass-through: the auth file's md5 hash (as pg_authid has it) answers the
