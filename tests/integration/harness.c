@@ -459,6 +459,29 @@ void h_corral_edit_reload(const struct h_corral *c, const char *from, const char
 		  h_corral_log_tail(c));
 }
 
+int h_corral_sigterm_wait(struct h_corral *c)
+{
+	double start = h_now();
+	cr_assert_eq(kill(c->pid, SIGTERM), 0);
+	int status = 0;
+	while (h_reap(c->pid, &c->running, &status)) {
+		cr_assert(h_now() - start < 5, "corral still runs 5 s after SIGTERM:\n%s",
+			  h_corral_log_tail(c));
+		usleep(10000);
+	}
+	return status;
+}
+
+void h_expect_admin_terminated(PGconn *conn, const char *who)
+{
+	PGresult *r = h_exec(conn, "select 1");
+	cr_expect_str_eq(h_sqlstate(r), "57P01", "%s got: %s", who, PQresultErrorMessage(r));
+	cr_expect(strstr(PQresultErrorMessage(r),
+			 "terminating connection due to administrator command"),
+		  "%s", PQresultErrorMessage(r));
+	PQclear(r);
+}
+
 double h_proc_cpu_seconds(pid_t pid)
 {
 	char path[64], *stat, *p;

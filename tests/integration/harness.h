@@ -180,6 +180,12 @@ bool h_wait_log_count(const struct h_corral *c, const char *needle, int want, do
 /* Replaces the first from in c's ini with to, then SIGHUP and waits (5 s) until every
  * worker has reloaded (one more event=reload_done); a test failure otherwise. */
 void h_corral_edit_reload(const struct h_corral *c, const char *from, const char *to);
+/* SIGTERMs c and waits (10 ms polls) until it has exited, a test failure after 5 s;
+ * returns its wait status. */
+int h_corral_sigterm_wait(struct h_corral *c);
+/* The next query on conn gets 57P01 "terminating connection due to administrator command"
+ * (corral shut down); who names conn in the failure messages. */
+void h_expect_admin_terminated(PGconn *conn, const char *who);
 /* User + system CPU seconds a process has used so far (/proc/PID/stat); -1 if unknown. */
 double h_proc_cpu_seconds(pid_t pid);
 /* libpq conninfo for corral (password NULL: none), with connect_timeout. */

@@ -527,19 +527,7 @@ Test(client_tls, show_clients_tls_and_57p01_through_tls_at_shutdown, .timeout = 
 	PQfinish(admin);
 	PQfinish(plain);
 
-	double start = h_now();
-	cr_assert_eq(kill(c->pid, SIGTERM), 0);
-	int status = 0;
-	while (h_reap(c->pid, &c->running, &status)) {
-		cr_assert(h_now() - start < 5, "corral still runs 5 s after SIGTERM:\n%s",
-			  h_corral_log_tail(c));
-		usleep(10000);
-	}
-	r = h_exec(tls, "select 1");
-	cr_expect_str_eq(h_sqlstate(r), "57P01", "the TLS client got: %s", PQresultErrorMessage(r));
-	cr_expect(strstr(PQresultErrorMessage(r),
-			 "terminating connection due to administrator command"),
-		  "%s", PQresultErrorMessage(r));
-	PQclear(r);
+	h_corral_sigterm_wait(c);
+	h_expect_admin_terminated(tls, "the TLS client");
 	PQfinish(tls);
 }
