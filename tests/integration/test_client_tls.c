@@ -26,13 +26,22 @@ static char *tls_settings(const char *mode)
 			mode, H.dir, H.dir, H.dir);
 }
 
+/* corral with tls_settings(mode) and the [corral] lines extra (NULL: none), the
+ * certificates already made. */
+static struct h_corral *start_with(const char *mode, const char *extra)
+{
+	char *s = tls_settings(mode);
+	char *settings = h_printf("%s%s", s, extra ? extra : "");
+	struct h_corral *c = h_corral_start(settings, H_BENCH_DB, NULL);
+	free(settings);
+	free(s);
+	return c;
+}
+
 static struct h_corral *start_tls(const char *mode)
 {
 	h_make_certs(true);
-	char *s = tls_settings(mode);
-	struct h_corral *c = h_corral_start(s, H_BENCH_DB, NULL);
-	free(s);
-	return c;
+	return start_with(mode, NULL);
 }
 
 /* bench's conninfo for c with extra libpq keywords (a later keyword wins). */
@@ -360,10 +369,9 @@ Test(client_tls, reload_changes_the_mode_for_new_clients, .timeout = 60)
 Test(client_tls, protocols_and_ciphers, .timeout = 60)
 {
 	h_make_certs(true);
-	char *s = tls_settings("require");
-	char *settings = h_printf("%sclient_tls_protocols = tlsv1.2\nclient_tls_ciphers = fast\n",
-				  s);
-	struct h_corral *c = h_corral_start(settings, H_BENCH_DB, NULL);
+	struct h_corral *c =
+		start_with("require",
+			   "client_tls_protocols = tlsv1.2\nclient_tls_ciphers = fast\n");
 	PGconn *conn = connect_tls(c, "sslmode=require");
 	cr_expect_str_eq(PQsslAttribute(conn, "protocol"), "TLSv1.2");
 	h_expect_value(conn, "select 'tls 1.2'", "tls 1.2");
@@ -375,8 +383,6 @@ Test(client_tls, protocols_and_ciphers, .timeout = 60)
 	cr_expect_null(conn, "a TLS 1.3 client got in with client_tls_protocols = tlsv1.2");
 	free(err);
 	free(ci);
-	free(settings);
-	free(s);
 	h_corral_stop(c);
 }
 
@@ -387,9 +393,8 @@ Test(client_tls, hba_hostssl_and_hostnossl, .timeout = 60)
 	char *hba = h_path("hba.conf");
 	h_write_file(hba, "hostssl all all 127.0.0.1/32 trust\n"
 			  "hostnossl all all 127.0.0.1/32 reject\n");
-	char *tls = tls_settings("prefer");
-	char *settings = h_printf("%sauth_type = hba\nauth_hba_file = %s\n", tls, hba);
-	struct h_corral *c = h_corral_start(settings, H_BENCH_DB, NULL);
+	char *settings = h_printf("auth_type = hba\nauth_hba_file = %s\n", hba);
+	struct h_corral *c = start_with("prefer", settings);
 
 	/* TLS and no password: the hostssl trust line. */
 	char *base = h_conninfo(c, H.user, H.db, NULL);
@@ -411,7 +416,6 @@ Test(client_tls, hba_hostssl_and_hostnossl, .timeout = 60)
 	free(ci);
 	free(base);
 	free(settings);
-	free(tls);
 	free(hba);
 	h_corral_stop(c);
 }
@@ -425,10 +429,9 @@ Test(client_tls, hba_cert_matches_common_name, .timeout = 60)
 	char *hba = h_path("hba.conf");
 	h_write_file(hba, "hostssl all all 127.0.0.1/32 cert\n");
 	const char *modes[] = {"verify-ca", "require"};
+	char *settings = h_printf("auth_type = hba\nauth_hba_file = %s\n", hba);
 	for (size_t m = 0; m < 2; m++) {
-		char *tls = tls_settings(modes[m]);
-		char *settings = h_printf("%sauth_type = hba\nauth_hba_file = %s\n", tls, hba);
-		struct h_corral *c = h_corral_start(settings, H_BENCH_DB, NULL);
+		struct h_corral *c = start_with(modes[m], settings);
 		char *certs = h_printf("sslmode=require sslcert=%s/client.crt sslkey=%s/client.key",
 				       H.dir, H.dir);
 		char *base = h_conninfo(c, H.user, H.db, NULL);
@@ -469,10 +472,9 @@ Test(client_tls, hba_cert_matches_common_name, .timeout = 60)
 		free(ci);
 		free(base);
 		free(certs);
-		free(settings);
-		free(tls);
 		h_corral_stop(c);
 	}
+	free(settings);
 	free(hba);
 }
 
@@ -485,11 +487,7 @@ Test(client_tls, hba_cert_matches_common_name, .timeout = 60)
 Test(client_tls, show_clients_tls_and_57p01_through_tls_at_shutdown, .timeout = 60)
 {
 	h_make_certs(true);
-	char *s = tls_settings("allow");
-	char *settings = h_printf("%sadmin_users = bench\nshutdown_timeout = 1\n", s);
-	struct h_corral *c = h_corral_start(settings, H_BENCH_DB, NULL);
-	free(s);
-	free(settings);
+	struct h_corral *c = start_with("allow", "admin_users = bench\nshutdown_timeout = 1\n");
 	PGconn *tls = connect_tls(c, "sslmode=require");
 	h_expect_value(tls, "select 'tls'", "tls");
 	char *ci = ci_with(c, "sslmode=disable application_name=plain-one");
