@@ -43,6 +43,14 @@ TestSuite(attack16, H_SUITE);
 
 /* ---- client side: direct TLS ---- */
 
+/* A new client of bench logs in and runs a query: corral goes on serving. */
+static void expect_serves_bench(struct h_corral *c)
+{
+	PGconn *conn = h_connect_bench(c);
+	h_expect_value(conn, "SELECT 1", "1");
+	PQfinish(conn);
+}
+
 static struct h_corral *start_tls(const char *extra)
 {
 	h_make_certs(false);
@@ -87,9 +95,7 @@ Test(attack16, direct_tls_partial_hello_closed_at_login_timeout, .timeout = 60)
 			  lens[i], s);
 		close(fds[i]);
 	}
-	PGconn *conn = h_connect_bench(c);
-	h_expect_value(conn, "SELECT 1", "1");
-	PQfinish(conn);
+	expect_serves_bench(c);
 	cr_expect(h_corral_alive(c));
 	h_corral_stop(c);
 }
@@ -113,9 +119,7 @@ Test(attack16, sslrequest_with_clienthello_in_one_write_refused, .timeout = 60)
 	cr_expect(r.error && strcmp(r.sqlstate, "08P01") == 0 &&
 			  strstr(r.msg, "unencrypted data after SSL request") != NULL,
 		  "want 08P01 unencrypted data: error=%d %s %s", r.error, r.sqlstate, r.msg);
-	PGconn *conn = h_connect_bench(c);
-	h_expect_value(conn, "SELECT 1", "1");
-	PQfinish(conn);
+	expect_serves_bench(c);
 	h_corral_stop(c);
 }
 
@@ -183,9 +187,7 @@ Test(attack16, direct_tls_half_handshake_storm, .timeout = 120)
 		}
 		close(fd);
 	}
-	PGconn *conn = h_connect_bench(c);
-	h_expect_value(conn, "SELECT 1", "1");
-	PQfinish(conn);
+	expect_serves_bench(c);
 	char *aci = h_conninfo(c, "bench", "corral", "secret");
 	PGconn *admin = h_connect(c, aci);
 	free(aci);
@@ -1004,9 +1006,7 @@ Test(attack16, direct_tls_garbage_hellos_closed, .timeout = 60)
 		close(fd);
 	}
 	free(junk);
-	PGconn *conn = h_connect_bench(c);
-	h_expect_value(conn, "SELECT 1", "1");
-	PQfinish(conn);
+	expect_serves_bench(c);
 	cr_expect(h_corral_alive(c));
 	h_corral_stop(c);
 }
