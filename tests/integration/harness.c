@@ -482,6 +482,43 @@ void h_expect_admin_terminated(PGconn *conn, const char *who)
 	PQclear(r);
 }
 
+static void *h_login_main(void *p)
+{
+	struct h_login *l = p;
+	PGconn *conn = PQconnectdb(l->ci);
+	if (PQstatus(conn) != CONNECTION_OK) {
+		snprintf(l->err, sizeof(l->err), "%s", PQerrorMessage(conn));
+	} else if (!l->sql) {
+		l->ok = true;
+	} else {
+		PGresult *res = PQexec(conn, l->sql);
+		l->ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+		if (!l->ok)
+			snprintf(l->err, sizeof(l->err), "%s", PQresultErrorMessage(res));
+		PQclear(res);
+	}
+	PQfinish(conn);
+	return NULL;
+}
+
+void h_logins_start(struct h_login *l, int n, const char *ci, const char *sql)
+{
+	for (int i = 0; i < n; i++) {
+		l[i] = (struct h_login){.ci = ci, .sql = sql};
+		cr_assert_eq(pthread_create(&l[i].thread, NULL, h_login_main, &l[i]), 0);
+	}
+}
+
+int h_logins_join(struct h_login *l, int n)
+{
+	int ok = 0;
+	for (int i = 0; i < n; i++) {
+		pthread_join(l[i].thread, NULL);
+		ok += l[i].ok;
+	}
+	return ok;
+}
+
 double h_proc_cpu_seconds(pid_t pid)
 {
 	char path[64], *stat, *p;

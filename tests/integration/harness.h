@@ -14,6 +14,7 @@
 #ifndef CORRAL_TESTS_INTEGRATION_HARNESS_H
 #define CORRAL_TESTS_INTEGRATION_HARNESS_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -186,6 +187,20 @@ int h_corral_sigterm_wait(struct h_corral *c);
 /* The next query on conn gets 57P01 "terminating connection due to administrator command"
  * (corral shut down); who names conn in the failure messages. */
 void h_expect_admin_terminated(PGconn *conn, const char *who);
+
+/* ---- logins at once ---- */
+struct h_login {
+	const char *ci;
+	const char *sql; /* run once logged in (NULL: none) */
+	pthread_t thread;
+	bool ok; /* logged in (and sql gave rows) */
+	char err[300];
+};
+/* Starts n logins with conninfo ci (kept until h_logins_join), each on a thread of its
+ * own; sql (NULL: none) runs once logged in. */
+void h_logins_start(struct h_login *l, int n, const char *ci, const char *sql);
+/* Waits for the n logins; returns how many are ok. */
+int h_logins_join(struct h_login *l, int n);
 /* User + system CPU seconds a process has used so far (/proc/PID/stat); -1 if unknown. */
 double h_proc_cpu_seconds(pid_t pid);
 /* libpq conninfo for corral (password NULL: none), with connect_timeout. */

@@ -859,20 +859,6 @@ Test(attack16, hba_cert_odd_common_names, .timeout = 120)
 
 /* ---- auth_query: a RELOAD while a lookup runs ---- */
 
-struct aq_arg {
-	char *ci;
-	bool ok;
-};
-
-static void *aq_login(void *p)
-{
-	struct aq_arg *a = p;
-	PGconn *conn = PQconnectdb(a->ci);
-	a->ok = PQstatus(conn) == CONNECTION_OK;
-	PQfinish(conn);
-	return NULL;
-}
-
 /*
  * Lookups of authq_many run 2 s on both workers when a RELOAD makes auth_query one
  * that finds nobody.  Whatever the logins already waiting get, the old query's answer
@@ -886,19 +872,14 @@ Test(attack16, reload_mid_lookup_does_not_cache_the_old_answer, .timeout = 90)
 		"auth_query = SELECT usename, passwd FROM pg_shadow, pg_sleep(2) WHERE usename=$1\n",
 		H_BENCH_DB, AQ_USERS);
 	enum { N = 6 };
-	pthread_t t[N];
-	struct aq_arg a[N];
-	for (int i = 0; i < N; i++) {
-		a[i] = (struct aq_arg){.ci = h_conninfo(c, "authq_many", "bench", "manypass")};
-		cr_assert_eq(pthread_create(&t[i], NULL, aq_login, &a[i]), 0);
-	}
+	struct h_login a[N];
+	char *many_ci = h_conninfo(c, "authq_many", "bench", "manypass");
+	h_logins_start(a, N, many_ci, NULL);
 	usleep(500000);
 	h_corral_edit_reload(c, "pg_sleep(2) WHERE usename=$1",
 			     "pg_sleep(0) WHERE usename=$1 AND false");
-	for (int i = 0; i < N; i++) {
-		pthread_join(t[i], NULL);
-		free(a[i].ci);
-	}
+	h_logins_join(a, N);
+	free(many_ci);
 	for (int i = 0; i < 6; i++) { /* both workers */
 		char *ci = h_conninfo(c, "authq_many", "bench", "manypass");
 		char *err = NULL;

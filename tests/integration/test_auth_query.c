@@ -145,48 +145,19 @@ Test(auth_query, cache_expires_after_the_ttl)
 	h_corral_stop(c);
 }
 
-struct many_arg {
-	char *ci;
-	bool ok;
-	char err[300];
-};
-
-static void *many_login(void *p)
-{
-	struct many_arg *a = p;
-	PGconn *conn = PQconnectdb(a->ci);
-	if (PQstatus(conn) == CONNECTION_OK) {
-		PGresult *res = PQexec(conn, "select 1");
-		a->ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-		if (!a->ok)
-			snprintf(a->err, sizeof(a->err), "%s", PQresultErrorMessage(res));
-		PQclear(res);
-	} else {
-		snprintf(a->err, sizeof(a->err), "%s", PQerrorMessage(conn));
-	}
-	PQfinish(conn);
-	return NULL;
-}
-
 Test(auth_query, fifty_concurrent_logins_share_the_lookup)
 {
 	struct h_corral *c = h_corral_start(
 		"auth_user = corral_auth\npool_mode = transaction\nadmin_users = admin\n",
 		H_BENCH_DB_WITH(" pool_size=5"), AUTH_USERS "\"admin\" \"adminpw\"\n");
 	enum { N = 50 };
-	pthread_t t[N];
-	struct many_arg a[N];
-	for (int i = 0; i < N; i++) {
-		a[i] = (struct many_arg){.ci = h_conninfo(c, "authq_many", H.db, "manypass")};
-		cr_assert_eq(pthread_create(&t[i], NULL, many_login, &a[i]), 0);
-	}
-	int ok = 0;
-	for (int i = 0; i < N; i++) {
-		pthread_join(t[i], NULL);
+	struct h_login a[N];
+	char *ci = h_conninfo(c, "authq_many", H.db, "manypass");
+	h_logins_start(a, N, ci, "select 1");
+	int ok = h_logins_join(a, N);
+	for (int i = 0; i < N; i++)
 		cr_expect(a[i].ok, "login %d failed: %s", i, a[i].err);
-		ok += a[i].ok;
-		free(a[i].ci);
-	}
+	free(ci);
 	cr_expect_eq(ok, N);
 	/* One lookup in all (workers = 2): the rest joined it, on either worker, or read the
 	 * cache. */
@@ -305,17 +276,13 @@ Test(auth_query, a_slow_lookup_is_shared_by_every_worker)
 		"auth_query = SELECT usename, passwd FROM pg_shadow, pg_sleep(1) WHERE usename=$1\n",
 		H_BENCH_DB, AUTH_USERS);
 	enum { N = 10 };
-	pthread_t t[N];
-	struct many_arg a[N];
-	for (int i = 0; i < N; i++) {
-		a[i] = (struct many_arg){.ci = h_conninfo(c, "authq_many", H.db, "manypass")};
-		cr_assert_eq(pthread_create(&t[i], NULL, many_login, &a[i]), 0);
-	}
-	for (int i = 0; i < N; i++) {
-		pthread_join(t[i], NULL);
+	struct h_login a[N];
+	char *ci = h_conninfo(c, "authq_many", H.db, "manypass");
+	h_logins_start(a, N, ci, "select 1");
+	h_logins_join(a, N);
+	for (int i = 0; i < N; i++)
 		cr_expect(a[i].ok, "login %d failed: %s", i, a[i].err);
-		free(a[i].ci);
-	}
+	free(ci);
 	cr_expect_eq(h_log_count(c, LOOKUP), 1, "%s", h_corral_log_tail(c));
 	h_corral_stop(c);
 }
