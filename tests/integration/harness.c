@@ -442,6 +442,83 @@ bool h_wait_log_count(const struct h_corral *c, const char *needle, int want, do
 	return h_wait_file_count(c->log, needle, want, timeout_s);
 }
 
+void h_corral_edit_reload(const struct h_corral *c, const char *from, const char *to)
+{
+	char *text = h_read_file(c->ini, NULL);
+	cr_assert_not_null(text);
+	char *at = strstr(text, from);
+	cr_assert_not_null(at, "\"%s\" is not in %s", from, c->ini);
+	*at = '\0';
+	char *next = h_printf("%s%s%s", text, to, at + strlen(from));
+	h_write_file(c->ini, next);
+	free(next);
+	free(text);
+	int before = h_log_count(c, "event=reload_done");
+	cr_assert_eq(kill(c->pid, SIGHUP), 0);
+	cr_assert(h_wait_log_count(c, "event=reload_done", before + 1, 5.0), "%s",
+		  h_corral_log_tail(c));
+}
+
+int h_corral_sigterm_wait(struct h_corral *c)
+{
+	double start = h_now();
+	cr_assert_eq(kill(c->pid, SIGTERM), 0);
+	int status = 0;
+	while (h_reap(c->pid, &c->running, &status)) {
+		cr_assert(h_now() - start < 5, "corral still runs 5 s after SIGTERM:\n%s",
+			  h_corral_log_tail(c));
+		usleep(10000);
+	}
+	return status;
+}
+
+void h_expect_admin_terminated(PGconn *conn, const char *who)
+{
+	PGresult *r = h_exec(conn, "select 1");
+	cr_expect_str_eq(h_sqlstate(r), "57P01", "%s got: %s", who, PQresultErrorMessage(r));
+	cr_expect(strstr(PQresultErrorMessage(r),
+			 "terminating connection due to administrator command"),
+		  "%s", PQresultErrorMessage(r));
+	PQclear(r);
+}
+
+static void *h_login_main(void *p)
+{
+	struct h_login *l = p;
+	PGconn *conn = PQconnectdb(l->ci);
+	if (PQstatus(conn) != CONNECTION_OK) {
+		snprintf(l->err, sizeof(l->err), "%s", PQerrorMessage(conn));
+	} else if (!l->sql) {
+		l->ok = true;
+	} else {
+		PGresult *res = PQexec(conn, l->sql);
+		l->ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+		if (!l->ok)
+			snprintf(l->err, sizeof(l->err), "%s", PQresultErrorMessage(res));
+		PQclear(res);
+	}
+	PQfinish(conn);
+	return NULL;
+}
+
+void h_logins_start(struct h_login *l, int n, const char *ci, const char *sql)
+{
+	for (int i = 0; i < n; i++) {
+		l[i] = (struct h_login){.ci = ci, .sql = sql};
+		cr_assert_eq(pthread_create(&l[i].thread, NULL, h_login_main, &l[i]), 0);
+	}
+}
+
+int h_logins_join(struct h_login *l, int n)
+{
+	int ok = 0;
+	for (int i = 0; i < n; i++) {
+		pthread_join(l[i].thread, NULL);
+		ok += l[i].ok;
+	}
+	return ok;
+}
+
 double h_proc_cpu_seconds(pid_t pid)
 {
 	char path[64], *stat, *p;
@@ -1358,6 +1435,30 @@ void h_cmd_free(struct h_cmd *r)
 	free(r->out);
 	free(r->err);
 	r->out = r->err = NULL;
+}
+
+void h_make_certs(bool client_cert)
+{
+	struct h_cmd r =
+		h_run(60,
+		      "cd %s && "
+		      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=corral-test-ca "
+		      "-keyout ca.key -out ca.crt && "
+		      "openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key "
+		      "-out server.csr && "
+		      "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' >san.ext && "
+		      "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+		      "-days 2 -extfile san.ext -out server.crt && %s"
+		      "chmod 600 ca.key server.key%s",
+		      H.dir,
+		      client_cert ? "openssl req -newkey rsa:2048 -nodes -subj /CN=bench "
+				    "-keyout client.key -out client.csr && "
+				    "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key "
+				    "-CAcreateserial -days 2 -out client.crt && "
+				  : "",
+		      client_cert ? " client.key" : "");
+	cr_assert_eq(r.status, 0, "openssl: status %d\n%s\n%s", r.status, r.out, r.err);
+	h_cmd_free(&r);
 }
 
 /* ---------------------------------------------------------------- workloads */

@@ -14,6 +14,7 @@
 #ifndef CORRAL_TESTS_INTEGRATION_HARNESS_H
 #define CORRAL_TESTS_INTEGRATION_HARNESS_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -177,6 +178,29 @@ bool h_wait_log(const struct h_corral *c, const char *needle, double timeout_s);
 /* h_file_count and h_wait_file_count on corral's log. */
 int h_log_count(const struct h_corral *c, const char *needle);
 bool h_wait_log_count(const struct h_corral *c, const char *needle, int want, double timeout_s);
+/* Replaces the first from in c's ini with to, then SIGHUP and waits (5 s) until every
+ * worker has reloaded (one more event=reload_done); a test failure otherwise. */
+void h_corral_edit_reload(const struct h_corral *c, const char *from, const char *to);
+/* SIGTERMs c and waits (10 ms polls) until it has exited, a test failure after 5 s;
+ * returns its wait status. */
+int h_corral_sigterm_wait(struct h_corral *c);
+/* The next query on conn gets 57P01 "terminating connection due to administrator command"
+ * (corral shut down); who names conn in the failure messages. */
+void h_expect_admin_terminated(PGconn *conn, const char *who);
+
+/* ---- logins at once ---- */
+struct h_login {
+	const char *ci;
+	const char *sql; /* run once logged in (NULL: none) */
+	pthread_t thread;
+	bool ok; /* logged in (and sql gave rows) */
+	char err[300];
+};
+/* Starts n logins with conninfo ci (kept until h_logins_join), each on a thread of its
+ * own; sql (NULL: none) runs once logged in. */
+void h_logins_start(struct h_login *l, int n, const char *ci, const char *sql);
+/* Waits for the n logins; returns how many are ok. */
+int h_logins_join(struct h_login *l, int n);
 /* User + system CPU seconds a process has used so far (/proc/PID/stat); -1 if unknown. */
 double h_proc_cpu_seconds(pid_t pid);
 /* libpq conninfo for corral (password NULL: none), with connect_timeout. */
@@ -293,6 +317,12 @@ struct h_cmd {
 /* Runs "sh -c CMD" (stdin /dev/null) and captures stdout and stderr separately. */
 struct h_cmd h_run(double timeout_s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void h_cmd_free(struct h_cmd *r);
+/*
+ * In H.dir: a CA (ca.crt/ca.key) and a server certificate for localhost signed by it
+ * (server.crt/server.key, SAN DNS:localhost and IP:127.0.0.1); with client_cert also a
+ * client certificate for CN=bench (client.crt/client.key).  Keys 0600 (libpq wants that).
+ */
+void h_make_certs(bool client_cert);
 /* PostgreSQL's psql / pgbench, full paths, for commands. */
 char *h_pgtool(const char *name);
 /* psql -X -At -d CI ARGS (further arguments, already shell words), within H_QUERY_TIMEOUT. */

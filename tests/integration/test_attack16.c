@@ -35,6 +35,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "tests/integration/fake_server.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/tls_raw.h"
 
@@ -42,26 +43,17 @@ TestSuite(attack16, H_SUITE);
 
 /* ---- client side: direct TLS ---- */
 
-static void make_certs(void)
+/* A new client of bench logs in and runs a query: corral goes on serving. */
+static void expect_serves_bench(struct h_corral *c)
 {
-	struct h_cmd r =
-		h_run(60,
-		      "cd %s && "
-		      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=corral-test-ca "
-		      "-keyout ca.key -out ca.crt && "
-		      "openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key "
-		      "-out server.csr && "
-		      "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' >san.ext && "
-		      "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
-		      "-days 2 -extfile san.ext -out server.crt && chmod 600 ca.key server.key",
-		      H.dir);
-	cr_assert_eq(r.status, 0, "openssl: status %d\n%s\n%s", r.status, r.out, r.err);
-	h_cmd_free(&r);
+	PGconn *conn = h_connect_bench(c);
+	h_expect_value(conn, "SELECT 1", "1");
+	PQfinish(conn);
 }
 
 static struct h_corral *start_tls(const char *extra)
 {
-	make_certs();
+	h_make_certs(false);
 	char *settings =
 		h_printf("client_tls_sslmode = allow\nclient_tls_cert_file = %s/server.crt\n"
 			 "client_tls_key_file = %s/server.key\n%s",
@@ -103,9 +95,7 @@ Test(attack16, direct_tls_partial_hello_closed_at_login_timeout, .timeout = 60)
 			  lens[i], s);
 		close(fds[i]);
 	}
-	PGconn *conn = h_connect_bench(c);
-	h_expect_value(conn, "SELECT 1", "1");
-	PQfinish(conn);
+	expect_serves_bench(c);
 	cr_expect(h_corral_alive(c));
 	h_corral_stop(c);
 }
@@ -129,9 +119,7 @@ Test(attack16, sslrequest_with_clienthello_in_one_write_refused, .timeout = 60)
 	cr_expect(r.error && strcmp(r.sqlstate, "08P01") == 0 &&
 			  strstr(r.msg, "unencrypted data after SSL request") != NULL,
 		  "want 08P01 unencrypted data: error=%d %s %s", r.error, r.sqlstate, r.msg);
-	PGconn *conn = h_connect_bench(c);
-	h_expect_value(conn, "SELECT 1", "1");
-	PQfinish(conn);
+	expect_serves_bench(c);
 	h_corral_stop(c);
 }
 
@@ -199,9 +187,7 @@ Test(attack16, direct_tls_half_handshake_storm, .timeout = 120)
 		}
 		close(fd);
 	}
-	PGconn *conn = h_connect_bench(c);
-	h_expect_value(conn, "SELECT 1", "1");
-	PQfinish(conn);
+	expect_serves_bench(c);
 	char *aci = h_conninfo(c, "bench", "corral", "secret");
 	PGconn *admin = h_connect(c, aci);
 	free(aci);
@@ -243,59 +229,12 @@ struct fake_pg {
 	bool done;
 };
 
-static bool read_full(int fd, void *buf, size_t n)
-{
-	for (size_t got = 0; got < n;) {
-		ssize_t r = recv(fd, (char *)buf + got, n - got, 0);
-		if (r <= 0)
-			return false;
-		got += (size_t)r;
-	}
-	return true;
-}
-
-static char *read_msg(int fd, bool startup, size_t *len)
-{
-	char type;
-	uint32_t n;
-	if ((!startup && !read_full(fd, &type, 1)) || !read_full(fd, &n, 4))
-		return NULL;
-	n = ntohl(n);
-	if (n < 4 || n > 10000)
-		return NULL;
-	char *body = calloc(1, n - 4 + 1);
-	if (!read_full(fd, body, n - 4)) {
-		free(body);
-		return NULL;
-	}
-	*len = n - 4;
-	return body;
-}
-
-static void send_auth(int fd, uint32_t code, const char *data, size_t len)
-{
-	char buf[512];
-	uint32_t n = htonl((uint32_t)(4 + 4 + len)), c = htonl(code);
-	buf[0] = 'R';
-	memcpy(buf + 1, &n, 4);
-	memcpy(buf + 5, &c, 4);
-	memcpy(buf + 9, data, len);
-	(void)send(fd, buf, 9 + len, MSG_NOSIGNAL);
-}
-
-static void send_ok_ready(int fd)
-{
-	send_auth(fd, 0, "", 0);
-	static const char ready[] = {'Z', 0, 0, 0, 5, 'I'};
-	(void)send(fd, ready, sizeof(ready), MSG_NOSIGNAL);
-}
-
 static void serve_one(struct fake_pg *f, int fd)
 {
 	struct timeval tv = {30, 0};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	size_t len;
-	char *m = read_msg(fd, true, &len);
+	char *m = fake_read_msg(fd, true, &len);
 	if (!m)
 		return;
 	free(m);
@@ -309,8 +248,8 @@ static void serve_one(struct fake_pg *f, int fd)
 		(void)send(fd, stuffed, sizeof(stuffed), MSG_NOSIGNAL);
 		return;
 	}
-	send_auth(fd, 10, "SCRAM-SHA-256\0", 15);
-	m = read_msg(fd, false, &len); /* SASLInitialResponse */
+	(void)fake_send_auth(fd, 10, "SCRAM-SHA-256\0", 15);
+	m = fake_read_msg(fd, false, &len); /* SASLInitialResponse */
 	if (!m)
 		return;
 	const char *r = memmem(m, len, ",r=", 3);
@@ -319,22 +258,22 @@ static void serve_one(struct fake_pg *f, int fd)
 	case FAKE_BAD_NONCE:
 		snprintf(first, sizeof(first),
 			 "r=NOTYOURNONCEATALLXXXXXXXXXXXXXXXX,s=c2FsdA==,i=4096");
-		send_auth(fd, 11, first, strlen(first));
+		(void)fake_send_auth(fd, 11, first, strlen(first));
 		break;
 	case FAKE_HUGE_ITER:
 		snprintf(first, sizeof(first), "r=%.*sFAKE,s=c2FsdA==,i=1000000000", r ? 24 : 0,
 			 r ? r + 3 : "");
-		send_auth(fd, 11, first, strlen(first));
+		(void)fake_send_auth(fd, 11, first, strlen(first));
 		free(m);
-		m = read_msg(fd, false, &len);
+		m = fake_read_msg(fd, false, &len);
 		if (m)
 			f->got_final = true;
-		send_ok_ready(fd); /* no SASLFinal: the server never proved itself */
+		fake_send_ok_ready(fd); /* no SASLFinal: the server never proved itself */
 		break;
 	case FAKE_FINAL_FIRST: {
 		const char *v = "v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
-		send_auth(fd, 12, v, strlen(v));
-		send_ok_ready(fd);
+		(void)fake_send_auth(fd, 12, v, strlen(v));
+		fake_send_ok_ready(fd);
 		break;
 	}
 	case FAKE_HUGE_MESSAGE: {
@@ -350,7 +289,7 @@ static void serve_one(struct fake_pg *f, int fd)
 		break;
 	}
 	case FAKE_OK_AFTER_FIRST:
-		send_ok_ready(fd);
+		fake_send_ok_ready(fd);
 		break;
 	case FAKE_SILENT:
 	case FAKE_S_THEN_PLAIN:
@@ -376,37 +315,16 @@ static void *fake_pg_main(void *arg)
 	return NULL;
 }
 
-static char *make_role(PGconn *su, const char *name)
-{
-	char *sql = h_printf("do $$ begin create role %s login password '" PT_PASSWORD "'; "
-			     "exception when duplicate_object then null; end $$",
-			     name);
-	h_exec_ok(su, sql);
-	free(sql);
-	sql = h_printf("select rolpassword from pg_authid where rolname = '%s'", name);
-	char *v = h_value(su, sql);
-	free(sql);
-	cr_assert(strncmp(v, "SCRAM-SHA-256$", 14) == 0, "%s's secret: %s", name, v);
-	return v;
-}
-
 /* Logs in through corral to the fake server in mode; returns the error and how long
  * the refusal took. */
 static char *fake_server_login(enum fake_mode mode, double *took, bool *got_final)
 {
 	PGconn *su = h_superuser();
-	char *verifier = make_role(su, "atk16_pt");
+	char *verifier = fake_make_role(su, "atk16_pt", PT_PASSWORD);
 	PQfinish(su);
 	struct fake_pg f = {.mode = mode};
-	int port = h_free_port();
-	f.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-	int one = 1;
-	setsockopt(f.listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons((uint16_t)port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	cr_assert(bind(f.listen_fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-		  listen(f.listen_fd, 16) == 0);
+	int port;
+	f.listen_fd = fake_listen(16, &port);
 	pthread_t t;
 	cr_assert(pthread_create(&t, NULL, fake_pg_main, &f) == 0);
 
@@ -663,7 +581,7 @@ Test(attack16, passthrough_pools_freed_under_churn_two_workers, .timeout = 180)
 	for (int u = 0; u < PF_USERS; u++) {
 		char name[32];
 		snprintf(name, sizeof(name), "atk16_pf%d", u);
-		char *v = make_role(su, name);
+		char *v = fake_make_role(su, name, PT_PASSWORD);
 		h_sb_printf(&users, "\"%s\" \"%s\"\n", name, v);
 		free(v);
 	}
@@ -890,7 +808,7 @@ static char *cert_login(const struct h_corral *c, const char *user, const char *
  */
 Test(attack16, hba_cert_odd_common_names, .timeout = 120)
 {
-	make_certs();
+	h_make_certs(false);
 	client_cert("upper", "/CN=BENCH", "ca");
 	client_cert("first_bench", "/CN=bench/CN=other", "ca");
 	client_cert("second_bench", "/CN=other/CN=bench", "ca");
@@ -941,37 +859,6 @@ Test(attack16, hba_cert_odd_common_names, .timeout = 120)
 
 /* ---- auth_query: a RELOAD while a lookup runs ---- */
 
-static void edit_and_reload(const struct h_corral *c, const char *from, const char *to)
-{
-	char *text = h_read_file(c->ini, NULL);
-	cr_assert_not_null(text);
-	char *at = strstr(text, from);
-	cr_assert_not_null(at, "\"%s\" is not in %s", from, c->ini);
-	*at = '\0';
-	char *next = h_printf("%s%s%s", text, to, at + strlen(from));
-	h_write_file(c->ini, next);
-	free(next);
-	free(text);
-	int before = h_log_count(c, "event=reload_done");
-	cr_assert_eq(kill(c->pid, SIGHUP), 0);
-	cr_assert(h_wait_log_count(c, "event=reload_done", before + 1, 5.0), "%s",
-		  h_corral_log_tail(c));
-}
-
-struct aq_arg {
-	char *ci;
-	bool ok;
-};
-
-static void *aq_login(void *p)
-{
-	struct aq_arg *a = p;
-	PGconn *conn = PQconnectdb(a->ci);
-	a->ok = PQstatus(conn) == CONNECTION_OK;
-	PQfinish(conn);
-	return NULL;
-}
-
 /*
  * Lookups of authq_many run 2 s on both workers when a RELOAD makes auth_query one
  * that finds nobody.  Whatever the logins already waiting get, the old query's answer
@@ -985,19 +872,14 @@ Test(attack16, reload_mid_lookup_does_not_cache_the_old_answer, .timeout = 90)
 		"auth_query = SELECT usename, passwd FROM pg_shadow, pg_sleep(2) WHERE usename=$1\n",
 		H_BENCH_DB, AQ_USERS);
 	enum { N = 6 };
-	pthread_t t[N];
-	struct aq_arg a[N];
-	for (int i = 0; i < N; i++) {
-		a[i] = (struct aq_arg){.ci = h_conninfo(c, "authq_many", "bench", "manypass")};
-		cr_assert_eq(pthread_create(&t[i], NULL, aq_login, &a[i]), 0);
-	}
+	struct h_login a[N];
+	char *many_ci = h_conninfo(c, "authq_many", "bench", "manypass");
+	h_logins_start(a, N, many_ci, NULL);
 	usleep(500000);
-	edit_and_reload(c, "pg_sleep(2) WHERE usename=$1",
-			"pg_sleep(0) WHERE usename=$1 AND false");
-	for (int i = 0; i < N; i++) {
-		pthread_join(t[i], NULL);
-		free(a[i].ci);
-	}
+	h_corral_edit_reload(c, "pg_sleep(2) WHERE usename=$1",
+			     "pg_sleep(0) WHERE usename=$1 AND false");
+	h_logins_join(a, N);
+	free(many_ci);
 	for (int i = 0; i < 6; i++) { /* both workers */
 		char *ci = h_conninfo(c, "authq_many", "bench", "manypass");
 		char *err = NULL;
@@ -1105,9 +987,7 @@ Test(attack16, direct_tls_garbage_hellos_closed, .timeout = 60)
 		close(fd);
 	}
 	free(junk);
-	PGconn *conn = h_connect_bench(c);
-	h_expect_value(conn, "SELECT 1", "1");
-	PQfinish(conn);
+	expect_serves_bench(c);
 	cr_expect(h_corral_alive(c));
 	h_corral_stop(c);
 }

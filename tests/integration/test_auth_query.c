@@ -145,48 +145,19 @@ Test(auth_query, cache_expires_after_the_ttl)
 	h_corral_stop(c);
 }
 
-struct many_arg {
-	char *ci;
-	bool ok;
-	char err[300];
-};
-
-static void *many_login(void *p)
-{
-	struct many_arg *a = p;
-	PGconn *conn = PQconnectdb(a->ci);
-	if (PQstatus(conn) == CONNECTION_OK) {
-		PGresult *res = PQexec(conn, "select 1");
-		a->ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-		if (!a->ok)
-			snprintf(a->err, sizeof(a->err), "%s", PQresultErrorMessage(res));
-		PQclear(res);
-	} else {
-		snprintf(a->err, sizeof(a->err), "%s", PQerrorMessage(conn));
-	}
-	PQfinish(conn);
-	return NULL;
-}
-
 Test(auth_query, fifty_concurrent_logins_share_the_lookup)
 {
 	struct h_corral *c = h_corral_start(
 		"auth_user = corral_auth\npool_mode = transaction\nadmin_users = admin\n",
 		H_BENCH_DB_WITH(" pool_size=5"), AUTH_USERS "\"admin\" \"adminpw\"\n");
 	enum { N = 50 };
-	pthread_t t[N];
-	struct many_arg a[N];
-	for (int i = 0; i < N; i++) {
-		a[i] = (struct many_arg){.ci = h_conninfo(c, "authq_many", H.db, "manypass")};
-		cr_assert_eq(pthread_create(&t[i], NULL, many_login, &a[i]), 0);
-	}
-	int ok = 0;
-	for (int i = 0; i < N; i++) {
-		pthread_join(t[i], NULL);
+	struct h_login a[N];
+	char *ci = h_conninfo(c, "authq_many", H.db, "manypass");
+	h_logins_start(a, N, ci, "select 1");
+	int ok = h_logins_join(a, N);
+	for (int i = 0; i < N; i++)
 		cr_expect(a[i].ok, "login %d failed: %s", i, a[i].err);
-		ok += a[i].ok;
-		free(a[i].ci);
-	}
+	free(ci);
 	cr_expect_eq(ok, N);
 	/* One lookup in all (workers = 2): the rest joined it, on either worker, or read the
 	 * cache. */
@@ -276,24 +247,6 @@ Test(auth_query, auth_dbname_and_a_database_lines_auth_user)
 	h_corral_stop(c);
 }
 
-/* The ini's text from -> to, then SIGHUP and wait until every worker has it. */
-static void edit_and_reload(const struct h_corral *c, const char *from, const char *to)
-{
-	char *text = h_read_file(c->ini, NULL);
-	cr_assert_not_null(text);
-	char *at = strstr(text, from);
-	cr_assert_not_null(at, "\"%s\" is not in %s", from, c->ini);
-	*at = '\0';
-	char *next = h_printf("%s%s%s", text, to, at + strlen(from));
-	h_write_file(c->ini, next);
-	free(next);
-	free(text);
-	int before = h_log_count(c, "event=reload_done");
-	cr_assert_eq(kill(c->pid, SIGHUP), 0);
-	cr_assert(h_wait_log_count(c, "event=reload_done", before + 1, 5.0), "%s",
-		  h_corral_log_tail(c));
-}
-
 Test(auth_query, reload_that_changes_the_query_drops_the_cache)
 {
 	struct h_corral *c = h_corral_start("auth_user = corral_auth\n"
@@ -302,12 +255,12 @@ Test(auth_query, reload_that_changes_the_query_drops_the_cache)
 					    H_BENCH_DB, AUTH_USERS);
 	expect_login_ok(c, "authq_user", "aqpass");
 	/* A reload that leaves the lookup alone keeps the answer. */
-	edit_and_reload(c, "auth_user = corral_auth\n",
-			"auth_user = corral_auth\nlog_level = info\n");
+	h_corral_edit_reload(c, "auth_user = corral_auth\n",
+			     "auth_user = corral_auth\nlog_level = info\n");
 	expect_login_ok(c, "authq_user", "aqpass");
 	cr_expect_eq(h_log_count(c, LOOKUP), 1, "%s", h_corral_log_tail(c));
 	/* One that changes auth_query asks again, with the new query. */
-	edit_and_reload(c, "WHERE usename=$1", "WHERE usename = $1 AND true");
+	h_corral_edit_reload(c, "WHERE usename=$1", "WHERE usename = $1 AND true");
 	expect_login_ok(c, "authq_user", "aqpass");
 	cr_expect_eq(h_log_count(c, LOOKUP), 2, "%s", h_corral_log_tail(c));
 	h_corral_stop(c);
@@ -323,17 +276,13 @@ Test(auth_query, a_slow_lookup_is_shared_by_every_worker)
 		"auth_query = SELECT usename, passwd FROM pg_shadow, pg_sleep(1) WHERE usename=$1\n",
 		H_BENCH_DB, AUTH_USERS);
 	enum { N = 10 };
-	pthread_t t[N];
-	struct many_arg a[N];
-	for (int i = 0; i < N; i++) {
-		a[i] = (struct many_arg){.ci = h_conninfo(c, "authq_many", H.db, "manypass")};
-		cr_assert_eq(pthread_create(&t[i], NULL, many_login, &a[i]), 0);
-	}
-	for (int i = 0; i < N; i++) {
-		pthread_join(t[i], NULL);
+	struct h_login a[N];
+	char *ci = h_conninfo(c, "authq_many", H.db, "manypass");
+	h_logins_start(a, N, ci, "select 1");
+	h_logins_join(a, N);
+	for (int i = 0; i < N; i++)
 		cr_expect(a[i].ok, "login %d failed: %s", i, a[i].err);
-		free(a[i].ci);
-	}
+	free(ci);
 	cr_expect_eq(h_log_count(c, LOOKUP), 1, "%s", h_corral_log_tail(c));
 	h_corral_stop(c);
 }

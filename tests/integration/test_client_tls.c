@@ -18,28 +18,6 @@
 
 TestSuite(client_tls, H_SUITE);
 
-/* The CA, server and client certificates in DIR (keys 0600: libpq wants that). */
-static void make_certs(void)
-{
-	struct h_cmd r =
-		h_run(60,
-		      "cd %s && "
-		      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=corral-test-ca "
-		      "-keyout ca.key -out ca.crt && "
-		      "openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key "
-		      "-out server.csr && "
-		      "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' >san.ext && "
-		      "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
-		      "-days 2 -extfile san.ext -out server.crt && "
-		      "openssl req -newkey rsa:2048 -nodes -subj /CN=bench -keyout client.key "
-		      "-out client.csr && "
-		      "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
-		      "-days 2 -out client.crt && chmod 600 ca.key server.key client.key",
-		      H.dir);
-	cr_assert_eq(r.status, 0, "openssl: status %d\n%s\n%s", r.status, r.out, r.err);
-	h_cmd_free(&r);
-}
-
 /* [corral] lines for sslmode with DIR's server certificate (and CA). */
 static char *tls_settings(const char *mode)
 {
@@ -48,13 +26,22 @@ static char *tls_settings(const char *mode)
 			mode, H.dir, H.dir, H.dir);
 }
 
-static struct h_corral *start_tls(const char *mode)
+/* corral with tls_settings(mode) and the [corral] lines extra (NULL: none), the
+ * certificates already made. */
+static struct h_corral *start_with(const char *mode, const char *extra)
 {
-	make_certs();
 	char *s = tls_settings(mode);
-	struct h_corral *c = h_corral_start(s, H_BENCH_DB, NULL);
+	char *settings = h_printf("%s%s", s, extra ? extra : "");
+	struct h_corral *c = h_corral_start(settings, H_BENCH_DB, NULL);
+	free(settings);
 	free(s);
 	return c;
+}
+
+static struct h_corral *start_tls(const char *mode)
+{
+	h_make_certs(true);
+	return start_with(mode, NULL);
 }
 
 /* bench's conninfo for c with extra libpq keywords (a later keyword wins). */
@@ -289,7 +276,7 @@ static void expect_t_error(const char *settings, const char *key, const char *wa
 
 Test(client_tls, config_check_names_the_key, .timeout = 60)
 {
-	make_certs();
+	h_make_certs(true);
 	char *s = h_printf("client_tls_sslmode = require\nclient_tls_cert_file = %s/missing.crt\n"
 			   "client_tls_key_file = %s/server.key\n",
 			   H.dir, H.dir);
@@ -381,11 +368,10 @@ Test(client_tls, reload_changes_the_mode_for_new_clients, .timeout = 60)
 /* client_tls_protocols and _ciphers reach OpenSSL: TLS 1.2 only, PgBouncer's "fast". */
 Test(client_tls, protocols_and_ciphers, .timeout = 60)
 {
-	make_certs();
-	char *s = tls_settings("require");
-	char *settings = h_printf("%sclient_tls_protocols = tlsv1.2\nclient_tls_ciphers = fast\n",
-				  s);
-	struct h_corral *c = h_corral_start(settings, H_BENCH_DB, NULL);
+	h_make_certs(true);
+	struct h_corral *c =
+		start_with("require",
+			   "client_tls_protocols = tlsv1.2\nclient_tls_ciphers = fast\n");
 	PGconn *conn = connect_tls(c, "sslmode=require");
 	cr_expect_str_eq(PQsslAttribute(conn, "protocol"), "TLSv1.2");
 	h_expect_value(conn, "select 'tls 1.2'", "tls 1.2");
@@ -397,21 +383,18 @@ Test(client_tls, protocols_and_ciphers, .timeout = 60)
 	cr_expect_null(conn, "a TLS 1.3 client got in with client_tls_protocols = tlsv1.2");
 	free(err);
 	free(ci);
-	free(settings);
-	free(s);
 	h_corral_stop(c);
 }
 
 /* auth_type = hba: hostssl lines match TLS clients, hostnossl lines the others. */
 Test(client_tls, hba_hostssl_and_hostnossl, .timeout = 60)
 {
-	make_certs();
+	h_make_certs(true);
 	char *hba = h_path("hba.conf");
 	h_write_file(hba, "hostssl all all 127.0.0.1/32 trust\n"
 			  "hostnossl all all 127.0.0.1/32 reject\n");
-	char *tls = tls_settings("prefer");
-	char *settings = h_printf("%sauth_type = hba\nauth_hba_file = %s\n", tls, hba);
-	struct h_corral *c = h_corral_start(settings, H_BENCH_DB, NULL);
+	char *settings = h_printf("auth_type = hba\nauth_hba_file = %s\n", hba);
+	struct h_corral *c = start_with("prefer", settings);
 
 	/* TLS and no password: the hostssl trust line. */
 	char *base = h_conninfo(c, H.user, H.db, NULL);
@@ -433,7 +416,6 @@ Test(client_tls, hba_hostssl_and_hostnossl, .timeout = 60)
 	free(ci);
 	free(base);
 	free(settings);
-	free(tls);
 	free(hba);
 	h_corral_stop(c);
 }
@@ -443,14 +425,13 @@ Test(client_tls, hba_hostssl_and_hostnossl, .timeout = 60)
  * is asked for), PostgreSQL's "connection requires a valid client certificate". */
 Test(client_tls, hba_cert_matches_common_name, .timeout = 60)
 {
-	make_certs();
+	h_make_certs(true);
 	char *hba = h_path("hba.conf");
 	h_write_file(hba, "hostssl all all 127.0.0.1/32 cert\n");
 	const char *modes[] = {"verify-ca", "require"};
+	char *settings = h_printf("auth_type = hba\nauth_hba_file = %s\n", hba);
 	for (size_t m = 0; m < 2; m++) {
-		char *tls = tls_settings(modes[m]);
-		char *settings = h_printf("%sauth_type = hba\nauth_hba_file = %s\n", tls, hba);
-		struct h_corral *c = h_corral_start(settings, H_BENCH_DB, NULL);
+		struct h_corral *c = start_with(modes[m], settings);
 		char *certs = h_printf("sslmode=require sslcert=%s/client.crt sslkey=%s/client.key",
 				       H.dir, H.dir);
 		char *base = h_conninfo(c, H.user, H.db, NULL);
@@ -491,10 +472,9 @@ Test(client_tls, hba_cert_matches_common_name, .timeout = 60)
 		free(ci);
 		free(base);
 		free(certs);
-		free(settings);
-		free(tls);
 		h_corral_stop(c);
 	}
+	free(settings);
 	free(hba);
 }
 
@@ -506,12 +486,8 @@ Test(client_tls, hba_cert_matches_common_name, .timeout = 60)
  */
 Test(client_tls, show_clients_tls_and_57p01_through_tls_at_shutdown, .timeout = 60)
 {
-	make_certs();
-	char *s = tls_settings("allow");
-	char *settings = h_printf("%sadmin_users = bench\nshutdown_timeout = 1\n", s);
-	struct h_corral *c = h_corral_start(settings, H_BENCH_DB, NULL);
-	free(s);
-	free(settings);
+	h_make_certs(true);
+	struct h_corral *c = start_with("allow", "admin_users = bench\nshutdown_timeout = 1\n");
 	PGconn *tls = connect_tls(c, "sslmode=require");
 	h_expect_value(tls, "select 'tls'", "tls");
 	char *ci = ci_with(c, "sslmode=disable application_name=plain-one");
@@ -549,19 +525,7 @@ Test(client_tls, show_clients_tls_and_57p01_through_tls_at_shutdown, .timeout = 
 	PQfinish(admin);
 	PQfinish(plain);
 
-	double start = h_now();
-	cr_assert_eq(kill(c->pid, SIGTERM), 0);
-	int status = 0;
-	while (h_reap(c->pid, &c->running, &status)) {
-		cr_assert(h_now() - start < 5, "corral still runs 5 s after SIGTERM:\n%s",
-			  h_corral_log_tail(c));
-		usleep(10000);
-	}
-	r = h_exec(tls, "select 1");
-	cr_expect_str_eq(h_sqlstate(r), "57P01", "the TLS client got: %s", PQresultErrorMessage(r));
-	cr_expect(strstr(PQresultErrorMessage(r),
-			 "terminating connection due to administrator command"),
-		  "%s", PQresultErrorMessage(r));
-	PQclear(r);
+	h_corral_sigterm_wait(c);
+	h_expect_admin_terminated(tls, "the TLS client");
 	PQfinish(tls);
 }

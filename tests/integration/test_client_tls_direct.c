@@ -22,24 +22,6 @@
 
 TestSuite(client_tls_direct, H_SUITE);
 
-/* A CA and a server certificate for localhost signed by it, in DIR. */
-static void make_certs(void)
-{
-	struct h_cmd r =
-		h_run(60,
-		      "cd %s && "
-		      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=corral-test-ca "
-		      "-keyout ca.key -out ca.crt && "
-		      "openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key "
-		      "-out server.csr && "
-		      "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' >san.ext && "
-		      "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
-		      "-days 2 -extfile san.ext -out server.crt && chmod 600 ca.key server.key",
-		      H.dir);
-	cr_assert_eq(r.status, 0, "openssl: status %d\n%s\n%s", r.status, r.out, r.err);
-	h_cmd_free(&r);
-}
-
 /* A corral with client TLS in mode (NULL: TLS off) and extra [corral] lines. */
 static struct h_corral *start(const char *mode, const char *extra)
 {
@@ -49,7 +31,7 @@ static struct h_corral *start(const char *mode, const char *extra)
 				mode, H.dir, H.dir)
 		     : strdup("");
 	if (mode)
-		make_certs();
+		h_make_certs(false);
 	char *settings = h_printf("%s%s", tls, extra ? extra : "");
 	struct h_corral *c = h_corral_start(settings, H_BENCH_DB, NULL);
 	free(settings);

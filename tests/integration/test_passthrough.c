@@ -18,26 +18,12 @@
 
 #include <criterion/criterion.h>
 
+#include "tests/integration/fake_server.h"
 #include "tests/integration/harness.h"
 
 TestSuite(passthrough, H_SUITE);
 
 #define PT_PASSWORD "pt-secret"
-
-/* Creates role name with PT_PASSWORD (a SCRAM verifier of its own salt); returns it. */
-static char *make_role(PGconn *su, const char *name)
-{
-	char *sql = h_printf("do $$ begin create role %s login password '" PT_PASSWORD "'; "
-			     "exception when duplicate_object then null; end $$",
-			     name);
-	h_exec_ok(su, sql);
-	free(sql);
-	sql = h_printf("select rolpassword from pg_authid where rolname = '%s'", name);
-	char *v = h_value(su, sql);
-	free(sql);
-	cr_assert(strncmp(v, "SCRAM-SHA-256$", 14) == 0, "%s's secret: %s", name, v);
-	return v;
-}
 
 /* The [databases] line: no user, no password (options: more keywords). */
 static char *db_line(const char *options)
@@ -70,7 +56,7 @@ static char *login_error(const struct h_corral *c, const char *user, const char 
 Test(passthrough, scram_keys_log_in_and_are_reused, .timeout = 90)
 {
 	PGconn *su = h_superuser();
-	char *verifier = make_role(su, "pt_user1");
+	char *verifier = fake_make_role(su, "pt_user1", PT_PASSWORD);
 	struct h_corral *c = start("pt_user1", verifier, " pool_size=3");
 	char *ci = h_conninfo(c, "pt_user1", "pt", PT_PASSWORD);
 
@@ -135,9 +121,9 @@ Test(passthrough, scram_keys_log_in_and_are_reused, .timeout = 90)
 Test(passthrough, verifier_with_another_salt_is_refused_by_postgres, .timeout = 60)
 {
 	PGconn *su = h_superuser();
-	char *mine = make_role(su, "pt_user2");
+	char *mine = fake_make_role(su, "pt_user2", PT_PASSWORD);
 	/* The same password, another salt: right for corral, wrong for PostgreSQL. */
-	char *other = make_role(su, "pt_other2");
+	char *other = fake_make_role(su, "pt_other2", PT_PASSWORD);
 	cr_assert_str_neq(mine, other);
 	struct h_corral *c = start("pt_user2", other, "");
 
@@ -172,7 +158,7 @@ static char *server_ssl(PGconn *su, PGconn *conn)
 Test(passthrough, tls_to_the_server, .timeout = 60)
 {
 	PGconn *su = h_superuser();
-	char *verifier = make_role(su, "pt_user3");
+	char *verifier = fake_make_role(su, "pt_user3", PT_PASSWORD);
 	char *users0 = h_printf("\"pt_user3\" \"%s\"\n\"ptadmin\" \"adminpw\"\n", verifier);
 	char *dbs0 = db_line(" sslmode=require");
 	struct h_corral *c = h_corral_start("admin_users = ptadmin\n", dbs0, users0);
@@ -241,44 +227,40 @@ Test(passthrough, tls_to_the_server, .timeout = 60)
 	PQfinish(su);
 }
 
-/* A Unix socket (trust in the harness: the server says AuthenticationOk at once). */
-Test(passthrough, unix_socket, .timeout = 60)
+/* Role user (its verifier alone in the auth file) logs in with PT_PASSWORD to pt of
+ * corral with the [databases] lines dbs; its session's current_user is want. */
+static void expect_pt_login(const char *user, const char *dbs, const char *want)
 {
 	PGconn *su = h_superuser();
-	char *verifier = make_role(su, "pt_user5");
-	char *users = h_printf("\"pt_user5\" \"%s\"\n", verifier);
-	char *dbs = h_printf("pt = host=%s port=@PGPORT@ dbname=bench\n", H.sockdir);
+	char *verifier = fake_make_role(su, user, PT_PASSWORD);
+	char *users = h_printf("\"%s\" \"%s\"\n", user, verifier);
 	struct h_corral *c = h_corral_start("", dbs, users);
-	char *ci = h_conninfo(c, "pt_user5", "pt", PT_PASSWORD);
+	char *ci = h_conninfo(c, user, "pt", PT_PASSWORD);
 	PGconn *conn = h_connect(c, ci);
-	h_expect_value(conn, "select current_user", "pt_user5");
+	h_expect_value(conn, "select current_user", want);
 	PQfinish(conn);
 	free(ci);
-	free(dbs);
 	free(users);
 	h_corral_stop(c);
 	free(verifier);
 	PQfinish(su);
 }
 
+/* A Unix socket (trust in the harness: the server says AuthenticationOk at once). */
+Test(passthrough, unix_socket, .timeout = 60)
+{
+	char *dbs = h_printf("pt = host=%s port=@PGPORT@ dbname=bench\n", H.sockdir);
+	expect_pt_login("pt_user5", dbs, "pt_user5");
+	free(dbs);
+}
+
 Test(passthrough, no_keys_no_passthrough_for_a_fixed_user, .timeout = 60)
 {
 	/* A line with user= logs in as that user: no pass-through, the line's password. */
-	PGconn *su = h_superuser();
-	char *verifier = make_role(su, "pt_user4");
-	char *users = h_printf("\"pt_user4\" \"%s\"\n", verifier);
-	struct h_corral *c = h_corral_start(
-		"", "pt = host=@PGHOST@ port=@PGPORT@ dbname=bench user=bench password=secret\n",
-		users);
-	char *ci = h_conninfo(c, "pt_user4", "pt", PT_PASSWORD);
-	PGconn *conn = h_connect(c, ci);
-	h_expect_value(conn, "select current_user", "bench");
-	PQfinish(conn);
-	free(ci);
-	free(users);
-	h_corral_stop(c);
-	free(verifier);
-	PQfinish(su);
+	expect_pt_login(
+		"pt_user4",
+		"pt = host=@PGHOST@ port=@PGPORT@ dbname=bench user=bench password=secret\n",
+		"bench");
 }
 
 /* md5 pass-through: the auth file's md5 hash (as pg_authid has it) answers the
@@ -313,7 +295,7 @@ Test(passthrough, md5_hash_logs_in, .timeout = 60)
 Test(passthrough, cleartext_password_gives_the_keys_too, .timeout = 60)
 {
 	PGconn *su = h_superuser();
-	char *verifier = make_role(su, "pt_user6");
+	char *verifier = fake_make_role(su, "pt_user6", PT_PASSWORD);
 	char *hba = h_path("hba.conf");
 	h_write_file(hba, "host all all 127.0.0.1/32 password\n");
 	char *settings = h_printf("auth_type = hba\nauth_hba_file = %s\n", hba);
@@ -345,47 +327,6 @@ struct fake_pg {
 	bool sent_final;
 };
 
-static bool read_full(int fd, void *buf, size_t n)
-{
-	for (size_t got = 0; got < n;) {
-		ssize_t r = recv(fd, (char *)buf + got, n - got, 0);
-		if (r <= 0)
-			return false;
-		got += (size_t)r;
-	}
-	return true;
-}
-
-/* One message (type byte unless startup) into a malloc'd body; NULL on EOF. */
-static char *read_msg(int fd, bool startup, size_t *len)
-{
-	char type;
-	uint32_t n;
-	if ((!startup && !read_full(fd, &type, 1)) || !read_full(fd, &n, 4))
-		return NULL;
-	n = ntohl(n);
-	if (n < 4 || n > 10000)
-		return NULL;
-	char *body = calloc(1, n - 4 + 1);
-	if (!read_full(fd, body, n - 4)) {
-		free(body);
-		return NULL;
-	}
-	*len = n - 4;
-	return body;
-}
-
-static void send_auth(int fd, uint32_t code, const char *data, size_t len)
-{
-	char buf[512];
-	uint32_t n = htonl((uint32_t)(4 + 4 + len)), c = htonl(code);
-	buf[0] = 'R';
-	memcpy(buf + 1, &n, 4);
-	memcpy(buf + 5, &c, 4);
-	memcpy(buf + 9, data, len);
-	cr_assert_eq(send(fd, buf, 9 + len, MSG_NOSIGNAL), (ssize_t)(9 + len));
-}
-
 static void *fake_pg_main(void *arg)
 {
 	struct fake_pg *f = arg;
@@ -395,24 +336,24 @@ static void *fake_pg_main(void *arg)
 	struct timeval tv = {10, 0};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	size_t len;
-	char *m = read_msg(fd, true, &len); /* StartupMessage (sslmode=disable) */
+	char *m = fake_read_msg(fd, true, &len); /* StartupMessage (sslmode=disable) */
 	free(m);
-	send_auth(fd, 10, "SCRAM-SHA-256\0", 15);
-	m = read_msg(fd, false, &len); /* SASLInitialResponse */
+	cr_assert(fake_send_auth(fd, 10, "SCRAM-SHA-256\0", 15));
+	m = fake_read_msg(fd, false, &len); /* SASLInitialResponse */
 	if (m) {
 		const char *r = memmem(m, len, ",r=", 3);
 		char first[400];
 		snprintf(first, sizeof(first), "r=%.*sFAKESERVERNONCE%s", r ? 24 : 0,
 			 r ? r + 3 : "", f->server_first_tail);
-		send_auth(fd, 11, first, strlen(first));
+		cr_assert(fake_send_auth(fd, 11, first, strlen(first)));
 		free(m);
-		m = read_msg(fd, false, &len); /* client-final */
+		m = fake_read_msg(fd, false, &len); /* client-final */
 	}
 	if (m) {
 		/* A signature made without ServerKey, then "ok" as if all were well. */
 		const char *v = "v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
-		send_auth(fd, 12, v, strlen(v));
-		send_auth(fd, 0, "", 0);
+		cr_assert(fake_send_auth(fd, 12, v, strlen(v)));
+		cr_assert(fake_send_auth(fd, 0, "", 0));
 		static const char ready[] = {'Z', 0, 0, 0, 5, 'I'};
 		send(fd, ready, sizeof(ready), MSG_NOSIGNAL);
 		f->sent_final = true;
@@ -428,25 +369,20 @@ static void *fake_pg_main(void *arg)
 Test(passthrough, server_without_the_verifier_is_refused, .timeout = 60)
 {
 	PGconn *su = h_superuser();
-	char *verifier = make_role(su, "pt_user7");
+	char *verifier = fake_make_role(su, "pt_user7", PT_PASSWORD);
 	struct fake_pg f = {0};
 	/* "SCRAM-SHA-256$<iter>:<salt>$...": the salt and iterations a real server would send. */
 	const char *iter = strchr(verifier, '$') + 1, *salt = strchr(iter, ':') + 1;
 	const char *salt_end = strchr(salt, '$');
 	snprintf(f.server_first_tail, sizeof(f.server_first_tail), ",s=%.*s,i=%.*s",
 		 (int)(salt_end - salt), salt, (int)(salt - 1 - iter), iter);
-	f.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t alen = sizeof(a);
-	cr_assert(bind(f.listen_fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-		  listen(f.listen_fd, 4) == 0 &&
-		  getsockname(f.listen_fd, (struct sockaddr *)&a, &alen) == 0);
+	int port;
+	f.listen_fd = fake_listen(4, &port);
 	pthread_t t;
 	cr_assert(pthread_create(&t, NULL, fake_pg_main, &f) == 0);
 
 	char *users = h_printf("\"pt_user7\" \"%s\"\n", verifier);
-	char *dbs = h_printf("pt = host=127.0.0.1 port=%d dbname=bench sslmode=disable\n",
-			     ntohs(a.sin_port));
+	char *dbs = h_printf("pt = host=127.0.0.1 port=%d dbname=bench sslmode=disable\n", port);
 	struct h_corral *c = h_corral_start("", dbs, users);
 	char *err = login_error(c, "pt_user7", PT_PASSWORD);
 	cr_expect(strstr(err, "SCRAM signature is wrong") != NULL, "want a refusal: %s", err);
@@ -538,6 +474,15 @@ static void expect_show_servers(const struct h_corral *c, const char *name, int 
 	free(ci);
 }
 
+/* A client of c by ci, logged in as user, whose server is user's own too. */
+static PGconn *pt_connect(PGconn *su, struct h_corral *c, const char *ci, const char *user)
+{
+	PGconn *conn = h_connect(c, ci);
+	h_expect_value(conn, "select current_user", user);
+	expect_server_user(su, conn, user);
+	return conn;
+}
+
 static int aq_lookups(const struct h_corral *c, const char *name, const char *result)
 {
 	char *needle = h_printf("event=auth_query_lookup user=\"%s\" db=\"pt\" "
@@ -548,13 +493,39 @@ static int aq_lookups(const struct h_corral *c, const char *name, const char *re
 	return n;
 }
 
+/* A test of user, a role in PostgreSQL only, through start_aq(ttl): the superuser, the
+ * role's verifier, corral and the conninfo of user with PT_PASSWORD. */
+struct aq_case {
+	PGconn *su;
+	char *verifier;
+	struct h_corral *c;
+	char *ci;
+};
+
+static void aq_case_start(struct aq_case *k, const char *user, int ttl)
+{
+	k->su = h_superuser();
+	k->verifier = fake_make_role(k->su, user, PT_PASSWORD);
+	expect_postgres_wants_a_password(user);
+	k->c = start_aq(ttl);
+	k->ci = h_conninfo(k->c, user, "pt", PT_PASSWORD);
+}
+
+static void aq_case_end(struct aq_case *k)
+{
+	free(k->ci);
+	h_corral_stop(k->c);
+	free(k->verifier);
+	PQfinish(k->su);
+}
+
 Test(passthrough, auth_query_user_logs_in_with_passthrough, .timeout = 90)
 {
-	PGconn *su = h_superuser();
-	char *verifier = make_role(su, "ptaq_user1");
-	expect_postgres_wants_a_password("ptaq_user1");
-	struct h_corral *c = start_aq(60);
-	char *ci = h_conninfo(c, "ptaq_user1", "pt", PT_PASSWORD);
+	struct aq_case k;
+	aq_case_start(&k, "ptaq_user1", 60);
+	PGconn *su = k.su;
+	struct h_corral *c = k.c;
+	const char *ci = k.ci;
 
 	PGconn *a = h_connect(c, ci);
 	h_expect_value(a, "select current_user || ' ' || current_database()", "ptaq_user1 bench");
@@ -569,9 +540,7 @@ Test(passthrough, auth_query_user_logs_in_with_passthrough, .timeout = 90)
 	/* A second server login of the pool reuses the keys (a holds its server). */
 	h_exec_ok(a, "begin");
 	h_exec_ok(a, "select 1");
-	PGconn *b = h_connect(c, ci);
-	h_expect_value(b, "select current_user", "ptaq_user1");
-	expect_server_user(su, b, "ptaq_user1");
+	PGconn *b = pt_connect(su, c, ci, "ptaq_user1");
 	cr_expect_eq(h_pg_backends("bench", "ptaq_user1"), 2, "two servers of ptaq_user1");
 	expect_show_servers(c, "ptaq_user1", 2);
 	h_exec_ok(a, "commit");
@@ -579,25 +548,23 @@ Test(passthrough, auth_query_user_logs_in_with_passthrough, .timeout = 90)
 
 	/* Neither the fetched verifier's keys nor the password reach the log. */
 	char *log = h_read_file(c->log, NULL);
-	cr_expect(strstr(log, verifier) == NULL, "the verifier is in corral's log");
+	cr_expect(strstr(log, k.verifier) == NULL, "the verifier is in corral's log");
 	cr_expect(strstr(log, PT_PASSWORD) == NULL, "the password is in corral's log");
 	cr_expect(strstr(log, "scram_passthrough_refused") == NULL, "%s", log);
 	free(log);
 
 	PQfinish(a);
 	PQfinish(b);
-	free(ci);
-	h_corral_stop(c);
-	free(verifier);
-	PQfinish(su);
+	aq_case_end(&k);
 }
 
 Test(passthrough, auth_query_wrong_password_spoils_no_keys, .timeout = 90)
 {
-	PGconn *su = h_superuser();
-	char *verifier = make_role(su, "ptaq_user2");
-	expect_postgres_wants_a_password("ptaq_user2");
-	struct h_corral *c = start_aq(60);
+	struct aq_case k;
+	aq_case_start(&k, "ptaq_user2", 60);
+	PGconn *su = k.su;
+	struct h_corral *c = k.c;
+	const char *ci = k.ci;
 
 	/* Before any keys: refused by corral, no server login tried. */
 	char *err = login_error(c, "ptaq_user2", "wrong");
@@ -609,10 +576,7 @@ Test(passthrough, auth_query_wrong_password_spoils_no_keys, .timeout = 90)
 	cr_expect_eq(h_pg_backends("bench", "ptaq_user2"), 0);
 	cr_expect_eq(h_log_count(c, "event=server_login"), 0, "%s", h_corral_log_tail(c));
 
-	char *ci = h_conninfo(c, "ptaq_user2", "pt", PT_PASSWORD);
-	PGconn *a = h_connect(c, ci);
-	h_expect_value(a, "select current_user", "ptaq_user2");
-	expect_server_user(su, a, "ptaq_user2");
+	PGconn *a = pt_connect(su, c, ci, "ptaq_user2");
 
 	/* With keys: a wrong password neither gets in nor replaces them; the next server
 	 * login (a holds its server) works. */
@@ -620,9 +584,7 @@ Test(passthrough, auth_query_wrong_password_spoils_no_keys, .timeout = 90)
 	err = login_error(c, "ptaq_user2", "wrong");
 	cr_expect(strstr(err, "28P01") != NULL, "wrong password: %s", err);
 	free(err);
-	PGconn *b = h_connect(c, ci);
-	h_expect_value(b, "select current_user", "ptaq_user2");
-	expect_server_user(su, b, "ptaq_user2");
+	PGconn *b = pt_connect(su, c, ci, "ptaq_user2");
 	cr_expect_eq(h_pg_backends("bench", "ptaq_user2"), 2);
 	h_exec_ok(a, "commit");
 	cr_expect_eq(h_log_count(c, "event=server_login_failed"), 0, "%s", h_corral_log_tail(c));
@@ -630,16 +592,13 @@ Test(passthrough, auth_query_wrong_password_spoils_no_keys, .timeout = 90)
 
 	PQfinish(a);
 	PQfinish(b);
-	free(ci);
-	h_corral_stop(c);
-	free(verifier);
-	PQfinish(su);
+	aq_case_end(&k);
 }
 
 Test(passthrough, auth_query_password_change_gives_new_keys, .timeout = 90)
 {
 	PGconn *su = h_superuser();
-	char *old_verifier = make_role(su, "ptaq_rot");
+	char *old_verifier = fake_make_role(su, "ptaq_rot", PT_PASSWORD);
 	h_exec_ok(su, "alter role ptaq_rot password '" PT_PASSWORD "'"); /* a rerun's leftover */
 	free(old_verifier);
 	old_verifier = h_value(su, "select rolpassword from pg_authid where rolname = 'ptaq_rot'");
@@ -669,15 +628,11 @@ Test(passthrough, auth_query_password_change_gives_new_keys, .timeout = 90)
 	double left = 2.3 - (h_now() - fetched);
 	if (left > 0)
 		usleep((useconds_t)(left * 1e6));
-	PGconn *b = h_connect(c, new_ci);
-	h_expect_value(b, "select current_user", "ptaq_rot");
-	expect_server_user(su, b, "ptaq_rot");
+	PGconn *b = pt_connect(su, c, new_ci, "ptaq_rot");
 	cr_expect_eq(aq_lookups(c, "ptaq_rot", "found"), 2, "%s", h_corral_log_tail(c));
 	h_exec_ok(b, "begin");
 	h_exec_ok(b, "select 1");
-	PGconn *d = h_connect(c, new_ci);
-	h_expect_value(d, "select current_user", "ptaq_rot");
-	expect_server_user(su, d, "ptaq_rot");
+	PGconn *d = pt_connect(su, c, new_ci, "ptaq_rot");
 	cr_expect_eq(h_pg_backends("bench", "ptaq_rot"), 3, "three servers of ptaq_rot");
 	cr_expect_eq(h_log_count(c, "event=server_login server="), 3, "%s", h_corral_log_tail(c));
 	cr_expect_eq(h_log_count(c, "event=server_login_failed"), 0, "%s", h_corral_log_tail(c));
@@ -714,7 +669,7 @@ Test(passthrough, auth_query_password_change_gives_new_keys, .timeout = 90)
 Test(passthrough, auth_query_new_keys_end_the_old_keys_backoff, .timeout = 90)
 {
 	PGconn *su = h_superuser();
-	char *verifier = make_role(su, "ptaq_stale");
+	char *verifier = fake_make_role(su, "ptaq_stale", PT_PASSWORD);
 	h_exec_ok(su, "alter role ptaq_stale password '" PT_PASSWORD "'"); /* a rerun's leftover */
 	struct h_corral *c = start_aq(6);
 
@@ -745,9 +700,7 @@ Test(passthrough, auth_query_new_keys_end_the_old_keys_backoff, .timeout = 90)
 	if (left > 0)
 		usleep((useconds_t)(left * 1e6));
 	char *ci = h_conninfo(c, "ptaq_stale", "pt", "pt-new");
-	PGconn *conn = h_connect(c, ci);
-	h_expect_value(conn, "select current_user", "ptaq_stale");
-	expect_server_user(su, conn, "ptaq_stale");
+	PGconn *conn = pt_connect(su, c, ci, "ptaq_stale");
 	PQfinish(conn);
 	err = login_error(c, "ptaq_stale", PT_PASSWORD);
 	cr_expect(strstr(err, "28P01") != NULL, "old password after the TTL: %s", err);

@@ -1071,6 +1071,45 @@ static PGconn *copy_table_locked(struct target *t, const char *scenario, char **
 	return conn;
 }
 
+/* What a COPY scenario works with: its table (copy_table_locked) and the locker holding
+ * row 1, a raw connection, Parses of s1 and s2 with one text and a Describe of s2, and
+ * the COPY's SQL with its unnamed Parse. */
+struct copy_sc {
+	char *table;
+	PGconn *locker;
+	int fd;
+	struct bmsg p1, p2, d2, pc;
+	char *sql; /* "copy TABLE from stdin" */
+};
+
+/* Sets up s for scenario with text for s1 and s2; the locker's row is released at once
+ * unless hold. */
+static void copy_sc_open(struct target *t, struct copy_sc *s, const char *scenario,
+			 const char *text, bool hold)
+{
+	s->locker = copy_table_locked(t, scenario, &s->table);
+	if (!hold)
+		h_exec_ok(s->locker, "rollback");
+	s->fd = open_fd(t);
+	s->p1 = parse_of("s1", text);
+	s->p2 = parse_of("s2", text);
+	s->d2 = describe_of("s2");
+	s->sql = h_printf("copy %s from stdin", s->table);
+	s->pc = parse_of("", s->sql);
+}
+
+static void copy_sc_close(struct target *t, struct copy_sc *s)
+{
+	PQfinish(s->locker);
+	free_built(&s->p1, 1);
+	free_built(&s->p2, 1);
+	free_built(&s->d2, 1);
+	free_built(&s->pc, 1);
+	free(s->sql);
+	free(s->table);
+	close_fd(t, s->fd);
+}
+
 /*
  * A named statement while a COPY FROM STDIN runs, whose CopyDone the client sent right
  * after its data: the COPY ends the same way whatever fails, nothing is in doubt.  The
@@ -1086,36 +1125,24 @@ static PGconn *copy_table_locked(struct target *t, const char *scenario, char **
  */
 static void named_during_copy_with_own_request_pending(struct target *t)
 {
-	char *table;
-	PGconn *locker = copy_table_locked(t, "ndc", &table);
-	int fd = open_fd(t);
-	struct bmsg p1 = parse_of("s1", "select 'cf'::text"),
-		    p2 = parse_of("s2", "select 'cf'::text"), d2 = describe_of("s2");
-	char *sql = h_printf("copy %s from stdin", table);
-	struct bmsg pc = parse_of("", sql);
-	EXPECT(fd, "1Z", 1, p1, B('S', ""));
-	send_msgs(fd,
-		  (struct bmsg[]){pc, B('B', "\0\0\0\0\0\0\0\0"), B('E', "\0\0\0\0\0"),
-				  B('d', "1\tcopied\n"), B('c', ""), p2},
+	struct copy_sc s;
+	copy_sc_open(t, &s, "ndc", "select 'cf'::text", true);
+	EXPECT(s.fd, "1Z", 1, s.p1, B('S', ""));
+	send_msgs(s.fd,
+		  (struct bmsg[]){s.pc, B('B', "\0\0\0\0\0\0\0\0"), B('E', "\0\0\0\0\0"),
+				  B('d', "1\tcopied\n"), B('c', ""), s.p2},
 		  6);
-	char *got = read_until(fd, 'G', 1);
+	char *got = read_until(s.fd, 'G', 1);
 	cr_assert_str_eq(got, "12G", "the COPY's start: %s", got);
 	free(got);
-	send_msgs(fd, (struct bmsg[]){d2, B('S', "")}, 2);
+	send_msgs(s.fd, (struct bmsg[]){s.d2, B('S', "")}, 2);
 	usleep(300 * 1000); /* corral reads the Describe while the COPY waits for row 1 */
-	h_exec_ok(locker, "rollback");
-	got = read_replies(fd, 1);
+	h_exec_ok(s.locker, "rollback");
+	got = read_replies(s.fd, 1);
 	cr_assert_str_eq(got, "C1tTZ", "the COPY's end and s2: %s", got);
 	free(got);
-	EXPECT(fd, "2DCZ", 1, BRUN("s2"));
-	PQfinish(locker);
-	free_built(&p1, 1);
-	free_built(&p2, 1);
-	free_built(&d2, 1);
-	free_built(&pc, 1);
-	free(sql);
-	free(table);
-	close_fd(t, fd);
+	EXPECT(s.fd, "2DCZ", 1, BRUN("s2"));
+	copy_sc_close(t, &s);
 }
 
 SCENARIO(named_during_copy_with_own_request_pending, NULL, false)
@@ -1133,26 +1160,17 @@ SCENARIO(named_during_copy_with_own_request_pending, NULL, false)
  */
 static void named_behind_copy_bad_row(struct target *t)
 {
-	char *table;
-	PGconn *locker = copy_table_locked(t, "nbr", &table);
-	h_exec_ok(locker, "rollback");
-	int fd = open_fd(t);
-	struct bmsg p1 = parse_of("s1", "select 'cf'::text"),
-		    p2 = parse_of("s2", "select 'cf'::text"), d2 = describe_of("s2");
-	char *sql = h_printf("select pg_sleep(0.3); copy %s from stdin", table);
-	EXPECT(fd, "1Z", 1, p1, B('S', ""));
-	send_msgs(fd, (struct bmsg[]){query(sql), B('d', "x\tbad\n"), p2, d2, B('S', "")}, 5);
-	char *got = read_replies(fd, 2);
+	struct copy_sc s;
+	copy_sc_open(t, &s, "nbr", "select 'cf'::text", false);
+	char *sql = h_printf("select pg_sleep(0.3); %s", s.sql);
+	EXPECT(s.fd, "1Z", 1, s.p1, B('S', ""));
+	send_msgs(s.fd, (struct bmsg[]){query(sql), B('d', "x\tbad\n"), s.p2, s.d2, B('S', "")}, 5);
+	char *got = read_replies(s.fd, 2);
 	cr_assert_str_eq(got, "TDCGE22P02Z1tTZ", "the failed COPY and s2: %s", got);
 	free(got);
-	EXPECT(fd, "2DCZ", 1, BRUN("s2"));
-	PQfinish(locker);
-	free_built(&p1, 1);
-	free_built(&p2, 1);
-	free_built(&d2, 1);
+	EXPECT(s.fd, "2DCZ", 1, BRUN("s2"));
 	free(sql);
-	free(table);
-	close_fd(t, fd);
+	copy_sc_close(t, &s);
 }
 
 SCENARIO(named_behind_copy_bad_row, NULL, false)
@@ -1167,28 +1185,17 @@ SCENARIO(named_behind_copy_bad_row, NULL, false)
  */
 static void named_after_copy_fail_with_sync_inside(struct target *t)
 {
-	char *table;
-	PGconn *locker = copy_table_locked(t, "nfs", &table);
-	h_exec_ok(locker, "rollback");
-	int fd = open_fd(t);
-	struct bmsg p1 = parse_of("s1", "select 'cf'::text"),
-		    p2 = parse_of("s2", "select 'cf'::text"), d2 = describe_of("s2");
-	char *sql = h_printf("copy %s from stdin", table);
-	EXPECT(fd, "1Z", 1, p1, B('S', ""));
-	send_msgs(fd, (struct bmsg[]){query(sql)}, 1);
-	char *got = read_until(fd, 'G', 1);
+	struct copy_sc s;
+	copy_sc_open(t, &s, "nfs", "select 'cf'::text", false);
+	EXPECT(s.fd, "1Z", 1, s.p1, B('S', ""));
+	send_msgs(s.fd, (struct bmsg[]){query(s.sql)}, 1);
+	char *got = read_until(s.fd, 'G', 1);
 	cr_assert_str_eq(got, "G", "the COPY's start: %s", got);
 	free(got);
-	EXPECT(fd, "E57014Z", 1, B('d', "1\tone\n"), B('S', ""), B('f', "gives up\0"));
-	EXPECT(fd, "1tTZ", 1, p2, d2, B('S', ""));
-	EXPECT(fd, "2DCZ", 1, BRUN("s2"));
-	PQfinish(locker);
-	free_built(&p1, 1);
-	free_built(&p2, 1);
-	free_built(&d2, 1);
-	free(sql);
-	free(table);
-	close_fd(t, fd);
+	EXPECT(s.fd, "E57014Z", 1, B('d', "1\tone\n"), B('S', ""), B('f', "gives up\0"));
+	EXPECT(s.fd, "1tTZ", 1, s.p2, s.d2, B('S', ""));
+	EXPECT(s.fd, "2DCZ", 1, BRUN("s2"));
+	copy_sc_close(t, &s);
 	if (t->c) /* tracking went on: no client's server was given up on */
 		cr_assert_eq(h_log_count(t->c, "event=server_pinned"), 0, "%s",
 			     h_corral_log_tail(t->c));
@@ -1244,26 +1251,15 @@ SCENARIO(error_names_the_bound_twin, NULL, false)
  */
 static void named_behind_copy_with_sync_inside(struct target *t)
 {
-	char *table;
-	PGconn *locker = copy_table_locked(t, "nbs", &table);
-	h_exec_ok(locker, "rollback");
-	int fd = open_fd(t);
-	struct bmsg p1 = parse_of("s1", "select 'cf'::text"),
-		    p2 = parse_of("s2", "select 'cf'::text"), c2 = close_of("s2");
-	char *sql = h_printf("copy %s from stdin", table);
-	struct bmsg pc = parse_of("", sql);
-	EXPECT(fd, "1Z", 1, p1, B('S', ""));
-	EXPECT(fd, "112GC3Z", 1, p2, pc, B('B', "\0\0\0\0\0\0\0\0"), B('E', "\0\0\0\0\0"),
+	struct copy_sc s;
+	copy_sc_open(t, &s, "nbs", "select 'cf'::text", false);
+	struct bmsg c2 = close_of("s2");
+	EXPECT(s.fd, "1Z", 1, s.p1, B('S', ""));
+	EXPECT(s.fd, "112GC3Z", 1, s.p2, s.pc, B('B', "\0\0\0\0\0\0\0\0"), B('E', "\0\0\0\0\0"),
 	       B('d', "1\tone\n"), B('S', ""), B('c', ""), c2, B('S', ""));
-	EXPECT(fd, "2DCZ", 1, BRUN("s1"));
-	PQfinish(locker);
-	free_built(&p1, 1);
-	free_built(&p2, 1);
+	EXPECT(s.fd, "2DCZ", 1, BRUN("s1"));
 	free_built(&c2, 1);
-	free_built(&pc, 1);
-	free(sql);
-	free(table);
-	close_fd(t, fd);
+	copy_sc_close(t, &s);
 }
 
 SCENARIO(named_behind_copy_with_sync_inside, NULL, false)
@@ -1283,32 +1279,19 @@ SCENARIO(named_behind_copy_with_sync_inside, NULL, false)
  */
 static void named_behind_extended_copy_with_sync_and_bad_row(struct target *t)
 {
-	char *table;
-	PGconn *locker = copy_table_locked(t, "nes", &table);
-	h_exec_ok(locker, "rollback");
-	int fd = open_fd(t);
-	struct bmsg p1 = parse_of("s1", "select 'cf'::text"),
-		    p2 = parse_of("s2", "select 'cf'::text"), d2 = describe_of("s2");
-	char *sql = h_printf("copy %s from stdin", table);
-	struct bmsg pc = parse_of("", sql);
-	EXPECT(fd, "1Z", 1, p1, B('S', ""));
-	send_msgs(fd,
-		  (struct bmsg[]){query("select pg_sleep(0.3)"), pc, B('B', "\0\0\0\0\0\0\0\0"),
+	struct copy_sc s;
+	copy_sc_open(t, &s, "nes", "select 'cf'::text", false);
+	EXPECT(s.fd, "1Z", 1, s.p1, B('S', ""));
+	send_msgs(s.fd,
+		  (struct bmsg[]){query("select pg_sleep(0.3)"), s.pc, B('B', "\0\0\0\0\0\0\0\0"),
 				  B('E', "\0\0\0\0\0"), B('S', ""), B('d', "1\tone\n"), B('S', ""),
-				  B('d', "x\tbad\n"), B('S', ""), p2, d2, B('S', "")},
+				  B('d', "x\tbad\n"), B('S', ""), s.p2, s.d2, B('S', "")},
 		  12);
-	char *got = read_replies(fd, 3);
+	char *got = read_replies(s.fd, 3);
 	cr_assert_str_eq(got, "TDCZ12GE22P02Z1tTZ", "the failed COPY and s2: %s", got);
 	free(got);
-	EXPECT(fd, "2DCZ", 1, BRUN("s2"));
-	PQfinish(locker);
-	free_built(&p1, 1);
-	free_built(&p2, 1);
-	free_built(&d2, 1);
-	free_built(&pc, 1);
-	free(sql);
-	free(table);
-	close_fd(t, fd);
+	EXPECT(s.fd, "2DCZ", 1, BRUN("s2"));
+	copy_sc_close(t, &s);
 }
 
 SCENARIO(named_behind_extended_copy_with_sync_and_bad_row, NULL, false)
@@ -1323,27 +1306,17 @@ SCENARIO(named_behind_extended_copy_with_sync_and_bad_row, NULL, false)
  */
 static void lost_mode_bind_behind_own_parse(struct target *t)
 {
-	char *table;
-	PGconn *locker = copy_table_locked(t, "lbp", &table);
-	h_exec_ok(locker, "rollback");
-	int fd = open_fd(t);
-	struct bmsg p2 = parse_of("s2", "select 'cf2'::text");
-	char *sql = h_printf("copy %s from stdin", table);
-	struct bmsg pc = parse_of("", sql);
-	send_msgs(fd,
-		  (struct bmsg[]){query("select pg_sleep(0.3)"), p2, B('S', ""), pc,
+	struct copy_sc s;
+	copy_sc_open(t, &s, "lbp", "select 'cf2'::text", false);
+	send_msgs(s.fd,
+		  (struct bmsg[]){query("select pg_sleep(0.3)"), s.p2, B('S', ""), s.pc,
 				  B('B', "\0\0\0\0\0\0\0\0"), B('E', "\0\0\0\0\0"), B('S', ""),
 				  B('d', "1\tone\n"), B('c', ""), BRUN("s2")},
 		  12);
-	char *got = read_replies(fd, 3);
+	char *got = read_replies(s.fd, 3);
 	cr_assert_str_eq(got, "TDCZ1Z12GC2DCZ", "the COPY and s2: %s", got);
 	free(got);
-	PQfinish(locker);
-	free_built(&p2, 1);
-	free_built(&pc, 1);
-	free(sql);
-	free(table);
-	close_fd(t, fd);
+	copy_sc_close(t, &s);
 }
 
 SCENARIO(lost_mode_bind_behind_own_parse, NULL, false)
