@@ -1215,7 +1215,7 @@ static void error_names_the_bound_twin(struct target *t)
 	int fd = open_fd(t);
 	struct bmsg p[9], b5 = bind_of("s5");
 	for (int i = 0; i < 8; i++) {
-		char name[8];
+		char name[16];
 		snprintf(name, sizeof(name), "s%d", i + 1);
 		p[i] = parse_of(name, "select $1::text");
 	}
