@@ -26,6 +26,13 @@ Scenarios (each: pgbench -n -T DURATION -P 1 -j 2, over TCP to the target):
            (direct: more clients than the role may have, so clients abort there)
   simple50 / prepared50   -S -M simple / -M prepared -c 50 (only when asked for):
            named prepared statements in transaction pooling against the same queries
+  idle5000 -S -c 20       (only when asked for; proxies only) while N = --idle-clients
+           (default 5000) idle clients are held: after a 1 s warm-up pgbench (-S -c 20),
+           the proxy's VmRSS is read, tests/bench/idle_crowd.py opens the N connections
+           (each a full SCRAM login as bench, 200 at a time, then idle: no query), VmRSS
+           is read again 1 s after the last login; memory per idle client =
+           (after - before) / connected, proxy CPU per login = its CPU time during the
+           logins / connected.  Then pgbench runs while they stay idle.
 
 For each scenario, each round, each target (order rotated each round):
   truncate pgbench_history, vacuum branches/tellers, checkpoint; wait until no backend
@@ -36,7 +43,9 @@ For each scenario, each round, each target (order rotated each round):
   the CPU time again; stop the proxy (SIGTERM, SIGKILL after 10 s).
 Reported: medians of tps, latency average, failed transactions / aborted clients,
 peak server backends, proxy CPU seconds per 1000 transactions; ratios corral/pgbouncer
-of tps and of CPU per transaction.
+of tps and of CPU per transaction.  The -C scenarios also print "proxy CPU ms per
+login" (a transaction is a login there, so it is the same number as CPU s per 1000 tx);
+idle5000 prints memory per idle client and proxy CPU ms per login of the idle crowd.
 
 Everything started is stopped on exit (also on SIGINT/SIGTERM/SIGHUP), and the
 cluster's data directory removed (--keep leaves PostgreSQL running and its data);
@@ -76,6 +85,12 @@ SCENARIOS = {
 DEFAULT_SCENARIOS = ["select", "tpcb", "connect"]
 SCENARIOS["connect100"] = {"args": ["-C", "-S", "-c", "100"],
                            "what": "new connection per transaction, select-only, 100 clients"}
+# N idle logged-in clients held while pgbench runs (N = --idle-clients); proxies only
+# (the bench role may hold 100 connections to PostgreSQL itself).  Not in the default set:
+# make bench BENCH_ARGS="--scenarios idle5000 --targets pgbouncer,corral-w1,corral-w2".
+SCENARIOS["idle5000"] = {"args": ["-S", "-c", "20"], "idle": True,
+                         "what": "select-only, 20 clients, while N idle logged-in clients are held"}
+IDLE_CROWD = os.path.join(HERE, "idle_crowd.py")
 # --tls: both proxies get client TLS (client_tls_sslmode = require, a self-signed
 # certificate made here) and pgbench connects with sslmode=require.
 TLS = {"on": False, "cert": None, "key": None}
@@ -116,6 +131,18 @@ def proc_cpu(pid):
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return None
+
+
+def proc_rss(pid):
+    """VmRSS of a process in bytes; None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def host_busy_pct(interval=1.0):
@@ -330,6 +357,9 @@ log_level = warn
     def cpu(self):
         return proc_cpu(self.popen.pid) if self.popen and self.popen.poll() is None else None
 
+    def rss(self):
+        return proc_rss(self.popen.pid) if self.popen and self.popen.poll() is None else None
+
     def alive(self):
         return self.popen is not None and self.popen.poll() is None
 
@@ -379,6 +409,64 @@ class Runner:
     def __init__(self, a, pg):
         self.a, self.pg = a, pg
         self.pgbench = None
+        self.crowd = None
+
+    def pgbench_env(self):
+        return clean_env(PGPASSWORD=PASSWORD, PGSSLMODE="require" if TLS["on"] else "disable")
+
+    def idle_start(self, tgt, res):
+        """Warm up, read VmRSS, open --idle-clients idle logins, read VmRSS again."""
+        a = self.a
+        subprocess.run([f"{PG_BIN}/pgbench", "-h", "127.0.0.1", "-p", str(tgt.port), "-U", USER,
+                        "-n", "-T", "1", "-j", "2", "-S", "-c", "20", DB],
+                       capture_output=True, env=self.pgbench_env(), timeout=60)
+        time.sleep(0.5)
+        rss0, cpu0 = tgt.rss(), tgt.cpu()
+        if TLS["on"]:
+            raise RuntimeError("idle5000 has no TLS client (idle_crowd.py speaks plain TCP)")
+        t0 = time.monotonic()
+        self.crowd = subprocess.Popen(
+            [sys.executable, IDLE_CROWD, "--port", str(tgt.port), "--user", USER,
+             "--password", PASSWORD, "--db", DB, "-n", str(a.idle_clients), "--timeout", "600"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True, env=clean_env())
+        line = ""
+        while True:                      # READY {...} once every login is done or failed
+            line = self.crowd.stdout.readline()
+            if not line or line.startswith("READY "):
+                break
+        if not line:
+            raise RuntimeError("idle_crowd.py ended without READY: "
+                               + self.crowd.stderr.read()[-300:].strip())
+        ready = json.loads(line[len("READY "):])
+        cpu1 = tgt.cpu()
+        time.sleep(1)
+        rss1 = tgt.rss()
+        n = ready["connected"]
+        res.update({"idle_clients": a.idle_clients, "idle_connected": n,
+                    "idle_failed": ready["failed"], "idle_login_s": ready["secs"],
+                    "idle_errors": ready["errors"], "rss_before": rss0, "rss_after": rss1})
+        if n and rss0 is not None and rss1 is not None:
+            res["bytes_per_idle_client"] = (rss1 - rss0) / n
+        if n and cpu0 is not None and cpu1 is not None:
+            res["idle_login_cpu_s"] = round(cpu1 - cpu0, 3)
+            res["proxy_cpu_ms_per_login"] = (cpu1 - cpu0) * 1000 / n
+        log(f"  {tgt.name}: {n}/{a.idle_clients} idle clients in {ready['secs']} s, VmRSS "
+            f"{fmt(rss0 and rss0 / 2**20, 1)} -> {fmt(rss1 and rss1 / 2**20, 1)} MiB"
+            + (f", errors {ready['errors']}" if ready["errors"] else ""))
+
+    def idle_stop(self, res):
+        p, self.crowd = self.crowd, None
+        if p is None:
+            return
+        try:
+            out, _ = p.communicate("\n", timeout=60)
+            m = re.search(r"^DONE (.*)$", out, re.M)
+            if m and res is not None:
+                res["idle_alive"] = json.loads(m.group(1))["alive"]
+        except Exception:
+            p.kill()
+            p.wait()
 
     def run(self, scen, tgt, rnd, seq):
         a, pg = self.a, self.pg
@@ -397,6 +485,8 @@ class Runner:
                 time.sleep(1)
             res["busy_before_pct"] = round(busy, 1)
         tgt.start()
+        if SCENARIOS[scen].get("idle"):
+            self.idle_start(tgt, res)
         base = os.path.join(a.workdir, "runs", f"{seq:03d}-{scen}-{tgt.name}-r{rnd}")
         argv = [f"{PG_BIN}/pgbench", "-h", "127.0.0.1", "-p", str(tgt.port), "-U", USER,
                 "-n", "-T", str(a.duration), "-P", "1", "-j", "2", *SCENARIOS[scen]["args"], DB]
@@ -409,8 +499,7 @@ class Runner:
             with open(base + ".out", "w") as fo, open(base + ".err", "w") as fe:
                 self.pgbench = subprocess.Popen(argv, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL,
                                                 start_new_session=True,
-                                                env=clean_env(PGPASSWORD=PASSWORD,
-                                                              PGSSLMODE="require" if TLS["on"] else "disable"))
+                                                env=self.pgbench_env())
             try:
                 rc = self.pgbench.wait(a.duration + 60)
             except subprocess.TimeoutExpired:
@@ -423,6 +512,7 @@ class Runner:
         res["wall_s"] = round(time.monotonic() - t0, 2)
         cpu1 = tgt.cpu()
         res["proxy_alive"] = tgt.alive() if tgt.is_proxy else None
+        self.idle_stop(res)
         tgt.stop()
         with open(base + ".out") as fo, open(base + ".err") as fe:
             out, err = fo.read(), fe.read()
@@ -434,7 +524,9 @@ class Runner:
                 res["proxy_cpu_s_per_1k_tx"] = (cpu1 - cpu0) * 1000 / res["tx"]
         if res["tps"] is None:
             res["status"] = "failed"
-        elif rc != 0 or res["aborted_clients"] or res["proxy_alive"] is False:
+        elif (rc != 0 or res["aborted_clients"] or res["proxy_alive"] is False
+              or res.get("idle_connected", 0) < res.get("idle_clients", 0)
+              or res.get("idle_alive", 0) < res.get("idle_connected", 0)):
             res["status"] = "partial"
         else:
             res["status"] = "ok"
@@ -443,6 +535,7 @@ class Runner:
         return res
 
     def kill_pgbench(self):
+        self.idle_stop(None)
         p, self.pgbench = self.pgbench, None
         if p and p.poll() is None:
             p.kill()
@@ -466,7 +559,6 @@ def ratio(x, y):
 
 
 def report(meta, runs):
-    targets = meta["targets"]
     L = [f"## corral bench — {meta['date']}", "",
          f"{meta['host']}; {meta['versions']}.", "",
          f"{meta['rounds']} round(s) × {meta['duration']} s per run, medians; order of targets "
@@ -479,6 +571,9 @@ def report(meta, runs):
          ""]
     for scen in meta["scenarios"]:
         S = {}
+        idle = SCENARIOS[scen].get("idle")
+        connect = "-C" in SCENARIOS[scen]["args"]
+        targets = [t for t in meta["targets"] if t != "direct" or not idle]
         for t in targets:
             rs = [r for r in runs if r["scenario"] == scen and r["target"] == t]
             errs = {}
@@ -489,16 +584,41 @@ def report(meta, runs):
                     errs[r["error"]] = errs.get(r["error"], 0) + 1
             S[t] = {k: med(r.get(k) for r in rs) for k in
                     ("tps", "latency_ms", "failed_tx", "aborted_clients", "peak_backends",
-                     "proxy_cpu_s_per_1k_tx", "busy_before_pct")}
+                     "proxy_cpu_s_per_1k_tx", "busy_before_pct", "idle_connected", "idle_login_s",
+                     "rss_before", "rss_after", "bytes_per_idle_client", "proxy_cpu_ms_per_login")}
             S[t]["rounds"] = " / ".join(fmt(r.get("tps")) for r in sorted(rs, key=lambda r: r["round"]))
             S[t]["ok"] = f"{sum(r.get('status') == 'ok' for r in rs)}/{len(rs)}"
             S[t]["top_error"] = max(errs.items(), key=lambda kv: kv[1]) if errs else None
-        L += [f"### {scen} — {SCENARIOS[scen]['what']}", "",
-              f"`pgbench -n -T {meta['duration']} -P 1 -j 2 {' '.join(SCENARIOS[scen]['args'])}`", "",
-              "| target | tps | latency ms | failed tx / aborted clients | peak server backends "
-              "| proxy CPU s per 1000 tx | tps vs pgbouncer | CPU/tx vs pgbouncer | tps per round "
-              "| runs ok | host busy % before |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        what = SCENARIOS[scen]["what"]
+        if idle:
+            what = what.replace("N idle", f"{meta.get('idle_clients', '?'):,} idle")
+        L += [f"### {scen} — {what}", "",
+              f"`pgbench -n -T {meta['duration']} -P 1 -j 2 {' '.join(SCENARIOS[scen]['args'])}`"
+              + (f", while `tests/bench/idle_crowd.py -n {meta.get('idle_clients')}` holds idle "
+                 "SCRAM-logged-in clients (VmRSS before: after a 1 s warm-up pgbench; after: "
+                 "1 s after the last login)" if idle else ""), ""]
+        if idle:
+            L += ["| target | idle clients connected | login s | proxy VmRSS before MiB "
+                  "| after MiB | memory per idle client KiB | proxy CPU ms per login "
+                  "| memory/client vs pgbouncer |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+            b = S.get("pgbouncer")
+            for t in targets:
+                s = S[t]
+                rm = ratio(s["bytes_per_idle_client"], b["bytes_per_idle_client"]) \
+                    if t.startswith("corral") and b else ""
+                L.append(f"| {t} | {fmt(s['idle_connected'])} | {fmt(s['idle_login_s'], 1)} | "
+                         f"{fmt(s['rss_before'] and s['rss_before'] / 2**20, 1)} | "
+                         f"{fmt(s['rss_after'] and s['rss_after'] / 2**20, 1)} | "
+                         f"{fmt(s['bytes_per_idle_client'] and s['bytes_per_idle_client'] / 1024, 2)} | "
+                         f"{fmt(s['proxy_cpu_ms_per_login'], 3)} | {rm} |")
+            L += ["", "While they stay idle:", ""]
+        login_col = "| proxy CPU ms per login " if connect else ""
+        L += ["| target | tps | latency ms | failed tx / aborted clients | peak server backends "
+              "| proxy CPU s per 1000 tx " + login_col + "| tps vs pgbouncer | CPU/tx vs pgbouncer "
+              "| tps per round | runs ok | host busy % before |",
+              "|---|---:|---:|---:|---:|---:|" + ("---:|" if connect else "")
+              + "---:|---:|---:|---:|---:|"]
         b = S.get("pgbouncer")
         for t in targets:
             s = S[t]
@@ -506,9 +626,11 @@ def report(meta, runs):
             if t.startswith("corral") and b:
                 rt = ratio(s["tps"], b["tps"])
                 rc = ratio(s["proxy_cpu_s_per_1k_tx"], b["proxy_cpu_s_per_1k_tx"])
+            # -C: one login per transaction, so CPU s per 1000 tx = CPU ms per login
+            lc = f"{fmt(s['proxy_cpu_s_per_1k_tx'], 3)} | " if connect else ""
             L.append(f"| {t} | {fmt(s['tps'])} | {fmt(s['latency_ms'], 2)} | "
                      f"{fmt(s['failed_tx'])} / {fmt(s['aborted_clients'])} | {fmt(s['peak_backends'])} | "
-                     f"{fmt(s['proxy_cpu_s_per_1k_tx'], 3)} | {rt} | {rc} | {s['rounds']} | {s['ok']} | "
+                     f"{fmt(s['proxy_cpu_s_per_1k_tx'], 3)} | {lc}{rt} | {rc} | {s['rounds']} | {s['ok']} | "
                      f"{fmt(s['busy_before_pct'])} |")
         notes = [f"- {t}: {s['top_error'][0]} (×{s['top_error'][1]})"
                  for t, s in S.items() if s["top_error"]]
@@ -538,6 +660,8 @@ def main():
     ap.add_argument("--quiet-max", type=float, default=15, help="at most this many s of waiting")
     ap.add_argument("--workdir", default=E("BENCH_WORKDIR"),
                     help="default: a new /tmp/corral-bench.XXXXXX")
+    ap.add_argument("--idle-clients", type=int, default=int(E("BENCH_IDLE_CLIENTS", "5000")),
+                    help="idle logged-in clients held in the idle5000 scenario (default 5000)")
     ap.add_argument("--tls", action="store_true",
                     help="client TLS on both proxies (sslmode=require); not for direct")
     ap.add_argument("--keep", action="store_true",
@@ -551,6 +675,10 @@ def main():
     for t in a.targets:
         if t not in TARGETS:
             ap.error(f"unknown target {t!r}; known: {', '.join(TARGETS)}")
+    if a.idle_clients < 1:
+        ap.error("--idle-clients must be at least 1")
+    if a.tls and any(SCENARIOS[s].get("idle") for s in a.scenarios):
+        ap.error("idle5000 does not do TLS (tests/bench/idle_crowd.py speaks plain TCP)")
     if a.rounds < 1 or a.duration < 1:
         ap.error("--rounds and --duration must be at least 1")
     if not a.scenarios or not a.targets:
@@ -637,13 +765,18 @@ def main():
                             f"{version([PGBOUNCER, '--version'])}, "
                             f"{version([CORRAL, '--version'])} (git {git})",
                 "targets": a.targets, "scenarios": a.scenarios, "rounds": a.rounds,
-                "duration": a.duration, "scale": a.scale, "workdir": a.workdir}
+                "duration": a.duration, "scale": a.scale, "workdir": a.workdir,
+                "idle_clients": a.idle_clients}
 
-        total, seq = a.rounds * len(a.scenarios) * len(targets), 0
+        def scen_targets(scen):           # idle5000: proxies only
+            return [t for t in targets if t.is_proxy or not SCENARIOS[scen].get("idle")]
+        total = a.rounds * sum(len(scen_targets(s)) for s in a.scenarios)
+        seq = 0
         for scen in a.scenarios:
+            tl = scen_targets(scen)
             for rnd in range(1, a.rounds + 1):
-                k = (rnd - 1) % len(targets)
-                for tgt in targets[k:] + targets[:k]:
+                k = (rnd - 1) % max(len(tl), 1)
+                for tgt in tl[k:] + tl[:k]:
                     seq += 1
                     try:
                         res = runner.run(scen, tgt, rnd, seq)
@@ -662,7 +795,11 @@ def main():
                         f"backends={res.get('peak_backends')} "
                         f"cpu/1k={fmt(res.get('proxy_cpu_s_per_1k_tx'), 3)}s "
                         f"busy_before={res.get('busy_before_pct')}%"
-                        + (f"  {top[0]}" if top else "") + (f"  {res['error']}" if res.get("error") else ""))
+                        + (f"  {top[0]}" if top else "") + (f"  {res['error']}" if res.get("error") else "")
+                        + (f"  idle={res.get('idle_connected')} KiB/client="
+                           f"{fmt(res.get('bytes_per_idle_client') and res['bytes_per_idle_client'] / 1024, 2)}"
+                           f" ms/login={fmt(res.get('proxy_cpu_ms_per_login'), 3)}"
+                           if "idle_clients" in res else ""))
     except Interrupted as e:
         interrupted = True
         log(f"bench: interrupted ({e}); cleaning up")
