@@ -317,6 +317,11 @@ void client_auth_read(struct client *c)
 {
 	if (c->authq)
 		return; /* nothing was asked yet while auth_query runs: kept for later */
+	/* A failure's answer is held back (client_limits_auth_failed): what the client
+	 * sends meanwhile is no second guess on this connection.  The plain-text login
+	 * reader is stopped then, but a TLS client's bufferevent goes on reading. */
+	if (c->delay_ev)
+		return;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	char type;
 	uint32_t len;

@@ -168,7 +168,9 @@ void client_limits_auth_failed(struct client *c)
 		 (unsigned long long)c->id, client_log_who(c, who, sizeof(who)), count,
 		 v == THROTTLE_REFUSE ? "refuse_address" : "delay");
 	/* The answer waits; the client's further input is not read meanwhile (nothing
-	 * more is due from it), so it cannot hurry the answer along. */
+	 * more is due from it; client_auth_read ignores it while delay_ev is set, for a
+	 * TLS client whose bufferevent goes on reading), so it cannot hurry the answer
+	 * along or guess again. */
 	if (c->login_ev)
 		event_del(c->login_ev);
 	struct timeval tv = {AUTH_THROTTLE_DELAY_MS / 1000, (AUTH_THROTTLE_DELAY_MS % 1000) * 1000};

@@ -6,6 +6,7 @@
  * naming a bad key.  The certificates are made here with the openssl CLI: a CA, a
  * server certificate for localhost signed by it, a client certificate signed by it.
  */
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <criterion/criterion.h>
 
 #include "tests/integration/harness.h"
+#include "tests/integration/tls_raw.h"
 
 TestSuite(client_tls, H_SUITE);
 
@@ -528,4 +530,71 @@ Test(client_tls, show_clients_tls_and_57p01_through_tls_at_shutdown, .timeout = 
 	h_corral_sigterm_wait(c);
 	h_expect_admin_terminated(tls, "the TLS client");
 	PQfinish(tls);
+}
+
+/* A cleartext password message ('p') into buf; returns its length. */
+static size_t password_msg(unsigned char *buf, const char *password)
+{
+	size_t n = strlen(password) + 1;
+	buf[0] = 'p';
+	uint32_t len = htonl((uint32_t)(4 + n));
+	memcpy(buf + 1, &len, 4);
+	memcpy(buf + 5, password, n);
+	return 5 + n;
+}
+
+/*
+ * While a wrong password's answer is held back (past auth_failure_delay), the client's
+ * further input is not read, over TLS too: a second password sent after the wrong one
+ * (the right one here) is no second guess on the same connection, and the answer still
+ * waits its second.
+ */
+Test(client_tls, no_second_guess_while_a_failure_waits, .timeout = 60)
+{
+	h_make_certs(true);
+	char *hba = h_path("hba_password.conf");
+	h_write_file(hba, "hostssl all all 127.0.0.1/32 password\n");
+	char *extra = h_printf("auth_type = hba\nauth_hba_file = %s\nauth_failure_delay = 1\n"
+			       "auth_failure_max = 100\n",
+			       hba);
+	struct h_corral *c = start_with("require", extra);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct tls_raw t;
+		cr_assert(tls_raw_connect(&t, c->port, true, NULL, 0), "TLS handshake");
+		const char *kv[] = {"user", H.user, "database", H.db, NULL};
+		unsigned char buf[4096];
+		size_t n = h_startup_packet(buf, sizeof(buf), H_PROTOCOL_3_0, kv), len = 0;
+		bool closed = false;
+		cr_assert(tls_raw_send(&t, buf, n));
+		cr_assert(tls_raw_read_until(&t, buf, sizeof(buf), &len, 'R', &closed),
+			  "asked for a password");
+		/* The wrong password, then (0.2 s later, a read of its own) the right one. */
+		n = password_msg(buf, "not-the-password");
+		double t0 = h_now();
+		cr_assert(tls_raw_send(&t, buf, n));
+		if (attempt == 1) {
+			usleep(200 * 1000);
+			n = password_msg(buf, H.password);
+			cr_assert(tls_raw_send(&t, buf, n));
+		}
+		len = 0;
+		(void)tls_raw_read_until(&t, buf, sizeof(buf), &len, 'E', &closed);
+		double took = h_now() - t0;
+		char type;
+		const unsigned char *body;
+		size_t body_len;
+		cr_assert(h_msg(buf, len, &type, &body, &body_len) > 0, "no answer (%zu bytes)",
+			  len);
+		cr_expect_eq(type, 'E', "attempt %d: the first answer is '%c', not the failure",
+			     attempt + 1, type);
+		cr_expect(memmem(body, body_len, "28P01", 5) != NULL, "attempt %d: not 28P01",
+			  attempt + 1);
+		if (attempt == 1)
+			cr_expect_geq(took, 0.9, "the held-back failure came after %.2f s", took);
+		tls_raw_close(&t);
+	}
+	cr_expect_eq(h_log_count(c, "event=client_login"), 0, "a guess behind a failure got in");
+	free(extra);
+	free(hba);
+	h_corral_stop(c);
 }
