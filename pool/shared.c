@@ -286,20 +286,6 @@ struct pool_shared *pool_registry_get_ex(struct pool_registry *reg, const char *
 	return ps;
 }
 
-bool pool_registry_has_room(struct pool_registry *reg, const char *db_name, const char *user,
-			    int max)
-{
-	if (max <= 0)
-		return true;
-	pthread_mutex_lock(&reg->lock);
-	bool room = reg->n_pools < (size_t)max;
-	for (struct pool_shared *ps = reg->head; !room && ps; ps = ps->next)
-		room = (strcmp(ps->db_name, db_name) == 0 && strcmp(ps->user, user) == 0) ||
-		       (!ps->keep && pool_shared_idle(ps, reg->n_workers));
-	pthread_mutex_unlock(&reg->lock);
-	return room;
-}
-
 /* Under reg->lock. */
 static struct app_shared *new_app(struct pool_registry *reg, const char *app, int limit)
 {

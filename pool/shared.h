@@ -154,13 +154,6 @@ struct pool_registry {
 bool pool_registry_init(struct pool_registry *reg, int n_workers) WARN_UNUSED;
 void pool_registry_free(struct pool_registry *reg);
 
-/* Whether (db, user) has its record already, or there are fewer than max (0: no cap)
- * records, or one of them could be retired to make room (pool_registry_idle):
- * pools are made from client-chosen user names (auth_type = trust, or an auth file of
- * many users). */
-bool pool_registry_has_room(struct pool_registry *reg, const char *db_name, const char *user,
-			    int max);
-
 enum registry_get_result { REG_OK, REG_FULL, REG_NOMEM };
 /* The live record for (db, user), created on first use (by worker `worker`, which
  * becomes its home); keep marks a record made for a database line's own user.  With

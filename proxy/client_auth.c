@@ -167,8 +167,8 @@ void client_auth_resume(struct client *c, const char *sqlstate, const char *mess
 		io_flush(c->bev);
 }
 
-/* A cleartext password against any kind of stored secret. */
-/* keys: where a SCRAM verifier's keys go when the password is right (pass-through). */
+/* A cleartext password against any kind of stored secret; against a SCRAM verifier
+ * the keys it gives go to keys when it is right (pass-through). */
 static bool password_matches(const struct user_secret *sec, const char *user, const char *pw,
 			     struct scram_keys *keys)
 {
@@ -354,9 +354,9 @@ void client_auth_read(struct client *c)
 		handle_md5(c, &r);
 	else if (c->auth_method == AUTH_METHOD_PASSWORD)
 		handle_password(c, &r);
-	else if (c->scram.step == SCRAM_WANT_CLIENT_FIRST)
+	else if (c->auth_method == AUTH_METHOD_SCRAM && c->scram.step == SCRAM_WANT_CLIENT_FIRST)
 		handle_scram_first(c, &r);
-	else if (c->scram.step == SCRAM_WANT_CLIENT_FINAL)
+	else if (c->auth_method == AUTH_METHOD_SCRAM && c->scram.step == SCRAM_WANT_CLIENT_FINAL)
 		handle_scram_final(c, &r);
 	else
 		client_fail(c, "08P01", "unexpected password message");
