@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/bufferevent.h>
+#include "common/stream.h"
 
 static void clear(struct pool_waiter *w)
 {
@@ -40,7 +40,7 @@ static void activate_run(evutil_socket_t fd, short what, void *arg)
 		switch (p) {
 		case PENDING_SERVER:
 			/* Its idle watch ends here: the client's code takes over the server. */
-			bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
+			stream_setcb(s->io, NULL, NULL, NULL, NULL);
 			env->hooks->server_ready(w, s);
 			break;
 		case PENDING_ADMIT:

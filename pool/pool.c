@@ -349,7 +349,7 @@ void pool_leave(struct pool *pool)
 
 /* ---- servers ---------------------------------------------------------------------- */
 
-static void idle_server_event(struct bufferevent *bev, short what, void *arg)
+static void idle_server_event(struct stream *io, short what, void *arg)
 {
 	struct server *s = arg;
 	pool_close_server(s, (what & BEV_EVENT_EOF) ? "server closed the connection while idle"
@@ -358,7 +358,7 @@ static void idle_server_event(struct bufferevent *bev, short what, void *arg)
 
 /* An idle server has nothing to say; if it talks anyway (a FATAL before it exits, an
  * admin's pg_terminate_backend) it cannot be trusted with a client. */
-static void idle_server_read(struct bufferevent *bev, void *arg)
+static void idle_server_read(struct stream *io, void *arg)
 {
 	pool_close_server(arg, "server sent data while idle");
 }
@@ -369,10 +369,10 @@ static void send_server(struct server *s, int to);
 static void watch_unused(struct server *s)
 {
 	s->owner = NULL;
-	bufferevent_setcb(s->bev, idle_server_read, NULL, idle_server_event, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, 0);
-	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
-	bufferevent_enable(s->bev, EV_READ);
+	stream_setcb(s->io, idle_server_read, NULL, idle_server_event, s);
+	stream_setwatermark(s->io, EV_READ, 0, 0);
+	stream_setwatermark(s->io, EV_WRITE, 0, 0);
+	stream_enable(s->io, EV_READ);
 }
 
 static void park_idle(struct server *s)
@@ -828,7 +828,7 @@ struct server *pool_checkout(struct pool *pool, struct pool_waiter *w, bool *ful
 	if (first && pool->waiting.n == 0) {
 		struct server *s = list_entry(preferred(pool, w, first), struct server, node);
 		set_server_state(s, SV_ACTIVE);
-		bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
+		stream_setcb(s->io, NULL, NULL, NULL, NULL);
 		return s;
 	}
 	int depth = pool->env->cfg->max_queue_depth;
@@ -1083,13 +1083,13 @@ static void finish_close(struct server *s)
 	grow_for_waiters(pool);
 }
 
-static void closing_read(struct bufferevent *bev, void *arg)
+static void closing_read(struct stream *io, void *arg)
 {
-	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *in = stream_input(io);
 	evbuffer_drain(in, evbuffer_get_length(in)); /* the cancelled query's last words */
 }
 
-static void closing_event(struct bufferevent *bev, short what, void *arg)
+static void closing_event(struct stream *io, short what, void *arg)
 {
 	struct server *s = arg;
 	if (what & BEV_EVENT_TIMEOUT) {
@@ -1099,7 +1099,7 @@ static void closing_event(struct bufferevent *bev, short what, void *arg)
 			 "msg=\"backend has not exited; its pool slot stays taken\"",
 			 (unsigned long long)s->id, s->backend_pid, SERVER_EXIT_TIMEOUT_SEC);
 		(void)server_cancel(s);
-		bufferevent_enable(bev, EV_READ);
+		stream_enable(io, EV_READ);
 		return;
 	}
 	finish_close(s);
@@ -1117,7 +1117,7 @@ void pool_close_server(struct server *s, const char *reason)
 	/* A client's query may run on it (not on one only reserved for a waiter). */
 	bool busy = s->state == SV_ACTIVE && !s->reserved_for;
 	requeue_reserved(pool, s);
-	if (!s->bev || s->state == SV_LOGIN || pool->env->shutting_down) {
+	if (!s->io || s->state == SV_LOGIN || pool->env->shutting_down) {
 		finish_close(s);
 		return;
 	}
@@ -1135,13 +1135,13 @@ void pool_close_server(struct server *s, const char *reason)
 	if (busy)
 		(void)server_cancel(s);
 	static const char terminate[] = { 'X', 0, 0, 0, 4 };
-	bufferevent_setcb(s->bev, closing_read, NULL, closing_event, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, 0);
-	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+	stream_setcb(s->io, closing_read, NULL, closing_event, s);
+	stream_setwatermark(s->io, EV_READ, 0, 0);
+	stream_setwatermark(s->io, EV_WRITE, 0, 0);
 	struct timeval tv = { SERVER_EXIT_TIMEOUT_SEC, 0 };
-	bufferevent_set_timeouts(s->bev, &tv, NULL);
-	bufferevent_write(s->bev, terminate, sizeof(terminate));
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	stream_set_timeouts(s->io, &tv, NULL);
+	stream_write(s->io, terminate, sizeof(terminate));
+	stream_enable(s->io, EV_READ | EV_WRITE);
 }
 
 void pool_cancel_done(struct server *s)

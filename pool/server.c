@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/bufferevent_ssl.h>
 #include <openssl/ssl.h>
 
 #include "common/log.h"
@@ -23,8 +22,8 @@ const char *server_state_name(enum server_state st)
 
 int server_socket(const struct server *s)
 {
-	if (s->bev)
-		return bufferevent_getfd(s->bev);
+	if (s->io)
+		return stream_fd(s->io);
 	if (s->raw)
 		return server_raw_fd(s->raw);
 	return s->conn ? PQsocket(s->conn) : -1;
@@ -79,31 +78,22 @@ static void record_params(struct server *s)
 
 bool server_attach(struct server *s, struct event_base *base)
 {
-	if (s->raw) {
-		/* No BEV_OPT_CLOSE_ON_FREE: server_raw_free closes both. */
-		SSL *ssl = server_raw_ssl(s->raw);
-		int fd = server_raw_fd(s->raw);
-		s->bev = ssl ? bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_OPEN,
-							      0)
-			     : bufferevent_socket_new(base, fd, 0);
-		return s->bev != NULL;
-	}
-	int fd = PQsocket(s->conn);
-	if (PQsslInUse(s->conn)) {
-		/* No BEV_OPT_CLOSE_ON_FREE: libpq owns both the SSL object and the socket. */
-		SSL *ssl = PQsslStruct(s->conn, "OpenSSL");
-		s->bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_OPEN, 0);
-	} else {
-		s->bev = bufferevent_socket_new(base, fd, 0);
-	}
-	return s->bev != NULL;
+	/* Not closed with the stream: server_raw_free closes the socket and SSL object
+	 * of corral's own login, libpq those of its login. */
+	int fd = s->raw ? server_raw_fd(s->raw) : PQsocket(s->conn);
+	SSL *ssl = s->raw                ? server_raw_ssl(s->raw)
+		   : PQsslInUse(s->conn) ? PQsslStruct(s->conn, "OpenSSL")
+					 : NULL;
+	s->io = ssl ? stream_tls_new(base, fd, ssl, BUFFEREVENT_SSL_OPEN, false)
+		    : stream_socket_new(base, fd, false);
+	return s->io != NULL;
 }
 
 void server_detach(struct server *s)
 {
-	if (s->bev) {
-		bufferevent_free(s->bev);
-		s->bev = NULL;
+	if (s->io) {
+		stream_free(s->io);
+		s->io = NULL;
 	}
 }
 
@@ -194,7 +184,7 @@ static void login_step(evutil_socket_t fd, short what, void *arg)
 		record_params(s);
 		s->backend_pid = PQbackendPID(s->conn);
 		if (!prepare_relay(s)) {
-			login_finish(s, false, "cannot create a bufferevent for the server socket",
+			login_finish(s, false, "cannot create a stream for the server socket",
 				     NULL);
 			return;
 		}

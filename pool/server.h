@@ -1,6 +1,6 @@
 /*
  * One server connection: logged in by libpq's non-blocking connect, driven by
- * libevent events on PQsocket, then handed to a bufferevent for raw relaying
+ * libevent events on PQsocket, then handed to a stream (common/stream.h) for raw relaying
  * (DESIGN.md §5).  The PGconn is kept so PQfinish sends Terminate at the end.
  */
 #ifndef CORRAL_POOL_SERVER_H
@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <event2/bufferevent.h>
+#include "common/stream.h"
 #include <event2/event.h>
 #include <libpq-fe.h>
 
@@ -36,7 +36,7 @@ struct server {
 	struct server_raw *raw;
 	struct event *login_ev;     /* readiness of PQsocket during login */
 	int login_fd;
-	struct bufferevent *bev;    /* after login */
+	struct stream *io;    /* after login */
 
 	usec_t created;
 	usec_t state_since;
@@ -78,9 +78,9 @@ struct server {
 /* Starts a login for s (already on its pool's login list).  False: could not start. */
 bool server_login_start(struct server *s, const char *const *keys, const char *const *vals)
 	WARN_UNUSED;
-/* Gives s a bufferevent on base (after login, or on arriving at another worker). */
+/* Gives s a stream on base (after login, or on arriving at another worker). */
 bool server_attach(struct server *s, struct event_base *base) WARN_UNUSED;
-/* Frees s's bufferevent, leaving the connection open (s moves to another worker). */
+/* Frees s's stream, leaving the connection open (s moves to another worker). */
 void server_detach(struct server *s);
 /* Releases libevent and libpq resources (PQfinish sends Terminate). */
 void server_teardown(struct server *s);

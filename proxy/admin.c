@@ -14,13 +14,13 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
+#include "common/stream.h"
 
 #include "common/log.h"
 #include "proxy/admin_cmd.h"
 #include "proxy/client.h"
 #include "proxy/client_lists.h"
-#include "proxy/flush.h"
+#include "common/stream.h"
 #include "proxy/version.h"
 #include "proxy/worker.h"
 
@@ -48,7 +48,7 @@ bool admin_is_console(const struct corral_config *cfg, const char *name)
 /* PgBouncer's welcome: what psql and libpq need to be at ease, nothing from a server. */
 static void welcome(struct client *c)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = stream_output(c->io);
 	static const char *const names[] = {
 		"server_version",    "server_encoding",
 		"client_encoding",   "DateStyle",
@@ -100,7 +100,7 @@ void admin_login(struct client *c)
 	client_set_state(c, CL_IDLE);
 	/* The read watermark of the login stays: a console client waiting for an answer
 	 * holds at most that much unread input. */
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+	if (evbuffer_get_length(stream_input(c->io)))
 		admin_read(c);
 }
 
@@ -241,7 +241,7 @@ static enum admin_result run_statement(struct client *c, const char *stmt)
 	struct admin_ctx ctx = {
 		.c = c,
 		.w = c->worker,
-		.out = bufferevent_get_output(c->bev),
+		.out = stream_output(c->io),
 		.statement = stmt,
 		.args = "",
 		.full = c->admin->full,
@@ -268,7 +268,7 @@ static enum admin_result run_statement(struct client *c, const char *stmt)
 static void run_statements(struct client *c)
 {
 	struct admin_session *a = c->admin;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = stream_output(c->io);
 	while (a->next) {
 		char *stmt = cut_statement(&a->next);
 		if (*stmt == '\0')
@@ -298,7 +298,7 @@ void admin_suspend(struct admin_ctx *ctx, void (*gone)(void *arg), void *arg)
 
 struct evbuffer *admin_output(struct client *c)
 {
-	return bufferevent_get_output(c->bev);
+	return stream_output(c->io);
 }
 
 void admin_resume(struct client *c, enum admin_result result)
@@ -316,9 +316,9 @@ void admin_resume(struct client *c, enum admin_result result)
 	run_statements(c);
 	if (a->waiting)
 		return;
-	io_flush(c->bev);
+	stream_flush(c->io);
 	/* What the client sent meanwhile. */
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+	if (evbuffer_get_length(stream_input(c->io)))
 		admin_read(c);
 }
 
@@ -327,7 +327,7 @@ void admin_resume(struct client *c, enum admin_result result)
 /* One Query message of len bytes (header included) from the input. */
 static void take_query(struct client *c, uint32_t len)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = stream_input(c->io);
 	size_t body = len - 4;
 	char *q = malloc(body + 1);
 	if (!q) {
@@ -350,7 +350,7 @@ static void take_query(struct client *c, uint32_t len)
 
 void admin_read(struct client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = stream_input(c->io);
 	while (c->state == CL_IDLE && !c->admin->waiting) {
 		char type;
 		uint32_t len;
@@ -398,7 +398,7 @@ void admin_read(struct client *c)
 	}
 wait:
 	if (c->state == CL_IDLE)
-		io_flush(c->bev);
+		stream_flush(c->io);
 }
 
 void admin_client_gone(struct client *c)

@@ -122,7 +122,7 @@ static const char *pgbouncer_client_state(enum client_state st)
 static void client_row(struct admin_row *r, const struct worker *w, const struct client *c,
 		       usec_t now)
 {
-	int fd = c->bev ? bufferevent_getfd(c->bev) : -1;
+	int fd = c->io ? stream_fd(c->io) : -1;
 	struct sockaddr_storage peer;
 	memset(&peer, 0, sizeof(peer));
 	memcpy(&peer, &c->peer, sizeof(c->peer));

@@ -24,7 +24,7 @@
 #include "proxy/client_tls.h"
 #include "proxy/client_lists.h"
 #include "proxy/client_stats.h"
-#include "proxy/flush.h"
+#include "common/stream.h"
 #include "proxy/random.h"
 #include "proxy/server_cmd.h"
 #include "proxy/server_drain.h"
@@ -87,9 +87,9 @@ const char *client_log_who(const struct client *c, char *buf, size_t len)
 	return buf;
 }
 
-static void client_read(struct bufferevent *bev, void *arg);
-static void client_write(struct bufferevent *bev, void *arg);
-static void client_event(struct bufferevent *bev, short what, void *arg);
+static void client_read(struct stream *io, void *arg);
+static void client_write(struct stream *io, void *arg);
+static void client_event(struct stream *io, short what, void *arg);
 
 /* ---- login input --------------------------------------------------------------- */
 
@@ -114,7 +114,7 @@ static void login_reader_stop(struct client *c)
  * event goes: the fd stays watched for reading throughout, so epoll is not told. */
 static void login_reader_done(struct client *c)
 {
-	bufferevent_enable(c->bev, EV_READ);
+	stream_enable(c->io, EV_READ);
 	login_reader_stop(c);
 }
 
@@ -124,7 +124,7 @@ static void login_input(struct client *c);
  * (nothing read, or the client was closed). */
 static bool login_fill(struct client *c, evutil_socket_t fd)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = stream_input(c->io);
 	size_t have = evbuffer_get_length(in);
 	if (have >= LOGIN_READ_LIMIT) {
 		/* As the bufferevent's read watermark did: hold nothing more from a client
@@ -141,12 +141,7 @@ static bool login_fill(struct client *c, evutil_socket_t fd)
 		client_close(c, n == 0 ? "client closed the connection" : "client socket error");
 		return false;
 	}
-	/* A socket bufferevent keeps the end of its input frozen outside its own read
-	 * callback; this is the append that callback would do. */
-	evbuffer_unfreeze(in, 0);
-	int rc = evbuffer_add(in, buf, (size_t)n);
-	evbuffer_freeze(in, 0);
-	if (rc != 0) {
+	if (evbuffer_add(in, buf, (size_t)n) != 0) {
 		client_close(c, "out of memory");
 		return false;
 	}
@@ -169,7 +164,7 @@ static void login_read(evutil_socket_t fd, short what, void *arg)
 	c->last_active = clock_now_usec();
 	login_input(c);
 	if (c->state != CL_CLOSING && c->state != CL_CLOSED)
-		io_flush(c->bev);
+		stream_flush(c->io);
 }
 
 /* ---- ending ------------------------------------------------------------------- */
@@ -252,9 +247,9 @@ void client_close(struct client *c, const char *reason)
 	cancel_keys_forget(&c->cancel);
 	client_limits_forget(c);
 	login_reader_stop(c);
-	if (c->bev) {
-		bufferevent_free(c->bev); /* closes the socket */
-		c->bev = NULL;
+	if (c->io) {
+		stream_free(c->io); /* closes the socket */
+		c->io = NULL;
 	}
 	char ids[400], why[512];
 	log_info("event=client_closed client=%llu %s state=%s reason=\"%s\"",
@@ -285,11 +280,11 @@ static void close_after_flush(struct client *c)
 {
 	client_set_state(c, CL_CLOSING);
 	login_reader_stop(c);
-	bufferevent_disable(c->bev, EV_READ);
-	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	stream_disable(c->io, EV_READ);
+	stream_setwatermark(c->io, EV_WRITE, 0, 0);
 	struct timeval tv = { CLOSE_FLUSH_TIMEOUT_SEC, 0 };
-	bufferevent_set_timeouts(c->bev, NULL, &tv);
-	bufferevent_enable(c->bev, EV_WRITE);
+	stream_set_timeouts(c->io, NULL, &tv);
+	stream_enable(c->io, EV_WRITE);
 }
 
 void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...)
@@ -315,26 +310,23 @@ void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...)
 		client_close(c, "error in the middle of a server message");
 		return;
 	}
-	pgproto_put_error(bufferevent_get_output(c->bev), "FATAL", sqlstate, msg);
+	pgproto_put_error(stream_output(c->io), "FATAL", sqlstate, msg);
 	close_after_flush(c);
 }
 
 void client_shutdown(struct client *c)
 {
 	bool mid_message = c->server && c->relay.to_client_remaining > 0;
-	if (c->bev && c->state != CL_CLOSING && !mid_message) {
-		struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (c->io && c->state != CL_CLOSING && !mid_message) {
+		struct evbuffer *out = stream_output(c->io);
 		pgproto_put_error(out, "FATAL", "57P01",
 				  "terminating connection due to administrator command");
 		if (client_tls_active(c)) {
 			/* Only through the session: raw bytes would be garbage to the client. */
 			(void)client_tls_write_now(c);
 		} else {
-			/* A socket bufferevent freezes the front of its output outside its own
-			 * write callback; the loop is over, so write it ourselves. */
-			evbuffer_unfreeze(out, 1);
-			(void)evbuffer_write(out, bufferevent_getfd(c->bev));
-			evbuffer_freeze(out, 1);
+			/* The loop is over: what the socket takes now. */
+			(void)evbuffer_write(out, stream_fd(c->io));
 		}
 	}
 	client_close(c, "shutting down");
@@ -420,7 +412,7 @@ static void route_cancel(struct worker *w, uint32_t pid, uint32_t secret)
  */
 static size_t first_request_length(struct client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = stream_input(c->io);
 	size_t off = 0;
 	for (;;) {
 		char type;
@@ -453,18 +445,18 @@ static void cancel_queued(struct client *c)
 	if (pool_waiter_busy(&c->app_waiter))
 		app_gate_dequeue(c->gate, &c->app_waiter);
 	release_token(c);
-	evbuffer_drain(bufferevent_get_input(c->bev), len);
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evbuffer_drain(stream_input(c->io), len);
+	struct evbuffer *out = stream_output(c->io);
 	pgproto_put_error(out, "ERROR", "57014", "canceling statement due to user request");
 	pgproto_put_ready(out, 'I');
-	io_flush(c->bev);
+	stream_flush(c->io);
 	c->wait_start = 0;
 	client_set_state(c, CL_IDLE);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+	stream_setwatermark(c->io, EV_READ, 0, 0);
 	char ids[400];
 	log_info("event=client_cancelled client=%llu %s state=waiting", (unsigned long long)c->id,
 		 client_log_who(c, ids, sizeof(ids)));
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+	if (evbuffer_get_length(stream_input(c->io)))
 		request_server(c);
 }
 
@@ -525,23 +517,22 @@ static void negotiate_version(struct client *c, const struct pg_startup *st)
 		if (strncmp(st->names[i], "_pq_.", 5) == 0)
 			unsupported[n++] = st->names[i];
 	if ((st->code & 0xffff) > 0 || n > 0)
-		pgproto_put_negotiate_version(bufferevent_get_output(c->bev), PG_PROTOCOL_LATEST,
+		pgproto_put_negotiate_version(stream_output(c->io), PG_PROTOCOL_LATEST,
 					      unsupported, n);
 }
 
 static void setup_bev(struct client *c);
 
-/* An SSLRequest: 'N' when TLS is off, else 'S' and from now on c->bev is an OpenSSL
+/* An SSLRequest: 'N' when TLS is off, else 'S' and from now on c->io is an OpenSSL
  * bufferevent, read through its callbacks (the login reader reads the plain fd). */
 static bool start_tls(struct client *c)
 {
 	bool closed;
-	struct bufferevent *tls = client_tls_accept(c, &closed);
-	if (!tls)
+	if (!client_tls_accept(c, &closed))
 		return !closed;
 	login_reader_stop(c);
 	setup_bev(c);
-	bufferevent_enable(c->bev, EV_READ);
+	stream_enable(c->io, EV_READ);
 	return false; /* the startup packet comes after the handshake */
 }
 
@@ -555,7 +546,7 @@ static bool start_tls(struct client *c)
 static bool direct_tls(struct client *c)
 {
 	if (c->state != CL_STARTUP || c->ssl_asked || c->gssenc_asked ||
-	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+	    evbuffer_get_length(stream_input(c->io)) > 0)
 		return false;
 	enum client_tls_first first = client_tls_peek_first(c);
 	if (first != TLS_FIRST_HANDSHAKE)
@@ -566,7 +557,7 @@ static bool direct_tls(struct client *c)
 		return true;
 	login_reader_stop(c);
 	setup_bev(c);
-	bufferevent_enable(c->bev, EV_READ);
+	stream_enable(c->io, EV_READ);
 	if (c->refusal)
 		client_limits_keep_grace(c); /* the reader's timeout was its grace */
 	return true;
@@ -592,7 +583,7 @@ static bool plain_text_allowed(struct client *c)
 /* One startup packet from the input; false when there is nothing more to do now. */
 static bool handle_startup_packet(struct client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = stream_input(c->io);
 	uint32_t len;
 	const char *why = NULL;
 	/* A TLS ClientHello where TLS is off (else direct_tls took it): PostgreSQL closes
@@ -633,7 +624,7 @@ static bool handle_startup_packet(struct client *c)
 		*asked = true;
 		evbuffer_drain(in, len);
 		if (st.code == PG_GSSENC_REQUEST_CODE) {
-			bufferevent_write(c->bev, "N", 1); /* no GSS: plain text goes on */
+			stream_write(c->io, "N", 1); /* no GSS: plain text goes on */
 			return true;
 		}
 		return start_tls(c);
@@ -677,7 +668,7 @@ static bool handle_startup_packet(struct client *c)
 
 static void welcome(struct client *c)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = stream_output(c->io);
 	const struct param_set *ps = &c->pool->params;
 	/* The client sees the values it asked for, spelled as the server spelled them
 	 * for an earlier client; a server gets them when linked. */
@@ -704,8 +695,8 @@ static void welcome(struct client *c)
 static void forward_param(void *arg, const char *name, const char *value)
 {
 	struct client *c = arg;
-	pgproto_put_parameter_status(bufferevent_get_output(c->bev), name, value);
-	io_flush(c->bev);
+	pgproto_put_parameter_status(stream_output(c->io), name, value);
+	stream_flush(c->io);
 }
 
 /*
@@ -718,7 +709,7 @@ static void report_server_values(struct client *c, struct server *s)
 {
 	if (!c->values_reported) {
 		c->values_reported = true;
-		struct evbuffer *out = bufferevent_get_output(c->bev);
+		struct evbuffer *out = stream_output(c->io);
 		for (size_t i = 0; i < c->params.n; i++) {
 			const char *name = c->params.names[i];
 			const char *have = params_get(&s->params, name);
@@ -796,9 +787,9 @@ static void link_server(struct client *c, struct server *s)
 	bool first = c->state == CL_WELCOME_WAIT;
 	if (first) {
 		welcome(c);
-		io_flush(c->bev);
+		stream_flush(c->io);
 		if (c->pool->mode != POOL_MODE_SESSION &&
-		    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+		    evbuffer_get_length(stream_input(c->io)) == 0) {
 			/* It only needed the pool's parameters; the server waits for a query. */
 			c->wait_start = 0;
 			client_set_state(c, CL_IDLE);
@@ -815,7 +806,7 @@ static void link_server(struct client *c, struct server *s)
 		  (unsigned long long)c->id, client_log_who(c, ids, sizeof(ids)),
 		  (unsigned long long)s->id, s->backend_pid);
 	/* Whatever the client sends meanwhile waits in its input buffer, within limits. */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, WAITING_READ_LIMIT);
+	stream_setwatermark(c->io, EV_READ, 0, WAITING_READ_LIMIT);
 	if (!c->param_sig)
 		c->param_sig = session_params_signature(&c->params);
 	bool oom = false;
@@ -828,7 +819,7 @@ static void link_server(struct client *c, struct server *s)
 		client_fail(c, "53200", "out of memory");
 		return;
 	}
-	bool discard_seq = seq_state_link(c, s, bufferevent_get_input(c->bev));
+	bool discard_seq = seq_state_link(c, s, stream_input(c->io));
 	if (!query && !discard_seq) {
 		report_server_values(c, s);
 		client_set_state(c, CL_ACTIVE);
@@ -856,7 +847,7 @@ static void wait_quietly(struct client *c, enum client_state st)
 	if (!c->wait_start)
 		c->wait_start = clock_now_usec();
 	/* Keep noticing a disconnect, but do not buffer much while waiting. */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, WAITING_READ_LIMIT);
+	stream_setwatermark(c->io, EV_READ, 0, WAITING_READ_LIMIT);
 }
 
 /* True when the client's next message is Terminate. */
@@ -864,7 +855,7 @@ static bool terminate_next(struct client *c)
 {
 	char type;
 	uint32_t len;
-	return pgproto_peek_header(bufferevent_get_input(c->bev), &type, &len) == PG_PARSE_OK &&
+	return pgproto_peek_header(stream_input(c->io), &type, &len) == PG_PARSE_OK &&
 	       type == 'X';
 }
 
@@ -968,7 +959,7 @@ void client_authenticated(struct client *c)
 	}
 	welcome(c);
 	client_set_state(c, CL_IDLE);
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+	if (evbuffer_get_length(stream_input(c->io)))
 		request_server(c);
 }
 
@@ -988,7 +979,7 @@ void client_transaction_done(struct client *c)
 	pool_release(s);
 	release_token(c);
 	/* The client may already have sent its next transaction. */
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+	if (evbuffer_get_length(stream_input(c->io)))
 		request_server(c);
 }
 
@@ -1022,7 +1013,7 @@ void client_server_gone_between(struct client *c, const char *why)
 	pool_close_server(s, why);
 	release_token(c);
 	/* The client may already have sent its next transaction. */
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+	if (evbuffer_get_length(stream_input(c->io)))
 		request_server(c);
 }
 
@@ -1069,8 +1060,8 @@ static void hook_wait_failed(struct pool_waiter *w, const char *sqlstate, const 
 static void hook_wait_notice(struct pool_waiter *w, const char *message)
 {
 	struct client *c = waiting_client(w);
-	pgproto_put_notice(bufferevent_get_output(c->bev), "NOTICE", "00000", message);
-	io_flush(c->bev);
+	pgproto_put_notice(stream_output(c->io), "NOTICE", "00000", message);
+	stream_flush(c->io);
 }
 
 const struct pool_hooks client_pool_hooks = {
@@ -1082,7 +1073,7 @@ const struct pool_hooks client_pool_hooks = {
 
 /* ---- callbacks ---------------------------------------------------------------- */
 
-static void client_read(struct bufferevent *bev, void *arg)
+static void client_read(struct stream *io, void *arg)
 {
 	struct client *c = arg;
 	c->last_active = clock_now_usec();
@@ -1107,13 +1098,13 @@ static void client_read(struct bufferevent *bev, void *arg)
 		break; /* kept in the input buffer until a server is linked */
 	case CL_CLOSING:
 	case CL_CLOSED:
-		evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+		evbuffer_drain(stream_input(io), evbuffer_get_length(stream_input(io)));
 		break;
 	}
 	/* Whatever this produced for the client (auth, welcome, an 'N').  A closing
 	 * client is left alone: its write callback closes it once drained. */
 	if (c->state != CL_CLOSING && c->state != CL_CLOSED)
-		io_flush(c->bev);
+		stream_flush(c->io);
 }
 
 /* What the client sent before it was authenticated. */
@@ -1126,20 +1117,18 @@ static void login_input(struct client *c)
 		client_auth_read(c);
 }
 
-static void client_write(struct bufferevent *bev, void *arg)
+static void client_write(struct stream *io, void *arg)
 {
 	struct client *c = arg;
 	if (c->state == CL_CLOSING) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		if (evbuffer_get_length(stream_output(io)) == 0)
 			client_close(c, "closed after error");
 	} else if (c->state == CL_ACTIVE) {
 		relay_client_drained(c);
-	} else {
-		io_drained(bev);
 	}
 }
 
-static void client_event(struct bufferevent *bev, short what, void *arg)
+static void client_event(struct stream *io, short what, void *arg)
 {
 	struct client *c = arg;
 	char why[300];
@@ -1164,10 +1153,10 @@ static void client_event(struct bufferevent *bev, short what, void *arg)
 /* Callbacks and limits of a new bufferevent: the socket's, or the TLS one after it. */
 static void setup_bev(struct client *c)
 {
-	bufferevent_setcb(c->bev, client_read, client_write, client_event, c);
-	bufferevent_set_max_single_read(c->bev, RELAY_MAX_READ);
+	stream_setcb(c->io, client_read, client_write, client_event, c);
+	stream_set_max_read(c->io, RELAY_MAX_READ);
 	/* Before login nothing legitimate is big: bound what a stranger makes us hold. */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, LOGIN_READ_LIMIT);
+	stream_setwatermark(c->io, EV_READ, 0, LOGIN_READ_LIMIT);
 }
 
 void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *addr, int addrlen)
@@ -1189,8 +1178,8 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 	relay_init(&c->relay);
 	if (addrlen > 0 && (size_t)addrlen <= sizeof(c->peer))
 		memcpy(&c->peer, addr, (size_t)addrlen);
-	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!c->bev) {
+	c->io = stream_socket_new(w->base, fd, true);
+	if (!c->io) {
 		evutil_closesocket(fd);
 		free(c);
 		return;
@@ -1208,7 +1197,7 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 	cancel_keys_issue(&w->cancel_keys, &c->cancel, w->id, rnd);
 
 	setup_bev(c);
-	bufferevent_disable(c->bev, EV_READ | EV_WRITE); /* login_read; flush mode: proxy/flush.h */
+	stream_disable(c->io, EV_READ | EV_WRITE); /* login_read; flush mode: proxy/flush.h */
 	/* A refused client is refused once its startup packet is in, within a grace, or
 	 * (too many held already) after what it has sent so far (proxy/client_limits.h). */
 	struct timeval grace;
@@ -1249,7 +1238,7 @@ static bool client_is_idle(const struct client *c)
 {
 	return c->state == CL_IDLE ||
 	       (c->state == CL_ACTIVE && relay_between_queries(&c->relay) &&
-		evbuffer_get_length(bufferevent_get_input(c->bev)) == 0);
+		evbuffer_get_length(stream_input(c->io)) == 0);
 }
 
 static void expire_idle_list(struct worker *w, struct list *l, usec_t now, usec_t idle_tx,

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include <event2/bufferevent.h>
+#include "common/stream.h"
 
 #include "common/clock.h"
 #include "common/list.h"
@@ -48,7 +48,7 @@ struct client {
 	struct worker *worker;
 	enum client_state state;
 	uint64_t id;
-	struct bufferevent *bev;
+	struct stream *io;
 	struct event *login_ev;       /* reads until authenticated (client.c: login input) */
 	union {                       /* address of the client, for its login line */
 		struct sockaddr sa;

@@ -15,7 +15,7 @@
 #include "proxy/client_hba.h"
 #include "proxy/client_limits.h"
 #include "proxy/client_tls.h"
-#include "proxy/flush.h"
+#include "common/stream.h"
 #include "proxy/random.h"
 #include "proxy/worker.h"
 
@@ -53,7 +53,7 @@ static void auth_failed(struct client *c)
 static void auth_ok(struct client *c)
 {
 	client_auth_cleanup(c);
-	pgproto_put_auth(bufferevent_get_output(c->bev), PG_AUTH_OK, NULL, 0);
+	pgproto_put_auth(stream_output(c->io), PG_AUTH_OK, NULL, 0);
 	client_authenticated(c);
 }
 
@@ -71,7 +71,7 @@ static void begin_scram(struct client *c)
 		(void)scram_offer_channel_binding(&c->scram, hash, hash_len);
 	size_t len;
 	const char *mechanisms = scram_mechanisms(&c->scram, &len);
-	pgproto_put_auth(bufferevent_get_output(c->bev), PG_AUTH_SASL, mechanisms, len);
+	pgproto_put_auth(stream_output(c->io), PG_AUTH_SASL, mechanisms, len);
 }
 
 /* A SCRAM message refused: PostgreSQL's words for why (scram_failure). */
@@ -94,8 +94,7 @@ static void begin_md5(struct client *c)
 		client_fail(c, "XX000", "could not generate random salt");
 		return;
 	}
-	pgproto_put_auth(bufferevent_get_output(c->bev), PG_AUTH_MD5, c->md5_salt,
-			 sizeof(c->md5_salt));
+	pgproto_put_auth(stream_output(c->io), PG_AUTH_MD5, c->md5_salt, sizeof(c->md5_salt));
 }
 
 /* auth_type as the method an hba rule would name. */
@@ -125,7 +124,7 @@ static void begin_method(struct client *c, enum hba_method method)
 		return;
 	case HBA_PASSWORD:
 		c->auth_method = AUTH_METHOD_PASSWORD;
-		pgproto_put_auth(bufferevent_get_output(c->bev), PG_AUTH_CLEARTEXT, NULL, 0);
+		pgproto_put_auth(stream_output(c->io), PG_AUTH_CLEARTEXT, NULL, 0);
 		return;
 	case HBA_SCRAM:
 		/* A user with only an md5 secret cannot do SCRAM; PostgreSQL fails them too. */
@@ -164,7 +163,7 @@ void client_auth_resume(struct client *c, const char *sqlstate, const char *mess
 	else
 		begin_method(c, (enum hba_method)c->authq_method);
 	if (c->state != CL_CLOSING && c->state != CL_CLOSED)
-		io_flush(c->bev);
+		stream_flush(c->io);
 }
 
 /* A cleartext password against any kind of stored secret; against a SCRAM verifier
@@ -266,7 +265,7 @@ static void handle_scram_first(struct client *c, struct pg_reader *r)
 		scram_refused(c);
 		return;
 	}
-	pgproto_put_auth(bufferevent_get_output(c->bev), PG_AUTH_SASL_CONTINUE, server_first,
+	pgproto_put_auth(stream_output(c->io), PG_AUTH_SASL_CONTINUE, server_first,
 			 strlen(server_first));
 	free(server_first);
 }
@@ -293,7 +292,7 @@ static void handle_scram_final(struct client *c, struct pg_reader *r)
 	struct scram_keys keys;
 	switch (scram_handle_client_final(&c->scram, (const char *)r->p, len, &server_final)) {
 	case SCRAM_OK:
-		pgproto_put_auth(bufferevent_get_output(c->bev), PG_AUTH_SASL_FINAL, server_final,
+		pgproto_put_auth(stream_output(c->io), PG_AUTH_SASL_FINAL, server_final,
 				 strlen(server_final));
 		free(server_final);
 		/* The proof gave away the ClientKey: with the verifier's salt, iterations and
@@ -322,7 +321,7 @@ void client_auth_read(struct client *c)
 	 * reader is stopped then, but a TLS client's bufferevent goes on reading. */
 	if (c->delay_ev)
 		return;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = stream_input(c->io);
 	char type;
 	uint32_t len;
 	enum pg_parse_result pr = pgproto_peek_header(in, &type, &len);

@@ -9,7 +9,7 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
+#include "common/stream.h"
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
@@ -17,7 +17,7 @@
 #include "common/tls_protocols.h"
 #include "proxy/client.h"
 #include "proxy/config_store.h"
-#include "proxy/flush.h"
+#include "common/stream.h"
 #include "proxy/worker.h"
 
 /* ---- the SSL_CTX ---------------------------------------------------------------- */
@@ -207,61 +207,45 @@ bool client_tls_ctx_build(const struct corral_config *cfg, SSL_CTX **out, char *
 
 /* ---- a client's handshake ------------------------------------------------------- */
 
-/* An OpenSSL bufferevent in accepting state on c's fd replaces c->bev; NULL (c
- * closed) when OpenSSL cannot start. */
-static struct bufferevent *take_over(struct client *c, SSL_CTX *ctx)
+/* c's stream goes on through OpenSSL, in accepting state; false (c closed) when
+ * OpenSSL cannot start. */
+static bool take_over(struct client *c, SSL_CTX *ctx)
 {
 	SSL *ssl = SSL_new(ctx);
-	struct bufferevent *tls = NULL;
-	if (ssl) {
-		struct event_base *base = bufferevent_get_base(c->bev);
-		tls = bufferevent_openssl_socket_new(base, bufferevent_getfd(c->bev), ssl,
-						     BUFFEREVENT_SSL_ACCEPTING,
-						     BEV_OPT_CLOSE_ON_FREE);
-		if (!tls)
-			SSL_free(ssl);
-	}
-	if (!tls) {
+	if (!ssl || !stream_accept_tls(c->io, ssl)) {
 		client_close(c, "could not start TLS");
-		return NULL;
+		return false;
 	}
-	/* The old bufferevent lets go of the fd (it would close it) and goes. */
-	bufferevent_setfd(c->bev, -1);
-	bufferevent_free(c->bev);
-	c->bev = tls;
-	/* A client that closes its TCP connection without a TLS close_notify has just
-	 * left, as a plain one would have: EOF, not an error. */
-	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
-	return tls;
+	return true;
 }
 
-struct bufferevent *client_tls_accept(struct client *c, bool *closed)
+bool client_tls_accept(struct client *c, bool *closed)
 {
 	*closed = false;
 	SSL_CTX *ctx = c->worker->snap->client_tls;
 	if (!ctx) {
-		bufferevent_write(c->bev, "N", 1); /* TLS off: plain text goes on */
+		stream_write(c->io, "N", 1); /* TLS off: plain text goes on */
 		return NULL;
 	}
 	/* As PostgreSQL (CVE-2021-23214): bytes behind the SSLRequest came before the
 	 * handshake, in plain text, perhaps from a man in the middle: never read them as
 	 * if they had been encrypted. */
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+	if (evbuffer_get_length(stream_input(c->io)) > 0) {
 		client_fail(c, "08P01", "received unencrypted data after SSL request");
 		*closed = true;
 		return NULL;
 	}
 	/* 'S' goes out on the plain socket before OpenSSL takes the fd over; a fresh
 	 * connection's socket buffer takes one byte (and an 'N' to a GSSENCRequest). */
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = stream_output(c->io);
 	evbuffer_add(out, "S", 1);
-	io_flush(c->bev);
-	struct bufferevent *tls = NULL;
+	stream_flush(c->io);
+	bool tls = false;
 	if (evbuffer_get_length(out) == 0)
 		tls = take_over(c, ctx);
 	else
 		client_close(c, "could not start TLS");
-	*closed = tls == NULL;
+	*closed = !tls;
 	return tls;
 }
 
@@ -270,7 +254,7 @@ enum client_tls_first client_tls_peek_first(const struct client *c)
 	if (!c->worker->snap->client_tls)
 		return TLS_FIRST_PLAIN; /* nothing to look for: the startup path reads it */
 	unsigned char b;
-	ssize_t n = recv(bufferevent_getfd(c->bev), &b, 1, MSG_PEEK);
+	ssize_t n = recv(stream_fd(c->io), &b, 1, MSG_PEEK);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return TLS_FIRST_NOTHING;
 	if (n != 1)
@@ -280,14 +264,14 @@ enum client_tls_first client_tls_peek_first(const struct client *c)
 	return b == 0x16 ? TLS_FIRST_HANDSHAKE : TLS_FIRST_PLAIN;
 }
 
-struct bufferevent *client_tls_accept_direct(struct client *c)
+bool client_tls_accept_direct(struct client *c)
 {
 	return take_over(c, c->worker->snap->client_tls);
 }
 
 bool client_tls_alpn_used(const struct client *c)
 {
-	SSL *ssl = c->bev ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+	SSL *ssl = c->io ? stream_ssl(c->io) : NULL;
 	const unsigned char *proto = NULL;
 	unsigned int len = 0;
 	if (ssl)
@@ -303,7 +287,7 @@ bool client_tls_alpn_used(const struct client *c)
  */
 bool client_tls_end_point(const struct client *c, unsigned char *out, size_t cap, size_t *len)
 {
-	SSL *ssl = c->bev ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+	SSL *ssl = c->io ? stream_ssl(c->io) : NULL;
 	X509 *cert = ssl ? SSL_get_certificate(ssl) : NULL;
 	int md_nid = NID_undef;
 	if (!cert || !X509_get_signature_info(cert, &md_nid, NULL, NULL, NULL))
@@ -321,18 +305,18 @@ bool client_tls_end_point(const struct client *c, unsigned char *out, size_t cap
 
 bool client_tls_active(const struct client *c)
 {
-	return c->bev && bufferevent_openssl_get_ssl(c->bev) != NULL;
+	return c->io && stream_ssl(c->io) != NULL;
 }
 
 bool client_tls_in_handshake(const struct client *c)
 {
-	SSL *ssl = c->bev ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+	SSL *ssl = c->io ? stream_ssl(c->io) : NULL;
 	return ssl && !SSL_is_init_finished(ssl);
 }
 
 bool client_tls_peer_cn(const struct client *c, char *out, size_t cap)
 {
-	SSL *ssl = c->bev ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+	SSL *ssl = c->io ? stream_ssl(c->io) : NULL;
 	if (!ssl || SSL_get_verify_result(ssl) != X509_V_OK)
 		return false;
 	X509 *cert = SSL_get1_peer_certificate(ssl);
@@ -359,10 +343,10 @@ bool client_tls_peer_cn(const struct client *c, char *out, size_t cap)
 
 bool client_tls_write_now(struct client *c)
 {
-	SSL *ssl = c->bev ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+	SSL *ssl = c->io ? stream_ssl(c->io) : NULL;
 	if (!ssl || !SSL_is_init_finished(ssl))
 		return false;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = stream_output(c->io);
 	evbuffer_unfreeze(out, 1);
 	/* From the front of the output, as libevent would have: a write it left half done
 	 * (SSL_ERROR_WANT_WRITE) is retried with the same bytes first, as SSL requires. */
@@ -383,7 +367,7 @@ bool client_tls_write_now(struct client *c)
 
 const char *client_tls_describe(const struct client *c, char *buf, size_t len)
 {
-	SSL *ssl = c->bev ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+	SSL *ssl = c->io ? stream_ssl(c->io) : NULL;
 	if (!ssl || !SSL_is_init_finished(ssl))
 		snprintf(buf, len, "%s", "");
 	else
@@ -393,7 +377,7 @@ const char *client_tls_describe(const struct client *c, char *buf, size_t len)
 
 const char *client_tls_error(const struct client *c, char *buf, size_t len)
 {
-	unsigned long e = c->bev ? bufferevent_get_openssl_error(c->bev) : 0;
+	unsigned long e = c->io ? stream_tls_error(c->io) : 0;
 	if (!e)
 		snprintf(buf, len, "TLS connection failed");
 	else

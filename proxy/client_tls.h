@@ -1,7 +1,7 @@
 /*
  * TLS on the listener: client_tls_* of [corral] (README "TLS for clients").  A client
- * asks with an SSLRequest; when TLS is on it is answered 'S' and its socket
- * bufferevent is replaced by an OpenSSL one on the same fd, through which everything
+ * asks with an SSLRequest; when TLS is on it is answered 'S' and its stream goes on
+ * through an OpenSSL bufferevent on the same fd (common/stream.h), through which everything
  * after (handshake, startup packet, login, relay) goes.  The SSL_CTX is built when the
  * configuration is read and lives in its snapshot, so RELOAD swaps certificates for
  * the clients that connect afterwards; connected ones keep theirs (SSL_new holds a
@@ -19,7 +19,6 @@
 #include "pool/config.h"
 
 struct client;
-struct bufferevent;
 
 /*
  * The SSL_CTX cfg->client_tls describes into *out: NULL with client_tls_sslmode =
@@ -31,10 +30,10 @@ bool client_tls_ctx_build(const struct corral_config *cfg, SSL_CTX **out, char *
 
 /*
  * c's SSLRequest has been taken from its input: answers 'N' when TLS is off, else 'S'
- * and starts the handshake on a new bufferevent, returned (c->bev is then freed, the
- * caller sets the new one up).  NULL when TLS is off or c was ended; *closed says which.
+ * and starts the handshake: c->io is a TLS stream from then on, callbacks and limits
+ * kept.  False when TLS is off or c was ended; *closed says which.
  */
-struct bufferevent *client_tls_accept(struct client *c, bool *closed);
+bool client_tls_accept(struct client *c, bool *closed);
 
 /*
  * PostgreSQL 17's direct TLS (sslnegotiation=direct): a client may open with its TLS
@@ -46,8 +45,8 @@ enum client_tls_first { TLS_FIRST_NOTHING, TLS_FIRST_PLAIN, TLS_FIRST_HANDSHAKE 
 enum client_tls_first client_tls_peek_first(const struct client *c);
 
 /* The handshake starts at once on the ClientHello still in the socket: as
- * client_tls_accept, without the 'S'.  NULL: c was closed. */
-struct bufferevent *client_tls_accept_direct(struct client *c);
+ * client_tls_accept, without the 'S'.  False: c was closed. */
+bool client_tls_accept_direct(struct client *c);
 
 /* After the handshake: the client offered ALPN and "postgresql" was selected (a client
  * offering ALPN without it fails the handshake: no_application_protocol). */
@@ -57,7 +56,7 @@ bool client_tls_alpn_used(const struct client *c);
  * hash of corral's certificate into out; false when there is none. */
 bool client_tls_end_point(const struct client *c, unsigned char *out, size_t cap, size_t *len);
 
-/* True for a client whose bufferevent is an OpenSSL one. */
+/* True for a client whose stream is a TLS one. */
 bool client_tls_active(const struct client *c);
 /* c is TLS and its handshake has not finished (a direct TLS client still in it). */
 bool client_tls_in_handshake(const struct client *c);
@@ -67,14 +66,14 @@ bool client_tls_in_handshake(const struct client *c);
  * certificate asked or sent, or a name that does not fit or holds a NUL). */
 bool client_tls_peer_cn(const struct client *c, char *out, size_t cap);
 
-/* Shutdown, the loop over: writes what c's TLS bufferevent holds for it (a FATAL put
+/* Shutdown, the loop over: writes what c's TLS stream holds for it (a FATAL put
  * last) through its SSL session at once, as far as the socket takes it without
  * waiting; true if all of it went.  False at once for a client without TLS. */
 bool client_tls_write_now(struct client *c);
 /* PgBouncer's SHOW CLIENTS tls column: "TLSv1.3/TLS_AES_256_GCM_SHA384" once the
  * handshake is done, "" for a plain client. */
 const char *client_tls_describe(const struct client *c, char *buf, size_t len);
-/* Why the OpenSSL bufferevent of c failed, for the log (into buf). */
+/* Why the TLS stream of c failed, for the log (into buf). */
 const char *client_tls_error(const struct client *c, char *buf, size_t len);
 
 #endif

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/bufferevent.h>
+#include "common/stream.h"
 
 #include "common/log.h"
 #include "pool/pool.h"
@@ -52,7 +52,7 @@ static void answer_refusal(struct client *c, const struct pin_find *f, const cha
 		 "clients share (pin_policy = error; pin_policy = pin keeps the connection for "
 		 "this client instead)",
 		 what, pool_mode_name(c->pool->mode));
-	pgproto_put_error(bufferevent_get_output(c->bev), "ERROR", "0A000", msg);
+	pgproto_put_error(stream_output(c->io), "ERROR", "0A000", msg);
 	count(c, STATS_PIN_REFUSE, f->reason);
 }
 
@@ -65,7 +65,7 @@ static void warn(struct client *c, const struct pin_find *f, const char *text)
 		 "this transaction: later statements may run on another connection, and other "
 		 "clients may see it (pin_policy = warn)",
 		 what);
-	pgproto_put_notice(bufferevent_get_output(c->bev), "WARNING", "01000", msg);
+	pgproto_put_notice(stream_output(c->io), "WARNING", "01000", msg);
 	c->pin_warned = true;
 	count(c, STATS_PIN_WARN, f->reason);
 }
@@ -329,7 +329,7 @@ static enum pin_verdict skip_to_sync(struct client *c, char type)
 	if (type != 'S')
 		return PIN_ANSWERED;
 	c->pin_skip = false;
-	pgproto_put_ready(bufferevent_get_output(c->bev), relay_tx_status(&c->relay));
+	pgproto_put_ready(stream_output(c->io), relay_tx_status(&c->relay));
 	return PIN_ANSWERED;
 }
 
@@ -386,8 +386,7 @@ enum pin_verdict pin_client_check(struct client *c, char type, uint32_t len, str
 			return PIN_HOLD;
 		answer_refusal(c, &f, text);
 		if (type == 'Q') {
-			pgproto_put_ready(bufferevent_get_output(c->bev),
-					  relay_tx_status(&c->relay));
+			pgproto_put_ready(stream_output(c->io), relay_tx_status(&c->relay));
 		} else {
 			c->pin_skip = true;
 		}

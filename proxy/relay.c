@@ -5,12 +5,12 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
+#include "common/stream.h"
 
 #include "common/log.h"
 #include "proxy/client.h"
 #include "proxy/client_stats.h"
-#include "proxy/flush.h"
+#include "common/stream.h"
 #include "proxy/pgproto.h"
 #include "proxy/pin.h"
 #include "proxy/prepared_relay.h"
@@ -405,22 +405,21 @@ static enum scan_result inspect_server_msg(struct scan *sc, char type, const uin
 
 /* ---- backpressure --------------------------------------------------------------- */
 
-/* After writing into dst_bev, stop reading src_bev if dst_bev's output is full; the
- * write watermark makes dst_bev's write callback fire once it has drained to half. */
-static void apply_backpressure(struct bufferevent *src_bev, struct bufferevent *dst_bev)
+/* After writing into dst, stop reading src if dst's output is full; the
+ * write watermark makes dst's write callback fire once it has drained to half. */
+static void apply_backpressure(struct stream *src, struct stream *dst)
 {
-	if (evbuffer_get_length(bufferevent_get_output(dst_bev)) >= RELAY_HIGH_WATER) {
-		bufferevent_disable(src_bev, EV_READ);
-		bufferevent_setwatermark(dst_bev, EV_WRITE, RELAY_HIGH_WATER / 2, 0);
+	if (evbuffer_get_length(stream_output(dst)) >= RELAY_HIGH_WATER) {
+		stream_disable(src, EV_READ);
+		stream_setwatermark(dst, EV_WRITE, RELAY_HIGH_WATER / 2, 0);
 	}
 }
 
-/* dst_bev drained: read src_bev again. */
-static void release_backpressure(struct bufferevent *src_bev, struct bufferevent *dst_bev)
+/* dst drained: read src again. */
+static void release_backpressure(struct stream *src, struct stream *dst)
 {
-	bufferevent_setwatermark(dst_bev, EV_WRITE, 0, 0);
-	bufferevent_enable(src_bev, EV_READ);
-	io_drained(dst_bev);
+	stream_setwatermark(dst, EV_WRITE, 0, 0);
+	stream_enable(src, EV_READ);
 }
 
 /* ---- callbacks ------------------------------------------------------------------ */
@@ -433,7 +432,7 @@ static bool maybe_release(struct client *c)
 	if (c->pool->mode == POOL_MODE_SESSION || c->pin_reason ||
 	    relay_tx_status(&c->relay) != 'I' ||
 	    !relay_between_queries(&c->relay) ||
-	    evbuffer_get_length(bufferevent_get_input(c->server->bev)) != 0)
+	    evbuffer_get_length(stream_input(c->server->io)) != 0)
 		return false;
 	client_transaction_done(c);
 	return true;
@@ -442,8 +441,8 @@ static bool maybe_release(struct client *c)
 void relay_from_client(struct client *c)
 {
 	struct scan sc = {
-		.src = bufferevent_get_input(c->bev),
-		.dst = bufferevent_get_output(c->server->bev),
+		.src = stream_input(c->io),
+		.dst = stream_output(c->server->io),
 		.remaining = &c->relay.to_server_remaining,
 		.discarding = &c->relay.to_server_discard,
 		.max_len = (uint32_t)c->worker->cfg->max_packet_size,
@@ -471,23 +470,23 @@ void relay_from_client(struct client *c)
 		client_fail(c, sc.sqlstate, "%s", sc.error);
 		return;
 	}
-	io_flush(c->server->bev);
+	stream_flush(c->server->io);
 	if (sc.answered)
-		io_flush(c->bev);
+		stream_flush(c->io);
 	/* Only messages PostgreSQL never answers (a stray CopyDone): nothing to wait for.
 	 * (Not with part of a header still unread: it would come straight back here.) */
 	if (evbuffer_get_length(sc.src) == 0 && maybe_release(c))
 		return;
-	apply_backpressure(c->bev, c->server->bev);
+	apply_backpressure(c->io, c->server->io);
 }
 
-static void server_read(struct bufferevent *bev, void *arg)
+static void server_read(struct stream *io, void *arg)
 {
 	struct client *c = arg;
 	struct relay *r = &c->relay;
 	struct scan sc = {
-		.src = bufferevent_get_input(bev),
-		.dst = bufferevent_get_output(c->bev),
+		.src = stream_input(io),
+		.dst = stream_output(c->io),
 		.remaining = &r->to_client_remaining,
 		.discarding = &r->to_client_discard,
 		.max_len = UINT32_MAX - 1,
@@ -499,7 +498,7 @@ static void server_read(struct bufferevent *bev, void *arg)
 	};
 	enum scan_result res = scan_messages(&sc);
 	client_stats_sent_to_client(c, sc.moved);
-	io_flush(c->bev); /* what was relayed, even if the server then misbehaved */
+	stream_flush(c->io); /* what was relayed, even if the server then misbehaved */
 	if (res == SCAN_ERROR) {
 		client_server_lost(c, "invalid message length from server");
 		return;
@@ -533,7 +532,7 @@ static void server_read(struct bufferevent *bev, void *arg)
 	}
 	if (maybe_release(c))
 		return;
-	apply_backpressure(bev, c->bev);
+	apply_backpressure(io, c->io);
 	if (c->prep_hold) {
 		/* A client message waited for these replies (proxy/prepared_relay.h). */
 		c->prep_hold = false;
@@ -541,18 +540,18 @@ static void server_read(struct bufferevent *bev, void *arg)
 	}
 }
 
-static void server_drained(struct bufferevent *bev, void *arg)
+static void server_drained(struct stream *io, void *arg)
 {
 	struct client *c = arg;
-	release_backpressure(c->bev, bev);
+	release_backpressure(c->io, io);
 }
 
 void relay_client_drained(struct client *c)
 {
-	release_backpressure(c->server->bev, c->bev);
+	release_backpressure(c->server->io, c->io);
 }
 
-static void server_event(struct bufferevent *bev, short what, void *arg)
+static void server_event(struct stream *io, short what, void *arg)
 {
 	struct client *c = arg;
 	client_server_lost(c, (what & BEV_EVENT_EOF) ? "server closed the connection"
@@ -587,17 +586,14 @@ void relay_start(struct client *c)
 	free(c->set_block); /* a block never spans links */
 	c->set_block = NULL;
 	s->owner = c;
-	bufferevent_setcb(s->bev, server_read, server_drained, server_event, c);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, 0);
-	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
-	bufferevent_set_max_single_read(s->bev, RELAY_MAX_READ);
-	bufferevent_enable(s->bev, EV_READ);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
-	bufferevent_enable(c->bev, EV_READ);
-	/* Both sides in flush mode (proxy/flush.h): EV_WRITE only while output waits. */
-	io_drained(s->bev);
-	io_drained(c->bev);
-	io_flush(c->bev);
+	stream_setcb(s->io, server_read, server_drained, server_event, c);
+	stream_setwatermark(s->io, EV_READ, 0, 0);
+	stream_setwatermark(s->io, EV_WRITE, 0, 0);
+	stream_set_max_read(s->io, RELAY_MAX_READ);
+	stream_enable(s->io, EV_READ);
+	stream_setwatermark(c->io, EV_READ, 0, 0);
+	stream_enable(c->io, EV_READ);
+	stream_flush(c->io);
 
 	relay_from_client(c);
 }
@@ -606,8 +602,8 @@ void relay_stop(struct client *c)
 {
 	struct server *s = c->server;
 	prepared_link_end(c);
-	bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
-	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+	stream_setcb(s->io, NULL, NULL, NULL, NULL);
+	stream_setwatermark(s->io, EV_WRITE, 0, 0);
 	s->owner = NULL;
 }
 

@@ -34,8 +34,8 @@ static void finish(struct server_cmd *cmd, const char *failure)
 		res.failure = failure;
 	s->job = NULL;
 	free(cmd);
-	bufferevent_set_timeouts(s->bev, NULL, NULL);
-	bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
+	stream_set_timeouts(s->io, NULL, NULL);
+	stream_setcb(s->io, NULL, NULL, NULL, NULL);
 	done(s, &res, arg);
 }
 
@@ -61,10 +61,10 @@ static void take_param(struct server_cmd *cmd, const uint8_t *body, size_t len)
 		cmd->on_param(cmd->arg, name, value);
 }
 
-static void cmd_read(struct bufferevent *bev, void *arg)
+static void cmd_read(struct stream *io, void *arg)
 {
 	struct server_cmd *cmd = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *in = stream_input(io);
 	for (;;) {
 		char type;
 		uint32_t len;
@@ -95,7 +95,7 @@ static void cmd_read(struct bufferevent *bev, void *arg)
 	}
 }
 
-static void cmd_event(struct bufferevent *bev, short what, void *arg)
+static void cmd_event(struct stream *io, short what, void *arg)
 {
 	finish(arg, (what & BEV_EVENT_TIMEOUT) ? "server did not answer in time"
 					       : "server connection lost");
@@ -118,16 +118,16 @@ void server_cmd_run(struct server *s, const char *const *queries, int n,
 	s->job = cmd;
 	s->job_free = free;
 
-	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct evbuffer *out = stream_output(s->io);
 	for (int i = 0; i < n; i++) {
 		pgproto_put_query(out, queries[i]);
 		cmd->replies_due++;
 	}
 	struct timeval tv = {CMD_TIMEOUT_SEC, 0};
-	bufferevent_set_timeouts(s->bev, &tv, NULL);
-	bufferevent_setcb(s->bev, cmd_read, NULL, cmd_event, cmd);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, 0);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	stream_set_timeouts(s->io, &tv, NULL);
+	stream_setcb(s->io, cmd_read, NULL, cmd_event, cmd);
+	stream_setwatermark(s->io, EV_READ, 0, 0);
+	stream_enable(s->io, EV_READ | EV_WRITE);
 }
 
 void server_cmd_rebind(struct server *s, server_cmd_done_fn done, void *arg)

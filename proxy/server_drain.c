@@ -56,8 +56,8 @@ static void finish(struct drain *d, char status)
 	const char *reset = d->reset_query;
 	s->job = NULL;
 	free(d);
-	bufferevent_set_timeouts(s->bev, NULL, NULL);
-	bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
+	stream_set_timeouts(s->io, NULL, NULL);
+	stream_setcb(s->io, NULL, NULL, NULL, NULL);
 	log_info("event=server_drained server=%llu pid=%d", (unsigned long long)s->id,
 		 s->backend_pid);
 	server_reset_and_release(s, status, reset);
@@ -65,7 +65,7 @@ static void finish(struct drain *d, char status)
 
 static void send_marker(struct drain *d)
 {
-	struct evbuffer *out = bufferevent_get_output(d->server->bev);
+	struct evbuffer *out = stream_output(d->server->io);
 	static const char copy_fail[] = "client disconnected";
 	evbuffer_add(out, "f", 1);
 	uint32_t len = htonl((uint32_t)(4 + sizeof(copy_fail)));
@@ -82,6 +82,7 @@ static void send_marker(struct drain *d)
 	char query[96];
 	snprintf(query, sizeof(query), "ROLLBACK; SELECT '%s'", d->marker);
 	pgproto_put_query(out, query);
+	stream_flush(d->server->io);
 	d->sent = true;
 }
 
@@ -104,10 +105,10 @@ static bool is_marker_row(const struct drain *d, const uint8_t *body, size_t len
 	return ntohl(field_len) == mlen && memcmp(body + 6, d->marker, mlen) == 0;
 }
 
-static void drain_read(struct bufferevent *bev, void *arg)
+static void drain_read(struct stream *io, void *arg)
 {
 	struct drain *d = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *in = stream_input(io);
 	for (;;) {
 		size_t have = evbuffer_get_length(in);
 		if (d->skip) { /* the rest of a reply nobody reads */
@@ -170,7 +171,7 @@ static void drain_read(struct bufferevent *bev, void *arg)
 	}
 }
 
-static void drain_event(struct bufferevent *bev, short what, void *arg)
+static void drain_event(struct stream *io, short what, void *arg)
 {
 	give_up(arg, (what & BEV_EVENT_TIMEOUT) ? "server did not come back from the cancel in time"
 						: "server connection lost while draining");
@@ -197,10 +198,10 @@ void server_drain(struct server *s, const struct relay *r, const char *reset_que
 	s->job = d;
 	s->job_free = drain_free;
 	struct timeval tv = {DRAIN_TIMEOUT_SEC, 0};
-	bufferevent_set_timeouts(s->bev, &tv, NULL);
-	bufferevent_setcb(s->bev, drain_read, NULL, drain_event, d);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, 0);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	stream_set_timeouts(s->io, &tv, NULL);
+	stream_setcb(s->io, drain_read, NULL, drain_event, d);
+	stream_setwatermark(s->io, EV_READ, 0, 0);
+	stream_enable(s->io, EV_READ | EV_WRITE);
 	log_info("event=server_draining server=%llu pid=%d", (unsigned long long)s->id,
 		 s->backend_pid);
 	/* Something may still run: cancel it first, and send the rest once the cancel has

@@ -2,7 +2,7 @@
  * pool/activate.c: hand-overs to waiters are decided at once (out of the queue, the
  * server or token reserved) but the hooks run only from the activation callback, on
  * the event loop.  A pool_env on a real event_base with fake hooks; servers are
- * socketpairs with a bufferevent and no libpq connection, brought in through
+ * socketpairs with a stream and no libpq connection, brought in through
  * pool_login_done as a finished login would be.  Pools of size 1, so a queued waiter
  * never starts a real login (no slot left, one worker).
  */
@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <event2/bufferevent.h>
+#include "common/stream.h"
 #include <event2/event.h>
 
 #include "pool/activate.h"
@@ -44,8 +44,8 @@ static struct server *new_server(int *peer)
 	int fds[2];
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
 	struct server *s = pool_fixture_login(&fx, fx.pool->size);
-	s->bev = bufferevent_socket_new(fx.base, fds[0], BEV_OPT_CLOSE_ON_FREE);
-	cr_assert(s->bev);
+	s->io = stream_socket_new(fx.base, fds[0], true);
+	cr_assert(s->io);
 	s->id = 1;
 	pool_login_done(s, true, NULL, NULL);
 	cr_assert_eq(s->state, SV_IDLE);
@@ -184,11 +184,11 @@ Test(activate, reserved_server_that_talks_is_closed_and_waiter_requeued)
 	 * read callback (the loop would run the activation first). */
 	fx.env.shutting_down = true;
 	cr_assert_eq(write(peer, "Z", 1), 1);
-	bufferevent_data_cb readcb;
+	stream_data_cb readcb;
 	void *arg;
-	bufferevent_getcb(s->bev, &readcb, NULL, NULL, &arg);
+	stream_getcb(s->io, &readcb, &arg);
 	cr_assert(readcb, "a reserved server keeps the idle watch");
-	readcb(s->bev, arg);
+	readcb(s->io, arg);
 	cr_assert(b.queued, "back in the queue");
 	cr_assert_eq(fx.pool->n_active, 0);
 	run_loop();

@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <event2/bufferevent.h>
+#include "common/stream.h"
 #include <event2/event.h>
 
 #include "pool/config.h"
@@ -46,14 +46,14 @@ static struct server *login_under_way(void)
 	return pool_fixture_login(&fx, 100);
 }
 
-/* A logged-in server (its bufferevent on one end of a socketpair; *peer is the other). */
+/* A logged-in server (its stream on one end of a socketpair; *peer is the other). */
 static struct server *login_that_works(int *peer)
 {
 	int fds[2];
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
 	struct server *s = login_under_way();
-	s->bev = bufferevent_socket_new(fx.base, fds[0], BEV_OPT_CLOSE_ON_FREE);
-	cr_assert(s->bev);
+	s->io = stream_socket_new(fx.base, fds[0], true);
+	cr_assert(s->io);
 	pool_login_done(s, true, NULL, NULL);
 	*peer = fds[1];
 	return s;

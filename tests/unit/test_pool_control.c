@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <event2/bufferevent.h>
+#include "common/stream.h"
 #include <event2/event.h>
 
 #include "pool/config.h"
@@ -44,8 +44,8 @@ static struct server *new_server(int *peer)
 	int fds[2];
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
 	struct server *s = pool_fixture_login(&fx, fx.pool->size);
-	s->bev = bufferevent_socket_new(fx.base, fds[0], BEV_OPT_CLOSE_ON_FREE);
-	cr_assert(s->bev);
+	s->io = stream_socket_new(fx.base, fds[0], true);
+	cr_assert(s->io);
 	s->id = 1;
 	pool_login_done(s, true, NULL, NULL);
 	*peer = fds[1];
