@@ -59,11 +59,29 @@ struct scan {
 	const char *error;
 	char why_buf[64];
 	size_t off, avail; /* where inspect's message starts; bytes in src */
+	/* src's first chain, where headers and bodies are read in place while they lie
+	 * in it (a read of small messages is one chain): refreshed whenever src changes. */
+	const uint8_t *head;
+	size_t head_len;
 	struct evbuffer *replacement;
 	size_t moved; /* bytes taken from src (relayed or dropped) */
 	bool answered; /* corral wrote to the client itself (pin_policy) */
 	bool restore;  /* SCAN_REWRITE is startup_reset's, not prepared statements' */
 };
+
+/* src changed: what it holds now. */
+static void scan_refresh(struct scan *sc)
+{
+	sc->avail = evbuffer_get_length(sc->src);
+	struct evbuffer_iovec v;
+	if (sc->avail && evbuffer_peek(sc->src, -1, NULL, &v, 1) >= 1) {
+		sc->head = v.iov_base;
+		sc->head_len = v.iov_len;
+	} else {
+		sc->head = NULL;
+		sc->head_len = 0;
+	}
+}
 
 /* What has been looked at goes to dst now: corral's own bytes come next. */
 static void scan_flush(struct scan *sc, size_t *off)
@@ -73,7 +91,31 @@ static void scan_flush(struct scan *sc, size_t *off)
 		sc->moved += *off;
 		*off = 0;
 	}
-	sc->avail = evbuffer_get_length(sc->src);
+	scan_refresh(sc);
+}
+
+/* The header at off, read in place when it lies in src's first chain. */
+static enum pg_parse_result scan_header(const struct scan *sc, size_t off, char *type,
+					uint32_t *len)
+{
+	if (off + PG_HEADER_LEN > sc->head_len)
+		return pgproto_peek_header_at(sc->src, off, type, len);
+	const uint8_t *h = sc->head + off;
+	*type = (char)h[0];
+	*len = (uint32_t)h[1] << 24 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 8 | h[4];
+	return *len < 4 ? PG_PARSE_ERROR : PG_PARSE_OK;
+}
+
+/* n bytes of src from off: in place when they lie in the first chain, else copied
+ * into buf. */
+static const uint8_t *scan_bytes(const struct scan *sc, size_t off, uint8_t *buf, size_t n)
+{
+	if (off + n <= sc->head_len)
+		return sc->head + off;
+	struct evbuffer_ptr pos;
+	evbuffer_ptr_set(sc->src, &pos, off, EVBUFFER_PTR_SET);
+	evbuffer_copyout_from(sc->src, &pos, buf, n);
+	return buf;
 }
 
 static bool scan_rewrite(struct scan *sc, char type, uint32_t len);
@@ -90,7 +132,7 @@ static enum scan_result scan_messages(struct scan *sc)
 	size_t off = 0;
 	enum scan_result res = SCAN_OK;
 
-	sc->avail = evbuffer_get_length(sc->src);
+	scan_refresh(sc);
 	while (off < sc->avail) {
 		size_t avail = sc->avail;
 		if (*sc->remaining) {
@@ -100,7 +142,7 @@ static enum scan_result scan_messages(struct scan *sc)
 				scan_flush(sc, &off);
 				evbuffer_drain(sc->src, take);
 				sc->moved += take;
-				sc->avail -= take;
+				scan_refresh(sc);
 				*sc->discarding = *sc->remaining != 0;
 			} else {
 				off += take;
@@ -109,7 +151,7 @@ static enum scan_result scan_messages(struct scan *sc)
 		}
 		char type;
 		uint32_t len;
-		enum pg_parse_result pr = pgproto_peek_header_at(sc->src, off, &type, &len);
+		enum pg_parse_result pr = scan_header(sc, off, &type, &len);
 		if (pr == PG_PARSE_INCOMPLETE)
 			break;
 		if (pr == PG_PARSE_ERROR || len > sc->max_len) {
@@ -128,10 +170,7 @@ static enum scan_result scan_messages(struct scan *sc)
 			body_len = len - 4 < INSPECT_MAX ? len - 4 : INSPECT_MAX;
 			if (avail - off < PG_HEADER_LEN + body_len)
 				break; /* wait for the part of the body that is looked at */
-			struct evbuffer_ptr pos;
-			evbuffer_ptr_set(sc->src, &pos, off + PG_HEADER_LEN, EVBUFFER_PTR_SET);
-			evbuffer_copyout_from(sc->src, &pos, body, body_len);
-			bodyp = body;
+			bodyp = scan_bytes(sc, off + PG_HEADER_LEN, body, body_len);
 		}
 		sc->off = off;
 		res = sc->inspect(sc, type, bodyp, body_len, len);
@@ -147,7 +186,7 @@ static enum scan_result scan_messages(struct scan *sc)
 				res = SCAN_REFUSE;
 				break;
 			}
-			sc->avail = evbuffer_get_length(sc->src);
+			scan_refresh(sc);
 			sc->moved += before - sc->avail;
 			res = SCAN_OK;
 			continue;
@@ -156,7 +195,7 @@ static enum scan_result scan_messages(struct scan *sc)
 			scan_flush(sc, &off);
 			evbuffer_drain(sc->src, (size_t)len + 1);
 			sc->moved += (size_t)len + 1;
-			sc->avail -= (size_t)len + 1;
+			scan_refresh(sc);
 			if (sc->replacement && evbuffer_get_length(sc->replacement))
 				evbuffer_add_buffer(sc->dst, sc->replacement);
 			res = SCAN_OK;
