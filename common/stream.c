@@ -1,6 +1,7 @@
 #include "common/stream.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -11,24 +12,29 @@
 #include <openssl/ssl.h>
 
 struct stream {
+	struct event ev; /* plain: armed for EV_READ and/or EV_WRITE as wanted */
 	struct event_base *base;
-	evutil_socket_t fd;
 	struct bufferevent *tls; /* TLS: every call goes to it, the fields below unused */
+	/* Plain: NULL while parked (stream_park), made again when used.  An idle client
+	 * so holds no buffer, as a PgBouncer client holds no sbuf buffer while idle. */
 	struct evbuffer *in, *out;
-	struct event rd, wr;
 	stream_data_cb readcb, writecb;
 	stream_event_cb eventcb;
 	void *arg;
-	size_t rd_low, rd_high, wr_low, max_read;
+	struct evbuffer_cb_entry *drain_cb; /* while suspended: resumes below the mark */
+	const struct timeval *armed_tv;     /* the timeout ev was added with */
 	struct timeval rd_tv, wr_tv;
+	uint32_t rd_low, rd_high, wr_low, max_read;
+	evutil_socket_t fd;
+	unsigned depth; /* callbacks running on this stream */
+	short armed;    /* what ev is added for; 0: not added */
 	bool has_rd_tv, has_wr_tv;
 	bool reading;   /* EV_READ enabled */
 	bool suspended; /* ... but stopped: the input is at its high watermark */
-	bool rd_armed, wr_armed;
+	bool writing;   /* EV_WRITE wanted: output waits, or stream_enable(EV_WRITE) */
 	bool close_on_free;
-	bool freed;     /* stream_free was called inside a callback: memory goes after it */
-	unsigned depth; /* callbacks running on this stream */
-	struct evbuffer_cb_entry *drain_cb; /* while suspended: resumes below the mark */
+	bool freed;  /* stream_free was called inside a callback: memory goes after it */
+	bool broken; /* a buffer could not be made: the next event reports an error */
 };
 
 /* Reads land here first and are appended at their exact size: the evbuffer's chains
@@ -37,13 +43,29 @@ struct stream {
 #define STREAM_SCRATCH (64 * 1024)
 static _Thread_local uint8_t scratch[STREAM_SCRATCH];
 
+/* What a parked stream's buffer is in place of when it cannot be made again (out of
+ * memory): frozen at both ends, so it stays empty; the stream reports an error. */
+static struct evbuffer *sink;
+static pthread_once_t sink_once = PTHREAD_ONCE_INIT;
+
+static void make_sink(void)
+{
+	sink = evbuffer_new();
+	if (sink) {
+		evbuffer_freeze(sink, 0);
+		evbuffer_freeze(sink, 1);
+	}
+}
+
 static void destroy(struct stream *st)
 {
 	if (st->drain_cb)
 		evbuffer_remove_cb_entry(st->in, st->drain_cb);
 	if (!st->tls) {
-		evbuffer_free(st->in);
-		evbuffer_free(st->out);
+		if (st->in)
+			evbuffer_free(st->in);
+		if (st->out)
+			evbuffer_free(st->out);
 	}
 	free(st);
 }
@@ -69,27 +91,65 @@ static void call_event(struct stream *st, short what)
 		destroy(st);
 }
 
-/* ---- plain sockets: arming the events ------------------------------------------- */
+/* ---- plain sockets: the one event ----------------------------------------------- */
 
-static void arm_read(struct stream *st)
+static void on_event(evutil_socket_t fd, short what, void *arg);
+
+/*
+ * Adds ev for what is wanted now.  One event for both directions (a struct event is
+ * 128 bytes; an idle client has only this one): a change of direction costs a
+ * del + add, but writing waits for EPOLLOUT only when the socket did not take all
+ * (stream_flush), rarely.  The timeout is the write one while writing waits for it,
+ * else the read one.
+ */
+static void rearm_as(struct stream *st, bool new_timeouts)
 {
-	bool want = st->reading && !st->suspended;
-	if (want && !st->rd_armed) {
-		st->rd_armed = event_add(&st->rd, st->has_rd_tv ? &st->rd_tv : NULL) == 0;
-	} else if (!want && st->rd_armed) {
-		event_del(&st->rd);
-		st->rd_armed = false;
+	short want = (short)((st->reading && !st->suspended ? EV_READ : 0) |
+			     (st->writing ? EV_WRITE : 0));
+	const struct timeval *tv = (want & EV_WRITE) && st->has_wr_tv  ? &st->wr_tv
+				   : (want & EV_READ) && st->has_rd_tv ? &st->rd_tv
+								       : NULL;
+	if (want == st->armed) {
+		if (!want || (tv == st->armed_tv && !new_timeouts))
+			return;
+		/* Same directions, another timeout (event_add without one keeps the old). */
+		if (tv ? event_add(&st->ev, tv) : event_remove_timer(&st->ev)) {
+			event_del(&st->ev);
+			st->armed = 0;
+		}
+		st->armed_tv = tv;
+		return;
+	}
+	if (st->armed) {
+		event_del(&st->ev);
+		st->armed = 0;
+	}
+	if (!want)
+		return;
+	event_assign(&st->ev, st->base, st->fd, (short)(want | EV_PERSIST), on_event, st);
+	if (event_add(&st->ev, tv) == 0) {
+		st->armed = want;
+		st->armed_tv = tv;
 	}
 }
 
-static void arm_write(struct stream *st, bool on)
+static void rearm(struct stream *st)
 {
-	if (on && !st->wr_armed)
-		st->wr_armed = event_add(&st->wr, st->has_wr_tv ? &st->wr_tv : NULL) == 0;
-	else if (!on && st->wr_armed) {
-		event_del(&st->wr);
-		st->wr_armed = false;
+	rearm_as(st, false);
+}
+
+/* A buffer of a parked stream is made again; NULL: out of memory (the stream is
+ * broken: its next event, made to come at once, reports an error). */
+static struct evbuffer *unpark(struct stream *st, struct evbuffer **slot)
+{
+	if (*slot)
+		return *slot;
+	*slot = evbuffer_new();
+	if (!*slot && !st->broken) {
+		st->broken = true;
+		event_active(&st->ev, EV_WRITE, 0);
 	}
+	return *slot;
 }
 
 static void drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
@@ -97,13 +157,13 @@ static void drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, v
 /* The input reached its high watermark: no more reading until it is drained below. */
 static void suspend(struct stream *st)
 {
-	if (st->suspended)
+	if (st->suspended || !st->in)
 		return;
 	st->drain_cb = evbuffer_add_cb(st->in, drained, st);
 	if (!st->drain_cb)
 		return; /* cannot be told when it drains: go on reading rather than hang */
 	st->suspended = true;
-	arm_read(st);
+	rearm(st);
 }
 
 static void resume(struct stream *st)
@@ -113,7 +173,7 @@ static void resume(struct stream *st)
 	evbuffer_remove_cb_entry(st->in, st->drain_cb); /* safe inside the callback */
 	st->drain_cb = NULL;
 	st->suspended = false;
-	arm_read(st);
+	rearm(st);
 }
 
 static void drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
@@ -128,17 +188,35 @@ static bool retriable(int err)
 	return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
 }
 
-/* ---- plain sockets: the event callbacks ----------------------------------------- */
-
-static void on_readable(evutil_socket_t fd, short what, void *arg)
+static void write_ready(struct stream *st)
 {
-	struct stream *st = arg;
-	if (what & EV_TIMEOUT) {
-		stream_disable(st, EV_READ);
-		call_event(st, BEV_EVENT_READING | BEV_EVENT_TIMEOUT);
-		return;
+	size_t left = st->out ? evbuffer_get_length(st->out) : 0;
+	if (left > 0) {
+		int n = evbuffer_write(st->out, st->fd);
+		if (n < 0 && retriable(errno))
+			return;
+		if (n <= 0) {
+			st->writing = false;
+			rearm(st);
+			call_event(st,
+				   BEV_EVENT_WRITING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR));
+			return;
+		}
+		left = evbuffer_get_length(st->out);
 	}
+	if (left == 0) {
+		st->writing = false;
+		rearm(st);
+	}
+	if (left <= st->wr_low)
+		call_data(st, st->writecb);
+}
+
+static void read_ready(struct stream *st)
+{
 	size_t room = st->max_read < STREAM_SCRATCH ? st->max_read : STREAM_SCRATCH;
+	if (!unpark(st, &st->in))
+		return; /* broken: reported */
 	if (st->rd_high) {
 		size_t have = evbuffer_get_length(st->in);
 		if (have >= st->rd_high) {
@@ -148,7 +226,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 		if (st->rd_high - have < room)
 			room = st->rd_high - have;
 	}
-	ssize_t n = recv(fd, scratch, room, 0);
+	ssize_t n = recv(st->fd, scratch, room, 0);
 	if (n < 0 && retriable(errno))
 		return;
 	if (n <= 0 || evbuffer_add(st->in, scratch, (size_t)n) != 0) {
@@ -163,30 +241,36 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 		call_data(st, st->readcb);
 }
 
-static void on_writable(evutil_socket_t fd, short what, void *arg)
+static void on_event(evutil_socket_t fd, short what, void *arg)
 {
 	struct stream *st = arg;
-	if (what & EV_TIMEOUT) {
-		arm_write(st, false);
-		call_event(st, BEV_EVENT_WRITING | BEV_EVENT_TIMEOUT);
+	if (st->broken) {
+		st->reading = st->writing = false;
+		rearm(st);
+		call_event(st, BEV_EVENT_ERROR | BEV_EVENT_READING);
 		return;
 	}
-	if (evbuffer_get_length(st->out) > 0) {
-		int n = evbuffer_write(st->out, fd);
-		if (n < 0 && retriable(errno))
-			return;
-		if (n <= 0) {
-			arm_write(st, false);
-			call_event(st,
-				   BEV_EVENT_WRITING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR));
-			return;
-		}
+	if (what & EV_TIMEOUT) {
+		/* Whose timeout it was: rearm chose the write one while writing waited. */
+		bool wr = (st->armed & EV_WRITE) && st->armed_tv == &st->wr_tv;
+		if (wr)
+			st->writing = false;
+		else
+			st->reading = false;
+		rearm(st);
+		call_event(st, (short)(BEV_EVENT_TIMEOUT |
+				       (wr ? BEV_EVENT_WRITING : BEV_EVENT_READING)));
+		return;
 	}
-	size_t left = evbuffer_get_length(st->out);
-	if (left == 0)
-		arm_write(st, false);
-	if (left <= st->wr_low)
-		call_data(st, st->writecb);
+	/* Writing first: what waited goes out before more is read.  A callback may free
+	 * the stream or turn off the other direction: both are checked in between. */
+	st->depth++;
+	if (what & EV_WRITE)
+		write_ready(st);
+	if ((what & EV_READ) && !st->freed && (st->armed & EV_READ))
+		read_ready(st);
+	if (--st->depth == 0 && st->freed)
+		destroy(st);
 }
 
 /* ---- TLS: the bufferevent's callbacks, passed on -------------------------------- */
@@ -213,7 +297,8 @@ static void tls_event(struct bufferevent *bev, short what, void *arg)
 
 static struct stream *stream_alloc(struct event_base *base, evutil_socket_t fd, bool close_on_free)
 {
-	struct stream *st = calloc(1, sizeof(*st));
+	pthread_once(&sink_once, make_sink);
+	struct stream *st = sink ? calloc(1, sizeof(*st)) : NULL;
 	if (!st)
 		return NULL;
 	st->base = base;
@@ -231,13 +316,8 @@ struct stream *stream_socket_new(struct event_base *base, evutil_socket_t fd, bo
 	st->in = evbuffer_new();
 	st->out = evbuffer_new();
 	if (!st->in || !st->out ||
-	    event_assign(&st->rd, base, fd, EV_READ | EV_PERSIST, on_readable, st) != 0 ||
-	    event_assign(&st->wr, base, fd, EV_WRITE | EV_PERSIST, on_writable, st) != 0) {
-		if (st->in)
-			evbuffer_free(st->in);
-		if (st->out)
-			evbuffer_free(st->out);
-		free(st);
+	    event_assign(&st->ev, base, fd, EV_READ | EV_PERSIST, on_event, st) != 0) {
+		destroy(st);
 		return NULL;
 	}
 	return st;
@@ -271,7 +351,7 @@ struct stream *stream_tls_new(struct event_base *base, evutil_socket_t fd, SSL *
 
 bool stream_accept_tls(struct stream *st, SSL *ssl)
 {
-	if (st->tls || evbuffer_get_length(st->in) || evbuffer_get_length(st->out)) {
+	if (st->tls || st->broken || stream_input_length(st) || stream_output_length(st)) {
 		SSL_free(ssl);
 		return false;
 	}
@@ -286,12 +366,13 @@ bool stream_accept_tls(struct stream *st, SSL *ssl)
 	 * left, as a plain one would have: EOF, not an error. */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	bool reading = st->reading;
-	arm_write(st, false);
-	st->reading = false;
 	resume(st);
-	arm_read(st);
-	evbuffer_free(st->in);
-	evbuffer_free(st->out);
+	st->reading = st->writing = false;
+	rearm(st);
+	if (st->in)
+		evbuffer_free(st->in);
+	if (st->out)
+		evbuffer_free(st->out);
 	tls_setup(st, bev);
 	bufferevent_set_max_single_read(bev, st->max_read);
 	bufferevent_setwatermark(bev, EV_READ, st->rd_low, st->rd_high);
@@ -313,10 +394,9 @@ void stream_free(struct stream *st)
 	if (st->tls) {
 		bufferevent_free(st->tls); /* its evbuffers go with it, when libevent is done */
 	} else {
-		if (st->rd_armed)
-			event_del(&st->rd);
-		if (st->wr_armed)
-			event_del(&st->wr);
+		/* Also a pending event_active (a broken stream's report). */
+		event_del(&st->ev);
+		st->armed = 0;
 		if (st->close_on_free && st->fd >= 0)
 			close(st->fd);
 	}
@@ -324,16 +404,39 @@ void stream_free(struct stream *st)
 		destroy(st);
 }
 
-/* ---- the interface -------------------------------------------------------------- */
-
-struct evbuffer *stream_input(const struct stream *st)
+bool stream_park(struct stream *st)
 {
-	return st->in;
+	if (st->tls || st->suspended || !st->in || !st->out || evbuffer_get_length(st->in) ||
+	    evbuffer_get_length(st->out))
+		return false;
+	evbuffer_free(st->in);
+	evbuffer_free(st->out);
+	st->in = st->out = NULL;
+	return true;
 }
 
-struct evbuffer *stream_output(const struct stream *st)
+/* ---- the interface -------------------------------------------------------------- */
+
+struct evbuffer *stream_input(struct stream *st)
 {
-	return st->out;
+	struct evbuffer *b = st->in ? st->in : unpark(st, &st->in);
+	return b ? b : sink;
+}
+
+struct evbuffer *stream_output(struct stream *st)
+{
+	struct evbuffer *b = st->out ? st->out : unpark(st, &st->out);
+	return b ? b : sink;
+}
+
+size_t stream_input_length(const struct stream *st)
+{
+	return st->in ? evbuffer_get_length(st->in) : 0;
+}
+
+size_t stream_output_length(const struct stream *st)
+{
+	return st->out ? evbuffer_get_length(st->out) : 0;
 }
 
 evutil_socket_t stream_fd(const struct stream *st)
@@ -372,12 +475,11 @@ void stream_enable(struct stream *st, short what)
 		bufferevent_enable(st->tls, what);
 		return;
 	}
-	if (what & EV_READ) {
+	if (what & EV_READ)
 		st->reading = true;
-		arm_read(st);
-	}
 	if (what & EV_WRITE)
-		arm_write(st, true);
+		st->writing = true;
+	rearm(st);
 }
 
 void stream_disable(struct stream *st, short what)
@@ -386,12 +488,16 @@ void stream_disable(struct stream *st, short what)
 		bufferevent_disable(st->tls, what);
 		return;
 	}
-	if (what & EV_READ) {
+	if (what & EV_READ)
 		st->reading = false;
-		arm_read(st);
-	}
 	if (what & EV_WRITE)
-		arm_write(st, false);
+		st->writing = false;
+	rearm(st);
+}
+
+static uint32_t clamp32(size_t v)
+{
+	return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
 }
 
 void stream_setwatermark(struct stream *st, short what, size_t low, size_t high)
@@ -401,11 +507,11 @@ void stream_setwatermark(struct stream *st, short what, size_t low, size_t high)
 		return;
 	}
 	if (what & EV_WRITE)
-		st->wr_low = low;
+		st->wr_low = clamp32(low);
 	if (what & EV_READ) {
-		st->rd_low = low;
-		st->rd_high = high;
-		if (high && evbuffer_get_length(st->in) >= high)
+		st->rd_low = clamp32(low);
+		st->rd_high = clamp32(high);
+		if (high && stream_input_length(st) >= high)
 			suspend(st);
 		else
 			resume(st);
@@ -428,17 +534,13 @@ void stream_set_timeouts(struct stream *st, const struct timeval *read_tv,
 		bufferevent_set_timeouts(st->tls, read_tv, write_tv);
 		return;
 	}
-	/* Armed events take the new timeouts now, as a bufferevent's do (event_add with
-	 * no timeout would keep the old one). */
-	if (st->rd_armed)
-		(void)(read_tv ? event_add(&st->rd, read_tv) : event_remove_timer(&st->rd));
-	if (st->wr_armed)
-		(void)(write_tv ? event_add(&st->wr, write_tv) : event_remove_timer(&st->wr));
+	/* An armed event takes the new timeout now, as a bufferevent's do. */
+	rearm_as(st, true);
 }
 
 void stream_set_max_read(struct stream *st, size_t max)
 {
-	st->max_read = max ? max : STREAM_SCRATCH;
+	st->max_read = max ? clamp32(max) : STREAM_SCRATCH;
 	if (st->tls)
 		bufferevent_set_max_single_read(st->tls, max);
 }
@@ -451,18 +553,20 @@ void stream_flush(struct stream *st)
 			bufferevent_enable(st->tls, EV_WRITE);
 		return;
 	}
-	if (st->wr_armed || evbuffer_get_length(st->out) == 0)
-		return; /* already waiting for the socket: the write event sends it in order */
+	if (st->writing || stream_output_length(st) == 0)
+		return; /* already waiting for the socket: the event sends it in order */
 	(void)evbuffer_write(st->out, st->fd);
-	/* The rest, or an error (which the write event then reports, outside the caller),
-	 * goes when the socket is writable. */
-	if (evbuffer_get_length(st->out) > 0)
-		arm_write(st, true);
+	/* The rest, or an error (which the event then reports, outside the caller), goes
+	 * when the socket is writable. */
+	if (evbuffer_get_length(st->out) > 0) {
+		st->writing = true;
+		rearm(st);
+	}
 }
 
 int stream_write(struct stream *st, const void *data, size_t len)
 {
-	if (evbuffer_add(st->out, data, len) != 0)
+	if (evbuffer_add(stream_output(st), data, len) != 0)
 		return -1;
 	stream_flush(st);
 	return 0;

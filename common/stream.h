@@ -53,8 +53,17 @@ struct stream *stream_tls_new(struct event_base *base, evutil_socket_t fd, SSL *
 bool stream_accept_tls(struct stream *st, SSL *ssl);
 void stream_free(struct stream *st);
 
-struct evbuffer *stream_input(const struct stream *st);
-struct evbuffer *stream_output(const struct stream *st);
+/* The buffers (a parked stream's are made again: if that fails, an empty frozen
+ * one is returned and the stream reports an error event). */
+struct evbuffer *stream_input(struct stream *st);
+struct evbuffer *stream_output(struct stream *st);
+/* How much they hold, without making a parked stream's buffers again. */
+size_t stream_input_length(const struct stream *st);
+size_t stream_output_length(const struct stream *st);
+/* A plain stream with nothing in either buffer frees them; its reading goes on, and
+ * they are made again by the next read or the next use (an idle client costs no
+ * buffers).  False (nothing done) for TLS streams or when anything is buffered. */
+bool stream_park(struct stream *st);
 evutil_socket_t stream_fd(const struct stream *st);
 /* The OpenSSL session of a TLS stream, else NULL. */
 SSL *stream_ssl(const struct stream *st);

@@ -100,7 +100,7 @@ void admin_login(struct client *c)
 	client_set_state(c, CL_IDLE);
 	/* The read watermark of the login stays: a console client waiting for an answer
 	 * holds at most that much unread input. */
-	if (evbuffer_get_length(stream_input(c->io)))
+	if (stream_input_length(c->io))
 		admin_read(c);
 }
 
@@ -318,7 +318,7 @@ void admin_resume(struct client *c, enum admin_result result)
 		return;
 	stream_flush(c->io);
 	/* What the client sent meanwhile. */
-	if (evbuffer_get_length(stream_input(c->io)))
+	if (stream_input_length(c->io))
 		admin_read(c);
 }
 

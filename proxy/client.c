@@ -163,8 +163,14 @@ static void login_read(evutil_socket_t fd, short what, void *arg)
 		return;
 	c->last_active = clock_now_usec();
 	login_input(c);
-	if (c->state != CL_CLOSING && c->state != CL_CLOSED)
-		stream_flush(c->io);
+	if (c->state == CL_CLOSING || c->state == CL_CLOSED)
+		return;
+	stream_flush(c->io);
+	/* Logged in and welcomed, nothing more sent yet: until its first query it holds no
+	 * buffers (the next login reuses them), which is what a crowd of connected idle
+	 * functions costs. */
+	if (c->state == CL_IDLE)
+		(void)stream_park(c->io);
 }
 
 /* ---- ending ------------------------------------------------------------------- */
@@ -456,7 +462,7 @@ static void cancel_queued(struct client *c)
 	char ids[400];
 	log_info("event=client_cancelled client=%llu %s state=waiting", (unsigned long long)c->id,
 		 client_log_who(c, ids, sizeof(ids)));
-	if (evbuffer_get_length(stream_input(c->io)))
+	if (stream_input_length(c->io))
 		request_server(c);
 }
 
@@ -546,7 +552,7 @@ static bool start_tls(struct client *c)
 static bool direct_tls(struct client *c)
 {
 	if (c->state != CL_STARTUP || c->ssl_asked || c->gssenc_asked ||
-	    evbuffer_get_length(stream_input(c->io)) > 0)
+	    stream_input_length(c->io) > 0)
 		return false;
 	enum client_tls_first first = client_tls_peek_first(c);
 	if (first != TLS_FIRST_HANDSHAKE)
@@ -789,7 +795,7 @@ static void link_server(struct client *c, struct server *s)
 		welcome(c);
 		stream_flush(c->io);
 		if (c->pool->mode != POOL_MODE_SESSION &&
-		    evbuffer_get_length(stream_input(c->io)) == 0) {
+		    stream_input_length(c->io) == 0) {
 			/* It only needed the pool's parameters; the server waits for a query. */
 			c->wait_start = 0;
 			client_set_state(c, CL_IDLE);
@@ -959,7 +965,7 @@ void client_authenticated(struct client *c)
 	}
 	welcome(c);
 	client_set_state(c, CL_IDLE);
-	if (evbuffer_get_length(stream_input(c->io)))
+	if (stream_input_length(c->io))
 		request_server(c);
 }
 
@@ -979,7 +985,7 @@ void client_transaction_done(struct client *c)
 	pool_release(s);
 	release_token(c);
 	/* The client may already have sent its next transaction. */
-	if (evbuffer_get_length(stream_input(c->io)))
+	if (stream_input_length(c->io))
 		request_server(c);
 }
 
@@ -1013,7 +1019,7 @@ void client_server_gone_between(struct client *c, const char *why)
 	pool_close_server(s, why);
 	release_token(c);
 	/* The client may already have sent its next transaction. */
-	if (evbuffer_get_length(stream_input(c->io)))
+	if (stream_input_length(c->io))
 		request_server(c);
 }
 
@@ -1098,7 +1104,7 @@ static void client_read(struct stream *io, void *arg)
 		break; /* kept in the input buffer until a server is linked */
 	case CL_CLOSING:
 	case CL_CLOSED:
-		evbuffer_drain(stream_input(io), evbuffer_get_length(stream_input(io)));
+		evbuffer_drain(stream_input(io), stream_input_length(io));
 		break;
 	}
 	/* Whatever this produced for the client (auth, welcome, an 'N').  A closing
@@ -1121,7 +1127,7 @@ static void client_write(struct stream *io, void *arg)
 {
 	struct client *c = arg;
 	if (c->state == CL_CLOSING) {
-		if (evbuffer_get_length(stream_output(io)) == 0)
+		if (stream_output_length(io) == 0)
 			client_close(c, "closed after error");
 	} else if (c->state == CL_ACTIVE) {
 		relay_client_drained(c);
@@ -1238,7 +1244,7 @@ static bool client_is_idle(const struct client *c)
 {
 	return c->state == CL_IDLE ||
 	       (c->state == CL_ACTIVE && relay_between_queries(&c->relay) &&
-		evbuffer_get_length(stream_input(c->io)) == 0);
+		stream_input_length(c->io) == 0);
 }
 
 static void expire_idle_list(struct worker *w, struct list *l, usec_t now, usec_t idle_tx,
@@ -1280,8 +1286,26 @@ static void expire_idle_list(struct worker *w, struct list *l, usec_t now, usec_
 	}
 }
 
+/* Clients idle this long give their buffers back (common/stream.h: stream_park); the
+ * next one that logs in or reads takes them. */
+#define PARK_AFTER_USEC USEC_PER_SEC
+
+/* The idle list is in the order clients went idle: its head is the longest idle. */
+static void park_idle(struct worker *w, usec_t now)
+{
+	struct list *it, *tmp;
+	list_for_each_safe(it, tmp, &w->client_list[CLIENT_LIST_IDLE])
+	{
+		struct client *c = list_entry(it, struct client, node);
+		if (now - c->last_active < PARK_AFTER_USEC)
+			break;
+		(void)stream_park(c->io);
+	}
+}
+
 void client_expire(struct worker *w, usec_t now)
 {
 	expire_logins(w, now);
 	expire_idle(w, now);
+	park_idle(w, now);
 }

@@ -230,7 +230,7 @@ bool client_tls_accept(struct client *c, bool *closed)
 	/* As PostgreSQL (CVE-2021-23214): bytes behind the SSLRequest came before the
 	 * handshake, in plain text, perhaps from a man in the middle: never read them as
 	 * if they had been encrypted. */
-	if (evbuffer_get_length(stream_input(c->io)) > 0) {
+	if (stream_input_length(c->io) > 0) {
 		client_fail(c, "08P01", "received unencrypted data after SSL request");
 		*closed = true;
 		return NULL;

@@ -448,7 +448,7 @@ static enum scan_result inspect_server_msg(struct scan *sc, char type, const uin
  * write watermark makes dst's write callback fire once it has drained to half. */
 static void apply_backpressure(struct stream *src, struct stream *dst)
 {
-	if (evbuffer_get_length(stream_output(dst)) >= RELAY_HIGH_WATER) {
+	if (stream_output_length(dst) >= RELAY_HIGH_WATER) {
 		stream_disable(src, EV_READ);
 		stream_setwatermark(dst, EV_WRITE, RELAY_HIGH_WATER / 2, 0);
 	}
@@ -471,7 +471,7 @@ static bool maybe_release(struct client *c)
 	if (c->pool->mode == POOL_MODE_SESSION || c->pin_reason ||
 	    relay_tx_status(&c->relay) != 'I' ||
 	    !relay_between_queries(&c->relay) ||
-	    evbuffer_get_length(stream_input(c->server->io)) != 0)
+	    stream_input_length(c->server->io) != 0)
 		return false;
 	client_transaction_done(c);
 	return true;
