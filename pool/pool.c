@@ -1141,7 +1141,8 @@ void pool_close_server(struct server *s, const char *reason)
 	struct timeval tv = { SERVER_EXIT_TIMEOUT_SEC, 0 };
 	stream_set_timeouts(s->io, &tv, NULL);
 	stream_write(s->io, terminate, sizeof(terminate));
-	stream_enable(s->io, EV_READ | EV_WRITE);
+	stream_enable(s->io, EV_READ);
+	stream_flush(s->io); /* now, not through EPOLLOUT */
 }
 
 void pool_cancel_done(struct server *s)

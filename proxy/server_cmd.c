@@ -127,7 +127,8 @@ void server_cmd_run(struct server *s, const char *const *queries, int n,
 	stream_set_timeouts(s->io, &tv, NULL);
 	stream_setcb(s->io, cmd_read, NULL, cmd_event, cmd);
 	stream_setwatermark(s->io, EV_READ, 0, 0);
-	stream_enable(s->io, EV_READ | EV_WRITE);
+	stream_enable(s->io, EV_READ);
+	stream_flush(s->io); /* now, not through EPOLLOUT */
 }
 
 void server_cmd_rebind(struct server *s, server_cmd_done_fn done, void *arg)

@@ -201,7 +201,8 @@ void server_drain(struct server *s, const struct relay *r, const char *reset_que
 	stream_set_timeouts(s->io, &tv, NULL);
 	stream_setcb(s->io, drain_read, NULL, drain_event, d);
 	stream_setwatermark(s->io, EV_READ, 0, 0);
-	stream_enable(s->io, EV_READ | EV_WRITE);
+	stream_enable(s->io, EV_READ);
+	stream_flush(s->io); /* now, not through EPOLLOUT */
 	log_info("event=server_draining server=%llu pid=%d", (unsigned long long)s->id,
 		 s->backend_pid);
 	/* Something may still run: cancel it first, and send the rest once the cancel has
