@@ -434,8 +434,7 @@ static void logged_in(struct server_raw *raw)
 	raw_login_end(raw);
 	s->backend_pid = (int)raw->cancel_pid;
 	if (!server_attach(s, s->pool->env->base)) {
-		pool_login_done(s, false, "cannot create a bufferevent for the server socket",
-				NULL);
+		pool_login_done(s, false, "cannot create a stream for the server socket", NULL);
 		return;
 	}
 	pool_login_done(s, true, NULL, NULL);

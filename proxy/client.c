@@ -95,12 +95,12 @@ static void client_event(struct stream *io, short what, void *arg);
 
 /*
  * Until it is authenticated a client is read with plain read() calls from an event
- * of its own rather than through its bufferevent, which asks the kernel how much is
- * readable (ioctl FIONREAD) before every read and runs its reference counting and
- * watermark plumbing around it.  Three of the five reads of a pgbench -C client
- * happen here (startup packet, two SCRAM messages).  The bytes go into the
- * bufferevent's input, so the login handlers parse them there and whatever the client
- * sends ahead of its login's end stays there for what follows.
+ * of its own rather than through its stream: a direct-TLS ClientHello must be seen
+ * (recv MSG_PEEK) before any byte is taken from the socket, and a refused client's
+ * grace is this event's timeout.  Three of the five reads of a pgbench -C client
+ * happen here (startup packet, two SCRAM messages).  The bytes go into the stream's
+ * input, so the login handlers parse them there and whatever the client sends ahead
+ * of its login's end stays there for what follows.
  */
 static void login_reader_stop(struct client *c)
 {
@@ -110,7 +110,7 @@ static void login_reader_stop(struct client *c)
 	}
 }
 
-/* After authentication the bufferevent reads.  Its event is added before the login
+/* After authentication the stream reads.  Its event is added before the login
  * event goes: the fd stays watched for reading throughout, so epoll is not told. */
 static void login_reader_done(struct client *c)
 {
@@ -127,7 +127,7 @@ static bool login_fill(struct client *c, evutil_socket_t fd)
 	struct evbuffer *in = stream_input(c->io);
 	size_t have = evbuffer_get_length(in);
 	if (have >= LOGIN_READ_LIMIT) {
-		/* As the bufferevent's read watermark did: hold nothing more from a client
+		/* As the stream's read watermark does: hold nothing more from a client
 		 * that sent more than any login message; the login timeout ends it. */
 		event_del(c->login_ev);
 		return false;
@@ -527,17 +527,14 @@ static void negotiate_version(struct client *c, const struct pg_startup *st)
 					      unsupported, n);
 }
 
-static void setup_bev(struct client *c);
-
-/* An SSLRequest: 'N' when TLS is off, else 'S' and from now on c->io is an OpenSSL
- * bufferevent, read through its callbacks (the login reader reads the plain fd). */
+/* An SSLRequest: 'N' when TLS is off, else 'S' and from now on c->io is a TLS stream,
+ * read through its callbacks (the login reader reads the plain fd). */
 static bool start_tls(struct client *c)
 {
 	bool closed;
 	if (!client_tls_accept(c, &closed))
 		return !closed;
 	login_reader_stop(c);
-	setup_bev(c);
 	stream_enable(c->io, EV_READ);
 	return false; /* the startup packet comes after the handshake */
 }
@@ -562,7 +559,6 @@ static bool direct_tls(struct client *c)
 	if (!client_tls_accept_direct(c))
 		return true;
 	login_reader_stop(c);
-	setup_bev(c);
 	stream_enable(c->io, EV_READ);
 	if (c->refusal)
 		client_limits_keep_grace(c); /* the reader's timeout was its grace */
@@ -1156,8 +1152,8 @@ static void client_event(struct stream *io, short what, void *arg)
 		client_close(c, "client socket error");
 }
 
-/* Callbacks and limits of a new bufferevent: the socket's, or the TLS one after it. */
-static void setup_bev(struct client *c)
+/* Callbacks and limits of a new client's stream (kept when it turns to TLS). */
+static void setup_stream(struct client *c)
 {
 	stream_setcb(c->io, client_read, client_write, client_event, c);
 	stream_set_max_read(c->io, RELAY_MAX_READ);
@@ -1202,7 +1198,7 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 	}
 	cancel_keys_issue(&w->cancel_keys, &c->cancel, w->id, rnd);
 
-	setup_bev(c);
+	setup_stream(c);
 	stream_disable(c->io, EV_READ | EV_WRITE); /* login_read; flush mode: proxy/flush.h */
 	/* A refused client is refused once its startup packet is in, within a grace, or
 	 * (too many held already) after what it has sent so far (proxy/client_limits.h). */

@@ -318,7 +318,7 @@ void client_auth_read(struct client *c)
 		return; /* nothing was asked yet while auth_query runs: kept for later */
 	/* A failure's answer is held back (client_limits_auth_failed): what the client
 	 * sends meanwhile is no second guess on this connection.  The plain-text login
-	 * reader is stopped then, but a TLS client's bufferevent goes on reading. */
+	 * reader is stopped then, but a TLS client's stream goes on reading. */
 	if (c->delay_ev)
 		return;
 	struct evbuffer *in = stream_input(c->io);

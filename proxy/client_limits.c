@@ -169,7 +169,7 @@ void client_limits_auth_failed(struct client *c)
 		 v == THROTTLE_REFUSE ? "refuse_address" : "delay");
 	/* The answer waits; the client's further input is not read meanwhile (nothing
 	 * more is due from it; client_auth_read ignores it while delay_ev is set, for a
-	 * TLS client whose bufferevent goes on reading), so it cannot hurry the answer
+	 * TLS client whose stream goes on reading), so it cannot hurry the answer
 	 * along or guess again. */
 	if (c->login_ev)
 		event_del(c->login_ev);

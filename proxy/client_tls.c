@@ -10,7 +10,6 @@
 
 #include <event2/buffer.h>
 #include "common/stream.h"
-#include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
