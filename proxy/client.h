@@ -90,7 +90,9 @@ struct client {
 	bool authq_tried;
 	struct user_secret *own_secret;
 	uint8_t md5_salt[4];
-	struct scram_exchange scram;
+	/* The SCRAM exchange while it runs (begin_scram), freed and cleansed when the login
+	 * ends (client_auth_cleanup): a logged-in client holds none of it. */
+	struct scram_exchange *scram;
 	/* While client_authenticated runs after a SCRAM proof: the user's keys (on the
 	 * stack of client_auth.c's handle_scram_final), for SCRAM pass-through; else NULL. */
 	const struct scram_keys *scram_keys;

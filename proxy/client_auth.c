@@ -59,18 +59,24 @@ static void auth_ok(struct client *c)
 
 static void begin_scram(struct client *c)
 {
+	client_auth_cleanup(c); /* (a login has one exchange; this keeps that so) */
+	c->scram = malloc(sizeof(*c->scram));
+	if (!c->scram) {
+		client_fail(c, "53200", "out of memory");
+		return;
+	}
 	c->auth_method = AUTH_METHOD_SCRAM;
 	const struct scram_secret *secret = c->secret && c->secret->has_scram ? &c->secret->scram
 									      : NULL;
-	scram_exchange_init(&c->scram, secret, c->user);
+	scram_exchange_init(c->scram, secret, c->user);
 	/* As PostgreSQL: over TLS SCRAM-SHA-256-PLUS is offered first, bound to the hash
 	 * of corral's certificate (libpq's channel_binding=require needs it). */
 	unsigned char hash[SCRAM_CBIND_MAX];
 	size_t hash_len = 0;
 	if (client_tls_active(c) && client_tls_end_point(c, hash, sizeof(hash), &hash_len))
-		(void)scram_offer_channel_binding(&c->scram, hash, hash_len);
+		(void)scram_offer_channel_binding(c->scram, hash, hash_len);
 	size_t len;
-	const char *mechanisms = scram_mechanisms(&c->scram, &len);
+	const char *mechanisms = scram_mechanisms(c->scram, &len);
 	pgproto_put_auth(bufferevent_get_output(c->bev), PG_AUTH_SASL, mechanisms, len);
 }
 
@@ -78,7 +84,7 @@ static void begin_scram(struct client *c)
 static void scram_refused(struct client *c)
 {
 	const char *sqlstate;
-	const char *message = scram_failure(&c->scram, &sqlstate);
+	const char *message = scram_failure(c->scram, &sqlstate);
 	client_fail(c, sqlstate, "%s", message);
 }
 
@@ -252,7 +258,7 @@ static void handle_scram_first(struct client *c, struct pg_reader *r)
 		client_fail(c, "08P01", "malformed SASLInitialResponse message");
 		return;
 	}
-	if (!scram_select_mechanism(&c->scram, mech)) {
+	if (!scram_select_mechanism(c->scram, mech)) {
 		client_fail(c, "08P01", "client selected an invalid SASL authentication mechanism");
 		return;
 	}
@@ -262,7 +268,7 @@ static void handle_scram_first(struct client *c, struct pg_reader *r)
 		return;
 	}
 	char *server_first = NULL;
-	if (!scram_handle_client_first(&c->scram, (const char *)data, len, NULL, &server_first)) {
+	if (!scram_handle_client_first(c->scram, (const char *)data, len, NULL, &server_first)) {
 		scram_refused(c);
 		return;
 	}
@@ -291,14 +297,14 @@ static void handle_scram_final(struct client *c, struct pg_reader *r)
 	size_t len = (size_t)(r->end - r->p);
 	char *server_final = NULL;
 	struct scram_keys keys;
-	switch (scram_handle_client_final(&c->scram, (const char *)r->p, len, &server_final)) {
+	switch (scram_handle_client_final(c->scram, (const char *)r->p, len, &server_final)) {
 	case SCRAM_OK:
 		pgproto_put_auth(bufferevent_get_output(c->bev), PG_AUTH_SASL_FINAL, server_final,
 				 strlen(server_final));
 		free(server_final);
 		/* The proof gave away the ClientKey: with the verifier's salt, iterations and
 		 * keys it logs in to PostgreSQL if that stores the same verifier. */
-		if (scram_keys_of(&c->scram, &keys))
+		if (scram_keys_of(c->scram, &keys))
 			c->scram_keys = &keys;
 		auth_ok(c); /* c is freed by the reaper, never inside this call */
 		c->scram_keys = NULL;
@@ -354,9 +360,9 @@ void client_auth_read(struct client *c)
 		handle_md5(c, &r);
 	else if (c->auth_method == AUTH_METHOD_PASSWORD)
 		handle_password(c, &r);
-	else if (c->auth_method == AUTH_METHOD_SCRAM && c->scram.step == SCRAM_WANT_CLIENT_FIRST)
+	else if (c->auth_method == AUTH_METHOD_SCRAM && c->scram->step == SCRAM_WANT_CLIENT_FIRST)
 		handle_scram_first(c, &r);
-	else if (c->auth_method == AUTH_METHOD_SCRAM && c->scram.step == SCRAM_WANT_CLIENT_FINAL)
+	else if (c->auth_method == AUTH_METHOD_SCRAM && c->scram->step == SCRAM_WANT_CLIENT_FINAL)
 		handle_scram_final(c, &r);
 	else
 		client_fail(c, "08P01", "unexpected password message");
@@ -365,7 +371,10 @@ void client_auth_read(struct client *c)
 
 void client_auth_cleanup(struct client *c)
 {
-	if (c->auth_method == AUTH_METHOD_SCRAM)
-		scram_exchange_free(&c->scram);
+	if (c->scram) {
+		scram_exchange_free(c->scram); /* cleanses the secret and the ClientKey */
+		free(c->scram);
+		c->scram = NULL;
+	}
 	c->auth_method = AUTH_METHOD_NONE;
 }
