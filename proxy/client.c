@@ -200,6 +200,15 @@ static void orphan_prepared(struct server *s, const struct server_cmd_result *re
 		pool_close_server(s, "session parameters could not be applied");
 }
 
+/* c lets go of its server (the caller says what becomes of it), and of the link's
+ * relay with it: a client without a server holds none (relay.h). */
+static void unlinked(struct client *c)
+{
+	c->server = NULL;
+	relay_free(c->relay);
+	c->relay = NULL;
+}
+
 /* Leaves the queue, and gives the server back (reset first) if it can be reused. */
 static void release_token(struct client *c)
 {
@@ -222,24 +231,26 @@ static void detach(struct client *c)
 		return;
 	if (c->state == CL_PREPARING) {
 		/* The parameter query is still running; it decides the server's fate. */
-		c->server = NULL;
+		unlinked(c);
 		server_cmd_rebind(s, orphan_prepared, reset_query(c) ? (void *)s : NULL);
 		return;
 	}
 	relay_stop(c);
-	c->server = NULL;
-	struct relay *r = &c->relay;
+	/* What the relay knows decides the server's fate; then it goes with the link. */
+	struct relay *r = c->relay;
+	c->relay = NULL;
+	unlinked(c);
 	if ((c->pin_reason || c->set_pending) && c->pool->mode != POOL_MODE_SESSION &&
 	    !(reset_query(c) && reset_query(c)[0])) {
 		/* Pinned (or left before corral learnt whether its SET took effect), and
 		 * nothing would undo its LISTEN, lock or setting: no one else gets it. */
 		pool_close_server(s, "a pinned client left and server_reset_query is empty");
-		return;
-	}
-	if (relay_between_queries(r))
+	} else if (relay_between_queries(r)) {
 		server_reset_and_release(s, relay_tx_status(r), reset_query(c));
-	else
+	} else {
 		server_drain(s, r, reset_query(c));
+	}
+	relay_free(r);
 }
 
 void client_close(struct client *c, const char *reason)
@@ -304,7 +315,7 @@ void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...)
 
 	/* Half a server message is on its way to the client: an ErrorResponse now would
 	 * land inside it, so the client can only be disconnected. */
-	bool mid_message = c->server && c->relay.to_client_remaining > 0;
+	bool mid_message = c->relay && c->relay->to_client_remaining > 0;
 	detach(c);
 	char clean[2 * sizeof(msg)], ids[400];
 	log_info("event=client_error client=%llu %s state=%s sqlstate=%s msg=\"%s\"",
@@ -321,7 +332,7 @@ void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...)
 
 void client_shutdown(struct client *c)
 {
-	bool mid_message = c->server && c->relay.to_client_remaining > 0;
+	bool mid_message = c->relay && c->relay->to_client_remaining > 0;
 	if (c->bev && c->state != CL_CLOSING && !mid_message) {
 		struct evbuffer *out = bufferevent_get_output(c->bev);
 		pgproto_put_error(out, "FATAL", "57P01",
@@ -365,7 +376,7 @@ void client_free(struct client *c)
 	free(c->application_name);
 	params_clear(&c->params);
 	pin_client_free(c);
-	relay_free(&c->relay);
+	relay_free(c->relay); /* (unlinked: none) */
 	prepared_client_free(c);
 	free(c);
 }
@@ -746,7 +757,7 @@ static void prepared(struct server *s, const struct server_cmd_result *res, void
 {
 	struct client *c = arg;
 	if (res->failure) {
-		c->server = NULL;
+		unlinked(c);
 		pool_close_server(s, res->failure);
 		client_fail(c, "08006", "server connection lost while applying session parameters: %s",
 			    res->failure);
@@ -754,7 +765,7 @@ static void prepared(struct server *s, const struct server_cmd_result *res, void
 	}
 	if (res->error) {
 		/* PostgreSQL refuses such a startup packet with this error, and so do we. */
-		c->server = NULL;
+		unlinked(c);
 		if (session_params_finished(s, true))
 			server_reset_and_release(s, res->status, reset_query(c));
 		else
@@ -808,6 +819,12 @@ static void link_server(struct client *c, struct server *s)
 		}
 	}
 	count_checkout(c);
+	c->relay = relay_new();
+	if (!c->relay) {
+		server_reset_and_release(s, 'I', reset_query(c));
+		client_fail(c, "53200", "out of memory");
+		return;
+	}
 	c->server = s;
 	client_set_state(c, CL_PREPARING);
 	char ids[400];
@@ -823,7 +840,7 @@ static void link_server(struct client *c, struct server *s)
 			      ? NULL
 			      : session_params_sync_query(&c->params, s, &oom);
 	if (oom) {
-		c->server = NULL;
+		unlinked(c);
 		server_reset_and_release(s, 'I', reset_query(c));
 		client_fail(c, "53200", "out of memory");
 		return;
@@ -975,9 +992,9 @@ void client_authenticated(struct client *c)
 void client_transaction_done(struct client *c)
 {
 	struct server *s = c->server;
-	char status = relay_tx_status(&c->relay);
+	char status = relay_tx_status(c->relay);
 	relay_stop(c);
-	c->server = NULL;
+	unlinked(c);
 	client_set_state(c, CL_IDLE);
 	if (status != 'I') {
 		/* Statement pooling: a transaction block cannot span statements. */
@@ -995,9 +1012,9 @@ void client_transaction_done(struct client *c)
 void client_server_lost(struct client *c, const char *reason)
 {
 	struct server *s = c->server;
-	bool told = c->relay.server_fatal && c->relay.to_client_remaining == 0;
+	bool told = c->relay->server_fatal && c->relay->to_client_remaining == 0;
 	relay_stop(c);
-	c->server = NULL;
+	unlinked(c);
 	pool_close_server(s, reason);
 	if (!told) {
 		client_fail(c, "08006", "server connection lost: %s", reason);
@@ -1017,7 +1034,7 @@ void client_server_gone_between(struct client *c, const char *why)
 {
 	struct server *s = c->server;
 	relay_stop(c);
-	c->server = NULL;
+	unlinked(c);
 	client_set_state(c, CL_IDLE);
 	pool_close_server(s, why);
 	release_token(c);
@@ -1030,7 +1047,7 @@ void client_server_out_of_step(struct client *c, const char *why)
 {
 	struct server *s = c->server;
 	relay_stop(c);
-	c->server = NULL;
+	unlinked(c);
 	pool_close_server(s, "protocol out of step");
 	client_fail(c, "08P01",
 		    "protocol out of step with the server (%s); its connection was closed", why);
@@ -1186,7 +1203,6 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 	c->last_active = c->connected_at;
 	list_init(&c->waiter.node);
 	list_init(&c->app_waiter.node);
-	relay_init(&c->relay);
 	if (addrlen > 0 && (size_t)addrlen <= sizeof(c->peer))
 		memcpy(&c->peer, addr, (size_t)addrlen);
 	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -1248,7 +1264,7 @@ static void expire_logins(struct worker *w, usec_t now)
 static bool client_is_idle(const struct client *c)
 {
 	return c->state == CL_IDLE ||
-	       (c->state == CL_ACTIVE && relay_between_queries(&c->relay) &&
+	       (c->state == CL_ACTIVE && relay_between_queries(c->relay) &&
 		evbuffer_get_length(bufferevent_get_input(c->bev)) == 0);
 }
 
@@ -1279,7 +1295,7 @@ static void expire_idle_list(struct worker *w, struct list *l, usec_t now, usec_
 		if (!client_is_idle(c))
 			continue;
 		usec_t quiet = now - c->last_active;
-		bool in_tx = c->state == CL_ACTIVE && relay_tx_status(&c->relay) != 'I';
+		bool in_tx = c->state == CL_ACTIVE && relay_tx_status(c->relay) != 'I';
 		if (in_tx && idle_tx > 0 && quiet >= idle_tx)
 			client_fail(c, "25P03",
 				    "terminating connection due to idle-in-transaction timeout (idle_transaction_timeout = %g s)",

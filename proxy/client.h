@@ -112,7 +112,7 @@ struct client {
 	uint64_t prev_server_id;     /* the server of its last link (proxy/seq_state.h) */
 	usec_t last_active;          /* last time the client sent something */
 	struct server *server;       /* linked server while CL_ACTIVE */
-	struct relay relay;
+	struct relay *relay;         /* the link's (proxy/relay.h): set exactly while server is */
 	/* Its named prepared statements in transaction pooling (proxy/prepared.h), made at
 	 * the first one; prep_mode: enum prep_mode of the current link. */
 	struct prep_client *prep;
