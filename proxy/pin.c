@@ -175,17 +175,17 @@ static bool apply_one(struct client *c, const struct set_carry *sc)
 	}
 	if (sc->reset) {
 		const char *startup = params_get(c->startup_params, sc->name);
-		if (!startup) {
-			params_remove(&s->applied, sc->name);
-			params_remove(&c->params, sc->name);
-			return true;
-		}
+		if (!startup) /* (out of memory: false, and the client keeps this server) */
+			return params_remove(&s->applied, sc->name) &&
+			       params_remove(&c->params, sc->name);
 		/* Restored: the server has it as corral set it, for the next link to reset;
 		 * else the server's default, which the next link brings to startup again. */
-		if (!sc->restored)
-			params_remove(&s->applied, sc->name);
-		else if (!params_set(&s->applied, sc->name, startup))
+		if (!sc->restored) {
+			if (!params_remove(&s->applied, sc->name))
+				return false;
+		} else if (!params_set(&s->applied, sc->name, startup)) {
 			return false;
+		}
 		return params_set(&c->params, sc->name, startup);
 	}
 	/* The server has it now, as if corral had set it: the next client's link resets
