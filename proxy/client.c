@@ -701,6 +701,7 @@ static void welcome(struct client *c)
 					 spelled, sizeof(spelled)))
 			(void)params_set(&c->params, c->params.names[i], spelled);
 	}
+	session_params_share(&c->params, &c->pool->client_params);
 	pin_client_welcome(c); /* what RESET goes back to, spelled as the client sees it */
 	const char *values[PARAMS_MAX];
 	for (size_t i = 0; i < ps->n; i++) {
