@@ -371,9 +371,7 @@ void client_free(struct client *c)
 	client_auth_cleanup(c);
 	drop_auth_snapshot(c);
 	admin_session_free(c);
-	free(c->user);
-	free(c->database);
-	free(c->application_name);
+	free(c->user); /* and database, application_name: keep_names */
 	params_clear(&c->params);
 	pin_client_free(c);
 	relay_free(c->relay); /* (unlinked: none) */
@@ -499,6 +497,25 @@ void client_cancel_request(struct worker *w, uint32_t pid, uint32_t secret)
 
 /* ---- startup ------------------------------------------------------------------ */
 
+/* c->user, c->database and c->application_name in one allocation (c->user's): three
+ * strings a client keeps for its whole life, each one malloc chunk otherwise. */
+static bool keep_names(struct client *c, const char *user, const char *db, const char *app)
+{
+	const char *src[3] = { user, db, app };
+	size_t len[3] = { strnlen(user, PG_NAME_MAX), strnlen(db, PG_NAME_MAX), strlen(app) };
+	char *p = malloc(len[0] + len[1] + len[2] + 3);
+	if (!p)
+		return false;
+	char **dst[3] = { &c->user, &c->database, &c->application_name };
+	for (int i = 0; i < 3; i++) {
+		memcpy(p, src[i], len[i]);
+		p[len[i]] = '\0';
+		*dst[i] = p;
+		p += len[i] + 1;
+	}
+	return true;
+}
+
 static bool take_startup_params(struct client *c, const struct pg_startup *st)
 {
 	const char *user = pgproto_startup_param(st, "user");
@@ -512,10 +529,7 @@ static bool take_startup_params(struct client *c, const struct pg_startup *st)
 	 * before anything matches them, or "role63" + "x" would miss hba lines, auth_file
 	 * entries and per-user limits that PostgreSQL applies to "role63" (auth_query's
 	 * usename = $1 and the server login cut it anyway). */
-	c->user = strndup(user, PG_NAME_MAX);
-	c->database = strndup(db && db[0] ? db : user, PG_NAME_MAX);
-	c->application_name = strdup(app ? app : "");
-	if (!c->user || !c->database || !c->application_name) {
+	if (!keep_names(c, user, db && db[0] ? db : user, app ? app : "")) {
 		client_fail(c, "53200", "out of memory");
 		return false;
 	}

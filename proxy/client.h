@@ -66,7 +66,7 @@ struct client {
 	struct list refuse_node;
 	struct event *delay_ev;
 
-	/* from the startup packet */
+	/* from the startup packet: one allocation, c->user's (client.c: keep_names) */
 	char *user;
 	char *database;
 	char *application_name;
