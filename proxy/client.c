@@ -351,19 +351,23 @@ void client_shutdown(struct client *c)
 	client_close(c, "shutting down");
 }
 
-/* The login is over: the auth file it was checked against may go. */
+/* The login is over: the auth file it was checked against may go, and all the login
+ * kept with it (its SCRAM exchange cleansed by client_auth_cleanup). */
 static void drop_auth_snapshot(struct client *c)
 {
-	c->secret = NULL;
+	struct client_login *l = c->login;
+	if (!l)
+		return;
 	auth_query_detach(c);
-	if (c->own_secret) {
-		auth_secret_free(c->own_secret);
-		free(c->own_secret);
-		c->own_secret = NULL;
+	client_auth_cleanup(c);
+	if (l->own_secret) {
+		auth_secret_free(l->own_secret);
+		free(l->own_secret);
 	}
-	if (c->auth_snap)
-		snapshot_release(c->auth_snap);
-	c->auth_snap = NULL;
+	if (l->auth_snap)
+		snapshot_release(l->auth_snap);
+	free(l);
+	c->login = NULL;
 }
 
 void client_free(struct client *c)
@@ -943,10 +947,11 @@ static void request_server(struct client *c)
  * keys of the SCRAM proof just made, or the auth file's md5 hash. */
 static void keep_passthrough_secret(struct client *c)
 {
+	const struct user_secret *secret = c->login ? c->login->secret : NULL;
 	if (c->scram_keys)
 		pool_shared_set_scram_keys(c->pool->shared, c->scram_keys);
-	else if (c->secret && c->secret->kind == SECRET_MD5)
-		pool_shared_set_md5(c->pool->shared, c->secret->secret);
+	else if (secret && secret->kind == SECRET_MD5)
+		pool_shared_set_md5(c->pool->shared, secret->secret);
 }
 
 void client_authenticated(struct client *c)
@@ -967,8 +972,8 @@ void client_authenticated(struct client *c)
 		return;
 	}
 	const char *password = NULL;
-	if (c->secret && c->secret->kind == SECRET_PLAIN)
-		password = c->secret->secret;
+	if (c->login && c->login->secret && c->login->secret->kind == SECRET_PLAIN)
+		password = c->login->secret->secret;
 	bool pools_full;
 	c->pool = pool_join(&c->worker->pools, db, c->user, password, cfg->max_pools, &pools_full);
 	if (c->pool && c->pool->passthrough)

@@ -43,6 +43,30 @@ enum client_state {
 
 enum auth_method { AUTH_METHOD_NONE, AUTH_METHOD_MD5, AUTH_METHOD_SCRAM, AUTH_METHOD_PASSWORD };
 
+/* What only a login needs (client_auth.c, auth_query.c): made when the password
+ * exchange begins (client_auth_begin), freed once the client is logged in or gone
+ * (client.c: drop_auth_snapshot), so a logged-in client holds none of it. */
+struct client_login {
+	struct client *client;
+	const struct user_secret *secret; /* NULL: unknown user; in auth_snap */
+	/* The snapshot whose auth file secret points into, held until the login is done:
+	 * a reload meanwhile does not pull it away. */
+	struct snapshot *auth_snap;
+	/* auth_query (proxy/auth_query.h): the lookup it waits for (NULL: none), its place
+	 * on that lookup's list, the method to use once the secret is known (enum
+	 * hba_method), whether auth_query was asked (for the refusal's log line), and the
+	 * secret it found (secret points at it; freed with the login) */
+	struct authq_lookup *authq;
+	struct list authq_node;
+	uint8_t authq_method;
+	bool authq_tried;
+	uint8_t md5_salt[4];
+	struct user_secret *own_secret;
+	/* The SCRAM exchange while it runs (begin_scram), freed and cleansed as soon as
+	 * it ends (client_auth_cleanup). */
+	struct scram_exchange *scram;
+};
+
 struct client {
 	struct list node;            /* the worker's list of its state (client_lists.h) */
 	struct worker *worker;
@@ -76,23 +100,7 @@ struct client {
 
 	/* authentication */
 	enum auth_method auth_method;
-	const struct user_secret *secret; /* NULL: unknown user; in auth_snap */
-	/* The snapshot whose auth file secret points into, held until the login is done:
-	 * a reload meanwhile does not pull it away. */
-	struct snapshot *auth_snap;
-	/* auth_query (proxy/auth_query.h): the lookup it waits for (NULL: none), its place
-	 * on that lookup's list, the method to use once the secret is known (enum
-	 * hba_method), whether auth_query was asked (for the refusal's log line), and the
-	 * secret it found (c->secret points at it; freed with the login) */
-	struct authq_lookup *authq;
-	struct list authq_node;
-	uint8_t authq_method;
-	bool authq_tried;
-	struct user_secret *own_secret;
-	uint8_t md5_salt[4];
-	/* The SCRAM exchange while it runs (begin_scram), freed and cleansed when the login
-	 * ends (client_auth_cleanup): a logged-in client holds none of it. */
-	struct scram_exchange *scram;
+	struct client_login *login;  /* while it logs in, else NULL (below) */
 	/* While client_authenticated runs after a SCRAM proof: the user's keys (on the
 	 * stack of client_auth.c's handle_scram_final), for SCRAM pass-through; else NULL. */
 	const struct scram_keys *scram_keys;
