@@ -200,6 +200,19 @@ static void orphan_prepared(struct server *s, const struct server_cmd_result *re
 		pool_close_server(s, "session parameters could not be applied");
 }
 
+/* Out of whichever queue c->waiter is in, and what it was owed with it (a reserved
+ * server or token) goes back.  Its kind is set before each use (request_server): a
+ * waiter given a server or a refusal without queueing keeps the kind it was given. */
+static void leave_queue(struct client *c)
+{
+	if (!pool_waiter_busy(&c->waiter))
+		return;
+	if (c->waiter.kind == WAIT_APP)
+		app_gate_dequeue(c->gate, &c->waiter);
+	else
+		pool_dequeue(c->pool, &c->waiter);
+}
+
 /* c lets go of its server (the caller says what becomes of it), and of the link's
  * relay with it: a client without a server holds none (relay.h). */
 static void unlinked(struct client *c)
@@ -221,10 +234,7 @@ static void release_token(struct client *c)
 static void detach(struct client *c)
 {
 	admin_client_gone(c);
-	if (pool_waiter_busy(&c->waiter))
-		pool_dequeue(c->pool, &c->waiter);
-	if (pool_waiter_busy(&c->app_waiter))
-		app_gate_dequeue(c->gate, &c->app_waiter);
+	leave_queue(c);
 	release_token(c);
 	struct server *s = c->server;
 	if (!s)
@@ -461,10 +471,7 @@ static void cancel_queued(struct client *c)
 		client_fail(c, "57014", "canceling statement due to user request");
 		return;
 	}
-	if (pool_waiter_busy(&c->waiter))
-		pool_dequeue(c->pool, &c->waiter);
-	if (pool_waiter_busy(&c->app_waiter))
-		app_gate_dequeue(c->gate, &c->app_waiter);
+	leave_queue(c);
 	release_token(c);
 	evbuffer_drain(bufferevent_get_input(c->bev), len);
 	struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -911,7 +918,8 @@ static void request_server(struct client *c)
 		return;
 	}
 	if (c->gate && !c->has_token) {
-		switch (app_gate_enter(c->gate, &c->app_waiter)) {
+		c->waiter.kind = WAIT_APP; /* (the server's queue is not entered before this) */
+		switch (app_gate_enter(c->gate, &c->waiter)) {
 		case GATE_ENTERED:
 			c->has_token = true;
 			break;
@@ -927,6 +935,7 @@ static void request_server(struct client *c)
 		}
 	}
 	bool full;
+	c->waiter.kind = WAIT_SERVER; /* (the gate is passed: that use of it is over) */
 	c->waiter.prefer = c->prev_server_id; /* its session's leftovers are there */
 	struct server *s = pool_checkout(c->pool, &c->waiter, &full);
 	if (s) {
@@ -1080,15 +1089,9 @@ static void hook_server_ready(struct pool_waiter *w, struct server *s)
 	link_server(container_of(w, struct client, waiter), s);
 }
 
-static struct client *waiting_client(struct pool_waiter *w)
-{
-	return w->kind == WAIT_APP ? container_of(w, struct client, app_waiter)
-				   : container_of(w, struct client, waiter);
-}
-
 static void hook_app_admitted(struct pool_waiter *w)
 {
-	struct client *c = container_of(w, struct client, app_waiter);
+	struct client *c = container_of(w, struct client, waiter);
 	c->has_token = true;
 	if (c->state == CL_WAITING_APP)
 		client_set_state(c, CL_IDLE);
@@ -1097,7 +1100,7 @@ static void hook_app_admitted(struct pool_waiter *w)
 
 static void hook_wait_failed(struct pool_waiter *w, const char *sqlstate, const char *message)
 {
-	struct client *c = waiting_client(w);
+	struct client *c = container_of(w, struct client, waiter);
 	if (strcmp(sqlstate, "57014") == 0)
 		CLIENT_STAT_ADD(c, timeouts, 1); /* query_wait_timeout */
 	client_fail(c, sqlstate, "%s", message);
@@ -1105,7 +1108,7 @@ static void hook_wait_failed(struct pool_waiter *w, const char *sqlstate, const 
 
 static void hook_wait_notice(struct pool_waiter *w, const char *message)
 {
-	struct client *c = waiting_client(w);
+	struct client *c = container_of(w, struct client, waiter);
 	pgproto_put_notice(bufferevent_get_output(c->bev), "NOTICE", "00000", message);
 	io_flush(c->bev);
 }
@@ -1222,7 +1225,6 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 	c->connected_at = clock_now_usec();
 	c->last_active = c->connected_at;
 	list_init(&c->waiter.node);
-	list_init(&c->app_waiter.node);
 	if (addrlen > 0 && (size_t)addrlen <= sizeof(c->peer))
 		memcpy(&c->peer, addr, (size_t)addrlen);
 	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);

@@ -107,10 +107,12 @@ struct client {
 
 	/* after login */
 	struct pool *pool;
-	struct pool_waiter waiter;   /* queued for a server of c->pool */
+	/* Queued for a server of c->pool (kind WAIT_SERVER) or at its application's gate
+	 * (WAIT_APP): never both at once, as request_server passes the gate first (client.c:
+	 * leave_queue). */
+	struct pool_waiter waiter;
 	struct app_gate *gate;       /* its application's concurrency limit, if any */
 	struct app_gate *app_gate;   /* its application's gate, joined (app_gate_join) */
-	struct pool_waiter app_waiter; /* queued at the gate */
 	bool has_token;              /* holds one of the gate's tokens */
 	/* This worker's statistics of its pool and application (pool/stats.h), set once
 	 * it is logged in (client_stats_attach); its state counts in their gauges. */
