@@ -113,7 +113,6 @@ struct client {
 	struct pool_waiter waiter;
 	struct app_gate *gate;       /* its application's concurrency limit, if any */
 	struct app_gate *app_gate;   /* its application's gate, joined (app_gate_join) */
-	bool has_token;              /* holds one of the gate's tokens */
 	/* This worker's statistics of its pool and application (pool/stats.h), set once
 	 * it is logged in (client_stats_attach); its state counts in their gauges. */
 	struct stats_block *pool_stats, *app_stats;
@@ -134,6 +133,10 @@ struct client {
 	uint8_t pin_reason;
 	bool pin_warned;
 	bool pin_skip;
+	/* A RESET of a startup value was sent with the value set back after it
+	 * (proxy/startup_reset.h): which of its answer the server is at, 0: none. */
+	uint8_t startup_reset;
+	bool has_token;              /* holds one of the gate's tokens */
 	/* SET / RESET carried (proxy/set_carry.h): those of the Query in flight, kept until
 	 * its ReadyForQuery says whether they took effect (NULL: none); and the client's
 	 * startup parameters, what RESET goes back to (every pool mode; NULL until the
@@ -141,9 +144,6 @@ struct client {
 	struct set_pending *set_pending;
 	struct set_pending *set_block; /* SETs of the open transaction block, until it ends */
 	struct param_set *startup_params;
-	/* A RESET of a startup value was sent with the value set back after it
-	 * (proxy/startup_reset.h): which of its answer the server is at, 0: none. */
-	uint8_t startup_reset;
 	struct cancel_key cancel;    /* its BackendKeyData (proxy/cancel_keys.h) */
 	struct admin_session *admin; /* a client of the admin console (proxy/admin.h), else NULL */
 };
