@@ -228,6 +228,7 @@ void pool_free(struct pool *pool)
 	free_login_params(pool);
 	free(pool->user);
 	params_clear(&pool->params);
+	params_clear(&pool->client_params);
 	free(pool);
 }
 

@@ -116,6 +116,9 @@ struct pool {
 
 	bool have_params;
 	struct param_set params;    /* what the last server login reported */
+	/* The session parameters of the client last welcomed, whose allocation the next
+	 * with the same ones shares (proxy/session_params.h: session_params_share). */
+	struct param_set client_params;
 };
 
 bool pool_env_init(struct pool_env *env, struct event_base *base, const struct corral_config *cfg,

@@ -1,7 +1,7 @@
 /*
  * auth_query lookups on a worker's loop (proxy/auth_query.h).  A lookup is one libpq
  * connection as auth_user: login, one PQsendQueryParams, its result, PQfinish.  Its
- * clients wait on its list (c->authq_node); the answer goes to the cache first (with
+ * clients wait on its list (struct client_login's authq_node); the answer goes to the cache first (with
  * the claim dropped), then to the workers that follow it (answer_msg), then to each
  * client still in CL_AUTH.
  */
@@ -45,7 +45,7 @@ struct authq_lookup {
 	int ev_fd;
 	struct event *timer;
 	usec_t started;
-	struct list waiters; /* clients, through c->authq_node */
+	struct list waiters; /* clients, through their login's authq_node */
 };
 
 static struct auth_cache *cache;
@@ -232,24 +232,24 @@ static void deliver(struct authq_lookup *lk, const struct user_secret *sec, cons
 {
 	struct list *it;
 	while ((it = list_first(&lk->waiters)) != NULL) {
-		struct client *c = container_of(it, struct client, authq_node);
+		struct client *c = container_of(it, struct client_login, authq_node)->client;
 		auth_query_detach(c);
 		if (c->state != CL_AUTH)
 			continue; /* failed meanwhile (login timeout): closing */
-		c->authq_tried = true;
+		c->login->authq_tried = true;
 		if (sqlstate) {
 			client_auth_resume(c, sqlstate, why);
 			continue;
 		}
 		if (sec) {
-			c->own_secret = malloc(sizeof(*c->own_secret));
-			if (!c->own_secret || !auth_secret_copy(sec, c->own_secret)) {
-				free(c->own_secret);
-				c->own_secret = NULL;
+			c->login->own_secret = malloc(sizeof(*c->login->own_secret));
+			if (!c->login->own_secret || !auth_secret_copy(sec, c->login->own_secret)) {
+				free(c->login->own_secret);
+				c->login->own_secret = NULL;
 				client_auth_resume(c, "53200", "out of memory");
 				continue;
 			}
-			c->secret = c->own_secret;
+			c->login->secret = c->login->own_secret;
 		}
 		client_auth_resume(c, NULL, NULL);
 	}
@@ -548,7 +548,7 @@ static bool build_params(struct authq_lookup *lk, const struct db_config *db,
 static struct authq_lookup *new_lookup(struct client *c, const struct db_config *lookup_db,
 				       const char *auth_user, char *sig, char *key, bool follow)
 {
-	const struct corral_config *cfg = &c->auth_snap->cfg;
+	const struct corral_config *cfg = &c->login->auth_snap->cfg;
 	struct authq_lookup *lk = calloc(1, sizeof(*lk));
 	if (!lk)
 		return NULL;
@@ -557,7 +557,7 @@ static struct authq_lookup *new_lookup(struct client *c, const struct db_config 
 	lk->w = c->worker;
 	lk->sig = sig;
 	lk->key = key;
-	lk->gen = c->auth_snap->generation;
+	lk->gen = c->login->auth_snap->generation;
 	lk->ttl = (usec_t)(cfg->auth_query_cache_ttl * USEC_PER_SEC);
 	lk->started = clock_now_usec();
 	lk->ev_fd = -1;
@@ -573,7 +573,7 @@ static struct authq_lookup *new_lookup(struct client *c, const struct db_config 
 	if (follow)
 		lk->step = LK_FOLLOW;
 	if (!lk->user || !lk->db_name || !lk->auth_user || !lk->query || !lk->timer ||
-	    (!follow && !build_params(lk, lookup_db, &c->auth_snap->auth)) ||
+	    (!follow && !build_params(lk, lookup_db, &c->login->auth_snap->auth)) ||
 	    evtimer_add(lk->timer, &tv) != 0) {
 		lk->sig = lk->key = NULL; /* the caller frees them */
 		lookup_free(lk);
@@ -597,7 +597,7 @@ static struct authq_lookup *find_lookup(struct worker *w, const char *sig, const
 
 bool auth_query_start(struct client *c, int method)
 {
-	const struct corral_config *cfg = &c->auth_snap->cfg;
+	const struct corral_config *cfg = &c->login->auth_snap->cfg;
 	if (admin_is_console(cfg, c->database))
 		return false; /* console users are auth_file's */
 	const struct db_config *db = config_find_db(cfg, c->database);
@@ -611,7 +611,7 @@ bool auth_query_start(struct client *c, int method)
 						    : db;
 	if (!lookup_db)
 		return false; /* logged as a user not in auth_file */
-	c->authq_tried = true;
+	c->login->authq_tried = true;
 	pthread_once(&cache_once, make_cache);
 	char *sig = signature(cfg);
 	size_t klen = strlen(lookup_db->name) + strlen(auth_user) + 2;
@@ -630,18 +630,19 @@ bool auth_query_start(struct client *c, int method)
 	}
 	struct user_secret sec;
 	usec_t stale = (usec_t)((cfg->server_connect_timeout + 5) * USEC_PER_SEC);
-	enum auth_cache_result r = auth_cache_get_or_claim(cache, sig, c->auth_snap->generation,
-							   key, c->user, clock_now_usec(),
-							   c->worker->id, stale, &sec);
+	enum auth_cache_result r = auth_cache_get_or_claim(cache, sig,
+							   c->login->auth_snap->generation, key,
+							   c->user, clock_now_usec(), c->worker->id,
+							   stale, &sec);
 	switch (r) {
 	case AUTH_CACHE_FOUND:
-		c->own_secret = malloc(sizeof(*c->own_secret));
-		if (!c->own_secret) {
+		c->login->own_secret = malloc(sizeof(*c->login->own_secret));
+		if (!c->login->own_secret) {
 			auth_secret_free(&sec);
 			goto oom;
 		}
-		*c->own_secret = sec;
-		c->secret = c->own_secret;
+		*c->login->own_secret = sec;
+		c->login->secret = c->login->own_secret;
 		/* fall through */
 	case AUTH_CACHE_NOT_FOUND:
 		atomic_fetch_add(&n_hits, 1);
@@ -655,7 +656,7 @@ bool auth_query_start(struct client *c, int method)
 	case AUTH_CACHE_CLAIMED:
 		break;
 	}
-	uint64_t gen = c->auth_snap->generation;
+	uint64_t gen = c->login->auth_snap->generation;
 	lk = new_lookup(c, lookup_db, auth_user, sig, key, r == AUTH_CACHE_PENDING);
 	if (!lk) {
 		if (r == AUTH_CACHE_CLAIMED) { /* others may wait for it: they time out */
@@ -666,26 +667,26 @@ bool auth_query_start(struct client *c, int method)
 		goto oom;
 	}
 join:
-	c->authq = lk;
-	c->authq_method = (uint8_t)method;
-	list_append(&lk->waiters, &c->authq_node);
+	c->login->authq = lk;
+	c->login->authq_method = (uint8_t)method;
+	list_append(&lk->waiters, &c->login->authq_node);
 	if (lk->step == LK_QUEUED && running(c->worker) < AUTHQ_MAX_RUNNING)
 		launch(lk); /* may fail at once: c has heard, and the lookup is gone */
 	return true;
 oom:
 	free(sig);
 	free(key);
-	/* c->secret stays NULL: refused as an unknown user, and logged as such. */
+	/* The login's secret stays NULL: refused as an unknown user, and logged as such. */
 	log_error("event=auth_query_failed error=\"out of memory\"");
 	return false;
 }
 
 void auth_query_detach(struct client *c)
 {
-	if (!c->authq)
+	if (!c->login || !c->login->authq)
 		return;
-	list_del(&c->authq_node);
-	c->authq = NULL;
+	list_del(&c->login->authq_node);
+	c->login->authq = NULL;
 }
 
 void auth_query_worker_shutdown(struct worker *w)
@@ -695,7 +696,8 @@ void auth_query_worker_shutdown(struct worker *w)
 		struct authq_lookup *lk = container_of(it, struct authq_lookup, node);
 		struct list *ci;
 		while ((ci = list_first(&lk->waiters)) != NULL)
-			auth_query_detach(container_of(ci, struct client, authq_node));
+			auth_query_detach(
+				container_of(ci, struct client_login, authq_node)->client);
 		lookup_free(lk);
 	}
 }

@@ -201,6 +201,28 @@ static void orphan_prepared(struct server *s, const struct server_cmd_result *re
 		pool_close_server(s, "session parameters could not be applied");
 }
 
+/* Out of whichever queue c->waiter is in, and what it was owed with it (a reserved
+ * server or token) goes back.  Its kind is set before each use (request_server): a
+ * waiter given a server or a refusal without queueing keeps the kind it was given. */
+static void leave_queue(struct client *c)
+{
+	if (!pool_waiter_busy(&c->waiter))
+		return;
+	if (c->waiter.kind == WAIT_APP)
+		app_gate_dequeue(c->gate, &c->waiter);
+	else
+		pool_dequeue(c->pool, &c->waiter);
+}
+
+/* c lets go of its server (the caller says what becomes of it), and of the link's
+ * relay with it: a client without a server holds none (relay.h). */
+static void unlinked(struct client *c)
+{
+	c->server = NULL;
+	relay_free(c->relay);
+	c->relay = NULL;
+}
+
 /* Leaves the queue, and gives the server back (reset first) if it can be reused. */
 static void release_token(struct client *c)
 {
@@ -213,34 +235,33 @@ static void release_token(struct client *c)
 static void detach(struct client *c)
 {
 	admin_client_gone(c);
-	if (pool_waiter_busy(&c->waiter))
-		pool_dequeue(c->pool, &c->waiter);
-	if (pool_waiter_busy(&c->app_waiter))
-		app_gate_dequeue(c->gate, &c->app_waiter);
+	leave_queue(c);
 	release_token(c);
 	struct server *s = c->server;
 	if (!s)
 		return;
 	if (c->state == CL_PREPARING) {
 		/* The parameter query is still running; it decides the server's fate. */
-		c->server = NULL;
+		unlinked(c);
 		server_cmd_rebind(s, orphan_prepared, reset_query(c) ? (void *)s : NULL);
 		return;
 	}
 	relay_stop(c);
-	c->server = NULL;
-	struct relay *r = &c->relay;
+	/* What the relay knows decides the server's fate; then it goes with the link. */
+	struct relay *r = c->relay;
+	c->relay = NULL;
+	unlinked(c);
 	if ((c->pin_reason || c->set_pending) && c->pool->mode != POOL_MODE_SESSION &&
 	    !(reset_query(c) && reset_query(c)[0])) {
 		/* Pinned (or left before corral learnt whether its SET took effect), and
 		 * nothing would undo its LISTEN, lock or setting: no one else gets it. */
 		pool_close_server(s, "a pinned client left and server_reset_query is empty");
-		return;
-	}
-	if (relay_between_queries(r))
+	} else if (relay_between_queries(r)) {
 		server_reset_and_release(s, relay_tx_status(r), reset_query(c));
-	else
+	} else {
 		server_drain(s, r, reset_query(c));
+	}
+	relay_free(r);
 }
 
 void client_close(struct client *c, const char *reason)
@@ -305,7 +326,7 @@ void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...)
 
 	/* Half a server message is on its way to the client: an ErrorResponse now would
 	 * land inside it, so the client can only be disconnected. */
-	bool mid_message = c->server && c->relay.to_client_remaining > 0;
+	bool mid_message = c->relay && c->relay->to_client_remaining > 0;
 	detach(c);
 	char clean[2 * sizeof(msg)], ids[400];
 	log_info("event=client_error client=%llu %s state=%s sqlstate=%s msg=\"%s\"",
@@ -322,7 +343,7 @@ void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...)
 
 void client_shutdown(struct client *c)
 {
-	bool mid_message = c->server && c->relay.to_client_remaining > 0;
+	bool mid_message = c->relay && c->relay->to_client_remaining > 0;
 	if (c->io && c->state != CL_CLOSING && !mid_message) {
 		struct evbuffer *out = stream_output(c->io);
 		pgproto_put_error(out, "FATAL", "57P01",
@@ -338,19 +359,23 @@ void client_shutdown(struct client *c)
 	client_close(c, "shutting down");
 }
 
-/* The login is over: the auth file it was checked against may go. */
+/* The login is over: the auth file it was checked against may go, and all the login
+ * kept with it (its SCRAM exchange cleansed by client_auth_cleanup). */
 static void drop_auth_snapshot(struct client *c)
 {
-	c->secret = NULL;
+	struct client_login *l = c->login;
+	if (!l)
+		return;
 	auth_query_detach(c);
-	if (c->own_secret) {
-		auth_secret_free(c->own_secret);
-		free(c->own_secret);
-		c->own_secret = NULL;
+	client_auth_cleanup(c);
+	if (l->own_secret) {
+		auth_secret_free(l->own_secret);
+		free(l->own_secret);
 	}
-	if (c->auth_snap)
-		snapshot_release(c->auth_snap);
-	c->auth_snap = NULL;
+	if (l->auth_snap)
+		snapshot_release(l->auth_snap);
+	free(l);
+	c->login = NULL;
 }
 
 void client_free(struct client *c)
@@ -358,12 +383,10 @@ void client_free(struct client *c)
 	client_auth_cleanup(c);
 	drop_auth_snapshot(c);
 	admin_session_free(c);
-	free(c->user);
-	free(c->database);
-	free(c->application_name);
+	free(c->user); /* and database, application_name: keep_names */
 	params_clear(&c->params);
 	pin_client_free(c);
-	relay_free(&c->relay);
+	relay_free(c->relay); /* (unlinked: none) */
 	prepared_client_free(c);
 	free(c);
 }
@@ -446,10 +469,7 @@ static void cancel_queued(struct client *c)
 		client_fail(c, "57014", "canceling statement due to user request");
 		return;
 	}
-	if (pool_waiter_busy(&c->waiter))
-		pool_dequeue(c->pool, &c->waiter);
-	if (pool_waiter_busy(&c->app_waiter))
-		app_gate_dequeue(c->gate, &c->app_waiter);
+	leave_queue(c);
 	release_token(c);
 	evbuffer_drain(stream_input(c->io), len);
 	struct evbuffer *out = stream_output(c->io);
@@ -486,6 +506,25 @@ void client_cancel_request(struct worker *w, uint32_t pid, uint32_t secret)
 
 /* ---- startup ------------------------------------------------------------------ */
 
+/* c->user, c->database and c->application_name in one allocation (c->user's): three
+ * strings a client keeps for its whole life, each one malloc chunk otherwise. */
+static bool keep_names(struct client *c, const char *user, const char *db, const char *app)
+{
+	const char *src[3] = { user, db, app };
+	size_t len[3] = { strnlen(user, PG_NAME_MAX), strnlen(db, PG_NAME_MAX), strlen(app) };
+	char *p = malloc(len[0] + len[1] + len[2] + 3);
+	if (!p)
+		return false;
+	char **dst[3] = { &c->user, &c->database, &c->application_name };
+	for (int i = 0; i < 3; i++) {
+		memcpy(p, src[i], len[i]);
+		p[len[i]] = '\0';
+		*dst[i] = p;
+		p += len[i] + 1;
+	}
+	return true;
+}
+
 static bool take_startup_params(struct client *c, const struct pg_startup *st)
 {
 	const char *user = pgproto_startup_param(st, "user");
@@ -499,10 +538,7 @@ static bool take_startup_params(struct client *c, const struct pg_startup *st)
 	 * before anything matches them, or "role63" + "x" would miss hba lines, auth_file
 	 * entries and per-user limits that PostgreSQL applies to "role63" (auth_query's
 	 * usename = $1 and the server login cut it anyway). */
-	c->user = strndup(user, PG_NAME_MAX);
-	c->database = strndup(db && db[0] ? db : user, PG_NAME_MAX);
-	c->application_name = strdup(app ? app : "");
-	if (!c->user || !c->database || !c->application_name) {
+	if (!keep_names(c, user, db && db[0] ? db : user, app ? app : "")) {
 		client_fail(c, "53200", "out of memory");
 		return false;
 	}
@@ -683,6 +719,7 @@ static void welcome(struct client *c)
 					 spelled, sizeof(spelled)))
 			(void)params_set(&c->params, c->params.names[i], spelled);
 	}
+	session_params_share(&c->params, &c->pool->client_params);
 	pin_client_welcome(c); /* what RESET goes back to, spelled as the client sees it */
 	const char *values[PARAMS_MAX];
 	for (size_t i = 0; i < ps->n; i++) {
@@ -739,7 +776,7 @@ static void prepared(struct server *s, const struct server_cmd_result *res, void
 {
 	struct client *c = arg;
 	if (res->failure) {
-		c->server = NULL;
+		unlinked(c);
 		pool_close_server(s, res->failure);
 		client_fail(c, "08006", "server connection lost while applying session parameters: %s",
 			    res->failure);
@@ -747,7 +784,7 @@ static void prepared(struct server *s, const struct server_cmd_result *res, void
 	}
 	if (res->error) {
 		/* PostgreSQL refuses such a startup packet with this error, and so do we. */
-		c->server = NULL;
+		unlinked(c);
 		if (session_params_finished(s, true))
 			server_reset_and_release(s, res->status, reset_query(c));
 		else
@@ -801,6 +838,12 @@ static void link_server(struct client *c, struct server *s)
 		}
 	}
 	count_checkout(c);
+	c->relay = relay_new();
+	if (!c->relay) {
+		server_reset_and_release(s, 'I', reset_query(c));
+		client_fail(c, "53200", "out of memory");
+		return;
+	}
 	c->server = s;
 	client_set_state(c, CL_PREPARING);
 	char ids[400];
@@ -816,7 +859,7 @@ static void link_server(struct client *c, struct server *s)
 			      ? NULL
 			      : session_params_sync_query(&c->params, s, &oom);
 	if (oom) {
-		c->server = NULL;
+		unlinked(c);
 		server_reset_and_release(s, 'I', reset_query(c));
 		client_fail(c, "53200", "out of memory");
 		return;
@@ -868,7 +911,8 @@ static void request_server(struct client *c)
 		return;
 	}
 	if (c->gate && !c->has_token) {
-		switch (app_gate_enter(c->gate, &c->app_waiter)) {
+		c->waiter.kind = WAIT_APP; /* (the server's queue is not entered before this) */
+		switch (app_gate_enter(c->gate, &c->waiter)) {
 		case GATE_ENTERED:
 			c->has_token = true;
 			break;
@@ -884,6 +928,7 @@ static void request_server(struct client *c)
 		}
 	}
 	bool full;
+	c->waiter.kind = WAIT_SERVER; /* (the gate is passed: that use of it is over) */
 	c->waiter.prefer = c->prev_server_id; /* its session's leftovers are there */
 	struct server *s = pool_checkout(c->pool, &c->waiter, &full);
 	if (s) {
@@ -904,10 +949,11 @@ static void request_server(struct client *c)
  * keys of the SCRAM proof just made, or the auth file's md5 hash. */
 static void keep_passthrough_secret(struct client *c)
 {
+	const struct user_secret *secret = c->login ? c->login->secret : NULL;
 	if (c->scram_keys)
 		pool_shared_set_scram_keys(c->pool->shared, c->scram_keys);
-	else if (c->secret && c->secret->kind == SECRET_MD5)
-		pool_shared_set_md5(c->pool->shared, c->secret->secret);
+	else if (secret && secret->kind == SECRET_MD5)
+		pool_shared_set_md5(c->pool->shared, secret->secret);
 }
 
 void client_authenticated(struct client *c)
@@ -928,8 +974,8 @@ void client_authenticated(struct client *c)
 		return;
 	}
 	const char *password = NULL;
-	if (c->secret && c->secret->kind == SECRET_PLAIN)
-		password = c->secret->secret;
+	if (c->login && c->login->secret && c->login->secret->kind == SECRET_PLAIN)
+		password = c->login->secret->secret;
 	bool pools_full;
 	c->pool = pool_join(&c->worker->pools, db, c->user, password, cfg->max_pools, &pools_full);
 	if (c->pool && c->pool->passthrough)
@@ -968,9 +1014,9 @@ void client_authenticated(struct client *c)
 void client_transaction_done(struct client *c)
 {
 	struct server *s = c->server;
-	char status = relay_tx_status(&c->relay);
+	char status = relay_tx_status(c->relay);
 	relay_stop(c);
-	c->server = NULL;
+	unlinked(c);
 	client_set_state(c, CL_IDLE);
 	if (status != 'I') {
 		/* Statement pooling: a transaction block cannot span statements. */
@@ -988,9 +1034,9 @@ void client_transaction_done(struct client *c)
 void client_server_lost(struct client *c, const char *reason)
 {
 	struct server *s = c->server;
-	bool told = c->relay.server_fatal && c->relay.to_client_remaining == 0;
+	bool told = c->relay->server_fatal && c->relay->to_client_remaining == 0;
 	relay_stop(c);
-	c->server = NULL;
+	unlinked(c);
 	pool_close_server(s, reason);
 	if (!told) {
 		client_fail(c, "08006", "server connection lost: %s", reason);
@@ -1010,7 +1056,7 @@ void client_server_gone_between(struct client *c, const char *why)
 {
 	struct server *s = c->server;
 	relay_stop(c);
-	c->server = NULL;
+	unlinked(c);
 	client_set_state(c, CL_IDLE);
 	pool_close_server(s, why);
 	release_token(c);
@@ -1023,7 +1069,7 @@ void client_server_out_of_step(struct client *c, const char *why)
 {
 	struct server *s = c->server;
 	relay_stop(c);
-	c->server = NULL;
+	unlinked(c);
 	pool_close_server(s, "protocol out of step");
 	client_fail(c, "08P01",
 		    "protocol out of step with the server (%s); its connection was closed", why);
@@ -1036,15 +1082,9 @@ static void hook_server_ready(struct pool_waiter *w, struct server *s)
 	link_server(container_of(w, struct client, waiter), s);
 }
 
-static struct client *waiting_client(struct pool_waiter *w)
-{
-	return w->kind == WAIT_APP ? container_of(w, struct client, app_waiter)
-				   : container_of(w, struct client, waiter);
-}
-
 static void hook_app_admitted(struct pool_waiter *w)
 {
-	struct client *c = container_of(w, struct client, app_waiter);
+	struct client *c = container_of(w, struct client, waiter);
 	c->has_token = true;
 	if (c->state == CL_WAITING_APP)
 		client_set_state(c, CL_IDLE);
@@ -1053,7 +1093,7 @@ static void hook_app_admitted(struct pool_waiter *w)
 
 static void hook_wait_failed(struct pool_waiter *w, const char *sqlstate, const char *message)
 {
-	struct client *c = waiting_client(w);
+	struct client *c = container_of(w, struct client, waiter);
 	if (strcmp(sqlstate, "57014") == 0)
 		CLIENT_STAT_ADD(c, timeouts, 1); /* query_wait_timeout */
 	client_fail(c, sqlstate, "%s", message);
@@ -1061,7 +1101,7 @@ static void hook_wait_failed(struct pool_waiter *w, const char *sqlstate, const 
 
 static void hook_wait_notice(struct pool_waiter *w, const char *message)
 {
-	struct client *c = waiting_client(w);
+	struct client *c = container_of(w, struct client, waiter);
 	pgproto_put_notice(stream_output(c->io), "NOTICE", "00000", message);
 	stream_flush(c->io);
 }
@@ -1176,8 +1216,6 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 	c->connected_at = clock_now_usec();
 	c->last_active = c->connected_at;
 	list_init(&c->waiter.node);
-	list_init(&c->app_waiter.node);
-	relay_init(&c->relay);
 	if (addrlen > 0 && (size_t)addrlen <= sizeof(c->peer))
 		memcpy(&c->peer, addr, (size_t)addrlen);
 	c->io = stream_socket_new(w->base, fd, true);
@@ -1239,7 +1277,7 @@ static void expire_logins(struct worker *w, usec_t now)
 static bool client_is_idle(const struct client *c)
 {
 	return c->state == CL_IDLE ||
-	       (c->state == CL_ACTIVE && relay_between_queries(&c->relay) &&
+	       (c->state == CL_ACTIVE && relay_between_queries(c->relay) &&
 		stream_input_length(c->io) == 0);
 }
 
@@ -1270,7 +1308,7 @@ static void expire_idle_list(struct worker *w, struct list *l, usec_t now, usec_
 		if (!client_is_idle(c))
 			continue;
 		usec_t quiet = now - c->last_active;
-		bool in_tx = c->state == CL_ACTIVE && relay_tx_status(&c->relay) != 'I';
+		bool in_tx = c->state == CL_ACTIVE && relay_tx_status(c->relay) != 'I';
 		if (in_tx && idle_tx > 0 && quiet >= idle_tx)
 			client_fail(c, "25P03",
 				    "terminating connection due to idle-in-transaction timeout (idle_transaction_timeout = %g s)",

@@ -43,6 +43,30 @@ enum client_state {
 
 enum auth_method { AUTH_METHOD_NONE, AUTH_METHOD_MD5, AUTH_METHOD_SCRAM, AUTH_METHOD_PASSWORD };
 
+/* What only a login needs (client_auth.c, auth_query.c): made when the password
+ * exchange begins (client_auth_begin), freed once the client is logged in or gone
+ * (client.c: drop_auth_snapshot), so a logged-in client holds none of it. */
+struct client_login {
+	struct client *client;
+	const struct user_secret *secret; /* NULL: unknown user; in auth_snap */
+	/* The snapshot whose auth file secret points into, held until the login is done:
+	 * a reload meanwhile does not pull it away. */
+	struct snapshot *auth_snap;
+	/* auth_query (proxy/auth_query.h): the lookup it waits for (NULL: none), its place
+	 * on that lookup's list, the method to use once the secret is known (enum
+	 * hba_method), whether auth_query was asked (for the refusal's log line), and the
+	 * secret it found (secret points at it; freed with the login) */
+	struct authq_lookup *authq;
+	struct list authq_node;
+	uint8_t authq_method;
+	bool authq_tried;
+	uint8_t md5_salt[4];
+	struct user_secret *own_secret;
+	/* The SCRAM exchange while it runs (begin_scram), freed and cleansed as soon as
+	 * it ends (client_auth_cleanup). */
+	struct scram_exchange *scram;
+};
+
 struct client {
 	struct list node;            /* the worker's list of its state (client_lists.h) */
 	struct worker *worker;
@@ -66,7 +90,7 @@ struct client {
 	struct list refuse_node;
 	struct event *delay_ev;
 
-	/* from the startup packet */
+	/* from the startup packet: one allocation, c->user's (client.c: keep_names) */
 	char *user;
 	char *database;
 	char *application_name;
@@ -76,32 +100,19 @@ struct client {
 
 	/* authentication */
 	enum auth_method auth_method;
-	const struct user_secret *secret; /* NULL: unknown user; in auth_snap */
-	/* The snapshot whose auth file secret points into, held until the login is done:
-	 * a reload meanwhile does not pull it away. */
-	struct snapshot *auth_snap;
-	/* auth_query (proxy/auth_query.h): the lookup it waits for (NULL: none), its place
-	 * on that lookup's list, the method to use once the secret is known (enum
-	 * hba_method), whether auth_query was asked (for the refusal's log line), and the
-	 * secret it found (c->secret points at it; freed with the login) */
-	struct authq_lookup *authq;
-	struct list authq_node;
-	uint8_t authq_method;
-	bool authq_tried;
-	struct user_secret *own_secret;
-	uint8_t md5_salt[4];
-	struct scram_exchange scram;
+	struct client_login *login;  /* while it logs in, else NULL (below) */
 	/* While client_authenticated runs after a SCRAM proof: the user's keys (on the
 	 * stack of client_auth.c's handle_scram_final), for SCRAM pass-through; else NULL. */
 	const struct scram_keys *scram_keys;
 
 	/* after login */
 	struct pool *pool;
-	struct pool_waiter waiter;   /* queued for a server of c->pool */
+	/* Queued for a server of c->pool (kind WAIT_SERVER) or at its application's gate
+	 * (WAIT_APP): never both at once, as request_server passes the gate first (client.c:
+	 * leave_queue). */
+	struct pool_waiter waiter;
 	struct app_gate *gate;       /* its application's concurrency limit, if any */
 	struct app_gate *app_gate;   /* its application's gate, joined (app_gate_join) */
-	struct pool_waiter app_waiter; /* queued at the gate */
-	bool has_token;              /* holds one of the gate's tokens */
 	/* This worker's statistics of its pool and application (pool/stats.h), set once
 	 * it is logged in (client_stats_attach); its state counts in their gauges. */
 	struct stats_block *pool_stats, *app_stats;
@@ -110,7 +121,7 @@ struct client {
 	uint64_t prev_server_id;     /* the server of its last link (proxy/seq_state.h) */
 	usec_t last_active;          /* last time the client sent something */
 	struct server *server;       /* linked server while CL_ACTIVE */
-	struct relay relay;
+	struct relay *relay;         /* the link's (proxy/relay.h): set exactly while server is */
 	/* Its named prepared statements in transaction pooling (proxy/prepared.h), made at
 	 * the first one; prep_mode: enum prep_mode of the current link. */
 	struct prep_client *prep;
@@ -122,6 +133,10 @@ struct client {
 	uint8_t pin_reason;
 	bool pin_warned;
 	bool pin_skip;
+	/* A RESET of a startup value was sent with the value set back after it
+	 * (proxy/startup_reset.h): which of its answer the server is at, 0: none. */
+	uint8_t startup_reset;
+	bool has_token;              /* holds one of the gate's tokens */
 	/* SET / RESET carried (proxy/set_carry.h): those of the Query in flight, kept until
 	 * its ReadyForQuery says whether they took effect (NULL: none); and the client's
 	 * startup parameters, what RESET goes back to (every pool mode; NULL until the
@@ -129,9 +144,6 @@ struct client {
 	struct set_pending *set_pending;
 	struct set_pending *set_block; /* SETs of the open transaction block, until it ends */
 	struct param_set *startup_params;
-	/* A RESET of a startup value was sent with the value set back after it
-	 * (proxy/startup_reset.h): which of its answer the server is at, 0: none. */
-	uint8_t startup_reset;
 	struct cancel_key cancel;    /* its BackendKeyData (proxy/cancel_keys.h) */
 	struct admin_session *admin; /* a client of the admin console (proxy/admin.h), else NULL */
 };

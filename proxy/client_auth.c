@@ -27,11 +27,11 @@
  * wrong password would tell it). */
 static const char *failure_reason(const struct client *c)
 {
-	if (!c->secret)
-		return c->authq_tried
+	if (!c->login->secret)
+		return c->login->authq_tried
 			       ? "user not in auth_file, and auth_query found no password for it"
 			       : "user not in auth_file";
-	if (c->auth_method == AUTH_METHOD_SCRAM && c->secret->kind == SECRET_MD5)
+	if (c->auth_method == AUTH_METHOD_SCRAM && c->login->secret->kind == SECRET_MD5)
 		return "auth_file secret is an md5 hash, which cannot serve SCRAM (auth_type = "
 		       "scram-sha-256): give its password or a SCRAM verifier";
 	return NULL;
@@ -59,18 +59,25 @@ static void auth_ok(struct client *c)
 
 static void begin_scram(struct client *c)
 {
+	client_auth_cleanup(c); /* (a login has one exchange; this keeps that so) */
+	c->login->scram = malloc(sizeof(*c->login->scram));
+	if (!c->login->scram) {
+		client_fail(c, "53200", "out of memory");
+		return;
+	}
 	c->auth_method = AUTH_METHOD_SCRAM;
-	const struct scram_secret *secret = c->secret && c->secret->has_scram ? &c->secret->scram
-									      : NULL;
-	scram_exchange_init(&c->scram, secret, c->user);
+	const struct scram_secret *secret = c->login->secret && c->login->secret->has_scram
+						    ? &c->login->secret->scram
+						    : NULL;
+	scram_exchange_init(c->login->scram, secret, c->user);
 	/* As PostgreSQL: over TLS SCRAM-SHA-256-PLUS is offered first, bound to the hash
 	 * of corral's certificate (libpq's channel_binding=require needs it). */
 	unsigned char hash[SCRAM_CBIND_MAX];
 	size_t hash_len = 0;
 	if (client_tls_active(c) && client_tls_end_point(c, hash, sizeof(hash), &hash_len))
-		(void)scram_offer_channel_binding(&c->scram, hash, hash_len);
+		(void)scram_offer_channel_binding(c->login->scram, hash, hash_len);
 	size_t len;
-	const char *mechanisms = scram_mechanisms(&c->scram, &len);
+	const char *mechanisms = scram_mechanisms(c->login->scram, &len);
 	pgproto_put_auth(stream_output(c->io), PG_AUTH_SASL, mechanisms, len);
 }
 
@@ -78,23 +85,24 @@ static void begin_scram(struct client *c)
 static void scram_refused(struct client *c)
 {
 	const char *sqlstate;
-	const char *message = scram_failure(&c->scram, &sqlstate);
+	const char *message = scram_failure(c->login->scram, &sqlstate);
 	client_fail(c, sqlstate, "%s", message);
 }
 
 static void begin_md5(struct client *c)
 {
 	/* As PostgreSQL: a user whose stored secret is a SCRAM verifier uses SCRAM. */
-	if (c->secret && c->secret->kind == SECRET_SCRAM) {
+	if (c->login->secret && c->login->secret->kind == SECRET_SCRAM) {
 		begin_scram(c);
 		return;
 	}
 	c->auth_method = AUTH_METHOD_MD5;
-	if (!random_bytes(c->md5_salt, sizeof(c->md5_salt))) {
+	if (!random_bytes(c->login->md5_salt, sizeof(c->login->md5_salt))) {
 		client_fail(c, "XX000", "could not generate random salt");
 		return;
 	}
-	pgproto_put_auth(stream_output(c->io), PG_AUTH_MD5, c->md5_salt, sizeof(c->md5_salt));
+	pgproto_put_auth(stream_output(c->io), PG_AUTH_MD5, c->login->md5_salt,
+			 sizeof(c->login->md5_salt));
 }
 
 /* auth_type as the method an hba rule would name. */
@@ -112,7 +120,8 @@ static enum hba_method method_of(enum auth_type type)
 	return HBA_SCRAM;
 }
 
-/* The exchange of method, with c->secret as it is now (NULL: fails as a wrong password). */
+/* The exchange of method, with the login's secret as it is now (NULL: fails as a wrong
+ * password). */
 static void begin_method(struct client *c, enum hba_method method)
 {
 	switch (method) {
@@ -140,18 +149,24 @@ static void begin_method(struct client *c, enum hba_method method)
 void client_auth_begin(struct client *c)
 {
 	const struct corral_config *cfg = c->worker->cfg;
-	c->auth_snap = c->worker->snap;
-	snapshot_hold(c->auth_snap);
-	c->secret = auth_file_find(c->worker->auth, c->user);
+	c->login = calloc(1, sizeof(*c->login));
+	if (!c->login) {
+		client_fail(c, "53200", "out of memory");
+		return;
+	}
+	c->login->client = c;
+	c->login->auth_snap = c->worker->snap;
+	snapshot_hold(c->login->auth_snap);
+	c->login->secret = auth_file_find(c->worker->auth, c->user);
 	client_set_state(c, CL_AUTH);
 
 	enum hba_method method = method_of(cfg->auth_type);
-	if (cfg->auth_type == AUTH_HBA && !client_hba_method(c, &c->auth_snap->hba, &method))
+	if (cfg->auth_type == AUTH_HBA && !client_hba_method(c, &c->login->auth_snap->hba, &method))
 		return;
 	/* A user auth_file does not know may be PostgreSQL's: ask (the exchange waits,
 	 * nothing is sent to the client meanwhile). */
-	if (!c->secret && method != HBA_TRUST && method != HBA_REJECT && method != HBA_CERT &&
-	    auth_query_start(c, (int)method))
+	if (!c->login->secret && method != HBA_TRUST && method != HBA_REJECT &&
+	    method != HBA_CERT && auth_query_start(c, (int)method))
 		return;
 	begin_method(c, method);
 }
@@ -161,7 +176,7 @@ void client_auth_resume(struct client *c, const char *sqlstate, const char *mess
 	if (sqlstate)
 		client_fail(c, sqlstate, "%s", message);
 	else
-		begin_method(c, (enum hba_method)c->authq_method);
+		begin_method(c, (enum hba_method)c->login->authq_method);
 	if (c->state != CL_CLOSING && c->state != CL_CLOSED)
 		stream_flush(c->io);
 }
@@ -209,7 +224,7 @@ static void handle_password(struct client *c, struct pg_reader *r)
 		return;
 	}
 	struct scram_keys keys = {0};
-	if (!password_matches(c->secret, c->user, pw, &keys)) {
+	if (!password_matches(c->login->secret, c->user, pw, &keys)) {
 		auth_failed(c);
 		return;
 	}
@@ -233,10 +248,10 @@ static void handle_md5(struct client *c, struct pg_reader *r)
 		client_fail(c, "28P01", "empty password returned by client");
 		return;
 	}
-	const struct user_secret *sec = c->secret;
+	const struct user_secret *sec = c->login->secret;
 	bool ok = sec && sec->kind != SECRET_SCRAM &&
-		  md5_check_response(sec->secret, sec->kind == SECRET_MD5, c->user, c->md5_salt,
-				     response);
+		  md5_check_response(sec->secret, sec->kind == SECRET_MD5, c->user,
+				     c->login->md5_salt, response);
 	if (ok)
 		auth_ok(c);
 	else
@@ -251,7 +266,7 @@ static void handle_scram_first(struct client *c, struct pg_reader *r)
 		client_fail(c, "08P01", "malformed SASLInitialResponse message");
 		return;
 	}
-	if (!scram_select_mechanism(&c->scram, mech)) {
+	if (!scram_select_mechanism(c->login->scram, mech)) {
 		client_fail(c, "08P01", "client selected an invalid SASL authentication mechanism");
 		return;
 	}
@@ -261,7 +276,8 @@ static void handle_scram_first(struct client *c, struct pg_reader *r)
 		return;
 	}
 	char *server_first = NULL;
-	if (!scram_handle_client_first(&c->scram, (const char *)data, len, NULL, &server_first)) {
+	if (!scram_handle_client_first(c->login->scram, (const char *)data, len, NULL,
+				       &server_first)) {
 		scram_refused(c);
 		return;
 	}
@@ -290,14 +306,15 @@ static void handle_scram_final(struct client *c, struct pg_reader *r)
 	size_t len = (size_t)(r->end - r->p);
 	char *server_final = NULL;
 	struct scram_keys keys;
-	switch (scram_handle_client_final(&c->scram, (const char *)r->p, len, &server_final)) {
+	switch (scram_handle_client_final(c->login->scram, (const char *)r->p, len,
+					  &server_final)) {
 	case SCRAM_OK:
 		pgproto_put_auth(stream_output(c->io), PG_AUTH_SASL_FINAL, server_final,
 				 strlen(server_final));
 		free(server_final);
 		/* The proof gave away the ClientKey: with the verifier's salt, iterations and
 		 * keys it logs in to PostgreSQL if that stores the same verifier. */
-		if (scram_keys_of(&c->scram, &keys))
+		if (scram_keys_of(c->login->scram, &keys))
 			c->scram_keys = &keys;
 		auth_ok(c); /* c is freed by the reaper, never inside this call */
 		c->scram_keys = NULL;
@@ -314,7 +331,7 @@ static void handle_scram_final(struct client *c, struct pg_reader *r)
 
 void client_auth_read(struct client *c)
 {
-	if (c->authq)
+	if (!c->login || c->login->authq)
 		return; /* nothing was asked yet while auth_query runs: kept for later */
 	/* A failure's answer is held back (client_limits_auth_failed): what the client
 	 * sends meanwhile is no second guess on this connection.  The plain-text login
@@ -353,9 +370,11 @@ void client_auth_read(struct client *c)
 		handle_md5(c, &r);
 	else if (c->auth_method == AUTH_METHOD_PASSWORD)
 		handle_password(c, &r);
-	else if (c->auth_method == AUTH_METHOD_SCRAM && c->scram.step == SCRAM_WANT_CLIENT_FIRST)
+	else if (c->auth_method == AUTH_METHOD_SCRAM &&
+		 c->login->scram->step == SCRAM_WANT_CLIENT_FIRST)
 		handle_scram_first(c, &r);
-	else if (c->auth_method == AUTH_METHOD_SCRAM && c->scram.step == SCRAM_WANT_CLIENT_FINAL)
+	else if (c->auth_method == AUTH_METHOD_SCRAM &&
+		 c->login->scram->step == SCRAM_WANT_CLIENT_FINAL)
 		handle_scram_final(c, &r);
 	else
 		client_fail(c, "08P01", "unexpected password message");
@@ -364,7 +383,10 @@ void client_auth_read(struct client *c)
 
 void client_auth_cleanup(struct client *c)
 {
-	if (c->auth_method == AUTH_METHOD_SCRAM)
-		scram_exchange_free(&c->scram);
+	if (c->login && c->login->scram) {
+		scram_exchange_free(c->login->scram); /* cleanses the secret and the ClientKey */
+		free(c->login->scram);
+		c->login->scram = NULL;
+	}
 	c->auth_method = AUTH_METHOD_NONE;
 }

@@ -33,7 +33,7 @@ static inline void client_stats_hist(struct client *c, int which_wait, long long
  * to starts the query (and the transaction, if none is open) at `now`. */
 static inline void client_stats_sent_to_server(struct client *c, size_t n, bool owed, usec_t now)
 {
-	struct relay *r = &c->relay;
+	struct relay *r = c->relay;
 	CLIENT_STAT_ADD(c, bytes_received, (long long)n);
 	if (owed && !r->query_start) {
 		r->query_start = now;
@@ -52,7 +52,7 @@ static inline void client_stats_sent_to_client(struct client *c, size_t n)
  * with status tx): a query ends, and a transaction if tx is 'I'. */
 static inline void client_stats_answered(struct client *c, char tx, usec_t now)
 {
-	struct relay *r = &c->relay;
+	struct relay *r = c->relay;
 	if (!r->query_start)
 		return;
 	CLIENT_STAT_ADD(c, query_count, 1);

@@ -135,8 +135,8 @@ static bool stmt_pins(const char *stmt, size_t len, void *arg)
  * ReadyForQuery is this Query's and ends its implicit transaction. */
 static bool try_carry(struct client *c, const char *text, size_t len)
 {
-	char status = relay_tx_status(&c->relay);
-	if (!c->startup_params || c->set_pending || !relay_between_queries(&c->relay) ||
+	char status = relay_tx_status(c->relay);
+	if (!c->startup_params || c->set_pending || !relay_between_queries(c->relay) ||
 	    (status != 'I' && status != 'T'))
 		return false;
 	struct set_pending *p = calloc(1, sizeof(*p));
@@ -175,17 +175,17 @@ static bool apply_one(struct client *c, const struct set_carry *sc)
 	}
 	if (sc->reset) {
 		const char *startup = params_get(c->startup_params, sc->name);
-		if (!startup) {
-			params_remove(&s->applied, sc->name);
-			params_remove(&c->params, sc->name);
-			return true;
-		}
+		if (!startup) /* (out of memory: false, and the client keeps this server) */
+			return params_remove(&s->applied, sc->name) &&
+			       params_remove(&c->params, sc->name);
 		/* Restored: the server has it as corral set it, for the next link to reset;
 		 * else the server's default, which the next link brings to startup again. */
-		if (!sc->restored)
-			params_remove(&s->applied, sc->name);
-		else if (!params_set(&s->applied, sc->name, startup))
+		if (!sc->restored) {
+			if (!params_remove(&s->applied, sc->name))
+				return false;
+		} else if (!params_set(&s->applied, sc->name, startup)) {
 			return false;
+		}
 		return params_set(&c->params, sc->name, startup);
 	}
 	/* The server has it now, as if corral had set it: the next client's link resets
@@ -329,7 +329,7 @@ static enum pin_verdict skip_to_sync(struct client *c, char type)
 	if (type != 'S')
 		return PIN_ANSWERED;
 	c->pin_skip = false;
-	pgproto_put_ready(stream_output(c->io), relay_tx_status(&c->relay));
+	pgproto_put_ready(stream_output(c->io), relay_tx_status(c->relay));
 	return PIN_ANSWERED;
 }
 
@@ -377,16 +377,16 @@ enum pin_verdict pin_client_check(struct client *c, char type, uint32_t len, str
 	switch (c->pool->pin_policy) {
 	case PIN_POLICY_WARN:
 		/* A notice may go between two of the server's messages, never inside one. */
-		if (!c->pin_warned && c->relay.to_client_remaining == 0)
+		if (!c->pin_warned && c->relay->to_client_remaining == 0)
 			warn(c, &f, text);
 		return PIN_PASS;
 	case PIN_POLICY_ERROR:
 		/* The error must come after every reply to what the client sent before. */
-		if (!relay_between_queries(&c->relay))
+		if (!relay_between_queries(c->relay))
 			return PIN_HOLD;
 		answer_refusal(c, &f, text);
 		if (type == 'Q') {
-			pgproto_put_ready(stream_output(c->io), relay_tx_status(&c->relay));
+			pgproto_put_ready(stream_output(c->io), relay_tx_status(c->relay));
 		} else {
 			c->pin_skip = true;
 		}

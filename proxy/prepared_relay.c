@@ -164,7 +164,7 @@ static bool hidden_notes_pending(const struct client *c)
  */
 static bool give_up_in_doubt(struct client *c)
 {
-	struct tracker *t = &c->relay.tracker;
+	struct tracker *t = &c->relay->tracker;
 	if (t->lost || !tracker_copy_in_doubt(t))
 		return false;
 	if (hidden_notes_pending(c) && tracker_hidden_will_answer(t))
@@ -187,9 +187,9 @@ static enum prep_verdict check_names(struct client *c, char type, uint32_t body_
 		return PREP_HOLD;
 	char key[SQL_NAME_MAX + 1];
 	nm->name = stmt_key(nm->name, key);
-	if (c->relay.tracker.lost && lost_mode(c, type, nm) == PREP_PASS)
+	if (c->relay->tracker.lost && lost_mode(c, type, nm) == PREP_PASS)
 		return PREP_PASS;
-	if (!c->relay.tracker.lost &&
+	if (!c->relay->tracker.lost &&
 	    (must_wait_for_parse(c, nm->name) ||
 	     (c->server->prepared &&
 	      prep_client_closing_before(c->prep,
@@ -245,11 +245,11 @@ enum prep_verdict prepared_client_check(struct client *c, char type, uint32_t le
 				srv->seg++;
 			return PREP_PASS;
 		}
-		if (srv && !c->relay.tracker.lost && prep_client_closing_before(c->prep, srv->seg))
+		if (srv && !c->relay->tracker.lost && prep_client_closing_before(c->prep, srv->seg))
 			return PREP_HOLD; /* (a lost tracker answers nothing: never wait for it) */
 		if (have < body_len)
 			return PREP_WAIT;
-		if (!c->relay.tracker.lost && query_waits(c, src, off + PG_HEADER_LEN, body_len))
+		if (!c->relay->tracker.lost && query_waits(c, src, off + PG_HEADER_LEN, body_len))
 			return PREP_HOLD;
 		return PREP_REWRITE;
 	}
@@ -287,7 +287,7 @@ struct rewrite {
 static bool tell_tracker(void *arg, char type, const uint8_t *body, size_t len, int flags)
 {
 	struct rewrite *w = arg;
-	struct tracker *t = &w->c->relay.tracker;
+	struct tracker *t = &w->c->relay->tracker;
 	if (tracker_client_ex(t, type, body, len, flags) != TRACKER_OK) {
 		w->tracker_failed = true;
 		return false;
@@ -440,7 +440,7 @@ static bool use_stmt(struct rewrite *w, const char *name, const char **server_na
 				    "prepared statement \"%s\": corral's server "
 				    "name collides with another statement",
 				    name);
-	if (w->c->relay.tracker.lost) {
+	if (w->c->relay->tracker.lost) {
 		/* lost_mode said the server has it (or its Parse runs first): renamed only,
 		 * nothing of corral's is sent on a server it no longer tracks. */
 		*server_name = e->content->server_name;
@@ -977,7 +977,7 @@ enum prep_reply prepared_server_reply(struct client *c, char type, const uint8_t
 				      size_t body_len, size_t whole_len, struct evbuffer *out_buf)
 {
 	struct prep_client *pc = c->prep;
-	struct tracker *t = &c->relay.tracker;
+	struct tracker *t = &c->relay->tracker;
 	if (type == 'E' && c->prep_mode == PREP_ON)
 		check_foreign_change(c, body, body_len);
 	enum prep_reply reply = decide(c, pc, t, type, body, body_len, whole_len, out_buf);

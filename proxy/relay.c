@@ -310,7 +310,7 @@ static enum scan_result inspect_client_msg(struct scan *sc, char type, const uin
 		sc->restore = true;
 		return SCAN_REWRITE; /* scan_rewrite tells the tracker */
 	}
-	switch (tracker_client(&sc->c->relay.tracker, type, body, len - 4)) {
+	switch (tracker_client(&sc->c->relay->tracker, type, body, len - 4)) {
 	case TRACKER_OK:
 		return SCAN_OK;
 	case TRACKER_TOO_MANY:
@@ -385,7 +385,7 @@ static enum scan_result inspect_server_msg(struct scan *sc, char type, const uin
 					   size_t body_len, uint32_t len)
 {
 	struct client *c = sc->c;
-	struct relay *r = &c->relay;
+	struct relay *r = c->relay;
 	bool fatal = type == 'E' && error_is_fatal(body, body_len);
 	/* In transaction pooling a client between transactions owns nothing on the
 	 * server: what the server says now (pg_terminate_backend of an idle backend, an
@@ -469,8 +469,8 @@ static void release_backpressure(struct stream *src, struct stream *dst)
 static bool maybe_release(struct client *c)
 {
 	if (c->pool->mode == POOL_MODE_SESSION || c->pin_reason ||
-	    relay_tx_status(&c->relay) != 'I' ||
-	    !relay_between_queries(&c->relay) ||
+	    relay_tx_status(c->relay) != 'I' ||
+	    !relay_between_queries(c->relay) ||
 	    stream_input_length(c->server->io) != 0)
 		return false;
 	client_transaction_done(c);
@@ -482,8 +482,8 @@ void relay_from_client(struct client *c)
 	struct scan sc = {
 		.src = stream_input(c->io),
 		.dst = stream_output(c->server->io),
-		.remaining = &c->relay.to_server_remaining,
-		.discarding = &c->relay.to_server_discard,
+		.remaining = &c->relay->to_server_remaining,
+		.discarding = &c->relay->to_server_discard,
 		.max_len = (uint32_t)c->worker->cfg->max_packet_size,
 		.wants_body = client_wants_body,
 		.inspect = inspect_client_msg,
@@ -494,7 +494,7 @@ void relay_from_client(struct client *c)
 	if (sc.moved) {
 		/* The read callback's time (the link's, for input held while it waited). */
 		usec_t now = c->last_active > c->linked_at ? c->last_active : c->linked_at;
-		client_stats_sent_to_server(c, sc.moved, !tracker_settled(&c->relay.tracker), now);
+		client_stats_sent_to_server(c, sc.moved, !tracker_settled(&c->relay->tracker), now);
 	}
 	if (res == SCAN_TERMINATE) {
 		client_close(c, "client sent Terminate");
@@ -522,7 +522,7 @@ void relay_from_client(struct client *c)
 static void server_read(struct stream *io, void *arg)
 {
 	struct client *c = arg;
-	struct relay *r = &c->relay;
+	struct relay *r = c->relay;
 	struct scan sc = {
 		.src = stream_input(io),
 		.dst = stream_output(c->io),
@@ -597,21 +597,26 @@ static void server_event(struct stream *io, short what, void *arg)
 						     : "server connection failed");
 }
 
-void relay_init(struct relay *r)
+struct relay *relay_new(void)
 {
-	memset(r, 0, sizeof(*r));
-	tracker_init(&r->tracker);
+	struct relay *r = calloc(1, sizeof(*r));
+	if (r)
+		tracker_init(&r->tracker);
+	return r;
 }
 
 void relay_free(struct relay *r)
 {
+	if (!r)
+		return;
 	tracker_free(&r->tracker);
+	free(r);
 }
 
 void relay_start(struct client *c)
 {
 	struct server *s = c->server;
-	struct relay *r = &c->relay;
+	struct relay *r = c->relay;
 	r->to_server_remaining = r->to_client_remaining = 0;
 	r->server_fatal = r->pin_logged = false;
 	r->query_start = r->xact_start = 0;

@@ -41,8 +41,10 @@ struct relay {
 void relay_start(struct client *c);
 /* Unlinks: the server's callbacks are cleared (its owner decides what comes next). */
 void relay_stop(struct client *c);
-/* Once per client: the tracker's memory (relay_start resets it, client_free frees it). */
-void relay_init(struct relay *r);
+/* One per link, from the server's checkout until the client lets it go (client.c:
+ * link_server to unlinked): an idle client holds none.  NULL when out of memory;
+ * relay_free(NULL) does nothing. */
+struct relay *relay_new(void);
 void relay_free(struct relay *r);
 /* True when PostgreSQL has answered everything the client sent (the tracker is settled)
  * and no message is half relayed either way.  The server's transaction status is then

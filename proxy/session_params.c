@@ -166,6 +166,24 @@ void session_params_add_defaults(struct param_set *wanted, const struct param_se
 	}
 }
 
+static bool same_set(const struct param_set *a, const struct param_set *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->names[i], b->names[i]) != 0 || strcmp(a->values[i], b->values[i]) != 0)
+			return false;
+	return true;
+}
+
+void session_params_share(struct param_set *wanted, struct param_set *last)
+{
+	if (same_set(wanted, last))
+		params_copy(wanted, last);
+	else
+		params_copy(last, wanted);
+}
+
 /* The process's secret signature key: clients never see a signature, so none can
  * pick two sets that share one. */
 static uint8_t sig_key[16];

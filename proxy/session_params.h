@@ -60,6 +60,11 @@ bool session_params_restorable(const char *name);
 bool session_params_tracked(const char *name);
 /* Adds, for each tracked parameter the client did not ask for, the pool's default. */
 void session_params_add_defaults(struct param_set *wanted, const struct param_set *pool_params);
+/* Clients of a pool mostly ask for the same values: wanted, if it is last exactly (the
+ * same names spelled the same, the same values, in the same order), shares last's
+ * allocation (a change to either later is its own, pool/params.h); else last becomes
+ * wanted, for the next client. */
+void session_params_share(struct param_set *wanted, struct param_set *last);
 
 /*
  * What s is known to have.  s->applied holds every parameter corral set on s and has

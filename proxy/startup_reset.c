@@ -114,7 +114,7 @@ static void copy_text(struct evbuffer *src, size_t off, uint32_t len,
 enum startup_reset_verdict startup_reset_check(struct client *c, uint32_t len, struct evbuffer *src,
 					       size_t off, size_t avail)
 {
-	if (!c->startup_params || c->relay.tracker.lost || !maybe_reset(src, off, avail, len))
+	if (!c->startup_params || c->relay->tracker.lost || !maybe_reset(src, off, avail, len))
 		return STARTUP_RESET_PASS;
 	if (avail - off < (size_t)len + 1)
 		return STARTUP_RESET_WAIT;
@@ -127,9 +127,9 @@ enum startup_reset_verdict startup_reset_check(struct client *c, uint32_t len, s
 	 * may be answered meanwhile.  Behind requests whose answers need more from the
 	 * client (extended messages without a Sync, a COPY) holding would wait forever:
 	 * the RESET goes as it is. */
-	if (relay_between_queries(&c->relay))
+	if (relay_between_queries(c->relay))
 		return STARTUP_RESET_REWRITE;
-	return tracker_will_settle(&c->relay.tracker) ? STARTUP_RESET_HOLD : STARTUP_RESET_PASS;
+	return tracker_will_settle(&c->relay->tracker) ? STARTUP_RESET_HOLD : STARTUP_RESET_PASS;
 }
 
 bool startup_reset_rewrite(struct client *c, uint32_t len, struct evbuffer *src,
@@ -164,7 +164,7 @@ bool startup_reset_rewrite(struct client *c, uint32_t len, struct evbuffer *src,
 	size_t body_len = 1;
 	for (size_t i = 0; i < n; i++)
 		body_len += lens[i];
-	if (tracker_client(&c->relay.tracker, 'Q', NULL, body_len) != TRACKER_OK) {
+	if (tracker_client(&c->relay->tracker, 'Q', NULL, body_len) != TRACKER_OK) {
 		*sqlstate = "54000";
 		*error = "too many requests in flight without replies read";
 		return false;

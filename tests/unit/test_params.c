@@ -115,8 +115,9 @@ Test(params, copy)
 	cr_assert_null(params_get(&dst, "stale"));
 	cr_assert_str_eq(dst.names[0], "server_version");
 
-	/* the copy is deep: changing or clearing the source leaves it alone */
-	cr_assert_neq(dst.values[0], src.values[0]);
+	/* the copy shares the source's allocation, but changing or clearing the source
+	 * leaves it alone */
+	cr_assert_eq(dst.values[0], src.values[0]);
 	cr_assert(params_set(&src, "TimeZone", "Europe/Paris"));
 	params_clear(&src);
 	cr_assert_str_eq(params_get(&dst, "TimeZone"), "UTC");
@@ -166,5 +167,53 @@ Test(params, reported_names)
 	cr_assert_not_null(params_get(&ps, "timezone"));
 	cr_assert_not_null(params_get(&ps, "standard_conforming_strings"));
 	cr_assert_lt(params_reported_count, PARAMS_MAX);
+	params_clear(&ps);
+}
+
+/* Sets share one allocation after a copy: a change to either is its own. */
+Test(params, shared_copies_change_apart)
+{
+	struct param_set a = {0}, b = {0}, c = {0};
+	cr_assert(params_set(&a, "DateStyle", "ISO, MDY"));
+	cr_assert(params_set(&a, "TimeZone", "UTC"));
+	params_copy(&b, &a);
+	params_copy(&c, &b);
+	cr_assert(params_set(&b, "TimeZone", "Asia/Tokyo"));
+	cr_assert(params_remove(&c, "DateStyle"));
+	cr_assert_str_eq(params_get(&a, "TimeZone"), "UTC");
+	cr_assert_str_eq(params_get(&a, "DateStyle"), "ISO, MDY");
+	cr_assert_str_eq(params_get(&b, "TimeZone"), "Asia/Tokyo");
+	cr_assert_str_eq(params_get(&b, "DateStyle"), "ISO, MDY");
+	cr_assert_eq(c.n, 1);
+	cr_assert_null(params_get(&c, "DateStyle"));
+	cr_assert_str_eq(params_get(&c, "TimeZone"), "UTC");
+	/* the same value again changes nothing, and copying a set onto itself neither */
+	const char *const *before = a.names;
+	cr_assert(params_set(&a, "timezone", "UTC"));
+	params_copy(&a, &a);
+	cr_assert_eq(a.names, before);
+	params_clear(&a);
+	cr_assert_str_eq(params_get(&b, "DateStyle"), "ISO, MDY");
+	params_clear(&b);
+	params_clear(&c);
+}
+
+/* A name or value taken from the set itself may be given back to it (the welcome
+ * respells c->params.values[i] under c->params.names[i]). */
+Test(params, set_from_its_own_entries)
+{
+	struct param_set ps = {0};
+	cr_assert(params_set(&ps, "client_encoding", "utf8"));
+	cr_assert(params_set(&ps, "DateStyle", "ISO, MDY"));
+	cr_assert(params_set(&ps, ps.names[0], "UTF8"));
+	cr_assert(params_set(&ps, ps.names[1], ps.values[0]));
+	cr_assert_eq(ps.n, 2);
+	cr_assert_str_eq(params_get(&ps, "client_encoding"), "UTF8");
+	cr_assert_str_eq(params_get(&ps, "DateStyle"), "UTF8");
+	cr_assert(params_remove(&ps, ps.names[0]));
+	cr_assert(params_remove(&ps, "nothing"));
+	cr_assert(params_remove(&ps, ps.names[0]));
+	cr_assert_eq(ps.n, 0);
+	cr_assert_null(ps.names);
 	params_clear(&ps);
 }

@@ -379,3 +379,33 @@ Test(session_params, reset_class_keeps_what_matters)
 	}
 	cr_expect_null(session_params_reset_class(NULL));
 }
+
+/* Clients asking for the same values share one allocation; one that differs (a value,
+ * a name's spelling, the order) gets its own and becomes the pool's next to share. */
+Test(session_params, share_identical_sets)
+{
+	struct param_set last = {0}, a = {0}, b = {0}, c = {0}, d = {0};
+	fill(&a, (const char *const[]){"application_name", "app", "TimeZone", "UTC", NULL});
+	fill(&b, (const char *const[]){"application_name", "app", "TimeZone", "UTC", NULL});
+	fill(&c, (const char *const[]){"application_name", "app", "timezone", "UTC", NULL});
+	fill(&d, (const char *const[]){"TimeZone", "UTC", "application_name", "app", NULL});
+	session_params_share(&a, &last);
+	cr_assert_eq(last.names, a.names);
+	session_params_share(&b, &last);
+	cr_assert_eq(b.names, a.names, "the same set shares the allocation");
+	cr_assert_eq(session_params_signature(&a), session_params_signature(&b));
+	session_params_share(&c, &last);
+	cr_assert_neq(c.names, a.names, "a name spelled otherwise is another set");
+	cr_assert_eq(last.names, c.names);
+	session_params_share(&d, &last);
+	cr_assert_neq(d.names, c.names, "another order is another set");
+	/* a change to one of those that share is its own */
+	cr_assert(params_set(&b, "TimeZone", "Asia/Tokyo"));
+	cr_assert_str_eq(params_get(&a, "TimeZone"), "UTC");
+	cr_assert_str_eq(params_get(&b, "TimeZone"), "Asia/Tokyo");
+	params_clear(&a);
+	params_clear(&b);
+	params_clear(&c);
+	params_clear(&d);
+	params_clear(&last);
+}
