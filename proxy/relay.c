@@ -597,9 +597,27 @@ static void server_event(struct stream *io, short what, void *arg)
 						     : "server connection failed");
 }
 
+/*
+ * Relays of links that ended are kept for the next link on the same thread (in
+ * transaction pooling a link is one transaction): no allocation and no tracker set-up
+ * per transaction, and the tracker's grown ring is kept.  There are never more links
+ * at once than servers; past RELAY_SPARE kept, they are freed.
+ */
+#define RELAY_SPARE 64
+static _Thread_local struct relay *spares;
+static _Thread_local int n_spares;
+static _Thread_local bool spares_dropped;
+
 struct relay *relay_new(void)
 {
-	struct relay *r = calloc(1, sizeof(*r));
+	struct relay *r = spares;
+	if (r) {
+		spares = r->next_spare;
+		n_spares--;
+		r->next_spare = NULL;
+		return r; /* as relay_free left it: cleared, tracker reset */
+	}
+	r = calloc(1, sizeof(*r));
 	if (r)
 		tracker_init(&r->tracker);
 	return r;
@@ -609,8 +627,33 @@ void relay_free(struct relay *r)
 {
 	if (!r)
 		return;
+	if (n_spares < RELAY_SPARE && !spares_dropped) {
+		/* Cleared as relay_new's calloc would (the tracker in place: its readings
+		 * may point into it). */
+		tracker_reset(&r->tracker);
+		r->to_server_remaining = r->to_client_remaining = 0;
+		r->to_server_discard = r->to_client_discard = false;
+		r->server_fatal = r->pin_logged = false;
+		r->query_start = r->xact_start = 0;
+		r->next_spare = spares;
+		spares = r;
+		n_spares++;
+		return;
+	}
 	tracker_free(&r->tracker);
 	free(r);
+}
+
+void relay_spares_drop(void)
+{
+	spares_dropped = true;
+	while (spares) {
+		struct relay *r = spares;
+		spares = r->next_spare;
+		tracker_free(&r->tracker);
+		free(r);
+	}
+	n_spares = 0;
 }
 
 void relay_start(struct client *c)

@@ -34,6 +34,7 @@ struct relay {
 	/* Statistics (proxy/client_stats.h): when the request PostgreSQL is answering
 	 * reached it, and the transaction's first one; 0: none under way. */
 	usec_t query_start, xact_start;
+	struct relay *next_spare; /* on its thread's list of spare relays (relay.c) */
 };
 
 /* Links c and c->server: installs the relay callbacks and relays pending client
@@ -46,6 +47,8 @@ void relay_stop(struct client *c);
  * relay_free(NULL) does nothing. */
 struct relay *relay_new(void);
 void relay_free(struct relay *r);
+/* The thread's loop is over: its spare relays are freed, later ones not kept. */
+void relay_spares_drop(void);
 /* True when PostgreSQL has answered everything the client sent (the tracker is settled)
  * and no message is half relayed either way.  The server's transaction status is then
  * relay_tx_status(r). */

@@ -1,4 +1,5 @@
 #include "proxy/worker.h"
+#include "proxy/relay.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -152,6 +153,7 @@ void worker_close_listener(struct worker *w)
 void worker_run(struct worker *w)
 {
 	event_base_dispatch(w->base);
+	relay_spares_drop();
 }
 
 static void stop_run(struct inbox_item *item, void *ctx)
