@@ -33,6 +33,9 @@ bool params_set(struct param_set *ps, const char *name, const char *value)
 {
 	int i = find(ps, name);
 	if (i >= 0) {
+		/* A welcome sets every tracked value again, mostly to what it is already. */
+		if (strcmp(ps->values[i], value) == 0)
+			return true;
 		char *v = strdup(value);
 		if (!v)
 			return false;
@@ -87,6 +90,18 @@ void params_clear(struct param_set *ps)
 void params_copy(struct param_set *dst, const struct param_set *src)
 {
 	params_clear(dst);
-	for (size_t i = 0; i < src->n; i++)
-		(void)params_set(dst, src->names[i], src->values[i]);
+	/* src's names are distinct already: params_set's lookup would make this quadratic
+	 * (a copy is made at every login, pin.c).  One that cannot be copied is left out,
+	 * as params_set would leave it. */
+	for (size_t i = 0; i < src->n; i++) {
+		char *n = strdup(src->names[i]), *v = strdup(src->values[i]);
+		if (!n || !v) {
+			free(n);
+			free(v);
+			continue;
+		}
+		dst->names[dst->n] = n;
+		dst->values[dst->n] = v;
+		dst->n++;
+	}
 }
