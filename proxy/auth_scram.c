@@ -29,17 +29,6 @@
 #define SCRAM_RAW_NONCE_LEN 18
 #define SCRAM_SALT_LEN 16
 
-static char *str_dup_len(const char *s, size_t len)
-{
-	char *p = malloc(len + 1);
-
-	if (p != NULL) {
-		memcpy(p, s, len);
-		p[len] = '\0';
-	}
-	return p;
-}
-
 struct span {
 	const char *s;
 	size_t len;
@@ -244,8 +233,10 @@ static bool read_attr(const char **p, char want, char *attr, const char **val, s
 	return true;
 }
 
-/* A NUL-terminated copy of a client message, or NULL if it cannot be one. */
-static char *copy_message(const char *msg, size_t len, const char *what)
+/* A NUL-terminated copy of a client message in buf (the caller's stack: no allocation
+ * per message), or NULL if it cannot be one. */
+static char *copy_message(const char *msg, size_t len, const char *what,
+			  char buf[SCRAM_MAX_MESSAGE_LEN + 1])
 {
 	if (msg == NULL || len == 0 || len > SCRAM_MAX_MESSAGE_LEN) {
 		log_debug("event=scram_malformed msg=%s why=length len=%zu", what, len);
@@ -255,7 +246,9 @@ static char *copy_message(const char *msg, size_t len, const char *what)
 		log_debug("event=scram_malformed msg=%s why=embedded_nul", what);
 		return NULL;
 	}
-	return str_dup_len(msg, len);
+	memcpy(buf, msg, len);
+	buf[len] = '\0';
+	return buf;
 }
 
 static bool malformed(const char *what, const char *why)
@@ -470,7 +463,7 @@ static bool make_server_first(struct scram_exchange *ex, const char *cnonce, siz
 bool scram_handle_client_first(struct scram_exchange *ex, const char *msg, size_t len,
 			       const char *server_nonce, char **server_first)
 {
-	char snonce[SCRAM_MAX_MESSAGE_LEN];
+	char snonce[SCRAM_MAX_MESSAGE_LEN], copy[SCRAM_MAX_MESSAGE_LEN + 1];
 	const char *bare, *cnonce;
 	size_t cnonce_len;
 	char *buf, *out = NULL;
@@ -480,7 +473,7 @@ bool scram_handle_client_first(struct scram_exchange *ex, const char *msg, size_
 	if (ex->step != SCRAM_WANT_CLIENT_FIRST)
 		return malformed("client-first", "out_of_order");
 	ex->step = SCRAM_DONE; /* a failed first step ends the exchange */
-	buf = copy_message(msg, len, "client-first");
+	buf = copy_message(msg, len, "client-first", copy);
 	if (buf == NULL)
 		return false;
 	if (!parse_client_first(ex, buf, &cbind_flag, &bare, &cnonce, &cnonce_len) ||
@@ -496,11 +489,9 @@ bool scram_handle_client_first(struct scram_exchange *ex, const char *msg, size_
 	ex->cbind_flag = cbind_flag;
 	ex->step = SCRAM_WANT_CLIENT_FINAL;
 	*server_first = out;
-	free(buf);
 	return true;
 fail:
 	free(out);
-	free(buf);
 	return false;
 }
 
@@ -591,6 +582,7 @@ enum scram_result scram_handle_client_final(struct scram_exchange *ex, const cha
 	uint8_t proof[SCRAM_KEY_LEN];
 	enum scram_result res = SCRAM_MALFORMED;
 	size_t without_proof = 0;
+	char copy[SCRAM_MAX_MESSAGE_LEN + 1];
 	char *buf, *auth_msg = NULL;
 	bool right;
 
@@ -600,7 +592,7 @@ enum scram_result scram_handle_client_final(struct scram_exchange *ex, const cha
 		return SCRAM_MALFORMED;
 	}
 	ex->step = SCRAM_DONE; /* one attempt per exchange, whatever happens */
-	buf = copy_message(msg, len, "client-final");
+	buf = copy_message(msg, len, "client-final", copy);
 	if (buf == NULL)
 		return SCRAM_MALFORMED;
 	if (!parse_client_final(ex, buf, &without_proof, proof))
@@ -621,7 +613,6 @@ enum scram_result scram_handle_client_final(struct scram_exchange *ex, const cha
 	ex->have_client_key = res == SCRAM_OK;
 out:
 	free(auth_msg);
-	free(buf);
 	return res;
 }
 
