@@ -54,23 +54,13 @@ void siphash_init(struct siphash *h, const uint8_t key[16])
 void siphash_update(struct siphash *h, const void *data, size_t n)
 {
 	const uint8_t *p = data;
-	size_t i = 0;
-	/* Bytes up to a word boundary, then whole words (a login hashes its parameters:
-	 * byte by byte that was most of the signature's cost), then the rest. */
-	for (; i < n && h->len % 8 != 0; i++) {
+	for (size_t i = 0; i < n; i++) {
 		h->tail |= (uint64_t)p[i] << (8 * (h->len % 8));
-		if (++h->len % 8 == 0) {
+		h->len++;
+		if (h->len % 8 == 0) {
 			block(h, h->tail);
 			h->tail = 0;
 		}
-	}
-	for (; n - i >= 8; i += 8) {
-		block(h, load_le64(p + i));
-		h->len += 8;
-	}
-	for (; i < n; i++) {
-		h->tail |= (uint64_t)p[i] << (8 * (h->len % 8));
-		h->len++;
 	}
 }
 
