@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,17 +27,6 @@
 /* PostgreSQL's SCRAM_RAW_NONCE_LEN and SCRAM_DEFAULT_SALT_LEN. */
 #define SCRAM_RAW_NONCE_LEN 18
 #define SCRAM_SALT_LEN 16
-
-static char *str_dup_len(const char *s, size_t len)
-{
-	char *p = malloc(len + 1);
-
-	if (p != NULL) {
-		memcpy(p, s, len);
-		p[len] = '\0';
-	}
-	return p;
-}
 
 struct span {
 	const char *s;
@@ -244,8 +232,10 @@ static bool read_attr(const char **p, char want, char *attr, const char **val, s
 	return true;
 }
 
-/* A NUL-terminated copy of a client message, or NULL if it cannot be one. */
-static char *copy_message(const char *msg, size_t len, const char *what)
+/* A NUL-terminated copy of a client message in buf (the caller's stack: no allocation
+ * per message), or NULL if it cannot be one. */
+static char *copy_message(const char *msg, size_t len, const char *what,
+			  char buf[SCRAM_MAX_MESSAGE_LEN + 1])
 {
 	if (msg == NULL || len == 0 || len > SCRAM_MAX_MESSAGE_LEN) {
 		log_debug("event=scram_malformed msg=%s why=length len=%zu", what, len);
@@ -255,7 +245,9 @@ static char *copy_message(const char *msg, size_t len, const char *what)
 		log_debug("event=scram_malformed msg=%s why=embedded_nul", what);
 		return NULL;
 	}
-	return str_dup_len(msg, len);
+	memcpy(buf, msg, len);
+	buf[len] = '\0';
+	return buf;
 }
 
 static bool malformed(const char *what, const char *why)
@@ -447,20 +439,37 @@ static bool make_server_nonce(const char *given, char *out, size_t cap)
 	return true;
 }
 
+/* n in decimal, as "%d" would write it; snprintf's format parsing cost more than the
+ * rest of server-first. */
+static const char *format_count(int n, char out[12])
+{
+	unsigned int u = n < 0 ? 0u - (unsigned int)n : (unsigned int)n;
+	char *p = out + 11;
+
+	*p = '\0';
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u > 0);
+	if (n < 0)
+		*--p = '-';
+	return p;
+}
+
 /* ex->nonce (client's + server's) and ex->server_first "r=<nonce>,s=<salt>,i=<n>";
  * false when out of memory. */
 static bool make_server_first(struct scram_exchange *ex, const char *cnonce, size_t cnonce_len,
 			      const char *snonce)
 {
 	char salt_b64[SCRAM_B64_LEN(SCRAM_MAX_SALT) + 1];
-	char iterations[16];
+	char iterations_buf[12];
 	const struct span nonce[] = {{cnonce, cnonce_len}, SPAN(snonce)};
 
 	ex->nonce = concat(nonce, ARRAY_SIZE(nonce));
 	if (ex->nonce == NULL)
 		return false;
 	scram_b64_encode(ex->secret.salt, ex->secret.salt_len, salt_b64);
-	snprintf(iterations, sizeof(iterations), "%d", ex->secret.iterations);
+	const char *iterations = format_count(ex->secret.iterations, iterations_buf);
 	const struct span first[] = {SPAN("r="),     SPAN(ex->nonce), SPAN(",s="),
 				     SPAN(salt_b64), SPAN(",i="),     SPAN(iterations)};
 	ex->server_first = concat(first, ARRAY_SIZE(first));
@@ -470,7 +479,7 @@ static bool make_server_first(struct scram_exchange *ex, const char *cnonce, siz
 bool scram_handle_client_first(struct scram_exchange *ex, const char *msg, size_t len,
 			       const char *server_nonce, char **server_first)
 {
-	char snonce[SCRAM_MAX_MESSAGE_LEN];
+	char snonce[SCRAM_MAX_MESSAGE_LEN], copy[SCRAM_MAX_MESSAGE_LEN + 1];
 	const char *bare, *cnonce;
 	size_t cnonce_len;
 	char *buf, *out = NULL;
@@ -480,7 +489,7 @@ bool scram_handle_client_first(struct scram_exchange *ex, const char *msg, size_
 	if (ex->step != SCRAM_WANT_CLIENT_FIRST)
 		return malformed("client-first", "out_of_order");
 	ex->step = SCRAM_DONE; /* a failed first step ends the exchange */
-	buf = copy_message(msg, len, "client-first");
+	buf = copy_message(msg, len, "client-first", copy);
 	if (buf == NULL)
 		return false;
 	if (!parse_client_first(ex, buf, &cbind_flag, &bare, &cnonce, &cnonce_len) ||
@@ -496,11 +505,9 @@ bool scram_handle_client_first(struct scram_exchange *ex, const char *msg, size_
 	ex->cbind_flag = cbind_flag;
 	ex->step = SCRAM_WANT_CLIENT_FINAL;
 	*server_first = out;
-	free(buf);
 	return true;
 fail:
 	free(out);
-	free(buf);
 	return false;
 }
 
@@ -591,6 +598,7 @@ enum scram_result scram_handle_client_final(struct scram_exchange *ex, const cha
 	uint8_t proof[SCRAM_KEY_LEN];
 	enum scram_result res = SCRAM_MALFORMED;
 	size_t without_proof = 0;
+	char copy[SCRAM_MAX_MESSAGE_LEN + 1];
 	char *buf, *auth_msg = NULL;
 	bool right;
 
@@ -600,7 +608,7 @@ enum scram_result scram_handle_client_final(struct scram_exchange *ex, const cha
 		return SCRAM_MALFORMED;
 	}
 	ex->step = SCRAM_DONE; /* one attempt per exchange, whatever happens */
-	buf = copy_message(msg, len, "client-final");
+	buf = copy_message(msg, len, "client-final", copy);
 	if (buf == NULL)
 		return SCRAM_MALFORMED;
 	if (!parse_client_final(ex, buf, &without_proof, proof))
@@ -621,7 +629,6 @@ enum scram_result scram_handle_client_final(struct scram_exchange *ex, const cha
 	ex->have_client_key = res == SCRAM_OK;
 out:
 	free(auth_msg);
-	free(buf);
 	return res;
 }
 

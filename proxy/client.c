@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1208,9 +1207,8 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 		evutil_closesocket(fd);
 		return;
 	}
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	client_limits_keepalive(fd, w->cfg);
+	/* TCP_NODELAY and SO_KEEPALIVE come from the listener (proxy/client_limits.h). */
+	client_limits_keepalive(fd, w->cfg, w->listener_opts);
 	c->worker = w;
 	c->id = worker_unique_id(++w->next_client_id, w->id, w->shared->n_workers);
 	c->connected_at = clock_now_usec();

@@ -118,13 +118,20 @@ void client_limits_keep_grace(struct client *c)
 		client_limits_refuse(c);
 }
 
-void client_limits_keepalive(int fd, const struct corral_config *cfg)
+bool client_limits_listener_opts(int fd, const struct corral_config *cfg)
 {
-	int on = cfg->tcp_keepalive ? 1 : 0;
-	/* Without it a client that vanished (a killed function's host) holds its slot
-	 * until the next write fails, which for an idle client is never. */
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
-	if (!on)
+	int one = 1, on = cfg->tcp_keepalive ? 1 : 0;
+	/* Without keepalives a client that vanished (a killed function's host) holds its
+	 * slot until the next write fails, which for an idle client is never. */
+	return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0 &&
+	       setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) == 0;
+}
+
+void client_limits_keepalive(int fd, const struct corral_config *cfg, bool inherited)
+{
+	if (!inherited && !client_limits_listener_opts(fd, cfg))
+		return;
+	if (!cfg->tcp_keepalive)
 		return;
 	if (cfg->tcp_keepidle > 0)
 		setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &cfg->tcp_keepidle, sizeof(int));

@@ -53,7 +53,20 @@ void client_limits_auth_failed(struct client *c);
 /* c, authenticated, needs a new (db, user) pool, max_pools exist and none is idle
  * enough to be freed (pool_join): refused with 53300. */
 void client_limits_refuse_pool(struct client *c);
-/* SO_KEEPALIVE and TCP_KEEPIDLE/INTVL/CNT on an accepted socket as cfg says. */
-void client_limits_keepalive(int fd, const struct corral_config *cfg);
+/*
+ * Socket options of accepted clients.  Linux copies a listening socket's TCP_NODELAY
+ * and SO_KEEPALIVE (and keepalive times) to every socket accept() returns, so the two
+ * flags are set once on the listener (client_limits_listener_opts, again after a
+ * reload) instead of with two setsockopt calls per login.  TCP_KEEPIDLE/INTVL/CNT stay
+ * per accept: 0 means "the kernel's default", which a listener that once had a value
+ * cannot be given back.
+ */
+/* TCP_NODELAY and SO_KEEPALIVE as cfg says on the listening socket fd; false if the
+ * kernel refused, and then client_limits_keepalive sets them per accept. */
+bool client_limits_listener_opts(int fd, const struct corral_config *cfg);
+/* What an accepted socket needs beyond what it inherited: the flags too unless
+ * inherited (from a listener client_limits_listener_opts succeeded on), then
+ * TCP_KEEPIDLE/INTVL/CNT where cfg sets them. */
+void client_limits_keepalive(int fd, const struct corral_config *cfg, bool inherited);
 
 #endif

@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "proxy/auth_query.h"
 #include "proxy/client.h"
+#include "proxy/client_limits.h"
 #include "proxy/listen_guard.h"
 #include "proxy/stats_period.h"
 
@@ -92,6 +93,7 @@ static bool listen_on(struct worker *w)
 		return false;
 	}
 	evconnlistener_set_error_cb(w->listener, on_accept_error);
+	w->listener_opts = client_limits_listener_opts(evconnlistener_get_fd(w->listener), cfg);
 	return true;
 }
 
@@ -218,6 +220,11 @@ void worker_adopt(struct worker *w, struct snapshot *snap)
 	w->cfg = &snap->cfg;
 	w->auth = &snap->auth;
 	pool_env_adopt(&w->pools, w->cfg);
+	/* tcp_keepalive may have changed: what the listener hands on follows it (a
+	 * connection already in the backlog keeps what it was given). */
+	if (w->listener)
+		w->listener_opts = client_limits_listener_opts(evconnlistener_get_fd(w->listener),
+							       w->cfg);
 	if (w->id == 0)
 		pool_env_prewarm(&w->pools); /* databases added with min_pool_size */
 	/* Clients still logging in hold their own reference (c->auth_snap). */

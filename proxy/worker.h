@@ -39,6 +39,9 @@ struct worker {
 	struct inbox inbox; /* messages from other workers */
 	struct event_base *base;
 	struct evconnlistener *listener;
+	/* The listener carries w->cfg's TCP_NODELAY and SO_KEEPALIVE, which accepted
+	 * sockets inherit (proxy/client_limits.h); false: set per accept. */
+	bool listener_opts;
 	struct event *tick_ev; /* timeouts: query wait, idle servers, client cleanup */
 	struct event *reap_ev; /* frees closed clients after the callbacks that closed them */
 	struct event *accept_retry_ev; /* re-enables the listener after an accept error */
