@@ -26,7 +26,6 @@ void wait_queue_push(struct wait_queue *q, struct pool_waiter *w, enum wait_kind
 	w->kind = kind;
 	w->since = clock_now_usec();
 	w->queued = true;
-	w->notified = false;
 	list_append(&q->list, &w->node);
 	q->n++;
 	atomic_fetch_add(q->published_len, 1);

@@ -34,7 +34,10 @@ struct pool_waiter {
 	enum wait_kind kind;
 	usec_t since;
 	bool queued;
-	bool notified;              /* query_wait_notify sent */
+	/* query_wait_notify sent in this wait.  One wait may pass an application's gate
+	 * and then a server queue (one NOTICE in all), so its owner clears it when a new
+	 * wait begins; queueing does not. */
+	bool notified;
 	enum wait_pending pending;  /* set while in env->activations */
 	struct server *server;      /* PENDING_SERVER */
 	char sqlstate[6];           /* PENDING_FAIL */
@@ -58,7 +61,7 @@ struct wait_queue {
 
 void wait_queue_init(struct wait_queue *q, atomic_int *published_len,
 		     atomic_llong *published_oldest);
-/* Appends w (now queued, since now). */
+/* Appends w (now queued, since now; notified is left as it is). */
 void wait_queue_push(struct wait_queue *q, struct pool_waiter *w, enum wait_kind kind);
 /* Puts w back at the head, keeping its place in time (since, notified): a server
  * reserved for it died before it was told. */

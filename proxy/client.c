@@ -909,6 +909,11 @@ static void request_server(struct client *c)
 		client_close(c, "client sent Terminate"); /* no server needed to say goodbye */
 		return;
 	}
+	/* A new wait (none since its last server), or the one that just passed the gate
+	 * (hook_app_admitted): a client told at the gate is not told again in the server's
+	 * queue, one query_wait_notify NOTICE per wait. */
+	if (!c->wait_start)
+		c->waiter.notified = false;
 	if (c->gate && !c->has_token) {
 		c->waiter.kind = WAIT_APP; /* (the server's queue is not entered before this) */
 		switch (app_gate_enter(c->gate, &c->waiter)) {

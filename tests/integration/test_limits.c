@@ -1434,6 +1434,54 @@ Test(limits, query_wait_notify)
 	h_corral_stop(c);
 }
 
+/*
+ * One wait, one NOTICE, even when it spans both queues: w waits at its application's
+ * gate (app.nq = 1: a holds the token) long enough to be told, then a leaves while
+ * queued for the pool's only server (held by x, another application), so w passes the
+ * gate and queues for that server for another ~1.2 s.  Before, its server queue's
+ * wait told it again (seen as query_wait_notify's flake: a login slower than 300 ms
+ * after the gate, on another worker than the server that came free).
+ */
+Test(limits, query_wait_notify_once_across_queues)
+{
+	struct h_corral *c = h_corral_start("pool_mode = transaction\nquery_wait_notify = 300\n",
+					    "nq = host=@PGHOST@ port=@PGPORT@ dbname=bench user=bench password=secret pool_size=1\n"
+					    "[limits]\n"
+					    "app.nq = 1\n",
+					    NULL);
+	PGconn *x = connect_app(c, H.user, "nq", "other"), *a = connect_app(c, H.user, "nq", "nq");
+	PGconn *w = connect_app(c, H.user, "nq", "nq");
+	struct job jx = {0}, ja = {0}, jw = {0};
+	struct notices ns;
+
+	watch_notices(w, &ns);
+	job_send(&jx, x, "select pg_sleep(2)");
+	sleep_s(0.1);
+	job_send(&ja, a, "select 'a'"); /* takes the token, queues for the server */
+	sleep_s(0.1);
+	job_send(&jw, w, "select 'served after one notice'"); /* queues at the gate */
+	/* Reads w's notices until the gate's (0.3 s, on a tick of 0.2 s) is in. */
+	for (int i = 0; i < 12 && ns.n == 0; i++)
+		jobs_wait(&jw, 1, 0.1);
+	cr_assert_eq(ns.n, 1, "w queued at the gate: %d notices, want 1", ns.n);
+	PQfinish(a); /* gives the token back: w queues for the server x holds */
+	jobs_wait(&jw, 1, 10);
+	expect_job_ok(c, &jw, "the waiter");
+	cr_expect_str_eq(PQgetvalue(jw.res, 0, 0), "served after one notice");
+	cr_expect_gt(jw.done_at - jw.sent_at, 1.0, "the waiter was served after %.2f s, before x's end",
+		     jw.done_at - jw.sent_at);
+	cr_expect_eq(ns.n, 1, "one wait over both queues: %d notices, want 1 (last: %s)", ns.n,
+		     ns.last_msg);
+	cr_expect(strstr(ns.msg, "application") != NULL, "the notice: %s", ns.msg);
+	jobs_wait(&jx, 1, 5);
+	expect_job_ok(c, &jx, "the server's holder");
+	jobs_clear(&jx, 1);
+	jobs_clear(&jw, 1);
+	PQfinish(w);
+	h_expect_still_serving(c, x, h_conninfo(c, H.user, "nq", H.password));
+	h_corral_stop(c);
+}
+
 /* ------------------------------------------- what a client can make corral hold */
 
 /* Room for n more descriptors in this test process (the harness default may be 1024). */
