@@ -219,6 +219,54 @@ static bool called(const struct scan *sc)
 	return sql_lex_next(&ahead, &t) == SQL_TOK_OTHER && ahead.s[t.start] == '(';
 }
 
+/* Whether a name of this first byte and length can be one scan_statement compares with
+ * (listed here: a name added there must be added here). */
+static bool may_be_named(char first, size_t n)
+{
+#define IS_LEN(w) (n == sizeof(w) - 1)
+	switch (first) {
+	case 'c':
+	case 'C':
+		return n >= 7; /* currval, and corral_... in any case (quoted too) */
+	case 'e':
+		return IS_LEN("execute");
+	case 'h':
+		return IS_LEN("hold");
+	case 'l':
+		return IS_LEN("lastval") || IS_LEN("listen") || IS_LEN("load");
+	case 'p':
+		return IS_LEN("pg_temp") || IS_LEN("pg_advisory_lock") ||
+		       IS_LEN("pg_advisory_lock_shared") || IS_LEN("pg_try_advisory_lock") ||
+		       IS_LEN("pg_try_advisory_lock_shared");
+	case 'r':
+		return IS_LEN("reset");
+	case 's':
+		return IS_LEN("set") || IS_LEN("set_config");
+	case 't':
+		return IS_LEN("temp") || IS_LEN("temporary");
+	default:
+		return false;
+	}
+#undef IS_LEN
+}
+
+/*
+ * Whether the WORD or QIDENT t may name one of the words scan_statement looks for.
+ * Most words of a query name none: this answers from the token's first byte and
+ * length, before its name is copied and compared a dozen times.  A word shorter than
+ * the name buffer is its name folded to lower case, byte for byte; anything else (a
+ * quoted identifier, "" inside, a word cut short) is copied and compared in full.
+ */
+static bool may_name_one(const struct scan *sc, const struct sql_token *t)
+{
+	if (t->kind != SQL_TOK_WORD || t->len >= 63)
+		return true;
+	char c = sc->l.s[t->start];
+	if (c >= 'A' && c <= 'Z')
+		c = (char)(c + 32);
+	return may_be_named(c, t->len);
+}
+
 /*
  * One statement from its first token.  True once a reason is found (the scan
  * stops).  The statement's words are read to its ';' so the next starts clean.
@@ -250,7 +298,7 @@ static bool scan_statement(struct scan *sc, struct sql_token *first)
 		if (k == SQL_TOK_BAD)
 			return found(sc, PIN_UNREADABLE);
 		char name[64];
-		if ((k == SQL_TOK_WORD || k == SQL_TOK_QIDENT) &&
+		if ((k == SQL_TOK_WORD || k == SQL_TOK_QIDENT) && may_name_one(sc, &t) &&
 		    sql_tok_ident(&sc->l, &t, name, sizeof(name))) {
 			if (advisory_name(name))
 				return found(sc, PIN_ADVISORY_LOCK);
