@@ -391,10 +391,109 @@ static bool scan_client_text(const char *text, size_t len, bool (*carried)(const
 	}
 }
 
+struct keyword {
+	const char *w;
+	size_t n;
+};
+#define KW(w)                    \
+	{                        \
+		w, sizeof(w) - 1 \
+	}
+
+/* A word w (n bytes, n < 63, of an unquoted word: its name is w in lower case) is one
+ * of the keywords k. */
+static bool word_in(const char *w, size_t n, const struct keyword *k, size_t nk)
+{
+	for (size_t j = 0; j < nk; j++) {
+		if (k[j].n != n)
+			continue;
+		size_t i = 0;
+		for (; i < n; i++) {
+			char c = w[i];
+			if (c >= 'A' && c <= 'Z')
+				c = (char)(c + 32);
+			if (c != k[j].w[i])
+				break;
+		}
+		if (i == n)
+			return true;
+	}
+	return false;
+}
+
+/* Whether scan_statement could act on this word: as a statement's first word (first),
+ * or anywhere.  The names are scan_statement's, and corral_ (any case) for
+ * scan_client_text's PIN_PREPARED_SQL. */
+static bool word_can_pin(const char *w, size_t n, bool first)
+{
+	static const struct keyword anywhere[] = {KW("pg_advisory_lock"),
+						  KW("pg_advisory_lock_shared"),
+						  KW("pg_try_advisory_lock"),
+						  KW("pg_try_advisory_lock_shared"),
+						  KW("currval"),
+						  KW("lastval"),
+						  KW("set_config"),
+						  KW("temp"),
+						  KW("temporary"),
+						  KW("hold"),
+						  KW("pg_temp")};
+	static const struct keyword as_first[] = {KW("listen"),  KW("load"),    KW("set"),
+						  KW("reset"),   KW("create"),  KW("explain"),
+						  KW("prepare"), KW("execute"), KW("deallocate"),
+						  KW("discard")};
+	char f = w[0] >= 'A' && w[0] <= 'Z' ? (char)(w[0] + 32) : w[0];
+	/* may_be_named passes every name of anywhere[] and corral_...: a cheap first look */
+	if (may_be_named(f, n) && ((n >= 7 && strncasecmp(w, "corral_", 7) == 0) ||
+				   word_in(w, n, anywhere, sizeof(anywhere) / sizeof(anywhere[0]))))
+		return true;
+	return first && word_in(w, n, as_first, sizeof(as_first) / sizeof(as_first[0]));
+}
+
+/*
+ * The common Query read without the lexer: true when the text certainly pins nothing.
+ * Only for text without a byte that can open a string, quoted identifier, dollar quote
+ * or comment (' " - / and a '$' not followed by a digit): there the lexer's tokens are
+ * plain words (an ident_start byte and the ident bytes after it), ';' and single bytes,
+ * and nothing is unterminated, so scan_statement can only act on a word it compares
+ * (word_can_pin); every pin needs one of them.  Anything else, or a word that may be
+ * one, or a word long enough to be cut, goes to the full scan.
+ */
+static bool plain_text_pins_nothing(const char *s, size_t len)
+{
+	bool first = true; /* no token yet in this statement */
+	size_t i = 0;
+	while (i < len && s[i] != '\0') {
+		unsigned char c = (unsigned char)s[i];
+		if ((unsigned)((c | 0x20) - 'a') < 26 || c == '_' || c >= 0x80) {
+			size_t start = i++;
+			while (i < len && ((unsigned)((s[i] | 0x20) - 'a') < 26 || s[i] == '_' ||
+					   (unsigned char)s[i] >= 0x80 ||
+					   (unsigned)(s[i] - '0') < 10 || s[i] == '$'))
+				i++;
+			if (i - start >= 63 || word_can_pin(s + start, i - start, first))
+				return false;
+			first = false;
+			continue;
+		}
+		if (c == '\'' || c == '"' || c == '-' || c == '/' ||
+		    (c == '$' && !(i + 1 < len && (unsigned)(s[i + 1] - '0') < 10)))
+			return false;
+		if (c == ';')
+			first = true;
+		else if (!(c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
+			   c == '\v'))
+			first = false;
+		i++;
+	}
+	return true;
+}
+
 enum pin_reason pin_scan_ex(const char *text, size_t len, bool (*carried)(const char *name),
 			    bool scs_off, bool simple_query, struct pin_find *out)
 {
 	memset(out, 0, sizeof(*out));
+	if (plain_text_pins_nothing(text, len))
+		return PIN_NONE;
 	scan_client_text(text, len, carried, scs_off, simple_query, out, 0);
 	return out->reason;
 }

@@ -4,6 +4,7 @@
  * SET LOCAL, the _xact_ locks, set_config(..., true)).
  */
 #include <criterion/criterion.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -242,4 +243,114 @@ Test(pin_scan, word_prefilter_keeps_every_name)
 		snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock_shared%.*s(1)", extra, tail);
 		cr_expect_eq(scan(sql), PIN_NONE, "%s", sql);
 	}
+}
+
+/* Text without quotes, comments or dollar quotes is read without the lexer
+ * (plain_text_pins_nothing).  A trailing comment sends the same tokens through the full
+ * scan: both must agree on random statements of every word pin_scan looks for, in any
+ * case, with look-alikes, punctuation, numbers and $1 parameters around them. */
+Test(pin_scan, plain_text_path_agrees_with_the_full_scan)
+{
+	static const char *const words[] = {"select",
+					    "from",
+					    "t",
+					    "pgbench_accounts",
+					    "aid",
+					    "into",
+					    "with",
+					    "as",
+					    "do",
+					    "listen",
+					    "load",
+					    "set",
+					    "reset",
+					    "create",
+					    "explain",
+					    "prepare",
+					    "execute",
+					    "deallocate",
+					    "discard",
+					    "temp",
+					    "temporary",
+					    "hold",
+					    "pg_temp",
+					    "currval",
+					    "lastval",
+					    "set_config",
+					    "pg_advisory_lock",
+					    "pg_advisory_lock_shared",
+					    "pg_try_advisory_lock",
+					    "pg_try_advisory_lock_shared",
+					    "corral_",
+					    "corral_x",
+					    "corral",
+					    "session",
+					    "local",
+					    "work_mem",
+					    "timezone",
+					    "all",
+					    "or",
+					    "replace",
+					    "global",
+					    "true",
+					    "table",
+					    "cursor",
+					    "x1$y",
+					    "lastvam",
+					    "setx",
+					    "pg_tempo",
+					    "\xc3\xa9t\xc3\xa9",
+					    "1",
+					    "42",
+					    "$1",
+					    "$2",
+					    "(",
+					    ")",
+					    ",",
+					    ".",
+					    "=",
+					    "+",
+					    "*",
+					    ";",
+					    ";",
+					    ";",
+					    "\t",
+					    "\n"};
+	static const char *const seps[] = {" ", " ", "", "\n", "  "};
+	uint32_t seed = 12345;
+	char text[512], full[520];
+	for (int round = 0; round < 20000; round++) {
+		size_t n = 0;
+		seed = seed * 1103515245u + 12345u;
+		int count = 1 + (int)((seed >> 16) % 8);
+		for (int i = 0; i < count; i++) {
+			seed = seed * 1103515245u + 12345u;
+			const char *w = words[(seed >> 8) % (sizeof(words) / sizeof(words[0]))];
+			const char *sep = seps[(seed >> 20) % (sizeof(seps) / sizeof(seps[0]))];
+			for (size_t j = 0; w[j] && n < 400; j++) {
+				char c = w[j];
+				if ((seed >> (j % 24)) & 1 && c >= 'a' && c <= 'z')
+					c = (char)(c - 32);
+				text[n++] = c;
+			}
+			for (size_t j = 0; sep[j] && n < 400; j++)
+				text[n++] = sep[j];
+		}
+		text[n] = '\0';
+		snprintf(full, sizeof(full), "%s /**/", text);
+		struct pin_find a, b;
+		for (int simple = 0; simple < 2; simple++) {
+			enum pin_reason fast = pin_scan_ex(text, n, carried, false, simple == 1,
+							   &a);
+			enum pin_reason slow = pin_scan_ex(full, strlen(full), carried, false,
+							   simple == 1, &b);
+			cr_assert_eq(fast, slow, "[%s] (simple %d): %s vs %s", text, simple,
+				     pin_reason_name(fast), pin_reason_name(slow));
+		}
+	}
+	/* The NUL that ends a Query's text ends the scan, as the lexer's END. */
+	cr_expect_eq(pin_scan("select 1\0listen x", 17, carried, &(struct pin_find){0}), PIN_NONE);
+	cr_expect_eq(scan("SELECT abalance FROM pgbench_accounts WHERE aid = 12345;"), PIN_NONE);
+	cr_expect_eq(scan("select $1, x$y FROM t; LISTEN x"), PIN_LISTEN);
+	cr_expect_eq(scan("select 1 $"), PIN_NONE);
 }
