@@ -221,7 +221,7 @@ static bool called(const struct scan *sc)
 
 /* Whether a name of this first byte and length can be one scan_statement compares with
  * (listed here: a name added there must be added here). */
-static bool may_be_named(char first, size_t n)
+static inline bool may_be_named(char first, size_t n)
 {
 #define IS_LEN(w) (n == sizeof(w) - 1)
 	switch (first) {
@@ -458,19 +458,29 @@ static bool word_can_pin(const char *w, size_t n, bool first)
  * (word_can_pin); every pin needs one of them.  Anything else, or a word that may be
  * one, or a word long enough to be cut, goes to the full scan.
  */
-static bool plain_text_pins_nothing(const char *s, size_t len)
+/* The lexer's ident_start and ident_char (sql_lex.c), on unsigned bytes. */
+static inline bool word_start_byte(unsigned char c)
 {
+	return (unsigned)((c | 0x20) - 'a') < 26 || c == '_' || c >= 0x80;
+}
+
+static inline bool word_byte(unsigned char c)
+{
+	return word_start_byte(c) || (unsigned)(c - '0') < 10 || c == '$';
+}
+
+static bool plain_text_pins_nothing(const char *text, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)text;
 	bool first = true; /* no token yet in this statement */
 	size_t i = 0;
 	while (i < len && s[i] != '\0') {
-		unsigned char c = (unsigned char)s[i];
-		if ((unsigned)((c | 0x20) - 'a') < 26 || c == '_' || c >= 0x80) {
+		unsigned char c = s[i];
+		if (word_start_byte(c)) {
 			size_t start = i++;
-			while (i < len && ((unsigned)((s[i] | 0x20) - 'a') < 26 || s[i] == '_' ||
-					   (unsigned char)s[i] >= 0x80 ||
-					   (unsigned)(s[i] - '0') < 10 || s[i] == '$'))
+			while (i < len && word_byte(s[i]))
 				i++;
-			if (i - start >= 63 || word_can_pin(s + start, i - start, first))
+			if (i - start >= 63 || word_can_pin(text + start, i - start, first))
 				return false;
 			first = false;
 			continue;
