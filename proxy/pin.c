@@ -365,7 +365,7 @@ enum pin_verdict pin_client_check(struct client *c, char type, uint32_t len, str
 	struct pin_find f;
 	/* Backslashes are read as the session reads them; the SET reader (set_carry.c)
 	 * knows only standard strings, so such text is not carried. */
-	bool backslashed = scs_off(c) && memchr(text, '\\', text_len);
+	bool backslashed = memchr(text, '\\', text_len) && scs_off(c); /* memchr: cheaper */
 	if (pin_scan_ex(text, text_len, session_params_tracked, backslashed, type == 'Q', &f) ==
 	    PIN_NONE)
 		return PIN_PASS;

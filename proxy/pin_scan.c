@@ -219,6 +219,54 @@ static bool called(const struct scan *sc)
 	return sql_lex_next(&ahead, &t) == SQL_TOK_OTHER && ahead.s[t.start] == '(';
 }
 
+/* Whether a name of this first byte and length can be one scan_statement compares with
+ * (listed here: a name added there must be added here). */
+static inline bool may_be_named(char first, size_t n)
+{
+#define IS_LEN(w) (n == sizeof(w) - 1)
+	switch (first) {
+	case 'c':
+	case 'C':
+		return n >= 7; /* currval, and corral_... in any case (quoted too) */
+	case 'e':
+		return IS_LEN("execute");
+	case 'h':
+		return IS_LEN("hold");
+	case 'l':
+		return IS_LEN("lastval") || IS_LEN("listen") || IS_LEN("load");
+	case 'p':
+		return IS_LEN("pg_temp") || IS_LEN("pg_advisory_lock") ||
+		       IS_LEN("pg_advisory_lock_shared") || IS_LEN("pg_try_advisory_lock") ||
+		       IS_LEN("pg_try_advisory_lock_shared");
+	case 'r':
+		return IS_LEN("reset");
+	case 's':
+		return IS_LEN("set") || IS_LEN("set_config");
+	case 't':
+		return IS_LEN("temp") || IS_LEN("temporary");
+	default:
+		return false;
+	}
+#undef IS_LEN
+}
+
+/*
+ * Whether the WORD or QIDENT t may name one of the words scan_statement looks for.
+ * Most words of a query name none: this answers from the token's first byte and
+ * length, before its name is copied and compared a dozen times.  A word shorter than
+ * the name buffer is its name folded to lower case, byte for byte; anything else (a
+ * quoted identifier, "" inside, a word cut short) is copied and compared in full.
+ */
+static bool may_name_one(const struct scan *sc, const struct sql_token *t)
+{
+	if (t->kind != SQL_TOK_WORD || t->len >= 63)
+		return true;
+	char c = sc->l.s[t->start];
+	if (c >= 'A' && c <= 'Z')
+		c = (char)(c + 32);
+	return may_be_named(c, t->len);
+}
+
 /*
  * One statement from its first token.  True once a reason is found (the scan
  * stops).  The statement's words are read to its ';' so the next starts clean.
@@ -250,7 +298,7 @@ static bool scan_statement(struct scan *sc, struct sql_token *first)
 		if (k == SQL_TOK_BAD)
 			return found(sc, PIN_UNREADABLE);
 		char name[64];
-		if ((k == SQL_TOK_WORD || k == SQL_TOK_QIDENT) &&
+		if ((k == SQL_TOK_WORD || k == SQL_TOK_QIDENT) && may_name_one(sc, &t) &&
 		    sql_tok_ident(&sc->l, &t, name, sizeof(name))) {
 			if (advisory_name(name))
 				return found(sc, PIN_ADVISORY_LOCK);
@@ -343,10 +391,119 @@ static bool scan_client_text(const char *text, size_t len, bool (*carried)(const
 	}
 }
 
+struct keyword {
+	const char *w;
+	size_t n;
+};
+#define KW(w)                    \
+	{                        \
+		w, sizeof(w) - 1 \
+	}
+
+/* A word w (n bytes, n < 63, of an unquoted word: its name is w in lower case) is one
+ * of the keywords k. */
+static bool word_in(const char *w, size_t n, const struct keyword *k, size_t nk)
+{
+	for (size_t j = 0; j < nk; j++) {
+		if (k[j].n != n)
+			continue;
+		size_t i = 0;
+		for (; i < n; i++) {
+			char c = w[i];
+			if (c >= 'A' && c <= 'Z')
+				c = (char)(c + 32);
+			if (c != k[j].w[i])
+				break;
+		}
+		if (i == n)
+			return true;
+	}
+	return false;
+}
+
+/* Whether scan_statement could act on this word: as a statement's first word (first),
+ * or anywhere.  The names are scan_statement's, and corral_ (any case) for
+ * scan_client_text's PIN_PREPARED_SQL. */
+static bool word_can_pin(const char *w, size_t n, bool first)
+{
+	static const struct keyword anywhere[] = {KW("pg_advisory_lock"),
+						  KW("pg_advisory_lock_shared"),
+						  KW("pg_try_advisory_lock"),
+						  KW("pg_try_advisory_lock_shared"),
+						  KW("currval"),
+						  KW("lastval"),
+						  KW("set_config"),
+						  KW("temp"),
+						  KW("temporary"),
+						  KW("hold"),
+						  KW("pg_temp")};
+	static const struct keyword as_first[] = {KW("listen"),  KW("load"),    KW("set"),
+						  KW("reset"),   KW("create"),  KW("explain"),
+						  KW("prepare"), KW("execute"), KW("deallocate"),
+						  KW("discard")};
+	char f = w[0] >= 'A' && w[0] <= 'Z' ? (char)(w[0] + 32) : w[0];
+	/* may_be_named passes every name of anywhere[] and corral_...: a cheap first look */
+	if (may_be_named(f, n) && ((n >= 7 && strncasecmp(w, "corral_", 7) == 0) ||
+				   word_in(w, n, anywhere, sizeof(anywhere) / sizeof(anywhere[0]))))
+		return true;
+	return first && word_in(w, n, as_first, sizeof(as_first) / sizeof(as_first[0]));
+}
+
+/*
+ * The common Query read without the lexer: true when the text certainly pins nothing.
+ * Only for text without a byte that can open a string, quoted identifier, dollar quote
+ * or comment (' " - / and a '$' not followed by a digit): there the lexer's tokens are
+ * plain words (an ident_start byte and the ident bytes after it), ';' and single bytes,
+ * and nothing is unterminated, so scan_statement can only act on a word it compares
+ * (word_can_pin); every pin needs one of them.  Anything else, or a word that may be
+ * one, or a word long enough to be cut, goes to the full scan.
+ */
+/* The lexer's ident_start and ident_char (sql_lex.c), on unsigned bytes. */
+static inline bool word_start_byte(unsigned char c)
+{
+	return (unsigned)((c | 0x20) - 'a') < 26 || c == '_' || c >= 0x80;
+}
+
+static inline bool word_byte(unsigned char c)
+{
+	return word_start_byte(c) || (unsigned)(c - '0') < 10 || c == '$';
+}
+
+static bool plain_text_pins_nothing(const char *text, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	bool first = true; /* no token yet in this statement */
+	size_t i = 0;
+	while (i < len && s[i] != '\0') {
+		unsigned char c = s[i];
+		if (word_start_byte(c)) {
+			size_t start = i++;
+			while (i < len && word_byte(s[i]))
+				i++;
+			if (i - start >= 63 || word_can_pin(text + start, i - start, first))
+				return false;
+			first = false;
+			continue;
+		}
+		if (c == '\'' || c == '"' || c == '-' || c == '/' ||
+		    (c == '$' && !(i + 1 < len && (unsigned)(s[i + 1] - '0') < 10)))
+			return false;
+		if (c == ';')
+			first = true;
+		else if (!(c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
+			   c == '\v'))
+			first = false;
+		i++;
+	}
+	return true;
+}
+
 enum pin_reason pin_scan_ex(const char *text, size_t len, bool (*carried)(const char *name),
 			    bool scs_off, bool simple_query, struct pin_find *out)
 {
 	memset(out, 0, sizeof(*out));
+	if (plain_text_pins_nothing(text, len))
+		return PIN_NONE;
 	scan_client_text(text, len, carried, scs_off, simple_query, out, 0);
 	return out->reason;
 }

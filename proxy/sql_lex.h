@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 enum sql_tok {
 	SQL_TOK_END,    /* end of text (or its NUL) */
@@ -42,8 +43,23 @@ void sql_lex_init(struct sql_lexer *l, const char *text, size_t len);
 void sql_lex_init_ex(struct sql_lexer *l, const char *text, size_t len, bool scs_off);
 /* The next token after blanks and comments. */
 enum sql_tok sql_lex_next(struct sql_lexer *l, struct sql_token *t);
-/* A word equal to kw (lower case), ignoring case; false for anything else. */
-bool sql_tok_word(const struct sql_lexer *l, const struct sql_token *t, const char *kw);
+/* A word equal to kw (lower case), ignoring case; false for anything else.  Inline:
+ * the scanners ask it of every statement's first word for a dozen keywords, and with
+ * a literal kw the compiler folds strlen(kw) away. */
+static inline bool sql_tok_word(const struct sql_lexer *l, const struct sql_token *t,
+				const char *kw)
+{
+	if (t->kind != SQL_TOK_WORD || strlen(kw) != t->len)
+		return false;
+	for (size_t i = 0; i < t->len; i++) {
+		char c = l->s[t->start + i];
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c + 32);
+		if (c != kw[i])
+			return false;
+	}
+	return true;
+}
 /* A one-byte token equal to c. */
 bool sql_tok_char(const struct sql_lexer *l, const struct sql_token *t, char c);
 /*

@@ -32,7 +32,8 @@ static bool starts_with_word(const char *text, size_t n, const char *w)
 	size_t i = 0, wl = strlen(w);
 	while (i < n && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r'))
 		i++;
-	if (n - i <= wl || strncasecmp(text + i, w, wl) != 0)
+	/* The first byte first: most Queries start with neither word. */
+	if (n - i <= wl || (text[i] | 0x20) != w[0] || strncasecmp(text + i, w, wl) != 0)
 		return false;
 	char next = text[i + wl];
 	return next == ' ' || next == '\t' || next == '\n' || next == '\r';
