@@ -1,0 +1,380 @@
+/*
+ * Attacks on the streams of commit 6d14e04 (common/stream.c): read watermarks that
+ * suspend and resume, backpressure between a client and its server, output that
+ * must be flushed by whoever adds it, and streams closed while their output is full
+ * or from inside callbacks.  Each test checks that the client under attack gets what
+ * PostgreSQL would have given it (or a clear error), that another client keeps being
+ * served, and that corral neither spins, nor buffers without bound, nor keeps fds.
+ *
+ * No timing assertions: "does not spin" is CPU time far below wall time over a
+ * window in which corral has nothing to do (a spinning loop would use all of it);
+ * "does not buffer without bound" is resident memory far below the result's size,
+ * reached once PostgreSQL is seen blocked writing (wait_event ClientWrite).
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "tests/integration/harness.h"
+#include "tests/integration/tls_raw.h"
+
+TestSuite(attack17, H_SUITE);
+
+/* Rows of BIG_ROW bytes: BIG_ROWS of them make a 32 MB result. */
+#define BIG_ROWS 32000
+#define BIG_ROW 1000
+#define BIG_MB (BIG_ROWS * BIG_ROW / (1024 * 1024))
+
+static long rss_kb(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	char *status = h_read_file(path, NULL);
+	cr_assert_not_null(status);
+	const char *line = strstr(status, "VmRSS:");
+	long kb = line ? strtol(line + 6, NULL, 10) : -1;
+	free(status);
+	return kb;
+}
+
+static int fd_count(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	cr_assert_not_null(d, "%s: %s", path, strerror(errno));
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* corral's fds back to at most want (a closed client's socket, a drained or closed
+ * server's); the count when it gave up otherwise. */
+static int wait_fds_at_most(const struct h_corral *c, int want, double timeout_s)
+{
+	double end = h_now() + timeout_s;
+	int n;
+	while ((n = fd_count(c->pid)) > want && h_now() < end)
+		usleep(50 * 1000);
+	return n;
+}
+
+/* corral's CPU seconds over a quiet window of secs: a spinning event loop would take
+ * about all of it. */
+static double cpu_over(const struct h_corral *c, double secs)
+{
+	double before = h_proc_cpu_seconds(c->pid);
+	usleep((useconds_t)(secs * 1e6));
+	return h_proc_cpu_seconds(c->pid) - before;
+}
+
+static char *big_query(const char *marker)
+{
+	return h_printf("select repeat('x', %d) as v, '%s' as m from generate_series(1, %d)",
+			BIG_ROW, marker, BIG_ROWS);
+}
+
+/* The backend running the query with marker is blocked writing to corral. */
+static void wait_backend_blocked(const struct h_corral *c, const char *marker)
+{
+	char *sql =
+		h_printf("select count(*) from pg_stat_activity where wait_event = 'ClientWrite' "
+			 "and query like '%%%s%%' and pid <> pg_backend_pid()",
+			 marker);
+	double t = h_wait_pg_value(sql, "1", 60.0);
+	cr_assert_geq(t, 0,
+		      "the backend of %s never waited on ClientWrite: corral read it all?\n%s",
+		      marker, h_corral_log_tail(c));
+	free(sql);
+}
+
+static void terminate_backend(const char *marker)
+{
+	char *sql =
+		h_printf("select pg_terminate_backend(pid) from pg_stat_activity where query like "
+			 "'%%%s%%' and pid <> pg_backend_pid()",
+			 marker);
+	h_direct_exec(sql);
+	free(sql);
+}
+
+/* A libpq client that asks for BIG_MB MB and does not read: it sends, then sleeps. */
+static PGconn *start_unread_big_result(const struct h_corral *c, const char *ci, const char *marker)
+{
+	PGconn *a = h_connect(c, ci);
+	h_expect_value(a, "select 'A-warm'", "A-warm");
+	int small = 64 * 1024;
+	(void)setsockopt(PQsocket(a), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+	char *q = big_query(marker);
+	cr_assert_eq(PQsendQuery(a, q), 1, "%s", PQerrorMessage(a));
+	free(q);
+	return a;
+}
+
+/* The whole result, right. */
+static void read_big_result(PGconn *a, const char *marker)
+{
+	PGresult *res = h_results(a, "the big result", 120.0);
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+	cr_expect_eq(PQntuples(res), BIG_ROWS);
+	cr_expect_eq(PQgetlength(res, BIG_ROWS - 1, 0), BIG_ROW);
+	cr_expect_str_eq(PQgetvalue(res, BIG_ROWS - 1, 1), marker);
+	PQclear(res);
+}
+
+/*
+ * A client that does not read a 32 MB result: PostgreSQL ends up blocked writing
+ * (corral stopped reading it at RELAY_HIGH_WATER), corral holds far less than the
+ * result and does not spin, another client is served meanwhile, and once the client
+ * reads it gets every row and can go on.
+ */
+static void slow_reader(const char *settings, const char *extra_ci)
+{
+	struct h_corral *c = h_corral_start(settings, H_BENCH_DB_WITH(" pool_size=2"), NULL);
+	char *base = h_conninfo(c, H.user, H.db, H.password);
+	char *ci = h_printf("%s %s", base, extra_ci);
+	PGconn *b = h_connect(c, ci);
+	h_expect_value(b, "select 'B-warm'", "B-warm");
+	long rss0 = rss_kb(c->pid);
+
+	PGconn *a = start_unread_big_result(c, ci, "slow-reader-17");
+	wait_backend_blocked(c, "slow-reader-17");
+	double cpu = cpu_over(c, 1.5);
+	long grown = rss_kb(c->pid) - rss0;
+	cr_log_info("slow reader (%s): corral grew %ld kB, %.2f s CPU in 1.5 s", extra_ci, grown,
+		    cpu);
+	cr_expect_lt(grown, (long)BIG_MB * 1024 / 2,
+		     "corral grew by %ld kB while a client did not read a %d MB result", grown,
+		     BIG_MB);
+	cr_expect_lt(cpu, 0.75, "corral used %.2f s of CPU in 1.5 s with a client not reading",
+		     cpu);
+	h_expect_value(b, "select 'B-served'", "B-served");
+	h_expect_value(b, "select count(*) from generate_series(1, 1000)", "1000");
+
+	read_big_result(a, "slow-reader-17");
+	h_expect_value(a, "select 'A-again'", "A-again");
+	h_expect_value(b, "select 'B-after'", "B-after");
+	PQfinish(a);
+	PQfinish(b);
+	free(ci);
+	free(base);
+	h_corral_stop(c);
+}
+
+Test(attack17, slow_reader_big_result_bounded_then_complete, .timeout = 180)
+{
+	slow_reader("pool_mode = transaction\nworkers = 1\n", "sslmode=disable");
+}
+
+static char *tls_settings(const char *more)
+{
+	h_make_certs(false);
+	return h_printf("client_tls_sslmode = require\nclient_tls_cert_file = %s/server.crt\n"
+			"client_tls_key_file = %s/server.key\n%s",
+			H.dir, H.dir, more);
+}
+
+Test(attack17, tls_slow_reader_big_result_bounded_then_complete, .timeout = 180)
+{
+	char *s = tls_settings("pool_mode = transaction\nworkers = 1\n");
+	slow_reader(s, "sslmode=require");
+	free(s);
+}
+
+/*
+ * The server of a client that does not read is terminated (pg_terminate_backend)
+ * while blocked writing: the client gets an error once it reads (not a hang, not a
+ * truncated result passed off as complete), the one pool slot serves the next client,
+ * and corral's fds go back to what they were.
+ */
+static void server_killed_under_slow_reader(const char *settings, const char *extra_ci)
+{
+	struct h_corral *c = h_corral_start(settings, H_BENCH_DB_WITH(" pool_size=1"), NULL);
+	char *base = h_conninfo(c, H.user, H.db, H.password);
+	char *ci = h_printf("%s %s", base, extra_ci);
+	PGconn *b = h_connect(c, ci);
+	h_expect_value(b, "select 'B-warm'", "B-warm");
+	int fds0 = fd_count(c->pid);
+
+	PGconn *a = start_unread_big_result(c, ci, "killed-under-17");
+	wait_backend_blocked(c, "killed-under-17");
+	terminate_backend("killed-under-17");
+	PGresult *res = h_results(a, "the result of a terminated server", 60.0);
+	cr_expect_neq(PQresultStatus(res), PGRES_TUPLES_OK,
+		      "a result cut by a terminated server came out complete");
+	PQclear(res);
+	PQfinish(a);
+
+	h_expect_value(b, "select 'B-after-kill'", "B-after-kill");
+	h_expect_value(b, "select 'B-again'", "B-again");
+	int fds = wait_fds_at_most(c, fds0, 15.0);
+	cr_expect_leq(fds, fds0, "corral holds %d fds, %d before the client came", fds, fds0);
+	PQfinish(b);
+	free(ci);
+	free(base);
+	h_corral_stop(c);
+}
+
+Test(attack17, server_terminated_under_a_slow_reader, .timeout = 180)
+{
+	server_killed_under_slow_reader("pool_mode = transaction\nworkers = 1\n",
+					"sslmode=disable");
+}
+
+Test(attack17, tls_server_terminated_under_a_slow_reader, .timeout = 180)
+{
+	char *s = tls_settings("pool_mode = transaction\nworkers = 1\n");
+	server_killed_under_slow_reader(s, "sslmode=require");
+	free(s);
+}
+
+/* ---- a client that sends a lot while it waits for a server ---------------------- */
+
+#define FLOOD_QUERIES 6000
+#define FLOOD_PAD 4000 /* 24 MB of queries in all */
+
+struct flood {
+	int fd;
+	unsigned char *msgs;
+	size_t len;
+	atomic_bool done;
+	int err;
+};
+
+static void *flood_send(void *arg)
+{
+	struct flood *f = arg;
+	size_t off = 0;
+	while (off < f->len) {
+		ssize_t n = send(f->fd, f->msgs + off, f->len - off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			f->err = errno;
+			break;
+		}
+		off += (size_t)n;
+	}
+	atomic_store(&f->done, true);
+	return NULL;
+}
+
+static unsigned char *flood_messages(size_t *len)
+{
+	char *q = malloc(FLOOD_PAD + 64);
+	cr_assert_not_null(q);
+	int ql = snprintf(q, 64, "select 'f' /* ");
+	memset(q + ql, 'p', FLOOD_PAD);
+	ql += FLOOD_PAD;
+	ql += sprintf(q + ql, " */");
+	size_t one = 5 + (size_t)ql + 1;
+	unsigned char *m = malloc(one * FLOOD_QUERIES);
+	cr_assert_not_null(m);
+	for (int i = 0; i < FLOOD_QUERIES; i++) {
+		unsigned char *p = m + one * (size_t)i;
+		p[0] = 'Q';
+		uint32_t n = htonl((uint32_t)(one - 1));
+		memcpy(p + 1, &n, 4);
+		memcpy(p + 5, q, (size_t)ql + 1);
+	}
+	free(q);
+	*len = one * FLOOD_QUERIES;
+	return m;
+}
+
+/* Counts ReadyForQuery messages on fd until want came (or it closed, or timed out). */
+static int count_ready(int fd, int want, double timeout_s, bool *closed)
+{
+	static unsigned char buf[1 << 16];
+	size_t have = 0;
+	int n = 0;
+	double end = h_now() + timeout_s;
+	*closed = false;
+	while (n < want && h_now() < end) {
+		struct timeval tv = {0, 200 * 1000};
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		ssize_t r = recv(fd, buf + have, sizeof buf - have, 0);
+		if (r == 0 ||
+		    (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+			*closed = true;
+			break;
+		}
+		if (r < 0)
+			continue;
+		have += (size_t)r;
+		size_t off = 0;
+		while (have - off >= 5) {
+			uint32_t len = h_be32(buf + off + 1);
+			cr_assert(len >= 4 && len < sizeof buf, "bad message length %u", len);
+			if (have - off < 1 + (size_t)len)
+				break;
+			if (buf[off] == 'Z')
+				n++;
+			cr_assert_neq(buf[off], 'E', "an error among the answers");
+			off += 1 + len;
+		}
+		memmove(buf, buf + off, have - off);
+		have -= off;
+	}
+	return n;
+}
+
+/*
+ * Transaction pooling, one server, held by B's open transaction.  A (raw) sends 24 MB
+ * of queries while it waits: corral reads at most WAITING_READ_LIMIT of them and
+ * stops (no spinning, no memory), and once B commits, every one of A's queries is
+ * answered in order.
+ */
+Test(attack17, client_floods_queries_while_waiting, .timeout = 240)
+{
+	struct h_corral *c =
+		h_corral_start("auth_type = trust\npool_mode = transaction\nworkers = 1\n"
+			       "query_wait_timeout = 0\n",
+			       H_BENCH_DB_WITH(" pool_size=1"), NULL);
+	char *ci = h_conninfo(c, "bench", "bench", NULL);
+	PGconn *b = h_connect(c, ci);
+	h_exec_ok(b, "begin");
+	h_expect_value(b, "select 'B-holds'", "B-holds");
+	int a = h_raw_login(c->port, NULL);
+	long rss0 = rss_kb(c->pid);
+
+	struct flood f = {.fd = a};
+	f.msgs = flood_messages(&f.len);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, flood_send, &f), 0);
+	/* The sender blocks once corral and both kernel buffers (a few MB) are full. */
+	usleep(2000 * 1000);
+	cr_expect(!atomic_load(&f.done), "24 MB of queries all went into corral while A waited");
+	double cpu = cpu_over(c, 1.5);
+	long grown = rss_kb(c->pid) - rss0;
+	cr_log_info("flood while waiting: corral grew %ld kB, %.2f s CPU in 1.5 s", grown, cpu);
+	cr_expect_lt(cpu, 0.75, "corral used %.2f s of CPU in 1.5 s while a client waited", cpu);
+	cr_expect_lt(grown, 8 * 1024L, "corral grew by %ld kB while a client waited", grown);
+
+	h_exec_ok(b, "commit");
+	bool closed;
+	int got = count_ready(a, FLOOD_QUERIES, 180.0, &closed);
+	cr_expect_eq(got, FLOOD_QUERIES, "A got %d of %d answers (closed: %d)\n%s", got,
+		     FLOOD_QUERIES, closed, h_corral_log_tail(c));
+	pthread_join(th, NULL);
+	cr_expect_eq(f.err, 0, "A's sender: %s", strerror(f.err));
+	h_expect_value(b, "select 'B-after'", "B-after");
+	close(a);
+	free(f.msgs);
+	free(ci);
+	PQfinish(b);
+	h_corral_stop(c);
+}
