@@ -241,6 +241,103 @@ Test(attack17, tls_server_terminated_under_a_slow_reader, .timeout = 180)
 	free(s);
 }
 
+/* How the client under attack goes away while its output is full. */
+enum leave { LEAVE_RESET, LEAVE_FIN_NO_CLOSE_NOTIFY };
+
+/* The socket under libpq goes (RST, or FIN without a TLS close_notify); libpq keeps an
+ * fd number of /dev/null to close later. */
+static void vanish(PGconn *a, enum leave how)
+{
+	int fd = PQsocket(a);
+	if (how == LEAVE_RESET) {
+		struct linger lg = {.l_onoff = 1, .l_linger = 0};
+		cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+	} else {
+		cr_assert_eq(shutdown(fd, SHUT_WR), 0, "%s", strerror(errno));
+		return; /* half closed: corral sees EOF, its writes still land here */
+	}
+	int nul = open("/dev/null", O_RDWR);
+	cr_assert_geq(nul, 0);
+	cr_assert_geq(dup2(nul, fd), 0);
+	close(nul);
+}
+
+/*
+ * A client leaves while its output is full and its server blocked writing (the
+ * server's read suspended by backpressure): the server is drained or closed, the
+ * slot serves the next client (transaction pooling: B waits for A's one server), fds
+ * go back.
+ */
+static void leave_while_output_full(const char *settings, const char *extra_ci, enum leave how)
+{
+	/* Session pooling: B keeps its server, A needs one of its own. */
+	struct h_corral *c = h_corral_start(settings,
+					    strstr(settings, "session")
+						    ? H_BENCH_DB_WITH(" pool_size=2")
+						    : H_BENCH_DB_WITH(" pool_size=1"),
+					    NULL);
+	char *base = h_conninfo(c, H.user, H.db, H.password);
+	char *ci = h_printf("%s %s", base, extra_ci);
+	PGconn *b = h_connect(c, ci);
+	h_expect_value(b, "select 'B-warm'", "B-warm");
+	int fds0 = fd_count(c->pid);
+
+	PGconn *a = start_unread_big_result(c, ci, "vanish-17");
+	wait_backend_blocked(c, "vanish-17");
+	vanish(a, how);
+	cr_assert(h_wait_log(c, "event=client_closed", 30.0),
+		  "corral did not notice the client leave\n%s", h_corral_log_tail(c));
+
+	/* The server is cancelled and drained for reuse: the drain must skip the rest
+	 * of the DataRow that was half relayed to A, not parse it as messages. */
+	cr_expect(h_wait_log(c, "event=server_drained", 30.0),
+		  "the server of the client that left was not drained\n%s", h_corral_log_tail(c));
+	h_expect_value(b, "select 'B-after'", "B-after");
+	h_expect_value(b, "select 'B-again'", "B-again");
+	cr_expect_eq(h_log_count(c, "event=server_closed"), 0,
+		     "the server of the client that left was closed, not drained\n%s",
+		     h_corral_log_tail(c));
+	cr_expect_eq(h_log_count(c, "event=server_login"), strstr(settings, "session") ? 2 : 1,
+		     "a server was logged in again\n%s", h_corral_log_tail(c));
+	PQfinish(a);
+	if (strstr(settings, "session"))
+		fds0++; /* A's server, drained, stays in the pool */
+	int fds = wait_fds_at_most(c, fds0, 30.0);
+	cr_expect_leq(fds, fds0, "corral holds %d fds, %d before the client came\n%s", fds, fds0,
+		      h_corral_log_tail(c));
+	cr_expect_lt(cpu_over(c, 1.0), 0.5, "corral busy after the client left");
+	PQfinish(b);
+	free(ci);
+	free(base);
+	h_corral_stop(c);
+}
+
+Test(attack17, client_reset_while_its_output_is_full, .timeout = 180)
+{
+	leave_while_output_full("pool_mode = transaction\nworkers = 1\n", "sslmode=disable",
+				LEAVE_RESET);
+}
+
+Test(attack17, client_fin_while_its_output_is_full_session_mode, .timeout = 180)
+{
+	leave_while_output_full("pool_mode = session\nworkers = 1\n", "sslmode=disable",
+				LEAVE_FIN_NO_CLOSE_NOTIFY);
+}
+
+Test(attack17, tls_client_reset_while_its_output_is_full, .timeout = 180)
+{
+	char *s = tls_settings("pool_mode = transaction\nworkers = 1\n");
+	leave_while_output_full(s, "sslmode=require", LEAVE_RESET);
+	free(s);
+}
+
+Test(attack17, tls_client_leaves_without_close_notify_while_output_full, .timeout = 180)
+{
+	char *s = tls_settings("pool_mode = transaction\nworkers = 1\n");
+	leave_while_output_full(s, "sslmode=require", LEAVE_FIN_NO_CLOSE_NOTIFY);
+	free(s);
+}
+
 /* ---- a client that sends a lot while it waits for a server ---------------------- */
 
 #define FLOOD_QUERIES 6000
