@@ -475,3 +475,160 @@ Test(attack17, client_floods_queries_while_waiting, .timeout = 240)
 	PQfinish(b);
 	h_corral_stop(c);
 }
+
+/* ---- a TLS client that sends more than a login while its failure is held -------- */
+
+struct tls_flood {
+	struct tls_raw *t;
+	size_t len;
+	atomic_bool done;
+};
+
+static void *tls_flood_send(void *arg)
+{
+	struct tls_flood *f = arg;
+	unsigned char *junk = calloc(1, f->len);
+	if (junk)
+		(void)tls_raw_send(f->t, junk, f->len); /* fails once corral closes */
+	free(junk);
+	atomic_store(&f->done, true);
+	return NULL;
+}
+
+/*
+ * Password login over TLS, a wrong password, and 16 MB behind it while the failure is
+ * held back (auth_failure_delay): the TLS stream stops reading at LOGIN_READ_LIMIT
+ * (no spinning, no memory), the failure comes, the client is closed, the sender is
+ * released, and another client logs in meanwhile and after.
+ */
+Test(attack17, tls_login_flood_while_a_failure_is_held, .timeout = 120)
+{
+	h_make_certs(false);
+	char *hba = h_path("hba17.conf");
+	h_write_file(hba, "hostssl all all 127.0.0.1/32 password\n");
+	char *s = tls_settings("");
+	char *settings = h_printf("%sauth_type = hba\nauth_hba_file = %s\nauth_failure_delay = 3\n"
+				  "auth_failure_max = 100\nworkers = 1\n",
+				  s, hba);
+	struct h_corral *c = h_corral_start(settings, H_BENCH_DB, NULL);
+	char *base = h_conninfo(c, H.user, H.db, H.password);
+	char *ci = h_printf("%s sslmode=require", base);
+	PGconn *b = h_connect(c, ci);
+	h_expect_value(b, "select 'B-warm'", "B-warm");
+	long rss0 = rss_kb(c->pid);
+
+	struct tls_raw t;
+	cr_assert(tls_raw_connect(&t, c->port, true, NULL, 0), "TLS handshake");
+	const char *kv[] = {"user", H.user, "database", H.db, NULL};
+	unsigned char buf[4096];
+	size_t n = h_startup_packet(buf, sizeof(buf), H_PROTOCOL_3_0, kv), len = 0;
+	bool closed = false;
+	cr_assert(tls_raw_send(&t, buf, n));
+	cr_assert(tls_raw_read_until(&t, buf, sizeof(buf), &len, 'R', &closed),
+		  "no password asked");
+	static const char wrong[] = "not-the-password";
+	buf[0] = 'p';
+	uint32_t l = htonl((uint32_t)(4 + sizeof(wrong)));
+	memcpy(buf + 1, &l, 4);
+	memcpy(buf + 5, wrong, sizeof(wrong));
+	cr_assert(tls_raw_send(&t, buf, 5 + sizeof(wrong)));
+
+	struct tls_flood f = {.t = &t, .len = 16u << 20};
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, tls_flood_send, &f), 0);
+	usleep(1000 * 1000);
+	double cpu = cpu_over(c, 1.0);
+	long grown = rss_kb(c->pid) - rss0;
+	cr_log_info("TLS login flood: corral grew %ld kB, %.2f s CPU in 1 s", grown, cpu);
+	cr_expect_lt(cpu, 0.5, "corral used %.2f s of CPU in 1 s with a login's input held", cpu);
+	cr_expect_lt(grown, 4 * 1024L, "corral grew by %ld kB holding a login's input", grown);
+	h_expect_value(b, "select 'B-during'", "B-during");
+
+	cr_assert(h_wait_log(c, "sqlstate=28P01", 30.0), "the failure never came\n%s",
+		  h_corral_log_tail(c));
+	cr_assert(h_wait_log_count(c, "event=client_closed", 2, 30.0),
+		  "the flooding client was not closed\n%s", h_corral_log_tail(c));
+	pthread_join(th, NULL);
+	cr_expect(atomic_load(&f.done));
+	tls_raw_close(&t);
+	h_expect_new_client(c, ci, "select 'C-after'", "C-after");
+	h_expect_value(b, "select 'B-after'", "B-after");
+	PQfinish(b);
+	free(ci);
+	free(base);
+	free(settings);
+	free(s);
+	free(hba);
+	h_corral_stop(c);
+}
+
+/* ---- a client gone in the middle of a COPY FROM STDIN ---------------------------- */
+
+static void put_msg(unsigned char **p, char type, const void *body, size_t len)
+{
+	(*p)[0] = (unsigned char)type;
+	uint32_t n = htonl((uint32_t)(4 + len));
+	memcpy(*p + 1, &n, 4);
+	memcpy(*p + 5, body, len);
+	*p += 5 + len;
+}
+
+/*
+ * Transaction pooling, one server: A starts COPY FROM STDIN, sends 8 MB of rows and
+ * leaves (RST) without CopyDone.  What corral had not read is lost with the reset, so
+ * the server usually got half a CopyData: it cannot be drained and is closed, and its
+ * backend, reading corral's Terminate as more of that message, must still be made to
+ * exit (or the pool's one slot stays taken for ever and B waits for ever).  If the
+ * cut fell between messages it is drained instead.  Either way nothing of A's COPY
+ * is committed and B is served.
+ */
+Test(attack17, client_gone_in_the_middle_of_copy_in, .timeout = 120)
+{
+	struct h_corral *c =
+		h_corral_start("auth_type = trust\npool_mode = transaction\nworkers = 1\n",
+			       H_BENCH_DB_WITH(" pool_size=1"), NULL);
+	char *ci = h_conninfo(c, "bench", "bench", NULL);
+	PGconn *b = h_connect(c, ci);
+	h_exec_ok(b, "drop table if exists copy17; create table copy17 (v text)");
+	int fds0 = fd_count(c->pid);
+
+	int a = h_raw_login(c->port, NULL);
+	static const char copy[] = "copy copy17 from stdin";
+	unsigned char q[64], *p = q;
+	put_msg(&p, 'Q', copy, sizeof(copy));
+	h_send_all(a, q, (size_t)(p - q));
+	unsigned char buf[4096];
+	size_t len = 0;
+	bool closed;
+	cr_assert(h_read_until_msg(a, buf, sizeof(buf), &len, 'G', 10.0, &closed),
+		  "no CopyInResponse");
+	size_t row = 8192, rows = 1024;
+	unsigned char *data = malloc((5 + row) * rows), *d = data;
+	cr_assert_not_null(data);
+	char *line = malloc(row);
+	memset(line, 'c', row - 1);
+	line[row - 1] = '\n';
+	for (size_t i = 0; i < rows; i++)
+		put_msg(&d, 'd', line, row);
+	h_send_all(a, data, (size_t)(d - data));
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	cr_assert_eq(setsockopt(a, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+	close(a);
+
+	h_expect_value(b, "select count(*) from copy17", "0");
+	h_expect_value(b, "select 'B-after'", "B-after");
+	cr_log_info("mid-COPY client gone: server %s",
+		    h_log_count(c, "client left in the middle of a message") ? "closed mid-message"
+									     : "drained");
+	cr_expect_eq(h_log_count(c, "event=server_exit_wait"), 0,
+		     "a backend did not exit after its server was closed\n%s",
+		     h_corral_log_tail(c));
+	int fds = wait_fds_at_most(c, fds0, 15.0);
+	cr_expect_leq(fds, fds0, "corral holds %d fds, %d before the client came", fds, fds0);
+	h_exec_ok(b, "drop table copy17");
+	free(data);
+	free(line);
+	free(ci);
+	PQfinish(b);
+	h_corral_stop(c);
+}
