@@ -632,3 +632,48 @@ Test(attack17, client_gone_in_the_middle_of_copy_in, .timeout = 120)
 	PQfinish(b);
 	h_corral_stop(c);
 }
+
+/* ---- the admin console's output, bigger than the socket takes ------------------ */
+
+/*
+ * One Query of 4000 "show config;" statements to the admin console, read only a
+ * second later through a small receive buffer: megabytes of answers that the socket
+ * does not take at once.  They are written as the socket drains (the console's
+ * output is flushed, the rest goes on the write event), every result arrives, and
+ * the console answers again after.
+ */
+Test(attack17, admin_console_output_bigger_than_the_socket, .timeout = 120)
+{
+	struct h_corral *c = h_corral_start("workers = 1\nadmin_users = admin\n", H_BENCH_DB,
+					    "\"bench\" \"secret\"\n\"admin\" \"adminpw\"\n");
+	char *ci = h_conninfo(c, "admin", "corral", "adminpw");
+	PGconn *a = h_connect(c, ci);
+	int small = 32 * 1024;
+	(void)setsockopt(PQsocket(a), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+	enum { N = 4000 };
+	struct h_sbuf q = {0};
+	for (int i = 0; i < N; i++)
+		h_sb_add(&q, "show config;", 12);
+	h_sb_add(&q, "", 1);
+	cr_assert_eq(PQsendQuery(a, q.p), 1, "%s", PQerrorMessage(a));
+	usleep(1000 * 1000);
+	int results = 0;
+	long rows = 0;
+	PGresult *res;
+	while ((res = PQgetResult(a)) != NULL) {
+		cr_expect_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+		rows += PQntuples(res);
+		results++;
+		PQclear(res);
+	}
+	cr_log_info("admin console: %d results, %ld rows", results, rows);
+	cr_expect_eq(results, N, "%d results of %d", results, N);
+	cr_expect_gt(rows, (long)N * 10);
+	res = h_exec(a, "show version");
+	cr_expect_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+	PQfinish(a);
+	free(q.p);
+	free(ci);
+	h_corral_stop(c);
+}
