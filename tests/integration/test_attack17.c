@@ -677,3 +677,55 @@ Test(attack17, admin_console_output_bigger_than_the_socket, .timeout = 120)
 	free(ci);
 	h_corral_stop(c);
 }
+
+/*
+ * A console client that sends Query after Query and never reads: each Query of
+ * 1000 "show config;" is about 3 MB of answers.  corral must stop reading it while
+ * its output is full (as it stops reading a server for a slow client), not hold the
+ * answers to every Query it is sent; once the client reads, every answer comes.
+ */
+Test(attack17, admin_console_client_not_reading_is_not_buffered_without_bound, .timeout = 120)
+{
+	struct h_corral *c = h_corral_start("workers = 1\nadmin_users = admin\n", H_BENCH_DB,
+					    "\"bench\" \"secret\"\n\"admin\" \"adminpw\"\n");
+	char *base = h_conninfo(c, "admin", "corral", "adminpw");
+	char *ci = h_printf("%s sslmode=disable", base);
+	PGconn *a = h_connect(c, ci);
+	int fd = PQsocket(a);
+	long rss0 = rss_kb(c->pid);
+	enum { STMTS = 1000, QUERIES = 40 };
+	size_t body = STMTS * 12 + 1, one = 5 + body;
+	unsigned char *msgs = malloc(one * QUERIES);
+	cr_assert_not_null(msgs);
+	for (int i = 0; i < QUERIES; i++) {
+		unsigned char *p = msgs + one * (size_t)i;
+		p[0] = 'Q';
+		uint32_t n = htonl((uint32_t)(4 + body));
+		memcpy(p + 1, &n, 4);
+		for (int j = 0; j < STMTS; j++)
+			memcpy(p + 5 + 12 * j, "show config;", 12);
+		p[one - 1] = '\0';
+	}
+	/* Sent by a thread: with corral not reading, the send blocks. */
+	struct flood f = {.fd = fd, .msgs = msgs, .len = one * QUERIES};
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, flood_send, &f), 0);
+	usleep(2000 * 1000);
+	long grown = rss_kb(c->pid) - rss0;
+	double cpu = cpu_over(c, 1.0);
+	cr_log_info("admin console not reading: corral grew %ld kB, %.2f s CPU in 1 s", grown, cpu);
+	cr_expect_lt(grown, 32 * 1024L,
+		     "corral grew by %ld kB holding answers for a console client not reading",
+		     grown);
+	cr_expect_lt(cpu, 0.5, "corral used %.2f s of CPU in 1 s", cpu);
+	bool closed;
+	int got = count_ready(fd, QUERIES, 60.0, &closed);
+	cr_expect_eq(got, QUERIES, "%d answers of %d (closed: %d)", got, QUERIES, closed);
+	pthread_join(th, NULL);
+	cr_expect_eq(f.err, 0, "sender: %s", strerror(f.err));
+	PQfinish(a);
+	free(msgs);
+	free(ci);
+	free(base);
+	h_corral_stop(c);
+}
