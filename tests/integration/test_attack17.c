@@ -729,3 +729,51 @@ Test(attack17, admin_console_client_not_reading_is_not_buffered_without_bound, .
 	free(base);
 	h_corral_stop(c);
 }
+
+/*
+ * The same flood while A is linked and its server busy (pg_sleep(6) first): the
+ * server stops reading, corral stops reading A once 256 KB wait for the server
+ * (backpressure the other way), nothing spins, and once the sleep ends every query
+ * is answered in order.
+ */
+Test(attack17, client_floods_queries_while_its_server_is_busy, .timeout = 240)
+{
+	struct h_corral *c =
+		h_corral_start("auth_type = trust\npool_mode = transaction\nworkers = 1\n",
+			       H_BENCH_DB_WITH(" pool_size=2"), NULL);
+	char *ci = h_conninfo(c, "bench", "bench", NULL);
+	PGconn *b = h_connect(c, ci);
+	h_expect_value(b, "select 'B-warm'", "B-warm");
+	int a = h_raw_login(c->port, NULL);
+	long rss0 = rss_kb(c->pid);
+
+	static const char sleep_sql[] = "select pg_sleep(6)";
+	unsigned char q[64], *p = q;
+	put_msg(&p, 'Q', sleep_sql, sizeof(sleep_sql));
+	h_send_all(a, q, (size_t)(p - q));
+	struct flood f = {.fd = a};
+	f.msgs = flood_messages(&f.len);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, flood_send, &f), 0);
+	usleep(1000 * 1000);
+	double cpu = cpu_over(c, 1.0);
+	long grown = rss_kb(c->pid) - rss0;
+	cr_log_info("flood behind a busy server: corral grew %ld kB, %.2f s CPU in 1 s", grown,
+		    cpu);
+	cr_expect_lt(cpu, 0.5, "corral used %.2f s of CPU in 1 s while a server was busy", cpu);
+	cr_expect_lt(grown, 8 * 1024L, "corral grew by %ld kB while a server was busy", grown);
+	h_expect_value(b, "select 'B-during'", "B-during");
+
+	bool closed;
+	int got = count_ready(a, FLOOD_QUERIES + 1, 180.0, &closed);
+	cr_expect_eq(got, FLOOD_QUERIES + 1, "A got %d of %d answers (closed: %d)\n%s", got,
+		     FLOOD_QUERIES + 1, closed, h_corral_log_tail(c));
+	pthread_join(th, NULL);
+	cr_expect_eq(f.err, 0, "A's sender: %s", strerror(f.err));
+	h_expect_value(b, "select 'B-after'", "B-after");
+	close(a);
+	free(f.msgs);
+	free(ci);
+	PQfinish(b);
+	h_corral_stop(c);
+}
