@@ -796,3 +796,69 @@ Test(attack17, client_floods_queries_while_its_server_is_busy, .timeout = 240)
 	PQfinish(b);
 	h_corral_stop(c);
 }
+
+/*
+ * A client that reads an 8 MB result in sips (16 KB, then a pause): reading its
+ * server stops and resumes many times (each time the output drains to half), every
+ * row arrives whole and in order, and B is served throughout.
+ */
+Test(attack17, client_sipping_a_big_result_gets_all_of_it, .timeout = 180)
+{
+	struct h_corral *c =
+		h_corral_start("auth_type = trust\npool_mode = transaction\nworkers = 1\n",
+			       H_BENCH_DB_WITH(" pool_size=2"), NULL);
+	char *ci = h_conninfo(c, "bench", "bench", NULL);
+	PGconn *b = h_connect(c, ci);
+	int a = h_raw_login(c->port, NULL);
+	enum { ROWS = 8000, WIDTH = 1000 };
+	char *sql = h_printf("select lpad(i::text, %d, '.') from generate_series(1, %d) i", WIDTH,
+			     ROWS);
+	unsigned char q[128], *p = q;
+	put_msg(&p, 'Q', sql, strlen(sql) + 1);
+	h_send_all(a, q, (size_t)(p - q));
+	static unsigned char buf[1 << 16];
+	size_t have = 0;
+	int rows = 0, sips = 0;
+	bool ready = false, bad = false;
+	double end = h_now() + 120.0;
+	while (!ready && !bad && h_now() < end) {
+		ssize_t n = recv(a, buf + have,
+				 16 * 1024 < sizeof buf - have ? 16 * 1024 : sizeof buf - have, 0);
+		cr_assert_gt(n, 0, "recv: %zd (%s) after %d rows", n, strerror(errno), rows);
+		have += (size_t)n;
+		size_t off = 0;
+		while (have - off >= 5) {
+			uint32_t len = h_be32(buf + off + 1);
+			if (have - off < 1 + (size_t)len)
+				break;
+			if (buf[off] == 'D') {
+				/* one column: int16 count, int32 length, the value */
+				char want[16];
+				int wl = snprintf(want, sizeof want, "%d", rows + 1);
+				const unsigned char *v = buf + off + 11;
+				if (h_be32(buf + off + 7) != WIDTH ||
+				    memcmp(v + WIDTH - wl, want, (size_t)wl) != 0)
+					bad = true;
+				rows++;
+			} else if (buf[off] == 'Z') {
+				ready = true;
+			} else if (buf[off] == 'E') {
+				bad = true;
+			}
+			off += 1 + len;
+		}
+		memmove(buf, buf + off, have - off);
+		have -= off;
+		if (++sips % 64 == 0)
+			h_expect_value(b, "select 'B-meanwhile'", "B-meanwhile");
+		usleep(2000);
+	}
+	cr_log_info("sipping: %d sips", sips);
+	cr_expect(ready && !bad, "ready %d, bad %d, %d rows of %d", ready, bad, rows, ROWS);
+	cr_expect_eq(rows, ROWS);
+	close(a);
+	free(sql);
+	free(ci);
+	PQfinish(b);
+	h_corral_stop(c);
+}
