@@ -97,6 +97,18 @@ static double cpu_over(const struct h_corral *c, double secs)
 	return h_proc_cpu_seconds(c->pid) - before;
 }
 
+/* corral's CPU seconds over the first window of secs in which it used less than a
+ * third of it, waiting at most max_wait: work still legitimately going on (slow under
+ * valgrind or on a loaded machine) ends, a spinning loop never does. */
+static double settled_cpu(const struct h_corral *c, double secs, double max_wait)
+{
+	double end = h_now() + max_wait, cpu;
+	do
+		cpu = cpu_over(c, secs);
+	while (cpu >= secs / 3 && h_now() < end);
+	return cpu;
+}
+
 static char *big_query(const char *marker)
 {
 	return h_printf("select repeat('x', %d) as v, '%s' as m from generate_series(1, %d)",
@@ -141,9 +153,28 @@ static PGconn *start_unread_big_result(const struct h_corral *c, const char *ci,
 }
 
 /* The whole result, right. */
+/* The results of what a sent (the first error, else the last), read by libpq's own
+ * blocking wait: the harness's poll on the socket can miss a TLS record that libpq's
+ * OpenSSL already read from it (seen with 32 MB over TLS: every byte delivered, the
+ * poll waiting for ever).  A stall in corral still fails, at the test's timeout. */
+static PGresult *blocking_results(PGconn *a)
+{
+	PGresult *keep = NULL, *r;
+	while ((r = PQgetResult(a)) != NULL) {
+		if (keep && PQresultStatus(keep) == PGRES_FATAL_ERROR) {
+			PQclear(r);
+		} else {
+			PQclear(keep);
+			keep = r;
+		}
+	}
+	cr_assert_not_null(keep, "no result");
+	return keep;
+}
+
 static void read_big_result(PGconn *a, const char *marker)
 {
-	PGresult *res = h_results(a, "the big result", 120.0);
+	PGresult *res = blocking_results(a);
 	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
 	cr_expect_eq(PQntuples(res), BIG_ROWS);
 	cr_expect_eq(PQgetlength(res, BIG_ROWS - 1, 0), BIG_ROW);
@@ -168,7 +199,7 @@ static void slow_reader(const char *settings, const char *extra_ci)
 
 	PGconn *a = start_unread_big_result(c, ci, "slow-reader-17");
 	wait_backend_blocked(c, "slow-reader-17");
-	double cpu = cpu_over(c, 1.5);
+	double cpu = settled_cpu(c, 1.5, 30.0);
 	long grown = rss_kb(c->pid) - rss0;
 	cr_log_info("slow reader (%s): corral grew %ld kB, %.2f s CPU in 1.5 s", extra_ci, grown,
 		    cpu);
@@ -228,7 +259,7 @@ static void server_killed_under_slow_reader(const char *settings, const char *ex
 	PGconn *a = start_unread_big_result(c, ci, "killed-under-17");
 	wait_backend_blocked(c, "killed-under-17");
 	terminate_backend("killed-under-17");
-	PGresult *res = h_results(a, "the result of a terminated server", 60.0);
+	PGresult *res = blocking_results(a);
 	cr_expect_neq(PQresultStatus(res), PGRES_TUPLES_OK,
 		      "a result cut by a terminated server came out complete");
 	PQclear(res);
@@ -321,7 +352,7 @@ static void leave_while_output_full(const char *settings, const char *extra_ci, 
 	int fds = wait_fds_at_most(c, fds0, 30.0);
 	cr_expect_leq(fds, fds0, "corral holds %d fds, %d before the client came\n%s", fds, fds0,
 		      h_corral_log_tail(c));
-	cr_expect_lt(cpu_over(c, 1.0), 0.5, "corral busy after the client left");
+	cr_expect_lt(settled_cpu(c, 1.0, 30.0), 0.5, "corral busy after the client left");
 	PQfinish(b);
 	free(ci);
 	free(base);
@@ -471,7 +502,7 @@ Test(attack17, client_floods_queries_while_waiting, .timeout = 240)
 	/* The sender blocks once corral and both kernel buffers (a few MB) are full. */
 	usleep(2000 * 1000);
 	cr_expect(!atomic_load(&f.done), "48 MB of queries all went into corral while A waited");
-	double cpu = cpu_over(c, 1.5);
+	double cpu = settled_cpu(c, 1.5, 30.0);
 	long grown = rss_kb(c->pid) - rss0;
 	cr_log_info("flood while waiting: corral grew %ld kB, %.2f s CPU in 1.5 s", grown, cpu);
 	cr_expect_lt(cpu, 0.75, "corral used %.2f s of CPU in 1.5 s while a client waited", cpu);
@@ -554,7 +585,7 @@ Test(attack17, tls_login_flood_while_a_failure_is_held, .timeout = 120)
 	pthread_t th;
 	cr_assert_eq(pthread_create(&th, NULL, tls_flood_send, &f), 0);
 	usleep(1000 * 1000);
-	double cpu = cpu_over(c, 1.0);
+	double cpu = settled_cpu(c, 1.0, 30.0);
 	long grown = rss_kb(c->pid) - rss0;
 	cr_log_info("TLS login flood: corral grew %ld kB, %.2f s CPU in 1 s", grown, cpu);
 	cr_expect_lt(cpu, 0.5, "corral used %.2f s of CPU in 1 s with a login's input held", cpu);
@@ -731,7 +762,7 @@ Test(attack17, admin_console_client_not_reading_is_not_buffered_without_bound, .
 	cr_assert_eq(pthread_create(&th, NULL, flood_send, &f), 0);
 	usleep(2000 * 1000);
 	long grown = rss_kb(c->pid) - rss0;
-	double cpu = cpu_over(c, 1.0);
+	double cpu = settled_cpu(c, 1.0, 60.0);
 	cr_log_info("admin console not reading: corral grew %ld kB, %.2f s CPU in 1 s", grown, cpu);
 	cr_expect_lt(grown, rss_limit(c, 64 * 1024L),
 		     "corral grew by %ld kB holding answers for a console client not reading",
@@ -774,14 +805,14 @@ Test(attack17, client_floods_queries_while_its_server_is_busy, .timeout = 240)
 	f.msgs = flood_messages(&f.len);
 	pthread_t th;
 	cr_assert_eq(pthread_create(&th, NULL, flood_send, &f), 0);
-	usleep(1000 * 1000);
-	double cpu = cpu_over(c, 1.0);
+	usleep(1500 * 1000);
+	cr_expect(!atomic_load(&f.done),
+		  "48 MB of queries all went into corral while its server slept");
+	double cpu = settled_cpu(c, 1.0, 30.0);
 	long grown = rss_kb(c->pid) - rss0;
 	cr_log_info("flood behind a busy server: corral grew %ld kB, %.2f s CPU in 1 s", grown,
 		    cpu);
 	cr_expect_lt(cpu, 0.5, "corral used %.2f s of CPU in 1 s while a server was busy", cpu);
-	cr_expect(!atomic_load(&f.done),
-		  "48 MB of queries all went into corral while its server slept");
 	cr_expect_lt(grown, rss_limit(c, 8 * 1024L),
 		     "corral grew by %ld kB while a server was busy", grown);
 	h_expect_value(b, "select 'B-during'", "B-during");
