@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <openssl/crypto.h>
@@ -1090,6 +1091,16 @@ static void closing_read(struct stream *io, void *arg)
 	evbuffer_drain(in, evbuffer_get_length(in)); /* the cancelled query's last words */
 }
 
+/* The Terminate is out: the end of the stream follows it.  A backend that a client
+ * left in the middle of a message (half a CopyData, half a Query) reads the Terminate
+ * as more of that message and waits for the rest, its pool slot taken, for ever; the
+ * end of the stream ends it (PostgreSQL exits on EOF from its client). */
+static void closing_write(struct stream *io, void *arg)
+{
+	if (evbuffer_get_length(stream_output(io)) == 0)
+		(void)shutdown(stream_fd(io), SHUT_WR);
+}
+
 static void closing_event(struct stream *io, short what, void *arg)
 {
 	struct server *s = arg;
@@ -1136,7 +1147,7 @@ void pool_close_server(struct server *s, const char *reason)
 	if (busy)
 		(void)server_cancel(s);
 	static const char terminate[] = { 'X', 0, 0, 0, 4 };
-	stream_setcb(s->io, closing_read, NULL, closing_event, s);
+	stream_setcb(s->io, closing_read, closing_write, closing_event, s);
 	stream_setwatermark(s->io, EV_READ, 0, 0);
 	stream_setwatermark(s->io, EV_WRITE, 0, 0);
 	struct timeval tv = { SERVER_EXIT_TIMEOUT_SEC, 0 };

@@ -26,12 +26,18 @@
 
 /* A console statement is a line or two; anything near this is not one. */
 #define ADMIN_MAX_QUERY (64 * 1024)
+/* Answers the client has not read: past this no further Query is taken (its reading
+ * stops) until the output has drained to half (admin_drained).  A Query of 64 KB of
+ * SHOW statements answers megabytes; without a bound a client that sends and never
+ * reads would have corral hold the answers to all it sends. */
+#define ADMIN_OUTPUT_HIGH (256 * 1024)
 
 struct admin_session {
 	bool full;    /* admin_users; else stats_users */
 	char *query;  /* the Query being run, split in place; NULL: none */
 	char *next;   /* where its next statement starts; NULL: no more */
 	bool waiting; /* a command answers later (admin_suspend) */
+	bool held;    /* the output is full: the rest waits for admin_drained */
 	bool ran;     /* a statement of the query has run (else it was empty) */
 	void (*gone)(void *arg);
 	void *gone_arg;
@@ -263,13 +269,27 @@ static enum admin_result run_statement(struct client *c, const char *stmt)
 	return cmd->run(&ctx);
 }
 
+/* The client has not read ADMIN_OUTPUT_HIGH of answers: nothing more runs, and its
+ * reading stops, until its write callback finds the output drained to half. */
+static bool output_full(struct client *c)
+{
+	if (evbuffer_get_length(stream_output(c->io)) < ADMIN_OUTPUT_HIGH)
+		return false;
+	c->admin->held = true;
+	stream_disable(c->io, EV_READ);
+	stream_setwatermark(c->io, EV_WRITE, ADMIN_OUTPUT_HIGH / 2, 0);
+	return true;
+}
+
 /* Runs the statements left of the current Query; ends it with ReadyForQuery unless a
- * command answers later. */
+ * command answers later or the output is full. */
 static void run_statements(struct client *c)
 {
 	struct admin_session *a = c->admin;
 	struct evbuffer *out = stream_output(c->io);
 	while (a->next) {
+		if (output_full(c))
+			return;
 		char *stmt = cut_statement(&a->next);
 		if (*stmt == '\0')
 			continue;
@@ -351,7 +371,9 @@ static void take_query(struct client *c, uint32_t len)
 void admin_read(struct client *c)
 {
 	struct evbuffer *in = stream_input(c->io);
-	while (c->state == CL_IDLE && !c->admin->waiting) {
+	while (c->state == CL_IDLE && !c->admin->waiting && !c->admin->held) {
+		if (output_full(c))
+			break;
 		char type;
 		uint32_t len;
 		enum pg_parse_result pr = pgproto_peek_header(in, &type, &len);
@@ -399,6 +421,22 @@ void admin_read(struct client *c)
 wait:
 	if (c->state == CL_IDLE)
 		stream_flush(c->io);
+}
+
+void admin_drained(struct client *c)
+{
+	struct admin_session *a = c->admin;
+	if (!a->held)
+		return;
+	a->held = false;
+	stream_setwatermark(c->io, EV_WRITE, 0, 0);
+	stream_enable(c->io, EV_READ);
+	if (a->query)
+		run_statements(c); /* the rest of the Query that filled the output */
+	if (a->waiting || a->held)
+		stream_flush(c->io);
+	else
+		admin_read(c); /* what the client sent meanwhile; flushes */
 }
 
 void admin_client_gone(struct client *c)

@@ -22,6 +22,9 @@ void admin_login(struct client *c);
 /* c (a console client, CL_IDLE) has input: runs whole Query messages until a command
  * answers later or the input is used up. */
 void admin_read(struct client *c);
+/* c's output drained (its write callback, CL_IDLE): reads again what admin_read
+ * stopped reading while the client had not read its answers. */
+void admin_drained(struct client *c);
 /* c is closing: a command still answering is told (its gone callback), nothing more
  * runs. */
 void admin_client_gone(struct client *c);

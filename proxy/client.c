@@ -1171,6 +1171,8 @@ static void client_write(struct stream *io, void *arg)
 			client_close(c, "closed after error");
 	} else if (c->state == CL_ACTIVE) {
 		relay_client_drained(c);
+	} else if (c->state == CL_IDLE && c->admin) {
+		admin_drained(c);
 	}
 }
 

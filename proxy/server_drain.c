@@ -192,6 +192,9 @@ void server_drain(struct server *s, const struct relay *r, const char *reset_que
 	}
 	d->server = s;
 	d->reset_query = reset_query;
+	/* The rest of a server message half relayed to the client comes first: skipped,
+	 * not read as messages (a DataRow's bytes would parse as anything). */
+	d->skip = r->to_client_remaining;
 	int n = snprintf(d->marker, sizeof(d->marker), "corral-drain-");
 	for (size_t i = 0; i < sizeof(nonce); i++)
 		n += snprintf(d->marker + n, sizeof(d->marker) - (size_t)n, "%02x", nonce[i]);
