@@ -394,6 +394,13 @@ void stream_free(struct stream *st)
 	if (st->tls) {
 		bufferevent_free(st->tls); /* its evbuffers go with it, when libevent is done */
 	} else {
+		/* Nothing re-arms it from here on: not a drain of its input (the drain
+		 * callback goes), not an enable. */
+		if (st->drain_cb) {
+			evbuffer_remove_cb_entry(st->in, st->drain_cb);
+			st->drain_cb = NULL;
+		}
+		st->suspended = st->reading = st->writing = false;
 		/* Also a pending event_active (a broken stream's report). */
 		event_del(&st->ev);
 		st->armed = 0;
@@ -471,6 +478,8 @@ void stream_getcb(const struct stream *st, stream_data_cb *readcb, void **arg)
 
 void stream_enable(struct stream *st, short what)
 {
+	if (st->freed)
+		return;
 	if (st->tls) {
 		bufferevent_enable(st->tls, what);
 		return;

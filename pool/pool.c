@@ -1152,9 +1152,12 @@ void pool_close_server(struct server *s, const char *reason)
 	stream_setwatermark(s->io, EV_WRITE, 0, 0);
 	struct timeval tv = { SERVER_EXIT_TIMEOUT_SEC, 0 };
 	stream_set_timeouts(s->io, &tv, NULL);
+	/* Written at once (stream_write flushes); what the socket did not take, or a TLS
+	 * stream's, goes from the write event, whose callback ends the stream after it. */
 	stream_write(s->io, terminate, sizeof(terminate));
 	stream_enable(s->io, EV_READ);
-	stream_flush(s->io); /* now, not through EPOLLOUT */
+	if (!stream_ssl(s->io) && stream_output_length(s->io) == 0)
+		closing_write(s->io, s);
 }
 
 void pool_cancel_done(struct server *s)
