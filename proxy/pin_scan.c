@@ -451,8 +451,9 @@ static bool word_can_pin(const char *w, size_t n, bool first)
 
 /*
  * The common Query read without the lexer: true when the text certainly pins nothing.
- * Only for text without a byte that can open a string, quoted identifier, dollar quote
- * or comment (' " - / and a '$' not followed by a digit): there the lexer's tokens are
+ * Only for text without what can open a string, quoted identifier, dollar quote or
+ * comment (' " two dashes, slash-star, a '$' not followed by a digit; a lone '-' or
+ * '/' is an operator byte, as in TPC-B's "abalance + -1234"): there the lexer's tokens are
  * plain words (an ident_start byte and the ident bytes after it), ';' and single bytes,
  * and nothing is unterminated, so scan_statement can only act on a word it compares
  * (word_can_pin); every pin needs one of them.  Anything else, or a word that may be
@@ -485,8 +486,9 @@ static bool plain_text_pins_nothing(const char *text, size_t len)
 			first = false;
 			continue;
 		}
-		if (c == '\'' || c == '"' || c == '-' || c == '/' ||
-		    (c == '$' && !(i + 1 < len && (unsigned)(s[i + 1] - '0') < 10)))
+		unsigned char next = i + 1 < len ? s[i + 1] : 0;
+		if (c == '\'' || c == '"' || (c == '-' && next == '-') ||
+		    (c == '/' && next == '*') || (c == '$' && (unsigned)(next - '0') >= 10))
 			return false;
 		if (c == ';')
 			first = true;

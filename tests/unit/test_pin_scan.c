@@ -246,7 +246,7 @@ Test(pin_scan, word_prefilter_keeps_every_name)
 }
 
 /* Text without quotes, comments or dollar quotes is read without the lexer
- * (plain_text_pins_nothing).  A trailing comment sends the same tokens through the full
+ * (plain_text_pins_nothing; a lone '-' or '/' is an operator, two dashes and slash-star are not).  A trailing comment sends the same tokens through the full
  * scan: both must agree on random statements of every word pin_scan looks for, in any
  * case, with look-alikes, punctuation, numbers and $1 parameters around them. */
 Test(pin_scan, plain_text_path_agrees_with_the_full_scan)
@@ -310,6 +310,9 @@ Test(pin_scan, plain_text_path_agrees_with_the_full_scan)
 					    ".",
 					    "=",
 					    "+",
+					    "-",
+					    "-1234",
+					    "/",
 					    "*",
 					    ";",
 					    ";",
