@@ -182,6 +182,33 @@ static void read_big_result(PGconn *a, const char *marker)
 	PQclear(res);
 }
 
+/* A corral and a client B of it (conninfo + extra_ci), served once: the bystander
+ * each test checks is still served while another client misbehaves. */
+struct scene {
+	struct h_corral *c;
+	char *base, *ci;
+	PGconn *b;
+};
+
+static struct scene scene_open(const char *settings, const char *databases, const char *extra_ci)
+{
+	struct scene sc;
+	sc.c = h_corral_start(settings, databases, NULL);
+	sc.base = h_conninfo(sc.c, H.user, H.db, H.password);
+	sc.ci = h_printf("%s %s", sc.base, extra_ci);
+	sc.b = h_connect(sc.c, sc.ci);
+	h_expect_value(sc.b, "select 'B-warm'", "B-warm");
+	return sc;
+}
+
+static void scene_close(struct scene *sc)
+{
+	PQfinish(sc->b);
+	free(sc->ci);
+	free(sc->base);
+	h_corral_stop(sc->c);
+}
+
 /*
  * A client that does not read a 32 MB result: PostgreSQL ends up blocked writing
  * (corral stopped reading it at RELAY_HIGH_WATER), corral holds far less than the
@@ -190,11 +217,10 @@ static void read_big_result(PGconn *a, const char *marker)
  */
 static void slow_reader(const char *settings, const char *extra_ci)
 {
-	struct h_corral *c = h_corral_start(settings, H_BENCH_DB_WITH(" pool_size=2"), NULL);
-	char *base = h_conninfo(c, H.user, H.db, H.password);
-	char *ci = h_printf("%s %s", base, extra_ci);
-	PGconn *b = h_connect(c, ci);
-	h_expect_value(b, "select 'B-warm'", "B-warm");
+	struct scene sc = scene_open(settings, H_BENCH_DB_WITH(" pool_size=2"), extra_ci);
+	struct h_corral *c = sc.c;
+	const char *ci = sc.ci;
+	PGconn *b = sc.b;
 	long rss0 = rss_kb(c->pid);
 
 	PGconn *a = start_unread_big_result(c, ci, "slow-reader-17");
@@ -215,10 +241,7 @@ static void slow_reader(const char *settings, const char *extra_ci)
 	h_expect_value(a, "select 'A-again'", "A-again");
 	h_expect_value(b, "select 'B-after'", "B-after");
 	PQfinish(a);
-	PQfinish(b);
-	free(ci);
-	free(base);
-	h_corral_stop(c);
+	scene_close(&sc);
 }
 
 Test(attack17, slow_reader_big_result_bounded_then_complete, .timeout = 180)
@@ -249,14 +272,12 @@ Test(attack17, tls_slow_reader_big_result_bounded_then_complete, .timeout = 180)
  */
 static void server_killed_under_slow_reader(const char *settings, const char *extra_ci)
 {
-	struct h_corral *c = h_corral_start(settings, H_BENCH_DB_WITH(" pool_size=1"), NULL);
-	char *base = h_conninfo(c, H.user, H.db, H.password);
-	char *ci = h_printf("%s %s", base, extra_ci);
-	PGconn *b = h_connect(c, ci);
-	h_expect_value(b, "select 'B-warm'", "B-warm");
+	struct scene sc = scene_open(settings, H_BENCH_DB_WITH(" pool_size=1"), extra_ci);
+	struct h_corral *c = sc.c;
+	PGconn *b = sc.b;
 	int fds0 = fd_count(c->pid);
 
-	PGconn *a = start_unread_big_result(c, ci, "killed-under-17");
+	PGconn *a = start_unread_big_result(c, sc.ci, "killed-under-17");
 	wait_backend_blocked(c, "killed-under-17");
 	terminate_backend("killed-under-17");
 	PGresult *res = blocking_results(a);
@@ -269,10 +290,7 @@ static void server_killed_under_slow_reader(const char *settings, const char *ex
 	h_expect_value(b, "select 'B-again'", "B-again");
 	int fds = wait_fds_at_most(c, fds0, 15.0);
 	cr_expect_leq(fds, fds0, "corral holds %d fds, %d before the client came", fds, fds0);
-	PQfinish(b);
-	free(ci);
-	free(base);
-	h_corral_stop(c);
+	scene_close(&sc);
 }
 
 Test(attack17, server_terminated_under_a_slow_reader, .timeout = 180)
@@ -318,15 +336,13 @@ static void vanish(PGconn *a, enum leave how)
 static void leave_while_output_full(const char *settings, const char *extra_ci, enum leave how)
 {
 	/* Session pooling: B keeps its server, A needs one of its own. */
-	struct h_corral *c = h_corral_start(settings,
-					    strstr(settings, "session")
-						    ? H_BENCH_DB_WITH(" pool_size=2")
-						    : H_BENCH_DB_WITH(" pool_size=1"),
-					    NULL);
-	char *base = h_conninfo(c, H.user, H.db, H.password);
-	char *ci = h_printf("%s %s", base, extra_ci);
-	PGconn *b = h_connect(c, ci);
-	h_expect_value(b, "select 'B-warm'", "B-warm");
+	struct scene sc = scene_open(settings,
+				     strstr(settings, "session") ? H_BENCH_DB_WITH(" pool_size=2")
+								 : H_BENCH_DB_WITH(" pool_size=1"),
+				     extra_ci);
+	struct h_corral *c = sc.c;
+	const char *ci = sc.ci;
+	PGconn *b = sc.b;
 	int fds0 = fd_count(c->pid);
 
 	PGconn *a = start_unread_big_result(c, ci, "vanish-17");
@@ -353,10 +369,7 @@ static void leave_while_output_full(const char *settings, const char *extra_ci, 
 	cr_expect_leq(fds, fds0, "corral holds %d fds, %d before the client came\n%s", fds, fds0,
 		      h_corral_log_tail(c));
 	cr_expect_lt(settled_cpu(c, 1.0, 30.0), 0.5, "corral busy after the client left");
-	PQfinish(b);
-	free(ci);
-	free(base);
-	h_corral_stop(c);
+	scene_close(&sc);
 }
 
 Test(attack17, client_reset_while_its_output_is_full, .timeout = 180)
