@@ -697,6 +697,17 @@ Test(attack17, client_gone_in_the_middle_of_copy_in, .timeout = 120)
 
 /* ---- the admin console's output, bigger than the socket takes ------------------ */
 
+/* A corral with an admin user, and a console client of it (conninfo + extra_ci). */
+static PGconn *admin_console(struct h_corral **c, char **ci, const char *extra_ci)
+{
+	*c = h_corral_start("workers = 1\nadmin_users = admin\n", H_BENCH_DB,
+			    "\"bench\" \"secret\"\n\"admin\" \"adminpw\"\n");
+	char *base = h_conninfo(*c, "admin", "corral", "adminpw");
+	*ci = h_printf("%s %s", base, extra_ci);
+	free(base);
+	return h_connect(*c, *ci);
+}
+
 /*
  * One Query of 4000 "show config;" statements to the admin console, read only a
  * second later through a small receive buffer: megabytes of answers that the socket
@@ -706,10 +717,9 @@ Test(attack17, client_gone_in_the_middle_of_copy_in, .timeout = 120)
  */
 Test(attack17, admin_console_output_bigger_than_the_socket, .timeout = 120)
 {
-	struct h_corral *c = h_corral_start("workers = 1\nadmin_users = admin\n", H_BENCH_DB,
-					    "\"bench\" \"secret\"\n\"admin\" \"adminpw\"\n");
-	char *ci = h_conninfo(c, "admin", "corral", "adminpw");
-	PGconn *a = h_connect(c, ci);
+	struct h_corral *c;
+	char *ci;
+	PGconn *a = admin_console(&c, &ci, "");
 	int small = 32 * 1024;
 	(void)setsockopt(PQsocket(a), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
 	enum { N = 4000 };
@@ -749,11 +759,9 @@ Test(attack17, admin_console_output_bigger_than_the_socket, .timeout = 120)
  */
 Test(attack17, admin_console_client_not_reading_is_not_buffered_without_bound, .timeout = 240)
 {
-	struct h_corral *c = h_corral_start("workers = 1\nadmin_users = admin\n", H_BENCH_DB,
-					    "\"bench\" \"secret\"\n\"admin\" \"adminpw\"\n");
-	char *base = h_conninfo(c, "admin", "corral", "adminpw");
-	char *ci = h_printf("%s sslmode=disable", base);
-	PGconn *a = h_connect(c, ci);
+	struct h_corral *c;
+	char *ci;
+	PGconn *a = admin_console(&c, &ci, "sslmode=disable");
 	int fd = PQsocket(a);
 	long rss0 = rss_kb(c->pid);
 	enum { STMTS = 250, QUERIES = 32 };
@@ -789,7 +797,6 @@ Test(attack17, admin_console_client_not_reading_is_not_buffered_without_bound, .
 	PQfinish(a);
 	free(msgs);
 	free(ci);
-	free(base);
 	h_corral_stop(c);
 }
 
