@@ -5,6 +5,8 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "proxy/auth_query.h"
@@ -82,18 +84,27 @@ static bool listen_on(struct worker *w)
 		return false;
 	}
 	/* SO_REUSEPORT: each worker binds its own listener and the kernel spreads
-	 * connections; proxy/listen_guard.h keeps other corrals out of that group. */
-	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
-			 LEV_OPT_CLOSE_ON_EXEC;
-	w->listener = evconnlistener_new_bind(w->base, on_accept, w, flags, 1024,
-					      (struct sockaddr *)&ss, (int)sslen);
+	 * connections; proxy/listen_guard.h keeps other corrals out of that group.  The
+	 * socket is made here, not by evconnlistener_new_bind: the options accepted
+	 * sockets inherit (client_limits_listener_opts; libevent would turn SO_KEEPALIVE
+	 * on) are set before listen(), so no connection is ever accepted with others. */
+	int one = 1;
+	evutil_socket_t fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	bool ok = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+		  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == 0;
+	w->listener_opts = ok && client_limits_listener_opts(fd, cfg);
+	if (ok && bind(fd, (struct sockaddr *)&ss, sslen) == 0)
+		w->listener = evconnlistener_new(w->base, on_accept, w,
+						 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+						 1024, fd);
 	if (!w->listener) {
 		log_error("event=listen_failed worker=%d error=\"could not listen on %s: %s\"",
 			  w->id, where, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return false;
 	}
 	evconnlistener_set_error_cb(w->listener, on_accept_error);
-	w->listener_opts = client_limits_listener_opts(evconnlistener_get_fd(w->listener), cfg);
 	return true;
 }
 
