@@ -201,6 +201,19 @@ static struct scene scene_open(const char *settings, const char *databases, cons
 	return sc;
 }
 
+/* A transaction-pooling corral with auth_type = trust, pool_size 2 and client B of it
+ * (not yet served), for tests that log a raw client in without a password. */
+static struct scene trust_scene(void)
+{
+	struct scene sc;
+	sc.c = h_corral_start("auth_type = trust\npool_mode = transaction\nworkers = 1\n",
+			      H_BENCH_DB_WITH(" pool_size=2"), NULL);
+	sc.base = h_conninfo(sc.c, "bench", "bench", NULL);
+	sc.ci = h_printf("%s", sc.base);
+	sc.b = h_connect(sc.c, sc.ci);
+	return sc;
+}
+
 static void scene_close(struct scene *sc)
 {
 	PQfinish(sc->b);
@@ -808,11 +821,9 @@ Test(attack17, admin_console_client_not_reading_is_not_buffered_without_bound, .
  */
 Test(attack17, client_floods_queries_while_its_server_is_busy, .timeout = 240)
 {
-	struct h_corral *c =
-		h_corral_start("auth_type = trust\npool_mode = transaction\nworkers = 1\n",
-			       H_BENCH_DB_WITH(" pool_size=2"), NULL);
-	char *ci = h_conninfo(c, "bench", "bench", NULL);
-	PGconn *b = h_connect(c, ci);
+	struct scene sc = trust_scene();
+	struct h_corral *c = sc.c;
+	PGconn *b = sc.b;
 	h_expect_value(b, "select 'B-warm'", "B-warm");
 	int a = h_raw_login(c->port, NULL);
 	long rss0 = rss_kb(c->pid);
@@ -846,9 +857,7 @@ Test(attack17, client_floods_queries_while_its_server_is_busy, .timeout = 240)
 	h_expect_value(b, "select 'B-after'", "B-after");
 	close(a);
 	free(f.msgs);
-	free(ci);
-	PQfinish(b);
-	h_corral_stop(c);
+	scene_close(&sc);
 }
 
 /*
@@ -858,11 +867,9 @@ Test(attack17, client_floods_queries_while_its_server_is_busy, .timeout = 240)
  */
 Test(attack17, client_sipping_a_big_result_gets_all_of_it, .timeout = 180)
 {
-	struct h_corral *c =
-		h_corral_start("auth_type = trust\npool_mode = transaction\nworkers = 1\n",
-			       H_BENCH_DB_WITH(" pool_size=2"), NULL);
-	char *ci = h_conninfo(c, "bench", "bench", NULL);
-	PGconn *b = h_connect(c, ci);
+	struct scene sc = trust_scene();
+	struct h_corral *c = sc.c;
+	PGconn *b = sc.b;
 	int a = h_raw_login(c->port, NULL);
 	enum { ROWS = 8000, WIDTH = 1000 };
 	char *sql = h_printf("select lpad(i::text, %d, '.') from generate_series(1, %d) i", WIDTH,
@@ -912,7 +919,5 @@ Test(attack17, client_sipping_a_big_result_gets_all_of_it, .timeout = 180)
 	cr_expect_eq(rows, ROWS);
 	close(a);
 	free(sql);
-	free(ci);
-	PQfinish(b);
-	h_corral_stop(c);
+	scene_close(&sc);
 }
