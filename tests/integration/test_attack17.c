@@ -593,13 +593,9 @@ Test(attack17, tls_login_flood_while_a_failure_is_held, .timeout = 120)
 
 	struct tls_raw t;
 	cr_assert(tls_raw_connect(&t, c->port, true, NULL, 0), "TLS handshake");
-	const char *kv[] = {"user", H.user, "database", H.db, NULL};
 	unsigned char buf[4096];
-	size_t n = h_startup_packet(buf, sizeof(buf), H_PROTOCOL_3_0, kv), len = 0;
-	bool closed = false;
-	cr_assert(tls_raw_send(&t, buf, n));
-	cr_assert(tls_raw_read_until(&t, buf, sizeof(buf), &len, 'R', &closed),
-		  "no password asked");
+	size_t len;
+	cr_assert(tls_raw_until_auth(&t, buf, sizeof(buf), &len), "no password asked");
 	static const char wrong[] = "not-the-password";
 	buf[0] = 'p';
 	uint32_t l = htonl((uint32_t)(4 + sizeof(wrong)));

@@ -112,6 +112,15 @@ bool tls_raw_login(struct tls_raw *t, unsigned char *buf, size_t cap, size_t *le
 	return !has_type(buf, *len, 'E');
 }
 
+bool tls_raw_until_auth(struct tls_raw *t, unsigned char *buf, size_t cap, size_t *len)
+{
+	const char *kv[] = {"user", H.user, "database", H.db, NULL};
+	size_t n = h_startup_packet(buf, cap, H_PROTOCOL_3_0, kv);
+	bool closed = false;
+	*len = 0;
+	return tls_raw_send(t, buf, n) && tls_raw_read_until(t, buf, cap, len, 'R', &closed);
+}
+
 void tls_raw_close(struct tls_raw *t)
 {
 	if (t->ssl)

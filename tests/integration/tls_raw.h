@@ -45,6 +45,9 @@ bool tls_raw_read_until(struct tls_raw *t, unsigned char *buf, size_t cap, size_
 /* A startup packet as bench to database bench, then messages up to ReadyForQuery (true),
  * or up to an ErrorResponse or the close (false); what came is in buf / *len. */
 bool tls_raw_login(struct tls_raw *t, unsigned char *buf, size_t cap, size_t *len);
+/* A startup packet as the tests' user to their database, then messages up to an
+ * Authentication request (true: a password is asked); what came is in buf / *len. */
+bool tls_raw_until_auth(struct tls_raw *t, unsigned char *buf, size_t cap, size_t *len);
 void tls_raw_close(struct tls_raw *t);
 
 #endif
